@@ -1,0 +1,117 @@
+/**
+ * Episode → one deterministic FHIR R4 transaction Bundle
+ * (https://hl7.org/fhir/R4/http.html#transaction). Same input, byte-identical output:
+ * identities come from business identifiers and every write is conditional.
+ */
+import type { Bundle, Device, Provenance, Reference } from '@medplum/fhirtypes';
+import type { Episode } from '../domain/episode.ts';
+import { type ParseOptions, parseEpisode } from '../domain/parse.ts';
+import { CANONICAL_BASE } from '../fhir/systems.ts';
+import { mapAssessments } from './assessments.ts';
+import { MappingContext } from './context.ts';
+import { type CareTeamMember, mapCareTeam, mapConditions, mapConsent, mapEpisodeOfCare, mapReferral } from './episode-of-care.ts';
+import { mapClinicianGlobalImprovement, mapGoals } from './goals.ts';
+import { mapClinician, mapOrganization, mapPeople } from './people.ts';
+import { mapSessions } from './sessions.ts';
+
+/** Version of the mapping rules; part of what a delivery ledger remembers. */
+export const MAPPING_VERSION = '1.0.0';
+
+/**
+ * The point in time the episode's content describes: its newest dated event that has
+ * happened (planned sessions excluded). Used where FHIR needs an instant, so that the
+ * output does not depend on the clock.
+ */
+export function asOf(e: Episode): string {
+  const stamps: string[] = [e.referral.receivedOn];
+  if (e.period) stamps.push(e.period.start, ...(e.period.end ? [e.period.end] : []));
+  for (const s of e.sessions ?? []) {
+    if (s.status !== 'planned') stamps.push(s.start);
+    for (const c of s.clips ?? []) stamps.push(c.recordedAt);
+  }
+  for (const a of e.assessments ?? []) stamps.push(a.completedOn);
+  for (const g of e.goals ?? []) stamps.push(g.statusOn);
+  if (e.consent) stamps.push(e.consent.decidedOn);
+  if (e.closing) stamps.push(e.closing.closedOn);
+  const ms = Math.max(...stamps.map((s) => Date.parse(s.length === 10 ? `${s}T00:00:00Z` : s)));
+  return new Date(ms).toISOString();
+}
+
+/** Maps a parsed episode. */
+export function mapParsedEpisode(e: Episode): Bundle {
+  const ctx = new MappingContext(e);
+  const people = mapPeople(ctx);
+  const clinic = mapOrganization(ctx, e.clinic);
+  const therapist = e.therapist ? mapClinician(ctx, e.therapist, clinic, e.clinic.orgNumber) : undefined;
+  const primaryOrg = e.primaryTreatment ? mapOrganization(ctx, e.primaryTreatment.organization) : undefined;
+  const primaryContact =
+    e.primaryTreatment?.contact && primaryOrg
+      ? mapClinician(ctx, e.primaryTreatment.contact, primaryOrg, e.primaryTreatment.organization.orgNumber)
+      : undefined;
+
+  const members: CareTeamMember[] = [];
+  if (therapist?.role) members.push({ role: therapist.role, onBehalfOf: clinic });
+  if (primaryContact?.role && primaryOrg) members.push({ role: primaryContact.role, onBehalfOf: primaryOrg });
+
+  const referral = mapReferral(ctx, people.parent, clinic);
+  mapConditions(ctx, people.parent);
+  const careTeam = mapCareTeam(ctx, people.parent, clinic, members);
+  const episodeOfCare = mapEpisodeOfCare(ctx, {
+    parent: people.parent,
+    clinic,
+    referral,
+    careTeam,
+    therapist: therapist?.practitioner,
+  });
+  mapConsent(ctx, people.parent, clinic, primaryOrg);
+  mapSessions(ctx, { parent: people.parent, episodeOfCare, therapist: therapist?.practitioner });
+  mapAssessments(ctx, { parent: people.parent, therapist: therapist?.practitioner });
+  mapGoals(ctx, people.parent, therapist?.practitioner);
+  mapClinicianGlobalImprovement(ctx, people.parent, therapist?.practitioner);
+
+  const deviceId = { system: `${CANONICAL_BASE}/sid/bridge/device`, value: 'imh-bridge' };
+  const device = ctx.add<Device>(
+    {
+      resourceType: 'Device',
+      identifier: [deviceId],
+      status: 'active',
+      deviceName: [{ name: 'imh-bridge', type: 'manufacturer-name' }],
+      version: [{ value: MAPPING_VERSION }],
+    },
+    { profile: 'imh-bridge-device', identifier: deviceId, clinical: false },
+  );
+
+  const targets: Reference[] = ctx.list().map((entry) => ({ reference: entry.fullUrl as string }));
+  ctx.addById<Provenance>(
+    {
+      resourceType: 'Provenance',
+      target: targets,
+      recorded: asOf(e),
+      activity: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-DataOperation', code: 'UPDATE', display: 'revise' }] },
+      agent: [
+        {
+          type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type', code: 'assembler', display: 'Assembler' }] },
+          who: device,
+        },
+        {
+          type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type', code: 'author', display: 'Author' }] },
+          who: clinic,
+        },
+      ],
+    },
+    `${e.clinic.orgNumber}|${e.episodeId}`,
+    'imh-provenance',
+  );
+
+  return { resourceType: 'Bundle', type: 'transaction', entry: ctx.list() };
+}
+
+export interface MapOptions extends ParseOptions {}
+
+/**
+ * Validates an episode (format 1.0) and maps it to a transaction Bundle. Throws an
+ * OperationOutcomeError naming every problem when the input is not a valid episode.
+ */
+export function mapEpisode(input: unknown, options: MapOptions = {}): Bundle {
+  return mapParsedEpisode(parseEpisode(input, options));
+}

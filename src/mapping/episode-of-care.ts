@@ -1,0 +1,145 @@
+/** Referral, episode of care, care team, the parent's known conditions and consent. */
+import type { CareTeam, CareTeamParticipant, Condition, Consent, EpisodeOfCare, Extension, Reference, ServiceRequest } from '@medplum/fhirtypes';
+import { ICD10, LOINC, profileUrl } from '../fhir/systems.ts';
+import { type MappingContext, nameUuid } from './context.ts';
+import { coding, translateTo } from './terminology.ts';
+
+const REFERRAL_STATUS = { planned: 'active', active: 'active', finished: 'completed', cancelled: 'revoked' } as const;
+const CARE_TEAM_STATUS = { planned: 'proposed', active: 'active', finished: 'inactive', cancelled: 'inactive' } as const;
+
+export function mapReferral(ctx: MappingContext, parent: Reference, clinic: Reference): Reference {
+  const e = ctx.episode;
+  const identifier = ctx.episodeId('referral');
+  return ctx.add<ServiceRequest>(
+    {
+      resourceType: 'ServiceRequest',
+      identifier: [identifier],
+      status: REFERRAL_STATUS[e.status],
+      intent: 'order',
+      code: { coding: [coding('video-guidance-method', e.method)] },
+      subject: parent,
+      authoredOn: e.referral.receivedOn,
+      performer: [clinic],
+      extension: [{ url: profileUrl('imh-referral-source'), valueCoding: coding('referral-source', e.referral.source) }],
+      reasonCode: e.referral.reason ? [{ text: e.referral.reason }] : undefined,
+    },
+    { profile: 'imh-referral', identifier, clinical: true },
+  );
+}
+
+export function mapConditions(ctx: MappingContext, parent: Reference): Reference[] {
+  const conditions = ctx.episode.primaryTreatment?.conditions ?? [];
+  return conditions.map((c) => {
+    // Known conditions belong to the parent, not to one episode: identity by parent and code.
+    const identifier = ctx.id('condition', nameUuid(`condition|${ctx.episode.parent.nationalId}|${c.code}`));
+    return ctx.add<Condition>(
+      {
+        resourceType: 'Condition',
+        identifier: [identifier],
+        clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-clinical', code: 'active' }] },
+        verificationStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-ver-status', code: 'confirmed' }] },
+        category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-category', code: 'problem-list-item', display: 'Problem List Item' }] }],
+        code: { coding: [{ system: ICD10, code: c.code, ...(c.display ? { display: c.display } : {}) }] },
+        subject: parent,
+      },
+      { profile: 'imh-condition', identifier, clinical: true },
+    );
+  });
+}
+
+export interface CareTeamMember {
+  role: Reference;
+  onBehalfOf: Reference;
+}
+
+export function mapCareTeam(ctx: MappingContext, parent: Reference, clinic: Reference, members: CareTeamMember[]): Reference {
+  const identifier = ctx.episodeId('care-team');
+  const participant: CareTeamParticipant[] = members.map((m) => ({ member: m.role, onBehalfOf: m.onBehalfOf }));
+  return ctx.add<CareTeam>(
+    {
+      resourceType: 'CareTeam',
+      identifier: [identifier],
+      status: CARE_TEAM_STATUS[ctx.episode.status],
+      subject: parent,
+      participant: participant.length ? participant : undefined,
+      managingOrganization: [clinic],
+    },
+    { profile: 'imh-care-team', identifier, clinical: true },
+  );
+}
+
+export interface EpisodeRefs {
+  parent: Reference;
+  clinic: Reference;
+  referral: Reference;
+  careTeam: Reference;
+  therapist?: Reference;
+}
+
+export function mapEpisodeOfCare(ctx: MappingContext, r: EpisodeRefs): Reference {
+  const e = ctx.episode;
+  const identifier = ctx.episodeId('episode');
+  const extension: Extension[] = [];
+  if (e.closing) {
+    extension.push({
+      url: profileUrl('imh-episode-closing'),
+      extension: [
+        { url: 'closedOn', valueDate: e.closing.closedOn },
+        { url: 'reason', valueCoding: coding('closing-reason', e.closing.reason) },
+        ...(e.closing.recommendation ? [{ url: 'recommendation', valueString: e.closing.recommendation }] : []),
+      ],
+    });
+  }
+  return ctx.add<EpisodeOfCare>(
+    {
+      resourceType: 'EpisodeOfCare',
+      identifier: [identifier],
+      extension: extension.length ? extension : undefined,
+      status: translateTo('episode-status-to-fhir', e.status, 'http://hl7.org/fhir/episode-of-care-status').code as EpisodeOfCare['status'],
+      type: [{ coding: [coding('video-guidance-method', e.method)] }],
+      patient: r.parent,
+      managingOrganization: r.clinic,
+      period: e.period ? { start: e.period.start, ...(e.period.end ? { end: e.period.end } : {}) } : undefined,
+      referralRequest: [r.referral],
+      careManager: r.therapist,
+      team: [r.careTeam],
+    },
+    { profile: 'imh-episode-of-care', identifier, clinical: true },
+  );
+}
+
+export function mapConsent(ctx: MappingContext, parent: Reference, clinic: Reference, recipient: Reference | undefined): Reference | undefined {
+  const c = ctx.episode.consent;
+  if (!c) return undefined;
+  const identifier = ctx.id('consent', c.consentId);
+  const provision: Consent['provision'] =
+    c.share?.length && recipient
+      ? {
+          type: 'permit',
+          period: { start: c.decidedOn, ...(c.expiresOn ? { end: c.expiresOn } : {}) },
+          actor: [
+            {
+              role: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', code: 'IRCP', display: 'information recipient' }] },
+              reference: recipient,
+            },
+          ],
+          class: c.share.map((s) => coding('consent-share-class', s)),
+        }
+      : undefined;
+  return ctx.add<Consent>(
+    {
+      resourceType: 'Consent',
+      identifier: [identifier],
+      status: translateTo('consent-status-to-fhir', c.status, 'http://hl7.org/fhir/consent-state-codes').code as Consent['status'],
+      scope: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/consentscope', code: 'patient-privacy', display: 'Privacy Consent' }] },
+      category: [{ coding: [{ system: LOINC, code: '59284-0', display: 'Patient Consent' }] }],
+      patient: parent,
+      dateTime: c.decidedOn,
+      performer: [parent],
+      organization: [clinic],
+      policyRule: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'OPTIN', display: 'opt-in' }] },
+      provision,
+    },
+    { profile: 'imh-consent', identifier, clinical: true },
+  );
+}
