@@ -58,7 +58,7 @@ export const INSTRUMENTS: Record<InstrumentId, InstrumentDefinition> = {
     // The form lists options top to bottom; items 3 and 5–10 run from most to least symptomatic.
     reversed: ['3', '5', '6', '7', '8', '9', '10'],
     total: {
-      code: { system: LOINC, code: '99046-5', display: 'Edinburgh Postnatal Depression Scale [EPDS] total score' },
+      code: { system: LOINC, code: '99046-5', display: 'Total score [EPDS]' },
       bands: [
         { from: 0, band: 'below-threshold' },
         { from: 10, band: 'possible-depression' },
