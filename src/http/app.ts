@@ -1,0 +1,63 @@
+/**
+ * The HTTP shell: Hono routes over the pure core. Nothing here maps, scores or validates
+ * by itself; it parses requests, calls the core and turns results into FHIR responses.
+ */
+import type { Resource } from '@medplum/fhirtypes';
+import { Hono } from 'hono';
+import { isOperationOutcomeError } from '../fhir/outcome.ts';
+import { validateFhir } from '../fhir/validate.ts';
+import { mapEpisode } from '../mapping/bundle.ts';
+import { docsPage, openApiDocument } from './openapi.ts';
+import { fhirJson, outcomeResponse, sendOutcome } from './errors.ts';
+import { limitBody, requireJson } from './middleware.ts';
+
+export interface AppConfig {
+  /** Accept synthetic national ids (month + 80); false in production. */
+  allowSyntheticIds: boolean;
+}
+
+type Env = { Variables: { config: AppConfig } };
+
+/** Reads a JSON body or answers 400 naming the problem. */
+async function readJson(c: Parameters<Parameters<Hono['post']>[1]>[0]): Promise<{ ok: true; value: unknown } | { ok: false; response: Response }> {
+  try {
+    return { ok: true, value: await c.req.json() };
+  } catch (e) {
+    return { ok: false, response: outcomeResponse(c, 400, 'invalid', `request body is not valid JSON: ${(e as Error).message}`) };
+  }
+}
+
+export function createApp(config: AppConfig): Hono<Env> {
+  const app = new Hono<Env>();
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/openapi.json', (c) => c.json(openApiDocument()));
+  app.get('/docs', (c) => c.html(docsPage()));
+  app.get('/', (c) => c.redirect('/docs'));
+
+  app.post('/v1/episodes/$map', limitBody, requireJson, async (c) => {
+    const body = await readJson(c);
+    if (!body.ok) return body.response;
+    return fhirJson(c, mapEpisode(body.value, { allowSyntheticIds: config.allowSyntheticIds }));
+  });
+
+  app.post('/v1/$validate', limitBody, requireJson, async (c) => {
+    const body = await readJson(c);
+    if (!body.ok) return body.response;
+    const value = body.value as Resource | undefined;
+    if (!value || typeof value !== 'object' || typeof value.resourceType !== 'string') {
+      return outcomeResponse(c, 400, 'structure', 'body is not a FHIR resource: resourceType is missing', '/resourceType');
+    }
+    // FHIR $validate answers 200 whether or not the resource is valid; the outcome says which.
+    return sendOutcome(c, validateFhir(value), 200);
+  });
+
+  app.notFound((c) => outcomeResponse(c, 404, 'not-found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
+  app.onError((err, c) => {
+    if (isOperationOutcomeError(err)) return sendOutcome(c, err.outcome, err.status as 400);
+    // Never echo internals or input: they may hold personal data.
+    console.error('unhandled error', err instanceof Error ? err.name : typeof err);
+    return outcomeResponse(c, 500, 'exception', 'internal error');
+  });
+  return app;
+}
