@@ -3,7 +3,7 @@
  * by itself; it parses requests, calls the core and turns results into FHIR responses.
  */
 import type { Resource } from '@medplum/fhirtypes';
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { isOperationOutcomeError } from '../fhir/outcome.ts';
 import { validateFhir } from '../fhir/validate.ts';
 import { mapEpisode } from '../mapping/bundle.ts';
@@ -19,7 +19,7 @@ export interface AppConfig {
 type Env = { Variables: { config: AppConfig } };
 
 /** Reads a JSON body or answers 400 naming the problem. */
-async function readJson(c: Parameters<Parameters<Hono['post']>[1]>[0]): Promise<{ ok: true; value: unknown } | { ok: false; response: Response }> {
+async function readJson(c: Context): Promise<{ ok: true; value: unknown } | { ok: false; response: Response }> {
   try {
     return { ok: true, value: await c.req.json() };
   } catch (e) {

@@ -1,10 +1,10 @@
 /** Assessments as QuestionnaireResponse, scores as Observations, self-harm items as Flags. */
-import type { Flag, Observation, QuestionnaireResponse, Reference } from '@medplum/fhirtypes';
+import type { Flag, Observation, QuestionnaireResponse } from '@medplum/fhirtypes';
 import type { Assessment } from '../domain/episode.ts';
 import { questionnaireUrl } from '../fhir/systems.ts';
 import { INSTRUMENTS } from '../instruments/definitions.ts';
 import { score } from '../instruments/scoring.ts';
-import type { MappingContext } from './context.ts';
+import { type MappingContext, type Ref } from './context.ts';
 import { mapClinician } from './people.ts';
 import { coding } from './terminology.ts';
 
@@ -12,8 +12,8 @@ const SURVEY = { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/obser
 const UCUM = 'http://unitsofmeasure.org';
 
 export interface AssessmentRefs {
-  parent: Reference;
-  therapist?: Reference;
+  parent: Ref;
+  therapist?: Ref;
 }
 
 export function mapAssessments(ctx: MappingContext, r: AssessmentRefs): void {

@@ -3,12 +3,12 @@
  * (https://hl7.org/fhir/R4/http.html#transaction). Same input, byte-identical output:
  * identities come from business identifiers and every write is conditional.
  */
-import type { Bundle, Device, Provenance, Reference } from '@medplum/fhirtypes';
+import type { Bundle, Device, Provenance } from '@medplum/fhirtypes';
 import type { Episode } from '../domain/episode.ts';
 import { type ParseOptions, parseEpisode } from '../domain/parse.ts';
 import { CANONICAL_BASE } from '../fhir/systems.ts';
 import { mapAssessments } from './assessments.ts';
-import { MappingContext } from './context.ts';
+import { MappingContext, type Ref } from './context.ts';
 import { type CareTeamMember, mapCareTeam, mapConditions, mapConsent, mapEpisodeOfCare, mapReferral } from './episode-of-care.ts';
 import { mapClinicianGlobalImprovement, mapGoals } from './goals.ts';
 import { mapClinician, mapOrganization, mapPeople } from './people.ts';
@@ -81,7 +81,7 @@ export function mapParsedEpisode(e: Episode): Bundle {
     { profile: 'imh-bridge-device', identifier: deviceId, clinical: false },
   );
 
-  const targets: Reference[] = ctx.list().map((entry) => ({ reference: entry.fullUrl as string }));
+  const targets: Ref[] = ctx.list().map((entry) => ({ reference: entry.fullUrl as string }));
   ctx.addById<Provenance>(
     {
       resourceType: 'Provenance',

@@ -14,6 +14,10 @@ export const UUID_NAMESPACE = '5f2b8c4e-3d1a-5e7b-9c60-2a4d8e1f7b93';
 /** Name-based UUID for a string key. Same key, same UUID, on every run and runtime. */
 export const nameUuid = (key: string): string => uuidv5(key, UUID_NAMESPACE);
 
+/** Reference between entries of the bundle (urn:uuid). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Ref = Reference<any>;
+
 const CLINICAL_LABELS: Coding[] = [{ ...SECURITY.restricted }, { ...SECURITY.psychiatry }];
 
 export interface AddOptions {
@@ -50,7 +54,7 @@ export class MappingContext {
   }
 
   /** Reference to the resource with this identity (whether or not it is added yet). */
-  ref(resourceType: string, identifier: Identifier): Reference {
+  ref(resourceType: string, identifier: Identifier): Ref {
     return { reference: MappingContext.fullUrl(resourceType, identifier) };
   }
 
@@ -63,7 +67,7 @@ export class MappingContext {
    * reference to it. Adding the same identity twice keeps the first (callers add the
    * fullest version first).
    */
-  add<T extends Resource>(resource: T, opts: AddOptions): Reference {
+  add<T extends Resource>(resource: T, opts: AddOptions): Ref {
     const fullUrl = MappingContext.fullUrl(resource.resourceType, opts.identifier);
     if (!this.entries.has(fullUrl)) {
       const meta = {
@@ -86,7 +90,7 @@ export class MappingContext {
   }
 
   /** Adds a resource that has no identifier element, written by PUT to a derived id. */
-  addById<T extends Resource>(resource: T, key: string, profile: string): Reference {
+  addById<T extends Resource>(resource: T, key: string, profile: string): Ref {
     const id = nameUuid(`${resource.resourceType}|${key}`);
     const fullUrl = `urn:uuid:${id}`;
     const { resourceType, ...rest } = resource;

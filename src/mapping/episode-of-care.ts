@@ -1,13 +1,13 @@
 /** Referral, episode of care, care team, the parent's known conditions and consent. */
-import type { CareTeam, CareTeamParticipant, Condition, Consent, EpisodeOfCare, Extension, Reference, ServiceRequest } from '@medplum/fhirtypes';
+import type { CareTeam, CareTeamParticipant, Condition, Consent, EpisodeOfCare, Extension, ServiceRequest } from '@medplum/fhirtypes';
 import { ICD10, LOINC, profileUrl } from '../fhir/systems.ts';
-import { type MappingContext, nameUuid } from './context.ts';
+import { type MappingContext, nameUuid, type Ref } from './context.ts';
 import { coding, translateTo } from './terminology.ts';
 
 const REFERRAL_STATUS = { planned: 'active', active: 'active', finished: 'completed', cancelled: 'revoked' } as const;
 const CARE_TEAM_STATUS = { planned: 'proposed', active: 'active', finished: 'inactive', cancelled: 'inactive' } as const;
 
-export function mapReferral(ctx: MappingContext, parent: Reference, clinic: Reference): Reference {
+export function mapReferral(ctx: MappingContext, parent: Ref, clinic: Ref): Ref {
   const e = ctx.episode;
   const identifier = ctx.episodeId('referral');
   return ctx.add<ServiceRequest>(
@@ -27,7 +27,7 @@ export function mapReferral(ctx: MappingContext, parent: Reference, clinic: Refe
   );
 }
 
-export function mapConditions(ctx: MappingContext, parent: Reference): Reference[] {
+export function mapConditions(ctx: MappingContext, parent: Ref): Ref[] {
   const conditions = ctx.episode.primaryTreatment?.conditions ?? [];
   return conditions.map((c) => {
     // Known conditions belong to the parent, not to one episode: identity by parent and code.
@@ -48,11 +48,11 @@ export function mapConditions(ctx: MappingContext, parent: Reference): Reference
 }
 
 export interface CareTeamMember {
-  role: Reference;
-  onBehalfOf: Reference;
+  role: Ref;
+  onBehalfOf: Ref;
 }
 
-export function mapCareTeam(ctx: MappingContext, parent: Reference, clinic: Reference, members: CareTeamMember[]): Reference {
+export function mapCareTeam(ctx: MappingContext, parent: Ref, clinic: Ref, members: CareTeamMember[]): Ref {
   const identifier = ctx.episodeId('care-team');
   const participant: CareTeamParticipant[] = members.map((m) => ({ member: m.role, onBehalfOf: m.onBehalfOf }));
   return ctx.add<CareTeam>(
@@ -69,14 +69,14 @@ export function mapCareTeam(ctx: MappingContext, parent: Reference, clinic: Refe
 }
 
 export interface EpisodeRefs {
-  parent: Reference;
-  clinic: Reference;
-  referral: Reference;
-  careTeam: Reference;
-  therapist?: Reference;
+  parent: Ref;
+  clinic: Ref;
+  referral: Ref;
+  careTeam: Ref;
+  therapist?: Ref;
 }
 
-export function mapEpisodeOfCare(ctx: MappingContext, r: EpisodeRefs): Reference {
+export function mapEpisodeOfCare(ctx: MappingContext, r: EpisodeRefs): Ref {
   const e = ctx.episode;
   const identifier = ctx.episodeId('episode');
   const extension: Extension[] = [];
@@ -108,7 +108,7 @@ export function mapEpisodeOfCare(ctx: MappingContext, r: EpisodeRefs): Reference
   );
 }
 
-export function mapConsent(ctx: MappingContext, parent: Reference, clinic: Reference, recipient: Reference | undefined): Reference | undefined {
+export function mapConsent(ctx: MappingContext, parent: Ref, clinic: Ref, recipient: Ref | undefined): Ref | undefined {
   const c = ctx.episode.consent;
   if (!c) return undefined;
   const identifier = ctx.id('consent', c.consentId);

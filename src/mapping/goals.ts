@@ -1,12 +1,12 @@
 /** Goals, and the clinician's global improvement rating at closing. */
-import type { Goal, Observation, Reference } from '@medplum/fhirtypes';
-import type { MappingContext } from './context.ts';
+import type { Goal, Observation } from '@medplum/fhirtypes';
+import { type MappingContext, type Ref } from './context.ts';
 import { coding, translateTo } from './terminology.ts';
 
 const GOAL_STATUS = 'http://hl7.org/fhir/goal-status';
 const GOAL_ACHIEVEMENT = 'http://terminology.hl7.org/CodeSystem/goal-achievement';
 
-export function mapGoals(ctx: MappingContext, parent: Reference, therapist?: Reference): void {
+export function mapGoals(ctx: MappingContext, parent: Ref, therapist?: Ref): void {
   for (const g of ctx.episode.goals ?? []) {
     const identifier = ctx.episodeId('goal', g.goalId);
     let achievement;
@@ -32,7 +32,7 @@ export function mapGoals(ctx: MappingContext, parent: Reference, therapist?: Ref
   }
 }
 
-export function mapClinicianGlobalImprovement(ctx: MappingContext, parent: Reference, therapist?: Reference): void {
+export function mapClinicianGlobalImprovement(ctx: MappingContext, parent: Ref, therapist?: Ref): void {
   const c = ctx.episode.closing;
   if (c?.clinicianGlobalImprovement === undefined) return;
   const identifier = ctx.episodeId('score', 'closing', 'cgi-i');

@@ -1,9 +1,9 @@
 /** Parent, infants, their relationship, organisations and clinicians. */
-import type { ContactPoint, HumanName, Identifier, Organization, Patient, Practitioner, PractitionerRole, Reference, RelatedPerson } from '@medplum/fhirtypes';
+import type { ContactPoint, HumanName, Identifier, Organization, Patient, Practitioner, PractitionerRole, RelatedPerson } from '@medplum/fhirtypes';
 import type { Clinician, OrganizationInput, ParentPerson, Person, Rater } from '../domain/episode.ts';
 import { checkNationalId } from '../domain/identifiers.ts';
 import { NO } from '../fhir/systems.ts';
-import { type MappingContext, nameUuid } from './context.ts';
+import { type MappingContext, nameUuid, type Ref } from './context.ts';
 import { coding, translate } from './terminology.ts';
 
 export function nationalIdentifier(nationalId: string): Identifier {
@@ -16,8 +16,8 @@ const humanName = (given: string[], family: string): HumanName => ({ use: 'offic
 const phone = (value: string | undefined): ContactPoint[] | undefined => (value ? [{ system: 'phone', value }] : undefined);
 
 export interface PeopleRefs {
-  parent: Reference;
-  infants: Reference[];
+  parent: Ref;
+  infants: Ref[];
 }
 
 /**
@@ -88,7 +88,7 @@ export function mapPeople(ctx: MappingContext): PeopleRefs {
   return { parent: parentRef, infants: infantRefs };
 }
 
-export function mapOrganization(ctx: MappingContext, org: OrganizationInput): Reference {
+export function mapOrganization(ctx: MappingContext, org: OrganizationInput): Ref {
   const identifier: Identifier = { system: NO.orgNumber, value: org.orgNumber };
   return ctx.add<Organization>(
     {
@@ -102,8 +102,8 @@ export function mapOrganization(ctx: MappingContext, org: OrganizationInput): Re
 }
 
 export interface ClinicianRefs {
-  practitioner: Reference;
-  role?: Reference;
+  practitioner: Ref;
+  role?: Ref;
 }
 
 /**
@@ -111,7 +111,7 @@ export interface ClinicianRefs {
  * known, PractitionerRole. A rater given by HPR number alone yields a Practitioner with
  * only its identifier, unless the same person is already in the bundle in full.
  */
-export function mapClinician(ctx: MappingContext, c: Clinician | Rater, organization?: Reference, orgNumber?: string): ClinicianRefs {
+export function mapClinician(ctx: MappingContext, c: Clinician | Rater, organization?: Ref, orgNumber?: string): ClinicianRefs {
   const identifier: Identifier = { system: NO.hpr, value: c.hprNumber };
   const practitioner = ctx.add<Practitioner>(
     {

@@ -1,35 +1,35 @@
 /** Sessions as Encounters, the video guidance as Procedure, clips as DocumentReference (metadata only). */
-import type { DocumentReference, Encounter, Extension, Procedure, Reference } from '@medplum/fhirtypes';
+import type { DocumentReference, Encounter, Extension, Procedure } from '@medplum/fhirtypes';
 import type { Session } from '../domain/episode.ts';
 import { UCUM, profileUrl } from '../fhir/systems.ts';
-import { type MappingContext, addMinutes } from './context.ts';
+import { type MappingContext, addMinutes, type Ref } from './context.ts';
 import { coding, translateTo } from './terminology.ts';
 
 const V3_ACT_CODE = 'http://terminology.hl7.org/CodeSystem/v3-ActCode';
 const ENCOUNTER_STATUS = 'http://hl7.org/fhir/encounter-status';
 
 export interface SessionRefs {
-  parent: Reference;
-  episodeOfCare: Reference;
-  therapist?: Reference;
+  parent: Ref;
+  episodeOfCare: Ref;
+  therapist?: Ref;
 }
 
 /** Maps every session; clips first, so that reviews can point at them. */
 export function mapSessions(ctx: MappingContext, r: SessionRefs): void {
   const sessions = ctx.episode.sessions ?? [];
-  const encounters = new Map<string, Reference>();
-  const clips = new Map<string, Reference>();
+  const encounters = new Map<string, Ref>();
+  const clips = new Map<string, Ref>();
   for (const s of sessions) {
     const enc = mapEncounter(ctx, s, r);
     encounters.set(s.sessionId, enc);
     for (const clip of s.clips ?? []) clips.set(clip.clipId, mapClip(ctx, s, clip, enc, r));
   }
   for (const s of sessions) {
-    if (s.status === 'attended') mapProcedure(ctx, s, encounters.get(s.sessionId) as Reference, clips, r);
+    if (s.status === 'attended') mapProcedure(ctx, s, encounters.get(s.sessionId) as Ref, clips, r);
   }
 }
 
-function mapEncounter(ctx: MappingContext, s: Session, r: SessionRefs): Reference {
+function mapEncounter(ctx: MappingContext, s: Session, r: SessionRefs): Ref {
   const identifier = ctx.episodeId('session', s.sessionId);
   const extension: Extension[] = [{ url: profileUrl('imh-session-attendance'), valueCoding: coding('session-attendance', s.status) }];
   if (s.cancellationReason) extension.push({ url: profileUrl('imh-cancellation-reason'), valueCoding: coding('cancellation-reason', s.cancellationReason) });
@@ -53,7 +53,7 @@ function mapEncounter(ctx: MappingContext, s: Session, r: SessionRefs): Referenc
   );
 }
 
-function mapClip(ctx: MappingContext, s: Session, clip: NonNullable<Session['clips']>[number], encounter: Reference, r: SessionRefs): Reference {
+function mapClip(ctx: MappingContext, s: Session, clip: NonNullable<Session['clips']>[number], encounter: Ref, r: SessionRefs): Ref {
   const identifier = ctx.episodeId('clip', clip.clipId);
   return ctx.add<DocumentReference>(
     {
@@ -84,12 +84,12 @@ function mapClip(ctx: MappingContext, s: Session, clip: NonNullable<Session['cli
   );
 }
 
-function mapProcedure(ctx: MappingContext, s: Session, encounter: Reference, clips: Map<string, Reference>, r: SessionRefs): Reference {
+function mapProcedure(ctx: MappingContext, s: Session, encounter: Ref, clips: Map<string, Ref>, r: SessionRefs): Ref {
   const identifier = ctx.episodeId('procedure', s.sessionId);
   const extension: Extension[] = [
     ...(s.focusElements ?? []).map((f) => ({ url: profileUrl('imh-focus-element'), valueCoding: coding('marte-meo-focus-element', f) })),
     ...(s.themes ?? []).map((t) => ({ url: profileUrl('imh-change-theme'), valueCoding: coding('change-process-theme', t) })),
-    ...(s.reviewsClips ?? []).map((c) => ({ url: profileUrl('imh-reviewed-clip'), valueReference: clips.get(c) as Reference })),
+    ...(s.reviewsClips ?? []).map((c) => ({ url: profileUrl('imh-reviewed-clip'), valueReference: clips.get(c) as Ref })),
   ];
   return ctx.add<Procedure>(
     {

@@ -112,7 +112,7 @@ describe('people and organisations', () => {
     const related = resolve(mother, p.link[0].other);
     expect(related.resourceType).toBe('RelatedPerson');
     expect(resolve(mother, related.patient).identifier[0].value).toBe('11902550331');
-    expect(related.relationship[0].coding.map((c: { code: string }) => c.code)).toEqual(['MTH', 'mother']);
+    expect(related.relationship[0].coding.map((c: { code?: string }) => c.code)).toEqual(['MTH', 'mother']);
   });
 
   it('keeps Norwegian letters in names', () => {
