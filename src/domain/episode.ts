@@ -17,7 +17,7 @@ const isCalendarDate = (s: string): boolean => {
 /** A calendar date, YYYY-MM-DD. */
 export const DateString = z
   .string()
-  .regex(/^\d{4}-\d{2}-\d{2}$/, { error: 'must be a date written YYYY-MM-DD' })
+  .regex(/^\d{4}-\d{2}-\d{2}$/, { error: 'must be a date written YYYY-MM-DD', abort: true })
   .refine(isCalendarDate, { error: 'is not a real calendar date' })
   .meta({ format: 'date' });
 
@@ -26,6 +26,7 @@ export const DateTimeString = z
   .string()
   .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/, {
     error: 'must be an ISO date-time with an offset, for example 2026-01-12T09:00:00+01:00',
+    abort: true,
   })
   .refine((s) => isCalendarDate(s.slice(0, 10)) && !Number.isNaN(Date.parse(s)), {
     error: 'is not a real date-time',

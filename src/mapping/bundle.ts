@@ -101,6 +101,7 @@ export function mapParsedEpisode(e: Episode): Bundle {
     },
     `${e.clinic.orgNumber}|${e.episodeId}`,
     'imh-provenance',
+    true, // it names every resource of a mental-health record
   );
 
   return { resourceType: 'Bundle', type: 'transaction', entry: ctx.list() };

@@ -90,13 +90,18 @@ export class MappingContext {
   }
 
   /** Adds a resource that has no identifier element, written by PUT to a derived id. */
-  addById<T extends Resource>(resource: T, key: string, profile: string): Ref {
+  addById<T extends Resource>(resource: T, key: string, profile: string, clinical: boolean): Ref {
     const id = nameUuid(`${resource.resourceType}|${key}`);
     const fullUrl = `urn:uuid:${id}`;
     const { resourceType, ...rest } = resource;
     this.entries.set(fullUrl, {
       fullUrl,
-      resource: { resourceType, id, meta: { profile: [profileUrl(profile)] }, ...withoutUndefined(rest) } as T,
+      resource: {
+        resourceType,
+        id,
+        meta: { profile: [profileUrl(profile)], ...(clinical ? { security: CLINICAL_LABELS.map((c) => ({ ...c })) } : {}) },
+        ...withoutUndefined(rest),
+      } as T,
       request: { method: 'PUT', url: `${resource.resourceType}/${id}` },
     });
     return { reference: fullUrl };

@@ -95,7 +95,7 @@ describe('bundle shape', () => {
   it('labels clinical resources restricted and psychiatric, but not organisations and practitioners', () => {
     for (const r of resources(mother)) {
       const labels = (r.meta?.security ?? []).map((c: { code: string }) => c.code).sort();
-      if (['Organization', 'Practitioner', 'PractitionerRole', 'Device', 'Provenance'].includes(r.resourceType)) expect(labels).toEqual([]);
+      if (['Organization', 'Practitioner', 'PractitionerRole', 'Device'].includes(r.resourceType)) expect(labels).toEqual([]);
       else expect(labels).toEqual(['PSY', 'R']);
     }
   });

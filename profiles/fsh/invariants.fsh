@@ -1,0 +1,28 @@
+// Invariants. Business identifiers are https://imh-bridge.example.no/fhir/sid/<clinicOrgNumber>/<kind>;
+// the org number varies per clinic, so the system is checked by prefix and suffix, not fixed.
+// Element-level invariants on `identifier` use %resource so that the issue names the identifier.
+
+Invariant: imh-security-labels
+Description: "Clinical resources carry the confidentiality label R and the sensitivity label PSY."
+Severity: #error
+Expression: "meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists()"
+
+Invariant: imh-national-id
+Description: "Exactly one Norwegian national identifier (fødselsnummer or D-number)."
+Severity: #error
+Expression: "%resource.identifier.where((system = 'urn:oid:2.16.578.1.12.4.1.4.1' or system = 'urn:oid:2.16.578.1.12.4.1.4.2') and value.exists()).count() = 1"
+
+Invariant: imh-infant-id
+Description: "An infant has a national identifier (fødselsnummer or D-number) or a local identifier of the clinic (…/sid/<org>/infant)."
+Severity: #error
+Expression: "%resource.identifier.where(((system = 'urn:oid:2.16.578.1.12.4.1.4.1' or system = 'urn:oid:2.16.578.1.12.4.1.4.2') or (system.startsWith('https://imh-bridge.example.no/fhir/sid/') and system.endsWith('/infant'))) and value.exists()).exists()"
+
+Invariant: imh-sha256
+Description: "A SHA-256 digest as 64 lowercase hexadecimal digits."
+Severity: #error
+Expression: "matches('^[0-9a-f]{64}$')"
+
+Invariant: imh-cgi-i-range
+Description: "CGI-I is scored 1 (very much improved) to 7 (very much worse)."
+Severity: #error
+Expression: "$this >= 1 and $this <= 7"

@@ -1,0 +1,359 @@
+import {
+  OperationOutcomeError as MedplumOutcomeError,
+  indexStructureDefinitionBundle,
+  isResourceType,
+  validateResource,
+  validateTypedValue,
+} from '@medplum/core';
+import type {
+  Bundle,
+  ElementDefinition,
+  Extension,
+  OperationOutcome,
+  OperationOutcomeIssue,
+  Resource,
+  StructureDefinition,
+} from '@medplum/fhirtypes';
+// Prepared at build time by scripts/build-definitions.mjs: a Worker must not load the 35 MB
+// R4 bundle. r4-definitions.json holds the R4 data types and the resource types we emit;
+// profiles.json holds our profiles and extensions (profiles/StructureDefinition-*.json).
+import r4Definitions from '../generated/r4-definitions.json' with { type: 'json' };
+import ourDefinitions from '../generated/profiles.json' with { type: 'json' };
+import { allOk, issue, outcome } from './outcome.ts';
+import { CANONICAL_BASE } from './systems.ts';
+
+const OUR_SD_PREFIX = `${CANONICAL_BASE}/StructureDefinition/`;
+
+interface Definitions {
+  /** Our profiles (on resources) by canonical URL. */
+  profiles: Map<string, StructureDefinition>;
+  /** Our extension definitions by canonical URL. */
+  extensions: Map<string, StructureDefinition>;
+}
+
+let definitions: Definitions | undefined;
+
+/**
+ * Indexes the R4 subset and our profiles into @medplum/core, once. Called lazily by
+ * {@link validateFhir}; call it at start-up to move the cost out of the first request.
+ */
+export function loadDefinitions(): void {
+  if (definitions) return;
+  const r4 = r4Definitions as unknown as StructureDefinition[];
+  const ours = ourDefinitions as unknown as StructureDefinition[];
+  indexStructureDefinitionBundle(r4);
+  indexStructureDefinitionBundle(ours);
+  const profiles = new Map<string, StructureDefinition>();
+  const extensions = new Map<string, StructureDefinition>();
+  for (const sd of ours) {
+    if (!sd.url) continue;
+    (sd.type === 'Extension' ? extensions : profiles).set(sd.url, sd);
+  }
+  definitions = { profiles, extensions };
+}
+
+/**
+ * Validates a resource, or a Bundle and every entry resource, against base FHIR R4
+ * (https://hl7.org/fhir/R4/validation.html) and, for each resource whose meta.profile names
+ * one of our profiles, against that profile. Our extensions are validated against their
+ * definitions wherever they occur.
+ *
+ * Every issue's expression names where it is, from the outermost resource
+ * (`Bundle.entry[3].resource.identifier[0]`). Returns an informational "All OK" outcome
+ * when there is nothing to report. Never throws for invalid input.
+ */
+export function validateFhir(resourceOrBundle: Resource): OperationOutcome {
+  loadDefinitions();
+  const defs = definitions as Definitions;
+  const issues = new IssueList();
+  const root = resourceOrBundle;
+
+  if (!root || typeof root !== 'object' || typeof root.resourceType !== 'string') {
+    return outcome([issue('structure', 'Not a FHIR resource: resourceType is missing', undefined, 'error', '$this')]);
+  }
+  if (!isResourceType(root.resourceType)) {
+    return outcome([unsupportedType(root.resourceType, root.resourceType)]);
+  }
+
+  if (root.resourceType === 'Bundle') {
+    const bundle = root as Bundle;
+    // Entries of a type outside our definition subset are reported, then left out of the
+    // base validation (which would otherwise stop at the first unknown type).
+    let shell: Bundle = bundle;
+    const skipped = new Set<number>();
+    bundle.entry?.forEach((entry, i) => {
+      const rt = entry?.resource?.resourceType;
+      if (rt !== undefined && !isResourceType(rt)) {
+        skipped.add(i);
+        issues.add(unsupportedType(rt, `Bundle.entry[${i}].resource`));
+      }
+    });
+    if (skipped.size) {
+      shell = {
+        ...bundle,
+        entry: bundle.entry?.map((e, i) => {
+          if (!skipped.has(i)) return e;
+          const { resource: _omitted, ...rest } = e;
+          return rest;
+        }),
+      };
+    }
+    const fullUrls = new Map<string, string>();
+    for (const e of bundle.entry ?? []) {
+      if (e?.fullUrl && e.resource?.resourceType) fullUrls.set(e.fullUrl, e.resource.resourceType);
+    }
+    const resolve = (ref: string): string | null | undefined => fullUrls.get(ref) ?? null;
+    // Base validation of the Bundle descends into every entry resource.
+    issues.addAll(runMedplum(shell, undefined, 'Bundle', 'Bundle', resolve));
+    const unresolvedSeverity = bundle.type === 'transaction' || bundle.type === 'batch' ? 'error' : 'warning';
+    bundle.entry?.forEach((entry, i) => {
+      if (skipped.has(i) || !entry?.resource) return;
+      const at = `Bundle.entry[${i}].resource`;
+      validateAgainstOurs(entry.resource, at, defs, issues, resolve);
+      for (const [path, ref] of localReferences(entry.resource as unknown as JsonObject, at)) {
+        if (!fullUrls.has(ref)) {
+          issues.add(issue('not-found', `Reference ${ref} does not resolve to an entry of the Bundle`, undefined, unresolvedSeverity, path));
+        }
+      }
+    });
+  } else {
+    // A lone resource cannot resolve urn:uuid references: their type is not checked.
+    const resolve = (): undefined => undefined;
+    issues.addAll(runMedplum(root, undefined, root.resourceType, root.resourceType, resolve));
+    validateAgainstOurs(root, root.resourceType, defs, issues, resolve);
+  }
+
+  return issues.isEmpty() ? allOk() : outcome(issues.toArray());
+}
+
+/**
+ * Looks up the resource type behind a `urn:uuid:`/`urn:oid:` reference (a Bundle entry's
+ * fullUrl). `undefined`: cannot be known here; `null`: not in the Bundle.
+ */
+type ResolveLocal = (reference: string) => string | null | undefined;
+
+const INVALID_REFERENCE = /^Invalid reference: got "(urn:[^"]+)", expected (.*)$/;
+
+/**
+ * @medplum/core takes the text before the first "/" of a reference as its type, so every
+ * `urn:uuid:` reference to a typed target draws a warning. Resolve it against the Bundle
+ * instead: keep the warning only when the entry it points to has the wrong type.
+ * Unresolved references are reported separately (see {@link localReferences}).
+ */
+function fixReferenceWarning(i: OperationOutcomeIssue, resolve: ResolveLocal): OperationOutcomeIssue | undefined {
+  const m = i.severity === 'warning' ? INVALID_REFERENCE.exec(i.details?.text ?? '') : null;
+  if (!m) return i;
+  const [, ref, expected] = m as unknown as [string, string, string];
+  const type = resolve(ref);
+  if (!type) return undefined;
+  const targets = [...expected.matchAll(/"([^"]+)"/g)].map((x) => x[1] as string);
+  const ok = targets.some((t) => t === `http://hl7.org/fhir/StructureDefinition/${type}` || t === 'http://hl7.org/fhir/StructureDefinition/Resource');
+  if (ok) return undefined;
+  return { ...i, details: { text: `Invalid reference: ${ref} is a ${type}, expected ${expected}` } };
+}
+
+/** `reference` values inside a resource that point at Bundle entries (urn:uuid:, urn:oid:). */
+function localReferences(node: unknown, path: string, out: [string, string][] = []): [string, string][] {
+  if (Array.isArray(node)) {
+    node.forEach((v, i) => localReferences(v, `${path}[${i}]`, out));
+  } else if (isObject(node)) {
+    for (const [k, v] of Object.entries(node)) {
+      if (k === 'reference' && typeof v === 'string' && v.startsWith('urn:')) out.push([`${path}.reference`, v]);
+      else if (typeof v === 'object' && v !== null && !(isObject(v) && typeof v.resourceType === 'string')) {
+        localReferences(v, `${path}.${k}`, out);
+      }
+    }
+  }
+  return out;
+}
+
+/** Profile validation (for our meta.profile entries) and our extensions, for one resource. */
+function validateAgainstOurs(resource: Resource, at: string, defs: Definitions, issues: IssueList, resolve: ResolveLocal): void {
+  resource.meta?.profile?.forEach((url, i) => {
+    const canonical = url.split('|')[0] as string;
+    if (!canonical.startsWith(OUR_SD_PREFIX)) return; // not ours: nothing to check it against
+    const profile = defs.profiles.get(canonical);
+    if (!profile) {
+      issues.add(issue('not-found', `Unknown profile ${url}`, undefined, 'error', `${at}.meta.profile[${i}]`));
+      return;
+    }
+    if (profile.type !== resource.resourceType) {
+      issues.add(
+        issue('invalid', `Profile ${profile.id} is for ${profile.type}, not ${resource.resourceType}`, undefined, 'error', `${at}.meta.profile[${i}]`),
+      );
+      return;
+    }
+    const tag = ` (profile ${profile.id})`;
+    issues.addAll(runMedplum(resource, profile, resource.resourceType, at, resolve), tag);
+    issues.addAll(checkChoiceTypes(resource as unknown as JsonObject, profile, resource.resourceType, at), tag);
+  });
+  walkExtensions(resource as unknown as JsonObject, at, defs, issues, resolve);
+}
+
+/**
+ * Runs @medplum/core's validator. It throws when there is an error (with all issues) and
+ * returns warnings otherwise; either way we want the list. `rootPath` is the path the
+ * validator starts from (the resource type, or "Extension"), replaced by `at`.
+ */
+function runMedplum(
+  value: Resource | Extension,
+  profile: StructureDefinition | undefined,
+  rootPath: string,
+  at: string,
+  resolve: ResolveLocal,
+): OperationOutcomeIssue[] {
+  let found: OperationOutcomeIssue[];
+  try {
+    found =
+      'resourceType' in value
+        ? validateResource(value as Resource, profile ? { profile } : undefined)
+        : validateTypedValue({ type: 'Extension', value }, profile ? { profile } : undefined);
+  } catch (e) {
+    if (e instanceof MedplumOutcomeError) {
+      found = e.outcome.issue ?? [];
+    } else {
+      const message = e instanceof Error ? e.message : String(e);
+      return [issue('exception', `Validator failed: ${message}`, undefined, 'error', at)];
+    }
+  }
+  return found
+    .map((i) => fixReferenceWarning(i, resolve))
+    .filter((i): i is OperationOutcomeIssue => i !== undefined)
+    .map((i) => ({ ...i, expression: (i.expression ?? [rootPath]).map((x) => rebase(x, rootPath, at)) }));
+}
+
+function rebase(expression: string, rootPath: string, at: string): string {
+  if (rootPath === at) return expression;
+  if (expression === rootPath) return at;
+  if (expression.startsWith(`${rootPath}.`)) return at + expression.slice(rootPath.length);
+  return `${at}.${expression}`;
+}
+
+type JsonObject = Record<string, unknown>;
+
+const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Finds every extension in a resource (not descending into nested resources) and checks the
+ * ones in our namespace against their definitions. @medplum/core validates an extension only
+ * as a base Extension, so value types, cardinalities and invariants of our extensions would
+ * otherwise go unchecked.
+ */
+function walkExtensions(node: unknown, path: string, defs: Definitions, issues: IssueList, resolve: ResolveLocal): void {
+  if (Array.isArray(node)) {
+    node.forEach((v, i) => walkExtensions(v, `${path}[${i}]`, defs, issues, resolve));
+    return;
+  }
+  if (!isObject(node)) return;
+  for (const [key, value] of Object.entries(node)) {
+    if (isObject(value) && typeof value.resourceType === 'string') continue; // a nested resource
+    if ((key === 'extension' || key === 'modifierExtension') && Array.isArray(value)) {
+      value.forEach((ext, i) => {
+        const at = `${path}.${key}[${i}]`;
+        const url = isObject(ext) ? ext.url : undefined;
+        if (typeof url === 'string' && url.startsWith(OUR_SD_PREFIX)) {
+          const sd = defs.extensions.get(url);
+          if (!sd) {
+            issues.add(issue('not-found', `Unknown extension ${url}`, undefined, 'error', `${at}.url`));
+          } else {
+            const tag = ` (extension ${sd.id})`;
+            issues.addAll(runMedplum(ext as Extension, sd, 'Extension', at, resolve), tag);
+            issues.addAll(checkChoiceTypes(ext as JsonObject, sd, 'Extension', at), tag);
+            checkSubExtensions(ext as JsonObject, sd, at, issues, tag);
+          }
+        }
+      });
+    }
+    if (typeof value === 'object' && value !== null) {
+      const childPath = key.startsWith('_') ? `${path}.${key.slice(1)}` : `${path}.${key}`;
+      walkExtensions(value, childPath, defs, issues, resolve);
+    }
+  }
+}
+
+/**
+ * @medplum/core does not check that a choice element (`value[x]`, `effective[x]`) uses one of
+ * the types a profile allows. Checks the choice elements directly under `elementPrefix`.
+ */
+function checkChoiceTypes(
+  obj: JsonObject,
+  sd: StructureDefinition,
+  elementPrefix: string,
+  at: string,
+): OperationOutcomeIssue[] {
+  const out: OperationOutcomeIssue[] = [];
+  for (const el of sd.snapshot?.element ?? []) {
+    if (!el.id || !el.path?.endsWith('[x]') || el.id !== el.path) continue;
+    const name = el.path.slice(elementPrefix.length + 1, -3);
+    if (name.includes('.')) continue; // only direct children
+    out.push(...checkChoice(obj, name, el, at));
+  }
+  return out;
+}
+
+function checkChoice(obj: JsonObject, name: string, el: ElementDefinition, at: string): OperationOutcomeIssue[] {
+  const present = Object.keys(obj).filter((k) => k.startsWith(name) && /^[A-Z]/.test(k.slice(name.length)));
+  if (!present.length) return [];
+  const allowed = (el.type ?? []).map((t) => name + (t.code ?? '').charAt(0).toUpperCase() + (t.code ?? '').slice(1));
+  return present
+    .filter((k) => el.max === '0' || !allowed.includes(k))
+    .map((k) =>
+      issue(
+        'structure',
+        el.max === '0' ? `${name}[x] is not allowed here` : `${k} is not allowed here; expected ${allowed.join(' or ')}`,
+        undefined,
+        'error',
+        `${at}.${k}`,
+      ),
+    );
+}
+
+/** Value types of the sub-extensions of a complex extension (slices of Extension.extension). */
+function checkSubExtensions(ext: JsonObject, sd: StructureDefinition, at: string, issues: IssueList, tag: string): void {
+  const subs = ext.extension;
+  if (!Array.isArray(subs)) return;
+  const elements = sd.snapshot?.element ?? [];
+  subs.forEach((sub, i) => {
+    if (!isObject(sub) || typeof sub.url !== 'string') return;
+    const urlEl = elements.find((e) => e.id?.startsWith('Extension.extension:') && e.id.endsWith('.url') && e.fixedUri === sub.url);
+    if (!urlEl?.id) return;
+    const slice = urlEl.id.slice(0, -'.url'.length);
+    const valueEl = elements.find((e) => e.id === `${slice}.value[x]`);
+    if (valueEl) issues.addAll(checkChoice(sub, 'value', valueEl, `${at}.extension[${i}]`), tag);
+  });
+}
+
+function unsupportedType(resourceType: string, at: string): OperationOutcomeIssue {
+  return issue(
+    'not-supported',
+    `Resource type ${resourceType} is not known to this validator (it carries only the R4 types the bridge emits)`,
+    undefined,
+    'error',
+    at,
+  );
+}
+
+/** Issues in order of discovery, without duplicates (base and profile validation overlap). */
+class IssueList {
+  private readonly seen = new Set<string>();
+  private readonly list: OperationOutcomeIssue[] = [];
+
+  add(i: OperationOutcomeIssue, tag = ''): void {
+    const key = [i.severity, i.code, (i.expression ?? []).join(','), i.details?.text ?? ''].join('|');
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    this.list.push(tag && i.details?.text ? { ...i, details: { ...i.details, text: i.details.text + tag } } : i);
+  }
+
+  addAll(issues: OperationOutcomeIssue[], tag = ''): void {
+    for (const i of issues) this.add(i, tag);
+  }
+
+  isEmpty(): boolean {
+    return this.list.length === 0;
+  }
+
+  toArray(): OperationOutcomeIssue[] {
+    return [...this.list];
+  }
+}

@@ -1,0 +1,117 @@
+import { SELF } from 'cloudflare:test';
+import { describe, expect, it } from 'vitest';
+import completed from '../../../shared/contract/examples/completed-mother.episode.json';
+import planned from '../../../shared/contract/examples/planned-minimal.episode.json';
+
+const post = (path: string, body: string, type = 'application/json') =>
+  SELF.fetch(`http://bridge${path}`, { method: 'POST', headers: { 'content-type': type }, body });
+
+describe('POST /v1/episodes/$map (inside workerd)', () => {
+  it('answers 200 with the transaction Bundle', async () => {
+    const r = await post('/v1/episodes/$map', JSON.stringify(completed));
+    expect(r.status).toBe(200);
+    expect(r.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
+    const b = (await r.json()) as { resourceType: string; type: string; entry: unknown[] };
+    expect(b.resourceType).toBe('Bundle');
+    expect(b.type).toBe('transaction');
+    expect(b.entry).toHaveLength(65);
+  });
+
+  it('answers byte-identical Bundles for the same episode', async () => {
+    const a = await (await post('/v1/episodes/$map', JSON.stringify(planned), 'application/fhir+json; charset=utf-8')).text();
+    const b = await (await post('/v1/episodes/$map', JSON.stringify(planned))).text();
+    expect(a).toBe(b);
+  });
+
+  it('answers 400 with every problem and its JSON pointer', async () => {
+    const bad = structuredClone(completed) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    bad.assessments[0].answers['3'] = 9;
+    bad.sessions[0].start = 'yesterday';
+    const r = await post('/v1/episodes/$map', JSON.stringify(bad));
+    expect(r.status).toBe(400);
+    const o = (await r.json()) as { resourceType: string; issue: { expression: string[] }[] };
+    expect(o.resourceType).toBe('OperationOutcome');
+    expect(o.issue.map((i) => i.expression[0]).sort()).toEqual(['/assessments/0/answers/3', '/sessions/0/start']);
+  });
+
+  it('answers 400 for a body that is not JSON', async () => {
+    const r = await post('/v1/episodes/$map', '{"schemaVersion": ');
+    expect(r.status).toBe(400);
+    expect(((await r.json()) as { issue: { details: { text: string } }[] }).issue[0]?.details.text).toMatch(/not valid JSON/);
+  });
+
+  it('answers 415 as OperationOutcome for another content type', async () => {
+    const r = await post('/v1/episodes/$map', JSON.stringify(planned), 'text/plain');
+    expect(r.status).toBe(415);
+    const o = (await r.json()) as { resourceType: string; issue: { code: string }[] };
+    expect(o.resourceType).toBe('OperationOutcome');
+    expect(o.issue[0]?.code).toBe('not-supported');
+  });
+
+  it('answers 413 as OperationOutcome for a body over 1 MiB', async () => {
+    const big = JSON.stringify({ ...planned, padding: 'x'.repeat(1024 * 1024) });
+    const r = await post('/v1/episodes/$map', big);
+    expect(r.status).toBe(413);
+    expect(((await r.json()) as { resourceType: string }).resourceType).toBe('OperationOutcome');
+  });
+
+  it('does not accept synthetic ids when the deployment says so', async () => {
+    // wrangler.toml sets ALLOW_SYNTHETIC_IDS=true for local use; the unit tests cover false.
+    const r = await post('/v1/episodes/$map', JSON.stringify(planned));
+    expect(r.status).toBe(200);
+  });
+});
+
+describe('POST /v1/$validate (inside workerd)', () => {
+  it('validates a mapped Bundle against R4 and the profiles', async () => {
+    const bundle = await (await post('/v1/episodes/$map', JSON.stringify(completed))).text();
+    const r = await post('/v1/$validate', bundle, 'application/fhir+json');
+    expect(r.status).toBe(200);
+    const o = (await r.json()) as { issue: { severity: string }[] };
+    expect(o.issue.filter((i) => i.severity === 'error')).toEqual([]);
+  });
+
+  it('reports errors with the FHIR path', async () => {
+    const r = await post('/v1/$validate', JSON.stringify({ resourceType: 'Patient', birthDate: 'soon', colour: 'blue' }), 'application/fhir+json');
+    expect(r.status).toBe(200);
+    const o = (await r.json()) as { issue: { severity: string; expression?: string[] }[] };
+    const errors = o.issue.filter((i) => i.severity === 'error');
+    expect(errors.length).toBeGreaterThanOrEqual(2);
+    const where = errors.flatMap((i) => i.expression ?? []).join(' ');
+    expect(where).toContain('Patient.birthDate');
+    expect(where).toContain('Patient.colour');
+  });
+
+  it('answers 400 for JSON that is not a FHIR resource', async () => {
+    const r = await post('/v1/$validate', JSON.stringify({ hello: 'world' }), 'application/fhir+json');
+    expect(r.status).toBe(400);
+  });
+});
+
+describe('service endpoints', () => {
+  it('GET /healthz', async () => {
+    const r = await SELF.fetch('http://bridge/healthz');
+    expect(r.status).toBe(200);
+  });
+
+  it('GET /openapi.json describes the routes with the episode schema from zod', async () => {
+    const r = await SELF.fetch('http://bridge/openapi.json');
+    const doc = (await r.json()) as { openapi: string; paths: Record<string, unknown>; components: { schemas: { Episode: { properties: Record<string, unknown>; additionalProperties: unknown } } } };
+    expect(doc.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/episodes/$map', '/v1/$validate', '/healthz']));
+    expect(Object.keys(doc.components.schemas.Episode.properties)).toEqual(expect.arrayContaining(['schemaVersion', 'episodeId', 'assessments', 'consent']));
+    expect(doc.components.schemas.Episode.additionalProperties).toBe(false);
+  });
+
+  it('GET /docs is a readable page', async () => {
+    const r = await SELF.fetch('http://bridge/docs');
+    expect(r.headers.get('content-type')).toMatch(/text\/html/);
+    expect(await r.text()).toContain('POST /v1/episodes/$map');
+  });
+
+  it('unknown routes answer 404 as OperationOutcome', async () => {
+    const r = await SELF.fetch('http://bridge/v1/nothing');
+    expect(r.status).toBe(404);
+    expect(((await r.json()) as { resourceType: string }).resourceType).toBe('OperationOutcome');
+  });
+});
