@@ -97,7 +97,7 @@ Context: Attachment
 * value[x] 1..1
 * value[x] only string
 * valueString obeys imh-sha256
-* valueString ^extension[0].valueString = "^[0-9a-f]{64}$"
+* valueString ^extension[0].valueString = "^[0-9a-fA-F]{64}$"
 
 Extension: ImhClipDuration
 Id: imh-clip-duration

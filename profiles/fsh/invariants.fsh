@@ -20,7 +20,7 @@ Expression: "%resource.identifier.where(((system = 'urn:oid:2.16.578.1.12.4.1.4.
 Invariant: imh-sha256
 Description: "A SHA-256 digest as 64 lowercase hexadecimal digits."
 Severity: #error
-Expression: "matches('^[0-9a-f]{64}$')"
+Expression: "matches('^[0-9a-fA-F]{64}$')"
 
 Invariant: imh-cgi-i-range
 Description: "CGI-I is scored 1 (very much improved) to 7 (very much worse)."

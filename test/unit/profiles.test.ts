@@ -43,6 +43,15 @@ describe('mapped examples validate against R4 and our profiles', () => {
     for (const r of resources(bundle)) expect([r.resourceType, errors(r as Resource)]).toEqual([r.resourceType, []]);
   });
 
+  it('an upper-case SHA-256 from the journal is kept verbatim and still validates', () => {
+    const e = example('completed-mother.episode.json');
+    const upper = e.sessions[1].clips[0].sha256.toUpperCase();
+    e.sessions[1].clips[0].sha256 = upper;
+    const bundle = mapEpisode(e);
+    expect(JSON.stringify(bundle)).toContain(upper);
+    expect(errors(bundle)).toEqual([]);
+  });
+
   it('a generated 50-session episode validates too', () => {
     expect(errors(mapEpisode(longEpisode(50)))).toEqual([]);
   });
