@@ -1,0 +1,56 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { EXAMPLES_DIR, completed, exampleNames } from '../fixtures/examples.ts';
+
+const bin = resolve(import.meta.dirname, '../../bin/imh-bridge.js');
+const run = (args: string[], input?: string) => {
+  const r = spawnSync(process.execPath, [bin, ...args], { input, encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+};
+const tmp = mkdtempSync(join(tmpdir(), 'imh-cli-'));
+
+describe('imh-bridge CLI', () => {
+  it.each(exampleNames())('map %s prints the transaction Bundle and exits 0', (name) => {
+    const r = run(['map', join(EXAMPLES_DIR, name)]);
+    expect(r.code).toBe(0);
+    const b = JSON.parse(r.out);
+    expect([b.resourceType, b.type]).toEqual(['Bundle', 'transaction']);
+    // and the printed Bundle validates
+    const file = join(tmp, `${name}.bundle.json`);
+    writeFileSync(file, r.out);
+    const v = run(['validate', file]);
+    expect(JSON.parse(v.out).issue.filter((i: { severity: string }) => i.severity === 'error')).toEqual([]);
+    expect(v.code).toBe(0);
+  });
+
+  it('map - reads standard input; bad input prints the OperationOutcome and exits 2', () => {
+    const e = completed();
+    e.assessments[2].answers['8'] = 1;
+    const r = run(['map', '-'], JSON.stringify(e));
+    expect(r.code).toBe(2);
+    const o = JSON.parse(r.out);
+    expect(o.resourceType).toBe('OperationOutcome');
+    expect(o.issue[0].expression).toEqual(['/assessments/2/answers/8']);
+  });
+
+  it('map exits 2 for a missing file or text that is not JSON', () => {
+    expect(run(['map', join(tmp, 'nope.json')]).code).toBe(2);
+    expect(run(['map', '-'], 'not json').code).toBe(2);
+  });
+
+  it('validate exits 1 with the OperationOutcome for an invalid resource', () => {
+    const file = join(tmp, 'bad-patient.json');
+    writeFileSync(file, JSON.stringify({ resourceType: 'Patient', birthDate: 'soon' }));
+    const r = run(['validate', file]);
+    expect(r.code).toBe(1);
+    expect(JSON.stringify(JSON.parse(r.out).issue)).toContain('Patient.birthDate');
+  });
+
+  it('usage errors exit 2', () => {
+    expect(run([]).code).toBe(2);
+    expect(run(['frobnicate', 'x']).code).toBe(2);
+  });
+});
