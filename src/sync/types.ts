@@ -1,0 +1,68 @@
+/** Delivery jobs, per-target results and the ledger, as stored. */
+import type { Bundle, OperationOutcome } from '@medplum/fhirtypes';
+import type { WrittenResource } from './apply.ts';
+
+export type JobStatus = 'queued' | 'retrying' | 'delivered' | 'failed' | 'dead';
+export type TargetStatus = 'pending' | 'retrying' | 'delivered' | 'failed' | 'dead';
+
+export interface TargetResult {
+  status: TargetStatus;
+  /** Resources written by the last successful delivery. */
+  written?: number;
+  /** Resources marked entered-in-error because they left the episode. */
+  retracted?: number;
+  /** Nothing changed since the last delivery: nothing was written. */
+  unchanged?: boolean;
+  /** A later send of the same episode was delivered first: this one wrote nothing. */
+  superseded?: boolean;
+  deliveredAt?: string;
+  /** Last failure, in words that carry no personal data. */
+  error?: string;
+  httpStatus?: number;
+  /** The server's OperationOutcome when it refused. */
+  outcome?: OperationOutcome;
+}
+
+export interface Job {
+  id: string;
+  /** Order of arrival across all jobs (assigned by the store). */
+  seq: number;
+  /** `{clinic org number}/{episodeId}`. */
+  episodeKey: string;
+  /** Pseudonymous key of the parent (hash), for serialising writes per person. */
+  parentKey: string;
+  contentHash: string;
+  mappingVersion: string;
+  status: JobStatus;
+  attempts: number;
+  createdAt: string;
+  updatedAt: string;
+  nextAttemptAt?: string;
+  targets: Record<string, TargetResult>;
+}
+
+export interface NewJob extends Omit<Job, 'seq'> {
+  bundle: Bundle;
+}
+
+export interface LedgerRecord {
+  episodeKey: string;
+  target: string;
+  /** seq of the job whose content this is. */
+  seq: number;
+  contentHash: string;
+  mappingVersion: string;
+  deliveredAt: string;
+  resources: (WrittenResource & { retracted?: boolean })[];
+}
+
+/** Durable storage of jobs and the ledger: D1 in the Worker, memory in Node. */
+export interface DeliveryStore {
+  createJob(job: NewJob): Promise<Job>;
+  getJob(id: string): Promise<Job | undefined>;
+  getBundle(id: string): Promise<Bundle | undefined>;
+  saveJob(job: Job): Promise<void>;
+  listJobs(filter: { status?: JobStatus[]; limit?: number }): Promise<Job[]>;
+  getLedger(episodeKey: string, target: string): Promise<LedgerRecord | undefined>;
+  putLedger(record: LedgerRecord): Promise<void>;
+}

@@ -1,0 +1,193 @@
+/**
+ * Delivery faults injected with msw: what a job records and how it retries, for each kind
+ * of failure. Volume and exactly-once counting against a real server are in
+ * test/integration/delivery.test.ts.
+ */
+import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
+import { HttpResponse, http } from 'msw';
+import { setupServer } from 'msw/node';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { clearCapabilityCache } from '../../src/sync/apply.ts';
+import { FhirTargetClient } from '../../src/sync/client.ts';
+import { type DeliveryDeps, attemptJob, resetForReplay, submitEpisode } from '../../src/sync/deliver.ts';
+import { MemoryStore } from '../../src/sync/memory-store.ts';
+import { completed, plannedMinimal } from '../fixtures/examples.ts';
+
+const BASE = 'http://fhir.test/fhir';
+const server = setupServer();
+beforeAll(() => server.listen({ onUnhandledRequest: 'error' }));
+afterEach(() => server.resetHandlers());
+afterAll(() => server.close());
+beforeEach(() => clearCapabilityCache());
+
+let clock = Date.parse('2026-11-25T12:00:00Z');
+let ids = 0;
+function deps(store = new MemoryStore()): DeliveryDeps {
+  return {
+    store,
+    clientFor: () => new FhirTargetClient(BASE, { fetch: (...a) => fetch(...a), timeoutMs: 200 }),
+    now: () => clock,
+    random: () => 0.5,
+    newId: () => `job-${++ids}`,
+  };
+}
+
+const metadata = (transaction = true) =>
+  http.get(`${BASE}/metadata`, () =>
+    HttpResponse.json({ resourceType: 'CapabilityStatement', status: 'active', kind: 'instance', fhirVersion: '4.0.1', format: ['json'], date: '2026-01-01', rest: [{ mode: 'server', interaction: transaction ? [{ code: 'transaction' }] : [] }] }),
+  );
+
+/** A transaction answer that gives each entry a stable id derived from its position. */
+const transactionOk = (b: Bundle) =>
+  HttpResponse.json({
+    resourceType: 'Bundle',
+    type: 'transaction-response',
+    entry: (b.entry ?? []).map((e: BundleEntry, i: number) => ({ response: { status: '200 OK', location: `${e.resource?.resourceType}/id${i}/_history/1` } })),
+  });
+
+describe('delivery attempts under faults (msw)', () => {
+  it('delivers on a healthy server and records every written resource in the ledger', async () => {
+    const d = deps();
+    server.use(metadata(), http.post(BASE, async ({ request }) => transactionOk((await request.json()) as Bundle)));
+    const job = await submitEpisode(completed(), d);
+    const r = await attemptJob(job.id, d);
+    expect(r?.done).toBe(true);
+    expect(r?.job.status).toBe('delivered');
+    expect(r?.job.targets.clinic).toMatchObject({ status: 'delivered', written: 65, retracted: 0 });
+    const ledger = await d.store.getLedger('974557746/VG-2026-0042', 'clinic');
+    expect(ledger?.resources).toHaveLength(65);
+    expect(ledger?.contentHash).toBe(job.contentHash);
+  });
+
+  it.each([
+    ['429 with Retry-After in seconds', () => new HttpResponse(null, { status: 429, headers: { 'retry-after': '12' } }), 12_000],
+    ['503 with Retry-After as HTTP date', () => new HttpResponse(null, { status: 503, headers: { 'retry-after': new Date(clock + 40_000).toUTCString() } }), 40_000],
+    ['429 asking for a day (capped at 5 min)', () => new HttpResponse(null, { status: 429, headers: { 'retry-after': '86400' } }), 300_000],
+    ['500', () => new HttpResponse(null, { status: 500 }), 750],
+    ['a dropped connection', () => HttpResponse.error(), 750],
+  ])('retries after %s, then delivers', async (_name, fault, delay) => {
+    const d = deps();
+    let calls = 0;
+    server.use(metadata(), http.post(BASE, async ({ request }) => (++calls === 1 ? fault() : transactionOk((await request.json()) as Bundle))));
+    const job = await submitEpisode(plannedMinimal(), d);
+    const first = await attemptJob(job.id, d);
+    expect(first).toMatchObject({ done: false, delayMs: delay });
+    expect(first?.job.status).toBe('retrying');
+    expect(first?.job.targets.clinic?.error).not.toContain('21909120095'); // no personal data in errors
+    const second = await attemptJob(job.id, d);
+    expect(second?.job.status).toBe('delivered');
+    expect(second?.job.attempts).toBe(2);
+  });
+
+  it('treats a server that does not answer in time as a timeout and retries', async () => {
+    const d = deps();
+    server.use(metadata(), http.post(BASE, async () => new Promise(() => undefined)));
+    const job = await submitEpisode(plannedMinimal(), d);
+    const r = await attemptJob(job.id, d);
+    expect(r).toMatchObject({ done: false });
+    expect(r?.job.targets.clinic?.error).toMatch(/no answer within/);
+  });
+
+  it('records 412 and other refusals as failed, with the server\'s OperationOutcome, without retrying', async () => {
+    const d = deps();
+    const oo = { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'conflict', details: { text: 'Multiple matches' } }] };
+    server.use(metadata(), http.post(BASE, () => HttpResponse.json(oo, { status: 412 })));
+    const job = await submitEpisode(plannedMinimal(), d);
+    const r = await attemptJob(job.id, d);
+    expect(r?.done).toBe(true);
+    expect(r?.job.status).toBe('failed');
+    expect(r?.job.targets.clinic).toMatchObject({ status: 'failed', httpStatus: 412, outcome: oo });
+    // a failed job is final until replayed
+    expect((await attemptJob(job.id, d))?.job.attempts).toBe(1);
+  });
+
+  it('gives up after the last attempt (dead) and can be replayed', async () => {
+    const d = { ...deps(), policy: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 100, retryAfterCapMs: 1000 } };
+    let healthy = false;
+    server.use(metadata(), http.post(BASE, async ({ request }) => (healthy ? transactionOk((await request.json()) as Bundle) : new HttpResponse(null, { status: 502 }))));
+    const job = await submitEpisode(plannedMinimal(), d);
+    for (let i = 0; i < 3; i++) await attemptJob(job.id, d);
+    expect((await d.store.getJob(job.id))?.status).toBe('dead');
+    expect(await d.store.listJobs({ status: ['dead'] })).toHaveLength(1);
+    healthy = true;
+    await resetForReplay(job.id, d.store, clock);
+    expect((await attemptJob(job.id, d))?.job.status).toBe('delivered');
+  });
+
+  it('writes nothing for an unchanged re-send', async () => {
+    const d = deps();
+    let posts = 0;
+    server.use(metadata(), http.post(BASE, async ({ request }) => (posts++, transactionOk((await request.json()) as Bundle))));
+    await attemptJob((await submitEpisode(completed(), d)).id, d);
+    const again = await attemptJob((await submitEpisode(completed(), d)).id, d);
+    expect(posts).toBe(1);
+    expect(again?.job.targets.clinic).toMatchObject({ status: 'delivered', unchanged: true, written: 0 });
+  });
+
+  it('does not let an older send overwrite a newer one delivered first', async () => {
+    const d = deps();
+    let posts = 0;
+    server.use(metadata(), http.post(BASE, async ({ request }) => (posts++, transactionOk((await request.json()) as Bundle))));
+    const older = await submitEpisode(completed(), d);
+    const e = completed();
+    e.goals[1].status = 'achieved';
+    const newer = await submitEpisode(e, d);
+    await attemptJob(newer.id, d);
+    const r = await attemptJob(older.id, d);
+    expect(posts).toBe(1);
+    expect(r?.job.targets.clinic).toMatchObject({ status: 'delivered', superseded: true });
+  });
+
+  it('marks a session that left the episode entered-in-error, reading first and writing with If-Match', async () => {
+    const d = deps();
+    const puts: { url: string; ifMatch: string | null; status: unknown }[] = [];
+    server.use(
+      metadata(),
+      http.post(BASE, async ({ request }) => transactionOk((await request.json()) as Bundle)),
+      http.get(`${BASE}/:type/:id`, ({ params }) => HttpResponse.json({ resourceType: params.type, id: params.id, meta: { versionId: '1' }, status: params.type === 'Goal' ? undefined : 'finished', lifecycleStatus: params.type === 'Goal' ? 'active' : undefined })),
+      http.put(`${BASE}/:type/:id`, async ({ request, params }) => {
+        const body = (await request.json()) as Record<string, unknown>;
+        puts.push({ url: `${params.type}/${params.id}`, ifMatch: request.headers.get('if-match'), status: body.status ?? body.lifecycleStatus });
+        return HttpResponse.json({ ...body, meta: { versionId: '2' } });
+      }),
+    );
+    await attemptJob((await submitEpisode(completed(), d)).id, d);
+    const e = completed();
+    e.sessions = e.sessions.filter((s: { sessionId: string }) => s.sessionId !== 'S9'); // follow-up removed
+    e.goals = e.goals.slice(0, 1);
+    const r = await attemptJob((await submitEpisode(e, d)).id, d);
+    expect(r?.job.targets.clinic).toMatchObject({ status: 'delivered', retracted: 3 });
+    expect(puts.map((p) => p.status)).toEqual(['entered-in-error', 'entered-in-error', 'entered-in-error']);
+    expect(puts.every((p) => p.ifMatch === 'W/"1"')).toBe(true);
+    // a third send without them does not retract them again
+    puts.length = 0;
+    e.goals[0].statusOn = '2026-04-01';
+    await attemptJob((await submitEpisode(e, d)).id, d);
+    expect(puts).toEqual([]);
+  });
+
+  it('falls back to ordered conditional writes when the server has no transactions', async () => {
+    const d = deps();
+    const written: string[] = [];
+    let n = 0;
+    server.use(
+      metadata(false),
+      http.put(`${BASE}/:type`, async ({ request, params }) => {
+        const body = JSON.stringify(await request.json());
+        // every reference must already point at a written resource
+        for (const m of body.matchAll(/"reference":"([^"]+)"/g)) expect(written).toContain(m[1]);
+        const id = `${params.type}/x${++n}`;
+        written.push(id);
+        return HttpResponse.json({ resourceType: params.type, id: `x${n}`, meta: { versionId: '1' } }, { headers: { location: `${BASE}/${id}/_history/1` } });
+      }),
+      http.put(`${BASE}/Provenance/:id`, async ({ request, params }) => {
+        const body = JSON.stringify(await request.json());
+        for (const m of body.matchAll(/"reference":"([^"]+)"/g)) expect(written).toContain(m[1]);
+        return HttpResponse.json({ resourceType: 'Provenance', id: params.id, meta: { versionId: '1' } });
+      }),
+    );
+    const r = await attemptJob((await submitEpisode(completed(), d)).id, d);
+    expect(r?.job.targets.clinic).toMatchObject({ status: 'delivered', written: 65 });
+    expect(written).toHaveLength(64);
+  });
+});
