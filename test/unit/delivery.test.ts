@@ -15,7 +15,7 @@ import { completed, plannedMinimal } from '../fixtures/examples.ts';
 
 const BASE = 'http://fhir.test/fhir';
 const server = setupServer();
-beforeAll(() => server.listen({ onUnhandledRequest: 'error' }));
+beforeAll(() => server.listen({ onUnhandledFrame: 'error' }));
 afterEach(() => server.resetHandlers());
 afterAll(() => server.close());
 beforeEach(() => clearCapabilityCache());
