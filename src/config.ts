@@ -1,0 +1,399 @@
+/**
+ * Bridge configuration, read from a plain environment record: wrangler vars and secrets in
+ * the Worker, `.dev.vars` locally, `process.env` in Node. `loadConfig` validates everything
+ * at once and resolves secrets (bearer tokens, private signing keys) into `Secret` boxes, so
+ * a logged config never shows them.
+ *
+ * Errors are one OperationOutcomeError (status 500: the deployment is misconfigured) with an
+ * issue per bad setting, each naming the setting by its path (`FHIR_TARGETS.clinic.baseUrl`,
+ * `BRIDGE_PRIVATE_JWKS`). Messages never repeat a setting's value: some of them are secrets,
+ * and the rest may sit next to one.
+ */
+import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
+import type { JWK } from 'jose';
+import { z } from 'zod';
+import { SIGNING_ALGS, publicJwks, signingKeyProblems } from './auth/jwks.ts';
+import type { PrivateJwks, PublicJwks, SigningAlg } from './auth/jwks.ts';
+import { Secret } from './auth/secret.ts';
+import { checkOrgNumber } from './domain/identifiers.ts';
+import { OperationOutcomeError, issue, outcome } from './fhir/outcome.ts';
+
+/** How the bridge authenticates to one FHIR target. Secrets are resolved and boxed. */
+export type TargetAuth =
+  | { type: 'none' }
+  | {
+      type: 'bearer';
+      /** Name of the environment variable that held the token. */
+      tokenSecret: string;
+      token: Secret<string>;
+    }
+  | {
+      /** SMART Backend Services (https://hl7.org/fhir/smart-app-launch/backend-services.html). */
+      type: 'smart-backend';
+      tokenUrl: string;
+      clientId: string;
+      scope: string;
+      keyId: string;
+      alg: SigningAlg;
+      /** Optional JWKS URL put in the assertion header, for servers that fetch our keys. */
+      jku?: string;
+      /** The private JWK named by keyId in BRIDGE_PRIVATE_JWKS. */
+      privateKey: Secret<JWK>;
+    };
+
+export interface TargetConfig {
+  /** `clinic` or `primary.<orgNumber>`: for logs and error messages. */
+  name: string;
+  /** FHIR base URL, no trailing slash. */
+  baseUrl: string;
+  auth: TargetAuth;
+  timeoutMs: number;
+}
+
+export interface BridgeConfig {
+  targets: {
+    clinic: TargetConfig;
+    /** Primary-care (adult psychiatry) targets keyed by 9-digit organisation number. */
+    primary: Record<string, TargetConfig>;
+  };
+  /** The private signing keys from BRIDGE_PRIVATE_JWKS, if set. */
+  signingKeys?: Secret<PrivateJwks>;
+  /** Public half of the signing keys, for `/.well-known/jwks.json`; empty when none. */
+  publicJwks: PublicJwks;
+  allowSyntheticIds: boolean;
+  deliveryMaxAttempts: number;
+  retryAfterCapSeconds: number;
+}
+
+/** Environment as wrangler, `.dev.vars` or `process.env` supply it. */
+export type ConfigEnv = Readonly<Record<string, string | undefined>>;
+
+export const DEFAULT_CLINIC_BASE_URL = 'http://127.0.0.1:8103/fhir';
+export const DEFAULT_SMART_SCOPE = 'system/*.write system/*.read';
+export const DEFAULT_TIMEOUT_MS = 15_000;
+export const DEFAULT_DELIVERY_MAX_ATTEMPTS = 8;
+export const DEFAULT_RETRY_AFTER_CAP_SECONDS = 300;
+
+// ---------------------------------------------------------------------------------------
+// Schemas for one target as written in FHIR_TARGETS (before secrets are resolved).
+
+const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i;
+const isLoopback = (url: string): boolean => LOOPBACK.test(new URL(url).hostname);
+
+function urlSchema(kind: 'base' | 'endpoint') {
+  return z
+    .string()
+    .trim()
+    .transform((s, ctx) => {
+      const fail = (message: string) => {
+        ctx.addIssue({ code: 'custom', message });
+        return z.NEVER;
+      };
+      let u: URL;
+      try {
+        u = new URL(s);
+      } catch {
+        return fail('must be an absolute http(s) URL');
+      }
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') return fail('must be an http(s) URL');
+      if (u.username || u.password) return fail('must not contain credentials; use the auth settings instead');
+      if (u.hash) return fail('must not have a #fragment');
+      if (kind === 'base') {
+        if (u.search) return fail('must not have a ?query');
+        return u.href.replace(/\/+$/, '');
+      }
+      // The assertion and token travel to and from here.
+      if (u.protocol !== 'https:' && !LOOPBACK.test(u.hostname)) return fail('must use https (http is allowed only for localhost)');
+      // The token URL is also the assertion's `aud`: keep it exactly as configured.
+      return s;
+    });
+}
+
+const nonEmpty = z.string().trim().min(1, { error: 'must not be empty' });
+const noControl = nonEmpty.regex(/^[^\x00-\x1f\x7f]+$/, { error: 'must not contain control characters' });
+/** RFC 6749 §3.3: space-separated scope-tokens. */
+const scope = nonEmpty.regex(/^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$/, {
+  error: 'must be space-separated OAuth scope tokens',
+});
+const envName = nonEmpty.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'must be the name of an environment variable (letters, digits, _)' });
+
+const AuthSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('none') }),
+  z.strictObject({ type: z.literal('bearer'), tokenSecret: envName }),
+  z.strictObject({
+    type: z.literal('smart-backend'),
+    tokenUrl: urlSchema('endpoint'),
+    clientId: noControl,
+    scope: scope.default(DEFAULT_SMART_SCOPE),
+    keyId: noControl,
+    alg: z.enum(SIGNING_ALGS),
+    jku: urlSchema('endpoint').optional(),
+  }),
+]);
+
+const TargetSchema = z.strictObject({
+  baseUrl: urlSchema('base'),
+  auth: AuthSchema,
+  timeoutMs: z.int().min(1).max(600_000).default(DEFAULT_TIMEOUT_MS),
+});
+type RawTarget = z.output<typeof TargetSchema>;
+
+const EXPECTED: Record<string, string> = {
+  string: 'a string',
+  object: 'a JSON object',
+  int: 'an integer',
+  number: 'a number',
+  array: 'an array',
+};
+
+/** Zod's messages never echo input, but some are terse; this makes the common ones read well. */
+const errorMap: z.core.$ZodErrorMap = (iss) => {
+  if (iss.code === 'invalid_type') {
+    return iss.input === undefined ? 'is required' : `must be ${EXPECTED[iss.expected] ?? iss.expected}`;
+  }
+  if (iss.code === 'invalid_union' && 'options' in iss && Array.isArray(iss.options)) {
+    return `must be one of ${iss.options.map((o) => JSON.stringify(o)).join(', ')}`;
+  }
+  if (iss.code === 'invalid_value') {
+    return `must be ${iss.values.length === 1 ? '' : 'one of '}${iss.values.map((v) => JSON.stringify(v)).join(', ')}`;
+  }
+  return undefined;
+};
+
+const TOKEN_KEYS = /token|secret|password|key$/i;
+
+// ---------------------------------------------------------------------------------------
+
+class Problems {
+  readonly issues: OperationOutcomeIssue[] = [];
+  add(path: string, message: string, code: OperationOutcomeIssue['code'] = 'invalid'): void {
+    this.issues.push(issue(code, `${path}: ${message}`, path));
+  }
+}
+
+type RawAuth = z.output<typeof AuthSchema>;
+
+/**
+ * Parses one target. When the target as a whole is invalid, its `auth` may still be, and is
+ * returned alone so its secrets and keys get checked too: all problems are reported at once.
+ */
+function parseTarget(raw: unknown, path: string, problems: Problems): { target?: RawTarget; auth?: RawAuth } {
+  const r = TargetSchema.safeParse(raw, { error: errorMap });
+  if (r.success) return { target: r.data, auth: r.data.auth };
+  const auth = isPlainObject(raw) ? AuthSchema.safeParse(raw.auth) : undefined;
+  for (const iss of r.error.issues) {
+    const at = [path, ...iss.path.map(String)].join('.');
+    if (iss.code === 'unrecognized_keys') {
+      for (const key of iss.keys) {
+        const hint = TOKEN_KEYS.test(key) && key !== 'tokenSecret' && key !== 'keyId'
+          ? '; secrets never go in FHIR_TARGETS: put the token in its own secret and name it in tokenSecret'
+          : '';
+        problems.add(`${at}.${key}`, `is not a known setting${hint}`);
+      }
+    } else {
+      problems.add(at, iss.message, iss.message === 'is required' ? 'required' : 'invalid');
+    }
+  }
+  return auth?.success ? { auth: auth.data } : {};
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function present(env: ConfigEnv, name: string): string | undefined {
+  const v = env[name];
+  return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
+}
+
+function parseJson(text: string): { ok: true; value: unknown } | { ok: false } {
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch {
+    // The SyntaxError quotes part of the input, which may be a private key: drop it.
+    return { ok: false };
+  }
+}
+
+function readBoolean(env: ConfigEnv, name: string, fallback: boolean, problems: Problems): boolean {
+  const v = present(env, name);
+  if (v === undefined) return fallback;
+  if (/^true$/i.test(v)) return true;
+  if (/^false$/i.test(v)) return false;
+  problems.add(name, 'must be "true" or "false"');
+  return fallback;
+}
+
+function readInt(env: ConfigEnv, name: string, fallback: number, min: number, max: number, problems: Problems): number {
+  const v = present(env, name);
+  if (v === undefined) return fallback;
+  const n = /^\d+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    problems.add(name, `must be a whole number from ${min} to ${max}`);
+    return fallback;
+  }
+  return n;
+}
+
+/** Parses BRIDGE_PRIVATE_JWKS: keys by kid, or undefined when unset (false when unusable). */
+function readJwks(env: ConfigEnv, problems: Problems): Map<string, JWK> | undefined | false {
+  const NAME = 'BRIDGE_PRIVATE_JWKS';
+  const text = present(env, NAME);
+  if (text === undefined) return undefined;
+  const parsed = parseJson(text);
+  if (!parsed.ok) {
+    problems.add(NAME, 'is not valid JSON');
+    return false;
+  }
+  const set = parsed.value;
+  if (!isPlainObject(set) || !Array.isArray(set.keys)) {
+    problems.add(NAME, 'must be a JSON Web Key Set: {"keys": [<private JWK>, ...]}');
+    return false;
+  }
+  if (set.keys.length === 0) problems.add(`${NAME}.keys`, 'must hold at least one key');
+  const byKid = new Map<string, JWK>();
+  set.keys.forEach((key: unknown, i: number) => {
+    const at = `${NAME}.keys.${i}`;
+    if (!isPlainObject(key)) {
+      problems.add(at, 'must be a JWK object');
+      return;
+    }
+    let ok = true;
+    if (key.kty !== 'RSA' && key.kty !== 'EC') {
+      problems.add(`${at}.kty`, 'must be "RSA" or "EC"');
+      ok = false;
+    }
+    if (typeof key.kid !== 'string' || key.kid.trim() === '') {
+      problems.add(`${at}.kid`, 'is required: targets name their signing key by kid', 'required');
+      ok = false;
+    } else if (byKid.has(key.kid)) {
+      problems.add(`${at}.kid`, 'is used by more than one key; kids must be unique');
+      ok = false;
+    }
+    if (typeof key.d !== 'string') {
+      problems.add(at, 'is not a private key (no "d" member); the bridge signs with it, so it needs the private key', 'required');
+      ok = false;
+    }
+    if (ok) byKid.set(key.kid as string, key as JWK);
+  });
+  return byKid;
+}
+
+function defaultTargets(): { clinic: TargetConfig; primary: Record<string, TargetConfig> } {
+  return {
+    clinic: { name: 'clinic', baseUrl: DEFAULT_CLINIC_BASE_URL, auth: { type: 'none' }, timeoutMs: DEFAULT_TIMEOUT_MS },
+    primary: {},
+  };
+}
+
+/**
+ * Reads and validates the bridge configuration. Throws one OperationOutcomeError (500)
+ * listing every bad setting by path; messages never contain setting values.
+ */
+export function loadConfig(env: ConfigEnv): BridgeConfig {
+  const problems = new Problems();
+
+  const allowSyntheticIds = readBoolean(env, 'ALLOW_SYNTHETIC_IDS', true, problems);
+  const deliveryMaxAttempts = readInt(env, 'DELIVERY_MAX_ATTEMPTS', DEFAULT_DELIVERY_MAX_ATTEMPTS, 1, 100, problems);
+  const retryAfterCapSeconds = readInt(env, 'RETRY_AFTER_CAP_SECONDS', DEFAULT_RETRY_AFTER_CAP_SECONDS, 0, 86_400, problems);
+  const jwks = readJwks(env, problems);
+
+  // Targets as written, keyed by their path in FHIR_TARGETS.
+  const raw: { path: string; name: string; orgNumber?: string; target?: RawTarget; auth?: RawAuth }[] = [];
+  const targetsText = present(env, 'FHIR_TARGETS');
+  if (targetsText !== undefined) {
+    const parsed = parseJson(targetsText);
+    if (!parsed.ok) {
+      problems.add('FHIR_TARGETS', 'is not valid JSON');
+    } else if (!isPlainObject(parsed.value)) {
+      problems.add('FHIR_TARGETS', 'must be a JSON object: {"clinic": <target>, "primary": {"<orgNumber>": <target>}}');
+    } else {
+      const { clinic, primary, ...rest } = parsed.value;
+      for (const key of Object.keys(rest)) problems.add(`FHIR_TARGETS.${key}`, 'is not a known setting (expected "clinic" and "primary")');
+      if (clinic === undefined) {
+        problems.add('FHIR_TARGETS.clinic', 'is required when FHIR_TARGETS is set', 'required');
+      } else {
+        raw.push({ path: 'FHIR_TARGETS.clinic', name: 'clinic', ...parseTarget(clinic, 'FHIR_TARGETS.clinic', problems) });
+      }
+      if (primary !== undefined && !isPlainObject(primary)) {
+        problems.add('FHIR_TARGETS.primary', 'must be a JSON object keyed by 9-digit organisation number');
+      } else if (primary !== undefined) {
+        for (const [org, value] of Object.entries(primary)) {
+          const path = `FHIR_TARGETS.primary.${org}`;
+          const bad = checkOrgNumber(org);
+          if (bad) problems.add(path, `the key must be an organisation number: ${bad}`);
+          raw.push({ path, name: `primary.${org}`, ...(bad ? {} : { orgNumber: org }), ...parseTarget(value, path, problems) });
+        }
+      }
+    }
+  }
+
+  // Resolve secrets and check what depends on other settings.
+  const resolved: { path: string; orgNumber?: string; config: TargetConfig }[] = [];
+  const algByKid = new Map<string, SigningAlg>();
+  let jwksRequiredBy: string | undefined;
+  for (const { path, name, orgNumber, target, auth: a } of raw) {
+    if (!a) continue;
+    let auth: TargetAuth | undefined;
+    if (a.type === 'none') {
+      auth = a;
+    } else if (a.type === 'bearer') {
+      const token = present(env, a.tokenSecret);
+      if (token === undefined) {
+        problems.add(`${path}.auth.tokenSecret`, `names the secret ${a.tokenSecret}, which is not set or is empty`, 'required');
+      } else if (!/^[\x21-\x7e]+$/.test(token)) {
+        problems.add(`${path}.auth.tokenSecret`, `names the secret ${a.tokenSecret}, whose value has spaces or characters not allowed in a bearer token`);
+      } else {
+        auth = { type: 'bearer', tokenSecret: a.tokenSecret, token: new Secret(token) };
+      }
+    } else {
+      if (jwks === undefined) {
+        jwksRequiredBy ??= path;
+      } else if (jwks !== false) {
+        const key = jwks.get(a.keyId);
+        if (!key) {
+          problems.add(`${path}.auth.keyId`, 'names no key in BRIDGE_PRIVATE_JWKS (no key has this kid)');
+        } else {
+          const keyProblems = signingKeyProblems(key as Record<string, unknown>, a.alg);
+          const otherAlg = algByKid.get(a.keyId);
+          if (otherAlg && otherAlg !== a.alg) keyProblems.push('another target uses the same key with a different alg');
+          for (const p of keyProblems) problems.add(`${path}.auth.keyId`, `the key it names in BRIDGE_PRIVATE_JWKS is unusable: ${p}`);
+          if (keyProblems.length === 0) {
+            algByKid.set(a.keyId, a.alg);
+            auth = { ...a, privateKey: new Secret<JWK>({ ...key, alg: a.alg }) };
+          }
+        }
+      }
+    }
+    if (!target || !auth) continue;
+    const { baseUrl, timeoutMs } = target;
+    if (auth.type !== 'none' && baseUrl.startsWith('http:') && !isLoopback(baseUrl)) {
+      problems.add(`${path}.baseUrl`, 'must use https when the target has credentials (http is allowed only for localhost)');
+      continue;
+    }
+    resolved.push({ path, ...(orgNumber ? { orgNumber } : {}), config: { name, baseUrl, auth, timeoutMs } });
+  }
+  if (jwksRequiredBy) {
+    problems.add('BRIDGE_PRIVATE_JWKS', `is required: ${jwksRequiredBy} uses smart-backend auth`, 'required');
+  }
+
+  if (problems.issues.length) throw new OperationOutcomeError(outcome(problems.issues), 500);
+
+  const targets = defaultTargets();
+  if (targetsText !== undefined) {
+    for (const r of resolved) {
+      if (r.path === 'FHIR_TARGETS.clinic') targets.clinic = r.config;
+      else if (r.orgNumber) targets.primary[r.orgNumber] = r.config;
+    }
+  }
+
+  // Publish each key with the alg the targets sign with, so verifiers need not guess.
+  const keys = jwks ? [...jwks.values()].map((k) => (k.kid && algByKid.has(k.kid) ? { ...k, alg: algByKid.get(k.kid) } : k)) : [];
+  return {
+    targets,
+    ...(jwks ? { signingKeys: new Secret<PrivateJwks>({ keys }) } : {}),
+    publicJwks: publicJwks({ keys }),
+    allowSyntheticIds,
+    deliveryMaxAttempts,
+    retryAfterCapSeconds,
+  };
+}

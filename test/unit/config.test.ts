@@ -1,0 +1,237 @@
+/**
+ * Configuration from the environment: defaults, resolution of secrets, and errors that name
+ * every bad setting at once without ever repeating a secret.
+ */
+import { exportJWK, generateKeyPair } from 'jose';
+import type { JWK } from 'jose';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type ConfigEnv, DEFAULT_CLINIC_BASE_URL, loadConfig } from '../../src/config.ts';
+import { OperationOutcomeError } from '../../src/fhir/outcome.ts';
+
+async function privateJwk(alg: 'RS384' | 'ES384', kid: string): Promise<JWK> {
+  const { privateKey } = await generateKeyPair(alg, { extractable: true });
+  return { ...(await exportJWK(privateKey)), kid };
+}
+
+let rsa: JWK;
+let ec: JWK;
+beforeAll(async () => {
+  [rsa, ec] = await Promise.all([privateJwk('RS384', 'rsa-1'), privateJwk('ES384', 'ec-1')]);
+});
+
+const TOKEN = 'clinic-token-Zq8vX3kP9wL2mN7s';
+
+/** Runs loadConfig expecting failure; returns the error and the paths its issues name. */
+function failure(env: ConfigEnv): { err: OperationOutcomeError; paths: string[]; text: string } {
+  try {
+    loadConfig(env);
+  } catch (e) {
+    expect(e).toBeInstanceOf(OperationOutcomeError);
+    const err = e as OperationOutcomeError;
+    const paths = (err.outcome.issue ?? []).flatMap((i) => i.expression ?? []);
+    return { err, paths, text: `${err.message}\n${JSON.stringify(err.outcome)}` };
+  }
+  throw new Error('loadConfig accepted a bad configuration');
+}
+
+/** Every string member of the private keys, which must never show up in errors or output. */
+const privateParts = (...keys: JWK[]): string[] =>
+  keys.flatMap((k) => ['d', 'p', 'q', 'dp', 'dq', 'qi'].map((m) => (k as Record<string, unknown>)[m]).filter((v): v is string => typeof v === 'string'));
+
+describe('loadConfig defaults', () => {
+  it('points the clinic at the local sandbox with no auth and has no primary targets', () => {
+    const config = loadConfig({});
+    expect(config.targets.clinic).toEqual({ name: 'clinic', baseUrl: DEFAULT_CLINIC_BASE_URL, auth: { type: 'none' }, timeoutMs: 15_000 });
+    expect(DEFAULT_CLINIC_BASE_URL).toBe('http://127.0.0.1:8103/fhir');
+    expect(config.targets.primary).toEqual({});
+    expect(config.allowSyntheticIds).toBe(true);
+    expect(config.deliveryMaxAttempts).toBe(8);
+    expect(config.retryAfterCapSeconds).toBe(300);
+    expect(config.signingKeys).toBeUndefined();
+    expect(config.publicJwks).toEqual({ keys: [] });
+  });
+
+  it('treats empty values as unset and reads the scalar settings', () => {
+    const config = loadConfig({ FHIR_TARGETS: '  ', ALLOW_SYNTHETIC_IDS: 'false', DELIVERY_MAX_ATTEMPTS: '3', RETRY_AFTER_CAP_SECONDS: '0' });
+    expect(config.targets.clinic.baseUrl).toBe(DEFAULT_CLINIC_BASE_URL);
+    expect(config.allowSyntheticIds).toBe(false);
+    expect(config.deliveryMaxAttempts).toBe(3);
+    expect(config.retryAfterCapSeconds).toBe(0);
+  });
+});
+
+describe('loadConfig with targets', () => {
+  const targets = () => ({
+    clinic: { baseUrl: 'https://fhir.clinic.example/r4///', auth: { type: 'bearer', tokenSecret: 'CLINIC_FHIR_TOKEN' } },
+    primary: {
+      '974557746': {
+        baseUrl: 'https://fhir.psych.example/fhir',
+        auth: { type: 'smart-backend', tokenUrl: 'https://auth.psych.example/token', clientId: 'imh-bridge', keyId: 'rsa-1', alg: 'RS384' },
+        timeoutMs: 5000,
+      },
+      '923456783': {
+        baseUrl: 'https://fhir.dps.example/fhir/',
+        auth: { type: 'smart-backend', tokenUrl: 'https://auth.dps.example/token', clientId: 'bridge', scope: 'system/Bundle.c', keyId: 'ec-1', alg: 'ES384', jku: 'https://bridge.example/.well-known/jwks.json' },
+      },
+    },
+  });
+  const env = (): ConfigEnv => ({
+    FHIR_TARGETS: JSON.stringify(targets()),
+    CLINIC_FHIR_TOKEN: `${TOKEN}\n`,
+    BRIDGE_PRIVATE_JWKS: JSON.stringify({ keys: [rsa, ec] }),
+  });
+
+  it('resolves every target, normalises base URLs and fills defaults', () => {
+    const config = loadConfig(env());
+    const { clinic, primary } = config.targets;
+    expect(clinic.baseUrl).toBe('https://fhir.clinic.example/r4');
+    expect(clinic.timeoutMs).toBe(15_000);
+    expect(clinic.auth.type === 'bearer' && clinic.auth.token.reveal()).toBe(TOKEN);
+    expect(Object.keys(primary).sort()).toEqual(['923456783', '974557746']);
+
+    const psych = primary['974557746']!;
+    expect(psych).toMatchObject({ name: 'primary.974557746', baseUrl: 'https://fhir.psych.example/fhir', timeoutMs: 5000 });
+    expect(psych.auth).toMatchObject({ type: 'smart-backend', clientId: 'imh-bridge', scope: 'system/*.write system/*.read', keyId: 'rsa-1', alg: 'RS384' });
+    expect(psych.auth.type === 'smart-backend' && psych.auth.privateKey.reveal().d).toBe(rsa.d);
+
+    const dps = primary['923456783']!;
+    expect(dps.baseUrl).toBe('https://fhir.dps.example/fhir');
+    expect(dps.auth).toMatchObject({ scope: 'system/Bundle.c', alg: 'ES384', jku: 'https://bridge.example/.well-known/jwks.json' });
+  });
+
+  it('publishes the public keys with the alg each target signs with', () => {
+    const { publicJwks } = loadConfig(env());
+    expect(publicJwks.keys.map((k) => [k.kid, k.kty, k.alg])).toEqual([
+      ['rsa-1', 'RSA', 'RS384'],
+      ['ec-1', 'EC', 'ES384'],
+    ]);
+  });
+
+  it('keeps secrets out of a logged or serialised config', () => {
+    const config = loadConfig(env());
+    const printed = JSON.stringify(config) + String(config.signingKeys) + String((config.targets.clinic.auth as { token: unknown }).token);
+    expect(printed).toContain('[redacted]');
+    for (const secret of [TOKEN, ...privateParts(rsa, ec)]) expect(printed).not.toContain(secret);
+  });
+
+  it('allows http with credentials only on localhost', () => {
+    const t = targets();
+    t.clinic.baseUrl = 'http://localhost:8103/fhir';
+    expect(loadConfig({ ...env(), FHIR_TARGETS: JSON.stringify(t) }).targets.clinic.baseUrl).toBe('http://localhost:8103/fhir');
+    t.clinic.baseUrl = 'http://fhir.clinic.example/fhir';
+    expect(failure({ ...env(), FHIR_TARGETS: JSON.stringify(t) }).paths).toEqual(['FHIR_TARGETS.clinic.baseUrl']);
+    t.clinic.baseUrl = 'https://fhir.clinic.example/fhir';
+    t.primary['974557746'].auth.tokenUrl = 'http://auth.psych.example/token';
+    expect(failure({ ...env(), FHIR_TARGETS: JSON.stringify(t) }).paths).toEqual(['FHIR_TARGETS.primary.974557746.auth.tokenUrl']);
+    t.primary['974557746'].auth.tokenUrl = 'http://127.0.0.1:8104/token';
+    expect(loadConfig({ ...env(), FHIR_TARGETS: JSON.stringify(t) }).targets.primary['974557746']?.auth).toMatchObject({ tokenUrl: 'http://127.0.0.1:8104/token' });
+  });
+});
+
+describe('loadConfig errors', () => {
+  it('names every bad setting at once, by path, without repeating any secret', () => {
+    const keyWithoutKid = { ...rsa, kid: undefined };
+    const env: ConfigEnv = {
+      ALLOW_SYNTHETIC_IDS: 'yes',
+      DELIVERY_MAX_ATTEMPTS: '0',
+      RETRY_AFTER_CAP_SECONDS: 'soon',
+      FHIR_TARGETS: JSON.stringify({
+        clinic: { baseUrl: 'ftp://fhir.clinic.example/', auth: { type: 'bearer', tokenSecret: 'NOT_SET_TOKEN' } },
+        primary: {
+          '123': { baseUrl: 'https://a.example/fhir', auth: { type: 'smart-backend', tokenUrl: 'https://a.example/token', clientId: 'c', keyId: 'missing-kid', alg: 'RS384' } },
+          '974557746': { baseUrl: 'https://b.example/fhir', auth: { type: 'bearer', tokenSecret: 'B_TOKEN', token: 'raw-token-in-json-8fJ2' } },
+          '923456783': { baseUrl: 'https://c.example/fhir', auth: { type: 'smart-backend', tokenUrl: 'not a url', clientId: '', keyId: 'rsa-1', alg: 'ES384' }, timeoutMs: -1 },
+          '993778125': { baseUrl: 'https://d.example/fhir', auth: { type: 'oauth' } },
+        },
+        extra: true,
+      }),
+      B_TOKEN: TOKEN,
+      BRIDGE_PRIVATE_JWKS: JSON.stringify({ keys: [rsa, keyWithoutKid, { kty: 'oct', kid: 'hmac', k: 'c2VjcmV0LWhtYWMta2V5LXZhbHVl' }] }),
+    };
+    const { err, paths, text } = failure(env);
+    expect(err.status).toBe(500);
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        'ALLOW_SYNTHETIC_IDS',
+        'DELIVERY_MAX_ATTEMPTS',
+        'RETRY_AFTER_CAP_SECONDS',
+        'FHIR_TARGETS.extra',
+        'FHIR_TARGETS.clinic.baseUrl',
+        'FHIR_TARGETS.clinic.auth.tokenSecret',
+        'FHIR_TARGETS.primary.123',
+        'FHIR_TARGETS.primary.123.auth.keyId',
+        'FHIR_TARGETS.primary.974557746.auth.token',
+        'FHIR_TARGETS.primary.923456783.auth.tokenUrl',
+        'FHIR_TARGETS.primary.923456783.auth.clientId',
+        'FHIR_TARGETS.primary.923456783.timeoutMs',
+        'FHIR_TARGETS.primary.993778125.auth.type',
+        'BRIDGE_PRIVATE_JWKS.keys.1.kid',
+        'BRIDGE_PRIVATE_JWKS.keys.2.kty',
+      ]),
+    );
+    // Each message starts with the setting it is about.
+    for (const i of err.outcome.issue ?? []) expect(i.details?.text?.startsWith(`${i.expression?.[0]}: `)).toBe(true);
+    expect(text).toMatch(/FHIR_TARGETS\.clinic\.auth\.tokenSecret: names the secret NOT_SET_TOKEN, which is not set/);
+    expect(text).toMatch(/auth\.token: is not a known setting; secrets never go in FHIR_TARGETS/);
+    for (const secret of [TOKEN, 'raw-token-in-json-8fJ2', 'c2VjcmV0LWhtYWMta2V5LXZhbHVl', ...privateParts(rsa)]) {
+      expect(text).not.toContain(secret);
+    }
+  });
+
+  it('checks a smart-backend key against the alg: ES384 cannot use an RSA key', () => {
+    const { paths, text } = failure({
+      FHIR_TARGETS: JSON.stringify({
+        clinic: { baseUrl: 'https://c.example/fhir', auth: { type: 'smart-backend', tokenUrl: 'https://c.example/token', clientId: 'c', keyId: 'rsa-1', alg: 'ES384' } },
+      }),
+      BRIDGE_PRIVATE_JWKS: JSON.stringify({ keys: [rsa] }),
+    });
+    expect(paths).toEqual(['FHIR_TARGETS.clinic.auth.keyId']);
+    expect(text).toMatch(/kty "EC" for ES384/);
+  });
+
+  it('requires BRIDGE_PRIVATE_JWKS when a target uses smart-backend', () => {
+    const { paths, err } = failure({
+      FHIR_TARGETS: JSON.stringify({
+        clinic: { baseUrl: 'https://c.example/fhir', auth: { type: 'smart-backend', tokenUrl: 'https://c.example/token', clientId: 'c', keyId: 'k', alg: 'RS384' } },
+      }),
+    });
+    expect(paths).toEqual(['BRIDGE_PRIVATE_JWKS']);
+    expect(err.outcome.issue?.[0]?.code).toBe('required');
+  });
+
+  it('reports unparseable JSON without quoting it', () => {
+    const leaked = `{"keys":[{"kty":"RSA","d":"${rsa.d}"`;
+    const { paths, text } = failure({ BRIDGE_PRIVATE_JWKS: leaked, FHIR_TARGETS: '{clinic:' });
+    expect(paths).toEqual(['BRIDGE_PRIVATE_JWKS', 'FHIR_TARGETS']);
+    expect(text).toMatch(/BRIDGE_PRIVATE_JWKS: is not valid JSON/);
+    expect(text).not.toContain(rsa.d);
+  });
+
+  it('rejects a public key where a private one is needed', () => {
+    const { d, p, q, dp, dq, qi, ...pub } = rsa;
+    void [d, p, q, dp, dq, qi];
+    expect(failure({ BRIDGE_PRIVATE_JWKS: JSON.stringify({ keys: [pub] }) }).paths).toEqual(['BRIDGE_PRIVATE_JWKS.keys.0']);
+  });
+
+  it('requires the clinic when FHIR_TARGETS is set, and a JSON object for the primary targets', () => {
+    expect(failure({ FHIR_TARGETS: JSON.stringify({ primary: [] }) }).paths).toEqual(['FHIR_TARGETS.clinic', 'FHIR_TARGETS.primary']);
+    expect(failure({ FHIR_TARGETS: '[]' }).paths).toEqual(['FHIR_TARGETS']);
+  });
+
+  it('rejects credentials in URLs without echoing them', () => {
+    const { paths, text } = failure({
+      FHIR_TARGETS: JSON.stringify({ clinic: { baseUrl: 'https://user:pa55w0rd-xyz@c.example/fhir', auth: { type: 'none' } } }),
+    });
+    expect(paths).toEqual(['FHIR_TARGETS.clinic.baseUrl']);
+    expect(text).not.toContain('pa55w0rd-xyz');
+  });
+
+  it('rejects a bearer secret with whitespace inside without echoing it', () => {
+    const { paths, text } = failure({
+      FHIR_TARGETS: JSON.stringify({ clinic: { baseUrl: 'https://c.example/fhir', auth: { type: 'bearer', tokenSecret: 'T' } } }),
+      T: 'Bearer abc-secret-123',
+    });
+    expect(paths).toEqual(['FHIR_TARGETS.clinic.auth.tokenSecret']);
+    expect(text).not.toContain('abc-secret-123');
+  });
+});
