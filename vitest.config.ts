@@ -1,16 +1,54 @@
-import { cloudflareTest } from '@cloudflare/vitest-plugin';
+import { createServer } from 'node:net';
+import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
 
-export default defineConfig({
-  test: {
-    projects: [
-      {
-        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], environment: 'node', testTimeout: 30_000 },
-      },
-      {
-        plugins: [cloudflareTest({ wrangler: { configPath: './wrangler.toml' } })],
-        test: { name: 'http', include: ['test/http/**/*.test.ts'], testTimeout: 30_000 },
-      },
-    ],
-  },
+/** A free loopback port for the sandbox FHIR server the workerd tests deliver to. */
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export default defineConfig(async () => {
+  // The config may be evaluated more than once in a run; keep the first port.
+  const sandboxPort = Number(process.env.TEST_SANDBOX_PORT || (await freePort()));
+  process.env.TEST_SANDBOX_PORT = String(sandboxPort);
+  const migrations = await readD1Migrations('./src/sync/d1-migrations');
+  return {
+    test: {
+      projects: [
+        {
+          test: { name: 'unit', include: ['test/unit/**/*.test.ts'], environment: 'node', testTimeout: 30_000 },
+        },
+        {
+          test: { name: 'integration', include: ['test/integration/**/*.test.ts'], environment: 'node', testTimeout: 120_000, hookTimeout: 60_000 },
+        },
+        {
+          plugins: [
+            cloudflareTest({
+              wrangler: { configPath: './wrangler.toml' },
+              miniflare: {
+                bindings: {
+                  TEST_MIGRATIONS: migrations,
+                  FHIR_TARGETS: JSON.stringify({ clinic: { baseUrl: `http://127.0.0.1:${sandboxPort}/fhir`, auth: { type: 'none' }, timeoutMs: 10_000 } }),
+                },
+              },
+            }),
+          ],
+          test: {
+            name: 'http',
+            include: ['test/http/**/*.test.ts'],
+            setupFiles: ['test/http/setup.ts'],
+            globalSetup: ['test/http/global-setup.ts'],
+            testTimeout: 60_000,
+          },
+        },
+      ],
+    },
+  };
 });

@@ -10,10 +10,16 @@ import { mapEpisode } from '../mapping/bundle.ts';
 import { docsPage, openApiDocument } from './openapi.ts';
 import { fhirJson, outcomeResponse, sendOutcome } from './errors.ts';
 import { limitBody, requireJson } from './middleware.ts';
+import { deliveryRoutes } from './delivery.ts';
+import type { DeliveryService } from '../sync/service.ts';
 
 export interface AppConfig {
   /** Accept synthetic national ids (month + 80); false in production. */
   allowSyntheticIds: boolean;
+  /** Delivery (jobs, queue, ledger) for this request; absent where the bridge only maps. */
+  delivery?: (c: Context) => DeliveryService;
+  /** The bridge's public signing keys, served at /.well-known/jwks.json. */
+  jwks?: () => Promise<unknown>;
 }
 
 type Env = { Variables: { config: AppConfig } };
@@ -51,6 +57,9 @@ export function createApp(config: AppConfig): Hono<Env> {
     // FHIR $validate answers 200 whether or not the resource is valid; the outcome says which.
     return sendOutcome(c, validateFhir(value), 200);
   });
+
+  if (config.delivery) app.route('/v1', deliveryRoutes(config.delivery));
+  app.get('/.well-known/jwks.json', async (c) => c.json(config.jwks ? await config.jwks() : { keys: [] }));
 
   app.notFound((c) => outcomeResponse(c, 404, 'not-found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError((err, c) => {

@@ -146,15 +146,15 @@ async function deliverToTarget(job: Job, bundle: Bundle, target: string, deps: D
 }
 
 /** Puts a finished (dead or failed) job back in the queue state; the caller enqueues it. */
-export async function resetForReplay(jobId: string, store: DeliveryStore, nowMs: number): Promise<Job | undefined> {
+export async function resetForReplay(jobId: string, store: DeliveryStore, nowMs: number): Promise<{ job: Job; replayed: boolean } | undefined> {
   const job = await store.getJob(jobId);
   if (!job) return undefined;
-  if (job.status !== 'dead' && job.status !== 'failed') return job;
+  if (job.status !== 'dead' && job.status !== 'failed') return { job, replayed: false };
   job.status = 'queued';
   job.attempts = 0;
   job.updatedAt = new Date(nowMs).toISOString();
   delete job.nextAttemptAt;
   for (const t of Object.values(job.targets)) if (t.status === 'dead' || t.status === 'failed') t.status = 'pending';
   await store.saveJob(job);
-  return job;
+  return { job, replayed: true };
 }
