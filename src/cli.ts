@@ -3,15 +3,20 @@
  * 2 bad input or usage.
  */
 import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
 import { text } from 'node:stream/consumers';
 import type { Resource } from '@medplum/fhirtypes';
 import { hasErrors, isOperationOutcomeError, issue, outcome } from './fhir/outcome.ts';
 import { mapEpisode } from './mapping/bundle.ts';
 
 const USAGE = `usage:
-  imh-bridge map FILE|-        map an episode (JSON) to a FHIR R4 transaction Bundle
-  imh-bridge validate FILE|-   validate a FHIR resource or Bundle against R4 and the bridge's profiles
-exit codes: 0 ok, 1 invalid FHIR resource (validate), 2 bad input`;
+  imh-bridge map FILE|-                      map an episode (JSON) to a FHIR R4 transaction Bundle
+  imh-bridge validate FILE|-                 validate a FHIR resource or Bundle against R4 and the bridge's profiles
+  imh-bridge sync FILE|- --target URL [--bearer TOKEN]
+                                             deliver one episode to a FHIR base URL (retries, conditional writes, no ledger)
+  imh-bridge sandbox [--port 8103] [--host 127.0.0.1]
+                                             run a local sandbox FHIR R4 server at http://HOST:PORT/fhir
+exit codes: 0 ok; 1 invalid FHIR resource (validate) or refused by the server (sync); 2 bad input`;
 
 const print = (value: unknown) => process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 
@@ -32,17 +37,48 @@ async function readJson(file: string): Promise<unknown> {
 class CliInputError extends Error {}
 
 async function main(argv: string[]): Promise<number> {
-  const [command, file, ...rest] = argv;
+  const [command, ...args] = argv;
   if (!command || command === '--help' || command === '-h') {
     process.stdout.write(USAGE + '\n');
     return command ? 0 : 2;
   }
-  if (!file || rest.length) {
+  let file: string | undefined;
+  let values: Record<string, string | undefined>;
+  try {
+    const parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: { target: { type: 'string' }, bearer: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' } },
+    });
+    values = parsed.values as Record<string, string | undefined>;
+    if (parsed.positionals.length > 1) throw new Error('too many arguments');
+    file = parsed.positionals[0];
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (command === 'sandbox') return runSandbox(values);
+  if (!file) {
     process.stderr.write(USAGE + '\n');
     return 2;
   }
   try {
     switch (command) {
+      case 'sync': {
+        if (!values.target || !/^https?:\/\//.test(values.target)) {
+          process.stderr.write(`sync needs --target with the FHIR base URL (http or https)\n${USAGE}\n`);
+          return 2;
+        }
+        const { syncOnce } = await import('./sync/sync-once.ts');
+        const result = await syncOnce(await readJson(file), {
+          baseUrl: values.target,
+          bearer: values.bearer,
+          allowSyntheticIds: process.env.ALLOW_SYNTHETIC_IDS !== 'false',
+          log: (line) => process.stderr.write(line + '\n'),
+        });
+        print(result.report);
+        return result.delivered ? 0 : 1;
+      }
       case 'map': {
         print(mapEpisode(await readJson(file), { allowSyntheticIds: process.env.ALLOW_SYNTHETIC_IDS !== 'false' }));
         return 0;
@@ -73,6 +109,23 @@ async function main(argv: string[]): Promise<number> {
     }
     throw e;
   }
+}
+
+/** Runs the sandbox FHIR server until interrupted. */
+async function runSandbox(values: Record<string, string | undefined>): Promise<number> {
+  const port = Number(values.port ?? 8103);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    process.stderr.write('--port must be a port number\n');
+    return 2;
+  }
+  const { startSandbox } = await import('./sandbox/server.ts');
+  const sandbox = await startSandbox({ port, host: values.host ?? '127.0.0.1' });
+  process.stdout.write(`sandbox FHIR R4 server at ${sandbox.baseUrl} (CapabilityStatement: ${sandbox.baseUrl}/metadata)\n`);
+  await new Promise<void>((resolve) => {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
+  });
+  await sandbox.close();
+  return 0;
 }
 
 process.exitCode = await main(process.argv.slice(2));
