@@ -1,0 +1,98 @@
+/**
+ * `npm start`: the whole bridge on this machine with its embedded defaults.
+ * 1. the sandbox FHIR R4 server on 127.0.0.1:8103;
+ * 2. the Worker in workerd (`wrangler dev`) with fresh local D1, Queue and Durable Objects;
+ * 3. every example episode sent through the real delivery path (PUT → queue → sandbox);
+ * then it prints where to look and runs until Ctrl-C.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { startSandbox } from '../src/sandbox/server.ts';
+
+const root = resolve(import.meta.dirname, '..');
+const SANDBOX_PORT = Number(process.env.SANDBOX_PORT ?? 8103);
+const WORKER_PORT = Number(process.env.PORT ?? 8787);
+const examplesDir = resolve(root, process.env.EXAMPLES_DIR ?? '../shared/contract/examples');
+const wrangler = join(root, 'node_modules/.bin/wrangler');
+
+const sandbox = await startSandbox({ port: SANDBOX_PORT });
+console.log(`sandbox FHIR server  ${sandbox.baseUrl}`);
+
+// A fresh local state each start: the sandbox is in memory, so the ledger must be too.
+const state = mkdtempSync(join(tmpdir(), 'imh-bridge-dev-'));
+const migrate = spawnSync(process.execPath, [wrangler, 'd1', 'migrations', 'apply', 'imh-bridge', '--local', '--persist-to', state], {
+  cwd: root,
+  encoding: 'utf8',
+  env: { ...process.env, CI: 'true' },
+});
+if (migrate.status !== 0) {
+  console.error(migrate.stdout, migrate.stderr);
+  process.exit(1);
+}
+
+const worker = spawn(
+  process.execPath,
+  [wrangler, 'dev', '--port', String(WORKER_PORT), '--ip', '127.0.0.1', '--persist-to', state, '--show-interactive-dev-session=false', '--log-level', 'warn',
+    '--var', `FHIR_TARGETS:${JSON.stringify({ clinic: { baseUrl: sandbox.baseUrl, auth: { type: 'none' } } })}`],
+  { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] },
+);
+const stop = async (code = 0) => {
+  worker.kill('SIGTERM');
+  await sandbox.close();
+  process.exit(code);
+};
+process.once('SIGINT', () => void stop());
+process.once('SIGTERM', () => void stop());
+worker.once('exit', (code) => {
+  console.error(`wrangler dev exited (${code})`);
+  void sandbox.close().then(() => process.exit(code ?? 1));
+});
+
+const bridge = `http://127.0.0.1:${WORKER_PORT}`;
+for (let i = 0; ; i++) {
+  try {
+    if ((await fetch(`${bridge}/healthz`)).ok) break;
+  } catch {
+    // not up yet
+  }
+  if (i > 240) {
+    console.error('the Worker did not start within two minutes');
+    await stop(1);
+  }
+  await new Promise((r) => setTimeout(r, 500));
+}
+console.log(`bridge (workerd)     ${bridge}   API docs: ${bridge}/docs`);
+
+if (!existsSync(examplesDir)) {
+  console.log(`no example episodes at ${examplesDir}; send your own with PUT ${bridge}/v1/episodes/{episodeId}`);
+} else {
+  const rows: string[] = [];
+  for (const file of readdirSync(examplesDir).filter((f) => f.endsWith('.json')).sort()) {
+    const episode = JSON.parse(readFileSync(join(examplesDir, file), 'utf8')) as { episodeId: string };
+    const res = await fetch(`${bridge}/v1/episodes/${encodeURIComponent(episode.episodeId)}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(episode),
+    });
+    const location = res.headers.get('location');
+    if (res.status !== 202 || !location) {
+      rows.push(`${file.padEnd(42)} rejected (${res.status}): ${await res.text()}`);
+      continue;
+    }
+    let job: { status: string; targets: { clinic?: { written?: number; error?: string } } } | undefined;
+    for (let i = 0; i < 120; i++) {
+      job = (await (await fetch(`${bridge}${location}`)).json()) as typeof job;
+      if (job && !['queued', 'retrying'].includes(job.status)) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    rows.push(`${file.padEnd(42)} ${job?.status ?? '?'}  ${job?.targets.clinic?.written ?? 0} resources  ${bridge}${location}`);
+  }
+  console.log('\nexample episodes sent through the delivery path:');
+  for (const r of rows) console.log(`  ${r}`);
+  const counts = sandbox.repo.countByType();
+  console.log(`\nin the sandbox now: ${Object.entries(counts).map(([t, n]) => `${n} ${t}`).join(', ')}`);
+  console.log(`look:  ${sandbox.baseUrl}/EpisodeOfCare   ${sandbox.baseUrl}/Encounter?_count=5   ${bridge}/v1/jobs`);
+}
+console.log('\nrunning; Ctrl-C stops both.');
