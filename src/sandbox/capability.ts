@@ -17,7 +17,7 @@ const TYPE_INTERACTIONS = [
 ] as const;
 
 /** Built per base URL; the server caches the result. */
-export function capabilityStatement(baseUrl: string, date: string): CapabilityStatement {
+export function capabilityStatement(baseUrl: string, date: string, transactions = true): CapabilityStatement {
   const resource = getResourceTypes()
     .slice()
     .sort()
@@ -51,7 +51,7 @@ export function capabilityStatement(baseUrl: string, date: string): CapabilitySt
     rest: [
       {
         mode: 'server',
-        interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'search-system' }],
+        interaction: transactions ? [{ code: 'transaction' }, { code: 'batch' }, { code: 'search-system' }] : [{ code: 'search-system' }],
         resource,
       },
     ],

@@ -41,6 +41,8 @@ export interface SandboxOptions {
   onRequest?: (method: string, url: string, status: number) => void;
   /** Largest accepted request body; 64 MiB unless told. */
   maxBodyBytes?: number;
+  /** false: behave like a server without transactions (not in metadata, POSTed transactions refused). */
+  transactions?: boolean;
 }
 
 export interface Sandbox {
@@ -118,7 +120,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
         res.setHeader('allow', 'GET');
         return send(res, 405, outcomeOf('not-supported', `Method ${method} is not supported on metadata`));
       }
-      metadata ??= JSON.stringify(capabilityStatement(baseUrl, startedAt) satisfies CapabilityStatement);
+      metadata ??= JSON.stringify(capabilityStatement(baseUrl, startedAt, opts.transactions ?? true) satisfies CapabilityStatement);
       res.writeHead(200, { 'content-type': FHIR_JSON });
       res.end(metadata);
       return;
@@ -157,6 +159,10 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
 
     const isTransaction =
       method === 'POST' && rel === '' && (body as Bundle)?.resourceType === 'Bundle' && (body as Bundle).type === 'transaction';
+
+    if (isTransaction && opts.transactions === false) {
+      return send(res, 501, outcomeOf('not-supported', 'This server does not support transactions'));
+    }
 
     await serially(async () => {
       const existedBefore = method === 'PUT' && segments.length === 2 && type ? repo.has(type, segments[1] as string) : true;
