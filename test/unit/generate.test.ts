@@ -20,3 +20,9 @@ describe('synthetic test data', () => {
     expect(counts.DocumentReference).toBe(25);
   });
 });
+
+describe('short synthetic episodes', () => {
+  it('map for any number of sessions', () => {
+    for (const n of [1, 2, 5, 8, 12]) expect(() => mapEpisode(longEpisode(n))).not.toThrow();
+  });
+});

@@ -1,0 +1,163 @@
+/**
+ * The conformance pass (scripts/sandbox-conformance.ts) against the local sandbox: in-process,
+ * as the command a person runs, and against servers that lack transactions, DELETE, or
+ * are not there at all.
+ */
+import { execFile } from 'node:child_process';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Row, runConformance } from '../../scripts/sandbox-conformance.ts';
+import { startSandbox, type Sandbox } from '../../src/sandbox/server.ts';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const SCRIPT = 'scripts/sandbox-conformance.ts';
+let sb: Sandbox;
+let seen: { method: string; url: string; auth: string | null }[] = [];
+
+beforeAll(async () => {
+  sb = await startSandbox({ port: 0 });
+});
+afterAll(async () => {
+  await sb?.close();
+});
+
+/** Runs the script with Node (the same binary as this test) and tsx; never throws on exit codes. */
+function runScript(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    execFile(process.execPath, ['--import', 'tsx', SCRIPT, ...args], { cwd: ROOT, timeout: 90_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+      done({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A loopback port nothing listens on. */
+async function closedPort(): Promise<number> {
+  return new Promise((done, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => done(port));
+    });
+  });
+}
+
+/** A `fetch` that records what it sends, and lets a test rewrite answers. */
+function recordingFetch(rewrite?: (method: string, url: string, res: Response) => Promise<Response> | Response): typeof fetch {
+  return async (input, init) => {
+    const url = String(input);
+    const method = init?.method ?? 'GET';
+    const headers = new Headers(init?.headers);
+    seen.push({ method, url, auth: headers.get('authorization') });
+    const res = await fetch(input, init);
+    return rewrite ? rewrite(method, url, res) : res;
+  };
+}
+
+const byName = (rows: Row[], prefix: string) => rows.find((r) => r.capability.startsWith(prefix)) as Row;
+
+describe('FHIR conformance pass', () => {
+  it('passes every capability on the sandbox, and leaves nothing behind', async () => {
+    seen = [];
+    const { rows, ok, tag } = await runConformance({ baseUrl: sb.baseUrl, bearer: 'test-token-1', fetch: recordingFetch() });
+    expect(rows.map((r) => [r.capability, r.result, r.detail])).toEqual(rows.map((r) => [r.capability, 'PASS', r.detail]));
+    expect(ok).toBe(true);
+    expect(rows.map((r) => r.capability.split(' ')[0])).toEqual([
+      'metadata',
+      'transactions',
+      'create',
+      'verify',
+      're-send',
+      'change',
+      'remove',
+      'conditional',
+      'If-Match',
+      'clean',
+    ]);
+    // The bearer token goes into the header of every request, and nowhere into the rows.
+    expect(seen.length).toBeGreaterThan(50);
+    expect(seen.every((s) => s.auth === 'Bearer test-token-1')).toBe(true);
+    expect(JSON.stringify(rows)).not.toContain('test-token-1');
+    // Synthetic, tagged data: the run's episode is gone, nothing of it is left on the server.
+    expect(tag).toMatch(/^[0-9a-f]{8}$/);
+    const left = (await (await fetch(`${sb.baseUrl}/EpisodeOfCare?_summary=count`)).json()) as { total: number };
+    expect(left.total).toBe(0);
+    const patients = (await (await fetch(`${sb.baseUrl}/Patient?_summary=count`)).json()) as { total: number };
+    expect(patients.total).toBe(0);
+  });
+
+  it('writes ordered conditional writes where the server offers no transactions', async () => {
+    const noTransactions = recordingFetch(async (method, url, res) => {
+      if (method !== 'GET' || !url.endsWith('/metadata')) return res;
+      const cs = (await res.json()) as { rest?: { interaction?: { code: string }[] }[] };
+      for (const r of cs.rest ?? []) r.interaction = (r.interaction ?? []).filter((i) => i.code !== 'transaction');
+      return new Response(JSON.stringify(cs), { status: 200, headers: { 'content-type': 'application/fhir+json' } });
+    });
+    seen = [];
+    const { rows, ok } = await runConformance({ baseUrl: sb.baseUrl, fetch: noTransactions });
+    expect(ok).toBe(true);
+    expect(byName(rows, 'transactions')).toMatchObject({ result: 'SKIP', detail: expect.stringContaining('ordered conditional writes') });
+    expect(byName(rows, 'create').detail).toContain('ordered conditional writes');
+    expect(rows.filter((r) => r.result !== 'PASS').map((r) => r.capability)).toEqual(['transactions']);
+    expect(seen.some((s) => s.method === 'POST' && s.url === sb.baseUrl)).toBe(false);
+    expect(seen.every((s) => s.auth === null)).toBe(true);
+  });
+
+  it('skips the clean-up, with the reason, where DELETE is refused', async () => {
+    const noDelete = recordingFetch((method, _url, res) =>
+      method === 'DELETE'
+        ? new Response(JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'not-supported' }] }), {
+            status: 405,
+            headers: { 'content-type': 'application/fhir+json' },
+          })
+        : res,
+    );
+    const { rows, ok } = await runConformance({ baseUrl: sb.baseUrl, fetch: noDelete });
+    expect(ok).toBe(true);
+    expect(byName(rows, 'clean up')).toMatchObject({ result: 'SKIP', detail: expect.stringContaining('DELETE unsupported (HTTP 405)') });
+    sb.reset();
+  });
+
+  it('runs as a command: prints the table and exits 0', async () => {
+    const { code, stdout, stderr } = await runScript(['--base-url', sb.baseUrl]);
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^capability\s+\| result \| detail\s+\|\s+ms$/m);
+    for (const name of ['metadata', 'create', 'verify', 're-send', 'change', 'remove', 'If-Match', 'clean up']) {
+      expect(stdout).toMatch(new RegExp(`^${name}.*\\| PASS `, 'm'));
+    }
+    expect(stdout).toContain('0 failed');
+  });
+
+  it('never prints the bearer token', async () => {
+    const { code, stdout, stderr } = await runScript(['--base-url', sb.baseUrl, '--bearer', 'sekrit-token-value']);
+    expect(code).toBe(0);
+    expect(stdout + stderr).not.toContain('sekrit-token-value');
+  });
+
+  it('exits 2 with the usage on a usage error', async () => {
+    const missing = await runScript([]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('--base-url is required');
+    expect(missing.stderr).toContain('usage:');
+    expect(missing.stdout).toBe('');
+    const unknown = await runScript(['--base-url', sb.baseUrl, '--nope']);
+    expect(unknown.code).toBe(2);
+    const notUrl = await runScript(['--base-url', 'not a url']);
+    expect(notUrl.code).toBe(2);
+  });
+
+  it('exits 1 with FAIL rows and no stack trace when the server is not there', async () => {
+    const port = await closedPort();
+    const { code, stdout, stderr } = await runScript(['--base-url', `http://127.0.0.1:${port}/fhir`, '--timeout-ms', '5000']);
+    expect(code).toBe(1);
+    expect(stdout).toMatch(/^metadata.*\| FAIL\s+\|.*connection failed/m);
+    expect(stdout).toMatch(/^create.*\| FAIL\s+\|/m);
+    expect(stdout).toMatch(/^clean up.*\| SKIP\s+\|.*nothing was written/m);
+    expect(stdout).toContain('NOT OK');
+    expect(stdout + stderr).not.toMatch(/\n\s+at /);
+    expect(stdout + stderr).not.toMatch(/Error:|TypeError|node:internal/);
+  });
+});
