@@ -1,15 +1,18 @@
-/** Assessments as QuestionnaireResponse, scores as Observations, self-harm items as Flags. */
+/**
+ * Assessments as QuestionnaireResponse, scores as Observations, self-harm items as Flags.
+ * `addScores` is shared with SDC extraction ($extract), so both paths produce the same
+ * resources from the same answers.
+ */
 import type { Flag, Observation, QuestionnaireResponse } from '@medplum/fhirtypes';
 import type { Assessment } from '../domain/episode.ts';
-import { questionnaireUrl } from '../fhir/systems.ts';
-import { INSTRUMENTS } from '../instruments/definitions.ts';
+import { UCUM, questionnaireUrl } from '../fhir/systems.ts';
+import { INSTRUMENTS, type InstrumentId } from '../instruments/definitions.ts';
 import { score } from '../instruments/scoring.ts';
-import { type MappingContext, type Ref } from './context.ts';
+import type { BundleScope, MappingContext, Ref } from './context.ts';
 import { mapClinician } from './people.ts';
 import { coding } from './terminology.ts';
 
 const SURVEY = { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'survey', display: 'Survey' }] };
-const UCUM = 'http://unitsofmeasure.org';
 
 export interface AssessmentRefs {
   parent: Ref;
@@ -18,6 +21,14 @@ export interface AssessmentRefs {
 
 export function mapAssessments(ctx: MappingContext, r: AssessmentRefs): void {
   for (const a of ctx.episode.assessments ?? []) mapAssessment(ctx, a, r);
+}
+
+/** QuestionnaireResponse items for answers as the episode format sends them. */
+export function responseItems(instrument: InstrumentId, answers: Record<string, number> | undefined, rating: number | undefined): QuestionnaireResponse['item'] {
+  const def = INSTRUMENTS[instrument];
+  return answers
+    ? def.items.map((linkId) => ({ linkId, answer: [{ valueInteger: answers[linkId] as number }] }))
+    : [{ linkId: 'rf-score', answer: [{ valueInteger: rating as number }] }];
 }
 
 function mapAssessment(ctx: MappingContext, a: Assessment, r: AssessmentRefs): void {
@@ -39,26 +50,44 @@ function mapAssessment(ctx: MappingContext, a: Assessment, r: AssessmentRefs): v
       authored: a.completedOn,
       author,
       source: author,
-      item: answers
-        ? def.items.map((linkId) => ({ linkId, answer: [{ valueInteger: answers[linkId] as number }] }))
-        : [{ linkId: 'rf-score', answer: [{ valueInteger: rating as number }] }],
+      item: responseItems(a.instrument, answers, rating),
     },
     { profile: 'imh-questionnaire-response', identifier: qrId, clinical: true },
   );
+  addScores(ctx, { instrument: a.instrument, assessmentId: a.assessmentId, answers, rating, response: qr, subject: r.parent, author, date: a.completedOn });
+}
 
-  const result = score(a.instrument, answers, rating);
+export interface ScoreInput {
+  instrument: InstrumentId;
+  assessmentId: string;
+  /** Raw answers as the episode format has them (EPDS positions, PHQ-9/GAD-7 0–3, PRFQ 1–7). */
+  answers?: Record<string, number>;
+  /** Rating score (PDI-RF). */
+  rating?: number;
+  /** The QuestionnaireResponse the scores derive from. */
+  response: Ref;
+  subject: Ref;
+  author?: Ref;
+  /** When the instrument was completed (date or dateTime). */
+  date: string;
+}
+
+/** Score Observations (totals with bands, subscales, ratings) and the self-harm Flag. */
+export function addScores(scope: BundleScope, s: ScoreInput): void {
+  const def = INSTRUMENTS[s.instrument];
+  const result = score(s.instrument, s.answers, s.rating);
   const base = {
     resourceType: 'Observation' as const,
     status: 'final' as const,
     category: [SURVEY],
-    subject: r.parent,
-    effectiveDateTime: a.completedOn,
-    performer: author ? [author] : undefined,
-    derivedFrom: [qr],
+    subject: s.subject,
+    effectiveDateTime: s.date,
+    performer: s.author ? [s.author] : undefined,
+    derivedFrom: [s.response],
   };
   const observe = (code: string, obs: Partial<Observation>) => {
-    const identifier = ctx.episodeId('score', a.assessmentId, code);
-    ctx.add<Observation>({ ...base, identifier: [identifier], ...obs } as Observation, { profile: 'imh-score-observation', identifier, clinical: true });
+    const identifier = scope.episodeId('score', s.assessmentId, code);
+    scope.add<Observation>({ ...base, identifier: [identifier], ...obs } as Observation, { profile: 'imh-score-observation', identifier, clinical: true });
   };
   if (result.total && def.total) {
     observe(def.total.code.code as string, {
@@ -67,28 +96,28 @@ function mapAssessment(ctx: MappingContext, a: Assessment, r: AssessmentRefs): v
       interpretation: [{ coding: [coding('score-band', result.total.band)] }],
     });
   }
-  for (const s of result.subscales ?? []) {
-    observe(s.code, {
-      code: { coding: [coding('instrument-score', s.code)] },
-      valueQuantity: { value: s.value, unit: 'score', system: UCUM, code: '{score}' },
+  for (const sub of result.subscales ?? []) {
+    observe(sub.code, {
+      code: { coding: [coding('instrument-score', sub.code)] },
+      valueQuantity: { value: sub.value, unit: 'score', system: UCUM, code: '{score}' },
     });
   }
   if (result.rating) {
     observe(result.rating.code, { code: { coding: [coding('instrument-score', result.rating.code)] }, valueInteger: result.rating.value });
   }
   if (result.selfHarm) {
-    const identifier = ctx.episodeId('flag', a.assessmentId, 'self-harm');
-    ctx.add<Flag>(
+    const identifier = scope.episodeId('flag', s.assessmentId, 'self-harm');
+    scope.add<Flag>(
       {
         resourceType: 'Flag',
         identifier: [identifier],
-        extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/flag-detail', valueReference: qr }],
+        extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/flag-detail', valueReference: s.response }],
         status: 'active',
         category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/flag-category', code: 'clinical', display: 'Clinical' }] }],
-        code: { coding: [coding('risk-flag', 'self-harm-item-positive')], text: `${a.instrument} item ${def.selfHarmItem} positive` },
-        subject: r.parent,
-        period: { start: a.completedOn },
-        author: author,
+        code: { coding: [coding('risk-flag', 'self-harm-item-positive')], text: `${s.instrument} item ${def.selfHarmItem} positive` },
+        subject: s.subject,
+        period: { start: s.date },
+        author: s.author,
       },
       { profile: 'imh-self-harm-flag', identifier, clinical: true },
     );

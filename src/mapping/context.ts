@@ -29,14 +29,19 @@ export interface AddOptions {
   clinical: boolean;
 }
 
-export class MappingContext {
-  readonly episode: Episode;
+/**
+ * Bundle assembly for one episode's scope (clinic + episodeId). The episode path uses
+ * MappingContext (which also carries the parsed episode); the questionnaire path, which
+ * has only a QuestionnaireResponse, uses this scope directly.
+ */
+export class BundleScope {
   readonly clinicOrg: string;
+  readonly scopeEpisodeId: string;
   private readonly entries = new Map<string, BundleEntry>();
 
-  constructor(episode: Episode) {
-    this.episode = episode;
-    this.clinicOrg = episode.clinic.orgNumber;
+  constructor(clinicOrg: string, episodeId: string) {
+    this.clinicOrg = clinicOrg;
+    this.scopeEpisodeId = episodeId;
   }
 
   /** Identifier in one of the bridge's business id systems for this clinic. */
@@ -46,7 +51,7 @@ export class MappingContext {
 
   /** Episode-scoped identifier, e.g. `VG-2026-0042/S3`. */
   episodeId(kind: string, ...parts: string[]): Identifier {
-    return this.id(kind, [this.episode.episodeId, ...parts].join('/'));
+    return this.id(kind, [this.scopeEpisodeId, ...parts].join('/'));
   }
 
   static fullUrl(resourceType: string, identifier: Identifier): string {
@@ -55,11 +60,11 @@ export class MappingContext {
 
   /** Reference to the resource with this identity (whether or not it is added yet). */
   ref(resourceType: string, identifier: Identifier): Ref {
-    return { reference: MappingContext.fullUrl(resourceType, identifier) };
+    return { reference: BundleScope.fullUrl(resourceType, identifier) };
   }
 
   has(resourceType: string, identifier: Identifier): boolean {
-    return this.entries.has(MappingContext.fullUrl(resourceType, identifier));
+    return this.entries.has(BundleScope.fullUrl(resourceType, identifier));
   }
 
   /**
@@ -68,7 +73,7 @@ export class MappingContext {
    * fullest version first).
    */
   add<T extends Resource>(resource: T, opts: AddOptions): Ref {
-    const fullUrl = MappingContext.fullUrl(resource.resourceType, opts.identifier);
+    const fullUrl = BundleScope.fullUrl(resource.resourceType, opts.identifier);
     if (!this.entries.has(fullUrl)) {
       const meta = {
         profile: [profileUrl(opts.profile)],
@@ -109,6 +114,16 @@ export class MappingContext {
 
   list(): BundleEntry[] {
     return [...this.entries.values()];
+  }
+}
+
+/** The scope of one parsed episode. */
+export class MappingContext extends BundleScope {
+  readonly episode: Episode;
+
+  constructor(episode: Episode) {
+    super(episode.clinic.orgNumber, episode.episodeId);
+    this.episode = episode;
   }
 }
 
