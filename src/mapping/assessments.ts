@@ -7,6 +7,7 @@ import type { Flag, Observation, QuestionnaireResponse } from '@medplum/fhirtype
 import type { Assessment } from '../domain/episode.ts';
 import { UCUM, questionnaireUrl } from '../fhir/systems.ts';
 import { INSTRUMENTS, type InstrumentId } from '../instruments/definitions.ts';
+import { answerCoding } from '../instruments/answers.ts';
 import { score } from '../instruments/scoring.ts';
 import type { BundleScope, MappingContext, Ref } from './context.ts';
 import { mapClinician } from './people.ts';
@@ -23,11 +24,14 @@ export function mapAssessments(ctx: MappingContext, r: AssessmentRefs): void {
   for (const a of ctx.episode.assessments ?? []) mapAssessment(ctx, a, r);
 }
 
-/** QuestionnaireResponse items for answers as the episode format sends them. */
+/**
+ * QuestionnaireResponse items for answers as the episode format sends them: each answer is
+ * the answer option of the published Questionnaire (which carries its score).
+ */
 export function responseItems(instrument: InstrumentId, answers: Record<string, number> | undefined, rating: number | undefined): QuestionnaireResponse['item'] {
   const def = INSTRUMENTS[instrument];
   return answers
-    ? def.items.map((linkId) => ({ linkId, answer: [{ valueInteger: answers[linkId] as number }] }))
+    ? def.items.map((linkId) => ({ linkId, answer: [{ valueCoding: answerCoding(instrument, linkId, answers[linkId] as number) }] }))
     : [{ linkId: 'rf-score', answer: [{ valueInteger: rating as number }] }];
 }
 

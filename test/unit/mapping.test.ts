@@ -276,9 +276,12 @@ describe('assessments and scores', () => {
     const qr = byIdentifier(mother, 'QuestionnaireResponse', 'VG-2026-0042/A1');
     expect(qr.questionnaire).toBe(`${BASE}/Questionnaire/epds`);
     expect(qr.authored).toBe('2026-01-12');
-    expect(qr.item.map((i: { linkId: string; answer: { valueInteger: number }[] }) => [i.linkId, i.answer[0]?.valueInteger])).toEqual([
-      ['1', 2], ['2', 2], ['3', 1], ['4', 2], ['5', 2], ['6', 1], ['7', 1], ['8', 2], ['9', 1], ['10', 3],
+    // Each answer is the Questionnaire's answer option for the position ticked.
+    expect(qr.item.map((i: { linkId: string; answer: { valueCoding: { code: string } }[] }) => [i.linkId, i.answer[0]?.valueCoding.code])).toEqual([
+      ['1', '2'], ['2', '2'], ['3', '1'], ['4', '2'], ['5', '2'], ['6', '1'], ['7', '1'], ['8', '2'], ['9', '1'], ['10', '3'],
     ]);
+    const phq = byIdentifier(mother, 'QuestionnaireResponse', 'VG-2026-0042/A2');
+    expect(phq.item[0].answer[0].valueCoding).toMatchObject({ system: 'http://loinc.org', code: 'LA6570-1' }); // 2: more than half the days
     expect(resolve(mother, qr.author).resourceType).toBe('Patient');
     const pdi = byIdentifier(mother, 'QuestionnaireResponse', 'VG-2026-0042/A5');
     expect(resolve(mother, pdi.author).identifier[0].value).toBe('9144889');
