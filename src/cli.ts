@@ -14,6 +14,8 @@ const USAGE = `usage:
   imh-bridge validate FILE|-                 validate a FHIR resource or Bundle against R4 and the bridge's profiles
   imh-bridge sync FILE|- --target URL [--bearer TOKEN]
                                              deliver one episode to a FHIR base URL (retries, conditional writes, no ledger)
+  imh-bridge extract FILE|-                  SDC extraction of a QuestionnaireResponse to a transaction Bundle of scores
+  imh-bridge outcomes FILE|-                 first, latest, change and reliable change per instrument (FHIR Parameters)
   imh-bridge sandbox [--port 8103] [--host 127.0.0.1]
                                              run a local sandbox FHIR R4 server at http://HOST:PORT/fhir
 exit codes: 0 ok; 1 invalid FHIR resource (validate) or refused by the server (sync); 2 bad input`;
@@ -81,6 +83,17 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'map': {
         print(mapEpisode(await readJson(file), { allowSyntheticIds: process.env.ALLOW_SYNTHETIC_IDS !== 'false' }));
+        return 0;
+      }
+      case 'extract': {
+        const { extractResponse } = await import('./instruments/extract.ts');
+        print(extractResponse(await readJson(file)));
+        return 0;
+      }
+      case 'outcomes': {
+        const { parseEpisode } = await import('./domain/parse.ts');
+        const { outcomesParameters } = await import('./instruments/outcomes.ts');
+        print(outcomesParameters(parseEpisode(await readJson(file), { allowSyntheticIds: process.env.ALLOW_SYNTHETIC_IDS !== 'false' })));
         return 0;
       }
       case 'validate': {

@@ -2,11 +2,13 @@
  * The HTTP shell: Hono routes over the pure core. Nothing here maps, scores or validates
  * by itself; it parses requests, calls the core and turns results into FHIR responses.
  */
-import type { Resource } from '@medplum/fhirtypes';
+import type { Questionnaire, Resource } from '@medplum/fhirtypes';
 import { type Context, Hono } from 'hono';
 import { isOperationOutcomeError } from '../fhir/outcome.ts';
 import { validateFhir } from '../fhir/validate.ts';
 import { mapEpisode } from '../mapping/bundle.ts';
+import { extractResponse } from '../instruments/extract.ts';
+import { QUESTIONNAIRE_IDS, questionnaire } from '../instruments/questionnaires.ts';
 import { docsPage, openApiDocument } from './openapi.ts';
 import { fhirJson, outcomeResponse, sendOutcome } from './errors.ts';
 import { limitBody, requireJson } from './middleware.ts';
@@ -45,6 +47,29 @@ export function createApp(config: AppConfig): Hono<Env> {
     const body = await readJson(c);
     if (!body.ok) return body.response;
     return fhirJson(c, mapEpisode(body.value, { allowSyntheticIds: config.allowSyntheticIds }));
+  });
+
+  app.get('/v1/Questionnaire', (c) =>
+    fhirJson(c, {
+      resourceType: 'Bundle',
+      type: 'searchset',
+      total: QUESTIONNAIRE_IDS.length,
+      entry: QUESTIONNAIRE_IDS.map((id) => {
+        const q = questionnaire(id) as Questionnaire;
+        return { fullUrl: q.url, resource: q, search: { mode: 'match' } };
+      }),
+    }),
+  );
+
+  app.get('/v1/Questionnaire/:id', (c) => {
+    const q = questionnaire(c.req.param('id'));
+    return q ? fhirJson(c, q) : outcomeResponse(c, 404, 'not-found', `no Questionnaire ${c.req.param('id')}; GET /v1/Questionnaire lists them`);
+  });
+
+  app.post('/v1/QuestionnaireResponse/$extract', limitBody, requireJson, async (c) => {
+    const body = await readJson(c);
+    if (!body.ok) return body.response;
+    return fhirJson(c, extractResponse(body.value));
   });
 
   app.post('/v1/$validate', limitBody, requireJson, async (c) => {

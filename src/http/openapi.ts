@@ -55,6 +55,34 @@ export function openApiDocument(): Record<string, unknown> {
           },
         },
       },
+      '/v1/Questionnaire': {
+        get: {
+          operationId: 'listQuestionnaires',
+          summary: 'The published Questionnaires (EPDS, PHQ-9, GAD-7, PRFQ, PDI-RF, Marte Meo session review) as a searchset Bundle',
+          responses: { '200': { description: 'Bundle of Questionnaires (canonical URL and version stable)', content: { [FHIR]: { schema: { type: 'object' } } } } },
+        },
+      },
+      '/v1/Questionnaire/{id}': {
+        get: {
+          operationId: 'readQuestionnaire',
+          summary: 'One published Questionnaire',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { '200': { description: 'The Questionnaire', content: { [FHIR]: { schema: { type: 'object' } } } }, '404': errorResponse('No such Questionnaire') },
+        },
+      },
+      '/v1/QuestionnaireResponse/$extract': {
+        post: {
+          operationId: 'extract',
+          summary: 'SDC extraction: a QuestionnaireResponse to one of the bridge\'s Questionnaires → transaction Bundle of the response, its score Observations and any self-harm Flag',
+          requestBody: jsonBody({ type: 'object', required: ['resourceType'], properties: { resourceType: { const: 'QuestionnaireResponse' } } }),
+          responses: {
+            '200': { description: 'Transaction Bundle, identical to what the episode path writes for the same answers', content: { [FHIR]: { schema: { $ref: '#/components/schemas/Bundle' } } } },
+            '400': errorResponse('The response does not fit its Questionnaire; expressions point into the response'),
+            '413': errorResponse('Body larger than 1 MiB'),
+            '415': errorResponse('Body is not JSON'),
+          },
+        },
+      },
       '/healthz': { get: { operationId: 'health', summary: 'Liveness', responses: { '200': { description: 'Service is up' } } } },
       '/openapi.json': { get: { operationId: 'openapi', summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1 document' } } } },
     },

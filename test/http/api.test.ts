@@ -115,3 +115,45 @@ describe('service endpoints', () => {
     expect(((await r.json()) as { resourceType: string }).resourceType).toBe('OperationOutcome');
   });
 });
+
+describe('Questionnaires and SDC extraction (inside workerd)', () => {
+  it('GET /v1/Questionnaire lists the published Questionnaires with stable canonical URLs', async () => {
+    const r = await SELF.fetch('http://bridge/v1/Questionnaire');
+    expect(r.status).toBe(200);
+    const b = (await r.json()) as { type: string; entry: { resource: { id: string; url: string; version: string } }[] };
+    expect(b.type).toBe('searchset');
+    expect(b.entry.map((e) => e.resource.id).sort()).toEqual(['epds', 'gad-7', 'marte-meo-session-review', 'pdi-rf', 'phq-9', 'prfq']);
+    for (const e of b.entry) {
+      expect(e.resource.url).toBe(`https://imh-bridge.example.no/fhir/Questionnaire/${e.resource.id}`);
+      expect(e.resource.version).toBe('1.0.0');
+    }
+  });
+
+  it('GET /v1/Questionnaire/{id} reads one, 404 for an unknown one', async () => {
+    const q = (await (await SELF.fetch('http://bridge/v1/Questionnaire/phq-9')).json()) as { resourceType: string; code: { code: string }[] };
+    expect(q.resourceType).toBe('Questionnaire');
+    expect(q.code[0]?.code).toBe('44249-1');
+    expect((await SELF.fetch('http://bridge/v1/Questionnaire/bdi-ii')).status).toBe(404);
+  });
+
+  it('POST /v1/QuestionnaireResponse/$extract returns the same scores the episode path writes', async () => {
+    const bundle = (await (await post('/v1/episodes/$map', JSON.stringify(completed))).json()) as { entry: { resource: { resourceType: string; identifier?: unknown } }[] };
+    const qr = bundle.entry.find((e) => e.resource.resourceType === 'QuestionnaireResponse')?.resource;
+    const r = await post('/v1/QuestionnaireResponse/$extract', JSON.stringify(qr), 'application/fhir+json');
+    expect(r.status).toBe(200);
+    const extracted = (await r.json()) as { entry: unknown[] };
+    const obs = extracted.entry.filter((e) => (e as { resource: { resourceType: string } }).resource.resourceType === 'Observation');
+    expect(obs).toHaveLength(1);
+    expect(bundle.entry).toContainEqual(obs[0]);
+  });
+
+  it('POST /v1/QuestionnaireResponse/$extract answers 400 naming the item for a bad answer', async () => {
+    const bundle = (await (await post('/v1/episodes/$map', JSON.stringify(completed))).json()) as { entry: { resource: { resourceType: string; item?: { answer: unknown[] }[] } }[] };
+    const qr = structuredClone(bundle.entry.find((e) => e.resource.resourceType === 'QuestionnaireResponse')?.resource)!;
+    qr.item![2]!.answer = [{ valueString: 'often' }];
+    const r = await post('/v1/QuestionnaireResponse/$extract', JSON.stringify(qr), 'application/fhir+json');
+    expect(r.status).toBe(400);
+    const o = (await r.json()) as { issue: { expression: string[] }[] };
+    expect(o.issue[0]?.expression).toEqual(['QuestionnaireResponse.item[2].answer[0]']);
+  });
+});

@@ -49,6 +49,21 @@ describe('imh-bridge CLI', () => {
     expect(JSON.stringify(JSON.parse(r.out).issue)).toContain('Patient.birthDate');
   });
 
+  it('extract turns a QuestionnaireResponse into scores; outcomes reports change per instrument', () => {
+    const mapped = JSON.parse(run(['map', join(EXAMPLES_DIR, 'completed-mother.episode.json')]).out);
+    const qr = mapped.entry.find((e: { resource: { resourceType: string } }) => e.resource.resourceType === 'QuestionnaireResponse').resource;
+    const x = run(['extract', '-'], JSON.stringify(qr));
+    expect(x.code).toBe(0);
+    expect(JSON.parse(x.out).entry.map((e: { resource: { resourceType: string } }) => e.resource.resourceType)).toEqual(['QuestionnaireResponse', 'Observation']);
+    expect(run(['extract', '-'], JSON.stringify({ ...qr, questionnaire: 'http://example.org/q' })).code).toBe(2);
+
+    const o = run(['outcomes', join(EXAMPLES_DIR, 'completed-mother.episode.json')]);
+    expect(o.code).toBe(0);
+    const p = JSON.parse(o.out);
+    expect(p.resourceType).toBe('Parameters');
+    expect(p.parameter.length).toBeGreaterThanOrEqual(3);
+  });
+
   it('usage errors exit 2', () => {
     expect(run([]).code).toBe(2);
     expect(run(['frobnicate', 'x']).code).toBe(2);

@@ -13,10 +13,11 @@ const root = resolve(import.meta.dirname, '../..');
 const errors = (r: Resource) => validateFhir(r).issue.filter((i) => i.severity === 'error' || i.severity === 'fatal');
 
 describe('published artefacts', () => {
-  it('profiles/ and src/generated/ are what the FSH sources and R4 definitions produce', () => {
+  it('profiles/ and src/generated/ are what the FSH sources, R4 definitions and instrument definitions produce', () => {
     // Both scripts exit non-zero (and execFileSync throws) when a committed file is stale.
     execFileSync(process.execPath, ['scripts/build-profiles.mjs', '--check'], { cwd: root, stdio: 'pipe' });
     execFileSync(process.execPath, ['scripts/build-definitions.mjs', '--check'], { cwd: root, stdio: 'pipe' });
+    execFileSync(process.execPath, ['--import', 'tsx', 'scripts/build-questionnaires.ts', '--check'], { cwd: root, stdio: 'pipe' });
   }, 120_000);
 
   it('every StructureDefinition in profiles/ has a snapshot and our canonical URL', () => {
