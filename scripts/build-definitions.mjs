@@ -4,6 +4,8 @@
 //
 //   src/generated/r4-definitions.json  R4 data types + the resource types the bridge emits
 //   src/generated/profiles.json        our profiles and extensions (profiles/StructureDefinition-*.json)
+//   src/generated/valuesets.json       expanded code lists of the ValueSets that elements of the two
+//                                      files above bind with strength `required`
 //
 //   node scripts/build-definitions.mjs          # write
 //   node scripts/build-definitions.mjs --check  # exit 1 when the files differ from a fresh build
@@ -137,6 +139,100 @@ const sdsOf = (bundle) => (bundle.entry ?? []).map((e) => e.resource).filter((r)
 /** One StructureDefinition per line, so that diffs of the committed files stay readable. */
 const serialise = (sds) => `[\n${sds.map((sd) => JSON.stringify(sd)).join(',\n')}\n]\n`;
 
+/**
+ * Expanded code lists of every ValueSet that an element of `sds` binds with strength `required`:
+ * `{ valueSets: { url: { system: [code, …] } }, skipped: { url: reason } }`. @medplum/core
+ * does not check bindings; src/fhir/validate-bindings.ts does, with this file.
+ *
+ * A ValueSet is expanded only from enumerated concepts: `include.concept`, or every concept of a
+ * CodeSystem with content `complete` (nested concepts too), or other ValueSets expanded likewise.
+ * One that needs anything else (a filter, a CodeSystem not in the R4 definitions such as
+ * BCP 13 MIME types, a fragment) is listed under `skipped` with the reason, and not checked.
+ */
+function buildValueSets(sds) {
+  const codeSystems = new Map();
+  const valueSets = new Map();
+  const add = (resource) => {
+    if (resource?.resourceType === 'CodeSystem') codeSystems.set(resource.url, resource);
+    else if (resource?.resourceType === 'ValueSet') valueSets.set(resource.url, resource);
+  };
+  for (const file of ['valuesets.json', 'v3-codesystems.json']) for (const e of readBundle(file).entry ?? []) add(e.resource);
+  // Ours: a ValueSet that includes a CodeSystem of ours includes all of it.
+  const mappingsDir = join(root, 'mappings');
+  for (const f of readdirSync(mappingsDir).filter((f) => /^(CodeSystem|ValueSet)-.*\.json$/.test(f)).sort()) {
+    add(JSON.parse(readFileSync(join(mappingsDir, f), 'utf8')));
+  }
+
+  const required = new Set();
+  for (const sd of sds) {
+    for (const e of sd.snapshot?.element ?? []) {
+      if (e.binding?.strength === 'required' && e.binding.valueSet) required.add(e.binding.valueSet.split('|')[0]);
+    }
+  }
+
+  const conceptCodes = (concepts, out = []) => {
+    for (const c of concepts ?? []) {
+      out.push(c.code);
+      conceptCodes(c.concept, out);
+    }
+    return out;
+  };
+
+  /** Map system → Set of codes, or a string: why it cannot be expanded. */
+  const expand = (url, seen = new Set()) => {
+    const vs = valueSets.get(url);
+    if (!vs) return 'ValueSet not found';
+    if (seen.has(url)) return `ValueSet ${url} includes itself`;
+    seen = new Set(seen).add(url);
+    if (!vs.compose?.include?.length) return 'no compose.include';
+    const part = (inc) => {
+      if (inc.filter?.length) return `include of ${inc.system} has a filter`;
+      if (inc.valueSet?.length) return `includes ValueSet ${inc.valueSet.join(', ')}`;
+      if (!inc.system) return 'include without a system';
+      if (inc.concept?.length) return new Map([[inc.system, new Set(inc.concept.map((c) => c.code))]]);
+      const cs = codeSystems.get(inc.system);
+      if (!cs) return `CodeSystem ${inc.system} not in the definitions`;
+      if (cs.content !== 'complete') return `CodeSystem ${inc.system} has content ${cs.content}`;
+      const codes = conceptCodes(cs.concept);
+      if (!codes.length) return `CodeSystem ${inc.system} has no concepts`;
+      return new Map([[inc.system, new Set(codes)]]);
+    };
+    const result = new Map();
+    for (const inc of vs.compose.include) {
+      // Whole other ValueSets (without a system or filter) are expanded recursively.
+      const p = inc.valueSet?.length && !inc.system && !inc.filter ? union(inc.valueSet.map((u) => expand(u.split('|')[0], seen))) : part(inc);
+      if (typeof p === 'string') return p;
+      for (const [system, codes] of p) result.set(system, new Set([...(result.get(system) ?? []), ...codes]));
+    }
+    for (const exc of vs.compose.exclude ?? []) {
+      const p = part(exc);
+      if (typeof p === 'string') return `exclude: ${p}`;
+      for (const [system, codes] of p) for (const c of codes) result.get(system)?.delete(c);
+    }
+    return result;
+  };
+  const union = (parts) => {
+    const bad = parts.find((p) => typeof p === 'string');
+    if (bad) return bad;
+    const out = new Map();
+    for (const p of parts) for (const [system, codes] of p) out.set(system, new Set([...(out.get(system) ?? []), ...codes]));
+    return out;
+  };
+
+  const expanded = {};
+  const skipped = {};
+  for (const url of [...required].sort()) {
+    const r = expand(url);
+    if (typeof r === 'string') {
+      skipped[url] = r;
+    } else {
+      expanded[url] = Object.fromEntries([...r.keys()].sort().map((system) => [system, [...r.get(system)].sort()]));
+    }
+  }
+  const lines = (obj) => Object.entries(obj).map(([k, v]) => `    ${JSON.stringify(k)}: ${JSON.stringify(v)}`).join(',\n');
+  return `{\n  "valueSets": {\n${lines(expanded)}\n  },\n  "skipped": {\n${lines(skipped)}\n  }\n}\n`;
+}
+
 function build() {
   // All of profiles-types.json: Parameters.parameter.value[x] and Extension.value[x] reach every data type.
   const types = sdsOf(readBundle('profiles-types.json')).filter((sd) => sd.url.startsWith('http://hl7.org/fhir/StructureDefinition/'));
@@ -157,6 +253,7 @@ function build() {
   return {
     'r4-definitions.json': serialise([...types, ...resources].map(stripStructureDefinition)),
     'profiles.json': serialise(ours.map(stripStructureDefinition)),
+    'valuesets.json': buildValueSets([...types, ...resources, ...ours]),
   };
 }
 

@@ -1,8 +1,11 @@
 import {
   OperationOutcomeError as MedplumOutcomeError,
+  type InternalTypeSchema,
+  getAllDataTypes,
+  getDataType,
   indexStructureDefinitionBundle,
   isResourceType,
-  validateResource,
+  tryGetProfile,
   validateTypedValue,
 } from '@medplum/core';
 import type {
@@ -21,14 +24,26 @@ import r4Definitions from '../generated/r4-definitions.json' with { type: 'json'
 import ourDefinitions from '../generated/profiles.json' with { type: 'json' };
 import { allOk, issue, outcome } from './outcome.ts';
 import { CANONICAL_BASE } from './systems.ts';
+import { type BindingTokens, checkRequiredBindings } from './validate-bindings.ts';
 
 const OUR_SD_PREFIX = `${CANONICAL_BASE}/StructureDefinition/`;
 
+/** One of our StructureDefinitions, with what the checks below need from it worked out once. */
+interface OurDefinition {
+  sd: StructureDefinition;
+  /** Type name under which its parsed schema is registered with @medplum/core: its URL. */
+  dataType: string;
+  /** Choice elements (`value[x]`) directly under the root, by name without `[x]`. */
+  choices: [string, ElementDefinition][];
+  /** For a complex extension: the value[x] element of each sub-extension, by the sub-extension's url. */
+  subExtensionValues: Map<string, ElementDefinition>;
+}
+
 interface Definitions {
   /** Our profiles (on resources) by canonical URL. */
-  profiles: Map<string, StructureDefinition>;
+  profiles: Map<string, OurDefinition>;
   /** Our extension definitions by canonical URL. */
-  extensions: Map<string, StructureDefinition>;
+  extensions: Map<string, OurDefinition>;
 }
 
 let definitions: Definitions | undefined;
@@ -43,20 +58,53 @@ export function loadDefinitions(): void {
   const ours = ourDefinitions as unknown as StructureDefinition[];
   indexStructureDefinitionBundle(r4);
   indexStructureDefinitionBundle(ours);
-  const profiles = new Map<string, StructureDefinition>();
-  const extensions = new Map<string, StructureDefinition>();
+  const profiles = new Map<string, OurDefinition>();
+  const extensions = new Map<string, OurDefinition>();
+  const dataTypes = getAllDataTypes();
   for (const sd of ours) {
     if (!sd.url) continue;
-    (sd.type === 'Extension' ? extensions : profiles).set(sd.url, sd);
+    // validateResource/validateTypedValue with `options.profile` parse the StructureDefinition
+    // again on every call (about 1 ms each, several per resource). indexStructureDefinitionBundle
+    // above has parsed each of ours once (tryGetProfile); register that schema as a data type
+    // named by the profile's URL, so that validateTypedValue({ type: url, value }) gets it from
+    // getDataType() instead. Only our own URL-named entries are added: the R4 types and the
+    // per-profile namespaces of @medplum/core are left as they are.
+    const schema = tryGetProfile(sd.url);
+    if (!schema) throw new Error(`profile ${sd.url} was not indexed`);
+    dataTypes[sd.url] = withBaseChoiceTypes(schema, getDataType(sd.type as string));
+    const def: OurDefinition = { sd, dataType: sd.url, choices: choiceElements(sd), subExtensionValues: subExtensionValues(sd) };
+    (sd.type === 'Extension' ? extensions : profiles).set(sd.url, def);
   }
   definitions = { profiles, extensions };
 }
 
 /**
+ * The validator reads the properties of the value it starts from with the element definitions
+ * of the type it is told (the root value's `type`). With `options.profile` that was the base
+ * type, so a choice element the profile narrows (`value[x]` to Coding) still found a value of
+ * another type (`valueString`), and checkChoiceTypes reports it as "not allowed here". Keep
+ * that behaviour when the root type is the profile's schema: the copy registered for it lists,
+ * after the profile's own types, the other types the base element allows. Everything else
+ * (cardinality, fixed/pattern values, slices, constraints, bindings) is the profile's.
+ */
+function withBaseChoiceTypes(profile: InternalTypeSchema, base: InternalTypeSchema): InternalTypeSchema {
+  const elements = { ...profile.elements };
+  for (const [key, el] of Object.entries(profile.elements)) {
+    const baseEl = base.elements[key];
+    if (!key.endsWith('[x]') || !baseEl) continue;
+    const extra = baseEl.type.filter((t) => !el.type.some((p) => p.code === t.code));
+    if (extra.length) elements[key] = { ...el, type: [...el.type, ...extra] };
+  }
+  return { ...profile, elements };
+}
+
+/**
  * Validates a resource, or a Bundle and every entry resource, against base FHIR R4
  * (https://hl7.org/fhir/R4/validation.html) and, for each resource whose meta.profile names
- * one of our profiles, against that profile. Our extensions are validated against their
- * definitions wherever they occur.
+ * one of our profiles, against that profile (which includes the base rules, so such a resource
+ * is not validated twice). Our extensions are validated against their definitions wherever they
+ * occur. Codes of elements with a `required` binding are checked against the ValueSet's
+ * expansion (validate-bindings.ts), which @medplum/core does not do.
  *
  * Every issue's expression names where it is, from the outermost resource
  * (`Bundle.entry[3].resource.identifier[0]`). Returns an informational "All OK" outcome
@@ -71,7 +119,7 @@ export function validateFhir(resourceOrBundle: Resource): OperationOutcome {
   if (!root || typeof root !== 'object' || typeof root.resourceType !== 'string') {
     return outcome([issue('structure', 'Not a FHIR resource: resourceType is missing', undefined, 'error', '$this')]);
   }
-  if (!isResourceType(root.resourceType)) {
+  if (!isKnownResourceType(root.resourceType)) {
     return outcome([unsupportedType(root.resourceType, root.resourceType)]);
   }
 
@@ -83,7 +131,7 @@ export function validateFhir(resourceOrBundle: Resource): OperationOutcome {
     const skipped = new Set<number>();
     bundle.entry?.forEach((entry, i) => {
       const rt = entry?.resource?.resourceType;
-      if (rt !== undefined && !isResourceType(rt)) {
+      if (rt !== undefined && !isKnownResourceType(rt)) {
         skipped.add(i);
         issues.add(unsupportedType(rt, `Bundle.entry[${i}].resource`));
       }
@@ -103,8 +151,27 @@ export function validateFhir(resourceOrBundle: Resource): OperationOutcome {
       if (e?.fullUrl && e.resource?.resourceType) fullUrls.set(e.fullUrl, e.resource.resourceType);
     }
     const resolve = (ref: string): string | null | undefined => fullUrls.get(ref) ?? null;
-    // Base validation of the Bundle descends into every entry resource.
-    issues.addAll(runMedplum(shell, undefined, 'Bundle', 'Bundle', resolve));
+    // An entry resource that claims one of our profiles is validated against that profile,
+    // whose snapshot carries every rule of the base resource: validating it as a base resource
+    // inside the Bundle too would only repeat the work. Such a resource is replaced by a stub
+    // (type, meta.versionId: what the Bundle's own invariants bdl-5/7/11/12 read), and what the
+    // base validation says inside a stub is dropped.
+    const stubbed = new Set<number>();
+    bundle.entry?.forEach((entry, i) => {
+      if (!skipped.has(i) && entry?.resource && usableProfiles(entry.resource, defs).length) stubbed.add(i);
+    });
+    if (stubbed.size) {
+      shell = {
+        ...shell,
+        entry: shell.entry?.map((e, i) => (stubbed.has(i) && e.resource ? { ...e, resource: stub(e.resource) } : e)),
+      };
+    }
+    const insideStub = (expression: string): boolean => {
+      const m = /^Bundle\.entry\[(\d+)\]\.resource(?:$|[.[])/.exec(expression);
+      return !!m && stubbed.has(Number(m[1]));
+    };
+    // Base validation of the Bundle descends into every entry resource that is not a stub.
+    issues.addAll(runMedplum(shell, 'Bundle', 'Bundle', 'Bundle', resolve).filter((i) => !(i.expression ?? []).some(insideStub)));
     const unresolvedSeverity = bundle.type === 'transaction' || bundle.type === 'batch' ? 'error' : 'warning';
     bundle.entry?.forEach((entry, i) => {
       if (skipped.has(i) || !entry?.resource) return;
@@ -119,11 +186,20 @@ export function validateFhir(resourceOrBundle: Resource): OperationOutcome {
   } else {
     // A lone resource cannot resolve urn:uuid references: their type is not checked.
     const resolve = (): undefined => undefined;
-    issues.addAll(runMedplum(root, undefined, root.resourceType, root.resourceType, resolve));
+    // As for Bundle entries: validation against one of our profiles includes the base rules.
+    if (!usableProfiles(root, defs).length) issues.addAll(runMedplum(root, root.resourceType, root.resourceType, root.resourceType, resolve));
     validateAgainstOurs(root, root.resourceType, defs, issues, resolve);
   }
 
   return issues.isEmpty() ? allOk() : outcome(issues.toArray());
+}
+
+/**
+ * A resource type of the definition subset. Our profiles are registered with @medplum/core as
+ * data types named by their URL (see loadDefinitions), which isResourceType() alone would accept.
+ */
+function isKnownResourceType(resourceType: string): boolean {
+  return /^[A-Z][A-Za-z]*$/.test(resourceType) && isResourceType(resourceType);
 }
 
 /**
@@ -167,7 +243,26 @@ function localReferences(node: unknown, path: string, out: [string, string][] = 
   return out;
 }
 
-/** Profile validation (for our meta.profile entries) and our extensions, for one resource. */
+/** A stand-in for an entry resource in the Bundle's base validation (see validateFhir). */
+function stub(resource: Resource): Resource {
+  const versionId = resource.meta?.versionId;
+  return { resourceType: resource.resourceType, ...(versionId !== undefined ? { meta: { versionId } } : {}) } as Resource;
+}
+
+/** Our profiles in meta.profile that are known and for the resource's type. */
+function usableProfiles(resource: Resource, defs: Definitions): OurDefinition[] {
+  const out: OurDefinition[] = [];
+  for (const url of resource.meta?.profile ?? []) {
+    const profile = typeof url === 'string' ? defs.profiles.get(url.split('|')[0] as string) : undefined;
+    if (profile && profile.sd.type === resource.resourceType) out.push(profile);
+  }
+  return out;
+}
+
+/**
+ * Profile validation (for our meta.profile entries) and our extensions, for one resource. A
+ * resource that claims none of our profiles has been validated against base R4 by the caller.
+ */
 function validateAgainstOurs(resource: Resource, at: string, defs: Definitions, issues: IssueList, resolve: ResolveLocal): void {
   resource.meta?.profile?.forEach((url, i) => {
     const canonical = url.split('|')[0] as string;
@@ -177,37 +272,31 @@ function validateAgainstOurs(resource: Resource, at: string, defs: Definitions, 
       issues.add(issue('not-found', `Unknown profile ${url}`, undefined, 'error', `${at}.meta.profile[${i}]`));
       return;
     }
-    if (profile.type !== resource.resourceType) {
-      issues.add(
-        issue('invalid', `Profile ${profile.id} is for ${profile.type}, not ${resource.resourceType}`, undefined, 'error', `${at}.meta.profile[${i}]`),
-      );
+    const { sd } = profile;
+    if (sd.type !== resource.resourceType) {
+      issues.add(issue('invalid', `Profile ${sd.id} is for ${sd.type}, not ${resource.resourceType}`, undefined, 'error', `${at}.meta.profile[${i}]`));
       return;
     }
-    const tag = ` (profile ${profile.id})`;
-    issues.addAll(runMedplum(resource, profile, resource.resourceType, at, resolve), tag);
-    issues.addAll(checkChoiceTypes(resource as unknown as JsonObject, profile, resource.resourceType, at), tag);
+    const tag = ` (profile ${sd.id})`;
+    issues.addAll(runMedplum(resource, profile.dataType, resource.resourceType, at, resolve), tag);
+    issues.addAll(checkChoiceTypes(resource as unknown as JsonObject, profile, at), tag);
   });
   walkExtensions(resource as unknown as JsonObject, at, defs, issues, resolve);
 }
 
 /**
- * Runs @medplum/core's validator. It throws when there is an error (with all issues) and
- * returns warnings otherwise; either way we want the list. `rootPath` is the path the
- * validator starts from (the resource type, or "Extension"), replaced by `at`.
+ * Runs @medplum/core's validator on `value` as data type `type` (a resource type,
+ * "Extension", or the URL of one of our StructureDefinitions, see loadDefinitions), then checks
+ * the values it collected for elements with a required binding (validate-bindings.ts). The
+ * validator throws when there is an error (with all issues) and returns warnings otherwise;
+ * either way we want the list. `rootPath` is the path the validator starts from (the resource
+ * type, or "Extension"), replaced by `at`.
  */
-function runMedplum(
-  value: Resource | Extension,
-  profile: StructureDefinition | undefined,
-  rootPath: string,
-  at: string,
-  resolve: ResolveLocal,
-): OperationOutcomeIssue[] {
+function runMedplum(value: Resource | Extension, type: string, rootPath: string, at: string, resolve: ResolveLocal): OperationOutcomeIssue[] {
   let found: OperationOutcomeIssue[];
+  const tokens: BindingTokens = {};
   try {
-    found =
-      'resourceType' in value
-        ? validateResource(value as Resource, profile ? { profile } : undefined)
-        : validateTypedValue({ type: 'Extension', value }, profile ? { profile } : undefined);
+    found = validateTypedValue({ type, value }, { collect: { tokens } });
   } catch (e) {
     if (e instanceof MedplumOutcomeError) {
       found = e.outcome.issue ?? [];
@@ -219,7 +308,8 @@ function runMedplum(
   return found
     .map((i) => fixReferenceWarning(i, resolve))
     .filter((i): i is OperationOutcomeIssue => i !== undefined)
-    .map((i) => ({ ...i, expression: (i.expression ?? [rootPath]).map((x) => rebase(x, rootPath, at)) }));
+    .map((i): OperationOutcomeIssue => ({ ...i, expression: (i.expression ?? [rootPath]).map((x) => rebase(x, rootPath, at)) }))
+    .concat(checkRequiredBindings(tokens, (path) => rebase(path, rootPath, at)));
 }
 
 function rebase(expression: string, rootPath: string, at: string): string {
@@ -252,14 +342,14 @@ function walkExtensions(node: unknown, path: string, defs: Definitions, issues: 
         const at = `${path}.${key}[${i}]`;
         const url = isObject(ext) ? ext.url : undefined;
         if (typeof url === 'string' && url.startsWith(OUR_SD_PREFIX)) {
-          const sd = defs.extensions.get(url);
-          if (!sd) {
+          const def = defs.extensions.get(url);
+          if (!def) {
             issues.add(issue('not-found', `Unknown extension ${url}`, undefined, 'error', `${at}.url`));
           } else {
-            const tag = ` (extension ${sd.id})`;
-            issues.addAll(runMedplum(ext as Extension, sd, 'Extension', at, resolve), tag);
-            issues.addAll(checkChoiceTypes(ext as JsonObject, sd, 'Extension', at), tag);
-            checkSubExtensions(ext as JsonObject, sd, at, issues, tag);
+            const tag = ` (extension ${def.sd.id})`;
+            issues.addAll(runMedplum(ext as Extension, def.dataType, 'Extension', at, resolve), tag);
+            issues.addAll(checkChoiceTypes(ext as JsonObject, def, at), tag);
+            checkSubExtensions(ext as JsonObject, def, at, issues, tag);
           }
         }
       });
@@ -271,23 +361,25 @@ function walkExtensions(node: unknown, path: string, defs: Definitions, issues: 
   }
 }
 
-/**
- * @medplum/core does not check that a choice element (`value[x]`, `effective[x]`) uses one of
- * the types a profile allows. Checks the choice elements directly under `elementPrefix`.
- */
-function checkChoiceTypes(
-  obj: JsonObject,
-  sd: StructureDefinition,
-  elementPrefix: string,
-  at: string,
-): OperationOutcomeIssue[] {
-  const out: OperationOutcomeIssue[] = [];
+/** The choice elements (`value[x]`, `effective[x]`) directly under the root of `sd`. */
+function choiceElements(sd: StructureDefinition): [string, ElementDefinition][] {
+  const root = sd.snapshot?.element?.[0]?.path ?? sd.type ?? '';
+  const out: [string, ElementDefinition][] = [];
   for (const el of sd.snapshot?.element ?? []) {
     if (!el.id || !el.path?.endsWith('[x]') || el.id !== el.path) continue;
-    const name = el.path.slice(elementPrefix.length + 1, -3);
-    if (name.includes('.')) continue; // only direct children
-    out.push(...checkChoice(obj, name, el, at));
+    const name = el.path.slice(root.length + 1, -3);
+    if (!name.includes('.')) out.push([name, el]); // only direct children
   }
+  return out;
+}
+
+/**
+ * @medplum/core does not check that a choice element (`value[x]`, `effective[x]`) uses one of
+ * the types a profile allows. Checks the choice elements directly under the root.
+ */
+function checkChoiceTypes(obj: JsonObject, def: OurDefinition, at: string): OperationOutcomeIssue[] {
+  const out: OperationOutcomeIssue[] = [];
+  for (const [name, el] of def.choices) out.push(...checkChoice(obj, name, el, at));
   return out;
 }
 
@@ -308,17 +400,28 @@ function checkChoice(obj: JsonObject, name: string, el: ElementDefinition, at: s
     );
 }
 
-/** Value types of the sub-extensions of a complex extension (slices of Extension.extension). */
-function checkSubExtensions(ext: JsonObject, sd: StructureDefinition, at: string, issues: IssueList, tag: string): void {
-  const subs = ext.extension;
-  if (!Array.isArray(subs)) return;
+/** The value[x] element of each sub-extension (slice of Extension.extension), by its url. */
+function subExtensionValues(sd: StructureDefinition): Map<string, ElementDefinition> {
+  const out = new Map<string, ElementDefinition>();
+  if (sd.type !== 'Extension') return out;
   const elements = sd.snapshot?.element ?? [];
-  subs.forEach((sub, i) => {
-    if (!isObject(sub) || typeof sub.url !== 'string') return;
-    const urlEl = elements.find((e) => e.id?.startsWith('Extension.extension:') && e.id.endsWith('.url') && e.fixedUri === sub.url);
-    if (!urlEl?.id) return;
+  for (const urlEl of elements) {
+    if (!urlEl.id?.startsWith('Extension.extension:') || !urlEl.id.endsWith('.url') || typeof urlEl.fixedUri !== 'string') continue;
+    if (out.has(urlEl.fixedUri)) continue; // the first slice with this url wins, as before
     const slice = urlEl.id.slice(0, -'.url'.length);
     const valueEl = elements.find((e) => e.id === `${slice}.value[x]`);
+    if (valueEl) out.set(urlEl.fixedUri, valueEl);
+  }
+  return out;
+}
+
+/** Value types of the sub-extensions of a complex extension (slices of Extension.extension). */
+function checkSubExtensions(ext: JsonObject, def: OurDefinition, at: string, issues: IssueList, tag: string): void {
+  const subs = ext.extension;
+  if (!Array.isArray(subs)) return;
+  subs.forEach((sub, i) => {
+    if (!isObject(sub) || typeof sub.url !== 'string') return;
+    const valueEl = def.subExtensionValues.get(sub.url);
     if (valueEl) issues.addAll(checkChoice(sub, 'value', valueEl, `${at}.extension[${i}]`), tag);
   });
 }

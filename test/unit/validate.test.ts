@@ -1,8 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import type { Bundle, OperationOutcome, Patient, Resource } from '@medplum/fhirtypes';
+import type { Bundle, Encounter, OperationOutcome, Patient, Resource } from '@medplum/fhirtypes';
 import { validateFhir } from '../../src/fhir/validate.ts';
+import { UNCHECKED_VALUE_SETS } from '../../src/fhir/validate-bindings.ts';
 import { hasErrors } from '../../src/fhir/outcome.ts';
 import { NO, SECURITY, profileUrl } from '../../src/fhir/systems.ts';
+import { mapEpisode } from '../../src/index.ts';
+import { resources } from '../fixtures/bundle.ts';
+import { completed, example, exampleNames } from '../fixtures/examples.ts';
 
 const security = [SECURITY.restricted, SECURITY.psychiatry].map((c) => ({ ...c }));
 
@@ -124,5 +128,92 @@ describe('validateFhir', () => {
   it('reports an entry of a resource type outside the definition subset instead of throwing', () => {
     const o = validateFhir(transaction([{ resourceType: 'Medication' } as Resource]));
     expect(errorsAt(o)).toEqual(['Bundle.entry[0].resource']);
+  });
+
+  it('gives identical results when the same resource is validated twice (parsed profiles are reused, not changed)', () => {
+    const { identifier: _dropped, ...noId } = parent();
+    const cases: Resource[] = [
+      parent(),
+      { ...parent(), gender: 'sometimes', favouriteColour: 'blue' } as unknown as Resource,
+      transaction([parent(), patient(), noId as Patient]),
+      mapEpisode(completed()),
+    ];
+    for (const r of cases) {
+      const before = JSON.stringify(r);
+      const first = validateFhir(r);
+      const second = validateFhir(r);
+      expect(second).toEqual(first);
+      expect(JSON.stringify(r)).toBe(before); // the input is not changed either
+    }
+    expect(hasErrors(validateFhir(cases[1] as Resource))).toBe(true);
+  });
+
+  it('reports a resourceType that names one of our profiles as unsupported', () => {
+    const o = validateFhir({ resourceType: profileUrl('imh-parent') } as unknown as Resource);
+    expect(o.issue).toEqual([expect.objectContaining({ severity: 'error', code: 'not-supported' })]);
+  });
+});
+
+describe('required bindings', () => {
+  /** The error issues at `expression`, as text. */
+  const errorTextAt = (o: OperationOutcome, expression: string): string =>
+    (o.issue ?? [])
+      .filter((i) => i.severity === 'error' && i.expression?.includes(expression))
+      .map((i) => i.details?.text)
+      .join(' | ');
+
+  it('rejects Patient.gender "sometimes", naming Patient.gender and the ValueSet', () => {
+    const o = validateFhir({ ...patient(), gender: 'sometimes' } as unknown as Resource);
+    expect(errorsAt(o)).toEqual(['Patient.gender']);
+    expect(errorTextAt(o, 'Patient.gender')).toContain('http://hl7.org/fhir/ValueSet/administrative-gender');
+    expect(errorTextAt(o, 'Patient.gender')).toContain('"sometimes"');
+    // … also where the Patient claims a profile of ours, and inside a Bundle.
+    expect(errorsAt(validateFhir({ ...parent(), gender: 'sometimes' } as unknown as Resource))).toEqual(['Patient.gender']);
+    const b = transaction([patient(), { ...parent(), gender: 'sometimes' } as unknown as Patient]);
+    expect(errorsAt(validateFhir(b))).toEqual(['Bundle.entry[1].resource.gender']);
+  });
+
+  it('checks the R4 bindings of Bundle.type, Bundle.entry.request.method and entry resources', () => {
+    const b = transaction([patient(), patient()]);
+    (b.entry?.[1]?.request as { method: string }).method = 'FETCH';
+    const o = validateFhir(b);
+    expect(errorsAt(o)).toEqual(['Bundle.entry[1].request.method']);
+    expect(errorTextAt(o, 'Bundle.entry[1].request.method')).toContain('http://hl7.org/fhir/ValueSet/http-verb');
+    expect(errorsAt(validateFhir({ ...b, type: 'pile' } as unknown as Bundle))).toContain('Bundle.type');
+
+    const mapped = mapEpisode(completed());
+    const i = mapped.entry?.findIndex((e) => e.resource?.resourceType === 'Encounter') ?? -1;
+    (mapped.entry?.[i]?.resource as unknown as { status: string }).status = 'happening';
+    const o2 = validateFhir(mapped);
+    expect(errorsAt(o2)).toEqual([`Bundle.entry[${i}].resource.status`]);
+    expect(errorTextAt(o2, `Bundle.entry[${i}].resource.status`)).toContain('http://hl7.org/fhir/ValueSet/encounter-status');
+  });
+
+  it('rejects an Encounter whose imh-session-attendance extension has the code "maybe"', () => {
+    const encounter = resources(mapEpisode(completed()), 'Encounter')[0] as Encounter;
+    const k = encounter.extension?.findIndex((x) => x.url === profileUrl('imh-session-attendance')) ?? -1;
+    expect(k).toBeGreaterThanOrEqual(0);
+    expect(hasErrors(validateFhir(encounter))).toBe(false);
+    (encounter.extension?.[k]?.valueCoding as { code: string }).code = 'maybe';
+    const o = validateFhir(encounter);
+    expect(errorsAt(o)).toEqual([`Encounter.extension[${k}].valueCoding`]);
+    const text = errorTextAt(o, `Encounter.extension[${k}].valueCoding`);
+    expect(text).toContain('https://imh-bridge.example.no/fhir/ValueSet/session-attendance');
+    expect(text).toContain('maybe');
+  });
+
+  it('accepts all three mapped contract examples with zero errors', () => {
+    expect(exampleNames()).toHaveLength(3);
+    for (const name of exampleNames()) {
+      const o = validateFhir(mapEpisode(example(name)));
+      expect([name, (o.issue ?? []).filter((i) => i.severity === 'error' || i.severity === 'fatal')]).toEqual([name, []]);
+    }
+  });
+
+  it('leaves unchecked only the ValueSets that cannot be expanded from enumerated codes', () => {
+    expect(Object.keys(UNCHECKED_VALUE_SETS).sort()).toEqual([
+      'http://hl7.org/fhir/ValueSet/currencies',
+      'http://hl7.org/fhir/ValueSet/mimetypes',
+    ]);
   });
 });
