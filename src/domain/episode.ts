@@ -288,28 +288,36 @@ export type Person = z.infer<typeof Infant>;
 export type ParentPerson = z.infer<typeof Parent>;
 export type OrganizationInput = z.infer<typeof Organization>;
 
-type Ctx = z.core.$RefinementCtx<Episode>;
+/** Where cross-field rules report: a zod refinement context, or a plain collector. */
+export interface IssueSink {
+  addIssue(issue: { code: 'custom'; path: (string | number)[]; message: string }): void;
+}
+type Ctx = IssueSink;
 const add = (ctx: Ctx, path: (string | number)[], message: string) =>
   ctx.addIssue({ code: 'custom', path, message });
 
-/** Checks that need more than one field. */
-function crossFieldRules(e: Episode, ctx: Ctx, opts: Required<EpisodeSchemaOptions>): void {
-  if (e.status !== 'planned') {
+/**
+ * Checks that need more than one field. Works on a partial episode too (fields that did not
+ * pass their own schema left out), so that one answer can list structural and cross-field
+ * problems together.
+ */
+export function crossFieldRules(e: Partial<Episode>, ctx: Ctx, opts: Required<EpisodeSchemaOptions>): void {
+  if (e.status && e.status !== 'planned') {
     if (!e.period) add(ctx, ['period'], `period is required when status is ${e.status}`);
     if (!e.therapist) add(ctx, ['therapist'], `therapist is required when status is ${e.status}`);
   }
   if (e.status === 'finished') {
     if (e.period && !e.period.end) add(ctx, ['period', 'end'], 'period.end is required when status is finished');
     if (!e.closing) add(ctx, ['closing'], 'closing is required when status is finished');
-  } else if (e.closing && e.status !== 'cancelled') {
+  } else if (e.status && e.closing && e.status !== 'cancelled') {
     add(ctx, ['closing'], `closing is only allowed when status is finished or cancelled, not ${e.status}`);
   }
   if (e.period?.end && e.period.end < e.period.start) add(ctx, ['period', 'end'], 'period.end is before period.start');
 
   // National ids: synthetic ones only where the deployment allows them; no person twice.
   const people: [string | undefined, (string | number)[]][] = [
-    [e.parent.nationalId, ['parent', 'nationalId']],
-    ...e.infants.map((p, i): [string | undefined, (string | number)[]] => [p.nationalId, ['infants', i, 'nationalId']]),
+    ...(e.parent ? [[e.parent.nationalId, ['parent', 'nationalId']] as [string, (string | number)[]]] : []),
+    ...(e.infants ?? []).map((p, i): [string | undefined, (string | number)[]] => [p.nationalId, ['infants', i, 'nationalId']]),
   ];
   const seenIds = new Map<string, string>();
   for (const [id, path] of people) {
@@ -378,6 +386,22 @@ function crossFieldRules(e: Episode, ctx: Ctx, opts: Required<EpisodeSchemaOptio
 export function episodeSchema(options: EpisodeSchemaOptions = {}) {
   const opts = { allowSyntheticIds: options.allowSyntheticIds ?? true };
   return BaseEpisode.superRefine((e, ctx) => crossFieldRules(e, ctx, opts));
+}
+
+/**
+ * The fields of a raw episode that pass their own schema, for running the cross-field rules
+ * when the episode as a whole does not.
+ */
+export function validFields(raw: unknown): Partial<Episode> {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return {};
+  const view: Record<string, unknown> = {};
+  for (const [key, schema] of Object.entries(episodeShape)) {
+    const value = (raw as Record<string, unknown>)[key];
+    if (value === undefined) continue;
+    const r = (schema as z.ZodType).safeParse(value);
+    if (r.success) view[key] = r.data;
+  }
+  return view as Partial<Episode>;
 }
 
 /** The schema as published (OpenAPI): the structural part; cross-field rules are described in prose. */

@@ -1,7 +1,7 @@
 import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
 import type { z } from 'zod';
 import { OperationOutcomeError, issue, outcome } from '../fhir/outcome.ts';
-import { type Episode, type EpisodeSchemaOptions, episodeSchema } from './episode.ts';
+import { type Episode, type EpisodeSchemaOptions, crossFieldRules, episodeSchema, validFields } from './episode.ts';
 
 /** RFC 6901 JSON pointer for a zod path. */
 export function jsonPointer(path: readonly PropertyKey[]): string {
@@ -74,8 +74,34 @@ export interface ParseOptions extends EpisodeSchemaOptions {}
  * its field in `expression`.
  */
 export function parseEpisode(input: unknown, options: ParseOptions = {}): Episode {
-  const result = schemaFor(options.allowSyntheticIds ?? true).safeParse(input);
+  const allowSyntheticIds = options.allowSyntheticIds ?? true;
+  const result = schemaFor(allowSyntheticIds).safeParse(input);
   if (result.success) return result.data;
-  const issues = result.error.issues.flatMap((zi) => describe(input, zi));
+  const zodIssues: z.core.$ZodIssue[] = [...result.error.issues];
+  const structural = zodIssues.map((i) => jsonPointer(i.path));
+  // zod skips the episode's refinement when a field is broken: run the cross-field rules on
+  // the fields that are valid, so the answer lists every problem at once (duplicates of
+  // issues the refinement did report are dropped below).
+  crossFieldRules(
+    validFields(input),
+    {
+      addIssue: ({ path, message }) => {
+        // A field that is broken itself (reported above) is not also "missing" or "inconsistent".
+        const at = jsonPointer(path);
+        if (structural.some((p) => p === at || p.startsWith(`${at}/`))) return;
+        zodIssues.push({ code: 'custom', path, message, input: undefined } as z.core.$ZodIssue);
+      },
+    },
+    { allowSyntheticIds },
+  );
+  const seen = new Set<string>();
+  const issues = zodIssues
+    .flatMap((zi) => describe(input, zi))
+    .filter((i) => {
+      const key = `${i.expression?.[0]}|${i.details?.text}`;
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
   throw new OperationOutcomeError(outcome(issues), 400);
 }

@@ -155,3 +155,36 @@ describe('episode format 1.0', () => {
     expect(parseEpisode(activeFather()).parent.given).toEqual(['Per', 'Øyvind']);
   });
 });
+
+describe('structural and cross-field problems together', () => {
+  it('are listed in one answer', () => {
+    const e = completed();
+    e.assessments[0].answers['3'] = 9; // structural
+    e.sessions[2].reviewsClips = ['NOPE']; // cross-field
+    delete e.closing; // status-dependent
+    const o = rejection(e);
+    expect(pointers(o).sort()).toEqual(['/assessments/0/answers/3', '/closing', '/sessions/2/reviewsClips/0']);
+  });
+
+  it('do not invent cross-field problems from fields that are themselves broken', () => {
+    const e = completed();
+    e.status = 'paused';
+    e.sessions[0].sessionId = 7;
+    const o = rejection(e);
+    expect(pointers(o).sort()).toEqual(['/sessions/0/sessionId', '/status']);
+  });
+
+  it('do not call a broken field missing', () => {
+    const e = completed();
+    e.closing.reason = 'bored';
+    e.period.end = '2026-13-01';
+    expect(pointers(rejection(e)).sort()).toEqual(['/closing/reason', '/period/end']);
+  });
+
+  it('report each problem once', () => {
+    const e = completed();
+    e.goals[1].goalId = 'G1';
+    const o = rejection(e);
+    expect(pointers(o)).toEqual(['/goals/1/goalId']);
+  });
+});
