@@ -4,7 +4,7 @@
  * mocked with msw: the client assertion verifies against our published JWKS, tokens are
  * cached and shared, and endpoint errors never leak the assertion.
  */
-import { createLocalJWKSet, decodeJwt, exportJWK, generateKeyPair, jwtVerify } from 'jose';
+import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
 import type { JWK } from 'jose';
 import { HttpResponse, delay, http } from 'msw';
 import { setupServer } from 'msw/node';
@@ -13,6 +13,7 @@ import { CLIENT_ASSERTION_TYPE, createTokenProvider } from '../../src/auth/backe
 import type { TokenProviderDeps } from '../../src/auth/backend-services.ts';
 import { type BridgeConfig, type TargetConfig, loadConfig } from '../../src/config.ts';
 import { OperationOutcomeError } from '../../src/fhir/outcome.ts';
+import { privateJwk } from '../fixtures/keys.ts';
 
 const TOKEN_URL = 'https://auth.psych.example/oauth2/token';
 const CLIENT_ID = 'imh-bridge-test';
@@ -41,10 +42,6 @@ function tokenEndpoint(opts: { expiresIn?: number; wait?: number } = {}) {
   return requests;
 }
 
-async function privateJwk(alg: 'RS384' | 'ES384', kid: string): Promise<JWK> {
-  const { privateKey } = await generateKeyPair(alg, { extractable: true });
-  return { ...(await exportJWK(privateKey)), kid };
-}
 
 let rsa: JWK;
 let ec: JWK;

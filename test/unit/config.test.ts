@@ -2,16 +2,12 @@
  * Configuration from the environment: defaults, resolution of secrets, and errors that name
  * every bad setting at once without ever repeating a secret.
  */
-import { exportJWK, generateKeyPair } from 'jose';
 import type { JWK } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ConfigEnv, DEFAULT_CLINIC_BASE_URL, loadConfig } from '../../src/config.ts';
 import { OperationOutcomeError } from '../../src/fhir/outcome.ts';
+import { privateJwk } from '../fixtures/keys.ts';
 
-async function privateJwk(alg: 'RS384' | 'ES384', kid: string): Promise<JWK> {
-  const { privateKey } = await generateKeyPair(alg, { extractable: true });
-  return { ...(await exportJWK(privateKey)), kid };
-}
 
 let rsa: JWK;
 let ec: JWK;
