@@ -26,3 +26,8 @@ Invariant: imh-cgi-i-range
 Description: "CGI-I is scored 1 (very much improved) to 7 (very much worse)."
 Severity: #error
 Expression: "$this >= 1 and $this <= 7"
+
+Invariant: imh-related-person-national-id
+Description: "Carries the parent's Norwegian national id (fødselsnummer or D-number)."
+Severity: #error
+Expression: "%resource.identifier.where((system = 'urn:oid:2.16.578.1.12.4.1.4.1' or system = 'urn:oid:2.16.578.1.12.4.1.4.2') and value.exists()).exists()"

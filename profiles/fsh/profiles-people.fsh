@@ -22,8 +22,6 @@ Description: "The parent receiving video guidance. Identified by exactly one Nor
 * telecom 0..1
 * telecom.system = #phone
 * telecom.value 1..1
-* link.other only Reference(RelatedPerson)
-* link.type = #seealso
 
 Profile: ImhInfant
 Parent: Patient
@@ -46,9 +44,10 @@ Profile: ImhRelatedPerson
 Parent: RelatedPerson
 Id: imh-related-person
 Title: "Parent as related person of the infant"
-Description: "The parent in their relationship to one infant."
+Description: "The parent in their relationship to one infant: names the infant (patient) and carries the parent's national id, so every infant of a parent is found by the parent's id."
 * insert Clinical
 * insert BusinessId(related-person)
+* identifier obeys imh-related-person-national-id
 * patient only Reference(Patient)
 * relationship 1..*
 * relationship from $vs-parent-relationship (extensible)

@@ -41,8 +41,10 @@ export function mapPeople(ctx: MappingContext): PeopleRefs {
   const infantIds = infantIdentifiers(ctx, parent, infants);
   const relationship = [...translate('parent-relationship-to-v3-rolecode', parent.relationship), coding('parent-relationship', parent.relationship)];
 
-  // RelatedPerson identities first: the parent's Patient links to them.
   const relatedIds = infantIds.map((iid) => ctx.id('related-person', nameUuid(`related|${parent.nationalId}|${iid.system}|${iid.value}`)));
+  // The parent's Patient is shared by every episode of that parent, so it carries nothing
+  // episode-specific (no list of this episode's infants): the link between parent and infant
+  // is the RelatedPerson, which names the infant and carries the parent's national id.
   const patient: Patient = {
     resourceType: 'Patient',
     identifier: [parentId],
@@ -51,7 +53,6 @@ export function mapPeople(ctx: MappingContext): PeopleRefs {
     telecom: phone(parent.phone),
     gender: parent.gender,
     birthDate: parent.birthDate,
-    link: relatedIds.map((rid) => ({ other: ctx.ref('RelatedPerson', rid), type: 'seealso' })),
   };
   const parentRef = ctx.add(patient, { profile: 'imh-parent', identifier: parentId, clinical: true });
 
@@ -72,7 +73,7 @@ export function mapPeople(ctx: MappingContext): PeopleRefs {
     ctx.add<RelatedPerson>(
       {
         resourceType: 'RelatedPerson',
-        identifier: [rid],
+        identifier: [rid, { ...parentId }],
         active: true,
         patient: ref,
         relationship: [{ coding: relationship.map((c) => ({ ...c })) }],

@@ -102,17 +102,29 @@ describe('bundle shape', () => {
 });
 
 describe('people and organisations', () => {
-  it('maps the parent with national id, name, gender, phone and a link to the infant relationship', () => {
+  it('maps the parent with national id, name, gender and phone', () => {
     const p = byIdentifier(mother, 'Patient', '02839440092');
     expect(p.identifier).toEqual([{ use: 'official', system: FNR, value: '02839440092' }]);
     expect(p.name).toEqual([{ use: 'official', family: 'Nordmann', given: ['Kari'] }]);
     expect(p.gender).toBe('female');
     expect(p.birthDate).toBe('1994-03-02');
     expect(p.telecom).toEqual([{ system: 'phone', value: '+47 400 00 000' }]);
-    const related = resolve(mother, p.link[0].other);
-    expect(related.resourceType).toBe('RelatedPerson');
-    expect(resolve(mother, related.patient).identifier[0].value).toBe('11902550331');
-    expect(related.relationship[0].coding.map((c: { code?: string }) => c.code)).toEqual(['MTH', 'mother']);
+  });
+
+  it('links each infant to the parent with a RelatedPerson carrying the parent\'s national id', () => {
+    const [related] = resources(mother, 'RelatedPerson');
+    expect(related?.identifier[1]).toEqual({ use: 'official', system: FNR, value: '02839440092' });
+    expect(resolve(mother, related?.patient).identifier[0].value).toBe('11902550331');
+    expect(related?.relationship[0].coding.map((c: { code?: string }) => c.code)).toEqual(['MTH', 'mother']);
+  });
+
+  it('writes the parent\'s Patient the same from every episode of that parent', () => {
+    // A second course for the same mother, about a younger sibling without national id.
+    const sibling = plannedMinimal();
+    sibling.parent = completed().parent;
+    const a = byIdentifier(mother, 'Patient', '02839440092');
+    const b = byIdentifier(mapEpisode(sibling), 'Patient', '02839440092');
+    expect(b).toEqual(a);
   });
 
   it('keeps Norwegian letters in names', () => {

@@ -53,6 +53,13 @@ describe('mapped examples validate against R4 and our profiles', () => {
     expect(errors(bundle)).toEqual([]);
   });
 
+  it('a RelatedPerson without the parent\'s national id breaks imh-related-person', () => {
+    const bundle = mapEpisode(example('completed-mother.episode.json'));
+    const related = resources(bundle, 'RelatedPerson')[0] as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    related.identifier = related.identifier.slice(0, 1);
+    expect(JSON.stringify(errors(related as Resource))).toContain('imh-related-person-national-id');
+  });
+
   it('a generated 50-session episode validates too', () => {
     expect(errors(mapEpisode(longEpisode(50)))).toEqual([]);
   });
