@@ -1,8 +1,9 @@
 /**
  * Bridge configuration, read from a plain environment record: wrangler vars and secrets in
  * the Worker, `.dev.vars` locally, `process.env` in Node. `loadConfig` validates everything
- * at once and resolves secrets (bearer tokens, private signing keys) into `Secret` boxes, so
- * a logged config never shows them.
+ * at once and resolves secrets (bearer tokens, API tokens, private signing keys) into
+ * `Secret` boxes, so a logged config never shows them. API_AUTH (how callers of the API
+ * authenticate) is the one required setting: an open API must be an explicit choice.
  *
  * Errors are one OperationOutcomeError (status 500: the deployment is misconfigured) with an
  * issue per bad setting, each naming the setting by its path (`FHIR_TARGETS.clinic.baseUrl`,
@@ -41,6 +42,27 @@ export type TargetAuth =
       privateKey: Secret<JWK>;
     };
 
+/**
+ * How callers of the bridge's own HTTP API authenticate (API_AUTH). There is no default:
+ * a deployment says which, and `none` is an explicit opt-out for local sandboxes.
+ */
+export type ApiAuth =
+  | { type: 'none' }
+  | {
+      /** Static API tokens; each caller sends one as `Authorization: Bearer <token>`. */
+      type: 'bearer';
+      /** Name of the environment variable that held the tokens. */
+      tokensSecret: string;
+      tokens: Secret<readonly string[]>;
+    }
+  | {
+      /** SMART Backend Services-style access tokens (JWTs) issued by an authorisation server. */
+      type: 'jwt';
+      jwksUrl: string;
+      issuer: string;
+      audience: string;
+    };
+
 export interface TargetConfig {
   /** `clinic` or `primary.<orgNumber>`: for logs and error messages. */
   name: string;
@@ -51,6 +73,8 @@ export interface TargetConfig {
 }
 
 export interface BridgeConfig {
+  /** Inbound authentication of API callers. */
+  apiAuth: ApiAuth;
   targets: {
     clinic: TargetConfig;
     /** Primary-care (adult psychiatry) targets keyed by 9-digit organisation number. */
@@ -73,6 +97,8 @@ export const DEFAULT_SMART_SCOPE = 'system/*.write system/*.read';
 export const DEFAULT_TIMEOUT_MS = 15_000;
 export const DEFAULT_DELIVERY_MAX_ATTEMPTS = 8;
 export const DEFAULT_RETRY_AFTER_CAP_SECONDS = 300;
+/** Shortest static API token accepted: 32 characters of a random token is far past guessing. */
+export const MIN_API_TOKEN_LENGTH = 32;
 
 // ---------------------------------------------------------------------------------------
 // Schemas for one target as written in FHIR_TARGETS (before secrets are resolved).
@@ -130,6 +156,19 @@ const AuthSchema = z.discriminatedUnion('type', [
     jku: urlSchema('endpoint').optional(),
   }),
 ]);
+
+const ApiAuthSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('none') }),
+  z.strictObject({ type: z.literal('bearer'), tokensSecret: envName }),
+  z.strictObject({
+    type: z.literal('jwt'),
+    // JWKS fetched over https (http only on loopback), kept exactly as configured.
+    jwksUrl: urlSchema('endpoint'),
+    issuer: noControl,
+    audience: noControl,
+  }),
+]);
+type RawApiAuth = z.output<typeof ApiAuthSchema>;
 
 const TargetSchema = z.strictObject({
   baseUrl: urlSchema('base'),
@@ -278,6 +317,92 @@ function readJwks(env: ConfigEnv, problems: Problems): Map<string, JWK> | undefi
   return byKid;
 }
 
+const API_AUTH_FORMS =
+  '{"type":"bearer","tokensSecret":"<NAME>"}, {"type":"jwt","jwksUrl":"https://…","issuer":"…","audience":"…"}, or {"type":"none"} (local sandboxes only)';
+
+/**
+ * Reads API_AUTH, which is required: without it the API would be open, and it carries
+ * mental-health data. Static tokens are read from the secret it names and boxed.
+ */
+function readApiAuth(env: ConfigEnv, problems: Problems): ApiAuth | undefined {
+  const NAME = 'API_AUTH';
+  const text = present(env, NAME);
+  if (text === undefined) {
+    problems.add(NAME, `is required: set API_AUTH; use {"type":"none"} only for local sandboxes. Forms: ${API_AUTH_FORMS}`, 'required');
+    return undefined;
+  }
+  const parsed = parseJson(text);
+  if (!parsed.ok) {
+    problems.add(NAME, 'is not valid JSON');
+    return undefined;
+  }
+  if (!isPlainObject(parsed.value)) {
+    problems.add(NAME, `must be a JSON object: ${API_AUTH_FORMS}`);
+    return undefined;
+  }
+  const r = ApiAuthSchema.safeParse(parsed.value, { error: errorMap });
+  if (!r.success) {
+    for (const iss of r.error.issues) {
+      const at = [NAME, ...iss.path.map(String)].join('.');
+      if (iss.code === 'unrecognized_keys') {
+        for (const key of iss.keys) {
+          const hint = TOKEN_KEYS.test(key) ? '; tokens never go in API_AUTH: put them in their own secret and name it in tokensSecret' : '';
+          problems.add(`${at}.${key}`, `is not a known setting${hint}`);
+        }
+      } else {
+        problems.add(at, iss.message, iss.message === 'is required' ? 'required' : 'invalid');
+      }
+    }
+    return undefined;
+  }
+  const a: RawApiAuth = r.data;
+  if (a.type !== 'bearer') return a;
+
+  const at = `${NAME}.tokensSecret`;
+  const value = present(env, a.tokensSecret);
+  if (value === undefined) {
+    problems.add(at, `names the secret ${a.tokensSecret}, which is not set or is empty`, 'required');
+    return undefined;
+  }
+  let list: unknown[];
+  if (value.startsWith('[')) {
+    const tokens = parseJson(value);
+    if (!tokens.ok || !Array.isArray(tokens.value)) {
+      problems.add(at, `names the secret ${a.tokensSecret}, which is neither a JSON array of strings nor a comma-separated list`);
+      return undefined;
+    }
+    list = tokens.value;
+  } else {
+    list = value.split(',');
+  }
+  const tokens: string[] = [];
+  let ok = true;
+  list.forEach((t, i) => {
+    const where = `token ${i + 1} in the secret ${a.tokensSecret}`;
+    if (typeof t !== 'string') {
+      problems.add(at, `${where} is not a string`);
+      ok = false;
+      return;
+    }
+    const token = t.trim();
+    if (token === '') return; // a trailing comma or blank entry
+    if (!/^[\x21-\x7e]+$/.test(token)) {
+      problems.add(at, `${where} has spaces or characters not allowed in a bearer token`);
+      ok = false;
+    } else if (token.length < MIN_API_TOKEN_LENGTH) {
+      problems.add(at, `${where} is shorter than ${MIN_API_TOKEN_LENGTH} characters; use long random tokens`);
+      ok = false;
+    } else if (!tokens.includes(token)) {
+      tokens.push(token);
+    }
+  });
+  if (ok && tokens.length === 0) {
+    problems.add(at, `names the secret ${a.tokensSecret}, which holds no tokens`, 'required');
+    return undefined;
+  }
+  return ok ? { type: 'bearer', tokensSecret: a.tokensSecret, tokens: new Secret<readonly string[]>(tokens) } : undefined;
+}
+
 function defaultTargets(): { clinic: TargetConfig; primary: Record<string, TargetConfig> } {
   return {
     clinic: { name: 'clinic', baseUrl: DEFAULT_CLINIC_BASE_URL, auth: { type: 'none' }, timeoutMs: DEFAULT_TIMEOUT_MS },
@@ -292,7 +417,12 @@ function defaultTargets(): { clinic: TargetConfig; primary: Record<string, Targe
 export function loadConfig(env: ConfigEnv): BridgeConfig {
   const problems = new Problems();
 
+  const apiAuth = readApiAuth(env, problems);
   const allowSyntheticIds = readBoolean(env, 'ALLOW_SYNTHETIC_IDS', true, problems);
+  if (apiAuth?.type === 'none' && !allowSyntheticIds) {
+    // A deployment that takes real national ids must know who calls it.
+    problems.add('API_AUTH', '{"type":"none"} is only allowed where ALLOW_SYNTHETIC_IDS is true (local sandboxes): a deployment that accepts real national ids must authenticate its callers');
+  }
   const deliveryMaxAttempts = readInt(env, 'DELIVERY_MAX_ATTEMPTS', DEFAULT_DELIVERY_MAX_ATTEMPTS, 1, 100, problems);
   const retryAfterCapSeconds = readInt(env, 'RETRY_AFTER_CAP_SECONDS', DEFAULT_RETRY_AFTER_CAP_SECONDS, 0, 86_400, problems);
   const jwks = readJwks(env, problems);
@@ -376,7 +506,7 @@ export function loadConfig(env: ConfigEnv): BridgeConfig {
     problems.add('BRIDGE_PRIVATE_JWKS', `is required: ${jwksRequiredBy} uses smart-backend auth`, 'required');
   }
 
-  if (problems.issues.length) throw new OperationOutcomeError(outcome(problems.issues), 500);
+  if (problems.issues.length || !apiAuth) throw new OperationOutcomeError(outcome(problems.issues), 500);
 
   const targets = defaultTargets();
   if (targetsText !== undefined) {
@@ -389,6 +519,7 @@ export function loadConfig(env: ConfigEnv): BridgeConfig {
   // Publish each key with the alg the targets sign with, so verifiers need not guess.
   const keys = jwks ? [...jwks.values()].map((k) => (k.kid && algByKid.has(k.kid) ? { ...k, alg: algByKid.get(k.kid) } : k)) : [];
   return {
+    apiAuth,
     targets,
     ...(jwks ? { signingKeys: new Secret<PrivateJwks>({ keys }) } : {}),
     publicJwks: publicJwks({ keys }),

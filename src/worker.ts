@@ -6,6 +6,7 @@
 import { DurableObject } from 'cloudflare:workers';
 import { type BridgeConfig, loadConfig } from './config.ts';
 import { isOperationOutcomeError } from './fhir/outcome.ts';
+import { type InboundAuthenticator, createInboundAuthenticator } from './auth/inbound.ts';
 import { createApp } from './http/app.ts';
 import { type AttemptResult, attemptJob } from './sync/deliver.ts';
 import { D1Store } from './sync/d1-store.ts';
@@ -16,6 +17,8 @@ export interface Env {
   DB: D1Database;
   DELIVERY_QUEUE: Queue<DeliveryMessage>;
   PARENT_LANE: DurableObjectNamespace<ParentLane>;
+  /** Caller authentication of the API (required; see README "Authentication"). */
+  API_AUTH?: string;
   ALLOW_SYNTHETIC_IDS?: string;
   FHIR_TARGETS?: string;
   BRIDGE_PRIVATE_JWKS?: string;
@@ -29,12 +32,19 @@ export interface DeliveryMessage {
   parentKey: string;
 }
 
-/** Configuration is read once per isolate and environment; a bad setting fails loudly. */
-let configCache: { env: unknown; config: BridgeConfig } | undefined;
-function config(env: Env): BridgeConfig {
-  if (configCache?.env !== env) configCache = { env, config: loadConfig(env as unknown as Record<string, string | undefined>) };
-  return configCache.config;
+/**
+ * Configuration is read once per isolate and environment; a bad setting fails loudly. The
+ * caller authenticator lives beside it, so its token digests and JWKS cache are kept.
+ */
+let configCache: { env: unknown; config: BridgeConfig; auth: InboundAuthenticator } | undefined;
+function loaded(env: Env): { config: BridgeConfig; auth: InboundAuthenticator } {
+  if (configCache?.env !== env) {
+    const config = loadConfig(env as unknown as Record<string, string | undefined>);
+    configCache = { env, config, auth: createInboundAuthenticator(config.apiAuth) };
+  }
+  return configCache;
 }
+const config = (env: Env): BridgeConfig => loaded(env).config;
 
 /** Serialises delivery attempts for one parent: one Durable Object per parent key. */
 export class ParentLane extends DurableObject<Env> {
@@ -61,9 +71,10 @@ export class ParentLane extends DurableObject<Env> {
 }
 
 function app(env: Env) {
-  const cfg = config(env);
+  const { config: cfg, auth } = loaded(env);
   return createApp({
     allowSyntheticIds: cfg.allowSyntheticIds,
+    auth,
     delivery: () =>
       createDeliveryService(
         new D1Store(env.DB),

@@ -14,6 +14,8 @@ import { fhirJson, outcomeResponse, sendOutcome } from './errors.ts';
 import { limitBody, requireJson } from './middleware.ts';
 import { deliveryRoutes } from './delivery.ts';
 import type { DeliveryService } from '../sync/service.ts';
+import type { InboundAuthenticator } from '../auth/inbound.ts';
+import { type AuthVariables, requireAuth } from './auth.ts';
 
 export interface AppConfig {
   /** Accept synthetic national ids (month + 80); false in production. */
@@ -22,9 +24,14 @@ export interface AppConfig {
   delivery?: (c: Context) => DeliveryService;
   /** The bridge's public signing keys, served at /.well-known/jwks.json. */
   jwks?: () => Promise<unknown>;
+  /**
+   * Caller authentication (API_AUTH), created once per process or isolate. The Worker
+   * always passes it; without it (tests that build the app directly) nothing is checked.
+   */
+  auth?: InboundAuthenticator;
 }
 
-type Env = { Variables: { config: AppConfig } };
+type Env = { Variables: { config: AppConfig } & AuthVariables };
 
 /** Reads a JSON body or answers 400 naming the problem. */
 async function readJson(c: Context): Promise<{ ok: true; value: unknown } | { ok: false; response: Response }> {
@@ -37,6 +44,9 @@ async function readJson(c: Context): Promise<{ ok: true; value: unknown } | { ok
 
 export function createApp(config: AppConfig): Hono<Env> {
   const app = new Hono<Env>();
+
+  // First, so that no route (nor a 404 for a guessed one) answers an unauthenticated caller.
+  if (config.auth) app.use('*', requireAuth(config.auth));
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/openapi.json', (c) => c.json(openApiDocument()));

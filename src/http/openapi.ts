@@ -11,6 +11,20 @@ const FHIR = 'application/fhir+json';
 const outcomeRef = { $ref: '#/components/schemas/OperationOutcome' };
 const errorResponse = (description: string) => ({ description, content: { [FHIR]: { schema: outcomeRef } } });
 
+/**
+ * Security per operation. The scheme is `bearer`; the listed "scopes" are what an access
+ * token (API_AUTH jwt) must carry, any one of them (static API tokens carry all).
+ */
+const ANY_TOKEN = [{ bearer: [] as string[] }];
+const WRITE = [{ bearer: ['system/*.write'] }, { bearer: ['system/*.*'] }];
+const READ = [{ bearer: ['system/*.read'] }, { bearer: ['system/*.*'] }];
+const PUBLIC: never[] = [];
+const authErrors = {
+  '401': errorResponse('No token, or a token that is not valid (WWW-Authenticate: Bearer); code `login`'),
+  '403': errorResponse('The token lacks the scope this operation needs; code `forbidden`'),
+};
+const jobView = { $ref: '#/components/schemas/Job' };
+
 let cached: Record<string, unknown> | undefined;
 
 export function openApiDocument(): Record<string, unknown> {
@@ -26,12 +40,17 @@ export function openApiDocument(): Record<string, unknown> {
       description:
         'Maps Marte Meo video-guidance episodes (episode format 1.0) to FHIR R4 and validates FHIR resources against R4 and the bridge\'s profiles. ' +
         `Request bodies are JSON of at most ${MAX_BODY_BYTES} bytes. Every error is a FHIR OperationOutcome whose issues name the offending field by JSON pointer in \`expression\`. ` +
-        'Cross-field rules of the format (status-dependent fields, unique ids, clip references, consent recipient) are checked as well as the schema below.',
+        'Cross-field rules of the format (status-dependent fields, unique ids, clip references, consent recipient) are checked as well as the schema below. ' +
+        'Authentication: every /v1 operation needs `Authorization: Bearer <token>`, either a static API token or a SMART Backend Services access token (JWT) from the deployment\'s authorisation server. ' +
+        'Writing episodes, importing and replaying jobs need `system/*.write` (or `system/*.*`, `system/EpisodeOfCare.write`); reading jobs needs `system/*.read` (or `system/*.*`); the other /v1 operations need any valid token. ' +
+        '`user/` and `patient/` scopes are not accepted. /healthz, /openapi.json, /docs and /.well-known/jwks.json are public.',
     },
+    security: ANY_TOKEN,
     paths: {
       '/v1/episodes/$map': {
         post: {
           operationId: 'mapEpisode',
+          security: ANY_TOKEN,
           summary: 'Validate an episode and map it to a FHIR R4 transaction Bundle',
           requestBody: jsonBody({ $ref: '#/components/schemas/Episode' }),
           responses: {
@@ -39,12 +58,14 @@ export function openApiDocument(): Record<string, unknown> {
             '400': errorResponse('The episode is not valid; every problem is listed'),
             '413': errorResponse('Body larger than 1 MiB'),
             '415': errorResponse('Body is not JSON'),
+            ...authErrors,
           },
         },
       },
       '/v1/$validate': {
         post: {
           operationId: 'validate',
+          security: ANY_TOKEN,
           summary: 'Validate a FHIR R4 resource or Bundle against R4 and the bridge\'s profiles',
           requestBody: jsonBody({ type: 'object', required: ['resourceType'], properties: { resourceType: { type: 'string' } } }),
           responses: {
@@ -52,27 +73,31 @@ export function openApiDocument(): Record<string, unknown> {
             '400': errorResponse('Body is not a FHIR resource'),
             '413': errorResponse('Body larger than 1 MiB'),
             '415': errorResponse('Body is not JSON'),
+            ...authErrors,
           },
         },
       },
       '/v1/Questionnaire': {
         get: {
           operationId: 'listQuestionnaires',
+          security: ANY_TOKEN,
           summary: 'The published Questionnaires (EPDS, PHQ-9, GAD-7, PRFQ, PDI-RF, Marte Meo session review) as a searchset Bundle',
-          responses: { '200': { description: 'Bundle of Questionnaires (canonical URL and version stable)', content: { [FHIR]: { schema: { type: 'object' } } } } },
+          responses: { '200': { description: 'Bundle of Questionnaires (canonical URL and version stable)', content: { [FHIR]: { schema: { type: 'object' } } } }, ...authErrors },
         },
       },
       '/v1/Questionnaire/{id}': {
         get: {
           operationId: 'readQuestionnaire',
+          security: ANY_TOKEN,
           summary: 'One published Questionnaire',
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
-          responses: { '200': { description: 'The Questionnaire', content: { [FHIR]: { schema: { type: 'object' } } } }, '404': errorResponse('No such Questionnaire') },
+          responses: { '200': { description: 'The Questionnaire', content: { [FHIR]: { schema: { type: 'object' } } } }, '404': errorResponse('No such Questionnaire'), ...authErrors },
         },
       },
       '/v1/QuestionnaireResponse/$extract': {
         post: {
           operationId: 'extract',
+          security: ANY_TOKEN,
           summary: 'SDC extraction: a QuestionnaireResponse to one of the bridge\'s Questionnaires → transaction Bundle of the response, its score Observations and any self-harm Flag',
           requestBody: jsonBody({ type: 'object', required: ['resourceType'], properties: { resourceType: { const: 'QuestionnaireResponse' } } }),
           responses: {
@@ -80,14 +105,101 @@ export function openApiDocument(): Record<string, unknown> {
             '400': errorResponse('The response does not fit its Questionnaire; expressions point into the response'),
             '413': errorResponse('Body larger than 1 MiB'),
             '415': errorResponse('Body is not JSON'),
+            ...authErrors,
           },
         },
       },
-      '/healthz': { get: { operationId: 'health', summary: 'Liveness', responses: { '200': { description: 'Service is up' } } } },
-      '/openapi.json': { get: { operationId: 'openapi', summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1 document' } } } },
+      '/v1/episodes/{episodeId}': {
+        put: {
+          operationId: 'submitEpisode',
+          summary: 'Validate, map and record an episode for delivery to the FHIR targets',
+          security: WRITE,
+          parameters: [{ name: 'episodeId', in: 'path', required: true, schema: { type: 'string' } }],
+          requestBody: jsonBody({ $ref: '#/components/schemas/Episode' }),
+          responses: {
+            '202': { description: 'Job recorded; Location: /v1/jobs/{id}', content: { 'application/json': { schema: jobView } } },
+            '400': errorResponse('The episode is not valid, or its episodeId differs from the URL'),
+            '413': errorResponse('Body larger than 1 MiB'),
+            '415': errorResponse('Body is not JSON'),
+            ...authErrors,
+          },
+        },
+      },
+      '/v1/episodes/$import': {
+        post: {
+          operationId: 'importEpisodes',
+          summary: 'Submit many episodes as NDJSON; the answer has one line per input line',
+          security: WRITE,
+          requestBody: { required: true, content: { 'application/x-ndjson': { schema: { type: 'string' } } } },
+          responses: { '200': { description: 'NDJSON: per line, 202 with the job or 400 with an OperationOutcome' }, '415': errorResponse('Body is not NDJSON'), ...authErrors },
+        },
+      },
+      '/v1/jobs': {
+        get: {
+          operationId: 'listJobs',
+          summary: 'Delivery jobs, optionally by status',
+          security: READ,
+          parameters: [
+            { name: 'status', in: 'query', schema: { type: 'string' }, description: 'Comma-separated: queued, retrying, delivered, failed, dead' },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000 } },
+          ],
+          responses: { '200': { description: 'The jobs', content: { 'application/json': { schema: { type: 'object', properties: { jobs: { type: 'array', items: jobView } } } } } }, '400': errorResponse('Unknown status'), ...authErrors },
+        },
+      },
+      '/v1/jobs/{id}': {
+        get: {
+          operationId: 'readJob',
+          summary: 'One delivery job and its result per target',
+          security: READ,
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { '200': { description: 'The job', content: { 'application/json': { schema: jobView } } }, '404': errorResponse('No such job'), ...authErrors },
+        },
+      },
+      '/v1/jobs/{id}/$replay': {
+        post: {
+          operationId: 'replayJob',
+          summary: 'Queue a dead or failed job again',
+          security: WRITE,
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: {
+            '202': { description: 'Queued again', content: { 'application/json': { schema: jobView } } },
+            '404': errorResponse('No such job'),
+            '409': errorResponse('The job is neither dead nor failed'),
+            ...authErrors,
+          },
+        },
+      },
+      '/healthz': { get: { operationId: 'health', summary: 'Liveness', security: PUBLIC, responses: { '200': { description: 'Service is up' } } } },
+      '/openapi.json': { get: { operationId: 'openapi', summary: 'This document', security: PUBLIC, responses: { '200': { description: 'OpenAPI 3.1 document' } } } },
+      '/.well-known/jwks.json': {
+        get: { operationId: 'jwks', summary: 'The bridge\'s public signing keys (SMART Backend Services client)', security: PUBLIC, responses: { '200': { description: 'JSON Web Key Set' } } },
+      },
     },
     components: {
+      securitySchemes: {
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          description:
+            'A static API token, or a SMART Backend Services access token (JWT, RS384/ES384/RS256/ES256) from the authorisation server the deployment trusts; scopes from its `scope` claim. Which one is set by API_AUTH.',
+        },
+      },
       schemas: {
+        Job: {
+          type: 'object',
+          required: ['id', 'episode', 'status', 'attempts', 'createdAt', 'updatedAt', 'mappingVersion', 'targets'],
+          properties: {
+            id: { type: 'string' },
+            episode: { type: 'string', description: '{clinic org number}/{episodeId}' },
+            status: { enum: ['queued', 'retrying', 'delivered', 'failed', 'dead'] },
+            attempts: { type: 'integer' },
+            createdAt: { type: 'string', format: 'date-time' },
+            updatedAt: { type: 'string', format: 'date-time' },
+            nextAttemptAt: { type: 'string', format: 'date-time' },
+            mappingVersion: { type: 'string' },
+            targets: { type: 'object', additionalProperties: { type: 'object' } },
+          },
+        },
         Episode: episode,
         OperationOutcome: {
           type: 'object',
@@ -126,12 +238,20 @@ const escape = (s: string) => s.replace(/[&<>"]/g, (ch) => ({ '&': '&amp;', '<':
 
 /** A self-contained docs page (no external scripts: the service may run without internet). */
 export function docsPage(): string {
-  const doc = openApiDocument() as { info: { title: string; description: string }; paths: Record<string, Record<string, { summary: string; responses: Record<string, { description: string }> }>> };
+  const doc = openApiDocument() as {
+    info: { title: string; description: string };
+    paths: Record<string, Record<string, { summary: string; security?: Record<string, string[]>[]; responses: Record<string, { description: string }> }>>;
+  };
+  const needs = (security: Record<string, string[]>[] | undefined): string => {
+    if (security && security.length === 0) return 'Public.';
+    const scopes = (security ?? []).flatMap((s) => s.bearer ?? []);
+    return scopes.length ? `Needs a bearer token with ${scopes.map((s) => `<code>${escape(s)}</code>`).join(' or ')}.` : 'Needs a bearer token.';
+  };
   const ops = Object.entries(doc.paths)
     .flatMap(([path, methods]) =>
       Object.entries(methods).map(
         ([method, op]) =>
-          `<section><h2><code>${method.toUpperCase()} ${escape(path)}</code></h2><p>${escape(op.summary)}</p><ul>${Object.entries(op.responses)
+          `<section><h2><code>${method.toUpperCase()} ${escape(path)}</code></h2><p>${escape(op.summary)}</p><p>${needs(op.security)}</p><ul>${Object.entries(op.responses)
             .map(([status, r]) => `<li><code>${status}</code> ${escape(r.description)}</li>`)
             .join('')}</ul></section>`,
       ),
@@ -141,6 +261,7 @@ export function docsPage(): string {
 <html lang="en"><head><meta charset="utf-8"><title>imh-bridge API</title>
 <style>body{font-family:system-ui,sans-serif;max-width:50rem;margin:2rem auto;padding:0 1rem;line-height:1.5}code{background:#f3f3f3;padding:0 .2em}section{border-top:1px solid #ddd}</style>
 </head><body><h1>imh-bridge API</h1><p>${escape(doc.info.description)}</p>
+<p><strong>Authentication.</strong> Send <code>Authorization: Bearer &lt;token&gt;</code> on every <code>/v1</code> request: a static API token or a SMART Backend Services access token, whichever this deployment's API_AUTH sets. Missing or invalid tokens get 401 with <code>WWW-Authenticate: Bearer</code>, missing scopes 403, both as OperationOutcome.</p>
 <p>Machine-readable description: <a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1).</p>
 ${ops}
 </body></html>`;

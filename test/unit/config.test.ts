@@ -17,6 +17,9 @@ beforeAll(async () => {
 
 const TOKEN = 'clinic-token-Zq8vX3kP9wL2mN7s';
 
+/** API_AUTH is required; these tests are about the other settings, so they opt out of it. */
+const NO_API_AUTH = { API_AUTH: '{"type":"none"}' } as const;
+
 /** Runs loadConfig expecting failure; returns the error and the paths its issues name. */
 function failure(env: ConfigEnv): { err: OperationOutcomeError; paths: string[]; text: string } {
   try {
@@ -36,7 +39,7 @@ const privateParts = (...keys: JWK[]): string[] =>
 
 describe('loadConfig defaults', () => {
   it('points the clinic at the local sandbox with no auth and has no primary targets', () => {
-    const config = loadConfig({});
+    const config = loadConfig(NO_API_AUTH);
     expect(config.targets.clinic).toEqual({ name: 'clinic', baseUrl: DEFAULT_CLINIC_BASE_URL, auth: { type: 'none' }, timeoutMs: 15_000 });
     expect(DEFAULT_CLINIC_BASE_URL).toBe('http://127.0.0.1:8103/fhir');
     expect(config.targets.primary).toEqual({});
@@ -48,7 +51,14 @@ describe('loadConfig defaults', () => {
   });
 
   it('treats empty values as unset and reads the scalar settings', () => {
-    const config = loadConfig({ FHIR_TARGETS: '  ', ALLOW_SYNTHETIC_IDS: 'false', DELIVERY_MAX_ATTEMPTS: '3', RETRY_AFTER_CAP_SECONDS: '0' });
+    const config = loadConfig({
+      API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}',
+      API_TOKENS: 'test-api-token-0123456789abcdefghij',
+      FHIR_TARGETS: '  ',
+      ALLOW_SYNTHETIC_IDS: 'false',
+      DELIVERY_MAX_ATTEMPTS: '3',
+      RETRY_AFTER_CAP_SECONDS: '0',
+    });
     expect(config.targets.clinic.baseUrl).toBe(DEFAULT_CLINIC_BASE_URL);
     expect(config.allowSyntheticIds).toBe(false);
     expect(config.deliveryMaxAttempts).toBe(3);
@@ -72,6 +82,7 @@ describe('loadConfig with targets', () => {
     },
   });
   const env = (): ConfigEnv => ({
+    ...NO_API_AUTH,
     FHIR_TARGETS: JSON.stringify(targets()),
     CLINIC_FHIR_TOKEN: `${TOKEN}\n`,
     BRIDGE_PRIVATE_JWKS: JSON.stringify({ keys: [rsa, ec] }),
@@ -128,6 +139,7 @@ describe('loadConfig errors', () => {
   it('names every bad setting at once, by path, without repeating any secret', () => {
     const keyWithoutKid = { ...rsa, kid: undefined };
     const env: ConfigEnv = {
+      ...NO_API_AUTH,
       ALLOW_SYNTHETIC_IDS: 'yes',
       DELIVERY_MAX_ATTEMPTS: '0',
       RETRY_AFTER_CAP_SECONDS: 'soon',
@@ -176,6 +188,7 @@ describe('loadConfig errors', () => {
 
   it('checks a smart-backend key against the alg: ES384 cannot use an RSA key', () => {
     const { paths, text } = failure({
+      ...NO_API_AUTH,
       FHIR_TARGETS: JSON.stringify({
         clinic: { baseUrl: 'https://c.example/fhir', auth: { type: 'smart-backend', tokenUrl: 'https://c.example/token', clientId: 'c', keyId: 'rsa-1', alg: 'ES384' } },
       }),
@@ -187,6 +200,7 @@ describe('loadConfig errors', () => {
 
   it('requires BRIDGE_PRIVATE_JWKS when a target uses smart-backend', () => {
     const { paths, err } = failure({
+      ...NO_API_AUTH,
       FHIR_TARGETS: JSON.stringify({
         clinic: { baseUrl: 'https://c.example/fhir', auth: { type: 'smart-backend', tokenUrl: 'https://c.example/token', clientId: 'c', keyId: 'k', alg: 'RS384' } },
       }),
@@ -197,7 +211,7 @@ describe('loadConfig errors', () => {
 
   it('reports unparseable JSON without quoting it', () => {
     const leaked = `{"keys":[{"kty":"RSA","d":"${rsa.d}"`;
-    const { paths, text } = failure({ BRIDGE_PRIVATE_JWKS: leaked, FHIR_TARGETS: '{clinic:' });
+    const { paths, text } = failure({ ...NO_API_AUTH, BRIDGE_PRIVATE_JWKS: leaked, FHIR_TARGETS: '{clinic:' });
     expect(paths).toEqual(['BRIDGE_PRIVATE_JWKS', 'FHIR_TARGETS']);
     expect(text).toMatch(/BRIDGE_PRIVATE_JWKS: is not valid JSON/);
     expect(text).not.toContain(rsa.d);
@@ -206,16 +220,17 @@ describe('loadConfig errors', () => {
   it('rejects a public key where a private one is needed', () => {
     const { d, p, q, dp, dq, qi, ...pub } = rsa;
     void [d, p, q, dp, dq, qi];
-    expect(failure({ BRIDGE_PRIVATE_JWKS: JSON.stringify({ keys: [pub] }) }).paths).toEqual(['BRIDGE_PRIVATE_JWKS.keys.0']);
+    expect(failure({ ...NO_API_AUTH, BRIDGE_PRIVATE_JWKS: JSON.stringify({ keys: [pub] }) }).paths).toEqual(['BRIDGE_PRIVATE_JWKS.keys.0']);
   });
 
   it('requires the clinic when FHIR_TARGETS is set, and a JSON object for the primary targets', () => {
-    expect(failure({ FHIR_TARGETS: JSON.stringify({ primary: [] }) }).paths).toEqual(['FHIR_TARGETS.clinic', 'FHIR_TARGETS.primary']);
-    expect(failure({ FHIR_TARGETS: '[]' }).paths).toEqual(['FHIR_TARGETS']);
+    expect(failure({ ...NO_API_AUTH, FHIR_TARGETS: JSON.stringify({ primary: [] }) }).paths).toEqual(['FHIR_TARGETS.clinic', 'FHIR_TARGETS.primary']);
+    expect(failure({ ...NO_API_AUTH, FHIR_TARGETS: '[]' }).paths).toEqual(['FHIR_TARGETS']);
   });
 
   it('rejects credentials in URLs without echoing them', () => {
     const { paths, text } = failure({
+      ...NO_API_AUTH,
       FHIR_TARGETS: JSON.stringify({ clinic: { baseUrl: 'https://user:pa55w0rd-xyz@c.example/fhir', auth: { type: 'none' } } }),
     });
     expect(paths).toEqual(['FHIR_TARGETS.clinic.baseUrl']);
@@ -224,10 +239,97 @@ describe('loadConfig errors', () => {
 
   it('rejects a bearer secret with whitespace inside without echoing it', () => {
     const { paths, text } = failure({
+      ...NO_API_AUTH,
       FHIR_TARGETS: JSON.stringify({ clinic: { baseUrl: 'https://c.example/fhir', auth: { type: 'bearer', tokenSecret: 'T' } } }),
       T: 'Bearer abc-secret-123',
     });
     expect(paths).toEqual(['FHIR_TARGETS.clinic.auth.tokenSecret']);
     expect(text).not.toContain('abc-secret-123');
+  });
+});
+
+describe('API_AUTH (caller authentication of the API)', () => {
+  const T1 = 'api-token-1-kJ8sQ2vN5xR7tY3wZ6mB9cD4';
+  const T2 = 'api-token-2-pL4hG7fE2aS9dK1jU5iO8yT3';
+
+  it('is required, and the message says how to opt out for local sandboxes', () => {
+    for (const unset of [{}, { API_AUTH: '' }, { API_AUTH: '  ' }]) {
+      const { err, paths, text } = failure(unset);
+      expect(paths).toEqual(['API_AUTH']);
+      expect(err.outcome.issue?.[0]?.code).toBe('required');
+      expect(text).toContain('set API_AUTH; use {"type":"none"} only for local sandboxes');
+    }
+  });
+
+  it('accepts the explicit opt-out', () => {
+    expect(loadConfig({ API_AUTH: '{"type":"none"}' }).apiAuth).toEqual({ type: 'none' });
+  });
+
+  it('reads static tokens from the secret it names, as a JSON array or a comma-separated list', () => {
+    for (const value of [JSON.stringify([T1, T2]), ` ${T1} , ${T2},`, JSON.stringify([T1, T2, T1])]) {
+      const { apiAuth } = loadConfig({ API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}', API_TOKENS: value });
+      expect(apiAuth.type).toBe('bearer');
+      expect(apiAuth.type === 'bearer' && apiAuth.tokens.reveal()).toEqual([T1, T2]);
+      const printed = JSON.stringify(apiAuth) + String(apiAuth.type === 'bearer' && apiAuth.tokens);
+      expect(printed).not.toContain(T1);
+      expect(printed).toContain('[redacted]');
+    }
+  });
+
+  it('refuses short, blank or missing tokens without echoing them', () => {
+    const short = 'short-token-abc123';
+    const cases: [ConfigEnv, RegExp][] = [
+      [{ API_TOKENS: `${T1},${short}` }, /token 2 in the secret API_TOKENS is shorter than 32 characters/],
+      [{ API_TOKENS: JSON.stringify([T1, 42]) }, /token 2 in the secret API_TOKENS is not a string/],
+      [{ API_TOKENS: `["${T1}"` }, /neither a JSON array of strings nor a comma-separated list/],
+      [{ API_TOKENS: ' , ' }, /holds no tokens/],
+      [{ API_TOKENS: `${T1} ${T2}` }, /token 1 in the secret API_TOKENS has spaces/],
+      [{}, /names the secret API_TOKENS, which is not set or is empty/],
+    ];
+    for (const [env, message] of cases) {
+      const { paths, text } = failure({ API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}', ...env });
+      expect(paths).toEqual(['API_AUTH.tokensSecret']);
+      expect(text).toMatch(message);
+      for (const secret of [T1, T2, short]) expect(text).not.toContain(secret);
+    }
+  });
+
+  it('reads the JWT settings and checks them by path', () => {
+    const jwt = { type: 'jwt', jwksUrl: 'https://auth.example/jwks', issuer: 'https://auth.example', audience: 'https://bridge.example' };
+    expect(loadConfig({ API_AUTH: JSON.stringify(jwt) }).apiAuth).toEqual(jwt);
+    expect(failure({ API_AUTH: JSON.stringify({ ...jwt, jwksUrl: 'http://auth.example/jwks' }) }).paths).toEqual(['API_AUTH.jwksUrl']);
+    expect(failure({ API_AUTH: JSON.stringify({ type: 'jwt', jwksUrl: 'https://auth.example/jwks' }) }).paths).toEqual(['API_AUTH.issuer', 'API_AUTH.audience']);
+    expect(loadConfig({ API_AUTH: JSON.stringify({ ...jwt, jwksUrl: 'http://127.0.0.1:9/jwks' }) }).apiAuth).toMatchObject({ jwksUrl: 'http://127.0.0.1:9/jwks' });
+  });
+
+  it('names unknown types and keys, never echoing a token put in the JSON', () => {
+    expect(failure({ API_AUTH: '{"type":"basic"}' }).paths).toEqual(['API_AUTH.type']);
+    expect(failure({ API_AUTH: '"none"' }).paths).toEqual(['API_AUTH']);
+    const { paths, text } = failure({ API_AUTH: JSON.stringify({ type: 'bearer', tokensSecret: 'X', tokens: [T1] }), X: T2 });
+    expect(paths).toEqual(['API_AUTH.tokens']);
+    expect(text).toMatch(/tokens never go in API_AUTH/);
+    expect(text).not.toContain(T1);
+    const bad = failure({ API_AUTH: `{"type":"bearer","tokensSecret":"${T1}` });
+    expect(bad.text).toMatch(/API_AUTH: is not valid JSON/);
+    expect(bad.text).not.toContain(T1);
+  });
+
+  it('is reported together with every other bad setting', () => {
+    expect(failure({ ALLOW_SYNTHETIC_IDS: 'maybe' }).paths).toEqual(['API_AUTH', 'ALLOW_SYNTHETIC_IDS']);
+  });
+});
+
+describe('API_AUTH and real national ids', () => {
+  it('refuses an open API where real national ids are accepted', () => {
+    let error: unknown;
+    try {
+      loadConfig({ API_AUTH: '{"type":"none"}', ALLOW_SYNTHETIC_IDS: 'false' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(OperationOutcomeError);
+    const issues = (error as OperationOutcomeError).outcome.issue;
+    expect(issues.map((i) => i.expression?.[0])).toEqual(['API_AUTH']);
+    expect(issues[0]?.details?.text).toMatch(/must authenticate its callers/);
   });
 });
