@@ -13,6 +13,8 @@ async function gunzip(data: ArrayBuffer | Uint8Array | number[]): Promise<string
   return new Response(stream).text();
 }
 
+const readJob = (row: { seq: number; job: string }): Job => ({ ...(JSON.parse(row.job) as Omit<Job, 'seq'>), seq: row.seq });
+
 export class D1Store implements DeliveryStore {
   private readonly db: D1Database;
 
@@ -22,20 +24,21 @@ export class D1Store implements DeliveryStore {
 
   async createJob(job: NewJob): Promise<Job> {
     const { bundle, ...rest } = job;
+    // One statement: the job and its Bundle are stored together or not at all. The sequence
+    // number is the row's own; it is read back from the column, never from the JSON.
     const row = await this.db
       .prepare(
         'INSERT INTO jobs (id, episode_key, parent_key, status, job, bundle, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING seq',
       )
-      .bind(rest.id, rest.episodeKey, rest.parentKey, rest.status, '{}', await gzip(JSON.stringify(bundle)), rest.createdAt, rest.updatedAt)
+      .bind(rest.id, rest.episodeKey, rest.parentKey, rest.status, JSON.stringify(rest), await gzip(JSON.stringify(bundle)), rest.createdAt, rest.updatedAt)
       .first<{ seq: number }>();
-    const stored: Job = { ...rest, seq: row?.seq as number };
-    await this.db.prepare('UPDATE jobs SET job = ?1 WHERE id = ?2').bind(JSON.stringify(stored), stored.id).run();
-    return stored;
+    if (!row) throw new Error('job was not stored');
+    return { ...rest, seq: row.seq };
   }
 
   async getJob(id: string): Promise<Job | undefined> {
-    const row = await this.db.prepare('SELECT job FROM jobs WHERE id = ?1').bind(id).first<{ job: string }>();
-    return row ? (JSON.parse(row.job) as Job) : undefined;
+    const row = await this.db.prepare('SELECT seq, job FROM jobs WHERE id = ?1').bind(id).first<{ seq: number; job: string }>();
+    return row ? readJob(row) : undefined;
   }
 
   async getBundle(id: string): Promise<Bundle | undefined> {
@@ -52,10 +55,10 @@ export class D1Store implements DeliveryStore {
     const statuses = filter.status ?? [];
     const where = statuses.length ? `WHERE status IN (${statuses.map((_, i) => `?${i + 1}`).join(', ')})` : '';
     const { results } = await this.db
-      .prepare(`SELECT job FROM jobs ${where} ORDER BY seq LIMIT ${limit}`)
+      .prepare(`SELECT seq, job FROM jobs ${where} ORDER BY seq LIMIT ${limit}`)
       .bind(...statuses)
-      .all<{ job: string }>();
-    return results.map((r) => JSON.parse(r.job) as Job);
+      .all<{ seq: number; job: string }>();
+    return results.map(readJob);
   }
 
   async getLedger(episodeKey: string, target: string): Promise<LedgerRecord | undefined> {
