@@ -36,8 +36,8 @@ export interface DeliveryMessage {
  * Configuration is read once per isolate and environment; a bad setting fails loudly. The
  * caller authenticator lives beside it, so its token digests and JWKS cache are kept.
  */
-let configCache: { env: unknown; config: BridgeConfig; auth: InboundAuthenticator } | undefined;
-function loaded(env: Env): { config: BridgeConfig; auth: InboundAuthenticator } {
+let configCache: { env: unknown; config: BridgeConfig; auth: InboundAuthenticator; app?: ReturnType<typeof createApp> } | undefined;
+function loaded(env: Env): NonNullable<typeof configCache> {
   if (configCache?.env !== env) {
     const config = loadConfig(env as unknown as Record<string, string | undefined>);
     configCache = { env, config, auth: createInboundAuthenticator(config.apiAuth) };
@@ -70,9 +70,11 @@ export class ParentLane extends DurableObject<Env> {
   }
 }
 
+/** The HTTP app, built once per isolate and environment (routes are not rebuilt per request). */
 function app(env: Env) {
-  const { config: cfg, auth } = loaded(env);
-  return createApp({
+  const state = loaded(env);
+  const { config: cfg, auth } = state;
+  return (state.app ??= createApp({
     allowSyntheticIds: cfg.allowSyntheticIds,
     auth,
     delivery: () =>
@@ -88,7 +90,7 @@ function app(env: Env) {
         { allowSyntheticIds: cfg.allowSyntheticIds },
       ),
     jwks: async () => cfg.publicJwks,
-  });
+  }));
 }
 
 export default {
