@@ -1,4 +1,5 @@
-import { SELF } from 'cloudflare:test';
+import { SELF, createExecutionContext, env } from 'cloudflare:test';
+import worker from '../../src/worker.ts';
 import { describe, expect, it } from 'vitest';
 import completed from '../../../shared/contract/examples/completed-mother.episode.json';
 import planned from '../../../shared/contract/examples/planned-minimal.episode.json';
@@ -55,10 +56,27 @@ describe('POST /v1/episodes/$map (inside workerd)', () => {
     expect(((await r.json()) as { resourceType: string }).resourceType).toBe('OperationOutcome');
   });
 
-  it('does not accept synthetic ids when the deployment says so', async () => {
-    // wrangler.toml sets ALLOW_SYNTHETIC_IDS=true for local use; the unit tests cover false.
-    const r = await post('/v1/episodes/$map', JSON.stringify(planned));
-    expect(r.status).toBe(200);
+  it('refuses synthetic ids where the deployment says so, and only with authenticated callers', async () => {
+    const token = 'test-api-token-0123456789abcdefghijkl';
+    const production = { ...env, ALLOW_SYNTHETIC_IDS: 'false', API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}', API_TOKENS: token };
+    const request = () =>
+      new Request('http://bridge/v1/episodes/$map', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify(planned),
+      }) as Parameters<typeof worker.fetch>[0];
+    const r = await worker.fetch(request(), production as typeof env, createExecutionContext());
+    expect(r.status).toBe(400);
+    const o = (await r.json()) as { issue: { expression: string[]; details: { text: string } }[] };
+    expect(o.issue[0]?.expression).toEqual(['/parent/nationalId']);
+    expect(o.issue[0]?.details.text).toMatch(/synthetic/);
+
+    // An open API is refused outright where real national ids are accepted.
+    const open = await worker.fetch(request(), { ...production, API_AUTH: '{"type":"none"}' } as typeof env, createExecutionContext());
+    expect(open.status).toBe(500);
+    const problem = (await open.json()) as { issue: { expression: string[] }[] };
+    expect(problem.issue.map((i) => i.expression[0])).toEqual(['API_AUTH']);
+    expect(JSON.stringify(problem)).not.toContain(token);
   });
 });
 
