@@ -122,12 +122,7 @@ function smartBackendProvider(auth: SmartAuth, name: string, timeoutMs: number, 
     const text = await res.text().catch(() => '');
     if (!res.ok) throw refusal(name, res, text, jwt);
 
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
+    const json = parseJsonOrUndefined(text);
     const parsed = TokenResponse.safeParse(json);
     if (!parsed.success) {
       throw fail(name, 502, 'security', 'the token endpoint answered without a usable bearer access_token');
@@ -182,16 +177,20 @@ function fail(
   return err;
 }
 
+/** A body as JSON, or undefined when it is not JSON. */
+function parseJsonOrUndefined(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
 const JWT_LIKE = /[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/g;
 
 /** A token endpoint's refusal, with its OAuth error text but never our assertion. */
 function refusal(name: string, res: Response, text: string, jwt: string): OperationOutcomeError {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
+  const json = parseJsonOrUndefined(text);
   const oauth = OAuthError.safeParse(json);
   let detail = `HTTP ${res.status}`;
   if (oauth.success) {
