@@ -49,9 +49,11 @@ export function mapParsedEpisode(e: Episode): Bundle {
       ? mapClinician(ctx, e.primaryTreatment.contact, primaryOrg, e.primaryTreatment.organization.orgNumber)
       : undefined;
 
+  // R4 ctm-1: onBehalfOf only with a Practitioner as member. Members here are
+  // PractitionerRoles, which already name their organisation, so onBehalfOf is left out.
   const members: CareTeamMember[] = [];
-  if (therapist?.role) members.push({ role: therapist.role, onBehalfOf: clinic });
-  if (primaryContact?.role && primaryOrg) members.push({ role: primaryContact.role, onBehalfOf: primaryOrg });
+  if (therapist?.role) members.push({ role: therapist.role });
+  if (primaryContact?.role) members.push({ role: primaryContact.role });
 
   const referral = mapReferral(ctx, people.parent, clinic);
   mapConditions(ctx, people.parent);

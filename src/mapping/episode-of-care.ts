@@ -48,13 +48,13 @@ export function mapConditions(ctx: MappingContext, parent: Ref): Ref[] {
 }
 
 export interface CareTeamMember {
+  /** A PractitionerRole (it carries the organisation the member acts for). */
   role: Ref;
-  onBehalfOf: Ref;
 }
 
 export function mapCareTeam(ctx: MappingContext, parent: Ref, clinic: Ref, members: CareTeamMember[]): Ref {
   const identifier = ctx.episodeId('care-team');
-  const participant: CareTeamParticipant[] = members.map((m) => ({ member: m.role, onBehalfOf: m.onBehalfOf }));
+  const participant: CareTeamParticipant[] = members.map((m) => ({ member: m.role }));
   return ctx.add<CareTeam>(
     {
       resourceType: 'CareTeam',
