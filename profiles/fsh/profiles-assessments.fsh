@@ -12,10 +12,14 @@ Description: "The answers to one instrument (EPDS, PHQ-9, GAD-7, PRFQ) or the co
 * subject 1..1
 * subject only Reference(Patient)
 * authored 1..1
-* author 1..1
+// Form renderers (LHC-Forms, Smart Forms) do not send an author; the bridge's own mapping does.
+* author 0..1
 * author only Reference(Patient or Practitioner or PractitionerRole)
 * item 1..*
-* item.answer.value[x] only integer
+// The data decides here, not the old profile: the published Questionnaires ask choice items whose
+// answer options are Codings carrying their score (ordinalValue), and SDC renderers answer such
+// items with valueCoding. Only the PDI-RF rating is a plain integer.
+* item.answer.value[x] only integer or Coding
 
 Profile: ImhScoreObservation
 Parent: Observation
