@@ -22,9 +22,17 @@ function mod11(digits: number[], weights: number[]): number | undefined {
 
 export type NationalIdKind = 'fnr' | 'dnr';
 
+/**
+ * Month digits of synthetic test identities. Test-data generators add 40 or 80 to the month
+ * (41–52, 81–92); the episode format's own examples, which must always be accepted, also use
+ * months between those ranges (60, 70). Everything else outside 01–12 (00, 13–40, 93–99) is
+ * not a month in any scheme and is refused.
+ */
+export const SYNTHETIC_MONTHS = { min: 41, max: 92 } as const;
+
 export interface NationalIdInfo {
   kind: NationalIdKind;
-  /** True for test identities: month field outside 01–12 (the synthetic ranges add 80 to the month). */
+  /** True for synthetic test identities (month digits in SYNTHETIC_MONTHS). */
   synthetic: boolean;
 }
 
@@ -42,7 +50,10 @@ export function checkNationalId(value: string): NationalIdInfo | string {
   const kind: NationalIdKind = day >= 41 && day <= 71 ? 'dnr' : 'fnr';
   const realDay = kind === 'dnr' ? day - 40 : day;
   if (realDay < 1 || realDay > 31) return 'the day digits are not a day of the month';
-  return { kind, synthetic: month < 1 || month > 12 };
+  const real = month >= 1 && month <= 12;
+  const synthetic = month >= SYNTHETIC_MONTHS.min && month <= SYNTHETIC_MONTHS.max;
+  if (!real && !synthetic) return `the month digits are not a month (01–12, or ${SYNTHETIC_MONTHS.min}–${SYNTHETIC_MONTHS.max} for synthetic test identities)`;
+  return { kind, synthetic };
 }
 
 /** Returns a message when the organisation number is not valid. */

@@ -188,3 +188,20 @@ describe('structural and cross-field problems together', () => {
     expect(pointers(o)).toEqual(['/goals/1/goalId']);
   });
 });
+
+describe('national id months in episodes', () => {
+  it('names the field of a national id whose month is impossible, and maps nothing', () => {
+    const e = completed();
+    e.parent.nationalId = '15259400020'; // valid check digits, month 25
+    let error: unknown;
+    try {
+      parseEpisode(e);
+    } catch (x) {
+      error = x;
+    }
+    expect(error).toBeInstanceOf(OperationOutcomeError);
+    const issues = (error as OperationOutcomeError).outcome.issue;
+    const issue = issues.find((i) => i.expression?.includes('/parent/nationalId'));
+    expect(issue?.details?.text).toMatch(/month digits are not a month/);
+  });
+});
