@@ -8,6 +8,7 @@ import { text } from 'node:stream/consumers';
 import type { Resource } from '@medplum/fhirtypes';
 import { hasErrors, isOperationOutcomeError, issue, outcome } from './fhir/outcome.ts';
 import { mapEpisode } from './mapping/bundle.ts';
+import { loadIdentity } from './config.ts';
 
 const USAGE = `usage:
   imh-bridge map FILE|-                      map an episode (JSON) to a FHIR R4 transaction Bundle
@@ -75,14 +76,14 @@ async function main(argv: string[]): Promise<number> {
         const result = await syncOnce(await readJson(file), {
           baseUrl: values.target,
           bearer: values.bearer,
-          allowSyntheticIds: process.env.ALLOW_SYNTHETIC_IDS !== 'false',
+          ...loadIdentity(process.env),
           log: (line) => process.stderr.write(line + '\n'),
         });
         print(result.report);
         return result.delivered ? 0 : 1;
       }
       case 'map': {
-        print(mapEpisode(await readJson(file), { allowSyntheticIds: process.env.ALLOW_SYNTHETIC_IDS !== 'false' }));
+        print(mapEpisode(await readJson(file), loadIdentity(process.env)));
         return 0;
       }
       case 'extract': {
@@ -93,7 +94,7 @@ async function main(argv: string[]): Promise<number> {
       case 'outcomes': {
         const { parseEpisode } = await import('./domain/parse.ts');
         const { outcomesParameters } = await import('./instruments/outcomes.ts');
-        print(outcomesParameters(parseEpisode(await readJson(file), { allowSyntheticIds: process.env.ALLOW_SYNTHETIC_IDS !== 'false' })));
+        print(outcomesParameters(parseEpisode(await readJson(file), loadIdentity(process.env))));
         return 0;
       }
       case 'validate': {

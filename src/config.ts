@@ -18,6 +18,7 @@ import type { PrivateJwks, PublicJwks, SigningAlg } from './auth/jwks.ts';
 import { Secret } from './auth/secret.ts';
 import { checkOrgNumber } from './domain/identifiers.ts';
 import { OperationOutcomeError, issue, outcome } from './fhir/outcome.ts';
+import { DEV_IDENTITY, type IdentityOptions } from './mapping/identity.ts';
 
 /** How the bridge authenticates to one FHIR target. Secrets are resolved and boxed. */
 export type TargetAuth =
@@ -85,6 +86,11 @@ export interface BridgeConfig {
   /** Public half of the signing keys, for `/.well-known/jwks.json`; empty when none. */
   publicJwks: PublicJwks;
   allowSyntheticIds: boolean;
+  /**
+   * Identifier namespace and pseudonym secret (IDENTIFIER_NAMESPACE, IDENTITY_SECRET): permanent
+   * for a deployment, see mapping/identity.ts. Boxed, since it holds the secret.
+   */
+  identity: Secret<IdentityOptions>;
   deliveryMaxAttempts: number;
   retryAfterCapSeconds: number;
 }
@@ -423,6 +429,7 @@ export function loadConfig(env: ConfigEnv): BridgeConfig {
     // A deployment that takes real national ids must know who calls it.
     problems.add('API_AUTH', '{"type":"none"} is only allowed where ALLOW_SYNTHETIC_IDS is true (local sandboxes): a deployment that accepts real national ids must authenticate its callers');
   }
+  const identity = readIdentity(env, allowSyntheticIds, problems);
   const deliveryMaxAttempts = readInt(env, 'DELIVERY_MAX_ATTEMPTS', DEFAULT_DELIVERY_MAX_ATTEMPTS, 1, 100, problems);
   const retryAfterCapSeconds = readInt(env, 'RETRY_AFTER_CAP_SECONDS', DEFAULT_RETRY_AFTER_CAP_SECONDS, 0, 86_400, problems);
   const jwks = readJwks(env, problems);
@@ -524,7 +531,62 @@ export function loadConfig(env: ConfigEnv): BridgeConfig {
     ...(jwks ? { signingKeys: new Secret<PrivateJwks>({ keys }) } : {}),
     publicJwks: publicJwks({ keys }),
     allowSyntheticIds,
+    identity: new Secret(identity),
     deliveryMaxAttempts,
     retryAfterCapSeconds,
   };
+}
+
+/**
+ * The identity settings alone (for the CLI, which needs no targets or API authentication):
+ * the same rules as in {@link loadConfig}. Throws an OperationOutcomeError naming bad settings.
+ */
+export function loadIdentity(env: ConfigEnv): { allowSyntheticIds: boolean; identity: IdentityOptions } {
+  const problems = new Problems();
+  const allowSyntheticIds = readBoolean(env, 'ALLOW_SYNTHETIC_IDS', true, problems);
+  const identity = readIdentity(env, allowSyntheticIds, problems);
+  if (problems.issues.length) throw new OperationOutcomeError(outcome(problems.issues), 500);
+  return { allowSyntheticIds, identity };
+}
+
+/** Shortest IDENTITY_SECRET accepted: 32 characters of a random value is far past guessing. */
+export const MIN_IDENTITY_SECRET_LENGTH = 32;
+
+/**
+ * IDENTIFIER_NAMESPACE and IDENTITY_SECRET. Outside production the development defaults serve;
+ * a deployment that accepts real national ids (ALLOW_SYNTHETIC_IDS=false) must set both to its
+ * own values, because both become part of every identity it writes and cannot change later.
+ */
+function readIdentity(env: ConfigEnv, allowSyntheticIds: boolean, problems: Problems): IdentityOptions {
+  const permanent = 'it becomes part of every identity the bridge writes and can never change afterwards (README, "Identities")';
+  let namespace = present(env, 'IDENTIFIER_NAMESPACE');
+  if (namespace !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(namespace);
+    } catch {
+      url = undefined;
+    }
+    if (!url || url.protocol !== 'https:' || url.search || url.hash || namespace.endsWith('/') || url.username) {
+      problems.add('IDENTIFIER_NAMESPACE', 'must be an absolute https URL the deployment controls, without a trailing slash, query or fragment (e.g. https://fhir.clinic.example/sid)');
+      namespace = undefined;
+    }
+  }
+  const secret = present(env, 'IDENTITY_SECRET');
+  if (secret !== undefined && secret.length < MIN_IDENTITY_SECRET_LENGTH) {
+    problems.add('IDENTITY_SECRET', `must be at least ${MIN_IDENTITY_SECRET_LENGTH} characters (a random value)`);
+  }
+  if (!allowSyntheticIds) {
+    if (present(env, 'IDENTIFIER_NAMESPACE') === undefined) {
+      problems.add('IDENTIFIER_NAMESPACE', `is required where ALLOW_SYNTHETIC_IDS is false: ${permanent}`, 'required');
+    } else if (namespace === DEV_IDENTITY.namespace) {
+      problems.add('IDENTIFIER_NAMESPACE', `must not be the development default where ALLOW_SYNTHETIC_IDS is false: ${permanent}`);
+    }
+    if (secret === undefined) {
+      problems.add('IDENTITY_SECRET', `is required where ALLOW_SYNTHETIC_IDS is false: ${permanent}`, 'required');
+    } else if (secret === DEV_IDENTITY.secret) {
+      problems.add('IDENTITY_SECRET', 'must not be the development default where ALLOW_SYNTHETIC_IDS is false: it is public');
+    }
+  }
+  return { namespace: namespace ?? DEV_IDENTITY.namespace, secret: secret ?? DEV_IDENTITY.secret };
 }

@@ -24,6 +24,9 @@ export interface Env {
   BRIDGE_PRIVATE_JWKS?: string;
   DELIVERY_MAX_ATTEMPTS?: string;
   RETRY_AFTER_CAP_SECONDS?: string;
+  /** Base of the identifier systems; permanent, required in production (README "Identities"). */
+  IDENTIFIER_NAMESPACE?: string;
+  IDENTITY_SECRET?: string;
   [secret: string]: unknown;
 }
 
@@ -74,8 +77,10 @@ export class ParentLane extends DurableObject<Env> {
 function app(env: Env) {
   const state = loaded(env);
   const { config: cfg, auth } = state;
+  const identity = cfg.identity.reveal();
   return (state.app ??= createApp({
     allowSyntheticIds: cfg.allowSyntheticIds,
+    identity,
     auth,
     delivery: () =>
       createDeliveryService(
@@ -87,7 +92,7 @@ function app(env: Env) {
             }
           },
         },
-        { allowSyntheticIds: cfg.allowSyntheticIds },
+        { allowSyntheticIds: cfg.allowSyntheticIds, identity },
       ),
     jwks: async () => cfg.publicJwks,
   }));

@@ -51,14 +51,6 @@ Context: Encounter
 * valueCoding.system 1..1
 * valueCoding.code 1..1
 
-Extension: ImhSessionNote
-Id: imh-session-note
-Title: "Session note"
-Description: "Free-text note of the session. Clinic-internal: never shared outside the clinic."
-Context: Encounter
-* value[x] 1..1
-* value[x] only string
-
 Extension: ImhFocusElement
 Id: imh-focus-element
 Title: "Marte Meo focus element"

@@ -42,6 +42,8 @@ Description: "A total or subscale score computed from one QuestionnaireResponse.
 * interpretation from $vs-score-band (extensible)
 * derivedFrom 1..1
 * derivedFrom only Reference(QuestionnaireResponse)
+// The episode the score belongs to (absent for scores extracted from a lone response).
+* extension contains http://hl7.org/fhir/StructureDefinition/workflow-episodeOfCare named episodeOfCare 0..1
 
 Profile: ImhCgiIObservation
 Parent: Observation
@@ -71,7 +73,10 @@ Description: "Raised when a self-harm item (EPDS item 10, PHQ-9 item 9) scores a
 * insert Clinical
 * insert BusinessId(flag)
 * extension contains http://hl7.org/fhir/StructureDefinition/flag-detail named detail 1..*
-* status = #active
+// Active from the assessment until a later administration of the instrument scores 0 on the
+// item, or the episode ends; then inactive, with period.end.
+* status from http://hl7.org/fhir/ValueSet/flag-status|4.0.1 (required)
+* obeys imh-flag-inactive-ended
 * category 1..*
 * code = $cs-risk-flag#self-harm-item-positive
 * subject only Reference(Patient)

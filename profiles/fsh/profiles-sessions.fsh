@@ -9,8 +9,7 @@ Description: "One session of the episode, planned or held."
 * insert BusinessId(session)
 * extension contains
     ImhSessionAttendance named attendance 1..1 and
-    ImhCancellationReason named cancellationReason 0..1 and
-    ImhSessionNote named note 0..1
+    ImhCancellationReason named cancellationReason 0..1
 * type 1..*
 * type from $vs-session-kind (extensible)
 * subject 1..1
@@ -64,3 +63,24 @@ Description: "A clip filmed in a session. The video stays in the clinic's store;
     ImhClipDuration named duration 0..1
 * context 1..1
 * context.encounter 1..*
+
+Profile: ImhPsychotherapyNote
+Parent: DocumentReference
+Id: imh-psychotherapy-note
+Title: "Session note"
+Description: "The therapist's free-text note of one session, kept apart from the session itself and labelled as a psychotherapy note with the highest confidentiality, so that servers and the sharing rules keep it inside the clinic. Never shared."
+* obeys imh-psychotherapy-note-labels
+* insert BusinessId(session-note)
+* status = #current
+* type 1..1
+* type = $LOINC#11506-3
+* subject 1..1
+* subject only Reference(Patient)
+* date 1..1
+* content 1..1
+* content.attachment.contentType 1..1
+* content.attachment.contentType = #text/plain;charset=utf-8
+* content.attachment.data 1..1
+* context 1..1
+* context.encounter 1..1
+* context.encounter only Reference(Encounter)

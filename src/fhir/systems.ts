@@ -28,13 +28,6 @@ export const codeSystemUrl = (id: string): string => `${CANONICAL_BASE}/CodeSyst
 /** Questionnaire canonical URL (published with the instrument definitions). */
 export const questionnaireUrl = (id: string): string => `${CANONICAL_BASE}/Questionnaire/${id}`;
 
-/**
- * Identifier system for the bridge's business identifiers. Scoped by the clinic's
- * organisation number, because a journal's ids (episodeId, sessionId …) are unique only
- * within that clinic.
- */
-export const businessIdSystem = (clinicOrgNumber: string, kind: string): string =>
-  `${CANONICAL_BASE}/sid/${clinicOrgNumber}/${kind}`;
 
 /** Security labels for resources that carry mental-health information. */
 export const SECURITY = {
@@ -47,5 +40,17 @@ export const SECURITY = {
     system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode',
     code: 'PSY',
     display: 'psychiatry disorder information sensitivity',
+  },
+  /** The highest confidentiality (v3-Confidentiality V), for psychotherapy notes. */
+  veryRestricted: {
+    system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality',
+    code: 'V',
+    display: 'very restricted',
+  },
+  /** v3-ActCode PSYTHPN: policy for handling psychotherapy note information. */
+  psychotherapyNote: {
+    system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode',
+    code: 'PSYTHPN',
+    display: 'psychotherapy note information sensitivity',
   },
 } as const;

@@ -7,6 +7,7 @@ import { type Context, Hono } from 'hono';
 import { isOperationOutcomeError } from '../fhir/outcome.ts';
 import { validateFhir } from '../fhir/validate.ts';
 import { mapEpisode } from '../mapping/bundle.ts';
+import type { IdentityOptions } from '../mapping/identity.ts';
 import { extractResponse } from '../instruments/extract.ts';
 import { QUESTIONNAIRE_IDS, questionnaire } from '../instruments/questionnaires.ts';
 import { docsPage, openApiDocument } from './openapi.ts';
@@ -20,6 +21,8 @@ import { type AuthVariables, requireAuth } from './auth.ts';
 export interface AppConfig {
   /** Accept synthetic national ids (month + 80); false in production. */
   allowSyntheticIds: boolean;
+  /** The deployment's identifier namespace and pseudonym secret; development defaults if absent. */
+  identity?: IdentityOptions;
   /** Delivery (jobs, queue, ledger) for this request; absent where the bridge only maps. */
   delivery?: (c: Context) => DeliveryService;
   /** The bridge's public signing keys, served at /.well-known/jwks.json. */
@@ -56,7 +59,7 @@ export function createApp(config: AppConfig): Hono<Env> {
   app.post('/v1/episodes/$map', limitBody, requireJson, async (c) => {
     const body = await readJson(c);
     if (!body.ok) return body.response;
-    return fhirJson(c, mapEpisode(body.value, { allowSyntheticIds: config.allowSyntheticIds }));
+    return fhirJson(c, mapEpisode(body.value, { allowSyntheticIds: config.allowSyntheticIds, identity: config.identity }));
   });
 
   app.get('/v1/Questionnaire', (c) =>

@@ -18,10 +18,33 @@ const SURVEY = { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/obser
 export interface AssessmentRefs {
   parent: Ref;
   therapist?: Ref;
+  episodeOfCare?: Ref;
 }
 
 export function mapAssessments(ctx: MappingContext, r: AssessmentRefs): void {
   for (const a of ctx.episode.assessments ?? []) mapAssessment(ctx, a, r);
+}
+
+const dayOf = (dateOrTime: string): string => dateOrTime.slice(0, 10);
+
+/**
+ * When a positive self-harm item of `a` stops being current: the first later administration of
+ * the same instrument that scores 0 on that item, else the end of the episode (finished or
+ * cancelled); undefined while neither has happened.
+ */
+export function selfHarmResolvedOn(episode: MappingContext['episode'], a: Assessment): string | undefined {
+  const later = (episode.assessments ?? [])
+    .filter((b) => b.instrument === a.instrument && b.assessmentId !== a.assessmentId && dayOf(b.completedOn) > dayOf(a.completedOn))
+    .sort((x, y) => (dayOf(x.completedOn) < dayOf(y.completedOn) ? -1 : dayOf(x.completedOn) > dayOf(y.completedOn) ? 1 : 0));
+  for (const b of later) {
+    if ('answers' in b && !score(b.instrument, b.answers, undefined).selfHarm) return b.completedOn;
+  }
+  if (episode.status === 'finished' || episode.status === 'cancelled') {
+    const end = episode.closing?.closedOn ?? episode.period?.end;
+    // Never before the flag started (clinician ratings may be coded after the episode ends).
+    if (end) return dayOf(end) < dayOf(a.completedOn) ? a.completedOn : end;
+  }
+  return undefined;
 }
 
 /**
@@ -58,7 +81,18 @@ function mapAssessment(ctx: MappingContext, a: Assessment, r: AssessmentRefs): v
     },
     { profile: 'imh-questionnaire-response', identifier: qrId, clinical: true },
   );
-  addScores(ctx, { instrument: a.instrument, assessmentId: a.assessmentId, answers, rating, response: qr, subject: r.parent, author, date: a.completedOn });
+  addScores(ctx, {
+    instrument: a.instrument,
+    assessmentId: a.assessmentId,
+    answers,
+    rating,
+    response: qr,
+    subject: r.parent,
+    author,
+    date: a.completedOn,
+    episodeOfCare: r.episodeOfCare,
+    selfHarmResolvedOn: selfHarmResolvedOn(ctx.episode, a),
+  });
 }
 
 export interface ScoreInput {
@@ -74,6 +108,10 @@ export interface ScoreInput {
   author?: Ref;
   /** When the instrument was completed (date or dateTime). */
   date: string;
+  /** The episode the scores belong to (workflow-episodeOfCare), where there is one. */
+  episodeOfCare?: Ref;
+  /** When a positive self-harm item stopped being current: the Flag is then inactive, with this end. */
+  selfHarmResolvedOn?: string;
 }
 
 /** Score Observations (totals with bands, subscales, ratings) and the self-harm Flag. */
@@ -81,7 +119,6 @@ export function addScores(scope: BundleScope, s: ScoreInput): void {
   const def = INSTRUMENTS[s.instrument];
   const result = score(s.instrument, s.answers, s.rating);
   const base = {
-    resourceType: 'Observation' as const,
     status: 'final' as const,
     category: [SURVEY],
     subject: s.subject,
@@ -89,9 +126,14 @@ export function addScores(scope: BundleScope, s: ScoreInput): void {
     performer: s.author ? [s.author] : undefined,
     derivedFrom: [s.response],
   };
+  const episodeLink = s.episodeOfCare ? [{ url: 'http://hl7.org/fhir/StructureDefinition/workflow-episodeOfCare', valueReference: s.episodeOfCare }] : undefined;
   const observe = (code: string, obs: Partial<Observation>) => {
     const identifier = scope.episodeId('score', s.assessmentId, code);
-    scope.add<Observation>({ ...base, identifier: [identifier], ...obs } as Observation, { profile: 'imh-score-observation', identifier, clinical: true });
+    scope.add<Observation>({ resourceType: 'Observation', extension: episodeLink, ...base, identifier: [identifier], ...obs } as Observation, {
+      profile: 'imh-score-observation',
+      identifier,
+      clinical: true,
+    });
   };
   if (result.total && def.total) {
     observe(def.total.code.code as string, {
@@ -116,11 +158,11 @@ export function addScores(scope: BundleScope, s: ScoreInput): void {
         resourceType: 'Flag',
         identifier: [identifier],
         extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/flag-detail', valueReference: s.response }],
-        status: 'active',
+        status: s.selfHarmResolvedOn ? 'inactive' : 'active',
         category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/flag-category', code: 'clinical', display: 'Clinical' }] }],
         code: { coding: [coding('risk-flag', 'self-harm-item-positive')], text: `${s.instrument} item ${def.selfHarmItem} positive` },
         subject: s.subject,
-        period: { start: s.date },
+        period: { start: s.date, ...(s.selfHarmResolvedOn ? { end: s.selfHarmResolvedOn } : {}) },
         author: s.author,
       },
       { profile: 'imh-self-harm-flag', identifier, clinical: true },

@@ -6,9 +6,9 @@
 import type { Bundle, Device, Provenance } from '@medplum/fhirtypes';
 import type { Episode } from '../domain/episode.ts';
 import { type ParseOptions, parseEpisode } from '../domain/parse.ts';
-import { CANONICAL_BASE } from '../fhir/systems.ts';
 import { mapAssessments } from './assessments.ts';
 import { MappingContext, type Ref } from './context.ts';
+import { DEV_IDENTITY, type IdentityOptions } from './identity.ts';
 import { type CareTeamMember, mapCareTeam, mapConditions, mapConsent, mapEpisodeOfCare, mapReferral } from './episode-of-care.ts';
 import { mapClinicianGlobalImprovement, mapGoals } from './goals.ts';
 import { mapClinician, mapOrganization, mapPeople } from './people.ts';
@@ -37,9 +37,9 @@ export function asOf(e: Episode): string {
   return new Date(ms).toISOString();
 }
 
-/** Maps a parsed episode. */
-export function mapParsedEpisode(e: Episode): Bundle {
-  const ctx = new MappingContext(e);
+/** Maps a parsed episode, with the deployment's identity settings (identity.ts). */
+export function mapParsedEpisode(e: Episode, identity: IdentityOptions = DEV_IDENTITY): Bundle {
+  const ctx = new MappingContext(e, identity);
   const people = mapPeople(ctx);
   const clinic = mapOrganization(ctx, e.clinic);
   const therapist = e.therapist ? mapClinician(ctx, e.therapist, clinic, e.clinic.orgNumber) : undefined;
@@ -67,11 +67,11 @@ export function mapParsedEpisode(e: Episode): Bundle {
   });
   mapConsent(ctx, people.parent, clinic, primaryOrg);
   mapSessions(ctx, { parent: people.parent, episodeOfCare, therapist: therapist?.practitioner });
-  mapAssessments(ctx, { parent: people.parent, therapist: therapist?.practitioner });
+  mapAssessments(ctx, { parent: people.parent, therapist: therapist?.practitioner, episodeOfCare });
   mapGoals(ctx, people.parent, therapist?.practitioner);
   mapClinicianGlobalImprovement(ctx, people.parent, therapist?.practitioner);
 
-  const deviceId = { system: `${CANONICAL_BASE}/sid/bridge/device`, value: 'imh-bridge' };
+  const deviceId = { system: `${identity.namespace}/bridge/device`, value: 'imh-bridge' };
   const device = ctx.add<Device>(
     {
       resourceType: 'Device',
@@ -109,12 +109,15 @@ export function mapParsedEpisode(e: Episode): Bundle {
   return { resourceType: 'Bundle', type: 'transaction', entry: ctx.list() };
 }
 
-export interface MapOptions extends ParseOptions {}
+export interface MapOptions extends ParseOptions {
+  /** The deployment's identifier namespace and pseudonym secret; development defaults if absent. */
+  identity?: IdentityOptions;
+}
 
 /**
  * Validates an episode (format 1.0) and maps it to a transaction Bundle. Throws an
  * OperationOutcomeError naming every problem when the input is not a valid episode.
  */
 export function mapEpisode(input: unknown, options: MapOptions = {}): Bundle {
-  return mapParsedEpisode(parseEpisode(input, options));
+  return mapParsedEpisode(parseEpisode(input, options), options.identity);
 }

@@ -6,13 +6,24 @@
 import type { BundleEntry, Coding, Identifier, Reference, Resource } from '@medplum/fhirtypes';
 import { v5 as uuidv5 } from 'uuid';
 import type { Episode } from '../domain/episode.ts';
-import { SECURITY, businessIdSystem, profileUrl } from '../fhir/systems.ts';
+import { SECURITY, profileUrl } from '../fhir/systems.ts';
+import { DEV_IDENTITY, type IdentityOptions, businessIdSystem, pseudonym } from './identity.ts';
 
 /** Namespace of every name-based UUID the bridge derives (RFC 9562 §5.5). */
 export const UUID_NAMESPACE = '5f2b8c4e-3d1a-5e7b-9c60-2a4d8e1f7b93';
 
 /** Name-based UUID for a string key. Same key, same UUID, on every run and runtime. */
 export const nameUuid = (key: string): string => uuidv5(key, UUID_NAMESPACE);
+
+/**
+ * A UUID (RFC 9562 version 8) from a keyed pseudonym of `key`: for identities derived from
+ * keys that contain national ids, which a name-based UUID would let anyone recompute.
+ */
+export function keyedUuid(identity: IdentityOptions, key: string): string {
+  const h = pseudonym(identity, key);
+  const variant = ((parseInt(h[16] as string, 16) & 0x3) | 0x8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
 
 /** Reference between entries of the bundle (urn:uuid). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -27,6 +38,8 @@ export interface AddOptions {
   identifier: Identifier;
   /** Carries mental-health information: add confidentiality and sensitivity labels. */
   clinical: boolean;
+  /** Labels that replace the clinical ones (psychotherapy notes carry stricter labels). */
+  security?: Coding[];
 }
 
 /**
@@ -37,16 +50,23 @@ export interface AddOptions {
 export class BundleScope {
   readonly clinicOrg: string;
   readonly scopeEpisodeId: string;
+  readonly identity: IdentityOptions;
   private readonly entries = new Map<string, BundleEntry>();
 
-  constructor(clinicOrg: string, episodeId: string) {
+  constructor(clinicOrg: string, episodeId: string, identity: IdentityOptions = DEV_IDENTITY) {
     this.clinicOrg = clinicOrg;
     this.scopeEpisodeId = episodeId;
+    this.identity = identity;
   }
 
   /** Identifier in one of the bridge's business id systems for this clinic. */
   id(kind: string, value: string): Identifier {
-    return { system: businessIdSystem(this.clinicOrg, kind), value };
+    return { system: businessIdSystem(this.identity, this.clinicOrg, kind), value };
+  }
+
+  /** Keyed pseudonym (see identity.ts) of a key that contains a national id. */
+  pseudonym(key: string): string {
+    return pseudonym(this.identity, key);
   }
 
   /** Episode-scoped identifier, e.g. `VG-2026-0042/S3`. */
@@ -54,17 +74,21 @@ export class BundleScope {
     return this.id(kind, [this.scopeEpisodeId, ...parts].join('/'));
   }
 
-  static fullUrl(resourceType: string, identifier: Identifier): string {
-    return `urn:uuid:${nameUuid(`${resourceType}|${identifier.system}|${identifier.value}`)}`;
+  /**
+   * The entry's fullUrl: a keyed UUID of its identity, since identifiers may be national ids
+   * (a Patient's) and a fullUrl travels wherever the Bundle does.
+   */
+  fullUrl(resourceType: string, identifier: Identifier): string {
+    return `urn:uuid:${keyedUuid(this.identity, `${resourceType}|${identifier.system}|${identifier.value}`)}`;
   }
 
   /** Reference to the resource with this identity (whether or not it is added yet). */
   ref(resourceType: string, identifier: Identifier): Ref {
-    return { reference: BundleScope.fullUrl(resourceType, identifier) };
+    return { reference: this.fullUrl(resourceType, identifier) };
   }
 
   has(resourceType: string, identifier: Identifier): boolean {
-    return this.entries.has(BundleScope.fullUrl(resourceType, identifier));
+    return this.entries.has(this.fullUrl(resourceType, identifier));
   }
 
   /**
@@ -73,11 +97,11 @@ export class BundleScope {
    * fullest version first).
    */
   add<T extends Resource>(resource: T, opts: AddOptions): Ref {
-    const fullUrl = BundleScope.fullUrl(resource.resourceType, opts.identifier);
+    const fullUrl = this.fullUrl(resource.resourceType, opts.identifier);
     if (!this.entries.has(fullUrl)) {
       const meta = {
         profile: [profileUrl(opts.profile)],
-        ...(opts.clinical ? { security: CLINICAL_LABELS.map((c) => ({ ...c })) } : {}),
+        ...(opts.security ? { security: opts.security.map((c) => ({ ...c })) } : opts.clinical ? { security: CLINICAL_LABELS.map((c) => ({ ...c })) } : {}),
       };
       const { resourceType, ...rest } = resource;
       const full = { resourceType, meta, ...withoutUndefined(rest) } as T;
@@ -121,8 +145,8 @@ export class BundleScope {
 export class MappingContext extends BundleScope {
   readonly episode: Episode;
 
-  constructor(episode: Episode) {
-    super(episode.clinic.orgNumber, episode.episodeId);
+  constructor(episode: Episode, identity: IdentityOptions = DEV_IDENTITY) {
+    super(episode.clinic.orgNumber, episode.episodeId, identity);
     this.episode = episode;
   }
 }

@@ -1,7 +1,7 @@
 /** Referral, episode of care, care team, the parent's known conditions and consent. */
 import type { CareTeam, CareTeamParticipant, Condition, Consent, EpisodeOfCare, Extension, ServiceRequest } from '@medplum/fhirtypes';
 import { ICD10, LOINC, profileUrl } from '../fhir/systems.ts';
-import { type MappingContext, nameUuid, type Ref } from './context.ts';
+import { type MappingContext, type Ref } from './context.ts';
 import { coding, translateTo } from './terminology.ts';
 
 const REFERRAL_STATUS = { planned: 'active', active: 'active', finished: 'completed', cancelled: 'revoked' } as const;
@@ -31,7 +31,7 @@ export function mapConditions(ctx: MappingContext, parent: Ref): Ref[] {
   const conditions = ctx.episode.primaryTreatment?.conditions ?? [];
   return conditions.map((c) => {
     // Known conditions belong to the parent, not to one episode: identity by parent and code.
-    const identifier = ctx.id('condition', nameUuid(`condition|${ctx.episode.parent.nationalId}|${c.code}`));
+    const identifier = ctx.id('condition', ctx.pseudonym(`condition|${ctx.episode.parent.nationalId}|${c.code}`));
     return ctx.add<Condition>(
       {
         resourceType: 'Condition',

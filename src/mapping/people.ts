@@ -3,7 +3,7 @@ import type { ContactPoint, HumanName, Identifier, Organization, Patient, Practi
 import type { Clinician, OrganizationInput, ParentPerson, Person, Rater } from '../domain/episode.ts';
 import { checkNationalId } from '../domain/identifiers.ts';
 import { NO } from '../fhir/systems.ts';
-import { type MappingContext, nameUuid, type Ref } from './context.ts';
+import { type MappingContext, type Ref } from './context.ts';
 import { coding, translate } from './terminology.ts';
 
 export function nationalIdentifier(nationalId: string): Identifier {
@@ -22,7 +22,7 @@ export interface PeopleRefs {
 
 /**
  * Identifier for an infant. With a national id, that; without one (newborns), a
- * name-based UUID from the parent's id, the birth date and the infant's rank among
+ * keyed pseudonym of the parent's id, the birth date and the infant's rank among
  * id-less infants born that day, so re-sends and later episodes find the same child.
  */
 function infantIdentifiers(ctx: MappingContext, parent: ParentPerson, infants: Person[]): Identifier[] {
@@ -31,7 +31,7 @@ function infantIdentifiers(ctx: MappingContext, parent: ParentPerson, infants: P
     if (inf.nationalId) return nationalIdentifier(inf.nationalId);
     const n = seen.get(inf.birthDate) ?? 0;
     seen.set(inf.birthDate, n + 1);
-    return { use: 'secondary', ...ctx.id('infant', nameUuid(`infant|${parent.nationalId}|${inf.birthDate}|${n}`)) };
+    return { use: 'secondary', ...ctx.id('infant', ctx.pseudonym(`infant|${parent.nationalId}|${inf.birthDate}|${n}`)) };
   });
 }
 
@@ -41,7 +41,7 @@ export function mapPeople(ctx: MappingContext): PeopleRefs {
   const infantIds = infantIdentifiers(ctx, parent, infants);
   const relationship = [...translate('parent-relationship-to-v3-rolecode', parent.relationship), coding('parent-relationship', parent.relationship)];
 
-  const relatedIds = infantIds.map((iid) => ctx.id('related-person', nameUuid(`related|${parent.nationalId}|${iid.system}|${iid.value}`)));
+  const relatedIds = infantIds.map((iid) => ctx.id('related-person', ctx.pseudonym(`related|${parent.nationalId}|${iid.system}|${iid.value}`)));
   // The parent's Patient is shared by every episode of that parent, so it carries nothing
   // episode-specific (no list of this episode's infants): the link between parent and infant
   // is the RelatedPerson, which names the infant and carries the parent's national id.

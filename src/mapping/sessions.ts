@@ -1,7 +1,7 @@
 /** Sessions as Encounters, the video guidance as Procedure, clips as DocumentReference (metadata only). */
 import type { DocumentReference, Encounter, Extension, Procedure } from '@medplum/fhirtypes';
 import type { Session } from '../domain/episode.ts';
-import { UCUM, profileUrl } from '../fhir/systems.ts';
+import { LOINC, SECURITY, UCUM, profileUrl } from '../fhir/systems.ts';
 import { type MappingContext, addMinutes, type Ref } from './context.ts';
 import { coding, translateTo } from './terminology.ts';
 
@@ -22,6 +22,7 @@ export function mapSessions(ctx: MappingContext, r: SessionRefs): void {
   for (const s of sessions) {
     const enc = mapEncounter(ctx, s, r);
     encounters.set(s.sessionId, enc);
+    if (s.note) mapNote(ctx, s, s.note, enc, r);
     for (const clip of s.clips ?? []) clips.set(clip.clipId, mapClip(ctx, s, clip, enc, r));
   }
   for (const s of sessions) {
@@ -33,7 +34,6 @@ function mapEncounter(ctx: MappingContext, s: Session, r: SessionRefs): Ref {
   const identifier = ctx.episodeId('session', s.sessionId);
   const extension: Extension[] = [{ url: profileUrl('imh-session-attendance'), valueCoding: coding('session-attendance', s.status) }];
   if (s.cancellationReason) extension.push({ url: profileUrl('imh-cancellation-reason'), valueCoding: coding('cancellation-reason', s.cancellationReason) });
-  if (s.note) extension.push({ url: profileUrl('imh-session-note'), valueString: s.note });
   const attended = s.status === 'attended';
   return ctx.add<Encounter>(
     {
@@ -51,6 +51,45 @@ function mapEncounter(ctx: MappingContext, s: Session, r: SessionRefs): Ref {
     },
     { profile: 'imh-encounter', identifier, clinical: true },
   );
+}
+
+/** Psychotherapy notes: the strictest labels there are, so servers and sharing rules keep them apart. */
+const NOTE_LABELS = [SECURITY.veryRestricted, SECURITY.psychiatry, SECURITY.psychotherapyNote];
+
+/**
+ * The session's note as a document of its own (never inside the Encounter), labelled as a
+ * psychotherapy note (v3 PSYTHPN) with confidentiality V, so that servers can restrict it and
+ * nothing that reads sessions carries it along. The text is kept verbatim (UTF-8).
+ */
+function mapNote(ctx: MappingContext, s: Session, note: string, encounter: Ref, r: SessionRefs): Ref {
+  const identifier = ctx.episodeId('session-note', s.sessionId);
+  return ctx.add<DocumentReference>(
+    {
+      resourceType: 'DocumentReference',
+      identifier: [identifier],
+      status: 'current',
+      type: { coding: [{ system: LOINC, code: '11506-3', display: 'Progress note' }] },
+      subject: r.parent,
+      date: toInstant(s.start),
+      author: r.therapist ? [r.therapist] : undefined,
+      content: [{ attachment: { contentType: 'text/plain;charset=utf-8', data: base64Utf8(note) } }],
+      context: { encounter: [encounter] },
+    },
+    { profile: 'imh-psychotherapy-note', identifier, clinical: true, security: NOTE_LABELS },
+  );
+}
+
+/** An episode date-time (seconds optional) as an R4 instant (seconds required). */
+export function toInstant(dateTime: string): string {
+  return dateTime.replace(/T(\d{2}:\d{2})(?=Z|[+-]\d{2}:\d{2}$)/, 'T$1:00');
+}
+
+/** Base64 of the UTF-8 bytes of a string (btoa alone takes Latin-1 only). */
+export function base64Utf8(text: string): string {
+  const bytes = new TextEncoder().encode(text);
+  let binary = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
 }
 
 function mapClip(ctx: MappingContext, s: Session, clip: NonNullable<Session['clips']>[number], encounter: Ref, r: SessionRefs): Ref {

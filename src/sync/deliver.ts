@@ -4,9 +4,9 @@
  * the same code runs in a queue consumer in workerd and in Node.
  */
 import type { Bundle } from '@medplum/fhirtypes';
-import type { ParseOptions } from '../domain/parse.ts';
 import { parseEpisode } from '../domain/parse.ts';
-import { MAPPING_VERSION, mapParsedEpisode } from '../mapping/bundle.ts';
+import { MAPPING_VERSION, type MapOptions, mapParsedEpisode } from '../mapping/bundle.ts';
+import { DEV_IDENTITY, pseudonym } from '../mapping/identity.ts';
 import { type WrittenResource, RETRACTABLE_TYPES, applyOrdered, applyTransaction, capabilities, retract } from './apply.ts';
 import { type FhirTargetClient, TargetError } from './client.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, decide } from './retry.ts';
@@ -38,14 +38,16 @@ export interface Submission {
  * Validates and maps an episode, then records a job for it. Throws the OperationOutcomeError
  * of a bad episode before anything is stored.
  */
-export async function submitEpisode(input: unknown, deps: Pick<DeliveryDeps, 'store' | 'now' | 'newId'>, options: ParseOptions = {}): Promise<Job> {
+export async function submitEpisode(input: unknown, deps: Pick<DeliveryDeps, 'store' | 'now' | 'newId'>, options: MapOptions = {}): Promise<Job> {
   const episode = parseEpisode(input, options);
-  const bundle = mapParsedEpisode(episode);
+  const identity = options.identity ?? DEV_IDENTITY;
+  const bundle = mapParsedEpisode(episode, identity);
   const at = new Date(deps.now()).toISOString();
   return deps.store.createJob({
     id: deps.newId(),
     episodeKey: `${episode.clinic.orgNumber}/${episode.episodeId}`,
-    parentKey: await sha256Hex(`parent|${episode.clinic.orgNumber}|${episode.parent.nationalId}`),
+    // Keyed, so that the key in queues, Durable Object names and storage reveals no national id.
+    parentKey: pseudonym(identity, `parent|${episode.clinic.orgNumber}|${episode.parent.nationalId}`),
     contentHash: await sha256Hex(JSON.stringify(bundle)),
     mappingVersion: MAPPING_VERSION,
     status: 'queued',

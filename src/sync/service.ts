@@ -3,7 +3,7 @@
  * dead. Implemented over a store and a queue, so the Worker (D1 + Queues) and Node
  * (memory + LocalQueue) share the routes.
  */
-import type { ParseOptions } from '../domain/parse.ts';
+import type { MapOptions } from '../mapping/bundle.ts';
 import { resetForReplay, submitEpisode } from './deliver.ts';
 import type { DeliveryStore, Job, JobStatus } from './types.ts';
 
@@ -25,10 +25,10 @@ export interface DeliveryService {
 export function createDeliveryService(
   store: DeliveryStore,
   queue: DeliveryQueue,
-  opts: ParseOptions & { now?: () => number; newId?: () => string } = {},
+  opts: MapOptions & { now?: () => number; newId?: () => string } = {},
 ): DeliveryService {
   const deps = { store, now: opts.now ?? Date.now, newId: opts.newId ?? (() => crypto.randomUUID()) };
-  const parse = { allowSyntheticIds: opts.allowSyntheticIds };
+  const parse: MapOptions = { allowSyntheticIds: opts.allowSyntheticIds, identity: opts.identity };
   return {
     async submit(input) {
       const job = await submitEpisode(input, deps, parse);

@@ -4,6 +4,7 @@
  * ledger (every run writes the whole episode).
  */
 import { OperationOutcomeError } from '../fhir/outcome.ts';
+import type { IdentityOptions } from '../mapping/identity.ts';
 import { FhirTargetClient } from './client.ts';
 import { attemptJob, CLINIC_TARGET } from './deliver.ts';
 import { MemoryStore } from './memory-store.ts';
@@ -15,6 +16,8 @@ export interface SyncOptions {
   baseUrl: string;
   bearer?: string;
   allowSyntheticIds?: boolean;
+  /** The deployment's identifier namespace and pseudonym secret (identity.ts). */
+  identity?: IdentityOptions;
   policy?: RetryPolicy;
   fetch?: typeof fetch;
   /** Progress lines (never carrying personal data or the token). */
@@ -44,7 +47,7 @@ export async function syncOnce(input: unknown, opts: SyncOptions): Promise<SyncR
     policy: opts.policy ?? DEFAULT_RETRY_POLICY,
   };
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const job = await submitEpisode(input, deps, { allowSyntheticIds: opts.allowSyntheticIds });
+  const job = await submitEpisode(input, deps, { allowSyntheticIds: opts.allowSyntheticIds, identity: opts.identity });
   for (;;) {
     const r = await attemptJob(job.id, deps);
     if (!r) throw new OperationOutcomeError({ resourceType: 'OperationOutcome', issue: [{ severity: 'fatal', code: 'exception', details: { text: 'job vanished' } }] }, 500);

@@ -15,7 +15,7 @@ describe('POST /v1/episodes/$map (inside workerd)', () => {
     const b = (await r.json()) as { resourceType: string; type: string; entry: unknown[] };
     expect(b.resourceType).toBe('Bundle');
     expect(b.type).toBe('transaction');
-    expect(b.entry).toHaveLength(65);
+    expect(b.entry).toHaveLength(69); // 65 resources + 4 session notes
   });
 
   it('answers byte-identical Bundles for the same episode', async () => {
@@ -58,7 +58,14 @@ describe('POST /v1/episodes/$map (inside workerd)', () => {
 
   it('refuses synthetic ids where the deployment says so, and only with authenticated callers', async () => {
     const token = 'test-api-token-0123456789abcdefghijkl';
-    const production = { ...env, ALLOW_SYNTHETIC_IDS: 'false', API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}', API_TOKENS: token };
+    const production = {
+      ...env,
+      ALLOW_SYNTHETIC_IDS: 'false',
+      API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}',
+      API_TOKENS: token,
+      IDENTIFIER_NAMESPACE: 'https://fhir.clinic.example/sid',
+      IDENTITY_SECRET: 'test-identity-secret-0123456789abcdefghij',
+    };
     const request = () =>
       new Request('http://bridge/v1/episodes/$map', {
         method: 'POST',
@@ -162,7 +169,11 @@ describe('Questionnaires and SDC extraction (inside workerd)', () => {
     const extracted = (await r.json()) as { entry: unknown[] };
     const obs = extracted.entry.filter((e) => (e as { resource: { resourceType: string } }).resource.resourceType === 'Observation');
     expect(obs).toHaveLength(1);
-    expect(bundle.entry).toContainEqual(obs[0]);
+    // The same score, but for the episode path's link to its EpisodeOfCare, which a lone response cannot know.
+    const mapped = bundle.entry.find((e) => JSON.stringify((e.resource as { identifier?: unknown }).identifier) === JSON.stringify((obs[0] as { resource: { identifier: unknown } }).resource.identifier)) as { resource: { extension?: { url: string }[] } };
+    const { extension, ...rest } = mapped.resource;
+    expect(extension?.map((x) => x.url)).toEqual(['http://hl7.org/fhir/StructureDefinition/workflow-episodeOfCare']);
+    expect(obs[0]).toEqual({ ...mapped, resource: rest });
   });
 
   it('POST /v1/QuestionnaireResponse/$extract answers 400 naming the item for a bad answer', async () => {

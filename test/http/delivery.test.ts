@@ -50,7 +50,7 @@ describe('PUT /v1/episodes/{episodeId}', () => {
 
     const done = await settled(location);
     expect(done.status).toBe('delivered');
-    expect(done.targets.clinic).toMatchObject({ status: 'delivered', written: 65 });
+    expect(done.targets.clinic).toMatchObject({ status: 'delivered', written: 69 });
     expect(await count('Encounter?identifier=https://imh-bridge.example.no/fhir/sid/974557746/session|VG-2026-0042/S1')).toBe(1);
     expect(await count('Observation?identifier=https://imh-bridge.example.no/fhir/sid/974557746/score|VG-2026-0042/A1/99046-5')).toBe(1);
 

@@ -36,7 +36,7 @@ describe('imh-bridge sync', () => {
     const file = resolve(EXAMPLES_DIR, 'completed-mother.episode.json');
     const first = await run(['sync', file, '--target', sandbox.baseUrl]);
     expect(first.status).toBe(0);
-    expect(JSON.parse(first.stdout).result).toMatchObject({ status: 'delivered', written: 65 });
+    expect(JSON.parse(first.stdout).result).toMatchObject({ status: 'delivered', written: 69 });
     const counts = sandbox.repo.countByType();
     expect((await run(['sync', file, '--target', sandbox.baseUrl])).status).toBe(0);
     expect(sandbox.repo.countByType()).toEqual(counts);

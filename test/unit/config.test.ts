@@ -6,6 +6,7 @@ import type { JWK } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ConfigEnv, DEFAULT_CLINIC_BASE_URL, loadConfig } from '../../src/config.ts';
 import { OperationOutcomeError } from '../../src/fhir/outcome.ts';
+import { DEV_IDENTITY } from '../../src/mapping/identity.ts';
 import { privateJwk } from '../fixtures/keys.ts';
 
 
@@ -56,6 +57,8 @@ describe('loadConfig defaults', () => {
       API_TOKENS: 'test-api-token-0123456789abcdefghij',
       FHIR_TARGETS: '  ',
       ALLOW_SYNTHETIC_IDS: 'false',
+      IDENTIFIER_NAMESPACE: 'https://fhir.clinic.example/sid',
+      IDENTITY_SECRET: 'test-identity-secret-0123456789abcdef',
       DELIVERY_MAX_ATTEMPTS: '3',
       RETRY_AFTER_CAP_SECONDS: '0',
     });
@@ -323,7 +326,12 @@ describe('API_AUTH and real national ids', () => {
   it('refuses an open API where real national ids are accepted', () => {
     let error: unknown;
     try {
-      loadConfig({ API_AUTH: '{"type":"none"}', ALLOW_SYNTHETIC_IDS: 'false' });
+      loadConfig({
+        API_AUTH: '{"type":"none"}',
+        ALLOW_SYNTHETIC_IDS: 'false',
+        IDENTIFIER_NAMESPACE: 'https://fhir.clinic.example/sid',
+        IDENTITY_SECRET: 'test-identity-secret-0123456789abcdef',
+      });
     } catch (e) {
       error = e;
     }
@@ -331,5 +339,48 @@ describe('API_AUTH and real national ids', () => {
     const issues = (error as OperationOutcomeError).outcome.issue;
     expect(issues.map((i) => i.expression?.[0])).toEqual(['API_AUTH']);
     expect(issues[0]?.details?.text).toMatch(/must authenticate its callers/);
+  });
+});
+
+describe('identity settings (IDENTIFIER_NAMESPACE, IDENTITY_SECRET)', () => {
+  const production = { API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}', API_TOKENS: 'test-api-token-0123456789abcdefghij', ALLOW_SYNTHETIC_IDS: 'false' };
+  const problemsOf = (env: Record<string, string>): { at: string | undefined; text: string }[] => {
+    try {
+      loadConfig(env);
+      return [];
+    } catch (e) {
+      return (e as OperationOutcomeError).outcome.issue.map((i) => ({ at: i.expression?.[0], text: i.details?.text ?? '' }));
+    }
+  };
+
+  it('uses the development defaults where synthetic ids are allowed', () => {
+    const identity = loadConfig({ API_AUTH: '{"type":"none"}' }).identity.reveal();
+    expect(identity).toEqual(DEV_IDENTITY);
+  });
+
+  it('refuses to start with real national ids unless both are set to the deployment\'s own values', () => {
+    expect(problemsOf(production).map((p) => p.at)).toEqual(['IDENTIFIER_NAMESPACE', 'IDENTITY_SECRET']);
+    expect(problemsOf(production)[0]?.text).toMatch(/can never change/);
+    const dev = problemsOf({ ...production, IDENTIFIER_NAMESPACE: DEV_IDENTITY.namespace, IDENTITY_SECRET: DEV_IDENTITY.secret });
+    expect(dev.map((p) => p.at)).toEqual(['IDENTIFIER_NAMESPACE', 'IDENTITY_SECRET']);
+    expect(dev.map((p) => p.text).join(' ')).toMatch(/development default/);
+    const ok = loadConfig({ ...production, IDENTIFIER_NAMESPACE: 'https://fhir.clinic.example/sid', IDENTITY_SECRET: 'x'.repeat(40) });
+    expect(ok.identity.reveal().namespace).toBe('https://fhir.clinic.example/sid');
+  });
+
+  it('names a malformed namespace or a short secret without echoing either', () => {
+    for (const bad of ['http://fhir.clinic.example/sid', 'https://fhir.clinic.example/sid/', 'not a url', 'https://fhir.clinic.example/sid?x=1']) {
+      const problems = problemsOf({ API_AUTH: '{"type":"none"}', IDENTIFIER_NAMESPACE: bad });
+      expect(problems.map((p) => p.at)).toEqual(['IDENTIFIER_NAMESPACE']);
+      expect(problems[0]?.text).not.toContain(bad);
+    }
+    const short = problemsOf({ API_AUTH: '{"type":"none"}', IDENTITY_SECRET: 'short-secret-value' });
+    expect(short.map((p) => p.at)).toEqual(['IDENTITY_SECRET']);
+    expect(short[0]?.text).not.toContain('short-secret-value');
+  });
+
+  it('keeps the secret out of logs and JSON', () => {
+    const config = loadConfig({ API_AUTH: '{"type":"none"}', IDENTITY_SECRET: 'a-very-secret-identity-key-0123456789' });
+    expect(JSON.stringify(config)).not.toContain('a-very-secret-identity-key');
   });
 });

@@ -12,6 +12,10 @@ import { FhirTargetClient } from '../../src/sync/client.ts';
 import { type DeliveryDeps, attemptJob, resetForReplay, submitEpisode } from '../../src/sync/deliver.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
 import { completed, plannedMinimal } from '../fixtures/examples.ts';
+import { mapEpisode } from '../../src/mapping/bundle.ts';
+
+/** Entries of the completed example's Bundle: what one full delivery writes. */
+const COMPLETED_ENTRIES = mapEpisode(completed()).entry?.length ?? 0;
 
 const BASE = 'http://fhir.test/fhir';
 const server = setupServer();
@@ -53,9 +57,9 @@ describe('delivery attempts under faults (msw)', () => {
     const r = await attemptJob(job.id, d);
     expect(r?.done).toBe(true);
     expect(r?.job.status).toBe('delivered');
-    expect(r?.job.targets.clinic).toMatchObject({ status: 'delivered', written: 65, retracted: 0 });
+    expect(r?.job.targets.clinic).toMatchObject({ status: 'delivered', written: COMPLETED_ENTRIES, retracted: 0 });
     const ledger = await d.store.getLedger('974557746/VG-2026-0042', 'clinic');
-    expect(ledger?.resources).toHaveLength(65);
+    expect(ledger?.resources).toHaveLength(COMPLETED_ENTRIES);
     expect(ledger?.contentHash).toBe(job.contentHash);
   });
 
@@ -187,7 +191,7 @@ describe('delivery attempts under faults (msw)', () => {
       }),
     );
     const r = await attemptJob((await submitEpisode(completed(), d)).id, d);
-    expect(r?.job.targets.clinic).toMatchObject({ status: 'delivered', written: 65 });
-    expect(written).toHaveLength(64);
+    expect(r?.job.targets.clinic).toMatchObject({ status: 'delivered', written: COMPLETED_ENTRIES });
+    expect(written).toHaveLength(COMPLETED_ENTRIES - 1); // all but the Provenance
   });
 });

@@ -8,14 +8,28 @@ import { extractResponse } from '../../src/instruments/extract.ts';
 import { mapEpisode } from '../../src/index.ts';
 import { activeFather, completed } from '../fixtures/examples.ts';
 
-/** The entries an extraction should reproduce: the response, its scores and flag. */
+const EPISODE_LINK = 'http://hl7.org/fhir/StructureDefinition/workflow-episodeOfCare';
+
+/**
+ * The entries an extraction should reproduce: the response, its scores and flag. A lone
+ * response knows no episode, so the episode path's link to its EpisodeOfCare is left out.
+ */
 function episodeEntries(bundle: Bundle, episodeId: string, assessmentId: string): BundleEntry[] {
   const prefix = `${episodeId}/${assessmentId}`;
-  return (bundle.entry ?? []).filter((e) => {
-    const r = e.resource as { resourceType: string; identifier?: { value?: string } | { value?: string }[] };
-    const ids = Array.isArray(r.identifier) ? r.identifier : r.identifier ? [r.identifier] : [];
-    return ['QuestionnaireResponse', 'Observation', 'Flag'].includes(r.resourceType) && ids.some((i) => i.value === prefix || i.value?.startsWith(`${prefix}/`));
-  });
+  return (bundle.entry ?? [])
+    .filter((e) => {
+      const r = e.resource as { resourceType: string; identifier?: { value?: string } | { value?: string }[] };
+      const ids = Array.isArray(r.identifier) ? r.identifier : r.identifier ? [r.identifier] : [];
+      return ['QuestionnaireResponse', 'Observation', 'Flag'].includes(r.resourceType) && ids.some((i) => i.value === prefix || i.value?.startsWith(`${prefix}/`));
+    })
+    .map((e) => {
+      const r = structuredClone(e.resource) as { extension?: { url: string }[] };
+      if (r.extension) {
+        r.extension = r.extension.filter((x) => x.url !== EPISODE_LINK);
+        if (!r.extension.length) delete r.extension;
+      }
+      return { ...e, resource: r } as BundleEntry;
+    });
 }
 
 const responseOf = (bundle: Bundle, episodeId: string, assessmentId: string): QuestionnaireResponse =>
@@ -65,6 +79,10 @@ describe('SDC $extract gives exactly what the episode path gives', () => {
         const it = stream[Symbol.iterator]();
         for (const item of def.items) answers[item] = def.min + ((it.next().value as number) % (def.max - def.min + 1));
         const e = completed();
+        // An active episode: a lone response cannot know that an episode ended a self-harm flag.
+        e.status = 'active';
+        delete e.closing;
+        delete e.period.end;
         e.assessments = [{ assessmentId: 'R1', instrument, completedOn: '2026-02-01', respondent: 'parent', answers }];
         const b = mapEpisode(e);
         expect(extractResponse(responseOf(b, 'VG-2026-0042', 'R1')).entry).toEqual(episodeEntries(b, 'VG-2026-0042', 'R1'));

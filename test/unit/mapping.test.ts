@@ -23,7 +23,8 @@ describe('bundle shape', () => {
     expect(b.resourceType).toBe('Bundle');
     expect(b.type).toBe('transaction');
     for (const e of b.entry ?? []) {
-      expect(e.fullUrl).toMatch(/^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      // Keyed UUIDs (version 8) for identities; the Provenance's id is name-based (version 5).
+      expect(e.fullUrl).toMatch(/^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[58][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
       expect(e.request?.method).toBe('PUT');
       const r = e.resource as { resourceType: string; id?: string; meta?: { profile?: string[] } };
       if (r.resourceType === 'Provenance') expect(e.request?.url).toBe(`Provenance/${r.id}`);
@@ -76,7 +77,7 @@ describe('bundle shape', () => {
       EpisodeOfCare: 1,
       Consent: 1,
       Encounter: 9,
-      DocumentReference: 5,
+      DocumentReference: 9, // 5 clips, 4 session notes
       Procedure: 8,
       QuestionnaireResponse: 10,
       Observation: 15,
@@ -96,6 +97,7 @@ describe('bundle shape', () => {
     for (const r of resources(mother)) {
       const labels = (r.meta?.security ?? []).map((c: { code: string }) => c.code).sort();
       if (['Organization', 'Practitioner', 'PractitionerRole', 'Device'].includes(r.resourceType)) expect(labels).toEqual([]);
+      else if (r.meta.profile[0].endsWith('/imh-psychotherapy-note')) expect(labels).toEqual(['PSY', 'PSYTHPN', 'V']);
       else expect(labels).toEqual(['PSY', 'R']);
     }
   });
@@ -136,7 +138,7 @@ describe('people and organisations', () => {
     expect(infants).toHaveLength(1);
     const id = infants[0]?.identifier[0];
     expect(id.system).toBe(`${BASE}/sid/974557746/infant`);
-    expect(id.value).toMatch(/^[0-9a-f-]{36}$/);
+    expect(id.value).toMatch(/^[0-9a-f]{32}$/);
     expect(JSON.stringify(infants[0])).not.toContain('21909120095'); // no parent id leaks into the child's record
     expect(mapEpisode(plannedMinimal()).entry).toEqual(planned.entry);
   });
@@ -275,11 +277,36 @@ describe('sessions, video guidance and clips', () => {
     expect(resolve(mother, d.context.encounter[0]).identifier[0].value).toBe('VG-2026-0042/S2');
   });
 
-  it('keeps the clinic-internal session note on the clinic\'s Encounter only', () => {
+  it('keeps the session note in a psychotherapy-note document of its own, never in the Encounter', () => {
+    const text = 'PDI conducted. Mother tearful when describing the first weeks after birth.';
     const enc = byIdentifier(mother, 'Encounter', 'VG-2026-0042/S1');
-    expect(ext(enc, 'imh-session-note')[0]?.valueString).toBe('PDI conducted. Mother tearful when describing the first weeks after birth.');
-    const notes = JSON.stringify(resources(mother).filter((r) => r.resourceType !== 'Encounter'));
-    expect(notes).not.toContain('tearful');
+    const note = byIdentifier(mother, 'DocumentReference', 'VG-2026-0042/S1');
+    expect(note.meta.profile).toEqual([`${BASE}/StructureDefinition/imh-psychotherapy-note`]);
+    expect(note.identifier[0].system).toBe(`${BASE}/sid/974557746/session-note`);
+    expect(note.meta.security).toEqual([
+      { system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'V', display: 'very restricted' },
+      { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'PSY', display: 'psychiatry disorder information sensitivity' },
+      { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'PSYTHPN', display: 'psychotherapy note information sensitivity' },
+    ]);
+    expect(note.type.coding[0]).toMatchObject({ system: 'http://loinc.org', code: '11506-3' });
+    expect(resolve(mother, note.context.encounter[0])).toBe(enc);
+    expect(note.date).toMatch(/^2026-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}$/); // an instant
+    const attachment = note.content[0].attachment;
+    expect(attachment.contentType).toBe('text/plain;charset=utf-8');
+    expect(new TextDecoder().decode(Uint8Array.from(atob(attachment.data), (c) => c.charCodeAt(0)))).toBe(text);
+    // Nothing else carries the note, in clear or encoded.
+    const others = JSON.stringify(resources(mother).filter((r) => r !== note && r.resourceType !== 'Provenance'));
+    expect(others).not.toContain('tearful');
+    expect(others).not.toContain(attachment.data);
+    expect(ext(enc, 'imh-session-note')).toEqual([]);
+  });
+
+  it('keeps Norwegian letters in a note intact', () => {
+    const e = completed();
+    e.sessions[0].note = 'Mor og barn på gulvet; blikkontakt, smil og små lyder. Ærlig og åpen.';
+    const note = byIdentifier(mapEpisode(e), 'DocumentReference', 'VG-2026-0042/S1');
+    const bytes = Uint8Array.from(atob(note.content[0].attachment.data), (c) => c.charCodeAt(0));
+    expect(new TextDecoder().decode(bytes)).toBe(e.sessions[0].note);
   });
 });
 
@@ -348,6 +375,43 @@ describe('assessments and scores', () => {
     e.assessments[5].answers['10'] = 0; // EPDS item 10 at top position scores 3
     const flagged = resources(mapEpisode(e), 'Flag').map((f) => f.identifier[0].value).sort();
     expect(flagged).toEqual(['VG-2026-0042/A2/self-harm', 'VG-2026-0042/A6/self-harm']);
+  });
+
+  it('ends a self-harm flag when a later administration scores 0 on the item, or when the episode ends', () => {
+    const e = completed();
+    e.assessments[1].answers['9'] = 1; // PHQ-9 A2 (2026-01-12) positive; A7 (2026-05-04) scores 0 on item 9
+    e.assessments[5].answers['10'] = 0; // EPDS A6 (2026-05-04) positive; no later EPDS, the episode is finished
+    const b = mapEpisode(e);
+    const phq = byIdentifier(b, 'Flag', 'VG-2026-0042/A2/self-harm');
+    expect(phq.status).toBe('inactive');
+    expect(phq.period).toEqual({ start: '2026-01-12', end: '2026-05-04' });
+    const epds = byIdentifier(b, 'Flag', 'VG-2026-0042/A6/self-harm');
+    expect(epds.status).toBe('inactive');
+    expect(epds.period).toEqual({ start: '2026-05-04', end: e.closing.closedOn });
+
+    // Still current: the later PHQ-9 is positive too, and the episode is active.
+    const open = completed();
+    open.status = 'active';
+    delete open.closing;
+    delete open.period.end;
+    open.assessments[1].answers['9'] = 2;
+    open.assessments[6].answers['9'] = 1;
+    const o = mapEpisode(open);
+    for (const id of ['VG-2026-0042/A2/self-harm', 'VG-2026-0042/A7/self-harm']) {
+      const f = byIdentifier(o, 'Flag', id);
+      expect(f.status).toBe('active');
+      expect(f.period.end).toBeUndefined();
+    }
+  });
+
+  it('links every score to its episode and to the response it came from', () => {
+    const episode = byIdentifier(mother, 'EpisodeOfCare', 'VG-2026-0042');
+    for (const o of resources(mother, 'Observation').filter((x) => x.meta.profile[0].endsWith('/imh-score-observation'))) {
+      const link = o.extension.filter((x: { url: string }) => x.url === 'http://hl7.org/fhir/StructureDefinition/workflow-episodeOfCare');
+      expect(link).toHaveLength(1);
+      expect(resolve(mother, link[0].valueReference)).toBe(episode);
+      expect(resolve(mother, o.derivedFrom[0]).resourceType).toBe('QuestionnaireResponse');
+    }
   });
 
   it('scores GAD-7 severe and EPDS probable for the father', () => {

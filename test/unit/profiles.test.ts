@@ -66,7 +66,7 @@ describe('mapped examples validate against R4 and our profiles', () => {
 
   it('the validator catches a broken mapped resource (so the checks above can fail)', () => {
     const bundle = mapEpisode(example('completed-mother.episode.json'));
-    const clip = resources(bundle, 'DocumentReference')[0] as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const clip = resources(bundle, 'DocumentReference').find((r) => r.meta?.profile?.[0]?.endsWith('/imh-video-clip')) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
     clip.content[0].attachment.extension[0].valueString = 'not-a-sha256';
     delete clip.status;
     const where = errors(bundle).flatMap((i) => i.expression ?? []).join(' ');

@@ -94,7 +94,7 @@ describe('validateFhir', () => {
       ...parent(),
       extension: [
         { url: profileUrl('imh-attachment-sha256'), valueString: 'ABC' },
-        { url: profileUrl('imh-session-note'), valueInteger: 3 },
+        { url: profileUrl('imh-focus-element'), valueInteger: 3 },
       ],
     } as unknown as Resource;
     const at = errorsAt(validateFhir(p));
