@@ -389,7 +389,7 @@ function readApiAuth(env: ConfigEnv, problems: Problems): ApiAuth | undefined {
   if (value.startsWith('[') || value.startsWith('{')) {
     const tokens = parseJson(value);
     if (!tokens.ok || !(Array.isArray(tokens.value) || isPlainObject(tokens.value))) {
-      problems.add(at, `names the secret ${a.tokensSecret}, which is neither a JSON object of named tokens, a JSON array of strings nor a comma-separated list`);
+      problems.add(at, `names the secret ${a.tokensSecret}, which is neither a JSON array of strings nor a comma-separated list, nor a JSON object of named tokens`);
       return undefined;
     }
     list = Array.isArray(tokens.value) ? tokens.value.map((v: unknown) => ({ value: v })) : Object.entries(tokens.value).map(([name, v]) => ({ name, value: v }));

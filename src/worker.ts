@@ -135,7 +135,7 @@ export default {
     return handler.fetch(request, env, ctx);
   },
 
-  async queue(batch, env) {
+  async queue(batch, env, _ctx) {
     if (batch.queue === DEAD_LETTER_QUEUE) {
       // Nothing is dropped silently: each job the queue gave up on is marked dead, with
       // the reason, and shows in GET /v1/jobs?status=dead for replay.
@@ -171,7 +171,7 @@ export default {
    * Cron Trigger: re-queues jobs whose queue message was lost or never sent, then purges
    * the Bundles of jobs finished longer ago than BUNDLE_RETENTION_DAYS. Logs counts only.
    */
-  async scheduled(_controller, env) {
+  async scheduled(_controller, env, _ctx) {
     let cfg: BridgeConfig;
     try {
       cfg = config(env);

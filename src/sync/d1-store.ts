@@ -22,6 +22,14 @@ const readJob = (row: JobRow): Job => {
 };
 /** Must match the partial index jobs_unpurged word for word, so SQLite uses it. */
 const UNPURGED_FINISHED = "purged_at IS NULL AND status IN ('delivered', 'failed', 'dead')";
+/**
+ * Purge: ?1 the time of the purge, ?2 finished before, ?3 limit. The column is NOT NULL
+ * (0001), so the content is replaced by an empty blob. INDEXED BY: without statistics
+ * SQLite prefers jobs_by_status, which would walk every delivered job ever kept; the partial
+ * index holds only those whose Bundle is still here. Exported for the query-plan test.
+ */
+export const PURGE_SQL = `UPDATE jobs SET bundle = X'', purged_at = ?1
+  WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_unpurged WHERE ${UNPURGED_FINISHED} AND updated_at < ?2 ORDER BY updated_at, seq LIMIT ?3)`;
 
 export class D1Store implements DeliveryStore {
   private readonly db: D1Database;
@@ -86,12 +94,8 @@ export class D1Store implements DeliveryStore {
 
   async purgeBundles(filter: { finishedBefore: string; at: string; limit: number }): Promise<number> {
     // One statement, so a job cannot change state between being chosen and being purged.
-    // The column is NOT NULL (0001), so the content is replaced by an empty blob.
     const r = await this.db
-      .prepare(
-        `UPDATE jobs SET bundle = X'', purged_at = ?1
-         WHERE seq IN (SELECT seq FROM jobs WHERE ${UNPURGED_FINISHED} AND updated_at < ?2 ORDER BY seq LIMIT ?3)`,
-      )
+      .prepare(PURGE_SQL)
       .bind(filter.at, filter.finishedBefore, filter.limit)
       .run();
     return r.meta.changes ?? 0;

@@ -53,7 +53,7 @@ export class MemoryStore implements DeliveryStore {
   async purgeBundles(filter: { finishedBefore: string; at: string; limit: number }) {
     const due = [...this.jobs.values()]
       .filter((j) => !j.purgedAt && FINISHED_STATUSES.includes(j.status) && j.updatedAt < filter.finishedBefore)
-      .sort((a, b) => a.seq - b.seq)
+      .sort((a, b) => (a.updatedAt < b.updatedAt ? -1 : a.updatedAt > b.updatedAt ? 1 : a.seq - b.seq))
       .slice(0, filter.limit);
     for (const j of due) {
       j.purgedAt = filter.at;

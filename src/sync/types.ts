@@ -82,7 +82,7 @@ export interface DeliveryStore {
   listStale(filter: { queuedBefore: string; retryDueBefore: string; limit: number }): Promise<Job[]>;
   /**
    * Drops the stored Bundles of finished jobs (delivered, failed, dead) last updated before
-   * `finishedBefore`, oldest first, at most `limit`; marks each job `purgedAt = at`. Jobs
+   * `finishedBefore`, longest finished first, at most `limit`; marks each job `purgedAt = at`. Jobs
    * that are not finished are never touched. Returns how many were purged.
    */
   purgeBundles(filter: { finishedBefore: string; at: string; limit: number }): Promise<number>;

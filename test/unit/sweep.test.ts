@@ -4,6 +4,8 @@
  * a purged job answers 410 to a replay.
  */
 import { beforeEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
+import { isOperationOutcomeError } from '../../src/fhir/outcome.ts';
 import { createApp } from '../../src/http/app.ts';
 import { submitEpisode } from '../../src/sync/deliver.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
@@ -220,5 +222,34 @@ describe('replay of a purged job', () => {
     await purgeExpired(store, RETENTION, clock);
     expect((await service.replay(job.id))?.replayed).toBe(true);
     expect(sent).toEqual([{ jobId: job.id, parentKey: job.parentKey }]);
+  });
+});
+
+describe('recovery and retention settings', () => {
+  const base = { API_AUTH: '{"type":"none"}' };
+
+  it('has sensible defaults', () => {
+    expect(loadConfig(base).sweep).toEqual({ queuedAfterMinutes: 15, retryGraceMinutes: 15, bundleRetentionDays: 30 });
+    expect(loadConfig({ ...base, SWEEP_QUEUED_AFTER_MINUTES: '60', SWEEP_RETRY_GRACE_MINUTES: '5', BUNDLE_RETENTION_DAYS: '7' }).sweep).toEqual({
+      queuedAfterMinutes: 60,
+      retryGraceMinutes: 5,
+      bundleRetentionDays: 7,
+    });
+  });
+
+  it('names every bad setting at once and never repeats its value', () => {
+    let error: unknown;
+    try {
+      loadConfig({ ...base, SWEEP_QUEUED_AFTER_MINUTES: '0', SWEEP_RETRY_GRACE_MINUTES: 'soon-ish', BUNDLE_RETENTION_DAYS: '99999' });
+    } catch (e) {
+      error = e;
+    }
+    expect(isOperationOutcomeError(error)).toBe(true);
+    const issues = isOperationOutcomeError(error) ? error.outcome.issue : [];
+    expect(issues.map((i) => i.expression?.[0])).toEqual(['SWEEP_QUEUED_AFTER_MINUTES', 'SWEEP_RETRY_GRACE_MINUTES', 'BUNDLE_RETENTION_DAYS']);
+    const text = JSON.stringify(issues);
+    expect(text).not.toContain('soon-ish');
+    expect(text).not.toContain('99999');
+    expect(text).toMatch(/BUNDLE_RETENTION_DAYS: must be a whole number from 1 to 3650/);
   });
 });
