@@ -3,11 +3,17 @@
  * jobs whose queue message was lost, the purge drops old Bundles but keeps the ledger, and
  * a purged job answers 410 to a replay.
  */
-import { beforeEach, describe, expect, it } from 'vitest';
+import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
+import { HttpResponse, http } from 'msw';
+import { setupServer } from 'msw/node';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { isOperationOutcomeError } from '../../src/fhir/outcome.ts';
 import { createApp } from '../../src/http/app.ts';
+import { clearCapabilityCache } from '../../src/sync/apply.ts';
+import { FhirTargetClient } from '../../src/sync/client.ts';
 import { submitEpisode } from '../../src/sync/deliver.ts';
+import { LocalQueue } from '../../src/sync/local-queue.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
 import { type DeliveryQueue, createDeliveryService } from '../../src/sync/service.ts';
 import { PURGED_BEFORE_DELIVERY, markDead, purgeExpired, sweepStale } from '../../src/sync/sweep.ts';
@@ -251,5 +257,45 @@ describe('recovery and retention settings', () => {
     expect(text).not.toContain('soon-ish');
     expect(text).not.toContain('99999');
     expect(text).toMatch(/BUNDLE_RETENTION_DAYS: must be a whole number from 1 to 3650/);
+  });
+});
+
+describe('sweep with the Node queue', () => {
+  const BASE = 'http://fhir.test/fhir';
+  const server = setupServer(
+    http.get(`${BASE}/metadata`, () =>
+      HttpResponse.json({ resourceType: 'CapabilityStatement', status: 'active', kind: 'instance', fhirVersion: '4.0.1', format: ['json'], date: '2026-01-01', rest: [{ mode: 'server', interaction: [{ code: 'transaction' }] }] }),
+    ),
+    http.post(BASE, async ({ request }) => {
+      const b = (await request.json()) as Bundle;
+      return HttpResponse.json({
+        resourceType: 'Bundle',
+        type: 'transaction-response',
+        entry: (b.entry ?? []).map((e: BundleEntry, i: number) => ({ response: { status: '201 Created', location: `${e.resource?.resourceType}/id${i}/_history/1` } })),
+      });
+    }),
+  );
+  beforeAll(() => server.listen({ onUnhandledFrame: 'error' }));
+  afterAll(() => server.close());
+
+  it('delivers a job whose message was lost once the sweep re-queues it', async () => {
+    clearCapabilityCache();
+    const local = new LocalQueue({
+      store,
+      clientFor: () => new FhirTargetClient(BASE, { fetch: (...a) => fetch(...a), timeoutMs: 500 }),
+      now: () => clock,
+      random: () => 0.5,
+      newId: () => `job-${++ids}`,
+    });
+    const job = await stored(completed());
+    await local.drain();
+    expect((await store.getJob(job.id))?.status).toBe('queued');
+
+    clock += 20 * MINUTE;
+    expect((await sweepStale(store, local, SWEEP, clock)).requeued).toEqual([job.id]);
+    await local.drain();
+    expect((await store.getJob(job.id))?.targets.clinic).toMatchObject({ status: 'delivered', written: 65 });
+    expect((await store.getLedger(job.episodeKey, 'clinic'))?.contentHash).toBe(job.contentHash);
+    local.close();
   });
 });
