@@ -55,6 +55,8 @@ export type ApiAuth =
       /** Name of the environment variable that held the tokens. */
       tokensSecret: string;
       tokens: Secret<readonly string[]>;
+      /** The configured name of each token (same order), recorded as the caller of its jobs. */
+      names: readonly (string | undefined)[];
     }
   | {
       /** SMART Backend Services-style access tokens (JWTs) issued by an authorisation server. */
@@ -93,6 +95,15 @@ export interface BridgeConfig {
   identity: Secret<IdentityOptions>;
   deliveryMaxAttempts: number;
   retryAfterCapSeconds: number;
+  /** Scheduled recovery and retention (see src/sync/sweep.ts). */
+  sweep: {
+    /** SWEEP_QUEUED_AFTER_MINUTES: a `queued` job untouched this long is re-queued. */
+    queuedAfterMinutes: number;
+    /** SWEEP_RETRY_GRACE_MINUTES: a `retrying` job this long past its next attempt is re-queued. */
+    retryGraceMinutes: number;
+    /** BUNDLE_RETENTION_DAYS: a finished job's Bundle is purged this long after it finished. */
+    bundleRetentionDays: number;
+  };
 }
 
 /** Environment as wrangler, `.dev.vars` or `process.env` supply it. */
@@ -103,8 +114,15 @@ export const DEFAULT_SMART_SCOPE = 'system/*.write system/*.read';
 export const DEFAULT_TIMEOUT_MS = 15_000;
 export const DEFAULT_DELIVERY_MAX_ATTEMPTS = 8;
 export const DEFAULT_RETRY_AFTER_CAP_SECONDS = 300;
+/** Queue messages normally arrive within seconds; a quarter of an hour means one was lost. */
+export const DEFAULT_SWEEP_QUEUED_AFTER_MINUTES = 15;
+/** Beyond the longest backoff and Retry-After cap (5 minutes by default), with room to spare. */
+export const DEFAULT_SWEEP_RETRY_GRACE_MINUTES = 15;
+export const DEFAULT_BUNDLE_RETENTION_DAYS = 30;
 /** Shortest static API token accepted: 32 characters of a random token is far past guessing. */
 export const MIN_API_TOKEN_LENGTH = 32;
+/** A static API token's name, as jobs record their caller. */
+const CALLER_NAME = /^[A-Za-z0-9._:@-]{1,64}$/;
 
 // ---------------------------------------------------------------------------------------
 // Schemas for one target as written in FHIR_TARGETS (before secrets are resolved).
@@ -370,21 +388,30 @@ function readApiAuth(env: ConfigEnv, problems: Problems): ApiAuth | undefined {
     problems.add(at, `names the secret ${a.tokensSecret}, which is not set or is empty`, 'required');
     return undefined;
   }
-  let list: unknown[];
-  if (value.startsWith('[')) {
+  // A JSON object names each token ({"<caller name>": "<token>"}): the name is what jobs
+  // record as their caller. Unnamed tokens (array, comma-separated list) are recorded by a
+  // short digest instead (src/auth/inbound.ts).
+  let list: { name?: string; value: unknown }[];
+  if (value.startsWith('[') || value.startsWith('{')) {
     const tokens = parseJson(value);
-    if (!tokens.ok || !Array.isArray(tokens.value)) {
-      problems.add(at, `names the secret ${a.tokensSecret}, which is neither a JSON array of strings nor a comma-separated list`);
+    if (!tokens.ok || !(Array.isArray(tokens.value) || isPlainObject(tokens.value))) {
+      problems.add(at, `names the secret ${a.tokensSecret}, which is neither a JSON array of strings nor a comma-separated list, nor a JSON object of named tokens`);
       return undefined;
     }
-    list = tokens.value;
+    list = Array.isArray(tokens.value) ? tokens.value.map((v: unknown) => ({ value: v })) : Object.entries(tokens.value).map(([name, v]) => ({ name, value: v }));
   } else {
-    list = value.split(',');
+    list = value.split(',').map((v) => ({ value: v }));
   }
   const tokens: string[] = [];
+  const names: (string | undefined)[] = [];
   let ok = true;
-  list.forEach((t, i) => {
+  list.forEach(({ name, value: t }, i) => {
     const where = `token ${i + 1} in the secret ${a.tokensSecret}`;
+    if (name !== undefined && !CALLER_NAME.test(name)) {
+      // The name is not a secret, but it sits beside one: say what is wrong, not what it is.
+      problems.add(at, `${where} has a name that is not 1 to 64 letters, digits or . _ : @ -`);
+      ok = false;
+    }
     if (typeof t !== 'string') {
       problems.add(at, `${where} is not a string`);
       ok = false;
@@ -398,15 +425,21 @@ function readApiAuth(env: ConfigEnv, problems: Problems): ApiAuth | undefined {
     } else if (token.length < MIN_API_TOKEN_LENGTH) {
       problems.add(at, `${where} is shorter than ${MIN_API_TOKEN_LENGTH} characters; use long random tokens`);
       ok = false;
-    } else if (!tokens.includes(token)) {
+    } else if (tokens.includes(token)) {
+      if (name !== undefined && names[tokens.indexOf(token)] !== name) {
+        problems.add(at, `${where} is the same token as another one with a different name; each caller needs its own token`);
+        ok = false;
+      }
+    } else {
       tokens.push(token);
+      names.push(name);
     }
   });
   if (ok && tokens.length === 0) {
     problems.add(at, `names the secret ${a.tokensSecret}, which holds no tokens`, 'required');
     return undefined;
   }
-  return ok ? { type: 'bearer', tokensSecret: a.tokensSecret, tokens: new Secret<readonly string[]>(tokens) } : undefined;
+  return ok ? { type: 'bearer', tokensSecret: a.tokensSecret, tokens: new Secret<readonly string[]>(tokens), names } : undefined;
 }
 
 function defaultTargets(): { clinic: TargetConfig; primary: Record<string, TargetConfig> } {
@@ -432,6 +465,11 @@ export function loadConfig(env: ConfigEnv): BridgeConfig {
   const identity = readIdentity(env, allowSyntheticIds, problems);
   const deliveryMaxAttempts = readInt(env, 'DELIVERY_MAX_ATTEMPTS', DEFAULT_DELIVERY_MAX_ATTEMPTS, 1, 100, problems);
   const retryAfterCapSeconds = readInt(env, 'RETRY_AFTER_CAP_SECONDS', DEFAULT_RETRY_AFTER_CAP_SECONDS, 0, 86_400, problems);
+  const sweep = {
+    queuedAfterMinutes: readInt(env, 'SWEEP_QUEUED_AFTER_MINUTES', DEFAULT_SWEEP_QUEUED_AFTER_MINUTES, 1, 10_080, problems),
+    retryGraceMinutes: readInt(env, 'SWEEP_RETRY_GRACE_MINUTES', DEFAULT_SWEEP_RETRY_GRACE_MINUTES, 1, 10_080, problems),
+    bundleRetentionDays: readInt(env, 'BUNDLE_RETENTION_DAYS', DEFAULT_BUNDLE_RETENTION_DAYS, 1, 3_650, problems),
+  };
   const jwks = readJwks(env, problems);
 
   // Targets as written, keyed by their path in FHIR_TARGETS.
@@ -534,6 +572,7 @@ export function loadConfig(env: ConfigEnv): BridgeConfig {
     identity: new Secret(identity),
     deliveryMaxAttempts,
     retryAfterCapSeconds,
+    sweep,
   };
 }
 

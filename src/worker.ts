@@ -1,7 +1,9 @@
 /**
  * Cloudflare Worker entry. HTTP goes to the Hono app; the delivery queue's consumer hands
  * each job to the Durable Object of its parent, which runs one attempt at a time for that
- * person, and then acknowledges the message or asks the queue to retry it later.
+ * person, and then acknowledges the message or asks the queue to retry it later. Messages
+ * the queue gives up on land in its dead-letter queue, whose consumer marks their jobs
+ * dead. A Cron Trigger re-queues jobs whose message was lost and purges old Bundles.
  */
 import { DurableObject } from 'cloudflare:workers';
 import { type BridgeConfig, loadConfig } from './config.ts';
@@ -10,7 +12,8 @@ import { type InboundAuthenticator, createInboundAuthenticator } from './auth/in
 import { createApp } from './http/app.ts';
 import { type AttemptResult, attemptJob } from './sync/deliver.ts';
 import { D1Store } from './sync/d1-store.ts';
-import { createDeliveryService } from './sync/service.ts';
+import { type DeliveryQueue, createDeliveryService } from './sync/service.ts';
+import { markDead, purgeExpired, sweepStale } from './sync/sweep.ts';
 import { clientFactory, retryPolicy } from './sync/targets.ts';
 
 export interface Env {
@@ -27,6 +30,9 @@ export interface Env {
   /** Base of the identifier systems; permanent, required in production (README "Identities"). */
   IDENTIFIER_NAMESPACE?: string;
   IDENTITY_SECRET?: string;
+  SWEEP_QUEUED_AFTER_MINUTES?: string;
+  SWEEP_RETRY_GRACE_MINUTES?: string;
+  BUNDLE_RETENTION_DAYS?: string;
   [secret: string]: unknown;
 }
 
@@ -34,6 +40,13 @@ export interface DeliveryMessage {
   jobId: string;
   parentKey: string;
 }
+
+/** The delivery queue's dead-letter queue (wrangler.toml `dead_letter_queue`). */
+export const DEAD_LETTER_QUEUE = 'imh-bridge-delivery-dlq';
+
+/** Why a job from the dead-letter queue is dead; shown on each unfinished target. */
+export const DEAD_LETTERED =
+  'the delivery queue gave up on this job after its retries (dead-letter queue); replay it with POST /v1/jobs/{id}/$replay';
 
 /**
  * Configuration is read once per isolate and environment; a bad setting fails loudly. The
@@ -71,7 +84,30 @@ export class ParentLane extends DurableObject<Env> {
     this.tail = run.catch(() => undefined);
     return run;
   }
+
+  /**
+   * Marks `jobId` dead with `reason` unless it has finished, after every attempt already
+   * running here, so it never overwrites an attempt's result.
+   */
+  markDead(jobId: string, reason: string): Promise<boolean> {
+    const run = this.tail.then(() => markDead(new D1Store(this.env.DB), jobId, reason, Date.now()));
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
 }
+
+/** Sends delivery messages in batches of at most 100 (the Queues sendBatch limit). */
+function deliveryQueue(env: Env): DeliveryQueue {
+  return {
+    async send(messages) {
+      for (let i = 0; i < messages.length; i += 100) {
+        await env.DELIVERY_QUEUE.sendBatch(messages.slice(i, i + 100).map((body) => ({ body })));
+      }
+    },
+  };
+}
+
+const MINUTE = 60_000;
 
 /** The HTTP app, built once per isolate and environment (routes are not rebuilt per request). */
 function app(env: Env) {
@@ -83,17 +119,7 @@ function app(env: Env) {
     identity,
     auth,
     delivery: () =>
-      createDeliveryService(
-        new D1Store(env.DB),
-        {
-          async send(messages) {
-            for (let i = 0; i < messages.length; i += 100) {
-              await env.DELIVERY_QUEUE.sendBatch(messages.slice(i, i + 100).map((body) => ({ body })));
-            }
-          },
-        },
-        { allowSyntheticIds: cfg.allowSyntheticIds, identity },
-      ),
+      createDeliveryService(new D1Store(env.DB), deliveryQueue(env), { allowSyntheticIds: cfg.allowSyntheticIds, identity }),
     jwks: async () => cfg.publicJwks,
   }));
 }
@@ -114,7 +140,24 @@ export default {
     return handler.fetch(request, env, ctx);
   },
 
-  async queue(batch, env) {
+  async queue(batch, env, _ctx) {
+    if (batch.queue === DEAD_LETTER_QUEUE) {
+      // Nothing is dropped silently: each job the queue gave up on is marked dead, with
+      // the reason, and shows in GET /v1/jobs?status=dead for replay.
+      for (const message of batch.messages) {
+        const { jobId, parentKey } = message.body;
+        try {
+          const lane = env.PARENT_LANE.get(env.PARENT_LANE.idFromName(parentKey));
+          const changed = await lane.markDead(jobId, DEAD_LETTERED);
+          console.warn('dead-letter queue: job received', changed ? 'and marked dead' : 'already finished');
+          message.ack();
+        } catch (e) {
+          console.error('dead-letter queue: could not mark the job dead', (e as Error)?.name ?? 'error');
+          message.retry({ delaySeconds: 60 });
+        }
+      }
+      return;
+    }
     for (const message of batch.messages) {
       const { jobId, parentKey } = message.body;
       try {
@@ -127,5 +170,29 @@ export default {
         message.retry({ delaySeconds: 30 });
       }
     }
+  },
+
+  /**
+   * Cron Trigger: re-queues jobs whose queue message was lost or never sent, then purges
+   * the Bundles of jobs finished longer ago than BUNDLE_RETENTION_DAYS. Logs counts only.
+   */
+  async scheduled(_controller, env, _ctx) {
+    let cfg: BridgeConfig;
+    try {
+      cfg = config(env);
+    } catch (e) {
+      if (isOperationOutcomeError(e)) console.error('configuration error', e.message);
+      throw e;
+    }
+    const store = new D1Store(env.DB);
+    const now = Date.now();
+    const swept = await sweepStale(
+      store,
+      deliveryQueue(env),
+      { queuedAfterMs: cfg.sweep.queuedAfterMinutes * MINUTE, retryGraceMs: cfg.sweep.retryGraceMinutes * MINUTE },
+      now,
+    );
+    const purged = await purgeExpired(store, { retentionMs: cfg.sweep.bundleRetentionDays * 24 * 60 * MINUTE }, now);
+    console.log('scheduled sweep', { requeued: swept.requeued.length, markedDead: swept.dead.length, bundlesPurged: purged });
   },
 } satisfies ExportedHandler<Env, DeliveryMessage>;

@@ -14,9 +14,18 @@ export const ACCESS_TOKEN_ALGS = ['RS384', 'ES384', 'RS256', 'ES256'] as const;
 /** Allowed clock skew between the bridge and the authorisation server, in seconds. */
 export const CLOCK_TOLERANCE_SECONDS = 30;
 
+/** What jobs record as their caller where the API is open (API_AUTH none). */
+export const LOCAL_CALLER = 'local';
+
 /** Who called, as far as the token says. */
 export interface Caller {
   kind: 'static-token' | 'jwt';
+  /**
+   * Who this is, as jobs record it: a JWT's `client_id`, else `azp`, else `sub`; a static
+   * token's configured name (or `token:` and the first 12 hex digits of its SHA-256 when
+   * unnamed); `local` where the API is open. Never the token.
+   */
+  name: string;
   /** `sub` (or `client_id`) of an access token; absent for static tokens. */
   subject?: string;
   /** Granted scopes; static API tokens are trusted with everything. */
@@ -55,7 +64,7 @@ function sameDigest(a: Uint8Array, b: Uint8Array): boolean {
  */
 export function createInboundAuthenticator(auth: ApiAuth, deps: InboundAuthDeps = {}): InboundAuthenticator {
   if (auth.type === 'none') {
-    return { type: 'none', verify: async () => ({ ok: true, caller: { kind: 'static-token', scopes: 'all' } }) };
+    return { type: 'none', verify: async () => ({ ok: true, caller: { kind: 'static-token', name: LOCAL_CALLER, scopes: 'all' } }) };
   }
 
   if (auth.type === 'bearer') {
@@ -67,9 +76,13 @@ export function createInboundAuthenticator(auth: ApiAuth, deps: InboundAuthDeps 
       async verify(token) {
         digests ??= Promise.all(auth.tokens.reveal().map(sha256));
         const presented = await sha256(token);
-        let match = false;
-        for (const d of await digests) match = sameDigest(presented, d) || match;
-        return match ? { ok: true, caller: { kind: 'static-token', scopes: 'all' } } : { ok: false, reason: 'the token is not valid' };
+        let match = -1;
+        (await digests).forEach((d, i) => {
+          if (sameDigest(presented, d) && match < 0) match = i;
+        });
+        if (match < 0) return { ok: false, reason: 'the token is not valid' };
+        const name = auth.names[match] ?? `token:${[...presented.slice(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join('')}`;
+        return { ok: true, caller: { kind: 'static-token', name, scopes: 'all' } };
       },
     };
   }
@@ -96,7 +109,10 @@ export function createInboundAuthenticator(auth: ApiAuth, deps: InboundAuthDeps 
         return jwtFailure(e);
       }
       const subject = typeof payload.sub === 'string' ? payload.sub : typeof payload.client_id === 'string' ? payload.client_id : undefined;
-      return { ok: true, caller: { kind: 'jwt', ...(subject ? { subject } : {}), scopes: scopesOf(payload.scope) } };
+      // The client is who sends episodes (RFC 9068 §2.2: client_id; OIDC: azp); a token
+      // without one names its subject. A token naming nobody is still recorded as such.
+      const name = [payload.client_id, payload.azp, payload.sub].find((v): v is string => typeof v === 'string' && v !== '') ?? 'jwt:unnamed';
+      return { ok: true, caller: { kind: 'jwt', name, ...(subject ? { subject } : {}), scopes: scopesOf(payload.scope) } };
     },
   };
 }

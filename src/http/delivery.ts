@@ -4,6 +4,8 @@ import { bodyLimit } from 'hono/body-limit';
 import { OperationOutcomeError, isOperationOutcomeError, issue, outcome } from '../fhir/outcome.ts';
 import type { DeliveryService } from '../sync/service.ts';
 import type { Job, JobStatus } from '../sync/types.ts';
+import { LOCAL_CALLER } from '../auth/inbound.ts';
+import type { AuthVariables } from './auth.ts';
 import { fhirJson, outcomeResponse } from './errors.ts';
 import { limitBody, requireJson } from './middleware.ts';
 
@@ -23,12 +25,17 @@ const view = (job: Job) => ({
   ...(job.nextAttemptAt ? { nextAttemptAt: job.nextAttemptAt } : {}),
   mappingVersion: job.mappingVersion,
   targets: job.targets,
+  ...(job.caller ? { caller: job.caller } : {}),
+  ...(job.purgedAt ? { contentPurgedAt: job.purgedAt } : {}),
 });
+
+/** Who is calling, as jobs record it: the authenticated caller, or `local` where the API is open. */
+const callerOf = (c: Context<{ Variables: AuthVariables }>): string => c.get('caller')?.name ?? LOCAL_CALLER;
 
 const location = (job: Job) => `/v1/jobs/${job.id}`;
 
-export function deliveryRoutes(service: (c: Context) => DeliveryService): Hono {
-  const app = new Hono();
+export function deliveryRoutes(service: (c: Context) => DeliveryService): Hono<{ Variables: AuthVariables }> {
+  const app = new Hono<{ Variables: AuthVariables }>();
 
   app.put('/episodes/:episodeId', limitBody, requireJson, async (c) => {
     let input: unknown;
@@ -41,7 +48,7 @@ export function deliveryRoutes(service: (c: Context) => DeliveryService): Hono {
     if (!input || typeof input !== 'object' || (input as { episodeId?: unknown }).episodeId !== episodeId) {
       throw new OperationOutcomeError(outcome([issue('invalid', `episodeId in the body must equal the episodeId in the URL`, '/episodeId')]), 400);
     }
-    const job = await service(c).submit(input);
+    const job = await service(c).submit(input, callerOf(c));
     return c.json(view(job), 202, { location: location(job) });
   });
 
@@ -69,7 +76,7 @@ export function deliveryRoutes(service: (c: Context) => DeliveryService): Hono {
           }
         }
         const valid = parsed.filter((p) => p.error === undefined);
-        const results = await service(c).submitMany(valid.map((p) => p.value));
+        const results = await service(c).submitMany(valid.map((p) => p.value), callerOf(c));
         let k = 0;
         for (const p of parsed) {
           if (p.error !== undefined) {
@@ -115,6 +122,14 @@ export function deliveryRoutes(service: (c: Context) => DeliveryService): Hono {
     const r = await service(c).replay(c.req.param('id'));
     if (!r) return outcomeResponse(c, 404, 'not-found', 'no such job');
     const { job } = r;
+    if (!r.replayed && job.purgedAt) {
+      return outcomeResponse(
+        c,
+        410,
+        'deleted',
+        `the content of this job is no longer held (purged ${job.purgedAt} under the retention rule); re-send the episode with PUT /v1/episodes/{episodeId}`,
+      );
+    }
     if (!r.replayed) return outcomeResponse(c, 409, 'conflict', `only dead or failed jobs can be replayed; this one is ${job.status}`);
     return c.json(view(job), 202, { location: location(job) });
   });

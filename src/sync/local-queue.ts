@@ -3,6 +3,7 @@
  * Worker's queue consumer, with writes serialised per parent and retries on timers.
  */
 import { type DeliveryDeps, attemptJob } from './deliver.ts';
+import type { DeliveryQueue } from './service.ts';
 
 export interface LocalQueueOptions {
   /** Multiplies every retry delay (tests shrink waits; 1 in real use). */
@@ -11,7 +12,7 @@ export interface LocalQueueOptions {
   onAttempt?: (jobId: string, result: Awaited<ReturnType<typeof attemptJob>>) => void;
 }
 
-export class LocalQueue {
+export class LocalQueue implements DeliveryQueue {
   private readonly deps: DeliveryDeps;
   private readonly opts: LocalQueueOptions;
   /** Tail of the chain of work per parent: one attempt at a time for one person. */
@@ -25,6 +26,11 @@ export class LocalQueue {
   constructor(deps: DeliveryDeps, opts: LocalQueueOptions = {}) {
     this.deps = deps;
     this.opts = opts;
+  }
+
+  /** DeliveryQueue: queues an attempt of each job now (the service and the sweep send here). */
+  async send(messages: { jobId: string; parentKey: string }[]): Promise<void> {
+    for (const m of messages) this.enqueue(m.jobId, m.parentKey);
   }
 
   /** Queues an attempt of `jobId` on the lane of `parentKey`. */

@@ -1,6 +1,6 @@
 /** In-memory DeliveryStore for Node (CLI, local runs, tests). */
 import type { Bundle } from '@medplum/fhirtypes';
-import type { DeliveryStore, Job, JobStatus, LedgerRecord, NewJob } from './types.ts';
+import { type DeliveryStore, FINISHED_STATUSES, type Job, type JobStatus, type LedgerRecord, type NewJob } from './types.ts';
 
 const copy = <T>(v: T): T => structuredClone(v);
 
@@ -22,12 +22,15 @@ export class MemoryStore implements DeliveryStore {
     return j && copy(j);
   }
   async getBundle(id: string) {
+    if (this.jobs.get(id)?.purgedAt) return undefined;
     const b = this.bundles.get(id);
     return b && copy(b);
   }
   async saveJob(job: Job) {
-    if (!this.jobs.has(job.id)) throw new Error('unknown job');
-    this.jobs.set(job.id, copy(job));
+    const stored = this.jobs.get(job.id);
+    if (!stored) throw new Error('unknown job');
+    // A purge is final: a save from a copy read before it must not bring the mark back off.
+    this.jobs.set(job.id, { ...copy(job), ...(stored.purgedAt ? { purgedAt: stored.purgedAt } : {}) });
   }
   async listJobs(filter: { status?: JobStatus[]; limit?: number }) {
     return [...this.jobs.values()]
@@ -35,6 +38,28 @@ export class MemoryStore implements DeliveryStore {
       .sort((a, b) => a.seq - b.seq)
       .slice(0, filter.limit ?? 100)
       .map(copy);
+  }
+  async listStale(filter: { queuedBefore: string; retryDueBefore: string; limit: number }) {
+    return [...this.jobs.values()]
+      .filter(
+        (j) =>
+          (j.status === 'queued' && j.updatedAt < filter.queuedBefore) ||
+          (j.status === 'retrying' && (j.nextAttemptAt ?? j.updatedAt) < filter.retryDueBefore),
+      )
+      .sort((a, b) => a.seq - b.seq)
+      .slice(0, filter.limit)
+      .map(copy);
+  }
+  async purgeBundles(filter: { finishedBefore: string; at: string; limit: number }) {
+    const due = [...this.jobs.values()]
+      .filter((j) => !j.purgedAt && FINISHED_STATUSES.includes(j.status) && j.updatedAt < filter.finishedBefore)
+      .sort((a, b) => (a.updatedAt < b.updatedAt ? -1 : a.updatedAt > b.updatedAt ? 1 : a.seq - b.seq))
+      .slice(0, filter.limit);
+    for (const j of due) {
+      j.purgedAt = filter.at;
+      this.bundles.delete(j.id);
+    }
+    return due.length;
   }
   async getLedger(episodeKey: string, target: string) {
     const r = this.ledger.get(`${episodeKey}|${target}`);

@@ -5,7 +5,7 @@
  */
 import type { MapOptions } from '../mapping/bundle.ts';
 import { resetForReplay, submitEpisode } from './deliver.ts';
-import type { DeliveryStore, Job, JobStatus } from './types.ts';
+import type { DeliveryStore, Job, JobStatus, NewJob } from './types.ts';
 
 export interface DeliveryQueue {
   /** Asks for attempts of these jobs, in order. */
@@ -13,13 +13,25 @@ export interface DeliveryQueue {
 }
 
 export interface DeliveryService {
-  submit(input: unknown): Promise<Job>;
+  /** `caller` is recorded on the job: who submitted it (see `Job.caller`), never a token. */
+  submit(input: unknown, caller?: string): Promise<Job>;
   /** Validates and records many episodes, sending them to the queue in batches. */
-  submitMany(inputs: unknown[]): Promise<({ ok: true; job: Job } | { ok: false; error: unknown })[]>;
+  submitMany(inputs: unknown[], caller?: string): Promise<({ ok: true; job: Job } | { ok: false; error: unknown })[]>;
   getJob(id: string): Promise<Job | undefined>;
   listJobs(status: JobStatus[] | undefined, limit: number): Promise<Job[]>;
-  /** Replays a dead or failed job; `replayed` is false for a job in any other state. */
+  /**
+   * Replays a dead or failed job; `replayed` is false for a job in any other state, and for
+   * one whose content was purged (`job.purgedAt`): that episode has to be sent again.
+   */
   replay(id: string): Promise<{ job: Job; replayed: boolean } | undefined>;
+}
+
+/** The store as `submitEpisode` sees it, with every new job stamped with its caller. */
+function stampingCaller(store: DeliveryStore, caller: string | undefined): DeliveryStore {
+  if (caller === undefined) return store;
+  const stamped: DeliveryStore = Object.create(store);
+  stamped.createJob = (job: NewJob) => store.createJob({ ...job, caller });
+  return stamped;
 }
 
 export function createDeliveryService(
@@ -30,16 +42,17 @@ export function createDeliveryService(
   const deps = { store, now: opts.now ?? Date.now, newId: opts.newId ?? (() => crypto.randomUUID()) };
   const parse: MapOptions = { allowSyntheticIds: opts.allowSyntheticIds, identity: opts.identity };
   return {
-    async submit(input) {
-      const job = await submitEpisode(input, deps, parse);
+    async submit(input, caller) {
+      const job = await submitEpisode(input, { ...deps, store: stampingCaller(store, caller) }, parse);
       await queue.send([{ jobId: job.id, parentKey: job.parentKey }]);
       return job;
     },
-    async submitMany(inputs) {
+    async submitMany(inputs, caller) {
+      const stamped = { ...deps, store: stampingCaller(store, caller) };
       const results: ({ ok: true; job: Job } | { ok: false; error: unknown })[] = [];
       for (const input of inputs) {
         try {
-          results.push({ ok: true, job: await submitEpisode(input, deps, parse) });
+          results.push({ ok: true, job: await submitEpisode(input, stamped, parse) });
         } catch (error) {
           results.push({ ok: false, error });
         }
@@ -51,6 +64,9 @@ export function createDeliveryService(
     getJob: (id) => store.getJob(id),
     listJobs: (status, limit) => store.listJobs({ status, limit }),
     async replay(id) {
+      const current = await store.getJob(id);
+      if (!current) return undefined;
+      if (current.purgedAt) return { job: current, replayed: false };
       const r = await resetForReplay(id, store, deps.now());
       if (r?.replayed) await queue.send([{ jobId: r.job.id, parentKey: r.job.parentKey }]);
       return r;

@@ -39,6 +39,16 @@ export interface Job {
   updatedAt: string;
   nextAttemptAt?: string;
   targets: Record<string, TargetResult>;
+  /**
+   * Who submitted the job: a JWT's client id (`client_id`, `azp`) or subject, a static
+   * API token's configured name, or `local` where the API is open. Never a token.
+   */
+  caller?: string;
+  /**
+   * When the stored Bundle was purged (retention). The job, its hashes, per-target results
+   * and the ledger stay; the content cannot be replayed any more.
+   */
+  purgedAt?: string;
 }
 
 export interface NewJob extends Omit<Job, 'seq'> {
@@ -65,4 +75,18 @@ export interface DeliveryStore {
   listJobs(filter: { status?: JobStatus[]; limit?: number }): Promise<Job[]>;
   getLedger(episodeKey: string, target: string): Promise<LedgerRecord | undefined>;
   putLedger(record: LedgerRecord): Promise<void>;
+  /**
+   * Jobs that should have been attempted by now: `queued` and not touched since
+   * `queuedBefore`, or `retrying` with a `nextAttemptAt` before `retryDueBefore`. Oldest first.
+   */
+  listStale(filter: { queuedBefore: string; retryDueBefore: string; limit: number }): Promise<Job[]>;
+  /**
+   * Drops the stored Bundles of finished jobs (delivered, failed, dead) last updated before
+   * `finishedBefore`, longest finished first, at most `limit`; marks each job `purgedAt = at`. Jobs
+   * that are not finished are never touched. Returns how many were purged.
+   */
+  purgeBundles(filter: { finishedBefore: string; at: string; limit: number }): Promise<number>;
 }
+
+/** Job states after which no attempt runs unless the job is replayed. */
+export const FINISHED_STATUSES: readonly JobStatus[] = ['delivered', 'failed', 'dead'];
