@@ -119,13 +119,14 @@ describe('R4 invariants (severity error) evaluated by fhirpath.js', () => {
     const n = (qr.item?.length ?? 0) - 1;
     encounter.extension = [...(encounter.extension ?? []), { url: 'https://fhir.example.no/x', valueInteger: 1, extension: [{ url: 'y', valueInteger: 2 }] }];
     const x = (encounter.extension?.length ?? 0) - 1;
-    (encounter as unknown as Record<string, unknown>).length = { value: 1, unit: 'min', extension: [] };
+    (encounter as unknown as Record<string, unknown>).length = {};
     const found = r4InvariantFailures(b).map((f) => `${f.key} ${f.at}`);
     expect(found).toEqual(
       expect.arrayContaining([
         `per-1 Bundle.entry[${e}].resource.period`,
         `qrs-1 Bundle.entry[${q}].resource.item[${n}].item[0]`,
         `ext-1 Bundle.entry[${e}].resource.extension[${x}]`,
+        `ele-1 Bundle.entry[${e}].resource.length`,
       ]),
     );
     expect(found.every((f) => /^(per-1|qrs-1|ext-1|ele-1) /.test(f))).toBe(true);
