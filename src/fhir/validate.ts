@@ -123,7 +123,11 @@ function withBaseChoiceTypes(profile: InternalTypeSchema, base: InternalTypeSche
  * one of our profiles, against that profile (which includes the base rules, so such a resource
  * is not validated twice). Our extensions are validated against their definitions wherever they
  * occur. Codes of elements with a `required` binding are checked against the ValueSet's
- * expansion (validate-bindings.ts), which @medplum/core does not do.
+ * expansion (validate-bindings.ts), which @medplum/core does not do. Neither does it apply a
+ * profile's choice-type restrictions below the root, nor resolve() references between Bundle
+ * entries in invariants (R4 ctm-1); both are done here (checkChoiceTypes,
+ * checkResolveInvariants). A lone resource's references cannot be resolved: there,
+ * @medplum/core's reading of such invariants stands.
  *
  * Every issue's expression names where it is, from the outermost resource
  * (`Bundle.entry[3].resource.identifier[0]`). Returns an informational "All OK" outcome
