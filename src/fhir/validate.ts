@@ -1,10 +1,21 @@
 import {
+  type Constraint,
+  type FhirPathAtom,
   OperationOutcomeError as MedplumOutcomeError,
   type InternalTypeSchema,
+  type TypedValue,
+  type TypedValueWithPath,
+  createConstraintIssue,
+  crawlTypedValue,
+  evalFhirPathTyped,
   getAllDataTypes,
   getDataType,
   indexStructureDefinitionBundle,
+  isPrimitiveType,
   isResourceType,
+  parseFhirPath,
+  toTypedValue,
+  tryGetDataType,
   tryGetProfile,
   validateTypedValue,
 } from '@medplum/core';
@@ -33,8 +44,8 @@ interface OurDefinition {
   sd: StructureDefinition;
   /** Type name under which its parsed schema is registered with @medplum/core: its URL. */
   dataType: string;
-  /** Choice elements (`value[x]`) directly under the root, by name without `[x]`. */
-  choices: [string, ElementDefinition][];
+  /** Choice elements (`value[x]`) at any depth, with the paths that lead to them. */
+  choices: ChoiceIndex;
   /** For a complex extension: the value[x] element of each sub-extension, by the sub-extension's url. */
   subExtensionValues: Map<string, ElementDefinition>;
 }
@@ -44,6 +55,8 @@ interface Definitions {
   profiles: Map<string, OurDefinition>;
   /** Our extension definitions by canonical URL. */
   extensions: Map<string, OurDefinition>;
+  /** Keys of the `error` invariants (R4 and ours) whose expression calls resolve(). */
+  resolveKeys: Set<string>;
 }
 
 let definitions: Definitions | undefined;
@@ -60,6 +73,12 @@ export function loadDefinitions(): void {
   indexStructureDefinitionBundle(ours);
   const profiles = new Map<string, OurDefinition>();
   const extensions = new Map<string, OurDefinition>();
+  const resolveKeys = new Set<string>();
+  for (const sd of [...r4, ...ours]) {
+    for (const el of sd.snapshot?.element ?? []) {
+      for (const c of el.constraint ?? []) if (c.key && isResolveConstraint(c)) resolveKeys.add(c.key);
+    }
+  }
   const dataTypes = getAllDataTypes();
   for (const sd of ours) {
     if (!sd.url) continue;
@@ -75,7 +94,7 @@ export function loadDefinitions(): void {
     const def: OurDefinition = { sd, dataType: sd.url, choices: choiceElements(sd), subExtensionValues: subExtensionValues(sd) };
     (sd.type === 'Extension' ? extensions : profiles).set(sd.url, def);
   }
-  definitions = { profiles, extensions };
+  definitions = { profiles, extensions, resolveKeys };
 }
 
 /**
@@ -104,7 +123,11 @@ function withBaseChoiceTypes(profile: InternalTypeSchema, base: InternalTypeSche
  * one of our profiles, against that profile (which includes the base rules, so such a resource
  * is not validated twice). Our extensions are validated against their definitions wherever they
  * occur. Codes of elements with a `required` binding are checked against the ValueSet's
- * expansion (validate-bindings.ts), which @medplum/core does not do.
+ * expansion (validate-bindings.ts), which @medplum/core does not do. Neither does it apply a
+ * profile's choice-type restrictions below the root, nor resolve() references between Bundle
+ * entries in invariants (R4 ctm-1); both are done here (checkChoiceTypes,
+ * checkResolveInvariants). A lone resource's references cannot be resolved: there,
+ * @medplum/core's reading of such invariants stands.
  *
  * Every issue's expression names where it is, from the outermost resource
  * (`Bundle.entry[3].resource.identifier[0]`). Returns an informational "All OK" outcome
@@ -151,6 +174,7 @@ export function validateFhir(resourceOrBundle: Resource): OperationOutcome {
       if (e?.fullUrl && e.resource?.resourceType) fullUrls.set(e.fullUrl, e.resource.resourceType);
     }
     const resolve = (ref: string): string | null | undefined => fullUrls.get(ref) ?? null;
+    const findEntry = bundleResolver(bundle);
     // An entry resource that claims one of our profiles is validated against that profile,
     // whose snapshot carries every rule of the base resource: validating it as a base resource
     // inside the Bundle too would only repeat the work. Such a resource is replaced by a stub
@@ -171,12 +195,22 @@ export function validateFhir(resourceOrBundle: Resource): OperationOutcome {
       return !!m && stubbed.has(Number(m[1]));
     };
     // Base validation of the Bundle descends into every entry resource that is not a stub.
-    issues.addAll(runMedplum(shell, 'Bundle', 'Bundle', 'Bundle', resolve).filter((i) => !(i.expression ?? []).some(insideStub)));
+    // Invariants that resolve() a reference are evaluated again below with the Bundle's entries
+    // at hand (checkResolveInvariants); what @medplum/core said of them inside an entry is dropped.
+    const insideEntry = (expression: string): boolean => /^Bundle\.entry\[\d+\]\.resource(?:$|[.[])/.test(expression);
+    issues.addAll(
+      runMedplum(shell, 'Bundle', 'Bundle', 'Bundle', resolve).filter(
+        (i) => !(i.expression ?? []).some(insideStub) && !(isResolveInvariantIssue(i, defs.resolveKeys) && (i.expression ?? []).some(insideEntry)),
+      ),
+    );
     const unresolvedSeverity = bundle.type === 'transaction' || bundle.type === 'batch' ? 'error' : 'warning';
     bundle.entry?.forEach((entry, i) => {
       if (skipped.has(i) || !entry?.resource) return;
       const at = `Bundle.entry[${i}].resource`;
-      validateAgainstOurs(entry.resource, at, defs, issues, resolve);
+      validateAgainstOurs(entry.resource, at, defs, issues, resolve, findEntry);
+      if (!usableProfiles(entry.resource, defs).length) {
+        issues.addAll(checkResolveInvariants(entry.resource, getDataType(entry.resource.resourceType), at, findEntry));
+      }
       for (const [path, ref] of localReferences(entry.resource as unknown as JsonObject, at)) {
         if (!fullUrls.has(ref)) {
           issues.add(issue('not-found', `Reference ${ref} does not resolve to an entry of the Bundle`, undefined, unresolvedSeverity, path));
@@ -228,6 +262,133 @@ function fixReferenceWarning(i: OperationOutcomeIssue, resolve: ResolveLocal): O
   return { ...i, details: { text: `Invalid reference: ${ref} is a ${type}, expected ${expected}` } };
 }
 
+/**
+ * Finds the resource a reference inside a Bundle points to: the entry whose fullUrl is the
+ * reference (`urn:uuid:…`, or an absolute URL), else for a relative `Type/id` the entry whose
+ * resource has that type and id, or whose fullUrl ends in `/Type/id`
+ * (https://hl7.org/fhir/R4/bundle.html#references).
+ */
+type FindEntry = (reference: string) => Resource | undefined;
+
+function bundleResolver(bundle: Bundle): FindEntry {
+  const byFullUrl = new Map<string, Resource>();
+  const byTypeAndId = new Map<string, Resource>();
+  for (const e of bundle.entry ?? []) {
+    const r = e?.resource;
+    if (!r || typeof r.resourceType !== 'string') continue;
+    if (e.fullUrl) byFullUrl.set(e.fullUrl, r);
+    if (typeof r.id === 'string') byTypeAndId.set(`${r.resourceType}/${r.id}`, r);
+    const tail = /\/([A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64})$/.exec(e.fullUrl ?? '')?.[1];
+    if (tail && !byTypeAndId.has(tail)) byTypeAndId.set(tail, r);
+  }
+  return (reference) => byFullUrl.get(reference) ?? byTypeAndId.get(reference.replace(/\/_history\/[^/]*$/, ''));
+}
+
+const isResolveConstraint = (c: { expression?: string }): boolean => /\bresolve\(\s*\)/.test(c.expression ?? '');
+
+/** An invariant issue of @medplum/core (createConstraintIssue) for one of `keys`. */
+function isResolveInvariantIssue(i: OperationOutcomeIssue, keys: Set<string>): boolean {
+  const key = i.code === 'invariant' ? /^Constraint (\S+) not met/.exec(i.details?.text ?? '')?.[1] : undefined;
+  return key !== undefined && keys.has(key);
+}
+
+const reachesResolveCache = new WeakMap<InternalTypeSchema, boolean>();
+
+/**
+ * Whether a value of `schema` can contain an element with an `error` invariant that calls
+ * resolve(), looking through its backbone elements and the data types of its elements. Most
+ * resource types cannot; checkResolveInvariants then has nothing to do.
+ */
+function reachesResolve(schema: InternalTypeSchema): boolean {
+  const cached = reachesResolveCache.get(schema);
+  if (cached !== undefined) return cached;
+  const seen = new Set<InternalTypeSchema>();
+  const visit = (s: InternalTypeSchema): boolean => {
+    if (seen.has(s)) return false;
+    seen.add(s);
+    if (s.constraints?.some(isResolveConstraint)) return true;
+    for (const el of Object.values(s.elements)) {
+      if (el.constraints?.some(isResolveConstraint)) return true;
+      for (const t of el.type ?? []) {
+        if (isPrimitiveType(t.code) || t.code === 'Element' || t.code === 'BackboneElement') continue;
+        const typeSchema = tryGetDataType(t.code);
+        if (typeSchema && visit(typeSchema)) return true;
+      }
+    }
+    return s.innerTypes.some(visit);
+  };
+  const result = visit(schema);
+  reachesResolveCache.set(schema, result);
+  return result;
+}
+
+/** A copy of `node` in which every Reference that `find` resolves carries the target as `resource`. */
+function withResolvedReferences(node: unknown, find: FindEntry): unknown {
+  if (Array.isArray(node)) return node.map((v) => withResolvedReferences(v, find));
+  if (!isObject(node)) return node;
+  const out: JsonObject = {};
+  for (const [k, v] of Object.entries(node)) out[k] = typeof v === 'object' && v !== null ? withResolvedReferences(v, find) : v;
+  if (typeof node.reference === 'string' && node.resource === undefined) {
+    const target = find(node.reference);
+    if (target) out.resource = target;
+  }
+  return out;
+}
+
+const parsedInvariants = new Map<string, FhirPathAtom>();
+
+/**
+ * Evaluates the `error` invariants that call resolve() (R4 ctm-1: "onBehalfOf only when the
+ * member is a Practitioner") on an entry resource, with references to other entries of its
+ * Bundle resolved. @medplum/core's FHIRPath resolve() turns `Type/id` into a stub holding only
+ * the type, and a `urn:uuid:` reference into nothing, so that such invariants, written as
+ * `x.resolve().iif(empty(), true, …)`, pass. It has no resolver hook, but it does return a
+ * Reference's `resource` when one is present: the evaluation runs on a copy of the resource in
+ * which each Reference to an entry (or, by `#id`, to a contained resource) carries its target.
+ * Targets are not themselves given resolved references (no chained resolve()), which the R4
+ * invariants do not need. Issues are those @medplum/core would write, rebased to `at`.
+ */
+function checkResolveInvariants(resource: Resource, schema: InternalTypeSchema, at: string, findEntry: FindEntry): OperationOutcomeIssue[] {
+  const contained = (resource as { contained?: Resource[] }).contained;
+  if (!reachesResolve(schema) && !contained?.length) return [];
+  const find: FindEntry = (ref) =>
+    ref.startsWith('#') ? contained?.find((c) => isObject(c) && c.id === ref.slice(1)) : findEntry(ref);
+  const root = toTypedValue(withResolvedReferences(resource, find));
+  const rootPath = resource.resourceType;
+  const found: OperationOutcomeIssue[] = [];
+  const resources: TypedValue[] = [];
+  const check = (value: TypedValueWithPath, constraints: Constraint[] | undefined): void => {
+    for (const c of constraints ?? []) {
+      if (c.severity !== 'error' || !isResolveConstraint(c)) continue;
+      let atom = parsedInvariants.get(c.expression);
+      if (!atom) parsedInvariants.set(c.expression, (atom = parseFhirPath(c.expression)));
+      const variables: Record<string, TypedValue> = { '%context': value, '%resource': resources.at(-1) ?? root, '%rootResource': root };
+      try {
+        const result = evalFhirPathTyped(atom, [value], variables);
+        if (!(result.length === 1 && result[0]?.value === true)) found.push(createConstraintIssue(value.path, c));
+      } catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        found.push(issue('processing', `Error evaluating invariant ${c.key}: ${message}`, undefined, 'error', value.path));
+      }
+    }
+  };
+  check({ ...root, path: rootPath }, schema.constraints);
+  crawlTypedValue(
+    root,
+    {
+      onEnterResource: (_path, value) => void resources.push(value),
+      onExitResource: () => void resources.pop(),
+      visitProperty: (_parent, key, _path, values, s) => {
+        const constraints = s.elements[key]?.constraints;
+        if (!constraints?.some(isResolveConstraint)) return;
+        for (const v of values) for (const x of Array.isArray(v) ? v : [v]) check(x, constraints);
+      },
+    },
+    { schema, initialPath: rootPath },
+  );
+  return found.map((i) => ({ ...i, expression: (i.expression ?? [rootPath]).map((x) => rebase(x, rootPath, at)) }));
+}
+
 /** `reference` values inside a resource that point at Bundle entries (urn:uuid:, urn:oid:). */
 function localReferences(node: unknown, path: string, out: [string, string][] = []): [string, string][] {
   if (Array.isArray(node)) {
@@ -263,7 +424,14 @@ function usableProfiles(resource: Resource, defs: Definitions): OurDefinition[] 
  * Profile validation (for our meta.profile entries) and our extensions, for one resource. A
  * resource that claims none of our profiles has been validated against base R4 by the caller.
  */
-function validateAgainstOurs(resource: Resource, at: string, defs: Definitions, issues: IssueList, resolve: ResolveLocal): void {
+function validateAgainstOurs(
+  resource: Resource,
+  at: string,
+  defs: Definitions,
+  issues: IssueList,
+  resolve: ResolveLocal,
+  findEntry?: FindEntry,
+): void {
   resource.meta?.profile?.forEach((url, i) => {
     const canonical = url.split('|')[0] as string;
     if (!canonical.startsWith(OUR_SD_PREFIX)) return; // not ours: nothing to check it against
@@ -278,7 +446,13 @@ function validateAgainstOurs(resource: Resource, at: string, defs: Definitions, 
       return;
     }
     const tag = ` (profile ${sd.id})`;
-    issues.addAll(runMedplum(resource, profile.dataType, resource.resourceType, at, resolve), tag);
+    let found = runMedplum(resource, profile.dataType, resource.resourceType, at, resolve);
+    if (findEntry) {
+      // Inside a Bundle, invariants that resolve() references are decided by checkResolveInvariants.
+      found = found.filter((i) => !isResolveInvariantIssue(i, defs.resolveKeys));
+      found.push(...checkResolveInvariants(resource, getDataType(profile.dataType), at, findEntry));
+    }
+    issues.addAll(found, tag);
     issues.addAll(checkChoiceTypes(resource as unknown as JsonObject, profile, at), tag);
   });
   walkExtensions(resource as unknown as JsonObject, at, defs, issues, resolve);
@@ -361,26 +535,88 @@ function walkExtensions(node: unknown, path: string, defs: Definitions, issues: 
   }
 }
 
-/** The choice elements (`value[x]`, `effective[x]`) directly under the root of `sd`. */
-function choiceElements(sd: StructureDefinition): [string, ElementDefinition][] {
+/**
+ * Where a profile's choice elements are: the choice elements (by name without `[x]`) of each
+ * element path that has some, and which child elements lead to one. `descend` maps a child's
+ * element path to the path whose definition applies to it: itself, or for an element defined
+ * by `contentReference` (QuestionnaireResponse.item.item, ….answer.item) the element it
+ * refers to, so that restrictions on `item.answer.value[x]` hold for nested items as well.
+ */
+interface ChoiceIndex {
+  root: string;
+  byParent: Map<string, [string, ElementDefinition][]>;
+  descend: Map<string, string>;
+}
+
+/**
+ * The choice elements (`value[x]`, `effective[x]`) of `sd` at every depth. Slices are left out
+ * (their ids are not their paths), and so is everything below `extension` and
+ * `modifierExtension` in a resource profile: extensions are checked against their own
+ * definitions (walkExtensions). Of an extension definition only the root `value[x]` is taken;
+ * its sub-extensions' values are checked slice by slice (checkSubExtensions).
+ */
+function choiceElements(sd: StructureDefinition): ChoiceIndex {
   const root = sd.snapshot?.element?.[0]?.path ?? sd.type ?? '';
-  const out: [string, ElementDefinition][] = [];
-  for (const el of sd.snapshot?.element ?? []) {
-    if (!el.id || !el.path?.endsWith('[x]') || el.id !== el.path) continue;
-    const name = el.path.slice(root.length + 1, -3);
-    if (!name.includes('.')) out.push([name, el]); // only direct children
+  const byParent = new Map<string, [string, ElementDefinition][]>();
+  const descend = new Map<string, string>();
+  const elements = (sd.snapshot?.element ?? []).filter((el) => el.id && el.path && el.id === el.path);
+  const inExtension = (path: string): boolean => /\.(extension|modifierExtension)(\.|$)/.test(path.slice(root.length));
+  /** Marks every element path between the root and `path` (inclusive) as one to descend into. */
+  const lead = (path: string, target = path): void => {
+    descend.set(path, target);
+    for (let p = path.slice(0, path.lastIndexOf('.')); p.length > root.length; p = p.slice(0, p.lastIndexOf('.'))) {
+      if (!descend.has(p)) descend.set(p, p);
+    }
+  };
+  for (const el of elements) {
+    const path = el.path as string;
+    if (!path.endsWith('[x]') || inExtension(path)) continue;
+    const parent = path.slice(0, path.lastIndexOf('.'));
+    if (sd.type === 'Extension' && parent !== root) continue;
+    const name = path.slice(parent.length + 1, -3);
+    byParent.set(parent, [...(byParent.get(parent) ?? []), [name, el]]);
+    if (parent !== root) lead(parent);
   }
-  return out;
+  // Elements defined by reference to another element lead to that element's choices too.
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const el of elements) {
+      const path = el.path as string;
+      const target = el.contentReference?.startsWith('#') ? el.contentReference.slice(1) : undefined;
+      if (!target || descend.has(path) || inExtension(path)) continue;
+      if (descend.has(target) || byParent.has(target)) {
+        lead(path, target);
+        changed = true;
+      }
+    }
+  }
+  return { root, byParent, descend };
 }
 
 /**
  * @medplum/core does not check that a choice element (`value[x]`, `effective[x]`) uses one of
- * the types a profile allows. Checks the choice elements directly under the root.
+ * the types a profile allows. Checks the choice elements of the profile at every depth
+ * (`QuestionnaireResponse.item.answer.value[x]` in every item, nested items included).
  */
 function checkChoiceTypes(obj: JsonObject, def: OurDefinition, at: string): OperationOutcomeIssue[] {
   const out: OperationOutcomeIssue[] = [];
-  for (const [name, el] of def.choices) out.push(...checkChoice(obj, name, el, at));
+  walkChoices(obj, def.choices.root, at, def.choices, out);
   return out;
+}
+
+function walkChoices(obj: JsonObject, elementPath: string, at: string, index: ChoiceIndex, out: OperationOutcomeIssue[]): void {
+  for (const [name, el] of index.byParent.get(elementPath) ?? []) out.push(...checkChoice(obj, name, el, at));
+  for (const [key, value] of Object.entries(obj)) {
+    const target = index.descend.get(`${elementPath}.${key}`);
+    if (!target) continue;
+    if (Array.isArray(value)) {
+      value.forEach((v, i) => {
+        if (isObject(v)) walkChoices(v, target, `${at}.${key}[${i}]`, index, out);
+      });
+    } else if (isObject(value)) {
+      walkChoices(value, target, `${at}.${key}`, index, out);
+    }
+  }
 }
 
 function checkChoice(obj: JsonObject, name: string, el: ElementDefinition, at: string): OperationOutcomeIssue[] {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Bundle, Encounter, OperationOutcome, Patient, Resource } from '@medplum/fhirtypes';
+import type { Bundle, CareTeam, Coding, Encounter, OperationOutcome, Patient, QuestionnaireResponse, Resource } from '@medplum/fhirtypes';
 import { validateFhir } from '../../src/fhir/validate.ts';
 import { UNCHECKED_VALUE_SETS } from '../../src/fhir/validate-bindings.ts';
 import { hasErrors } from '../../src/fhir/outcome.ts';
@@ -215,5 +215,122 @@ describe('required bindings', () => {
       'http://hl7.org/fhir/ValueSet/currencies',
       'http://hl7.org/fhir/ValueSet/mimetypes',
     ]);
+  });
+});
+
+describe('invariants that resolve() a reference inside the Bundle', () => {
+  const fullUrlOf = (b: Bundle, type: string): string => {
+    const e = (b.entry ?? []).find((x) => x.resource?.resourceType === type);
+    if (!e?.fullUrl) throw new Error(`no ${type} entry`);
+    return e.fullUrl;
+  };
+  const indexOf = (b: Bundle, type: string): number => (b.entry ?? []).findIndex((x) => x.resource?.resourceType === type);
+  /** Error issues whose text names invariant `key`, by expression. */
+  const invariantAt = (o: OperationOutcome, key: string): string[] =>
+    (o.issue ?? []).filter((i) => i.severity === 'error' && i.details?.text?.includes(`${key} not met`)).flatMap((i) => i.expression ?? []);
+
+  it('reports ctm-1 on a mapped CareTeam whose PractitionerRole member gets an onBehalfOf (urn:uuid references)', () => {
+    const b = mapEpisode(completed());
+    const k = indexOf(b, 'CareTeam');
+    const team = b.entry?.[k]?.resource as CareTeam;
+    const role = fullUrlOf(b, 'PractitionerRole');
+    expect(hasErrors(validateFhir(b))).toBe(false);
+    team.participant = [{ member: { reference: role }, onBehalfOf: { reference: fullUrlOf(b, 'Organization') } }];
+    const o = validateFhir(b);
+    expect(invariantAt(o, 'ctm-1')).toEqual([`Bundle.entry[${k}].resource.participant[0]`]);
+    expect(errorsAt(o)).toEqual([`Bundle.entry[${k}].resource.participant[0]`]);
+  });
+
+  it('accepts onBehalfOf beside a member that resolves to a Practitioner entry', () => {
+    const b = mapEpisode(completed());
+    const team = b.entry?.[indexOf(b, 'CareTeam')]?.resource as CareTeam;
+    team.participant = [{ member: { reference: fullUrlOf(b, 'Practitioner') }, onBehalfOf: { reference: fullUrlOf(b, 'Organization') } }];
+    expect(errorsAt(validateFhir(b))).toEqual([]);
+  });
+
+  /** A CareTeam (no profile of ours) beside a Practitioner, a PractitionerRole and an Organization with ids. */
+  const plainTeam = (member: string): Bundle => {
+    const b = transaction([
+      { resourceType: 'Practitioner', id: 'p-1' },
+      { resourceType: 'PractitionerRole', id: 'pr-1' },
+      { resourceType: 'Organization', id: 'o-1', name: 'Klinikk' },
+      { resourceType: 'CareTeam', participant: [{ member: { reference: member }, onBehalfOf: { reference: 'Organization/o-1' } }] } as CareTeam,
+    ]);
+    (b.entry ?? []).forEach((e) => {
+      e.fullUrl = `https://fhir.example.no/fhir/${e.resource?.resourceType}/${e.resource?.id ?? 'new'}`;
+    });
+    return b;
+  };
+
+  it('reports ctm-1 where the member is a Type/id reference to a PractitionerRole entry', () => {
+    expect(invariantAt(validateFhir(plainTeam('PractitionerRole/pr-1')), 'ctm-1')).toEqual(['Bundle.entry[3].resource.participant[0]']);
+    // … and where it is the entry's absolute fullUrl
+    expect(invariantAt(validateFhir(plainTeam('https://fhir.example.no/fhir/PractitionerRole/pr-1')), 'ctm-1')).toEqual([
+      'Bundle.entry[3].resource.participant[0]',
+    ]);
+  });
+
+  it('accepts a member that is a Type/id or absolute reference to a Practitioner entry', () => {
+    expect(errorsAt(validateFhir(plainTeam('Practitioner/p-1')))).toEqual([]);
+    // Without the Bundle's entries at hand this reference would resolve to nothing typed.
+    expect(errorsAt(validateFhir(plainTeam('https://fhir.example.no/fhir/Practitioner/p-1')))).toEqual([]);
+  });
+
+  it('reports ctm-1 in a CareTeam inside a Bundle whose member is a urn:uuid PractitionerRole (no profile claimed)', () => {
+    const b = transaction([{ resourceType: 'PractitionerRole' }, { resourceType: 'Organization', name: 'Klinikk' }]);
+    const [role, org] = (b.entry ?? []).map((e) => e.fullUrl as string);
+    b.entry?.push({
+      fullUrl: 'urn:uuid:6f1c1e3a-0d6b-5a8e-9c1f-0000000000ff',
+      resource: { resourceType: 'CareTeam', participant: [{ member: { reference: role as string } }, { member: { reference: role as string }, onBehalfOf: { reference: org as string } }] },
+      request: { method: 'POST', url: 'CareTeam' },
+    });
+    expect(errorsAt(validateFhir(b))).toEqual(['Bundle.entry[2].resource.participant[1]']);
+  });
+});
+
+describe('choice types a profile restricts, at every depth', () => {
+  const mappedResponse = (): { b: Bundle; k: number; qr: QuestionnaireResponse } => {
+    const b = mapEpisode(completed());
+    const k = (b.entry ?? []).findIndex((e) => (e.resource as QuestionnaireResponse | undefined)?.item?.[0]?.answer?.[0]?.valueCoding);
+    return { b, k, qr: b.entry?.[k]?.resource as QuestionnaireResponse };
+  };
+  const answerOf = (qr: QuestionnaireResponse, i: number) => qr.item?.[i]?.answer?.[0] as Record<string, unknown>;
+
+  it('reports a QuestionnaireResponse answer whose type imh-questionnaire-response does not allow', () => {
+    const { b, k, qr } = mappedResponse();
+    expect(hasErrors(validateFhir(b))).toBe(false);
+    const answer = answerOf(qr, 0);
+    delete answer.valueCoding;
+    answer.valueString = 'Third option';
+    const o = validateFhir(b);
+    expect(errorsAt(o)).toEqual([`Bundle.entry[${k}].resource.item[0].answer[0].valueString`]);
+    expect(JSON.stringify(o)).toContain('expected valueInteger or valueCoding');
+    // … also on the resource alone.
+    expect(errorsAt(validateFhir(qr))).toEqual(['QuestionnaireResponse.item[0].answer[0].valueString']);
+  });
+
+  it('applies the restriction to nested items (item.item and answer.item)', () => {
+    const { b, k, qr } = mappedResponse();
+    qr.item?.push({ linkId: 'group', item: [{ linkId: 'g1', answer: [{ valueInteger: 2 }] }, { linkId: 'g2', answer: [{ valueBoolean: true }] }] });
+    const n = (qr.item?.length ?? 0) - 1;
+    answerOf(qr, 1).item = [{ linkId: 'a1', answer: [{ valueDate: '2026-01-01' }] }];
+    expect(errorsAt(validateFhir(b)).sort()).toEqual(
+      [`Bundle.entry[${k}].resource.item[${n}].item[1].answer[0].valueBoolean`, `Bundle.entry[${k}].resource.item[1].answer[0].item[0].answer[0].valueDate`].sort(),
+    );
+  });
+
+  it('accepts nested items whose answers are of an allowed type', () => {
+    const { b, qr } = mappedResponse();
+    const coding = answerOf(qr, 0).valueCoding;
+    qr.item?.push({ linkId: 'group', item: [{ linkId: 'g1', answer: [{ valueInteger: 2 }] }, { linkId: 'g2', answer: [{ valueCoding: coding as Coding }] }] });
+    answerOf(qr, 1).item = [{ linkId: 'a1', answer: [{ valueInteger: 1 }] }];
+    expect(errorsAt(validateFhir(b))).toEqual([]);
+  });
+
+  it('leaves a QuestionnaireResponse that claims no profile of ours to base R4, which allows valueString', () => {
+    const { qr } = mappedResponse();
+    answerOf(qr, 0).valueString = 'x';
+    delete answerOf(qr, 0).valueCoding;
+    expect(errorsAt(validateFhir({ ...qr, meta: {} }))).toEqual([]);
   });
 });
