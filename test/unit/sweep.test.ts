@@ -294,7 +294,7 @@ describe('sweep with the Node queue', () => {
     clock += 20 * MINUTE;
     expect((await sweepStale(store, local, SWEEP, clock)).requeued).toEqual([job.id]);
     await local.drain();
-    expect((await store.getJob(job.id))?.targets.clinic).toMatchObject({ status: 'delivered', written: 65 });
+    expect((await store.getJob(job.id))?.targets.clinic).toMatchObject({ status: 'delivered', written: 69 }); // 65 resources + 4 session notes
     expect((await store.getLedger(job.episodeKey, 'clinic'))?.contentHash).toBe(job.contentHash);
     local.close();
   });
