@@ -7,6 +7,7 @@ import type { BundleEntry, Coding, Identifier, Reference, Resource } from '@medp
 import { v5 as uuidv5 } from 'uuid';
 import type { Episode } from '../domain/episode.ts';
 import { SECURITY, businessIdSystem, profileUrl } from '../fhir/systems.ts';
+import { writeRequest } from './write-semantics.ts';
 
 /** Namespace of every name-based UUID the bridge derives (RFC 9562 §5.5). */
 export const UUID_NAMESPACE = '5f2b8c4e-3d1a-5e7b-9c60-2a4d8e1f7b93';
@@ -68,8 +69,8 @@ export class BundleScope {
   }
 
   /**
-   * Adds a resource as a conditional update on its business identifier and returns a
-   * reference to it. Adding the same identity twice keeps the first (callers add the
+   * Adds a resource, written conditionally on its business identifier as its type calls for
+   * (write-semantics.ts), and returns a reference to it. Adding the same identity twice keeps the first (callers add the
    * fullest version first).
    */
   add<T extends Resource>(resource: T, opts: AddOptions): Ref {
@@ -81,15 +82,7 @@ export class BundleScope {
       };
       const { resourceType, ...rest } = resource;
       const full = { resourceType, meta, ...withoutUndefined(rest) } as T;
-      const { system, value } = opts.identifier;
-      this.entries.set(fullUrl, {
-        fullUrl,
-        resource: full,
-        request: {
-          method: 'PUT',
-          url: `${resource.resourceType}?identifier=${encodeURIComponent(system ?? '')}|${encodeURIComponent(value ?? '')}`,
-        },
-      });
+      this.entries.set(fullUrl, { fullUrl, resource: full, request: writeRequest(resource.resourceType, opts.identifier) });
     }
     return { reference: fullUrl };
   }

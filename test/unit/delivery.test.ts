@@ -11,6 +11,7 @@ import { clearCapabilityCache } from '../../src/sync/apply.ts';
 import { FhirTargetClient } from '../../src/sync/client.ts';
 import { type DeliveryDeps, attemptJob, resetForReplay, submitEpisode } from '../../src/sync/deliver.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
+import { mapEpisode } from '../../src/index.ts';
 import { completed, plannedMinimal } from '../fixtures/examples.ts';
 
 const BASE = 'http://fhir.test/fhir';
@@ -37,13 +38,21 @@ const metadata = (transaction = true) =>
     HttpResponse.json({ resourceType: 'CapabilityStatement', status: 'active', kind: 'instance', fhirVersion: '4.0.1', format: ['json'], date: '2026-01-01', rest: [{ mode: 'server', interaction: transaction ? [{ code: 'transaction' }] : [] }] }),
   );
 
-/** A transaction answer that gives each entry a stable id derived from its position. */
-const transactionOk = (b: Bundle) =>
+/**
+ * A transaction answer that gives each entry a stable id derived from its position, as a
+ * server that did not hold the master data yet: conditional creates "201 Created",
+ * conditional updates "200 OK" (`existing` lists the positions of master data it already had).
+ */
+const transactionOk = (b: Bundle, existing: ReadonlySet<number> = new Set()) =>
   HttpResponse.json({
     resourceType: 'Bundle',
     type: 'transaction-response',
-    entry: (b.entry ?? []).map((e: BundleEntry, i: number) => ({ response: { status: '200 OK', location: `${e.resource?.resourceType}/id${i}/_history/1` } })),
+    entry: (b.entry ?? []).map((e: BundleEntry, i: number) => ({
+      response: { status: e.request?.method === 'POST' && !existing.has(i) ? '201 Created' : '200 OK', location: `${e.resource?.resourceType}/id${i}/_history/1` },
+    })),
   });
+
+const mastersIn = (b: Bundle) => (b.entry ?? []).filter((e) => e.request?.method === 'POST').length;
 
 describe('delivery attempts under faults (msw)', () => {
   it('delivers on a healthy server and records every written resource in the ledger', async () => {
@@ -54,6 +63,10 @@ describe('delivery attempts under faults (msw)', () => {
     expect(r?.done).toBe(true);
     expect(r?.job.status).toBe('delivered');
     expect(r?.job.targets.clinic).toMatchObject({ status: 'delivered', written: 65, retracted: 0 });
+    // First delivery: master data created, everything else written by conditional update.
+    const masters = mastersIn(mapEpisode(completed()));
+    expect(masters).toBeGreaterThan(5);
+    expect(r?.job.targets.clinic?.counts).toEqual({ created: masters, updated: 65 - masters, unchanged: 0 });
     const ledger = await d.store.getLedger('974557746/VG-2026-0042', 'clinic');
     expect(ledger?.resources).toHaveLength(65);
     expect(ledger?.contentHash).toBe(job.contentHash);
@@ -121,7 +134,7 @@ describe('delivery attempts under faults (msw)', () => {
     await attemptJob((await submitEpisode(completed(), d)).id, d);
     const again = await attemptJob((await submitEpisode(completed(), d)).id, d);
     expect(posts).toBe(1);
-    expect(again?.job.targets.clinic).toMatchObject({ status: 'delivered', unchanged: true, written: 0 });
+    expect(again?.job.targets.clinic).toMatchObject({ status: 'delivered', unchanged: true, written: 0, counts: { created: 0, updated: 0, unchanged: 65 } });
   });
 
   it('does not let an older send overwrite a newer one delivered first', async () => {
@@ -172,6 +185,15 @@ describe('delivery attempts under faults (msw)', () => {
     let n = 0;
     server.use(
       metadata(false),
+      http.post(`${BASE}/:type`, async ({ request, params }) => {
+        // master data: a conditional create, its condition in If-None-Exist
+        expect(request.headers.get('if-none-exist')).toMatch(/^identifier=[^|]+\|.+$/);
+        const body = JSON.stringify(await request.json());
+        for (const m of body.matchAll(/"reference":"([^"]+)"/g)) expect(written).toContain(m[1]);
+        const id = `${params.type}/x${++n}`;
+        written.push(id);
+        return HttpResponse.json({ resourceType: params.type, id: `x${n}`, meta: { versionId: '1' } }, { status: 201, headers: { location: `${BASE}/${id}/_history/1` } });
+      }),
       http.put(`${BASE}/:type`, async ({ request, params }) => {
         const body = JSON.stringify(await request.json());
         // every reference must already point at a written resource
@@ -189,5 +211,7 @@ describe('delivery attempts under faults (msw)', () => {
     const r = await attemptJob((await submitEpisode(completed(), d)).id, d);
     expect(r?.job.targets.clinic).toMatchObject({ status: 'delivered', written: 65 });
     expect(written).toHaveLength(64);
+    const masters = mastersIn(mapEpisode(completed()));
+    expect(r?.job.targets.clinic?.counts).toEqual({ created: masters, updated: 65 - masters, unchanged: 0 });
   });
 });
