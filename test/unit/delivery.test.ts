@@ -7,11 +7,12 @@ import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
 import { HttpResponse, http } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { clearCapabilityCache } from '../../src/sync/apply.ts';
+import { clearCapabilityCache, entryKey } from '../../src/sync/apply.ts';
 import { FhirTargetClient } from '../../src/sync/client.ts';
 import { type DeliveryDeps, attemptJob, resetForReplay, submitEpisode } from '../../src/sync/deliver.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
 import { mapEpisode } from '../../src/index.ts';
+import { MASTER_DATA_TYPES } from '../../src/mapping/write-semantics.ts';
 import { completed, plannedMinimal } from '../fixtures/examples.ts';
 
 const BASE = 'http://fhir.test/fhir';
@@ -177,6 +178,95 @@ describe('delivery attempts under faults (msw)', () => {
     e.goals[0].statusOn = '2026-04-01';
     await attemptJob((await submitEpisode(e, d)).id, d);
     expect(puts).toEqual([]);
+  });
+
+  it('adds to master data the server already has only what it lacks, by JSON Patch under If-Match, and re-reads after a 412', async () => {
+    const d = deps();
+    const bundle = mapEpisode(plannedMinimal());
+    const existing = new Set((bundle.entry ?? []).flatMap((e, i) => (e.request?.method === 'POST' ? [i] : [])));
+    // The server holds every master resource already, with only its identifiers and an address.
+    const stored = new Map<string, Record<string, unknown>>();
+    (bundle.entry ?? []).forEach((e, i) => {
+      if (!existing.has(i)) return;
+      const r = e.resource as { resourceType: string; identifier: unknown[] };
+      stored.set(`${r.resourceType}/id${i}`, { resourceType: r.resourceType, id: `id${i}`, meta: { versionId: '1' }, identifier: r.identifier.slice(0, 1), address: [{ city: 'Bergen' }] });
+    });
+    const patches: { path: string; ifMatch: string | null; type: string | null; ops: { op: string; path: string }[] }[] = [];
+    let stale = true;
+    server.use(
+      metadata(),
+      http.post(BASE, async ({ request }) => transactionOk((await request.json()) as Bundle, existing)),
+      http.get(`${BASE}/:type/:id`, ({ params }) => HttpResponse.json(stored.get(`${params.type}/${params.id}`))),
+      http.patch(`${BASE}/:type/:id`, async ({ request, params }) => {
+        const key = `${params.type}/${params.id}`;
+        const ops = (await request.json()) as { op: string; path: string; value: unknown }[];
+        patches.push({ path: key, ifMatch: request.headers.get('if-match'), type: request.headers.get('content-type'), ops });
+        const current = stored.get(key) as Record<string, unknown>;
+        // The first patch finds the resource changed by someone else in between.
+        if (stale) {
+          stale = false;
+          current.meta = { versionId: '2' };
+          return HttpResponse.json({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'conflict' }] }, { status: 412 });
+        }
+        if (request.headers.get('if-match') !== `W/"${(current.meta as { versionId: string }).versionId}"`) return new HttpResponse(null, { status: 412 });
+        for (const o of ops) current[o.path.slice(1)] = o.value;
+        current.meta = { versionId: '3' };
+        return HttpResponse.json(current);
+      }),
+    );
+    const r = await attemptJob((await submitEpisode(plannedMinimal(), d)).id, d);
+    expect(r?.job.status).toBe('delivered');
+    expect(patches.length).toBeGreaterThan(existing.size); // one 412, then one per resource
+    expect(patches[1]?.path).toBe(patches[0]?.path);
+    expect(patches[0]?.ifMatch).toBe('W/"1"');
+    expect(patches[1]?.ifMatch).toBe('W/"2"');
+    for (const p of patches) {
+      expect(p.type).toBe('application/json-patch+json');
+      expect(p.ops.every((o) => o.op === 'add')).toBe(true);
+    }
+    // What the server had is still there.
+    for (const res of stored.values()) expect(res.address).toEqual([{ city: 'Bergen' }]);
+    const total = bundle.entry?.length ?? 0;
+    const patchedResources = new Set(patches.slice(1).map((p) => p.path)).size;
+    expect(r?.job.targets.clinic?.counts).toEqual({ created: 0, updated: total - existing.size + patchedResources, unchanged: existing.size - patchedResources });
+
+    // Nothing left to add: a changed re-send patches nothing and leaves the master data unchanged.
+    patches.length = 0;
+    const e = plannedMinimal();
+    e.goals = [];
+    const again = await attemptJob((await submitEpisode(e, d)).id, d);
+    expect(patches).toEqual([]);
+    expect(again?.job.targets.clinic?.counts?.unchanged).toBeGreaterThanOrEqual(existing.size);
+  });
+
+  it('never retracts master data that left the episode, only episode-owned resources', async () => {
+    const d = deps();
+    const puts: string[] = [];
+    server.use(
+      metadata(),
+      http.post(BASE, async ({ request }) => transactionOk((await request.json()) as Bundle)),
+      http.get(`${BASE}/:type/:id`, ({ params }) => HttpResponse.json({ resourceType: params.type, id: params.id, meta: { versionId: '1' }, status: 'final' })),
+      http.put(`${BASE}/:type/:id`, async ({ request, params }) => {
+        puts.push(String(params.type));
+        return HttpResponse.json({ ...((await request.json()) as object), meta: { versionId: '2' } });
+      }),
+    );
+    const first = completed();
+    await attemptJob((await submitEpisode(first, d)).id, d);
+    const ledger = await d.store.getLedger('974557746/VG-2026-0042', 'clinic');
+    // The ledger knows the practitioners. The next send has a new contact at the primary team
+    // (their Practitioner and PractitionerRole leave the episode) and no assessments.
+    expect(ledger?.resources.some((x) => x.type === 'Practitioner')).toBe(true);
+    const e = completed();
+    e.primaryTreatment.contact.hprNumber = '9876599';
+    e.assessments = [];
+    const left = new Set((mapEpisode(e).entry ?? []).map(entryKey));
+    const gone = (ledger?.resources ?? []).filter((x) => !left.has(x.key));
+    expect(gone.some((x) => MASTER_DATA_TYPES.has(x.type))).toBe(true);
+    const r = await attemptJob((await submitEpisode(e, d)).id, d);
+    expect(r?.job.targets.clinic?.retracted).toBe(gone.filter((x) => !MASTER_DATA_TYPES.has(x.type)).length);
+    expect(puts.length).toBeGreaterThan(0);
+    expect(puts.filter((t) => MASTER_DATA_TYPES.has(t))).toEqual([]);
   });
 
   it('falls back to ordered conditional writes when the server has no transactions', async () => {
