@@ -181,7 +181,7 @@ export async function applyOrdered(client: FhirTargetClient, bundle: Bundle): Pr
 }
 
 /** The one resource a search URL finds, or undefined when it finds none or several. */
-async function findOne(client: FhirTargetClient, searchUrl: string): Promise<{ type: string; id: string; versionId?: string } | undefined> {
+export async function findOne(client: FhirTargetClient, searchUrl: string): Promise<{ type: string; id: string; versionId?: string } | undefined> {
   const type = searchUrl.split('?')[0];
   const { body } = await client.request<Bundle>('GET', searchUrl);
   // Only matches count (a server may add included or outcome entries).
