@@ -8,6 +8,7 @@
  */
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../src/http/app.ts';
 import { mapEpisode } from '../../src/index.ts';
 import { NO } from '../../src/fhir/systems.ts';
 import { MASTER_DATA_TYPES } from '../../src/mapping/write-semantics.ts';
@@ -17,6 +18,7 @@ import { FhirTargetClient } from '../../src/sync/client.ts';
 import { type DeliveryDeps, submitEpisode } from '../../src/sync/deliver.ts';
 import { LocalQueue } from '../../src/sync/local-queue.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
+import { createDeliveryService } from '../../src/sync/service.ts';
 import { syncOnce } from '../../src/sync/sync-once.ts';
 import type { Job } from '../../src/sync/types.ts';
 import { activeFather, completed, plannedMinimal } from '../fixtures/examples.ts';
@@ -236,5 +238,20 @@ describe.each([
     expectKept(rater, seeded.rater as Json);
     expect(rater.meta.versionId).toBe(seeded.rater?.meta.versionId);
     for (const t of MASTER_DATA_TYPES) expect(sandbox.repo.countByType()[t]).toBe(before[t]);
+  });
+
+  it('GET /v1/jobs/{id} shows the counts of a delivery', async () => {
+    const queue = new LocalQueue(deps);
+    const service = createDeliveryService(store, { send: async (ms) => ms.forEach((m) => queue.enqueue(m.jobId, m.parentKey)) }, { allowSyntheticIds: true });
+    const app = createApp({ allowSyntheticIds: true, delivery: () => service });
+    const e = plannedMinimal();
+    e.goals = [{ goalId: 'G-COUNTS', description: 'Synthetic goal added for the counts', startOn: '2026-11-20', status: 'proposed', statusOn: '2026-11-20' }];
+    const put = await app.request(`/v1/episodes/${e.episodeId}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(e) });
+    expect(put.status).toBe(202);
+    await queue.drain();
+    const view = (await (await app.request(put.headers.get('location') as string)).json()) as Json;
+    const entries = mapEpisode(e).entry?.length as number;
+    // One goal is new, the Provenance that lists what the episode wrote changes, the rest is as it was.
+    expect(view.targets.clinic).toMatchObject({ status: 'delivered', counts: { created: 1, updated: 1, unchanged: entries - 2 } });
   });
 });
