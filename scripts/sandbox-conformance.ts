@@ -7,7 +7,9 @@
  * shared sandbox never collide) the way the bridge does (a transaction where the server
  * offers one, else ordered conditional writes), checks it by identifier search, sends it
  * again, changes it, drops a session (retracting its Encounter and Procedure), tries a
- * stale If-Match, and deletes what it wrote. Prints one row per capability.
+ * conditional create (how master data is written), a stale If-Match and a JSON Patch that
+ * adds (how existing master data is supplemented), and deletes what it wrote. Prints one
+ * row per capability.
  *
  * Exit 0 when every required row passes, 1 otherwise, 2 on usage errors. The bearer token
  * goes only into the Authorization header; it is never printed.
@@ -16,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { deepEquals } from '@medplum/core';
 import type { Bundle, BundleEntry, CapabilityStatement, Resource } from '@medplum/fhirtypes';
 import { mapEpisode } from '../src/index.ts';
 import { type WrittenResource, applyOrdered, applyTransaction, capabilities, clearCapabilityCache, dependencyOrder, entryKey, retract } from '../src/sync/apply.ts';
@@ -354,7 +357,40 @@ export async function runConformance(opts: ConformanceOptions): Promise<{ rows: 
     return fail('the write with a stale If-Match was accepted');
   });
 
-  // 9. clean up: delete what this run created, referrers first, then check it is gone
+  // 9. JSON Patch under If-Match: how the bridge adds what existing master data lacks. Tried
+  // on a goal this run created (never on data the server had), so it only informs.
+  await step('patch (JSON Patch add, If-Match)', false, async () => {
+    needs(created, 'create');
+    const goalEntry = findEntry(bundle1, 'Goal', `${episode.episodeId}/${episode.goals[0].goalId}`);
+    const w = firstWritten.get(entryKey(goalEntry)) ?? fail('no write result for the goal');
+    const before = await read('Goal', w.id);
+    const version = before.meta?.versionId;
+    if (!version) fail('the server does not version resources (no meta.versionId)');
+    const note = { text: `conformance run ${tag}` };
+    const op = Array.isArray(before.note) ? { op: 'add', path: '/note/-', value: note } : { op: 'add', path: '/note', value: [note] };
+    const patch = (v: string) => client.request('PATCH', `Goal/${w.id}`, [op], { 'content-type': 'application/json-patch+json', 'if-match': `W/"${v}"` });
+    try {
+      await patch(version);
+    } catch (e) {
+      const s = statusOf(e);
+      if (s === 405 || s === 415 || s === 501) return { result: 'SKIP', detail: `PATCH unsupported (HTTP ${s}); existing master data is left as it is` };
+      throw e;
+    }
+    const after = await read('Goal', w.id);
+    if (!deepEquals(after.note?.at(-1), note)) fail('the added note is not there');
+    const { note: _a, meta: _b, ...restAfter } = after;
+    const { note: _c, meta: _d, ...restBefore } = before;
+    if (!deepEquals(restAfter, restBefore)) fail('the patch changed more than it added');
+    try {
+      await patch(version);
+    } catch (e) {
+      if (statusOf(e) !== 412) throw e;
+      return { detail: 'add applied, nothing else changed; stale If-Match → 412' };
+    }
+    return fail('a patch with a stale If-Match was accepted');
+  });
+
+  // 10. clean up: delete what this run created, referrers first, then check it is gone
   await step('clean up (DELETE, then gone)', true, async () => {
     if (!writeAttempted) return { result: 'SKIP', detail: 'nothing was written' };
     // Writes may have failed half-way (ordered writes): find by identifier what the run may have left.
