@@ -286,8 +286,9 @@ const CONFLICT = new Set([409, 412, 422]);
  * lacks (additionsPatch) with PATCH `application/json-patch+json`, guarded by If-Match on
  * the version it read (https://hl7.org/fhir/R4/http.html#patch). A concurrent change (412,
  * or 409/422 for a failed guard) means read again and recompute; what is already there is
- * not added twice, so a repeat after a lost answer patches nothing. A server without PATCH
- * (405/501) is left as it is. Marks patched entries `supplemented` and takes their new version.
+ * not added twice, so a repeat after a lost answer patches nothing. A server without PATCH,
+ * or that does not let the bridge patch (403, 405, 501), is left as it is. Marks patched
+ * entries `supplemented` and takes their new version.
  */
 export async function supplementMasterData(client: FhirTargetClient, bundle: Bundle, applied: AppliedEntry[]): Promise<AppliedEntry[]> {
   const serverRef = new Map(applied.map((a) => [a.fullUrl, `${a.type}/${a.id}`]));
@@ -326,7 +327,8 @@ async function supplementOne(client: FhirTargetClient, a: AppliedEntry, desired:
       return { ...a, supplemented: true, ...(v ? { versionId: v } : {}) };
     } catch (e) {
       if (!(e instanceof TargetError) || e.status === undefined) throw e;
-      if (e.status === 405 || e.status === 501) return a;
+      // No PATCH here, or not for the bridge: the resource stays as the server has it.
+      if (e.status === 403 || e.status === 405 || e.status === 501) return a;
       if (CONFLICT.has(e.status) && tries < 3) {
         current = undefined;
         continue;

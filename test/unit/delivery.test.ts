@@ -239,6 +239,23 @@ describe('delivery attempts under faults (msw)', () => {
     expect(again?.job.targets.clinic?.counts?.unchanged).toBeGreaterThanOrEqual(existing.size);
   });
 
+  it.each([403, 405])('leaves existing master data as it is where PATCH is answered %i, and still delivers', async (status) => {
+    const d = deps();
+    const bundle = mapEpisode(plannedMinimal());
+    const existing = new Set((bundle.entry ?? []).flatMap((e, i) => (e.request?.method === 'POST' ? [i] : [])));
+    let patches = 0;
+    server.use(
+      metadata(),
+      http.post(BASE, async ({ request }) => transactionOk((await request.json()) as Bundle, existing)),
+      http.get(`${BASE}/:type/:id`, ({ params }) => HttpResponse.json({ resourceType: params.type, id: params.id, meta: { versionId: '1' } })),
+      http.patch(`${BASE}/:type/:id`, () => (patches++, new HttpResponse(null, { status }))),
+    );
+    const r = await attemptJob((await submitEpisode(plannedMinimal(), d)).id, d);
+    expect(patches).toBe(existing.size);
+    expect(r?.job.status).toBe('delivered');
+    expect(r?.job.targets.clinic?.counts).toEqual({ created: 0, updated: (bundle.entry?.length ?? 0) - existing.size, unchanged: existing.size });
+  });
+
   it('never retracts master data that left the episode, only episode-owned resources', async () => {
     const d = deps();
     const puts: string[] = [];
