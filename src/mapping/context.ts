@@ -70,8 +70,8 @@ export class BundleScope {
 
   /**
    * Adds a resource, written conditionally on its business identifier as its type calls for
-   * (write-semantics.ts), and returns a reference to it. Adding the same identity twice keeps the first (callers add the
-   * fullest version first).
+   * (write-semantics.ts), and returns a reference to it. Adding the same identity twice
+   * keeps the first (callers add the fullest version first).
    */
   add<T extends Resource>(resource: T, opts: AddOptions): Ref {
     const fullUrl = BundleScope.fullUrl(resource.resourceType, opts.identifier);
