@@ -7,7 +7,9 @@
  * shared sandbox never collide) the way the bridge does (a transaction where the server
  * offers one, else ordered conditional writes), checks it by identifier search, sends it
  * again, changes it, drops a session (retracting its Encounter and Procedure), tries a
- * stale If-Match, and deletes what it wrote. Prints one row per capability.
+ * conditional create (how master data is written), a stale If-Match and a JSON Patch that
+ * adds (how existing master data is supplemented), and deletes what it wrote. Prints one
+ * row per capability.
  *
  * Exit 0 when every required row passes, 1 otherwise, 2 on usage errors. The bearer token
  * goes only into the Authorization header; it is never printed.
@@ -16,9 +18,10 @@ import { randomBytes } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { deepEquals } from '@medplum/core';
 import type { Bundle, BundleEntry, CapabilityStatement, Resource } from '@medplum/fhirtypes';
 import { mapEpisode } from '../src/index.ts';
-import { type WrittenResource, applyOrdered, applyTransaction, capabilities, clearCapabilityCache, dependencyOrder, retract } from '../src/sync/apply.ts';
+import { type WrittenResource, applyOrdered, applyTransaction, capabilities, clearCapabilityCache, dependencyOrder, entryKey, retract } from '../src/sync/apply.ts';
 import { FhirTargetClient, TargetError } from '../src/sync/client.ts';
 import completedExample from '../test/fixtures/conformance-episode.json' with { type: 'json' };
 import { syntheticNationalId } from '../test/fixtures/generate.ts';
@@ -73,9 +76,9 @@ export function conformanceEpisode(tag: string): Json {
   return e;
 }
 
-/** The business identifier value a bundle entry is written under (its conditional URL's value). */
+/** The business identifier value a bundle entry is written under (its condition's value). */
 function identifierValue(entry: BundleEntry): string | undefined {
-  const url = entry.request?.url ?? '';
+  const url = entryKey(entry);
   const q = url.indexOf('?');
   if (q < 0) return undefined;
   const v = new URLSearchParams(url.slice(q + 1)).get('identifier') ?? '';
@@ -83,7 +86,7 @@ function identifierValue(entry: BundleEntry): string | undefined {
 }
 
 const entryType = (e: BundleEntry): string => (e.resource as Resource).resourceType;
-const isConditional = (e: BundleEntry): boolean => (e.request?.url ?? '').includes('?');
+const isConditional = (e: BundleEntry): boolean => entryKey(e).includes('?');
 const ref = (type: string, id: string) => `${type}/${id}`;
 
 function findEntry(bundle: Bundle, type: string, value: string): BundleEntry {
@@ -152,9 +155,9 @@ export async function runConformance(opts: ConformanceOptions): Promise<{ rows: 
     if (!ok) throw new StepSkipped(`skipped: needs ${what}`);
   };
 
-  /** Matches of a conditional URL on the server (resources of the entry's type only). */
+  /** Matches of an entry's condition on the server (resources of the entry's type only). */
   async function search(entry: BundleEntry): Promise<Resource[]> {
-    const url = entry.request?.url as string;
+    const url = entryKey(entry);
     const sep = url.includes('?') ? '&' : '?';
     const { body } = await client.request<Bundle>('GET', `${url}${sep}_count=10`);
     if (body?.resourceType !== 'Bundle') fail(`search ${entryType(entry)}?identifier=… did not answer a Bundle`);
@@ -173,11 +176,11 @@ export async function runConformance(opts: ConformanceOptions): Promise<{ rows: 
     const problems: string[] = [];
     for (const e of bundle.entry ?? []) {
       const type = entryType(e);
-      const w = written.get(e.request?.url as string);
+      const w = written.get(entryKey(e));
       let ids: string[];
       if (isConditional(e)) ids = (await search(e)).map((r) => r.id as string);
       else {
-        const id = (e.request?.url as string).split('/')[1] as string;
+        const id = entryKey(e).split('/')[1] as string;
         ids = [(await read(type, id))?.id as string];
       }
       if (ids.length !== 1) problems.push(`${type}: ${ids.length} matches for one identifier`);
@@ -278,8 +281,8 @@ export async function runConformance(opts: ConformanceOptions): Promise<{ rows: 
     await apply(bundle2);
     const goalEntry = findEntry(bundle2, 'Goal', `${changed.episodeId}/${goal.goalId}`);
     const encEntry = findEntry(bundle2, 'Encounter', `${changed.episodeId}/${session.sessionId}`);
-    const g = lastWritten.get(goalEntry.request?.url as string) ?? fail('no write result for the goal');
-    const enc = lastWritten.get(encEntry.request?.url as string) ?? fail('no write result for the session');
+    const g = lastWritten.get(entryKey(goalEntry)) ?? fail('no write result for the goal');
+    const enc = lastWritten.get(entryKey(encEntry)) ?? fail('no write result for the session');
     const want = goalEntry.resource as Json;
     const serverGoal = await read('Goal', g.id);
     const serverEnc = await read('Encounter', enc.id);
@@ -288,7 +291,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<{ rows: 
     const code = (x: Json) => x?.achievementStatus?.coding?.[0]?.code;
     if (code(serverGoal) !== code(want)) problems.push(`Goal.achievementStatus is ${code(serverGoal)}, sent ${code(want)}`);
     if (serverEnc.length?.value !== session.minutes) problems.push(`Encounter.length is ${serverEnc.length?.value}, sent ${session.minutes}`);
-    if (g.id !== firstWritten.get(goalEntry.request?.url as string)?.id) problems.push('the goal was written under a new id');
+    if (g.id !== firstWritten.get(entryKey(goalEntry))?.id) problems.push('the goal was written under a new id');
     if (problems.length) fail(problems.join('; '));
     return { detail: `Goal → ${want.lifecycleStatus}/${code(want)}, Encounter.length → ${session.minutes} min` };
   });
@@ -314,14 +317,14 @@ export async function runConformance(opts: ConformanceOptions): Promise<{ rows: 
     return { detail: `session ${dropped.sessionId} dropped: ${results.join(', ')} → entered-in-error` };
   });
 
-  // 7. conditional create (If-None-Exist): the bridge writes with conditional PUT, so this only informs
-  await step('conditional create (If-None-Exist)', false, async () => {
+  // 7. conditional create (If-None-Exist): how the bridge writes master data (people, clinicians, organisations)
+  await step('conditional create (If-None-Exist)', true, async () => {
     needs(created, 'create');
     const goalKeyEntry = findEntry(bundle1, 'Goal', `${episode.episodeId}/${episode.goals[0].goalId}`);
-    const w = firstWritten.get(goalKeyEntry.request?.url as string) ?? fail('no write result for the goal');
+    const w = firstWritten.get(entryKey(goalKeyEntry)) ?? fail('no write result for the goal');
     const current = await read('Goal', w.id);
     const { id: _id, meta: _meta, ...copy } = current;
-    const query = (goalKeyEntry.request?.url as string).split('?')[1] as string;
+    const query = (entryKey(goalKeyEntry)).split('?')[1] as string;
     const res = await client.request<Json>('POST', 'Goal', copy, { 'if-none-exist': query });
     if (res.status === 201) {
       const loc = res.body?.id ?? /Goal\/([^/]+)/.exec(res.headers.get('location') ?? '')?.[1];
@@ -337,7 +340,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<{ rows: 
   await step('If-Match (stale version → 412)', true, async () => {
     needs(changedOk, 'change');
     const goal2Entry = findEntry(bundle1, 'Goal', `${episode.episodeId}/${goal.goalId}`);
-    const w = firstWritten.get(goal2Entry.request?.url as string) ?? fail('no write result for the goal');
+    const w = firstWritten.get(entryKey(goal2Entry)) ?? fail('no write result for the goal');
     const current = await read('Goal', w.id);
     const version = current.meta?.versionId;
     if (!version) fail('the server does not version resources (no meta.versionId)');
@@ -354,7 +357,40 @@ export async function runConformance(opts: ConformanceOptions): Promise<{ rows: 
     return fail('the write with a stale If-Match was accepted');
   });
 
-  // 9. clean up: delete what this run created, referrers first, then check it is gone
+  // 9. JSON Patch under If-Match: how the bridge adds what existing master data lacks. Tried
+  // on a goal this run created (never on data the server had), so it only informs.
+  await step('patch (JSON Patch add, If-Match)', false, async () => {
+    needs(created, 'create');
+    const goalEntry = findEntry(bundle1, 'Goal', `${episode.episodeId}/${episode.goals[0].goalId}`);
+    const w = firstWritten.get(entryKey(goalEntry)) ?? fail('no write result for the goal');
+    const before = await read('Goal', w.id);
+    const version = before.meta?.versionId;
+    if (!version) fail('the server does not version resources (no meta.versionId)');
+    const note = { text: `conformance run ${tag}` };
+    const op = Array.isArray(before.note) ? { op: 'add', path: '/note/-', value: note } : { op: 'add', path: '/note', value: [note] };
+    const patch = (v: string) => client.request('PATCH', `Goal/${w.id}`, [op], { 'content-type': 'application/json-patch+json', 'if-match': `W/"${v}"` });
+    try {
+      await patch(version);
+    } catch (e) {
+      const s = statusOf(e);
+      if (s === 405 || s === 415 || s === 501) return { result: 'SKIP', detail: `PATCH unsupported (HTTP ${s}); existing master data is left as it is` };
+      throw e;
+    }
+    const after = await read('Goal', w.id);
+    if (!deepEquals(after.note?.at(-1), note)) fail('the added note is not there');
+    const { note: _a, meta: _b, ...restAfter } = after;
+    const { note: _c, meta: _d, ...restBefore } = before;
+    if (!deepEquals(restAfter, restBefore)) fail('the patch changed more than it added');
+    try {
+      await patch(version);
+    } catch (e) {
+      if (statusOf(e) !== 412) throw e;
+      return { detail: 'add applied, nothing else changed; stale If-Match → 412' };
+    }
+    return fail('a patch with a stale If-Match was accepted');
+  });
+
+  // 10. clean up: delete what this run created, referrers first, then check it is gone
   await step('clean up (DELETE, then gone)', true, async () => {
     if (!writeAttempted) return { result: 'SKIP', detail: 'nothing was written' };
     // Writes may have failed half-way (ordered writes): find by identifier what the run may have left.
@@ -381,7 +417,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<{ rows: 
     for (const e of all) byUrl.set(e.fullUrl as string, e);
     dependencyOrder([...byUrl.values()]).forEach((e, i) => {
       for (const m of [firstWritten, lastWritten]) {
-        const w = m.get(e.request?.url as string);
+        const w = m.get(entryKey(e));
         if (w) order.set(ref(w.type, w.id), i);
       }
     });

@@ -14,7 +14,8 @@ const USAGE = `usage:
   imh-bridge map FILE|-                      map an episode (JSON) to a FHIR R4 transaction Bundle
   imh-bridge validate FILE|-                 validate a FHIR resource or Bundle against R4 and the bridge's profiles
   imh-bridge sync FILE|- --target URL [--bearer TOKEN]
-                                             deliver one episode to a FHIR base URL (retries, conditional writes, no ledger)
+                                             deliver one episode to a FHIR base URL (retries, conditional writes, no ledger;
+                                             master data only created when absent); prints created/updated/unchanged
   imh-bridge extract FILE|-                  SDC extraction of a QuestionnaireResponse to a transaction Bundle of scores
   imh-bridge outcomes FILE|-                 first, latest, change and reliable change per instrument (FHIR Parameters)
   imh-bridge sandbox [--port 8103] [--host 127.0.0.1]
@@ -79,6 +80,9 @@ async function main(argv: string[]): Promise<number> {
           ...loadIdentity(process.env),
           log: (line) => process.stderr.write(line + '\n'),
         });
+        const counts = result.report.result.counts;
+        // One line for a person; the JSON report on stdout carries the same counts.
+        if (counts) process.stderr.write(`created ${counts.created}, updated ${counts.updated}, unchanged ${counts.unchanged}\n`);
         print(result.report);
         return result.delivered ? 0 : 1;
       }

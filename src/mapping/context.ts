@@ -8,6 +8,7 @@ import { v5 as uuidv5 } from 'uuid';
 import type { Episode } from '../domain/episode.ts';
 import { SECURITY, profileUrl } from '../fhir/systems.ts';
 import { DEV_IDENTITY, type IdentityOptions, businessIdSystem, pseudonym } from './identity.ts';
+import { writeRequest } from './write-semantics.ts';
 
 /** Namespace of every name-based UUID the bridge derives (RFC 9562 §5.5). */
 export const UUID_NAMESPACE = '5f2b8c4e-3d1a-5e7b-9c60-2a4d8e1f7b93';
@@ -92,9 +93,9 @@ export class BundleScope {
   }
 
   /**
-   * Adds a resource as a conditional update on its business identifier and returns a
-   * reference to it. Adding the same identity twice keeps the first (callers add the
-   * fullest version first).
+   * Adds a resource, written conditionally on its business identifier as its type calls for
+   * (write-semantics.ts), and returns a reference to it. Adding the same identity twice
+   * keeps the first (callers add the fullest version first).
    */
   add<T extends Resource>(resource: T, opts: AddOptions): Ref {
     const fullUrl = this.fullUrl(resource.resourceType, opts.identifier);
@@ -105,15 +106,7 @@ export class BundleScope {
       };
       const { resourceType, ...rest } = resource;
       const full = { resourceType, meta, ...withoutUndefined(rest) } as T;
-      const { system, value } = opts.identifier;
-      this.entries.set(fullUrl, {
-        fullUrl,
-        resource: full,
-        request: {
-          method: 'PUT',
-          url: `${resource.resourceType}?identifier=${encodeURIComponent(system ?? '')}|${encodeURIComponent(value ?? '')}`,
-        },
-      });
+      this.entries.set(fullUrl, { fullUrl, resource: full, request: writeRequest(resource.resourceType, opts.identifier) });
     }
     return { reference: fullUrl };
   }

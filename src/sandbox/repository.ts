@@ -9,6 +9,10 @@
  *   `identifier=system|value` now start from the index, which matches exactly as core's
  *   token matcher does; other filters of the same search are checked on the candidates with
  *   the matcher the scan uses (`matchesSearchRequest`), so results are identical.
+ * - No new version for an update that changes nothing. As Medplum's server and HAPI do, an
+ *   update (PUT, conditional PUT, PATCH) whose result equals the stored resource apart from
+ *   `meta.versionId`/`meta.lastUpdated` answers with the stored version instead of writing a
+ *   new one, so a client can tell an unchanged resource by its version.
  * - Undo journal for transactions. MemoryRepository.withTransaction just runs the callback;
  *   here a failed callback puts back every resource and history it touched, so a failed
  *   FHIR transaction leaves nothing behind (https://hl7.org/fhir/R4/http.html#trules).
@@ -24,12 +28,13 @@ import {
   badRequest,
   created,
   deepClone,
+  deepEquals,
   globalSchema,
   matchesSearchRequest,
   multipleMatches,
   tryGetDataType,
 } from '@medplum/core';
-import type { CreateResourceOptions, DeleteResourceOptions } from '@medplum/fhir-router';
+import type { CreateResourceOptions, DeleteResourceOptions, UpdateResourceOptions } from '@medplum/fhir-router';
 import { MemoryRepository } from '@medplum/fhir-router';
 import type { Bundle, BundleEntry, Identifier, OperationOutcome, Resource } from '@medplum/fhirtypes';
 
@@ -94,6 +99,14 @@ function indexableFilter(req: SearchRequest): Filter | undefined {
   });
 }
 
+/** A copy without the version bookkeeping (and without `meta` when that was all it held). */
+function withoutVersion(r: Resource): Resource {
+  const { meta, ...rest } = r;
+  if (!meta) return rest as Resource;
+  const { versionId: _v, lastUpdated: _l, ...m } = meta;
+  return (Object.keys(m).length ? { ...rest, meta: m } : rest) as Resource;
+}
+
 export class SandboxRepository extends MemoryRepository {
   /** type → key(system, value) → ids */
   private readonly identifierIndex = new Map<string, Map<string, Set<string>>>();
@@ -143,6 +156,14 @@ export class SandboxRepository extends MemoryRepository {
     if (!resource.id) this.record(result.resourceType, result.id, true);
     this.reindex(result.resourceType, result.id);
     return result;
+  }
+
+  /** As MemoryRepository's (If-Match included), but an update that changes nothing keeps the stored version. */
+  override async updateResource<T extends Resource>(resource: T, options?: UpdateResourceOptions): Promise<WithId<T>> {
+    const stored = resource.id ? this.stores.resources.get(resource.resourceType)?.get(resource.id) : undefined;
+    const versionMatches = !options?.ifMatch || stored?.meta?.versionId === options.ifMatch;
+    if (stored && versionMatches && deepEquals(withoutVersion(stored), withoutVersion(resource))) return deepClone(stored) as WithId<T>;
+    return super.updateResource(resource, options);
   }
 
   /** As MemoryRepository's, but resolving through the index and writing through createResource. */

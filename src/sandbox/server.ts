@@ -166,6 +166,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
 
     await serially(async () => {
       const existedBefore = method === 'PUT' && segments.length === 2 && type ? repo.has(type, segments[1] as string) : true;
+      // Entries of a batch or transaction that PUT to an id nothing has yet: they create (201).
+      const upserts = isBundleRequest(method, rel, body) ? newIdPuts(body as Bundle) : undefined;
       let result: FhirResponse;
       if (isTransaction) {
         try {
@@ -182,6 +184,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       } else {
         result = await router.handleRequest(request, repo);
       }
+      if (upserts?.size) markCreated(result, upserts);
       respond(req, res, method, result, !existedBefore, pretty);
     });
   }
@@ -239,6 +242,16 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     }
   }
 
+  /** Indices of `PUT Type/id` entries whose id does not exist yet. */
+  function newIdPuts(bundle: Bundle): Set<number> {
+    const out = new Set<number>();
+    (bundle.entry ?? []).forEach((e, i) => {
+      const m = e.request?.method === 'PUT' ? /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})$/.exec(e.request.url ?? '') : null;
+      if (m && !repo.has(m[1] as string, m[2] as string)) out.add(i);
+    });
+    return out;
+  }
+
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 0, host, () => {
@@ -263,6 +276,20 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
         server.closeAllConnections();
       }),
   };
+}
+
+const isBundleRequest = (method: string, rel: string, body: unknown): boolean =>
+  method === 'POST' && rel === '' && (body as Bundle | undefined)?.resourceType === 'Bundle';
+
+/**
+ * PUT to a new id creates it (https://hl7.org/fhir/R4/http.html#upsert): in a batch or
+ * transaction response too, such an entry says 201, not the router's 200.
+ */
+function markCreated([outcome, resource]: FhirResponse, upserts: Set<number>): void {
+  if (!isOk(outcome) || resource?.resourceType !== 'Bundle') return;
+  (resource as Bundle).entry?.forEach((e, i) => {
+    if (upserts.has(i) && e.response?.status?.startsWith('200')) e.response.status = '201';
+  });
 }
 
 /**

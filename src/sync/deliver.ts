@@ -7,7 +7,8 @@ import type { Bundle } from '@medplum/fhirtypes';
 import { parseEpisode } from '../domain/parse.ts';
 import { MAPPING_VERSION, type MapOptions, mapParsedEpisode } from '../mapping/bundle.ts';
 import { DEV_IDENTITY, pseudonym } from '../mapping/identity.ts';
-import { type WrittenResource, RETRACTABLE_TYPES, applyOrdered, applyTransaction, capabilities, retract } from './apply.ts';
+import { MASTER_DATA_TYPES } from '../mapping/write-semantics.ts';
+import { RETRACTABLE_TYPES, applyOrdered, applyTransaction, capabilities, countWrites, retract, supplementMasterData } from './apply.ts';
 import { type FhirTargetClient, TargetError } from './client.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, decide } from './retry.ts';
 import type { DeliveryStore, Job, LedgerRecord, TargetResult } from './types.ts';
@@ -113,28 +114,33 @@ export async function attemptJob(jobId: string, deps: DeliveryDeps): Promise<Att
 async function deliverToTarget(job: Job, bundle: Bundle, target: string, deps: DeliveryDeps): Promise<TargetResult> {
   const at = () => new Date(deps.now()).toISOString();
   const ledger = await deps.store.getLedger(job.episodeKey, target);
-  if (ledger && ledger.seq > job.seq) return { status: 'delivered', superseded: true, written: 0, deliveredAt: at() };
+  if (ledger && ledger.seq > job.seq) return { status: 'delivered', superseded: true, written: 0, counts: { created: 0, updated: 0, unchanged: 0 }, deliveredAt: at() };
   if (ledger && ledger.contentHash === job.contentHash && ledger.mappingVersion === job.mappingVersion) {
     await deps.store.putLedger({ ...ledger, seq: job.seq });
-    return { status: 'delivered', unchanged: true, written: 0, retracted: 0, deliveredAt: at() };
+    const entries = bundle.entry?.length ?? 0;
+    return { status: 'delivered', unchanged: true, written: 0, retracted: 0, counts: { created: 0, updated: 0, unchanged: entries }, deliveredAt: at() };
   }
   const client = deps.clientFor(target);
   const caps = await capabilities(client, deps.now());
-  const written = caps.transaction ? await applyTransaction(client, bundle) : await applyOrdered(client, bundle);
+  const applied = await supplementMasterData(client, bundle, caps.transaction ? await applyTransaction(client, bundle) : await applyOrdered(client, bundle));
+  const previous = new Map((ledger?.resources ?? []).filter((r) => !r.retracted).map((r) => [r.key, r.versionId]));
+  const counts = countWrites(applied, previous);
+  const written = applied.map(({ key, type, id, versionId }) => ({ key, type, id, ...(versionId ? { versionId } : {}) }));
 
-  // What this episode had on the server but no longer has: withdraw it, never leave or delete it.
+  // What this episode had on the server but no longer has: withdraw it, never leave or delete
+  // it. Master data is shared with other episodes and systems: it stays as it is.
   const current = new Set(written.map((w) => w.key));
   const kept: LedgerRecord['resources'] = [];
   let retracted = 0;
   for (const r of ledger?.resources ?? []) {
-    if (current.has(r.key) || !RETRACTABLE_TYPES.has(r.type)) continue;
+    if (current.has(r.key) || !RETRACTABLE_TYPES.has(r.type) || MASTER_DATA_TYPES.has(r.type)) continue;
     if (!r.retracted) {
       const done = await retract(client, r.type, r.id);
       retracted += 1;
       kept.push({ ...(done ?? r), key: r.key, retracted: true });
     } else kept.push(r);
   }
-  const resources: LedgerRecord['resources'] = [...written.map((w: WrittenResource) => ({ ...w })), ...kept];
+  const resources: LedgerRecord['resources'] = [...written, ...kept];
   await deps.store.putLedger({
     episodeKey: job.episodeKey,
     target,
@@ -144,7 +150,7 @@ async function deliverToTarget(job: Job, bundle: Bundle, target: string, deps: D
     deliveredAt: at(),
     resources,
   });
-  return { status: 'delivered', written: written.length, retracted, deliveredAt: at() };
+  return { status: 'delivered', written: written.length, retracted, counts, deliveredAt: at() };
 }
 
 /** Puts a finished (dead or failed) job back in the queue state; the caller enqueues it. */

@@ -1,16 +1,20 @@
 /**
  * Delivers one episode straight to a FHIR base URL, for integrators trying a server by
  * hand: the same mapping, conditional writes and retry policy as the queue, without the
- * ledger (every run writes the whole episode).
+ * ledger (every run writes the whole episode). So that its counts can say what a run
+ * changed, it first reads the versions the server holds of the episode's resources and
+ * gives them to the delivery as the previous versions.
  */
+import type { Bundle } from '@medplum/fhirtypes';
 import { OperationOutcomeError } from '../fhir/outcome.ts';
 import type { IdentityOptions } from '../mapping/identity.ts';
-import { FhirTargetClient } from './client.ts';
+import { entryKey, findOne } from './apply.ts';
+import { FhirTargetClient, TargetError } from './client.ts';
 import { attemptJob, CLINIC_TARGET } from './deliver.ts';
 import { MemoryStore } from './memory-store.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
 import { submitEpisode } from './deliver.ts';
-import type { Job } from './types.ts';
+import type { Job, LedgerRecord } from './types.ts';
 
 export interface SyncOptions {
   baseUrl: string;
@@ -48,6 +52,13 @@ export async function syncOnce(input: unknown, opts: SyncOptions): Promise<SyncR
   };
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const job = await submitEpisode(input, deps, { allowSyntheticIds: opts.allowSyntheticIds, identity: opts.identity });
+  const bundle = await store.getBundle(job.id);
+  const versions = bundle ? await currentVersions(client, bundle) : [];
+  // Versions only: no content hash, so the run still writes everything, and only this
+  // bundle's keys, so nothing is taken for a resource that left the episode.
+  if (versions.length) {
+    await store.putLedger({ episodeKey: job.episodeKey, target: CLINIC_TARGET, seq: 0, contentHash: '', mappingVersion: '', deliveredAt: '', resources: versions });
+  }
   for (;;) {
     const r = await attemptJob(job.id, deps);
     if (!r) throw new OperationOutcomeError({ resourceType: 'OperationOutcome', issue: [{ severity: 'fatal', code: 'exception', details: { text: 'job vanished' } }] }, 500);
@@ -61,4 +72,30 @@ export async function syncOnce(input: unknown, opts: SyncOptions): Promise<SyncR
     opts.log?.(`attempt ${r.job.attempts} failed (${result.error ?? 'error'}); retrying in ${Math.round(r.delayMs / 100) / 10} s`);
     await sleep(r.delayMs);
   }
+}
+
+/**
+ * What the server holds now of the bundle's conditionally updated entries: `Type/id` and
+ * version per entry key. Best effort: a failed read ends it (the delivery then counts
+ * those resources as updated), it never fails the run.
+ */
+async function currentVersions(client: FhirTargetClient, bundle: Bundle): Promise<LedgerRecord['resources']> {
+  const out: LedgerRecord['resources'] = [];
+  for (const e of bundle.entry ?? []) {
+    if (e.request?.method !== 'PUT') continue;
+    const key = entryKey(e);
+    try {
+      if (key.includes('?')) {
+        const found = await findOne(client, key);
+        if (found) out.push({ key, ...found });
+      } else {
+        const { body } = await client.request<{ resourceType: string; id: string; meta?: { versionId?: string } }>('GET', key);
+        if (body?.id) out.push({ key, type: body.resourceType, id: body.id, ...(body.meta?.versionId ? { versionId: body.meta.versionId } : {}) });
+      }
+    } catch (err) {
+      if (err instanceof TargetError && (err.status === 404 || err.status === 410)) continue;
+      break;
+    }
+  }
+  return out;
 }

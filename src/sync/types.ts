@@ -1,6 +1,6 @@
 /** Delivery jobs, per-target results and the ledger, as stored. */
 import type { Bundle, OperationOutcome } from '@medplum/fhirtypes';
-import type { WrittenResource } from './apply.ts';
+import type { WriteCounts, WrittenResource } from './apply.ts';
 
 export type JobStatus = 'queued' | 'retrying' | 'delivered' | 'failed' | 'dead';
 export type TargetStatus = 'pending' | 'retrying' | 'delivered' | 'failed' | 'dead';
@@ -13,6 +13,13 @@ export interface TargetResult {
   retracted?: number;
   /** Nothing changed since the last delivery: nothing was written. */
   unchanged?: boolean;
+  /**
+   * Per resource of the bundle, what the last successful delivery did on the server:
+   * created, updated (including master data the bridge added to), or left unchanged
+   * (existing master data with nothing to add, an update the server kept at the version the
+   * ledger had, every entry of a re-send the ledger short-circuited).
+   */
+  counts?: WriteCounts;
   /** A later send of the same episode was delivered first: this one wrote nothing. */
   superseded?: boolean;
   deliveredAt?: string;

@@ -32,13 +32,18 @@ afterAll(async () => {
 });
 
 describe('imh-bridge sync', () => {
-  it('delivers one episode and exits 0; a second run updates in place', async () => {
+  it('delivers one episode and exits 0; a second run changes nothing and says so', async () => {
     const file = resolve(EXAMPLES_DIR, 'completed-mother.episode.json');
     const first = await run(['sync', file, '--target', sandbox.baseUrl]);
     expect(first.status).toBe(0);
-    expect(JSON.parse(first.stdout).result).toMatchObject({ status: 'delivered', written: 69 });
+    expect(JSON.parse(first.stdout).result).toMatchObject({ status: 'delivered', written: 69, counts: { created: 69, updated: 0, unchanged: 0 } });
+    expect(first.stderr).toContain('created 69, updated 0, unchanged 0');
     const counts = sandbox.repo.countByType();
-    expect((await run(['sync', file, '--target', sandbox.baseUrl])).status).toBe(0);
+    // The same episode again: the user is told nothing was written.
+    const second = await run(['sync', file, '--target', sandbox.baseUrl]);
+    expect(second.status).toBe(0);
+    expect(JSON.parse(second.stdout).result.counts).toEqual({ created: 0, updated: 0, unchanged: 69 });
+    expect(second.stderr).toContain('created 0, updated 0, unchanged 69');
     expect(sandbox.repo.countByType()).toEqual(counts);
   });
 

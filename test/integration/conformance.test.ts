@@ -74,6 +74,7 @@ describe('FHIR conformance pass', () => {
       'remove',
       'conditional',
       'If-Match',
+      'patch',
       'clean',
     ]);
     // The bearer token goes into the header of every request, and nowhere into the rows.
@@ -125,7 +126,7 @@ describe('FHIR conformance pass', () => {
     expect(stderr).not.toMatch(/\n\s+at /);
     expect(code).toBe(0);
     expect(stdout).toMatch(/^capability\s+\| result \| detail\s+\|\s+ms$/m);
-    for (const name of ['metadata', 'create', 'verify', 're-send', 'change', 'remove', 'If-Match', 'clean up']) {
+    for (const name of ['metadata', 'create', 'verify', 're-send', 'change', 'remove', 'If-Match', 'patch', 'clean up']) {
       expect(stdout).toMatch(new RegExp(`^${name}.*\\| PASS `, 'm'));
     }
     expect(stdout).toContain('0 failed');

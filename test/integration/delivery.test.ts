@@ -7,7 +7,7 @@
 import type { Bundle } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSandbox, type Sandbox } from '../../src/sandbox/server.ts';
-import { clearCapabilityCache } from '../../src/sync/apply.ts';
+import { clearCapabilityCache, entryKey } from '../../src/sync/apply.ts';
 import { FhirTargetClient } from '../../src/sync/client.ts';
 import { type DeliveryDeps, submitEpisode } from '../../src/sync/deliver.ts';
 import { LocalQueue } from '../../src/sync/local-queue.ts';
@@ -41,7 +41,7 @@ function episodes(): unknown[] {
 /** What the server must hold: one resource per distinct conditional identity across all bundles. */
 function expectedCounts(bundles: Bundle[]): Record<string, number> {
   const seen = new Map<string, string>();
-  for (const b of bundles) for (const e of b.entry ?? []) seen.set(e.request?.url as string, e.resource?.resourceType as string);
+  for (const b of bundles) for (const e of b.entry ?? []) seen.set(entryKey(e), e.resource?.resourceType as string);
   const out: Record<string, number> = {};
   for (const type of seen.values()) out[type] = (out[type] ?? 0) + 1;
   return out;

@@ -7,12 +7,13 @@ import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
 import { HttpResponse, http } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { clearCapabilityCache } from '../../src/sync/apply.ts';
+import { clearCapabilityCache, entryKey } from '../../src/sync/apply.ts';
 import { FhirTargetClient } from '../../src/sync/client.ts';
 import { type DeliveryDeps, attemptJob, resetForReplay, submitEpisode } from '../../src/sync/deliver.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
+import { mapEpisode } from '../../src/index.ts';
+import { MASTER_DATA_TYPES } from '../../src/mapping/write-semantics.ts';
 import { completed, plannedMinimal } from '../fixtures/examples.ts';
-import { mapEpisode } from '../../src/mapping/bundle.ts';
 
 /** Entries of the completed example's Bundle: what one full delivery writes. */
 const COMPLETED_ENTRIES = mapEpisode(completed()).entry?.length ?? 0;
@@ -41,13 +42,21 @@ const metadata = (transaction = true) =>
     HttpResponse.json({ resourceType: 'CapabilityStatement', status: 'active', kind: 'instance', fhirVersion: '4.0.1', format: ['json'], date: '2026-01-01', rest: [{ mode: 'server', interaction: transaction ? [{ code: 'transaction' }] : [] }] }),
   );
 
-/** A transaction answer that gives each entry a stable id derived from its position. */
-const transactionOk = (b: Bundle) =>
+/**
+ * A transaction answer that gives each entry a stable id derived from its position, as a
+ * server that did not hold the master data yet: conditional creates "201 Created",
+ * conditional updates "200 OK" (`existing` lists the positions of master data it already had).
+ */
+const transactionOk = (b: Bundle, existing: ReadonlySet<number> = new Set()) =>
   HttpResponse.json({
     resourceType: 'Bundle',
     type: 'transaction-response',
-    entry: (b.entry ?? []).map((e: BundleEntry, i: number) => ({ response: { status: '200 OK', location: `${e.resource?.resourceType}/id${i}/_history/1` } })),
+    entry: (b.entry ?? []).map((e: BundleEntry, i: number) => ({
+      response: { status: e.request?.method === 'POST' && !existing.has(i) ? '201 Created' : '200 OK', location: `${e.resource?.resourceType}/id${i}/_history/1` },
+    })),
   });
+
+const mastersIn = (b: Bundle) => (b.entry ?? []).filter((e) => e.request?.method === 'POST').length;
 
 describe('delivery attempts under faults (msw)', () => {
   it('delivers on a healthy server and records every written resource in the ledger', async () => {
@@ -58,6 +67,10 @@ describe('delivery attempts under faults (msw)', () => {
     expect(r?.done).toBe(true);
     expect(r?.job.status).toBe('delivered');
     expect(r?.job.targets.clinic).toMatchObject({ status: 'delivered', written: COMPLETED_ENTRIES, retracted: 0 });
+    // First delivery: master data created, everything else written by conditional update.
+    const masters = mastersIn(mapEpisode(completed()));
+    expect(masters).toBeGreaterThan(5);
+    expect(r?.job.targets.clinic?.counts).toEqual({ created: masters, updated: COMPLETED_ENTRIES - masters, unchanged: 0 });
     const ledger = await d.store.getLedger('974557746/VG-2026-0042', 'clinic');
     expect(ledger?.resources).toHaveLength(COMPLETED_ENTRIES);
     expect(ledger?.contentHash).toBe(job.contentHash);
@@ -125,7 +138,7 @@ describe('delivery attempts under faults (msw)', () => {
     await attemptJob((await submitEpisode(completed(), d)).id, d);
     const again = await attemptJob((await submitEpisode(completed(), d)).id, d);
     expect(posts).toBe(1);
-    expect(again?.job.targets.clinic).toMatchObject({ status: 'delivered', unchanged: true, written: 0 });
+    expect(again?.job.targets.clinic).toMatchObject({ status: 'delivered', unchanged: true, written: 0, counts: { created: 0, updated: 0, unchanged: COMPLETED_ENTRIES } });
   });
 
   it('does not let an older send overwrite a newer one delivered first', async () => {
@@ -170,12 +183,127 @@ describe('delivery attempts under faults (msw)', () => {
     expect(puts).toEqual([]);
   });
 
+  it('adds to master data the server already has only what it lacks, by JSON Patch under If-Match, and re-reads after a 412', async () => {
+    const d = deps();
+    const bundle = mapEpisode(plannedMinimal());
+    const existing = new Set((bundle.entry ?? []).flatMap((e, i) => (e.request?.method === 'POST' ? [i] : [])));
+    // The server holds every master resource already, with only its identifiers and an address.
+    const stored = new Map<string, Record<string, unknown>>();
+    (bundle.entry ?? []).forEach((e, i) => {
+      if (!existing.has(i)) return;
+      const r = e.resource as { resourceType: string; identifier: unknown[] };
+      stored.set(`${r.resourceType}/id${i}`, { resourceType: r.resourceType, id: `id${i}`, meta: { versionId: '1' }, identifier: r.identifier.slice(0, 1), address: [{ city: 'Bergen' }] });
+    });
+    const patches: { path: string; ifMatch: string | null; type: string | null; ops: { op: string; path: string }[] }[] = [];
+    let stale = true;
+    server.use(
+      metadata(),
+      http.post(BASE, async ({ request }) => transactionOk((await request.json()) as Bundle, existing)),
+      http.get(`${BASE}/:type/:id`, ({ params }) => HttpResponse.json(stored.get(`${params.type}/${params.id}`))),
+      http.patch(`${BASE}/:type/:id`, async ({ request, params }) => {
+        const key = `${params.type}/${params.id}`;
+        const ops = (await request.json()) as { op: string; path: string; value: unknown }[];
+        patches.push({ path: key, ifMatch: request.headers.get('if-match'), type: request.headers.get('content-type'), ops });
+        const current = stored.get(key) as Record<string, unknown>;
+        // The first patch finds the resource changed by someone else in between.
+        if (stale) {
+          stale = false;
+          current.meta = { versionId: '2' };
+          return HttpResponse.json({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'conflict' }] }, { status: 412 });
+        }
+        if (request.headers.get('if-match') !== `W/"${(current.meta as { versionId: string }).versionId}"`) return new HttpResponse(null, { status: 412 });
+        for (const o of ops) current[o.path.slice(1)] = o.value;
+        current.meta = { versionId: '3' };
+        return HttpResponse.json(current);
+      }),
+    );
+    const r = await attemptJob((await submitEpisode(plannedMinimal(), d)).id, d);
+    expect(r?.job.status).toBe('delivered');
+    expect(patches.length).toBeGreaterThan(existing.size); // one 412, then one per resource
+    expect(patches[1]?.path).toBe(patches[0]?.path);
+    expect(patches[0]?.ifMatch).toBe('W/"1"');
+    expect(patches[1]?.ifMatch).toBe('W/"2"');
+    for (const p of patches) {
+      expect(p.type).toBe('application/json-patch+json');
+      expect(p.ops.every((o) => o.op === 'add')).toBe(true);
+    }
+    // What the server had is still there.
+    for (const res of stored.values()) expect(res.address).toEqual([{ city: 'Bergen' }]);
+    const total = bundle.entry?.length ?? 0;
+    const patchedResources = new Set(patches.slice(1).map((p) => p.path)).size;
+    expect(r?.job.targets.clinic?.counts).toEqual({ created: 0, updated: total - existing.size + patchedResources, unchanged: existing.size - patchedResources });
+
+    // Nothing left to add: a changed re-send patches nothing and leaves the master data unchanged.
+    patches.length = 0;
+    const e = plannedMinimal();
+    e.goals = [];
+    const again = await attemptJob((await submitEpisode(e, d)).id, d);
+    expect(patches).toEqual([]);
+    expect(again?.job.targets.clinic?.counts?.unchanged).toBeGreaterThanOrEqual(existing.size);
+  });
+
+  it.each([403, 405])('leaves existing master data as it is where PATCH is answered %i, and still delivers', async (status) => {
+    const d = deps();
+    const bundle = mapEpisode(plannedMinimal());
+    const existing = new Set((bundle.entry ?? []).flatMap((e, i) => (e.request?.method === 'POST' ? [i] : [])));
+    let patches = 0;
+    server.use(
+      metadata(),
+      http.post(BASE, async ({ request }) => transactionOk((await request.json()) as Bundle, existing)),
+      http.get(`${BASE}/:type/:id`, ({ params }) => HttpResponse.json({ resourceType: params.type, id: params.id, meta: { versionId: '1' } })),
+      http.patch(`${BASE}/:type/:id`, () => (patches++, new HttpResponse(null, { status }))),
+    );
+    const r = await attemptJob((await submitEpisode(plannedMinimal(), d)).id, d);
+    expect(patches).toBe(existing.size);
+    expect(r?.job.status).toBe('delivered');
+    expect(r?.job.targets.clinic?.counts).toEqual({ created: 0, updated: (bundle.entry?.length ?? 0) - existing.size, unchanged: existing.size });
+  });
+
+  it('never retracts master data that left the episode, only episode-owned resources', async () => {
+    const d = deps();
+    const puts: string[] = [];
+    server.use(
+      metadata(),
+      http.post(BASE, async ({ request }) => transactionOk((await request.json()) as Bundle)),
+      http.get(`${BASE}/:type/:id`, ({ params }) => HttpResponse.json({ resourceType: params.type, id: params.id, meta: { versionId: '1' }, status: 'final' })),
+      http.put(`${BASE}/:type/:id`, async ({ request, params }) => {
+        puts.push(String(params.type));
+        return HttpResponse.json({ ...((await request.json()) as object), meta: { versionId: '2' } });
+      }),
+    );
+    const first = completed();
+    await attemptJob((await submitEpisode(first, d)).id, d);
+    const ledger = await d.store.getLedger('974557746/VG-2026-0042', 'clinic');
+    // The ledger knows the practitioners. The next send has a new contact at the primary team
+    // (their Practitioner and PractitionerRole leave the episode) and no assessments.
+    expect(ledger?.resources.some((x) => x.type === 'Practitioner')).toBe(true);
+    const e = completed();
+    e.primaryTreatment.contact.hprNumber = '9876599';
+    e.assessments = [];
+    const left = new Set((mapEpisode(e).entry ?? []).map(entryKey));
+    const gone = (ledger?.resources ?? []).filter((x) => !left.has(x.key));
+    expect(gone.some((x) => MASTER_DATA_TYPES.has(x.type))).toBe(true);
+    const r = await attemptJob((await submitEpisode(e, d)).id, d);
+    expect(r?.job.targets.clinic?.retracted).toBe(gone.filter((x) => !MASTER_DATA_TYPES.has(x.type)).length);
+    expect(puts.length).toBeGreaterThan(0);
+    expect(puts.filter((t) => MASTER_DATA_TYPES.has(t))).toEqual([]);
+  });
+
   it('falls back to ordered conditional writes when the server has no transactions', async () => {
     const d = deps();
     const written: string[] = [];
     let n = 0;
     server.use(
       metadata(false),
+      http.post(`${BASE}/:type`, async ({ request, params }) => {
+        // master data: a conditional create, its condition in If-None-Exist
+        expect(request.headers.get('if-none-exist')).toMatch(/^identifier=[^|]+\|.+$/);
+        const body = JSON.stringify(await request.json());
+        for (const m of body.matchAll(/"reference":"([^"]+)"/g)) expect(written).toContain(m[1]);
+        const id = `${params.type}/x${++n}`;
+        written.push(id);
+        return HttpResponse.json({ resourceType: params.type, id: `x${n}`, meta: { versionId: '1' } }, { status: 201, headers: { location: `${BASE}/${id}/_history/1` } });
+      }),
       http.put(`${BASE}/:type`, async ({ request, params }) => {
         const body = JSON.stringify(await request.json());
         // every reference must already point at a written resource
@@ -193,5 +321,7 @@ describe('delivery attempts under faults (msw)', () => {
     const r = await attemptJob((await submitEpisode(completed(), d)).id, d);
     expect(r?.job.targets.clinic).toMatchObject({ status: 'delivered', written: COMPLETED_ENTRIES });
     expect(written).toHaveLength(COMPLETED_ENTRIES - 1); // all but the Provenance
+    const masters = mastersIn(mapEpisode(completed()));
+    expect(r?.job.targets.clinic?.counts).toEqual({ created: masters, updated: COMPLETED_ENTRIES - masters, unchanged: 0 });
   });
 });

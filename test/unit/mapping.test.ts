@@ -2,6 +2,7 @@ import type { Bundle } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
 import { mapEpisode } from '../../src/index.ts';
 import { OperationOutcomeError } from '../../src/fhir/outcome.ts';
+import { MASTER_DATA_TYPES } from '../../src/mapping/write-semantics.ts';
 import { byIdentifier, countByType, ext, resolve, resources } from '../fixtures/bundle.ts';
 import { activeFather, completed, example, exampleNames, plannedMinimal } from '../fixtures/examples.ts';
 
@@ -25,11 +26,18 @@ describe('bundle shape', () => {
     for (const e of b.entry ?? []) {
       // Keyed UUIDs (version 8) for identities; the Provenance's id is name-based (version 5).
       expect(e.fullUrl).toMatch(/^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[58][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-      expect(e.request?.method).toBe('PUT');
       const r = e.resource as { resourceType: string; id?: string; meta?: { profile?: string[] } };
-      if (r.resourceType === 'Provenance') expect(e.request?.url).toBe(`Provenance/${r.id}`);
-      else {
+      if (r.resourceType === 'Provenance') expect(e.request).toEqual({ method: 'PUT', url: `Provenance/${r.id}` });
+      else if (MASTER_DATA_TYPES.has(r.resourceType)) {
+        // Master data: created when absent, never replaced.
+        expect(e.request?.method).toBe('POST');
+        expect(e.request?.url).toBe(r.resourceType);
+        expect(e.request?.ifNoneExist).toMatch(/^identifier=[^|]+\|.+$/);
+        expect(r.id).toBeUndefined();
+      } else {
+        expect(e.request?.method).toBe('PUT');
         expect(e.request?.url).toMatch(new RegExp(`^${r.resourceType}\\?identifier=[^|]+\\|.+$`));
+        expect(e.request?.ifNoneExist).toBeUndefined();
         expect(r.id).toBeUndefined();
       }
       expect(r.meta?.profile?.[0]).toMatch(new RegExp(`^${BASE}/StructureDefinition/imh-`));
