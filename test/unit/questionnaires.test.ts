@@ -255,13 +255,58 @@ describe('licensing: what text is shipped', () => {
       ['focus-elements', 'choice', true],
       ['themes', 'choice', true],
     ]);
-    expect(item('marte-meo-session-review', 'focus-elements').answerValueSet).toBe('https://imh-bridge.example.no/fhir/ValueSet/marte-meo-focus-element');
-    expect(item('marte-meo-session-review', 'themes').answerValueSet).toBe('https://imh-bridge.example.no/fhir/ValueSet/change-process-theme');
+    // Options inline, exactly the concepts of our CodeSystems, so no terminology server is needed.
+    for (const [linkId, cs] of [['focus-elements', 'marte-meo-focus-element'], ['themes', 'change-process-theme']] as const) {
+      const options = item('marte-meo-session-review', linkId).answerOption?.map((o) => o.valueCoding);
+      expect(options).toEqual(codeSystem(cs).concept?.map((c) => ({ system: codeSystem(cs).url, code: c.code, display: c.display })));
+    }
     for (const i of x.item) {
       expect(i._text?.extension).toEqual([
         { url: EXT.translation, extension: [{ url: 'lang', valueCode: 'nb' }, { url: 'content', valueString: expect.any(String) }] },
       ]);
       expect(inCodeSystem(i.code?.[0] as Coding)).toBe(true);
+    }
+  });
+});
+
+describe('every published Questionnaire is fillable without a terminology server', () => {
+  const choiceItems = (x: Questionnaire): QuestionnaireItem[] => {
+    const out: QuestionnaireItem[] = [];
+    const walk = (items: QuestionnaireItem[] | undefined) => items?.forEach((i) => (i.type === 'choice' || i.type === 'open-choice' ? out.push(i) : undefined, walk(i.item)));
+    walk(x.item);
+    return out;
+  };
+
+  /** Choice items a renderer could not offer options for without a terminology server. */
+  const unfillable = (x: Questionnaire): string[] => {
+    const contained = new Map((x.contained ?? []).filter((r) => r.resourceType === 'ValueSet').map((v) => [`#${v.id}`, v]));
+    return choiceItems(x)
+      .filter((i) => {
+        // Only a reference into the Questionnaire itself resolves without a server.
+        if (i.answerValueSet) return !contained.get(i.answerValueSet)?.expansion?.contains?.length;
+        return !(i.answerOption?.length && i.answerOption.every((o) => o.valueCoding?.system && o.valueCoding.code && o.valueCoding.display));
+      })
+      .map((i) => i.linkId as string);
+  };
+
+  it.each(QUESTIONNAIRE_IDS)('%s: every choice item lists its options inline, or in a contained ValueSet with an expansion', (id) => {
+    expect(unfillable(q(id))).toEqual([]);
+  });
+
+  it('the check above can fail: an answerValueSet pointing at a server is caught', () => {
+    const x = structuredClone(q('marte-meo-session-review'));
+    const themes = x.item?.find((i) => i.linkId === 'themes') as QuestionnaireItem;
+    delete themes.answerOption;
+    themes.answerValueSet = 'https://imh-bridge.example.no/fhir/ValueSet/change-process-theme';
+    expect(unfillable(x)).toEqual(['themes']);
+  });
+
+  it('choice items ask for radio buttons (one answer) or check boxes (repeats), as on paper', () => {
+    for (const id of QUESTIONNAIRE_IDS) {
+      for (const i of choiceItems(q(id))) {
+        const control = i.extension?.find((e) => e.url === EXT.itemControl)?.valueCodeableConcept?.coding?.[0];
+        expect(control).toMatchObject({ system: 'http://hl7.org/fhir/questionnaire-item-control', code: i.repeats ? 'check-box' : 'radio-button' });
+      }
     }
   });
 });
