@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { CodeSystem, Coding, Questionnaire, QuestionnaireItem, Resource } from '@medplum/fhirtypes';
+import type { CodeSystem, Coding, Questionnaire, QuestionnaireItem, Resource, ValueSet } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
 import { validateFhir } from '../../src/fhir/validate.ts';
 import { answerCoding, itemCode, rawAnswer } from '../../src/instruments/answers.ts';
@@ -14,6 +14,9 @@ import {
   questionnaireForUrl,
 } from '../../src/instruments/questionnaires.ts';
 import { itemScore } from '../../src/instruments/scoring.ts';
+import { createApp } from '../../src/http/app.ts';
+import { accessFor } from '../../src/http/auth.ts';
+import { openApiDocument } from '../../src/http/openapi.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const errors = (r: Resource) => validateFhir(r).issue.filter((i) => i.severity === 'error' || i.severity === 'fatal');
@@ -308,5 +311,62 @@ describe('every published Questionnaire is fillable without a terminology server
         expect(control).toMatchObject({ system: 'http://hl7.org/fhir/questionnaire-item-control', code: i.repeats ? 'check-box' : 'radio-button' });
       }
     }
+  });
+});
+
+describe('the bridge serves its CodeSystems and ValueSets', () => {
+  const app = createApp({ allowSyntheticIds: true });
+  const get = async (path: string) => {
+    const res = await app.request(path);
+    return { status: res.status, type: res.headers.get('content-type'), body: (await res.json()) as Record<string, unknown> };
+  };
+  const mappingFiles = (prefix: string) => readdirSync(resolve(root, 'mappings')).filter((f) => f.startsWith(`${prefix}-`) && f.endsWith('.json'));
+
+  it('every mappings/CodeSystem-*.json at GET /v1/CodeSystem/{id}, as published', async () => {
+    const files = mappingFiles('CodeSystem');
+    expect(files.length).toBeGreaterThan(10);
+    for (const f of files) {
+      const published = JSON.parse(readFileSync(resolve(root, 'mappings', f), 'utf8')) as CodeSystem;
+      const r = await get(`/v1/CodeSystem/${published.id}`);
+      expect([r.status, r.type]).toEqual([200, 'application/fhir+json; charset=utf-8']);
+      expect(r.body).toEqual(published);
+    }
+    const list = await get('/v1/CodeSystem');
+    expect((list.body.entry as unknown[]).length).toBe(files.length);
+  });
+
+  it('every mappings/ValueSet-*.json at GET /v1/ValueSet/{id}, expanded to exactly the codes of its CodeSystem', async () => {
+    const files = mappingFiles('ValueSet');
+    for (const f of files) {
+      const published = JSON.parse(readFileSync(resolve(root, 'mappings', f), 'utf8')) as ValueSet;
+      const r = await get(`/v1/ValueSet/${published.id}`);
+      expect(r.status).toBe(200);
+      const { expansion, ...rest } = r.body as unknown as ValueSet;
+      expect(rest).toEqual(published);
+      const cs = codeSystem(published.compose?.include?.[0]?.system?.split('/CodeSystem/')[1] as string);
+      expect(expansion?.contains?.map((c) => [c.system, c.code, c.display])).toEqual(cs.concept?.map((c) => [cs.url, c.code, c.display]));
+      expect(expansion?.total).toBe(cs.concept?.length);
+      expect(errors(r.body as unknown as Resource)).toEqual([]);
+    }
+    expect(((await get('/v1/ValueSet')).body.entry as unknown[]).length).toBe(files.length);
+  });
+
+  it('the session review options are the expansion a client would get from the ValueSet route', async () => {
+    const vs = (await get('/v1/ValueSet/change-process-theme')).body as unknown as ValueSet;
+    const inline = item('marte-meo-session-review', 'themes').answerOption?.map((o) => o.valueCoding?.code);
+    expect(vs.expansion?.contains?.map((c) => c.code)).toEqual(inline);
+  });
+
+  it('an unknown id is a 404 OperationOutcome', async () => {
+    for (const path of ['/v1/CodeSystem/nope', '/v1/ValueSet/nope']) {
+      const r = await get(path);
+      expect([r.status, r.body.resourceType]).toEqual([404, 'OperationOutcome']);
+    }
+  });
+
+  it('the routes are in the OpenAPI document and need only a valid token', () => {
+    const paths = (openApiDocument() as { paths: Record<string, unknown> }).paths;
+    for (const p of ['/v1/CodeSystem', '/v1/CodeSystem/{id}', '/v1/ValueSet', '/v1/ValueSet/{id}']) expect(paths[p]).toBeDefined();
+    expect(accessFor('GET', '/v1/ValueSet/score-band')).toBe('any');
   });
 });
