@@ -29,6 +29,10 @@ export default defineConfig(async () => {
           test: { name: 'integration', include: ['test/integration/**/*.test.ts'], environment: 'node', testTimeout: 120_000, hookTimeout: 60_000 },
         },
         {
+          // LHC-Forms in headless Chromium (Debian's chromium; skips loudly without it).
+          test: { name: 'browser', include: ['test/browser/**/*.test.ts'], environment: 'node', testTimeout: 60_000, hookTimeout: 600_000 },
+        },
+        {
           plugins: [
             cloudflareTest({
               wrangler: { configPath: './wrangler.toml' },

@@ -17,6 +17,7 @@ const USAGE = `usage:
                                              deliver one episode to a FHIR base URL (retries, conditional writes, no ledger;
                                              master data only created when absent); prints created/updated/unchanged
   imh-bridge extract FILE|-                  SDC extraction of a QuestionnaireResponse to a transaction Bundle of scores
+                                             (Parameters {return, issues} when a calculated total disagrees with the answers)
   imh-bridge outcomes FILE|-                 first, latest, change and reliable change per instrument (FHIR Parameters)
   imh-bridge sandbox [--port 8103] [--host 127.0.0.1]
                                              run a local sandbox FHIR R4 server at http://HOST:PORT/fhir
@@ -91,8 +92,11 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case 'extract': {
-        const { extractResponse } = await import('./instruments/extract.ts');
-        print(extractResponse(await readJson(file)));
+        const { extract, extractionBody } = await import('./instruments/extract.ts');
+        const result = extract(await readJson(file), loadIdentity(process.env));
+        // As over HTTP: the Bundle, or Parameters {return, issues} when there are warnings; those also go to stderr.
+        for (const w of result.issues) process.stderr.write(`warning: ${w.details?.text ?? w.code}\n`);
+        print(extractionBody(result));
         return 0;
       }
       case 'outcomes': {

@@ -15,7 +15,7 @@ Expression: "%resource.identifier.where((system = 'urn:oid:2.16.578.1.12.4.1.4.1
 Invariant: imh-infant-id
 Description: "An infant has a national identifier (fødselsnummer or D-number) or a local identifier of the clinic (…/sid/<org>/infant)."
 Severity: #error
-Expression: "%resource.identifier.where(((system = 'urn:oid:2.16.578.1.12.4.1.4.1' or system = 'urn:oid:2.16.578.1.12.4.1.4.2') or system.matches('^https://[^/]+(/[^/]+)*/[0-9]{9}/infant$')) and value.exists()).exists()"
+Expression: "%resource.identifier.where(((system = 'urn:oid:2.16.578.1.12.4.1.4.1' or system = 'urn:oid:2.16.578.1.12.4.1.4.2') or system.matches('^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/infant$')) and value.exists()).exists()"
 
 Invariant: imh-sha256
 Description: "A SHA-256 digest as 64 lowercase hexadecimal digits."

@@ -18,8 +18,9 @@ Description: "The answers to one instrument (EPDS, PHQ-9, GAD-7, PRFQ) or the co
 * item 1..*
 // The data decides here, not the old profile: the published Questionnaires ask choice items whose
 // answer options are Codings carrying their score (ordinalValue), and SDC renderers answer such
-// items with valueCoding. Only the PDI-RF rating is a plain integer.
-* item.answer.value[x] only integer or Coding
+// items with valueCoding. Totals and the PDI-RF rating are integers, PRFQ subscale means decimals,
+// and the session review form adds a date and free text. Nothing else is asked.
+* item.answer.value[x] only integer or decimal or Coding or date or string
 
 Profile: ImhScoreObservation
 Parent: Observation

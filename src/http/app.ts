@@ -8,12 +8,13 @@ import { isOperationOutcomeError } from '../fhir/outcome.ts';
 import { validateFhir } from '../fhir/validate.ts';
 import { mapEpisode } from '../mapping/bundle.ts';
 import type { IdentityOptions } from '../mapping/identity.ts';
-import { extractResponse } from '../instruments/extract.ts';
+import { extract, extractionBody } from '../instruments/extract.ts';
 import { QUESTIONNAIRE_IDS, questionnaire } from '../instruments/questionnaires.ts';
 import { docsPage, openApiDocument } from './openapi.ts';
 import { fhirJson, outcomeResponse, sendOutcome } from './errors.ts';
 import { limitBody, requireJson } from './middleware.ts';
 import { deliveryRoutes } from './delivery.ts';
+import { terminologyRoutes } from './terminology.ts';
 import type { DeliveryService } from '../sync/service.ts';
 import type { InboundAuthenticator } from '../auth/inbound.ts';
 import { type AuthVariables, requireAuth } from './auth.ts';
@@ -79,10 +80,13 @@ export function createApp(config: AppConfig): Hono<Env> {
     return q ? fhirJson(c, q) : outcomeResponse(c, 404, 'not-found', `no Questionnaire ${c.req.param('id')}; GET /v1/Questionnaire lists them`);
   });
 
+  app.route('/v1', terminologyRoutes<Env>());
+
   app.post('/v1/QuestionnaireResponse/$extract', limitBody, requireJson, async (c) => {
     const body = await readJson(c);
     if (!body.ok) return body.response;
-    return fhirJson(c, extractResponse(body.value));
+    // The Bundle, or Parameters {return, issues} when there are warnings (SDC $extract outputs).
+    return fhirJson(c, extractionBody(extract(body.value, { allowSyntheticIds: config.allowSyntheticIds, identity: config.identity })));
   });
 
   app.post('/v1/$validate', limitBody, requireJson, async (c) => {

@@ -98,15 +98,57 @@ export function openApiDocument(): Record<string, unknown> {
         post: {
           operationId: 'extract',
           security: ANY_TOKEN,
-          summary: 'SDC extraction: a QuestionnaireResponse to one of the bridge\'s Questionnaires → transaction Bundle of the response, its score Observations and any self-harm Flag',
+          summary:
+            'SDC extraction: a QuestionnaireResponse to one of the bridge\'s Questionnaires → transaction Bundle of the response, its score Observations and any self-harm Flag. ' +
+            'Takes the response as a form renderer (LHC-Forms, CSIRO Smart Forms) exports it plus a `subject`: {reference: "Patient/<id>"} or {identifier: {system: "urn:oid:2.16.578.1.12.4.1.4.1" (or …4.1.4.2 for a D-number), value: "<national id>"}} (written as the conditional reference Patient?identifier=…). ' +
+            'Identity: the response\'s `identifier`, else its `id`, else questionnaire + subject + authored: the same response sent twice gives the same Bundle. A response carrying the bridge\'s assessment identifier (…/sid/<org>/assessment) gets the identities of the episode path. ' +
+            'Calculated items (totals, subscale means) are stored with the value the bridge computes; one the response states differently is reported as a warning. Only elements R4 defines for QuestionnaireResponse are kept.',
           requestBody: jsonBody({ type: 'object', required: ['resourceType'], properties: { resourceType: { const: 'QuestionnaireResponse' } } }),
           responses: {
-            '200': { description: 'Transaction Bundle, identical to what the episode path writes for the same answers', content: { [FHIR]: { schema: { $ref: '#/components/schemas/Bundle' } } } },
-            '400': errorResponse('The response does not fit its Questionnaire; expressions point into the response'),
+            '200': {
+              description:
+                'Without warnings: the transaction Bundle, identical to what the episode path writes for the same answers. With warnings (a submitted total or subscale that disagrees with the answers): a FHIR Parameters resource with `return` (the Bundle, carrying the computed values) and `issues` (an OperationOutcome of severity warning whose expression points into the response), as the SDC $extract OperationDefinition defines its outputs',
+              content: { [FHIR]: { schema: { oneOf: [{ $ref: '#/components/schemas/Bundle' }, { $ref: '#/components/schemas/ExtractParameters' }] } } },
+            },
+            '400': errorResponse('The response does not fit its Questionnaire, or its subject is missing or not valid; expressions point into the response'),
             '413': errorResponse('Body larger than 1 MiB'),
             '415': errorResponse('Body is not JSON'),
             ...authErrors,
           },
+        },
+      },
+      '/v1/CodeSystem': {
+        get: {
+          operationId: 'listCodeSystems',
+          security: ANY_TOKEN,
+          summary: 'The bridge\'s own CodeSystems (every code it writes outside LOINC, ICD-10 and HL7 terminologies) as a searchset Bundle',
+          responses: { '200': { description: 'Bundle of CodeSystems', content: { [FHIR]: { schema: { type: 'object' } } } }, ...authErrors },
+        },
+      },
+      '/v1/CodeSystem/{id}': {
+        get: {
+          operationId: 'readCodeSystem',
+          security: ANY_TOKEN,
+          summary: 'One of the bridge\'s CodeSystems (content complete)',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { '200': { description: 'The CodeSystem', content: { [FHIR]: { schema: { type: 'object' } } } }, '404': errorResponse('No such CodeSystem'), ...authErrors },
+        },
+      },
+      '/v1/ValueSet': {
+        get: {
+          operationId: 'listValueSets',
+          security: ANY_TOKEN,
+          summary: 'The bridge\'s own ValueSets, each with its expansion, as a searchset Bundle',
+          responses: { '200': { description: 'Bundle of ValueSets', content: { [FHIR]: { schema: { type: 'object' } } } }, ...authErrors },
+        },
+      },
+      '/v1/ValueSet/{id}': {
+        get: {
+          operationId: 'readValueSet',
+          security: ANY_TOKEN,
+          summary: 'One of the bridge\'s ValueSets, with its expansion (so no terminology server is needed to offer its codes)',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { '200': { description: 'The ValueSet with expansion.contains', content: { [FHIR]: { schema: { type: 'object' } } } }, '404': errorResponse('No such ValueSet'), ...authErrors },
         },
       },
       '/v1/episodes/{episodeId}': {
@@ -222,6 +264,18 @@ export function openApiDocument(): Record<string, unknown> {
                   expression: { type: 'array', items: { type: 'string' }, description: 'JSON pointer into the request, and a FHIRPath where one applies' },
                 },
               },
+            },
+          },
+        },
+        ExtractParameters: {
+          type: 'object',
+          description: 'FHIR R4 Parameters: `return` = the transaction Bundle, `issues` = OperationOutcome of warnings (SDC $extract outputs)',
+          required: ['resourceType', 'parameter'],
+          properties: {
+            resourceType: { const: 'Parameters' },
+            parameter: {
+              type: 'array',
+              items: { type: 'object', required: ['name', 'resource'], properties: { name: { enum: ['return', 'issues'] }, resource: { type: 'object' } } },
             },
           },
         },

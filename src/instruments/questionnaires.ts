@@ -17,9 +17,15 @@
  *   `observationExtract` (extraction.html#observation-based-extraction).
  * - minValue/maxValue: R4 core extensions on Questionnaire.item.
  * - translations: R4 core extension `translation` on the `_text` of our own form only.
+ * - every choice item lists its options inline (`answerOption`), never only an `answerValueSet`,
+ *   so a renderer needs no terminology server (R4 Questionnaire.item.answerOption; que-4 forbids
+ *   both at once). The R4 core extension `questionnaire-itemControl` asks for radio buttons or
+ *   check boxes (https://hl7.org/fhir/R4/extension-questionnaire-itemcontrol.html), as on paper.
  */
-import type { Coding, Extension, Questionnaire, QuestionnaireItem, QuestionnaireItemAnswerOption } from '@medplum/fhirtypes';
-import { CANONICAL_BASE, codeSystemUrl, questionnaireUrl } from '../fhir/systems.ts';
+import type { CodeSystem, Coding, Extension, Questionnaire, QuestionnaireItem, QuestionnaireItemAnswerOption } from '@medplum/fhirtypes';
+import focusElementSystem from '../../mappings/CodeSystem-marte-meo-focus-element.json' with { type: 'json' };
+import changeThemeSystem from '../../mappings/CodeSystem-change-process-theme.json' with { type: 'json' };
+import { codeSystemUrl, questionnaireUrl } from '../fhir/systems.ts';
 import { answerCoding, itemCode } from './answers.ts';
 import { INSTRUMENTS, type InstrumentDefinition, type InstrumentId } from './definitions.ts';
 import { itemScore } from './scoring.ts';
@@ -32,7 +38,14 @@ export const EXT = {
   translation: 'http://hl7.org/fhir/StructureDefinition/translation',
   calculatedExpression: 'http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-calculatedExpression',
   observationExtract: 'http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-observationExtract',
+  itemControl: 'http://hl7.org/fhir/StructureDefinition/questionnaire-itemControl',
 } as const;
+
+/** R4 core `questionnaire-itemControl` with a code of http://hl7.org/fhir/questionnaire-item-control. */
+const itemControl = (code: 'radio-button' | 'check-box'): Extension => ({
+  url: EXT.itemControl,
+  valueCodeableConcept: { coding: [{ system: 'http://hl7.org/fhir/questionnaire-item-control', code, display: code === 'radio-button' ? 'Radio Button' : 'Check-box' }] },
+});
 
 /** SDC FHIRPath supplement returning an answer's score (SDC 4.0.0 `weight()`, SDC 3.0.0 `ordinal()`). */
 const WEIGHT_FN = 'weight()';
@@ -42,7 +55,10 @@ const VERSION = '1.0.0';
 const DATE = '2026-11-26';
 const PUBLISHER = 'imh-bridge';
 
-const valueSetUrl = (id: string): string => `${CANONICAL_BASE}/ValueSet/${id}`;
+/** One answerOption per concept of one of our CodeSystems (mappings/), in CodeSystem order. */
+function codeSystemOptions(cs: CodeSystem): QuestionnaireItemAnswerOption[] {
+  return (cs.concept ?? []).map((c) => ({ valueCoding: { system: cs.url as string, code: c.code, display: c.display as string } }));
+}
 
 /** Ids of the published Questionnaires, in publication order. */
 export const QUESTIONNAIRE_IDS: readonly string[] = ['epds', 'phq-9', 'gad-7', 'prfq', 'pdi-rf', 'marte-meo-session-review'];
@@ -161,6 +177,7 @@ function instrumentItems(def: InstrumentDefinition): QuestionnaireItem[] {
   def.items.forEach((item, i) => {
     const code = itemCode(def.id, item);
     items.push({
+      extension: [itemControl('radio-button')],
       linkId: item,
       ...(code ? { code: [code] } : {}),
       text: text?.items[i] ?? `${def.id} item ${item}`,
@@ -292,20 +309,22 @@ function sessionReviewQuestionnaire(): Questionnaire {
         repeats: true,
       },
       {
+        extension: [itemControl('check-box')],
         linkId: 'focus-elements',
         code: [reviewItemCode('focus-elements', 'Focus elements')],
         ...bilingual('Marte Meo elements worked on', 'Marte Meo-elementer det ble arbeidet med'),
         type: 'choice',
         repeats: true,
-        answerValueSet: valueSetUrl('marte-meo-focus-element'),
+        answerOption: codeSystemOptions(focusElementSystem as CodeSystem),
       },
       {
+        extension: [itemControl('check-box')],
         linkId: 'themes',
         code: [reviewItemCode('themes', 'Change process themes')],
         ...bilingual("The parent's change process (as the therapist sees it)", 'Forelderens endringsprosess (slik terapeuten ser den)'),
         type: 'choice',
         repeats: true,
-        answerValueSet: valueSetUrl('change-process-theme'),
+        answerOption: codeSystemOptions(changeThemeSystem as CodeSystem),
       },
     ],
   } as Questionnaire;

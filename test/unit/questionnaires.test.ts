@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { CodeSystem, Coding, Questionnaire, QuestionnaireItem, Resource } from '@medplum/fhirtypes';
+import type { CodeSystem, Coding, Questionnaire, QuestionnaireItem, Resource, ValueSet } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
 import { validateFhir } from '../../src/fhir/validate.ts';
 import { answerCoding, itemCode, rawAnswer } from '../../src/instruments/answers.ts';
@@ -14,6 +14,9 @@ import {
   questionnaireForUrl,
 } from '../../src/instruments/questionnaires.ts';
 import { itemScore } from '../../src/instruments/scoring.ts';
+import { createApp } from '../../src/http/app.ts';
+import { accessFor } from '../../src/http/auth.ts';
+import { openApiDocument } from '../../src/http/openapi.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const errors = (r: Resource) => validateFhir(r).issue.filter((i) => i.severity === 'error' || i.severity === 'fatal');
@@ -255,13 +258,115 @@ describe('licensing: what text is shipped', () => {
       ['focus-elements', 'choice', true],
       ['themes', 'choice', true],
     ]);
-    expect(item('marte-meo-session-review', 'focus-elements').answerValueSet).toBe('https://imh-bridge.example.no/fhir/ValueSet/marte-meo-focus-element');
-    expect(item('marte-meo-session-review', 'themes').answerValueSet).toBe('https://imh-bridge.example.no/fhir/ValueSet/change-process-theme');
+    // Options inline, exactly the concepts of our CodeSystems, so no terminology server is needed.
+    for (const [linkId, cs] of [['focus-elements', 'marte-meo-focus-element'], ['themes', 'change-process-theme']] as const) {
+      const options = item('marte-meo-session-review', linkId).answerOption?.map((o) => o.valueCoding);
+      expect(options).toEqual(codeSystem(cs).concept?.map((c) => ({ system: codeSystem(cs).url, code: c.code, display: c.display })));
+    }
     for (const i of x.item) {
       expect(i._text?.extension).toEqual([
         { url: EXT.translation, extension: [{ url: 'lang', valueCode: 'nb' }, { url: 'content', valueString: expect.any(String) }] },
       ]);
       expect(inCodeSystem(i.code?.[0] as Coding)).toBe(true);
     }
+  });
+});
+
+describe('every published Questionnaire is fillable without a terminology server', () => {
+  const choiceItems = (x: Questionnaire): QuestionnaireItem[] => {
+    const out: QuestionnaireItem[] = [];
+    const walk = (items: QuestionnaireItem[] | undefined) => items?.forEach((i) => (i.type === 'choice' || i.type === 'open-choice' ? out.push(i) : undefined, walk(i.item)));
+    walk(x.item);
+    return out;
+  };
+
+  /** Choice items a renderer could not offer options for without a terminology server. */
+  const unfillable = (x: Questionnaire): string[] => {
+    const contained = new Map((x.contained ?? []).filter((r) => r.resourceType === 'ValueSet').map((v) => [`#${v.id}`, v]));
+    return choiceItems(x)
+      .filter((i) => {
+        // Only a reference into the Questionnaire itself resolves without a server.
+        if (i.answerValueSet) return !contained.get(i.answerValueSet)?.expansion?.contains?.length;
+        return !(i.answerOption?.length && i.answerOption.every((o) => o.valueCoding?.system && o.valueCoding.code && o.valueCoding.display));
+      })
+      .map((i) => i.linkId as string);
+  };
+
+  it.each(QUESTIONNAIRE_IDS)('%s: every choice item lists its options inline, or in a contained ValueSet with an expansion', (id) => {
+    expect(unfillable(q(id))).toEqual([]);
+  });
+
+  it('the check above can fail: an answerValueSet pointing at a server is caught', () => {
+    const x = structuredClone(q('marte-meo-session-review'));
+    const themes = x.item?.find((i) => i.linkId === 'themes') as QuestionnaireItem;
+    delete themes.answerOption;
+    themes.answerValueSet = 'https://imh-bridge.example.no/fhir/ValueSet/change-process-theme';
+    expect(unfillable(x)).toEqual(['themes']);
+  });
+
+  it('choice items ask for radio buttons (one answer) or check boxes (repeats), as on paper', () => {
+    for (const id of QUESTIONNAIRE_IDS) {
+      for (const i of choiceItems(q(id))) {
+        const control = i.extension?.find((e) => e.url === EXT.itemControl)?.valueCodeableConcept?.coding?.[0];
+        expect(control).toMatchObject({ system: 'http://hl7.org/fhir/questionnaire-item-control', code: i.repeats ? 'check-box' : 'radio-button' });
+      }
+    }
+  });
+});
+
+describe('the bridge serves its CodeSystems and ValueSets', () => {
+  const app = createApp({ allowSyntheticIds: true });
+  const get = async (path: string) => {
+    const res = await app.request(path);
+    return { status: res.status, type: res.headers.get('content-type'), body: (await res.json()) as Record<string, unknown> };
+  };
+  const mappingFiles = (prefix: string) => readdirSync(resolve(root, 'mappings')).filter((f) => f.startsWith(`${prefix}-`) && f.endsWith('.json'));
+
+  it('every mappings/CodeSystem-*.json at GET /v1/CodeSystem/{id}, as published', async () => {
+    const files = mappingFiles('CodeSystem');
+    expect(files.length).toBeGreaterThan(10);
+    for (const f of files) {
+      const published = JSON.parse(readFileSync(resolve(root, 'mappings', f), 'utf8')) as CodeSystem;
+      const r = await get(`/v1/CodeSystem/${published.id}`);
+      expect([r.status, r.type]).toEqual([200, 'application/fhir+json; charset=utf-8']);
+      expect(r.body).toEqual(published);
+    }
+    const list = await get('/v1/CodeSystem');
+    expect((list.body.entry as unknown[]).length).toBe(files.length);
+  });
+
+  it('every mappings/ValueSet-*.json at GET /v1/ValueSet/{id}, expanded to exactly the codes of its CodeSystem', async () => {
+    const files = mappingFiles('ValueSet');
+    for (const f of files) {
+      const published = JSON.parse(readFileSync(resolve(root, 'mappings', f), 'utf8')) as ValueSet;
+      const r = await get(`/v1/ValueSet/${published.id}`);
+      expect(r.status).toBe(200);
+      const { expansion, ...rest } = r.body as unknown as ValueSet;
+      expect(rest).toEqual(published);
+      const cs = codeSystem(published.compose?.include?.[0]?.system?.split('/CodeSystem/')[1] as string);
+      expect(expansion?.contains?.map((c) => [c.system, c.code, c.display])).toEqual(cs.concept?.map((c) => [cs.url, c.code, c.display]));
+      expect(expansion?.total).toBe(cs.concept?.length);
+      expect(errors(r.body as unknown as Resource)).toEqual([]);
+    }
+    expect(((await get('/v1/ValueSet')).body.entry as unknown[]).length).toBe(files.length);
+  });
+
+  it('the session review options are the expansion a client would get from the ValueSet route', async () => {
+    const vs = (await get('/v1/ValueSet/change-process-theme')).body as unknown as ValueSet;
+    const inline = item('marte-meo-session-review', 'themes').answerOption?.map((o) => o.valueCoding?.code);
+    expect(vs.expansion?.contains?.map((c) => c.code)).toEqual(inline);
+  });
+
+  it('an unknown id is a 404 OperationOutcome', async () => {
+    for (const path of ['/v1/CodeSystem/nope', '/v1/ValueSet/nope']) {
+      const r = await get(path);
+      expect([r.status, r.body.resourceType]).toEqual([404, 'OperationOutcome']);
+    }
+  });
+
+  it('the routes are in the OpenAPI document and need only a valid token', () => {
+    const paths = (openApiDocument() as { paths: Record<string, unknown> }).paths;
+    for (const p of ['/v1/CodeSystem', '/v1/CodeSystem/{id}', '/v1/ValueSet', '/v1/ValueSet/{id}']) expect(paths[p]).toBeDefined();
+    expect(accessFor('GET', '/v1/ValueSet/score-band')).toBe('any');
   });
 });

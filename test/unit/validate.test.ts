@@ -301,21 +301,21 @@ describe('choice types a profile restricts, at every depth', () => {
     expect(hasErrors(validateFhir(b))).toBe(false);
     const answer = answerOf(qr, 0);
     delete answer.valueCoding;
-    answer.valueString = 'Third option';
+    answer.valueBoolean = true;
     const o = validateFhir(b);
-    expect(errorsAt(o)).toEqual([`Bundle.entry[${k}].resource.item[0].answer[0].valueString`]);
-    expect(JSON.stringify(o)).toContain('expected valueInteger or valueCoding');
+    expect(errorsAt(o)).toEqual([`Bundle.entry[${k}].resource.item[0].answer[0].valueBoolean`]);
+    expect(JSON.stringify(o)).toContain('valueBoolean is not allowed here; expected valueDecimal or valueInteger or valueDate or valueString or valueCoding');
     // … also on the resource alone.
-    expect(errorsAt(validateFhir(qr))).toEqual(['QuestionnaireResponse.item[0].answer[0].valueString']);
+    expect(errorsAt(validateFhir(qr))).toEqual(['QuestionnaireResponse.item[0].answer[0].valueBoolean']);
   });
 
   it('applies the restriction to nested items (item.item and answer.item)', () => {
     const { b, k, qr } = mappedResponse();
     qr.item?.push({ linkId: 'group', item: [{ linkId: 'g1', answer: [{ valueInteger: 2 }] }, { linkId: 'g2', answer: [{ valueBoolean: true }] }] });
     const n = (qr.item?.length ?? 0) - 1;
-    answerOf(qr, 1).item = [{ linkId: 'a1', answer: [{ valueDate: '2026-01-01' }] }];
+    answerOf(qr, 1).item = [{ linkId: 'a1', answer: [{ valueTime: '10:00:00' }] }];
     expect(errorsAt(validateFhir(b)).sort()).toEqual(
-      [`Bundle.entry[${k}].resource.item[${n}].item[1].answer[0].valueBoolean`, `Bundle.entry[${k}].resource.item[1].answer[0].item[0].answer[0].valueDate`].sort(),
+      [`Bundle.entry[${k}].resource.item[${n}].item[1].answer[0].valueBoolean`, `Bundle.entry[${k}].resource.item[1].answer[0].item[0].answer[0].valueTime`].sort(),
     );
   });
 
