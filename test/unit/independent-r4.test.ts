@@ -12,6 +12,8 @@ import fhirpath from 'fhirpath';
 import r4Model from 'fhirpath/fhir-context/r4';
 import { describe, expect, it } from 'vitest';
 import { mapEpisode } from '../../src/index.ts';
+import { validateFhir } from '../../src/fhir/validate.ts';
+import { extractResponse } from '../../src/instruments/extract.ts';
 import { INSTRUMENTS, type InstrumentDefinition, type InstrumentId } from '../../src/instruments/definitions.ts';
 import { score } from '../../src/instruments/scoring.ts';
 import { responseItems } from '../../src/mapping/assessments.ts';
@@ -200,5 +202,37 @@ describe('calculatedExpression of the published Questionnaires, by fhirpath.js, 
       }),
       { numRuns: 40 },
     );
+  });
+});
+
+describe('extracted Bundles ($extract of responses as a form renderer sends them)', () => {
+  // Every assessment of the contract examples, as a renderer would export it: no bridge
+  // identifier, no author, the subject given by the parent's national id.
+  const rendererResponses = (): [string, QuestionnaireResponse][] =>
+    exampleNames().flatMap((name) => {
+      const e = example(name) as { parent: { nationalId: string } };
+      return (mapEpisode(e).entry ?? [])
+        .map((x) => x.resource)
+        .filter((r): r is QuestionnaireResponse => r?.resourceType === 'QuestionnaireResponse')
+        .map((qr): [string, QuestionnaireResponse] => {
+          const { identifier: _i, author: _a, source: _s, meta: _m, ...rest } = structuredClone(qr);
+          return [
+            `${name} ${qr.questionnaire?.split('/').pop()} ${qr.identifier?.value}`,
+            { ...rest, subject: { identifier: { system: 'urn:oid:2.16.578.1.12.4.1.4.1', value: e.parent.nationalId } } } as QuestionnaireResponse,
+          ];
+        });
+    });
+
+  it('has responses of every scored instrument to extract', () => {
+    const instruments = new Set(rendererResponses().map(([, qr]) => qr.questionnaire));
+    expect(instruments.size).toBe(5);
+  });
+
+  it.each(rendererResponses())('%s: the official R4 JSON Schema, every R4 invariant and the bridge\'s profiles accept it', (_name, qr) => {
+    const b = extractResponse(qr);
+    expect(b.entry?.length).toBeGreaterThan(1);
+    expect(r4SchemaErrors(b)).toEqual([]);
+    expect(r4InvariantFailures(b)).toEqual([]);
+    expect(validateFhir(b).issue.filter((i) => i.severity === 'error')).toEqual([]);
   });
 });
