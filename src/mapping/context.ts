@@ -33,8 +33,8 @@ export type Ref = Reference<any>;
 const CLINICAL_LABELS: Coding[] = [{ ...SECURITY.restricted }, { ...SECURITY.psychiatry }];
 
 export interface AddOptions {
-  /** Our profile id (StructureDefinition id). */
-  profile: string;
+  /** Our profile id (StructureDefinition id); none for resources that claim no profile of ours. */
+  profile?: string;
   /** The business identifier that gives the resource its identity. */
   identifier: Identifier;
   /** Carries mental-health information: add confidentiality and sensitivity labels. */
@@ -101,7 +101,7 @@ export class BundleScope {
     const fullUrl = this.fullUrl(resource.resourceType, opts.identifier);
     if (!this.entries.has(fullUrl)) {
       const meta = {
-        profile: [profileUrl(opts.profile)],
+        ...(opts.profile ? { profile: [profileUrl(opts.profile)] } : {}),
         ...(opts.security ? { security: opts.security.map((c) => ({ ...c })) } : opts.clinical ? { security: CLINICAL_LABELS.map((c) => ({ ...c })) } : {}),
       };
       const { resourceType, ...rest } = resource;

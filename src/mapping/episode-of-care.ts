@@ -1,5 +1,6 @@
 /** Referral, episode of care, care team, the parent's known conditions and consent. */
-import type { CareTeam, CareTeamParticipant, Condition, Consent, EpisodeOfCare, Extension, ServiceRequest } from '@medplum/fhirtypes';
+import type { CareTeam, CareTeamParticipant, CodeSystem, Condition, Consent, EpisodeOfCare, Extension, ServiceRequest } from '@medplum/fhirtypes';
+import consentShareClass from '../../mappings/CodeSystem-consent-share-class.json' with { type: 'json' };
 import { ICD10, LOINC, profileUrl } from '../fhir/systems.ts';
 import { type MappingContext, type Ref } from './context.ts';
 import { coding, translateTo } from './terminology.ts';
@@ -108,24 +109,60 @@ export function mapEpisodeOfCare(ctx: MappingContext, r: EpisodeRefs): Ref {
   );
 }
 
+/** Resource types through which each consented part reaches the recipient (CodeSystem consent-share-class, property resource-type). */
+function shareResourceTypes(share: string): string[] {
+  const concept = (consentShareClass as unknown as CodeSystem).concept?.find((c) => c.code === share);
+  return (concept?.property ?? []).filter((p) => p.code === 'resource-type').map((p) => p.valueCode as string);
+}
+
+const V3_CONFIDENTIALITY = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
+const RESOURCE_TYPES = 'http://hl7.org/fhir/resource-types';
+/** What crosses whenever the gate is open (sharing contract): the parent, the clinic, the therapist, the episode, this Consent, what was sent, and coordination requests. */
+const ALWAYS_SHARED = ['Patient', 'Organization', 'Practitioner', 'PractitionerRole', 'EpisodeOfCare', 'Consent', 'Provenance', 'Device', 'Task'];
+
+/**
+ * The parent's consent as a FHIR Consent that consent engines read, following IHE Privacy
+ * Consent on FHIR (PCF, https://profiles.ihe.net/ITI/PCF/): scope patient-privacy, category
+ * LOINC 59284-0, policyRule opt-in, and a permit provision for the recipient organisation
+ * (actor role IRCP, information recipient), purpose of use TREAT, the period, the security
+ * labels of what may cross (R, PSY), and the classes: the resource types of each consented part
+ * (http://hl7.org/fhir/resource-types) and the journal's own share codes. A nested deny
+ * provision says that psychotherapy notes (PSYTHPN) and video clips never cross.
+ */
 export function mapConsent(ctx: MappingContext, parent: Ref, clinic: Ref, recipient: Ref | undefined): Ref | undefined {
   const c = ctx.episode.consent;
   if (!c) return undefined;
   const identifier = ctx.id('consent', c.consentId);
-  const provision: Consent['provision'] =
-    c.share?.length && recipient
-      ? {
-          type: 'permit',
-          period: { start: c.decidedOn, ...(c.expiresOn ? { end: c.expiresOn } : {}) },
-          actor: [
-            {
-              role: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', code: 'IRCP', display: 'information recipient' }] },
-              reference: recipient,
-            },
-          ],
-          class: c.share.map((s) => coding('consent-share-class', s)),
-        }
-      : undefined;
+  const types = [...new Set([...ALWAYS_SHARED, ...(c.share ?? []).flatMap(shareResourceTypes)])].sort();
+  // A declined consent permits nothing; one that was active keeps what it permitted, for the record.
+  const provision: Consent['provision'] = recipient && c.status !== 'declined'
+    ? {
+        type: 'permit',
+        period: { start: c.decidedOn, ...(c.expiresOn ? { end: c.expiresOn } : {}) },
+        actor: [
+          {
+            role: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', code: 'IRCP', display: 'information recipient' }] },
+            reference: recipient,
+          },
+        ],
+        purpose: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'TREAT', display: 'treatment' }],
+        securityLabel: [
+          { system: V3_CONFIDENTIALITY, code: 'R', display: 'restricted' },
+          { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'PSY', display: 'psychiatry disorder information sensitivity' },
+        ],
+        class: [...types.map((t) => ({ system: RESOURCE_TYPES, code: t })), ...(c.share ?? []).map((s) => coding('consent-share-class', s))],
+        provision: [
+          {
+            type: 'deny',
+            securityLabel: [
+              { system: V3_CONFIDENTIALITY, code: 'V', display: 'very restricted' },
+              { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'PSYTHPN', display: 'psychotherapy note information sensitivity' },
+            ],
+            code: [{ coding: [coding('clip-type', 'video-guidance-clip')] }],
+          },
+        ],
+      }
+    : undefined;
   return ctx.add<Consent>(
     {
       resourceType: 'Consent',

@@ -20,6 +20,7 @@ import closingReason from '../../mappings/CodeSystem-closing-reason.json' with {
 import parentRelationship from '../../mappings/CodeSystem-parent-relationship.json' with { type: 'json' };
 import profession from '../../mappings/CodeSystem-profession.json' with { type: 'json' };
 import consentShareClass from '../../mappings/CodeSystem-consent-share-class.json' with { type: 'json' };
+import coordinationRequest from '../../mappings/CodeSystem-coordination-request.json' with { type: 'json' };
 import relationshipMap from '../../mappings/ConceptMap-parent-relationship-to-v3-rolecode.json' with { type: 'json' };
 import settingMap from '../../mappings/ConceptMap-session-setting-to-encounter-class.json' with { type: 'json' };
 import attendanceMap from '../../mappings/ConceptMap-session-attendance-to-encounter-status.json' with { type: 'json' };
@@ -44,6 +45,7 @@ const codeSystems = [
   parentRelationship,
   profession,
   consentShareClass,
+  coordinationRequest,
 ] as unknown as CodeSystem[];
 
 const conceptMaps = [relationshipMap, settingMap, attendanceMap, goalStatusMap, consentStatusMap, episodeStatusMap] as unknown as ConceptMap[];

@@ -17,6 +17,13 @@ import type { BundleEntryRequest, Identifier } from '@medplum/fhirtypes';
 /** Resource types written create-if-absent and never replaced, retracted or deleted. */
 export const MASTER_DATA_TYPES: ReadonlySet<string> = new Set(['Patient', 'Practitioner', 'PractitionerRole', 'Organization', 'RelatedPerson']);
 
+/**
+ * Resources written create-if-absent that are not master data: coordination requests (Task)
+ * to another organisation, which that organisation acts on. Once there, the bridge never
+ * overwrites them; it reads their status back.
+ */
+export const CREATE_ONLY_TYPES: ReadonlySet<string> = new Set(['Task']);
+
 /** True for master data (see MASTER_DATA_TYPES). */
 export const isMasterData = (resourceType: string): boolean => MASTER_DATA_TYPES.has(resourceType);
 
@@ -27,5 +34,7 @@ export const identifierQuery = (identifier: Identifier): string =>
 /** The transaction entry request that writes a resource of this type with this business identifier. */
 export function writeRequest(resourceType: string, identifier: Identifier): BundleEntryRequest {
   const query = identifierQuery(identifier);
-  return isMasterData(resourceType) ? { method: 'POST', url: resourceType, ifNoneExist: query } : { method: 'PUT', url: `${resourceType}?${query}` };
+  return isMasterData(resourceType) || CREATE_ONLY_TYPES.has(resourceType)
+    ? { method: 'POST', url: resourceType, ifNoneExist: query }
+    : { method: 'PUT', url: `${resourceType}?${query}` };
 }

@@ -296,7 +296,7 @@ export async function supplementMasterData(client: FhirTargetClient, bundle: Bun
   const out: AppliedEntry[] = [];
   for (const a of applied) {
     const desired = desiredBy.get(a.fullUrl);
-    if (!a.createOnly || a.status === 201 || !desired) {
+    if (!a.createOnly || !MASTER_DATA_TYPES.has(a.type) || a.status === 201 || !desired) {
       out.push(a);
       continue;
     }

@@ -223,7 +223,28 @@ describe('episode of care, referral, care team, consent', () => {
     expect(c.provision.type).toBe('permit');
     expect(c.provision.period).toEqual({ start: '2026-01-12', end: '2027-01-12' });
     expect(resolve(mother, c.provision.actor[0].reference).identifier[0].value).toBe('993778125');
-    expect(c.provision.class.map((x: { code: string }) => x.code)).toEqual(['attendance', 'focus-areas', 'scores', 'themes', 'risk-flags', 'summary']);
+    const classes = (system: string) => c.provision.class.filter((x: { system: string }) => x.system === system).map((x: { code: string }) => x.code);
+    expect(classes('https://imh-bridge.example.no/fhir/CodeSystem/consent-share-class')).toEqual(['attendance', 'focus-areas', 'scores', 'themes', 'risk-flags', 'summary']);
+  });
+
+  it('follows IHE PCF: recipient organisation as IRCP, purpose of use TREAT, security labels and resource types a policy engine reads', () => {
+    const c = byIdentifier(mother, 'Consent', 'CN-2026-0042');
+    expect(c.provision.actor[0].role.coding[0]).toMatchObject({ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', code: 'IRCP' });
+    expect(c.provision.purpose).toEqual([{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'TREAT', display: 'treatment' }]);
+    expect(c.provision.securityLabel.map((l: { code: string }) => l.code)).toEqual(['R', 'PSY']);
+    const types = c.provision.class.filter((x: { system: string }) => x.system === 'http://hl7.org/fhir/resource-types').map((x: { code: string }) => x.code);
+    expect(types).toEqual(['Composition', 'Consent', 'Device', 'DocumentReference', 'Encounter', 'EpisodeOfCare', 'Flag', 'Observation', 'Organization', 'Patient', 'Practitioner', 'PractitionerRole', 'Procedure', 'Provenance', 'Task']);
+    // Notes and clips never: a nested deny provision.
+    expect(c.provision.provision[0].type).toBe('deny');
+    expect(c.provision.provision[0].securityLabel.map((l: { code: string }) => l.code)).toEqual(['V', 'PSYTHPN']);
+
+    // Only what is consented: attendance alone adds Encounter to the base set, nothing else.
+    const e = completed();
+    e.consent.share = ['attendance'];
+    const narrow = byIdentifier(mapEpisode(e), 'Consent', 'CN-2026-0042');
+    const narrowTypes = narrow.provision.class.filter((x: { system: string }) => x.system === 'http://hl7.org/fhir/resource-types').map((x: { code: string }) => x.code);
+    expect(narrowTypes).toContain('Encounter');
+    for (const t of ['Observation', 'Flag', 'Procedure', 'DocumentReference']) expect(narrowTypes).not.toContain(t);
   });
 
   it('maps a declined consent as rejected, permitting nothing', () => {
