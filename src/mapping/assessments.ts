@@ -102,8 +102,12 @@ export interface ScoreInput {
   answers?: Record<string, number>;
   /** Rating score (PDI-RF). */
   rating?: number;
-  /** The QuestionnaireResponse the scores derive from. */
-  response: Ref;
+  /**
+   * The QuestionnaireResponse the scores derive from. Absent where the response itself does not
+   * go (the primary team's view): then nothing points at it, and the resources claim no profile
+   * of ours (which requires the link).
+   */
+  response?: Ref;
   subject: Ref;
   author?: Ref;
   /** When the instrument was completed (date or dateTime). */
@@ -112,25 +116,31 @@ export interface ScoreInput {
   episodeOfCare?: Ref;
   /** When a positive self-harm item stopped being current: the Flag is then inactive, with this end. */
   selfHarmResolvedOn?: string;
+  /** What to add: score Observations, the self-harm Flag (default both). */
+  include?: { scores?: boolean; flag?: boolean };
 }
 
 /** Score Observations (totals with bands, subscales, ratings) and the self-harm Flag. */
 export function addScores(scope: BundleScope, s: ScoreInput): void {
   const def = INSTRUMENTS[s.instrument];
   const result = score(s.instrument, s.answers, s.rating);
+  const withScores = s.include?.scores ?? true;
+  const withFlag = s.include?.flag ?? true;
+  const profiled = (id: string) => (s.response ? id : undefined);
   const base = {
     status: 'final' as const,
     category: [SURVEY],
     subject: s.subject,
     effectiveDateTime: s.date,
     performer: s.author ? [s.author] : undefined,
-    derivedFrom: [s.response],
+    derivedFrom: s.response ? [s.response] : undefined,
   };
   const episodeLink = s.episodeOfCare ? [{ url: 'http://hl7.org/fhir/StructureDefinition/workflow-episodeOfCare', valueReference: s.episodeOfCare }] : undefined;
   const observe = (code: string, obs: Partial<Observation>) => {
     const identifier = scope.episodeId('score', s.assessmentId, code);
+    if (!withScores) return;
     scope.add<Observation>({ resourceType: 'Observation', extension: episodeLink, ...base, identifier: [identifier], ...obs } as Observation, {
-      profile: 'imh-score-observation',
+      profile: profiled('imh-score-observation'),
       identifier,
       clinical: true,
     });
@@ -151,13 +161,13 @@ export function addScores(scope: BundleScope, s: ScoreInput): void {
   if (result.rating) {
     observe(result.rating.code, { code: { coding: [coding('instrument-score', result.rating.code)] }, valueInteger: result.rating.value });
   }
-  if (result.selfHarm) {
+  if (result.selfHarm && withFlag) {
     const identifier = scope.episodeId('flag', s.assessmentId, 'self-harm');
     scope.add<Flag>(
       {
         resourceType: 'Flag',
         identifier: [identifier],
-        extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/flag-detail', valueReference: s.response }],
+        extension: s.response ? [{ url: 'http://hl7.org/fhir/StructureDefinition/flag-detail', valueReference: s.response }] : undefined,
         status: s.selfHarmResolvedOn ? 'inactive' : 'active',
         category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/flag-category', code: 'clinical', display: 'Clinical' }] }],
         code: { coding: [coding('risk-flag', 'self-harm-item-positive')], text: `${s.instrument} item ${def.selfHarmItem} positive` },
@@ -165,7 +175,10 @@ export function addScores(scope: BundleScope, s: ScoreInput): void {
         period: { start: s.date, ...(s.selfHarmResolvedOn ? { end: s.selfHarmResolvedOn } : {}) },
         author: s.author,
       },
-      { profile: 'imh-self-harm-flag', identifier, clinical: true },
+      { profile: profiled('imh-self-harm-flag'), identifier, clinical: true },
     );
   }
 }
+
+/** The reference to the self-harm Flag of an assessment (whether or not it is added yet). */
+export const selfHarmFlagRef = (scope: BundleScope, assessmentId: string): Ref => scope.ref('Flag', scope.episodeId('flag', assessmentId, 'self-harm'));

@@ -105,14 +105,15 @@ export class BundleScope {
         ...(opts.security ? { security: opts.security.map((c) => ({ ...c })) } : opts.clinical ? { security: CLINICAL_LABELS.map((c) => ({ ...c })) } : {}),
       };
       const { resourceType, ...rest } = resource;
-      const full = { resourceType, meta, ...withoutUndefined(rest) } as T;
+      // An empty meta would break R4's ele-1 (every element has a value or children).
+      const full = { resourceType, ...(Object.keys(meta).length ? { meta } : {}), ...withoutUndefined(rest) } as T;
       this.entries.set(fullUrl, { fullUrl, resource: full, request: writeRequest(resource.resourceType, opts.identifier) });
     }
     return { reference: fullUrl };
   }
 
   /** Adds a resource that has no identifier element, written by PUT to a derived id. */
-  addById<T extends Resource>(resource: T, key: string, profile: string, clinical: boolean): Ref {
+  addById<T extends Resource>(resource: T, key: string, profile: string | undefined, clinical: boolean): Ref {
     const id = nameUuid(`${resource.resourceType}|${key}`);
     const fullUrl = `urn:uuid:${id}`;
     const { resourceType, ...rest } = resource;
@@ -121,7 +122,7 @@ export class BundleScope {
       resource: {
         resourceType,
         id,
-        meta: { profile: [profileUrl(profile)], ...(clinical ? { security: CLINICAL_LABELS.map((c) => ({ ...c })) } : {}) },
+        meta: { ...(profile ? { profile: [profileUrl(profile)] } : {}), ...(clinical ? { security: CLINICAL_LABELS.map((c) => ({ ...c })) } : {}) },
         ...withoutUndefined(rest),
       } as T,
       request: { method: 'PUT', url: `${resource.resourceType}/${id}` },

@@ -1,0 +1,327 @@
+/**
+ * What crosses to the parent's primary treatment team: one pure function, the only way anything
+ * reaches a primary treatment server (shared contract `sharing.md`). The episode, the time of
+ * sending and which organisations have a configured target go in; the Bundle for the primary
+ * team's server comes out:
+ *
+ * - gate open: a transaction Bundle of exactly what the consent covers (the parent, the clinic,
+ *   the therapist as contact, the episode, the Consent, Provenance; then attendance, focus areas,
+ *   themes, scores with their change over time, risk flags, as `consent.share` says) and the
+ *   coordination requests (Task) the contract calls for;
+ * - gate closed after a consent that was active (withdrawn, expired): a batch Bundle that only
+ *   cancels the bridge's own requests that are still `requested` (JSON Patch with a `test` on the
+ *   status, so a request the primary team has acted on is never touched);
+ * - otherwise: a batch Bundle with no entries.
+ *
+ * What never crosses — session notes, anything about video clips, item answers, the referral,
+ * the infants' ids and birth dates, the parent's phone, the primary team's own conditions — is
+ * simply never read here.
+ */
+import type { Bundle, BundleEntry, Device, Encounter, EpisodeOfCare, Extension, Observation, Patient, Procedure, Provenance, Task } from '@medplum/fhirtypes';
+import type { Episode } from '../domain/episode.ts';
+import { type ParseOptions, parseEpisode } from '../domain/parse.ts';
+import { UCUM, profileUrl } from '../fhir/systems.ts';
+import { episodeOutcomes, classificationCoding } from '../instruments/outcomes.ts';
+import { score } from '../instruments/scoring.ts';
+import { INSTRUMENTS } from '../instruments/definitions.ts';
+import { MAPPING_VERSION, asOf } from '../mapping/bundle.ts';
+import { addScores, selfHarmFlagRef, selfHarmResolvedOn } from '../mapping/assessments.ts';
+import { MappingContext, type Ref, addMinutes, keyedUuid } from '../mapping/context.ts';
+import { mapConsent } from '../mapping/episode-of-care.ts';
+import { DEV_IDENTITY, type IdentityOptions } from '../mapping/identity.ts';
+import { mapClinician, mapOrganization, nationalIdentifier } from '../mapping/people.ts';
+import { base64Utf8 } from '../mapping/sessions.ts';
+import { coding, translateTo } from '../mapping/terminology.ts';
+import { identifierQuery } from '../mapping/write-semantics.ts';
+import { type Gate, type ShareClass, evaluateGate } from './gate.ts';
+
+export interface ShareOptions extends ParseOptions {
+  /** The moment of sending (ISO 8601): the gate is evaluated then. */
+  at: string;
+  /** Whether a primary target is configured for an organisation number. */
+  hasTarget: (orgNumber: string) => boolean;
+  /** The deployment's identifier namespace and pseudonym secret. */
+  identity?: IdentityOptions;
+}
+
+export interface PrimaryShare {
+  gate: Gate;
+  /** What the primary team's server receives for this send (see the module comment). */
+  bundle: Bundle;
+}
+
+/** The occasions of coordination requests (CodeSystem coordination-request). */
+export type RequestOccasion = 'guidance-started' | 'risk-follow-up' | 'guidance-ended';
+
+const V3_ACT_CODE = 'http://terminology.hl7.org/CodeSystem/v3-ActCode';
+const ENCOUNTER_STATUS = 'http://hl7.org/fhir/encounter-status';
+
+/** Identifier of a coordination request of the episode: one per episode and occasion. */
+export function requestIdentifier(ctx: MappingContext, occasion: RequestOccasion, assessmentId?: string) {
+  return ctx.episodeId('coordination-request', occasion, ...(assessmentId ? [assessmentId] : []));
+}
+
+/** The next calendar day of an ISO date (`2026-05-04` → `2026-05-05`). */
+export function nextDay(date: string): string {
+  return new Date(Date.parse(`${date.slice(0, 10)}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
+}
+
+/** Assessments with a positive self-harm item, in the episode's order. */
+export function selfHarmAssessments(e: Episode): Episode['assessments'] {
+  return (e.assessments ?? []).filter((a) => score(a.instrument, 'answers' in a ? a.answers : undefined, 'score' in a ? a.score : undefined).selfHarm);
+}
+
+/** Everything the open gate lets cross. */
+function openBundle(e: Episode, share: ReadonlySet<ShareClass>, primaryOrgNumber: string, identity: IdentityOptions): Bundle {
+  const ctx = new MappingContext(e, identity);
+  const has = (c: ShareClass) => share.has(c);
+
+  // The parent: national id, name, birth date — what the receiver needs to file it with the right person.
+  const parentId = nationalIdentifier(e.parent.nationalId);
+  const parent = ctx.add<Patient>(
+    { resourceType: 'Patient', identifier: [parentId], name: [{ use: 'official', family: e.parent.family, given: [...e.parent.given] }], birthDate: e.parent.birthDate },
+    { identifier: parentId, clinical: true },
+  );
+  const clinic = mapOrganization(ctx, e.clinic);
+  // The gate is open only with a primary organisation.
+  const primaryOrg = mapOrganization(ctx, (e.primaryTreatment as NonNullable<Episode['primaryTreatment']>).organization);
+  const therapist = e.therapist ? mapClinician(ctx, e.therapist, clinic, e.clinic.orgNumber) : undefined;
+
+  const episodeId = ctx.episodeId('episode');
+  const episodeOfCare = ctx.add<EpisodeOfCare>(
+    {
+      resourceType: 'EpisodeOfCare',
+      identifier: [episodeId],
+      status: translateTo('episode-status-to-fhir', e.status, 'http://hl7.org/fhir/episode-of-care-status').code as EpisodeOfCare['status'],
+      type: [{ coding: [coding('video-guidance-method', e.method)] }],
+      patient: parent,
+      managingOrganization: clinic,
+      period: e.period ? { start: e.period.start, ...(e.period.end ? { end: e.period.end } : {}) } : undefined,
+      careManager: therapist?.practitioner,
+    },
+    { identifier: episodeId, clinical: true },
+  );
+  mapConsent(ctx, parent, clinic, primaryOrg);
+
+  // Sessions: attendance as Encounters; focus areas and themes on a Procedure per held session.
+  const encounters = new Map<string, Ref>();
+  for (const s of e.sessions ?? []) {
+    if (!has('attendance')) break;
+    const identifier = ctx.episodeId('session', s.sessionId);
+    const extension: Extension[] = [{ url: profileUrl('imh-session-attendance'), valueCoding: coding('session-attendance', s.status) }];
+    if (s.cancellationReason) extension.push({ url: profileUrl('imh-cancellation-reason'), valueCoding: coding('cancellation-reason', s.cancellationReason) });
+    const attended = s.status === 'attended';
+    encounters.set(
+      s.sessionId,
+      ctx.add<Encounter>(
+        {
+          resourceType: 'Encounter',
+          identifier: [identifier],
+          extension,
+          status: translateTo('session-attendance-to-encounter-status', s.status, ENCOUNTER_STATUS).code as Encounter['status'],
+          class: translateTo('session-setting-to-encounter-class', s.setting, V3_ACT_CODE),
+          type: [{ coding: [coding('session-kind', s.kind)] }],
+          subject: parent,
+          episodeOfCare: [episodeOfCare],
+          period: attended ? { start: s.start, end: addMinutes(s.start, s.minutes) } : { start: s.start },
+          length: { value: s.minutes, unit: 'min', system: UCUM, code: 'min' },
+        },
+        { identifier, clinical: true },
+      ),
+    );
+  }
+  for (const s of e.sessions ?? []) {
+    if (s.status !== 'attended') continue;
+    const extension: Extension[] = [
+      ...(has('focus-areas') ? (s.focusElements ?? []) : []).map((f) => ({ url: profileUrl('imh-focus-element'), valueCoding: coding('marte-meo-focus-element', f) })),
+      ...(has('themes') ? (s.themes ?? []) : []).map((t) => ({ url: profileUrl('imh-change-theme'), valueCoding: coding('change-process-theme', t) })),
+    ];
+    if (!extension.length) continue;
+    const identifier = ctx.episodeId('procedure', s.sessionId);
+    ctx.add<Procedure>(
+      {
+        resourceType: 'Procedure',
+        identifier: [identifier],
+        extension,
+        status: 'completed',
+        category: { coding: [coding('session-kind', s.kind)] },
+        code: { coding: [coding('video-guidance-method', e.method)] },
+        subject: parent,
+        encounter: encounters.get(s.sessionId),
+        performedPeriod: { start: s.start, end: addMinutes(s.start, s.minutes) },
+      },
+      { identifier, clinical: true },
+    );
+  }
+
+  // Scores (totals, subscales, ratings with bands) and risk flags, never the answers behind them.
+  if (has('scores') || has('risk-flags')) {
+    for (const a of e.assessments ?? []) {
+      addScores(ctx, {
+        instrument: a.instrument,
+        assessmentId: a.assessmentId,
+        answers: 'answers' in a ? a.answers : undefined,
+        rating: 'score' in a ? a.score : undefined,
+        subject: parent,
+        date: a.completedOn,
+        episodeOfCare,
+        selfHarmResolvedOn: selfHarmResolvedOn(e, a),
+        include: { scores: has('scores'), flag: has('risk-flags') },
+      });
+    }
+  }
+  if (has('scores')) addChangeOverTime(ctx, e, parent, episodeOfCare);
+
+  // Coordination requests: each once per episode and occasion, created only when absent.
+  const contact = e.therapist
+    ? `Contact: ${[...e.therapist.given, e.therapist.family].join(' ')}${e.therapist.phone ? `, ${e.therapist.phone}` : ''}, ${e.clinic.name ?? e.clinic.orgNumber}.`
+    : `Contact: ${e.clinic.name ?? e.clinic.orgNumber}.`;
+  const request = (occasion: RequestOccasion, t: Partial<Task>, assessmentId?: string) => {
+    const identifier = requestIdentifier(ctx, occasion, assessmentId);
+    ctx.add<Task>(
+      {
+        resourceType: 'Task',
+        identifier: [identifier],
+        status: 'requested',
+        intent: 'order',
+        priority: 'routine',
+        code: { coding: [coding('coordination-request', occasion)] },
+        for: parent,
+        requester: therapist?.role ?? clinic,
+        owner: primaryOrg,
+        ...t,
+      } as Task,
+      { identifier, clinical: true },
+    );
+  };
+  if (e.status === 'active') {
+    request('guidance-started', {
+      description: `Video guidance (Marte Meo) for the parent has started at the infant mental health clinic. ${contact}`,
+      focus: episodeOfCare,
+      authoredOn: e.period?.start,
+    });
+  }
+  if (has('risk-flags')) {
+    for (const a of selfHarmAssessments(e) ?? []) {
+      const item = INSTRUMENTS[a.instrument].selfHarmItem;
+      request(
+        'risk-follow-up',
+        {
+          priority: 'urgent',
+          description: `${a.instrument} of ${a.completedOn}: the self-harm item (item ${item}) was answered above zero. Please follow up the risk. ${contact}`,
+          focus: selfHarmFlagRef(ctx, a.assessmentId),
+          authoredOn: a.completedOn,
+          restriction: { period: { end: nextDay(a.completedOn) } },
+        },
+        a.assessmentId,
+      );
+    }
+  }
+  if ((e.status === 'finished' || e.status === 'cancelled') && has('summary')) {
+    request('guidance-ended', {
+      description: `Video guidance (Marte Meo) for the parent has ended (${e.status}). ${contact}`,
+      // The coordination summary document becomes the focus once it is built; until then the episode.
+      focus: episodeOfCare,
+      authoredOn: e.closing?.closedOn ?? e.period?.end,
+    });
+  }
+
+  // What was sent, by whom: the bridge assembled it for the clinic.
+  const deviceId = { system: `${identity.namespace}/bridge/device`, value: 'imh-bridge' };
+  const device = ctx.add<Device>(
+    { resourceType: 'Device', identifier: [deviceId], status: 'active', deviceName: [{ name: 'imh-bridge', type: 'manufacturer-name' }], version: [{ value: MAPPING_VERSION }] },
+    { identifier: deviceId, clinical: false },
+  );
+  const targets: Ref[] = ctx.list().map((entry) => ({ reference: entry.fullUrl as string }));
+  ctx.addById<Provenance>(
+    {
+      resourceType: 'Provenance',
+      target: targets,
+      recorded: asOf(e),
+      activity: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-DataOperation', code: 'UPDATE', display: 'revise' }] },
+      agent: [
+        { type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type', code: 'assembler', display: 'Assembler' }] }, who: device },
+        { type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type', code: 'author', display: 'Author' }] }, who: clinic },
+      ],
+    },
+    `${e.clinic.orgNumber}|${e.episodeId}|primary|${primaryOrgNumber}`,
+    undefined,
+    true,
+  );
+  return { resourceType: 'Bundle', type: 'transaction', entry: ctx.list() };
+}
+
+/**
+ * The change over time of every measure given two or more times (`episodeOutcomes`): one
+ * Observation each, over the period from the first to the latest administration, with the
+ * first and latest values, the change, the reliable change index where the norms allow one,
+ * and the classification.
+ */
+function addChangeOverTime(ctx: MappingContext, e: Episode, parent: Ref, episodeOfCare: Ref): void {
+  for (const o of episodeOutcomes(e)) {
+    const identifier = ctx.episodeId('score-change', o.instrument, o.measure);
+    const value = (v: number) => ({ value: v, unit: 'score', system: UCUM, code: '{score}' });
+    ctx.add<Observation>(
+      {
+        resourceType: 'Observation',
+        identifier: [identifier],
+        extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/workflow-episodeOfCare', valueReference: episodeOfCare }],
+        status: 'final',
+        category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'survey', display: 'Survey' }] }],
+        code: { coding: [{ ...o.code }], text: `${o.instrument} ${o.measure === 'total' ? 'total' : o.measure}: change from first to latest` },
+        subject: parent,
+        effectivePeriod: { start: o.first.date, end: o.latest.date },
+        valueQuantity: value(o.change),
+        interpretation: [{ coding: [classificationCoding(o.classification)] }],
+        component: [
+          { code: { text: 'first' }, valueQuantity: value(o.first.value) },
+          { code: { text: 'latest' }, valueQuantity: value(o.latest.value) },
+          ...(o.rci !== undefined ? [{ code: { text: 'reliable change index' }, valueQuantity: { value: Math.round(o.rci * 100) / 100 } }] : []),
+        ],
+      },
+      { identifier, clinical: true },
+    );
+  }
+}
+
+/**
+ * Cancels the bridge's own requests that are still open on the primary server: a batch (each
+ * entry stands alone) of conditional JSON Patches whose `test` lets only a `requested` Task
+ * change (https://hl7.org/fhir/R4/http.html#patch; a JSON Patch travels in a transaction or
+ * batch as a Binary).
+ */
+function cancellations(e: Episode, reason: string, identity: IdentityOptions): Bundle {
+  const ctx = new MappingContext(e, identity);
+  const ids = [
+    requestIdentifier(ctx, 'guidance-started'),
+    ...(selfHarmAssessments(e) ?? []).map((a) => requestIdentifier(ctx, 'risk-follow-up', a.assessmentId)),
+    requestIdentifier(ctx, 'guidance-ended'),
+  ];
+  const patch = [
+    { op: 'test', path: '/status', value: 'requested' },
+    { op: 'replace', path: '/status', value: 'cancelled' },
+    { op: 'add', path: '/statusReason', value: { text: `Cancelled by the infant mental health clinic: ${reason}.` } },
+  ];
+  const entry: BundleEntry[] = ids.map((identifier) => ({
+    fullUrl: `urn:uuid:${keyedUuid(identity, `cancel|Task|${identifier.system}|${identifier.value}`)}`,
+    resource: { resourceType: 'Binary', contentType: 'application/json-patch+json', data: base64Utf8(JSON.stringify(patch)) },
+    request: { method: 'PATCH', url: `Task?${identifierQuery(identifier)}` },
+  }));
+  return { resourceType: 'Bundle', type: 'batch', entry };
+}
+
+/** Decides what crosses for a parsed episode (see the module comment). */
+export function sharePrimaryParsed(e: Episode, opts: ShareOptions): PrimaryShare {
+  const identity = opts.identity ?? DEV_IDENTITY;
+  const gate = evaluateGate(e, opts.at, opts.hasTarget);
+  if (gate.open) return { gate, bundle: openBundle(e, gate.share, gate.orgNumber, identity) };
+  // A consent that once let requests through now stops them: cancel what is still open there.
+  const once = gate.reason === 'consent-withdrawn' || gate.reason === 'consent-expired';
+  if (once && gate.orgNumber && opts.hasTarget(gate.orgNumber)) return { gate, bundle: cancellations(e, gate.text, identity) };
+  return { gate, bundle: { resourceType: 'Bundle', type: 'batch', entry: [] } };
+}
+
+/** Validates an episode and decides what crosses. Throws the OperationOutcomeError of a bad episode. */
+export function sharePrimary(input: unknown, opts: ShareOptions): PrimaryShare {
+  return sharePrimaryParsed(parseEpisode(input, opts), opts);
+}
