@@ -19,6 +19,9 @@ const USAGE = `usage:
   imh-bridge extract FILE|-                  SDC extraction of a QuestionnaireResponse to a transaction Bundle of scores
                                              (Parameters {return, issues} when a calculated total disagrees with the answers)
   imh-bridge outcomes FILE|-                 first, latest, change and reliable change per instrument (FHIR Parameters)
+  imh-bridge share FILE|- [--at DATETIME]    what the primary treatment team's server would receive for this send, as the
+                                             consent allows at DATETIME (default now), assuming a target is configured for
+                                             the episode's primary organisation; the gate's verdict on standard error
   imh-bridge sandbox [--port 8103] [--host 127.0.0.1]
                                              run a local sandbox FHIR R4 server at http://HOST:PORT/fhir
 exit codes: 0 ok; 1 invalid FHIR resource (validate) or refused by the server (sync); 2 bad input`;
@@ -53,7 +56,7 @@ async function main(argv: string[]): Promise<number> {
     const parsed = parseArgs({
       args,
       allowPositionals: true,
-      options: { target: { type: 'string' }, bearer: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' } },
+      options: { target: { type: 'string' }, bearer: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, at: { type: 'string' } },
     });
     values = parsed.values as Record<string, string | undefined>;
     if (parsed.positionals.length > 1) throw new Error('too many arguments');
@@ -97,6 +100,18 @@ async function main(argv: string[]): Promise<number> {
         // As over HTTP: the Bundle, or Parameters {return, issues} when there are warnings; those also go to stderr.
         for (const w of result.issues) process.stderr.write(`warning: ${w.details?.text ?? w.code}\n`);
         print(extractionBody(result));
+        return 0;
+      }
+      case 'share': {
+        const at = values.at ?? new Date().toISOString();
+        if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(at) || Number.isNaN(Date.parse(at))) {
+          process.stderr.write(`--at must be an ISO 8601 date or date-time with an offset, e.g. 2026-05-10T10:00:00Z\n`);
+          return 2;
+        }
+        const { sharePrimary } = await import('./coordination/share.ts');
+        const { gate, bundle } = sharePrimary(await readJson(file), { ...loadIdentity(process.env), at: new Date(Date.parse(at)).toISOString(), hasTarget: () => true });
+        process.stderr.write(gate.open ? `gate open: sharing with ${gate.orgNumber}: ${[...gate.share].join(', ') || 'the episode only'}\n` : `gate closed: ${gate.text}\n`);
+        print(bundle);
         return 0;
       }
       case 'outcomes': {

@@ -69,3 +69,32 @@ describe('imh-bridge CLI', () => {
     expect(run(['frobnicate', 'x']).code).toBe(2);
   });
 });
+
+describe('imh-bridge share', () => {
+  it('prints what the primary team would receive, as the consent allows at --at, and exits 0', () => {
+    const r = run(['share', join(EXAMPLES_DIR, 'completed-mother.episode.json'), '--at', '2026-05-10T10:00:00Z']);
+    expect(r.code).toBe(0);
+    expect(r.err).toMatch(/gate open: sharing with 993778125/);
+    const b = JSON.parse(r.out);
+    expect([b.resourceType, b.type]).toEqual(['Bundle', 'transaction']);
+    expect(b.entry.some((e: { resource: { resourceType: string } }) => e.resource.resourceType === 'Encounter')).toBe(true);
+    expect(r.out).not.toContain('QuestionnaireResponse');
+  });
+
+  it('prints nothing to send for a declined consent, and only cancellations once it has expired', () => {
+    const declined = run(['share', join(EXAMPLES_DIR, 'active-father-no-consent.episode.json')]);
+    expect(declined.code).toBe(0);
+    expect(declined.err).toMatch(/gate closed: the parent declined/);
+    expect(JSON.parse(declined.out).entry).toEqual([]);
+    const expired = run(['share', join(EXAMPLES_DIR, 'completed-mother.episode.json'), '--at', '2027-02-01']);
+    expect(expired.err).toMatch(/gate closed: .*expired/);
+    expect(JSON.parse(expired.out).entry.every((e: { request: { method: string } }) => e.request.method === 'PATCH')).toBe(true);
+  });
+
+  it('exits 2 with the OperationOutcome for a bad episode, and for a bad --at', () => {
+    const bad = run(['share', '-'], '{}');
+    expect(bad.code).toBe(2);
+    expect(JSON.parse(bad.out).resourceType).toBe('OperationOutcome');
+    expect(run(['share', join(EXAMPLES_DIR, 'completed-mother.episode.json'), '--at', 'tomorrow']).code).toBe(2);
+  });
+});
