@@ -22,10 +22,9 @@ import type { Episode } from '../domain/episode.ts';
 import { type ParseOptions, parseEpisode } from '../domain/parse.ts';
 import { UCUM, profileUrl } from '../fhir/systems.ts';
 import { episodeOutcomes, classificationCoding } from '../instruments/outcomes.ts';
-import { score } from '../instruments/scoring.ts';
 import { INSTRUMENTS } from '../instruments/definitions.ts';
 import { MAPPING_VERSION, asOf } from '../mapping/bundle.ts';
-import { addScores, selfHarmFlagRef, selfHarmResolvedOn } from '../mapping/assessments.ts';
+import { addScores, selfHarmAssessments, selfHarmFlagRef, selfHarmResolvedOn } from '../mapping/assessments.ts';
 import { MappingContext, type Ref, addMinutes, keyedUuid } from '../mapping/context.ts';
 import { mapConsent } from '../mapping/episode-of-care.ts';
 import { DEV_IDENTITY, type IdentityOptions } from '../mapping/identity.ts';
@@ -64,11 +63,6 @@ export function requestIdentifier(ctx: MappingContext, occasion: RequestOccasion
 /** The next calendar day of an ISO date (`2026-05-04` → `2026-05-05`). */
 export function nextDay(date: string): string {
   return new Date(Date.parse(`${date.slice(0, 10)}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
-}
-
-/** Assessments with a positive self-harm item, in the episode's order. */
-export function selfHarmAssessments(e: Episode): Episode['assessments'] {
-  return (e.assessments ?? []).filter((a) => score(a.instrument, 'answers' in a ? a.answers : undefined, 'score' in a ? a.score : undefined).selfHarm);
 }
 
 /** Everything the open gate lets cross. */
@@ -294,7 +288,7 @@ function cancellations(e: Episode, reason: string, identity: IdentityOptions): B
   const ctx = new MappingContext(e, identity);
   const ids = [
     requestIdentifier(ctx, 'guidance-started'),
-    ...(selfHarmAssessments(e) ?? []).map((a) => requestIdentifier(ctx, 'risk-follow-up', a.assessmentId)),
+    ...selfHarmAssessments(e).map((a) => requestIdentifier(ctx, 'risk-follow-up', a.assessmentId)),
     requestIdentifier(ctx, 'guidance-ended'),
   ];
   const patch = [

@@ -180,5 +180,10 @@ export function addScores(scope: BundleScope, s: ScoreInput): void {
   }
 }
 
+/** Assessments with a positive self-harm item, in the episode's order. */
+export function selfHarmAssessments(e: MappingContext['episode']): Assessment[] {
+  return (e.assessments ?? []).filter((a) => score(a.instrument, 'answers' in a ? a.answers : undefined, 'score' in a ? a.score : undefined).selfHarm);
+}
+
 /** The reference to the self-harm Flag of an assessment (whether or not it is added yet). */
 export const selfHarmFlagRef = (scope: BundleScope, assessmentId: string): Ref => scope.ref('Flag', scope.episodeId('flag', assessmentId, 'self-harm'));

@@ -3,12 +3,14 @@
  * (https://hl7.org/fhir/R4/http.html#transaction). Same input, byte-identical output:
  * identities come from business identifiers and every write is conditional.
  */
-import type { Bundle, Device, Provenance } from '@medplum/fhirtypes';
+import type { Bundle, Device, Provenance, Task } from '@medplum/fhirtypes';
 import type { Episode } from '../domain/episode.ts';
 import { type ParseOptions, parseEpisode } from '../domain/parse.ts';
 import { mapAssessments } from './assessments.ts';
 import { MappingContext, type Ref } from './context.ts';
 import { DEV_IDENTITY, type IdentityOptions } from './identity.ts';
+import { selfHarmAssessments, selfHarmFlagRef } from './assessments.ts';
+import { coding } from './terminology.ts';
 import { type CareTeamMember, mapCareTeam, mapConditions, mapConsent, mapEpisodeOfCare, mapReferral } from './episode-of-care.ts';
 import { mapClinicianGlobalImprovement, mapGoals } from './goals.ts';
 import { mapClinician, mapOrganization, mapPeople } from './people.ts';
@@ -37,8 +39,20 @@ export function asOf(e: Episode): string {
   return new Date(ms).toISOString();
 }
 
-/** Maps a parsed episode, with the deployment's identity settings (identity.ts). */
-export function mapParsedEpisode(e: Episode, identity: IdentityOptions = DEV_IDENTITY): Bundle {
+/** What the clinic's own record learns of the sharing decision for this send (coordination/). */
+export interface ClinicSharing {
+  /** Whether risk flags reach the primary team with this send (gate open and `risk-flags` shared). */
+  riskShared: boolean;
+  /** Why not, in words for the therapist (no personal data). */
+  reason?: string;
+}
+
+/**
+ * Maps a parsed episode, with the deployment's identity settings (identity.ts). With `sharing`,
+ * a positive self-harm item that may not reach the primary team is never dropped silently: a
+ * Task on the clinic's own server, owned by the therapist, says it was not shared and why.
+ */
+export function mapParsedEpisode(e: Episode, identity: IdentityOptions = DEV_IDENTITY, sharing?: ClinicSharing): Bundle {
   const ctx = new MappingContext(e, identity);
   const people = mapPeople(ctx);
   const clinic = mapOrganization(ctx, e.clinic);
@@ -83,6 +97,8 @@ export function mapParsedEpisode(e: Episode, identity: IdentityOptions = DEV_IDE
     { profile: 'imh-bridge-device', identifier: deviceId, clinical: false },
   );
 
+  if (sharing && !sharing.riskShared) mapUnsharedRisks(ctx, sharing.reason ?? 'not shared', { parent: people.parent, owner: therapist?.practitioner ?? clinic, requester: device });
+
   const targets: Ref[] = ctx.list().map((entry) => ({ reference: entry.fullUrl as string }));
   ctx.addById<Provenance>(
     {
@@ -107,6 +123,35 @@ export function mapParsedEpisode(e: Episode, identity: IdentityOptions = DEV_IDE
   );
 
   return { resourceType: 'Bundle', type: 'transaction', entry: ctx.list() };
+}
+
+/**
+ * For each assessment with a positive self-harm item that the primary team will not get (gate
+ * closed, or `risk-flags` not shared), a request to the clinic's own therapist: the risk was not
+ * shared, and why, so that a person decides whether to call the primary team. Once per
+ * assessment, created only when absent.
+ */
+function mapUnsharedRisks(ctx: MappingContext, why: string, r: { parent: Ref; owner: Ref; requester: Ref }): void {
+  for (const a of selfHarmAssessments(ctx.episode)) {
+    const identifier = ctx.episodeId('coordination-request', 'risk-not-shared', a.assessmentId);
+    ctx.add<Task>(
+      {
+        resourceType: 'Task',
+        identifier: [identifier],
+        status: 'requested',
+        intent: 'order',
+        priority: 'urgent',
+        code: { coding: [coding('coordination-request', 'risk-not-shared')] },
+        description: `${a.instrument} of ${a.completedOn}: the self-harm item was answered above zero, and this was NOT shared with the parent's primary treatment team: ${why}. Decide whether to contact them.`,
+        focus: selfHarmFlagRef(ctx, a.assessmentId),
+        for: r.parent,
+        authoredOn: a.completedOn,
+        requester: r.requester,
+        owner: r.owner,
+      },
+      { identifier, clinical: true },
+    );
+  }
 }
 
 export interface MapOptions extends ParseOptions {

@@ -5,7 +5,8 @@
  */
 import type { Bundle, Task } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
-import { SHARE_CLASSES, type ShareClass, evaluateGate } from '../../src/coordination/gate.ts';
+import { SHARE_CLASSES, type ShareClass, clinicSharing, evaluateGate } from '../../src/coordination/gate.ts';
+import { mapParsedEpisode } from '../../src/mapping/bundle.ts';
 import { nextDay, sharePrimary, sharePrimaryParsed } from '../../src/coordination/share.ts';
 import { parseEpisode } from '../../src/domain/parse.ts';
 import { validateFhir } from '../../src/fhir/validate.ts';
@@ -266,5 +267,32 @@ describe('withdrawal and expiry', () => {
     const r = sharePrimaryParsed(withoutPrimary, { at: AT, hasTarget: anyTarget });
     expect(r.gate).toMatchObject({ open: false, reason: 'no-primary-organisation' });
     expect(r.bundle.entry).toEqual([]);
+  });
+});
+
+describe('a risk that may not be shared is never dropped silently', () => {
+  const clinicTasks = (e: AnyResource, at = AT) => {
+    const parsed = parseEpisode(e);
+    const b = mapParsedEpisode(parsed, undefined, clinicSharing(evaluateGate(parsed, at, anyTarget)));
+    return { b, tasks: resources(b, 'Task') };
+  };
+
+  it('puts a Task for the therapist on the clinic\'s own server when the consent was declined', () => {
+    const { b, tasks: t } = clinicTasks(activeFather());
+    expect(t).toHaveLength(1);
+    const task = t[0] as AnyResource;
+    expect(task.code.coding[0].code).toBe('risk-not-shared');
+    expect(task.priority).toBe('urgent');
+    expect(task.description).toMatch(/NOT shared .*declined/);
+    expect(resolve(b, task.owner).identifier[0].value).toBe(activeFather().therapist.hprNumber);
+    expect(resolve(b, task.focus).resourceType).toBe('Flag');
+  });
+
+  it('also when the consent shares other things but not risk flags; never when risk flags go', () => {
+    const e = withConsent(examples()[0]?.[1] as AnyResource, 'active', ['attendance', 'scores']);
+    const { tasks: t } = clinicTasks(e);
+    expect(t.map((x) => x.identifier[0].value)).toEqual(['VG-2026-0042/risk-not-shared/A2']);
+    expect(t[0]?.description).toMatch(/does not include risk flags/);
+    expect(clinicTasks(examples()[0]?.[1] as AnyResource).tasks).toEqual([]);
   });
 });
