@@ -56,6 +56,7 @@ const RESOURCE_TYPES = [
   'ConceptMap',
   'Composition',
   'Task',
+  'AuditEvent',
   'Communication',
   'CommunicationRequest',
   'Appointment',

@@ -110,6 +110,17 @@ describe('R4 invariants (severity error) evaluated by fhirpath.js', () => {
     expect(r4InvariantFailures(team('Practitioner/p-1'))).toEqual([]);
   });
 
+  it('read ref-1 as corrected (a logical reference passes) yet still report a local reference to nothing contained', () => {
+    const e = structuredClone(completed());
+    const b = mapEpisode(e);
+    const k = entryIndex(b, 'Encounter');
+    const encounter = b.entry?.[k]?.resource as unknown as Record<string, unknown>;
+    encounter.serviceProvider = { identifier: { system: 'urn:oid:2.16.578.1.12.4.1.2.101', value: '974557746' } };
+    expect(r4InvariantFailures(b)).toEqual([]);
+    encounter.serviceProvider = { reference: '#not-contained' };
+    expect(r4InvariantFailures(b).map((f) => `${f.key} ${f.at}`)).toEqual([`ref-1 Bundle.entry[${k}].resource.serviceProvider`]);
+  });
+
   it('reach data types, nested items, extensions and primitives (planted per-1, qrs-1, ext-1, ele-1)', () => {
     const b = mapEpisode(completed());
     const e = entryIndex(b, 'Encounter');

@@ -3,10 +3,12 @@
  * the gate by date, target and organisation, the coordination requests, and a scan of the whole
  * output for everything that must never cross.
  */
-import type { Bundle, Task } from '@medplum/fhirtypes';
+import type { AuditEvent, Bundle, Task } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
 import { SHARE_CLASSES, type ShareClass, clinicSharing, evaluateGate } from '../../src/coordination/gate.ts';
 import { mapParsedEpisode } from '../../src/mapping/bundle.ts';
+import { disclosureAuditEvent } from '../../src/coordination/audit.ts';
+import { DEV_IDENTITY } from '../../src/mapping/identity.ts';
 import { nextDay, sharePrimary, sharePrimaryParsed } from '../../src/coordination/share.ts';
 import { parseEpisode } from '../../src/domain/parse.ts';
 import { validateFhir } from '../../src/fhir/validate.ts';
@@ -294,5 +296,40 @@ describe('a risk that may not be shared is never dropped silently', () => {
     expect(t.map((x) => x.identifier[0].value)).toEqual(['VG-2026-0042/risk-not-shared/A2']);
     expect(t[0]?.description).toMatch(/does not include risk flags/);
     expect(clinicTasks(examples()[0]?.[1] as AnyResource).tasks).toEqual([]);
+  });
+});
+
+describe('audit of disclosures (IHE BALP PrivacyDisclosure at the source)', () => {
+  const e = parseEpisode(examples()[0]?.[1]);
+  const { bundle } = sharePrimaryParsed(e, { at: AT, hasTarget: anyTarget });
+  const base = { key: 'job-1|primary.993778125', at: AT, episode: e, identity: DEV_IDENTITY, caller: 'journal-north' };
+
+  it('names who, what patient, which consent, what was sent, to which organisation and endpoint, why, and the outcome', () => {
+    const a = disclosureAuditEvent({ ...base, recipient: { orgNumber: '993778125', endpoint: 'https://fhir.primary.example/r4' }, sent: bundle, outcome: 'success' }) as AnyResource;
+    expect(a.type).toMatchObject({ system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110106' });
+    expect(a.subtype[0]).toMatchObject({ system: 'http://terminology.hl7.org/CodeSystem/iso-21089-lifecycle', code: 'disclose' });
+    expect(a.purposeOfEvent[0].coding[0].code).toBe('TREAT');
+    expect(a.outcome).toBe('0');
+    const agent = (code: string) => a.agent.find((x: AnyResource) => x.type.coding[0].code === code);
+    expect(agent('110152').who.identifier.value).toBe('993778125');
+    expect(agent('110152').network).toEqual({ address: 'https://fhir.primary.example/r4', type: '5' });
+    expect(agent('CST').who.identifier.value).toBe('974557746');
+    expect(agent('110150')).toMatchObject({ who: { display: 'journal-north' }, requestor: true });
+    expect(a.entity[0].what.identifier.value).toBe(e.parent.nationalId);
+    expect(a.entity.find((x: AnyResource) => x.what.type === 'Consent').what.identifier.value).toBe('CN-2026-0042');
+    const sent = a.entity.filter((x: AnyResource) => x.what.type === 'Encounter');
+    expect(sent).toHaveLength(9);
+    expect(r4SchemaErrors(a)).toEqual([]);
+    expect(r4InvariantFailures(a)).toEqual([]);
+    expect(validateFhir(a as unknown as AuditEvent).issue.filter((i) => i.severity === 'error')).toEqual([]);
+  });
+
+  it('records a refusal because of consent, with the reason and nothing sent; one id per send, whatever the retries', () => {
+    const refused = disclosureAuditEvent({ ...base, recipient: { orgNumber: '993778125' }, outcome: 'refused', reason: 'the parent withdrew the consent to share with the primary treatment team' }) as AnyResource;
+    expect(refused.outcome).toBe('4');
+    expect(refused.outcomeDesc).toMatch(/withdrew/);
+    expect(refused.entity.map((x: AnyResource) => x.what.type ?? 'Patient')).toEqual(['Patient', 'EpisodeOfCare', 'Consent']);
+    expect(disclosureAuditEvent({ ...base, outcome: 'refused' }).id).toBe(refused.id);
+    expect(disclosureAuditEvent({ ...base, key: 'job-2|primary.993778125', outcome: 'refused' }).id).not.toBe(refused.id);
   });
 });
