@@ -22,6 +22,8 @@ export interface Env {
   PARENT_LANE: DurableObjectNamespace<ParentLane>;
   /** Caller authentication of the API (required; see README "Authentication"). */
   API_AUTH?: string;
+  /** `local` (local development: allows an open API) or `production`; see README "Configuration". */
+  BRIDGE_ENV?: string;
   ALLOW_SYNTHETIC_IDS?: string;
   FHIR_TARGETS?: string;
   BRIDGE_PRIVATE_JWKS?: string;
@@ -62,19 +64,24 @@ function loaded(env: Env): NonNullable<typeof configCache> {
 }
 const config = (env: Env): BridgeConfig => loaded(env).config;
 
+/**
+ * The one fetch every delivery in this isolate passes to its clients: token providers are
+ * shared per fetch and target (src/sync/targets.ts), so all parents' deliveries reuse one
+ * access token per target instead of one per parent.
+ */
+const deliveryFetch: typeof fetch = (...a) => fetch(...a);
+
 /** Serialises delivery attempts for one parent: one Durable Object per parent key. */
 export class ParentLane extends DurableObject<Env> {
   private tail: Promise<unknown> = Promise.resolve();
-  private clients?: ReturnType<typeof clientFactory>;
 
   /** Runs one attempt of `jobId` after every attempt already running here. */
   attempt(jobId: string): Promise<AttemptResult | undefined> {
     const run = this.tail.then(() => {
       const cfg = config(this.env);
-      this.clients ??= clientFactory(cfg, (...a) => fetch(...a));
       return attemptJob(jobId, {
         store: new D1Store(this.env.DB),
-        clientFor: this.clients,
+        clientFor: clientFactory(cfg, deliveryFetch),
         now: Date.now,
         random: Math.random,
         newId: () => crypto.randomUUID(),
