@@ -13,6 +13,7 @@ import { createApp } from './http/app.ts';
 import { type AttemptResult, attemptJob } from './sync/deliver.ts';
 import { D1Store } from './sync/d1-store.ts';
 import { type DeliveryQueue, createDeliveryService } from './sync/service.ts';
+import { DEAD_LETTERED, DEAD_LETTER_QUEUE } from './sync/dead-letter.ts';
 import { markDead, purgeExpired, sweepStale } from './sync/sweep.ts';
 import { clientFactory, retryPolicy } from './sync/targets.ts';
 
@@ -42,13 +43,6 @@ export interface DeliveryMessage {
   jobId: string;
   parentKey: string;
 }
-
-/** The delivery queue's dead-letter queue (wrangler.toml `dead_letter_queue`). */
-export const DEAD_LETTER_QUEUE = 'imh-bridge-delivery-dlq';
-
-/** Why a job from the dead-letter queue is dead; shown on each unfinished target. */
-export const DEAD_LETTERED =
-  'the delivery queue gave up on this job after its retries (dead-letter queue); replay it with POST /v1/jobs/{id}/$replay';
 
 /**
  * Configuration is read once per isolate and environment; a bad setting fails loudly. The

@@ -83,10 +83,10 @@ describe('wrangler.toml as shipped', () => {
     const shape = (env?: string) => {
       const c = unstable_readConfig({ config: WRANGLER_TOML, ...(env === undefined ? {} : { env }) }, { hideWarnings: true });
       return {
-        d1: c.d1_databases.map((d) => d.binding),
-        producers: c.queues.producers?.map((q) => q.binding),
-        consumers: c.queues.consumers?.map((q) => [q.queue, q.dead_letter_queue]),
-        durableObjects: c.durable_objects.bindings.map((b) => [b.name, b.class_name]),
+        d1: c.d1_databases.map((d: { binding: string }) => d.binding),
+        producers: c.queues.producers?.map((q: { binding: string }) => q.binding),
+        consumers: c.queues.consumers?.map((q: { queue: string; dead_letter_queue?: string }) => [q.queue, q.dead_letter_queue]),
+        durableObjects: c.durable_objects.bindings.map((b: { name: string; class_name: string }) => [b.name, b.class_name]),
         crons: c.triggers.crons,
       };
     };
