@@ -33,7 +33,7 @@ function providerKey(target: TargetConfig): string {
   return JSON.stringify([target.name, target.baseUrl, target.timeoutMs, auth]);
 }
 
-/** The shared token provider for `target` (see {@link providers}). */
+/** The shared token provider for `target` (see {@link providersByFetch}). */
 export function tokenProviderFor(target: TargetConfig, deps: TokenProviderDeps): TokenProvider {
   let providers = providersByFetch.get(deps.fetch);
   if (!providers) providersByFetch.set(deps.fetch, (providers = new Map()));
