@@ -35,7 +35,8 @@ export default defineConfig(async () => {
         {
           plugins: [
             cloudflareTest({
-              wrangler: { configPath: './wrangler.toml' },
+              // [env.local]: the only configuration that may run with an open API (BRIDGE_ENV local).
+              wrangler: { configPath: './wrangler.toml', environment: 'local' },
               miniflare: {
                 bindings: {
                   TEST_MIGRATIONS: migrations,

@@ -1,7 +1,7 @@
 /**
  * `npm start`: the whole bridge on this machine with its embedded defaults.
  * 1. the sandbox FHIR R4 server on 127.0.0.1:8103;
- * 2. the Worker in workerd (`wrangler dev`) with fresh local D1, Queue and Durable Objects;
+ * 2. the Worker in workerd (`wrangler dev --env local`: [env.local] opens the API) with fresh local D1, Queue and Durable Objects;
  * 3. every example episode sent through the real delivery path (PUT → queue → sandbox);
  * then it prints where to look and runs until Ctrl-C.
  */
@@ -22,7 +22,7 @@ console.log(`sandbox FHIR server  ${sandbox.baseUrl}`);
 
 // A fresh local state each start: the sandbox is in memory, so the ledger must be too.
 const state = mkdtempSync(join(tmpdir(), 'imh-bridge-dev-'));
-const migrate = spawnSync(process.execPath, [wrangler, 'd1', 'migrations', 'apply', 'imh-bridge', '--local', '--persist-to', state], {
+const migrate = spawnSync(process.execPath, [wrangler, 'd1', 'migrations', 'apply', 'imh-bridge', '--env', 'local', '--local', '--persist-to', state], {
   cwd: root,
   encoding: 'utf8',
   env: { ...process.env, CI: 'true' },
@@ -34,7 +34,8 @@ if (migrate.status !== 0) {
 
 const worker = spawn(
   process.execPath,
-  [wrangler, 'dev', '--port', String(WORKER_PORT), '--ip', '127.0.0.1', '--persist-to', state, '--show-interactive-dev-session=false', '--log-level', 'warn',
+  // [env.local] in wrangler.toml: local development, the one configuration with an open API.
+  [wrangler, 'dev', '--env', 'local', '--port', String(WORKER_PORT), '--ip', '127.0.0.1', '--persist-to', state, '--show-interactive-dev-session=false', '--log-level', 'warn',
     '--var', `FHIR_TARGETS:${JSON.stringify({ clinic: { baseUrl: sandbox.baseUrl, auth: { type: 'none' } } })}`],
   { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] },
 );

@@ -8,14 +8,16 @@ import { text } from 'node:stream/consumers';
 import type { Resource } from '@medplum/fhirtypes';
 import { hasErrors, isOperationOutcomeError, issue, outcome } from './fhir/outcome.ts';
 import { mapEpisode } from './mapping/bundle.ts';
-import { loadIdentity } from './config.ts';
+import { loadIdentity, targetUrlProblem } from './config.ts';
 
 const USAGE = `usage:
   imh-bridge map FILE|-                      map an episode (JSON) to a FHIR R4 transaction Bundle
   imh-bridge validate FILE|-                 validate a FHIR resource or Bundle against R4 and the bridge's profiles
-  imh-bridge sync FILE|- --target URL [--bearer TOKEN]
-                                             deliver one episode to a FHIR base URL (retries, conditional writes, no ledger;
-                                             master data only created when absent); prints created/updated/unchanged
+  imh-bridge sync FILE|- --target URL [--bearer-env NAME | --bearer-file PATH]
+                                             deliver one episode to a FHIR base URL (https; http only for localhost; retries,
+                                             conditional writes, no ledger; master data only created when absent); prints
+                                             created/updated/unchanged. The bearer token is read from the environment
+                                             variable NAME or from the file PATH, never from the command line
   imh-bridge extract FILE|-                  SDC extraction of a QuestionnaireResponse to a transaction Bundle of scores
                                              (Parameters {return, issues} when a calculated total disagrees with the answers)
   imh-bridge outcomes FILE|-                 first, latest, change and reliable change per instrument (FHIR Parameters)
@@ -56,7 +58,16 @@ async function main(argv: string[]): Promise<number> {
     const parsed = parseArgs({
       args,
       allowPositionals: true,
-      options: { target: { type: 'string' }, bearer: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, at: { type: 'string' } },
+      options: {
+        target: { type: 'string' },
+        // Accepted only to refuse it with a clear message (see bearerToken).
+        bearer: { type: 'string' },
+        'bearer-env': { type: 'string' },
+        'bearer-file': { type: 'string' },
+        port: { type: 'string' },
+        host: { type: 'string' },
+        at: { type: 'string' },
+      },
     });
     values = parsed.values as Record<string, string | undefined>;
     if (parsed.positionals.length > 1) throw new Error('too many arguments');
@@ -73,14 +84,24 @@ async function main(argv: string[]): Promise<number> {
   try {
     switch (command) {
       case 'sync': {
-        if (!values.target || !/^https?:\/\//.test(values.target)) {
-          process.stderr.write(`sync needs --target with the FHIR base URL (http or https)\n${USAGE}\n`);
+        if (!values.target) {
+          process.stderr.write(`sync needs --target with the FHIR base URL\n${USAGE}\n`);
+          return 2;
+        }
+        const targetProblem = targetUrlProblem(values.target);
+        if (targetProblem) {
+          process.stderr.write(`--target ${targetProblem}\n`);
+          return 2;
+        }
+        const bearer = await bearerToken(values);
+        if (!bearer.ok) {
+          process.stderr.write(`${bearer.message}\n`);
           return 2;
         }
         const { syncOnce } = await import('./sync/sync-once.ts');
         const result = await syncOnce(await readJson(file), {
           baseUrl: values.target,
-          bearer: values.bearer,
+          bearer: bearer.token,
           ...loadIdentity(process.env),
           log: (line) => process.stderr.write(line + '\n'),
         });
@@ -146,6 +167,44 @@ async function main(argv: string[]): Promise<number> {
     }
     throw e;
   }
+}
+
+/**
+ * The target's bearer token, from `--bearer-env NAME` or `--bearer-file PATH`. A token on the
+ * command line would be readable by every user of the machine (`ps`, /proc) and kept in shell
+ * history, so `--bearer` is refused. Messages never repeat the token.
+ */
+async function bearerToken(values: Record<string, string | undefined>): Promise<{ ok: true; token?: string } | { ok: false; message: string }> {
+  if (values.bearer !== undefined) {
+    return {
+      ok: false,
+      message:
+        '--bearer is not accepted: a token on the command line is visible to other users (ps) and kept in shell history. ' +
+        'Put it in an environment variable and pass --bearer-env NAME, or in a file readable only by you and pass --bearer-file PATH',
+    };
+  }
+  const fromEnv = values['bearer-env'];
+  const fromFile = values['bearer-file'];
+  if (fromEnv !== undefined && fromFile !== undefined) return { ok: false, message: 'give --bearer-env or --bearer-file, not both' };
+  let token: string | undefined;
+  let source: string;
+  if (fromEnv !== undefined) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(fromEnv)) return { ok: false, message: '--bearer-env must name an environment variable (letters, digits, _)' };
+    source = `the environment variable ${fromEnv}`;
+    token = process.env[fromEnv]?.trim();
+  } else if (fromFile !== undefined) {
+    source = `the file ${fromFile}`;
+    try {
+      token = (await readFile(fromFile, 'utf8')).trim();
+    } catch (e) {
+      return { ok: false, message: `cannot read --bearer-file ${fromFile}: ${(e as NodeJS.ErrnoException).code ?? 'error'}` };
+    }
+  } else {
+    return { ok: true };
+  }
+  if (!token) return { ok: false, message: `${source} is not set or is empty` };
+  if (!/^[\x21-\x7e]+$/.test(token)) return { ok: false, message: `${source} holds spaces or characters not allowed in a bearer token` };
+  return { ok: true, token };
 }
 
 /** Runs the sandbox FHIR server until interrupted. */

@@ -64,6 +64,8 @@ export type ApiAuth =
       jwksUrl: string;
       issuer: string;
       audience: string;
+      /** Longest an access token may still be valid when it arrives (`exp` − now), in seconds. */
+      maxLifetimeSeconds: number;
     };
 
 export interface TargetConfig {
@@ -75,7 +77,16 @@ export interface TargetConfig {
   timeoutMs: number;
 }
 
+/**
+ * What the deployment says it is (BRIDGE_ENV): `local` opts in to local development (an open
+ * API becomes possible), `production` tightens the defaults; unset is a deployment that has
+ * not said, treated as strictly as production where an open API is concerned.
+ */
+export type BridgeEnv = 'local' | 'production' | undefined;
+
 export interface BridgeConfig {
+  /** BRIDGE_ENV. */
+  bridgeEnv: BridgeEnv;
   /** Inbound authentication of API callers. */
   apiAuth: ApiAuth;
   targets: {
@@ -119,6 +130,9 @@ export const DEFAULT_SWEEP_QUEUED_AFTER_MINUTES = 15;
 /** Beyond the longest backoff and Retry-After cap (5 minutes by default), with room to spare. */
 export const DEFAULT_SWEEP_RETRY_GRACE_MINUTES = 15;
 export const DEFAULT_BUNDLE_RETENTION_DAYS = 30;
+/** RFC 9068 access tokens are short-lived; an hour is the usual ceiling of authorisation servers. */
+export const DEFAULT_MAX_TOKEN_LIFETIME_SECONDS = 3_600;
+export const MAX_TOKEN_LIFETIME_LIMIT_SECONDS = 86_400;
 /** Shortest static API token accepted: 32 characters of a random token is far past guessing. */
 export const MIN_API_TOKEN_LENGTH = 32;
 /** A static API token's name, as jobs record their caller. */
@@ -128,7 +142,27 @@ const CALLER_NAME = /^[A-Za-z0-9._:@-]{1,64}$/;
 // Schemas for one target as written in FHIR_TARGETS (before secrets are resolved).
 
 const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i;
-const isLoopback = (url: string): boolean => LOOPBACK.test(new URL(url).hostname);
+
+/**
+ * Why `url` cannot be a FHIR target's base URL, or undefined when it can: an absolute https
+ * URL (http only on loopback, where nothing crosses a network), without credentials, query or
+ * fragment. Patient data travels there, so plain http to another host is never allowed,
+ * with or without credentials. The message never repeats the URL.
+ */
+export function targetUrlProblem(url: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return 'must be an absolute https URL';
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') return 'must be an https URL';
+  if (u.protocol !== 'https:' && !LOOPBACK.test(u.hostname)) return 'must use https (http is allowed only for localhost)';
+  if (u.username || u.password) return 'must not contain credentials; use the auth settings instead';
+  if (u.hash) return 'must not have a #fragment';
+  if (u.search) return 'must not have a ?query';
+  return undefined;
+}
 
 function urlSchema(kind: 'base' | 'endpoint') {
   return z
@@ -145,13 +179,13 @@ function urlSchema(kind: 'base' | 'endpoint') {
       } catch {
         return fail('must be an absolute http(s) URL');
       }
+      if (kind === 'base') {
+        const problem = targetUrlProblem(s);
+        return problem ? fail(problem) : u.href.replace(/\/+$/, '');
+      }
       if (u.protocol !== 'http:' && u.protocol !== 'https:') return fail('must be an http(s) URL');
       if (u.username || u.password) return fail('must not contain credentials; use the auth settings instead');
       if (u.hash) return fail('must not have a #fragment');
-      if (kind === 'base') {
-        if (u.search) return fail('must not have a ?query');
-        return u.href.replace(/\/+$/, '');
-      }
       // The assertion and token travel to and from here.
       if (u.protocol !== 'https:' && !LOOPBACK.test(u.hostname)) return fail('must use https (http is allowed only for localhost)');
       // The token URL is also the assertion's `aud`: keep it exactly as configured.
@@ -190,6 +224,11 @@ const ApiAuthSchema = z.discriminatedUnion('type', [
     jwksUrl: urlSchema('endpoint'),
     issuer: noControl,
     audience: noControl,
+    maxLifetimeSeconds: z
+      .int({ error: `must be a whole number of seconds from 60 to ${MAX_TOKEN_LIFETIME_LIMIT_SECONDS}` })
+      .min(60, { error: `must be a whole number of seconds from 60 to ${MAX_TOKEN_LIFETIME_LIMIT_SECONDS}` })
+      .max(MAX_TOKEN_LIFETIME_LIMIT_SECONDS, { error: `must be a whole number of seconds from 60 to ${MAX_TOKEN_LIFETIME_LIMIT_SECONDS}` })
+      .default(DEFAULT_MAX_TOKEN_LIFETIME_SECONDS),
   }),
 ]);
 type RawApiAuth = z.output<typeof ApiAuthSchema>;
@@ -342,7 +381,7 @@ function readJwks(env: ConfigEnv, problems: Problems): Map<string, JWK> | undefi
 }
 
 const API_AUTH_FORMS =
-  '{"type":"bearer","tokensSecret":"<NAME>"}, {"type":"jwt","jwksUrl":"https://…","issuer":"…","audience":"…"}, or {"type":"none"} (local sandboxes only)';
+  '{"type":"bearer","tokensSecret":"<NAME>"}, {"type":"jwt","jwksUrl":"https://…","issuer":"…","audience":"…"}, or {"type":"none"} (local development only, with BRIDGE_ENV "local")';
 
 /**
  * Reads API_AUTH, which is required: without it the API would be open, and it carries
@@ -352,7 +391,7 @@ function readApiAuth(env: ConfigEnv, problems: Problems): ApiAuth | undefined {
   const NAME = 'API_AUTH';
   const text = present(env, NAME);
   if (text === undefined) {
-    problems.add(NAME, `is required: set API_AUTH; use {"type":"none"} only for local sandboxes. Forms: ${API_AUTH_FORMS}`, 'required');
+    problems.add(NAME, `is required: set API_AUTH; {"type":"none"} is only for local development (BRIDGE_ENV "local"). Forms: ${API_AUTH_FORMS}`, 'required');
     return undefined;
   }
   const parsed = parseJson(text);
@@ -457,10 +496,15 @@ export function loadConfig(env: ConfigEnv): BridgeConfig {
   const problems = new Problems();
 
   const apiAuth = readApiAuth(env, problems);
-  const allowSyntheticIds = readBoolean(env, 'ALLOW_SYNTHETIC_IDS', true, problems);
-  if (apiAuth?.type === 'none' && !allowSyntheticIds) {
-    // A deployment that takes real national ids must know who calls it.
-    problems.add('API_AUTH', '{"type":"none"} is only allowed where ALLOW_SYNTHETIC_IDS is true (local sandboxes): a deployment that accepts real national ids must authenticate its callers');
+  const { bridgeEnv, allowSyntheticIds } = readDeployment(env, problems);
+  if (apiAuth?.type === 'none' && (bridgeEnv !== 'local' || !allowSyntheticIds)) {
+    // An open API is a local developer's choice, never a deployment's default; and a
+    // deployment that takes real national ids must know who calls it.
+    problems.add(
+      'API_AUTH',
+      '{"type":"none"} (an open API) is only allowed for local development: where BRIDGE_ENV is "local" and ALLOW_SYNTHETIC_IDS is not false. A deployment must authenticate its callers: ' +
+        'set API_AUTH to {"type":"bearer",…} or {"type":"jwt",…}',
+    );
   }
   const identity = readIdentity(env, allowSyntheticIds, problems);
   const deliveryMaxAttempts = readInt(env, 'DELIVERY_MAX_ATTEMPTS', DEFAULT_DELIVERY_MAX_ATTEMPTS, 1, 100, problems);
@@ -541,10 +585,6 @@ export function loadConfig(env: ConfigEnv): BridgeConfig {
     }
     if (!target || !auth) continue;
     const { baseUrl, timeoutMs } = target;
-    if (auth.type !== 'none' && baseUrl.startsWith('http:') && !isLoopback(baseUrl)) {
-      problems.add(`${path}.baseUrl`, 'must use https when the target has credentials (http is allowed only for localhost)');
-      continue;
-    }
     resolved.push({ path, ...(orgNumber ? { orgNumber } : {}), config: { name, baseUrl, auth, timeoutMs } });
   }
   if (jwksRequiredBy) {
@@ -564,6 +604,7 @@ export function loadConfig(env: ConfigEnv): BridgeConfig {
   // Publish each key with the alg the targets sign with, so verifiers need not guess.
   const keys = jwks ? [...jwks.values()].map((k) => (k.kid && algByKid.has(k.kid) ? { ...k, alg: algByKid.get(k.kid) } : k)) : [];
   return {
+    bridgeEnv,
     apiAuth,
     targets,
     ...(jwks ? { signingKeys: new Secret<PrivateJwks>({ keys }) } : {}),
@@ -582,10 +623,33 @@ export function loadConfig(env: ConfigEnv): BridgeConfig {
  */
 export function loadIdentity(env: ConfigEnv): { allowSyntheticIds: boolean; identity: IdentityOptions } {
   const problems = new Problems();
-  const allowSyntheticIds = readBoolean(env, 'ALLOW_SYNTHETIC_IDS', true, problems);
+  const { allowSyntheticIds } = readDeployment(env, problems);
   const identity = readIdentity(env, allowSyntheticIds, problems);
   if (problems.issues.length) throw new OperationOutcomeError(outcome(problems.issues), 500);
   return { allowSyntheticIds, identity };
+}
+
+/**
+ * BRIDGE_ENV and ALLOW_SYNTHETIC_IDS. `local` (only wrangler.toml's `[env.local]`, `npm start`
+ * and the tests set it) is local development, which uses synthetic ids, so it is refused
+ * beside ALLOW_SYNTHETIC_IDS=false: a configuration that takes real national ids is a
+ * deployment. `production` takes real ids only: ALLOW_SYNTHETIC_IDS defaults to false there
+ * and "true" is refused.
+ */
+function readDeployment(env: ConfigEnv, problems: Problems): { bridgeEnv: BridgeEnv; allowSyntheticIds: boolean } {
+  const NAME = 'BRIDGE_ENV';
+  const value = present(env, NAME);
+  let bridgeEnv: BridgeEnv;
+  if (value === 'local' || value === 'production') bridgeEnv = value;
+  else if (value !== undefined) problems.add(NAME, 'must be "local" or "production" (or unset)');
+  const allowSyntheticIds = readBoolean(env, 'ALLOW_SYNTHETIC_IDS', bridgeEnv !== 'production', problems);
+  if (bridgeEnv === 'production' && allowSyntheticIds) {
+    problems.add('ALLOW_SYNTHETIC_IDS', 'must be false where BRIDGE_ENV is "production": production takes real national ids only');
+  }
+  if (bridgeEnv === 'local' && !allowSyntheticIds) {
+    problems.add(NAME, '"local" (local development) is refused where ALLOW_SYNTHETIC_IDS is false: a configuration that accepts real national ids is a deployment, not local development');
+  }
+  return { bridgeEnv, allowSyntheticIds };
 }
 
 /** Shortest IDENTITY_SECRET accepted: 32 characters of a random value is far past guessing. */

@@ -13,6 +13,7 @@ import { createApp } from './http/app.ts';
 import { type AttemptResult, attemptJob } from './sync/deliver.ts';
 import { D1Store } from './sync/d1-store.ts';
 import { type DeliveryQueue, createDeliveryService } from './sync/service.ts';
+import { DEAD_LETTERED, DEAD_LETTER_QUEUE } from './sync/dead-letter.ts';
 import { markDead, purgeExpired, sweepStale } from './sync/sweep.ts';
 import { clientFactory, retryPolicy } from './sync/targets.ts';
 
@@ -22,6 +23,8 @@ export interface Env {
   PARENT_LANE: DurableObjectNamespace<ParentLane>;
   /** Caller authentication of the API (required; see README "Authentication"). */
   API_AUTH?: string;
+  /** `local` (local development: allows an open API) or `production`; see README "Configuration". */
+  BRIDGE_ENV?: string;
   ALLOW_SYNTHETIC_IDS?: string;
   FHIR_TARGETS?: string;
   BRIDGE_PRIVATE_JWKS?: string;
@@ -41,13 +44,6 @@ export interface DeliveryMessage {
   parentKey: string;
 }
 
-/** The delivery queue's dead-letter queue (wrangler.toml `dead_letter_queue`). */
-export const DEAD_LETTER_QUEUE = 'imh-bridge-delivery-dlq';
-
-/** Why a job from the dead-letter queue is dead; shown on each unfinished target. */
-export const DEAD_LETTERED =
-  'the delivery queue gave up on this job after its retries (dead-letter queue); replay it with POST /v1/jobs/{id}/$replay';
-
 /**
  * Configuration is read once per isolate and environment; a bad setting fails loudly. The
  * caller authenticator lives beside it, so its token digests and JWKS cache are kept.
@@ -62,19 +58,24 @@ function loaded(env: Env): NonNullable<typeof configCache> {
 }
 const config = (env: Env): BridgeConfig => loaded(env).config;
 
+/**
+ * The one fetch every delivery in this isolate passes to its clients: token providers are
+ * shared per fetch and target (src/sync/targets.ts), so all parents' deliveries reuse one
+ * access token per target instead of one per parent.
+ */
+const deliveryFetch: typeof fetch = (...a) => fetch(...a);
+
 /** Serialises delivery attempts for one parent: one Durable Object per parent key. */
 export class ParentLane extends DurableObject<Env> {
   private tail: Promise<unknown> = Promise.resolve();
-  private clients?: ReturnType<typeof clientFactory>;
 
   /** Runs one attempt of `jobId` after every attempt already running here. */
   attempt(jobId: string): Promise<AttemptResult | undefined> {
     const run = this.tail.then(() => {
       const cfg = config(this.env);
-      this.clients ??= clientFactory(cfg, (...a) => fetch(...a));
       return attemptJob(jobId, {
         store: new D1Store(this.env.DB),
-        clientFor: this.clients,
+        clientFor: clientFactory(cfg, deliveryFetch),
         now: Date.now,
         random: Math.random,
         newId: () => crypto.randomUUID(),

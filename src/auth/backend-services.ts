@@ -155,13 +155,24 @@ function smartBackendProvider(auth: SmartAuth, name: string, timeoutMs: number, 
         );
         inflight = p;
       }
-      return inflight;
+      // The provider is shared by every delivery in the isolate; a request that joins another
+      // one's token request waits at most the target's timeout, so it cannot hang on a request
+      // the runtime has cancelled.
+      return waitAtMost(inflight, timeoutMs + 1_000, () => fail(name, 504, 'timeout', 'the token endpoint did not answer in time'));
     },
     invalidate() {
       cached = undefined;
       inflight = undefined;
     },
   };
+}
+
+function waitAtMost<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 function fail(

@@ -88,10 +88,10 @@ export function createInboundAuthenticator(auth: ApiAuth, deps: InboundAuthDeps 
   }
 
   const keys = createRemoteJWKSet(new URL(auth.jwksUrl), {
-    cooldownDuration: 30_000,
+    cooldownDuration: JWKS_COOLDOWN_MS,
     cacheMaxAge: 600_000,
-    timeoutDuration: 5_000,
-    ...(deps.fetch ? { [customFetch]: deps.fetch } : {}),
+    timeoutDuration: JWKS_TIMEOUT_MS,
+    [customFetch]: singleFlight(deps.fetch ?? ((...a: Parameters<typeof fetch>) => fetch(...a))),
   });
   return {
     type: 'jwt',
@@ -108,6 +108,8 @@ export function createInboundAuthenticator(auth: ApiAuth, deps: InboundAuthDeps 
       } catch (e) {
         return jwtFailure(e);
       }
+      const timing = timingProblem(payload, auth.maxLifetimeSeconds, Math.floor(Date.now() / 1000));
+      if (timing) return { ok: false, reason: timing };
       const subject = typeof payload.sub === 'string' ? payload.sub : typeof payload.client_id === 'string' ? payload.client_id : undefined;
       // The client is who sends episodes (RFC 9068 §2.2: client_id; OIDC: azp); a token
       // without one names its subject. A token naming nobody is still recorded as such.
@@ -115,6 +117,83 @@ export function createInboundAuthenticator(auth: ApiAuth, deps: InboundAuthDeps 
       return { ok: true, caller: { kind: 'jwt', name, ...(subject ? { subject } : {}), scopes: scopesOf(payload.scope) } };
     },
   };
+}
+
+/** Minimum time between two key-set fetches for an unknown `kid` (jose's cooldown). */
+export const JWKS_COOLDOWN_MS = 30_000;
+/** How long a key-set fetch may take, for the request that started it and those waiting on it. */
+export const JWKS_TIMEOUT_MS = 5_000;
+
+/**
+ * What jose's signature and claim checks leave open (RFC 7519 §4.1.4, §4.1.6): an `iat` in the
+ * future beyond the clock tolerance (a token minted ahead of time, or by a clock that cannot
+ * be trusted), and an `exp` farther ahead than `maxLifetimeSeconds`: a long-lived token is a
+ * long-lived risk if it leaks. Returns why the token is refused, without its values.
+ */
+export function timingProblem(payload: JWTPayload, maxLifetimeSeconds: number, nowSeconds: number): string | undefined {
+  if (typeof payload.iat === 'number' && payload.iat > nowSeconds + CLOCK_TOLERANCE_SECONDS) {
+    return 'the access token\'s "iat" claim is in the future';
+  }
+  if (typeof payload.exp === 'number' && payload.exp - nowSeconds > maxLifetimeSeconds + CLOCK_TOLERANCE_SECONDS) {
+    return `the access token's "exp" claim is more than ${maxLifetimeSeconds} s ahead (longer than this bridge accepts)`;
+  }
+  return undefined;
+}
+
+/** A key-set answer as plain data, so requests other than the one that fetched it can use it. */
+interface SharedAnswer {
+  status: number;
+  contentType: string | null;
+  body: string;
+}
+
+/**
+ * Makes concurrent key-set fetches share one request. jose keeps one fetch in flight per key
+ * set, except in Cloudflare Workers, where it starts a fetch per caller (a Response belongs to
+ * the request that fetched it): 50 concurrent tokens with unknown `kid`s there meant 50 fetches
+ * of the authorisation server's keys. Here the first caller fetches and reads the body; the
+ * others wait for that text (plain data, not an I/O object) and get a Response of their own,
+ * each bounded by its own timeout signal, so a waiter never hangs on a request that went
+ * away. jose's cooldown then keeps unknown `kid`s from fetching again for 30 s.
+ */
+export function singleFlight(fetchImpl: typeof fetch): typeof fetch {
+  const inflight = new Map<string, Promise<SharedAnswer>>();
+  return async (input, init) => {
+    const url = input instanceof Request ? input.url : String(input);
+    let answer = inflight.get(url);
+    if (!answer) {
+      const p: Promise<SharedAnswer> = (async () => {
+        const res = await fetchImpl(input, init);
+        return { status: res.status, contentType: res.headers.get('content-type'), body: await res.text() };
+      })().finally(() => {
+        if (inflight.get(url) === p) inflight.delete(url);
+      });
+      inflight.set(url, p);
+      answer = p;
+    }
+    const { status, contentType, body } = await bounded(answer, init?.signal ?? undefined);
+    return new Response(status === 204 || status === 304 ? null : body, { status, headers: contentType ? { 'content-type': contentType } : {} });
+  };
+}
+
+/** `p`, or the signal's reason once it aborts, whichever comes first. */
+function bounded<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
 }
 
 /** Why a JWT was refused, in words that never include the token or its claims' values. */

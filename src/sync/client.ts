@@ -65,6 +65,8 @@ export class FhirTargetClient {
             ...headers,
           },
           body: body === undefined ? undefined : JSON.stringify(body),
+          // A redirect would take the Bundle and the credentials to a URL nobody configured.
+          redirect: 'manual',
           signal: AbortSignal.timeout(this.deps.timeoutMs ?? 15_000),
         });
       } catch (e) {
@@ -81,6 +83,13 @@ export class FhirTargetClient {
       await res.body?.cancel();
       this.deps.invalidateAuthorization();
       res = await send();
+    }
+    if (isRedirect(res)) {
+      await res.body?.cancel().catch(() => undefined);
+      // The Location is not repeated: it may carry search parameters with personal data.
+      throw new TargetError('http', `${method} ${describePath(path)}: the server redirected (HTTP ${res.status}); redirects are not followed: configure the target's final base URL`, {
+        status: res.status,
+      });
     }
     let text: string;
     try {
@@ -105,6 +114,14 @@ export class FhirTargetClient {
     }
     return { status: res.status, headers: res.headers, body: parsed as T };
   }
+}
+
+/**
+ * A redirect answered to `redirect: 'manual'`: a 3xx other than 304 (Not Modified is an
+ * answer, not a redirect), or the opaque redirect Fetch-conforming runtimes give instead.
+ */
+function isRedirect(res: Response): boolean {
+  return res.type === 'opaqueredirect' || (res.status >= 300 && res.status < 400 && res.status !== 304);
 }
 
 /** The resource type part of a path, never identifiers or search values (they may be personal data). */

@@ -1,5 +1,5 @@
 /** FHIR clients for the configured targets, with their credentials. */
-import { type TokenProvider, createTokenProvider } from '../auth/backend-services.ts';
+import { type TokenProvider, type TokenProviderDeps, createTokenProvider } from '../auth/backend-services.ts';
 import type { BridgeConfig, TargetConfig } from '../config.ts';
 import { CLINIC_TARGET } from './deliver.ts';
 import { FhirTargetClient } from './client.ts';
@@ -15,16 +15,46 @@ export function targetConfig(config: BridgeConfig, name: string): TargetConfig {
 }
 
 /**
- * Returns a factory of clients. Token providers live as long as the factory, so access
- * tokens are reused across deliveries until shortly before they expire.
+ * Token providers of this process or isolate, per fetch implementation and then keyed by
+ * target name and everything its credentials depend on (so a changed configuration gets a
+ * new provider, never another target's token). Every delivery in the isolate that passes the
+ * same fetch shares them: a SMART access token is requested once per target and reused until
+ * shortly before it expires, however many parents' deliveries (Durable Objects) run here.
+ */
+const providersByFetch = new WeakMap<typeof fetch, Map<string, TokenProvider>>();
+/** A bound on the cache: configurations change only with deployments. */
+const MAX_PROVIDERS = 256;
+
+/** The cache key: the target's name and configuration, secrets included (held only in memory). */
+function providerKey(target: TargetConfig): string {
+  const a = target.auth;
+  const auth =
+    a.type === 'bearer' ? { ...a, token: a.token.reveal() } : a.type === 'smart-backend' ? { ...a, privateKey: a.privateKey.reveal() } : a;
+  return JSON.stringify([target.name, target.baseUrl, target.timeoutMs, auth]);
+}
+
+/** The shared token provider for `target` (see {@link providersByFetch}). */
+export function tokenProviderFor(target: TargetConfig, deps: TokenProviderDeps): TokenProvider {
+  let providers = providersByFetch.get(deps.fetch);
+  if (!providers) providersByFetch.set(deps.fetch, (providers = new Map()));
+  const key = providerKey(target);
+  let provider = providers.get(key);
+  if (!provider) {
+    if (providers.size >= MAX_PROVIDERS) providers.clear();
+    providers.set(key, (provider = createTokenProvider(target, deps)));
+  }
+  return provider;
+}
+
+/**
+ * Returns a factory of clients. Their token providers are shared per target across the
+ * process or isolate ({@link tokenProviderFor}), so access tokens are reused across
+ * deliveries until shortly before they expire.
  */
 export function clientFactory(config: BridgeConfig, fetchImpl: typeof fetch, now: () => number = Date.now): (name: string) => FhirTargetClient {
-  const tokens = new Map<string, TokenProvider>();
   return (name) => {
     const target = targetConfig(config, name);
-    let provider = tokens.get(name);
-    if (!provider) tokens.set(name, (provider = createTokenProvider(target, { fetch: fetchImpl, now })));
-    const p = provider;
+    const p = tokenProviderFor(target, { fetch: fetchImpl, now });
     return new FhirTargetClient(target.baseUrl, {
       fetch: fetchImpl,
       authorization: () => p.authorization(),

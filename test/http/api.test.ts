@@ -60,6 +60,7 @@ describe('POST /v1/episodes/$map (inside workerd)', () => {
     const token = 'test-api-token-0123456789abcdefghijkl';
     const production = {
       ...env,
+      BRIDGE_ENV: 'production',
       ALLOW_SYNTHETIC_IDS: 'false',
       API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}',
       API_TOKENS: token,

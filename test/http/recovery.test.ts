@@ -5,7 +5,8 @@
  */
 import { SELF, createExecutionContext, createMessageBatch, createScheduledController, env, getQueueResult, waitOnExecutionContext } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import worker, { DEAD_LETTER_QUEUE, DEAD_LETTERED } from '../../src/worker.ts';
+import { DEAD_LETTER_QUEUE, DEAD_LETTERED } from '../../src/sync/dead-letter.ts';
+import worker from '../../src/worker.ts';
 import { submitEpisode } from '../../src/sync/deliver.ts';
 import { D1Store, PURGE_SQL } from '../../src/sync/d1-store.ts';
 import planned from '../../../shared/contract/examples/planned-minimal.episode.json';

@@ -52,6 +52,7 @@ beforeAll(async () => {
 function configFor(alg: 'RS384' | 'ES384', extra: Record<string, unknown> = {}): BridgeConfig {
   return loadConfig({
     API_AUTH: '{"type":"none"}',
+      BRIDGE_ENV: 'local',
     FHIR_TARGETS: JSON.stringify({
       clinic: { baseUrl: 'http://127.0.0.1:8103/fhir', auth: { type: 'none' } },
       primary: {
@@ -238,6 +239,7 @@ describe('other auth types', () => {
   it('gives the configured token for bearer', async () => {
     const config = loadConfig({
       API_AUTH: '{"type":"none"}',
+      BRIDGE_ENV: 'local',
       FHIR_TARGETS: JSON.stringify({ clinic: { ...base, name: undefined, auth: { type: 'bearer', tokenSecret: 'CLINIC_TOKEN' } } }),
       CLINIC_TOKEN: 'tok-123',
     });

@@ -107,7 +107,7 @@ describe('the caller recorded on each job', () => {
   });
 
   it('is `local` where the API is open', async () => {
-    const b = bridge({ API_AUTH: '{"type":"none"}' });
+    const b = bridge({ API_AUTH: '{"type":"none"}', BRIDGE_ENV: 'local' });
     expect((await submit(b)).stored?.caller).toBe('local');
   });
 });

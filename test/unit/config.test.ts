@@ -19,7 +19,7 @@ beforeAll(async () => {
 const TOKEN = 'clinic-token-Zq8vX3kP9wL2mN7s';
 
 /** API_AUTH is required; these tests are about the other settings, so they opt out of it. */
-const NO_API_AUTH = { API_AUTH: '{"type":"none"}' } as const;
+const NO_API_AUTH = { API_AUTH: '{"type":"none"}', BRIDGE_ENV: 'local' } as const;
 
 /** Runs loadConfig expecting failure; returns the error and the paths its issues name. */
 function failure(env: ConfigEnv): { err: OperationOutcomeError; paths: string[]; text: string } {
@@ -255,17 +255,17 @@ describe('API_AUTH (caller authentication of the API)', () => {
   const T1 = 'api-token-1-kJ8sQ2vN5xR7tY3wZ6mB9cD4';
   const T2 = 'api-token-2-pL4hG7fE2aS9dK1jU5iO8yT3';
 
-  it('is required, and the message says how to opt out for local sandboxes', () => {
+  it('is required, and the message says how local development opts out', () => {
     for (const unset of [{}, { API_AUTH: '' }, { API_AUTH: '  ' }]) {
       const { err, paths, text } = failure(unset);
       expect(paths).toEqual(['API_AUTH']);
       expect(err.outcome.issue?.[0]?.code).toBe('required');
-      expect(text).toContain('set API_AUTH; use {"type":"none"} only for local sandboxes');
+      expect(text).toContain('set API_AUTH; {"type":"none"} is only for local development (BRIDGE_ENV "local")');
     }
   });
 
   it('accepts the explicit opt-out', () => {
-    expect(loadConfig({ API_AUTH: '{"type":"none"}' }).apiAuth).toEqual({ type: 'none' });
+    expect(loadConfig({ API_AUTH: '{"type":"none"}', BRIDGE_ENV: 'local' }).apiAuth).toEqual({ type: 'none' });
   });
 
   it('reads static tokens from the secret it names, as a JSON array or a comma-separated list', () => {
@@ -299,7 +299,7 @@ describe('API_AUTH (caller authentication of the API)', () => {
 
   it('reads the JWT settings and checks them by path', () => {
     const jwt = { type: 'jwt', jwksUrl: 'https://auth.example/jwks', issuer: 'https://auth.example', audience: 'https://bridge.example' };
-    expect(loadConfig({ API_AUTH: JSON.stringify(jwt) }).apiAuth).toEqual(jwt);
+    expect(loadConfig({ API_AUTH: JSON.stringify(jwt) }).apiAuth).toEqual({ ...jwt, maxLifetimeSeconds: 3600 });
     expect(failure({ API_AUTH: JSON.stringify({ ...jwt, jwksUrl: 'http://auth.example/jwks' }) }).paths).toEqual(['API_AUTH.jwksUrl']);
     expect(failure({ API_AUTH: JSON.stringify({ type: 'jwt', jwksUrl: 'https://auth.example/jwks' }) }).paths).toEqual(['API_AUTH.issuer', 'API_AUTH.audience']);
     expect(loadConfig({ API_AUTH: JSON.stringify({ ...jwt, jwksUrl: 'http://127.0.0.1:9/jwks' }) }).apiAuth).toMatchObject({ jwksUrl: 'http://127.0.0.1:9/jwks' });
@@ -354,7 +354,7 @@ describe('identity settings (IDENTIFIER_NAMESPACE, IDENTITY_SECRET)', () => {
   };
 
   it('uses the development defaults where synthetic ids are allowed', () => {
-    const identity = loadConfig({ API_AUTH: '{"type":"none"}' }).identity.reveal();
+    const identity = loadConfig({ API_AUTH: '{"type":"none"}', BRIDGE_ENV: 'local' }).identity.reveal();
     expect(identity).toEqual(DEV_IDENTITY);
   });
 
@@ -370,17 +370,17 @@ describe('identity settings (IDENTIFIER_NAMESPACE, IDENTITY_SECRET)', () => {
 
   it('names a malformed namespace or a short secret without echoing either', () => {
     for (const bad of ['http://fhir.clinic.example/sid', 'https://fhir.clinic.example/sid/', 'not a url', 'https://fhir.clinic.example/sid?x=1']) {
-      const problems = problemsOf({ API_AUTH: '{"type":"none"}', IDENTIFIER_NAMESPACE: bad });
+      const problems = problemsOf({ API_AUTH: '{"type":"none"}', BRIDGE_ENV: 'local', IDENTIFIER_NAMESPACE: bad });
       expect(problems.map((p) => p.at)).toEqual(['IDENTIFIER_NAMESPACE']);
       expect(problems[0]?.text).not.toContain(bad);
     }
-    const short = problemsOf({ API_AUTH: '{"type":"none"}', IDENTITY_SECRET: 'short-secret-value' });
+    const short = problemsOf({ API_AUTH: '{"type":"none"}', BRIDGE_ENV: 'local', IDENTITY_SECRET: 'short-secret-value' });
     expect(short.map((p) => p.at)).toEqual(['IDENTITY_SECRET']);
     expect(short[0]?.text).not.toContain('short-secret-value');
   });
 
   it('keeps the secret out of logs and JSON', () => {
-    const config = loadConfig({ API_AUTH: '{"type":"none"}', IDENTITY_SECRET: 'a-very-secret-identity-key-0123456789' });
+    const config = loadConfig({ API_AUTH: '{"type":"none"}', BRIDGE_ENV: 'local', IDENTITY_SECRET: 'a-very-secret-identity-key-0123456789' });
     expect(JSON.stringify(config)).not.toContain('a-very-secret-identity-key');
   });
 });

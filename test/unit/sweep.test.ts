@@ -232,7 +232,7 @@ describe('replay of a purged job', () => {
 });
 
 describe('recovery and retention settings', () => {
-  const base = { API_AUTH: '{"type":"none"}' };
+  const base = { API_AUTH: '{"type":"none"}', BRIDGE_ENV: 'local' };
 
   it('has sensible defaults', () => {
     expect(loadConfig(base).sweep).toEqual({ queuedAfterMinutes: 15, retryGraceMinutes: 15, bundleRetentionDays: 30 });
