@@ -7,12 +7,14 @@
  */
 import { DurableObject } from 'cloudflare:workers';
 import { type BridgeConfig, loadConfig } from './config.ts';
-import { isOperationOutcomeError } from './fhir/outcome.ts';
+import { OperationOutcomeError, isOperationOutcomeError, issue, outcome } from './fhir/outcome.ts';
 import { type InboundAuthenticator, createInboundAuthenticator } from './auth/inbound.ts';
 import { createApp } from './http/app.ts';
 import { type AttemptResult, attemptJob } from './sync/deliver.ts';
+import { withTenants } from './auth/tenants.ts';
+import { DataCipher } from './sync/crypto.ts';
 import { D1Store } from './sync/d1-store.ts';
-import { type DeliveryQueue, createDeliveryService } from './sync/service.ts';
+import { type DeliveryQueue, type WriteLimiter, createDeliveryService } from './sync/service.ts';
 import { markDead, purgeExpired, sweepStale } from './sync/sweep.ts';
 import { clientFactory, retryPolicy } from './sync/targets.ts';
 
@@ -20,6 +22,8 @@ export interface Env {
   DB: D1Database;
   DELIVERY_QUEUE: Queue<DeliveryMessage>;
   PARENT_LANE: DurableObjectNamespace<ParentLane>;
+  /** Rate limit of the write routes per tenant (wrangler.toml `[[ratelimits]]`). */
+  WRITE_RATE_LIMITER?: RateLimit;
   /** Caller authentication of the API (required; see README "Authentication"). */
   API_AUTH?: string;
   ALLOW_SYNTHETIC_IDS?: string;
@@ -33,6 +37,10 @@ export interface Env {
   SWEEP_QUEUED_AFTER_MINUTES?: string;
   SWEEP_RETRY_GRACE_MINUTES?: string;
   BUNDLE_RETENTION_DAYS?: string;
+  /** Callers grouped into tenants (README "Tenants"). */
+  TENANTS?: string;
+  /** Secret: keys of the encryption of patient data in D1 (README "Data at rest"). */
+  DATA_ENCRYPTION_KEYS?: string;
   [secret: string]: unknown;
 }
 
@@ -52,15 +60,42 @@ export const DEAD_LETTERED =
  * Configuration is read once per isolate and environment; a bad setting fails loudly. The
  * caller authenticator lives beside it, so its token digests and JWKS cache are kept.
  */
-let configCache: { env: unknown; config: BridgeConfig; auth: InboundAuthenticator; app?: ReturnType<typeof createApp> } | undefined;
+let configCache:
+  | { env: unknown; config: BridgeConfig; auth: InboundAuthenticator; cipher: DataCipher; app?: ReturnType<typeof createApp> }
+  | undefined;
 function loaded(env: Env): NonNullable<typeof configCache> {
   if (configCache?.env !== env) {
     const config = loadConfig(env as unknown as Record<string, string | undefined>);
-    configCache = { env, config, auth: createInboundAuthenticator(config.apiAuth) };
+    configCache = {
+      env,
+      config,
+      auth: withTenants(createInboundAuthenticator(config.apiAuth), config.tenants),
+      cipher: new DataCipher(config.dataKeys.reveal()),
+    };
   }
   return configCache;
 }
 const config = (env: Env): BridgeConfig => loaded(env).config;
+/** The D1 store, encrypting patient data under the configured keys. */
+const storeOf = (env: Env): D1Store => new D1Store(env.DB, loaded(env).cipher);
+
+/**
+ * Retry-After of a refused write: the rate-limiting binding does not say when its window
+ * ends, so the longest window it supports (60 s) is named.
+ */
+export const RATE_LIMIT_RETRY_AFTER_SECONDS = 60;
+
+/** The per-tenant write limit over the rate-limiting binding; none where it is not bound. */
+function writeLimiter(env: Env): WriteLimiter | undefined {
+  const binding = env.WRITE_RATE_LIMITER;
+  if (!binding) return undefined;
+  return {
+    async admit(tenant) {
+      const { success } = await binding.limit({ key: `tenant:${tenant}` });
+      return success ? { ok: true } : { ok: false, retryAfterSeconds: RATE_LIMIT_RETRY_AFTER_SECONDS };
+    },
+  };
+}
 
 /** Serialises delivery attempts for one parent: one Durable Object per parent key. */
 export class ParentLane extends DurableObject<Env> {
@@ -73,7 +108,7 @@ export class ParentLane extends DurableObject<Env> {
       const cfg = config(this.env);
       this.clients ??= clientFactory(cfg, (...a) => fetch(...a));
       return attemptJob(jobId, {
-        store: new D1Store(this.env.DB),
+        store: storeOf(this.env),
         clientFor: this.clients,
         now: Date.now,
         random: Math.random,
@@ -90,7 +125,7 @@ export class ParentLane extends DurableObject<Env> {
    * running here, so it never overwrites an attempt's result.
    */
   markDead(jobId: string, reason: string): Promise<boolean> {
-    const run = this.tail.then(() => markDead(new D1Store(this.env.DB), jobId, reason, Date.now()));
+    const run = this.tail.then(() => markDead(storeOf(this.env), jobId, reason, Date.now()));
     this.tail = run.catch(() => undefined);
     return run;
   }
@@ -113,13 +148,20 @@ const MINUTE = 60_000;
 function app(env: Env) {
   const state = loaded(env);
   const { config: cfg, auth } = state;
+  if (!cfg.allowSyntheticIds && !env.WRITE_RATE_LIMITER) {
+    // A deployment with real patients gets a rate limit, or does not start.
+    throw new OperationOutcomeError(
+      outcome([issue('required', 'WRITE_RATE_LIMITER: the rate-limiting binding ([[ratelimits]] in wrangler.toml) is required where ALLOW_SYNTHETIC_IDS is false', 'WRITE_RATE_LIMITER')]),
+      500,
+    );
+  }
   const identity = cfg.identity.reveal();
   return (state.app ??= createApp({
     allowSyntheticIds: cfg.allowSyntheticIds,
     identity,
     auth,
     delivery: () =>
-      createDeliveryService(new D1Store(env.DB), deliveryQueue(env), { allowSyntheticIds: cfg.allowSyntheticIds, identity }),
+      createDeliveryService(storeOf(env), deliveryQueue(env), { allowSyntheticIds: cfg.allowSyntheticIds, identity, limiter: writeLimiter(env) }),
     jwks: async () => cfg.publicJwks,
   }));
 }
@@ -184,7 +226,7 @@ export default {
       if (isOperationOutcomeError(e)) console.error('configuration error', e.message);
       throw e;
     }
-    const store = new D1Store(env.DB);
+    const store = storeOf(env);
     const now = Date.now();
     const swept = await sweepStale(
       store,
