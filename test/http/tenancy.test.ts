@@ -224,7 +224,7 @@ describe('the write rate limit per tenant (rate-limiting binding)', () => {
     const limited = { ...env, API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}', API_TOKENS: JSON.stringify({ 'rl-tenant-a': A, 'rl-tenant-b': B }) } as typeof env;
     // Miniflare's windows follow the wall clock: start early in one, so all N+1 fall in it.
     const left = PERIOD_MS - (Date.now() % PERIOD_MS);
-    if (left < 25_000) await new Promise((r) => setTimeout(r, left + 250));
+    if (left < 10_000) await new Promise((r) => setTimeout(r, left + 250));
 
     for (let i = 0; i < WRITE_LIMIT; i++) {
       // Writes of any kind count: replays of jobs that do not exist are the cheapest.
@@ -242,5 +242,24 @@ describe('the write rate limit per tenant (rate-limiting binding)', () => {
     // Reads are not limited; the other tenant writes as before.
     expect((await call(A, '/v1/jobs', {}, limited)).status).toBe(200);
     expect((await put(B, { ...planned, episodeId: 'VG-RATE-B' }, limited)).status).toBe(202);
+  });
+
+  it('is required where real national ids are accepted: without the binding the Worker refuses to serve, naming it', async () => {
+    const { WRITE_RATE_LIMITER: _binding, ...unbound } = env;
+    const production = {
+      ...unbound,
+      ALLOW_SYNTHETIC_IDS: 'false',
+      API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}',
+      API_TOKENS: JSON.stringify({ 'rl-prod': 'ratelimit-token-production-4Cx8Vm2Ks6Dj' }),
+      IDENTIFIER_NAMESPACE: 'https://fhir.clinic.example/sid',
+      IDENTITY_SECRET: 'test-identity-secret-0123456789abcdefghij',
+      DATA_ENCRYPTION_KEYS: JSON.stringify([{ kid: 'test-1', k: base64url.encode(new Uint8Array(32).fill(5)) }]),
+    } as typeof env;
+    const r = await call('ratelimit-token-production-4Cx8Vm2Ks6Dj', '/v1/jobs', {}, production);
+    expect(r.status).toBe(500);
+    const o = (await r.json()) as { issue: { expression: string[] }[] };
+    expect(o.issue.map((i) => i.expression[0])).toEqual(['WRITE_RATE_LIMITER']);
+    // With the binding the same settings serve.
+    expect((await call('ratelimit-token-production-4Cx8Vm2Ks6Dj', '/v1/jobs', {}, { ...production, WRITE_RATE_LIMITER: env.WRITE_RATE_LIMITER } as typeof env)).status).toBe(200);
   });
 });
