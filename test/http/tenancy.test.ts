@@ -213,6 +213,30 @@ describe('patient data at rest (D1)', () => {
   });
 });
 
+describe('rows written before encryption', () => {
+  it('are still read (gzip Bundle, clear job JSON and ledger), and a job is sealed when next saved', async () => {
+    const store = devStore();
+    const fresh = await submitEpisode({ ...planned, episodeId: 'VG-LEGACY-1' }, { store, now: Date.now, newId: () => crypto.randomUUID() });
+    const bundle = (await store.getBundle(fresh.id))!;
+    const gz = new Uint8Array(await new Response(new Blob([JSON.stringify(bundle)]).stream().pipeThrough(new CompressionStream('gzip'))).arrayBuffer());
+    const { seq: _s, caller: _c, tenant: _t, ...legacyJob } = { ...fresh, status: 'dead' as const, targets: { clinic: { status: 'dead' as const, error: 'POST (transaction): HTTP 503', httpStatus: 503 } } };
+    await env.DB.prepare('UPDATE jobs SET job = ?1, bundle = ?2, status = ?3 WHERE id = ?4').bind(JSON.stringify(legacyJob), gz, 'dead', fresh.id).run();
+    const record = { tenant: 'local', episodeKey: fresh.episodeKey, target: 'clinic', seq: fresh.seq, contentHash: fresh.contentHash, mappingVersion: fresh.mappingVersion, deliveredAt: fresh.createdAt, resources: [] };
+    await env.DB.prepare("INSERT INTO ledger (tenant, episode_key, target, record) VALUES ('local', ?1, 'clinic', ?2)").bind(fresh.episodeKey, JSON.stringify(record)).run();
+
+    expect(await store.getBundle(fresh.id)).toEqual(bundle);
+    const job = (await store.getJob(fresh.id))!;
+    expect(job.targets.clinic).toEqual({ status: 'dead', error: 'POST (transaction): HTTP 503', httpStatus: 503 });
+    expect(await store.getLedger('local', fresh.episodeKey, 'clinic')).toEqual(record);
+
+    await store.saveJob(job);
+    const row = await env.DB.prepare('SELECT job FROM jobs WHERE id = ?1').bind(fresh.id).first<{ job: string }>();
+    expect(row?.job).not.toContain('HTTP 503');
+    expect(isJwe((JSON.parse(row!.job) as { sealed?: string }).sealed)).toBe(true);
+    expect((await store.getJob(fresh.id))?.targets.clinic).toEqual(job.targets.clinic);
+  });
+});
+
 /** wrangler.toml `[[ratelimits]]` WRITE_RATE_LIMITER: simple = { limit = 120, period = 60 }. */
 const WRITE_LIMIT = 120;
 const PERIOD_MS = 60_000;
