@@ -6,6 +6,7 @@
  * 429 per tenant. D1 is covered inside workerd (test/http/tenancy.test.ts).
  */
 import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
+import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { HttpResponse, http } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -173,6 +174,46 @@ describe('tenant isolation on every job route (MemoryStore)', () => {
     }
     expect((await b.put(NAMED_LOCAL, { ...plannedMinimal(), episodeId: 'VG-TEN-L' })).status).toBe(403);
     expect(await b.store.listJobs({ tenant: 'local' })).toEqual([]);
+  });
+});
+
+describe('tenants of JWT callers', () => {
+  const JWKS_URL = 'https://auth.tenancy.test/jwks';
+  const ISSUER = 'https://auth.tenancy.test';
+  const AUDIENCE = 'https://bridge.tenancy.test';
+
+  it('groups JWT client ids as configured; another client gets 404; a token naming no client gets 403 on job routes', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('ES384', { extractable: true });
+    const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: 'as-1', alg: 'ES384', use: 'sig' }] };
+    server.use(http.get(JWKS_URL, () => HttpResponse.json(jwks)));
+    const token = (claims: Record<string, unknown>) =>
+      new SignJWT({ scope: 'system/*.read system/*.write', ...claims })
+        .setProtectedHeader({ alg: 'ES384', kid: 'as-1' })
+        .setIssuer(ISSUER)
+        .setAudience(AUDIENCE)
+        .setIssuedAt()
+        .setExpirationTime('5m')
+        .sign(privateKey);
+    const config = loadConfig({
+      API_AUTH: JSON.stringify({ type: 'jwt', jwksUrl: JWKS_URL, issuer: ISSUER, audience: AUDIENCE }),
+      TENANTS: JSON.stringify({ 'clinic-north': ['north-ehr', 'north-engine'] }),
+    });
+    const store = new MemoryStore();
+    const service = createDeliveryService(store, { send: async () => undefined });
+    const app = createApp({ allowSyntheticIds: true, auth: withTenants(createInboundAuthenticator(config.apiAuth), config.tenants), delivery: () => service });
+    const call = async (claims: Record<string, unknown>, path: string, init: RequestInit = {}) =>
+      app.request(path, { ...init, headers: { authorization: `Bearer ${await token(claims)}`, 'content-type': 'application/json' } });
+
+    const r = await call({ client_id: 'north-ehr' }, '/v1/episodes/VG-JWT-1', { method: 'PUT', body: JSON.stringify({ ...plannedMinimal(), episodeId: 'VG-JWT-1' }) });
+    expect(r.status).toBe(202);
+    const id = await idOf(r);
+    expect(await store.getJob(id)).toMatchObject({ caller: 'north-ehr', tenant: 'clinic-north' });
+    expect((await call({ azp: 'north-engine' }, `/v1/jobs/${id}`)).status).toBe(200);
+    expect((await call({ client_id: 'west-ehr' }, `/v1/jobs/${id}`)).status).toBe(404);
+    expect(((await (await call({ client_id: 'west-ehr' }, '/v1/jobs')).json()) as { jobs: unknown[] }).jobs).toEqual([]);
+    const nameless = await call({}, '/v1/jobs');
+    expect(nameless.status).toBe(403);
+    expect(((await nameless.json()) as { issue: { code: string }[] }).issue[0]?.code).toBe('forbidden');
   });
 });
 
