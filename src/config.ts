@@ -19,6 +19,8 @@ import { Secret } from './auth/secret.ts';
 import { checkOrgNumber } from './domain/identifiers.ts';
 import { OperationOutcomeError, issue, outcome } from './fhir/outcome.ts';
 import { DEV_IDENTITY, type IdentityOptions } from './mapping/identity.ts';
+import { NO_TENANTS, type Tenants } from './auth/tenants.ts';
+import { DATA_KEY_BYTES, DEV_DATA_KEY, type DataKey, decodeDataKey } from './sync/crypto.ts';
 
 /** How the bridge authenticates to one FHIR target. Secrets are resolved and boxed. */
 export type TargetAuth =
@@ -115,6 +117,13 @@ export interface BridgeConfig {
     /** BUNDLE_RETENTION_DAYS: a finished job's Bundle is purged this long after it finished. */
     bundleRetentionDays: number;
   };
+  /** TENANTS: callers grouped into tenants; every other caller is a tenant of its own. */
+  tenants: Tenants;
+  /**
+   * DATA_ENCRYPTION_KEYS: keys of the JWE encryption of patient data in D1, the first one
+   * encrypting (src/sync/crypto.ts). Boxed, since they are secrets.
+   */
+  dataKeys: Secret<readonly DataKey[]>;
 }
 
 /** Environment as wrangler, `.dev.vars` or `process.env` supply it. */
@@ -515,6 +524,8 @@ export function loadConfig(env: ConfigEnv): BridgeConfig {
     bundleRetentionDays: readInt(env, 'BUNDLE_RETENTION_DAYS', DEFAULT_BUNDLE_RETENTION_DAYS, 1, 3_650, problems),
   };
   const jwks = readJwks(env, problems);
+  const tenants = readTenants(env, apiAuth, problems);
+  const dataKeys = readDataKeys(env, allowSyntheticIds, problems);
 
   // Targets as written, keyed by their path in FHIR_TARGETS.
   const raw: { path: string; name: string; orgNumber?: string; target?: RawTarget; auth?: RawAuth }[] = [];
@@ -614,6 +625,8 @@ export function loadConfig(env: ConfigEnv): BridgeConfig {
     deliveryMaxAttempts,
     retryAfterCapSeconds,
     sweep,
+    tenants,
+    dataKeys: new Secret(dataKeys),
   };
 }
 
@@ -692,4 +705,135 @@ function readIdentity(env: ConfigEnv, allowSyntheticIds: boolean, problems: Prob
     }
   }
   return { namespace: namespace ?? DEV_IDENTITY.namespace, secret: secret ?? DEV_IDENTITY.secret };
+}
+
+/** A caller's name as TENANTS lists it: a static token's name or a JWT's client id (printable, no spaces). */
+const TENANT_MEMBER = /^[\x21-\x7e]{1,256}$/;
+
+/**
+ * TENANTS: `{"<tenant>": ["<caller>", ...], ...}`, grouping callers (static token names, JWT
+ * client ids) into tenants that share their jobs. Unset: every caller is its own tenant.
+ * Problems name the tenant by position, never by name or member.
+ */
+function readTenants(env: ConfigEnv, apiAuth: ApiAuth | undefined, problems: Problems): Tenants {
+  const NAME = 'TENANTS';
+  const text = present(env, NAME);
+  if (text === undefined) return NO_TENANTS;
+  const parsed = parseJson(text);
+  if (!parsed.ok || !isPlainObject(parsed.value)) {
+    problems.add(NAME, 'must be a JSON object: {"<tenant>": ["<caller name or client id>", ...]}');
+    return NO_TENANTS;
+  }
+  const groups = new Map<string, string>();
+  const names = new Set<string>();
+  let ok = true;
+  Object.entries(parsed.value).forEach(([tenant, members], i) => {
+    const where = `tenant ${i + 1}`;
+    if (!CALLER_NAME.test(tenant)) {
+      problems.add(NAME, `${where} has a name that is not 1 to 64 letters, digits or . _ : @ -`);
+      ok = false;
+    }
+    if (!Array.isArray(members) || members.length === 0) {
+      problems.add(NAME, `${where} must list its callers: a non-empty JSON array of names`);
+      ok = false;
+      return;
+    }
+    members.forEach((m: unknown, j: number) => {
+      if (typeof m !== 'string' || !TENANT_MEMBER.test(m)) {
+        problems.add(NAME, `${where}, caller ${j + 1} is not a caller name (1 to 256 printable characters, no spaces)`);
+        ok = false;
+      } else if (groups.has(m) && groups.get(m) !== tenant) {
+        problems.add(NAME, `${where}, caller ${j + 1} is listed in more than one tenant; a caller belongs to one`);
+        ok = false;
+      } else groups.set(m, tenant);
+    });
+    names.add(tenant);
+  });
+  // A caller named like a tenant it is not in would share that tenant's data by accident.
+  for (const [member, tenant] of groups) {
+    if (names.has(member) && member !== tenant) {
+      problems.add(NAME, 'a caller listed in one tenant has the name of another tenant; rename the tenant');
+      ok = false;
+    }
+  }
+  if (apiAuth?.type === 'bearer') {
+    apiAuth.names.forEach((n, i) => {
+      if (n !== undefined && names.has(n) && groups.get(n) !== n) {
+        problems.add(`${NAME}`, `token ${i + 1} in the secret ${apiAuth.tokensSecret} has the name of a tenant it is not listed in; rename the tenant or list the token in it`);
+        ok = false;
+      }
+    });
+  }
+  return ok ? { groups, names } : NO_TENANTS;
+}
+
+const DATA_KID = /^[A-Za-z0-9._-]{1,64}$/;
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * DATA_ENCRYPTION_KEYS: `[{"kid": "...", "k": "<256 bits, base64url>"}, ...]`, the first
+ * encrypting, all decrypting (key rotation). Where synthetic ids are allowed the development
+ * key serves by default; where they are not, the setting is required and the development key
+ * refused. Problems name the key by position, never its value.
+ */
+function readDataKeys(env: ConfigEnv, allowSyntheticIds: boolean, problems: Problems): DataKey[] {
+  const NAME = 'DATA_ENCRYPTION_KEYS';
+  const dev = [decodeDataKey(DEV_DATA_KEY)];
+  const text = present(env, NAME);
+  if (text === undefined) {
+    if (!allowSyntheticIds) {
+      problems.add(NAME, 'is required where ALLOW_SYNTHETIC_IDS is false: patient data in D1 is encrypted under it (README, "Data at rest")', 'required');
+    }
+    return dev;
+  }
+  const parsed = parseJson(text);
+  if (!parsed.ok || !Array.isArray(parsed.value) || parsed.value.length === 0) {
+    problems.add(NAME, 'must be a non-empty JSON array of keys: [{"kid": "<key id>", "k": "<256-bit key, base64url>"}, ...]');
+    return dev;
+  }
+  const keys: DataKey[] = [];
+  let ok = true;
+  parsed.value.forEach((raw: unknown, i: number) => {
+    const at = `${NAME}.${i}`;
+    if (!isPlainObject(raw)) {
+      problems.add(at, 'must be a JSON object {"kid", "k"}');
+      ok = false;
+      return;
+    }
+    for (const key of Object.keys(raw)) {
+      if (key !== 'kid' && key !== 'k') {
+        problems.add(`${at}.${key}`, 'is not a known setting (expected "kid" and "k")');
+        ok = false;
+      }
+    }
+    const { kid, k } = raw;
+    if (typeof kid !== 'string' || !DATA_KID.test(kid)) {
+      problems.add(`${at}.kid`, 'must be 1 to 64 letters, digits or . _ -', typeof kid === 'string' ? 'invalid' : 'required');
+      ok = false;
+    } else if (keys.some((x) => x.kid === kid)) {
+      problems.add(`${at}.kid`, 'is used by more than one key; key ids must be unique');
+      ok = false;
+    }
+    if (typeof k !== 'string' || !BASE64URL.test(k)) {
+      problems.add(`${at}.k`, 'must be a 256-bit key in base64url (43 characters)', typeof k === 'string' ? 'invalid' : 'required');
+      ok = false;
+      return;
+    }
+    let key: DataKey | undefined;
+    try {
+      key = decodeDataKey({ kid: String(kid), k });
+    } catch {
+      key = undefined;
+    }
+    if (!key || key.key.length !== DATA_KEY_BYTES) {
+      const bits = key ? `; this key has ${key.key.length * 8} bits` : '';
+      problems.add(`${at}.k`, `must be 256 bits (${DATA_KEY_BYTES} bytes, 43 base64url characters)${bits}`);
+      ok = false;
+    } else if (!allowSyntheticIds && k === DEV_DATA_KEY.k) {
+      problems.add(`${at}.k`, 'must not be the development key where ALLOW_SYNTHETIC_IDS is false: it is public');
+      ok = false;
+    }
+    if (ok && key) keys.push(key);
+  });
+  return ok ? keys : dev;
 }

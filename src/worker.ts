@@ -7,12 +7,14 @@
  */
 import { DurableObject } from 'cloudflare:workers';
 import { type BridgeConfig, loadConfig } from './config.ts';
-import { isOperationOutcomeError } from './fhir/outcome.ts';
+import { OperationOutcomeError, isOperationOutcomeError, issue, outcome } from './fhir/outcome.ts';
 import { type InboundAuthenticator, createInboundAuthenticator } from './auth/inbound.ts';
 import { createApp } from './http/app.ts';
 import { type AttemptResult, attemptJob } from './sync/deliver.ts';
+import { withTenants } from './auth/tenants.ts';
+import { DataCipher } from './sync/crypto.ts';
 import { D1Store } from './sync/d1-store.ts';
-import { type DeliveryQueue, createDeliveryService } from './sync/service.ts';
+import { type DeliveryQueue, type WriteLimiter, createDeliveryService } from './sync/service.ts';
 import { DEAD_LETTERED, DEAD_LETTER_QUEUE } from './sync/dead-letter.ts';
 import { markDead, purgeExpired, sweepStale } from './sync/sweep.ts';
 import { clientFactory, retryPolicy } from './sync/targets.ts';
@@ -21,6 +23,8 @@ export interface Env {
   DB: D1Database;
   DELIVERY_QUEUE: Queue<DeliveryMessage>;
   PARENT_LANE: DurableObjectNamespace<ParentLane>;
+  /** Rate limit of the write routes per tenant (wrangler.toml `[[ratelimits]]`). */
+  WRITE_RATE_LIMITER?: RateLimit;
   /** Caller authentication of the API (required; see README "Authentication"). */
   API_AUTH?: string;
   /** `local` (local development: allows an open API) or `production`; see README "Configuration". */
@@ -36,6 +40,10 @@ export interface Env {
   SWEEP_QUEUED_AFTER_MINUTES?: string;
   SWEEP_RETRY_GRACE_MINUTES?: string;
   BUNDLE_RETENTION_DAYS?: string;
+  /** Callers grouped into tenants (README "Tenants"). */
+  TENANTS?: string;
+  /** Secret: keys of the encryption of patient data in D1 (README "Data at rest"). */
+  DATA_ENCRYPTION_KEYS?: string;
   [secret: string]: unknown;
 }
 
@@ -48,15 +56,42 @@ export interface DeliveryMessage {
  * Configuration is read once per isolate and environment; a bad setting fails loudly. The
  * caller authenticator lives beside it, so its token digests and JWKS cache are kept.
  */
-let configCache: { env: unknown; config: BridgeConfig; auth: InboundAuthenticator; app?: ReturnType<typeof createApp> } | undefined;
+let configCache:
+  | { env: unknown; config: BridgeConfig; auth: InboundAuthenticator; cipher: DataCipher; app?: ReturnType<typeof createApp> }
+  | undefined;
 function loaded(env: Env): NonNullable<typeof configCache> {
   if (configCache?.env !== env) {
     const config = loadConfig(env as unknown as Record<string, string | undefined>);
-    configCache = { env, config, auth: createInboundAuthenticator(config.apiAuth) };
+    configCache = {
+      env,
+      config,
+      auth: withTenants(createInboundAuthenticator(config.apiAuth), config.tenants),
+      cipher: new DataCipher(config.dataKeys.reveal()),
+    };
   }
   return configCache;
 }
 const config = (env: Env): BridgeConfig => loaded(env).config;
+/** The D1 store, encrypting patient data under the configured keys. */
+const storeOf = (env: Env): D1Store => new D1Store(env.DB, loaded(env).cipher);
+
+/**
+ * Retry-After of a refused write: the rate-limiting binding does not say when its window
+ * ends, so the longest window it supports (60 s) is named.
+ */
+export const RATE_LIMIT_RETRY_AFTER_SECONDS = 60;
+
+/** The per-tenant write limit over the rate-limiting binding; none where it is not bound. */
+function writeLimiter(env: Env): WriteLimiter | undefined {
+  const binding = env.WRITE_RATE_LIMITER;
+  if (!binding) return undefined;
+  return {
+    async admit(tenant) {
+      const { success } = await binding.limit({ key: `tenant:${tenant}` });
+      return success ? { ok: true } : { ok: false, retryAfterSeconds: RATE_LIMIT_RETRY_AFTER_SECONDS };
+    },
+  };
+}
 
 /**
  * The one fetch every delivery in this isolate passes to its clients: token providers are
@@ -74,7 +109,7 @@ export class ParentLane extends DurableObject<Env> {
     const run = this.tail.then(() => {
       const cfg = config(this.env);
       return attemptJob(jobId, {
-        store: new D1Store(this.env.DB),
+        store: storeOf(this.env),
         clientFor: clientFactory(cfg, deliveryFetch),
         now: Date.now,
         random: Math.random,
@@ -91,7 +126,7 @@ export class ParentLane extends DurableObject<Env> {
    * running here, so it never overwrites an attempt's result.
    */
   markDead(jobId: string, reason: string): Promise<boolean> {
-    const run = this.tail.then(() => markDead(new D1Store(this.env.DB), jobId, reason, Date.now()));
+    const run = this.tail.then(() => markDead(storeOf(this.env), jobId, reason, Date.now()));
     this.tail = run.catch(() => undefined);
     return run;
   }
@@ -114,13 +149,20 @@ const MINUTE = 60_000;
 function app(env: Env) {
   const state = loaded(env);
   const { config: cfg, auth } = state;
+  if (!cfg.allowSyntheticIds && !env.WRITE_RATE_LIMITER) {
+    // A deployment with real patients gets a rate limit, or does not start.
+    throw new OperationOutcomeError(
+      outcome([issue('required', 'WRITE_RATE_LIMITER: the rate-limiting binding ([[ratelimits]] in wrangler.toml) is required where ALLOW_SYNTHETIC_IDS is false', 'WRITE_RATE_LIMITER')]),
+      500,
+    );
+  }
   const identity = cfg.identity.reveal();
   return (state.app ??= createApp({
     allowSyntheticIds: cfg.allowSyntheticIds,
     identity,
     auth,
     delivery: () =>
-      createDeliveryService(new D1Store(env.DB), deliveryQueue(env), { allowSyntheticIds: cfg.allowSyntheticIds, identity }),
+      createDeliveryService(storeOf(env), deliveryQueue(env), { allowSyntheticIds: cfg.allowSyntheticIds, identity, limiter: writeLimiter(env) }),
     jwks: async () => cfg.publicJwks,
   }));
 }
@@ -185,7 +227,7 @@ export default {
       if (isOperationOutcomeError(e)) console.error('configuration error', e.message);
       throw e;
     }
-    const store = new D1Store(env.DB);
+    const store = storeOf(env);
     const now = Date.now();
     const swept = await sweepStale(
       store,

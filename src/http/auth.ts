@@ -6,9 +6,10 @@
  * authorisation server's keys cannot be fetched. Responses never repeat the token.
  */
 import type { Context, MiddlewareHandler } from 'hono';
-import { type Access, type Caller, type InboundAuthenticator, SCOPE_NEEDED, allows } from '../auth/inbound.ts';
+import { type Access, type Caller, type InboundAuthenticator, LOCAL_CALLER, SCOPE_NEEDED, allows } from '../auth/inbound.ts';
+import { DEFAULT_TENANT, tenantOf, tenantsOf } from '../auth/tenants.ts';
 import { fhirJson } from './errors.ts';
-import { issue, outcome } from '../fhir/outcome.ts';
+import { OperationOutcomeError, issue, outcome } from '../fhir/outcome.ts';
 
 const REALM = 'imh-bridge';
 
@@ -43,12 +44,38 @@ function deny(c: Context, status: 401 | 403 | 503, code: 'login' | 'forbidden' |
   return fhirJson(c, outcome([issue(code, message)]), status, challenge ? { 'www-authenticate': challenge } : {});
 }
 
-export type AuthVariables = { caller?: Caller };
+/**
+ * `caller`: who is calling; `tenant`: whose data the request may see and change (undefined
+ * when the caller has no tenant: see `tenantOf`).
+ */
+export type AuthVariables = { caller?: Caller; tenant?: string };
 
-/** Middleware guarding every route but PUBLIC_PATHS; sets `caller` for handlers. */
+/**
+ * The tenant of the request: the authenticated caller's, the open API's (`local`) where
+ * nothing is checked. Throws 403 for a caller that has none (see `tenantOf`).
+ */
+export function requestTenant(c: Context<{ Variables: AuthVariables }>): string {
+  if (!c.get('caller')) return DEFAULT_TENANT;
+  const tenant = c.get('tenant');
+  if (tenant === undefined) {
+    throw new OperationOutcomeError(
+      outcome([issue('forbidden', 'this caller belongs to no tenant: its access token names no client, or its name is reserved or a tenant\'s it is not listed in (TENANTS)')]),
+      403,
+    );
+  }
+  return tenant;
+}
+
+/** Middleware guarding every route but PUBLIC_PATHS; sets `caller` and `tenant` for handlers. */
 export function requireAuth(auth: InboundAuthenticator): MiddlewareHandler<{ Variables: AuthVariables }> {
+  const tenants = tenantsOf(auth);
   return async (c, next) => {
-    if (auth.type === 'none' || PUBLIC_PATHS.has(c.req.path)) return next();
+    if (PUBLIC_PATHS.has(c.req.path)) return next();
+    if (auth.type === 'none') {
+      c.set('caller', { kind: 'static-token', name: LOCAL_CALLER, scopes: 'all' });
+      c.set('tenant', tenantOf(tenants, LOCAL_CALLER, true));
+      return next();
+    }
 
     const { token, malformed } = bearerToken(c.req.header('authorization'));
     if (!token) {
@@ -73,6 +100,7 @@ export function requireAuth(auth: InboundAuthenticator): MiddlewareHandler<{ Var
       );
     }
     c.set('caller', result.caller);
+    c.set('tenant', tenantOf(tenants, result.caller.name));
     return next();
   };
 }

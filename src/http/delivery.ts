@@ -1,11 +1,11 @@
 /** Delivery routes: episodes in, jobs out. */
-import { type Context, Hono } from 'hono';
+import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { OperationOutcomeError, isOperationOutcomeError, issue, outcome } from '../fhir/outcome.ts';
-import type { DeliveryService } from '../sync/service.ts';
+import type { DeliveryService, Owner } from '../sync/service.ts';
 import type { Job, JobStatus } from '../sync/types.ts';
 import { LOCAL_CALLER } from '../auth/inbound.ts';
-import type { AuthVariables } from './auth.ts';
+import { type AuthVariables, requestTenant } from './auth.ts';
 import { fhirJson, outcomeResponse } from './errors.ts';
 import { limitBody, requireJson } from './middleware.ts';
 
@@ -29,15 +29,38 @@ const view = (job: Job) => ({
   ...(job.purgedAt ? { contentPurgedAt: job.purgedAt } : {}),
 });
 
-/** Who is calling, as jobs record it: the authenticated caller, or `local` where the API is open. */
-const callerOf = (c: Context<{ Variables: AuthVariables }>): string => c.get('caller')?.name ?? LOCAL_CALLER;
+/**
+ * Who is calling, as jobs record it (the authenticated caller, or `local` where the API is
+ * open), and the tenant whose jobs the request may see and change.
+ */
+const ownerOf = (c: Context<{ Variables: AuthVariables }>): Owner => ({ caller: c.get('caller')?.name ?? LOCAL_CALLER, tenant: requestTenant(c) });
+
+/** Another tenant's job gets exactly the answer of a job that does not exist. */
+const noSuchJob = (c: Context) => outcomeResponse(c, 404, 'not-found', 'no such job');
 
 const location = (job: Job) => `/v1/jobs/${job.id}`;
 
 export function deliveryRoutes(service: (c: Context) => DeliveryService): Hono<{ Variables: AuthVariables }> {
   const app = new Hono<{ Variables: AuthVariables }>();
 
-  app.put('/episodes/:episodeId', limitBody, requireJson, async (c) => {
+  /**
+   * The rate limit of the write routes, per tenant: checked before the body is read, so a
+   * tenant over its limit costs one lookup. 429 with Retry-After, code `throttled`.
+   */
+  const throttle: MiddlewareHandler<{ Variables: AuthVariables }> = async (c, next) => {
+    const svc = service(c);
+    if (svc.admit) {
+      const a = await svc.admit(requestTenant(c));
+      if (!a.ok) {
+        return fhirJson(c, outcome([issue('throttled', `too many writes: try again in ${a.retryAfterSeconds} seconds`)]), 429, {
+          'retry-after': String(a.retryAfterSeconds),
+        });
+      }
+    }
+    return next();
+  };
+
+  app.put('/episodes/:episodeId', throttle, limitBody, requireJson, async (c) => {
     let input: unknown;
     try {
       input = await c.req.json();
@@ -48,18 +71,20 @@ export function deliveryRoutes(service: (c: Context) => DeliveryService): Hono<{
     if (!input || typeof input !== 'object' || (input as { episodeId?: unknown }).episodeId !== episodeId) {
       throw new OperationOutcomeError(outcome([issue('invalid', `episodeId in the body must equal the episodeId in the URL`, '/episodeId')]), 400);
     }
-    const job = await service(c).submit(input, callerOf(c));
+    const job = await service(c).submit(input, ownerOf(c));
     return c.json(view(job), 202, { location: location(job) });
   });
 
   app.post(
     '/episodes/$import',
+    throttle,
     bodyLimit({ maxSize: MAX_IMPORT_BYTES, onError: (c) => outcomeResponse(c, 413, 'too-long', `import is larger than ${MAX_IMPORT_BYTES} bytes`) }),
     async (c) => {
       const type = (c.req.header('content-type') ?? '').split(';')[0]?.trim().toLowerCase();
       if (type !== 'application/x-ndjson' && type !== 'application/fhir+ndjson' && type !== 'application/ndjson') {
         return outcomeResponse(c, 415, 'not-supported', 'send NDJSON (application/x-ndjson): one episode per line');
       }
+      const owner = ownerOf(c);
       const lines = (await c.req.text()).split(/\r?\n/);
       const out: string[] = [];
       let accepted = 0;
@@ -76,7 +101,7 @@ export function deliveryRoutes(service: (c: Context) => DeliveryService): Hono<{
           }
         }
         const valid = parsed.filter((p) => p.error === undefined);
-        const results = await service(c).submitMany(valid.map((p) => p.value), callerOf(c));
+        const results = await service(c).submitMany(valid.map((p) => p.value), owner);
         let k = 0;
         for (const p of parsed) {
           if (p.error !== undefined) {
@@ -108,19 +133,19 @@ export function deliveryRoutes(service: (c: Context) => DeliveryService): Hono<{
     const bad = status?.find((s) => !STATUSES.includes(s as JobStatus));
     if (bad) return outcomeResponse(c, 400, 'invalid', `status must be one or more of ${STATUSES.join(', ')}`, '/status');
     const limit = Math.min(Math.max(Number(c.req.query('limit') ?? 100) || 100, 1), 1000);
-    const jobs = await service(c).listJobs(status as JobStatus[] | undefined, limit);
+    const jobs = await service(c).listJobs(requestTenant(c), status as JobStatus[] | undefined, limit);
     return c.json({ jobs: jobs.map(view) });
   });
 
   app.get('/jobs/:id', async (c) => {
-    const job = await service(c).getJob(c.req.param('id'));
-    if (!job) return outcomeResponse(c, 404, 'not-found', 'no such job');
+    const job = await service(c).getJob(c.req.param('id'), requestTenant(c));
+    if (!job) return noSuchJob(c);
     return c.json(view(job));
   });
 
-  app.post('/jobs/:id/$replay', async (c) => {
-    const r = await service(c).replay(c.req.param('id'));
-    if (!r) return outcomeResponse(c, 404, 'not-found', 'no such job');
+  app.post('/jobs/:id/$replay', throttle, async (c) => {
+    const r = await service(c).replay(c.req.param('id'), requestTenant(c));
+    if (!r) return noSuchJob(c);
     const { job } = r;
     if (!r.replayed && job.purgedAt) {
       return outcomeResponse(

@@ -1,25 +1,44 @@
-/** DeliveryStore on Cloudflare D1 (the Worker's durable storage). */
+/**
+ * DeliveryStore on Cloudflare D1 (the Worker's durable storage). Patient data is stored only
+ * encrypted (src/sync/crypto.ts): the Bundle (gzip, then JWE), the per-target `error` and
+ * `outcome` of each job (the FHIR servers' words, which may quote what was sent; one JWE in
+ * the job JSON's `sealed`), and each ledger record (its keys are conditional URLs that can
+ * carry a national id). Columns used to find rows (id, tenant, caller, status, times, keys
+ * that are pseudonyms or `{clinic org}/{episodeId}`) stay in clear.
+ *
+ * Rows written before encryption (gzip Bundles, clear JSON) are still read; they are sealed
+ * when next saved, and their Bundles go with the retention purge.
+ */
 import type { Bundle } from '@medplum/fhirtypes';
-import type { DeliveryStore, Job, JobStatus, LedgerRecord, NewJob } from './types.ts';
+import { DEFAULT_TENANT } from '../auth/tenants.ts';
+import { type DataCipher, isJwe } from './crypto.ts';
+import type { DeliveryStore, Job, JobStatus, LedgerRecord, NewJob, TargetResult } from './types.ts';
 
-async function gzip(text: string): Promise<ArrayBuffer> {
+async function gzip(text: string): Promise<Uint8Array> {
   const stream = new Blob([text]).stream().pipeThrough(new CompressionStream('gzip'));
-  return new Response(stream).arrayBuffer();
+  return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
 async function gunzip(data: ArrayBuffer | Uint8Array | number[]): Promise<string> {
-  const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : Uint8Array.from(data as ArrayLike<number>);
-  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
+  const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : data instanceof Uint8Array ? data : Uint8Array.from(data as ArrayLike<number>);
+  const stream = new Blob([bytes as BlobPart]).stream().pipeThrough(new DecompressionStream('gzip'));
   return new Response(stream).text();
 }
 
-type JobRow = { seq: number; job: string; caller: string | null; purged_at: string | null };
-/** Columns a job is read from. `caller` and `purged_at` are authoritative over the JSON. */
-const JOB_COLUMNS = 'seq, job, caller, purged_at';
-const readJob = (row: JobRow): Job => {
-  const { caller: _c, purgedAt: _p, ...job } = JSON.parse(row.job) as Omit<Job, 'seq'>;
-  return { ...job, seq: row.seq, ...(row.caller ? { caller: row.caller } : {}), ...(row.purged_at ? { purgedAt: row.purged_at } : {}) };
+type JobRow = { seq: number; job: string; caller: string | null; tenant: string | null; purged_at: string | null };
+/** Columns a job is read from. `caller`, `tenant` and `purged_at` are authoritative over the JSON. */
+const JOB_COLUMNS = 'seq, job, caller, tenant, purged_at';
+
+/** Where each encrypted value belongs (bound into its JWE header, see crypto.ts). */
+const context = {
+  bundle: (jobId: string) => `job/${jobId}/bundle`,
+  targets: (jobId: string) => `job/${jobId}/targets`,
+  ledger: (r: { tenant: string; episodeKey: string; target: string }) => `ledger/${JSON.stringify([r.tenant, r.episodeKey, r.target])}`,
 };
+
+/** The parts of a target result that can carry patient data: the server's words. */
+type SealedParts = Record<string, Pick<TargetResult, 'error' | 'outcome'>>;
+type StoredJob = Omit<Job, 'seq' | 'caller' | 'tenant' | 'purgedAt'> & { sealed?: string };
 /** Must match the partial index jobs_unpurged word for word, so SQLite uses it. */
 const UNPURGED_FINISHED = "purged_at IS NULL AND status IN ('delivered', 'failed', 'dead')";
 /**
@@ -33,20 +52,55 @@ export const PURGE_SQL = `UPDATE jobs SET bundle = X'', purged_at = ?1
 
 export class D1Store implements DeliveryStore {
   private readonly db: D1Database;
+  private readonly cipher: DataCipher;
 
-  constructor(db: D1Database) {
+  /** `cipher` encrypts and decrypts the patient data (DATA_ENCRYPTION_KEYS). */
+  constructor(db: D1Database, cipher: DataCipher) {
     this.db = db;
+    this.cipher = cipher;
+  }
+
+  /** The job as stored in its JSON column: without the columns' fields, server texts sealed. */
+  private async storedJob(job: Omit<Job, 'seq'>): Promise<StoredJob> {
+    const { caller: _c, tenant: _t, purgedAt: _p, ...rest } = job;
+    const parts: SealedParts = {};
+    const targets: Record<string, TargetResult> = {};
+    for (const [name, t] of Object.entries(rest.targets)) {
+      const { error, outcome, ...open } = t;
+      targets[name] = open;
+      if (error !== undefined || outcome !== undefined) parts[name] = { ...(error !== undefined ? { error } : {}), ...(outcome !== undefined ? { outcome } : {}) };
+    }
+    const stored: StoredJob = { ...rest, targets };
+    if (Object.keys(parts).length) stored.sealed = await this.cipher.seal(JSON.stringify(parts), context.targets(job.id));
+    return stored;
+  }
+
+  private async readJob(row: JobRow): Promise<Job> {
+    const { sealed, caller: _c, tenant: _t, purgedAt: _p, ...job } = JSON.parse(row.job) as StoredJob & Partial<Pick<Job, 'caller' | 'tenant' | 'purgedAt'>>;
+    if (sealed !== undefined) {
+      const parts = JSON.parse(await this.cipher.openText(sealed, context.targets(job.id))) as SealedParts;
+      for (const [name, p] of Object.entries(parts)) if (job.targets[name]) job.targets[name] = { ...job.targets[name], ...p };
+    }
+    return {
+      ...job,
+      seq: row.seq,
+      tenant: row.tenant ?? DEFAULT_TENANT,
+      ...(row.caller ? { caller: row.caller } : {}),
+      ...(row.purged_at ? { purgedAt: row.purged_at } : {}),
+    };
   }
 
   async createJob(job: NewJob): Promise<Job> {
-    const { bundle, ...rest } = job;
+    const { bundle, ...fields } = job;
+    const rest: Omit<Job, 'seq'> = { ...fields, tenant: fields.tenant ?? DEFAULT_TENANT };
+    const sealedBundle = await this.cipher.seal(await gzip(JSON.stringify(bundle)), context.bundle(rest.id));
     // One statement: the job and its Bundle are stored together or not at all. The sequence
     // number is the row's own; it is read back from the column, never from the JSON.
     const row = await this.db
       .prepare(
-        'INSERT INTO jobs (id, episode_key, parent_key, status, job, bundle, created_at, updated_at, caller) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING seq',
+        'INSERT INTO jobs (id, episode_key, parent_key, status, job, bundle, created_at, updated_at, caller, tenant) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING seq',
       )
-      .bind(rest.id, rest.episodeKey, rest.parentKey, rest.status, JSON.stringify(rest), await gzip(JSON.stringify(bundle)), rest.createdAt, rest.updatedAt, rest.caller ?? null)
+      .bind(rest.id, rest.episodeKey, rest.parentKey, rest.status, JSON.stringify(await this.storedJob(rest)), sealedBundle, rest.createdAt, rest.updatedAt, rest.caller ?? null, rest.tenant)
       .first<{ seq: number }>();
     if (!row) throw new Error('job was not stored');
     return { ...rest, seq: row.seq };
@@ -54,29 +108,35 @@ export class D1Store implements DeliveryStore {
 
   async getJob(id: string): Promise<Job | undefined> {
     const row = await this.db.prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = ?1`).bind(id).first<JobRow>();
-    return row ? readJob(row) : undefined;
+    return row ? this.readJob(row) : undefined;
   }
 
   async getBundle(id: string): Promise<Bundle | undefined> {
-    const row = await this.db.prepare('SELECT bundle, purged_at FROM jobs WHERE id = ?1').bind(id).first<{ bundle: ArrayBuffer | number[]; purged_at: string | null }>();
-    return row && !row.purged_at ? (JSON.parse(await gunzip(row.bundle)) as Bundle) : undefined;
+    const row = await this.db.prepare('SELECT bundle, purged_at FROM jobs WHERE id = ?1').bind(id).first<{ bundle: string | ArrayBuffer | number[]; purged_at: string | null }>();
+    if (!row || row.purged_at) return undefined;
+    // A row from before encryption holds the gzip bytes themselves.
+    const gz = isJwe(row.bundle) ? await this.cipher.open(row.bundle, context.bundle(id)) : (row.bundle as ArrayBuffer | number[]);
+    return JSON.parse(await gunzip(gz)) as Bundle;
   }
 
   async saveJob(job: Job): Promise<void> {
-    // caller and purged_at are never changed by a save: they are set once, in their own columns.
-    const { caller: _c, purgedAt: _p, ...rest } = job;
-    await this.db.prepare('UPDATE jobs SET status = ?1, job = ?2, updated_at = ?3 WHERE id = ?4').bind(job.status, JSON.stringify(rest), job.updatedAt, job.id).run();
+    // caller, tenant and purged_at are never changed by a save: they are set once, in their own columns.
+    const { seq: _s, ...rest } = job;
+    await this.db
+      .prepare('UPDATE jobs SET status = ?1, job = ?2, updated_at = ?3 WHERE id = ?4')
+      .bind(job.status, JSON.stringify(await this.storedJob(rest)), job.updatedAt, job.id)
+      .run();
   }
 
-  async listJobs(filter: { status?: JobStatus[]; limit?: number }): Promise<Job[]> {
+  async listJobs(filter: { tenant: string; status?: JobStatus[]; limit?: number }): Promise<Job[]> {
     const limit = Math.min(Math.max(filter.limit ?? 100, 1), 1000);
     const statuses = filter.status ?? [];
-    const where = statuses.length ? `WHERE status IN (${statuses.map((_, i) => `?${i + 1}`).join(', ')})` : '';
+    const byStatus = statuses.length ? ` AND status IN (${statuses.map((_, i) => `?${i + 2}`).join(', ')})` : '';
     const { results } = await this.db
-      .prepare(`SELECT ${JOB_COLUMNS} FROM jobs ${where} ORDER BY seq LIMIT ${limit}`)
-      .bind(...statuses)
+      .prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE tenant = ?1${byStatus} ORDER BY seq LIMIT ${limit}`)
+      .bind(filter.tenant, ...statuses)
       .all<JobRow>();
-    return results.map(readJob);
+    return Promise.all(results.map((r) => this.readJob(r)));
   }
 
   async listStale(filter: { queuedBefore: string; retryDueBefore: string; limit: number }): Promise<Job[]> {
@@ -89,7 +149,7 @@ export class D1Store implements DeliveryStore {
       )
       .bind(filter.queuedBefore, filter.retryDueBefore, filter.limit)
       .all<JobRow>();
-    return results.map(readJob);
+    return Promise.all(results.map((r) => this.readJob(r)));
   }
 
   async purgeBundles(filter: { finishedBefore: string; at: string; limit: number }): Promise<number> {
@@ -101,15 +161,24 @@ export class D1Store implements DeliveryStore {
     return r.meta.changes ?? 0;
   }
 
-  async getLedger(episodeKey: string, target: string): Promise<LedgerRecord | undefined> {
-    const row = await this.db.prepare('SELECT record FROM ledger WHERE episode_key = ?1 AND target = ?2').bind(episodeKey, target).first<{ record: string }>();
-    return row ? (JSON.parse(row.record) as LedgerRecord) : undefined;
+  async getLedger(tenant: string, episodeKey: string, target: string): Promise<LedgerRecord | undefined> {
+    const row = await this.db
+      .prepare('SELECT record FROM ledger WHERE tenant = ?1 AND episode_key = ?2 AND target = ?3')
+      .bind(tenant, episodeKey, target)
+      .first<{ record: string }>();
+    if (!row) return undefined;
+    // A record from before encryption is clear JSON.
+    const text = isJwe(row.record) ? await this.cipher.openText(row.record, context.ledger({ tenant, episodeKey, target })) : row.record;
+    return { ...(JSON.parse(text) as LedgerRecord), tenant };
   }
 
   async putLedger(record: LedgerRecord): Promise<void> {
+    const sealed = await this.cipher.seal(JSON.stringify(record), context.ledger(record));
     await this.db
-      .prepare('INSERT INTO ledger (episode_key, target, record) VALUES (?1, ?2, ?3) ON CONFLICT (episode_key, target) DO UPDATE SET record = excluded.record')
-      .bind(record.episodeKey, record.target, JSON.stringify(record))
+      .prepare(
+        'INSERT INTO ledger (tenant, episode_key, target, record) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (tenant, episode_key, target) DO UPDATE SET record = excluded.record',
+      )
+      .bind(record.tenant, record.episodeKey, record.target, sealed)
       .run();
   }
 }

@@ -113,7 +113,7 @@ export async function attemptJob(jobId: string, deps: DeliveryDeps): Promise<Att
 
 async function deliverToTarget(job: Job, bundle: Bundle, target: string, deps: DeliveryDeps): Promise<TargetResult> {
   const at = () => new Date(deps.now()).toISOString();
-  const ledger = await deps.store.getLedger(job.episodeKey, target);
+  const ledger = await deps.store.getLedger(job.tenant, job.episodeKey, target);
   if (ledger && ledger.seq > job.seq) return { status: 'delivered', superseded: true, written: 0, counts: { created: 0, updated: 0, unchanged: 0 }, deliveredAt: at() };
   if (ledger && ledger.contentHash === job.contentHash && ledger.mappingVersion === job.mappingVersion) {
     await deps.store.putLedger({ ...ledger, seq: job.seq });
@@ -142,6 +142,7 @@ async function deliverToTarget(job: Job, bundle: Bundle, target: string, deps: D
   }
   const resources: LedgerRecord['resources'] = [...written, ...kept];
   await deps.store.putLedger({
+    tenant: job.tenant,
     episodeKey: job.episodeKey,
     target,
     seq: job.seq,

@@ -1,5 +1,6 @@
 /** In-memory DeliveryStore for Node (CLI, local runs, tests). */
 import type { Bundle } from '@medplum/fhirtypes';
+import { DEFAULT_TENANT } from '../auth/tenants.ts';
 import { type DeliveryStore, FINISHED_STATUSES, type Job, type JobStatus, type LedgerRecord, type NewJob } from './types.ts';
 
 const copy = <T>(v: T): T => structuredClone(v);
@@ -12,7 +13,7 @@ export class MemoryStore implements DeliveryStore {
 
   async createJob(job: NewJob): Promise<Job> {
     const { bundle, ...rest } = job;
-    const stored: Job = { ...copy(rest), seq: ++this.seq };
+    const stored: Job = { ...copy(rest), tenant: rest.tenant ?? DEFAULT_TENANT, seq: ++this.seq };
     this.jobs.set(stored.id, stored);
     this.bundles.set(stored.id, copy(bundle));
     return copy(stored);
@@ -30,11 +31,12 @@ export class MemoryStore implements DeliveryStore {
     const stored = this.jobs.get(job.id);
     if (!stored) throw new Error('unknown job');
     // A purge is final: a save from a copy read before it must not bring the mark back off.
-    this.jobs.set(job.id, { ...copy(job), ...(stored.purgedAt ? { purgedAt: stored.purgedAt } : {}) });
+    // The tenant is set once, when the job is created.
+    this.jobs.set(job.id, { ...copy(job), tenant: stored.tenant, ...(stored.purgedAt ? { purgedAt: stored.purgedAt } : {}) });
   }
-  async listJobs(filter: { status?: JobStatus[]; limit?: number }) {
+  async listJobs(filter: { tenant: string; status?: JobStatus[]; limit?: number }) {
     return [...this.jobs.values()]
-      .filter((j) => !filter.status || filter.status.includes(j.status))
+      .filter((j) => j.tenant === filter.tenant && (!filter.status || filter.status.includes(j.status)))
       .sort((a, b) => a.seq - b.seq)
       .slice(0, filter.limit ?? 100)
       .map(copy);
@@ -61,11 +63,11 @@ export class MemoryStore implements DeliveryStore {
     }
     return due.length;
   }
-  async getLedger(episodeKey: string, target: string) {
-    const r = this.ledger.get(`${episodeKey}|${target}`);
+  async getLedger(tenant: string, episodeKey: string, target: string) {
+    const r = this.ledger.get(JSON.stringify([tenant, episodeKey, target]));
     return r && copy(r);
   }
   async putLedger(record: LedgerRecord) {
-    this.ledger.set(`${record.episodeKey}|${record.target}`, copy(record));
+    this.ledger.set(JSON.stringify([record.tenant, record.episodeKey, record.target]), copy(record));
   }
 }

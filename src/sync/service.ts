@@ -12,43 +12,65 @@ export interface DeliveryQueue {
   send(messages: { jobId: string; parentKey: string }[]): Promise<void>;
 }
 
-export interface DeliveryService {
-  /** `caller` is recorded on the job: who submitted it (see `Job.caller`), never a token. */
-  submit(input: unknown, caller?: string): Promise<Job>;
-  /** Validates and records many episodes, sending them to the queue in batches. */
-  submitMany(inputs: unknown[], caller?: string): Promise<({ ok: true; job: Job } | { ok: false; error: unknown })[]>;
-  getJob(id: string): Promise<Job | undefined>;
-  listJobs(status: JobStatus[] | undefined, limit: number): Promise<Job[]>;
-  /**
-   * Replays a dead or failed job; `replayed` is false for a job in any other state, and for
-   * one whose content was purged (`job.purgedAt`): that episode has to be sent again.
-   */
-  replay(id: string): Promise<{ job: Job; replayed: boolean } | undefined>;
+/**
+ * Who submits: the caller recorded on the job (see `Job.caller`, never a token) and the
+ * tenant it belongs to (see `Job.tenant`).
+ */
+export interface Owner {
+  caller: string;
+  tenant: string;
 }
 
-/** The store as `submitEpisode` sees it, with every new job stamped with its caller. */
-function stampingCaller(store: DeliveryStore, caller: string | undefined): DeliveryStore {
-  if (caller === undefined) return store;
+/** Whether a tenant may write now; when not, how many seconds to wait (`Retry-After`). */
+export type Admission = { ok: true } | { ok: false; retryAfterSeconds: number };
+
+/** A rate limit on the write routes, per tenant (the Worker's rate-limiting binding). */
+export interface WriteLimiter {
+  admit(tenant: string): Promise<Admission>;
+}
+
+export interface DeliveryService {
+  /** Records the job for `owner` (the default tenant `local` when absent). */
+  submit(input: unknown, owner?: Owner): Promise<Job>;
+  /** Validates and records many episodes, sending them to the queue in batches. */
+  submitMany(inputs: unknown[], owner?: Owner): Promise<({ ok: true; job: Job } | { ok: false; error: unknown })[]>;
+  /** The job if it belongs to `tenant`; undefined for another tenant's job, as for none. */
+  getJob(id: string, tenant: string): Promise<Job | undefined>;
+  /** `tenant`'s jobs only. */
+  listJobs(tenant: string, status: JobStatus[] | undefined, limit: number): Promise<Job[]>;
+  /**
+   * Replays a dead or failed job of `tenant` (undefined for another tenant's job, as for
+   * none); `replayed` is false for a job in any other state, and for one whose content was
+   * purged (`job.purgedAt`): that episode has to be sent again.
+   */
+  replay(id: string, tenant: string): Promise<{ job: Job; replayed: boolean } | undefined>;
+  /** Whether `tenant` may write now (rate limit); absent where writes are not limited. */
+  admit?(tenant: string): Promise<Admission>;
+}
+
+/** The store as `submitEpisode` sees it, with every new job stamped with its caller and tenant. */
+function stampingOwner(store: DeliveryStore, owner: Owner | undefined): DeliveryStore {
+  if (owner === undefined) return store;
   const stamped: DeliveryStore = Object.create(store);
-  stamped.createJob = (job: NewJob) => store.createJob({ ...job, caller });
+  stamped.createJob = (job: NewJob) => store.createJob({ ...job, caller: owner.caller, tenant: owner.tenant });
   return stamped;
 }
 
 export function createDeliveryService(
   store: DeliveryStore,
   queue: DeliveryQueue,
-  opts: MapOptions & { now?: () => number; newId?: () => string } = {},
+  opts: MapOptions & { now?: () => number; newId?: () => string; limiter?: WriteLimiter } = {},
 ): DeliveryService {
   const deps = { store, now: opts.now ?? Date.now, newId: opts.newId ?? (() => crypto.randomUUID()) };
   const parse: MapOptions = { allowSyntheticIds: opts.allowSyntheticIds, identity: opts.identity };
   return {
-    async submit(input, caller) {
-      const job = await submitEpisode(input, { ...deps, store: stampingCaller(store, caller) }, parse);
+    async submit(input, owner) {
+      const job = await submitEpisode(input, { ...deps, store: stampingOwner(store, owner) }, parse);
       await queue.send([{ jobId: job.id, parentKey: job.parentKey }]);
       return job;
     },
-    async submitMany(inputs, caller) {
-      const stamped = { ...deps, store: stampingCaller(store, caller) };
+    async submitMany(inputs, owner) {
+      const stamped = { ...deps, store: stampingOwner(store, owner) };
       const results: ({ ok: true; job: Job } | { ok: false; error: unknown })[] = [];
       for (const input of inputs) {
         try {
@@ -61,15 +83,19 @@ export function createDeliveryService(
       if (messages.length) await queue.send(messages);
       return results;
     },
-    getJob: (id) => store.getJob(id),
-    listJobs: (status, limit) => store.listJobs({ status, limit }),
-    async replay(id) {
+    async getJob(id, tenant) {
+      const job = await store.getJob(id);
+      return job?.tenant === tenant ? job : undefined;
+    },
+    listJobs: (tenant, status, limit) => store.listJobs({ tenant, status, limit }),
+    async replay(id, tenant) {
       const current = await store.getJob(id);
-      if (!current) return undefined;
+      if (!current || current.tenant !== tenant) return undefined;
       if (current.purgedAt) return { job: current, replayed: false };
       const r = await resetForReplay(id, store, deps.now());
       if (r?.replayed) await queue.send([{ jobId: r.job.id, parentKey: r.job.parentKey }]);
       return r;
     },
+    ...(opts.limiter ? { admit: (tenant: string) => opts.limiter!.admit(tenant) } : {}),
   };
 }

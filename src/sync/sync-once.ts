@@ -57,7 +57,7 @@ export async function syncOnce(input: unknown, opts: SyncOptions): Promise<SyncR
   // Versions only: no content hash, so the run still writes everything, and only this
   // bundle's keys, so nothing is taken for a resource that left the episode.
   if (versions.length) {
-    await store.putLedger({ episodeKey: job.episodeKey, target: CLINIC_TARGET, seq: 0, contentHash: '', mappingVersion: '', deliveredAt: '', resources: versions });
+    await store.putLedger({ tenant: job.tenant, episodeKey: job.episodeKey, target: CLINIC_TARGET, seq: 0, contentHash: '', mappingVersion: '', deliveredAt: '', resources: versions });
   }
   for (;;) {
     const r = await attemptJob(job.id, deps);

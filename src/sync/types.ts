@@ -52,17 +52,29 @@ export interface Job {
    */
   caller?: string;
   /**
+   * Whose job this is: the tenant of its caller (src/auth/tenants.ts). Only that tenant reads,
+   * lists or replays it; its ledger is that tenant's too.
+   */
+  tenant: string;
+  /**
    * When the stored Bundle was purged (retention). The job, its hashes, per-target results
    * and the ledger stay; the content cannot be replayed any more.
    */
   purgedAt?: string;
 }
 
-export interface NewJob extends Omit<Job, 'seq'> {
+/** A job to store; without a tenant it belongs to the default tenant (`local`). */
+export interface NewJob extends Omit<Job, 'seq' | 'tenant'> {
+  tenant?: string;
   bundle: Bundle;
 }
 
+/**
+ * What was delivered of one episode to one target, per tenant: an episode id is unique within
+ * a tenant, so two tenants sending the same clinic and episode id never share a ledger.
+ */
 export interface LedgerRecord {
+  tenant: string;
   episodeKey: string;
   target: string;
   /** seq of the job whose content this is. */
@@ -79,8 +91,9 @@ export interface DeliveryStore {
   getJob(id: string): Promise<Job | undefined>;
   getBundle(id: string): Promise<Bundle | undefined>;
   saveJob(job: Job): Promise<void>;
-  listJobs(filter: { status?: JobStatus[]; limit?: number }): Promise<Job[]>;
-  getLedger(episodeKey: string, target: string): Promise<LedgerRecord | undefined>;
+  /** One tenant's jobs, in order of arrival. */
+  listJobs(filter: { tenant: string; status?: JobStatus[]; limit?: number }): Promise<Job[]>;
+  getLedger(tenant: string, episodeKey: string, target: string): Promise<LedgerRecord | undefined>;
   putLedger(record: LedgerRecord): Promise<void>;
   /**
    * Jobs that should have been attempted by now: `queued` and not touched since

@@ -66,6 +66,7 @@ describe('POST /v1/episodes/$map (inside workerd)', () => {
       API_TOKENS: token,
       IDENTIFIER_NAMESPACE: 'https://fhir.clinic.example/sid',
       IDENTITY_SECRET: 'test-identity-secret-0123456789abcdefghij',
+      DATA_ENCRYPTION_KEYS: JSON.stringify([{ kid: 'test-1', k: 'x'.repeat(43) }]),
     };
     const request = () =>
       new Request('http://bridge/v1/episodes/$map', {

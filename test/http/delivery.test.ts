@@ -4,6 +4,8 @@
  */
 import { SELF, env } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
+import { DataCipher } from '../../src/sync/crypto.ts';
 import { D1Store } from '../../src/sync/d1-store.ts';
 import active from '../../../shared/contract/examples/active-father-no-consent.episode.json';
 import completed from '../../../shared/contract/examples/completed-mother.episode.json';
@@ -114,7 +116,7 @@ describe('jobs', () => {
     const id = location.split('/').pop() as string;
     await settled(location);
     // Make it dead as if every attempt had failed.
-    const store = new D1Store(env.DB);
+    const store = new D1Store(env.DB, new DataCipher(loadConfig(env as never).dataKeys.reveal()));
     const j = (await store.getJob(id))!;
     await store.saveJob({ ...j, status: 'dead', targets: { clinic: { status: 'dead', error: 'POST (transaction): HTTP 503' } } });
 

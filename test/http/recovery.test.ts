@@ -8,11 +8,15 @@ import { describe, expect, it } from 'vitest';
 import { DEAD_LETTER_QUEUE, DEAD_LETTERED } from '../../src/sync/dead-letter.ts';
 import worker from '../../src/worker.ts';
 import { submitEpisode } from '../../src/sync/deliver.ts';
+import { loadConfig } from '../../src/config.ts';
+import { DataCipher } from '../../src/sync/crypto.ts';
 import { D1Store, PURGE_SQL } from '../../src/sync/d1-store.ts';
 import planned from '../../../shared/contract/examples/planned-minimal.episode.json';
 
 const sandbox = (JSON.parse(env.FHIR_TARGETS as string) as { clinic: { baseUrl: string } }).clinic.baseUrl;
 const MINUTE = 60_000;
+/** The store as the Worker builds it, under the configured (here: development) data key. */
+const d1 = () => new D1Store(env.DB, new DataCipher(loadConfig(env as never).dataKeys.reveal()));
 const DAY = 24 * 60 * MINUTE;
 
 interface JobView {
@@ -36,7 +40,7 @@ async function settled(id: string, timeoutMs = 30_000): Promise<JobView> {
 
 /** Stores a job as if its queue message had been lost: recorded `agoMs` ago, never sent. */
 const storedOnly = (episodeId: string, agoMs: number) =>
-  submitEpisode({ ...planned, episodeId }, { store: new D1Store(env.DB), now: () => Date.now() - agoMs, newId: () => crypto.randomUUID() });
+  submitEpisode({ ...planned, episodeId }, { store: d1(), now: () => Date.now() - agoMs, newId: () => crypto.randomUUID() });
 
 async function runCron(): Promise<void> {
   const ctx = createExecutionContext();
@@ -71,7 +75,7 @@ describe('the scheduled sweep (Cron Trigger)', () => {
   });
 
   it('purges the Bundle of a job finished longer ago than BUNDLE_RETENTION_DAYS; the job stays and a replay answers 410', async () => {
-    const store = new D1Store(env.DB);
+    const store = d1();
     const old = await storedOnly('VG-RETAIN-OLD', 40 * DAY);
     const recent = await storedOnly('VG-RETAIN-RECENT', 40 * DAY);
     const finishedAt = (agoMs: number) => new Date(Date.now() - agoMs).toISOString();

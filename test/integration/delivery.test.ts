@@ -199,7 +199,7 @@ describe('a server without transactions', () => {
       await queue.drain();
       const expected = expectedCounts(inputs.map((e) => mapEpisode(e)));
       expect(plain.repo.countByType()).toEqual(expected);
-      const jobs = await store.listJobs({});
+      const jobs = await store.listJobs({ tenant: 'local' });
       expect(jobs.map((j) => j.status)).toEqual(['delivered', 'delivered', 'delivered']);
 
       // References point at real server ids.

@@ -197,7 +197,7 @@ describe.each([
     expect(sandbox.repo.countByType()).toEqual(expected);
 
     // 4. The episode's resources point at the hospital's resources.
-    const ledger = await store.getLedger(first?.episodeKey as string, 'clinic');
+    const ledger = await store.getLedger('local', first?.episodeKey as string, 'clinic');
     const idOf = (key: string) => ledger?.resources.find((r) => r.key === key)?.id;
     const parentEntry = (bundles[0]?.entry ?? []).find((e) => e.resource === bridgeParent);
     expect(idOf(entryKey(parentEntry as object))).toBe(seeded.parent?.id);

@@ -80,8 +80,11 @@ describe('the caller recorded on each job', () => {
     expect(lines).toHaveLength(2);
     for (const l of lines) expect((await b.store.getJob(l.jobId))?.caller).toBe('journal-south');
 
+    // Each caller is its own tenant: the list shows its own jobs only.
     const listed = (await (await b.app.request('/v1/jobs', { headers: headers(T1) })).json()) as { jobs: { caller: string }[] };
-    expect(listed.jobs.map((j) => j.caller)).toEqual(['journal-north', 'journal-south', 'journal-south']);
+    expect(listed.jobs.map((j) => j.caller)).toEqual(['journal-north']);
+    const south = (await (await b.app.request('/v1/jobs', { headers: headers(T2) })).json()) as { jobs: { caller: string }[] };
+    expect(south.jobs.map((j) => j.caller)).toEqual(['journal-south', 'journal-south']);
   });
 
   it('is a short digest of an unnamed static token: stable, distinct per token, not the token', async () => {

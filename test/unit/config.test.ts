@@ -38,6 +38,9 @@ function failure(env: ConfigEnv): { err: OperationOutcomeError; paths: string[];
 const privateParts = (...keys: JWK[]): string[] =>
   keys.flatMap((k) => ['d', 'p', 'q', 'dp', 'dq', 'qi'].map((m) => (k as Record<string, unknown>)[m]).filter((v): v is string => typeof v === 'string'));
 
+/** A data encryption key for production-like settings (test only). */
+const TEST_DATA_KEYS = JSON.stringify([{ kid: 'test-1', k: 'x'.repeat(43) }]);
+
 describe('loadConfig defaults', () => {
   it('points the clinic at the local sandbox with no auth and has no primary targets', () => {
     const config = loadConfig(NO_API_AUTH);
@@ -59,6 +62,7 @@ describe('loadConfig defaults', () => {
       ALLOW_SYNTHETIC_IDS: 'false',
       IDENTIFIER_NAMESPACE: 'https://fhir.clinic.example/sid',
       IDENTITY_SECRET: 'test-identity-secret-0123456789abcdef',
+      DATA_ENCRYPTION_KEYS: TEST_DATA_KEYS,
       DELIVERY_MAX_ATTEMPTS: '3',
       RETRY_AFTER_CAP_SECONDS: '0',
     });
@@ -331,6 +335,7 @@ describe('API_AUTH and real national ids', () => {
         ALLOW_SYNTHETIC_IDS: 'false',
         IDENTIFIER_NAMESPACE: 'https://fhir.clinic.example/sid',
         IDENTITY_SECRET: 'test-identity-secret-0123456789abcdef',
+        DATA_ENCRYPTION_KEYS: TEST_DATA_KEYS,
       });
     } catch (e) {
       error = e;
@@ -343,7 +348,7 @@ describe('API_AUTH and real national ids', () => {
 });
 
 describe('identity settings (IDENTIFIER_NAMESPACE, IDENTITY_SECRET)', () => {
-  const production = { API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}', API_TOKENS: 'test-api-token-0123456789abcdefghij', ALLOW_SYNTHETIC_IDS: 'false' };
+  const production = { API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}', API_TOKENS: 'test-api-token-0123456789abcdefghij', ALLOW_SYNTHETIC_IDS: 'false', DATA_ENCRYPTION_KEYS: TEST_DATA_KEYS };
   const problemsOf = (env: Record<string, string>): { at: string | undefined; text: string }[] => {
     try {
       loadConfig(env);

@@ -71,7 +71,7 @@ describe('delivery attempts under faults (msw)', () => {
     const masters = mastersIn(mapEpisode(completed()));
     expect(masters).toBeGreaterThan(5);
     expect(r?.job.targets.clinic?.counts).toEqual({ created: masters, updated: COMPLETED_ENTRIES - masters, unchanged: 0 });
-    const ledger = await d.store.getLedger('974557746/VG-2026-0042', 'clinic');
+    const ledger = await d.store.getLedger('local', '974557746/VG-2026-0042', 'clinic');
     expect(ledger?.resources).toHaveLength(COMPLETED_ENTRIES);
     expect(ledger?.contentHash).toBe(job.contentHash);
   });
@@ -125,7 +125,7 @@ describe('delivery attempts under faults (msw)', () => {
     const job = await submitEpisode(plannedMinimal(), d);
     for (let i = 0; i < 3; i++) await attemptJob(job.id, d);
     expect((await d.store.getJob(job.id))?.status).toBe('dead');
-    expect(await d.store.listJobs({ status: ['dead'] })).toHaveLength(1);
+    expect(await d.store.listJobs({ tenant: 'local', status: ['dead'] })).toHaveLength(1);
     healthy = true;
     await resetForReplay(job.id, d.store, clock);
     expect((await attemptJob(job.id, d))?.job.status).toBe('delivered');
@@ -273,7 +273,7 @@ describe('delivery attempts under faults (msw)', () => {
     );
     const first = completed();
     await attemptJob((await submitEpisode(first, d)).id, d);
-    const ledger = await d.store.getLedger('974557746/VG-2026-0042', 'clinic');
+    const ledger = await d.store.getLedger('local', '974557746/VG-2026-0042', 'clinic');
     // The ledger knows the practitioners. The next send has a new contact at the primary team
     // (their Practitioner and PractitionerRole leave the episode) and no assessments.
     expect(ledger?.resources.some((x) => x.type === 'Practitioner')).toBe(true);

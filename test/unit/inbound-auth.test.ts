@@ -71,6 +71,7 @@ async function token(signer: Signer, claims: Record<string, unknown> = {}, opts:
 const job: Job = {
   id: 'job-1',
   seq: 1,
+  tenant: 'local',
   episodeKey: '974557746/VG-1',
   parentKey: 'p',
   contentHash: 'h',

@@ -33,6 +33,7 @@ function refused(env: ConfigEnv): { paths: string[]; text: string } {
 const PRODUCTION_SETTINGS = {
   IDENTIFIER_NAMESPACE: 'https://fhir.clinic.example/sid',
   IDENTITY_SECRET: 'test-identity-secret-0123456789abcdefghij',
+  DATA_ENCRYPTION_KEYS: '[{"kid":"test-1","k":"dGVzdC1vbmx5LWRhdGEta2V5LTAxMjM0NTY3ODlhYmM"}]',
 };
 const TOKEN = 'test-api-token-0123456789abcdefghijkl';
 const BEARER = { API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}', API_TOKENS: TOKEN };
@@ -56,7 +57,7 @@ describe('wrangler.toml as shipped', () => {
     expect(vars).toMatchObject({ BRIDGE_ENV: 'production', ALLOW_SYNTHETIC_IDS: 'false' });
     expect(vars.API_AUTH).toBeUndefined();
     // As shipped: the deployment must still say how callers authenticate and set its identity.
-    expect(refused(vars).paths).toEqual(['API_AUTH', 'IDENTIFIER_NAMESPACE', 'IDENTITY_SECRET']);
+    expect(refused(vars).paths).toEqual(['API_AUTH', 'IDENTIFIER_NAMESPACE', 'IDENTITY_SECRET', 'DATA_ENCRYPTION_KEYS']);
     const complete = { ...vars, ...PRODUCTION_SETTINGS, ...BEARER };
     const config = loadConfig(complete);
     expect([config.bridgeEnv, config.allowSyntheticIds, config.apiAuth.type]).toEqual(['production', false, 'bearer']);
@@ -114,7 +115,7 @@ describe('BRIDGE_ENV and an open API (loadConfig)', () => {
   it('refuses local development beside real national ids, and defaults production to real ids only', () => {
     expect(refused({ ...BEARER, BRIDGE_ENV: 'local', ALLOW_SYNTHETIC_IDS: 'false', ...PRODUCTION_SETTINGS }).paths).toEqual(['BRIDGE_ENV']);
     expect(loadConfig({ ...BEARER, BRIDGE_ENV: 'production', ...PRODUCTION_SETTINGS }).allowSyntheticIds).toBe(false);
-    expect(refused({ ...BEARER, BRIDGE_ENV: 'production' }).paths).toEqual(['IDENTIFIER_NAMESPACE', 'IDENTITY_SECRET']);
+    expect(refused({ ...BEARER, BRIDGE_ENV: 'production' }).paths).toEqual(['IDENTIFIER_NAMESPACE', 'IDENTITY_SECRET', 'DATA_ENCRYPTION_KEYS']);
   });
 
   it('still refuses an open API where real national ids are accepted', () => {

@@ -115,7 +115,7 @@ describe('purgeExpired', () => {
   it('purges the Bundle of a delivered job after the retention period, keeping the job and its ledger', async () => {
     const job = await stored(completed());
     const delivered = await finish(job, 'delivered');
-    const ledger = { episodeKey: job.episodeKey, target: 'clinic', seq: job.seq, contentHash: job.contentHash, mappingVersion: job.mappingVersion, deliveredAt: delivered.updatedAt, resources: [{ key: 'Encounter|x', type: 'Encounter', id: 'enc-1' }] };
+    const ledger = { tenant: job.tenant, episodeKey: job.episodeKey, target: 'clinic', seq: job.seq, contentHash: job.contentHash, mappingVersion: job.mappingVersion, deliveredAt: delivered.updatedAt, resources: [{ key: 'Encounter|x', type: 'Encounter', id: 'enc-1' }] };
     await store.putLedger(ledger);
     expect(await store.getBundle(job.id)).toBeDefined();
 
@@ -130,7 +130,7 @@ describe('purgeExpired', () => {
     expect(kept).toEqual({ ...delivered, purgedAt: new Date(clock).toISOString() });
     expect(kept?.contentHash).toBe(job.contentHash);
     expect(kept?.targets.clinic).toMatchObject({ status: 'delivered', written: 12 });
-    expect(await store.getLedger(job.episodeKey, 'clinic')).toEqual(ledger);
+    expect(await store.getLedger(job.tenant, job.episodeKey, 'clinic')).toEqual(ledger);
 
     // Already purged: nothing more to do, and the first purge time stays.
     clock += DAY;
@@ -226,7 +226,7 @@ describe('replay of a purged job', () => {
     const job = await finish(await stored(), 'dead');
     clock += 29 * DAY;
     await purgeExpired(store, RETENTION, clock);
-    expect((await service.replay(job.id))?.replayed).toBe(true);
+    expect((await service.replay(job.id, job.tenant))?.replayed).toBe(true);
     expect(sent).toEqual([{ jobId: job.id, parentKey: job.parentKey }]);
   });
 });
@@ -295,7 +295,7 @@ describe('sweep with the Node queue', () => {
     expect((await sweepStale(store, local, SWEEP, clock)).requeued).toEqual([job.id]);
     await local.drain();
     expect((await store.getJob(job.id))?.targets.clinic).toMatchObject({ status: 'delivered', written: 69 }); // 65 resources + 4 session notes
-    expect((await store.getLedger(job.episodeKey, 'clinic'))?.contentHash).toBe(job.contentHash);
+    expect((await store.getLedger(job.tenant, job.episodeKey, 'clinic'))?.contentHash).toBe(job.contentHash);
     local.close();
   });
 });
