@@ -3,6 +3,7 @@ import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { OperationOutcome } from '@medplum/fhirtypes';
 import { OperationOutcomeError, capOutcome, isOperationOutcomeError, issue, outcome } from '../fhir/outcome.ts';
+import { redactOutcome } from '../sync/redact.ts';
 import type { DeliveryService } from '../sync/service.ts';
 import type { Job, JobStatus } from '../sync/types.ts';
 import { LOCAL_CALLER } from '../auth/inbound.ts';
@@ -90,7 +91,9 @@ const view = (job: Job) => ({
   updatedAt: job.updatedAt,
   ...(job.nextAttemptAt ? { nextAttemptAt: job.nextAttemptAt } : {}),
   mappingVersion: job.mappingVersion,
-  targets: job.targets,
+  // Stored redacted and capped since deliveries redact (sync/redact.ts); records from before
+  // that get at least the national ids and phone numbers taken out here.
+  targets: Object.fromEntries(Object.entries(job.targets).map(([name, t]) => [name, t.outcome ? { ...t, outcome: redactOutcome(t.outcome) } : t])),
   ...(job.caller ? { caller: job.caller } : {}),
   ...(job.purgedAt ? { contentPurgedAt: job.purgedAt } : {}),
 });
