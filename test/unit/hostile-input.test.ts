@@ -289,6 +289,21 @@ describe('query parameters', () => {
   });
 });
 
+describe('job views', () => {
+  it('show a stored server outcome without national ids or phone numbers, even one stored before redaction', async () => {
+    const r = await put('VG-RED-1', JSON.stringify({ ...plannedMinimal(), episodeId: 'VG-RED-1' }));
+    const { id } = (await r.json()) as { id: string };
+    const job = (await store.getJob(id))!;
+    job.status = 'failed';
+    job.targets.clinic = { status: 'failed', httpStatus: 422, outcome: { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', diagnostics: 'Patient 02839440092 phone +47 400 00 000' }] } };
+    await store.saveJob(job);
+    for (const text of [await (await app.request(`/v1/jobs/${id}`)).text(), await (await app.request('/v1/jobs?status=failed')).text()]) {
+      expect(text).toContain('Patient [redacted] phone [redacted]');
+      expect(text).not.toContain('02839440092');
+    }
+  });
+});
+
 describe('Cache-Control', () => {
   it('is no-store on every /v1 answer, errors included', async () => {
     const answers = [
