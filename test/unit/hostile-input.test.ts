@@ -6,6 +6,8 @@
  */
 import type { Bundle, OperationOutcome, QuestionnaireResponse } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
+import { createInboundAuthenticator } from '../../src/auth/inbound.ts';
+import { loadConfig } from '../../src/config.ts';
 import { parseEpisode } from '../../src/domain/parse.ts';
 import { MAX_ISSUES, OperationOutcomeError } from '../../src/fhir/outcome.ts';
 import { validateFhir } from '../../src/fhir/validate.ts';
@@ -319,6 +321,14 @@ describe('Cache-Control', () => {
       await post('/v1/$validate', JSON.stringify({ resourceType: 'Patient' })),
     ];
     for (const r of answers) expect(r.headers.get('cache-control'), `${r.status}`).toBe('no-store');
+  });
+
+  it('is no-store on a refusal by authentication too', async () => {
+    const config = loadConfig({ API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}', API_TOKENS: 'api-token-cache-7Gk2Lq9Xv4Nw8Rz1Tb6Yc3' });
+    const guarded = createApp({ allowSyntheticIds: true, auth: createInboundAuthenticator(config.apiAuth) });
+    const r = await guarded.request('/v1/jobs');
+    expect(r.status).toBe(401);
+    expect(r.headers.get('cache-control')).toBe('no-store');
   });
 
   it('leaves public answers cacheable', async () => {
