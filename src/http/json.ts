@@ -12,8 +12,8 @@
  * - errors name the position (line, column, offset) and the JSON pointer (RFC 6901) of the
  *   value being read, never the text around it: bodies carry names and national ids.
  *
- * No npm package does all of this (secure-json-parse and bourne only cover prototype keys,
- * json-dup-key-validator is recursive and quotes the input in its errors).
+ * No npm package found does all of this: secure-json-parse and bourne cover prototype keys
+ * only, and the duplicate-key checkers neither bound depth nor keep the input out of errors.
  */
 
 /** Deepest nesting of arrays and objects a body may have. */
