@@ -4,7 +4,21 @@
  * episode is complete and consistent.
  */
 import { z } from 'zod';
+import { stringProblem } from '../fhir/strings.ts';
 import { checkNationalId, checkOrgNumber } from './identifiers.ts';
+
+/**
+ * FHIR R4's string rule (https://hl7.org/fhir/R4/datatypes.html#string, fhir/strings.ts): no
+ * control characters but tab, CR and LF, no lone surrogates. Every free-text field has it;
+ * the others are held to patterns that already exclude such characters. Refused here, not
+ * mapped: the Bundle would break the same rule.
+ */
+const fhirString = (v: string, ctx: z.RefinementCtx) => {
+  const problem = stringProblem(v);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem, abort: true });
+};
+/** Free text of at most `max` characters that follows the string rule; `min` 1 once trimmed. */
+const text = (max: number) => z.string().superRefine(fhirString).trim().min(1).max(max);
 
 const isCalendarDate = (s: string): boolean => {
   const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(s);
@@ -49,7 +63,7 @@ const OrgNumber = z
   })
   .meta({ description: 'Norwegian organisation number (9 digits, mod-11 check digit)' });
 
-const Name = z.string().trim().min(1, { error: 'must not be empty' }).max(200);
+const Name = z.string().superRefine(fhirString).trim().min(1, { error: 'must not be empty' }).max(200);
 const Phone = z.string().regex(/^\+?[0-9][0-9 ()-]{3,19}$/, { error: 'must be a phone number such as +47 400 00 000' });
 const HprNumber = z.string().regex(/^\d{1,9}$/, { error: 'must be an HPR number of 1–9 digits' });
 const Id = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'must be 1–64 characters of A–Z, a–z, 0–9, . _ -' });
@@ -117,7 +131,7 @@ export const ReferralSource = z.enum([
 export const Referral = z.strictObject({
   receivedOn: DateString,
   source: ReferralSource,
-  reason: z.string().trim().min(1).max(4000).optional(),
+  reason: text(4000).optional(),
 });
 
 export const Period = z.strictObject({ start: DateString, end: DateString.optional() });
@@ -125,7 +139,7 @@ export const Period = z.strictObject({ start: DateString, end: DateString.option
 export const Condition = z.strictObject({
   system: z.literal('icd-10', { error: 'only "icd-10" is supported' }),
   code: z.string().regex(/^[A-Z]\d{2}(\.\d{1,2})?$/, { error: 'must be an ICD-10 code such as F33.1' }),
-  display: z.string().trim().min(1).max(500).optional(),
+  display: text(500).optional(),
 });
 
 export const PrimaryTreatment = z.strictObject({
@@ -174,7 +188,7 @@ export const Clip = z.strictObject({
   recordedAt: DateTimeString,
   seconds: z.number().int().positive().max(86_400),
   contentType: z.string().regex(/^video\/[a-z0-9.+-]+$/, { error: 'must be a video content type such as video/mp4' }),
-  uri: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+  uri: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).superRefine(fhirString),
   sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, { error: 'must be a SHA-256 digest: 64 hexadecimal characters' }),
 });
 
@@ -190,7 +204,7 @@ export const Session = z.strictObject({
   focusElements: z.array(FocusElement).optional(),
   themes: z.array(Theme).optional(),
   cancellationReason: CancellationReason.optional(),
-  note: z.string().max(20_000).optional(),
+  note: z.string().superRefine(fhirString).max(20_000).optional(),
 });
 
 const answer = (min: number, max: number) =>
@@ -235,7 +249,7 @@ export const Assessment = z.discriminatedUnion(
 export const GoalStatus = z.enum(['proposed', 'in-progress', 'achieved', 'not-achieved', 'cancelled']);
 export const Goal = z.strictObject({
   goalId: Id,
-  description: z.string().trim().min(1).max(2000),
+  description: text(2000),
   startOn: DateString,
   status: GoalStatus,
   statusOn: DateString,
@@ -246,7 +260,7 @@ export const Closing = z.strictObject({
   closedOn: DateString,
   reason: ClosingReason,
   clinicianGlobalImprovement: z.number().int().min(1).max(7).optional(),
-  recommendation: z.string().trim().min(1).max(4000).optional(),
+  recommendation: text(4000).optional(),
 });
 
 export const EpisodeStatus = z.enum(['planned', 'active', 'finished', 'cancelled']);

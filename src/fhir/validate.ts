@@ -34,6 +34,7 @@ import type {
 import r4Definitions from '../generated/r4-definitions.json' with { type: 'json' };
 import ourDefinitions from '../generated/profiles.json' with { type: 'json' };
 import { allOk, issue, outcome } from './outcome.ts';
+import { findBadStrings } from './strings.ts';
 import { CANONICAL_BASE } from './systems.ts';
 import { type BindingTokens, checkRequiredBindings } from './validate-bindings.ts';
 
@@ -145,6 +146,13 @@ export function validateFhir(resourceOrBundle: Resource): OperationOutcome {
   if (!isKnownResourceType(root.resourceType)) {
     return outcome([unsupportedType(root.resourceType, root.resourceType)]);
   }
+  // Cheap pre-check before the costly validation: strings outside R4's string rule, and
+  // element names that are members of Object.prototype, which @medplum/core's element
+  // lookup would take for known elements. Either makes the resource invalid: reported alone.
+  const bad = findBadStrings(root, { base: root.resourceType, style: 'fhirpath', key: prototypeKey });
+  if (bad.length) {
+    return outcome(bad.map((b) => issue(b.inKey ? 'structure' : 'invalid', b.inKey ? b.problem : `string ${b.problem}`, undefined, 'error', b.path)));
+  }
 
   if (root.resourceType === 'Bundle') {
     const bundle = root as Bundle;
@@ -226,6 +234,11 @@ export function validateFhir(resourceOrBundle: Resource): OperationOutcome {
   }
 
   return issues.isEmpty() ? allOk() : outcome(issues.toArray());
+}
+
+/** An element name that is a member of every JavaScript object (`toString`, `__proto__`, …): never a FHIR element. */
+function prototypeKey(key: string): string | undefined {
+  return key in Object.prototype ? `element ${key} is not defined by FHIR R4` : undefined;
 }
 
 /**

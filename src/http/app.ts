@@ -12,7 +12,7 @@ import { extract, extractionBody } from '../instruments/extract.ts';
 import { QUESTIONNAIRE_IDS, questionnaire } from '../instruments/questionnaires.ts';
 import { docsPage, openApiDocument } from './openapi.ts';
 import { fhirJson, outcomeResponse, sendOutcome } from './errors.ts';
-import { limitBody, requireJson } from './middleware.ts';
+import { limitBody, noStore, readJsonBody as readJson, requireJson } from './middleware.ts';
 import { deliveryRoutes } from './delivery.ts';
 import { terminologyRoutes } from './terminology.ts';
 import type { DeliveryService } from '../sync/service.ts';
@@ -37,17 +37,11 @@ export interface AppConfig {
 
 type Env = { Variables: { config: AppConfig } & AuthVariables };
 
-/** Reads a JSON body or answers 400 naming the problem. */
-async function readJson(c: Context): Promise<{ ok: true; value: unknown } | { ok: false; response: Response }> {
-  try {
-    return { ok: true, value: await c.req.json() };
-  } catch (e) {
-    return { ok: false, response: outcomeResponse(c, 400, 'invalid', `request body is not valid JSON: ${(e as Error).message}`) };
-  }
-}
-
 export function createApp(config: AppConfig): Hono<Env> {
   const app = new Hono<Env>();
+
+  // Outermost, so that every answer under /v1, a refusal by authentication included, is no-store.
+  app.use('*', noStore);
 
   // First, so that no route (nor a 404 for a guessed one) answers an unauthenticated caller.
   if (config.auth) app.use('*', requireAuth(config.auth));
@@ -77,7 +71,7 @@ export function createApp(config: AppConfig): Hono<Env> {
 
   app.get('/v1/Questionnaire/:id', (c) => {
     const q = questionnaire(c.req.param('id'));
-    return q ? fhirJson(c, q) : outcomeResponse(c, 404, 'not-found', `no Questionnaire ${c.req.param('id')}; GET /v1/Questionnaire lists them`);
+    return q ? fhirJson(c, q) : outcomeResponse(c, 404, 'not-found', 'no such Questionnaire; GET /v1/Questionnaire lists them');
   });
 
   app.route('/v1', terminologyRoutes<Env>());
@@ -103,7 +97,8 @@ export function createApp(config: AppConfig): Hono<Env> {
   if (config.delivery) app.route('/v1', deliveryRoutes(config.delivery));
   app.get('/.well-known/jwks.json', async (c) => c.json(config.jwks ? await config.jwks() : { keys: [] }));
 
-  app.notFound((c) => outcomeResponse(c, 404, 'not-found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
+  // The path is not repeated: a caller may have put an identifier in it.
+  app.notFound((c) => outcomeResponse(c, 404, 'not-found', `no route for this ${c.req.method} request; /openapi.json lists the routes`));
   app.onError((err, c) => {
     if (isOperationOutcomeError(err)) return sendOutcome(c, err.outcome, err.status as 400);
     // Never echo internals or input: they may hold personal data.

@@ -1,18 +1,85 @@
 /** Delivery routes: episodes in, jobs out. */
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { OperationOutcomeError, isOperationOutcomeError, issue, outcome } from '../fhir/outcome.ts';
+import type { OperationOutcome } from '@medplum/fhirtypes';
+import { OperationOutcomeError, capOutcome, isOperationOutcomeError, issue, outcome } from '../fhir/outcome.ts';
+import { redactOutcome } from '../sync/redact.ts';
 import type { DeliveryService, Owner } from '../sync/service.ts';
 import type { Job, JobStatus } from '../sync/types.ts';
 import { LOCAL_CALLER } from '../auth/inbound.ts';
 import { type AuthVariables, requestTenant } from './auth.ts';
 import { fhirJson, outcomeResponse } from './errors.ts';
-import { limitBody, requireJson } from './middleware.ts';
+import { JsonBodyError, parseJsonBody } from './json.ts';
+import { jsonErrorCode, limitBody, readJsonBody, requireJson } from './middleware.ts';
 
 const STATUSES: JobStatus[] = ['queued', 'retrying', 'delivered', 'failed', 'dead'];
 /** Largest NDJSON import in one request. */
 export const MAX_IMPORT_BYTES = 32 * 1024 * 1024;
 const IMPORT_CHUNK = 100;
+/** Most episodes (non-blank lines) in one import: bounds the work and the answer. */
+export const MAX_IMPORT_LINES = 10_000;
+/** Most issues listed for one line of an import. */
+export const MAX_LINE_ISSUES = 20;
+/**
+ * Bytes of an import answer that may go to listing issues; after that, a rejected line only
+ * says how many it had. With MAX_IMPORT_LINES this bounds the answer to a few MiB.
+ */
+export const MAX_IMPORT_DETAIL_BYTES = 2 * 1024 * 1024;
+const DEFAULT_LIMIT = 100;
+const MAX_LIMIT = 1000;
+
+/**
+ * The non-blank lines of an NDJSON body, as bytes: each is decoded on its own, so that one
+ * line of invalid UTF-8 refuses that line only. Splitting at 0x0A is safe in UTF-8, where
+ * that byte never occurs inside a multi-byte sequence.
+ */
+function ndjsonLines(bytes: Uint8Array): { line: number; bytes: Uint8Array }[] {
+  const lines: { line: number; bytes: Uint8Array }[] = [];
+  let start = 0;
+  let line = 1;
+  const blank = (from: number, to: number) => {
+    for (let k = from; k < to; k++) {
+      const b = bytes[k];
+      if (b !== 0x20 && b !== 0x09 && b !== 0x0d) return false;
+    }
+    return true;
+  };
+  for (let i = 0; i <= bytes.length; i++) {
+    if (i < bytes.length && bytes[i] !== 0x0a) continue;
+    const end = i > start && bytes[i - 1] === 0x0d ? i - 1 : i;
+    if (!blank(start, end)) lines.push({ line, bytes: bytes.subarray(start, end) });
+    start = i + 1;
+    line++;
+  }
+  return lines;
+}
+
+type ListQuery = { ok: true; status?: JobStatus[]; limit: number } | { ok: false; message: string; pointer: string };
+
+/** `?status=a,b&limit=n` of GET /jobs, checked: a bad value is a 400 naming the parameter, never a 500. */
+function listQuery(c: Context): ListQuery {
+  for (const name of ['status', 'limit']) {
+    if ((c.req.queries(name)?.length ?? 0) > 1) return { ok: false, message: `query parameter ${name} is given more than once`, pointer: `/${name}` };
+  }
+  const rawStatus = c.req.query('status');
+  let status: JobStatus[] | undefined;
+  if (rawStatus !== undefined) {
+    const list = rawStatus.split(',');
+    if (!list.every((s) => STATUSES.includes(s as JobStatus))) {
+      return { ok: false, message: `query parameter status must be one or more of ${STATUSES.join(', ')}, separated by commas`, pointer: '/status' };
+    }
+    status = list as JobStatus[];
+  }
+  const rawLimit = c.req.query('limit');
+  let limit = DEFAULT_LIMIT;
+  if (rawLimit !== undefined) {
+    if (!/^[0-9]{1,4}$/.test(rawLimit) || Number(rawLimit) < 1 || Number(rawLimit) > MAX_LIMIT) {
+      return { ok: false, message: `query parameter limit must be a whole number from 1 to ${MAX_LIMIT}`, pointer: '/limit' };
+    }
+    limit = Number(rawLimit);
+  }
+  return { ok: true, ...(status ? { status } : {}), limit };
+}
 
 /** The public view of a job. */
 const view = (job: Job) => ({
@@ -24,7 +91,9 @@ const view = (job: Job) => ({
   updatedAt: job.updatedAt,
   ...(job.nextAttemptAt ? { nextAttemptAt: job.nextAttemptAt } : {}),
   mappingVersion: job.mappingVersion,
-  targets: job.targets,
+  // Stored redacted and capped since deliveries redact (sync/redact.ts); records from before
+  // that get at least the national ids and phone numbers taken out here.
+  targets: Object.fromEntries(Object.entries(job.targets).map(([name, t]) => [name, t.outcome ? { ...t, outcome: redactOutcome(t.outcome) } : t])),
   ...(job.caller ? { caller: job.caller } : {}),
   ...(job.purgedAt ? { contentPurgedAt: job.purgedAt } : {}),
 });
@@ -61,12 +130,9 @@ export function deliveryRoutes(service: (c: Context) => DeliveryService): Hono<{
   };
 
   app.put('/episodes/:episodeId', throttle, limitBody, requireJson, async (c) => {
-    let input: unknown;
-    try {
-      input = await c.req.json();
-    } catch (e) {
-      return outcomeResponse(c, 400, 'invalid', `request body is not valid JSON: ${(e as Error).message}`);
-    }
+    const body = await readJsonBody(c);
+    if (!body.ok) return body.response;
+    const input = body.value;
     const episodeId = c.req.param('episodeId');
     if (!input || typeof input !== 'object' || (input as { episodeId?: unknown }).episodeId !== episodeId) {
       throw new OperationOutcomeError(outcome([issue('invalid', `episodeId in the body must equal the episodeId in the URL`, '/episodeId')]), 400);
@@ -85,19 +151,40 @@ export function deliveryRoutes(service: (c: Context) => DeliveryService): Hono<{
         return outcomeResponse(c, 415, 'not-supported', 'send NDJSON (application/x-ndjson): one episode per line');
       }
       const owner = ownerOf(c);
-      const lines = (await c.req.text()).split(/\r?\n/);
+      const lines = ndjsonLines(new Uint8Array(await c.req.arrayBuffer()));
+      if (lines.length > MAX_IMPORT_LINES) {
+        return outcomeResponse(c, 413, 'too-long', `import has ${lines.length} episodes; at most ${MAX_IMPORT_LINES} are taken in one request: split it`);
+      }
       const out: string[] = [];
+      let outBytes = 0;
+      const emit = (record: object) => {
+        const text = JSON.stringify(record);
+        out.push(text);
+        outBytes += text.length + 1;
+      };
+      /** A rejected line's outcome: capped, and only a count once the answer's detail budget is spent. */
+      const rejection = (line: number, o: OperationOutcome) => {
+        const detailed = capOutcome(o, MAX_LINE_ISSUES);
+        const fits = outBytes + JSON.stringify(detailed).length <= MAX_IMPORT_DETAIL_BYTES;
+        const count = o.issue?.length ?? 0;
+        emit({
+          line,
+          status: 400,
+          outcome: fits
+            ? detailed
+            : outcome([issue('too-costly', `${count} issue${count === 1 ? '' : 's'} on this line not listed: this answer already lists ${MAX_IMPORT_DETAIL_BYTES} bytes of detail; send the line alone to see them`)]),
+        });
+      };
       let accepted = 0;
       let rejected = 0;
       for (let start = 0; start < lines.length; start += IMPORT_CHUNK) {
-        const chunk = lines.slice(start, start + IMPORT_CHUNK).map((text, i) => ({ line: start + i + 1, text }));
-        const parsed: { line: number; value?: unknown; error?: string }[] = [];
-        for (const { line, text } of chunk) {
-          if (!text.trim()) continue;
+        const parsed: { line: number; value?: unknown; error?: OperationOutcome }[] = [];
+        for (const { line, bytes } of lines.slice(start, start + IMPORT_CHUNK)) {
           try {
-            parsed.push({ line, value: JSON.parse(text) });
+            parsed.push({ line, value: parseJsonBody(bytes, { what: `line ${line}` }) });
           } catch (e) {
-            parsed.push({ line, error: `line ${line} is not valid JSON: ${(e as Error).message}` });
+            if (!(e instanceof JsonBodyError)) throw e;
+            parsed.push({ line, error: outcome([issue(jsonErrorCode(e), e.message, e.pointer || undefined)]) });
           }
         }
         const valid = parsed.filter((p) => p.error === undefined);
@@ -106,17 +193,16 @@ export function deliveryRoutes(service: (c: Context) => DeliveryService): Hono<{
         for (const p of parsed) {
           if (p.error !== undefined) {
             rejected++;
-            out.push(JSON.stringify({ line: p.line, status: 400, outcome: outcome([issue('invalid', p.error)]) }));
+            rejection(p.line, p.error);
             continue;
           }
           const r = results[k++];
           if (r?.ok) {
             accepted++;
-            out.push(JSON.stringify({ line: p.line, status: 202, jobId: r.job.id, location: location(r.job) }));
+            emit({ line: p.line, status: 202, jobId: r.job.id, location: location(r.job) });
           } else {
             rejected++;
-            const o = isOperationOutcomeError(r?.error) ? r.error.outcome : outcome([issue('exception', 'internal error')]);
-            out.push(JSON.stringify({ line: p.line, status: 400, outcome: o }));
+            rejection(p.line, isOperationOutcomeError(r?.error) ? r.error.outcome : outcome([issue('exception', 'internal error')]));
           }
         }
       }
@@ -129,11 +215,9 @@ export function deliveryRoutes(service: (c: Context) => DeliveryService): Hono<{
   );
 
   app.get('/jobs', async (c) => {
-    const status = c.req.query('status')?.split(',').filter(Boolean);
-    const bad = status?.find((s) => !STATUSES.includes(s as JobStatus));
-    if (bad) return outcomeResponse(c, 400, 'invalid', `status must be one or more of ${STATUSES.join(', ')}`, '/status');
-    const limit = Math.min(Math.max(Number(c.req.query('limit') ?? 100) || 100, 1), 1000);
-    const jobs = await service(c).listJobs(requestTenant(c), status as JobStatus[] | undefined, limit);
+    const q = listQuery(c);
+    if (!q.ok) return outcomeResponse(c, 400, 'invalid', q.message, q.pointer);
+    const jobs = await service(c).listJobs(requestTenant(c), q.status, q.limit);
     return c.json({ jobs: jobs.map(view) });
   });
 

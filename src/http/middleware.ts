@@ -1,7 +1,8 @@
 /** Request guards shared by every route that takes a body. */
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { outcomeResponse } from './errors.ts';
+import { JsonBodyError, parseJsonBody } from './json.ts';
 
 /** Largest request body the API accepts. */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -27,3 +28,36 @@ export const limitBody: MiddlewareHandler = bodyLimit({
   maxSize: MAX_BODY_BYTES,
   onError: (c) => outcomeResponse(c, 413, 'too-long', `request body is larger than ${MAX_BODY_BYTES} bytes (1 MiB)`),
 });
+
+/**
+ * Reads and parses a JSON body once, with the strict parser (json.ts), or answers 400 with
+ * an OperationOutcome that names the position, never the text. The one way routes read
+ * JSON bodies.
+ */
+export async function readJsonBody(c: Context): Promise<{ ok: true; value: unknown } | { ok: false; response: Response }> {
+  const bytes = new Uint8Array(await c.req.arrayBuffer());
+  try {
+    return { ok: true, value: parseJsonBody(bytes) };
+  } catch (e) {
+    if (!(e instanceof JsonBodyError)) throw e;
+    return { ok: false, response: outcomeResponse(c, 400, jsonErrorCode(e), e.message, e.pointer || undefined) };
+  }
+}
+
+/** The OperationOutcome issue type for a refused body. */
+export function jsonErrorCode(e: JsonBodyError): 'invalid' | 'structure' | 'too-costly' {
+  return e.kind === 'depth' ? 'too-costly' : e.kind === 'duplicate-key' || e.kind === 'forbidden-key' ? 'structure' : 'invalid';
+}
+
+/** Paths whose answers hold nothing about patients and may be cached. */
+const PUBLIC_PATHS = new Set(['/healthz', '/openapi.json', '/docs', '/', '/.well-known/jwks.json']);
+
+/**
+ * `Cache-Control: no-store` on every answer but the public ones: answers under /v1 (errors
+ * included) can carry patient data, which no browser or proxy may keep
+ * (RFC 9111 §5.2.2.5). Registered first, so it also covers refusals by later middleware.
+ */
+export const noStore: MiddlewareHandler = async (c, next) => {
+  await next();
+  if (!PUBLIC_PATHS.has(new URL(c.req.url).pathname)) c.res.headers.set('cache-control', 'no-store');
+};

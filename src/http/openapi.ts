@@ -173,7 +173,7 @@ export function openApiDocument(): Record<string, unknown> {
           summary: 'Submit many episodes as NDJSON; the answer has one line per input line',
           security: WRITE,
           requestBody: { required: true, content: { 'application/x-ndjson': { schema: { type: 'string' } } } },
-          responses: { '200': { description: 'NDJSON: per line, 202 with the job or 400 with an OperationOutcome' }, '415': errorResponse('Body is not NDJSON'), ...authErrors },
+          responses: { '200': { description: 'NDJSON: per line, 202 with the job or 400 with an OperationOutcome' }, '413': errorResponse('More than 32 MiB, or more than 10,000 episodes'), '415': errorResponse('Body is not NDJSON'), ...authErrors },
         },
       },
       '/v1/jobs': {
@@ -185,7 +185,7 @@ export function openApiDocument(): Record<string, unknown> {
             { name: 'status', in: 'query', schema: { type: 'string' }, description: 'Comma-separated: queued, retrying, delivered, failed, dead' },
             { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000 } },
           ],
-          responses: { '200': { description: 'The jobs', content: { 'application/json': { schema: { type: 'object', properties: { jobs: { type: 'array', items: jobView } } } } } }, '400': errorResponse('Unknown status'), ...authErrors },
+          responses: { '200': { description: 'The jobs', content: { 'application/json': { schema: { type: 'object', properties: { jobs: { type: 'array', items: jobView } } } } } }, '400': errorResponse('A status that is not one of the five, a limit that is not a whole number from 1 to 1000, or a parameter given twice'), ...authErrors },
         },
       },
       '/v1/jobs/{id}': {

@@ -112,11 +112,11 @@ export function terminologyRoutes<E extends { Variables: object }>(): Hono<E> {
   app.get('/ValueSet', (c) => fhirJson(c, searchset([...valueSetsById.values()])));
   app.get('/CodeSystem/:id', (c) => {
     const cs = codeSystem(c.req.param('id'));
-    return cs ? fhirJson(c, cs) : outcomeResponse(c, 404, 'not-found', `no CodeSystem ${c.req.param('id')}; GET /v1/CodeSystem lists them`);
+    return cs ? fhirJson(c, cs) : outcomeResponse(c, 404, 'not-found', 'no such CodeSystem; GET /v1/CodeSystem lists them');
   });
   app.get('/ValueSet/:id', (c) => {
     const vs = valueSet(c.req.param('id'));
-    return vs ? fhirJson(c, vs) : outcomeResponse(c, 404, 'not-found', `no ValueSet ${c.req.param('id')}; GET /v1/ValueSet lists them`);
+    return vs ? fhirJson(c, vs) : outcomeResponse(c, 404, 'not-found', 'no such ValueSet; GET /v1/ValueSet lists them');
   });
   return app;
 }

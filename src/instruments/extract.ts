@@ -34,6 +34,7 @@ import type {
 } from '@medplum/fhirtypes';
 import { checkNationalId } from '../domain/identifiers.ts';
 import { OperationOutcomeError, issue, outcome } from '../fhir/outcome.ts';
+import { findBadStrings } from '../fhir/strings.ts';
 import { NO } from '../fhir/systems.ts';
 import { BundleScope, type Ref, keyedUuid } from '../mapping/context.ts';
 import { DEV_IDENTITY, type IdentityOptions } from '../mapping/identity.ts';
@@ -317,6 +318,12 @@ export function extract(input: unknown, opts: ExtractOptions = {}): Extraction {
   const qr = input as QuestionnaireResponse;
   if (!qr || typeof qr !== 'object' || qr.resourceType !== 'QuestionnaireResponse') {
     throw new OperationOutcomeError(outcome([issue('invalid', 'body must be a QuestionnaireResponse', '/resourceType', 'error', 'QuestionnaireResponse')]), 400);
+  }
+  // R4's string rule over everything sent, before anything is read from it: such a string
+  // would be refused downstream, or copied into what is written.
+  const badStrings = findBadStrings(qr, { base: 'QuestionnaireResponse', style: 'fhirpath' });
+  if (badStrings.length) {
+    throw new OperationOutcomeError(outcome(badStrings.map((b) => issue('invalid', `${b.inKey ? '' : 'string '}${b.problem}`, undefined, 'error', b.path))), 400);
   }
   const p = problems();
   const questionnaire = isString(qr.questionnaire) ? questionnaireForUrl(qr.questionnaire) : undefined;

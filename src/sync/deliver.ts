@@ -10,6 +10,7 @@ import { DEV_IDENTITY, pseudonym } from '../mapping/identity.ts';
 import { MASTER_DATA_TYPES } from '../mapping/write-semantics.ts';
 import { RETRACTABLE_TYPES, applyOrdered, applyTransaction, capabilities, countWrites, retract, supplementMasterData } from './apply.ts';
 import { type FhirTargetClient, TargetError } from './client.ts';
+import { redactOutcome } from './redact.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, decide } from './retry.ts';
 import type { DeliveryStore, Job, LedgerRecord, TargetResult } from './types.ts';
 
@@ -95,7 +96,8 @@ export async function attemptJob(jobId: string, deps: DeliveryDeps): Promise<Att
         status: decision.retry ? 'retrying' : failure?.kind === 'http' && failure.status !== undefined && failure.status < 500 && failure.status !== 429 ? 'failed' : 'dead',
         error: failure ? failure.message : 'internal error while delivering',
         ...(failure?.status !== undefined ? { httpStatus: failure.status } : {}),
-        ...(failure?.outcome ? { outcome: failure.outcome } : {}),
+        // Kept capped and without the national ids, names and phone numbers a server may quote.
+        ...(failure?.outcome ? { outcome: redactOutcome(failure.outcome, bundle) } : {}),
       };
       job.targets[target] = base;
       if (decision.retry) retryIn = Math.max(retryIn ?? 0, decision.delayMs);
