@@ -20,10 +20,47 @@ const WRITE = [{ bearer: ['system/*.write'] }, { bearer: ['system/*.*'] }];
 const READ = [{ bearer: ['system/*.read'] }, { bearer: ['system/*.*'] }];
 const PUBLIC: never[] = [];
 const authErrors = {
-  '401': errorResponse('No token, or a token that is not valid (WWW-Authenticate: Bearer); code `login`'),
-  '403': errorResponse('The token lacks the scope this operation needs; code `forbidden`'),
+  '401': {
+    ...errorResponse('No token, or a token that is not valid; code `login`'),
+    headers: { 'WWW-Authenticate': { description: 'Bearer challenge (RFC 6750 §3), with error="invalid_token" for a token that was refused', schema: { type: 'string' } } },
+  },
+  '403': {
+    ...errorResponse('The token lacks the scope this operation needs, or its caller belongs to no tenant; code `forbidden`'),
+    headers: { 'WWW-Authenticate': { description: 'Bearer challenge with error="insufficient_scope" and the scope needed', schema: { type: 'string' } } },
+  },
+  '503': errorResponse('API_AUTH jwt: the authorisation server\'s keys could not be fetched to check the token; try again; code `transient`'),
 };
+/** What a body that the strict JSON parser refuses, or one too large or not JSON, is answered. */
+const bodyErrors = {
+  '413': errorResponse(`Body larger than ${MAX_BODY_BYTES} bytes (1 MiB), by Content-Length or as read; code \`too-long\``),
+  '415': errorResponse('Body is not application/json or application/fhir+json; code `not-supported`'),
+};
+/** The per-tenant rate limit of the write routes (README "Rate limit"). */
+const throttled = {
+  '429': {
+    ...errorResponse('Too many writes by this tenant in the current window; code `throttled`. Nothing was stored'),
+    headers: { 'Retry-After': { description: 'Seconds to wait before writing again (RFC 9110 §10.2.3)', schema: { type: 'integer' } } },
+  },
+};
+const noSuchJob = errorResponse('No such job for this caller\'s tenant: another tenant\'s job is answered exactly as one that does not exist; code `not-found`');
+/** Answers under /v1 can carry patient data: none may be kept by a browser or proxy. */
+const NO_STORE_HEADER = {
+  'Cache-Control': { description: '`no-store` on every answer under /v1, errors included (RFC 9111 §5.2.2.5)', schema: { const: 'no-store' } },
+};
+
+/** Adds the Cache-Control header to every response of every /v1 operation. */
+function withNoStore(paths: Record<string, Record<string, { responses: Record<string, { headers?: Record<string, unknown> }> }>>): void {
+  for (const [path, methods] of Object.entries(paths)) {
+    if (!path.startsWith('/v1/')) continue;
+    for (const op of Object.values(methods)) {
+      for (const [status, r] of Object.entries(op.responses)) op.responses[status] = { ...r, headers: { ...NO_STORE_HEADER, ...r.headers } };
+    }
+  }
+}
 const jobView = { $ref: '#/components/schemas/Job' };
+
+const BAD_JSON =
+  'Body refused by the strict JSON parser (not valid JSON or UTF-8, a duplicate key, nesting deeper than 64 levels, a `__proto__`/`constructor`/`prototype` key: codes `invalid`, `structure`, `too-costly`; the position is named, never the text)';
 
 let cached: Record<string, unknown> | undefined;
 
@@ -43,7 +80,10 @@ export function openApiDocument(): Record<string, unknown> {
         'Cross-field rules of the format (status-dependent fields, unique ids, clip references, consent recipient) are checked as well as the schema below. ' +
         'Authentication: every /v1 operation needs `Authorization: Bearer <token>`, either a static API token or a SMART Backend Services access token (JWT) from the deployment\'s authorisation server. ' +
         'Writing episodes, importing and replaying jobs need `system/*.write` (or `system/*.*`, `system/EpisodeOfCare.write`); reading jobs needs `system/*.read` (or `system/*.*`); the other /v1 operations need any valid token. ' +
-        '`user/` and `patient/` scopes are not accepted. /healthz, /openapi.json, /docs and /.well-known/jwks.json are public.',
+        '`user/` and `patient/` scopes are not accepted. /healthz, /openapi.json, /docs and /.well-known/jwks.json are public. ' +
+        'Tenants: jobs belong to the tenant of the caller that sent them (a static token\'s name or a JWT\'s client id, grouped by TENANTS); another tenant gets 404 for them. ' +
+        'Every answer under /v1 is `Cache-Control: no-store`. Writes (PUT /v1/episodes/{episodeId}, $import, $replay) are rate-limited per tenant: 429 with Retry-After. ' +
+        'A route that does not exist is 404 `not-found`; an unexpected failure 500 `exception`, and a deployment whose settings are missing or wrong answers every request 500 naming the setting.',
     },
     security: ANY_TOKEN,
     paths: {
@@ -55,9 +95,8 @@ export function openApiDocument(): Record<string, unknown> {
           requestBody: jsonBody({ $ref: '#/components/schemas/Episode' }),
           responses: {
             '200': { description: 'Deterministic transaction Bundle (conditional writes on business identifiers)', content: { [FHIR]: { schema: { $ref: '#/components/schemas/Bundle' } } } },
-            '400': errorResponse('The episode is not valid; every problem is listed'),
-            '413': errorResponse('Body larger than 1 MiB'),
-            '415': errorResponse('Body is not JSON'),
+            '400': errorResponse(BAD_JSON + '; or the episode is not valid: every problem is listed (at most 100)'),
+            ...bodyErrors,
             ...authErrors,
           },
         },
@@ -70,9 +109,8 @@ export function openApiDocument(): Record<string, unknown> {
           requestBody: jsonBody({ type: 'object', required: ['resourceType'], properties: { resourceType: { type: 'string' } } }),
           responses: {
             '200': { description: 'Validation outcome (errors mean the resource is not valid)', content: { [FHIR]: { schema: outcomeRef } } },
-            '400': errorResponse('Body is not a FHIR resource'),
-            '413': errorResponse('Body larger than 1 MiB'),
-            '415': errorResponse('Body is not JSON'),
+            '400': errorResponse(BAD_JSON + '; or the body is not a FHIR resource'),
+            ...bodyErrors,
             ...authErrors,
           },
         },
@@ -110,9 +148,8 @@ export function openApiDocument(): Record<string, unknown> {
                 'Without warnings: the transaction Bundle, identical to what the episode path writes for the same answers. With warnings (a submitted total or subscale that disagrees with the answers): a FHIR Parameters resource with `return` (the Bundle, carrying the computed values) and `issues` (an OperationOutcome of severity warning whose expression points into the response), as the SDC $extract OperationDefinition defines its outputs',
               content: { [FHIR]: { schema: { oneOf: [{ $ref: '#/components/schemas/Bundle' }, { $ref: '#/components/schemas/ExtractParameters' }] } } },
             },
-            '400': errorResponse('The response does not fit its Questionnaire, or its subject is missing or not valid; expressions point into the response'),
-            '413': errorResponse('Body larger than 1 MiB'),
-            '415': errorResponse('Body is not JSON'),
+            '400': errorResponse(BAD_JSON + '; or the response does not fit its Questionnaire, or its subject is missing or not valid; expressions point into the response'),
+            ...bodyErrors,
             ...authErrors,
           },
         },
@@ -160,9 +197,9 @@ export function openApiDocument(): Record<string, unknown> {
           requestBody: jsonBody({ $ref: '#/components/schemas/Episode' }),
           responses: {
             '202': { description: 'Job recorded; Location: /v1/jobs/{id}', content: { 'application/json': { schema: jobView } } },
-            '400': errorResponse('The episode is not valid, or its episodeId differs from the URL'),
-            '413': errorResponse('Body larger than 1 MiB'),
-            '415': errorResponse('Body is not JSON'),
+            '400': errorResponse(BAD_JSON + '; or the episode is not valid, or its episodeId differs from the URL'),
+            ...bodyErrors,
+            ...throttled,
             ...authErrors,
           },
         },
@@ -173,13 +210,23 @@ export function openApiDocument(): Record<string, unknown> {
           summary: 'Submit many episodes as NDJSON; the answer has one line per input line',
           security: WRITE,
           requestBody: { required: true, content: { 'application/x-ndjson': { schema: { type: 'string' } } } },
-          responses: { '200': { description: 'NDJSON: per line, 202 with the job or 400 with an OperationOutcome' }, '413': errorResponse('More than 32 MiB, or more than 10,000 episodes'), '415': errorResponse('Body is not NDJSON'), ...authErrors },
+          responses: {
+            '200': {
+              description:
+                'NDJSON: per line, 202 with the job or 400 with an OperationOutcome (each line parsed as strictly as a single body; at most 20 issues per line, and only counts once the answer lists 2 MiB of detail). X-Accepted and X-Rejected count the lines',
+              content: { 'application/x-ndjson': { schema: { type: 'string' } } },
+            },
+            '413': errorResponse('More than 32 MiB, or more than 10,000 episodes; code `too-long`'),
+            '415': errorResponse('Body is not NDJSON (application/x-ndjson, application/ndjson or application/fhir+ndjson); code `not-supported`'),
+            ...throttled,
+            ...authErrors,
+          },
         },
       },
       '/v1/jobs': {
         get: {
           operationId: 'listJobs',
-          summary: 'Delivery jobs, optionally by status',
+          summary: 'Delivery jobs of the caller\'s tenant, oldest first, optionally by status',
           security: READ,
           parameters: [
             { name: 'status', in: 'query', schema: { type: 'string' }, description: 'Comma-separated: queued, retrying, delivered, failed, dead' },
@@ -191,10 +238,10 @@ export function openApiDocument(): Record<string, unknown> {
       '/v1/jobs/{id}': {
         get: {
           operationId: 'readJob',
-          summary: 'One delivery job and its result per target',
+          summary: 'One delivery job of the caller\'s tenant and its result per target (a FHIR server\'s error text capped, with national ids, names and phone numbers redacted)',
           security: READ,
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
-          responses: { '200': { description: 'The job', content: { 'application/json': { schema: jobView } } }, '404': errorResponse('No such job'), ...authErrors },
+          responses: { '200': { description: 'The job', content: { 'application/json': { schema: jobView } } }, '404': noSuchJob, ...authErrors },
         },
       },
       '/v1/jobs/{id}/$replay': {
@@ -205,15 +252,18 @@ export function openApiDocument(): Record<string, unknown> {
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
           responses: {
             '202': { description: 'Queued again', content: { 'application/json': { schema: jobView } } },
-            '404': errorResponse('No such job'),
-            '409': errorResponse('The job is neither dead nor failed'),
-            '410': errorResponse('The job\'s content was purged under the retention rule (BUNDLE_RETENTION_DAYS); send the episode again'),
+            '404': noSuchJob,
+            '409': errorResponse('The job is neither dead nor failed; code `conflict`'),
+            '410': errorResponse('The job\'s content was purged under the retention rule (BUNDLE_RETENTION_DAYS); send the episode again; code `deleted`'),
+            ...throttled,
             ...authErrors,
           },
         },
       },
       '/healthz': { get: { operationId: 'health', summary: 'Liveness', security: PUBLIC, responses: { '200': { description: 'Service is up' } } } },
       '/openapi.json': { get: { operationId: 'openapi', summary: 'This document', security: PUBLIC, responses: { '200': { description: 'OpenAPI 3.1 document' } } } },
+      '/docs': { get: { operationId: 'docs', summary: 'This description as a web page', security: PUBLIC, responses: { '200': { description: 'HTML', content: { 'text/html': {} } } } } },
+      '/': { get: { operationId: 'root', summary: 'Redirects to /docs', security: PUBLIC, responses: { '302': { description: 'Location: /docs' } } } },
       '/.well-known/jwks.json': {
         get: { operationId: 'jwks', summary: 'The bridge\'s public signing keys (SMART Backend Services client)', security: PUBLIC, responses: { '200': { description: 'JSON Web Key Set' } } },
       },
@@ -288,6 +338,7 @@ export function openApiDocument(): Record<string, unknown> {
       },
     },
   };
+  withNoStore((cached as { paths: Parameters<typeof withNoStore>[0] }).paths);
   return cached;
 }
 
