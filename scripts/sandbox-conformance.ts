@@ -1,7 +1,7 @@
 /**
  * Conformance pass against a live FHIR R4 server: does it do what delivery relies on?
  *
- *   npm run test:sandbox -- --base-url URL [--bearer TOKEN] [--timeout-ms MS]
+ *   npm run test:sandbox -- --base-url URL [--bearer-env NAME | --bearer-file PATH] [--timeout-ms MS]
  *
  * Writes one synthetic episode (national ids month + 80, ids tagged per run so runs on a
  * shared sandbox never collide) the way the bridge does (a transaction where the server
@@ -11,8 +11,10 @@
  * adds (how existing master data is supplemented), and deletes what it wrote. Prints one
  * row per capability.
  *
- * Exit 0 when every required row passes, 1 otherwise, 2 on usage errors. The bearer token
- * goes only into the Authorization header; it is never printed.
+ * Exit 0 when every required row passes, 1 otherwise, 2 on usage errors. The bearer token is
+ * read from an environment variable or a file, as `imh-bridge sync` reads it (never from the
+ * command line, where `ps` and shell history would show it); it goes only into the
+ * Authorization header and is never printed.
  */
 import { randomBytes } from 'node:crypto';
 import { realpathSync } from 'node:fs';
@@ -20,6 +22,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { deepEquals } from '@medplum/core';
 import type { Bundle, BundleEntry, CapabilityStatement, Resource } from '@medplum/fhirtypes';
+import { bearerFromOptions } from '../src/bearer-option.ts';
 import { mapEpisode } from '../src/index.ts';
 import { type WrittenResource, applyOrdered, applyTransaction, capabilities, clearCapabilityCache, dependencyOrder, entryKey, retract } from '../src/sync/apply.ts';
 import { FhirTargetClient, TargetError } from '../src/sync/client.ts';
@@ -473,23 +476,29 @@ export function formatTable(rows: Row[]): string {
   return [line(head), widths.map((w) => '-'.repeat(w)).join('-|-'), ...body.map(line)].join('\n');
 }
 
-const USAGE = `usage: npm run test:sandbox -- --base-url URL [--bearer TOKEN] [--timeout-ms MS]
+const USAGE = `usage: npm run test:sandbox -- --base-url URL [--bearer-env NAME | --bearer-file PATH] [--timeout-ms MS]
 
-  --base-url URL     FHIR R4 base of the server to check (http or https)
-  --bearer TOKEN     sent as "Authorization: Bearer TOKEN" (or set FHIR_BEARER_TOKEN)
-  --timeout-ms MS    per-request timeout, default 15000
+  --base-url URL      FHIR R4 base of the server to check (http or https)
+  --bearer-env NAME   send "Authorization: Bearer <token>" with the token in the environment variable NAME
+  --bearer-file PATH  ... with the token in the file PATH (readable only by you)
+  --timeout-ms MS     per-request timeout, default 15000
+
+The token is never taken from the command line, where ps and shell history would show it.
 
 Writes one synthetic episode, checks it, and deletes it again.
 Exit 0: every required capability passed; 1: one failed; 2: usage error.`;
 
 async function main(argv: string[]): Promise<number> {
-  let values: { 'base-url'?: string; bearer?: string; 'timeout-ms'?: string; help?: boolean };
+  let values: { 'base-url'?: string; bearer?: string; 'bearer-env'?: string; 'bearer-file'?: string; 'timeout-ms'?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
       args: argv,
       options: {
         'base-url': { type: 'string' },
+        // Accepted only to refuse it with a clear message (see bearerFromOptions).
         bearer: { type: 'string' },
+        'bearer-env': { type: 'string' },
+        'bearer-file': { type: 'string' },
         'timeout-ms': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -506,6 +515,11 @@ async function main(argv: string[]): Promise<number> {
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
     return 0;
+  }
+  const option = await bearerFromOptions(values);
+  if (!option.ok) {
+    process.stderr.write(`${option.message}\n\n${USAGE}\n`);
+    return 2;
   }
   const baseUrl = values['base-url'];
   if (!baseUrl) {
@@ -528,7 +542,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`--timeout-ms must be a positive whole number\n\n${USAGE}\n`);
     return 2;
   }
-  const bearer = values.bearer ?? process.env.FHIR_BEARER_TOKEN ?? undefined;
+  const bearer = option.token;
   // Printed without credentials or query.
   const shown = `${parsed.origin}${parsed.pathname.replace(/\/+$/, '')}`;
   process.stdout.write(`FHIR conformance: ${shown}${bearer ? ' (bearer token)' : ''}\n`);

@@ -9,6 +9,7 @@ import type { Resource } from '@medplum/fhirtypes';
 import { hasErrors, isOperationOutcomeError, issue, outcome } from './fhir/outcome.ts';
 import { mapEpisode } from './mapping/bundle.ts';
 import { loadIdentity, targetUrlProblem } from './config.ts';
+import { bearerFromOptions } from './bearer-option.ts';
 
 const USAGE = `usage:
   imh-bridge map FILE|-                      map an episode (JSON) to a FHIR R4 transaction Bundle
@@ -60,7 +61,7 @@ async function main(argv: string[]): Promise<number> {
       allowPositionals: true,
       options: {
         target: { type: 'string' },
-        // Accepted only to refuse it with a clear message (see bearerToken).
+        // Accepted only to refuse it with a clear message (see bearerFromOptions).
         bearer: { type: 'string' },
         'bearer-env': { type: 'string' },
         'bearer-file': { type: 'string' },
@@ -93,7 +94,7 @@ async function main(argv: string[]): Promise<number> {
           process.stderr.write(`--target ${targetProblem}\n`);
           return 2;
         }
-        const bearer = await bearerToken(values);
+        const bearer = await bearerFromOptions(values);
         if (!bearer.ok) {
           process.stderr.write(`${bearer.message}\n`);
           return 2;
@@ -167,44 +168,6 @@ async function main(argv: string[]): Promise<number> {
     }
     throw e;
   }
-}
-
-/**
- * The target's bearer token, from `--bearer-env NAME` or `--bearer-file PATH`. A token on the
- * command line would be readable by every user of the machine (`ps`, /proc) and kept in shell
- * history, so `--bearer` is refused. Messages never repeat the token.
- */
-async function bearerToken(values: Record<string, string | undefined>): Promise<{ ok: true; token?: string } | { ok: false; message: string }> {
-  if (values.bearer !== undefined) {
-    return {
-      ok: false,
-      message:
-        '--bearer is not accepted: a token on the command line is visible to other users (ps) and kept in shell history. ' +
-        'Put it in an environment variable and pass --bearer-env NAME, or in a file readable only by you and pass --bearer-file PATH',
-    };
-  }
-  const fromEnv = values['bearer-env'];
-  const fromFile = values['bearer-file'];
-  if (fromEnv !== undefined && fromFile !== undefined) return { ok: false, message: 'give --bearer-env or --bearer-file, not both' };
-  let token: string | undefined;
-  let source: string;
-  if (fromEnv !== undefined) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(fromEnv)) return { ok: false, message: '--bearer-env must name an environment variable (letters, digits, _)' };
-    source = `the environment variable ${fromEnv}`;
-    token = process.env[fromEnv]?.trim();
-  } else if (fromFile !== undefined) {
-    source = `the file ${fromFile}`;
-    try {
-      token = (await readFile(fromFile, 'utf8')).trim();
-    } catch (e) {
-      return { ok: false, message: `cannot read --bearer-file ${fromFile}: ${(e as NodeJS.ErrnoException).code ?? 'error'}` };
-    }
-  } else {
-    return { ok: true };
-  }
-  if (!token) return { ok: false, message: `${source} is not set or is empty` };
-  if (!/^[\x21-\x7e]+$/.test(token)) return { ok: false, message: `${source} holds spaces or characters not allowed in a bearer token` };
-  return { ok: true, token };
 }
 
 /** Runs the sandbox FHIR server until interrupted. */

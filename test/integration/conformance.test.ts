@@ -4,28 +4,40 @@
  * are not there at all.
  */
 import { execFile } from 'node:child_process';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Row, runConformance } from '../../scripts/sandbox-conformance.ts';
 import { startSandbox, type Sandbox } from '../../src/sandbox/server.ts';
+import { type FlakyProxy, startFlakyProxy } from '../fixtures/flaky-proxy.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const SCRIPT = 'scripts/sandbox-conformance.ts';
 let sb: Sandbox;
 let seen: { method: string; url: string; auth: string | null }[] = [];
+/** A pass-through proxy in front of the sandbox: the Authorization header of each request the command sent. */
+let proxy: FlakyProxy;
+let proxied: (string | undefined)[] = [];
 
 beforeAll(async () => {
   sb = await startSandbox({ port: 0 });
+  proxy = await startFlakyProxy({ target: sb.baseUrl });
+  proxy.setApplies((req) => {
+    proxied.push(req.headers.authorization);
+    return false;
+  });
 });
 afterAll(async () => {
+  await proxy?.close();
   await sb?.close();
 });
 
 /** Runs the script with Node (the same binary as this test) and tsx; never throws on exit codes. */
-function runScript(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function runScript(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    execFile(process.execPath, ['--import', 'tsx', SCRIPT, ...args], { cwd: ROOT, timeout: 90_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, ['--import', 'tsx', SCRIPT, ...args], { cwd: ROOT, timeout: 90_000, env: { ...process.env, ...env } }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
       done({ code, stdout, stderr });
     });
@@ -132,10 +144,55 @@ describe('FHIR conformance pass', () => {
     expect(stdout).toContain('0 failed');
   });
 
-  it('never prints the bearer token', async () => {
-    const { code, stdout, stderr } = await runScript(['--base-url', sb.baseUrl, '--bearer', 'sekrit-token-value']);
+  const TOKEN = 'sandbox-bearer-token-6Tn2Wq8Jd4Lx';
+
+  it('refuses --bearer TOKEN with a message saying what to use instead, sending nothing and never repeating it', async () => {
+    proxied = [];
+    for (const args of [['--bearer', TOKEN], [`--bearer=${TOKEN}`]]) {
+      const { code, stdout, stderr } = await runScript(['--base-url', proxy.baseUrl, ...args]);
+      expect(code).toBe(2);
+      expect(stderr).toMatch(/--bearer is not accepted: a token on the command line is visible to other users \(ps\)/);
+      expect(stderr).toContain('--bearer-env NAME');
+      expect(stderr).toContain('--bearer-file PATH');
+      expect(stdout + stderr).not.toContain(TOKEN);
+    }
+    expect(proxied).toEqual([]);
+  });
+
+  it('sends the token from --bearer-env on every request, and never prints it', async () => {
+    proxied = [];
+    const { code, stdout, stderr } = await runScript(['--base-url', proxy.baseUrl, '--bearer-env', 'SANDBOX_FHIR_TOKEN'], { SANDBOX_FHIR_TOKEN: TOKEN });
     expect(code).toBe(0);
-    expect(stdout + stderr).not.toContain('sekrit-token-value');
+    expect(stdout).toContain('(bearer token)');
+    expect(proxied.length).toBeGreaterThan(50);
+    expect(new Set(proxied)).toEqual(new Set([`Bearer ${TOKEN}`]));
+    expect(stdout + stderr).not.toContain(TOKEN);
+  });
+
+  it('sends the token read from --bearer-file (trailing newline ignored), and never prints it', async () => {
+    proxied = [];
+    const file = join(mkdtempSync(join(tmpdir(), 'imh-conformance-')), 'token');
+    writeFileSync(file, `${TOKEN}\n`);
+    chmodSync(file, 0o600);
+    const { code, stdout, stderr } = await runScript(['--base-url', proxy.baseUrl, '--bearer-file', file]);
+    expect(code).toBe(0);
+    expect(new Set(proxied)).toEqual(new Set([`Bearer ${TOKEN}`]));
+    expect(stdout + stderr).not.toContain(TOKEN);
+  });
+
+  it('exits 2, sending nothing, for an unset variable, an unreadable file, or both options', async () => {
+    proxied = [];
+    const cases: [string[], RegExp][] = [
+      [['--bearer-env', 'SANDBOX_TOKEN_NOT_SET'], /the environment variable SANDBOX_TOKEN_NOT_SET is not set or is empty/],
+      [['--bearer-file', join(tmpdir(), 'no-such-token-file')], /cannot read --bearer-file .*: ENOENT/],
+      [['--bearer-env', 'A', '--bearer-file', 'b'], /give --bearer-env or --bearer-file, not both/],
+    ];
+    for (const [args, message] of cases) {
+      const { code, stderr } = await runScript(['--base-url', proxy.baseUrl, ...args]);
+      expect(code).toBe(2);
+      expect(stderr).toMatch(message);
+    }
+    expect(proxied).toEqual([]);
   });
 
   it('exits 2 with the usage on a usage error', async () => {
