@@ -642,6 +642,7 @@ const CASES: Case[] = [
     held: true,
     async run(m) {
       const init = () => ({ method: 'POST', body: chunked(2 * 1024 * 1024), duplex: 'half' }) as RequestInit;
+      expect(new Request('http://bridge/', init()).headers.get('content-length')).toBeNull();
       const r = await call(m.env, '/v1/episodes/$map', { ...init(), token: await m.credential(m.north) });
       refused(await read(r, '/v1/episodes/$map'), 413, 'too-long');
     },
