@@ -24,9 +24,17 @@ const USAGE = `usage:
   imh-bridge share FILE|- [--at DATETIME]    what the primary treatment team's server would receive for this send, as the
                                              consent allows at DATETIME (default now), assuming a target is configured for
                                              the episode's primary organisation; the gate's verdict on standard error
+  imh-bridge coordination [--target URL] [--primary URL] [--at DATETIME] [--format table|json]
+                         [--bearer-env NAME | --bearer-file PATH] [--primary-bearer-env NAME | --primary-bearer-file PATH]
+                                             each episode's coordination requests as the servers hold them: the bridge's
+                                             requests on the primary treatment team's server (--primary) and the
+                                             risk-not-shared requests to the therapist on the clinic's server (--target),
+                                             with status, priority, due date, overdue (at DATETIME, default now) and last
+                                             change. Tokens as for sync; --primary-bearer-* for the primary server
   imh-bridge sandbox [--port 8103] [--host 127.0.0.1]
                                              run a local sandbox FHIR R4 server at http://HOST:PORT/fhir
-exit codes: 0 ok; 1 invalid FHIR resource (validate) or refused by the server (sync); 2 bad input`;
+exit codes: 0 ok; 1 invalid FHIR resource (validate), refused by the server (sync) or a server that cannot be read
+  (coordination); 2 bad input`;
 
 const print = (value: unknown) => process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 
@@ -67,6 +75,11 @@ async function main(argv: string[]): Promise<number> {
         port: { type: 'string' },
         host: { type: 'string' },
         at: { type: 'string' },
+        primary: { type: 'string' },
+        'primary-bearer': { type: 'string' },
+        'primary-bearer-env': { type: 'string' },
+        'primary-bearer-file': { type: 'string' },
+        format: { type: 'string' },
       },
     });
     values = parsed.values as Record<string, string | undefined>;
@@ -77,6 +90,13 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (command === 'sandbox') return runSandbox(values);
+  if (command === 'coordination') {
+    if (file) {
+      process.stderr.write(`coordination takes no file\n${USAGE}\n`);
+      return 2;
+    }
+    return runCoordination(values);
+  }
   if (!file) {
     process.stderr.write(USAGE + '\n');
     return 2;
@@ -125,7 +145,7 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'share': {
         const at = values.at ?? new Date().toISOString();
-        if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(at) || Number.isNaN(Date.parse(at))) {
+        if (!isInstantOrDate(at)) {
           process.stderr.write(`--at must be an ISO 8601 date or date-time with an offset, e.g. 2026-05-10T10:00:00Z\n`);
           return 2;
         }
@@ -174,22 +194,26 @@ async function main(argv: string[]): Promise<number> {
  * command line would be readable by every user of the machine (`ps`, /proc) and kept in shell
  * history, so `--bearer` is refused. Messages never repeat the token.
  */
-async function bearerToken(values: Record<string, string | undefined>): Promise<{ ok: true; token?: string } | { ok: false; message: string }> {
-  if (values.bearer !== undefined) {
+async function bearerToken(
+  values: Record<string, string | undefined>,
+  prefix: '' | 'primary-' = '',
+): Promise<{ ok: true; token?: string } | { ok: false; message: string }> {
+  const flag = `--${prefix}bearer`;
+  if (values[`${prefix}bearer`] !== undefined) {
     return {
       ok: false,
       message:
-        '--bearer is not accepted: a token on the command line is visible to other users (ps) and kept in shell history. ' +
-        'Put it in an environment variable and pass --bearer-env NAME, or in a file readable only by you and pass --bearer-file PATH',
+        `${flag} is not accepted: a token on the command line is visible to other users (ps) and kept in shell history. ` +
+        `Put it in an environment variable and pass ${flag}-env NAME, or in a file readable only by you and pass ${flag}-file PATH`,
     };
   }
-  const fromEnv = values['bearer-env'];
-  const fromFile = values['bearer-file'];
-  if (fromEnv !== undefined && fromFile !== undefined) return { ok: false, message: 'give --bearer-env or --bearer-file, not both' };
+  const fromEnv = values[`${prefix}bearer-env`];
+  const fromFile = values[`${prefix}bearer-file`];
+  if (fromEnv !== undefined && fromFile !== undefined) return { ok: false, message: `give ${flag}-env or ${flag}-file, not both` };
   let token: string | undefined;
   let source: string;
   if (fromEnv !== undefined) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(fromEnv)) return { ok: false, message: '--bearer-env must name an environment variable (letters, digits, _)' };
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(fromEnv)) return { ok: false, message: `${flag}-env must name an environment variable (letters, digits, _)` };
     source = `the environment variable ${fromEnv}`;
     token = process.env[fromEnv]?.trim();
   } else if (fromFile !== undefined) {
@@ -197,7 +221,7 @@ async function bearerToken(values: Record<string, string | undefined>): Promise<
     try {
       token = (await readFile(fromFile, 'utf8')).trim();
     } catch (e) {
-      return { ok: false, message: `cannot read --bearer-file ${fromFile}: ${(e as NodeJS.ErrnoException).code ?? 'error'}` };
+      return { ok: false, message: `cannot read ${flag}-file ${fromFile}: ${(e as NodeJS.ErrnoException).code ?? 'error'}` };
     }
   } else {
     return { ok: true };
@@ -205,6 +229,83 @@ async function bearerToken(values: Record<string, string | undefined>): Promise<
   if (!token) return { ok: false, message: `${source} is not set or is empty` };
   if (!/^[\x21-\x7e]+$/.test(token)) return { ok: false, message: `${source} holds spaces or characters not allowed in a bearer token` };
   return { ok: true, token };
+}
+
+/** ISO 8601 date or date-time with an offset, as `--at` takes it. */
+const isInstantOrDate = (at: string): boolean =>
+  /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(at) && !Number.isNaN(Date.parse(at));
+
+/** This machine's local time with its offset, so that "today" is the local calendar day. */
+function localNow(d = new Date()): string {
+  const offset = -d.getTimezoneOffset();
+  const pad = (n: number) => String(Math.floor(Math.abs(n))).padStart(2, '0');
+  const local = new Date(d.getTime() + offset * 60_000).toISOString().slice(0, 23);
+  return `${local}${offset < 0 ? '-' : '+'}${pad(offset / 60)}:${pad(offset % 60)}`;
+}
+
+/**
+ * `imh-bridge coordination`: reads the coordination requests from the primary team's server and
+ * the clinic's, and prints them by episode. A server that cannot be read ends it with one line
+ * naming the server and the cause (exit 1); nothing half-read is printed.
+ */
+async function runCoordination(values: Record<string, string | undefined>): Promise<number> {
+  const usage = (message: string) => {
+    process.stderr.write(`${message}\n${USAGE}\n`);
+    return 2;
+  };
+  if (!values.target && !values.primary) return usage('coordination needs --primary (the primary team\'s FHIR base URL), --target (the clinic\'s), or both');
+  const format = values.format ?? 'table';
+  if (format !== 'table' && format !== 'json') return usage('--format must be table or json');
+  const at = values.at ?? localNow();
+  if (!isInstantOrDate(at)) return usage('--at must be an ISO 8601 date or date-time with an offset, e.g. 2026-05-10T10:00:00Z');
+  const { FhirTargetClient, TargetError } = await import('./sync/client.ts');
+  const { requestQuery, searchTasks, summariseRequests, formatRequestsTable, parseRequestIdentifier } = await import('./coordination/requests.ts');
+  const sources: { name: string; url: string; prefix: '' | 'primary-'; query: string }[] = [];
+  if (values.primary) sources.push({ name: 'the primary server', url: values.primary, prefix: 'primary-', query: requestQuery(['guidance-started', 'risk-follow-up', 'guidance-ended']) });
+  if (values.target) sources.push({ name: 'the clinic server', url: values.target, prefix: '', query: requestQuery(['risk-not-shared']) });
+  const clients = [];
+  for (const source of sources) {
+    const problem = targetUrlProblem(source.url);
+    if (problem) return usage(`--${source.prefix ? 'primary' : 'target'} ${problem}`);
+    const bearer = await bearerToken(values, source.prefix);
+    if (!bearer.ok) {
+      process.stderr.write(`${bearer.message}\n`);
+      return 2;
+    }
+    // The client says "connection failed"; the cause (ECONNREFUSED, ENOTFOUND, a certificate) is kept for the message.
+    let cause: string | undefined;
+    const client = new FhirTargetClient(source.url, {
+      fetch: async (...a: Parameters<typeof fetch>) => {
+        try {
+          return await fetch(...a);
+        } catch (e) {
+          const c = (e as { cause?: { code?: string; message?: string } }).cause;
+          cause = c?.code ?? c?.message;
+          throw e;
+        }
+      },
+      authorization: async () => (bearer.token ? `Bearer ${bearer.token}` : undefined),
+    });
+    clients.push({ source, client, cause: () => cause });
+  }
+  const tasks = [];
+  for (const { source, client, cause } of clients) {
+    try {
+      const found = await searchTasks(client, source.query);
+      if (found.missing) process.stderr.write(`warning: ${source.name} holds ${found.missing} more requests than it returned (it gave no next page)\n`);
+      tasks.push(...found.tasks);
+    } catch (e) {
+      const why = e instanceof TargetError ? `${e.message.replace(/^GET [^:]*: /, '')}${cause() ? ` (${cause()})` : ''}` : (e as Error).message;
+      process.stderr.write(`cannot read the coordination requests from ${source.name} at ${client.baseUrl}: ${why}\n`);
+      return 1;
+    }
+  }
+  const unknown = tasks.filter((t) => !parseRequestIdentifier(t)).length;
+  if (unknown) process.stderr.write(`note: ${unknown} Task(s) with a coordination-request code but without the bridge's identifier are not listed\n`);
+  const episodes = summariseRequests(tasks, at);
+  if (format === 'json') print({ at, episodes });
+  else process.stdout.write(formatRequestsTable(episodes));
+  return 0;
 }
 
 /** Runs the sandbox FHIR server until interrupted. */
