@@ -1,9 +1,11 @@
 /**
  * `npm start`: the whole bridge on this machine with its embedded defaults.
- * 1. the sandbox FHIR R4 server on 127.0.0.1:8103;
- * 2. the Worker in workerd (`wrangler dev --env local`: [env.local] opens the API) with fresh local D1, Queue and Durable Objects;
- * 3. every example episode sent through the real delivery path (PUT → queue → sandbox);
- * then it prints where to look and runs until Ctrl-C.
+ * 1. the sandbox FHIR R4 server of the clinic on 127.0.0.1:8103 (SANDBOX_PORT);
+ * 2. a second sandbox as the primary treatment team's server, on 127.0.0.1:8104 (PRIMARY_SANDBOX_PORT, default
+ *    SANDBOX_PORT + 1), configured as the target of the examples' primary organisation (993778125);
+ * 3. the Worker in workerd (`wrangler dev --env local`: [env.local] opens the API) with fresh local D1, Queue and Durable Objects;
+ * 4. every example episode sent through the real delivery path (PUT → queue → sandboxes, as the consents allow);
+ * then it prints where to look, and how to list the coordination requests, and runs until Ctrl-C.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
@@ -13,12 +15,22 @@ import { startSandbox } from '../src/sandbox/server.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const SANDBOX_PORT = Number(process.env.SANDBOX_PORT ?? 8103);
+const PRIMARY_SANDBOX_PORT = Number(process.env.PRIMARY_SANDBOX_PORT ?? SANDBOX_PORT + 1);
 const WORKER_PORT = Number(process.env.PORT ?? 8787);
+/** The primary treatment organisation of the examples (the mother's DPS). */
+const PRIMARY_ORG = '993778125';
 const examplesDir = resolve(root, process.env.EXAMPLES_DIR ?? '../shared/contract/examples');
 const wrangler = join(root, 'node_modules/.bin/wrangler');
 
 const sandbox = await startSandbox({ port: SANDBOX_PORT });
-console.log(`sandbox FHIR server  ${sandbox.baseUrl}`);
+console.log(`clinic FHIR server (sandbox)          ${sandbox.baseUrl}`);
+const primary = await startSandbox({ port: PRIMARY_SANDBOX_PORT });
+console.log(`primary team's FHIR server (sandbox)  ${primary.baseUrl}   (organisation ${PRIMARY_ORG})`);
+const closeSandboxes = () => Promise.all([sandbox.close(), primary.close()]);
+const targets = {
+  clinic: { baseUrl: sandbox.baseUrl, auth: { type: 'none' } },
+  primary: { [PRIMARY_ORG]: { baseUrl: primary.baseUrl, auth: { type: 'none' } } },
+};
 
 // A fresh local state each start: the sandbox is in memory, so the ledger must be too.
 const state = mkdtempSync(join(tmpdir(), 'imh-bridge-dev-'));
@@ -36,19 +48,19 @@ const worker = spawn(
   process.execPath,
   // [env.local] in wrangler.toml: local development, the one configuration with an open API.
   [wrangler, 'dev', '--env', 'local', '--port', String(WORKER_PORT), '--ip', '127.0.0.1', '--persist-to', state, '--show-interactive-dev-session=false', '--log-level', 'warn',
-    '--var', `FHIR_TARGETS:${JSON.stringify({ clinic: { baseUrl: sandbox.baseUrl, auth: { type: 'none' } } })}`],
+    '--var', `FHIR_TARGETS:${JSON.stringify(targets)}`],
   { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] },
 );
 const stop = async (code = 0) => {
   worker.kill('SIGTERM');
-  await sandbox.close();
+  await closeSandboxes();
   process.exit(code);
 };
 process.once('SIGINT', () => void stop());
 process.once('SIGTERM', () => void stop());
 worker.once('exit', (code) => {
   console.error(`wrangler dev exited (${code})`);
-  void sandbox.close().then(() => process.exit(code ?? 1));
+  void closeSandboxes().then(() => process.exit(code ?? 1));
 });
 
 const bridge = `http://127.0.0.1:${WORKER_PORT}`;
@@ -64,7 +76,7 @@ for (let i = 0; ; i++) {
   }
   await new Promise((r) => setTimeout(r, 500));
 }
-console.log(`bridge (workerd)     ${bridge}   API docs: ${bridge}/docs`);
+console.log(`bridge (workerd)                      ${bridge}   API docs: ${bridge}/docs`);
 
 if (!existsSync(examplesDir)) {
   console.log(`no example episodes at ${examplesDir}; send your own with PUT ${bridge}/v1/episodes/{episodeId}`);
@@ -82,18 +94,28 @@ if (!existsSync(examplesDir)) {
       rows.push(`${file.padEnd(42)} rejected (${res.status}): ${await res.text()}`);
       continue;
     }
-    let job: { status: string; targets: { clinic?: { written?: number; error?: string } } } | undefined;
+    let job: { status: string; targets: Record<string, { written?: number; error?: string } | undefined> } | undefined;
     for (let i = 0; i < 120; i++) {
       job = (await (await fetch(`${bridge}${location}`)).json()) as typeof job;
       if (job && !['queued', 'retrying'].includes(job.status)) break;
       await new Promise((r) => setTimeout(r, 250));
     }
-    rows.push(`${file.padEnd(42)} ${job?.status ?? '?'}  ${job?.targets.clinic?.written ?? 0} resources  ${bridge}${location}`);
+    // Per target: the clinic's server, and the primary team's where the delivery engine sends there.
+    const written = Object.entries(job?.targets ?? {})
+      .map(([name, t]) => `${name} ${t?.written ?? 0}${t?.error ? ` (${t.error})` : ''}`)
+      .join(', ');
+    rows.push(`${file.padEnd(42)} ${job?.status ?? '?'}  written: ${written || 'nothing'}  ${bridge}${location}`);
   }
   console.log('\nexample episodes sent through the delivery path:');
   for (const r of rows) console.log(`  ${r}`);
-  const counts = sandbox.repo.countByType();
-  console.log(`\nin the sandbox now: ${Object.entries(counts).map(([t, n]) => `${n} ${t}`).join(', ')}`);
-  console.log(`look:  ${sandbox.baseUrl}/EpisodeOfCare   ${sandbox.baseUrl}/Encounter?_count=5   ${bridge}/v1/jobs`);
+  const summary = (s: typeof sandbox) => Object.entries(s.repo.countByType()).map(([t, n]) => `${n} ${t}`).join(', ') || 'nothing yet';
+  console.log(`\non the clinic's server now:        ${summary(sandbox)}`);
+  console.log(`on the primary team's server now:  ${summary(primary)}`);
+  console.log('\nlook:');
+  console.log(`  the clinic's record        ${sandbox.baseUrl}/EpisodeOfCare   ${sandbox.baseUrl}/Encounter?_count=5   ${sandbox.baseUrl}/Task`);
+  console.log(`  what the primary team got  ${primary.baseUrl}/EpisodeOfCare   ${primary.baseUrl}/Task   ${primary.baseUrl}/Consent`);
+  console.log(`  the bridge's jobs          ${bridge}/v1/jobs`);
 }
-console.log('\nrunning; Ctrl-C stops both.');
+console.log('\ncoordination requests by episode (status, due date, overdue):');
+console.log(`  npx imh-bridge coordination --target ${sandbox.baseUrl} --primary ${primary.baseUrl}`);
+console.log('\nrunning; Ctrl-C stops all three.');

@@ -8,23 +8,27 @@ import { readFile } from 'node:fs/promises';
 
 export type BearerOption = { ok: true; token?: string } | { ok: false; message: string };
 
-/** The token named by the parsed options `bearer-env` / `bearer-file` (`bearer` only to refuse it). */
-export async function bearerFromOptions(values: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Promise<BearerOption> {
-  if (values.bearer !== undefined) {
+/**
+ * The token named by the parsed options `bearer-env` / `bearer-file` (`bearer` only to refuse
+ * it); with `prefix` `primary-`, the options `primary-bearer-env` / `primary-bearer-file`.
+ */
+export async function bearerFromOptions(values: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env, prefix: '' | 'primary-' = ''): Promise<BearerOption> {
+  const flag = `--${prefix}bearer`;
+  if (values[`${prefix}bearer`] !== undefined) {
     return {
       ok: false,
       message:
-        '--bearer is not accepted: a token on the command line is visible to other users (ps) and kept in shell history. ' +
-        'Put it in an environment variable and pass --bearer-env NAME, or in a file readable only by you and pass --bearer-file PATH',
+        `${flag} is not accepted: a token on the command line is visible to other users (ps) and kept in shell history. ` +
+        `Put it in an environment variable and pass ${flag}-env NAME, or in a file readable only by you and pass ${flag}-file PATH`,
     };
   }
-  const fromEnv = values['bearer-env'] as string | undefined;
-  const fromFile = values['bearer-file'] as string | undefined;
-  if (fromEnv !== undefined && fromFile !== undefined) return { ok: false, message: 'give --bearer-env or --bearer-file, not both' };
+  const fromEnv = values[`${prefix}bearer-env`] as string | undefined;
+  const fromFile = values[`${prefix}bearer-file`] as string | undefined;
+  if (fromEnv !== undefined && fromFile !== undefined) return { ok: false, message: `give ${flag}-env or ${flag}-file, not both` };
   let token: string | undefined;
   let source: string;
   if (fromEnv !== undefined) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(fromEnv)) return { ok: false, message: '--bearer-env must name an environment variable (letters, digits, _)' };
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(fromEnv)) return { ok: false, message: `${flag}-env must name an environment variable (letters, digits, _)` };
     source = `the environment variable ${fromEnv}`;
     token = env[fromEnv]?.trim();
   } else if (fromFile !== undefined) {
@@ -32,7 +36,7 @@ export async function bearerFromOptions(values: Record<string, unknown>, env: No
     try {
       token = (await readFile(fromFile, 'utf8')).trim();
     } catch (e) {
-      return { ok: false, message: `cannot read --bearer-file ${fromFile}: ${(e as NodeJS.ErrnoException).code ?? 'error'}` };
+      return { ok: false, message: `cannot read ${flag}-file ${fromFile}: ${(e as NodeJS.ErrnoException).code ?? 'error'}` };
     }
   } else {
     return { ok: true };

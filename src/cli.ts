@@ -25,9 +25,17 @@ const USAGE = `usage:
   imh-bridge share FILE|- [--at DATETIME]    what the primary treatment team's server would receive for this send, as the
                                              consent allows at DATETIME (default now), assuming a target is configured for
                                              the episode's primary organisation; the gate's verdict on standard error
+  imh-bridge coordination [--target URL] [--primary URL] [--at DATETIME] [--format table|json]
+                         [--bearer-env NAME | --bearer-file PATH] [--primary-bearer-env NAME | --primary-bearer-file PATH]
+                                             each episode's coordination requests as the servers hold them: the bridge's
+                                             requests on the primary treatment team's server (--primary) and the
+                                             risk-not-shared requests to the therapist on the clinic's server (--target),
+                                             with status, priority, due date, overdue (at DATETIME, default now) and last
+                                             change. Tokens as for sync; --primary-bearer-* for the primary server
   imh-bridge sandbox [--port 8103] [--host 127.0.0.1]
                                              run a local sandbox FHIR R4 server at http://HOST:PORT/fhir
-exit codes: 0 ok; 1 invalid FHIR resource (validate) or refused by the server (sync); 2 bad input`;
+exit codes: 0 ok; 1 invalid FHIR resource (validate), refused by the server (sync) or a server that cannot be read
+  (coordination); 2 bad input`;
 
 const print = (value: unknown) => process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 
@@ -68,6 +76,11 @@ async function main(argv: string[]): Promise<number> {
         port: { type: 'string' },
         host: { type: 'string' },
         at: { type: 'string' },
+        primary: { type: 'string' },
+        'primary-bearer': { type: 'string' },
+        'primary-bearer-env': { type: 'string' },
+        'primary-bearer-file': { type: 'string' },
+        format: { type: 'string' },
       },
     });
     values = parsed.values as Record<string, string | undefined>;
@@ -78,6 +91,13 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (command === 'sandbox') return runSandbox(values);
+  if (command === 'coordination') {
+    if (file) {
+      process.stderr.write(`coordination takes no file\n${USAGE}\n`);
+      return 2;
+    }
+    return runCoordination(values);
+  }
   if (!file) {
     process.stderr.write(USAGE + '\n');
     return 2;
@@ -126,7 +146,7 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'share': {
         const at = values.at ?? new Date().toISOString();
-        if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(at) || Number.isNaN(Date.parse(at))) {
+        if (!isInstantOrDate(at)) {
           process.stderr.write(`--at must be an ISO 8601 date or date-time with an offset, e.g. 2026-05-10T10:00:00Z\n`);
           return 2;
         }
@@ -168,6 +188,83 @@ async function main(argv: string[]): Promise<number> {
     }
     throw e;
   }
+}
+
+/** ISO 8601 date or date-time with an offset, as `--at` takes it. */
+const isInstantOrDate = (at: string): boolean =>
+  /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(at) && !Number.isNaN(Date.parse(at));
+
+/** This machine's local time with its offset, so that "today" is the local calendar day. */
+function localNow(d = new Date()): string {
+  const offset = -d.getTimezoneOffset();
+  const pad = (n: number) => String(Math.floor(Math.abs(n))).padStart(2, '0');
+  const local = new Date(d.getTime() + offset * 60_000).toISOString().slice(0, 23);
+  return `${local}${offset < 0 ? '-' : '+'}${pad(offset / 60)}:${pad(offset % 60)}`;
+}
+
+/**
+ * `imh-bridge coordination`: reads the coordination requests from the primary team's server and
+ * the clinic's, and prints them by episode. A server that cannot be read ends it with one line
+ * naming the server and the cause (exit 1); nothing half-read is printed.
+ */
+async function runCoordination(values: Record<string, string | undefined>): Promise<number> {
+  const usage = (message: string) => {
+    process.stderr.write(`${message}\n${USAGE}\n`);
+    return 2;
+  };
+  if (!values.target && !values.primary) return usage('coordination needs --primary (the primary team\'s FHIR base URL), --target (the clinic\'s), or both');
+  const format = values.format ?? 'table';
+  if (format !== 'table' && format !== 'json') return usage('--format must be table or json');
+  const at = values.at ?? localNow();
+  if (!isInstantOrDate(at)) return usage('--at must be an ISO 8601 date or date-time with an offset, e.g. 2026-05-10T10:00:00Z');
+  const { FhirTargetClient, TargetError } = await import('./sync/client.ts');
+  const { requestQuery, searchTasks, summariseRequests, formatRequestsTable, parseRequestIdentifier } = await import('./coordination/requests.ts');
+  const sources: { name: string; url: string; prefix: '' | 'primary-'; query: string }[] = [];
+  if (values.primary) sources.push({ name: 'the primary server', url: values.primary, prefix: 'primary-', query: requestQuery(['guidance-started', 'risk-follow-up', 'guidance-ended']) });
+  if (values.target) sources.push({ name: 'the clinic server', url: values.target, prefix: '', query: requestQuery(['risk-not-shared']) });
+  const clients = [];
+  for (const source of sources) {
+    const problem = targetUrlProblem(source.url);
+    if (problem) return usage(`--${source.prefix ? 'primary' : 'target'} ${problem}`);
+    const bearer = await bearerFromOptions(values, process.env, source.prefix);
+    if (!bearer.ok) {
+      process.stderr.write(`${bearer.message}\n`);
+      return 2;
+    }
+    // The client says "connection failed"; the cause (ECONNREFUSED, ENOTFOUND, a certificate) is kept for the message.
+    let cause: string | undefined;
+    const client = new FhirTargetClient(source.url, {
+      fetch: async (...a: Parameters<typeof fetch>) => {
+        try {
+          return await fetch(...a);
+        } catch (e) {
+          const c = (e as { cause?: { code?: string; message?: string } }).cause;
+          cause = c?.code ?? c?.message;
+          throw e;
+        }
+      },
+      authorization: async () => (bearer.token ? `Bearer ${bearer.token}` : undefined),
+    });
+    clients.push({ source, client, cause: () => cause });
+  }
+  const tasks = [];
+  for (const { source, client, cause } of clients) {
+    try {
+      const found = await searchTasks(client, source.query);
+      if (found.missing) process.stderr.write(`warning: ${source.name} holds ${found.missing} more requests than it returned (it gave no next page)\n`);
+      tasks.push(...found.tasks);
+    } catch (e) {
+      const why = e instanceof TargetError ? `${e.message.replace(/^GET [^:]*: /, '')}${cause() ? ` (${cause()})` : ''}` : (e as Error).message;
+      process.stderr.write(`cannot read the coordination requests from ${source.name} at ${client.baseUrl}: ${why}\n`);
+      return 1;
+    }
+  }
+  const unknown = tasks.filter((t) => !parseRequestIdentifier(t)).length;
+  if (unknown) process.stderr.write(`note: ${unknown} Task(s) with a coordination-request code but without the bridge's identifier are not listed\n`);
+  const episodes = summariseRequests(tasks, at);
+  if (format === 'json') print({ at, episodes });
+  else process.stdout.write(formatRequestsTable(episodes));
+  return 0;
 }
 
 /** Runs the sandbox FHIR server until interrupted. */

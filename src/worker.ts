@@ -77,9 +77,10 @@ const storeOf = (env: Env): D1Store => new D1Store(env.DB, loaded(env).cipher);
 
 /**
  * Retry-After of a refused write: the rate-limiting binding does not say when its window
- * ends, so the longest window it supports (60 s) is named.
+ * ends, so the longest window it supports (60 s) is named. Not exported: workerd takes every
+ * export of the main module for an entrypoint and refuses to start on a number.
  */
-export const RATE_LIMIT_RETRY_AFTER_SECONDS = 60;
+const RATE_LIMIT_RETRY_AFTER_SECONDS = 60;
 
 /** The per-tenant write limit over the rate-limiting binding; none where it is not bound. */
 function writeLimiter(env: Env): WriteLimiter | undefined {
