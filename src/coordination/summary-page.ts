@@ -123,9 +123,9 @@ function lineChart(
 ): string {
   const H = 250;
   const top = 16;
-  const bottom = H - 34;
+  const bottom = H - (series.length > 1 ? 52 : 34);
   const left = 46;
-  const right = bands ? W - 170 : W - 20;
+  const right = bands ? W - 215 : W - 20;
   const dates = [...new Set(series.flatMap((s) => s.points.map((p) => p.date)))].sort();
   const x = xScale(dates, left + 20, right - 20);
   const [lo, hi] = range;
@@ -143,7 +143,8 @@ function lineChart(
   });
   // Axes and ticks.
   parts.push(`<line x1="${left}" y1="${bottom}" x2="${right}" y2="${bottom}" stroke="#555"/><line x1="${left}" y1="${top}" x2="${left}" y2="${bottom}" stroke="#555"/>`);
-  const ticks = [...new Set([lo, ...(bands ?? []).map((b) => b.from).filter((f) => f > lo), hi])];
+  // Band edges where there are bands; else every whole number of a short scale (PRFQ 1–7).
+  const ticks = bands ? [...new Set([lo, ...bands.map((b) => b.from).filter((f) => f > lo), hi])] : hi - lo <= 10 ? Array.from({ length: hi - lo + 1 }, (_, i) => lo + i) : [lo, hi];
   for (const v of ticks) parts.push(`<text x="${left - 6}" y="${num(y(v) + 4)}" font-size="11" text-anchor="end">${esc(formatNumber(v, lang))}</text>`);
   for (const d of dates) parts.push(`<text x="${num(x(d))}" y="${bottom + 16}" font-size="11" text-anchor="middle">${esc(shortDate(d, lang))}</text>`);
   if (cutoff !== undefined) {
@@ -279,7 +280,7 @@ function themesSection(m: SummaryModel, rows: SessionCodes[]): string {
   const yOf = (theme: string) => top + THEME_ORDER.indexOf(theme) * rowH + 22;
   const parts: string[] = [];
   THEME_ORDER.forEach((th) => {
-    parts.push(`<text x="${left - 30}" y="${yOf(th) - 10}" font-size="12">${esc(label('theme', th, lang))}</text>`);
+    // Drawn after the path, with a white halo, so the path never covers the words (below).
     parts.push(`<line x1="${left - 30}" y1="${yOf(th)}" x2="${right + 20}" y2="${yOf(th)}" stroke="#b8b8b8" stroke-dasharray="2 3"/>`);
   });
   const path: string[] = [];
@@ -291,6 +292,9 @@ function themesSection(m: SummaryModel, rows: SessionCodes[]): string {
   parts.push(`<polyline points="${path.join(' ')}" fill="none" stroke="#1d4f7a" stroke-width="2.5"/>`);
   rows.forEach((r, i) => {
     for (const th of r.codes) parts.push(marker('circle', xAt(i), yOf(th), '#1d4f7a'));
+  });
+  THEME_ORDER.forEach((th) => {
+    parts.push(`<text x="${left - 30}" y="${yOf(th) - 10}" font-size="12" stroke="#fff" stroke-width="4" paint-order="stroke" stroke-linejoin="round">${esc(label('theme', th, lang))}</text>`);
   });
   const desc = rows.map((r) => `${formatDate(r.date, lang)}: ${r.codes.map((c) => label('theme', c, lang)).join(', ')}`).join('; ');
   const chart = svg('chart-themes', H, lang === 'nb' ? 'Endringsprosessen som en vei gjennom de fire temaene' : 'The change process as a path through the four themes', desc, parts.join(''));
