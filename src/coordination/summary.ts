@@ -20,7 +20,7 @@
  */
 import type { Bundle, BundleEntry, Composition, CompositionSection, Reference, Resource, Signature, Task } from '@medplum/fhirtypes';
 import canonicalize from 'canonicalize';
-import { CompactSign, type JWK, compactVerify, createLocalJWKSet, importJWK } from 'jose';
+import { CompactSign, type JWK, base64url, compactVerify, createLocalJWKSet, importJWK } from 'jose';
 import type { Episode } from '../domain/episode.ts';
 import { OperationOutcomeError, badRequest, issue, outcome } from '../fhir/outcome.ts';
 import { LOINC, SECURITY } from '../fhir/systems.ts';
@@ -31,6 +31,7 @@ import { selfHarmAssessments, selfHarmResolvedOn } from '../mapping/assessments.
 import { MappingContext, keyedUuid } from '../mapping/context.ts';
 import { mapClinicianGlobalImprovement, mapGoals } from '../mapping/goals.ts';
 import { DEV_IDENTITY, type IdentityOptions } from '../mapping/identity.ts';
+import { base64Utf8 } from '../mapping/sessions.ts';
 import { coding } from '../mapping/terminology.ts';
 import { evaluateGate, type ShareClass } from './gate.ts';
 import { nextDay, primaryContent, requestIdentifier } from './share.ts';
@@ -534,8 +535,6 @@ export function signedContent(bundle: Bundle): Uint8Array {
   return new TextEncoder().encode(canonicalize(rest) as string);
 }
 
-const b64url = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url');
-
 /** The algorithm a key signs with: its `alg`, else the one its type and curve imply. */
 function algOf(jwk: JWK): string {
   if (jwk.alg) return jwk.alg;
@@ -570,7 +569,7 @@ export async function signSummary(bundle: Bundle, privateJwks: { keys: readonly 
     who: { reference: custodian as string },
     targetFormat: SIGNED_FORMAT,
     sigFormat: 'application/jose',
-    data: Buffer.from(`${header}..${sig}`, 'utf8').toString('base64'),
+    data: base64Utf8(`${header}..${sig}`),
   };
   return { ...unsigned, signature };
 }
@@ -584,10 +583,16 @@ export async function signSummary(bundle: Bundle, privateJwks: { keys: readonly 
 export async function verifySummary(bundle: Bundle, publicJwks: { keys: readonly JWK[] }): Promise<boolean> {
   const data = bundle.signature?.data;
   if (!data || bundle.signature?.sigFormat !== 'application/jose') return false;
-  const parts = Buffer.from(data, 'base64').toString('utf8').split('.');
+  let parts: string[];
+  try {
+    // A compact JWS is ASCII, so atob's Latin-1 string is the JWS itself.
+    parts = atob(data).split('.');
+  } catch {
+    return false;
+  }
   if (parts.length !== 3 || parts[1] !== '') return false;
   try {
-    await compactVerify(`${parts[0]}.${b64url(signedContent(bundle))}.${parts[2]}`, createLocalJWKSet({ keys: [...publicJwks.keys] as JWK[] }));
+    await compactVerify(`${parts[0]}.${base64url.encode(signedContent(bundle))}.${parts[2]}`, createLocalJWKSet({ keys: [...publicJwks.keys] as JWK[] }));
     return true;
   } catch {
     return false;

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { publicJwks } from '../../src/auth/jwks.ts';
 import { SHARE_CLASSES, type ShareClass } from '../../src/coordination/gate.ts';
 import { buildSummary, signSummary, summaryModel, verifySummary } from '../../src/coordination/summary.ts';
+import { renderSummaryPage } from '../../src/coordination/summary-page.ts';
 import { ageInMonths, formatDate } from '../../src/coordination/summary-text.ts';
 import { parseEpisode } from '../../src/domain/parse.ts';
 import { isOperationOutcomeError } from '../../src/fhir/outcome.ts';
@@ -94,6 +95,11 @@ describe('sections exactly as consented, nothing that never crosses', () => {
         expect(b.type, where).toBe('document');
         expect(sectionIds(b), where).toEqual([...['attendance', 'focus-areas', 'themes', 'scores', 'risk-flags'].filter((c) => share.includes(c as ShareClass)), 'summary', 'contact']);
         expect(allLeaks(b, e), `${where} ${lang}`).toEqual([]);
+        // The page: the same parts, nothing that never crosses, nothing it would have to fetch or run.
+        const html = renderSummaryPage(parseEpisode(e), { at: AT, lang });
+        expect([...leaks(b, e, html), ...leaks(b, e, readable(html))], `${where} ${lang} page`).toEqual([]);
+        expect(html, where).not.toMatch(/<script|\ssrc=|\shref=|url\(|@import|<link|<img|<iframe|<object/i);
+        expect([...html.matchAll(/<h2 id="h-([a-z-]+)"/g)].map((x) => x[1]), where).toEqual(sectionIds(b));
         const types = new Set(resources(b).map((r) => r.resourceType));
         expect(types.has('Encounter'), where).toBe(share.includes('attendance'));
         expect(types.has('Flag'), where).toBe(share.includes('risk-flags'));
