@@ -1,11 +1,12 @@
 /**
  * `imh-bridge` command line (Node). Exit codes: 0 success, 1 invalid FHIR (validate),
- * 2 bad input or usage.
+ * 2 bad input or usage, 3 refused by consent (summary: the gate is closed).
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { text } from 'node:stream/consumers';
 import type { Resource } from '@medplum/fhirtypes';
+import type { JWK } from 'jose';
 import { hasErrors, isOperationOutcomeError, issue, outcome } from './fhir/outcome.ts';
 import { mapEpisode } from './mapping/bundle.ts';
 import { loadIdentity, targetUrlProblem } from './config.ts';
@@ -32,10 +33,16 @@ const USAGE = `usage:
                                              risk-not-shared requests to the therapist on the clinic's server (--target),
                                              with status, priority, due date, overdue (at DATETIME, default now) and last
                                              change. Tokens as for sync; --primary-bearer-* for the primary server
+  imh-bridge summary FILE|- --format fhir|html --lang nb|en [--at DATETIME]
+                                             the coordination summary for the primary treatment team as the consent allows at
+                                             DATETIME (default now): the FHIR document (signed with the first key of
+                                             BRIDGE_PRIVATE_JWKS when set, else unsigned with a note on standard error) or the
+                                             page (html). A closed gate, or a consent without summary, prints the
+                                             OperationOutcome and exits 3
   imh-bridge sandbox [--port 8103] [--host 127.0.0.1]
                                              run a local sandbox FHIR R4 server at http://HOST:PORT/fhir
 exit codes: 0 ok; 1 invalid FHIR resource (validate), refused by the server (sync) or a server that cannot be read
-  (coordination); 2 bad input`;
+  (coordination); 2 bad input; 3 refused by consent (summary)`;
 
 const print = (value: unknown) => process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 
@@ -81,6 +88,7 @@ async function main(argv: string[]): Promise<number> {
         'primary-bearer-env': { type: 'string' },
         'primary-bearer-file': { type: 'string' },
         format: { type: 'string' },
+        lang: { type: 'string' },
       },
     });
     values = parsed.values as Record<string, string | undefined>;
@@ -156,6 +164,8 @@ async function main(argv: string[]): Promise<number> {
         print(bundle);
         return 0;
       }
+      case 'summary':
+        return await runSummary(file, values);
       case 'outcomes': {
         const { parseEpisode } = await import('./domain/parse.ts');
         const { outcomesParameters } = await import('./instruments/outcomes.ts');
@@ -265,6 +275,67 @@ async function runCoordination(values: Record<string, string | undefined>): Prom
   if (format === 'json') print({ at, episodes });
   else process.stdout.write(formatRequestsTable(episodes));
   return 0;
+}
+
+/**
+ * `summary`: the coordination summary document (fhir) or page (html). The time is `--at` as
+ * given when it is an instant with seconds (so the same --at gives the same bytes), else
+ * normalised to UTC. Exit 3 with the OperationOutcome when the consent refuses the summary.
+ */
+async function runSummary(file: string, values: Record<string, string | undefined>): Promise<number> {
+  const { format, lang } = values;
+  if (format !== 'fhir' && format !== 'html') {
+    process.stderr.write(`summary needs --format fhir or --format html\n${USAGE}\n`);
+    return 2;
+  }
+  if (lang !== 'nb' && lang !== 'en') {
+    process.stderr.write(`summary needs --lang nb or --lang en\n${USAGE}\n`);
+    return 2;
+  }
+  let at = values.at ?? new Date().toISOString();
+  if (!/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(at) || Number.isNaN(Date.parse(at))) {
+    process.stderr.write(`--at must be an ISO 8601 date or date-time with an offset, e.g. 2026-05-10T10:00:00Z\n`);
+    return 2;
+  }
+  if (!/T\d{2}:\d{2}:\d{2}/.test(at)) at = new Date(Date.parse(at)).toISOString().replace('.000Z', 'Z');
+  let keys: { keys: JWK[] } | undefined;
+  const jwksText = process.env.BRIDGE_PRIVATE_JWKS?.trim();
+  if (format === 'fhir' && jwksText) {
+    // Only the shape is checked here; messages never repeat the value (it is a secret).
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(jwksText);
+    } catch {
+      parsed = undefined;
+    }
+    const set = parsed as { keys?: unknown } | undefined;
+    if (!set || !Array.isArray(set.keys) || !set.keys.length || !set.keys.every((k) => k && typeof k === 'object' && typeof (k as JWK).d === 'string')) {
+      process.stderr.write('BRIDGE_PRIVATE_JWKS must be a JSON Web Key Set of private keys: {"keys": [<private JWK>, ...]}\n');
+      return 2;
+    }
+    keys = { keys: set.keys as JWK[] };
+  }
+  const { parseEpisode } = await import('./domain/parse.ts');
+  const { allowSyntheticIds, identity } = loadIdentity(process.env);
+  const episode = parseEpisode(await readJson(file), { allowSyntheticIds });
+  try {
+    if (format === 'html') {
+      const { renderSummaryPage } = await import('./coordination/summary-page.ts');
+      process.stdout.write(renderSummaryPage(episode, { at, lang, identity }));
+      return 0;
+    }
+    const { buildSummary, signSummary } = await import('./coordination/summary.ts');
+    const document = buildSummary(episode, { at, lang, identity });
+    if (!keys) process.stderr.write('note: BRIDGE_PRIVATE_JWKS is not set: the document is not signed\n');
+    print(keys ? await signSummary(document, keys) : document);
+    return 0;
+  } catch (e) {
+    if (isOperationOutcomeError(e) && e.status === 403) {
+      print(e.outcome);
+      return 3;
+    }
+    throw e;
+  }
 }
 
 /** Runs the sandbox FHIR server until interrupted. */

@@ -65,8 +65,23 @@ export function nextDay(date: string): string {
   return new Date(Date.parse(`${date.slice(0, 10)}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
 }
 
-/** Everything the open gate lets cross. */
-function openBundle(e: Episode, share: ReadonlySet<ShareClass>, primaryOrgNumber: string, identity: IdentityOptions): Bundle {
+/** The resources the open gate lets cross, and the references other builders (the coordination summary) need. */
+export interface PrimaryContent {
+  ctx: MappingContext;
+  parent: Ref;
+  clinic: Ref;
+  primaryOrg: Ref;
+  therapist?: { practitioner: Ref; role?: Ref };
+  episodeOfCare: Ref;
+}
+
+/**
+ * Everything the open gate lets cross, as entries of one scope: the parent, the clinic, the
+ * therapist, the episode, the Consent; attendance, focus areas, themes, scores with their change
+ * over time and risk flags as `share` says; the coordination requests. Shared by the send to the
+ * primary team's server and the coordination summary document, so both carry the same resources.
+ */
+export function primaryContent(e: Episode, share: ReadonlySet<ShareClass>, identity: IdentityOptions): PrimaryContent {
   const ctx = new MappingContext(e, identity);
   const has = (c: ShareClass) => share.has(c);
 
@@ -219,6 +234,12 @@ function openBundle(e: Episode, share: ReadonlySet<ShareClass>, primaryOrgNumber
       authoredOn: e.closing?.closedOn ?? e.period?.end,
     });
   }
+  return { ctx, parent, clinic, primaryOrg, therapist, episodeOfCare };
+}
+
+/** Everything the open gate lets cross, with what was sent by whom. */
+function openBundle(e: Episode, share: ReadonlySet<ShareClass>, primaryOrgNumber: string, identity: IdentityOptions): Bundle {
+  const { ctx, clinic } = primaryContent(e, share, identity);
 
   // What was sent, by whom: the bridge assembled it for the clinic.
   const deviceId = { system: `${identity.namespace}/bridge/device`, value: 'imh-bridge' };

@@ -16,6 +16,7 @@ import { isMasterData } from '../../src/mapping/write-semantics.ts';
 import { type AnyResource, byIdentifier, resolve, resources } from '../fixtures/bundle.ts';
 import { activeFather, completed, plannedMinimal } from '../fixtures/examples.ts';
 import { r4InvariantFailures, r4SchemaErrors } from '../fixtures/r4-independent.ts';
+import { leaks } from '../fixtures/leaks.ts';
 
 const AT = '2026-05-10T10:00:00Z';
 const anyTarget = () => true;
@@ -47,53 +48,6 @@ const withConsent = (e: AnyResource, status: (typeof STATUSES)[number], share: S
 const types = (b: Bundle): Set<string> => new Set((b.entry ?? []).map((e) => e.resource?.resourceType as string));
 const tasks = (b: Bundle): Task[] => resources(b, 'Task') as Task[];
 const taskCodes = (b: Bundle): string[] => tasks(b).map((t) => t.code?.coding?.[0]?.code as string).sort();
-
-/** Every string from the episode that must never reach the primary team, with what it is. */
-function forbidden(e: AnyResource): [string, string][] {
-  const out: [string, string][] = [];
-  const sessionStarts = new Set((e.sessions ?? []).map((s: AnyResource) => s.start));
-  for (const s of e.sessions ?? []) {
-    if (s.note) {
-      out.push([s.note, `note of ${s.sessionId}`]);
-      out.push([Buffer.from(s.note, 'utf8').toString('base64').slice(0, 40), `note of ${s.sessionId} (base64)`]);
-    }
-    for (const c of s.clips ?? []) {
-      out.push([c.clipId, 'clip id'], [c.uri, 'clip uri'], [c.sha256, 'clip digest'], [c.sha256.toLowerCase(), 'clip digest']);
-      if (!sessionStarts.has(c.recordedAt)) out.push([c.recordedAt, 'clip recording time']);
-    }
-    for (const id of s.reviewsClips ?? []) out.push([id, 'reviewed clip']);
-  }
-  if (e.referral.reason) out.push([e.referral.reason, 'referral reason']);
-  out.push(['referral-source', 'referral source'], [`/${e.referral.source}"`, 'referral source code']);
-  for (const i of e.infants) {
-    if (i.nationalId) out.push([i.nationalId, 'infant national id']);
-    out.push([i.birthDate, 'infant birth date']);
-  }
-  if (e.parent.phone) out.push([e.parent.phone, 'parent phone']);
-  for (const c of e.primaryTreatment?.conditions ?? []) out.push([c.code, 'primary team condition']);
-  out.push(
-    ['http://hl7.org/fhir/sid/icd-10', 'conditions'],
-    ['QuestionnaireResponse', 'item answers'],
-    ['linkId', 'item answers'],
-    ['instrument-item', 'item answers'],
-    ['answer-position', 'item answers'],
-    ['imh-reviewed-clip', 'reviewed clips'],
-    ['imh-video-clip', 'clips'],
-    ['imh-session-note', 'notes'],
-    ['imh-psychotherapy-note', 'notes'],
-    ['RelatedPerson', 'infants'],
-    ['imh-infant', 'infants'],
-  );
-  return out;
-}
-
-/** What in `b` must never have crossed; empty when nothing did. */
-function leaks(b: Bundle, e: AnyResource): string[] {
-  const text = JSON.stringify(b);
-  return forbidden(e)
-    .filter(([s]) => s && text.includes(s))
-    .map(([s, what]) => `${what}: ${s.slice(0, 30)}`);
-}
 
 describe('the gate', () => {
   const mother = parseEpisode(completed());
