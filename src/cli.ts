@@ -14,10 +14,15 @@ const USAGE = `usage:
   imh-bridge map FILE|-                      map an episode (JSON) to a FHIR R4 transaction Bundle
   imh-bridge validate FILE|-                 validate a FHIR resource or Bundle against R4 and the bridge's profiles
   imh-bridge sync FILE|- --target URL [--bearer-env NAME | --bearer-file PATH]
+                 [--primary URL [--primary-bearer-env NAME | --primary-bearer-file PATH]]
                                              deliver one episode to a FHIR base URL (https; http only for localhost; retries,
                                              conditional writes, no ledger; master data only created when absent); prints
                                              created/updated/unchanged. The bearer token is read from the environment
-                                             variable NAME or from the file PATH, never from the command line
+                                             variable NAME or from the file PATH, never from the command line. With
+                                             --primary, the server of the episode's primary treatment team receives what the
+                                             consent allows (or the cancellation of open requests), each disclosure and
+                                             consent refusal is audited on --target, and the coordination requests there are
+                                             read back and printed
   imh-bridge extract FILE|-                  SDC extraction of a QuestionnaireResponse to a transaction Bundle of scores
                                              (Parameters {return, issues} when a calculated total disagrees with the answers)
   imh-bridge outcomes FILE|-                 first, latest, change and reliable change per instrument (FHIR Parameters)
@@ -64,6 +69,10 @@ async function main(argv: string[]): Promise<number> {
         bearer: { type: 'string' },
         'bearer-env': { type: 'string' },
         'bearer-file': { type: 'string' },
+        primary: { type: 'string' },
+        'primary-bearer': { type: 'string' },
+        'primary-bearer-env': { type: 'string' },
+        'primary-bearer-file': { type: 'string' },
         port: { type: 'string' },
         host: { type: 'string' },
         at: { type: 'string' },
@@ -98,16 +107,39 @@ async function main(argv: string[]): Promise<number> {
           process.stderr.write(`${bearer.message}\n`);
           return 2;
         }
+        const primaryProblem = values.primary === undefined ? undefined : targetUrlProblem(values.primary);
+        if (primaryProblem) {
+          process.stderr.write(`--primary ${primaryProblem}\n`);
+          return 2;
+        }
+        const primaryBearer = await bearerToken(values, 'primary-');
+        if (!primaryBearer.ok) {
+          process.stderr.write(`${primaryBearer.message}\n`);
+          return 2;
+        }
+        if (values.primary === undefined && primaryBearer.token !== undefined) {
+          process.stderr.write('--primary-bearer-env and --primary-bearer-file need --primary\n');
+          return 2;
+        }
         const { syncOnce } = await import('./sync/sync-once.ts');
         const result = await syncOnce(await readJson(file), {
           baseUrl: values.target,
           bearer: bearer.token,
+          ...(values.primary !== undefined ? { primary: { baseUrl: values.primary, bearer: primaryBearer.token } } : {}),
           ...loadIdentity(process.env),
           log: (line) => process.stderr.write(line + '\n'),
         });
-        const counts = result.report.result.counts;
-        // One line for a person; the JSON report on stdout carries the same counts.
-        if (counts) process.stderr.write(`created ${counts.created}, updated ${counts.updated}, unchanged ${counts.unchanged}\n`);
+        // One line per target for a person; the JSON report on stdout carries the same.
+        for (const [name, t] of Object.entries(result.report.targets)) {
+          const c = t.result.counts;
+          const prefix = name === 'clinic' ? '' : `${name}: `;
+          if (c) process.stderr.write(`${prefix}created ${c.created}, updated ${c.updated}, unchanged ${c.unchanged}\n`);
+          else process.stderr.write(`${prefix}${t.result.status}${t.result.error ? `: ${t.result.error}` : ''}\n`);
+          for (const q of t.result.requests ?? []) {
+            process.stderr.write(`${prefix}request ${q.occasion} ${q.status}${q.priority ? ` (${q.priority})` : ''}${q.due ? `, due ${q.due}` : ''}\n`);
+          }
+        }
+        for (const a of result.report.audits) process.stderr.write(`audit ${a.kind} ${a.target}: ${a.outcome ?? '-'} (${a.status})\n`);
         print(result.report);
         return result.delivered ? 0 : 1;
       }
@@ -170,26 +202,27 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /**
- * The target's bearer token, from `--bearer-env NAME` or `--bearer-file PATH`. A token on the
+ * The target's bearer token, from `--bearer-env NAME` or `--bearer-file PATH` (the primary
+ * server's: `--primary-bearer-env`, `--primary-bearer-file`). A token on the
  * command line would be readable by every user of the machine (`ps`, /proc) and kept in shell
  * history, so `--bearer` is refused. Messages never repeat the token.
  */
-async function bearerToken(values: Record<string, string | undefined>): Promise<{ ok: true; token?: string } | { ok: false; message: string }> {
-  if (values.bearer !== undefined) {
+async function bearerToken(values: Record<string, string | undefined>, prefix = ''): Promise<{ ok: true; token?: string } | { ok: false; message: string }> {
+  if (values[`${prefix}bearer`] !== undefined) {
     return {
       ok: false,
       message:
-        '--bearer is not accepted: a token on the command line is visible to other users (ps) and kept in shell history. ' +
-        'Put it in an environment variable and pass --bearer-env NAME, or in a file readable only by you and pass --bearer-file PATH',
+        `--${prefix}bearer is not accepted: a token on the command line is visible to other users (ps) and kept in shell history. ` +
+        `Put it in an environment variable and pass --${prefix}bearer-env NAME, or in a file readable only by you and pass --${prefix}bearer-file PATH`,
     };
   }
-  const fromEnv = values['bearer-env'];
-  const fromFile = values['bearer-file'];
-  if (fromEnv !== undefined && fromFile !== undefined) return { ok: false, message: 'give --bearer-env or --bearer-file, not both' };
+  const fromEnv = values[`${prefix}bearer-env`];
+  const fromFile = values[`${prefix}bearer-file`];
+  if (fromEnv !== undefined && fromFile !== undefined) return { ok: false, message: `give --${prefix}bearer-env or --${prefix}bearer-file, not both` };
   let token: string | undefined;
   let source: string;
   if (fromEnv !== undefined) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(fromEnv)) return { ok: false, message: '--bearer-env must name an environment variable (letters, digits, _)' };
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(fromEnv)) return { ok: false, message: `--${prefix}bearer-env must name an environment variable (letters, digits, _)` };
     source = `the environment variable ${fromEnv}`;
     token = process.env[fromEnv]?.trim();
   } else if (fromFile !== undefined) {
@@ -197,7 +230,7 @@ async function bearerToken(values: Record<string, string | undefined>): Promise<
     try {
       token = (await readFile(fromFile, 'utf8')).trim();
     } catch (e) {
-      return { ok: false, message: `cannot read --bearer-file ${fromFile}: ${(e as NodeJS.ErrnoException).code ?? 'error'}` };
+      return { ok: false, message: `cannot read --${prefix}bearer-file ${fromFile}: ${(e as NodeJS.ErrnoException).code ?? 'error'}` };
     }
   } else {
     return { ok: true };
