@@ -21,7 +21,7 @@ const PRIMARY = 'http://primary.test/fhir';
 const ORG = '993778125';
 const TARGET = `primary.${ORG}`;
 const server = setupServer();
-beforeAll(() => server.listen({ onUnhandledRequest: 'error' }));
+beforeAll(() => server.listen({ onUnhandledFrame: 'error' }));
 afterEach(() => server.resetHandlers());
 afterAll(() => server.close());
 
@@ -45,18 +45,19 @@ const metadata = (base: string) =>
   http.get(`${base}/metadata`, () => HttpResponse.json({ resourceType: 'CapabilityStatement', status: 'active', kind: 'instance', fhirVersion: '4.0.1', format: ['json'], date: '2026-01-01', rest: [{ mode: 'server', interaction: [{ code: 'transaction' }] }] }));
 
 /** A server that takes every transaction: entry i lands at `Type/id{i}`; Tasks are kept to be read back. */
-const takesTransactions = (base: string, keep?: Map<string, Task>) =>
-  http.post(base, async ({ request }) => {
-    const b = (await request.json()) as Bundle;
-    return HttpResponse.json({
-      resourceType: 'Bundle',
-      type: 'transaction-response',
-      entry: (b.entry ?? []).map((e: BundleEntry, i: number) => {
-        if (e.resource?.resourceType === 'Task') keep?.set(`id${i}`, { ...(e.resource as Task), id: `id${i}`, meta: { versionId: '1', lastUpdated: '2026-10-01T10:00:00Z' } });
-        return { response: { status: '201 Created', location: `${e.resource?.resourceType}/id${i}/_history/1` } };
-      }),
-    });
+const takesTransactions = (base: string, keep?: Map<string, Task>) => http.post(base, ({ request }) => transactionAnswer(request, keep));
+
+async function transactionAnswer(request: { json(): Promise<unknown> }, keep?: Map<string, Task>) {
+  const b = (await request.json()) as Bundle;
+  return HttpResponse.json({
+    resourceType: 'Bundle',
+    type: 'transaction-response',
+    entry: (b.entry ?? []).map((e: BundleEntry, i: number) => {
+      if (e.resource?.resourceType === 'Task') keep?.set(`id${i}`, { ...(e.resource as Task), id: `id${i}`, meta: { versionId: '1', lastUpdated: '2026-10-01T10:00:00Z' } });
+      return { response: { status: '201 Created', location: `${e.resource?.resourceType}/id${i}/_history/1` } };
+    }),
   });
+}
 
 const clinicTakesAudits = () =>
   http.put(`${CLINIC}/AuditEvent/:id`, async ({ request, params }) => {
@@ -83,7 +84,7 @@ describe('auditing a disclosure to a primary treatment server', () => {
   it('waits while the primary target retries, then records the outcome once it is known', async () => {
     const d = deps();
     let primaryUp = false;
-    server.use(http.post(PRIMARY, async (info) => (primaryUp ? takesTransactions(PRIMARY, primaryTasks).resolver(info) : new HttpResponse(null, { status: 503, headers: { 'retry-after': '0' } }))));
+    server.use(http.post(PRIMARY, ({ request }) => (primaryUp ? transactionAnswer(request, primaryTasks) : new HttpResponse(null, { status: 503, headers: { 'retry-after': '0' } }))));
     const job = await submit(completed(), d);
     expect(job.targets[TARGET]).toEqual({ status: 'pending' });
     expect(job.audits).toEqual([{ key: `${job.id}|${TARGET}`, target: TARGET, kind: 'disclosure', status: 'waiting', round: 0, attempts: 0 }]);
@@ -111,7 +112,7 @@ describe('auditing a disclosure to a primary treatment server', () => {
   it('records a failed send as failed, and a replay that succeeds in a second AuditEvent', async () => {
     const d = deps();
     let refuse = true;
-    server.use(http.post(PRIMARY, async (info) => (refuse ? HttpResponse.json({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid' }] }, { status: 422 }) : takesTransactions(PRIMARY, primaryTasks).resolver(info))));
+    server.use(http.post(PRIMARY, ({ request }) => (refuse ? HttpResponse.json({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid' }] }, { status: 422 }) : transactionAnswer(request, primaryTasks))));
     const job = await submit(completed(), d);
     const r = await attemptJob(job.id, d);
     expect(r?.job.status).toBe('failed');
