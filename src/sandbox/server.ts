@@ -122,7 +122,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
         res.setHeader('allow', 'GET');
         return send(res, 405, outcomeOf('not-supported', `Method ${method} is not supported on metadata`));
       }
-      metadata ??= JSON.stringify(capabilityStatement(baseUrl, startedAt, opts.transactions ?? true) satisfies CapabilityStatement);
+      metadata ??= JSON.stringify(capabilityStatement(baseUrl, startedAt, opts.transactions ?? true, opts.patch ?? true) satisfies CapabilityStatement);
       res.writeHead(200, { 'content-type': FHIR_JSON });
       res.end(metadata);
       return;

@@ -422,6 +422,8 @@ describe('PATCH of coordination requests (what the primary team\'s server is sen
       const r = await fetch(`${own.baseUrl}/Task/x`, { method: 'PATCH', headers: { 'content-type': 'application/json-patch+json' }, body: '[]' });
       expect(r.status).toBe(405);
       expect(r.headers.get('allow')).not.toContain('PATCH');
+      const caps = (await (await fetch(`${own.baseUrl}/metadata`)).json()) as CapabilityStatement;
+      expect(caps.rest?.[0]?.resource?.find((x) => x.type === 'Task')?.interaction?.map((i) => i.code)).not.toContain('patch');
     } finally {
       await own.close();
     }
