@@ -18,6 +18,9 @@ export default defineConfig(async () => {
   // The config may be evaluated more than once in a run; keep the first port.
   const sandboxPort = Number(process.env.TEST_SANDBOX_PORT || (await freePort()));
   process.env.TEST_SANDBOX_PORT = String(sandboxPort);
+  // A second sandbox: the server of the mother's primary treatment team (organisation 993778125).
+  const primarySandboxPort = Number(process.env.TEST_PRIMARY_SANDBOX_PORT || (await freePort()));
+  process.env.TEST_PRIMARY_SANDBOX_PORT = String(primarySandboxPort);
   const migrations = await readD1Migrations('./src/sync/d1-migrations');
   return {
     test: {
@@ -40,7 +43,10 @@ export default defineConfig(async () => {
               miniflare: {
                 bindings: {
                   TEST_MIGRATIONS: migrations,
-                  FHIR_TARGETS: JSON.stringify({ clinic: { baseUrl: `http://127.0.0.1:${sandboxPort}/fhir`, auth: { type: 'none' }, timeoutMs: 10_000 } }),
+                  FHIR_TARGETS: JSON.stringify({
+                    clinic: { baseUrl: `http://127.0.0.1:${sandboxPort}/fhir`, auth: { type: 'none' }, timeoutMs: 10_000 },
+                    primary: { '993778125': { baseUrl: `http://127.0.0.1:${primarySandboxPort}/fhir`, auth: { type: 'none' }, timeoutMs: 10_000 } },
+                  }),
                 },
               },
             }),

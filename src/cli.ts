@@ -16,10 +16,15 @@ const USAGE = `usage:
   imh-bridge map FILE|-                      map an episode (JSON) to a FHIR R4 transaction Bundle
   imh-bridge validate FILE|-                 validate a FHIR resource or Bundle against R4 and the bridge's profiles
   imh-bridge sync FILE|- --target URL [--bearer-env NAME | --bearer-file PATH]
+                 [--primary URL [--primary-bearer-env NAME | --primary-bearer-file PATH]]
                                              deliver one episode to a FHIR base URL (https; http only for localhost; retries,
                                              conditional writes, no ledger; master data only created when absent); prints
                                              created/updated/unchanged. The bearer token is read from the environment
-                                             variable NAME or from the file PATH, never from the command line
+                                             variable NAME or from the file PATH, never from the command line. With
+                                             --primary, the server of the episode's primary treatment team receives what the
+                                             consent allows (or the cancellation of open requests), each disclosure and
+                                             consent refusal is audited on --target, and the coordination requests there are
+                                             read back and printed
   imh-bridge extract FILE|-                  SDC extraction of a QuestionnaireResponse to a transaction Bundle of scores
                                              (Parameters {return, issues} when a calculated total disagrees with the answers)
   imh-bridge outcomes FILE|-                 first, latest, change and reliable change per instrument (FHIR Parameters)
@@ -80,13 +85,13 @@ async function main(argv: string[]): Promise<number> {
         bearer: { type: 'string' },
         'bearer-env': { type: 'string' },
         'bearer-file': { type: 'string' },
-        port: { type: 'string' },
-        host: { type: 'string' },
-        at: { type: 'string' },
         primary: { type: 'string' },
         'primary-bearer': { type: 'string' },
         'primary-bearer-env': { type: 'string' },
         'primary-bearer-file': { type: 'string' },
+        port: { type: 'string' },
+        host: { type: 'string' },
+        at: { type: 'string' },
         format: { type: 'string' },
         lang: { type: 'string' },
       },
@@ -127,16 +132,39 @@ async function main(argv: string[]): Promise<number> {
           process.stderr.write(`${bearer.message}\n`);
           return 2;
         }
+        const primaryProblem = values.primary === undefined ? undefined : targetUrlProblem(values.primary);
+        if (primaryProblem) {
+          process.stderr.write(`--primary ${primaryProblem}\n`);
+          return 2;
+        }
+        const primaryBearer = await bearerFromOptions(values, process.env, 'primary-');
+        if (!primaryBearer.ok) {
+          process.stderr.write(`${primaryBearer.message}\n`);
+          return 2;
+        }
+        if (values.primary === undefined && primaryBearer.token !== undefined) {
+          process.stderr.write('--primary-bearer-env and --primary-bearer-file need --primary\n');
+          return 2;
+        }
         const { syncOnce } = await import('./sync/sync-once.ts');
         const result = await syncOnce(await readJson(file), {
           baseUrl: values.target,
           bearer: bearer.token,
+          ...(values.primary !== undefined ? { primary: { baseUrl: values.primary, bearer: primaryBearer.token } } : {}),
           ...loadIdentity(process.env),
           log: (line) => process.stderr.write(line + '\n'),
         });
-        const counts = result.report.result.counts;
-        // One line for a person; the JSON report on stdout carries the same counts.
-        if (counts) process.stderr.write(`created ${counts.created}, updated ${counts.updated}, unchanged ${counts.unchanged}\n`);
+        // One line per target for a person; the JSON report on stdout carries the same.
+        for (const [name, t] of Object.entries(result.report.targets)) {
+          const c = t.result.counts;
+          const prefix = name === 'clinic' ? '' : `${name}: `;
+          if (c) process.stderr.write(`${prefix}created ${c.created}, updated ${c.updated}, unchanged ${c.unchanged}\n`);
+          else process.stderr.write(`${prefix}${t.result.status}${t.result.error ? `: ${t.result.error}` : ''}\n`);
+          for (const q of t.result.requests ?? []) {
+            process.stderr.write(`${prefix}request ${q.occasion} ${q.status}${q.priority ? ` (${q.priority})` : ''}${q.due ? `, due ${q.due}` : ''}\n`);
+          }
+        }
+        for (const a of result.report.audits) process.stderr.write(`audit ${a.kind} ${a.target}: ${a.outcome ?? '-'} (${a.status})\n`);
         print(result.report);
         return result.delivered ? 0 : 1;
       }

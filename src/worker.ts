@@ -17,7 +17,7 @@ import { D1Store } from './sync/d1-store.ts';
 import { type DeliveryQueue, type WriteLimiter, createDeliveryService } from './sync/service.ts';
 import { DEAD_LETTERED, DEAD_LETTER_QUEUE } from './sync/dead-letter.ts';
 import { markDead, purgeExpired, sweepStale } from './sync/sweep.ts';
-import { clientFactory, retryPolicy } from './sync/targets.ts';
+import { clientFactory, primaryEndpoint, retryPolicy } from './sync/targets.ts';
 
 export interface Env {
   DB: D1Database;
@@ -163,7 +163,12 @@ function app(env: Env) {
     identity,
     auth,
     delivery: () =>
-      createDeliveryService(storeOf(env), deliveryQueue(env), { allowSyntheticIds: cfg.allowSyntheticIds, identity, limiter: writeLimiter(env) }),
+      createDeliveryService(storeOf(env), deliveryQueue(env), {
+        allowSyntheticIds: cfg.allowSyntheticIds,
+        identity,
+        limiter: writeLimiter(env),
+        primaryEndpoint: primaryEndpoint(cfg),
+      }),
     jwks: async () => cfg.publicJwks,
   }));
 }

@@ -125,3 +125,13 @@ export function disclosureAuditEvent(d: Disclosure): AuditEvent {
     entity,
   };
 }
+
+/**
+ * The AuditEvent of a disclosure with its outcome set once that is known: the delivery engine
+ * builds the event when the job is submitted (it needs the episode) and records the outcome of
+ * the send later (`recorded`, `outcome`, `outcomeDesc`, as {@link disclosureAuditEvent} sets them).
+ */
+export function withOutcome(event: AuditEvent, outcome: DisclosureOutcome, at: string, reason?: string): AuditEvent {
+  const { outcomeDesc: _d, ...rest } = event;
+  return { ...rest, recorded: at, outcome: OUTCOME[outcome], ...(reason ? { outcomeDesc: reason } : outcome === 'success' ? {} : { outcomeDesc: outcome }) };
+}

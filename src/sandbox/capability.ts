@@ -17,14 +17,14 @@ const TYPE_INTERACTIONS = [
 ] as const;
 
 /** Built per base URL; the server caches the result. */
-export function capabilityStatement(baseUrl: string, date: string, transactions = true): CapabilityStatement {
+export function capabilityStatement(baseUrl: string, date: string, transactions = true, patch = true): CapabilityStatement {
   const resource = getResourceTypes()
     .slice()
     .sort()
     .map(
       (type): CapabilityStatementRestResource => ({
         type,
-        interaction: TYPE_INTERACTIONS.map((code) => ({ code })),
+        interaction: TYPE_INTERACTIONS.filter((code) => patch || code !== 'patch').map((code) => ({ code })),
         versioning: 'versioned',
         readHistory: true,
         updateCreate: true,
@@ -47,7 +47,7 @@ export function capabilityStatement(baseUrl: string, date: string, transactions 
     implementation: { description: 'Local sandbox FHIR R4 server for tests and development; data lives in memory', url: baseUrl },
     fhirVersion: '4.0.1',
     format: ['application/fhir+json', 'json'],
-    patchFormat: ['application/json-patch+json'],
+    ...(patch ? { patchFormat: ['application/json-patch+json'] } : {}),
     rest: [
       {
         mode: 'server',

@@ -131,6 +131,13 @@ export class SandboxRepository extends MemoryRepository {
     return this.stores.resources.get(type)?.has(id) ?? false;
   }
 
+  /** Every current resource (copies), for tests that scan what a server holds. */
+  allResources(): Resource[] {
+    const out: Resource[] = [];
+    for (const byId of this.stores.resources.values()) for (const r of byId.values()) out.push(deepClone(r));
+    return out;
+  }
+
   /** Number of current resources of each type. */
   countByType(): Record<string, number> {
     const out: Record<string, number> = {};

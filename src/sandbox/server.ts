@@ -43,6 +43,8 @@ export interface SandboxOptions {
   maxBodyBytes?: number;
   /** false: behave like a server without transactions (not in metadata, POSTed transactions refused). */
   transactions?: boolean;
+  /** false: behave like a server without PATCH (405 with `Allow`, as R4 servers that do not support it answer). */
+  patch?: boolean;
 }
 
 export interface Sandbox {
@@ -109,9 +111,9 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     }
     const rel = u.pathname.slice(BASE_PATH.length).replace(/^\/+|\/+$/g, '');
     const segments = rel ? rel.split('/') : [];
-    if (!METHODS.has(method)) {
+    if (!METHODS.has(method) || (method === 'PATCH' && opts.patch === false)) {
       await drain(req);
-      res.setHeader('allow', [...METHODS].join(', '));
+      res.setHeader('allow', [...METHODS].filter((m) => m !== 'PATCH' || opts.patch !== false).join(', '));
       return send(res, 405, outcomeOf('not-supported', `Method ${method} is not supported`));
     }
     if (rel === 'metadata') {
@@ -120,7 +122,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
         res.setHeader('allow', 'GET');
         return send(res, 405, outcomeOf('not-supported', `Method ${method} is not supported on metadata`));
       }
-      metadata ??= JSON.stringify(capabilityStatement(baseUrl, startedAt, opts.transactions ?? true) satisfies CapabilityStatement);
+      metadata ??= JSON.stringify(capabilityStatement(baseUrl, startedAt, opts.transactions ?? true, opts.patch ?? true) satisfies CapabilityStatement);
       res.writeHead(200, { 'content-type': FHIR_JSON });
       res.end(metadata);
       return;

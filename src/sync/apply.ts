@@ -191,6 +191,15 @@ export async function findOne(client: FhirTargetClient, searchUrl: string): Prom
   return { type: r.resourceType, id: r.id as string, ...(r.meta?.versionId ? { versionId: r.meta.versionId } : {}) };
 }
 
+/** Every resource a search URL finds (matches only, not included or outcome entries). */
+export async function findMatches<T extends Resource = Resource>(client: FhirTargetClient, searchUrl: string): Promise<(T & { id: string })[]> {
+  const type = searchUrl.split('?')[0];
+  const { body } = await client.request<Bundle>('GET', searchUrl);
+  return (body?.entry ?? [])
+    .filter((x) => x.search?.mode !== 'include' && x.search?.mode !== 'outcome' && x.resource?.resourceType === type && x.resource?.id)
+    .map((x) => x.resource as T & { id: string });
+}
+
 /** Status element and value that retract each kind of resource the bridge may have to withdraw. */
 const RETRACT: Record<string, { field: string; value: string }> = {
   Encounter: { field: 'status', value: 'entered-in-error' },

@@ -8,11 +8,18 @@
  *
  * Rows written before encryption (gzip Bundles, clear JSON) are still read; they are sealed
  * when next saved, and their Bundles go with the retention purge.
+ *
+ * The `bundle` column holds a job's content: since primary treatment targets, one Bundle per
+ * target and the AuditEvents still to write (`{"jobContent": 1, "bundles": …, "audits": …}`);
+ * before, the clinic's Bundle alone, which is still read as `{bundles: {clinic}}`.
+ *
+ * Coordination requests read back from primary servers (table `coordination`, migration 0004)
+ * are kept in clear: status, dates and identifier values of Tasks, no personal data.
  */
 import type { Bundle } from '@medplum/fhirtypes';
 import { DEFAULT_TENANT } from '../auth/tenants.ts';
 import { type DataCipher, isJwe } from './crypto.ts';
-import type { DeliveryStore, Job, JobStatus, LedgerRecord, NewJob, TargetResult } from './types.ts';
+import { CLINIC_TARGET, type CoordinationRecord, type DeliveryStore, type Job, type JobContent, type JobStatus, type LedgerRecord, type NewJob, type TargetResult } from './types.ts';
 
 async function gzip(text: string): Promise<Uint8Array> {
   const stream = new Blob([text]).stream().pipeThrough(new CompressionStream('gzip'));
@@ -91,9 +98,10 @@ export class D1Store implements DeliveryStore {
   }
 
   async createJob(job: NewJob): Promise<Job> {
-    const { bundle, ...fields } = job;
+    const { bundle, bundles, auditEvents: audits, ...fields } = job;
     const rest: Omit<Job, 'seq'> = { ...fields, tenant: fields.tenant ?? DEFAULT_TENANT };
-    const sealedBundle = await this.cipher.seal(await gzip(JSON.stringify(bundle)), context.bundle(rest.id));
+    const content = { jobContent: 1, bundles: { ...bundles, [CLINIC_TARGET]: bundle }, ...(audits ? { audits } : {}) };
+    const sealedBundle = await this.cipher.seal(await gzip(JSON.stringify(content)), context.bundle(rest.id));
     // One statement: the job and its Bundle are stored together or not at all. The sequence
     // number is the row's own; it is read back from the column, never from the JSON.
     const row = await this.db
@@ -112,11 +120,19 @@ export class D1Store implements DeliveryStore {
   }
 
   async getBundle(id: string): Promise<Bundle | undefined> {
+    return (await this.getContent(id))?.bundles[CLINIC_TARGET];
+  }
+
+  async getContent(id: string): Promise<JobContent | undefined> {
     const row = await this.db.prepare('SELECT bundle, purged_at FROM jobs WHERE id = ?1').bind(id).first<{ bundle: string | ArrayBuffer | number[]; purged_at: string | null }>();
     if (!row || row.purged_at) return undefined;
     // A row from before encryption holds the gzip bytes themselves.
     const gz = isJwe(row.bundle) ? await this.cipher.open(row.bundle, context.bundle(id)) : (row.bundle as ArrayBuffer | number[]);
-    return JSON.parse(await gunzip(gz)) as Bundle;
+    const stored = JSON.parse(await gunzip(gz)) as (JobContent & { jobContent: 1 }) | Bundle;
+    // A row from before per-target content holds the clinic's Bundle itself.
+    if ('resourceType' in stored) return { bundles: { [CLINIC_TARGET]: stored } };
+    const { jobContent: _v, ...content } = stored;
+    return content;
   }
 
   async saveJob(job: Job): Promise<void> {
@@ -180,5 +196,22 @@ export class D1Store implements DeliveryStore {
       )
       .bind(record.tenant, record.episodeKey, record.target, sealed)
       .run();
+  }
+
+  async putCoordination(record: CoordinationRecord): Promise<void> {
+    await this.db
+      .prepare(
+        'INSERT INTO coordination (tenant, episode_key, target, read_at, requests) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (tenant, episode_key, target) DO UPDATE SET read_at = excluded.read_at, requests = excluded.requests',
+      )
+      .bind(record.tenant, record.episodeKey, record.target, record.readAt, JSON.stringify(record.requests))
+      .run();
+  }
+
+  async listCoordination(tenant: string): Promise<CoordinationRecord[]> {
+    const { results } = await this.db
+      .prepare('SELECT episode_key, target, read_at, requests FROM coordination WHERE tenant = ?1 ORDER BY episode_key, target')
+      .bind(tenant)
+      .all<{ episode_key: string; target: string; read_at: string; requests: string }>();
+    return results.map((r) => ({ tenant, episodeKey: r.episode_key, target: r.target, readAt: r.read_at, requests: JSON.parse(r.requests) as CoordinationRecord['requests'] }));
   }
 }

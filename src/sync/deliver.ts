@@ -2,20 +2,31 @@
  * One delivery attempt of a job to its targets, and submission of new jobs. Everything
  * with side effects (store, HTTP, clock, randomness) comes in through `DeliveryDeps`, so
  * the same code runs in a queue consumer in workerd and in Node.
+ *
+ * A job has a target per server it writes to: always the clinic's own (`clinic`), and the
+ * parent's primary treatment team's (`primary.<orgNumber>`) when the sharing gate
+ * (src/coordination/) gives something to send there. Targets are independent: each has its
+ * own result, retries and ledger, and a fault on one never blocks or fails another. Each
+ * disclosure to a primary server, and each refusal because of consent, is audited on the
+ * clinic's server once its outcome is known (`Job.audits`).
  */
-import type { Bundle } from '@medplum/fhirtypes';
+import type { AuditEvent, Bundle } from '@medplum/fhirtypes';
+import { disclosureAuditEvent, withOutcome } from '../coordination/audit.ts';
+import type { ClosedReason } from '../coordination/gate.ts';
+import { clinicSharing } from '../coordination/gate.ts';
+import { sharePrimaryParsed } from '../coordination/share.ts';
 import { parseEpisode } from '../domain/parse.ts';
 import { MAPPING_VERSION, type MapOptions, mapParsedEpisode } from '../mapping/bundle.ts';
 import { DEV_IDENTITY, pseudonym } from '../mapping/identity.ts';
 import { MASTER_DATA_TYPES } from '../mapping/write-semantics.ts';
 import { RETRACTABLE_TYPES, applyOrdered, applyTransaction, capabilities, countWrites, retract, supplementMasterData } from './apply.ts';
 import { type FhirTargetClient, TargetError } from './client.ts';
+import { applyCancellations, readRequests } from './coordination.ts';
 import { redactOutcome } from './redact.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, decide } from './retry.ts';
-import type { DeliveryStore, Job, LedgerRecord, TargetResult } from './types.ts';
+import { CLINIC_TARGET, type DeliveryStore, type Job, type JobAudit, type JobContent, type LedgerRecord, type TargetResult, primaryTargetName } from './types.ts';
 
-/** The target that receives every episode: the clinic's own FHIR server. */
-export const CLINIC_TARGET = 'clinic';
+export { CLINIC_TARGET, primaryTargetName } from './types.ts';
 
 export interface DeliveryDeps {
   store: DeliveryStore;
@@ -36,17 +47,72 @@ export interface Submission {
   job: Job;
 }
 
+export interface SubmitOptions extends MapOptions {
+  /**
+   * The FHIR base URL of the target configured for a primary treatment organisation number,
+   * or undefined when none is (the gate's "a target is configured for that organisation").
+   * Absent: no primary targets.
+   */
+  primaryEndpoint?: (orgNumber: string) => string | undefined;
+  /** Who submits (recorded in the AuditEvents of the job's disclosures); never a token. */
+  caller?: string;
+}
+
 /**
- * Validates and maps an episode, then records a job for it. Throws the OperationOutcomeError
- * of a bad episode before anything is stored.
+ * Gate reasons that are refusals because of consent (audited). A gate closed because no
+ * primary organisation is named or no target is configured for it refuses nothing.
  */
-export async function submitEpisode(input: unknown, deps: Pick<DeliveryDeps, 'store' | 'now' | 'newId'>, options: MapOptions = {}): Promise<Job> {
+const CONSENT_REFUSALS: ReadonlySet<ClosedReason> = new Set(['consent-declined', 'consent-withdrawn', 'consent-expired', 'consent-not-yet-decided']);
+
+/**
+ * Validates and maps an episode, evaluates the sharing gate at the time of submission, then
+ * records a job for it: the clinic's Bundle (with a Task for the therapist where a risk may not
+ * be shared), the primary team's Bundle when the gate gives one with entries, and the
+ * AuditEvents of the disclosure or consent refusal. Throws the OperationOutcomeError of a bad
+ * episode before anything is stored.
+ */
+export async function submitEpisode(input: unknown, deps: Pick<DeliveryDeps, 'store' | 'now' | 'newId'>, options: SubmitOptions = {}): Promise<Job> {
   const episode = parseEpisode(input, options);
   const identity = options.identity ?? DEV_IDENTITY;
-  const bundle = mapParsedEpisode(episode, identity);
   const at = new Date(deps.now()).toISOString();
+  const endpoint = options.primaryEndpoint ?? (() => undefined);
+  const shared = sharePrimaryParsed(episode, { at, hasTarget: (org) => endpoint(org) !== undefined, identity });
+  const bundle = mapParsedEpisode(episode, identity, clinicSharing(shared.gate));
+  const id = deps.newId();
+
+  const targets: Job['targets'] = { [CLINIC_TARGET]: { status: 'pending' } };
+  const bundles: Record<string, Bundle> = {};
+  const audits: JobAudit[] = [];
+  const auditEvents: Record<string, AuditEvent> = {};
+  const org = episode.primaryTreatment?.organization.orgNumber;
+  if (org) {
+    const target = primaryTargetName(org);
+    if (shared.bundle.entry?.length) {
+      targets[target] = { status: 'pending' };
+      bundles[target] = shared.bundle;
+    }
+    const gate = shared.gate;
+    const refusal = !gate.open && CONSENT_REFUSALS.has(gate.reason);
+    if (gate.open || refusal) {
+      const key = `${id}|${target}`;
+      const reason = gate.open ? undefined : gate.text;
+      audits.push({ key, target, kind: gate.open ? 'disclosure' : 'refusal', status: 'waiting', round: 0, attempts: 0, ...(reason ? { reason, at } : {}) });
+      auditEvents[key] = disclosureAuditEvent({
+        key,
+        at,
+        episode,
+        identity,
+        caller: options.caller,
+        recipient: { orgNumber: org, ...(endpoint(org) ? { endpoint: endpoint(org) } : {}) },
+        sent: gate.open ? shared.bundle : undefined,
+        outcome: gate.open ? 'success' : 'refused',
+        reason,
+      });
+    }
+  }
+
   return deps.store.createJob({
-    id: deps.newId(),
+    id,
     episodeKey: `${episode.clinic.orgNumber}/${episode.episodeId}`,
     // Keyed, so that the key in queues, Durable Object names and storage reveals no national id.
     parentKey: pseudonym(identity, `parent|${episode.clinic.orgNumber}|${episode.parent.nationalId}`),
@@ -56,14 +122,27 @@ export async function submitEpisode(input: unknown, deps: Pick<DeliveryDeps, 'st
     attempts: 0,
     createdAt: at,
     updatedAt: at,
-    targets: { [CLINIC_TARGET]: { status: 'pending' } },
+    targets,
+    ...(audits.length ? { audits } : {}),
     bundle,
+    ...(Object.keys(bundles).length ? { bundles } : {}),
+    ...(audits.length ? { auditEvents } : {}),
   });
 }
 
 export type AttemptResult = { done: true; job: Job } | { done: false; job: Job; delayMs: number };
 
 const FINAL = new Set(['delivered', 'failed', 'dead']);
+
+/** Target states as job states; an audit as the state of a target. */
+const AUDIT_AS_TARGET: Record<JobAudit['status'], TargetResult['status']> = {
+  waiting: 'pending',
+  retrying: 'retrying',
+  written: 'delivered',
+  skipped: 'delivered',
+  failed: 'failed',
+  dead: 'dead',
+};
 
 /**
  * Runs one attempt of a job. Idempotent: a job already finished is left alone (a queue may
@@ -74,13 +153,18 @@ export async function attemptJob(jobId: string, deps: DeliveryDeps): Promise<Att
   const job = await deps.store.getJob(jobId);
   if (!job) return undefined;
   if (FINAL.has(job.status)) return { done: true, job };
-  const bundle = await deps.store.getBundle(jobId);
-  if (!bundle) throw new Error('job has no bundle');
+  const content = await deps.store.getContent(jobId);
+  if (!content) throw new Error('job has no bundle');
 
   job.attempts += 1;
   let retryIn: number | undefined;
   for (const [target, result] of Object.entries(job.targets)) {
     if (FINAL.has(result.status)) continue;
+    const bundle = content.bundles[target];
+    if (!bundle) {
+      job.targets[target] = { status: 'failed', error: 'the job holds no Bundle for this target' };
+      continue;
+    }
     try {
       job.targets[target] = await deliverToTarget(job, bundle, target, deps);
     } catch (e) {
@@ -98,13 +182,18 @@ export async function attemptJob(jobId: string, deps: DeliveryDeps): Promise<Att
         ...(failure?.status !== undefined ? { httpStatus: failure.status } : {}),
         // Kept capped and without the national ids, names and phone numbers a server may quote.
         ...(failure?.outcome ? { outcome: redactOutcome(failure.outcome, bundle) } : {}),
+        // What was last read back of the requests stays shown while the target retries.
+        ...(result.requests ? { requests: result.requests, ...(result.requestsReadAt ? { requestsReadAt: result.requestsReadAt } : {}) } : {}),
       };
       job.targets[target] = base;
       if (decision.retry) retryIn = Math.max(retryIn ?? 0, decision.delayMs);
       if (!failure) console.error('delivery attempt failed', (e as Error)?.name ?? 'error');
     }
   }
-  const statuses = Object.values(job.targets).map((t) => t.status);
+  const auditRetry = await writeAudits(job, content, deps, policy);
+  if (auditRetry !== undefined) retryIn = Math.max(retryIn ?? 0, auditRetry);
+
+  const statuses = [...Object.values(job.targets).map((t) => t.status), ...(job.audits ?? []).map((a) => AUDIT_AS_TARGET[a.status])];
   job.status = statuses.includes('retrying') ? 'retrying' : statuses.includes('dead') ? 'dead' : statuses.includes('failed') ? 'failed' : 'delivered';
   job.updatedAt = new Date(deps.now()).toISOString();
   if (retryIn !== undefined && job.status === 'retrying') job.nextAttemptAt = new Date(deps.now() + retryIn).toISOString();
@@ -113,16 +202,98 @@ export async function attemptJob(jobId: string, deps: DeliveryDeps): Promise<Att
   return job.status === 'retrying' ? { done: false, job, delayMs: retryIn ?? 0 } : { done: true, job };
 }
 
+/** A UUID derived from a base id and a suffix (the AuditEvent of a later round of a replayed job). */
+async function derivedUuid(base: string, suffix: string): Promise<string> {
+  const h = await sha256Hex(`${base}|${suffix}`);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((Number.parseInt(h.slice(16, 18), 16) & 0x3f) | 0x80).toString(16)}${h.slice(18, 20)}-${h.slice(20, 32)}`;
+}
+
+/** What the refusal's AuditEvent says happened on the primary server (cancellations of open requests). */
+function refusalText(a: JobAudit, target: TargetResult | undefined): string | undefined {
+  if (!target) return a.reason;
+  const what =
+    target.status === 'delivered'
+      ? `nothing new sent; open coordination requests cancelled there: ${target.counts?.updated ?? 0}`
+      : `nothing new sent; cancelling the open coordination requests there ${target.status === 'failed' ? 'was refused by the server' : 'failed'}`;
+  return a.reason ? `${a.reason}; ${what}` : what;
+}
+
+/**
+ * Writes the AuditEvents whose outcome is now known to the clinic's server (`PUT
+ * AuditEvent/{id}`: a repeat after a lost answer writes the same event again, never a second
+ * one). A disclosure's outcome is known once its primary target has finished: success when it
+ * was delivered, failed when it failed or gave up; a send that changed nothing on the primary
+ * server (unchanged, superseded) disclosed nothing and is not audited. A refusal is written once
+ * the cancellation of open requests, if any, has finished. Each audit has its own retry budget.
+ * Returns the delay before the next try when one is needed.
+ */
+async function writeAudits(job: Job, content: JobContent, deps: DeliveryDeps, policy: RetryPolicy): Promise<number | undefined> {
+  let retryIn: number | undefined;
+  let client: FhirTargetClient | undefined;
+  for (const a of job.audits ?? []) {
+    if (a.status !== 'waiting' && a.status !== 'retrying') continue;
+    const target = job.targets[a.target];
+    if (target && !FINAL.has(target.status)) continue;
+    if (a.outcome === undefined) {
+      if (a.kind === 'refusal') {
+        a.outcome = 'refused';
+      } else {
+        if (!target || (target.status === 'delivered' && (target.unchanged || target.superseded))) {
+          a.status = 'skipped';
+          continue;
+        }
+        a.outcome = target.status === 'delivered' ? 'success' : 'failed';
+        a.at = target.deliveredAt ?? new Date(deps.now()).toISOString();
+        if (a.outcome === 'failed') a.reason = `not delivered (${target.status}): ${target.error ?? 'error'}`;
+      }
+    }
+    const template = content.audits?.[a.key];
+    if (!template?.id) {
+      a.status = 'failed';
+      a.error = 'the job holds no AuditEvent for this disclosure';
+      continue;
+    }
+    const id = a.round ? await derivedUuid(template.id, `round-${a.round}`) : template.id;
+    const event = withOutcome({ ...template, id }, a.outcome, a.at ?? new Date(deps.now()).toISOString(), a.kind === 'refusal' ? refusalText(a, target) : a.reason);
+    a.attempts += 1;
+    try {
+      client ??= deps.clientFor(CLINIC_TARGET);
+      await client.request('PUT', `AuditEvent/${id}`, event);
+      a.status = 'written';
+      a.writtenAt = new Date(deps.now()).toISOString();
+      delete a.error;
+      delete a.httpStatus;
+    } catch (e) {
+      const failure = e instanceof TargetError ? e : undefined;
+      const decision = decide(failure ? { kind: failure.kind, status: failure.status, retryAfter: failure.retryAfter } : { kind: 'network' }, a.attempts, policy, deps.now(), deps.random);
+      a.status = decision.retry ? 'retrying' : failure?.kind === 'http' && failure.status !== undefined && failure.status < 500 && failure.status !== 429 ? 'failed' : 'dead';
+      a.error = failure ? failure.message : 'internal error while writing the audit';
+      if (failure?.status !== undefined) a.httpStatus = failure.status;
+      else delete a.httpStatus;
+      if (decision.retry) retryIn = Math.max(retryIn ?? 0, decision.delayMs);
+      if (!failure) console.error('audit write failed', (e as Error)?.name ?? 'error');
+    }
+  }
+  return retryIn;
+}
+
+/** Whether a target name is a primary treatment team's. */
+const isPrimary = (target: string): boolean => target.startsWith('primary.');
+
 async function deliverToTarget(job: Job, bundle: Bundle, target: string, deps: DeliveryDeps): Promise<TargetResult> {
   const at = () => new Date(deps.now()).toISOString();
+  // The clinic's hash was taken at submission; another target's Bundle is hashed the same way.
+  const contentHash = target === CLINIC_TARGET ? job.contentHash : await sha256Hex(JSON.stringify(bundle));
   const ledger = await deps.store.getLedger(job.tenant, job.episodeKey, target);
   if (ledger && ledger.seq > job.seq) return { status: 'delivered', superseded: true, written: 0, counts: { created: 0, updated: 0, unchanged: 0 }, deliveredAt: at() };
-  if (ledger && ledger.contentHash === job.contentHash && ledger.mappingVersion === job.mappingVersion) {
+  if (ledger && ledger.contentHash === contentHash && ledger.mappingVersion === job.mappingVersion) {
     await deps.store.putLedger({ ...ledger, seq: job.seq });
     const entries = bundle.entry?.length ?? 0;
-    return { status: 'delivered', unchanged: true, written: 0, retracted: 0, counts: { created: 0, updated: 0, unchanged: entries }, deliveredAt: at() };
+    const result: TargetResult = { status: 'delivered', unchanged: true, written: 0, retracted: 0, counts: { created: 0, updated: 0, unchanged: entries }, deliveredAt: at() };
+    return isPrimary(target) ? withRequests(result, job, target, ledger.resources, deps) : result;
   }
   const client = deps.clientFor(target);
+  if (bundle.type === 'batch') return deliverCancellations(job, bundle, target, contentHash, ledger, client, deps);
   const caps = await capabilities(client, deps.now());
   const applied = await supplementMasterData(client, bundle, caps.transaction ? await applyTransaction(client, bundle) : await applyOrdered(client, bundle));
   const previous = new Map((ledger?.resources ?? []).filter((r) => !r.retracted).map((r) => [r.key, r.versionId]));
@@ -130,12 +301,19 @@ async function deliverToTarget(job: Job, bundle: Bundle, target: string, deps: D
   const written = applied.map(({ key, type, id, versionId }) => ({ key, type, id, ...(versionId ? { versionId } : {}) }));
 
   // What this episode had on the server but no longer has: withdraw it, never leave or delete
-  // it. Master data is shared with other episodes and systems: it stays as it is.
+  // it. Master data is shared with other episodes and systems: it stays as it is. A
+  // coordination request (Task) is never withdrawn (the receiver may have acted on it): it
+  // stays in the ledger, so that its status is still read back.
   const current = new Set(written.map((w) => w.key));
   const kept: LedgerRecord['resources'] = [];
   let retracted = 0;
   for (const r of ledger?.resources ?? []) {
-    if (current.has(r.key) || !RETRACTABLE_TYPES.has(r.type) || MASTER_DATA_TYPES.has(r.type)) continue;
+    if (current.has(r.key)) continue;
+    if (r.type === 'Task') {
+      kept.push(r);
+      continue;
+    }
+    if (!RETRACTABLE_TYPES.has(r.type) || MASTER_DATA_TYPES.has(r.type)) continue;
     if (!r.retracted) {
       const done = await retract(client, r.type, r.id);
       retracted += 1;
@@ -148,12 +326,75 @@ async function deliverToTarget(job: Job, bundle: Bundle, target: string, deps: D
     episodeKey: job.episodeKey,
     target,
     seq: job.seq,
-    contentHash: job.contentHash,
+    contentHash,
     mappingVersion: job.mappingVersion,
     deliveredAt: at(),
     resources,
   });
-  return { status: 'delivered', written: written.length, retracted, counts, deliveredAt: at() };
+  const result: TargetResult = { status: 'delivered', written: written.length, retracted, counts, deliveredAt: at() };
+  return isPrimary(target) ? withRequests(result, job, target, resources, deps, client) : result;
+}
+
+/**
+ * A consent that was active is withdrawn or has expired: cancel the bridge's requests still
+ * open on the primary server (src/sync/coordination.ts) and nothing else. Nothing is retracted:
+ * what the primary team received stays in their record. The ledger keeps what it knew, with the
+ * cancelled Tasks' new versions.
+ */
+async function deliverCancellations(
+  job: Job,
+  bundle: Bundle,
+  target: string,
+  contentHash: string,
+  ledger: LedgerRecord | undefined,
+  client: FhirTargetClient,
+  deps: DeliveryDeps,
+): Promise<TargetResult> {
+  const at = () => new Date(deps.now()).toISOString();
+  const done = await applyCancellations(client, bundle);
+  const resources = [...(ledger?.resources ?? [])];
+  for (const c of done) {
+    if (!c.id) continue;
+    const i = resources.findIndex((r) => r.key === c.key);
+    const entry = { key: c.key, type: 'Task', id: c.id, ...(c.versionId ? { versionId: c.versionId } : {}) };
+    if (i >= 0) resources[i] = entry;
+    else resources.push(entry);
+  }
+  await deps.store.putLedger({ tenant: job.tenant, episodeKey: job.episodeKey, target, seq: job.seq, contentHash, mappingVersion: job.mappingVersion, deliveredAt: at(), resources });
+  const cancelled = done.filter((c) => c.result === 'cancelled').length;
+  const result: TargetResult = {
+    status: 'delivered',
+    written: cancelled,
+    retracted: 0,
+    counts: { created: 0, updated: cancelled, unchanged: done.length - cancelled },
+    deliveredAt: at(),
+  };
+  return withRequests(result, job, target, resources, deps, client);
+}
+
+/**
+ * Adds the coordination requests read back from the primary server (the Tasks the ledger
+ * knows) to a successful result, and keeps them for `listCoordination`. Best effort: the
+ * delivery succeeded whatever the read gives; a failed read leaves the result without them.
+ */
+async function withRequests(
+  result: TargetResult,
+  job: Job,
+  target: string,
+  resources: LedgerRecord['resources'],
+  deps: DeliveryDeps,
+  client: FhirTargetClient = deps.clientFor(target),
+): Promise<TargetResult> {
+  const tasks = resources.filter((r) => r.type === 'Task' && r.key.startsWith('Task?'));
+  try {
+    const requests = await readRequests(client, tasks);
+    const readAt = new Date(deps.now()).toISOString();
+    await deps.store.putCoordination({ tenant: job.tenant, episodeKey: job.episodeKey, target, readAt, requests });
+    return { ...result, requests, requestsReadAt: readAt };
+  } catch (e) {
+    if (!(e instanceof TargetError)) throw e;
+    return result;
+  }
 }
 
 /** Puts a finished (dead or failed) job back in the queue state; the caller enqueues it. */
@@ -165,7 +406,28 @@ export async function resetForReplay(jobId: string, store: DeliveryStore, nowMs:
   job.attempts = 0;
   job.updatedAt = new Date(nowMs).toISOString();
   delete job.nextAttemptAt;
-  for (const t of Object.values(job.targets)) if (t.status === 'dead' || t.status === 'failed') t.status = 'pending';
+  const rerun = new Set<string>();
+  for (const [name, t] of Object.entries(job.targets)) {
+    if (t.status === 'dead' || t.status === 'failed') {
+      t.status = 'pending';
+      rerun.add(name);
+    }
+  }
+  // An audit whose write gave up is written again; a disclosure whose target runs again gets
+  // the new outcome: in a new AuditEvent when the earlier outcome was already written.
+  const audits: JobAudit[] = [];
+  for (const a of job.audits ?? []) {
+    const again = rerun.has(a.target) && a.kind === 'disclosure';
+    if (a.status === 'written' || a.status === 'skipped') {
+      audits.push(a);
+      const latest = !(job.audits ?? []).some((b) => b.key === a.key && b.round > a.round);
+      if (again && latest) audits.push({ key: a.key, target: a.target, kind: a.kind, status: 'waiting', round: a.round + 1, attempts: 0 });
+      continue;
+    }
+    const { error: _e, httpStatus: _h, ...rest } = a;
+    audits.push({ ...rest, status: 'waiting', attempts: 0, ...(again ? { outcome: undefined, at: undefined, reason: undefined } : {}) });
+  }
+  if (job.audits) job.audits = audits.map((a) => JSON.parse(JSON.stringify(a)) as JobAudit);
   await store.saveJob(job);
   return { job, replayed: true };
 }

@@ -1,22 +1,27 @@
 /** In-memory DeliveryStore for Node (CLI, local runs, tests). */
-import type { Bundle } from '@medplum/fhirtypes';
 import { DEFAULT_TENANT } from '../auth/tenants.ts';
-import { type DeliveryStore, FINISHED_STATUSES, type Job, type JobStatus, type LedgerRecord, type NewJob } from './types.ts';
+import { CLINIC_TARGET, type CoordinationRecord, type DeliveryStore, FINISHED_STATUSES, type Job, type JobContent, type JobStatus, type LedgerRecord, type NewJob } from './types.ts';
 
 const copy = <T>(v: T): T => structuredClone(v);
 
 export class MemoryStore implements DeliveryStore {
   private seq = 0;
   private readonly jobs = new Map<string, Job>();
-  private readonly bundles = new Map<string, Bundle>();
+  private readonly contents = new Map<string, JobContent>();
   private readonly ledger = new Map<string, LedgerRecord>();
+  private readonly coordination = new Map<string, CoordinationRecord>();
 
   async createJob(job: NewJob): Promise<Job> {
-    const { bundle, ...rest } = job;
+    const { bundle, bundles, auditEvents: audits, ...rest } = job;
     const stored: Job = { ...copy(rest), tenant: rest.tenant ?? DEFAULT_TENANT, seq: ++this.seq };
     this.jobs.set(stored.id, stored);
-    this.bundles.set(stored.id, copy(bundle));
+    this.contents.set(stored.id, copy({ bundles: { ...bundles, [CLINIC_TARGET]: bundle }, ...(audits ? { audits } : {}) }));
     return copy(stored);
+  }
+  async getContent(id: string) {
+    if (this.jobs.get(id)?.purgedAt) return undefined;
+    const c = this.contents.get(id);
+    return c && copy(c);
   }
   async getJob(id: string) {
     const j = this.jobs.get(id);
@@ -24,7 +29,7 @@ export class MemoryStore implements DeliveryStore {
   }
   async getBundle(id: string) {
     if (this.jobs.get(id)?.purgedAt) return undefined;
-    const b = this.bundles.get(id);
+    const b = this.contents.get(id)?.bundles[CLINIC_TARGET];
     return b && copy(b);
   }
   async saveJob(job: Job) {
@@ -59,7 +64,7 @@ export class MemoryStore implements DeliveryStore {
       .slice(0, filter.limit);
     for (const j of due) {
       j.purgedAt = filter.at;
-      this.bundles.delete(j.id);
+      this.contents.delete(j.id);
     }
     return due.length;
   }
@@ -69,5 +74,14 @@ export class MemoryStore implements DeliveryStore {
   }
   async putLedger(record: LedgerRecord) {
     this.ledger.set(JSON.stringify([record.tenant, record.episodeKey, record.target]), copy(record));
+  }
+  async putCoordination(record: CoordinationRecord) {
+    this.coordination.set(JSON.stringify([record.tenant, record.episodeKey, record.target]), copy(record));
+  }
+  async listCoordination(tenant: string) {
+    return [...this.coordination.values()]
+      .filter((r) => r.tenant === tenant)
+      .sort((a, b) => (a.episodeKey < b.episodeKey ? -1 : a.episodeKey > b.episodeKey ? 1 : a.target < b.target ? -1 : a.target > b.target ? 1 : 0))
+      .map(copy);
   }
 }

@@ -4,7 +4,7 @@
  * (memory + LocalQueue) share the routes.
  */
 import type { MapOptions } from '../mapping/bundle.ts';
-import { resetForReplay, submitEpisode } from './deliver.ts';
+import { type SubmitOptions, resetForReplay, submitEpisode } from './deliver.ts';
 import type { DeliveryStore, Job, JobStatus, NewJob } from './types.ts';
 
 export interface DeliveryQueue {
@@ -56,16 +56,22 @@ function stampingOwner(store: DeliveryStore, owner: Owner | undefined): Delivery
   return stamped;
 }
 
+/**
+ * The delivery service over a store and a queue. `primaryEndpoint` says which primary
+ * treatment organisations have a target configured (their FHIR base URL): the sharing gate
+ * opens only for those (shared contract `sharing.md`).
+ */
 export function createDeliveryService(
   store: DeliveryStore,
   queue: DeliveryQueue,
-  opts: MapOptions & { now?: () => number; newId?: () => string; limiter?: WriteLimiter } = {},
+  opts: MapOptions & Pick<SubmitOptions, 'primaryEndpoint'> & { now?: () => number; newId?: () => string; limiter?: WriteLimiter } = {},
 ): DeliveryService {
   const deps = { store, now: opts.now ?? Date.now, newId: opts.newId ?? (() => crypto.randomUUID()) };
-  const parse: MapOptions = { allowSyntheticIds: opts.allowSyntheticIds, identity: opts.identity };
+  const base: SubmitOptions = { allowSyntheticIds: opts.allowSyntheticIds, identity: opts.identity, primaryEndpoint: opts.primaryEndpoint };
+  const parse = (owner: Owner | undefined): SubmitOptions => (owner ? { ...base, caller: owner.caller } : base);
   return {
     async submit(input, owner) {
-      const job = await submitEpisode(input, { ...deps, store: stampingOwner(store, owner) }, parse);
+      const job = await submitEpisode(input, { ...deps, store: stampingOwner(store, owner) }, parse(owner));
       await queue.send([{ jobId: job.id, parentKey: job.parentKey }]);
       return job;
     },
@@ -74,7 +80,7 @@ export function createDeliveryService(
       const results: ({ ok: true; job: Job } | { ok: false; error: unknown })[] = [];
       for (const input of inputs) {
         try {
-          results.push({ ok: true, job: await submitEpisode(input, stamped, parse) });
+          results.push({ ok: true, job: await submitEpisode(input, stamped, parse(owner)) });
         } catch (error) {
           results.push({ ok: false, error });
         }

@@ -91,6 +91,8 @@ export async function markDead(store: DeliveryStore, jobId: string, reason: stri
   for (const [name, target] of Object.entries(job.targets)) {
     if (!(FINISHED_STATUSES as readonly string[]).includes(target.status)) job.targets[name] = { ...target, status: 'dead', error: reason };
   }
+  // An audit not yet written is dead too: a replay writes it.
+  for (const a of job.audits ?? []) if (a.status === 'waiting' || a.status === 'retrying') Object.assign(a, { status: 'dead', error: reason });
   job.status = 'dead';
   job.updatedAt = iso(nowMs);
   delete job.nextAttemptAt;

@@ -1,7 +1,8 @@
 /**
  * Delivers one episode straight to a FHIR base URL, for integrators trying a server by
  * hand: the same mapping, conditional writes and retry policy as the queue, without the
- * ledger (every run writes the whole episode). So that its counts can say what a run
+ * ledger (every run writes the whole episode). With a primary treatment server, what the
+ * consent allows goes there too and is audited on the clinic's server. So that its counts can say what a run
  * changed, it first reads the versions the server holds of the episode's resources and
  * gives them to the delivery as the previous versions.
  */
@@ -19,6 +20,12 @@ import type { Job, LedgerRecord } from './types.ts';
 export interface SyncOptions {
   baseUrl: string;
   bearer?: string;
+  /**
+   * The primary treatment team's FHIR server for the episode's primary organisation: what the
+   * consent allows goes there (src/coordination/share.ts), and each disclosure or refusal is
+   * audited on `baseUrl`. Without it no primary target is configured and nothing is shared.
+   */
+  primary?: { baseUrl: string; bearer?: string };
   allowSyntheticIds?: boolean;
   /** The deployment's identifier namespace and pseudonym secret (identity.ts). */
   identity?: IdentityOptions;
@@ -27,49 +34,80 @@ export interface SyncOptions {
   /** Progress lines (never carrying personal data or the token). */
   log?: (line: string) => void;
   sleep?: (ms: number) => Promise<void>;
+  /** The clock (the sharing gate is evaluated at submission). */
+  now?: () => number;
+}
+
+/** One target's outcome: its base URL and the job's result for it (for a primary target with the coordination requests read back). */
+export interface SyncTargetReport {
+  url: string;
+  result: Job['targets'][string];
 }
 
 export interface SyncResult {
   delivered: boolean;
-  report: { episode: string; status: Job['status']; attempts: number; target: string; result: Job['targets'][string] };
+  report: {
+    episode: string;
+    status: Job['status'];
+    attempts: number;
+    /** The clinic target's base URL and result (as before primary targets). */
+    target: string;
+    result: Job['targets'][string];
+    /** Every target of the job by name (`clinic`, `primary.<orgNumber>`). */
+    targets: Record<string, SyncTargetReport>;
+    /** The disclosures and consent refusals audited on the clinic's server. */
+    audits: NonNullable<Job['audits']>;
+  };
 }
 
 /** Throws OperationOutcomeError for a bad episode (nothing is sent). */
 export async function syncOnce(input: unknown, opts: SyncOptions): Promise<SyncResult> {
   const store = new MemoryStore();
   const fetchImpl = opts.fetch ?? ((...a: Parameters<typeof fetch>) => fetch(...a));
-  const client = new FhirTargetClient(opts.baseUrl, {
-    fetch: fetchImpl,
-    authorization: async () => (opts.bearer ? `Bearer ${opts.bearer}` : undefined),
-  });
+  const clientOf = (baseUrl: string, bearer: string | undefined) =>
+    new FhirTargetClient(baseUrl, { fetch: fetchImpl, authorization: async () => (bearer ? `Bearer ${bearer}` : undefined) });
+  const client = clientOf(opts.baseUrl, opts.bearer);
+  const primary = opts.primary ? clientOf(opts.primary.baseUrl, opts.primary.bearer) : undefined;
+  const now = opts.now ?? Date.now;
   const deps = {
     store,
-    clientFor: () => client,
-    now: Date.now,
+    // Every primary target is the one --primary names: it stands for the episode's primary organisation.
+    clientFor: (name: string) => (name === CLINIC_TARGET ? client : (primary ?? client)),
+    now,
     random: Math.random,
     newId: () => crypto.randomUUID(),
     policy: opts.policy ?? DEFAULT_RETRY_POLICY,
   };
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const job = await submitEpisode(input, deps, { allowSyntheticIds: opts.allowSyntheticIds, identity: opts.identity });
-  const bundle = await store.getBundle(job.id);
-  const versions = bundle ? await currentVersions(client, bundle) : [];
-  // Versions only: no content hash, so the run still writes everything, and only this
-  // bundle's keys, so nothing is taken for a resource that left the episode.
-  if (versions.length) {
-    await store.putLedger({ tenant: job.tenant, episodeKey: job.episodeKey, target: CLINIC_TARGET, seq: 0, contentHash: '', mappingVersion: '', deliveredAt: '', resources: versions });
+  const job = await submitEpisode(input, deps, {
+    allowSyntheticIds: opts.allowSyntheticIds,
+    identity: opts.identity,
+    caller: 'imh-bridge sync',
+    ...(primary ? { primaryEndpoint: () => primary.baseUrl } : {}),
+  });
+  const content = await store.getContent(job.id);
+  for (const [target, bundle] of Object.entries(content?.bundles ?? {})) {
+    const versions = await currentVersions(deps.clientFor(target), bundle);
+    // Versions only: no content hash, so the run still writes everything, and only this
+    // bundle's keys, so nothing is taken for a resource that left the episode.
+    if (versions.length) {
+      await store.putLedger({ tenant: job.tenant, episodeKey: job.episodeKey, target, seq: 0, contentHash: '', mappingVersion: '', deliveredAt: '', resources: versions });
+    }
   }
   for (;;) {
     const r = await attemptJob(job.id, deps);
     if (!r) throw new OperationOutcomeError({ resourceType: 'OperationOutcome', issue: [{ severity: 'fatal', code: 'exception', details: { text: 'job vanished' } }] }, 500);
     const result = r.job.targets[CLINIC_TARGET] as Job['targets'][string];
     if (r.done) {
+      const targets = Object.fromEntries(Object.entries(r.job.targets).map(([name, t]) => [name, { url: deps.clientFor(name).baseUrl, result: t }]));
       return {
         delivered: r.job.status === 'delivered',
-        report: { episode: r.job.episodeKey, status: r.job.status, attempts: r.job.attempts, target: client.baseUrl, result },
+        report: { episode: r.job.episodeKey, status: r.job.status, attempts: r.job.attempts, target: client.baseUrl, result, targets, audits: r.job.audits ?? [] },
       };
     }
-    opts.log?.(`attempt ${r.job.attempts} failed (${result.error ?? 'error'}); retrying in ${Math.round(r.delayMs / 100) / 10} s`);
+    const failing = Object.entries(r.job.targets).filter(([, t]) => t.status === 'retrying');
+    const why = failing.length ? failing.map(([name, t]) => `${name}: ${t.error ?? 'error'}`).join('; ') : 'audit write failed';
+    opts.log?.(`attempt ${r.job.attempts} failed (${why}); retrying in ${Math.round(r.delayMs / 100) / 10} s`);
     await sleep(r.delayMs);
   }
 }

@@ -1,7 +1,7 @@
 /** FHIR clients for the configured targets, with their credentials. */
 import { type TokenProvider, type TokenProviderDeps, createTokenProvider } from '../auth/backend-services.ts';
 import type { BridgeConfig, TargetConfig } from '../config.ts';
-import { CLINIC_TARGET } from './deliver.ts';
+import { CLINIC_TARGET } from './types.ts';
 import { FhirTargetClient } from './client.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
 
@@ -62,6 +62,11 @@ export function clientFactory(config: BridgeConfig, fetchImpl: typeof fetch, now
       timeoutMs: target.timeoutMs,
     });
   };
+}
+
+/** The FHIR base URL configured for a primary treatment organisation number, if any (the sharing gate's "a target is configured"). */
+export function primaryEndpoint(config: BridgeConfig): (orgNumber: string) => string | undefined {
+  return (orgNumber) => (Object.hasOwn(config.targets.primary, orgNumber) ? config.targets.primary[orgNumber]?.baseUrl : undefined);
 }
 
 export function retryPolicy(config: BridgeConfig): RetryPolicy {

@@ -1,6 +1,12 @@
 /** Delivery jobs, per-target results and the ledger, as stored. */
-import type { Bundle, OperationOutcome } from '@medplum/fhirtypes';
+import type { AuditEvent, Bundle, OperationOutcome } from '@medplum/fhirtypes';
 import type { WriteCounts, WrittenResource } from './apply.ts';
+
+/** The target that receives every episode: the clinic's own FHIR server. */
+export const CLINIC_TARGET = 'clinic';
+
+/** The job target name of the primary treatment team with this organisation number. */
+export const primaryTargetName = (orgNumber: string): string => `primary.${orgNumber}`;
 
 export type JobStatus = 'queued' | 'retrying' | 'delivered' | 'failed' | 'dead';
 export type TargetStatus = 'pending' | 'retrying' | 'delivered' | 'failed' | 'dead';
@@ -28,6 +34,76 @@ export interface TargetResult {
   httpStatus?: number;
   /** The server's OperationOutcome when it refused. */
   outcome?: OperationOutcome;
+  /**
+   * Primary treatment targets only: the bridge's own coordination requests (Task) for this
+   * episode as the primary server holds them, read back after the last successful delivery.
+   */
+  requests?: CoordinationRequest[];
+  /** When `requests` was read (absent when the read-back failed or was never done). */
+  requestsReadAt?: string;
+}
+
+/**
+ * One coordination request (Task) of the bridge on a primary treatment server, as read back
+ * (shared contract `sharing.md`, "Coordination requests"). Carries no personal data.
+ */
+export interface CoordinationRequest {
+  /** `guidance-started`, `risk-follow-up` or `guidance-ended` (CodeSystem coordination-request). */
+  occasion: string;
+  /** The request's business identifier value (`{episodeId}/…`), as the bridge wrote it. */
+  identifier: string;
+  /** Task.status on the primary server; `not-found` when the Task is no longer there. */
+  status: string;
+  /** Task.priority (`routine`, `urgent`). */
+  priority?: string;
+  /** Task.restriction.period.end: when the request is due (risk follow-up: a day after the assessment). */
+  due?: string;
+  authoredOn?: string;
+  /** Task.meta.lastUpdated on the primary server. */
+  lastModified?: string;
+}
+
+/**
+ * A disclosure to a primary treatment target, or a refusal because of consent, to be audited
+ * on the clinic's own server (src/coordination/audit.ts): written (`PUT AuditEvent/{id}`) only
+ * once the outcome it records is known, retried like any write, never duplicated.
+ */
+export interface JobAudit {
+  /** Names the stored AuditEvent of the job content (`{job id}|{target}`). */
+  key: string;
+  /** The primary target (`primary.<orgNumber>`) the disclosure or refusal concerns. */
+  target: string;
+  kind: 'disclosure' | 'refusal';
+  /**
+   * waiting: the outcome is not known yet (its target has not finished); retrying: the write
+   * failed and is tried again; written; skipped: nothing was sent (an unchanged or superseded
+   * send), so nothing was disclosed; failed/dead: the write was refused or gave up.
+   */
+  status: 'waiting' | 'retrying' | 'written' | 'skipped' | 'failed' | 'dead';
+  /** Replays of the job after this audit was written: each later outcome gets its own AuditEvent. */
+  round: number;
+  /** The outcome recorded, fixed once known so that a retried write sends the same event. */
+  outcome?: 'success' | 'failed' | 'refused';
+  /** When the outcome happened (the AuditEvent's `recorded`). */
+  at?: string;
+  /** Why it failed or was refused, in words without personal data. */
+  reason?: string;
+  /** Write attempts of this audit (its own retry budget). */
+  attempts: number;
+  writtenAt?: string;
+  /** Last failure of the write, in words without personal data. */
+  error?: string;
+  httpStatus?: number;
+}
+
+/**
+ * What a job sends: one Bundle per target (`clinic`, `primary.<orgNumber>`) and the
+ * AuditEvents of its disclosures (by `JobAudit.key`, outcome still to be set). Patient data:
+ * stored encrypted where the store is durable.
+ */
+export interface JobContent {
+  bundles: Record<string, Bundle>;
+  audits?: Record<string, AuditEvent>;
 }
 
 export interface Job {
@@ -46,6 +122,8 @@ export interface Job {
   updatedAt: string;
   nextAttemptAt?: string;
   targets: Record<string, TargetResult>;
+  /** Disclosures and consent refusals to audit on the clinic's server (see JobAudit). */
+  audits?: JobAudit[];
   /**
    * Who submitted the job: a JWT's client id (`client_id`, `azp`) or subject, a static
    * API token's configured name, or `local` where the API is open. Never a token.
@@ -66,7 +144,24 @@ export interface Job {
 /** A job to store; without a tenant it belongs to the default tenant (`local`). */
 export interface NewJob extends Omit<Job, 'seq' | 'tenant'> {
   tenant?: string;
+  /** The clinic target's Bundle. */
   bundle: Bundle;
+  /** Bundles of the other targets (`primary.<orgNumber>`), by target name. */
+  bundles?: Record<string, Bundle>;
+  /** AuditEvents to write once their outcome is known, by `JobAudit.key`. */
+  auditEvents?: Record<string, AuditEvent>;
+}
+
+/**
+ * The latest coordination requests read back for one episode from one primary target, per
+ * tenant (what `listCoordination` lists). No personal data.
+ */
+export interface CoordinationRecord {
+  tenant: string;
+  episodeKey: string;
+  target: string;
+  readAt: string;
+  requests: CoordinationRequest[];
 }
 
 /**
@@ -89,12 +184,19 @@ export interface LedgerRecord {
 export interface DeliveryStore {
   createJob(job: NewJob): Promise<Job>;
   getJob(id: string): Promise<Job | undefined>;
+  /** The clinic target's Bundle (undefined once purged). */
   getBundle(id: string): Promise<Bundle | undefined>;
+  /** Every target's Bundle and the pending AuditEvents (undefined once purged). Jobs stored with one Bundle read as `{bundles: {clinic}}`. */
+  getContent(id: string): Promise<JobContent | undefined>;
   saveJob(job: Job): Promise<void>;
   /** One tenant's jobs, in order of arrival. */
   listJobs(filter: { tenant: string; status?: JobStatus[]; limit?: number }): Promise<Job[]>;
   getLedger(tenant: string, episodeKey: string, target: string): Promise<LedgerRecord | undefined>;
   putLedger(record: LedgerRecord): Promise<void>;
+  /** Keeps the requests just read back for an episode and target (replacing the previous read). */
+  putCoordination(record: CoordinationRecord): Promise<void>;
+  /** One tenant's latest read-backs, by episode key then target. */
+  listCoordination(tenant: string): Promise<CoordinationRecord[]>;
   /**
    * Jobs that should have been attempted by now: `queued` and not touched since
    * `queuedBefore`, or `retrying` with a `nextAttemptAt` before `retryDueBefore`. Oldest first.

@@ -167,7 +167,8 @@ describe('patient data at rest (D1)', () => {
     const jobRow = await env.DB.prepare('SELECT * FROM jobs WHERE id = ?1').bind(id).first<Record<string, unknown>>();
     const ledgerRows = (await env.DB.prepare('SELECT * FROM ledger WHERE episode_key = ?1').bind('974557746/VG-ENC-0042').all<Record<string, unknown>>()).results;
     expect(jobRow).not.toBeNull();
-    expect(ledgerRows).toHaveLength(1);
+    // One ledger per target: the clinic's and the mother's primary treatment team's.
+    expect(ledgerRows.map((r) => r.target).sort()).toEqual(['clinic', 'primary.993778125']);
     for (const [column, value] of Object.entries(jobRow!)) await assertOpaque(value, `jobs.${column}`);
     for (const row of ledgerRows) for (const [column, value] of Object.entries(row)) await assertOpaque(value, `ledger.${column}`);
 

@@ -12,7 +12,7 @@ import { FhirTargetClient } from '../../src/sync/client.ts';
 import { type DeliveryDeps, submitEpisode } from '../../src/sync/deliver.ts';
 import { LocalQueue } from '../../src/sync/local-queue.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
-import { mapEpisode } from '../../src/index.ts';
+import { clinicBundle, isConsentRefusal } from './engine-bundles.ts';
 import { activeFather, completed, plannedMinimal } from '../fixtures/examples.ts';
 import { type FlakyProxy, startFlakyProxy } from '../fixtures/flaky-proxy.ts';
 import { syntheticNationalId } from '../fixtures/generate.ts';
@@ -64,8 +64,9 @@ beforeAll(async () => {
   clearCapabilityCache();
   sandbox = await startSandbox({
     port: 0,
-    onRequest: (method) => {
-      if (method !== 'GET') writes++;
+    // AuditEvents of consent refusals are written on every send: counted apart.
+    onRequest: (method, url) => {
+      if (method !== 'GET' && !url.startsWith('/fhir/AuditEvent')) writes++;
     },
   });
   proxy = await startFlakyProxy({ target: sandbox.baseUrl });
@@ -106,7 +107,11 @@ function deps(store: MemoryStore, active: Map<string, number>, maxPerParent: { v
 describe(`${EPISODES} episodes through a flaky network`, () => {
   it('end up on the server exactly once; a second full re-send writes nothing', async () => {
     const inputs = episodes();
-    const expected = expectedCounts(inputs.map((e) => mapEpisode(e)));
+    const expected = expectedCounts(inputs.map((e) => clinicBundle(e)));
+    // The fathers' declined consents: each send is a refusal, audited once on the clinic's server.
+    const refusals = inputs.filter((e) => isConsentRefusal(e)).length;
+    expect(refusals).toBe(EPISODES / 3);
+    expected.AuditEvent = refusals;
     const store = new MemoryStore();
     const active = new Map<string, number>();
     const maxPerParent = { value: 0 };
@@ -152,7 +157,7 @@ describe(`${EPISODES} episodes through a flaky network`, () => {
     const second = await Promise.all(again.map(async (j) => (await store.getJob(j.id))?.targets.clinic));
     expect(second.every((t) => t?.status === 'delivered' && t.unchanged === true && t.written === 0)).toBe(true);
     expect(writes).toBe(0);
-    expect(sandbox.repo.countByType()).toEqual(expected);
+    expect(sandbox.repo.countByType()).toEqual({ ...expected, AuditEvent: 2 * refusals });
   }, 300_000);
 
   it('a 412 is recorded as failed with the server\'s words, and a replay after the cause is gone delivers', async () => {
@@ -197,8 +202,8 @@ describe('a server without transactions', () => {
         queue.enqueue(job.id, job.parentKey);
       }
       await queue.drain();
-      const expected = expectedCounts(inputs.map((e) => mapEpisode(e)));
-      expect(plain.repo.countByType()).toEqual(expected);
+      const expected = expectedCounts(inputs.map((e) => clinicBundle(e)));
+      expect(plain.repo.countByType()).toEqual({ ...expected, AuditEvent: 1 }); // the father's refusal
       const jobs = await store.listJobs({ tenant: 'local' });
       expect(jobs.map((j) => j.status)).toEqual(['delivered', 'delivered', 'delivered']);
 
@@ -213,7 +218,7 @@ describe('a server without transactions', () => {
       queue.enqueue(job.id, job.parentKey);
       await queue.drain();
       expect((await store.getJob(job.id))?.targets.clinic).toMatchObject({ status: 'delivered', retracted: 2 });
-      expect(plain.repo.countByType()).toEqual(expected);
+      expect(plain.repo.countByType()).toEqual({ ...expected, AuditEvent: 1 });
     } finally {
       await plain.close();
       clearCapabilityCache();

@@ -9,7 +9,7 @@
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/http/app.ts';
-import { mapEpisode } from '../../src/index.ts';
+import { clinicBundle, isConsentRefusal } from './engine-bundles.ts';
 import { NO } from '../../src/fhir/systems.ts';
 import { MASTER_DATA_TYPES } from '../../src/mapping/write-semantics.ts';
 import { type Sandbox, startSandbox } from '../../src/sandbox/server.ts';
@@ -120,7 +120,9 @@ describe.each([
   const store = new MemoryStore();
   let deps: DeliveryDeps;
   const inputs = episodes();
-  const bundles = inputs.map((e) => mapEpisode(e));
+  const bundles = inputs.map((e) => clinicBundle(e));
+  // Each send of a declined consent is a refusal, audited on the clinic's server.
+  const refusals = inputs.filter((e) => isConsentRefusal(e)).length;
 
   beforeAll(async () => {
     clearCapabilityCache();
@@ -194,6 +196,7 @@ describe.each([
     for (const b of bundles) for (const e of b.entry ?? []) expect(await matches(sandbox.baseUrl, entryKey(e)), entryKey(e)).toBe(1);
     const expected = expectedCounts(bundles);
     expected.Practitioner = (expected.Practitioner ?? 0) + 1;
+    expected.AuditEvent = refusals;
     expect(sandbox.repo.countByType()).toEqual(expected);
 
     // 4. The episode's resources point at the hospital's resources.
@@ -228,7 +231,8 @@ describe.each([
     const r = await syncOnce(completedWithRater(), { baseUrl: sandbox.baseUrl, allowSyntheticIds: true });
     expect(r.delivered).toBe(true);
     expect(r.report.result.counts).toEqual({ created: 0, updated: 0, unchanged: bundles[0]?.entry?.length });
-    expect(sandbox.repo.countByType()).toEqual(before);
+    // Only the refusals of this re-send were added: their AuditEvents.
+    expect(sandbox.repo.countByType()).toEqual({ ...before, AuditEvent: (before.AuditEvent ?? 0) + refusals });
     // Master data is never retracted, even when an episode stops mentioning it.
     const e = completedWithRater();
     e.assessments = e.assessments.filter((a: Json) => a.rater?.hprNumber !== RATER_HPR);
@@ -250,7 +254,7 @@ describe.each([
     expect(put.status).toBe(202);
     await queue.drain();
     const view = (await (await app.request(put.headers.get('location') as string)).json()) as Json;
-    const entries = mapEpisode(e).entry?.length as number;
+    const entries = clinicBundle(e).entry?.length as number;
     // One goal is new, the Provenance that lists what the episode wrote changes, the rest is as it was.
     expect(view.targets.clinic).toMatchObject({ status: 'delivered', counts: { created: 1, updated: 1, unchanged: entries - 2 } });
   });

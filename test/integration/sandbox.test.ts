@@ -381,3 +381,51 @@ describe('sandbox FHIR server', () => {
     }
   });
 });
+
+describe('PATCH of coordination requests (what the primary team\'s server is sent)', () => {
+  it('takes the cancellation batch of a withdrawn consent: only a requested Task changes; the others answer per entry', async () => {
+    const { sharePrimary } = await import('../../src/coordination/share.ts');
+    const e = example('active-father-no-consent.episode.json');
+    e.consent = { ...e.consent, status: 'active', share: ['risk-flags'] };
+    const open = sharePrimary(e, { allowSyntheticIds: true, at: '2026-10-01T10:00:00Z', hasTarget: () => true });
+    expect((await transact(open.bundle)).status).toBe(200);
+    const tasks = (await call('GET', 'Task')).body.entry.map((x: Json) => x.resource);
+    const risk = tasks.find((t: Json) => t.priority === 'urgent');
+    expect((await call('PUT', `Task/${risk.id}`, { ...risk, status: 'accepted' })).status).toBe(200);
+
+    e.consent.status = 'withdrawn';
+    const cancel = sharePrimary(e, { allowSyntheticIds: true, at: '2026-10-02T10:00:00Z', hasTarget: () => true });
+    expect(cancel.bundle.type).toBe('batch');
+    const r = await call('POST', '', cancel.bundle);
+    expect(r.status).toBe(200);
+    // started: cancelled; risk follow-up: its test fails (the team accepted it); ended: never created.
+    expect(r.body.entry.map((x: Json) => x.response.status)).toEqual(['200', '400', '400']);
+    const after = (await call('GET', 'Task')).body.entry.map((x: Json) => x.resource);
+    expect(after.map((t: Json) => t.status).sort()).toEqual(['accepted', 'cancelled']);
+    expect(after.find((t: Json) => t.status === 'cancelled').statusReason.text).toContain('withdrew');
+  });
+
+  it('honours If-Match on PATCH: a stale version is 412 and changes nothing', async () => {
+    const created = await call('POST', 'Task', { resourceType: 'Task', status: 'requested', intent: 'order' });
+    const ops = [{ op: 'replace', path: '/status', value: 'cancelled' }];
+    const stale = await call('PATCH', `Task/${created.body.id}`, ops, { 'content-type': 'application/json-patch+json', 'if-match': 'W/"not-this-one"' });
+    expect(stale.status).toBe(412);
+    expect((await call('GET', `Task/${created.body.id}`)).body.status).toBe('requested');
+    const fresh = await call('PATCH', `Task/${created.body.id}`, ops, { 'content-type': 'application/json-patch+json', 'if-match': created.headers.get('etag') as string });
+    expect(fresh.status).toBe(200);
+    expect(fresh.body.status).toBe('cancelled');
+  });
+
+  it('without PATCH (patch: false) answers 405 with Allow', async () => {
+    const own = await startSandbox({ port: 0, patch: false });
+    try {
+      const r = await fetch(`${own.baseUrl}/Task/x`, { method: 'PATCH', headers: { 'content-type': 'application/json-patch+json' }, body: '[]' });
+      expect(r.status).toBe(405);
+      expect(r.headers.get('allow')).not.toContain('PATCH');
+      const caps = (await (await fetch(`${own.baseUrl}/metadata`)).json()) as CapabilityStatement;
+      expect(caps.rest?.[0]?.resource?.find((x) => x.type === 'Task')?.interaction?.map((i) => i.code)).not.toContain('patch');
+    } finally {
+      await own.close();
+    }
+  });
+});

@@ -1,0 +1,173 @@
+/**
+ * The bridge's coordination requests (Task) on a primary treatment server (shared contract
+ * `sharing.md`, "Coordination requests"): cancelling those still open when a consent is
+ * withdrawn or has expired, reading their status back after each delivery, and listing the
+ * latest read-back per episode for the clinic.
+ */
+import type { Bundle, Resource, Task } from '@medplum/fhirtypes';
+import { findMatches } from './apply.ts';
+import { type FhirTargetClient, TargetError } from './client.ts';
+import type { CoordinationRecord, CoordinationRequest, DeliveryStore } from './types.ts';
+
+/** What cancelling one request did. */
+export interface Cancellation {
+  /** The request's conditional URL (`Task?identifier=…`). */
+  key: string;
+  /** Server id, when the Task exists there. */
+  id?: string;
+  versionId?: string;
+  /** cancelled now; left (the primary team has acted on it, or it was cancelled already); absent (never created). */
+  result: 'cancelled' | 'left' | 'absent';
+}
+
+const CONFLICT = new Set([400, 409, 412, 422]);
+const NO_PATCH = new Set([405, 501]);
+
+const decodeBase64 = (data: string): string => new TextDecoder().decode(Uint8Array.from(atob(data), (c) => c.charCodeAt(0)));
+
+const etagVersion = (etag: string | null | undefined): string | undefined => (etag ? /W\/"([^"]+)"/.exec(etag)?.[1] ?? undefined : undefined);
+
+/**
+ * Applies a `batch` of conditional JSON Patches (what `sharePrimaryParsed` gives when a consent
+ * that was active is withdrawn or has expired) entry by entry, so that only requests still
+ * `requested` change: each Task is found by its identifier; absent → nothing to do; any other
+ * status → left as the primary team has it; `requested` → the patch, under `If-Match` of the
+ * version read (https://hl7.org/fhir/R4/http.html#patch). A concurrent change (412, or a failed
+ * `test`: 400/409/422) means read again. A server without PATCH (405, 501) gets a read and a
+ * PUT under `If-Match` that changes only `status` and `statusReason`. A repeat after a lost
+ * answer reads `cancelled` and writes nothing.
+ */
+export async function applyCancellations(client: FhirTargetClient, bundle: Bundle): Promise<Cancellation[]> {
+  const out: Cancellation[] = [];
+  for (const entry of bundle.entry ?? []) {
+    const url = entry.request?.url;
+    const binary = entry.resource as { resourceType?: string; data?: string } | undefined;
+    if (entry.request?.method !== 'PATCH' || !url?.startsWith('Task?') || binary?.resourceType !== 'Binary' || !binary.data) {
+      throw new Error('a cancellation batch holds only conditional JSON Patches of Tasks');
+    }
+    const ops = JSON.parse(decodeBase64(binary.data)) as { op: string; path: string; value?: unknown }[];
+    const statusReason = ops.find((o) => o.op === 'add' && o.path === '/statusReason')?.value as Task['statusReason'];
+    out.push(...(await cancelOne(client, url, ops, statusReason)));
+  }
+  return out;
+}
+
+async function cancelOne(client: FhirTargetClient, key: string, ops: unknown[], statusReason: Task['statusReason']): Promise<Cancellation[]> {
+  const found = await findMatches<Task>(client, key);
+  if (!found.length) return [{ key, result: 'absent' }];
+  const results: Cancellation[] = [];
+  for (let task of found) {
+    for (let tries = 0; ; tries++) {
+      const version = task.meta?.versionId;
+      if (task.status !== 'requested') {
+        results.push({ key, id: task.id, ...(version ? { versionId: version } : {}), result: 'left' });
+        break;
+      }
+      const path = `Task/${task.id}`;
+      const guard: Record<string, string> = version ? { 'if-match': `W/"${version}"` } : {};
+      try {
+        let answer;
+        try {
+          answer = await client.request<Resource>('PATCH', path, ops, { 'content-type': 'application/json-patch+json', ...guard });
+        } catch (e) {
+          if (!(e instanceof TargetError && e.status !== undefined && NO_PATCH.has(e.status))) throw e;
+          // No PATCH here: the same change as a whole-resource update, guarded the same way.
+          answer = await client.request<Resource>('PUT', path, { ...task, status: 'cancelled', ...(statusReason ? { statusReason } : {}) }, guard);
+        }
+        const v = answer.body?.meta?.versionId ?? etagVersion(answer.headers.get('etag'));
+        results.push({ key, id: task.id, ...(v ? { versionId: v } : {}), result: 'cancelled' });
+        break;
+      } catch (e) {
+        if (e instanceof TargetError && e.status !== undefined && CONFLICT.has(e.status) && tries < 3) {
+          task = (await client.request<Task & { id: string }>('GET', path)).body;
+          continue;
+        }
+        throw e;
+      }
+    }
+  }
+  return results;
+}
+
+/** The coordination-request occasion of a Task (its code from the bridge's CodeSystem). */
+const occasionOf = (t: Task): string => t.code?.coding?.find((c) => c.system?.endsWith('/coordination-request'))?.code ?? t.code?.coding?.[0]?.code ?? 'unknown';
+
+/** The request as the clinic sees it: no personal data. */
+export function requestView(t: Task, identifier: string): CoordinationRequest {
+  return {
+    occasion: occasionOf(t),
+    identifier,
+    status: t.status,
+    ...(t.priority ? { priority: t.priority } : {}),
+    ...(t.restriction?.period?.end ? { due: t.restriction.period.end } : {}),
+    ...(t.authoredOn ? { authoredOn: t.authoredOn } : {}),
+    ...(t.meta?.lastUpdated ? { lastModified: t.meta.lastUpdated } : {}),
+  };
+}
+
+/**
+ * Reads the bridge's own Tasks back from a primary server by the server ids the ledger holds
+ * for them (`key` is the request's conditional URL, `Task?identifier=system|value`). A Task no
+ * longer there is listed as `not-found`.
+ */
+export async function readRequests(client: FhirTargetClient, tasks: { key: string; id: string }[]): Promise<CoordinationRequest[]> {
+  const out: CoordinationRequest[] = [];
+  for (const t of tasks) {
+    const identifier = identifierValue(t.key);
+    try {
+      const { body } = await client.request<Task>('GET', `Task/${t.id}`);
+      out.push(requestView(body, identifier));
+    } catch (e) {
+      if (e instanceof TargetError && (e.status === 404 || e.status === 410)) out.push({ occasion: occasionFromIdentifier(identifier), identifier, status: 'not-found' });
+      else throw e;
+    }
+  }
+  return out.sort((a, b) => (a.identifier < b.identifier ? -1 : a.identifier > b.identifier ? 1 : 0));
+}
+
+/** The identifier value of a conditional URL `Task?identifier=system|value`. */
+function identifierValue(key: string): string {
+  const raw = new URLSearchParams(key.slice(key.indexOf('?') + 1)).get('identifier') ?? '';
+  return raw.slice(raw.indexOf('|') + 1);
+}
+
+/** `{episodeId}/coordination-request/{occasion}[/…]` → occasion (when the Task itself is gone). */
+function occasionFromIdentifier(value: string): string {
+  return /(guidance-started|risk-follow-up|guidance-ended)/.exec(value)?.[1] ?? 'unknown';
+}
+
+/** Task statuses after which nothing more is expected of the primary team. */
+const CLOSED = new Set(['completed', 'cancelled', 'rejected', 'failed', 'entered-in-error', 'not-found']);
+
+/** A request as `listCoordination` lists it. */
+export interface CoordinationRequestView extends CoordinationRequest {
+  /** Still open (not completed, cancelled, rejected, failed) and its due day is before `now`'s day. */
+  overdue: boolean;
+}
+
+/** One episode's requests on one primary target, as last read. */
+export interface CoordinationEntry {
+  /** `{clinic org number}/{episodeId}` */
+  episodeKey: string;
+  /** `primary.<org number>` */
+  target: string;
+  /** When the requests were read from the primary server. */
+  readAt: string;
+  requests: CoordinationRequestView[];
+}
+
+/**
+ * The latest read-back of every episode's coordination requests of `tenant`, ordered by
+ * episode key and target, with each request's overdue flag computed against `now` (ms since the
+ * epoch): due dates are calendar days, so a request due `2026-05-05` is overdue from
+ * `2026-05-06` on while it is still open.
+ */
+export async function listCoordination(store: DeliveryStore, tenant: string, now: number = Date.now()): Promise<CoordinationEntry[]> {
+  const today = new Date(now).toISOString().slice(0, 10);
+  return (await store.listCoordination(tenant)).map((r: CoordinationRecord) => ({
+    episodeKey: r.episodeKey,
+    target: r.target,
+    readAt: r.readAt,
+    requests: r.requests.map((q) => ({ ...q, overdue: !CLOSED.has(q.status) && q.due !== undefined && q.due.slice(0, 10) < today })),
+  }));
+}
