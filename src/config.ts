@@ -117,6 +117,12 @@ export interface BridgeConfig {
     /** BUNDLE_RETENTION_DAYS: a finished job's Bundle is purged this long after it finished. */
     bundleRetentionDays: number;
   };
+  /**
+   * COORDINATION_REFRESH_MINUTES: the scheduled handler reads the coordination requests of an
+   * episode again once its last read-back is this old and one of them is still open
+   * (src/sync/coordination.ts `refreshCoordination`).
+   */
+  coordinationRefreshMinutes: number;
   /** TENANTS: callers grouped into tenants; every other caller is a tenant of its own. */
   tenants: Tenants;
   /**
@@ -139,6 +145,8 @@ export const DEFAULT_SWEEP_QUEUED_AFTER_MINUTES = 15;
 /** Beyond the longest backoff and Retry-After cap (5 minutes by default), with room to spare. */
 export const DEFAULT_SWEEP_RETRY_GRACE_MINUTES = 15;
 export const DEFAULT_BUNDLE_RETENTION_DAYS = 30;
+/** Hourly: a risk follow-up is due a day after the assessment, so the clinic sees its status the same day. */
+export const DEFAULT_COORDINATION_REFRESH_MINUTES = 60;
 /** RFC 9068 access tokens are short-lived; an hour is the usual ceiling of authorisation servers. */
 export const DEFAULT_MAX_TOKEN_LIFETIME_SECONDS = 3_600;
 export const MAX_TOKEN_LIFETIME_LIMIT_SECONDS = 86_400;
@@ -523,6 +531,7 @@ export function loadConfig(env: ConfigEnv): BridgeConfig {
     retryGraceMinutes: readInt(env, 'SWEEP_RETRY_GRACE_MINUTES', DEFAULT_SWEEP_RETRY_GRACE_MINUTES, 1, 10_080, problems),
     bundleRetentionDays: readInt(env, 'BUNDLE_RETENTION_DAYS', DEFAULT_BUNDLE_RETENTION_DAYS, 1, 3_650, problems),
   };
+  const coordinationRefreshMinutes = readInt(env, 'COORDINATION_REFRESH_MINUTES', DEFAULT_COORDINATION_REFRESH_MINUTES, 1, 10_080, problems);
   const jwks = readJwks(env, problems);
   const tenants = readTenants(env, apiAuth, problems);
   const dataKeys = readDataKeys(env, allowSyntheticIds, problems);
@@ -625,6 +634,7 @@ export function loadConfig(env: ConfigEnv): BridgeConfig {
     deliveryMaxAttempts,
     retryAfterCapSeconds,
     sweep,
+    coordinationRefreshMinutes,
     tenants,
     dataKeys: new Secret(dataKeys),
   };

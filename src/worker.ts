@@ -3,7 +3,8 @@
  * each job to the Durable Object of its parent, which runs one attempt at a time for that
  * person, and then acknowledges the message or asks the queue to retry it later. Messages
  * the queue gives up on land in its dead-letter queue, whose consumer marks their jobs
- * dead. A Cron Trigger re-queues jobs whose message was lost and purges old Bundles.
+ * dead. A Cron Trigger re-queues jobs whose message was lost, purges old Bundles and reads
+ * open coordination requests back from the primary treatment servers.
  */
 import { DurableObject } from 'cloudflare:workers';
 import { type BridgeConfig, loadConfig } from './config.ts';
@@ -17,6 +18,7 @@ import { D1Store } from './sync/d1-store.ts';
 import { type DeliveryQueue, type WriteLimiter, createDeliveryService } from './sync/service.ts';
 import { DEAD_LETTERED, DEAD_LETTER_QUEUE } from './sync/dead-letter.ts';
 import { markDead, purgeExpired, sweepStale } from './sync/sweep.ts';
+import { refreshCoordination } from './sync/coordination.ts';
 import { clientFactory, primaryEndpoint, retryPolicy } from './sync/targets.ts';
 
 export interface Env {
@@ -40,6 +42,8 @@ export interface Env {
   SWEEP_QUEUED_AFTER_MINUTES?: string;
   SWEEP_RETRY_GRACE_MINUTES?: string;
   BUNDLE_RETENTION_DAYS?: string;
+  /** Age after which the scheduled handler reads open coordination requests back again. */
+  COORDINATION_REFRESH_MINUTES?: string;
   /** Callers grouped into tenants (README "Tenants"). */
   TENANTS?: string;
   /** Secret: keys of the encryption of patient data in D1 (README "Data at rest"). */
@@ -223,7 +227,9 @@ export default {
 
   /**
    * Cron Trigger: re-queues jobs whose queue message was lost or never sent, then purges
-   * the Bundles of jobs finished longer ago than BUNDLE_RETENTION_DAYS. Logs counts only.
+   * the Bundles of jobs finished longer ago than BUNDLE_RETENTION_DAYS, then reads back the
+   * open coordination requests last read more than COORDINATION_REFRESH_MINUTES ago. Logs
+   * counts only.
    */
   async scheduled(_controller, env, _ctx) {
     let cfg: BridgeConfig;
@@ -243,5 +249,11 @@ export default {
     );
     const purged = await purgeExpired(store, { retentionMs: cfg.sweep.bundleRetentionDays * 24 * 60 * MINUTE }, now);
     console.log('scheduled sweep', { requeued: swept.requeued.length, markedDead: swept.dead.length, bundlesPurged: purged });
+    // Last, so that a slow or failing primary server never holds up recovery and retention.
+    const read = await refreshCoordination(
+      { store, clientFor: clientFactory(cfg, deliveryFetch), now: Date.now },
+      { olderThanMs: cfg.coordinationRefreshMinutes * MINUTE },
+    );
+    console.log('scheduled coordination read-back', read);
   },
 } satisfies ExportedHandler<Env, DeliveryMessage>;

@@ -5,7 +5,7 @@ import type { OperationOutcome } from '@medplum/fhirtypes';
 import { OperationOutcomeError, capOutcome, isOperationOutcomeError, issue, outcome } from '../fhir/outcome.ts';
 import { redactOutcome } from '../sync/redact.ts';
 import type { DeliveryService, Owner } from '../sync/service.ts';
-import type { Job, JobStatus } from '../sync/types.ts';
+import type { Job, JobAudit, JobStatus } from '../sync/types.ts';
 import { LOCAL_CALLER } from '../auth/inbound.ts';
 import { type AuthVariables, requestTenant } from './auth.ts';
 import { fhirJson, outcomeResponse } from './errors.ts';
@@ -94,9 +94,32 @@ const view = (job: Job) => ({
   // Stored redacted and capped since deliveries redact (sync/redact.ts); records from before
   // that get at least the national ids and phone numbers taken out here.
   targets: Object.fromEntries(Object.entries(job.targets).map(([name, t]) => [name, t.outcome ? { ...t, outcome: redactOutcome(t.outcome) } : t])),
+  ...(job.audits?.length ? { audits: job.audits.map(auditView) } : {}),
   ...(job.caller ? { caller: job.caller } : {}),
   ...(job.purgedAt ? { contentPurgedAt: job.purgedAt } : {}),
 });
+
+/**
+ * A disclosure or consent refusal of the job as audited on the clinic's server (shared contract
+ * `sharing.md`, "Audit"): to which primary target, the outcome recorded, and whether its
+ * AuditEvent is written yet. Only fields the job holds without personal data; the AuditEvent
+ * itself (patient, consent, what was sent) stays on the clinic's server.
+ */
+function auditView(a: JobAudit) {
+  return {
+    target: a.target,
+    kind: a.kind,
+    status: a.status,
+    round: a.round,
+    ...(a.outcome ? { outcome: a.outcome } : {}),
+    ...(a.at ? { at: a.at } : {}),
+    ...(a.reason ? { reason: a.reason } : {}),
+    attempts: a.attempts,
+    ...(a.writtenAt ? { writtenAt: a.writtenAt } : {}),
+    ...(a.error ? { error: a.error } : {}),
+    ...(a.httpStatus !== undefined ? { httpStatus: a.httpStatus } : {}),
+  };
+}
 
 /**
  * Who is calling, as jobs record it (the authenticated caller, or `local` where the API is

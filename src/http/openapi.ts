@@ -79,7 +79,7 @@ export function openApiDocument(): Record<string, unknown> {
         `Request bodies are JSON of at most ${MAX_BODY_BYTES} bytes. Every error is a FHIR OperationOutcome whose issues name the offending field by JSON pointer in \`expression\`. ` +
         'Cross-field rules of the format (status-dependent fields, unique ids, clip references, consent recipient) are checked as well as the schema below. ' +
         'Authentication: every /v1 operation needs `Authorization: Bearer <token>`, either a static API token or a SMART Backend Services access token (JWT) from the deployment\'s authorisation server. ' +
-        'Writing episodes, importing and replaying jobs need `system/*.write` (or `system/*.*`, `system/EpisodeOfCare.write`); reading jobs needs `system/*.read` (or `system/*.*`); the other /v1 operations need any valid token. ' +
+        'Writing episodes, importing and replaying jobs need `system/*.write` (or `system/*.*`, `system/EpisodeOfCare.write`); reading jobs and coordination requests needs `system/*.read` (or `system/*.*`); the other /v1 operations need any valid token. ' +
         '`user/` and `patient/` scopes are not accepted. /healthz, /openapi.json, /docs and /.well-known/jwks.json are public. ' +
         'Tenants: jobs belong to the tenant of the caller that sent them (a static token\'s name or a JWT\'s client id, grouped by TENANTS); another tenant gets 404 for them. ' +
         'Every answer under /v1 is `Cache-Control: no-store`. Writes (PUT /v1/episodes/{episodeId}, $import, $replay) are rate-limited per tenant: 429 with Retry-After. ' +
@@ -244,6 +244,35 @@ export function openApiDocument(): Record<string, unknown> {
           responses: { '200': { description: 'The job', content: { 'application/json': { schema: jobView } } }, '404': noSuchJob, ...authErrors },
         },
       },
+      '/v1/coordination': {
+        get: {
+          operationId: 'listCoordination',
+          summary:
+            'The caller\'s tenant\'s episodes with the coordination requests (Task) the bridge keeps on their primary treatment team\'s server, as last read back: after each delivery there, and by the scheduled handler once the last read is older than COORDINATION_REFRESH_MINUTES and a request is still open. ' +
+            'Per request: occasion, status (the primary team\'s word once they act; `not-found` when the Task is gone), priority, due date, overdue (due date passed and still requested, received, accepted or in-progress) and when it last changed there. No personal data',
+          security: READ,
+          parameters: [
+            {
+              name: 'overdue',
+              in: 'query',
+              schema: { enum: ['true', 'false'] },
+              description: '`true`: only episodes with at least one overdue request (each still listed with all its requests)',
+            },
+          ],
+          responses: {
+            '200': {
+              description: 'Episodes by episode key, then target',
+              content: {
+                'application/json': {
+                  schema: { type: 'object', required: ['episodes'], properties: { episodes: { type: 'array', items: { $ref: '#/components/schemas/CoordinationEntry' } } } },
+                },
+              },
+            },
+            '400': errorResponse('overdue that is not true or false, or given twice; code `invalid`'),
+            ...authErrors,
+          },
+        },
+      },
       '/v1/jobs/{id}/$replay': {
         post: {
           operationId: 'replayJob',
@@ -291,8 +320,62 @@ export function openApiDocument(): Record<string, unknown> {
             nextAttemptAt: { type: 'string', format: 'date-time' },
             mappingVersion: { type: 'string' },
             targets: { type: 'object', additionalProperties: { type: 'object' } },
+            audits: {
+              type: 'array',
+              description: 'The job\'s disclosures to a primary treatment team, and refusals because of consent, each audited by an AuditEvent on the clinic\'s server',
+              items: { $ref: '#/components/schemas/JobAudit' },
+            },
             caller: { type: 'string', description: 'Who submitted the job: the JWT client id (or subject), the static API token\'s name, or `local`' },
             contentPurgedAt: { type: 'string', format: 'date-time', description: 'When the stored Bundle was purged (retention); the job and ledger are kept' },
+          },
+        },
+        JobAudit: {
+          type: 'object',
+          description: 'One disclosure or consent refusal of a job as audited on the clinic\'s server (IHE BALP PrivacyDisclosure); the AuditEvent itself, with the patient and what was sent, stays there',
+          required: ['target', 'kind', 'status', 'round', 'attempts'],
+          properties: {
+            target: { type: 'string', description: '`primary.<org number>`: the primary treatment team the disclosure or refusal concerns' },
+            kind: { enum: ['disclosure', 'refusal'] },
+            status: {
+              enum: ['waiting', 'retrying', 'written', 'skipped', 'failed', 'dead'],
+              description:
+                'written: the AuditEvent is on the clinic\'s server; waiting: the outcome is not known yet; retrying: its write failed and is tried again; skipped: nothing was sent (unchanged or superseded), so nothing disclosed; failed/dead: the write was refused or gave up',
+            },
+            round: { type: 'integer', description: 'Replays of the job after an earlier outcome was written: each later outcome is its own AuditEvent' },
+            outcome: { enum: ['success', 'failed', 'refused'], description: 'What the AuditEvent records, once known' },
+            at: { type: 'string', format: 'date-time', description: 'When the outcome happened' },
+            reason: { type: 'string', description: 'Why it failed or was refused (no personal data)' },
+            attempts: { type: 'integer', description: 'Write attempts of the AuditEvent' },
+            writtenAt: { type: 'string', format: 'date-time' },
+            error: { type: 'string', description: 'Last failure of the write (no personal data)' },
+            httpStatus: { type: 'integer' },
+          },
+        },
+        CoordinationEntry: {
+          type: 'object',
+          required: ['episode', 'target', 'readAt', 'overdue', 'requests'],
+          properties: {
+            episode: { type: 'string', description: '{clinic org number}/{episodeId}' },
+            target: { type: 'string', description: '`primary.<org number>`' },
+            readAt: { type: 'string', format: 'date-time', description: 'When the requests were last read from the primary team\'s server' },
+            overdue: { type: 'integer', description: 'How many of the requests are overdue' },
+            requests: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['occasion', 'identifier', 'status', 'overdue'],
+                properties: {
+                  occasion: { type: 'string', description: '`guidance-started`, `risk-follow-up` or `guidance-ended` (the bridge\'s CodeSystem coordination-request)' },
+                  identifier: { type: 'string', description: 'The request\'s business identifier value, `{episodeId}/coordination-request/…`' },
+                  status: { type: 'string', description: 'Task.status on the primary server (https://hl7.org/fhir/R4/valueset-task-status.html), or `not-found`' },
+                  priority: { enum: ['routine', 'urgent', 'asap', 'stat'] },
+                  due: { type: 'string', description: 'Task.restriction.period.end (a date, or a date-time)' },
+                  authoredOn: { type: 'string' },
+                  lastModified: { type: 'string', format: 'date-time', description: 'Task.meta.lastUpdated there' },
+                  overdue: { type: 'boolean', description: 'Due date passed and still requested, received, accepted or in-progress' },
+                },
+              },
+            },
           },
         },
         Episode: episode,

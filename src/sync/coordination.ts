@@ -1,13 +1,14 @@
 /**
  * The bridge's coordination requests (Task) on a primary treatment server (shared contract
  * `sharing.md`, "Coordination requests"): cancelling those still open when a consent is
- * withdrawn or has expired, reading their status back after each delivery, and listing the
- * latest read-back per episode for the clinic.
+ * withdrawn or has expired, reading their status back after each delivery and on a schedule,
+ * and listing the latest read-back per episode for the clinic.
  */
 import type { Bundle, Resource, Task } from '@medplum/fhirtypes';
 import { findMatches } from './apply.ts';
+import { isOverdue } from '../coordination/requests.ts';
 import { type FhirTargetClient, TargetError } from './client.ts';
-import type { CoordinationRecord, CoordinationRequest, DeliveryStore } from './types.ts';
+import { type CoordinationRecord, type CoordinationRequest, type DeliveryStore, FINAL_REQUEST_STATUSES } from './types.ts';
 
 /** What cancelling one request did. */
 export interface Cancellation {
@@ -136,12 +137,12 @@ function occasionFromIdentifier(value: string): string {
   return /(guidance-started|risk-follow-up|guidance-ended)/.exec(value)?.[1] ?? 'unknown';
 }
 
-/** Task statuses after which nothing more is expected of the primary team. */
-const CLOSED = new Set(['completed', 'cancelled', 'rejected', 'failed', 'entered-in-error', 'not-found']);
-
 /** A request as `listCoordination` lists it. */
 export interface CoordinationRequestView extends CoordinationRequest {
-  /** Still open (not completed, cancelled, rejected, failed) and its due day is before `now`'s day. */
+  /**
+   * Its due date has passed and it still waits for someone to act (`requested`, `received`,
+   * `accepted`, `in-progress`): the same rule as `imh-bridge coordination` (`isOverdue`).
+   */
   overdue: boolean;
 }
 
@@ -159,15 +160,103 @@ export interface CoordinationEntry {
 /**
  * The latest read-back of every episode's coordination requests of `tenant`, ordered by
  * episode key and target, with each request's overdue flag computed against `now` (ms since the
- * epoch): due dates are calendar days, so a request due `2026-05-05` is overdue from
- * `2026-05-06` on while it is still open.
+ * epoch) by `isOverdue`: a due date (the bridge writes calendar days) has passed once `now` is in
+ * a later day, so a request due `2026-05-05` is overdue from `2026-05-06` on while it is open.
  */
 export async function listCoordination(store: DeliveryStore, tenant: string, now: number = Date.now()): Promise<CoordinationEntry[]> {
-  const today = new Date(now).toISOString().slice(0, 10);
+  const at = new Date(now).toISOString();
   return (await store.listCoordination(tenant)).map((r: CoordinationRecord) => ({
     episodeKey: r.episodeKey,
     target: r.target,
     readAt: r.readAt,
-    requests: r.requests.map((q) => ({ ...q, overdue: !CLOSED.has(q.status) && q.due !== undefined && q.due.slice(0, 10) < today })),
+    requests: r.requests.map((q) => ({ ...q, overdue: isOverdue(q.status, q.due, at) })),
   }));
+}
+
+/** Most episodes whose requests one scheduled run reads back (each is a GET per open request). */
+export const DEFAULT_REFRESH_LIMIT = 25;
+
+export interface RefreshSettings {
+  /** A read-back older than this is read again. */
+  olderThanMs: number;
+  /** Most episodes (per target) read in one run; the rest wait for the next. */
+  limit?: number;
+}
+
+/** What one scheduled refresh did (counts only: no identifiers, no personal data). */
+export interface RefreshResult {
+  /** Episodes whose requests were read and stored. */
+  refreshed: number;
+  /** Episodes whose read failed (the server answered an error or not at all); kept as they were. */
+  failed: number;
+  /** Episodes left for a later run: their target is not configured, or failed earlier in this run. */
+  skipped: number;
+}
+
+/**
+ * The scheduled read-back (shared contract `sharing.md`: the bridge "reads the status back and
+ * shows it to the clinic", not only when an episode is sent again): for episodes of every
+ * tenant whose last read-back is older than `olderThanMs` and still holds a request not in a
+ * final status (FINAL_REQUEST_STATUSES), the open requests are read again with `readRequests`,
+ * by the server ids the ledger holds, exactly as after a delivery; final ones keep the status
+ * last read. At most `limit` episodes are read per run, longest unread first. A target that
+ * fails is not asked again in the same run (its other episodes wait), and a read that fails
+ * leaves the stored read-back and its `readAt` as they were. The new read replaces the stored
+ * one only if no delivery stored a newer one meanwhile (`replaceCoordination`).
+ */
+export async function refreshCoordination(
+  deps: { store: DeliveryStore; clientFor(target: string): FhirTargetClient; now(): number },
+  settings: RefreshSettings,
+): Promise<RefreshResult> {
+  const limit = settings.limit ?? DEFAULT_REFRESH_LIMIT;
+  const readBefore = new Date(deps.now() - settings.olderThanMs).toISOString();
+  // More candidates than reads, so that a target that is down does not hold up the others.
+  const due = await deps.store.listCoordinationDue({ readBefore, limit: limit * 4 });
+  const result: RefreshResult = { refreshed: 0, failed: 0, skipped: 0 };
+  const down = new Set<string>();
+  let reads = 0;
+  for (const record of due) {
+    if (reads >= limit) break;
+    if (down.has(record.target)) {
+      result.skipped++;
+      continue;
+    }
+    let client: FhirTargetClient;
+    try {
+      client = deps.clientFor(record.target);
+    } catch {
+      // The target is no longer configured: nothing to read it from.
+      down.add(record.target);
+      result.skipped++;
+      continue;
+    }
+    const ledger = await deps.store.getLedger(record.tenant, record.episodeKey, record.target);
+    const last = new Map(record.requests.map((q) => [q.identifier, q]));
+    const open = (ledger?.resources ?? []).filter((r) => {
+      if (r.type !== 'Task' || !r.key.startsWith('Task?')) return false;
+      const before = last.get(identifierValue(r.key));
+      return !before || !FINAL_REQUEST_STATUSES.includes(before.status);
+    });
+    if (!open.length) {
+      // The ledger names none of the open requests (it cannot, after a delivery stored them): nothing to read.
+      result.skipped++;
+      continue;
+    }
+    reads++;
+    let read: CoordinationRequest[];
+    try {
+      read = await readRequests(client, open);
+    } catch (e) {
+      if (!(e instanceof TargetError)) throw e;
+      down.add(record.target);
+      result.failed++;
+      continue;
+    }
+    const merged = new Map(last);
+    for (const q of read) merged.set(q.identifier, q);
+    const requests = [...merged.values()].sort((a, b) => (a.identifier < b.identifier ? -1 : a.identifier > b.identifier ? 1 : 0));
+    await deps.store.replaceCoordination({ ...record, readAt: new Date(deps.now()).toISOString(), requests }, record.readAt);
+    result.refreshed++;
+  }
+  return result;
 }

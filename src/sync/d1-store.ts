@@ -19,7 +19,7 @@
 import type { Bundle } from '@medplum/fhirtypes';
 import { DEFAULT_TENANT } from '../auth/tenants.ts';
 import { type DataCipher, isJwe } from './crypto.ts';
-import { CLINIC_TARGET, type CoordinationRecord, type DeliveryStore, type Job, type JobContent, type JobStatus, type LedgerRecord, type NewJob, type TargetResult } from './types.ts';
+import { CLINIC_TARGET, type CoordinationRecord, type DeliveryStore, FINAL_REQUEST_STATUSES, type Job, type JobContent, type JobStatus, type LedgerRecord, type NewJob, type TargetResult } from './types.ts';
 
 async function gzip(text: string): Promise<Uint8Array> {
   const stream = new Blob([text]).stream().pipeThrough(new CompressionStream('gzip'));
@@ -204,6 +204,26 @@ export class D1Store implements DeliveryStore {
         'INSERT INTO coordination (tenant, episode_key, target, read_at, requests) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (tenant, episode_key, target) DO UPDATE SET read_at = excluded.read_at, requests = excluded.requests',
       )
       .bind(record.tenant, record.episodeKey, record.target, record.readAt, JSON.stringify(record.requests))
+      .run();
+  }
+
+  async listCoordinationDue(filter: { readBefore: string; limit: number }): Promise<CoordinationRecord[]> {
+    // `requests` is plain JSON (no personal data, not encrypted), so SQLite's JSON functions see
+    // the statuses: rows whose requests are all final never come back.
+    const final = FINAL_REQUEST_STATUSES.map((_, i) => `?${i + 3}`).join(', ');
+    const { results } = await this.db
+      .prepare(
+        `SELECT tenant, episode_key, target, read_at, requests FROM coordination WHERE read_at < ?1 AND EXISTS (SELECT 1 FROM json_each(coordination.requests) AS q WHERE json_extract(q.value, '$.status') NOT IN (${final})) ORDER BY read_at, tenant, episode_key, target LIMIT ?2`,
+      )
+      .bind(filter.readBefore, filter.limit, ...FINAL_REQUEST_STATUSES)
+      .all<{ tenant: string; episode_key: string; target: string; read_at: string; requests: string }>();
+    return results.map((r) => ({ tenant: r.tenant, episodeKey: r.episode_key, target: r.target, readAt: r.read_at, requests: JSON.parse(r.requests) as CoordinationRecord['requests'] }));
+  }
+
+  async replaceCoordination(record: CoordinationRecord, readAt: string): Promise<void> {
+    await this.db
+      .prepare('UPDATE coordination SET read_at = ?4, requests = ?5 WHERE tenant = ?1 AND episode_key = ?2 AND target = ?3 AND read_at = ?6')
+      .bind(record.tenant, record.episodeKey, record.target, record.readAt, JSON.stringify(record.requests), readAt)
       .run();
   }
 

@@ -1,6 +1,6 @@
 /** In-memory DeliveryStore for Node (CLI, local runs, tests). */
 import { DEFAULT_TENANT } from '../auth/tenants.ts';
-import { CLINIC_TARGET, type CoordinationRecord, type DeliveryStore, FINISHED_STATUSES, type Job, type JobContent, type JobStatus, type LedgerRecord, type NewJob } from './types.ts';
+import { CLINIC_TARGET, type CoordinationRecord, type DeliveryStore, FINAL_REQUEST_STATUSES, FINISHED_STATUSES, type Job, type JobContent, type JobStatus, type LedgerRecord, type NewJob } from './types.ts';
 
 const copy = <T>(v: T): T => structuredClone(v);
 
@@ -77,6 +77,17 @@ export class MemoryStore implements DeliveryStore {
   }
   async putCoordination(record: CoordinationRecord) {
     this.coordination.set(JSON.stringify([record.tenant, record.episodeKey, record.target]), copy(record));
+  }
+  async listCoordinationDue(filter: { readBefore: string; limit: number }) {
+    return [...this.coordination.values()]
+      .filter((r) => r.readAt < filter.readBefore && r.requests.some((q) => !FINAL_REQUEST_STATUSES.includes(q.status)))
+      .sort((a, b) => (a.readAt < b.readAt ? -1 : a.readAt > b.readAt ? 1 : 0))
+      .slice(0, filter.limit)
+      .map(copy);
+  }
+  async replaceCoordination(record: CoordinationRecord, readAt: string) {
+    const key = JSON.stringify([record.tenant, record.episodeKey, record.target]);
+    if (this.coordination.get(key)?.readAt === readAt) this.coordination.set(key, copy(record));
   }
   async listCoordination(tenant: string) {
     return [...this.coordination.values()]

@@ -4,6 +4,7 @@
  * (memory + LocalQueue) share the routes.
  */
 import type { MapOptions } from '../mapping/bundle.ts';
+import { type CoordinationEntry, listCoordination } from './coordination.ts';
 import { type SubmitOptions, resetForReplay, submitEpisode } from './deliver.ts';
 import type { DeliveryStore, Job, JobStatus, NewJob } from './types.ts';
 
@@ -44,6 +45,11 @@ export interface DeliveryService {
    * purged (`job.purgedAt`): that episode has to be sent again.
    */
   replay(id: string, tenant: string): Promise<{ job: Job; replayed: boolean } | undefined>;
+  /**
+   * `tenant`'s episodes with the coordination requests last read back from their primary
+   * treatment servers, each with its overdue flag as of now (`listCoordination`).
+   */
+  listCoordination(tenant: string): Promise<CoordinationEntry[]>;
   /** Whether `tenant` may write now (rate limit); absent where writes are not limited. */
   admit?(tenant: string): Promise<Admission>;
 }
@@ -94,6 +100,7 @@ export function createDeliveryService(
       return job?.tenant === tenant ? job : undefined;
     },
     listJobs: (tenant, status, limit) => store.listJobs({ tenant, status, limit }),
+    listCoordination: (tenant) => listCoordination(store, tenant, deps.now()),
     async replay(id, tenant) {
       const current = await store.getJob(id);
       if (!current || current.tenant !== tenant) return undefined;

@@ -198,6 +198,17 @@ export interface DeliveryStore {
   /** One tenant's latest read-backs, by episode key then target. */
   listCoordination(tenant: string): Promise<CoordinationRecord[]>;
   /**
+   * Read-backs of every tenant last read before `readBefore` that still hold a request not in a
+   * final status (FINAL_REQUEST_STATUSES), longest unread first, at most `limit` (the scheduled
+   * refresh, `refreshCoordination`).
+   */
+  listCoordinationDue(filter: { readBefore: string; limit: number }): Promise<CoordinationRecord[]>;
+  /**
+   * Like putCoordination, but only while the stored read-back is still the one read at
+   * `readAt`: a later read (a delivery's, meanwhile) is never replaced by an older one.
+   */
+  replaceCoordination(record: CoordinationRecord, readAt: string): Promise<void>;
+  /**
    * Jobs that should have been attempted by now: `queued` and not touched since
    * `queuedBefore`, or `retrying` with a `nextAttemptAt` before `retryDueBefore`. Oldest first.
    */
@@ -209,6 +220,13 @@ export interface DeliveryStore {
    */
   purgeBundles(filter: { finishedBefore: string; at: string; limit: number }): Promise<number>;
 }
+
+/**
+ * Task statuses after which the primary team will change nothing more
+ * (https://hl7.org/fhir/R4/valueset-task-status.html), and `not-found` (the Task is gone): the
+ * scheduled refresh does not read such requests again.
+ */
+export const FINAL_REQUEST_STATUSES: readonly string[] = ['completed', 'cancelled', 'rejected', 'failed', 'entered-in-error', 'not-found'];
 
 /** Job states after which no attempt runs unless the job is replayed. */
 export const FINISHED_STATUSES: readonly JobStatus[] = ['delivered', 'failed', 'dead'];

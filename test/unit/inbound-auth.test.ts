@@ -107,6 +107,10 @@ function fakeDelivery() {
       calls.push('replay');
       return { job: { ...job, status: 'queued' }, replayed: true };
     },
+    async listCoordination() {
+      calls.push('listCoordination');
+      return [];
+    },
   };
   return { service, calls };
 }
