@@ -19,7 +19,7 @@ const PRIMARY_SANDBOX_PORT = Number(process.env.PRIMARY_SANDBOX_PORT ?? SANDBOX_
 const WORKER_PORT = Number(process.env.PORT ?? 8787);
 /** The primary treatment organisation of the examples (the mother's DPS). */
 const PRIMARY_ORG = '993778125';
-const examplesDir = resolve(root, process.env.EXAMPLES_DIR ?? '../shared/contract/examples');
+const examplesDir = resolve(root, process.env.EXAMPLES_DIR ?? 'examples');
 const wrangler = join(root, 'node_modules/.bin/wrangler');
 
 const sandbox = await startSandbox({ port: SANDBOX_PORT });
@@ -82,7 +82,7 @@ if (!existsSync(examplesDir)) {
   console.log(`no example episodes at ${examplesDir}; send your own with PUT ${bridge}/v1/episodes/{episodeId}`);
 } else {
   const rows: string[] = [];
-  for (const file of readdirSync(examplesDir).filter((f) => f.endsWith('.json')).sort()) {
+  for (const file of readdirSync(examplesDir).filter((f) => f.endsWith('.episode.json')).sort()) {
     const episode = JSON.parse(readFileSync(join(examplesDir, file), 'utf8')) as { episodeId: string };
     const res = await fetch(`${bridge}/v1/episodes/${encodeURIComponent(episode.episodeId)}`, {
       method: 'PUT',

@@ -27,7 +27,9 @@ const USAGE = `usage:
                                              read back and printed
   imh-bridge extract FILE|-                  SDC extraction of a QuestionnaireResponse to a transaction Bundle of scores
                                              (Parameters {return, issues} when a calculated total disagrees with the answers)
-  imh-bridge outcomes FILE|-                 first, latest, change and reliable change per instrument (FHIR Parameters)
+  imh-bridge outcomes FILE|- [--format fhir|table]
+                                             first, latest, change and reliable change per measure given twice or more: a
+                                             FHIR Parameters resource (fhir, the default) or a table for a person (table)
   imh-bridge share FILE|- [--at DATETIME]    what the primary treatment team's server would receive for this send, as the
                                              consent allows at DATETIME (default now), assuming a target is configured for
                                              the episode's primary organisation; the gate's verdict on standard error
@@ -46,8 +48,20 @@ const USAGE = `usage:
                                              OperationOutcome and exits 3
   imh-bridge sandbox [--port 8103] [--host 127.0.0.1]
                                              run a local sandbox FHIR R4 server at http://HOST:PORT/fhir
+  imh-bridge COMMAND --help                  this text for one command
 exit codes: 0 ok; 1 invalid FHIR resource (validate), refused by the server (sync) or a server that cannot be read
   (coordination); 2 bad input; 3 refused by consent (summary)`;
+
+/** The usage of one command (its lines of USAGE), or all of it for a command that does not exist. */
+function usageOf(command: string): string {
+  const lines = USAGE.split('\n');
+  const start = lines.findIndex((l) => l.startsWith(`  imh-bridge ${command} `) || l === `  imh-bridge ${command}`);
+  if (start < 0) return USAGE;
+  let end = start + 1;
+  // Continuation lines are indented deeper than a command line.
+  while (end < lines.length && /^ {3,}/.test(lines[end] as string)) end++;
+  return ['usage:', ...lines.slice(start, end)].join('\n');
+}
 
 const print = (value: unknown) => process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 
@@ -94,8 +108,14 @@ async function main(argv: string[]): Promise<number> {
         at: { type: 'string' },
         format: { type: 'string' },
         lang: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
       },
     });
+    if (parsed.values.help) {
+      const known = usageOf(command) !== USAGE;
+      (known ? process.stdout : process.stderr).write(`${known ? '' : `unknown command "${command}"\n`}${usageOf(command)}\n`);
+      return known ? 0 : 2;
+    }
     values = parsed.values as Record<string, string | undefined>;
     if (parsed.positionals.length > 1) throw new Error('too many arguments');
     file = parsed.positionals[0];
@@ -195,9 +215,16 @@ async function main(argv: string[]): Promise<number> {
       case 'summary':
         return await runSummary(file, values);
       case 'outcomes': {
+        const format = values.format ?? 'fhir';
+        if (format !== 'fhir' && format !== 'table') {
+          process.stderr.write(`--format must be fhir or table\n${usageOf('outcomes')}\n`);
+          return 2;
+        }
         const { parseEpisode } = await import('./domain/parse.ts');
-        const { outcomesParameters } = await import('./instruments/outcomes.ts');
-        print(outcomesParameters(parseEpisode(await readJson(file), loadIdentity(process.env))));
+        const { episodeOutcomes, formatOutcomesTable, outcomesParameters } = await import('./instruments/outcomes.ts');
+        const episode = parseEpisode(await readJson(file), loadIdentity(process.env));
+        if (format === 'table') process.stdout.write(formatOutcomesTable(episodeOutcomes(episode)));
+        else print(outcomesParameters(episode));
         return 0;
       }
       case 'validate': {

@@ -45,7 +45,8 @@ export const DateTimeString = z
   .refine((s) => isCalendarDate(s.slice(0, 10)) && !Number.isNaN(Date.parse(s)), {
     error: 'is not a real date-time',
   })
-  .meta({ format: 'date-time' });
+  // No `format: date-time`: RFC 3339 requires seconds, which this format leaves optional.
+  .meta({ description: 'ISO 8601 date-time with an explicit offset (Z or ±hh:mm); seconds optional' });
 
 const NationalId = z
   .string()
@@ -53,7 +54,8 @@ const NationalId = z
     const r = checkNationalId(v);
     if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: r });
   })
-  .meta({ description: 'Norwegian fødselsnummer or D-number (11 digits, mod-11 check digits)' });
+  // The pattern is for the published JSON Schema, which cannot express the check digits.
+  .meta({ description: 'Norwegian fødselsnummer or D-number (11 digits, mod-11 check digits)', pattern: '^\\d{11}$' });
 
 const OrgNumber = z
   .string()
@@ -61,7 +63,7 @@ const OrgNumber = z
     const r = checkOrgNumber(v);
     if (r) ctx.addIssue({ code: 'custom', message: r });
   })
-  .meta({ description: 'Norwegian organisation number (9 digits, mod-11 check digit)' });
+  .meta({ description: 'Norwegian organisation number (9 digits, mod-11 check digit)', pattern: '^\\d{9}$' });
 
 const Name = z.string().superRefine(fhirString).trim().min(1, { error: 'must not be empty' }).max(200);
 const Phone = z.string().regex(/^\+?[0-9][0-9 ()-]{3,19}$/, { error: 'must be a phone number such as +47 400 00 000' });
@@ -271,10 +273,13 @@ export interface EpisodeSchemaOptions {
 }
 
 const episodeShape = {
-  schemaVersion: z.string().refine((v) => /^1\.\d+$/.test(v), {
-    error: (iss) =>
-      `schemaVersion ${JSON.stringify(iss.input)} is not supported: this bridge understands episode format 1.x`,
-  }),
+  schemaVersion: z
+    .string()
+    .refine((v) => /^1\.\d+$/.test(v), {
+      error: (iss) =>
+        `schemaVersion ${JSON.stringify(iss.input)} is not supported: this bridge understands episode format 1.x`,
+    })
+    .meta({ pattern: '^1\\.\\d+$' }),
   episodeId: Id,
   status: EpisodeStatus,
   method: z.literal('marte-meo', { error: 'method must be "marte-meo"' }),

@@ -42,6 +42,47 @@ function fieldName(path: readonly PropertyKey[]): string {
   return path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') || '(episode)';
 }
 
+/** The value at a zod path in the raw input (zod 4 does not report it unless asked). */
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let v = input;
+  for (const key of path) {
+    if (!v || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[key as string];
+  }
+  return v;
+}
+
+const kindOf = (v: unknown): string =>
+  v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : typeof v === 'number' ? 'a number' : typeof v === 'boolean' ? 'true or false' : `a ${typeof v}`;
+
+/** zod's own English messages ("Invalid option: expected one of …", "Too small: …"): replaced below, never passed on. */
+const ZOD_DEFAULT = /^(Invalid|Too (small|big)|Expected|Unrecognized)\b/;
+
+const EXPECTED: Record<string, string> = { string: 'text (a JSON string)', number: 'a number', int: 'a whole number', boolean: 'true or false', object: 'a JSON object', array: 'a list (a JSON array)' };
+
+/** The plain sentence for an issue whose message is zod's default. */
+function plainMessage(zi: z.core.$ZodIssue, value: unknown): string {
+  switch (zi.code) {
+    case 'invalid_type':
+      return `must be ${EXPECTED[zi.expected] ?? zi.expected}, not ${kindOf(value)}`;
+    case 'invalid_value':
+      return `must be one of ${zi.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'too_small':
+    case 'too_big': {
+      const bound = zi.code === 'too_small' ? `at least ${String(zi.minimum)}` : `at most ${String(zi.maximum)}`;
+      if (zi.origin === 'string') return zi.code === 'too_small' && Number(zi.minimum) === 1 ? 'must not be empty' : `must be ${bound} characters long`;
+      if (zi.origin === 'array' || zi.origin === 'set') return `must have ${bound} entries`;
+      return `must be ${bound}`;
+    }
+    case 'invalid_format':
+      return 'is not in the expected format';
+    case 'invalid_union':
+      return 'does not match any of the forms this field takes';
+    default:
+      return 'is not valid';
+  }
+}
+
 function describe(input: unknown, zi: z.core.$ZodIssue): OperationOutcomeIssue[] {
   // Unknown fields: one issue per field, pointing at the field itself.
   if (zi.code === 'unrecognized_keys') {
@@ -56,13 +97,16 @@ function describe(input: unknown, zi: z.core.$ZodIssue): OperationOutcomeIssue[]
     });
   }
   const where = owner(input, zi.path);
+  const value = valueAt(input, zi.path);
   let message = zi.message;
-  if (zi.code === 'invalid_type' && zi.input === undefined) message = 'is required';
+  if (value === undefined) message = 'is required';
+  else if (zi.path.length === 0 && zi.code === 'invalid_type') return [issue('structure', `an episode must be a JSON object, not ${kindOf(value)}`, '')];
+  else if (ZOD_DEFAULT.test(message)) message = plainMessage(zi, value);
   const last = zi.path[zi.path.length - 1];
   const isAnswer = zi.path[zi.path.length - 2] === 'answers';
   const subject = isAnswer ? `item ${String(last)}` : fieldName(zi.path);
   const text = message.startsWith(subject.split('.').pop() ?? '\u0000') ? message : `${subject} ${message}`;
-  const code = zi.code === 'invalid_type' && zi.input === undefined ? 'required' : 'value';
+  const code = value === undefined ? 'required' : 'value';
   return [issue(code, where ? `${where}: ${text}` : text, jsonPointer(zi.path))];
 }
 

@@ -62,6 +62,22 @@ const jobView = { $ref: '#/components/schemas/Job' };
 const BAD_JSON =
   'Body refused by the strict JSON parser (not valid JSON or UTF-8, a duplicate key, nesting deeper than 64 levels, a `__proto__`/`constructor`/`prototype` key: codes `invalid`, `structure`, `too-costly`; the position is named, never the text)';
 
+/** The API's description in three parts, so that the docs page can explain authentication its own way, once. */
+const DESCRIPTION = {
+  intro:
+    'Maps Marte Meo video-guidance episodes (episode format 1.0) to FHIR R4 and validates FHIR resources against R4 and the bridge\'s profiles. ' +
+    `Request bodies are JSON of at most ${MAX_BODY_BYTES} bytes. Every error is a FHIR OperationOutcome whose issues name the offending field by JSON pointer in \`expression\`. ` +
+    'Cross-field rules of the format (status-dependent fields, unique ids, clip references, consent recipient) are checked as well as the schema below. ',
+  authentication:
+    'Authentication: every /v1 operation needs `Authorization: Bearer <token>`, either a static API token or a SMART Backend Services access token (JWT) from the deployment\'s authorisation server. ' +
+    'Writing episodes, importing and replaying jobs need `system/*.write` (or `system/*.*`, `system/EpisodeOfCare.write`); reading jobs and coordination requests needs `system/*.read` (or `system/*.*`); the other /v1 operations need any valid token. ' +
+    '`user/` and `patient/` scopes are not accepted. /healthz, /openapi.json, /docs and /.well-known/jwks.json are public. ',
+  behaviour:
+    'Tenants: jobs belong to the tenant of the caller that sent them (a static token\'s name or a JWT\'s client id, grouped by TENANTS); another tenant gets 404 for them. ' +
+    'Every answer under /v1 is `Cache-Control: no-store`. Writes (PUT /v1/episodes/{episodeId}, $import, $replay) are rate-limited per tenant: 429 with Retry-After. ' +
+    'A route that does not exist is 404 `not-found`; an unexpected failure 500 `exception`, and a deployment whose settings are missing or wrong answers every request 500 naming the setting.',
+};
+
 let cached: Record<string, unknown> | undefined;
 
 export function openApiDocument(): Record<string, unknown> {
@@ -74,16 +90,7 @@ export function openApiDocument(): Record<string, unknown> {
     info: {
       title: 'imh-bridge',
       version: '1.0.0',
-      description:
-        'Maps Marte Meo video-guidance episodes (episode format 1.0) to FHIR R4 and validates FHIR resources against R4 and the bridge\'s profiles. ' +
-        `Request bodies are JSON of at most ${MAX_BODY_BYTES} bytes. Every error is a FHIR OperationOutcome whose issues name the offending field by JSON pointer in \`expression\`. ` +
-        'Cross-field rules of the format (status-dependent fields, unique ids, clip references, consent recipient) are checked as well as the schema below. ' +
-        'Authentication: every /v1 operation needs `Authorization: Bearer <token>`, either a static API token or a SMART Backend Services access token (JWT) from the deployment\'s authorisation server. ' +
-        'Writing episodes, importing and replaying jobs need `system/*.write` (or `system/*.*`, `system/EpisodeOfCare.write`); reading jobs and coordination requests needs `system/*.read` (or `system/*.*`); the other /v1 operations need any valid token. ' +
-        '`user/` and `patient/` scopes are not accepted. /healthz, /openapi.json, /docs and /.well-known/jwks.json are public. ' +
-        'Tenants: jobs belong to the tenant of the caller that sent them (a static token\'s name or a JWT\'s client id, grouped by TENANTS); another tenant gets 404 for them. ' +
-        'Every answer under /v1 is `Cache-Control: no-store`. Writes (PUT /v1/episodes/{episodeId}, $import, $replay) are rate-limited per tenant: 429 with Retry-After. ' +
-        'A route that does not exist is 404 `not-found`; an unexpected failure 500 `exception`, and a deployment whose settings are missing or wrong answers every request 500 naming the setting.',
+      description: DESCRIPTION.intro + DESCRIPTION.authentication + DESCRIPTION.behaviour,
     },
     security: ANY_TOKEN,
     paths: {
@@ -426,33 +433,91 @@ export function openApiDocument(): Record<string, unknown> {
 }
 
 const escape = (s: string) => s.replace(/[&<>"]/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[ch] as string);
+/** Description text as HTML: escaped, with the `code` spans of the OpenAPI texts (CommonMark) as <code>. */
+const inline = (s: string) => escape(s).replace(/`([^`]+)`/g, '<code>$1</code>');
+
+/** Where `npm start` runs the Worker (scripts/start.ts: PORT, default 8787). */
+export const LOCAL_BASE = 'http://127.0.0.1:8787';
+
+/** A request example for the docs page; `{id}` stands for a job id from a PUT's Location. */
+export interface RequestExample {
+  method: 'GET' | 'POST' | 'PUT';
+  path: string;
+  contentType?: string;
+  /** A file of the repository, sent as the body. */
+  bodyFile?: string;
+  /** Show the response headers too (-i). */
+  headers?: boolean;
+}
+
+/** One example per operation, run from the repository's root against the local instance. */
+export const REQUEST_EXAMPLES: Record<string, RequestExample> = {
+  mapEpisode: { method: 'POST', path: '/v1/episodes/$map', contentType: 'application/json', bodyFile: 'examples/completed-mother.episode.json' },
+  validate: { method: 'POST', path: '/v1/$validate', contentType: FHIR, bodyFile: 'examples/phq-9.response.json' },
+  listQuestionnaires: { method: 'GET', path: '/v1/Questionnaire' },
+  readQuestionnaire: { method: 'GET', path: '/v1/Questionnaire/phq-9' },
+  extract: { method: 'POST', path: '/v1/QuestionnaireResponse/$extract', contentType: FHIR, bodyFile: 'examples/epds.response.json' },
+  listCodeSystems: { method: 'GET', path: '/v1/CodeSystem' },
+  readCodeSystem: { method: 'GET', path: '/v1/CodeSystem/marte-meo-focus-element' },
+  listValueSets: { method: 'GET', path: '/v1/ValueSet' },
+  readValueSet: { method: 'GET', path: '/v1/ValueSet/change-process-theme' },
+  submitEpisode: { method: 'PUT', path: '/v1/episodes/VG-2026-0042', contentType: 'application/json', bodyFile: 'examples/completed-mother.episode.json', headers: true },
+  importEpisodes: { method: 'POST', path: '/v1/episodes/$import', contentType: 'application/x-ndjson', bodyFile: 'examples/episodes.ndjson', headers: true },
+  listJobs: { method: 'GET', path: '/v1/jobs?status=dead,failed' },
+  listCoordination: { method: 'GET', path: '/v1/coordination?overdue=true' },
+  readJob: { method: 'GET', path: '/v1/jobs/{id}' },
+  replayJob: { method: 'POST', path: '/v1/jobs/{id}/$replay' },
+  health: { method: 'GET', path: '/healthz' },
+  openapi: { method: 'GET', path: '/openapi.json' },
+  docs: { method: 'GET', path: '/docs' },
+  root: { method: 'GET', path: '/', headers: true },
+  jwks: { method: 'GET', path: '/.well-known/jwks.json' },
+};
+
+/** The example as a curl command line (single quotes keep `$` literal in every POSIX shell). */
+export function curlLine(e: RequestExample): string {
+  const parts = ['curl', e.headers ? '-si' : '-s'];
+  if (e.method !== 'GET' && !e.bodyFile) parts.push('-X', e.method);
+  if (e.method === 'PUT') parts.push('-X', 'PUT');
+  if (e.contentType) parts.push('-H', `'content-type: ${e.contentType}'`);
+  if (e.bodyFile) parts.push(e.contentType === 'application/x-ndjson' ? '--data-binary' : '--data', `@${e.bodyFile}`);
+  parts.push(`'${LOCAL_BASE}${e.path.replace('{id}', '<job id>')}'`);
+  return parts.join(' ');
+}
 
 /** A self-contained docs page (no external scripts: the service may run without internet). */
 export function docsPage(): string {
   const doc = openApiDocument() as {
-    info: { title: string; description: string };
-    paths: Record<string, Record<string, { summary: string; security?: Record<string, string[]>[]; responses: Record<string, { description: string }> }>>;
+    paths: Record<string, Record<string, { operationId: string; summary: string; security?: Record<string, string[]>[]; responses: Record<string, { description: string }> }>>;
   };
   const needs = (security: Record<string, string[]>[] | undefined): string => {
-    if (security && security.length === 0) return 'Public.';
+    if (security && security.length === 0) return 'Public: no token, on any deployment.';
     const scopes = (security ?? []).flatMap((s) => s.bearer ?? []);
-    return scopes.length ? `Needs a bearer token with ${scopes.map((s) => `<code>${escape(s)}</code>`).join(' or ')}.` : 'Needs a bearer token.';
+    return `${scopes.length ? `Needs a bearer token with ${scopes.map((s) => `<code>${escape(s)}</code>`).join(' or ')}` : 'Needs a bearer token (any valid one)'} on a deployment; none on the local instance.`;
+  };
+  const example = (operationId: string) => {
+    const e = REQUEST_EXAMPLES[operationId];
+    return e ? `<pre><code>${escape(curlLine(e))}</code></pre>` : '';
   };
   const ops = Object.entries(doc.paths)
     .flatMap(([path, methods]) =>
       Object.entries(methods).map(
         ([method, op]) =>
-          `<section><h2><code>${method.toUpperCase()} ${escape(path)}</code></h2><p>${escape(op.summary)}</p><p>${needs(op.security)}</p><ul>${Object.entries(op.responses)
-            .map(([status, r]) => `<li><code>${status}</code> ${escape(r.description)}</li>`)
+          `<section><h2><code>${method.toUpperCase()} ${escape(path)}</code></h2><p>${inline(op.summary)}</p><p>${needs(op.security)}</p>${example(op.operationId)}<ul>${Object.entries(op.responses)
+            // 401, 403 and the key-fetch 503 are the same on every route: explained once, above.
+            .filter(([status, r]) => (authErrors as Record<string, { description: string }>)[status]?.description !== r.description)
+            .map(([status, r]) => `<li><code>${status}</code> ${inline(r.description)}</li>`)
             .join('')}</ul></section>`,
       ),
     )
     .join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>imh-bridge API</title>
-<style>body{font-family:system-ui,sans-serif;max-width:50rem;margin:2rem auto;padding:0 1rem;line-height:1.5}code{background:#f3f3f3;padding:0 .2em}section{border-top:1px solid #ddd}</style>
-</head><body><h1>imh-bridge API</h1><p>${escape(doc.info.description)}</p>
-<p><strong>Authentication.</strong> Send <code>Authorization: Bearer &lt;token&gt;</code> on every <code>/v1</code> request: a static API token or a SMART Backend Services access token, whichever this deployment's API_AUTH sets. Missing or invalid tokens get 401 with <code>WWW-Authenticate: Bearer</code>, missing scopes 403, both as OperationOutcome.</p>
+<style>body{font-family:system-ui,sans-serif;max-width:50rem;margin:2rem auto;padding:0 1rem;line-height:1.5}code{background:#f3f3f3;padding:0 .2em}pre{background:#f3f3f3;padding:.5em;overflow-x:auto}pre code{padding:0}section{border-top:1px solid #ddd}</style>
+</head><body><h1>imh-bridge API</h1><p>${inline(DESCRIPTION.intro + DESCRIPTION.behaviour)}</p>
+<h2 id="authentication">Authentication</h2>
+<p>A deployment authenticates every <code>/v1</code> request: send <code>Authorization: Bearer &lt;token&gt;</code>, a static API token or a SMART Backend Services access token (JWT), whichever the deployment's <code>API_AUTH</code> sets. Each route below says what it needs: writing episodes, <code>$import</code> and <code>$replay</code> need <code>system/*.write</code> (or <code>system/*.*</code>); reading jobs and coordination requests needs <code>system/*.read</code> (or <code>system/*.*</code>); the other <code>/v1</code> routes any valid token; <code>user/</code> and <code>patient/</code> scopes are not accepted. A missing or invalid token gets 401 with <code>WWW-Authenticate: Bearer</code>, a missing scope 403, both as OperationOutcome. <code>/healthz</code>, <code>/openapi.json</code>, <code>/docs</code> and <code>/.well-known/jwks.json</code> are public.</p>
+<p>The local instance that <code>npm start</code> runs (<code>wrangler dev --env local</code>, at ${LOCAL_BASE}, or the port in <code>PORT</code>) is open: it needs no token, and the examples below run against it as they are, from the repository's root (they send files of <code>examples/</code>). Against a deployment, use its address and add <code>-H "Authorization: Bearer $TOKEN"</code>. <code>&lt;job id&gt;</code> is the id at the end of the <code>Location</code> a <code>PUT</code> answers.</p>
 <p>Machine-readable description: <a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1).</p>
 ${ops}
 </body></html>`;

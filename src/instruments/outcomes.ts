@@ -174,11 +174,15 @@ const point = (name: string, p: OutcomeSeriesPoint): ParametersParameter => ({
   part: [
     { name: 'assessmentId', valueString: p.assessmentId },
     { name: 'date', valueDate: p.date },
-    { name: 'value', valueDecimal: p.value },
+    { name: 'value', valueDecimal: round2(p.value) },
   ],
 });
 
-/** One FHIR R4 Parameters resource with an `outcome` parameter per {@link InstrumentOutcome}. */
+/**
+ * One FHIR R4 Parameters resource with an `outcome` parameter per {@link InstrumentOutcome}.
+ * Scores, RCI and threshold are given to two decimals: the published SDs and reliabilities behind
+ * them carry no more precision (the classification is decided before rounding).
+ */
 export function outcomesParameters(episode: Episode): Parameters {
   const parameter = episodeOutcomes(episode).map(
       (o): ParametersParameter => ({
@@ -192,8 +196,8 @@ export function outcomesParameters(episode: Episode): Parameters {
           point('latest', o.latest),
           { name: 'change', valueDecimal: o.change },
           { name: 'direction', valueCode: o.direction },
-          ...(o.rci !== undefined ? [{ name: 'rci', valueDecimal: o.rci }] : []),
-          ...(o.reliableChangeThreshold !== undefined ? [{ name: 'reliableChangeThreshold', valueDecimal: o.reliableChangeThreshold }] : []),
+          ...(o.rci !== undefined ? [{ name: 'rci', valueDecimal: round2(o.rci) }] : []),
+          ...(o.reliableChangeThreshold !== undefined ? [{ name: 'reliableChangeThreshold', valueDecimal: round2(o.reliableChangeThreshold) }] : []),
           ...(o.cutoff !== undefined ? [{ name: 'cutoff', valueDecimal: o.cutoff }] : []),
           { name: 'classification', valueCoding: classificationCoding(o.classification) },
           ...(o.source !== undefined ? [{ name: 'source', valueString: o.source }] : []),
@@ -202,4 +206,30 @@ export function outcomesParameters(episode: Episode): Parameters {
   );
   // FHIR JSON has no empty arrays: no outcomes, no `parameter`.
   return { resourceType: 'Parameters', ...(parameter.length ? { parameter } : {}) };
+}
+
+/** A number as a person reads it: at most two decimals, no trailing zeros, a real minus sign. */
+const shown = (x: number): string => String(round2(x)).replace('-', '−');
+const signed = (x: number): string => (x > 0 ? `+${shown(x)}` : shown(x));
+
+/**
+ * The outcomes as a plain-text table for a person (`imh-bridge outcomes --format table`): one row
+ * per measure with first and latest score (and date), change, RCI to two decimals (— where the
+ * measure has a point criterion or no published reliability) and the classification.
+ */
+export function formatOutcomesTable(outcomes: InstrumentOutcome[]): string {
+  if (!outcomes.length) return 'no measure was given twice or more in this episode: nothing to compare\n';
+  const header = ['instrument', 'measure', 'first', 'latest', 'change', 'RCI', 'classification'];
+  const rows = outcomes.map((o) => [
+    o.instrument,
+    o.measure,
+    `${shown(o.first.value)} (${o.first.date})`,
+    `${shown(o.latest.value)} (${o.latest.date})`,
+    signed(o.change),
+    o.rci !== undefined ? o.rci.toFixed(2).replace('-', '−') : '—',
+    classificationCoding(o.classification).display ?? o.classification,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number))).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n') + '\n';
 }

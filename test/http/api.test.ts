@@ -1,8 +1,8 @@
 import { SELF, createExecutionContext, env } from 'cloudflare:test';
 import worker from '../../src/worker.ts';
 import { describe, expect, it } from 'vitest';
-import completed from '../../../shared/contract/examples/completed-mother.episode.json';
-import planned from '../../../shared/contract/examples/planned-minimal.episode.json';
+import completed from '../../examples/completed-mother.episode.json';
+import planned from '../../examples/planned-minimal.episode.json';
 
 const post = (path: string, body: string, type = 'application/json') =>
   SELF.fetch(`http://bridge${path}`, { method: 'POST', headers: { 'content-type': type }, body });

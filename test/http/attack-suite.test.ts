@@ -21,9 +21,9 @@ import { attemptJob, submitEpisode } from '../../src/sync/deliver.ts';
 import { clientFactory } from '../../src/sync/targets.ts';
 import type { NewJob } from '../../src/sync/types.ts';
 import worker from '../../src/worker.ts';
-import activeFather from '../../../shared/contract/examples/active-father-no-consent.episode.json';
-import completed from '../../../shared/contract/examples/completed-mother.episode.json';
-import planned from '../../../shared/contract/examples/planned-minimal.episode.json';
+import activeFather from '../../examples/active-father-no-consent.episode.json';
+import completed from '../../examples/completed-mother.episode.json';
+import planned from '../../examples/planned-minimal.episode.json';
 
 type Env = typeof env;
 type Outcome = { resourceType: string; issue: { severity: string; code: string; diagnostics?: string; details?: { text?: string }; expression?: string[] }[] };

@@ -7,9 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { DataCipher } from '../../src/sync/crypto.ts';
 import { D1Store } from '../../src/sync/d1-store.ts';
-import active from '../../../shared/contract/examples/active-father-no-consent.episode.json';
-import completed from '../../../shared/contract/examples/completed-mother.episode.json';
-import planned from '../../../shared/contract/examples/planned-minimal.episode.json';
+import active from '../../examples/active-father-no-consent.episode.json';
+import completed from '../../examples/completed-mother.episode.json';
+import planned from '../../examples/planned-minimal.episode.json';
 
 const sandbox = (JSON.parse(env.FHIR_TARGETS as string) as { clinic: { baseUrl: string } }).clinic.baseUrl;
 

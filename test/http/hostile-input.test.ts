@@ -6,8 +6,8 @@
  */
 import { SELF } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import completed from '../../../shared/contract/examples/completed-mother.episode.json';
-import planned from '../../../shared/contract/examples/planned-minimal.episode.json';
+import completed from '../../examples/completed-mother.episode.json';
+import planned from '../../examples/planned-minimal.episode.json';
 
 type Outcome = { resourceType: string; issue: { severity: string; code: string; details?: { text?: string }; expression?: string[] }[] };
 

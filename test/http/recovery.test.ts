@@ -11,7 +11,7 @@ import { submitEpisode } from '../../src/sync/deliver.ts';
 import { loadConfig } from '../../src/config.ts';
 import { DataCipher } from '../../src/sync/crypto.ts';
 import { D1Store, PURGE_SQL } from '../../src/sync/d1-store.ts';
-import planned from '../../../shared/contract/examples/planned-minimal.episode.json';
+import planned from '../../examples/planned-minimal.episode.json';
 
 const sandbox = (JSON.parse(env.FHIR_TARGETS as string) as { clinic: { baseUrl: string } }).clinic.baseUrl;
 const MINUTE = 60_000;

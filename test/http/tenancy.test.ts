@@ -10,8 +10,8 @@ import { loadConfig } from '../../src/config.ts';
 import { DataCipher, DataDecryptionError, decodeDataKey, isJwe } from '../../src/sync/crypto.ts';
 import { D1Store } from '../../src/sync/d1-store.ts';
 import { submitEpisode } from '../../src/sync/deliver.ts';
-import completed from '../../../shared/contract/examples/completed-mother.episode.json';
-import planned from '../../../shared/contract/examples/planned-minimal.episode.json';
+import completed from '../../examples/completed-mother.episode.json';
+import planned from '../../examples/planned-minimal.episode.json';
 
 const NORTH = 'tenancy-token-north-journal-5Kd9Wq2Rx7Lm';
 const NORTH_ENGINE = 'tenancy-token-north-engine-3Jf6Tz8Pb1Vn';

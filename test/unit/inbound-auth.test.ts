@@ -13,7 +13,7 @@ import { createApp } from '../../src/http/app.ts';
 import { accessFor } from '../../src/http/auth.ts';
 import type { DeliveryService } from '../../src/sync/service.ts';
 import type { Job } from '../../src/sync/types.ts';
-import planned from '../../../shared/contract/examples/planned-minimal.episode.json';
+import planned from '../../examples/planned-minimal.episode.json';
 
 const JWKS_URL = 'https://auth.example.org/.well-known/jwks.json';
 const ISSUER = 'https://auth.example.org';
