@@ -137,7 +137,9 @@ const defects: [string, (b: Any) => void][] = [
     closing.extension[0] = { url: 'closedOn', valueString: '2026-05-04' };
   }],
   ['extension: one of ours the bridge does not know', (b) => void entry(b, 'Encounter').extension.push({ url: 'https://imh-bridge.example.no/fhir/StructureDefinition/imh-unknown', valueString: 'x' })],
-  ['Bundle: an entry without a fullUrl in a transaction', (b) => void delete b.entry[0].request],
+  ['Bundle: an entry of a transaction without its request', (b) => void delete b.entry[0].request],
+  ['Bundle: an entry resource without a resourceType', (b) => void delete b.entry[1].resource.resourceType],
+  ['profile: a meta.profile that is not a string', (b) => void (entry(b, 'Organization').meta.profile = [0])],
 ];
 
 describe('planted defects: the generated validators hand over, the answer is the reference', () => {
