@@ -11,6 +11,7 @@
  *   npm run bench -- --load   # and the load run (also: npm run bench:load)
  */
 import type { Bundle } from '@medplum/fhirtypes';
+import { fastPathStats, resetFastPathStats, validateFast } from '../src/fhir/validate-fast.ts';
 import { validateFhir } from '../src/fhir/validate.ts';
 import { mapEpisode } from '../src/mapping/bundle.ts';
 import { completed } from '../test/fixtures/examples.ts';
@@ -59,19 +60,23 @@ const cases: [string, unknown][] = [
 ];
 
 validateFhir(mapEpisode(completed())); // load and index definitions outside the timings
+resetFastPathStats();
 
 console.log(`Warm, interleaved with a JSON round-trip of the same Bundle; ${ROUNDS} rounds; median (p10–p90)\n`);
-console.log('case                 | entries | round-trip ms       | map ×rt             | validate ×rt         | map+validate ×rt     | map+validate ms');
+console.log('validate = validateFast (generated validators, falling back to the reference); reference = validateFhir alone\n');
+console.log('case                 | entries | round-trip ms       | map ×rt             | validate ×rt         | map+validate ×rt     | map+validate ms        | reference validate ×rt');
 for (const [name, input] of cases) {
   const bundle: Bundle = mapEpisode(input);
   const rt = () => JSON.parse(JSON.stringify(bundle));
   const map = () => mapEpisode(input);
-  const val = () => validateFhir(bundle);
-  const both = () => validateFhir(mapEpisode(input));
+  const val = () => validateFast(bundle);
+  const both = () => validateFast(mapEpisode(input));
+  const ref = () => validateFhir(bundle);
   const nRt = calls(rt, 20);
   const m = interleaved(rt, map, nRt, calls(map, 20));
   const v = interleaved(rt, val, nRt, calls(val, 20));
   const b = interleaved(rt, both, nRt, calls(both, 20));
+  const r = interleaved(rt, ref, nRt, calls(ref, 20), Math.min(ROUNDS, 7));
   console.log(
     [
       name.padEnd(20),
@@ -80,10 +85,13 @@ for (const [name, input] of cases) {
       `${show(spread(m.ratio), 1)}×`.padEnd(19),
       `${show(spread(v.ratio), 1)}×`.padEnd(20),
       `${show(spread(b.ratio), 1)}×`.padEnd(20),
-      show(spread(b.ms), 2),
+      show(spread(b.ms), 2).padEnd(22),
+      `${show(spread(r.ratio), 1)}×`,
     ].join(' | '),
   );
 }
+const reasons = [...fastPathStats.reasons].map(([why, n]) => `${n}× ${why}`).join('; ');
+console.log(`\nfast path: ${fastPathStats.fast} decided by the generated validators, ${fastPathStats.fallback} handed to the reference${reasons ? ` (${reasons})` : ''}`);
 
 if (!process.argv.includes('--no-cold')) {
   console.log('');
