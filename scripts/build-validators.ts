@@ -131,6 +131,9 @@ function compile(atom: AtomT, input: string, ty: Ty, env: Env): [string, Ty] {
     }
     case 'dot': {
       const [l, lt] = compile(atom.left as AtomT, input, ty, env);
+      // A symbol or function on the right uses its input once: pass the left side in directly.
+      const rk = kind.get((atom.right as AtomT).constructor);
+      if (rk === 'symbol' || rk === 'function') return compile(atom.right as AtomT, l, lt, env);
       const v = `c${env.vars++}`;
       const [r, rt] = compile(atom.right as AtomT, v, lt, env);
       return [`((${v}) => ${r})(${l})`, rt];
@@ -306,15 +309,18 @@ function elementChecks(key: string, el: InternalSchemaElement, schema: InternalT
   }
   out.push(`if (${v} === undefined) { ${el.min > 0 ? `R.unsure(${J(`${el.path}: missing`)});` : ''} } else {`);
   const list = `l${depth}`;
-  out.push(`const ${list} = R.values(${v}, ${!!el.isArray}, ${el.min}, ${Number.isFinite(el.max) ? el.max : 'Infinity'}, ${what});`);
+  const x = `x${depth}`;
+  const many = !!el.isArray;
+  // A single value is checked in place; only arrays get a list and a loop (no allocation per element).
+  if (many) out.push(`const ${list} = R.values(${v}, true, ${el.min}, ${Number.isFinite(el.max) ? el.max : 'Infinity'}, ${what});`);
+  else out.push(`R.single(${v}, ${el.min}, ${Number.isFinite(el.max) ? el.max : 'Infinity'}, ${what});`);
   for (const kindName of ['fixed', 'pattern'] as const) {
     const spec = el[kindName];
     if (!spec) continue;
     if (types.length !== 1 || types[0] === 'BackboneElement' || types[0] === 'Element') out.push(`R.unsure(${J(`${el.path}: ${kindName} on a complex element`)});`);
-    else out.push(`R.specified(${list}, ${!!el.isArray}, ${tcode}, ${J(spec)}, ${J(kindName)}, ${what});`);
+    else out.push(`R.specified(${many ? list : `[${v}]`}, ${many}, ${tcode}, ${J(spec)}, ${J(kindName)}, ${what});`);
   }
-  const x = `x${depth}`;
-  out.push(`for (const ${x} of ${list}) {`);
+  out.push(many ? `for (const ${x} of ${list}) {` : `{ const ${x} = ${v};`);
   // Per type of the value.
   const perType = (code: string): string[] => {
     const s: string[] = [];
@@ -352,7 +358,7 @@ function elementChecks(key: string, el: InternalSchemaElement, schema: InternalT
     out.push(`if (R.isObj(${x})) {`, ...elementChecks(k, sub, schema, env, x, deeper, depth + 1), '}');
   }
   out.push('}'); // for
-  if (el.slicing?.slices.length) out.push(...sliceChecks(el, list, tcode, types));
+  if (el.slicing?.slices.length) out.push(...sliceChecks(el, many ? list : `[${v}]`, tcode, types));
   out.push('} }');
   return out;
 }

@@ -14,7 +14,6 @@
  */
 import { deepEquals, deepIncludes } from '@medplum/core';
 import type { Coding } from '@medplum/fhirtypes';
-import { isFhirString } from './strings.ts';
 import { bindingProblem } from './validate-bindings.ts';
 
 /** Thrown when the fast path cannot decide; caught by validateFast, which then falls back. */
@@ -97,6 +96,13 @@ export function values(v: unknown, isArray: boolean, min: number, max: number, w
   return list;
 }
 
+/** Cardinality of an element that holds one value: not an array, not empty, and allowed at all. */
+export function single(v: unknown, min: number, max: number, what: string): void {
+  if (Array.isArray(v)) unsure(`${what}: an array`);
+  if (isEmpty(v)) unsure(`${what}: empty`);
+  if (min > 1 || max < 1) unsure(`${what}: 1 value`);
+}
+
 /** fixed[x] / pattern[x]: as matchesSpecifiedValue, on the same {type, value} shapes. */
 export function specified(list: unknown[], isArray: boolean, type: string, spec: { type: string; value: unknown }, kind: 'fixed' | 'pattern', what: string): void {
   const tv = isArray ? list.map((value) => ({ type, value })) : { type, value: list[0] };
@@ -140,6 +146,11 @@ function validCalendarDate(s: string): boolean {
   return d <= new Date(Date.UTC(y, m, 0)).getUTCDate();
 }
 
+/** Some character that String.prototype.trim() would not remove. */
+const NOT_BLANK = /\S/;
+/** What strings.ts stringProblem() refuses: control characters but tab, CR, LF; lone surrogates. */
+const OUTSIDE_STRING_RULE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 /** validateBase64Binary: alphabet, padding, and at most 1 MiB decoded (the validator's default). */
 function validBase64(s: string): boolean {
   if (s.length === 0) return false;
@@ -161,9 +172,9 @@ export function primitive(v: unknown, type: string, what: string): void {
       if (!validBase64(s)) unsure(`${what}: base64Binary`);
       return;
     }
-    if (!s.trim() || s.length > 1024 * 1024) return unsure(`${what}: blank or too long`);
+    if (!NOT_BLANK.test(s) || s.length > 1024 * 1024) return unsure(`${what}: blank or too long`);
     // validateFhir's pre-check (strings.ts) refuses these before anything else.
-    if (!isFhirString(s)) return unsure(`${what}: outside R4's string rule`);
+    if (OUTSIDE_STRING_RULE.test(s)) return unsure(`${what}: outside R4's string rule`);
     const re = REGEX[type];
     if (re && !re.test(s)) return unsure(`${what}: ${type} format`);
     if ((type === 'date' || type === 'dateTime' || type === 'instant') && !validCalendarDate(s)) unsure(`${what}: ${type} value`);

@@ -28,7 +28,7 @@ function ourExtension(x, cx) {
 const SUB_EXTENSION_VALUES = {"https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-closing":{"closedOn":["valueDate"],"reason":["valueCoding"],"recommendation":["valueString"]}};
 
 /** ext-1: extension.exists() != value.exists() */
-function inv0(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv0(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-sha256: matches('^[0-9a-fA-F]{64}$') */
 function inv1(v, cx) { const r = R.matches([v], "^[0-9a-fA-F]{64}$"); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-sha256"); }
 const K_s0 = new Set(["id","extension","url","valueString"]);
@@ -37,8 +37,8 @@ function s0(o, cx) {
 R.object(o, K_s0, "ImhAttachmentSha256");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Extension.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Extension.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Extension.id");
 }
 } }
@@ -53,16 +53,16 @@ inv0(x0, cx);
 } }
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) { R.unsure("Extension.url: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Extension.url");
-R.specified(l0, false, ty0, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-attachment-sha256"}, "fixed", "Extension.url");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Extension.url");
+R.specified([v0], false, ty0, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-attachment-sha256"}, "fixed", "Extension.url");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Extension.url");
 }
 } }
 { const ch0 = R.choice(o, [["valueString","string"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Extension.value[x]");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Extension.value[x]");
+{ const x0 = v0;
 R.primitive(x0, "string", "Extension.value[x]");
 inv1(x0, cx);
 }
@@ -74,8 +74,8 @@ function s1(o, cx) {
 R.object(o, K_s1, "Extension");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Extension.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Extension.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Extension.id");
 }
 } }
@@ -90,15 +90,15 @@ inv0(x0, cx);
 } }
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) { R.unsure("Extension.url: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Extension.url");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Extension.url");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Extension.url");
 }
 } }
 { const ch0 = R.choice(o, [["valueBase64Binary","base64Binary"],["valueBoolean","boolean"],["valueCanonical","canonical"],["valueCode","code"],["valueDate","date"],["valueDateTime","dateTime"],["valueDecimal","decimal"],["valueId","id"],["valueInstant","instant"],["valueInteger","integer"],["valueMarkdown","markdown"],["valueOid","oid"],["valuePositiveInt","positiveInt"],["valueString","string"],["valueTime","time"],["valueUnsignedInt","unsignedInt"],["valueUri","uri"],["valueUrl","url"],["valueUuid","uuid"],["valueAddress","Address"],["valueAge","Age"],["valueAnnotation","Annotation"],["valueAttachment","Attachment"],["valueCodeableConcept","CodeableConcept"],["valueCoding","Coding"],["valueContactPoint","ContactPoint"],["valueCount","Count"],["valueDistance","Distance"],["valueDuration","Duration"],["valueHumanName","HumanName"],["valueIdentifier","Identifier"],["valueMoney","Money"],["valuePeriod","Period"],["valueQuantity","Quantity"],["valueRange","Range"],["valueRatio","Ratio"],["valueReference","Reference"],["valueSampledData","SampledData"],["valueSignature","Signature"],["valueTiming","Timing"],["valueContactDetail","ContactDetail"],["valueContributor","Contributor"],["valueDataRequirement","DataRequirement"],["valueExpression","Expression"],["valueParameterDefinition","ParameterDefinition"],["valueRelatedArtifact","RelatedArtifact"],["valueTriggerDefinition","TriggerDefinition"],["valueUsageContext","UsageContext"],["valueDosage","Dosage"],["valueMeta","Meta"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Extension.value[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Extension.value[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "base64Binary": { R.primitive(x0, "base64Binary", "Extension.value[x]"); break; }
 case "boolean": { R.primitive(x0, "boolean", "Extension.value[x]"); break; }
@@ -155,15 +155,15 @@ default: R.unsure("Extension.value[x]: type"); }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv2(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv2(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s2 = new Set(["id","extension","use","type","text","line","city","district","state","postalCode","country","period"]);
 /** Address (http://hl7.org/fhir/StructureDefinition/Address) */
 function s2(o, cx) {
 R.object(o, K_s2, "Address");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Address.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Address.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Address.id");
 }
 } }
@@ -178,24 +178,24 @@ inv2(x0, cx);
 } }
 { const v0 = o["use"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Address.use");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Address.use");
+{ const x0 = v0;
 R.primitive(x0, "code", "Address.use");
 R.binding("http://hl7.org/fhir/ValueSet/address-use|4.0.1", "code", x0, "Address.use");
 }
 } }
 { const v0 = o["type"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Address.type");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Address.type");
+{ const x0 = v0;
 R.primitive(x0, "code", "Address.type");
 R.binding("http://hl7.org/fhir/ValueSet/address-type|4.0.1", "code", x0, "Address.type");
 }
 } }
 { const v0 = o["text"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Address.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Address.text");
+{ const x0 = v0;
 R.primitive(x0, "string", "Address.text");
 }
 } }
@@ -208,57 +208,57 @@ R.primitive(x0, "string", "Address.line");
 } }
 { const v0 = o["city"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Address.city");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Address.city");
+{ const x0 = v0;
 R.primitive(x0, "string", "Address.city");
 }
 } }
 { const v0 = o["district"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Address.district");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Address.district");
+{ const x0 = v0;
 R.primitive(x0, "string", "Address.district");
 }
 } }
 { const v0 = o["state"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Address.state");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Address.state");
+{ const x0 = v0;
 R.primitive(x0, "string", "Address.state");
 }
 } }
 { const v0 = o["postalCode"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Address.postalCode");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Address.postalCode");
+{ const x0 = v0;
 R.primitive(x0, "string", "Address.postalCode");
 }
 } }
 { const v0 = o["country"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Address.country");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Address.country");
+{ const x0 = v0;
 R.primitive(x0, "string", "Address.country");
 }
 } }
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Address.period");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Address.period");
+{ const x0 = v0;
 s15(x0, cx);
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv3(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv3(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s3 = new Set(["id","extension","value","comparator","unit","system","code"]);
 /** Age (http://hl7.org/fhir/StructureDefinition/Age) */
 function s3(o, cx) {
 R.object(o, K_s3, "Age");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Age.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Age.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Age.id");
 }
 } }
@@ -273,51 +273,51 @@ inv3(x0, cx);
 } }
 { const v0 = o["value"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Age.value");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Age.value");
+{ const x0 = v0;
 R.primitive(x0, "decimal", "Age.value");
 }
 } }
 { const v0 = o["comparator"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Age.comparator");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Age.comparator");
+{ const x0 = v0;
 R.primitive(x0, "code", "Age.comparator");
 R.binding("http://hl7.org/fhir/ValueSet/quantity-comparator|4.0.1", "code", x0, "Age.comparator");
 }
 } }
 { const v0 = o["unit"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Age.unit");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Age.unit");
+{ const x0 = v0;
 R.primitive(x0, "string", "Age.unit");
 }
 } }
 { const v0 = o["system"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Age.system");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Age.system");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Age.system");
 }
 } }
 { const v0 = o["code"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Age.code");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Age.code");
+{ const x0 = v0;
 R.primitive(x0, "code", "Age.code");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv4(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv4(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s4 = new Set(["id","extension","authorReference","authorString","time","text"]);
 /** Annotation (http://hl7.org/fhir/StructureDefinition/Annotation) */
 function s4(o, cx) {
 R.object(o, K_s4, "Annotation");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Annotation.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Annotation.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Annotation.id");
 }
 } }
@@ -332,8 +332,8 @@ inv4(x0, cx);
 } }
 { const ch0 = R.choice(o, [["authorReference","Reference"],["authorString","string"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Annotation.author[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Annotation.author[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "Reference": { s19(x0, cx); R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Organization"], "Annotation.author[x]", cx, "Annotation.author[x]"); break; }
 case "string": { R.primitive(x0, "string", "Annotation.author[x]"); break; }
@@ -342,29 +342,29 @@ default: R.unsure("Annotation.author[x]: type"); }
 } }
 { const v0 = o["time"]; const ty0 = "dateTime";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Annotation.time");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Annotation.time");
+{ const x0 = v0;
 R.primitive(x0, "dateTime", "Annotation.time");
 }
 } }
 { const v0 = o["text"]; const ty0 = "markdown";
 if (v0 === undefined) { R.unsure("Annotation.text: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Annotation.text");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Annotation.text");
+{ const x0 = v0;
 R.primitive(x0, "markdown", "Annotation.text");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv5(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv5(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s5 = new Set(["id","extension","contentType","language","data","url","size","hash","title","creation"]);
 /** Attachment (http://hl7.org/fhir/StructureDefinition/Attachment) */
 function s5(o, cx) {
 R.object(o, K_s5, "Attachment");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Attachment.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Attachment.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Attachment.id");
 }
 } }
@@ -379,72 +379,72 @@ inv5(x0, cx);
 } }
 { const v0 = o["contentType"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Attachment.contentType");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Attachment.contentType");
+{ const x0 = v0;
 R.primitive(x0, "code", "Attachment.contentType");
 R.binding("http://hl7.org/fhir/ValueSet/mimetypes|4.0.1", "code", x0, "Attachment.contentType");
 }
 } }
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Attachment.language");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Attachment.language");
+{ const x0 = v0;
 R.primitive(x0, "code", "Attachment.language");
 }
 } }
 { const v0 = o["data"]; const ty0 = "base64Binary";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Attachment.data");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Attachment.data");
+{ const x0 = v0;
 R.primitive(x0, "base64Binary", "Attachment.data");
 }
 } }
 { const v0 = o["url"]; const ty0 = "url";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Attachment.url");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Attachment.url");
+{ const x0 = v0;
 R.primitive(x0, "url", "Attachment.url");
 }
 } }
 { const v0 = o["size"]; const ty0 = "unsignedInt";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Attachment.size");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Attachment.size");
+{ const x0 = v0;
 R.primitive(x0, "unsignedInt", "Attachment.size");
 }
 } }
 { const v0 = o["hash"]; const ty0 = "base64Binary";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Attachment.hash");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Attachment.hash");
+{ const x0 = v0;
 R.primitive(x0, "base64Binary", "Attachment.hash");
 }
 } }
 { const v0 = o["title"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Attachment.title");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Attachment.title");
+{ const x0 = v0;
 R.primitive(x0, "string", "Attachment.title");
 }
 } }
 { const v0 = o["creation"]; const ty0 = "dateTime";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Attachment.creation");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Attachment.creation");
+{ const x0 = v0;
 R.primitive(x0, "dateTime", "Attachment.creation");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv6(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv6(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s6 = new Set(["id","extension","coding","text"]);
 /** CodeableConcept (http://hl7.org/fhir/StructureDefinition/CodeableConcept) */
 function s6(o, cx) {
 R.object(o, K_s6, "CodeableConcept");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "CodeableConcept.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "CodeableConcept.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "CodeableConcept.id");
 }
 } }
@@ -466,22 +466,22 @@ s7(x0, cx);
 } }
 { const v0 = o["text"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "CodeableConcept.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "CodeableConcept.text");
+{ const x0 = v0;
 R.primitive(x0, "string", "CodeableConcept.text");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv7(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv7(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s7 = new Set(["id","extension","system","version","code","display","userSelected"]);
 /** Coding (http://hl7.org/fhir/StructureDefinition/Coding) */
 function s7(o, cx) {
 R.object(o, K_s7, "Coding");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Coding.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Coding.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Coding.id");
 }
 } }
@@ -496,50 +496,50 @@ inv7(x0, cx);
 } }
 { const v0 = o["system"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Coding.system");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Coding.system");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Coding.system");
 }
 } }
 { const v0 = o["version"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Coding.version");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Coding.version");
+{ const x0 = v0;
 R.primitive(x0, "string", "Coding.version");
 }
 } }
 { const v0 = o["code"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Coding.code");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Coding.code");
+{ const x0 = v0;
 R.primitive(x0, "code", "Coding.code");
 }
 } }
 { const v0 = o["display"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Coding.display");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Coding.display");
+{ const x0 = v0;
 R.primitive(x0, "string", "Coding.display");
 }
 } }
 { const v0 = o["userSelected"]; const ty0 = "boolean";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Coding.userSelected");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Coding.userSelected");
+{ const x0 = v0;
 R.primitive(x0, "boolean", "Coding.userSelected");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv8(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv8(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s8 = new Set(["id","extension","system","value","use","rank","period"]);
 /** ContactPoint (http://hl7.org/fhir/StructureDefinition/ContactPoint) */
 function s8(o, cx) {
 R.object(o, K_s8, "ContactPoint");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ContactPoint.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ContactPoint.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "ContactPoint.id");
 }
 } }
@@ -554,52 +554,52 @@ inv8(x0, cx);
 } }
 { const v0 = o["system"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ContactPoint.system");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ContactPoint.system");
+{ const x0 = v0;
 R.primitive(x0, "code", "ContactPoint.system");
 R.binding("http://hl7.org/fhir/ValueSet/contact-point-system|4.0.1", "code", x0, "ContactPoint.system");
 }
 } }
 { const v0 = o["value"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ContactPoint.value");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ContactPoint.value");
+{ const x0 = v0;
 R.primitive(x0, "string", "ContactPoint.value");
 }
 } }
 { const v0 = o["use"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ContactPoint.use");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ContactPoint.use");
+{ const x0 = v0;
 R.primitive(x0, "code", "ContactPoint.use");
 R.binding("http://hl7.org/fhir/ValueSet/contact-point-use|4.0.1", "code", x0, "ContactPoint.use");
 }
 } }
 { const v0 = o["rank"]; const ty0 = "positiveInt";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ContactPoint.rank");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ContactPoint.rank");
+{ const x0 = v0;
 R.primitive(x0, "positiveInt", "ContactPoint.rank");
 }
 } }
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ContactPoint.period");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ContactPoint.period");
+{ const x0 = v0;
 s15(x0, cx);
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv9(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv9(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s9 = new Set(["id","extension","value","comparator","unit","system","code"]);
 /** Count (http://hl7.org/fhir/StructureDefinition/Count) */
 function s9(o, cx) {
 R.object(o, K_s9, "Count");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Count.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Count.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Count.id");
 }
 } }
@@ -614,51 +614,51 @@ inv9(x0, cx);
 } }
 { const v0 = o["value"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Count.value");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Count.value");
+{ const x0 = v0;
 R.primitive(x0, "decimal", "Count.value");
 }
 } }
 { const v0 = o["comparator"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Count.comparator");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Count.comparator");
+{ const x0 = v0;
 R.primitive(x0, "code", "Count.comparator");
 R.binding("http://hl7.org/fhir/ValueSet/quantity-comparator|4.0.1", "code", x0, "Count.comparator");
 }
 } }
 { const v0 = o["unit"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Count.unit");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Count.unit");
+{ const x0 = v0;
 R.primitive(x0, "string", "Count.unit");
 }
 } }
 { const v0 = o["system"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Count.system");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Count.system");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Count.system");
 }
 } }
 { const v0 = o["code"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Count.code");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Count.code");
+{ const x0 = v0;
 R.primitive(x0, "code", "Count.code");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv10(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv10(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s10 = new Set(["id","extension","value","comparator","unit","system","code"]);
 /** Distance (http://hl7.org/fhir/StructureDefinition/Distance) */
 function s10(o, cx) {
 R.object(o, K_s10, "Distance");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Distance.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Distance.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Distance.id");
 }
 } }
@@ -673,51 +673,51 @@ inv10(x0, cx);
 } }
 { const v0 = o["value"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Distance.value");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Distance.value");
+{ const x0 = v0;
 R.primitive(x0, "decimal", "Distance.value");
 }
 } }
 { const v0 = o["comparator"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Distance.comparator");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Distance.comparator");
+{ const x0 = v0;
 R.primitive(x0, "code", "Distance.comparator");
 R.binding("http://hl7.org/fhir/ValueSet/quantity-comparator|4.0.1", "code", x0, "Distance.comparator");
 }
 } }
 { const v0 = o["unit"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Distance.unit");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Distance.unit");
+{ const x0 = v0;
 R.primitive(x0, "string", "Distance.unit");
 }
 } }
 { const v0 = o["system"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Distance.system");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Distance.system");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Distance.system");
 }
 } }
 { const v0 = o["code"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Distance.code");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Distance.code");
+{ const x0 = v0;
 R.primitive(x0, "code", "Distance.code");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv11(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv11(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s11 = new Set(["id","extension","value","comparator","unit","system","code"]);
 /** Duration (http://hl7.org/fhir/StructureDefinition/Duration) */
 function s11(o, cx) {
 R.object(o, K_s11, "Duration");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Duration.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Duration.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Duration.id");
 }
 } }
@@ -732,51 +732,51 @@ inv11(x0, cx);
 } }
 { const v0 = o["value"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Duration.value");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Duration.value");
+{ const x0 = v0;
 R.primitive(x0, "decimal", "Duration.value");
 }
 } }
 { const v0 = o["comparator"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Duration.comparator");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Duration.comparator");
+{ const x0 = v0;
 R.primitive(x0, "code", "Duration.comparator");
 R.binding("http://hl7.org/fhir/ValueSet/quantity-comparator|4.0.1", "code", x0, "Duration.comparator");
 }
 } }
 { const v0 = o["unit"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Duration.unit");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Duration.unit");
+{ const x0 = v0;
 R.primitive(x0, "string", "Duration.unit");
 }
 } }
 { const v0 = o["system"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Duration.system");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Duration.system");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Duration.system");
 }
 } }
 { const v0 = o["code"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Duration.code");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Duration.code");
+{ const x0 = v0;
 R.primitive(x0, "code", "Duration.code");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv12(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv12(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s12 = new Set(["id","extension","use","text","family","given","prefix","suffix","period"]);
 /** HumanName (http://hl7.org/fhir/StructureDefinition/HumanName) */
 function s12(o, cx) {
 R.object(o, K_s12, "HumanName");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "HumanName.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "HumanName.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "HumanName.id");
 }
 } }
@@ -791,23 +791,23 @@ inv12(x0, cx);
 } }
 { const v0 = o["use"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "HumanName.use");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "HumanName.use");
+{ const x0 = v0;
 R.primitive(x0, "code", "HumanName.use");
 R.binding("http://hl7.org/fhir/ValueSet/name-use|4.0.1", "code", x0, "HumanName.use");
 }
 } }
 { const v0 = o["text"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "HumanName.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "HumanName.text");
+{ const x0 = v0;
 R.primitive(x0, "string", "HumanName.text");
 }
 } }
 { const v0 = o["family"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "HumanName.family");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "HumanName.family");
+{ const x0 = v0;
 R.primitive(x0, "string", "HumanName.family");
 }
 } }
@@ -834,22 +834,22 @@ R.primitive(x0, "string", "HumanName.suffix");
 } }
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "HumanName.period");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "HumanName.period");
+{ const x0 = v0;
 s15(x0, cx);
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv13(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv13(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s13 = new Set(["id","extension","use","type","system","value","period","assigner"]);
 /** Identifier (http://hl7.org/fhir/StructureDefinition/Identifier) */
 function s13(o, cx) {
 R.object(o, K_s13, "Identifier");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Identifier.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Identifier.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Identifier.id");
 }
 } }
@@ -864,59 +864,59 @@ inv13(x0, cx);
 } }
 { const v0 = o["use"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Identifier.use");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Identifier.use");
+{ const x0 = v0;
 R.primitive(x0, "code", "Identifier.use");
 R.binding("http://hl7.org/fhir/ValueSet/identifier-use|4.0.1", "code", x0, "Identifier.use");
 }
 } }
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Identifier.type");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Identifier.type");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["system"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Identifier.system");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Identifier.system");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Identifier.system");
 }
 } }
 { const v0 = o["value"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Identifier.value");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Identifier.value");
+{ const x0 = v0;
 R.primitive(x0, "string", "Identifier.value");
 }
 } }
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Identifier.period");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Identifier.period");
+{ const x0 = v0;
 s15(x0, cx);
 }
 } }
 { const v0 = o["assigner"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Identifier.assigner");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Identifier.assigner");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Identifier.assigner", cx, "Identifier.assigner");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv14(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv14(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s14 = new Set(["id","extension","value","currency"]);
 /** Money (http://hl7.org/fhir/StructureDefinition/Money) */
 function s14(o, cx) {
 R.object(o, K_s14, "Money");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Money.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Money.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Money.id");
 }
 } }
@@ -931,30 +931,30 @@ inv14(x0, cx);
 } }
 { const v0 = o["value"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Money.value");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Money.value");
+{ const x0 = v0;
 R.primitive(x0, "decimal", "Money.value");
 }
 } }
 { const v0 = o["currency"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Money.currency");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Money.currency");
+{ const x0 = v0;
 R.primitive(x0, "code", "Money.currency");
 R.binding("http://hl7.org/fhir/ValueSet/currencies|4.0.1", "code", x0, "Money.currency");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv15(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv15(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s15 = new Set(["id","extension","start","end"]);
 /** Period (http://hl7.org/fhir/StructureDefinition/Period) */
 function s15(o, cx) {
 R.object(o, K_s15, "Period");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Period.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Period.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Period.id");
 }
 } }
@@ -969,29 +969,29 @@ inv15(x0, cx);
 } }
 { const v0 = o["start"]; const ty0 = "dateTime";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Period.start");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Period.start");
+{ const x0 = v0;
 R.primitive(x0, "dateTime", "Period.start");
 }
 } }
 { const v0 = o["end"]; const ty0 = "dateTime";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Period.end");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Period.end");
+{ const x0 = v0;
 R.primitive(x0, "dateTime", "Period.end");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv16(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv16(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s16 = new Set(["id","extension","value","comparator","unit","system","code"]);
 /** Quantity (http://hl7.org/fhir/StructureDefinition/Quantity) */
 function s16(o, cx) {
 R.object(o, K_s16, "Quantity");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Quantity.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Quantity.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Quantity.id");
 }
 } }
@@ -1006,51 +1006,51 @@ inv16(x0, cx);
 } }
 { const v0 = o["value"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Quantity.value");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Quantity.value");
+{ const x0 = v0;
 R.primitive(x0, "decimal", "Quantity.value");
 }
 } }
 { const v0 = o["comparator"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Quantity.comparator");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Quantity.comparator");
+{ const x0 = v0;
 R.primitive(x0, "code", "Quantity.comparator");
 R.binding("http://hl7.org/fhir/ValueSet/quantity-comparator|4.0.1", "code", x0, "Quantity.comparator");
 }
 } }
 { const v0 = o["unit"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Quantity.unit");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Quantity.unit");
+{ const x0 = v0;
 R.primitive(x0, "string", "Quantity.unit");
 }
 } }
 { const v0 = o["system"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Quantity.system");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Quantity.system");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Quantity.system");
 }
 } }
 { const v0 = o["code"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Quantity.code");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Quantity.code");
+{ const x0 = v0;
 R.primitive(x0, "code", "Quantity.code");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv17(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv17(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s17 = new Set(["id","extension","low","high"]);
 /** Range (http://hl7.org/fhir/StructureDefinition/Range) */
 function s17(o, cx) {
 R.object(o, K_s17, "Range");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Range.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Range.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Range.id");
 }
 } }
@@ -1065,29 +1065,29 @@ inv17(x0, cx);
 } }
 { const v0 = o["low"]; const ty0 = "Quantity";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Range.low");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Range.low");
+{ const x0 = v0;
 s16(x0, cx);
 }
 } }
 { const v0 = o["high"]; const ty0 = "Quantity";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Range.high");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Range.high");
+{ const x0 = v0;
 s16(x0, cx);
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv18(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv18(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s18 = new Set(["id","extension","numerator","denominator"]);
 /** Ratio (http://hl7.org/fhir/StructureDefinition/Ratio) */
 function s18(o, cx) {
 R.object(o, K_s18, "Ratio");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Ratio.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Ratio.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Ratio.id");
 }
 } }
@@ -1102,29 +1102,29 @@ inv18(x0, cx);
 } }
 { const v0 = o["numerator"]; const ty0 = "Quantity";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Ratio.numerator");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Ratio.numerator");
+{ const x0 = v0;
 s16(x0, cx);
 }
 } }
 { const v0 = o["denominator"]; const ty0 = "Quantity";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Ratio.denominator");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Ratio.denominator");
+{ const x0 = v0;
 s16(x0, cx);
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv19(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv19(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s19 = new Set(["id","extension","reference","type","identifier","display"]);
 /** Reference (http://hl7.org/fhir/StructureDefinition/Reference) */
 function s19(o, cx) {
 R.object(o, K_s19, "Reference");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Reference.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Reference.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Reference.id");
 }
 } }
@@ -1139,43 +1139,43 @@ inv19(x0, cx);
 } }
 { const v0 = o["reference"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Reference.reference");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Reference.reference");
+{ const x0 = v0;
 R.primitive(x0, "string", "Reference.reference");
 }
 } }
 { const v0 = o["type"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Reference.type");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Reference.type");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Reference.type");
 }
 } }
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Reference.identifier");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Reference.identifier");
+{ const x0 = v0;
 s13(x0, cx);
 }
 } }
 { const v0 = o["display"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Reference.display");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Reference.display");
+{ const x0 = v0;
 R.primitive(x0, "string", "Reference.display");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv20(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv20(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s20 = new Set(["id","extension","origin","period","factor","lowerLimit","upperLimit","dimensions","data"]);
 /** SampledData (http://hl7.org/fhir/StructureDefinition/SampledData) */
 function s20(o, cx) {
 R.object(o, K_s20, "SampledData");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "SampledData.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "SampledData.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "SampledData.id");
 }
 } }
@@ -1190,64 +1190,64 @@ inv20(x0, cx);
 } }
 { const v0 = o["origin"]; const ty0 = "Quantity";
 if (v0 === undefined) { R.unsure("SampledData.origin: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "SampledData.origin");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "SampledData.origin");
+{ const x0 = v0;
 s16(x0, cx);
 }
 } }
 { const v0 = o["period"]; const ty0 = "decimal";
 if (v0 === undefined) { R.unsure("SampledData.period: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "SampledData.period");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "SampledData.period");
+{ const x0 = v0;
 R.primitive(x0, "decimal", "SampledData.period");
 }
 } }
 { const v0 = o["factor"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "SampledData.factor");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "SampledData.factor");
+{ const x0 = v0;
 R.primitive(x0, "decimal", "SampledData.factor");
 }
 } }
 { const v0 = o["lowerLimit"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "SampledData.lowerLimit");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "SampledData.lowerLimit");
+{ const x0 = v0;
 R.primitive(x0, "decimal", "SampledData.lowerLimit");
 }
 } }
 { const v0 = o["upperLimit"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "SampledData.upperLimit");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "SampledData.upperLimit");
+{ const x0 = v0;
 R.primitive(x0, "decimal", "SampledData.upperLimit");
 }
 } }
 { const v0 = o["dimensions"]; const ty0 = "positiveInt";
 if (v0 === undefined) { R.unsure("SampledData.dimensions: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "SampledData.dimensions");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "SampledData.dimensions");
+{ const x0 = v0;
 R.primitive(x0, "positiveInt", "SampledData.dimensions");
 }
 } }
 { const v0 = o["data"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "SampledData.data");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "SampledData.data");
+{ const x0 = v0;
 R.primitive(x0, "string", "SampledData.data");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv21(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv21(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s21 = new Set(["id","extension","type","when","who","onBehalfOf","targetFormat","sigFormat","data"]);
 /** Signature (http://hl7.org/fhir/StructureDefinition/Signature) */
 function s21(o, cx) {
 R.object(o, K_s21, "Signature");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Signature.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Signature.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Signature.id");
 }
 } }
@@ -1269,81 +1269,81 @@ s7(x0, cx);
 } }
 { const v0 = o["when"]; const ty0 = "instant";
 if (v0 === undefined) { R.unsure("Signature.when: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Signature.when");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Signature.when");
+{ const x0 = v0;
 R.primitive(x0, "instant", "Signature.when");
 }
 } }
 { const v0 = o["who"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Signature.who: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Signature.who");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Signature.who");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"], "Signature.who", cx, "Signature.who");
 }
 } }
 { const v0 = o["onBehalfOf"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Signature.onBehalfOf");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Signature.onBehalfOf");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"], "Signature.onBehalfOf", cx, "Signature.onBehalfOf");
 }
 } }
 { const v0 = o["targetFormat"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Signature.targetFormat");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Signature.targetFormat");
+{ const x0 = v0;
 R.primitive(x0, "code", "Signature.targetFormat");
 R.binding("http://hl7.org/fhir/ValueSet/mimetypes|4.0.1", "code", x0, "Signature.targetFormat");
 }
 } }
 { const v0 = o["sigFormat"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Signature.sigFormat");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Signature.sigFormat");
+{ const x0 = v0;
 R.primitive(x0, "code", "Signature.sigFormat");
 R.binding("http://hl7.org/fhir/ValueSet/mimetypes|4.0.1", "code", x0, "Signature.sigFormat");
 }
 } }
 { const v0 = o["data"]; const ty0 = "base64Binary";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Signature.data");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Signature.data");
+{ const x0 = v0;
 R.primitive(x0, "base64Binary", "Signature.data");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv22(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv22(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv23(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv23(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** tim-1: duration.empty() or durationUnit.exists() */
-function inv24(v, cx) { const r = R.or(((c0) => R.empty(c0))(R.nav([v], "duration")), ((c1) => R.exists(c1))(R.nav([v], "durationUnit"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-1"); }
+function inv24(v, cx) { const r = R.or(R.empty(R.nav([v], "duration")), R.exists(R.nav([v], "durationUnit"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-1"); }
 /** tim-2: period.empty() or periodUnit.exists() */
-function inv25(v, cx) { const r = R.or(((c0) => R.empty(c0))(R.nav([v], "period")), ((c1) => R.exists(c1))(R.nav([v], "periodUnit"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-2"); }
+function inv25(v, cx) { const r = R.or(R.empty(R.nav([v], "period")), R.exists(R.nav([v], "periodUnit"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-2"); }
 /** tim-4: duration.exists() implies duration >= 0 */
-function inv26(v, cx) { const r = R.implies(((c0) => R.exists(c0))(R.nav([v], "duration")), R.cmp(R.nav([v], "duration"), [0], ">=")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-4"); }
+function inv26(v, cx) { const r = R.implies(R.exists(R.nav([v], "duration")), R.cmp(R.nav([v], "duration"), [0], ">=")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-4"); }
 /** tim-5: period.exists() implies period >= 0 */
-function inv27(v, cx) { const r = R.implies(((c0) => R.exists(c0))(R.nav([v], "period")), R.cmp(R.nav([v], "period"), [0], ">=")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-5"); }
+function inv27(v, cx) { const r = R.implies(R.exists(R.nav([v], "period")), R.cmp(R.nav([v], "period"), [0], ">=")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-5"); }
 /** tim-6: periodMax.empty() or period.exists() */
-function inv28(v, cx) { const r = R.or(((c0) => R.empty(c0))(R.nav([v], "periodMax")), ((c1) => R.exists(c1))(R.nav([v], "period"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-6"); }
+function inv28(v, cx) { const r = R.or(R.empty(R.nav([v], "periodMax")), R.exists(R.nav([v], "period"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-6"); }
 /** tim-7: durationMax.empty() or duration.exists() */
-function inv29(v, cx) { const r = R.or(((c0) => R.empty(c0))(R.nav([v], "durationMax")), ((c1) => R.exists(c1))(R.nav([v], "duration"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-7"); }
+function inv29(v, cx) { const r = R.or(R.empty(R.nav([v], "durationMax")), R.exists(R.nav([v], "duration"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-7"); }
 /** tim-8: countMax.empty() or count.exists() */
-function inv30(v, cx) { const r = R.or(((c0) => R.empty(c0))(R.nav([v], "countMax")), ((c1) => R.exists(c1))(R.nav([v], "count"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-8"); }
+function inv30(v, cx) { const r = R.or(R.empty(R.nav([v], "countMax")), R.exists(R.nav([v], "count"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-8"); }
 /** tim-9: offset.empty() or (when.exists() and when.select($this in ('C' | 'CM' | 'CD' | 'CV')).allFalse()) */
 function inv31(v, cx) { R.unsure("invariant tim-9 is not compiled (atom |)"); }
 /** tim-10: timeOfDay.empty() or when.empty() */
-function inv32(v, cx) { const r = R.or(((c0) => R.empty(c0))(R.nav([v], "timeOfDay")), ((c1) => R.empty(c1))(R.nav([v], "when"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-10"); }
+function inv32(v, cx) { const r = R.or(R.empty(R.nav([v], "timeOfDay")), R.empty(R.nav([v], "when"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-10"); }
 const K_s22 = new Set(["id","extension","modifierExtension","event","repeat","code"]);
 /** Timing (http://hl7.org/fhir/StructureDefinition/Timing) */
 function s22(o, cx) {
 R.object(o, K_s22, "Timing");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Timing.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Timing.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Timing.id");
 }
 } }
@@ -1374,8 +1374,8 @@ R.primitive(x0, "dateTime", "Timing.event");
 } }
 { const v0 = o["repeat"]; const ty0 = "TimingRepeat";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Timing.repeat");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Timing.repeat");
+{ const x0 = v0;
 s33(x0, cx);
 inv24(x0, cx);
 inv25(x0, cx);
@@ -1390,22 +1390,22 @@ inv32(x0, cx);
 } }
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Timing.code");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Timing.code");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv33(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv33(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s23 = new Set(["id","extension","name","telecom"]);
 /** ContactDetail (http://hl7.org/fhir/StructureDefinition/ContactDetail) */
 function s23(o, cx) {
 R.object(o, K_s23, "ContactDetail");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ContactDetail.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ContactDetail.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "ContactDetail.id");
 }
 } }
@@ -1420,8 +1420,8 @@ inv33(x0, cx);
 } }
 { const v0 = o["name"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ContactDetail.name");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ContactDetail.name");
+{ const x0 = v0;
 R.primitive(x0, "string", "ContactDetail.name");
 }
 } }
@@ -1434,15 +1434,15 @@ s8(x0, cx);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv34(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv34(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s24 = new Set(["id","extension","type","name","contact"]);
 /** Contributor (http://hl7.org/fhir/StructureDefinition/Contributor) */
 function s24(o, cx) {
 R.object(o, K_s24, "Contributor");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Contributor.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Contributor.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Contributor.id");
 }
 } }
@@ -1457,16 +1457,16 @@ inv34(x0, cx);
 } }
 { const v0 = o["type"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Contributor.type: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Contributor.type");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Contributor.type");
+{ const x0 = v0;
 R.primitive(x0, "code", "Contributor.type");
 R.binding("http://hl7.org/fhir/ValueSet/contributor-type|4.0.1", "code", x0, "Contributor.type");
 }
 } }
 { const v0 = o["name"]; const ty0 = "string";
 if (v0 === undefined) { R.unsure("Contributor.name: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Contributor.name");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Contributor.name");
+{ const x0 = v0;
 R.primitive(x0, "string", "Contributor.name");
 }
 } }
@@ -1479,19 +1479,19 @@ s23(x0, cx);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv35(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv35(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** drq-1: path.exists() xor searchParam.exists() */
-function inv36(v, cx) { const r = R.xor(((c0) => R.exists(c0))(R.nav([v], "path")), ((c1) => R.exists(c1))(R.nav([v], "searchParam"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant drq-1"); }
+function inv36(v, cx) { const r = R.xor(R.exists(R.nav([v], "path")), R.exists(R.nav([v], "searchParam"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant drq-1"); }
 /** drq-2: path.exists() xor searchParam.exists() */
-function inv37(v, cx) { const r = R.xor(((c0) => R.exists(c0))(R.nav([v], "path")), ((c1) => R.exists(c1))(R.nav([v], "searchParam"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant drq-2"); }
+function inv37(v, cx) { const r = R.xor(R.exists(R.nav([v], "path")), R.exists(R.nav([v], "searchParam"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant drq-2"); }
 const K_s25 = new Set(["id","extension","type","profile","subjectCodeableConcept","subjectReference","mustSupport","codeFilter","dateFilter","limit","sort"]);
 /** DataRequirement (http://hl7.org/fhir/StructureDefinition/DataRequirement) */
 function s25(o, cx) {
 R.object(o, K_s25, "DataRequirement");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DataRequirement.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DataRequirement.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "DataRequirement.id");
 }
 } }
@@ -1506,8 +1506,8 @@ inv35(x0, cx);
 } }
 { const v0 = o["type"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("DataRequirement.type: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "DataRequirement.type");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "DataRequirement.type");
+{ const x0 = v0;
 R.primitive(x0, "code", "DataRequirement.type");
 R.binding("http://hl7.org/fhir/ValueSet/all-types|4.0.1", "code", x0, "DataRequirement.type");
 }
@@ -1521,8 +1521,8 @@ R.primitive(x0, "canonical", "DataRequirement.profile");
 } }
 { const ch0 = R.choice(o, [["subjectCodeableConcept","CodeableConcept"],["subjectReference","Reference"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DataRequirement.subject[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DataRequirement.subject[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "CodeableConcept": { s6(x0, cx); break; }
 case "Reference": { s19(x0, cx); R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Group"], "DataRequirement.subject[x]", cx, "DataRequirement.subject[x]"); break; }
@@ -1554,8 +1554,8 @@ inv37(x0, cx);
 } }
 { const v0 = o["limit"]; const ty0 = "positiveInt";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DataRequirement.limit");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DataRequirement.limit");
+{ const x0 = v0;
 R.primitive(x0, "positiveInt", "DataRequirement.limit");
 }
 } }
@@ -1568,15 +1568,15 @@ s36(x0, cx);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv38(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv38(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s26 = new Set(["id","extension","description","name","language","expression","reference"]);
 /** Expression (http://hl7.org/fhir/StructureDefinition/Expression) */
 function s26(o, cx) {
 R.object(o, K_s26, "Expression");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Expression.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Expression.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Expression.id");
 }
 } }
@@ -1591,50 +1591,50 @@ inv38(x0, cx);
 } }
 { const v0 = o["description"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Expression.description");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Expression.description");
+{ const x0 = v0;
 R.primitive(x0, "string", "Expression.description");
 }
 } }
 { const v0 = o["name"]; const ty0 = "id";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Expression.name");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Expression.name");
+{ const x0 = v0;
 R.primitive(x0, "id", "Expression.name");
 }
 } }
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Expression.language: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Expression.language");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Expression.language");
+{ const x0 = v0;
 R.primitive(x0, "code", "Expression.language");
 }
 } }
 { const v0 = o["expression"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Expression.expression");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Expression.expression");
+{ const x0 = v0;
 R.primitive(x0, "string", "Expression.expression");
 }
 } }
 { const v0 = o["reference"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Expression.reference");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Expression.reference");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Expression.reference");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv39(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv39(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s27 = new Set(["id","extension","name","use","min","max","documentation","type","profile"]);
 /** ParameterDefinition (http://hl7.org/fhir/StructureDefinition/ParameterDefinition) */
 function s27(o, cx) {
 R.object(o, K_s27, "ParameterDefinition");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ParameterDefinition.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ParameterDefinition.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "ParameterDefinition.id");
 }
 } }
@@ -1649,66 +1649,66 @@ inv39(x0, cx);
 } }
 { const v0 = o["name"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ParameterDefinition.name");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ParameterDefinition.name");
+{ const x0 = v0;
 R.primitive(x0, "code", "ParameterDefinition.name");
 }
 } }
 { const v0 = o["use"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("ParameterDefinition.use: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "ParameterDefinition.use");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "ParameterDefinition.use");
+{ const x0 = v0;
 R.primitive(x0, "code", "ParameterDefinition.use");
 R.binding("http://hl7.org/fhir/ValueSet/operation-parameter-use|4.0.1", "code", x0, "ParameterDefinition.use");
 }
 } }
 { const v0 = o["min"]; const ty0 = "integer";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ParameterDefinition.min");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ParameterDefinition.min");
+{ const x0 = v0;
 R.primitive(x0, "integer", "ParameterDefinition.min");
 }
 } }
 { const v0 = o["max"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ParameterDefinition.max");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ParameterDefinition.max");
+{ const x0 = v0;
 R.primitive(x0, "string", "ParameterDefinition.max");
 }
 } }
 { const v0 = o["documentation"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ParameterDefinition.documentation");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ParameterDefinition.documentation");
+{ const x0 = v0;
 R.primitive(x0, "string", "ParameterDefinition.documentation");
 }
 } }
 { const v0 = o["type"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("ParameterDefinition.type: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "ParameterDefinition.type");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "ParameterDefinition.type");
+{ const x0 = v0;
 R.primitive(x0, "code", "ParameterDefinition.type");
 R.binding("http://hl7.org/fhir/ValueSet/all-types|4.0.1", "code", x0, "ParameterDefinition.type");
 }
 } }
 { const v0 = o["profile"]; const ty0 = "canonical";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ParameterDefinition.profile");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ParameterDefinition.profile");
+{ const x0 = v0;
 R.primitive(x0, "canonical", "ParameterDefinition.profile");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv40(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv40(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s28 = new Set(["id","extension","type","label","display","citation","url","document","resource"]);
 /** RelatedArtifact (http://hl7.org/fhir/StructureDefinition/RelatedArtifact) */
 function s28(o, cx) {
 R.object(o, K_s28, "RelatedArtifact");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "RelatedArtifact.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "RelatedArtifact.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "RelatedArtifact.id");
 }
 } }
@@ -1723,65 +1723,65 @@ inv40(x0, cx);
 } }
 { const v0 = o["type"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("RelatedArtifact.type: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "RelatedArtifact.type");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "RelatedArtifact.type");
+{ const x0 = v0;
 R.primitive(x0, "code", "RelatedArtifact.type");
 R.binding("http://hl7.org/fhir/ValueSet/related-artifact-type|4.0.1", "code", x0, "RelatedArtifact.type");
 }
 } }
 { const v0 = o["label"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "RelatedArtifact.label");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "RelatedArtifact.label");
+{ const x0 = v0;
 R.primitive(x0, "string", "RelatedArtifact.label");
 }
 } }
 { const v0 = o["display"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "RelatedArtifact.display");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "RelatedArtifact.display");
+{ const x0 = v0;
 R.primitive(x0, "string", "RelatedArtifact.display");
 }
 } }
 { const v0 = o["citation"]; const ty0 = "markdown";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "RelatedArtifact.citation");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "RelatedArtifact.citation");
+{ const x0 = v0;
 R.primitive(x0, "markdown", "RelatedArtifact.citation");
 }
 } }
 { const v0 = o["url"]; const ty0 = "url";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "RelatedArtifact.url");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "RelatedArtifact.url");
+{ const x0 = v0;
 R.primitive(x0, "url", "RelatedArtifact.url");
 }
 } }
 { const v0 = o["document"]; const ty0 = "Attachment";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "RelatedArtifact.document");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "RelatedArtifact.document");
+{ const x0 = v0;
 s5(x0, cx);
 }
 } }
 { const v0 = o["resource"]; const ty0 = "canonical";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "RelatedArtifact.resource");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "RelatedArtifact.resource");
+{ const x0 = v0;
 R.primitive(x0, "canonical", "RelatedArtifact.resource");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv41(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv41(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s29 = new Set(["id","extension","type","name","timingTiming","timingReference","timingDate","timingDateTime","data","condition"]);
 /** TriggerDefinition (http://hl7.org/fhir/StructureDefinition/TriggerDefinition) */
 function s29(o, cx) {
 R.object(o, K_s29, "TriggerDefinition");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "TriggerDefinition.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "TriggerDefinition.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "TriggerDefinition.id");
 }
 } }
@@ -1796,23 +1796,23 @@ inv41(x0, cx);
 } }
 { const v0 = o["type"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("TriggerDefinition.type: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "TriggerDefinition.type");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "TriggerDefinition.type");
+{ const x0 = v0;
 R.primitive(x0, "code", "TriggerDefinition.type");
 R.binding("http://hl7.org/fhir/ValueSet/trigger-type|4.0.1", "code", x0, "TriggerDefinition.type");
 }
 } }
 { const v0 = o["name"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "TriggerDefinition.name");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "TriggerDefinition.name");
+{ const x0 = v0;
 R.primitive(x0, "string", "TriggerDefinition.name");
 }
 } }
 { const ch0 = R.choice(o, [["timingTiming","Timing"],["timingReference","Reference"],["timingDate","date"],["timingDateTime","dateTime"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "TriggerDefinition.timing[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "TriggerDefinition.timing[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "Timing": { s22(x0, cx); break; }
 case "Reference": { s19(x0, cx); R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Schedule"], "TriggerDefinition.timing[x]", cx, "TriggerDefinition.timing[x]"); break; }
@@ -1830,22 +1830,22 @@ s25(x0, cx);
 } }
 { const v0 = o["condition"]; const ty0 = "Expression";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "TriggerDefinition.condition");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "TriggerDefinition.condition");
+{ const x0 = v0;
 s26(x0, cx);
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv42(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv42(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s30 = new Set(["id","extension","code","valueCodeableConcept","valueQuantity","valueRange","valueReference"]);
 /** UsageContext (http://hl7.org/fhir/StructureDefinition/UsageContext) */
 function s30(o, cx) {
 R.object(o, K_s30, "UsageContext");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "UsageContext.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "UsageContext.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "UsageContext.id");
 }
 } }
@@ -1860,15 +1860,15 @@ inv42(x0, cx);
 } }
 { const v0 = o["code"]; const ty0 = "Coding";
 if (v0 === undefined) { R.unsure("UsageContext.code: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "UsageContext.code");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "UsageContext.code");
+{ const x0 = v0;
 s7(x0, cx);
 }
 } }
 { const ch0 = R.choice(o, [["valueCodeableConcept","CodeableConcept"],["valueQuantity","Quantity"],["valueRange","Range"],["valueReference","Reference"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("UsageContext.value[x]: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "UsageContext.value[x]");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "UsageContext.value[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "CodeableConcept": { s6(x0, cx); break; }
 case "Quantity": { s16(x0, cx); break; }
@@ -1879,17 +1879,17 @@ default: R.unsure("UsageContext.value[x]: type"); }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv43(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv43(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv44(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv44(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s31 = new Set(["id","extension","modifierExtension","sequence","text","additionalInstruction","patientInstruction","timing","asNeededBoolean","asNeededCodeableConcept","site","route","method","doseAndRate","maxDosePerPeriod","maxDosePerAdministration","maxDosePerLifetime"]);
 /** Dosage (http://hl7.org/fhir/StructureDefinition/Dosage) */
 function s31(o, cx) {
 R.object(o, K_s31, "Dosage");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Dosage.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Dosage.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Dosage.id");
 }
 } }
@@ -1913,15 +1913,15 @@ inv44(x0, cx);
 } }
 { const v0 = o["sequence"]; const ty0 = "integer";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Dosage.sequence");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Dosage.sequence");
+{ const x0 = v0;
 R.primitive(x0, "integer", "Dosage.sequence");
 }
 } }
 { const v0 = o["text"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Dosage.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Dosage.text");
+{ const x0 = v0;
 R.primitive(x0, "string", "Dosage.text");
 }
 } }
@@ -1934,22 +1934,22 @@ s6(x0, cx);
 } }
 { const v0 = o["patientInstruction"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Dosage.patientInstruction");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Dosage.patientInstruction");
+{ const x0 = v0;
 R.primitive(x0, "string", "Dosage.patientInstruction");
 }
 } }
 { const v0 = o["timing"]; const ty0 = "Timing";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Dosage.timing");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Dosage.timing");
+{ const x0 = v0;
 s22(x0, cx);
 }
 } }
 { const ch0 = R.choice(o, [["asNeededBoolean","boolean"],["asNeededCodeableConcept","CodeableConcept"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Dosage.asNeeded[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Dosage.asNeeded[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "boolean": { R.primitive(x0, "boolean", "Dosage.asNeeded[x]"); break; }
 case "CodeableConcept": { s6(x0, cx); break; }
@@ -1958,22 +1958,22 @@ default: R.unsure("Dosage.asNeeded[x]: type"); }
 } }
 { const v0 = o["site"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Dosage.site");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Dosage.site");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["route"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Dosage.route");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Dosage.route");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["method"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Dosage.method");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Dosage.method");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
@@ -1986,36 +1986,36 @@ s37(x0, cx);
 } }
 { const v0 = o["maxDosePerPeriod"]; const ty0 = "Ratio";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Dosage.maxDosePerPeriod");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Dosage.maxDosePerPeriod");
+{ const x0 = v0;
 s18(x0, cx);
 }
 } }
 { const v0 = o["maxDosePerAdministration"]; const ty0 = "Quantity";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Dosage.maxDosePerAdministration");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Dosage.maxDosePerAdministration");
+{ const x0 = v0;
 s16(x0, cx);
 }
 } }
 { const v0 = o["maxDosePerLifetime"]; const ty0 = "Quantity";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Dosage.maxDosePerLifetime");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Dosage.maxDosePerLifetime");
+{ const x0 = v0;
 s16(x0, cx);
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv45(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv45(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s32 = new Set(["id","extension","versionId","lastUpdated","source","profile","security","tag","project","author","onBehalfOf","account","accounts","compartment","deleted"]);
 /** Meta (http://hl7.org/fhir/StructureDefinition/Meta) */
 function s32(o, cx) {
 R.object(o, K_s32, "Meta");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Meta.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Meta.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Meta.id");
 }
 } }
@@ -2030,22 +2030,22 @@ inv45(x0, cx);
 } }
 { const v0 = o["versionId"]; const ty0 = "id";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Meta.versionId");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Meta.versionId");
+{ const x0 = v0;
 R.primitive(x0, "id", "Meta.versionId");
 }
 } }
 { const v0 = o["lastUpdated"]; const ty0 = "instant";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Meta.lastUpdated");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Meta.lastUpdated");
+{ const x0 = v0;
 R.primitive(x0, "instant", "Meta.lastUpdated");
 }
 } }
 { const v0 = o["source"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Meta.source");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Meta.source");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Meta.source");
 }
 } }
@@ -2072,31 +2072,31 @@ s7(x0, cx);
 } }
 { const v0 = o["project"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Meta.project");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Meta.project");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Meta.project");
 }
 } }
 { const v0 = o["author"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Meta.author");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Meta.author");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, undefined, "Meta.author", cx, "Meta.author");
 }
 } }
 { const v0 = o["onBehalfOf"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Meta.onBehalfOf");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Meta.onBehalfOf");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, undefined, "Meta.onBehalfOf", cx, "Meta.onBehalfOf");
 }
 } }
 { const v0 = o["account"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Meta.account");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Meta.account");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, undefined, "Meta.account", cx, "Meta.account");
 }
@@ -2119,22 +2119,22 @@ R.reference(x0, undefined, "Meta.compartment", cx, "Meta.compartment");
 } }
 { const v0 = o["deleted"]; const ty0 = "boolean";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Meta.deleted");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Meta.deleted");
+{ const x0 = v0;
 R.primitive(x0, "boolean", "Meta.deleted");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv46(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv46(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s33 = new Set(["id","extension","boundsDuration","boundsRange","boundsPeriod","count","countMax","duration","durationMax","durationUnit","frequency","frequencyMax","period","periodMax","periodUnit","dayOfWeek","timeOfDay","when","offset"]);
 /** TimingRepeat */
 function s33(o, cx) {
 R.object(o, K_s33, "TimingRepeat");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Timing.repeat.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Timing.repeat.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Timing.repeat.id");
 }
 } }
@@ -2149,8 +2149,8 @@ inv46(x0, cx);
 } }
 { const ch0 = R.choice(o, [["boundsDuration","Duration"],["boundsRange","Range"],["boundsPeriod","Period"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Timing.repeat.bounds[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Timing.repeat.bounds[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "Duration": { s11(x0, cx); break; }
 case "Range": { s17(x0, cx); break; }
@@ -2160,72 +2160,72 @@ default: R.unsure("Timing.repeat.bounds[x]: type"); }
 } }
 { const v0 = o["count"]; const ty0 = "positiveInt";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Timing.repeat.count");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Timing.repeat.count");
+{ const x0 = v0;
 R.primitive(x0, "positiveInt", "Timing.repeat.count");
 }
 } }
 { const v0 = o["countMax"]; const ty0 = "positiveInt";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Timing.repeat.countMax");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Timing.repeat.countMax");
+{ const x0 = v0;
 R.primitive(x0, "positiveInt", "Timing.repeat.countMax");
 }
 } }
 { const v0 = o["duration"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Timing.repeat.duration");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Timing.repeat.duration");
+{ const x0 = v0;
 R.primitive(x0, "decimal", "Timing.repeat.duration");
 }
 } }
 { const v0 = o["durationMax"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Timing.repeat.durationMax");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Timing.repeat.durationMax");
+{ const x0 = v0;
 R.primitive(x0, "decimal", "Timing.repeat.durationMax");
 }
 } }
 { const v0 = o["durationUnit"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Timing.repeat.durationUnit");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Timing.repeat.durationUnit");
+{ const x0 = v0;
 R.primitive(x0, "code", "Timing.repeat.durationUnit");
 R.binding("http://hl7.org/fhir/ValueSet/units-of-time|4.0.1", "code", x0, "Timing.repeat.durationUnit");
 }
 } }
 { const v0 = o["frequency"]; const ty0 = "positiveInt";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Timing.repeat.frequency");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Timing.repeat.frequency");
+{ const x0 = v0;
 R.primitive(x0, "positiveInt", "Timing.repeat.frequency");
 }
 } }
 { const v0 = o["frequencyMax"]; const ty0 = "positiveInt";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Timing.repeat.frequencyMax");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Timing.repeat.frequencyMax");
+{ const x0 = v0;
 R.primitive(x0, "positiveInt", "Timing.repeat.frequencyMax");
 }
 } }
 { const v0 = o["period"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Timing.repeat.period");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Timing.repeat.period");
+{ const x0 = v0;
 R.primitive(x0, "decimal", "Timing.repeat.period");
 }
 } }
 { const v0 = o["periodMax"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Timing.repeat.periodMax");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Timing.repeat.periodMax");
+{ const x0 = v0;
 R.primitive(x0, "decimal", "Timing.repeat.periodMax");
 }
 } }
 { const v0 = o["periodUnit"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Timing.repeat.periodUnit");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Timing.repeat.periodUnit");
+{ const x0 = v0;
 R.primitive(x0, "code", "Timing.repeat.periodUnit");
 R.binding("http://hl7.org/fhir/ValueSet/units-of-time|4.0.1", "code", x0, "Timing.repeat.periodUnit");
 }
@@ -2255,22 +2255,22 @@ R.binding("http://hl7.org/fhir/ValueSet/event-timing|4.0.1", "code", x0, "Timing
 } }
 { const v0 = o["offset"]; const ty0 = "unsignedInt";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Timing.repeat.offset");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Timing.repeat.offset");
+{ const x0 = v0;
 R.primitive(x0, "unsignedInt", "Timing.repeat.offset");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv47(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv47(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s34 = new Set(["id","extension","path","searchParam","valueSet","code"]);
 /** DataRequirementCodeFilter */
 function s34(o, cx) {
 R.object(o, K_s34, "DataRequirementCodeFilter");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DataRequirement.codeFilter.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DataRequirement.codeFilter.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "DataRequirement.codeFilter.id");
 }
 } }
@@ -2285,22 +2285,22 @@ inv47(x0, cx);
 } }
 { const v0 = o["path"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DataRequirement.codeFilter.path");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DataRequirement.codeFilter.path");
+{ const x0 = v0;
 R.primitive(x0, "string", "DataRequirement.codeFilter.path");
 }
 } }
 { const v0 = o["searchParam"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DataRequirement.codeFilter.searchParam");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DataRequirement.codeFilter.searchParam");
+{ const x0 = v0;
 R.primitive(x0, "string", "DataRequirement.codeFilter.searchParam");
 }
 } }
 { const v0 = o["valueSet"]; const ty0 = "canonical";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DataRequirement.codeFilter.valueSet");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DataRequirement.codeFilter.valueSet");
+{ const x0 = v0;
 R.primitive(x0, "canonical", "DataRequirement.codeFilter.valueSet");
 }
 } }
@@ -2313,15 +2313,15 @@ s7(x0, cx);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv48(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv48(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s35 = new Set(["id","extension","path","searchParam","valueDateTime","valuePeriod","valueDuration"]);
 /** DataRequirementDateFilter */
 function s35(o, cx) {
 R.object(o, K_s35, "DataRequirementDateFilter");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DataRequirement.dateFilter.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DataRequirement.dateFilter.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "DataRequirement.dateFilter.id");
 }
 } }
@@ -2336,22 +2336,22 @@ inv48(x0, cx);
 } }
 { const v0 = o["path"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DataRequirement.dateFilter.path");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DataRequirement.dateFilter.path");
+{ const x0 = v0;
 R.primitive(x0, "string", "DataRequirement.dateFilter.path");
 }
 } }
 { const v0 = o["searchParam"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DataRequirement.dateFilter.searchParam");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DataRequirement.dateFilter.searchParam");
+{ const x0 = v0;
 R.primitive(x0, "string", "DataRequirement.dateFilter.searchParam");
 }
 } }
 { const ch0 = R.choice(o, [["valueDateTime","dateTime"],["valuePeriod","Period"],["valueDuration","Duration"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DataRequirement.dateFilter.value[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DataRequirement.dateFilter.value[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "dateTime": { R.primitive(x0, "dateTime", "DataRequirement.dateFilter.value[x]"); break; }
 case "Period": { s15(x0, cx); break; }
@@ -2361,15 +2361,15 @@ default: R.unsure("DataRequirement.dateFilter.value[x]: type"); }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv49(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv49(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s36 = new Set(["id","extension","path","direction"]);
 /** DataRequirementSort */
 function s36(o, cx) {
 R.object(o, K_s36, "DataRequirementSort");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DataRequirement.sort.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DataRequirement.sort.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "DataRequirement.sort.id");
 }
 } }
@@ -2384,30 +2384,30 @@ inv49(x0, cx);
 } }
 { const v0 = o["path"]; const ty0 = "string";
 if (v0 === undefined) { R.unsure("DataRequirement.sort.path: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "DataRequirement.sort.path");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "DataRequirement.sort.path");
+{ const x0 = v0;
 R.primitive(x0, "string", "DataRequirement.sort.path");
 }
 } }
 { const v0 = o["direction"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("DataRequirement.sort.direction: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "DataRequirement.sort.direction");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "DataRequirement.sort.direction");
+{ const x0 = v0;
 R.primitive(x0, "code", "DataRequirement.sort.direction");
 R.binding("http://hl7.org/fhir/ValueSet/sort-direction|4.0.1", "code", x0, "DataRequirement.sort.direction");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv50(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv50(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s37 = new Set(["id","extension","type","doseRange","doseQuantity","rateRatio","rateRange","rateQuantity"]);
 /** DosageDoseAndRate */
 function s37(o, cx) {
 R.object(o, K_s37, "DosageDoseAndRate");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Dosage.doseAndRate.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Dosage.doseAndRate.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Dosage.doseAndRate.id");
 }
 } }
@@ -2422,15 +2422,15 @@ inv50(x0, cx);
 } }
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Dosage.doseAndRate.type");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Dosage.doseAndRate.type");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const ch0 = R.choice(o, [["doseRange","Range"],["doseQuantity","Quantity"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Dosage.doseAndRate.dose[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Dosage.doseAndRate.dose[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "Range": { s17(x0, cx); break; }
 case "Quantity": { s16(x0, cx); break; }
@@ -2439,8 +2439,8 @@ default: R.unsure("Dosage.doseAndRate.dose[x]: type"); }
 } }
 { const ch0 = R.choice(o, [["rateRatio","Ratio"],["rateRange","Range"],["rateQuantity","Quantity"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Dosage.doseAndRate.rate[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Dosage.doseAndRate.rate[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "Ratio": { s18(x0, cx); break; }
 case "Range": { s17(x0, cx); break; }
@@ -2450,47 +2450,47 @@ default: R.unsure("Dosage.doseAndRate.rate[x]: type"); }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv51(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv51(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv52(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv52(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv53(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv53(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s38 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","definition","udiCarrier","status","statusReason","distinctIdentifier","manufacturer","manufactureDate","expirationDate","lotNumber","serialNumber","deviceName","modelNumber","partNumber","type","specialization","version","property","patient","owner","contact","location","url","note","safety","parent"]);
 /** ImhBridgeDevice (https://imh-bridge.example.no/fhir/StructureDefinition/imh-bridge-device) */
 function s38(o, cx) {
 R.object(o, K_s38, "ImhBridgeDevice");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Device.id");
 }
 } }
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.meta");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.meta");
+{ const x0 = v0;
 s32(x0, cx);
 }
 } }
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.implicitRules");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.implicitRules");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Device.implicitRules");
 }
 } }
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.language");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.language");
+{ const x0 = v0;
 R.primitive(x0, "code", "Device.language");
 }
 } }
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.text");
+{ const x0 = v0;
 s39(x0, cx);
 }
 } }
@@ -2529,8 +2529,8 @@ R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? 
 } }
 { const v0 = o["definition"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.definition");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.definition");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/DeviceDefinition"], "Device.definition", cx, "Device.definition");
 }
@@ -2544,8 +2544,8 @@ s40(x0, cx);
 } }
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.status");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.status");
+{ const x0 = v0;
 R.primitive(x0, "code", "Device.status");
 R.binding("http://hl7.org/fhir/ValueSet/device-status|4.0.1", "code", x0, "Device.status");
 }
@@ -2559,43 +2559,43 @@ s6(x0, cx);
 } }
 { const v0 = o["distinctIdentifier"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.distinctIdentifier");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.distinctIdentifier");
+{ const x0 = v0;
 R.primitive(x0, "string", "Device.distinctIdentifier");
 }
 } }
 { const v0 = o["manufacturer"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.manufacturer");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.manufacturer");
+{ const x0 = v0;
 R.primitive(x0, "string", "Device.manufacturer");
 }
 } }
 { const v0 = o["manufactureDate"]; const ty0 = "dateTime";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.manufactureDate");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.manufactureDate");
+{ const x0 = v0;
 R.primitive(x0, "dateTime", "Device.manufactureDate");
 }
 } }
 { const v0 = o["expirationDate"]; const ty0 = "dateTime";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.expirationDate");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.expirationDate");
+{ const x0 = v0;
 R.primitive(x0, "dateTime", "Device.expirationDate");
 }
 } }
 { const v0 = o["lotNumber"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.lotNumber");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.lotNumber");
+{ const x0 = v0;
 R.primitive(x0, "string", "Device.lotNumber");
 }
 } }
 { const v0 = o["serialNumber"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.serialNumber");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.serialNumber");
+{ const x0 = v0;
 R.primitive(x0, "string", "Device.serialNumber");
 }
 } }
@@ -2608,22 +2608,22 @@ s41(x0, cx);
 } }
 { const v0 = o["modelNumber"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.modelNumber");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.modelNumber");
+{ const x0 = v0;
 R.primitive(x0, "string", "Device.modelNumber");
 }
 } }
 { const v0 = o["partNumber"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.partNumber");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.partNumber");
+{ const x0 = v0;
 R.primitive(x0, "string", "Device.partNumber");
 }
 } }
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.type");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.type");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
@@ -2650,16 +2650,16 @@ s44(x0, cx);
 } }
 { const v0 = o["patient"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.patient");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.patient");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Device.patient", cx, "Device.patient");
 }
 } }
 { const v0 = o["owner"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.owner");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.owner");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Device.owner", cx, "Device.owner");
 }
@@ -2673,16 +2673,16 @@ s8(x0, cx);
 } }
 { const v0 = o["location"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.location");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.location");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location"], "Device.location", cx, "Device.location");
 }
 } }
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.url");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.url");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Device.url");
 }
 } }
@@ -2702,15 +2702,15 @@ s6(x0, cx);
 } }
 { const v0 = o["parent"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.parent");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.parent");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device"], "Device.parent", cx, "Device.parent");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv54(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv54(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** txt-1: htmlChecks() */
 function inv55(v, cx) { R.unsure("invariant txt-1 is not compiled (function htmlChecks())"); }
 /** txt-2: htmlChecks() */
@@ -2721,8 +2721,8 @@ function s39(o, cx) {
 R.object(o, K_s39, "Narrative");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Narrative.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Narrative.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Narrative.id");
 }
 } }
@@ -2737,16 +2737,16 @@ inv54(x0, cx);
 } }
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Narrative.status: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Narrative.status");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Narrative.status");
+{ const x0 = v0;
 R.primitive(x0, "code", "Narrative.status");
 R.binding("http://hl7.org/fhir/ValueSet/narrative-status|4.0.1", "code", x0, "Narrative.status");
 }
 } }
 { const v0 = o["div"]; const ty0 = "xhtml";
 if (v0 === undefined) { R.unsure("Narrative.div: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Narrative.div");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Narrative.div");
+{ const x0 = v0;
 R.primitive(x0, "xhtml", "Narrative.div");
 inv55(x0, cx);
 inv56(x0, cx);
@@ -2754,17 +2754,17 @@ inv56(x0, cx);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv57(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv57(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv58(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv58(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s40 = new Set(["id","extension","modifierExtension","deviceIdentifier","issuer","jurisdiction","carrierAIDC","carrierHRF","entryType"]);
 /** DeviceUdiCarrier */
 function s40(o, cx) {
 R.object(o, K_s40, "DeviceUdiCarrier");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.udiCarrier.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.udiCarrier.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Device.udiCarrier.id");
 }
 } }
@@ -2788,60 +2788,60 @@ inv58(x0, cx);
 } }
 { const v0 = o["deviceIdentifier"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.udiCarrier.deviceIdentifier");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.udiCarrier.deviceIdentifier");
+{ const x0 = v0;
 R.primitive(x0, "string", "Device.udiCarrier.deviceIdentifier");
 }
 } }
 { const v0 = o["issuer"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.udiCarrier.issuer");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.udiCarrier.issuer");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Device.udiCarrier.issuer");
 }
 } }
 { const v0 = o["jurisdiction"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.udiCarrier.jurisdiction");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.udiCarrier.jurisdiction");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Device.udiCarrier.jurisdiction");
 }
 } }
 { const v0 = o["carrierAIDC"]; const ty0 = "base64Binary";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.udiCarrier.carrierAIDC");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.udiCarrier.carrierAIDC");
+{ const x0 = v0;
 R.primitive(x0, "base64Binary", "Device.udiCarrier.carrierAIDC");
 }
 } }
 { const v0 = o["carrierHRF"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.udiCarrier.carrierHRF");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.udiCarrier.carrierHRF");
+{ const x0 = v0;
 R.primitive(x0, "string", "Device.udiCarrier.carrierHRF");
 }
 } }
 { const v0 = o["entryType"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.udiCarrier.entryType");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.udiCarrier.entryType");
+{ const x0 = v0;
 R.primitive(x0, "code", "Device.udiCarrier.entryType");
 R.binding("http://hl7.org/fhir/ValueSet/udi-entry-type|4.0.1", "code", x0, "Device.udiCarrier.entryType");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv59(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv59(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv60(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv60(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s41 = new Set(["id","extension","modifierExtension","name","type"]);
 /** DeviceDeviceName */
 function s41(o, cx) {
 R.object(o, K_s41, "DeviceDeviceName");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.deviceName.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.deviceName.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Device.deviceName.id");
 }
 } }
@@ -2865,32 +2865,32 @@ inv60(x0, cx);
 } }
 { const v0 = o["name"]; const ty0 = "string";
 if (v0 === undefined) { R.unsure("Device.deviceName.name: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Device.deviceName.name");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Device.deviceName.name");
+{ const x0 = v0;
 R.primitive(x0, "string", "Device.deviceName.name");
 }
 } }
 { const v0 = o["type"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Device.deviceName.type: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Device.deviceName.type");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Device.deviceName.type");
+{ const x0 = v0;
 R.primitive(x0, "code", "Device.deviceName.type");
 R.binding("http://hl7.org/fhir/ValueSet/device-nametype|4.0.1", "code", x0, "Device.deviceName.type");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv61(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv61(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv62(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv62(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s42 = new Set(["id","extension","modifierExtension","systemType","version"]);
 /** DeviceSpecialization */
 function s42(o, cx) {
 R.object(o, K_s42, "DeviceSpecialization");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.specialization.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.specialization.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Device.specialization.id");
 }
 } }
@@ -2914,31 +2914,31 @@ inv62(x0, cx);
 } }
 { const v0 = o["systemType"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Device.specialization.systemType: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Device.specialization.systemType");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Device.specialization.systemType");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["version"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.specialization.version");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.specialization.version");
+{ const x0 = v0;
 R.primitive(x0, "string", "Device.specialization.version");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv63(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv63(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv64(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv64(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s43 = new Set(["id","extension","modifierExtension","type","component","value"]);
 /** DeviceVersion */
 function s43(o, cx) {
 R.object(o, K_s43, "DeviceVersion");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.version.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.version.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Device.version.id");
 }
 } }
@@ -2962,38 +2962,38 @@ inv64(x0, cx);
 } }
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.version.type");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.version.type");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["component"]; const ty0 = "Identifier";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.version.component");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.version.component");
+{ const x0 = v0;
 s13(x0, cx);
 }
 } }
 { const v0 = o["value"]; const ty0 = "string";
 if (v0 === undefined) { R.unsure("Device.version.value: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Device.version.value");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Device.version.value");
+{ const x0 = v0;
 R.primitive(x0, "string", "Device.version.value");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv65(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv65(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv66(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv66(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s44 = new Set(["id","extension","modifierExtension","type","valueQuantity","valueCode"]);
 /** DeviceProperty */
 function s44(o, cx) {
 R.object(o, K_s44, "DeviceProperty");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Device.property.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Device.property.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Device.property.id");
 }
 } }
@@ -3017,8 +3017,8 @@ inv66(x0, cx);
 } }
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Device.property.type: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Device.property.type");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Device.property.type");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
@@ -3038,21 +3038,21 @@ s6(x0, cx);
 } }
 }
 /** dom-2: contained.contained.empty() */
-function inv67(v, cx) { const r = ((c1) => R.empty(c1))(((c0) => R.nav(c0, "contained"))(R.nav([v], "contained"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv67(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv68(v, cx) { const r = R.and(((c2) => R.empty(c2))(((c1) => R.nav(c1, "versionId"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))), ((c5) => R.empty(c5))(((c4) => R.nav(c4, "lastUpdated"))(((c3) => R.nav(c3, "meta"))(R.nav([v], "contained"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv68(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv69(v, cx) { const r = ((c2) => R.empty(c2))(((c1) => R.nav(c1, "security"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv69(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv70(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv70(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s45 = new Set(["id","extension","url","valueCoding"]);
 /** ImhCancellationReason (https://imh-bridge.example.no/fhir/StructureDefinition/imh-cancellation-reason) */
 function s45(o, cx) {
 R.object(o, K_s45, "ImhCancellationReason");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Extension.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Extension.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Extension.id");
 }
 } }
@@ -3067,23 +3067,23 @@ inv0(x0, cx);
 } }
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) { R.unsure("Extension.url: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Extension.url");
-R.specified(l0, false, ty0, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-cancellation-reason"}, "fixed", "Extension.url");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Extension.url");
+R.specified([v0], false, ty0, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-cancellation-reason"}, "fixed", "Extension.url");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Extension.url");
 }
 } }
 { const ch0 = R.choice(o, [["valueCoding","Coding"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Extension.value[x]");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Extension.value[x]");
+{ const x0 = v0;
 s7(x0, cx);
 R.binding("https://imh-bridge.example.no/fhir/ValueSet/cancellation-reason", "Coding", x0, "Extension.value[x]");
 if (R.isObj(x0)) {
 { const v1 = x0["id"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Extension.value[x].id");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Extension.value[x].id");
+{ const x1 = v1;
 R.primitive(x1, "string", "Extension.value[x].id");
 }
 } }
@@ -3102,8 +3102,8 @@ inv70(x1, cx);
 if (R.isObj(x0)) {
 { const v1 = x0["system"]; const ty1 = "uri";
 if (v1 === undefined) { R.unsure("Extension.value[x].system: missing"); } else {
-const l1 = R.values(v1, false, 1, 1, "Extension.value[x].system");
-for (const x1 of l1) {
+R.single(v1, 1, 1, "Extension.value[x].system");
+{ const x1 = v1;
 R.primitive(x1, "uri", "Extension.value[x].system");
 }
 } }
@@ -3111,8 +3111,8 @@ R.primitive(x1, "uri", "Extension.value[x].system");
 if (R.isObj(x0)) {
 { const v1 = x0["version"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Extension.value[x].version");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Extension.value[x].version");
+{ const x1 = v1;
 R.primitive(x1, "string", "Extension.value[x].version");
 }
 } }
@@ -3120,8 +3120,8 @@ R.primitive(x1, "string", "Extension.value[x].version");
 if (R.isObj(x0)) {
 { const v1 = x0["code"]; const ty1 = "code";
 if (v1 === undefined) { R.unsure("Extension.value[x].code: missing"); } else {
-const l1 = R.values(v1, false, 1, 1, "Extension.value[x].code");
-for (const x1 of l1) {
+R.single(v1, 1, 1, "Extension.value[x].code");
+{ const x1 = v1;
 R.primitive(x1, "code", "Extension.value[x].code");
 }
 } }
@@ -3129,8 +3129,8 @@ R.primitive(x1, "code", "Extension.value[x].code");
 if (R.isObj(x0)) {
 { const v1 = x0["display"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Extension.value[x].display");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Extension.value[x].display");
+{ const x1 = v1;
 R.primitive(x1, "string", "Extension.value[x].display");
 }
 } }
@@ -3138,8 +3138,8 @@ R.primitive(x1, "string", "Extension.value[x].display");
 if (R.isObj(x0)) {
 { const v1 = x0["userSelected"]; const ty1 = "boolean";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Extension.value[x].userSelected");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Extension.value[x].userSelected");
+{ const x1 = v1;
 R.primitive(x1, "boolean", "Extension.value[x].userSelected");
 }
 } }
@@ -3148,51 +3148,51 @@ R.primitive(x1, "boolean", "Extension.value[x].userSelected");
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv71(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv71(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv72(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv72(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv73(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv73(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-care-team: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/care-team$') and value.exists()).exists() */
-function inv74(v, cx) { const r = ((c5) => R.exists(c5))(((c1) => R.where(c1, (c2) => R.and(((c3) => R.matches(c3, "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/care-team$"))(R.nav(c2, "system")), ((c4) => R.exists(c4))(R.nav(c2, "value")))))(((c0) => R.nav(c0, "identifier"))([cx.resources[cx.resources.length - 1]]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-care-team"); }
+function inv74(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/care-team$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-care-team"); }
 /** ctm-1: onBehalfOf.exists() implies (member.resolve().iif(empty(), true, ofType(Practitioner).exists())) */
-function inv75(v, cx) { const r = R.implies(((c0) => R.exists(c0))(R.nav([v], "onBehalfOf")), ((c2) => R.iif(c2, (c3) => R.empty(c3), (c4) => [true], (c5) => ((c6) => R.exists(c6))(R.ofType(c5, "Practitioner"))))(((c1) => R.resolve(c1, cx))(R.nav([v], "member")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ctm-1"); }
+function inv75(v, cx) { const r = R.implies(R.exists(R.nav([v], "onBehalfOf")), R.iif(R.resolve(R.nav([v], "member"), cx), (c0) => R.empty(c0), (c1) => [true], (c2) => R.exists(R.ofType(c2, "Practitioner")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ctm-1"); }
 const K_s46 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","status","category","name","subject","encounter","period","participant","reasonCode","reasonReference","managingOrganization","telecom","note"]);
 /** ImhCareTeam (https://imh-bridge.example.no/fhir/StructureDefinition/imh-care-team) */
 function s46(o, cx) {
 R.object(o, K_s46, "ImhCareTeam");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "CareTeam.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "CareTeam.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "CareTeam.id");
 }
 } }
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "CareTeam.meta");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "CareTeam.meta");
+{ const x0 = v0;
 s32(x0, cx);
 }
 } }
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "CareTeam.implicitRules");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "CareTeam.implicitRules");
+{ const x0 = v0;
 R.primitive(x0, "uri", "CareTeam.implicitRules");
 }
 } }
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "CareTeam.language");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "CareTeam.language");
+{ const x0 = v0;
 R.primitive(x0, "code", "CareTeam.language");
 }
 } }
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "CareTeam.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "CareTeam.text");
+{ const x0 = v0;
 s39(x0, cx);
 }
 } }
@@ -3231,8 +3231,8 @@ inv74(x0, cx);
 } }
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("CareTeam.status: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "CareTeam.status");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "CareTeam.status");
+{ const x0 = v0;
 R.primitive(x0, "code", "CareTeam.status");
 R.binding("http://hl7.org/fhir/ValueSet/care-team-status|4.0.1", "code", x0, "CareTeam.status");
 }
@@ -3246,31 +3246,31 @@ s6(x0, cx);
 } }
 { const v0 = o["name"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "CareTeam.name");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "CareTeam.name");
+{ const x0 = v0;
 R.primitive(x0, "string", "CareTeam.name");
 }
 } }
 { const v0 = o["subject"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("CareTeam.subject: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "CareTeam.subject");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "CareTeam.subject");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "CareTeam.subject", cx, "CareTeam.subject");
 }
 } }
 { const v0 = o["encounter"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "CareTeam.encounter");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "CareTeam.encounter");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "CareTeam.encounter", cx, "CareTeam.encounter");
 }
 } }
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "CareTeam.period");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "CareTeam.period");
+{ const x0 = v0;
 s15(x0, cx);
 }
 } }
@@ -3321,17 +3321,17 @@ s4(x0, cx);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv76(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv76(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv77(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv77(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s47 = new Set(["id","extension","modifierExtension","role","member","onBehalfOf","period"]);
 /** CareTeamParticipant */
 function s47(o, cx) {
 R.object(o, K_s47, "CareTeamParticipant");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "CareTeam.participant.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "CareTeam.participant.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "CareTeam.participant.id");
 }
 } }
@@ -3362,82 +3362,82 @@ s6(x0, cx);
 } }
 { const v0 = o["member"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("CareTeam.participant.member: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "CareTeam.participant.member");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "CareTeam.participant.member");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/CareTeam"], "CareTeam.participant.member", cx, "CareTeam.participant.member");
 }
 } }
 { const v0 = o["onBehalfOf"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "CareTeam.participant.onBehalfOf");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "CareTeam.participant.onBehalfOf");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "CareTeam.participant.onBehalfOf", cx, "CareTeam.participant.onBehalfOf");
 }
 } }
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "CareTeam.participant.period");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "CareTeam.participant.period");
+{ const x0 = v0;
 s15(x0, cx);
 }
 } }
 }
 /** dom-2: contained.contained.empty() */
-function inv78(v, cx) { const r = ((c1) => R.empty(c1))(((c0) => R.nav(c0, "contained"))(R.nav([v], "contained"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv78(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv79(v, cx) { const r = R.and(((c2) => R.empty(c2))(((c1) => R.nav(c1, "versionId"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))), ((c5) => R.empty(c5))(((c4) => R.nav(c4, "lastUpdated"))(((c3) => R.nav(c3, "meta"))(R.nav([v], "contained"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv79(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv80(v, cx) { const r = ((c2) => R.empty(c2))(((c1) => R.nav(c1, "security"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv80(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv81(v, cx) { const r = R.and(((c3) => R.exists(c3))(((c1) => R.where(c1, (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c2, "code"), ["R"]))))(((c0) => R.nav(c0, "security"))(R.nav([v], "meta")))), ((c7) => R.exists(c7))(((c5) => R.where(c5, (c6) => R.and(R.eq(R.nav(c6, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c6, "code"), ["PSY"]))))(((c4) => R.nav(c4, "security"))(R.nav([v], "meta"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+function inv81(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv82(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv82(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv83(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv83(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-score: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/score$') and value.exists()).exists() */
-function inv84(v, cx) { const r = ((c5) => R.exists(c5))(((c1) => R.where(c1, (c2) => R.and(((c3) => R.matches(c3, "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/score$"))(R.nav(c2, "system")), ((c4) => R.exists(c4))(R.nav(c2, "value")))))(((c0) => R.nav(c0, "identifier"))([cx.resources[cx.resources.length - 1]]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-score"); }
+function inv84(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/score$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-score"); }
 /** imh-cgi-i-range: $this >= 1 and $this <= 7 */
 function inv85(v, cx) { const r = R.and(R.cmp([v], [1], ">="), R.cmp([v], [7], "<=")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-cgi-i-range"); }
 /** obs-3: low.exists() or high.exists() or text.exists() */
-function inv86(v, cx) { const r = R.or(R.or(((c0) => R.exists(c0))(R.nav([v], "low")), ((c1) => R.exists(c1))(R.nav([v], "high"))), ((c2) => R.exists(c2))(R.nav([v], "text"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-3"); }
+function inv86(v, cx) { const r = R.or(R.or(R.exists(R.nav([v], "low")), R.exists(R.nav([v], "high"))), R.exists(R.nav([v], "text"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-3"); }
 const K_s48 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","basedOn","partOf","status","category","code","subject","focus","encounter","effectiveDateTime","issued","performer","valueInteger","dataAbsentReason","interpretation","note","bodySite","method","specimen","device","referenceRange","hasMember","derivedFrom","component"]);
 /** ImhCgiIObservation (https://imh-bridge.example.no/fhir/StructureDefinition/imh-cgi-i-observation) */
 function s48(o, cx) {
 R.object(o, K_s48, "ImhCgiIObservation");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Observation.id");
 }
 } }
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.meta");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.meta");
+{ const x0 = v0;
 s32(x0, cx);
 }
 } }
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.implicitRules");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.implicitRules");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Observation.implicitRules");
 }
 } }
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.language");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.language");
+{ const x0 = v0;
 R.primitive(x0, "code", "Observation.language");
 }
 } }
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.text");
+{ const x0 = v0;
 s39(x0, cx);
 }
 } }
@@ -3492,9 +3492,9 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/MedicationAdministrati
 } }
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Observation.status: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Observation.status");
-R.specified(l0, false, ty0, {"type":"code","value":"final"}, "pattern", "Observation.status");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Observation.status");
+R.specified([v0], false, ty0, {"type":"code","value":"final"}, "pattern", "Observation.status");
+{ const x0 = v0;
 R.primitive(x0, "code", "Observation.status");
 R.binding("http://hl7.org/fhir/ValueSet/observation-status|4.0.1", "code", x0, "Observation.status");
 }
@@ -3509,15 +3509,15 @@ R.slices(l0, (v) => { if (R.deepIncludes({ type: ty0, value: v }, {"type":"Codea
 } }
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Observation.code: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Observation.code");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Observation.code");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["subject"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Observation.subject: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Observation.subject");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Observation.subject");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Observation.subject", cx, "Observation.subject");
 }
@@ -3532,23 +3532,23 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "Observati
 } }
 { const v0 = o["encounter"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.encounter");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.encounter");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "Observation.encounter", cx, "Observation.encounter");
 }
 } }
 { const ch0 = R.choice(o, [["effectiveDateTime","dateTime"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Observation.effective[x]: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Observation.effective[x]");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Observation.effective[x]");
+{ const x0 = v0;
 R.primitive(x0, "dateTime", "Observation.effective[x]");
 }
 } }
 { const v0 = o["issued"]; const ty0 = "instant";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.issued");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.issued");
+{ const x0 = v0;
 R.primitive(x0, "instant", "Observation.issued");
 }
 } }
@@ -3562,16 +3562,16 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://
 } }
 { const ch0 = R.choice(o, [["valueInteger","integer"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Observation.value[x]: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Observation.value[x]");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Observation.value[x]");
+{ const x0 = v0;
 R.primitive(x0, "integer", "Observation.value[x]");
 inv85(x0, cx);
 }
 } }
 { const v0 = o["dataAbsentReason"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.dataAbsentReason");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.dataAbsentReason");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
@@ -3591,30 +3591,30 @@ s4(x0, cx);
 } }
 { const v0 = o["bodySite"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.bodySite");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.bodySite");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["method"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.method");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.method");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["specimen"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.specimen");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.specimen");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Specimen"], "Observation.specimen", cx, "Observation.specimen");
 }
 } }
 { const v0 = o["device"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.device");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.device");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/DeviceMetric"], "Observation.device", cx, "Observation.device");
 }
@@ -3652,17 +3652,17 @@ s50(x0, cx);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv87(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv87(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv88(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv88(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s49 = new Set(["id","extension","modifierExtension","low","high","type","appliesTo","age","text"]);
 /** ObservationReferenceRange */
 function s49(o, cx) {
 R.object(o, K_s49, "ObservationReferenceRange");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.referenceRange.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.referenceRange.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Observation.referenceRange.id");
 }
 } }
@@ -3686,22 +3686,22 @@ inv88(x0, cx);
 } }
 { const v0 = o["low"]; const ty0 = "Quantity";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.referenceRange.low");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.referenceRange.low");
+{ const x0 = v0;
 s16(x0, cx);
 }
 } }
 { const v0 = o["high"]; const ty0 = "Quantity";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.referenceRange.high");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.referenceRange.high");
+{ const x0 = v0;
 s16(x0, cx);
 }
 } }
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.referenceRange.type");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.referenceRange.type");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
@@ -3714,33 +3714,33 @@ s6(x0, cx);
 } }
 { const v0 = o["age"]; const ty0 = "Range";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.referenceRange.age");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.referenceRange.age");
+{ const x0 = v0;
 s17(x0, cx);
 }
 } }
 { const v0 = o["text"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.referenceRange.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.referenceRange.text");
+{ const x0 = v0;
 R.primitive(x0, "string", "Observation.referenceRange.text");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv89(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv89(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv90(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv90(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** obs-3: low.exists() or high.exists() or text.exists() */
-function inv91(v, cx) { const r = R.or(R.or(((c0) => R.exists(c0))(R.nav([v], "low")), ((c1) => R.exists(c1))(R.nav([v], "high"))), ((c2) => R.exists(c2))(R.nav([v], "text"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-3"); }
+function inv91(v, cx) { const r = R.or(R.or(R.exists(R.nav([v], "low")), R.exists(R.nav([v], "high"))), R.exists(R.nav([v], "text"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-3"); }
 const K_s50 = new Set(["id","extension","modifierExtension","code","valueQuantity","valueCodeableConcept","valueString","valueBoolean","valueInteger","valueRange","valueRatio","valueSampledData","valueTime","valueDateTime","valuePeriod","dataAbsentReason","interpretation","referenceRange"]);
 /** ObservationComponent */
 function s50(o, cx) {
 R.object(o, K_s50, "ObservationComponent");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.component.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.component.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Observation.component.id");
 }
 } }
@@ -3764,15 +3764,15 @@ inv90(x0, cx);
 } }
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Observation.component.code: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Observation.component.code");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Observation.component.code");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const ch0 = R.choice(o, [["valueQuantity","Quantity"],["valueCodeableConcept","CodeableConcept"],["valueString","string"],["valueBoolean","boolean"],["valueInteger","integer"],["valueRange","Range"],["valueRatio","Ratio"],["valueSampledData","SampledData"],["valueTime","time"],["valueDateTime","dateTime"],["valuePeriod","Period"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.component.value[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.component.value[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "Quantity": { s16(x0, cx); break; }
 case "CodeableConcept": { s6(x0, cx); break; }
@@ -3790,8 +3790,8 @@ default: R.unsure("Observation.component.value[x]: type"); }
 } }
 { const v0 = o["dataAbsentReason"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.component.dataAbsentReason");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.component.dataAbsentReason");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
@@ -3817,8 +3817,8 @@ function s51(o, cx) {
 R.object(o, K_s51, "ObservationReferenceRange");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.referenceRange.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.referenceRange.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Observation.referenceRange.id");
 }
 } }
@@ -3842,22 +3842,22 @@ inv88(x0, cx);
 } }
 { const v0 = o["low"]; const ty0 = "Quantity";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.referenceRange.low");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.referenceRange.low");
+{ const x0 = v0;
 s16(x0, cx);
 }
 } }
 { const v0 = o["high"]; const ty0 = "Quantity";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.referenceRange.high");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.referenceRange.high");
+{ const x0 = v0;
 s16(x0, cx);
 }
 } }
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.referenceRange.type");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.referenceRange.type");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
@@ -3870,39 +3870,39 @@ s6(x0, cx);
 } }
 { const v0 = o["age"]; const ty0 = "Range";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.referenceRange.age");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.referenceRange.age");
+{ const x0 = v0;
 s17(x0, cx);
 }
 } }
 { const v0 = o["text"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.referenceRange.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.referenceRange.text");
+{ const x0 = v0;
 R.primitive(x0, "string", "Observation.referenceRange.text");
 }
 } }
 }
 /** dom-2: contained.contained.empty() */
-function inv92(v, cx) { const r = ((c1) => R.empty(c1))(((c0) => R.nav(c0, "contained"))(R.nav([v], "contained"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv92(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv93(v, cx) { const r = R.and(((c2) => R.empty(c2))(((c1) => R.nav(c1, "versionId"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))), ((c5) => R.empty(c5))(((c4) => R.nav(c4, "lastUpdated"))(((c3) => R.nav(c3, "meta"))(R.nav([v], "contained"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv93(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv94(v, cx) { const r = ((c2) => R.empty(c2))(((c1) => R.nav(c1, "security"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv94(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** obs-6: dataAbsentReason.empty() or value.empty() */
-function inv95(v, cx) { const r = R.or(((c0) => R.empty(c0))(R.nav([v], "dataAbsentReason")), ((c1) => R.empty(c1))(R.navChoice([v], ["valueQuantity","valueCodeableConcept","valueString","valueBoolean","valueInteger","valueRange","valueRatio","valueSampledData","valueTime","valueDateTime","valuePeriod"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); }
+function inv95(v, cx) { const r = R.or(R.empty(R.nav([v], "dataAbsentReason")), R.empty(R.navChoice([v], ["valueQuantity","valueCodeableConcept","valueString","valueBoolean","valueInteger","valueRange","valueRatio","valueSampledData","valueTime","valueDateTime","valuePeriod"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); }
 /** obs-7: value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty() */
-function inv96(v, cx) { const r = R.or(((c0) => R.empty(c0))(R.navChoice([v], ["valueQuantity","valueCodeableConcept","valueString","valueBoolean","valueInteger","valueRange","valueRatio","valueSampledData","valueTime","valueDateTime","valuePeriod"])), ((c8) => R.empty(c8))(((c2) => R.where(c2, (c3) => ((c7) => R.exists(c7))(((c4) => R.intersectEmpty(c4))(R.nav(c3, "coding")))))(((c1) => R.nav(c1, "code"))(R.nav([v], "component"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); }
+function inv96(v, cx) { const r = R.or(R.empty(R.navChoice([v], ["valueQuantity","valueCodeableConcept","valueString","valueBoolean","valueInteger","valueRange","valueRatio","valueSampledData","valueTime","valueDateTime","valuePeriod"])), R.empty(R.where(R.nav(R.nav([v], "component"), "code"), (c0) => R.exists(R.intersectEmpty(R.nav(c0, "coding")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv97(v, cx) { const r = R.and(((c3) => R.exists(c3))(((c1) => R.where(c1, (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c2, "code"), ["R"]))))(((c0) => R.nav(c0, "security"))(R.nav([v], "meta")))), ((c7) => R.exists(c7))(((c5) => R.where(c5, (c6) => R.and(R.eq(R.nav(c6, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c6, "code"), ["PSY"]))))(((c4) => R.nav(c4, "security"))(R.nav([v], "meta"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+function inv97(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 const K_s52 = new Set(["id","extension","url","valueCoding"]);
 /** ImhChangeTheme (https://imh-bridge.example.no/fhir/StructureDefinition/imh-change-theme) */
 function s52(o, cx) {
 R.object(o, K_s52, "ImhChangeTheme");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Extension.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Extension.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Extension.id");
 }
 } }
@@ -3917,23 +3917,23 @@ inv0(x0, cx);
 } }
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) { R.unsure("Extension.url: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Extension.url");
-R.specified(l0, false, ty0, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-change-theme"}, "fixed", "Extension.url");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Extension.url");
+R.specified([v0], false, ty0, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-change-theme"}, "fixed", "Extension.url");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Extension.url");
 }
 } }
 { const ch0 = R.choice(o, [["valueCoding","Coding"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Extension.value[x]");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Extension.value[x]");
+{ const x0 = v0;
 s7(x0, cx);
 R.binding("https://imh-bridge.example.no/fhir/ValueSet/change-process-theme", "Coding", x0, "Extension.value[x]");
 if (R.isObj(x0)) {
 { const v1 = x0["id"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Extension.value[x].id");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Extension.value[x].id");
+{ const x1 = v1;
 R.primitive(x1, "string", "Extension.value[x].id");
 }
 } }
@@ -3952,8 +3952,8 @@ inv70(x1, cx);
 if (R.isObj(x0)) {
 { const v1 = x0["system"]; const ty1 = "uri";
 if (v1 === undefined) { R.unsure("Extension.value[x].system: missing"); } else {
-const l1 = R.values(v1, false, 1, 1, "Extension.value[x].system");
-for (const x1 of l1) {
+R.single(v1, 1, 1, "Extension.value[x].system");
+{ const x1 = v1;
 R.primitive(x1, "uri", "Extension.value[x].system");
 }
 } }
@@ -3961,8 +3961,8 @@ R.primitive(x1, "uri", "Extension.value[x].system");
 if (R.isObj(x0)) {
 { const v1 = x0["version"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Extension.value[x].version");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Extension.value[x].version");
+{ const x1 = v1;
 R.primitive(x1, "string", "Extension.value[x].version");
 }
 } }
@@ -3970,8 +3970,8 @@ R.primitive(x1, "string", "Extension.value[x].version");
 if (R.isObj(x0)) {
 { const v1 = x0["code"]; const ty1 = "code";
 if (v1 === undefined) { R.unsure("Extension.value[x].code: missing"); } else {
-const l1 = R.values(v1, false, 1, 1, "Extension.value[x].code");
-for (const x1 of l1) {
+R.single(v1, 1, 1, "Extension.value[x].code");
+{ const x1 = v1;
 R.primitive(x1, "code", "Extension.value[x].code");
 }
 } }
@@ -3979,8 +3979,8 @@ R.primitive(x1, "code", "Extension.value[x].code");
 if (R.isObj(x0)) {
 { const v1 = x0["display"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Extension.value[x].display");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Extension.value[x].display");
+{ const x1 = v1;
 R.primitive(x1, "string", "Extension.value[x].display");
 }
 } }
@@ -3988,8 +3988,8 @@ R.primitive(x1, "string", "Extension.value[x].display");
 if (R.isObj(x0)) {
 { const v1 = x0["userSelected"]; const ty1 = "boolean";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Extension.value[x].userSelected");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Extension.value[x].userSelected");
+{ const x1 = v1;
 R.primitive(x1, "boolean", "Extension.value[x].userSelected");
 }
 } }
@@ -3998,15 +3998,15 @@ R.primitive(x1, "boolean", "Extension.value[x].userSelected");
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv98(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv98(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s53 = new Set(["id","extension","url","valueDuration"]);
 /** ImhClipDuration (https://imh-bridge.example.no/fhir/StructureDefinition/imh-clip-duration) */
 function s53(o, cx) {
 R.object(o, K_s53, "ImhClipDuration");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Extension.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Extension.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Extension.id");
 }
 } }
@@ -4021,22 +4021,22 @@ inv0(x0, cx);
 } }
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) { R.unsure("Extension.url: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Extension.url");
-R.specified(l0, false, ty0, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-clip-duration"}, "fixed", "Extension.url");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Extension.url");
+R.specified([v0], false, ty0, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-clip-duration"}, "fixed", "Extension.url");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Extension.url");
 }
 } }
 { const ch0 = R.choice(o, [["valueDuration","Duration"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Extension.value[x]");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Extension.value[x]");
+{ const x0 = v0;
 s11(x0, cx);
 if (R.isObj(x0)) {
 { const v1 = x0["id"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Extension.value[x].id");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Extension.value[x].id");
+{ const x1 = v1;
 R.primitive(x1, "string", "Extension.value[x].id");
 }
 } }
@@ -4055,8 +4055,8 @@ inv70(x1, cx);
 if (R.isObj(x0)) {
 { const v1 = x0["value"]; const ty1 = "decimal";
 if (v1 === undefined) { R.unsure("Extension.value[x].value: missing"); } else {
-const l1 = R.values(v1, false, 1, 1, "Extension.value[x].value");
-for (const x1 of l1) {
+R.single(v1, 1, 1, "Extension.value[x].value");
+{ const x1 = v1;
 R.primitive(x1, "decimal", "Extension.value[x].value");
 }
 } }
@@ -4064,8 +4064,8 @@ R.primitive(x1, "decimal", "Extension.value[x].value");
 if (R.isObj(x0)) {
 { const v1 = x0["comparator"]; const ty1 = "code";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Extension.value[x].comparator");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Extension.value[x].comparator");
+{ const x1 = v1;
 R.primitive(x1, "code", "Extension.value[x].comparator");
 R.binding("http://hl7.org/fhir/ValueSet/quantity-comparator|4.0.1", "code", x1, "Extension.value[x].comparator");
 }
@@ -4074,8 +4074,8 @@ R.binding("http://hl7.org/fhir/ValueSet/quantity-comparator|4.0.1", "code", x1, 
 if (R.isObj(x0)) {
 { const v1 = x0["unit"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Extension.value[x].unit");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Extension.value[x].unit");
+{ const x1 = v1;
 R.primitive(x1, "string", "Extension.value[x].unit");
 }
 } }
@@ -4083,9 +4083,9 @@ R.primitive(x1, "string", "Extension.value[x].unit");
 if (R.isObj(x0)) {
 { const v1 = x0["system"]; const ty1 = "uri";
 if (v1 === undefined) { R.unsure("Extension.value[x].system: missing"); } else {
-const l1 = R.values(v1, false, 1, 1, "Extension.value[x].system");
-R.specified(l1, false, ty1, {"type":"uri","value":"http://unitsofmeasure.org"}, "fixed", "Extension.value[x].system");
-for (const x1 of l1) {
+R.single(v1, 1, 1, "Extension.value[x].system");
+R.specified([v1], false, ty1, {"type":"uri","value":"http://unitsofmeasure.org"}, "fixed", "Extension.value[x].system");
+{ const x1 = v1;
 R.primitive(x1, "uri", "Extension.value[x].system");
 }
 } }
@@ -4093,9 +4093,9 @@ R.primitive(x1, "uri", "Extension.value[x].system");
 if (R.isObj(x0)) {
 { const v1 = x0["code"]; const ty1 = "code";
 if (v1 === undefined) { R.unsure("Extension.value[x].code: missing"); } else {
-const l1 = R.values(v1, false, 1, 1, "Extension.value[x].code");
-R.specified(l1, false, ty1, {"type":"code","value":"s"}, "fixed", "Extension.value[x].code");
-for (const x1 of l1) {
+R.single(v1, 1, 1, "Extension.value[x].code");
+R.specified([v1], false, ty1, {"type":"code","value":"s"}, "fixed", "Extension.value[x].code");
+{ const x1 = v1;
 R.primitive(x1, "code", "Extension.value[x].code");
 }
 } }
@@ -4104,57 +4104,57 @@ R.primitive(x1, "code", "Extension.value[x].code");
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv99(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv99(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv100(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv100(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv101(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv101(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-condition: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/condition$') and value.exists()).exists() */
-function inv102(v, cx) { const r = ((c5) => R.exists(c5))(((c1) => R.where(c1, (c2) => R.and(((c3) => R.matches(c3, "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/condition$"))(R.nav(c2, "system")), ((c4) => R.exists(c4))(R.nav(c2, "value")))))(((c0) => R.nav(c0, "identifier"))([cx.resources[cx.resources.length - 1]]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-condition"); }
+function inv102(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/condition$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-condition"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv103(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv103(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv104(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv104(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** con-1: summary.exists() or assessment.exists() */
-function inv105(v, cx) { const r = R.or(((c0) => R.exists(c0))(R.nav([v], "summary")), ((c1) => R.exists(c1))(R.nav([v], "assessment"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-1"); }
+function inv105(v, cx) { const r = R.or(R.exists(R.nav([v], "summary")), R.exists(R.nav([v], "assessment"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-1"); }
 /** con-2: code.exists() or detail.exists() */
-function inv106(v, cx) { const r = R.or(((c0) => R.exists(c0))(R.nav([v], "code")), ((c1) => R.exists(c1))(R.nav([v], "detail"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-2"); }
+function inv106(v, cx) { const r = R.or(R.exists(R.nav([v], "code")), R.exists(R.nav([v], "detail"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-2"); }
 const K_s54 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","clinicalStatus","verificationStatus","category","severity","code","bodySite","subject","encounter","onsetDateTime","onsetAge","onsetPeriod","onsetRange","onsetString","abatementDateTime","abatementAge","abatementPeriod","abatementRange","abatementString","recordedDate","recorder","asserter","stage","evidence","note"]);
 /** ImhCondition (https://imh-bridge.example.no/fhir/StructureDefinition/imh-condition) */
 function s54(o, cx) {
 R.object(o, K_s54, "ImhCondition");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Condition.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Condition.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Condition.id");
 }
 } }
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Condition.meta");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Condition.meta");
+{ const x0 = v0;
 s32(x0, cx);
 }
 } }
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Condition.implicitRules");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Condition.implicitRules");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Condition.implicitRules");
 }
 } }
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Condition.language");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Condition.language");
+{ const x0 = v0;
 R.primitive(x0, "code", "Condition.language");
 }
 } }
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Condition.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Condition.text");
+{ const x0 = v0;
 s39(x0, cx);
 }
 } }
@@ -4193,16 +4193,16 @@ inv102(x0, cx);
 } }
 { const v0 = o["clinicalStatus"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Condition.clinicalStatus: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Condition.clinicalStatus");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Condition.clinicalStatus");
+{ const x0 = v0;
 s6(x0, cx);
 R.binding("http://hl7.org/fhir/ValueSet/condition-clinical|4.0.1", "CodeableConcept", x0, "Condition.clinicalStatus");
 }
 } }
 { const v0 = o["verificationStatus"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Condition.verificationStatus: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Condition.verificationStatus");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Condition.verificationStatus");
+{ const x0 = v0;
 s6(x0, cx);
 R.binding("http://hl7.org/fhir/ValueSet/condition-ver-status|4.0.1", "CodeableConcept", x0, "Condition.verificationStatus");
 }
@@ -4216,21 +4216,21 @@ s6(x0, cx);
 } }
 { const v0 = o["severity"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Condition.severity");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Condition.severity");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Condition.code: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Condition.code");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Condition.code");
+{ const x0 = v0;
 s6(x0, cx);
 if (R.isObj(x0)) {
 { const v1 = x0["id"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Condition.code.id");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Condition.code.id");
+{ const x1 = v1;
 R.primitive(x1, "string", "Condition.code.id");
 }
 } }
@@ -4255,8 +4255,8 @@ s7(x1, cx);
 if (R.isObj(x1)) {
 { const v2 = x1["id"]; const ty2 = "string";
 if (v2 === undefined) {  } else {
-const l2 = R.values(v2, false, 0, 1, "Condition.code.coding.id");
-for (const x2 of l2) {
+R.single(v2, 0, 1, "Condition.code.coding.id");
+{ const x2 = v2;
 R.primitive(x2, "string", "Condition.code.coding.id");
 }
 } }
@@ -4275,9 +4275,9 @@ inv104(x2, cx);
 if (R.isObj(x1)) {
 { const v2 = x1["system"]; const ty2 = "uri";
 if (v2 === undefined) { R.unsure("Condition.code.coding.system: missing"); } else {
-const l2 = R.values(v2, false, 1, 1, "Condition.code.coding.system");
-R.specified(l2, false, ty2, {"type":"uri","value":"http://hl7.org/fhir/sid/icd-10"}, "pattern", "Condition.code.coding.system");
-for (const x2 of l2) {
+R.single(v2, 1, 1, "Condition.code.coding.system");
+R.specified([v2], false, ty2, {"type":"uri","value":"http://hl7.org/fhir/sid/icd-10"}, "pattern", "Condition.code.coding.system");
+{ const x2 = v2;
 R.primitive(x2, "uri", "Condition.code.coding.system");
 }
 } }
@@ -4285,8 +4285,8 @@ R.primitive(x2, "uri", "Condition.code.coding.system");
 if (R.isObj(x1)) {
 { const v2 = x1["version"]; const ty2 = "string";
 if (v2 === undefined) {  } else {
-const l2 = R.values(v2, false, 0, 1, "Condition.code.coding.version");
-for (const x2 of l2) {
+R.single(v2, 0, 1, "Condition.code.coding.version");
+{ const x2 = v2;
 R.primitive(x2, "string", "Condition.code.coding.version");
 }
 } }
@@ -4294,8 +4294,8 @@ R.primitive(x2, "string", "Condition.code.coding.version");
 if (R.isObj(x1)) {
 { const v2 = x1["code"]; const ty2 = "code";
 if (v2 === undefined) { R.unsure("Condition.code.coding.code: missing"); } else {
-const l2 = R.values(v2, false, 1, 1, "Condition.code.coding.code");
-for (const x2 of l2) {
+R.single(v2, 1, 1, "Condition.code.coding.code");
+{ const x2 = v2;
 R.primitive(x2, "code", "Condition.code.coding.code");
 }
 } }
@@ -4303,8 +4303,8 @@ R.primitive(x2, "code", "Condition.code.coding.code");
 if (R.isObj(x1)) {
 { const v2 = x1["display"]; const ty2 = "string";
 if (v2 === undefined) { R.unsure("Condition.code.coding.display: missing"); } else {
-const l2 = R.values(v2, false, 1, 1, "Condition.code.coding.display");
-for (const x2 of l2) {
+R.single(v2, 1, 1, "Condition.code.coding.display");
+{ const x2 = v2;
 R.primitive(x2, "string", "Condition.code.coding.display");
 }
 } }
@@ -4312,8 +4312,8 @@ R.primitive(x2, "string", "Condition.code.coding.display");
 if (R.isObj(x1)) {
 { const v2 = x1["userSelected"]; const ty2 = "boolean";
 if (v2 === undefined) {  } else {
-const l2 = R.values(v2, false, 0, 1, "Condition.code.coding.userSelected");
-for (const x2 of l2) {
+R.single(v2, 0, 1, "Condition.code.coding.userSelected");
+{ const x2 = v2;
 R.primitive(x2, "boolean", "Condition.code.coding.userSelected");
 }
 } }
@@ -4324,8 +4324,8 @@ R.primitive(x2, "boolean", "Condition.code.coding.userSelected");
 if (R.isObj(x0)) {
 { const v1 = x0["text"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Condition.code.text");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Condition.code.text");
+{ const x1 = v1;
 R.primitive(x1, "string", "Condition.code.text");
 }
 } }
@@ -4341,24 +4341,24 @@ s6(x0, cx);
 } }
 { const v0 = o["subject"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Condition.subject: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Condition.subject");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Condition.subject");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Condition.subject", cx, "Condition.subject");
 }
 } }
 { const v0 = o["encounter"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Condition.encounter");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Condition.encounter");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "Condition.encounter", cx, "Condition.encounter");
 }
 } }
 { const ch0 = R.choice(o, [["onsetDateTime","dateTime"],["onsetAge","Age"],["onsetPeriod","Period"],["onsetRange","Range"],["onsetString","string"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Condition.onset[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Condition.onset[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "dateTime": { R.primitive(x0, "dateTime", "Condition.onset[x]"); break; }
 case "Age": { s3(x0, cx); break; }
@@ -4370,8 +4370,8 @@ default: R.unsure("Condition.onset[x]: type"); }
 } }
 { const ch0 = R.choice(o, [["abatementDateTime","dateTime"],["abatementAge","Age"],["abatementPeriod","Period"],["abatementRange","Range"],["abatementString","string"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Condition.abatement[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Condition.abatement[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "dateTime": { R.primitive(x0, "dateTime", "Condition.abatement[x]"); break; }
 case "Age": { s3(x0, cx); break; }
@@ -4383,23 +4383,23 @@ default: R.unsure("Condition.abatement[x]: type"); }
 } }
 { const v0 = o["recordedDate"]; const ty0 = "dateTime";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Condition.recordedDate");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Condition.recordedDate");
+{ const x0 = v0;
 R.primitive(x0, "dateTime", "Condition.recordedDate");
 }
 } }
 { const v0 = o["recorder"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Condition.recorder");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Condition.recorder");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Condition.recorder", cx, "Condition.recorder");
 }
 } }
 { const v0 = o["asserter"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Condition.asserter");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Condition.asserter");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Condition.asserter", cx, "Condition.asserter");
 }
@@ -4429,17 +4429,17 @@ s4(x0, cx);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv107(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv107(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv108(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv108(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s55 = new Set(["id","extension","modifierExtension","summary","assessment","type"]);
 /** ConditionStage */
 function s55(o, cx) {
 R.object(o, K_s55, "ConditionStage");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Condition.stage.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Condition.stage.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Condition.stage.id");
 }
 } }
@@ -4463,8 +4463,8 @@ inv108(x0, cx);
 } }
 { const v0 = o["summary"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Condition.stage.summary");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Condition.stage.summary");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
@@ -4478,24 +4478,24 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/ClinicalImpression","h
 } }
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Condition.stage.type");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Condition.stage.type");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv109(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv109(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv110(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv110(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s56 = new Set(["id","extension","modifierExtension","code","detail"]);
 /** ConditionEvidence */
 function s56(o, cx) {
 R.object(o, K_s56, "ConditionEvidence");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Condition.evidence.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Condition.evidence.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Condition.evidence.id");
 }
 } }
@@ -4534,59 +4534,59 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "Condition
 } }
 }
 /** con-4: abatement.empty() or clinicalStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/condition-clinical' and (code='resolved' or code='remission' or code='inactive')).exists() */
-function inv111(v, cx) { const r = R.or(((c0) => R.empty(c0))(R.navChoice([v], ["abatementDateTime","abatementAge","abatementPeriod","abatementRange","abatementString"])), ((c4) => R.exists(c4))(((c2) => R.where(c2, (c3) => R.and(R.eq(R.nav(c3, "system"), ["http://terminology.hl7.org/CodeSystem/condition-clinical"]), R.or(R.or(R.eq(R.nav(c3, "code"), ["resolved"]), R.eq(R.nav(c3, "code"), ["remission"])), R.eq(R.nav(c3, "code"), ["inactive"])))))(((c1) => R.nav(c1, "coding"))(R.nav([v], "clinicalStatus"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-4"); }
+function inv111(v, cx) { const r = R.or(R.empty(R.navChoice([v], ["abatementDateTime","abatementAge","abatementPeriod","abatementRange","abatementString"])), R.exists(R.where(R.nav(R.nav([v], "clinicalStatus"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/condition-clinical"]), R.or(R.or(R.eq(R.nav(c0, "code"), ["resolved"]), R.eq(R.nav(c0, "code"), ["remission"])), R.eq(R.nav(c0, "code"), ["inactive"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-4"); }
 /** con-5: verificationStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/condition-ver-status' and code='entered-in-error').empty() or clinicalStatus.empty() */
-function inv112(v, cx) { const r = R.or(((c3) => R.empty(c3))(((c1) => R.where(c1, (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/condition-ver-status"]), R.eq(R.nav(c2, "code"), ["entered-in-error"]))))(((c0) => R.nav(c0, "coding"))(R.nav([v], "verificationStatus")))), ((c4) => R.empty(c4))(R.nav([v], "clinicalStatus"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-5"); }
+function inv112(v, cx) { const r = R.or(R.empty(R.where(R.nav(R.nav([v], "verificationStatus"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/condition-ver-status"]), R.eq(R.nav(c0, "code"), ["entered-in-error"])))), R.empty(R.nav([v], "clinicalStatus"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-5"); }
 /** dom-2: contained.contained.empty() */
-function inv113(v, cx) { const r = ((c1) => R.empty(c1))(((c0) => R.nav(c0, "contained"))(R.nav([v], "contained"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv113(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv114(v, cx) { const r = R.and(((c2) => R.empty(c2))(((c1) => R.nav(c1, "versionId"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))), ((c5) => R.empty(c5))(((c4) => R.nav(c4, "lastUpdated"))(((c3) => R.nav(c3, "meta"))(R.nav([v], "contained"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv114(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv115(v, cx) { const r = ((c2) => R.empty(c2))(((c1) => R.nav(c1, "security"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv115(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv116(v, cx) { const r = R.and(((c3) => R.exists(c3))(((c1) => R.where(c1, (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c2, "code"), ["R"]))))(((c0) => R.nav(c0, "security"))(R.nav([v], "meta")))), ((c7) => R.exists(c7))(((c5) => R.where(c5, (c6) => R.and(R.eq(R.nav(c6, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c6, "code"), ["PSY"]))))(((c4) => R.nav(c4, "security"))(R.nav([v], "meta"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+function inv116(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv117(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv117(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv118(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv118(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-consent: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/consent$') and value.exists()).exists() */
-function inv119(v, cx) { const r = ((c5) => R.exists(c5))(((c1) => R.where(c1, (c2) => R.and(((c3) => R.matches(c3, "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/consent$"))(R.nav(c2, "system")), ((c4) => R.exists(c4))(R.nav(c2, "value")))))(((c0) => R.nav(c0, "identifier"))([cx.resources[cx.resources.length - 1]]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-consent"); }
+function inv119(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/consent$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-consent"); }
 const K_s57 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","status","scope","category","patient","dateTime","performer","organization","sourceAttachment","sourceReference","policy","policyRule","verification","provision"]);
 /** ImhConsent (https://imh-bridge.example.no/fhir/StructureDefinition/imh-consent) */
 function s57(o, cx) {
 R.object(o, K_s57, "ImhConsent");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Consent.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Consent.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Consent.id");
 }
 } }
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Consent.meta");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Consent.meta");
+{ const x0 = v0;
 s32(x0, cx);
 }
 } }
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Consent.implicitRules");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Consent.implicitRules");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Consent.implicitRules");
 }
 } }
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Consent.language");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Consent.language");
+{ const x0 = v0;
 R.primitive(x0, "code", "Consent.language");
 }
 } }
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Consent.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Consent.text");
+{ const x0 = v0;
 s39(x0, cx);
 }
 } }
@@ -4625,17 +4625,17 @@ inv119(x0, cx);
 } }
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Consent.status: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Consent.status");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Consent.status");
+{ const x0 = v0;
 R.primitive(x0, "code", "Consent.status");
 R.binding("http://hl7.org/fhir/ValueSet/consent-state-codes|4.0.1", "code", x0, "Consent.status");
 }
 } }
 { const v0 = o["scope"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Consent.scope: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Consent.scope");
-R.specified(l0, false, ty0, {"type":"CodeableConcept","value":{"coding":[{"code":"patient-privacy","system":"http://terminology.hl7.org/CodeSystem/consentscope"}]}}, "pattern", "Consent.scope");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Consent.scope");
+R.specified([v0], false, ty0, {"type":"CodeableConcept","value":{"coding":[{"code":"patient-privacy","system":"http://terminology.hl7.org/CodeSystem/consentscope"}]}}, "pattern", "Consent.scope");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
@@ -4649,16 +4649,16 @@ R.slices(l0, (v) => { if (R.deepIncludes({ type: ty0, value: v }, {"type":"Codea
 } }
 { const v0 = o["patient"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Consent.patient: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Consent.patient");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Consent.patient");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Consent.patient", cx, "Consent.patient");
 }
 } }
 { const v0 = o["dateTime"]; const ty0 = "dateTime";
 if (v0 === undefined) { R.unsure("Consent.dateTime: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Consent.dateTime");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Consent.dateTime");
+{ const x0 = v0;
 R.primitive(x0, "dateTime", "Consent.dateTime");
 }
 } }
@@ -4680,8 +4680,8 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Conse
 } }
 { const ch0 = R.choice(o, [["sourceAttachment","Attachment"],["sourceReference","Reference"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Consent.source[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Consent.source[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "Attachment": { s5(x0, cx); break; }
 case "Reference": { s19(x0, cx); R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Consent","http://hl7.org/fhir/StructureDefinition/DocumentReference","http://hl7.org/fhir/StructureDefinition/Contract","http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse"], "Consent.source[x]", cx, "Consent.source[x]"); break; }
@@ -4697,9 +4697,9 @@ s58(x0, cx);
 } }
 { const v0 = o["policyRule"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Consent.policyRule: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Consent.policyRule");
-R.specified(l0, false, ty0, {"type":"CodeableConcept","value":{"coding":[{"code":"OPTIN","system":"http://terminology.hl7.org/CodeSystem/v3-ActCode"}]}}, "pattern", "Consent.policyRule");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Consent.policyRule");
+R.specified([v0], false, ty0, {"type":"CodeableConcept","value":{"coding":[{"code":"OPTIN","system":"http://terminology.hl7.org/CodeSystem/v3-ActCode"}]}}, "pattern", "Consent.policyRule");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
@@ -4712,24 +4712,24 @@ s59(x0, cx);
 } }
 { const v0 = o["provision"]; const ty0 = "ConsentProvision";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Consent.provision");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Consent.provision");
+{ const x0 = v0;
 s60(x0, cx);
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv120(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv120(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv121(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv121(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s58 = new Set(["id","extension","modifierExtension","authority","uri"]);
 /** ConsentPolicy */
 function s58(o, cx) {
 R.object(o, K_s58, "ConsentPolicy");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Consent.policy.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Consent.policy.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Consent.policy.id");
 }
 } }
@@ -4753,31 +4753,31 @@ inv121(x0, cx);
 } }
 { const v0 = o["authority"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Consent.policy.authority");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Consent.policy.authority");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Consent.policy.authority");
 }
 } }
 { const v0 = o["uri"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Consent.policy.uri");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Consent.policy.uri");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Consent.policy.uri");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv122(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv122(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv123(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv123(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s59 = new Set(["id","extension","modifierExtension","verified","verifiedWith","verificationDate"]);
 /** ConsentVerification */
 function s59(o, cx) {
 R.object(o, K_s59, "ConsentVerification");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Consent.verification.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Consent.verification.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Consent.verification.id");
 }
 } }
@@ -4801,39 +4801,39 @@ inv123(x0, cx);
 } }
 { const v0 = o["verified"]; const ty0 = "boolean";
 if (v0 === undefined) { R.unsure("Consent.verification.verified: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Consent.verification.verified");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Consent.verification.verified");
+{ const x0 = v0;
 R.primitive(x0, "boolean", "Consent.verification.verified");
 }
 } }
 { const v0 = o["verifiedWith"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Consent.verification.verifiedWith");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Consent.verification.verifiedWith");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Consent.verification.verifiedWith", cx, "Consent.verification.verifiedWith");
 }
 } }
 { const v0 = o["verificationDate"]; const ty0 = "dateTime";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Consent.verification.verificationDate");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Consent.verification.verificationDate");
+{ const x0 = v0;
 R.primitive(x0, "dateTime", "Consent.verification.verificationDate");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv124(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv124(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv125(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv125(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s60 = new Set(["id","extension","modifierExtension","type","period","actor","action","securityLabel","purpose","class","code","dataPeriod","data","provision"]);
 /** ConsentProvision */
 function s60(o, cx) {
 R.object(o, K_s60, "ConsentProvision");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Consent.provision.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Consent.provision.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Consent.provision.id");
 }
 } }
@@ -4857,17 +4857,17 @@ inv125(x0, cx);
 } }
 { const v0 = o["type"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Consent.provision.type: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Consent.provision.type");
-R.specified(l0, false, ty0, {"type":"code","value":"permit"}, "pattern", "Consent.provision.type");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Consent.provision.type");
+R.specified([v0], false, ty0, {"type":"code","value":"permit"}, "pattern", "Consent.provision.type");
+{ const x0 = v0;
 R.primitive(x0, "code", "Consent.provision.type");
 R.binding("http://hl7.org/fhir/ValueSet/consent-provision-type|4.0.1", "code", x0, "Consent.provision.type");
 }
 } }
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Consent.provision.period");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Consent.provision.period");
+{ const x0 = v0;
 s15(x0, cx);
 }
 } }
@@ -4915,8 +4915,8 @@ s6(x0, cx);
 } }
 { const v0 = o["dataPeriod"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Consent.provision.dataPeriod");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Consent.provision.dataPeriod");
+{ const x0 = v0;
 s15(x0, cx);
 }
 } }
@@ -4936,17 +4936,17 @@ s63(x0, cx);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv126(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv126(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv127(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv127(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s61 = new Set(["id","extension","modifierExtension","role","reference"]);
 /** ConsentProvisionActor */
 function s61(o, cx) {
 R.object(o, K_s61, "ConsentProvisionActor");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Consent.provision.actor.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Consent.provision.actor.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Consent.provision.actor.id");
 }
 } }
@@ -4970,32 +4970,32 @@ inv127(x0, cx);
 } }
 { const v0 = o["role"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Consent.provision.actor.role: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Consent.provision.actor.role");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Consent.provision.actor.role");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["reference"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Consent.provision.actor.reference: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Consent.provision.actor.reference");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Consent.provision.actor.reference");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Group","http://hl7.org/fhir/StructureDefinition/CareTeam","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "Consent.provision.actor.reference", cx, "Consent.provision.actor.reference");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv128(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv128(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv129(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv129(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s62 = new Set(["id","extension","modifierExtension","meaning","reference"]);
 /** ConsentProvisionData */
 function s62(o, cx) {
 R.object(o, K_s62, "ConsentProvisionData");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Consent.provision.data.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Consent.provision.data.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Consent.provision.data.id");
 }
 } }
@@ -5019,16 +5019,16 @@ inv129(x0, cx);
 } }
 { const v0 = o["meaning"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Consent.provision.data.meaning: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Consent.provision.data.meaning");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Consent.provision.data.meaning");
+{ const x0 = v0;
 R.primitive(x0, "code", "Consent.provision.data.meaning");
 R.binding("http://hl7.org/fhir/ValueSet/consent-data-meaning|4.0.1", "code", x0, "Consent.provision.data.meaning");
 }
 } }
 { const v0 = o["reference"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Consent.provision.data.reference: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Consent.provision.data.reference");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Consent.provision.data.reference");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "Consent.provision.data.reference", cx, "Consent.provision.data.reference");
 }
@@ -5040,8 +5040,8 @@ function s63(o, cx) {
 R.object(o, K_s63, "ConsentProvision");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Consent.provision.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Consent.provision.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Consent.provision.id");
 }
 } }
@@ -5065,16 +5065,16 @@ inv125(x0, cx);
 } }
 { const v0 = o["type"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Consent.provision.type");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Consent.provision.type");
+{ const x0 = v0;
 R.primitive(x0, "code", "Consent.provision.type");
 R.binding("http://hl7.org/fhir/ValueSet/consent-provision-type|4.0.1", "code", x0, "Consent.provision.type");
 }
 } }
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Consent.provision.period");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Consent.provision.period");
+{ const x0 = v0;
 s15(x0, cx);
 }
 } }
@@ -5122,8 +5122,8 @@ s6(x0, cx);
 } }
 { const v0 = o["dataPeriod"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Consent.provision.dataPeriod");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Consent.provision.dataPeriod");
+{ const x0 = v0;
 s15(x0, cx);
 }
 } }
@@ -5143,69 +5143,69 @@ s63(x0, cx);
 } }
 }
 /** dom-2: contained.contained.empty() */
-function inv130(v, cx) { const r = ((c1) => R.empty(c1))(((c0) => R.nav(c0, "contained"))(R.nav([v], "contained"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv130(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv131(v, cx) { const r = R.and(((c2) => R.empty(c2))(((c1) => R.nav(c1, "versionId"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))), ((c5) => R.empty(c5))(((c4) => R.nav(c4, "lastUpdated"))(((c3) => R.nav(c3, "meta"))(R.nav([v], "contained"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv131(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv132(v, cx) { const r = ((c2) => R.empty(c2))(((c1) => R.nav(c1, "security"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv132(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** ppc-1: policy.exists() or policyRule.exists() */
-function inv133(v, cx) { const r = R.or(((c0) => R.exists(c0))(R.nav([v], "policy")), ((c1) => R.exists(c1))(R.nav([v], "policyRule"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-1"); }
+function inv133(v, cx) { const r = R.or(R.exists(R.nav([v], "policy")), R.exists(R.nav([v], "policyRule"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-1"); }
 /** ppc-2: patient.exists() or scope.coding.where(system='something' and code='patient-privacy').exists().not() */
-function inv134(v, cx) { const r = R.or(((c0) => R.exists(c0))(R.nav([v], "patient")), ((c5) => R.not(c5))(((c4) => R.exists(c4))(((c2) => R.where(c2, (c3) => R.and(R.eq(R.nav(c3, "system"), ["something"]), R.eq(R.nav(c3, "code"), ["patient-privacy"]))))(((c1) => R.nav(c1, "coding"))(R.nav([v], "scope")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-2"); }
+function inv134(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["patient-privacy"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-2"); }
 /** ppc-3: patient.exists() or scope.coding.where(system='something' and code='research').exists().not() */
-function inv135(v, cx) { const r = R.or(((c0) => R.exists(c0))(R.nav([v], "patient")), ((c5) => R.not(c5))(((c4) => R.exists(c4))(((c2) => R.where(c2, (c3) => R.and(R.eq(R.nav(c3, "system"), ["something"]), R.eq(R.nav(c3, "code"), ["research"]))))(((c1) => R.nav(c1, "coding"))(R.nav([v], "scope")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-3"); }
+function inv135(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["research"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-3"); }
 /** ppc-4: patient.exists() or scope.coding.where(system='something' and code='adr').exists().not() */
-function inv136(v, cx) { const r = R.or(((c0) => R.exists(c0))(R.nav([v], "patient")), ((c5) => R.not(c5))(((c4) => R.exists(c4))(((c2) => R.where(c2, (c3) => R.and(R.eq(R.nav(c3, "system"), ["something"]), R.eq(R.nav(c3, "code"), ["adr"]))))(((c1) => R.nav(c1, "coding"))(R.nav([v], "scope")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-4"); }
+function inv136(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["adr"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-4"); }
 /** ppc-5: patient.exists() or scope.coding.where(system='something' and code='treatment').exists().not() */
-function inv137(v, cx) { const r = R.or(((c0) => R.exists(c0))(R.nav([v], "patient")), ((c5) => R.not(c5))(((c4) => R.exists(c4))(((c2) => R.where(c2, (c3) => R.and(R.eq(R.nav(c3, "system"), ["something"]), R.eq(R.nav(c3, "code"), ["treatment"]))))(((c1) => R.nav(c1, "coding"))(R.nav([v], "scope")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-5"); }
+function inv137(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["treatment"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv138(v, cx) { const r = R.and(((c3) => R.exists(c3))(((c1) => R.where(c1, (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c2, "code"), ["R"]))))(((c0) => R.nav(c0, "security"))(R.nav([v], "meta")))), ((c7) => R.exists(c7))(((c5) => R.where(c5, (c6) => R.and(R.eq(R.nav(c6, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c6, "code"), ["PSY"]))))(((c4) => R.nav(c4, "security"))(R.nav([v], "meta"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+function inv138(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv139(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv139(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv140(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv140(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-session: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/session$') and value.exists()).exists() */
-function inv141(v, cx) { const r = ((c5) => R.exists(c5))(((c1) => R.where(c1, (c2) => R.and(((c3) => R.matches(c3, "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/session$"))(R.nav(c2, "system")), ((c4) => R.exists(c4))(R.nav(c2, "value")))))(((c0) => R.nav(c0, "identifier"))([cx.resources[cx.resources.length - 1]]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-session"); }
+function inv141(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/session$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-session"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv142(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv142(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv143(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv143(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s64 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","status","statusHistory","class","classHistory","type","serviceType","priority","subject","episodeOfCare","basedOn","participant","appointment","period","length","reasonCode","reasonReference","diagnosis","account","hospitalization","location","serviceProvider","partOf"]);
 /** ImhEncounter (https://imh-bridge.example.no/fhir/StructureDefinition/imh-encounter) */
 function s64(o, cx) {
 R.object(o, K_s64, "ImhEncounter");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Encounter.id");
 }
 } }
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.meta");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.meta");
+{ const x0 = v0;
 s32(x0, cx);
 }
 } }
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.implicitRules");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.implicitRules");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Encounter.implicitRules");
 }
 } }
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.language");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.language");
+{ const x0 = v0;
 R.primitive(x0, "code", "Encounter.language");
 }
 } }
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.text");
+{ const x0 = v0;
 s39(x0, cx);
 }
 } }
@@ -5245,8 +5245,8 @@ inv141(x0, cx);
 } }
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Encounter.status: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Encounter.status");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Encounter.status");
+{ const x0 = v0;
 R.primitive(x0, "code", "Encounter.status");
 R.binding("http://hl7.org/fhir/ValueSet/encounter-status|4.0.1", "code", x0, "Encounter.status");
 }
@@ -5260,8 +5260,8 @@ s65(x0, cx);
 } }
 { const v0 = o["class"]; const ty0 = "Coding";
 if (v0 === undefined) { R.unsure("Encounter.class: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Encounter.class");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Encounter.class");
+{ const x0 = v0;
 s7(x0, cx);
 }
 } }
@@ -5281,22 +5281,22 @@ s6(x0, cx);
 } }
 { const v0 = o["serviceType"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.serviceType");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.serviceType");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["priority"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.priority");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.priority");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["subject"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Encounter.subject: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Encounter.subject");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Encounter.subject");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Encounter.subject", cx, "Encounter.subject");
 }
@@ -5334,14 +5334,14 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Appointment"], "Encoun
 } }
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) { R.unsure("Encounter.period: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Encounter.period");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Encounter.period");
+{ const x0 = v0;
 s15(x0, cx);
 if (R.isObj(x0)) {
 { const v1 = x0["id"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Encounter.period.id");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Encounter.period.id");
+{ const x1 = v1;
 R.primitive(x1, "string", "Encounter.period.id");
 }
 } }
@@ -5360,8 +5360,8 @@ inv142(x1, cx);
 if (R.isObj(x0)) {
 { const v1 = x0["start"]; const ty1 = "dateTime";
 if (v1 === undefined) { R.unsure("Encounter.period.start: missing"); } else {
-const l1 = R.values(v1, false, 1, 1, "Encounter.period.start");
-for (const x1 of l1) {
+R.single(v1, 1, 1, "Encounter.period.start");
+{ const x1 = v1;
 R.primitive(x1, "dateTime", "Encounter.period.start");
 }
 } }
@@ -5369,8 +5369,8 @@ R.primitive(x1, "dateTime", "Encounter.period.start");
 if (R.isObj(x0)) {
 { const v1 = x0["end"]; const ty1 = "dateTime";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Encounter.period.end");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Encounter.period.end");
+{ const x1 = v1;
 R.primitive(x1, "dateTime", "Encounter.period.end");
 }
 } }
@@ -5379,14 +5379,14 @@ R.primitive(x1, "dateTime", "Encounter.period.end");
 } }
 { const v0 = o["length"]; const ty0 = "Duration";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.length");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.length");
+{ const x0 = v0;
 s11(x0, cx);
 if (R.isObj(x0)) {
 { const v1 = x0["id"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Encounter.length.id");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Encounter.length.id");
+{ const x1 = v1;
 R.primitive(x1, "string", "Encounter.length.id");
 }
 } }
@@ -5405,8 +5405,8 @@ inv143(x1, cx);
 if (R.isObj(x0)) {
 { const v1 = x0["value"]; const ty1 = "decimal";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Encounter.length.value");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Encounter.length.value");
+{ const x1 = v1;
 R.primitive(x1, "decimal", "Encounter.length.value");
 }
 } }
@@ -5414,8 +5414,8 @@ R.primitive(x1, "decimal", "Encounter.length.value");
 if (R.isObj(x0)) {
 { const v1 = x0["comparator"]; const ty1 = "code";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Encounter.length.comparator");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Encounter.length.comparator");
+{ const x1 = v1;
 R.primitive(x1, "code", "Encounter.length.comparator");
 R.binding("http://hl7.org/fhir/ValueSet/quantity-comparator|4.0.1", "code", x1, "Encounter.length.comparator");
 }
@@ -5424,8 +5424,8 @@ R.binding("http://hl7.org/fhir/ValueSet/quantity-comparator|4.0.1", "code", x1, 
 if (R.isObj(x0)) {
 { const v1 = x0["unit"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Encounter.length.unit");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Encounter.length.unit");
+{ const x1 = v1;
 R.primitive(x1, "string", "Encounter.length.unit");
 }
 } }
@@ -5433,9 +5433,9 @@ R.primitive(x1, "string", "Encounter.length.unit");
 if (R.isObj(x0)) {
 { const v1 = x0["system"]; const ty1 = "uri";
 if (v1 === undefined) { R.unsure("Encounter.length.system: missing"); } else {
-const l1 = R.values(v1, false, 1, 1, "Encounter.length.system");
-R.specified(l1, false, ty1, {"type":"uri","value":"http://unitsofmeasure.org"}, "pattern", "Encounter.length.system");
-for (const x1 of l1) {
+R.single(v1, 1, 1, "Encounter.length.system");
+R.specified([v1], false, ty1, {"type":"uri","value":"http://unitsofmeasure.org"}, "pattern", "Encounter.length.system");
+{ const x1 = v1;
 R.primitive(x1, "uri", "Encounter.length.system");
 }
 } }
@@ -5443,9 +5443,9 @@ R.primitive(x1, "uri", "Encounter.length.system");
 if (R.isObj(x0)) {
 { const v1 = x0["code"]; const ty1 = "code";
 if (v1 === undefined) { R.unsure("Encounter.length.code: missing"); } else {
-const l1 = R.values(v1, false, 1, 1, "Encounter.length.code");
-R.specified(l1, false, ty1, {"type":"code","value":"min"}, "pattern", "Encounter.length.code");
-for (const x1 of l1) {
+R.single(v1, 1, 1, "Encounter.length.code");
+R.specified([v1], false, ty1, {"type":"code","value":"min"}, "pattern", "Encounter.length.code");
+{ const x1 = v1;
 R.primitive(x1, "code", "Encounter.length.code");
 }
 } }
@@ -5484,8 +5484,8 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Account"], "Encounter.
 } }
 { const v0 = o["hospitalization"]; const ty0 = "EncounterHospitalization";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.hospitalization");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.hospitalization");
+{ const x0 = v0;
 s69(x0, cx);
 }
 } }
@@ -5498,33 +5498,33 @@ s70(x0, cx);
 } }
 { const v0 = o["serviceProvider"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.serviceProvider");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.serviceProvider");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Encounter.serviceProvider", cx, "Encounter.serviceProvider");
 }
 } }
 { const v0 = o["partOf"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.partOf");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.partOf");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "Encounter.partOf", cx, "Encounter.partOf");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv144(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv144(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv145(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv145(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s65 = new Set(["id","extension","modifierExtension","status","period"]);
 /** EncounterStatusHistory */
 function s65(o, cx) {
 R.object(o, K_s65, "EncounterStatusHistory");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.statusHistory.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.statusHistory.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Encounter.statusHistory.id");
 }
 } }
@@ -5548,32 +5548,32 @@ inv145(x0, cx);
 } }
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Encounter.statusHistory.status: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Encounter.statusHistory.status");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Encounter.statusHistory.status");
+{ const x0 = v0;
 R.primitive(x0, "code", "Encounter.statusHistory.status");
 R.binding("http://hl7.org/fhir/ValueSet/encounter-status|4.0.1", "code", x0, "Encounter.statusHistory.status");
 }
 } }
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) { R.unsure("Encounter.statusHistory.period: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Encounter.statusHistory.period");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Encounter.statusHistory.period");
+{ const x0 = v0;
 s15(x0, cx);
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv146(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv146(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv147(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv147(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s66 = new Set(["id","extension","modifierExtension","class","period"]);
 /** EncounterClassHistory */
 function s66(o, cx) {
 R.object(o, K_s66, "EncounterClassHistory");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.classHistory.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.classHistory.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Encounter.classHistory.id");
 }
 } }
@@ -5597,31 +5597,31 @@ inv147(x0, cx);
 } }
 { const v0 = o["class"]; const ty0 = "Coding";
 if (v0 === undefined) { R.unsure("Encounter.classHistory.class: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Encounter.classHistory.class");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Encounter.classHistory.class");
+{ const x0 = v0;
 s7(x0, cx);
 }
 } }
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) { R.unsure("Encounter.classHistory.period: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Encounter.classHistory.period");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Encounter.classHistory.period");
+{ const x0 = v0;
 s15(x0, cx);
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv148(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv148(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv149(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv149(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s67 = new Set(["id","extension","modifierExtension","type","period","individual"]);
 /** EncounterParticipant */
 function s67(o, cx) {
 R.object(o, K_s67, "EncounterParticipant");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.participant.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.participant.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Encounter.participant.id");
 }
 } }
@@ -5652,32 +5652,32 @@ s6(x0, cx);
 } }
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.participant.period");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.participant.period");
+{ const x0 = v0;
 s15(x0, cx);
 }
 } }
 { const v0 = o["individual"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.participant.individual");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.participant.individual");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Encounter.participant.individual", cx, "Encounter.participant.individual");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv150(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv150(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv151(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv151(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s68 = new Set(["id","extension","modifierExtension","condition","use","rank"]);
 /** EncounterDiagnosis */
 function s68(o, cx) {
 R.object(o, K_s68, "EncounterDiagnosis");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.diagnosis.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.diagnosis.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Encounter.diagnosis.id");
 }
 } }
@@ -5701,39 +5701,39 @@ inv151(x0, cx);
 } }
 { const v0 = o["condition"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Encounter.diagnosis.condition: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Encounter.diagnosis.condition");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Encounter.diagnosis.condition");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Procedure"], "Encounter.diagnosis.condition", cx, "Encounter.diagnosis.condition");
 }
 } }
 { const v0 = o["use"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.diagnosis.use");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.diagnosis.use");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["rank"]; const ty0 = "positiveInt";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.diagnosis.rank");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.diagnosis.rank");
+{ const x0 = v0;
 R.primitive(x0, "positiveInt", "Encounter.diagnosis.rank");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv152(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv152(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv153(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv153(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s69 = new Set(["id","extension","modifierExtension","preAdmissionIdentifier","origin","admitSource","reAdmission","dietPreference","specialCourtesy","specialArrangement","destination","dischargeDisposition"]);
 /** EncounterHospitalization */
 function s69(o, cx) {
 R.object(o, K_s69, "EncounterHospitalization");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.hospitalization.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.hospitalization.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Encounter.hospitalization.id");
 }
 } }
@@ -5757,30 +5757,30 @@ inv153(x0, cx);
 } }
 { const v0 = o["preAdmissionIdentifier"]; const ty0 = "Identifier";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.hospitalization.preAdmissionIdentifier");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.hospitalization.preAdmissionIdentifier");
+{ const x0 = v0;
 s13(x0, cx);
 }
 } }
 { const v0 = o["origin"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.hospitalization.origin");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.hospitalization.origin");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location","http://hl7.org/fhir/StructureDefinition/Organization"], "Encounter.hospitalization.origin", cx, "Encounter.hospitalization.origin");
 }
 } }
 { const v0 = o["admitSource"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.hospitalization.admitSource");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.hospitalization.admitSource");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["reAdmission"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.hospitalization.reAdmission");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.hospitalization.reAdmission");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
@@ -5807,32 +5807,32 @@ s6(x0, cx);
 } }
 { const v0 = o["destination"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.hospitalization.destination");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.hospitalization.destination");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location","http://hl7.org/fhir/StructureDefinition/Organization"], "Encounter.hospitalization.destination", cx, "Encounter.hospitalization.destination");
 }
 } }
 { const v0 = o["dischargeDisposition"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.hospitalization.dischargeDisposition");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.hospitalization.dischargeDisposition");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv154(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv154(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv155(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv155(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s70 = new Set(["id","extension","modifierExtension","location","status","physicalType","period"]);
 /** EncounterLocation */
 function s70(o, cx) {
 R.object(o, K_s70, "EncounterLocation");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.location.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.location.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Encounter.location.id");
 }
 } }
@@ -5856,51 +5856,51 @@ inv155(x0, cx);
 } }
 { const v0 = o["location"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Encounter.location.location: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Encounter.location.location");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Encounter.location.location");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location"], "Encounter.location.location", cx, "Encounter.location.location");
 }
 } }
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.location.status");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.location.status");
+{ const x0 = v0;
 R.primitive(x0, "code", "Encounter.location.status");
 R.binding("http://hl7.org/fhir/ValueSet/encounter-location-status|4.0.1", "code", x0, "Encounter.location.status");
 }
 } }
 { const v0 = o["physicalType"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.location.physicalType");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.location.physicalType");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Encounter.location.period");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Encounter.location.period");
+{ const x0 = v0;
 s15(x0, cx);
 }
 } }
 }
 /** dom-2: contained.contained.empty() */
-function inv156(v, cx) { const r = ((c1) => R.empty(c1))(((c0) => R.nav(c0, "contained"))(R.nav([v], "contained"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv156(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv157(v, cx) { const r = R.and(((c2) => R.empty(c2))(((c1) => R.nav(c1, "versionId"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))), ((c5) => R.empty(c5))(((c4) => R.nav(c4, "lastUpdated"))(((c3) => R.nav(c3, "meta"))(R.nav([v], "contained"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv157(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv158(v, cx) { const r = ((c2) => R.empty(c2))(((c1) => R.nav(c1, "security"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv158(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv159(v, cx) { const r = R.and(((c3) => R.exists(c3))(((c1) => R.where(c1, (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c2, "code"), ["R"]))))(((c0) => R.nav(c0, "security"))(R.nav([v], "meta")))), ((c7) => R.exists(c7))(((c5) => R.where(c5, (c6) => R.and(R.eq(R.nav(c6, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c6, "code"), ["PSY"]))))(((c4) => R.nav(c4, "security"))(R.nav([v], "meta"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+function inv159(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 const K_s71 = new Set(["id","extension","url","valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]);
 /** ImhEpisodeClosing (https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-closing) */
 function s71(o, cx) {
 R.object(o, K_s71, "ImhEpisodeClosing");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Extension.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Extension.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Extension.id");
 }
 } }
@@ -5916,16 +5916,16 @@ R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? 
 } }
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) { R.unsure("Extension.url: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Extension.url");
-R.specified(l0, false, ty0, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-closing"}, "fixed", "Extension.url");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Extension.url");
+R.specified([v0], false, ty0, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-closing"}, "fixed", "Extension.url");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Extension.url");
 }
 } }
 { const ch0 = R.choice(o, [["valueBase64Binary","base64Binary"],["valueBoolean","boolean"],["valueCanonical","canonical"],["valueCode","code"],["valueDate","date"],["valueDateTime","dateTime"],["valueDecimal","decimal"],["valueId","id"],["valueInstant","instant"],["valueInteger","integer"],["valueMarkdown","markdown"],["valueOid","oid"],["valuePositiveInt","positiveInt"],["valueString","string"],["valueTime","time"],["valueUnsignedInt","unsignedInt"],["valueUri","uri"],["valueUrl","url"],["valueUuid","uuid"],["valueAddress","Address"],["valueAge","Age"],["valueAnnotation","Annotation"],["valueAttachment","Attachment"],["valueCodeableConcept","CodeableConcept"],["valueCoding","Coding"],["valueContactPoint","ContactPoint"],["valueCount","Count"],["valueDistance","Distance"],["valueDuration","Duration"],["valueHumanName","HumanName"],["valueIdentifier","Identifier"],["valueMoney","Money"],["valuePeriod","Period"],["valueQuantity","Quantity"],["valueRange","Range"],["valueRatio","Ratio"],["valueReference","Reference"],["valueSampledData","SampledData"],["valueSignature","Signature"],["valueTiming","Timing"],["valueContactDetail","ContactDetail"],["valueContributor","Contributor"],["valueDataRequirement","DataRequirement"],["valueExpression","Expression"],["valueParameterDefinition","ParameterDefinition"],["valueRelatedArtifact","RelatedArtifact"],["valueTriggerDefinition","TriggerDefinition"],["valueUsageContext","UsageContext"],["valueDosage","Dosage"],["valueMeta","Meta"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 0, "Extension.value[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 0, "Extension.value[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "base64Binary": { R.primitive(x0, "base64Binary", "Extension.value[x]"); break; }
 case "boolean": { R.primitive(x0, "boolean", "Extension.value[x]"); break; }
@@ -5982,49 +5982,49 @@ default: R.unsure("Extension.value[x]: type"); }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv160(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv160(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv161(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv161(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv162(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv162(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-episode: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/episode$') and value.exists()).exists() */
-function inv163(v, cx) { const r = ((c5) => R.exists(c5))(((c1) => R.where(c1, (c2) => R.and(((c3) => R.matches(c3, "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/episode$"))(R.nav(c2, "system")), ((c4) => R.exists(c4))(R.nav(c2, "value")))))(((c0) => R.nav(c0, "identifier"))([cx.resources[cx.resources.length - 1]]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-episode"); }
+function inv163(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/episode$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-episode"); }
 const K_s72 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","status","statusHistory","type","diagnosis","patient","managingOrganization","period","referralRequest","careManager","team","account"]);
 /** ImhEpisodeOfCare (https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-of-care) */
 function s72(o, cx) {
 R.object(o, K_s72, "ImhEpisodeOfCare");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "EpisodeOfCare.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "EpisodeOfCare.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "EpisodeOfCare.id");
 }
 } }
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "EpisodeOfCare.meta");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "EpisodeOfCare.meta");
+{ const x0 = v0;
 s32(x0, cx);
 }
 } }
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "EpisodeOfCare.implicitRules");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "EpisodeOfCare.implicitRules");
+{ const x0 = v0;
 R.primitive(x0, "uri", "EpisodeOfCare.implicitRules");
 }
 } }
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "EpisodeOfCare.language");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "EpisodeOfCare.language");
+{ const x0 = v0;
 R.primitive(x0, "code", "EpisodeOfCare.language");
 }
 } }
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "EpisodeOfCare.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "EpisodeOfCare.text");
+{ const x0 = v0;
 s39(x0, cx);
 }
 } }
@@ -6064,8 +6064,8 @@ inv163(x0, cx);
 } }
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("EpisodeOfCare.status: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "EpisodeOfCare.status");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "EpisodeOfCare.status");
+{ const x0 = v0;
 R.primitive(x0, "code", "EpisodeOfCare.status");
 R.binding("http://hl7.org/fhir/ValueSet/episode-of-care-status|4.0.1", "code", x0, "EpisodeOfCare.status");
 }
@@ -6093,24 +6093,24 @@ s74(x0, cx);
 } }
 { const v0 = o["patient"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("EpisodeOfCare.patient: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "EpisodeOfCare.patient");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "EpisodeOfCare.patient");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "EpisodeOfCare.patient", cx, "EpisodeOfCare.patient");
 }
 } }
 { const v0 = o["managingOrganization"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("EpisodeOfCare.managingOrganization: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "EpisodeOfCare.managingOrganization");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "EpisodeOfCare.managingOrganization");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "EpisodeOfCare.managingOrganization", cx, "EpisodeOfCare.managingOrganization");
 }
 } }
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "EpisodeOfCare.period");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "EpisodeOfCare.period");
+{ const x0 = v0;
 s15(x0, cx);
 }
 } }
@@ -6124,8 +6124,8 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/ServiceRequest"], "Epi
 } }
 { const v0 = o["careManager"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "EpisodeOfCare.careManager");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "EpisodeOfCare.careManager");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner"], "EpisodeOfCare.careManager", cx, "EpisodeOfCare.careManager");
 }
@@ -6148,17 +6148,17 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Account"], "EpisodeOfC
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv164(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv164(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv165(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv165(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s73 = new Set(["id","extension","modifierExtension","status","period"]);
 /** EpisodeOfCareStatusHistory */
 function s73(o, cx) {
 R.object(o, K_s73, "EpisodeOfCareStatusHistory");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "EpisodeOfCare.statusHistory.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "EpisodeOfCare.statusHistory.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "EpisodeOfCare.statusHistory.id");
 }
 } }
@@ -6182,32 +6182,32 @@ inv165(x0, cx);
 } }
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("EpisodeOfCare.statusHistory.status: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "EpisodeOfCare.statusHistory.status");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "EpisodeOfCare.statusHistory.status");
+{ const x0 = v0;
 R.primitive(x0, "code", "EpisodeOfCare.statusHistory.status");
 R.binding("http://hl7.org/fhir/ValueSet/episode-of-care-status|4.0.1", "code", x0, "EpisodeOfCare.statusHistory.status");
 }
 } }
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) { R.unsure("EpisodeOfCare.statusHistory.period: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "EpisodeOfCare.statusHistory.period");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "EpisodeOfCare.statusHistory.period");
+{ const x0 = v0;
 s15(x0, cx);
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv166(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv166(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv167(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv167(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s74 = new Set(["id","extension","modifierExtension","condition","role","rank"]);
 /** EpisodeOfCareDiagnosis */
 function s74(o, cx) {
 R.object(o, K_s74, "EpisodeOfCareDiagnosis");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "EpisodeOfCare.diagnosis.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "EpisodeOfCare.diagnosis.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "EpisodeOfCare.diagnosis.id");
 }
 } }
@@ -6231,43 +6231,43 @@ inv167(x0, cx);
 } }
 { const v0 = o["condition"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("EpisodeOfCare.diagnosis.condition: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "EpisodeOfCare.diagnosis.condition");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "EpisodeOfCare.diagnosis.condition");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition"], "EpisodeOfCare.diagnosis.condition", cx, "EpisodeOfCare.diagnosis.condition");
 }
 } }
 { const v0 = o["role"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "EpisodeOfCare.diagnosis.role");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "EpisodeOfCare.diagnosis.role");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["rank"]; const ty0 = "positiveInt";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "EpisodeOfCare.diagnosis.rank");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "EpisodeOfCare.diagnosis.rank");
+{ const x0 = v0;
 R.primitive(x0, "positiveInt", "EpisodeOfCare.diagnosis.rank");
 }
 } }
 }
 /** dom-2: contained.contained.empty() */
-function inv168(v, cx) { const r = ((c1) => R.empty(c1))(((c0) => R.nav(c0, "contained"))(R.nav([v], "contained"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv168(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv169(v, cx) { const r = R.and(((c2) => R.empty(c2))(((c1) => R.nav(c1, "versionId"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))), ((c5) => R.empty(c5))(((c4) => R.nav(c4, "lastUpdated"))(((c3) => R.nav(c3, "meta"))(R.nav([v], "contained"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv169(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv170(v, cx) { const r = ((c2) => R.empty(c2))(((c1) => R.nav(c1, "security"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv170(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv171(v, cx) { const r = R.and(((c3) => R.exists(c3))(((c1) => R.where(c1, (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c2, "code"), ["R"]))))(((c0) => R.nav(c0, "security"))(R.nav([v], "meta")))), ((c7) => R.exists(c7))(((c5) => R.where(c5, (c6) => R.and(R.eq(R.nav(c6, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c6, "code"), ["PSY"]))))(((c4) => R.nav(c4, "security"))(R.nav([v], "meta"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+function inv171(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 const K_s75 = new Set(["id","extension","url","valueCoding"]);
 /** ImhFocusElement (https://imh-bridge.example.no/fhir/StructureDefinition/imh-focus-element) */
 function s75(o, cx) {
 R.object(o, K_s75, "ImhFocusElement");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Extension.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Extension.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Extension.id");
 }
 } }
@@ -6282,23 +6282,23 @@ inv0(x0, cx);
 } }
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) { R.unsure("Extension.url: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Extension.url");
-R.specified(l0, false, ty0, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-focus-element"}, "fixed", "Extension.url");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Extension.url");
+R.specified([v0], false, ty0, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-focus-element"}, "fixed", "Extension.url");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Extension.url");
 }
 } }
 { const ch0 = R.choice(o, [["valueCoding","Coding"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Extension.value[x]");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Extension.value[x]");
+{ const x0 = v0;
 s7(x0, cx);
 R.binding("https://imh-bridge.example.no/fhir/ValueSet/marte-meo-focus-element", "Coding", x0, "Extension.value[x]");
 if (R.isObj(x0)) {
 { const v1 = x0["id"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Extension.value[x].id");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Extension.value[x].id");
+{ const x1 = v1;
 R.primitive(x1, "string", "Extension.value[x].id");
 }
 } }
@@ -6317,8 +6317,8 @@ inv70(x1, cx);
 if (R.isObj(x0)) {
 { const v1 = x0["system"]; const ty1 = "uri";
 if (v1 === undefined) { R.unsure("Extension.value[x].system: missing"); } else {
-const l1 = R.values(v1, false, 1, 1, "Extension.value[x].system");
-for (const x1 of l1) {
+R.single(v1, 1, 1, "Extension.value[x].system");
+{ const x1 = v1;
 R.primitive(x1, "uri", "Extension.value[x].system");
 }
 } }
@@ -6326,8 +6326,8 @@ R.primitive(x1, "uri", "Extension.value[x].system");
 if (R.isObj(x0)) {
 { const v1 = x0["version"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Extension.value[x].version");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Extension.value[x].version");
+{ const x1 = v1;
 R.primitive(x1, "string", "Extension.value[x].version");
 }
 } }
@@ -6335,8 +6335,8 @@ R.primitive(x1, "string", "Extension.value[x].version");
 if (R.isObj(x0)) {
 { const v1 = x0["code"]; const ty1 = "code";
 if (v1 === undefined) { R.unsure("Extension.value[x].code: missing"); } else {
-const l1 = R.values(v1, false, 1, 1, "Extension.value[x].code");
-for (const x1 of l1) {
+R.single(v1, 1, 1, "Extension.value[x].code");
+{ const x1 = v1;
 R.primitive(x1, "code", "Extension.value[x].code");
 }
 } }
@@ -6344,8 +6344,8 @@ R.primitive(x1, "code", "Extension.value[x].code");
 if (R.isObj(x0)) {
 { const v1 = x0["display"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Extension.value[x].display");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Extension.value[x].display");
+{ const x1 = v1;
 R.primitive(x1, "string", "Extension.value[x].display");
 }
 } }
@@ -6353,8 +6353,8 @@ R.primitive(x1, "string", "Extension.value[x].display");
 if (R.isObj(x0)) {
 { const v1 = x0["userSelected"]; const ty1 = "boolean";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Extension.value[x].userSelected");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Extension.value[x].userSelected");
+{ const x1 = v1;
 R.primitive(x1, "boolean", "Extension.value[x].userSelected");
 }
 } }
@@ -6363,53 +6363,53 @@ R.primitive(x1, "boolean", "Extension.value[x].userSelected");
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv172(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv172(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv173(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv173(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv174(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv174(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-goal: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/goal$') and value.exists()).exists() */
-function inv175(v, cx) { const r = ((c5) => R.exists(c5))(((c1) => R.where(c1, (c2) => R.and(((c3) => R.matches(c3, "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/goal$"))(R.nav(c2, "system")), ((c4) => R.exists(c4))(R.nav(c2, "value")))))(((c0) => R.nav(c0, "identifier"))([cx.resources[cx.resources.length - 1]]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-goal"); }
+function inv175(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/goal$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-goal"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv176(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv176(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** gol-1: (detail.exists() and measure.exists()) or detail.exists().not() */
-function inv177(v, cx) { const r = R.or(R.and(((c0) => R.exists(c0))(R.navChoice([v], ["detailQuantity","detailRange","detailCodeableConcept","detailString","detailBoolean","detailInteger","detailRatio"])), ((c1) => R.exists(c1))(R.nav([v], "measure"))), ((c3) => R.not(c3))(((c2) => R.exists(c2))(R.navChoice([v], ["detailQuantity","detailRange","detailCodeableConcept","detailString","detailBoolean","detailInteger","detailRatio"])))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant gol-1"); }
+function inv177(v, cx) { const r = R.or(R.and(R.exists(R.navChoice([v], ["detailQuantity","detailRange","detailCodeableConcept","detailString","detailBoolean","detailInteger","detailRatio"])), R.exists(R.nav([v], "measure"))), R.not(R.exists(R.navChoice([v], ["detailQuantity","detailRange","detailCodeableConcept","detailString","detailBoolean","detailInteger","detailRatio"])))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant gol-1"); }
 const K_s76 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","lifecycleStatus","achievementStatus","category","priority","description","subject","startDate","target","statusDate","statusReason","expressedBy","addresses","note","outcomeCode","outcomeReference"]);
 /** ImhGoal (https://imh-bridge.example.no/fhir/StructureDefinition/imh-goal) */
 function s76(o, cx) {
 R.object(o, K_s76, "ImhGoal");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Goal.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Goal.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Goal.id");
 }
 } }
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Goal.meta");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Goal.meta");
+{ const x0 = v0;
 s32(x0, cx);
 }
 } }
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Goal.implicitRules");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Goal.implicitRules");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Goal.implicitRules");
 }
 } }
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Goal.language");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Goal.language");
+{ const x0 = v0;
 R.primitive(x0, "code", "Goal.language");
 }
 } }
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Goal.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Goal.text");
+{ const x0 = v0;
 s39(x0, cx);
 }
 } }
@@ -6448,16 +6448,16 @@ inv175(x0, cx);
 } }
 { const v0 = o["lifecycleStatus"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Goal.lifecycleStatus: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Goal.lifecycleStatus");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Goal.lifecycleStatus");
+{ const x0 = v0;
 R.primitive(x0, "code", "Goal.lifecycleStatus");
 R.binding("http://hl7.org/fhir/ValueSet/goal-status|4.0.1", "code", x0, "Goal.lifecycleStatus");
 }
 } }
 { const v0 = o["achievementStatus"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Goal.achievementStatus");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Goal.achievementStatus");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
@@ -6470,21 +6470,21 @@ s6(x0, cx);
 } }
 { const v0 = o["priority"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Goal.priority");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Goal.priority");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["description"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Goal.description: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Goal.description");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Goal.description");
+{ const x0 = v0;
 s6(x0, cx);
 if (R.isObj(x0)) {
 { const v1 = x0["id"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Goal.description.id");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Goal.description.id");
+{ const x1 = v1;
 R.primitive(x1, "string", "Goal.description.id");
 }
 } }
@@ -6512,8 +6512,8 @@ s7(x1, cx);
 if (R.isObj(x0)) {
 { const v1 = x0["text"]; const ty1 = "string";
 if (v1 === undefined) { R.unsure("Goal.description.text: missing"); } else {
-const l1 = R.values(v1, false, 1, 1, "Goal.description.text");
-for (const x1 of l1) {
+R.single(v1, 1, 1, "Goal.description.text");
+{ const x1 = v1;
 R.primitive(x1, "string", "Goal.description.text");
 }
 } }
@@ -6522,16 +6522,16 @@ R.primitive(x1, "string", "Goal.description.text");
 } }
 { const v0 = o["subject"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Goal.subject: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Goal.subject");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Goal.subject");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Goal.subject", cx, "Goal.subject");
 }
 } }
 { const ch0 = R.choice(o, [["startDate","date"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Goal.start[x]: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Goal.start[x]");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Goal.start[x]");
+{ const x0 = v0;
 R.primitive(x0, "date", "Goal.start[x]");
 }
 } }
@@ -6545,22 +6545,22 @@ inv177(x0, cx);
 } }
 { const v0 = o["statusDate"]; const ty0 = "date";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Goal.statusDate");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Goal.statusDate");
+{ const x0 = v0;
 R.primitive(x0, "date", "Goal.statusDate");
 }
 } }
 { const v0 = o["statusReason"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Goal.statusReason");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Goal.statusReason");
+{ const x0 = v0;
 R.primitive(x0, "string", "Goal.statusReason");
 }
 } }
 { const v0 = o["expressedBy"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Goal.expressedBy");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Goal.expressedBy");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Goal.expressedBy", cx, "Goal.expressedBy");
 }
@@ -6597,17 +6597,17 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Observation"], "Goal.o
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv178(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv178(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv179(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv179(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s77 = new Set(["id","extension","modifierExtension","measure","detailQuantity","detailRange","detailCodeableConcept","detailString","detailBoolean","detailInteger","detailRatio","dueDate","dueDuration"]);
 /** GoalTarget */
 function s77(o, cx) {
 R.object(o, K_s77, "GoalTarget");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Goal.target.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Goal.target.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Goal.target.id");
 }
 } }
@@ -6631,15 +6631,15 @@ inv179(x0, cx);
 } }
 { const v0 = o["measure"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Goal.target.measure");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Goal.target.measure");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const ch0 = R.choice(o, [["detailQuantity","Quantity"],["detailRange","Range"],["detailCodeableConcept","CodeableConcept"],["detailString","string"],["detailBoolean","boolean"],["detailInteger","integer"],["detailRatio","Ratio"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Goal.target.detail[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Goal.target.detail[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "Quantity": { s16(x0, cx); break; }
 case "Range": { s17(x0, cx); break; }
@@ -6653,8 +6653,8 @@ default: R.unsure("Goal.target.detail[x]: type"); }
 } }
 { const ch0 = R.choice(o, [["dueDate","date"],["dueDuration","Duration"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Goal.target.due[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Goal.target.due[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "date": { R.primitive(x0, "date", "Goal.target.due[x]"); break; }
 case "Duration": { s11(x0, cx); break; }
@@ -6663,57 +6663,57 @@ default: R.unsure("Goal.target.due[x]: type"); }
 } }
 }
 /** dom-2: contained.contained.empty() */
-function inv180(v, cx) { const r = ((c1) => R.empty(c1))(((c0) => R.nav(c0, "contained"))(R.nav([v], "contained"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv180(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv181(v, cx) { const r = R.and(((c2) => R.empty(c2))(((c1) => R.nav(c1, "versionId"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))), ((c5) => R.empty(c5))(((c4) => R.nav(c4, "lastUpdated"))(((c3) => R.nav(c3, "meta"))(R.nav([v], "contained"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv181(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv182(v, cx) { const r = ((c2) => R.empty(c2))(((c1) => R.nav(c1, "security"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv182(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv183(v, cx) { const r = R.and(((c3) => R.exists(c3))(((c1) => R.where(c1, (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c2, "code"), ["R"]))))(((c0) => R.nav(c0, "security"))(R.nav([v], "meta")))), ((c7) => R.exists(c7))(((c5) => R.where(c5, (c6) => R.and(R.eq(R.nav(c6, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c6, "code"), ["PSY"]))))(((c4) => R.nav(c4, "security"))(R.nav([v], "meta"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+function inv183(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv184(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv184(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv185(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv185(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-infant-id: %resource.identifier.where(((system = 'urn:oid:2.16.578.1.12.4.1.4.1' or system = 'urn:oid:2.16.578.1.12.4.1.4.2') or system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/infant$')) and value.exists()).exists() */
-function inv186(v, cx) { const r = ((c5) => R.exists(c5))(((c1) => R.where(c1, (c2) => R.and(R.or(R.or(R.eq(R.nav(c2, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c2, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), ((c3) => R.matches(c3, "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/infant$"))(R.nav(c2, "system"))), ((c4) => R.exists(c4))(R.nav(c2, "value")))))(((c0) => R.nav(c0, "identifier"))([cx.resources[cx.resources.length - 1]]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-infant-id"); }
+function inv186(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.or(R.or(R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/infant$")), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-infant-id"); }
 /** pat-1: name.exists() or telecom.exists() or address.exists() or organization.exists() */
-function inv187(v, cx) { const r = R.or(R.or(R.or(((c0) => R.exists(c0))(R.nav([v], "name")), ((c1) => R.exists(c1))(R.nav([v], "telecom"))), ((c2) => R.exists(c2))(R.nav([v], "address"))), ((c3) => R.exists(c3))(R.nav([v], "organization"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant pat-1"); }
+function inv187(v, cx) { const r = R.or(R.or(R.or(R.exists(R.nav([v], "name")), R.exists(R.nav([v], "telecom"))), R.exists(R.nav([v], "address"))), R.exists(R.nav([v], "organization"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant pat-1"); }
 const K_s78 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","active","name","telecom","gender","birthDate","deceasedBoolean","deceasedDateTime","address","maritalStatus","multipleBirthBoolean","multipleBirthInteger","photo","contact","communication","generalPractitioner","managingOrganization","link"]);
 /** ImhInfant (https://imh-bridge.example.no/fhir/StructureDefinition/imh-infant) */
 function s78(o, cx) {
 R.object(o, K_s78, "ImhInfant");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Patient.id");
 }
 } }
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.meta");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.meta");
+{ const x0 = v0;
 s32(x0, cx);
 }
 } }
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.implicitRules");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.implicitRules");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Patient.implicitRules");
 }
 } }
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.language");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.language");
+{ const x0 = v0;
 R.primitive(x0, "code", "Patient.language");
 }
 } }
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.text");
+{ const x0 = v0;
 s39(x0, cx);
 }
 } }
@@ -6753,8 +6753,8 @@ R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? 
 } }
 { const v0 = o["active"]; const ty0 = "boolean";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.active");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.active");
+{ const x0 = v0;
 R.primitive(x0, "boolean", "Patient.active");
 }
 } }
@@ -6774,23 +6774,23 @@ s8(x0, cx);
 } }
 { const v0 = o["gender"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Patient.gender: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Patient.gender");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Patient.gender");
+{ const x0 = v0;
 R.primitive(x0, "code", "Patient.gender");
 R.binding("http://hl7.org/fhir/ValueSet/administrative-gender|4.0.1", "code", x0, "Patient.gender");
 }
 } }
 { const v0 = o["birthDate"]; const ty0 = "date";
 if (v0 === undefined) { R.unsure("Patient.birthDate: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Patient.birthDate");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Patient.birthDate");
+{ const x0 = v0;
 R.primitive(x0, "date", "Patient.birthDate");
 }
 } }
 { const ch0 = R.choice(o, [["deceasedBoolean","boolean"],["deceasedDateTime","dateTime"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.deceased[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.deceased[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "boolean": { R.primitive(x0, "boolean", "Patient.deceased[x]"); break; }
 case "dateTime": { R.primitive(x0, "dateTime", "Patient.deceased[x]"); break; }
@@ -6806,15 +6806,15 @@ s2(x0, cx);
 } }
 { const v0 = o["maritalStatus"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.maritalStatus");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.maritalStatus");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const ch0 = R.choice(o, [["multipleBirthBoolean","boolean"],["multipleBirthInteger","integer"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.multipleBirth[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.multipleBirth[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "boolean": { R.primitive(x0, "boolean", "Patient.multipleBirth[x]"); break; }
 case "integer": { R.primitive(x0, "integer", "Patient.multipleBirth[x]"); break; }
@@ -6853,8 +6853,8 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization","http://
 } }
 { const v0 = o["managingOrganization"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.managingOrganization");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.managingOrganization");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Patient.managingOrganization", cx, "Patient.managingOrganization");
 }
@@ -6868,17 +6868,17 @@ s81(x0, cx);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv188(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv188(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv189(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv189(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s79 = new Set(["id","extension","modifierExtension","relationship","name","telecom","address","gender","organization","period"]);
 /** PatientContact */
 function s79(o, cx) {
 R.object(o, K_s79, "PatientContact");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.contact.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.contact.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Patient.contact.id");
 }
 } }
@@ -6909,8 +6909,8 @@ s6(x0, cx);
 } }
 { const v0 = o["name"]; const ty0 = "HumanName";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.contact.name");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.contact.name");
+{ const x0 = v0;
 s12(x0, cx);
 }
 } }
@@ -6923,47 +6923,47 @@ s8(x0, cx);
 } }
 { const v0 = o["address"]; const ty0 = "Address";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.contact.address");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.contact.address");
+{ const x0 = v0;
 s2(x0, cx);
 }
 } }
 { const v0 = o["gender"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.contact.gender");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.contact.gender");
+{ const x0 = v0;
 R.primitive(x0, "code", "Patient.contact.gender");
 R.binding("http://hl7.org/fhir/ValueSet/administrative-gender|4.0.1", "code", x0, "Patient.contact.gender");
 }
 } }
 { const v0 = o["organization"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.contact.organization");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.contact.organization");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Patient.contact.organization", cx, "Patient.contact.organization");
 }
 } }
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.contact.period");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.contact.period");
+{ const x0 = v0;
 s15(x0, cx);
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv190(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv190(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv191(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv191(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s80 = new Set(["id","extension","modifierExtension","language","preferred"]);
 /** PatientCommunication */
 function s80(o, cx) {
 R.object(o, K_s80, "PatientCommunication");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.communication.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.communication.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Patient.communication.id");
 }
 } }
@@ -6987,31 +6987,31 @@ inv191(x0, cx);
 } }
 { const v0 = o["language"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Patient.communication.language: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Patient.communication.language");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Patient.communication.language");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["preferred"]; const ty0 = "boolean";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.communication.preferred");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.communication.preferred");
+{ const x0 = v0;
 R.primitive(x0, "boolean", "Patient.communication.preferred");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv192(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv192(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv193(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv193(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s81 = new Set(["id","extension","modifierExtension","other","type"]);
 /** PatientLink */
 function s81(o, cx) {
 R.object(o, K_s81, "PatientLink");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.link.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.link.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Patient.link.id");
 }
 } }
@@ -7035,73 +7035,73 @@ inv193(x0, cx);
 } }
 { const v0 = o["other"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Patient.link.other: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Patient.link.other");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Patient.link.other");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Patient.link.other", cx, "Patient.link.other");
 }
 } }
 { const v0 = o["type"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Patient.link.type: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Patient.link.type");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Patient.link.type");
+{ const x0 = v0;
 R.primitive(x0, "code", "Patient.link.type");
 R.binding("http://hl7.org/fhir/ValueSet/link-type|4.0.1", "code", x0, "Patient.link.type");
 }
 } }
 }
 /** dom-2: contained.contained.empty() */
-function inv194(v, cx) { const r = ((c1) => R.empty(c1))(((c0) => R.nav(c0, "contained"))(R.nav([v], "contained"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv194(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv195(v, cx) { const r = R.and(((c2) => R.empty(c2))(((c1) => R.nav(c1, "versionId"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))), ((c5) => R.empty(c5))(((c4) => R.nav(c4, "lastUpdated"))(((c3) => R.nav(c3, "meta"))(R.nav([v], "contained"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv195(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv196(v, cx) { const r = ((c2) => R.empty(c2))(((c1) => R.nav(c1, "security"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv196(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv197(v, cx) { const r = R.and(((c3) => R.exists(c3))(((c1) => R.where(c1, (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c2, "code"), ["R"]))))(((c0) => R.nav(c0, "security"))(R.nav([v], "meta")))), ((c7) => R.exists(c7))(((c5) => R.where(c5, (c6) => R.and(R.eq(R.nav(c6, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c6, "code"), ["PSY"]))))(((c4) => R.nav(c4, "security"))(R.nav([v], "meta"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+function inv197(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv198(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv198(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv199(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv199(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** org-3: where(use = 'home').empty() */
-function inv200(v, cx) { const r = ((c1) => R.empty(c1))(R.where([v], (c0) => R.eq(R.nav(c0, "use"), ["home"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant org-3"); }
+function inv200(v, cx) { const r = R.empty(R.where([v], (c0) => R.eq(R.nav(c0, "use"), ["home"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant org-3"); }
 /** org-2: where(use = 'home').empty() */
-function inv201(v, cx) { const r = ((c1) => R.empty(c1))(R.where([v], (c0) => R.eq(R.nav(c0, "use"), ["home"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant org-2"); }
+function inv201(v, cx) { const r = R.empty(R.where([v], (c0) => R.eq(R.nav(c0, "use"), ["home"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant org-2"); }
 const K_s82 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","active","type","name","alias","telecom","address","partOf","contact","endpoint"]);
 /** ImhOrganization (https://imh-bridge.example.no/fhir/StructureDefinition/imh-organization) */
 function s82(o, cx) {
 R.object(o, K_s82, "ImhOrganization");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Organization.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Organization.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Organization.id");
 }
 } }
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Organization.meta");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Organization.meta");
+{ const x0 = v0;
 s32(x0, cx);
 }
 } }
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Organization.implicitRules");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Organization.implicitRules");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Organization.implicitRules");
 }
 } }
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Organization.language");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Organization.language");
+{ const x0 = v0;
 R.primitive(x0, "code", "Organization.language");
 }
 } }
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Organization.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Organization.text");
+{ const x0 = v0;
 s39(x0, cx);
 }
 } }
@@ -7140,9 +7140,9 @@ R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? 
 } }
 { const v0 = o["active"]; const ty0 = "boolean";
 if (v0 === undefined) { R.unsure("Organization.active: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Organization.active");
-R.specified(l0, false, ty0, {"type":"boolean","value":true}, "pattern", "Organization.active");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Organization.active");
+R.specified([v0], false, ty0, {"type":"boolean","value":true}, "pattern", "Organization.active");
+{ const x0 = v0;
 R.primitive(x0, "boolean", "Organization.active");
 }
 } }
@@ -7155,8 +7155,8 @@ s6(x0, cx);
 } }
 { const v0 = o["name"]; const ty0 = "string";
 if (v0 === undefined) { R.unsure("Organization.name: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Organization.name");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Organization.name");
+{ const x0 = v0;
 R.primitive(x0, "string", "Organization.name");
 }
 } }
@@ -7185,8 +7185,8 @@ inv201(x0, cx);
 } }
 { const v0 = o["partOf"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Organization.partOf");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Organization.partOf");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Organization.partOf", cx, "Organization.partOf");
 }
@@ -7208,17 +7208,17 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Endpoint"], "Organizat
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv202(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv202(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv203(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv203(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s83 = new Set(["id","extension","modifierExtension","purpose","name","telecom","address"]);
 /** OrganizationContact */
 function s83(o, cx) {
 R.object(o, K_s83, "OrganizationContact");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Organization.contact.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Organization.contact.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Organization.contact.id");
 }
 } }
@@ -7242,15 +7242,15 @@ inv203(x0, cx);
 } }
 { const v0 = o["purpose"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Organization.contact.purpose");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Organization.contact.purpose");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["name"]; const ty0 = "HumanName";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Organization.contact.name");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Organization.contact.name");
+{ const x0 = v0;
 s12(x0, cx);
 }
 } }
@@ -7263,60 +7263,60 @@ s8(x0, cx);
 } }
 { const v0 = o["address"]; const ty0 = "Address";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Organization.contact.address");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Organization.contact.address");
+{ const x0 = v0;
 s2(x0, cx);
 }
 } }
 }
 /** dom-2: contained.contained.empty() */
-function inv204(v, cx) { const r = ((c1) => R.empty(c1))(((c0) => R.nav(c0, "contained"))(R.nav([v], "contained"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv204(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv205(v, cx) { const r = R.and(((c2) => R.empty(c2))(((c1) => R.nav(c1, "versionId"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))), ((c5) => R.empty(c5))(((c4) => R.nav(c4, "lastUpdated"))(((c3) => R.nav(c3, "meta"))(R.nav([v], "contained"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv205(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv206(v, cx) { const r = ((c2) => R.empty(c2))(((c1) => R.nav(c1, "security"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv206(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-national-id: %resource.identifier.where((system = 'urn:oid:2.16.578.1.12.4.1.4.1' or system = 'urn:oid:2.16.578.1.12.4.1.4.2') and value.exists()).count() = 1 */
-function inv207(v, cx) { const r = R.eq(((c4) => R.count(c4))(((c1) => R.where(c1, (c2) => R.and(R.or(R.eq(R.nav(c2, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c2, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), ((c3) => R.exists(c3))(R.nav(c2, "value")))))(((c0) => R.nav(c0, "identifier"))([cx.resources[cx.resources.length - 1]]))), [1]); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-national-id"); }
+function inv207(v, cx) { const r = R.eq(R.count(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.or(R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), R.exists(R.nav(c0, "value"))))), [1]); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-national-id"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv208(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv208(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv209(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv209(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s84 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","active","name","telecom","gender","birthDate","deceasedBoolean","deceasedDateTime","address","maritalStatus","multipleBirthBoolean","multipleBirthInteger","photo","contact","communication","generalPractitioner","managingOrganization","link"]);
 /** ImhParent (https://imh-bridge.example.no/fhir/StructureDefinition/imh-parent) */
 function s84(o, cx) {
 R.object(o, K_s84, "ImhParent");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Patient.id");
 }
 } }
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.meta");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.meta");
+{ const x0 = v0;
 s32(x0, cx);
 }
 } }
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.implicitRules");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.implicitRules");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Patient.implicitRules");
 }
 } }
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.language");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.language");
+{ const x0 = v0;
 R.primitive(x0, "code", "Patient.language");
 }
 } }
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.text");
+{ const x0 = v0;
 s39(x0, cx);
 }
 } }
@@ -7356,8 +7356,8 @@ R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? 
 } }
 { const v0 = o["active"]; const ty0 = "boolean";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.active");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.active");
+{ const x0 = v0;
 R.primitive(x0, "boolean", "Patient.active");
 }
 } }
@@ -7369,8 +7369,8 @@ s12(x0, cx);
 if (R.isObj(x0)) {
 { const v1 = x0["id"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Patient.name.id");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Patient.name.id");
+{ const x1 = v1;
 R.primitive(x1, "string", "Patient.name.id");
 }
 } }
@@ -7389,8 +7389,8 @@ inv208(x1, cx);
 if (R.isObj(x0)) {
 { const v1 = x0["use"]; const ty1 = "code";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Patient.name.use");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Patient.name.use");
+{ const x1 = v1;
 R.primitive(x1, "code", "Patient.name.use");
 R.binding("http://hl7.org/fhir/ValueSet/name-use|4.0.1", "code", x1, "Patient.name.use");
 }
@@ -7399,8 +7399,8 @@ R.binding("http://hl7.org/fhir/ValueSet/name-use|4.0.1", "code", x1, "Patient.na
 if (R.isObj(x0)) {
 { const v1 = x0["text"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Patient.name.text");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Patient.name.text");
+{ const x1 = v1;
 R.primitive(x1, "string", "Patient.name.text");
 }
 } }
@@ -7408,8 +7408,8 @@ R.primitive(x1, "string", "Patient.name.text");
 if (R.isObj(x0)) {
 { const v1 = x0["family"]; const ty1 = "string";
 if (v1 === undefined) { R.unsure("Patient.name.family: missing"); } else {
-const l1 = R.values(v1, false, 1, 1, "Patient.name.family");
-for (const x1 of l1) {
+R.single(v1, 1, 1, "Patient.name.family");
+{ const x1 = v1;
 R.primitive(x1, "string", "Patient.name.family");
 }
 } }
@@ -7444,8 +7444,8 @@ R.primitive(x1, "string", "Patient.name.suffix");
 if (R.isObj(x0)) {
 { const v1 = x0["period"]; const ty1 = "Period";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Patient.name.period");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Patient.name.period");
+{ const x1 = v1;
 s15(x1, cx);
 }
 } }
@@ -7460,8 +7460,8 @@ s8(x0, cx);
 if (R.isObj(x0)) {
 { const v1 = x0["id"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Patient.telecom.id");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Patient.telecom.id");
+{ const x1 = v1;
 R.primitive(x1, "string", "Patient.telecom.id");
 }
 } }
@@ -7480,9 +7480,9 @@ inv209(x1, cx);
 if (R.isObj(x0)) {
 { const v1 = x0["system"]; const ty1 = "code";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Patient.telecom.system");
-R.specified(l1, false, ty1, {"type":"code","value":"phone"}, "pattern", "Patient.telecom.system");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Patient.telecom.system");
+R.specified([v1], false, ty1, {"type":"code","value":"phone"}, "pattern", "Patient.telecom.system");
+{ const x1 = v1;
 R.primitive(x1, "code", "Patient.telecom.system");
 R.binding("http://hl7.org/fhir/ValueSet/contact-point-system|4.0.1", "code", x1, "Patient.telecom.system");
 }
@@ -7491,8 +7491,8 @@ R.binding("http://hl7.org/fhir/ValueSet/contact-point-system|4.0.1", "code", x1,
 if (R.isObj(x0)) {
 { const v1 = x0["value"]; const ty1 = "string";
 if (v1 === undefined) { R.unsure("Patient.telecom.value: missing"); } else {
-const l1 = R.values(v1, false, 1, 1, "Patient.telecom.value");
-for (const x1 of l1) {
+R.single(v1, 1, 1, "Patient.telecom.value");
+{ const x1 = v1;
 R.primitive(x1, "string", "Patient.telecom.value");
 }
 } }
@@ -7500,8 +7500,8 @@ R.primitive(x1, "string", "Patient.telecom.value");
 if (R.isObj(x0)) {
 { const v1 = x0["use"]; const ty1 = "code";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Patient.telecom.use");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Patient.telecom.use");
+{ const x1 = v1;
 R.primitive(x1, "code", "Patient.telecom.use");
 R.binding("http://hl7.org/fhir/ValueSet/contact-point-use|4.0.1", "code", x1, "Patient.telecom.use");
 }
@@ -7510,8 +7510,8 @@ R.binding("http://hl7.org/fhir/ValueSet/contact-point-use|4.0.1", "code", x1, "P
 if (R.isObj(x0)) {
 { const v1 = x0["rank"]; const ty1 = "positiveInt";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Patient.telecom.rank");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Patient.telecom.rank");
+{ const x1 = v1;
 R.primitive(x1, "positiveInt", "Patient.telecom.rank");
 }
 } }
@@ -7519,8 +7519,8 @@ R.primitive(x1, "positiveInt", "Patient.telecom.rank");
 if (R.isObj(x0)) {
 { const v1 = x0["period"]; const ty1 = "Period";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Patient.telecom.period");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Patient.telecom.period");
+{ const x1 = v1;
 s15(x1, cx);
 }
 } }
@@ -7529,23 +7529,23 @@ s15(x1, cx);
 } }
 { const v0 = o["gender"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Patient.gender: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Patient.gender");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Patient.gender");
+{ const x0 = v0;
 R.primitive(x0, "code", "Patient.gender");
 R.binding("http://hl7.org/fhir/ValueSet/administrative-gender|4.0.1", "code", x0, "Patient.gender");
 }
 } }
 { const v0 = o["birthDate"]; const ty0 = "date";
 if (v0 === undefined) { R.unsure("Patient.birthDate: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Patient.birthDate");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Patient.birthDate");
+{ const x0 = v0;
 R.primitive(x0, "date", "Patient.birthDate");
 }
 } }
 { const ch0 = R.choice(o, [["deceasedBoolean","boolean"],["deceasedDateTime","dateTime"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.deceased[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.deceased[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "boolean": { R.primitive(x0, "boolean", "Patient.deceased[x]"); break; }
 case "dateTime": { R.primitive(x0, "dateTime", "Patient.deceased[x]"); break; }
@@ -7561,15 +7561,15 @@ s2(x0, cx);
 } }
 { const v0 = o["maritalStatus"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.maritalStatus");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.maritalStatus");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const ch0 = R.choice(o, [["multipleBirthBoolean","boolean"],["multipleBirthInteger","integer"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.multipleBirth[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.multipleBirth[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "boolean": { R.primitive(x0, "boolean", "Patient.multipleBirth[x]"); break; }
 case "integer": { R.primitive(x0, "integer", "Patient.multipleBirth[x]"); break; }
@@ -7608,8 +7608,8 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization","http://
 } }
 { const v0 = o["managingOrganization"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.managingOrganization");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.managingOrganization");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Patient.managingOrganization", cx, "Patient.managingOrganization");
 }
@@ -7628,8 +7628,8 @@ function s85(o, cx) {
 R.object(o, K_s85, "PatientContact");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.contact.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.contact.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Patient.contact.id");
 }
 } }
@@ -7660,8 +7660,8 @@ s6(x0, cx);
 } }
 { const v0 = o["name"]; const ty0 = "HumanName";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.contact.name");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.contact.name");
+{ const x0 = v0;
 s12(x0, cx);
 }
 } }
@@ -7674,31 +7674,31 @@ s8(x0, cx);
 } }
 { const v0 = o["address"]; const ty0 = "Address";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.contact.address");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.contact.address");
+{ const x0 = v0;
 s2(x0, cx);
 }
 } }
 { const v0 = o["gender"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.contact.gender");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.contact.gender");
+{ const x0 = v0;
 R.primitive(x0, "code", "Patient.contact.gender");
 R.binding("http://hl7.org/fhir/ValueSet/administrative-gender|4.0.1", "code", x0, "Patient.contact.gender");
 }
 } }
 { const v0 = o["organization"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.contact.organization");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.contact.organization");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Patient.contact.organization", cx, "Patient.contact.organization");
 }
 } }
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.contact.period");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.contact.period");
+{ const x0 = v0;
 s15(x0, cx);
 }
 } }
@@ -7709,8 +7709,8 @@ function s86(o, cx) {
 R.object(o, K_s86, "PatientCommunication");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.communication.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.communication.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Patient.communication.id");
 }
 } }
@@ -7734,15 +7734,15 @@ inv191(x0, cx);
 } }
 { const v0 = o["language"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Patient.communication.language: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Patient.communication.language");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Patient.communication.language");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["preferred"]; const ty0 = "boolean";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.communication.preferred");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.communication.preferred");
+{ const x0 = v0;
 R.primitive(x0, "boolean", "Patient.communication.preferred");
 }
 } }
@@ -7753,8 +7753,8 @@ function s87(o, cx) {
 R.object(o, K_s87, "PatientLink");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Patient.link.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Patient.link.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Patient.link.id");
 }
 } }
@@ -7778,71 +7778,71 @@ inv193(x0, cx);
 } }
 { const v0 = o["other"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Patient.link.other: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Patient.link.other");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Patient.link.other");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Patient.link.other", cx, "Patient.link.other");
 }
 } }
 { const v0 = o["type"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Patient.link.type: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Patient.link.type");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Patient.link.type");
+{ const x0 = v0;
 R.primitive(x0, "code", "Patient.link.type");
 R.binding("http://hl7.org/fhir/ValueSet/link-type|4.0.1", "code", x0, "Patient.link.type");
 }
 } }
 }
 /** dom-2: contained.contained.empty() */
-function inv210(v, cx) { const r = ((c1) => R.empty(c1))(((c0) => R.nav(c0, "contained"))(R.nav([v], "contained"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv210(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv211(v, cx) { const r = R.and(((c2) => R.empty(c2))(((c1) => R.nav(c1, "versionId"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))), ((c5) => R.empty(c5))(((c4) => R.nav(c4, "lastUpdated"))(((c3) => R.nav(c3, "meta"))(R.nav([v], "contained"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv211(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv212(v, cx) { const r = ((c2) => R.empty(c2))(((c1) => R.nav(c1, "security"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv212(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv213(v, cx) { const r = R.and(((c3) => R.exists(c3))(((c1) => R.where(c1, (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c2, "code"), ["R"]))))(((c0) => R.nav(c0, "security"))(R.nav([v], "meta")))), ((c7) => R.exists(c7))(((c5) => R.where(c5, (c6) => R.and(R.eq(R.nav(c6, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c6, "code"), ["PSY"]))))(((c4) => R.nav(c4, "security"))(R.nav([v], "meta"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+function inv213(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv214(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv214(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv215(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv215(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-practitioner-role: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/practitioner-role$') and value.exists()).exists() */
-function inv216(v, cx) { const r = ((c5) => R.exists(c5))(((c1) => R.where(c1, (c2) => R.and(((c3) => R.matches(c3, "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/practitioner-role$"))(R.nav(c2, "system")), ((c4) => R.exists(c4))(R.nav(c2, "value")))))(((c0) => R.nav(c0, "identifier"))([cx.resources[cx.resources.length - 1]]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-practitioner-role"); }
+function inv216(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/practitioner-role$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-practitioner-role"); }
 const K_s88 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","active","period","practitioner","organization","code","specialty","location","healthcareService","telecom","availableTime","notAvailable","availabilityExceptions","endpoint"]);
 /** ImhPractitionerRole (https://imh-bridge.example.no/fhir/StructureDefinition/imh-practitioner-role) */
 function s88(o, cx) {
 R.object(o, K_s88, "ImhPractitionerRole");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "PractitionerRole.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "PractitionerRole.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "PractitionerRole.id");
 }
 } }
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "PractitionerRole.meta");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "PractitionerRole.meta");
+{ const x0 = v0;
 s32(x0, cx);
 }
 } }
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "PractitionerRole.implicitRules");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "PractitionerRole.implicitRules");
+{ const x0 = v0;
 R.primitive(x0, "uri", "PractitionerRole.implicitRules");
 }
 } }
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "PractitionerRole.language");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "PractitionerRole.language");
+{ const x0 = v0;
 R.primitive(x0, "code", "PractitionerRole.language");
 }
 } }
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "PractitionerRole.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "PractitionerRole.text");
+{ const x0 = v0;
 s39(x0, cx);
 }
 } }
@@ -7881,30 +7881,30 @@ inv216(x0, cx);
 } }
 { const v0 = o["active"]; const ty0 = "boolean";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "PractitionerRole.active");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "PractitionerRole.active");
+{ const x0 = v0;
 R.primitive(x0, "boolean", "PractitionerRole.active");
 }
 } }
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "PractitionerRole.period");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "PractitionerRole.period");
+{ const x0 = v0;
 s15(x0, cx);
 }
 } }
 { const v0 = o["practitioner"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("PractitionerRole.practitioner: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "PractitionerRole.practitioner");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "PractitionerRole.practitioner");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner"], "PractitionerRole.practitioner", cx, "PractitionerRole.practitioner");
 }
 } }
 { const v0 = o["organization"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("PractitionerRole.organization: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "PractitionerRole.organization");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "PractitionerRole.organization");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "PractitionerRole.organization", cx, "PractitionerRole.organization");
 }
@@ -7962,8 +7962,8 @@ s90(x0, cx);
 } }
 { const v0 = o["availabilityExceptions"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "PractitionerRole.availabilityExceptions");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "PractitionerRole.availabilityExceptions");
+{ const x0 = v0;
 R.primitive(x0, "string", "PractitionerRole.availabilityExceptions");
 }
 } }
@@ -7977,17 +7977,17 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Endpoint"], "Practitio
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv217(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv217(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv218(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv218(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s89 = new Set(["id","extension","modifierExtension","daysOfWeek","allDay","availableStartTime","availableEndTime"]);
 /** PractitionerRoleAvailableTime */
 function s89(o, cx) {
 R.object(o, K_s89, "PractitionerRoleAvailableTime");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "PractitionerRole.availableTime.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "PractitionerRole.availableTime.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "PractitionerRole.availableTime.id");
 }
 } }
@@ -8019,38 +8019,38 @@ R.binding("http://hl7.org/fhir/ValueSet/days-of-week|4.0.1", "code", x0, "Practi
 } }
 { const v0 = o["allDay"]; const ty0 = "boolean";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "PractitionerRole.availableTime.allDay");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "PractitionerRole.availableTime.allDay");
+{ const x0 = v0;
 R.primitive(x0, "boolean", "PractitionerRole.availableTime.allDay");
 }
 } }
 { const v0 = o["availableStartTime"]; const ty0 = "time";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "PractitionerRole.availableTime.availableStartTime");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "PractitionerRole.availableTime.availableStartTime");
+{ const x0 = v0;
 R.primitive(x0, "time", "PractitionerRole.availableTime.availableStartTime");
 }
 } }
 { const v0 = o["availableEndTime"]; const ty0 = "time";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "PractitionerRole.availableTime.availableEndTime");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "PractitionerRole.availableTime.availableEndTime");
+{ const x0 = v0;
 R.primitive(x0, "time", "PractitionerRole.availableTime.availableEndTime");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv219(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv219(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv220(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv220(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s90 = new Set(["id","extension","modifierExtension","description","during"]);
 /** PractitionerRoleNotAvailable */
 function s90(o, cx) {
 R.object(o, K_s90, "PractitionerRoleNotAvailable");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "PractitionerRole.notAvailable.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "PractitionerRole.notAvailable.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "PractitionerRole.notAvailable.id");
 }
 } }
@@ -8074,65 +8074,65 @@ inv220(x0, cx);
 } }
 { const v0 = o["description"]; const ty0 = "string";
 if (v0 === undefined) { R.unsure("PractitionerRole.notAvailable.description: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "PractitionerRole.notAvailable.description");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "PractitionerRole.notAvailable.description");
+{ const x0 = v0;
 R.primitive(x0, "string", "PractitionerRole.notAvailable.description");
 }
 } }
 { const v0 = o["during"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "PractitionerRole.notAvailable.during");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "PractitionerRole.notAvailable.during");
+{ const x0 = v0;
 s15(x0, cx);
 }
 } }
 }
 /** dom-2: contained.contained.empty() */
-function inv221(v, cx) { const r = ((c1) => R.empty(c1))(((c0) => R.nav(c0, "contained"))(R.nav([v], "contained"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv221(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv222(v, cx) { const r = R.and(((c2) => R.empty(c2))(((c1) => R.nav(c1, "versionId"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))), ((c5) => R.empty(c5))(((c4) => R.nav(c4, "lastUpdated"))(((c3) => R.nav(c3, "meta"))(R.nav([v], "contained"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv222(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv223(v, cx) { const r = ((c2) => R.empty(c2))(((c1) => R.nav(c1, "security"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv223(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv224(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv224(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv225(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv225(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s91 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","active","name","telecom","address","gender","birthDate","photo","qualification","communication"]);
 /** ImhPractitioner (https://imh-bridge.example.no/fhir/StructureDefinition/imh-practitioner) */
 function s91(o, cx) {
 R.object(o, K_s91, "ImhPractitioner");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Practitioner.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Practitioner.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Practitioner.id");
 }
 } }
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Practitioner.meta");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Practitioner.meta");
+{ const x0 = v0;
 s32(x0, cx);
 }
 } }
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Practitioner.implicitRules");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Practitioner.implicitRules");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Practitioner.implicitRules");
 }
 } }
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Practitioner.language");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Practitioner.language");
+{ const x0 = v0;
 R.primitive(x0, "code", "Practitioner.language");
 }
 } }
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Practitioner.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Practitioner.text");
+{ const x0 = v0;
 s39(x0, cx);
 }
 } }
@@ -8171,8 +8171,8 @@ R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? 
 } }
 { const v0 = o["active"]; const ty0 = "boolean";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Practitioner.active");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Practitioner.active");
+{ const x0 = v0;
 R.primitive(x0, "boolean", "Practitioner.active");
 }
 } }
@@ -8199,16 +8199,16 @@ s2(x0, cx);
 } }
 { const v0 = o["gender"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Practitioner.gender");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Practitioner.gender");
+{ const x0 = v0;
 R.primitive(x0, "code", "Practitioner.gender");
 R.binding("http://hl7.org/fhir/ValueSet/administrative-gender|4.0.1", "code", x0, "Practitioner.gender");
 }
 } }
 { const v0 = o["birthDate"]; const ty0 = "date";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Practitioner.birthDate");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Practitioner.birthDate");
+{ const x0 = v0;
 R.primitive(x0, "date", "Practitioner.birthDate");
 }
 } }
@@ -8235,17 +8235,17 @@ s6(x0, cx);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv226(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv226(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv227(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv227(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s92 = new Set(["id","extension","modifierExtension","identifier","code","period","issuer"]);
 /** PractitionerQualification */
 function s92(o, cx) {
 R.object(o, K_s92, "PractitionerQualification");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Practitioner.qualification.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Practitioner.qualification.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Practitioner.qualification.id");
 }
 } }
@@ -8276,73 +8276,73 @@ s13(x0, cx);
 } }
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Practitioner.qualification.code: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Practitioner.qualification.code");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Practitioner.qualification.code");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Practitioner.qualification.period");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Practitioner.qualification.period");
+{ const x0 = v0;
 s15(x0, cx);
 }
 } }
 { const v0 = o["issuer"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Practitioner.qualification.issuer");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Practitioner.qualification.issuer");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Practitioner.qualification.issuer", cx, "Practitioner.qualification.issuer");
 }
 } }
 }
 /** dom-2: contained.contained.empty() */
-function inv228(v, cx) { const r = ((c1) => R.empty(c1))(((c0) => R.nav(c0, "contained"))(R.nav([v], "contained"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv228(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv229(v, cx) { const r = R.and(((c2) => R.empty(c2))(((c1) => R.nav(c1, "versionId"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))), ((c5) => R.empty(c5))(((c4) => R.nav(c4, "lastUpdated"))(((c3) => R.nav(c3, "meta"))(R.nav([v], "contained"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv229(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv230(v, cx) { const r = ((c2) => R.empty(c2))(((c1) => R.nav(c1, "security"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv230(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv231(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv231(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv232(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv232(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s93 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","target","occurredPeriod","occurredDateTime","recorded","policy","location","reason","activity","agent","entity","signature"]);
 /** ImhProvenance (https://imh-bridge.example.no/fhir/StructureDefinition/imh-provenance) */
 function s93(o, cx) {
 R.object(o, K_s93, "ImhProvenance");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Provenance.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Provenance.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Provenance.id");
 }
 } }
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Provenance.meta");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Provenance.meta");
+{ const x0 = v0;
 s32(x0, cx);
 }
 } }
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Provenance.implicitRules");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Provenance.implicitRules");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Provenance.implicitRules");
 }
 } }
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Provenance.language");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Provenance.language");
+{ const x0 = v0;
 R.primitive(x0, "code", "Provenance.language");
 }
 } }
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Provenance.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Provenance.text");
+{ const x0 = v0;
 s39(x0, cx);
 }
 } }
@@ -8381,8 +8381,8 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "Provenanc
 } }
 { const ch0 = R.choice(o, [["occurredPeriod","Period"],["occurredDateTime","dateTime"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Provenance.occurred[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Provenance.occurred[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "Period": { s15(x0, cx); break; }
 case "dateTime": { R.primitive(x0, "dateTime", "Provenance.occurred[x]"); break; }
@@ -8391,8 +8391,8 @@ default: R.unsure("Provenance.occurred[x]: type"); }
 } }
 { const v0 = o["recorded"]; const ty0 = "instant";
 if (v0 === undefined) { R.unsure("Provenance.recorded: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Provenance.recorded");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Provenance.recorded");
+{ const x0 = v0;
 R.primitive(x0, "instant", "Provenance.recorded");
 }
 } }
@@ -8405,8 +8405,8 @@ R.primitive(x0, "uri", "Provenance.policy");
 } }
 { const v0 = o["location"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Provenance.location");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Provenance.location");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location"], "Provenance.location", cx, "Provenance.location");
 }
@@ -8420,8 +8420,8 @@ s6(x0, cx);
 } }
 { const v0 = o["activity"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Provenance.activity: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Provenance.activity");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Provenance.activity");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
@@ -8448,17 +8448,17 @@ s21(x0, cx);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv233(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv233(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv234(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv234(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s94 = new Set(["id","extension","modifierExtension","type","role","who","onBehalfOf"]);
 /** ProvenanceAgent */
 function s94(o, cx) {
 R.object(o, K_s94, "ProvenanceAgent");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Provenance.agent.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Provenance.agent.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Provenance.agent.id");
 }
 } }
@@ -8482,8 +8482,8 @@ inv234(x0, cx);
 } }
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Provenance.agent.type: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Provenance.agent.type");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Provenance.agent.type");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
@@ -8496,33 +8496,33 @@ s6(x0, cx);
 } }
 { const v0 = o["who"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Provenance.agent.who: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Provenance.agent.who");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Provenance.agent.who");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"], "Provenance.agent.who", cx, "Provenance.agent.who");
 }
 } }
 { const v0 = o["onBehalfOf"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Provenance.agent.onBehalfOf");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Provenance.agent.onBehalfOf");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"], "Provenance.agent.onBehalfOf", cx, "Provenance.agent.onBehalfOf");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv235(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv235(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv236(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv236(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s95 = new Set(["id","extension","modifierExtension","role","what","agent"]);
 /** ProvenanceEntity */
 function s95(o, cx) {
 R.object(o, K_s95, "ProvenanceEntity");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Provenance.entity.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Provenance.entity.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Provenance.entity.id");
 }
 } }
@@ -8546,16 +8546,16 @@ inv236(x0, cx);
 } }
 { const v0 = o["role"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Provenance.entity.role: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Provenance.entity.role");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Provenance.entity.role");
+{ const x0 = v0;
 R.primitive(x0, "code", "Provenance.entity.role");
 R.binding("http://hl7.org/fhir/ValueSet/provenance-entity-role|4.0.1", "code", x0, "Provenance.entity.role");
 }
 } }
 { const v0 = o["what"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Provenance.entity.what: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Provenance.entity.what");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Provenance.entity.what");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "Provenance.entity.what", cx, "Provenance.entity.what");
 }
@@ -8574,8 +8574,8 @@ function s96(o, cx) {
 R.object(o, K_s96, "ProvenanceAgent");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Provenance.agent.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Provenance.agent.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Provenance.agent.id");
 }
 } }
@@ -8599,8 +8599,8 @@ inv234(x0, cx);
 } }
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Provenance.agent.type");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Provenance.agent.type");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
@@ -8613,71 +8613,71 @@ s6(x0, cx);
 } }
 { const v0 = o["who"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Provenance.agent.who: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Provenance.agent.who");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Provenance.agent.who");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"], "Provenance.agent.who", cx, "Provenance.agent.who");
 }
 } }
 { const v0 = o["onBehalfOf"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Provenance.agent.onBehalfOf");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Provenance.agent.onBehalfOf");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"], "Provenance.agent.onBehalfOf", cx, "Provenance.agent.onBehalfOf");
 }
 } }
 }
 /** dom-2: contained.contained.empty() */
-function inv237(v, cx) { const r = ((c1) => R.empty(c1))(((c0) => R.nav(c0, "contained"))(R.nav([v], "contained"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv237(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv238(v, cx) { const r = R.and(((c2) => R.empty(c2))(((c1) => R.nav(c1, "versionId"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))), ((c5) => R.empty(c5))(((c4) => R.nav(c4, "lastUpdated"))(((c3) => R.nav(c3, "meta"))(R.nav([v], "contained"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv238(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv239(v, cx) { const r = ((c2) => R.empty(c2))(((c1) => R.nav(c1, "security"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv239(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv240(v, cx) { const r = R.and(((c3) => R.exists(c3))(((c1) => R.where(c1, (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c2, "code"), ["R"]))))(((c0) => R.nav(c0, "security"))(R.nav([v], "meta")))), ((c7) => R.exists(c7))(((c5) => R.where(c5, (c6) => R.and(R.eq(R.nav(c6, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c6, "code"), ["PSY"]))))(((c4) => R.nav(c4, "security"))(R.nav([v], "meta"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+function inv240(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv241(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv241(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv242(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv242(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-session-note: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/session-note$') and value.exists()).exists() */
-function inv243(v, cx) { const r = ((c5) => R.exists(c5))(((c1) => R.where(c1, (c2) => R.and(((c3) => R.matches(c3, "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/session-note$"))(R.nav(c2, "system")), ((c4) => R.exists(c4))(R.nav(c2, "value")))))(((c0) => R.nav(c0, "identifier"))([cx.resources[cx.resources.length - 1]]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-session-note"); }
+function inv243(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/session-note$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-session-note"); }
 const K_s97 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","masterIdentifier","identifier","status","docStatus","type","category","subject","date","author","authenticator","custodian","relatesTo","description","securityLabel","content","context"]);
 /** ImhPsychotherapyNote (https://imh-bridge.example.no/fhir/StructureDefinition/imh-psychotherapy-note) */
 function s97(o, cx) {
 R.object(o, K_s97, "ImhPsychotherapyNote");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "DocumentReference.id");
 }
 } }
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.meta");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.meta");
+{ const x0 = v0;
 s32(x0, cx);
 }
 } }
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.implicitRules");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.implicitRules");
+{ const x0 = v0;
 R.primitive(x0, "uri", "DocumentReference.implicitRules");
 }
 } }
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.language");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.language");
+{ const x0 = v0;
 R.primitive(x0, "code", "DocumentReference.language");
 }
 } }
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.text");
+{ const x0 = v0;
 s39(x0, cx);
 }
 } }
@@ -8708,8 +8708,8 @@ inv242(x0, cx);
 } }
 { const v0 = o["masterIdentifier"]; const ty0 = "Identifier";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.masterIdentifier");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.masterIdentifier");
+{ const x0 = v0;
 s13(x0, cx);
 }
 } }
@@ -8723,26 +8723,26 @@ inv243(x0, cx);
 } }
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("DocumentReference.status: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "DocumentReference.status");
-R.specified(l0, false, ty0, {"type":"code","value":"current"}, "pattern", "DocumentReference.status");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "DocumentReference.status");
+R.specified([v0], false, ty0, {"type":"code","value":"current"}, "pattern", "DocumentReference.status");
+{ const x0 = v0;
 R.primitive(x0, "code", "DocumentReference.status");
 R.binding("http://hl7.org/fhir/ValueSet/document-reference-status|4.0.1", "code", x0, "DocumentReference.status");
 }
 } }
 { const v0 = o["docStatus"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.docStatus");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.docStatus");
+{ const x0 = v0;
 R.primitive(x0, "code", "DocumentReference.docStatus");
 R.binding("http://hl7.org/fhir/ValueSet/composition-status|4.0.1", "code", x0, "DocumentReference.docStatus");
 }
 } }
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("DocumentReference.type: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "DocumentReference.type");
-R.specified(l0, false, ty0, {"type":"CodeableConcept","value":{"coding":[{"code":"11506-3","system":"http://loinc.org"}]}}, "pattern", "DocumentReference.type");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "DocumentReference.type");
+R.specified([v0], false, ty0, {"type":"CodeableConcept","value":{"coding":[{"code":"11506-3","system":"http://loinc.org"}]}}, "pattern", "DocumentReference.type");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
@@ -8755,16 +8755,16 @@ s6(x0, cx);
 } }
 { const v0 = o["subject"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("DocumentReference.subject: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "DocumentReference.subject");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "DocumentReference.subject");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "DocumentReference.subject", cx, "DocumentReference.subject");
 }
 } }
 { const v0 = o["date"]; const ty0 = "instant";
 if (v0 === undefined) { R.unsure("DocumentReference.date: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "DocumentReference.date");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "DocumentReference.date");
+{ const x0 = v0;
 R.primitive(x0, "instant", "DocumentReference.date");
 }
 } }
@@ -8778,16 +8778,16 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://
 } }
 { const v0 = o["authenticator"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.authenticator");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.authenticator");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization"], "DocumentReference.authenticator", cx, "DocumentReference.authenticator");
 }
 } }
 { const v0 = o["custodian"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.custodian");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.custodian");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "DocumentReference.custodian", cx, "DocumentReference.custodian");
 }
@@ -8801,8 +8801,8 @@ s98(x0, cx);
 } }
 { const v0 = o["description"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.description");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.description");
+{ const x0 = v0;
 R.primitive(x0, "string", "DocumentReference.description");
 }
 } }
@@ -8822,24 +8822,24 @@ s99(x0, cx);
 } }
 { const v0 = o["context"]; const ty0 = "DocumentReferenceContext";
 if (v0 === undefined) { R.unsure("DocumentReference.context: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "DocumentReference.context");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "DocumentReference.context");
+{ const x0 = v0;
 s100(x0, cx);
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv244(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv244(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv245(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv245(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s98 = new Set(["id","extension","modifierExtension","code","target"]);
 /** DocumentReferenceRelatesTo */
 function s98(o, cx) {
 R.object(o, K_s98, "DocumentReferenceRelatesTo");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.relatesTo.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.relatesTo.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "DocumentReference.relatesTo.id");
 }
 } }
@@ -8863,35 +8863,35 @@ inv245(x0, cx);
 } }
 { const v0 = o["code"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("DocumentReference.relatesTo.code: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "DocumentReference.relatesTo.code");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "DocumentReference.relatesTo.code");
+{ const x0 = v0;
 R.primitive(x0, "code", "DocumentReference.relatesTo.code");
 R.binding("http://hl7.org/fhir/ValueSet/document-relationship-type|4.0.1", "code", x0, "DocumentReference.relatesTo.code");
 }
 } }
 { const v0 = o["target"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("DocumentReference.relatesTo.target: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "DocumentReference.relatesTo.target");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "DocumentReference.relatesTo.target");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/DocumentReference"], "DocumentReference.relatesTo.target", cx, "DocumentReference.relatesTo.target");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv246(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv246(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv247(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv247(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv248(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv248(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s99 = new Set(["id","extension","modifierExtension","attachment","format"]);
 /** DocumentReferenceContent */
 function s99(o, cx) {
 R.object(o, K_s99, "DocumentReferenceContent");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.content.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.content.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "DocumentReference.content.id");
 }
 } }
@@ -8915,14 +8915,14 @@ inv247(x0, cx);
 } }
 { const v0 = o["attachment"]; const ty0 = "Attachment";
 if (v0 === undefined) { R.unsure("DocumentReference.content.attachment: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "DocumentReference.content.attachment");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "DocumentReference.content.attachment");
+{ const x0 = v0;
 s5(x0, cx);
 if (R.isObj(x0)) {
 { const v1 = x0["id"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "DocumentReference.content.attachment.id");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "DocumentReference.content.attachment.id");
+{ const x1 = v1;
 R.primitive(x1, "string", "DocumentReference.content.attachment.id");
 }
 } }
@@ -8941,9 +8941,9 @@ inv248(x1, cx);
 if (R.isObj(x0)) {
 { const v1 = x0["contentType"]; const ty1 = "code";
 if (v1 === undefined) { R.unsure("DocumentReference.content.attachment.contentType: missing"); } else {
-const l1 = R.values(v1, false, 1, 1, "DocumentReference.content.attachment.contentType");
-R.specified(l1, false, ty1, {"type":"code","value":"text/plain;charset=utf-8"}, "pattern", "DocumentReference.content.attachment.contentType");
-for (const x1 of l1) {
+R.single(v1, 1, 1, "DocumentReference.content.attachment.contentType");
+R.specified([v1], false, ty1, {"type":"code","value":"text/plain;charset=utf-8"}, "pattern", "DocumentReference.content.attachment.contentType");
+{ const x1 = v1;
 R.primitive(x1, "code", "DocumentReference.content.attachment.contentType");
 R.binding("http://hl7.org/fhir/ValueSet/mimetypes|4.0.1", "code", x1, "DocumentReference.content.attachment.contentType");
 }
@@ -8952,8 +8952,8 @@ R.binding("http://hl7.org/fhir/ValueSet/mimetypes|4.0.1", "code", x1, "DocumentR
 if (R.isObj(x0)) {
 { const v1 = x0["language"]; const ty1 = "code";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "DocumentReference.content.attachment.language");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "DocumentReference.content.attachment.language");
+{ const x1 = v1;
 R.primitive(x1, "code", "DocumentReference.content.attachment.language");
 }
 } }
@@ -8961,8 +8961,8 @@ R.primitive(x1, "code", "DocumentReference.content.attachment.language");
 if (R.isObj(x0)) {
 { const v1 = x0["data"]; const ty1 = "base64Binary";
 if (v1 === undefined) { R.unsure("DocumentReference.content.attachment.data: missing"); } else {
-const l1 = R.values(v1, false, 1, 1, "DocumentReference.content.attachment.data");
-for (const x1 of l1) {
+R.single(v1, 1, 1, "DocumentReference.content.attachment.data");
+{ const x1 = v1;
 R.primitive(x1, "base64Binary", "DocumentReference.content.attachment.data");
 }
 } }
@@ -8970,8 +8970,8 @@ R.primitive(x1, "base64Binary", "DocumentReference.content.attachment.data");
 if (R.isObj(x0)) {
 { const v1 = x0["url"]; const ty1 = "url";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "DocumentReference.content.attachment.url");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "DocumentReference.content.attachment.url");
+{ const x1 = v1;
 R.primitive(x1, "url", "DocumentReference.content.attachment.url");
 }
 } }
@@ -8979,8 +8979,8 @@ R.primitive(x1, "url", "DocumentReference.content.attachment.url");
 if (R.isObj(x0)) {
 { const v1 = x0["size"]; const ty1 = "unsignedInt";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "DocumentReference.content.attachment.size");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "DocumentReference.content.attachment.size");
+{ const x1 = v1;
 R.primitive(x1, "unsignedInt", "DocumentReference.content.attachment.size");
 }
 } }
@@ -8988,8 +8988,8 @@ R.primitive(x1, "unsignedInt", "DocumentReference.content.attachment.size");
 if (R.isObj(x0)) {
 { const v1 = x0["hash"]; const ty1 = "base64Binary";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "DocumentReference.content.attachment.hash");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "DocumentReference.content.attachment.hash");
+{ const x1 = v1;
 R.primitive(x1, "base64Binary", "DocumentReference.content.attachment.hash");
 }
 } }
@@ -8997,8 +8997,8 @@ R.primitive(x1, "base64Binary", "DocumentReference.content.attachment.hash");
 if (R.isObj(x0)) {
 { const v1 = x0["title"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "DocumentReference.content.attachment.title");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "DocumentReference.content.attachment.title");
+{ const x1 = v1;
 R.primitive(x1, "string", "DocumentReference.content.attachment.title");
 }
 } }
@@ -9006,8 +9006,8 @@ R.primitive(x1, "string", "DocumentReference.content.attachment.title");
 if (R.isObj(x0)) {
 { const v1 = x0["creation"]; const ty1 = "dateTime";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "DocumentReference.content.attachment.creation");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "DocumentReference.content.attachment.creation");
+{ const x1 = v1;
 R.primitive(x1, "dateTime", "DocumentReference.content.attachment.creation");
 }
 } }
@@ -9016,24 +9016,24 @@ R.primitive(x1, "dateTime", "DocumentReference.content.attachment.creation");
 } }
 { const v0 = o["format"]; const ty0 = "Coding";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.content.format");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.content.format");
+{ const x0 = v0;
 s7(x0, cx);
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv249(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv249(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv250(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv250(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s100 = new Set(["id","extension","modifierExtension","encounter","event","period","facilityType","practiceSetting","sourcePatientInfo","related"]);
 /** DocumentReferenceContext */
 function s100(o, cx) {
 R.object(o, K_s100, "DocumentReferenceContext");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.context.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.context.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "DocumentReference.context.id");
 }
 } }
@@ -9072,29 +9072,29 @@ s6(x0, cx);
 } }
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.context.period");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.context.period");
+{ const x0 = v0;
 s15(x0, cx);
 }
 } }
 { const v0 = o["facilityType"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.context.facilityType");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.context.facilityType");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["practiceSetting"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.context.practiceSetting");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.context.practiceSetting");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["sourcePatientInfo"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.context.sourcePatientInfo");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.context.sourcePatientInfo");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "DocumentReference.context.sourcePatientInfo", cx, "DocumentReference.context.sourcePatientInfo");
 }
@@ -9109,57 +9109,57 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "DocumentR
 } }
 }
 /** dom-2: contained.contained.empty() */
-function inv251(v, cx) { const r = ((c1) => R.empty(c1))(((c0) => R.nav(c0, "contained"))(R.nav([v], "contained"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv251(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv252(v, cx) { const r = R.and(((c2) => R.empty(c2))(((c1) => R.nav(c1, "versionId"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))), ((c5) => R.empty(c5))(((c4) => R.nav(c4, "lastUpdated"))(((c3) => R.nav(c3, "meta"))(R.nav([v], "contained"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv252(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv253(v, cx) { const r = ((c2) => R.empty(c2))(((c1) => R.nav(c1, "security"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv253(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-psychotherapy-note-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'V').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSYTHPN').exists() */
-function inv254(v, cx) { const r = R.and(R.and(((c3) => R.exists(c3))(((c1) => R.where(c1, (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c2, "code"), ["V"]))))(((c0) => R.nav(c0, "security"))(R.nav([v], "meta")))), ((c7) => R.exists(c7))(((c5) => R.where(c5, (c6) => R.and(R.eq(R.nav(c6, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c6, "code"), ["PSY"]))))(((c4) => R.nav(c4, "security"))(R.nav([v], "meta"))))), ((c11) => R.exists(c11))(((c9) => R.where(c9, (c10) => R.and(R.eq(R.nav(c10, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c10, "code"), ["PSYTHPN"]))))(((c8) => R.nav(c8, "security"))(R.nav([v], "meta"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-psychotherapy-note-labels"); }
+function inv254(v, cx) { const r = R.and(R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["V"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c2, "code"), ["PSYTHPN"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-psychotherapy-note-labels"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv255(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv255(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv256(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv256(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-assessment: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/assessment$') and value.exists()).exists() */
-function inv257(v, cx) { const r = ((c5) => R.exists(c5))(((c1) => R.where(c1, (c2) => R.and(((c3) => R.matches(c3, "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/assessment$"))(R.nav(c2, "system")), ((c4) => R.exists(c4))(R.nav(c2, "value")))))(((c0) => R.nav(c0, "identifier"))([cx.resources[cx.resources.length - 1]]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-assessment"); }
+function inv257(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/assessment$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-assessment"); }
 /** qrs-1: (answer.exists() and item.exists()).not() */
-function inv258(v, cx) { const r = ((c2) => R.not(c2))(R.and(((c0) => R.exists(c0))(R.nav([v], "answer")), ((c1) => R.exists(c1))(R.nav([v], "item")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant qrs-1"); }
+function inv258(v, cx) { const r = R.not(R.and(R.exists(R.nav([v], "answer")), R.exists(R.nav([v], "item")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant qrs-1"); }
 const K_s101 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","basedOn","partOf","questionnaire","status","subject","encounter","authored","author","source","item"]);
 /** ImhQuestionnaireResponse (https://imh-bridge.example.no/fhir/StructureDefinition/imh-questionnaire-response) */
 function s101(o, cx) {
 R.object(o, K_s101, "ImhQuestionnaireResponse");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "QuestionnaireResponse.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "QuestionnaireResponse.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "QuestionnaireResponse.id");
 }
 } }
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "QuestionnaireResponse.meta");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "QuestionnaireResponse.meta");
+{ const x0 = v0;
 s32(x0, cx);
 }
 } }
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "QuestionnaireResponse.implicitRules");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "QuestionnaireResponse.implicitRules");
+{ const x0 = v0;
 R.primitive(x0, "uri", "QuestionnaireResponse.implicitRules");
 }
 } }
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "QuestionnaireResponse.language");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "QuestionnaireResponse.language");
+{ const x0 = v0;
 R.primitive(x0, "code", "QuestionnaireResponse.language");
 }
 } }
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "QuestionnaireResponse.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "QuestionnaireResponse.text");
+{ const x0 = v0;
 s39(x0, cx);
 }
 } }
@@ -9190,8 +9190,8 @@ inv256(x0, cx);
 } }
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) { R.unsure("QuestionnaireResponse.identifier: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "QuestionnaireResponse.identifier");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "QuestionnaireResponse.identifier");
+{ const x0 = v0;
 s13(x0, cx);
 inv257(x0, cx);
 }
@@ -9214,55 +9214,55 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Observation","http://h
 } }
 { const v0 = o["questionnaire"]; const ty0 = "canonical";
 if (v0 === undefined) { R.unsure("QuestionnaireResponse.questionnaire: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "QuestionnaireResponse.questionnaire");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "QuestionnaireResponse.questionnaire");
+{ const x0 = v0;
 R.primitive(x0, "canonical", "QuestionnaireResponse.questionnaire");
 }
 } }
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("QuestionnaireResponse.status: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "QuestionnaireResponse.status");
-R.specified(l0, false, ty0, {"type":"code","value":"completed"}, "pattern", "QuestionnaireResponse.status");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "QuestionnaireResponse.status");
+R.specified([v0], false, ty0, {"type":"code","value":"completed"}, "pattern", "QuestionnaireResponse.status");
+{ const x0 = v0;
 R.primitive(x0, "code", "QuestionnaireResponse.status");
 R.binding("http://hl7.org/fhir/ValueSet/questionnaire-answers-status|4.0.1", "code", x0, "QuestionnaireResponse.status");
 }
 } }
 { const v0 = o["subject"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("QuestionnaireResponse.subject: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "QuestionnaireResponse.subject");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "QuestionnaireResponse.subject");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "QuestionnaireResponse.subject", cx, "QuestionnaireResponse.subject");
 }
 } }
 { const v0 = o["encounter"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "QuestionnaireResponse.encounter");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "QuestionnaireResponse.encounter");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "QuestionnaireResponse.encounter", cx, "QuestionnaireResponse.encounter");
 }
 } }
 { const v0 = o["authored"]; const ty0 = "dateTime";
 if (v0 === undefined) { R.unsure("QuestionnaireResponse.authored: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "QuestionnaireResponse.authored");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "QuestionnaireResponse.authored");
+{ const x0 = v0;
 R.primitive(x0, "dateTime", "QuestionnaireResponse.authored");
 }
 } }
 { const v0 = o["author"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "QuestionnaireResponse.author");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "QuestionnaireResponse.author");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "QuestionnaireResponse.author", cx, "QuestionnaireResponse.author");
 }
 } }
 { const v0 = o["source"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "QuestionnaireResponse.source");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "QuestionnaireResponse.source");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "QuestionnaireResponse.source", cx, "QuestionnaireResponse.source");
 }
@@ -9277,19 +9277,19 @@ inv258(x0, cx);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv259(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv259(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv260(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv260(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** qrs-1: (answer.exists() and item.exists()).not() */
-function inv261(v, cx) { const r = ((c2) => R.not(c2))(R.and(((c0) => R.exists(c0))(R.nav([v], "answer")), ((c1) => R.exists(c1))(R.nav([v], "item")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant qrs-1"); }
+function inv261(v, cx) { const r = R.not(R.and(R.exists(R.nav([v], "answer")), R.exists(R.nav([v], "item")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant qrs-1"); }
 const K_s102 = new Set(["id","extension","modifierExtension","linkId","definition","text","answer","item"]);
 /** QuestionnaireResponseItem */
 function s102(o, cx) {
 R.object(o, K_s102, "QuestionnaireResponseItem");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "QuestionnaireResponse.item.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "QuestionnaireResponse.item.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "QuestionnaireResponse.item.id");
 }
 } }
@@ -9313,22 +9313,22 @@ inv260(x0, cx);
 } }
 { const v0 = o["linkId"]; const ty0 = "string";
 if (v0 === undefined) { R.unsure("QuestionnaireResponse.item.linkId: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "QuestionnaireResponse.item.linkId");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "QuestionnaireResponse.item.linkId");
+{ const x0 = v0;
 R.primitive(x0, "string", "QuestionnaireResponse.item.linkId");
 }
 } }
 { const v0 = o["definition"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "QuestionnaireResponse.item.definition");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "QuestionnaireResponse.item.definition");
+{ const x0 = v0;
 R.primitive(x0, "uri", "QuestionnaireResponse.item.definition");
 }
 } }
 { const v0 = o["text"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "QuestionnaireResponse.item.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "QuestionnaireResponse.item.text");
+{ const x0 = v0;
 R.primitive(x0, "string", "QuestionnaireResponse.item.text");
 }
 } }
@@ -9349,19 +9349,19 @@ inv261(x0, cx);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv262(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv262(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv263(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv263(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** qrs-1: (answer.exists() and item.exists()).not() */
-function inv264(v, cx) { const r = ((c2) => R.not(c2))(R.and(((c0) => R.exists(c0))(R.nav([v], "answer")), ((c1) => R.exists(c1))(R.nav([v], "item")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant qrs-1"); }
+function inv264(v, cx) { const r = R.not(R.and(R.exists(R.nav([v], "answer")), R.exists(R.nav([v], "item")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant qrs-1"); }
 const K_s103 = new Set(["id","extension","modifierExtension","valueBoolean","valueDecimal","valueInteger","valueDate","valueDateTime","valueTime","valueString","valueUri","valueAttachment","valueCoding","valueQuantity","valueReference","item"]);
 /** QuestionnaireResponseItemAnswer */
 function s103(o, cx) {
 R.object(o, K_s103, "QuestionnaireResponseItemAnswer");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "QuestionnaireResponse.item.answer.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "QuestionnaireResponse.item.answer.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "QuestionnaireResponse.item.answer.id");
 }
 } }
@@ -9385,8 +9385,8 @@ inv263(x0, cx);
 } }
 { const ch0 = R.choice(o, [["valueBoolean","boolean"],["valueDecimal","decimal"],["valueInteger","integer"],["valueDate","date"],["valueDateTime","dateTime"],["valueTime","time"],["valueString","string"],["valueUri","uri"],["valueAttachment","Attachment"],["valueCoding","Coding"],["valueQuantity","Quantity"],["valueReference","Reference"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "QuestionnaireResponse.item.answer.value[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "QuestionnaireResponse.item.answer.value[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "boolean": { R.primitive(x0, "boolean", "QuestionnaireResponse.item.answer.value[x]"); break; }
 case "decimal": { R.primitive(x0, "decimal", "QuestionnaireResponse.item.answer.value[x]"); break; }
@@ -9418,8 +9418,8 @@ function s104(o, cx) {
 R.object(o, K_s104, "QuestionnaireResponseItem");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "QuestionnaireResponse.item.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "QuestionnaireResponse.item.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "QuestionnaireResponse.item.id");
 }
 } }
@@ -9443,22 +9443,22 @@ inv260(x0, cx);
 } }
 { const v0 = o["linkId"]; const ty0 = "string";
 if (v0 === undefined) { R.unsure("QuestionnaireResponse.item.linkId: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "QuestionnaireResponse.item.linkId");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "QuestionnaireResponse.item.linkId");
+{ const x0 = v0;
 R.primitive(x0, "string", "QuestionnaireResponse.item.linkId");
 }
 } }
 { const v0 = o["definition"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "QuestionnaireResponse.item.definition");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "QuestionnaireResponse.item.definition");
+{ const x0 = v0;
 R.primitive(x0, "uri", "QuestionnaireResponse.item.definition");
 }
 } }
 { const v0 = o["text"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "QuestionnaireResponse.item.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "QuestionnaireResponse.item.text");
+{ const x0 = v0;
 R.primitive(x0, "string", "QuestionnaireResponse.item.text");
 }
 } }
@@ -9479,21 +9479,21 @@ inv261(x0, cx);
 } }
 }
 /** dom-2: contained.contained.empty() */
-function inv265(v, cx) { const r = ((c1) => R.empty(c1))(((c0) => R.nav(c0, "contained"))(R.nav([v], "contained"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv265(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv266(v, cx) { const r = R.and(((c2) => R.empty(c2))(((c1) => R.nav(c1, "versionId"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))), ((c5) => R.empty(c5))(((c4) => R.nav(c4, "lastUpdated"))(((c3) => R.nav(c3, "meta"))(R.nav([v], "contained"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv266(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv267(v, cx) { const r = ((c2) => R.empty(c2))(((c1) => R.nav(c1, "security"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv267(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv268(v, cx) { const r = R.and(((c3) => R.exists(c3))(((c1) => R.where(c1, (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c2, "code"), ["R"]))))(((c0) => R.nav(c0, "security"))(R.nav([v], "meta")))), ((c7) => R.exists(c7))(((c5) => R.where(c5, (c6) => R.and(R.eq(R.nav(c6, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c6, "code"), ["PSY"]))))(((c4) => R.nav(c4, "security"))(R.nav([v], "meta"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+function inv268(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 const K_s105 = new Set(["id","extension","url","valueCoding"]);
 /** ImhReferralSource (https://imh-bridge.example.no/fhir/StructureDefinition/imh-referral-source) */
 function s105(o, cx) {
 R.object(o, K_s105, "ImhReferralSource");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Extension.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Extension.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Extension.id");
 }
 } }
@@ -9508,23 +9508,23 @@ inv0(x0, cx);
 } }
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) { R.unsure("Extension.url: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Extension.url");
-R.specified(l0, false, ty0, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-referral-source"}, "fixed", "Extension.url");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Extension.url");
+R.specified([v0], false, ty0, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-referral-source"}, "fixed", "Extension.url");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Extension.url");
 }
 } }
 { const ch0 = R.choice(o, [["valueCoding","Coding"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Extension.value[x]");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Extension.value[x]");
+{ const x0 = v0;
 s7(x0, cx);
 R.binding("https://imh-bridge.example.no/fhir/ValueSet/referral-source", "Coding", x0, "Extension.value[x]");
 if (R.isObj(x0)) {
 { const v1 = x0["id"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Extension.value[x].id");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Extension.value[x].id");
+{ const x1 = v1;
 R.primitive(x1, "string", "Extension.value[x].id");
 }
 } }
@@ -9543,8 +9543,8 @@ inv70(x1, cx);
 if (R.isObj(x0)) {
 { const v1 = x0["system"]; const ty1 = "uri";
 if (v1 === undefined) { R.unsure("Extension.value[x].system: missing"); } else {
-const l1 = R.values(v1, false, 1, 1, "Extension.value[x].system");
-for (const x1 of l1) {
+R.single(v1, 1, 1, "Extension.value[x].system");
+{ const x1 = v1;
 R.primitive(x1, "uri", "Extension.value[x].system");
 }
 } }
@@ -9552,8 +9552,8 @@ R.primitive(x1, "uri", "Extension.value[x].system");
 if (R.isObj(x0)) {
 { const v1 = x0["version"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Extension.value[x].version");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Extension.value[x].version");
+{ const x1 = v1;
 R.primitive(x1, "string", "Extension.value[x].version");
 }
 } }
@@ -9561,8 +9561,8 @@ R.primitive(x1, "string", "Extension.value[x].version");
 if (R.isObj(x0)) {
 { const v1 = x0["code"]; const ty1 = "code";
 if (v1 === undefined) { R.unsure("Extension.value[x].code: missing"); } else {
-const l1 = R.values(v1, false, 1, 1, "Extension.value[x].code");
-for (const x1 of l1) {
+R.single(v1, 1, 1, "Extension.value[x].code");
+{ const x1 = v1;
 R.primitive(x1, "code", "Extension.value[x].code");
 }
 } }
@@ -9570,8 +9570,8 @@ R.primitive(x1, "code", "Extension.value[x].code");
 if (R.isObj(x0)) {
 { const v1 = x0["display"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Extension.value[x].display");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Extension.value[x].display");
+{ const x1 = v1;
 R.primitive(x1, "string", "Extension.value[x].display");
 }
 } }
@@ -9579,8 +9579,8 @@ R.primitive(x1, "string", "Extension.value[x].display");
 if (R.isObj(x0)) {
 { const v1 = x0["userSelected"]; const ty1 = "boolean";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Extension.value[x].userSelected");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Extension.value[x].userSelected");
+{ const x1 = v1;
 R.primitive(x1, "boolean", "Extension.value[x].userSelected");
 }
 } }
@@ -9589,49 +9589,49 @@ R.primitive(x1, "boolean", "Extension.value[x].userSelected");
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv269(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv269(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv270(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv270(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv271(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv271(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-referral: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/referral$') and value.exists()).exists() */
-function inv272(v, cx) { const r = ((c5) => R.exists(c5))(((c1) => R.where(c1, (c2) => R.and(((c3) => R.matches(c3, "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/referral$"))(R.nav(c2, "system")), ((c4) => R.exists(c4))(R.nav(c2, "value")))))(((c0) => R.nav(c0, "identifier"))([cx.resources[cx.resources.length - 1]]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-referral"); }
+function inv272(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/referral$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-referral"); }
 const K_s106 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","instantiatesCanonical","instantiatesUri","basedOn","replaces","requisition","status","intent","category","priority","doNotPerform","code","orderDetail","quantityQuantity","quantityRatio","quantityRange","subject","encounter","occurrenceDateTime","occurrencePeriod","occurrenceTiming","asNeededBoolean","asNeededCodeableConcept","authoredOn","requester","performerType","performer","locationCode","locationReference","reasonCode","reasonReference","insurance","supportingInfo","specimen","bodySite","note","patientInstruction","relevantHistory"]);
 /** ImhReferral (https://imh-bridge.example.no/fhir/StructureDefinition/imh-referral) */
 function s106(o, cx) {
 R.object(o, K_s106, "ImhReferral");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ServiceRequest.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ServiceRequest.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "ServiceRequest.id");
 }
 } }
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ServiceRequest.meta");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ServiceRequest.meta");
+{ const x0 = v0;
 s32(x0, cx);
 }
 } }
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ServiceRequest.implicitRules");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ServiceRequest.implicitRules");
+{ const x0 = v0;
 R.primitive(x0, "uri", "ServiceRequest.implicitRules");
 }
 } }
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ServiceRequest.language");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ServiceRequest.language");
+{ const x0 = v0;
 R.primitive(x0, "code", "ServiceRequest.language");
 }
 } }
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ServiceRequest.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ServiceRequest.text");
+{ const x0 = v0;
 s39(x0, cx);
 }
 } }
@@ -9701,24 +9701,24 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/ServiceRequest"], "Ser
 } }
 { const v0 = o["requisition"]; const ty0 = "Identifier";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ServiceRequest.requisition");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ServiceRequest.requisition");
+{ const x0 = v0;
 s13(x0, cx);
 }
 } }
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("ServiceRequest.status: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "ServiceRequest.status");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "ServiceRequest.status");
+{ const x0 = v0;
 R.primitive(x0, "code", "ServiceRequest.status");
 R.binding("http://hl7.org/fhir/ValueSet/request-status|4.0.1", "code", x0, "ServiceRequest.status");
 }
 } }
 { const v0 = o["intent"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("ServiceRequest.intent: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "ServiceRequest.intent");
-R.specified(l0, false, ty0, {"type":"code","value":"order"}, "pattern", "ServiceRequest.intent");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "ServiceRequest.intent");
+R.specified([v0], false, ty0, {"type":"code","value":"order"}, "pattern", "ServiceRequest.intent");
+{ const x0 = v0;
 R.primitive(x0, "code", "ServiceRequest.intent");
 R.binding("http://hl7.org/fhir/ValueSet/request-intent|4.0.1", "code", x0, "ServiceRequest.intent");
 }
@@ -9732,23 +9732,23 @@ s6(x0, cx);
 } }
 { const v0 = o["priority"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ServiceRequest.priority");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ServiceRequest.priority");
+{ const x0 = v0;
 R.primitive(x0, "code", "ServiceRequest.priority");
 R.binding("http://hl7.org/fhir/ValueSet/request-priority|4.0.1", "code", x0, "ServiceRequest.priority");
 }
 } }
 { const v0 = o["doNotPerform"]; const ty0 = "boolean";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ServiceRequest.doNotPerform");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ServiceRequest.doNotPerform");
+{ const x0 = v0;
 R.primitive(x0, "boolean", "ServiceRequest.doNotPerform");
 }
 } }
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("ServiceRequest.code: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "ServiceRequest.code");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "ServiceRequest.code");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
@@ -9761,8 +9761,8 @@ s6(x0, cx);
 } }
 { const ch0 = R.choice(o, [["quantityQuantity","Quantity"],["quantityRatio","Ratio"],["quantityRange","Range"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ServiceRequest.quantity[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ServiceRequest.quantity[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "Quantity": { s16(x0, cx); break; }
 case "Ratio": { s18(x0, cx); break; }
@@ -9772,24 +9772,24 @@ default: R.unsure("ServiceRequest.quantity[x]: type"); }
 } }
 { const v0 = o["subject"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("ServiceRequest.subject: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "ServiceRequest.subject");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "ServiceRequest.subject");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "ServiceRequest.subject", cx, "ServiceRequest.subject");
 }
 } }
 { const v0 = o["encounter"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ServiceRequest.encounter");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ServiceRequest.encounter");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "ServiceRequest.encounter", cx, "ServiceRequest.encounter");
 }
 } }
 { const ch0 = R.choice(o, [["occurrenceDateTime","dateTime"],["occurrencePeriod","Period"],["occurrenceTiming","Timing"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ServiceRequest.occurrence[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ServiceRequest.occurrence[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "dateTime": { R.primitive(x0, "dateTime", "ServiceRequest.occurrence[x]"); break; }
 case "Period": { s15(x0, cx); break; }
@@ -9799,8 +9799,8 @@ default: R.unsure("ServiceRequest.occurrence[x]: type"); }
 } }
 { const ch0 = R.choice(o, [["asNeededBoolean","boolean"],["asNeededCodeableConcept","CodeableConcept"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ServiceRequest.asNeeded[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ServiceRequest.asNeeded[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "boolean": { R.primitive(x0, "boolean", "ServiceRequest.asNeeded[x]"); break; }
 case "CodeableConcept": { s6(x0, cx); break; }
@@ -9809,23 +9809,23 @@ default: R.unsure("ServiceRequest.asNeeded[x]: type"); }
 } }
 { const v0 = o["authoredOn"]; const ty0 = "dateTime";
 if (v0 === undefined) { R.unsure("ServiceRequest.authoredOn: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "ServiceRequest.authoredOn");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "ServiceRequest.authoredOn");
+{ const x0 = v0;
 R.primitive(x0, "dateTime", "ServiceRequest.authoredOn");
 }
 } }
 { const v0 = o["requester"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ServiceRequest.requester");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ServiceRequest.requester");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Device"], "ServiceRequest.requester", cx, "ServiceRequest.requester");
 }
 } }
 { const v0 = o["performerType"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ServiceRequest.performerType");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ServiceRequest.performerType");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
@@ -9907,8 +9907,8 @@ s4(x0, cx);
 } }
 { const v0 = o["patientInstruction"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "ServiceRequest.patientInstruction");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "ServiceRequest.patientInstruction");
+{ const x0 = v0;
 R.primitive(x0, "string", "ServiceRequest.patientInstruction");
 }
 } }
@@ -9922,59 +9922,59 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Provenance"], "Service
 } }
 }
 /** dom-2: contained.contained.empty() */
-function inv273(v, cx) { const r = ((c1) => R.empty(c1))(((c0) => R.nav(c0, "contained"))(R.nav([v], "contained"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv273(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv274(v, cx) { const r = R.and(((c2) => R.empty(c2))(((c1) => R.nav(c1, "versionId"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))), ((c5) => R.empty(c5))(((c4) => R.nav(c4, "lastUpdated"))(((c3) => R.nav(c3, "meta"))(R.nav([v], "contained"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv274(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv275(v, cx) { const r = ((c2) => R.empty(c2))(((c1) => R.nav(c1, "security"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv275(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** prr-1: orderDetail.empty() or code.exists() */
-function inv276(v, cx) { const r = R.or(((c0) => R.empty(c0))(R.nav([v], "orderDetail")), ((c1) => R.exists(c1))(R.nav([v], "code"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant prr-1"); }
+function inv276(v, cx) { const r = R.or(R.empty(R.nav([v], "orderDetail")), R.exists(R.nav([v], "code"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant prr-1"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv277(v, cx) { const r = R.and(((c3) => R.exists(c3))(((c1) => R.where(c1, (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c2, "code"), ["R"]))))(((c0) => R.nav(c0, "security"))(R.nav([v], "meta")))), ((c7) => R.exists(c7))(((c5) => R.where(c5, (c6) => R.and(R.eq(R.nav(c6, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c6, "code"), ["PSY"]))))(((c4) => R.nav(c4, "security"))(R.nav([v], "meta"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+function inv277(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv278(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv278(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv279(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv279(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-related-person: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/related-person$') and value.exists()).exists() */
-function inv280(v, cx) { const r = ((c5) => R.exists(c5))(((c1) => R.where(c1, (c2) => R.and(((c3) => R.matches(c3, "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/related-person$"))(R.nav(c2, "system")), ((c4) => R.exists(c4))(R.nav(c2, "value")))))(((c0) => R.nav(c0, "identifier"))([cx.resources[cx.resources.length - 1]]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-related-person"); }
+function inv280(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/related-person$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-related-person"); }
 /** imh-related-person-national-id: %resource.identifier.where((system = 'urn:oid:2.16.578.1.12.4.1.4.1' or system = 'urn:oid:2.16.578.1.12.4.1.4.2') and value.exists()).exists() */
-function inv281(v, cx) { const r = ((c4) => R.exists(c4))(((c1) => R.where(c1, (c2) => R.and(R.or(R.eq(R.nav(c2, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c2, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), ((c3) => R.exists(c3))(R.nav(c2, "value")))))(((c0) => R.nav(c0, "identifier"))([cx.resources[cx.resources.length - 1]]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-related-person-national-id"); }
+function inv281(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.or(R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-related-person-national-id"); }
 const K_s107 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","active","patient","relationship","name","telecom","gender","birthDate","address","photo","period","communication"]);
 /** ImhRelatedPerson (https://imh-bridge.example.no/fhir/StructureDefinition/imh-related-person) */
 function s107(o, cx) {
 R.object(o, K_s107, "ImhRelatedPerson");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "RelatedPerson.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "RelatedPerson.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "RelatedPerson.id");
 }
 } }
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "RelatedPerson.meta");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "RelatedPerson.meta");
+{ const x0 = v0;
 s32(x0, cx);
 }
 } }
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "RelatedPerson.implicitRules");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "RelatedPerson.implicitRules");
+{ const x0 = v0;
 R.primitive(x0, "uri", "RelatedPerson.implicitRules");
 }
 } }
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "RelatedPerson.language");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "RelatedPerson.language");
+{ const x0 = v0;
 R.primitive(x0, "code", "RelatedPerson.language");
 }
 } }
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "RelatedPerson.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "RelatedPerson.text");
+{ const x0 = v0;
 s39(x0, cx);
 }
 } }
@@ -10014,15 +10014,15 @@ inv281(x0, cx);
 } }
 { const v0 = o["active"]; const ty0 = "boolean";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "RelatedPerson.active");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "RelatedPerson.active");
+{ const x0 = v0;
 R.primitive(x0, "boolean", "RelatedPerson.active");
 }
 } }
 { const v0 = o["patient"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("RelatedPerson.patient: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "RelatedPerson.patient");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "RelatedPerson.patient");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "RelatedPerson.patient", cx, "RelatedPerson.patient");
 }
@@ -10050,16 +10050,16 @@ s8(x0, cx);
 } }
 { const v0 = o["gender"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "RelatedPerson.gender");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "RelatedPerson.gender");
+{ const x0 = v0;
 R.primitive(x0, "code", "RelatedPerson.gender");
 R.binding("http://hl7.org/fhir/ValueSet/administrative-gender|4.0.1", "code", x0, "RelatedPerson.gender");
 }
 } }
 { const v0 = o["birthDate"]; const ty0 = "date";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "RelatedPerson.birthDate");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "RelatedPerson.birthDate");
+{ const x0 = v0;
 R.primitive(x0, "date", "RelatedPerson.birthDate");
 }
 } }
@@ -10079,8 +10079,8 @@ s5(x0, cx);
 } }
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "RelatedPerson.period");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "RelatedPerson.period");
+{ const x0 = v0;
 s15(x0, cx);
 }
 } }
@@ -10093,17 +10093,17 @@ s108(x0, cx);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv282(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv282(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv283(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv283(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s108 = new Set(["id","extension","modifierExtension","language","preferred"]);
 /** RelatedPersonCommunication */
 function s108(o, cx) {
 R.object(o, K_s108, "RelatedPersonCommunication");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "RelatedPerson.communication.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "RelatedPerson.communication.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "RelatedPerson.communication.id");
 }
 } }
@@ -10127,35 +10127,35 @@ inv283(x0, cx);
 } }
 { const v0 = o["language"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("RelatedPerson.communication.language: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "RelatedPerson.communication.language");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "RelatedPerson.communication.language");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["preferred"]; const ty0 = "boolean";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "RelatedPerson.communication.preferred");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "RelatedPerson.communication.preferred");
+{ const x0 = v0;
 R.primitive(x0, "boolean", "RelatedPerson.communication.preferred");
 }
 } }
 }
 /** dom-2: contained.contained.empty() */
-function inv284(v, cx) { const r = ((c1) => R.empty(c1))(((c0) => R.nav(c0, "contained"))(R.nav([v], "contained"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv284(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv285(v, cx) { const r = R.and(((c2) => R.empty(c2))(((c1) => R.nav(c1, "versionId"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))), ((c5) => R.empty(c5))(((c4) => R.nav(c4, "lastUpdated"))(((c3) => R.nav(c3, "meta"))(R.nav([v], "contained"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv285(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv286(v, cx) { const r = ((c2) => R.empty(c2))(((c1) => R.nav(c1, "security"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv286(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv287(v, cx) { const r = R.and(((c3) => R.exists(c3))(((c1) => R.where(c1, (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c2, "code"), ["R"]))))(((c0) => R.nav(c0, "security"))(R.nav([v], "meta")))), ((c7) => R.exists(c7))(((c5) => R.where(c5, (c6) => R.and(R.eq(R.nav(c6, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c6, "code"), ["PSY"]))))(((c4) => R.nav(c4, "security"))(R.nav([v], "meta"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+function inv287(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 const K_s109 = new Set(["id","extension","url","valueReference"]);
 /** ImhReviewedClip (https://imh-bridge.example.no/fhir/StructureDefinition/imh-reviewed-clip) */
 function s109(o, cx) {
 R.object(o, K_s109, "ImhReviewedClip");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Extension.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Extension.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Extension.id");
 }
 } }
@@ -10170,59 +10170,59 @@ inv0(x0, cx);
 } }
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) { R.unsure("Extension.url: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Extension.url");
-R.specified(l0, false, ty0, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-reviewed-clip"}, "fixed", "Extension.url");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Extension.url");
+R.specified([v0], false, ty0, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-reviewed-clip"}, "fixed", "Extension.url");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Extension.url");
 }
 } }
 { const ch0 = R.choice(o, [["valueReference","Reference"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Extension.value[x]");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Extension.value[x]");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/DocumentReference"], "Extension.value[x]", cx, "Extension.value[x]");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv288(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv288(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s110 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","basedOn","partOf","status","category","code","subject","focus","encounter","effectiveDateTime","issued","performer","valueQuantity","valueInteger","dataAbsentReason","interpretation","note","bodySite","method","specimen","device","referenceRange","hasMember","derivedFrom","component"]);
 /** ImhScoreObservation (https://imh-bridge.example.no/fhir/StructureDefinition/imh-score-observation) */
 function s110(o, cx) {
 R.object(o, K_s110, "ImhScoreObservation");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Observation.id");
 }
 } }
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.meta");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.meta");
+{ const x0 = v0;
 s32(x0, cx);
 }
 } }
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.implicitRules");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.implicitRules");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Observation.implicitRules");
 }
 } }
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.language");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.language");
+{ const x0 = v0;
 R.primitive(x0, "code", "Observation.language");
 }
 } }
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.text");
+{ const x0 = v0;
 s39(x0, cx);
 }
 } }
@@ -10278,9 +10278,9 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/MedicationAdministrati
 } }
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Observation.status: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Observation.status");
-R.specified(l0, false, ty0, {"type":"code","value":"final"}, "pattern", "Observation.status");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Observation.status");
+R.specified([v0], false, ty0, {"type":"code","value":"final"}, "pattern", "Observation.status");
+{ const x0 = v0;
 R.primitive(x0, "code", "Observation.status");
 R.binding("http://hl7.org/fhir/ValueSet/observation-status|4.0.1", "code", x0, "Observation.status");
 }
@@ -10295,15 +10295,15 @@ R.slices(l0, (v) => { if (R.deepIncludes({ type: ty0, value: v }, {"type":"Codea
 } }
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Observation.code: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Observation.code");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Observation.code");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["subject"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Observation.subject: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Observation.subject");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Observation.subject");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Observation.subject", cx, "Observation.subject");
 }
@@ -10318,23 +10318,23 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "Observati
 } }
 { const v0 = o["encounter"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.encounter");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.encounter");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "Observation.encounter", cx, "Observation.encounter");
 }
 } }
 { const ch0 = R.choice(o, [["effectiveDateTime","dateTime"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Observation.effective[x]: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Observation.effective[x]");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Observation.effective[x]");
+{ const x0 = v0;
 R.primitive(x0, "dateTime", "Observation.effective[x]");
 }
 } }
 { const v0 = o["issued"]; const ty0 = "instant";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.issued");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.issued");
+{ const x0 = v0;
 R.primitive(x0, "instant", "Observation.issued");
 }
 } }
@@ -10348,8 +10348,8 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://
 } }
 { const ch0 = R.choice(o, [["valueQuantity","Quantity"],["valueInteger","integer"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Observation.value[x]: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Observation.value[x]");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Observation.value[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "Quantity": { s16(x0, cx); break; }
 case "integer": { R.primitive(x0, "integer", "Observation.value[x]"); break; }
@@ -10358,8 +10358,8 @@ default: R.unsure("Observation.value[x]: type"); }
 } }
 { const v0 = o["dataAbsentReason"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.dataAbsentReason");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.dataAbsentReason");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
@@ -10379,30 +10379,30 @@ s4(x0, cx);
 } }
 { const v0 = o["bodySite"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.bodySite");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.bodySite");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["method"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.method");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.method");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["specimen"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.specimen");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.specimen");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Specimen"], "Observation.specimen", cx, "Observation.specimen");
 }
 } }
 { const v0 = o["device"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.device");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.device");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/DeviceMetric"], "Observation.device", cx, "Observation.device");
 }
@@ -10445,8 +10445,8 @@ function s111(o, cx) {
 R.object(o, K_s111, "ObservationReferenceRange");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.referenceRange.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.referenceRange.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Observation.referenceRange.id");
 }
 } }
@@ -10470,22 +10470,22 @@ inv88(x0, cx);
 } }
 { const v0 = o["low"]; const ty0 = "Quantity";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.referenceRange.low");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.referenceRange.low");
+{ const x0 = v0;
 s16(x0, cx);
 }
 } }
 { const v0 = o["high"]; const ty0 = "Quantity";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.referenceRange.high");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.referenceRange.high");
+{ const x0 = v0;
 s16(x0, cx);
 }
 } }
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.referenceRange.type");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.referenceRange.type");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
@@ -10498,15 +10498,15 @@ s6(x0, cx);
 } }
 { const v0 = o["age"]; const ty0 = "Range";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.referenceRange.age");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.referenceRange.age");
+{ const x0 = v0;
 s17(x0, cx);
 }
 } }
 { const v0 = o["text"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.referenceRange.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.referenceRange.text");
+{ const x0 = v0;
 R.primitive(x0, "string", "Observation.referenceRange.text");
 }
 } }
@@ -10517,8 +10517,8 @@ function s112(o, cx) {
 R.object(o, K_s112, "ObservationComponent");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.component.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.component.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Observation.component.id");
 }
 } }
@@ -10542,15 +10542,15 @@ inv90(x0, cx);
 } }
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Observation.component.code: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Observation.component.code");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Observation.component.code");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const ch0 = R.choice(o, [["valueQuantity","Quantity"],["valueCodeableConcept","CodeableConcept"],["valueString","string"],["valueBoolean","boolean"],["valueInteger","integer"],["valueRange","Range"],["valueRatio","Ratio"],["valueSampledData","SampledData"],["valueTime","time"],["valueDateTime","dateTime"],["valuePeriod","Period"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.component.value[x]");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.component.value[x]");
+{ const x0 = v0;
 switch (ty0) {
 case "Quantity": { s16(x0, cx); break; }
 case "CodeableConcept": { s6(x0, cx); break; }
@@ -10568,8 +10568,8 @@ default: R.unsure("Observation.component.value[x]: type"); }
 } }
 { const v0 = o["dataAbsentReason"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Observation.component.dataAbsentReason");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Observation.component.dataAbsentReason");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
@@ -10590,61 +10590,61 @@ inv91(x0, cx);
 } }
 }
 /** dom-2: contained.contained.empty() */
-function inv289(v, cx) { const r = ((c1) => R.empty(c1))(((c0) => R.nav(c0, "contained"))(R.nav([v], "contained"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv289(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv290(v, cx) { const r = R.and(((c2) => R.empty(c2))(((c1) => R.nav(c1, "versionId"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))), ((c5) => R.empty(c5))(((c4) => R.nav(c4, "lastUpdated"))(((c3) => R.nav(c3, "meta"))(R.nav([v], "contained"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv290(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv291(v, cx) { const r = ((c2) => R.empty(c2))(((c1) => R.nav(c1, "security"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv291(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** obs-6: dataAbsentReason.empty() or value.empty() */
-function inv292(v, cx) { const r = R.or(((c0) => R.empty(c0))(R.nav([v], "dataAbsentReason")), ((c1) => R.empty(c1))(R.navChoice([v], ["valueQuantity","valueCodeableConcept","valueString","valueBoolean","valueInteger","valueRange","valueRatio","valueSampledData","valueTime","valueDateTime","valuePeriod"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); }
+function inv292(v, cx) { const r = R.or(R.empty(R.nav([v], "dataAbsentReason")), R.empty(R.navChoice([v], ["valueQuantity","valueCodeableConcept","valueString","valueBoolean","valueInteger","valueRange","valueRatio","valueSampledData","valueTime","valueDateTime","valuePeriod"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); }
 /** obs-7: value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty() */
-function inv293(v, cx) { const r = R.or(((c0) => R.empty(c0))(R.navChoice([v], ["valueQuantity","valueCodeableConcept","valueString","valueBoolean","valueInteger","valueRange","valueRatio","valueSampledData","valueTime","valueDateTime","valuePeriod"])), ((c8) => R.empty(c8))(((c2) => R.where(c2, (c3) => ((c7) => R.exists(c7))(((c4) => R.intersectEmpty(c4))(R.nav(c3, "coding")))))(((c1) => R.nav(c1, "code"))(R.nav([v], "component"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); }
+function inv293(v, cx) { const r = R.or(R.empty(R.navChoice([v], ["valueQuantity","valueCodeableConcept","valueString","valueBoolean","valueInteger","valueRange","valueRatio","valueSampledData","valueTime","valueDateTime","valuePeriod"])), R.empty(R.where(R.nav(R.nav([v], "component"), "code"), (c0) => R.exists(R.intersectEmpty(R.nav(c0, "coding")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv294(v, cx) { const r = R.and(((c3) => R.exists(c3))(((c1) => R.where(c1, (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c2, "code"), ["R"]))))(((c0) => R.nav(c0, "security"))(R.nav([v], "meta")))), ((c7) => R.exists(c7))(((c5) => R.where(c5, (c6) => R.and(R.eq(R.nav(c6, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c6, "code"), ["PSY"]))))(((c4) => R.nav(c4, "security"))(R.nav([v], "meta"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+function inv294(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv295(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv295(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv296(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv296(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-flag: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/flag$') and value.exists()).exists() */
-function inv297(v, cx) { const r = ((c5) => R.exists(c5))(((c1) => R.where(c1, (c2) => R.and(((c3) => R.matches(c3, "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/flag$"))(R.nav(c2, "system")), ((c4) => R.exists(c4))(R.nav(c2, "value")))))(((c0) => R.nav(c0, "identifier"))([cx.resources[cx.resources.length - 1]]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-flag"); }
+function inv297(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/flag$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-flag"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv298(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv298(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s113 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","status","category","code","subject","period","encounter","author"]);
 /** ImhSelfHarmFlag (https://imh-bridge.example.no/fhir/StructureDefinition/imh-self-harm-flag) */
 function s113(o, cx) {
 R.object(o, K_s113, "ImhSelfHarmFlag");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Flag.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Flag.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Flag.id");
 }
 } }
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Flag.meta");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Flag.meta");
+{ const x0 = v0;
 s32(x0, cx);
 }
 } }
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Flag.implicitRules");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Flag.implicitRules");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Flag.implicitRules");
 }
 } }
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Flag.language");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Flag.language");
+{ const x0 = v0;
 R.primitive(x0, "code", "Flag.language");
 }
 } }
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Flag.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Flag.text");
+{ const x0 = v0;
 s39(x0, cx);
 }
 } }
@@ -10684,8 +10684,8 @@ inv297(x0, cx);
 } }
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Flag.status: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Flag.status");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Flag.status");
+{ const x0 = v0;
 R.primitive(x0, "code", "Flag.status");
 R.binding("http://hl7.org/fhir/ValueSet/flag-status|4.0.1", "code", x0, "Flag.status");
 }
@@ -10699,30 +10699,30 @@ s6(x0, cx);
 } }
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Flag.code: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Flag.code");
-R.specified(l0, false, ty0, {"type":"CodeableConcept","value":{"coding":[{"code":"self-harm-item-positive","system":"https://imh-bridge.example.no/fhir/CodeSystem/risk-flag"}]}}, "pattern", "Flag.code");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Flag.code");
+R.specified([v0], false, ty0, {"type":"CodeableConcept","value":{"coding":[{"code":"self-harm-item-positive","system":"https://imh-bridge.example.no/fhir/CodeSystem/risk-flag"}]}}, "pattern", "Flag.code");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["subject"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Flag.subject: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Flag.subject");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Flag.subject");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Flag.subject", cx, "Flag.subject");
 }
 } }
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) { R.unsure("Flag.period: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Flag.period");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Flag.period");
+{ const x0 = v0;
 s15(x0, cx);
 if (R.isObj(x0)) {
 { const v1 = x0["id"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Flag.period.id");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Flag.period.id");
+{ const x1 = v1;
 R.primitive(x1, "string", "Flag.period.id");
 }
 } }
@@ -10741,8 +10741,8 @@ inv298(x1, cx);
 if (R.isObj(x0)) {
 { const v1 = x0["start"]; const ty1 = "dateTime";
 if (v1 === undefined) { R.unsure("Flag.period.start: missing"); } else {
-const l1 = R.values(v1, false, 1, 1, "Flag.period.start");
-for (const x1 of l1) {
+R.single(v1, 1, 1, "Flag.period.start");
+{ const x1 = v1;
 R.primitive(x1, "dateTime", "Flag.period.start");
 }
 } }
@@ -10750,8 +10750,8 @@ R.primitive(x1, "dateTime", "Flag.period.start");
 if (R.isObj(x0)) {
 { const v1 = x0["end"]; const ty1 = "dateTime";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Flag.period.end");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Flag.period.end");
+{ const x1 = v1;
 R.primitive(x1, "dateTime", "Flag.period.end");
 }
 } }
@@ -10760,39 +10760,39 @@ R.primitive(x1, "dateTime", "Flag.period.end");
 } }
 { const v0 = o["encounter"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Flag.encounter");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Flag.encounter");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "Flag.encounter", cx, "Flag.encounter");
 }
 } }
 { const v0 = o["author"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Flag.author");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Flag.author");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "Flag.author", cx, "Flag.author");
 }
 } }
 }
 /** dom-2: contained.contained.empty() */
-function inv299(v, cx) { const r = ((c1) => R.empty(c1))(((c0) => R.nav(c0, "contained"))(R.nav([v], "contained"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv299(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv300(v, cx) { const r = R.and(((c2) => R.empty(c2))(((c1) => R.nav(c1, "versionId"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))), ((c5) => R.empty(c5))(((c4) => R.nav(c4, "lastUpdated"))(((c3) => R.nav(c3, "meta"))(R.nav([v], "contained"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv300(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv301(v, cx) { const r = ((c2) => R.empty(c2))(((c1) => R.nav(c1, "security"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv301(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv302(v, cx) { const r = R.and(((c3) => R.exists(c3))(((c1) => R.where(c1, (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c2, "code"), ["R"]))))(((c0) => R.nav(c0, "security"))(R.nav([v], "meta")))), ((c7) => R.exists(c7))(((c5) => R.where(c5, (c6) => R.and(R.eq(R.nav(c6, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c6, "code"), ["PSY"]))))(((c4) => R.nav(c4, "security"))(R.nav([v], "meta"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+function inv302(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** imh-flag-inactive-ended: status = 'inactive' implies period.end.exists() */
-function inv303(v, cx) { const r = R.implies(R.eq(R.nav([v], "status"), ["inactive"]), ((c1) => R.exists(c1))(((c0) => R.nav(c0, "end"))(R.nav([v], "period")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-flag-inactive-ended"); }
+function inv303(v, cx) { const r = R.implies(R.eq(R.nav([v], "status"), ["inactive"]), R.exists(R.nav(R.nav([v], "period"), "end"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-flag-inactive-ended"); }
 const K_s114 = new Set(["id","extension","url","valueCoding"]);
 /** ImhSessionAttendance (https://imh-bridge.example.no/fhir/StructureDefinition/imh-session-attendance) */
 function s114(o, cx) {
 R.object(o, K_s114, "ImhSessionAttendance");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Extension.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Extension.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Extension.id");
 }
 } }
@@ -10807,23 +10807,23 @@ inv0(x0, cx);
 } }
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) { R.unsure("Extension.url: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Extension.url");
-R.specified(l0, false, ty0, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-session-attendance"}, "fixed", "Extension.url");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Extension.url");
+R.specified([v0], false, ty0, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-session-attendance"}, "fixed", "Extension.url");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Extension.url");
 }
 } }
 { const ch0 = R.choice(o, [["valueCoding","Coding"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Extension.value[x]");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Extension.value[x]");
+{ const x0 = v0;
 s7(x0, cx);
 R.binding("https://imh-bridge.example.no/fhir/ValueSet/session-attendance", "Coding", x0, "Extension.value[x]");
 if (R.isObj(x0)) {
 { const v1 = x0["id"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Extension.value[x].id");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Extension.value[x].id");
+{ const x1 = v1;
 R.primitive(x1, "string", "Extension.value[x].id");
 }
 } }
@@ -10842,8 +10842,8 @@ inv70(x1, cx);
 if (R.isObj(x0)) {
 { const v1 = x0["system"]; const ty1 = "uri";
 if (v1 === undefined) { R.unsure("Extension.value[x].system: missing"); } else {
-const l1 = R.values(v1, false, 1, 1, "Extension.value[x].system");
-for (const x1 of l1) {
+R.single(v1, 1, 1, "Extension.value[x].system");
+{ const x1 = v1;
 R.primitive(x1, "uri", "Extension.value[x].system");
 }
 } }
@@ -10851,8 +10851,8 @@ R.primitive(x1, "uri", "Extension.value[x].system");
 if (R.isObj(x0)) {
 { const v1 = x0["version"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Extension.value[x].version");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Extension.value[x].version");
+{ const x1 = v1;
 R.primitive(x1, "string", "Extension.value[x].version");
 }
 } }
@@ -10860,8 +10860,8 @@ R.primitive(x1, "string", "Extension.value[x].version");
 if (R.isObj(x0)) {
 { const v1 = x0["code"]; const ty1 = "code";
 if (v1 === undefined) { R.unsure("Extension.value[x].code: missing"); } else {
-const l1 = R.values(v1, false, 1, 1, "Extension.value[x].code");
-for (const x1 of l1) {
+R.single(v1, 1, 1, "Extension.value[x].code");
+{ const x1 = v1;
 R.primitive(x1, "code", "Extension.value[x].code");
 }
 } }
@@ -10869,8 +10869,8 @@ R.primitive(x1, "code", "Extension.value[x].code");
 if (R.isObj(x0)) {
 { const v1 = x0["display"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Extension.value[x].display");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Extension.value[x].display");
+{ const x1 = v1;
 R.primitive(x1, "string", "Extension.value[x].display");
 }
 } }
@@ -10878,8 +10878,8 @@ R.primitive(x1, "string", "Extension.value[x].display");
 if (R.isObj(x0)) {
 { const v1 = x0["userSelected"]; const ty1 = "boolean";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "Extension.value[x].userSelected");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "Extension.value[x].userSelected");
+{ const x1 = v1;
 R.primitive(x1, "boolean", "Extension.value[x].userSelected");
 }
 } }
@@ -10888,45 +10888,45 @@ R.primitive(x1, "boolean", "Extension.value[x].userSelected");
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv304(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv304(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-clip: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/clip$') and value.exists()).exists() */
-function inv305(v, cx) { const r = ((c5) => R.exists(c5))(((c1) => R.where(c1, (c2) => R.and(((c3) => R.matches(c3, "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/clip$"))(R.nav(c2, "system")), ((c4) => R.exists(c4))(R.nav(c2, "value")))))(((c0) => R.nav(c0, "identifier"))([cx.resources[cx.resources.length - 1]]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-clip"); }
+function inv305(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/clip$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-clip"); }
 const K_s115 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","masterIdentifier","identifier","status","docStatus","type","category","subject","date","author","authenticator","custodian","relatesTo","description","securityLabel","content","context"]);
 /** ImhVideoClip (https://imh-bridge.example.no/fhir/StructureDefinition/imh-video-clip) */
 function s115(o, cx) {
 R.object(o, K_s115, "ImhVideoClip");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "DocumentReference.id");
 }
 } }
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.meta");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.meta");
+{ const x0 = v0;
 s32(x0, cx);
 }
 } }
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.implicitRules");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.implicitRules");
+{ const x0 = v0;
 R.primitive(x0, "uri", "DocumentReference.implicitRules");
 }
 } }
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.language");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.language");
+{ const x0 = v0;
 R.primitive(x0, "code", "DocumentReference.language");
 }
 } }
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.text");
+{ const x0 = v0;
 s39(x0, cx);
 }
 } }
@@ -10957,8 +10957,8 @@ inv242(x0, cx);
 } }
 { const v0 = o["masterIdentifier"]; const ty0 = "Identifier";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.masterIdentifier");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.masterIdentifier");
+{ const x0 = v0;
 s13(x0, cx);
 }
 } }
@@ -10972,25 +10972,25 @@ inv305(x0, cx);
 } }
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("DocumentReference.status: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "DocumentReference.status");
-R.specified(l0, false, ty0, {"type":"code","value":"current"}, "pattern", "DocumentReference.status");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "DocumentReference.status");
+R.specified([v0], false, ty0, {"type":"code","value":"current"}, "pattern", "DocumentReference.status");
+{ const x0 = v0;
 R.primitive(x0, "code", "DocumentReference.status");
 R.binding("http://hl7.org/fhir/ValueSet/document-reference-status|4.0.1", "code", x0, "DocumentReference.status");
 }
 } }
 { const v0 = o["docStatus"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.docStatus");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.docStatus");
+{ const x0 = v0;
 R.primitive(x0, "code", "DocumentReference.docStatus");
 R.binding("http://hl7.org/fhir/ValueSet/composition-status|4.0.1", "code", x0, "DocumentReference.docStatus");
 }
 } }
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("DocumentReference.type: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "DocumentReference.type");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "DocumentReference.type");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
@@ -11003,16 +11003,16 @@ s6(x0, cx);
 } }
 { const v0 = o["subject"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("DocumentReference.subject: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "DocumentReference.subject");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "DocumentReference.subject");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "DocumentReference.subject", cx, "DocumentReference.subject");
 }
 } }
 { const v0 = o["date"]; const ty0 = "instant";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.date");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.date");
+{ const x0 = v0;
 R.primitive(x0, "instant", "DocumentReference.date");
 }
 } }
@@ -11026,16 +11026,16 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://
 } }
 { const v0 = o["authenticator"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.authenticator");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.authenticator");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization"], "DocumentReference.authenticator", cx, "DocumentReference.authenticator");
 }
 } }
 { const v0 = o["custodian"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.custodian");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.custodian");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "DocumentReference.custodian", cx, "DocumentReference.custodian");
 }
@@ -11049,8 +11049,8 @@ s116(x0, cx);
 } }
 { const v0 = o["description"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.description");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.description");
+{ const x0 = v0;
 R.primitive(x0, "string", "DocumentReference.description");
 }
 } }
@@ -11070,8 +11070,8 @@ s117(x0, cx);
 } }
 { const v0 = o["context"]; const ty0 = "DocumentReferenceContext";
 if (v0 === undefined) { R.unsure("DocumentReference.context: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "DocumentReference.context");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "DocumentReference.context");
+{ const x0 = v0;
 s118(x0, cx);
 }
 } }
@@ -11082,8 +11082,8 @@ function s116(o, cx) {
 R.object(o, K_s116, "DocumentReferenceRelatesTo");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.relatesTo.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.relatesTo.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "DocumentReference.relatesTo.id");
 }
 } }
@@ -11107,16 +11107,16 @@ inv245(x0, cx);
 } }
 { const v0 = o["code"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("DocumentReference.relatesTo.code: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "DocumentReference.relatesTo.code");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "DocumentReference.relatesTo.code");
+{ const x0 = v0;
 R.primitive(x0, "code", "DocumentReference.relatesTo.code");
 R.binding("http://hl7.org/fhir/ValueSet/document-relationship-type|4.0.1", "code", x0, "DocumentReference.relatesTo.code");
 }
 } }
 { const v0 = o["target"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("DocumentReference.relatesTo.target: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "DocumentReference.relatesTo.target");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "DocumentReference.relatesTo.target");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/DocumentReference"], "DocumentReference.relatesTo.target", cx, "DocumentReference.relatesTo.target");
 }
@@ -11128,8 +11128,8 @@ function s117(o, cx) {
 R.object(o, K_s117, "DocumentReferenceContent");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.content.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.content.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "DocumentReference.content.id");
 }
 } }
@@ -11153,14 +11153,14 @@ inv247(x0, cx);
 } }
 { const v0 = o["attachment"]; const ty0 = "Attachment";
 if (v0 === undefined) { R.unsure("DocumentReference.content.attachment: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "DocumentReference.content.attachment");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "DocumentReference.content.attachment");
+{ const x0 = v0;
 s5(x0, cx);
 if (R.isObj(x0)) {
 { const v1 = x0["id"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "DocumentReference.content.attachment.id");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "DocumentReference.content.attachment.id");
+{ const x1 = v1;
 R.primitive(x1, "string", "DocumentReference.content.attachment.id");
 }
 } }
@@ -11180,8 +11180,8 @@ R.slices(l1, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? 
 if (R.isObj(x0)) {
 { const v1 = x0["contentType"]; const ty1 = "code";
 if (v1 === undefined) { R.unsure("DocumentReference.content.attachment.contentType: missing"); } else {
-const l1 = R.values(v1, false, 1, 1, "DocumentReference.content.attachment.contentType");
-for (const x1 of l1) {
+R.single(v1, 1, 1, "DocumentReference.content.attachment.contentType");
+{ const x1 = v1;
 R.primitive(x1, "code", "DocumentReference.content.attachment.contentType");
 R.binding("http://hl7.org/fhir/ValueSet/mimetypes|4.0.1", "code", x1, "DocumentReference.content.attachment.contentType");
 }
@@ -11190,8 +11190,8 @@ R.binding("http://hl7.org/fhir/ValueSet/mimetypes|4.0.1", "code", x1, "DocumentR
 if (R.isObj(x0)) {
 { const v1 = x0["language"]; const ty1 = "code";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "DocumentReference.content.attachment.language");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "DocumentReference.content.attachment.language");
+{ const x1 = v1;
 R.primitive(x1, "code", "DocumentReference.content.attachment.language");
 }
 } }
@@ -11199,8 +11199,8 @@ R.primitive(x1, "code", "DocumentReference.content.attachment.language");
 if (R.isObj(x0)) {
 { const v1 = x0["data"]; const ty1 = "base64Binary";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "DocumentReference.content.attachment.data");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "DocumentReference.content.attachment.data");
+{ const x1 = v1;
 R.primitive(x1, "base64Binary", "DocumentReference.content.attachment.data");
 }
 } }
@@ -11208,8 +11208,8 @@ R.primitive(x1, "base64Binary", "DocumentReference.content.attachment.data");
 if (R.isObj(x0)) {
 { const v1 = x0["url"]; const ty1 = "url";
 if (v1 === undefined) { R.unsure("DocumentReference.content.attachment.url: missing"); } else {
-const l1 = R.values(v1, false, 1, 1, "DocumentReference.content.attachment.url");
-for (const x1 of l1) {
+R.single(v1, 1, 1, "DocumentReference.content.attachment.url");
+{ const x1 = v1;
 R.primitive(x1, "url", "DocumentReference.content.attachment.url");
 }
 } }
@@ -11217,8 +11217,8 @@ R.primitive(x1, "url", "DocumentReference.content.attachment.url");
 if (R.isObj(x0)) {
 { const v1 = x0["size"]; const ty1 = "unsignedInt";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "DocumentReference.content.attachment.size");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "DocumentReference.content.attachment.size");
+{ const x1 = v1;
 R.primitive(x1, "unsignedInt", "DocumentReference.content.attachment.size");
 }
 } }
@@ -11226,8 +11226,8 @@ R.primitive(x1, "unsignedInt", "DocumentReference.content.attachment.size");
 if (R.isObj(x0)) {
 { const v1 = x0["hash"]; const ty1 = "base64Binary";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "DocumentReference.content.attachment.hash");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "DocumentReference.content.attachment.hash");
+{ const x1 = v1;
 R.primitive(x1, "base64Binary", "DocumentReference.content.attachment.hash");
 }
 } }
@@ -11235,8 +11235,8 @@ R.primitive(x1, "base64Binary", "DocumentReference.content.attachment.hash");
 if (R.isObj(x0)) {
 { const v1 = x0["title"]; const ty1 = "string";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "DocumentReference.content.attachment.title");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "DocumentReference.content.attachment.title");
+{ const x1 = v1;
 R.primitive(x1, "string", "DocumentReference.content.attachment.title");
 }
 } }
@@ -11244,8 +11244,8 @@ R.primitive(x1, "string", "DocumentReference.content.attachment.title");
 if (R.isObj(x0)) {
 { const v1 = x0["creation"]; const ty1 = "dateTime";
 if (v1 === undefined) {  } else {
-const l1 = R.values(v1, false, 0, 1, "DocumentReference.content.attachment.creation");
-for (const x1 of l1) {
+R.single(v1, 0, 1, "DocumentReference.content.attachment.creation");
+{ const x1 = v1;
 R.primitive(x1, "dateTime", "DocumentReference.content.attachment.creation");
 }
 } }
@@ -11254,8 +11254,8 @@ R.primitive(x1, "dateTime", "DocumentReference.content.attachment.creation");
 } }
 { const v0 = o["format"]; const ty0 = "Coding";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.content.format");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.content.format");
+{ const x0 = v0;
 s7(x0, cx);
 }
 } }
@@ -11266,8 +11266,8 @@ function s118(o, cx) {
 R.object(o, K_s118, "DocumentReferenceContext");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.context.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.context.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "DocumentReference.context.id");
 }
 } }
@@ -11306,29 +11306,29 @@ s6(x0, cx);
 } }
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.context.period");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.context.period");
+{ const x0 = v0;
 s15(x0, cx);
 }
 } }
 { const v0 = o["facilityType"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.context.facilityType");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.context.facilityType");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["practiceSetting"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.context.practiceSetting");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.context.practiceSetting");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["sourcePatientInfo"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "DocumentReference.context.sourcePatientInfo");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "DocumentReference.context.sourcePatientInfo");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "DocumentReference.context.sourcePatientInfo", cx, "DocumentReference.context.sourcePatientInfo");
 }
@@ -11343,55 +11343,55 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "DocumentR
 } }
 }
 /** dom-2: contained.contained.empty() */
-function inv306(v, cx) { const r = ((c1) => R.empty(c1))(((c0) => R.nav(c0, "contained"))(R.nav([v], "contained"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv306(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv307(v, cx) { const r = R.and(((c2) => R.empty(c2))(((c1) => R.nav(c1, "versionId"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))), ((c5) => R.empty(c5))(((c4) => R.nav(c4, "lastUpdated"))(((c3) => R.nav(c3, "meta"))(R.nav([v], "contained"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv307(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv308(v, cx) { const r = ((c2) => R.empty(c2))(((c1) => R.nav(c1, "security"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv308(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv309(v, cx) { const r = R.and(((c3) => R.exists(c3))(((c1) => R.where(c1, (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c2, "code"), ["R"]))))(((c0) => R.nav(c0, "security"))(R.nav([v], "meta")))), ((c7) => R.exists(c7))(((c5) => R.where(c5, (c6) => R.and(R.eq(R.nav(c6, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c6, "code"), ["PSY"]))))(((c4) => R.nav(c4, "security"))(R.nav([v], "meta"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+function inv309(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv310(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv310(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv311(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv311(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-procedure: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/procedure$') and value.exists()).exists() */
-function inv312(v, cx) { const r = ((c5) => R.exists(c5))(((c1) => R.where(c1, (c2) => R.and(((c3) => R.matches(c3, "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/procedure$"))(R.nav(c2, "system")), ((c4) => R.exists(c4))(R.nav(c2, "value")))))(((c0) => R.nav(c0, "identifier"))([cx.resources[cx.resources.length - 1]]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-procedure"); }
+function inv312(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/procedure$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-procedure"); }
 const K_s119 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","instantiatesCanonical","instantiatesUri","basedOn","partOf","status","statusReason","category","code","subject","encounter","performedPeriod","recorder","asserter","performer","location","reasonCode","reasonReference","bodySite","outcome","report","complication","complicationDetail","followUp","note","focalDevice","usedReference","usedCode"]);
 /** ImhVideoGuidance (https://imh-bridge.example.no/fhir/StructureDefinition/imh-video-guidance) */
 function s119(o, cx) {
 R.object(o, K_s119, "ImhVideoGuidance");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Procedure.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Procedure.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Procedure.id");
 }
 } }
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Procedure.meta");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Procedure.meta");
+{ const x0 = v0;
 s32(x0, cx);
 }
 } }
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Procedure.implicitRules");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Procedure.implicitRules");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Procedure.implicitRules");
 }
 } }
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Procedure.language");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Procedure.language");
+{ const x0 = v0;
 R.primitive(x0, "code", "Procedure.language");
 }
 } }
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Procedure.text");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Procedure.text");
+{ const x0 = v0;
 s39(x0, cx);
 }
 } }
@@ -11461,69 +11461,69 @@ R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Procedure","http://hl7
 } }
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Procedure.status: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Procedure.status");
-R.specified(l0, false, ty0, {"type":"code","value":"completed"}, "pattern", "Procedure.status");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Procedure.status");
+R.specified([v0], false, ty0, {"type":"code","value":"completed"}, "pattern", "Procedure.status");
+{ const x0 = v0;
 R.primitive(x0, "code", "Procedure.status");
 R.binding("http://hl7.org/fhir/ValueSet/event-status|4.0.1", "code", x0, "Procedure.status");
 }
 } }
 { const v0 = o["statusReason"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Procedure.statusReason");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Procedure.statusReason");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["category"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Procedure.category");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Procedure.category");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Procedure.code: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Procedure.code");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Procedure.code");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["subject"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Procedure.subject: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Procedure.subject");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Procedure.subject");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Procedure.subject", cx, "Procedure.subject");
 }
 } }
 { const v0 = o["encounter"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Procedure.encounter: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Procedure.encounter");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Procedure.encounter");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "Procedure.encounter", cx, "Procedure.encounter");
 }
 } }
 { const ch0 = R.choice(o, [["performedPeriod","Period"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Procedure.performed[x]: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Procedure.performed[x]");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Procedure.performed[x]");
+{ const x0 = v0;
 s15(x0, cx);
 }
 } }
 { const v0 = o["recorder"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Procedure.recorder");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Procedure.recorder");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "Procedure.recorder", cx, "Procedure.recorder");
 }
 } }
 { const v0 = o["asserter"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Procedure.asserter");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Procedure.asserter");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "Procedure.asserter", cx, "Procedure.asserter");
 }
@@ -11537,8 +11537,8 @@ s120(x0, cx);
 } }
 { const v0 = o["location"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Procedure.location");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Procedure.location");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location"], "Procedure.location", cx, "Procedure.location");
 }
@@ -11567,8 +11567,8 @@ s6(x0, cx);
 } }
 { const v0 = o["outcome"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Procedure.outcome");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Procedure.outcome");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
@@ -11633,17 +11633,17 @@ s6(x0, cx);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv313(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv313(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv314(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv314(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s120 = new Set(["id","extension","modifierExtension","function","actor","onBehalfOf"]);
 /** ProcedurePerformer */
 function s120(o, cx) {
 R.object(o, K_s120, "ProcedurePerformer");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Procedure.performer.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Procedure.performer.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Procedure.performer.id");
 }
 } }
@@ -11667,40 +11667,40 @@ inv314(x0, cx);
 } }
 { const v0 = o["function"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Procedure.performer.function");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Procedure.performer.function");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["actor"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Procedure.performer.actor: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Procedure.performer.actor");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Procedure.performer.actor");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Device"], "Procedure.performer.actor", cx, "Procedure.performer.actor");
 }
 } }
 { const v0 = o["onBehalfOf"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Procedure.performer.onBehalfOf");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Procedure.performer.onBehalfOf");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Procedure.performer.onBehalfOf", cx, "Procedure.performer.onBehalfOf");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv315(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv315(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv316(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv316(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s121 = new Set(["id","extension","modifierExtension","action","manipulated"]);
 /** ProcedureFocalDevice */
 function s121(o, cx) {
 R.object(o, K_s121, "ProcedureFocalDevice");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Procedure.focalDevice.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Procedure.focalDevice.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Procedure.focalDevice.id");
 }
 } }
@@ -11724,90 +11724,90 @@ inv316(x0, cx);
 } }
 { const v0 = o["action"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Procedure.focalDevice.action");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Procedure.focalDevice.action");
+{ const x0 = v0;
 s6(x0, cx);
 }
 } }
 { const v0 = o["manipulated"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Procedure.focalDevice.manipulated: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Procedure.focalDevice.manipulated");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Procedure.focalDevice.manipulated");
+{ const x0 = v0;
 s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device"], "Procedure.focalDevice.manipulated", cx, "Procedure.focalDevice.manipulated");
 }
 } }
 }
 /** dom-2: contained.contained.empty() */
-function inv317(v, cx) { const r = ((c1) => R.empty(c1))(((c0) => R.nav(c0, "contained"))(R.nav([v], "contained"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv317(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv318(v, cx) { const r = R.and(((c2) => R.empty(c2))(((c1) => R.nav(c1, "versionId"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))), ((c5) => R.empty(c5))(((c4) => R.nav(c4, "lastUpdated"))(((c3) => R.nav(c3, "meta"))(R.nav([v], "contained"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv318(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv319(v, cx) { const r = ((c2) => R.empty(c2))(((c1) => R.nav(c1, "security"))(((c0) => R.nav(c0, "meta"))(R.nav([v], "contained")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv319(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv320(v, cx) { const r = R.and(((c3) => R.exists(c3))(((c1) => R.where(c1, (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c2, "code"), ["R"]))))(((c0) => R.nav(c0, "security"))(R.nav([v], "meta")))), ((c7) => R.exists(c7))(((c5) => R.where(c5, (c6) => R.and(R.eq(R.nav(c6, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c6, "code"), ["PSY"]))))(((c4) => R.nav(c4, "security"))(R.nav([v], "meta"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+function inv320(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** bdl-5: resource.exists() or request.exists() or response.exists() */
-function inv321(v, cx) { const r = R.or(R.or(((c0) => R.exists(c0))(R.nav([v], "resource")), ((c1) => R.exists(c1))(R.nav([v], "request"))), ((c2) => R.exists(c2))(R.nav([v], "response"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-5"); }
+function inv321(v, cx) { const r = R.or(R.or(R.exists(R.nav([v], "resource")), R.exists(R.nav([v], "request"))), R.exists(R.nav([v], "response"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-5"); }
 /** bdl-8: fullUrl.exists() implies fullUrl.contains('/_history/').not() */
-function inv322(v, cx) { const r = R.implies(((c0) => R.exists(c0))(R.nav([v], "fullUrl")), ((c2) => R.not(c2))(((c1) => R.contains(c1, "/_history/"))(R.nav([v], "fullUrl")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-8"); }
+function inv322(v, cx) { const r = R.implies(R.exists(R.nav([v], "fullUrl")), R.not(R.contains(R.nav([v], "fullUrl"), "/_history/"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-8"); }
 const K_s122 = new Set(["resourceType","id","meta","implicitRules","language","identifier","type","timestamp","total","link","entry","signature"]);
 /** Bundle (http://hl7.org/fhir/StructureDefinition/Bundle) */
 function s122(o, cx) {
 R.object(o, K_s122, "Bundle");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Bundle.id");
 }
 } }
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.meta");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.meta");
+{ const x0 = v0;
 s32(x0, cx);
 }
 } }
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.implicitRules");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.implicitRules");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Bundle.implicitRules");
 }
 } }
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.language");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.language");
+{ const x0 = v0;
 R.primitive(x0, "code", "Bundle.language");
 }
 } }
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.identifier");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.identifier");
+{ const x0 = v0;
 s13(x0, cx);
 }
 } }
 { const v0 = o["type"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Bundle.type: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Bundle.type");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Bundle.type");
+{ const x0 = v0;
 R.primitive(x0, "code", "Bundle.type");
 R.binding("http://hl7.org/fhir/ValueSet/bundle-type|4.0.1", "code", x0, "Bundle.type");
 }
 } }
 { const v0 = o["timestamp"]; const ty0 = "instant";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.timestamp");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.timestamp");
+{ const x0 = v0;
 R.primitive(x0, "instant", "Bundle.timestamp");
 }
 } }
 { const v0 = o["total"]; const ty0 = "unsignedInt";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.total");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.total");
+{ const x0 = v0;
 R.primitive(x0, "unsignedInt", "Bundle.total");
 }
 } }
@@ -11829,24 +11829,24 @@ inv322(x0, cx);
 } }
 { const v0 = o["signature"]; const ty0 = "Signature";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.signature");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.signature");
+{ const x0 = v0;
 s21(x0, cx);
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv323(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv323(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv324(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv324(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s123 = new Set(["id","extension","modifierExtension","relation","url"]);
 /** BundleLink */
 function s123(o, cx) {
 R.object(o, K_s123, "BundleLink");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.link.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.link.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Bundle.link.id");
 }
 } }
@@ -11870,31 +11870,31 @@ inv324(x0, cx);
 } }
 { const v0 = o["relation"]; const ty0 = "string";
 if (v0 === undefined) { R.unsure("Bundle.link.relation: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Bundle.link.relation");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Bundle.link.relation");
+{ const x0 = v0;
 R.primitive(x0, "string", "Bundle.link.relation");
 }
 } }
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) { R.unsure("Bundle.link.url: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Bundle.link.url");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Bundle.link.url");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Bundle.link.url");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv325(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv325(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv326(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv326(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s124 = new Set(["id","extension","modifierExtension","link","fullUrl","resource","search","request","response"]);
 /** BundleEntry */
 function s124(o, cx) {
 R.object(o, K_s124, "BundleEntry");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.entry.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.entry.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Bundle.entry.id");
 }
 } }
@@ -11925,51 +11925,51 @@ s123(x0, cx);
 } }
 { const v0 = o["fullUrl"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.entry.fullUrl");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.entry.fullUrl");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Bundle.entry.fullUrl");
 }
 } }
 { const v0 = o["resource"]; const ty0 = "Resource";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.entry.resource");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.entry.resource");
+{ const x0 = v0;
 }
 } }
 { const v0 = o["search"]; const ty0 = "BundleEntrySearch";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.entry.search");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.entry.search");
+{ const x0 = v0;
 s125(x0, cx);
 }
 } }
 { const v0 = o["request"]; const ty0 = "BundleEntryRequest";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.entry.request");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.entry.request");
+{ const x0 = v0;
 s126(x0, cx);
 }
 } }
 { const v0 = o["response"]; const ty0 = "BundleEntryResponse";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.entry.response");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.entry.response");
+{ const x0 = v0;
 s127(x0, cx);
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv327(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv327(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv328(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv328(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s125 = new Set(["id","extension","modifierExtension","mode","score"]);
 /** BundleEntrySearch */
 function s125(o, cx) {
 R.object(o, K_s125, "BundleEntrySearch");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.entry.search.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.entry.search.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Bundle.entry.search.id");
 }
 } }
@@ -11993,32 +11993,32 @@ inv328(x0, cx);
 } }
 { const v0 = o["mode"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.entry.search.mode");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.entry.search.mode");
+{ const x0 = v0;
 R.primitive(x0, "code", "Bundle.entry.search.mode");
 R.binding("http://hl7.org/fhir/ValueSet/search-entry-mode|4.0.1", "code", x0, "Bundle.entry.search.mode");
 }
 } }
 { const v0 = o["score"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.entry.search.score");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.entry.search.score");
+{ const x0 = v0;
 R.primitive(x0, "decimal", "Bundle.entry.search.score");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv329(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv329(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv330(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv330(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s126 = new Set(["id","extension","modifierExtension","method","url","ifNoneMatch","ifModifiedSince","ifMatch","ifNoneExist"]);
 /** BundleEntryRequest */
 function s126(o, cx) {
 R.object(o, K_s126, "BundleEntryRequest");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.entry.request.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.entry.request.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Bundle.entry.request.id");
 }
 } }
@@ -12042,60 +12042,60 @@ inv330(x0, cx);
 } }
 { const v0 = o["method"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Bundle.entry.request.method: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Bundle.entry.request.method");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Bundle.entry.request.method");
+{ const x0 = v0;
 R.primitive(x0, "code", "Bundle.entry.request.method");
 R.binding("http://hl7.org/fhir/ValueSet/http-verb|4.0.1", "code", x0, "Bundle.entry.request.method");
 }
 } }
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) { R.unsure("Bundle.entry.request.url: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Bundle.entry.request.url");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Bundle.entry.request.url");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Bundle.entry.request.url");
 }
 } }
 { const v0 = o["ifNoneMatch"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.entry.request.ifNoneMatch");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.entry.request.ifNoneMatch");
+{ const x0 = v0;
 R.primitive(x0, "string", "Bundle.entry.request.ifNoneMatch");
 }
 } }
 { const v0 = o["ifModifiedSince"]; const ty0 = "instant";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.entry.request.ifModifiedSince");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.entry.request.ifModifiedSince");
+{ const x0 = v0;
 R.primitive(x0, "instant", "Bundle.entry.request.ifModifiedSince");
 }
 } }
 { const v0 = o["ifMatch"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.entry.request.ifMatch");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.entry.request.ifMatch");
+{ const x0 = v0;
 R.primitive(x0, "string", "Bundle.entry.request.ifMatch");
 }
 } }
 { const v0 = o["ifNoneExist"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.entry.request.ifNoneExist");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.entry.request.ifNoneExist");
+{ const x0 = v0;
 R.primitive(x0, "string", "Bundle.entry.request.ifNoneExist");
 }
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv331(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv331(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv332(v, cx) { const r = R.ne(((c0) => R.exists(c0))(R.nav([v], "extension")), ((c1) => R.exists(c1))(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv332(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 const K_s127 = new Set(["id","extension","modifierExtension","status","location","etag","lastModified","outcome"]);
 /** BundleEntryResponse */
 function s127(o, cx) {
 R.object(o, K_s127, "BundleEntryResponse");
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.entry.response.id");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.entry.response.id");
+{ const x0 = v0;
 R.primitive(x0, "string", "Bundle.entry.response.id");
 }
 } }
@@ -12119,58 +12119,58 @@ inv332(x0, cx);
 } }
 { const v0 = o["status"]; const ty0 = "string";
 if (v0 === undefined) { R.unsure("Bundle.entry.response.status: missing"); } else {
-const l0 = R.values(v0, false, 1, 1, "Bundle.entry.response.status");
-for (const x0 of l0) {
+R.single(v0, 1, 1, "Bundle.entry.response.status");
+{ const x0 = v0;
 R.primitive(x0, "string", "Bundle.entry.response.status");
 }
 } }
 { const v0 = o["location"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.entry.response.location");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.entry.response.location");
+{ const x0 = v0;
 R.primitive(x0, "uri", "Bundle.entry.response.location");
 }
 } }
 { const v0 = o["etag"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.entry.response.etag");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.entry.response.etag");
+{ const x0 = v0;
 R.primitive(x0, "string", "Bundle.entry.response.etag");
 }
 } }
 { const v0 = o["lastModified"]; const ty0 = "instant";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.entry.response.lastModified");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.entry.response.lastModified");
+{ const x0 = v0;
 R.primitive(x0, "instant", "Bundle.entry.response.lastModified");
 }
 } }
 { const v0 = o["outcome"]; const ty0 = "OperationOutcome";
 if (v0 === undefined) {  } else {
-const l0 = R.values(v0, false, 0, 1, "Bundle.entry.response.outcome");
-for (const x0 of l0) {
+R.single(v0, 0, 1, "Bundle.entry.response.outcome");
+{ const x0 = v0;
 R.unsure("Bundle.entry.response.outcome: a nested resource");
 }
 } }
 }
 /** bdl-1: total.empty() or (type = 'searchset') or (type = 'history') */
-function inv333(v, cx) { const r = R.or(R.or(((c0) => R.empty(c0))(R.nav([v], "total")), R.eq(R.nav([v], "type"), ["searchset"])), R.eq(R.nav([v], "type"), ["history"])); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-1"); }
+function inv333(v, cx) { const r = R.or(R.or(R.empty(R.nav([v], "total")), R.eq(R.nav([v], "type"), ["searchset"])), R.eq(R.nav([v], "type"), ["history"])); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-1"); }
 /** bdl-2: entry.search.empty() or (type = 'searchset') */
-function inv334(v, cx) { const r = R.or(((c1) => R.empty(c1))(((c0) => R.nav(c0, "search"))(R.nav([v], "entry"))), R.eq(R.nav([v], "type"), ["searchset"])); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-2"); }
+function inv334(v, cx) { const r = R.or(R.empty(R.nav(R.nav([v], "entry"), "search")), R.eq(R.nav([v], "type"), ["searchset"])); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-2"); }
 /** bdl-3: entry.all(request.exists() = (%resource.type = 'batch' or %resource.type = 'transaction' or %resource.type = 'history')) */
-function inv335(v, cx) { const r = ((c0) => R.all(c0, (c1) => R.eq(((c2) => R.exists(c2))(R.nav(c1, "request")), R.or(R.or(R.eq(((c3) => R.nav(c3, "type"))([cx.resources[cx.resources.length - 1]]), ["batch"]), R.eq(((c4) => R.nav(c4, "type"))([cx.resources[cx.resources.length - 1]]), ["transaction"])), R.eq(((c5) => R.nav(c5, "type"))([cx.resources[cx.resources.length - 1]]), ["history"])))))(R.nav([v], "entry")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-3"); }
+function inv335(v, cx) { const r = R.all(R.nav([v], "entry"), (c0) => R.eq(R.exists(R.nav(c0, "request")), R.or(R.or(R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["batch"]), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["transaction"])), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["history"])))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-3"); }
 /** bdl-4: entry.all(response.exists() = (%resource.type = 'batch-response' or %resource.type = 'transaction-response' or %resource.type = 'history')) */
-function inv336(v, cx) { const r = ((c0) => R.all(c0, (c1) => R.eq(((c2) => R.exists(c2))(R.nav(c1, "response")), R.or(R.or(R.eq(((c3) => R.nav(c3, "type"))([cx.resources[cx.resources.length - 1]]), ["batch-response"]), R.eq(((c4) => R.nav(c4, "type"))([cx.resources[cx.resources.length - 1]]), ["transaction-response"])), R.eq(((c5) => R.nav(c5, "type"))([cx.resources[cx.resources.length - 1]]), ["history"])))))(R.nav([v], "entry")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-4"); }
+function inv336(v, cx) { const r = R.all(R.nav([v], "entry"), (c0) => R.eq(R.exists(R.nav(c0, "response")), R.or(R.or(R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["batch-response"]), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["transaction-response"])), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["history"])))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-4"); }
 /** bdl-7: (type = 'history') or entry.where(fullUrl.exists()).select(fullUrl&resource.meta.versionId).isDistinct() */
-function inv337(v, cx) { const r = R.or(R.eq(R.nav([v], "type"), ["history"]), ((c7) => R.isDistinct(c7))(((c3) => R.select(c3, (c4) => R.concat(R.nav(c4, "fullUrl"), ((c6) => R.nav(c6, "versionId"))(((c5) => R.nav(c5, "meta"))(R.nav(c4, "resource"))))))(((c0) => R.where(c0, (c1) => ((c2) => R.exists(c2))(R.nav(c1, "fullUrl"))))(R.nav([v], "entry"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-7"); }
+function inv337(v, cx) { const r = R.or(R.eq(R.nav([v], "type"), ["history"]), R.isDistinct(R.select(R.where(R.nav([v], "entry"), (c0) => R.exists(R.nav(c0, "fullUrl"))), (c1) => R.concat(R.nav(c1, "fullUrl"), R.nav(R.nav(R.nav(c1, "resource"), "meta"), "versionId"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-7"); }
 /** bdl-9: type = 'document' implies (identifier.system.exists() and identifier.value.exists()) */
-function inv338(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["document"]), R.and(((c1) => R.exists(c1))(((c0) => R.nav(c0, "system"))(R.nav([v], "identifier"))), ((c3) => R.exists(c3))(((c2) => R.nav(c2, "value"))(R.nav([v], "identifier"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-9"); }
+function inv338(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["document"]), R.and(R.exists(R.nav(R.nav([v], "identifier"), "system")), R.exists(R.nav(R.nav([v], "identifier"), "value")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-9"); }
 /** bdl-10: type = 'document' implies (timestamp.hasValue()) */
-function inv339(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["document"]), ((c0) => R.hasValue(c0))(R.nav([v], "timestamp"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-10"); }
+function inv339(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["document"]), R.hasValue(R.nav([v], "timestamp"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-10"); }
 /** bdl-11: type = 'document' implies entry.first().resource.is(Composition) */
-function inv340(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["document"]), ((c2) => R.isType(c2, "Composition"))(((c1) => R.nav(c1, "resource"))(((c0) => R.first(c0))(R.nav([v], "entry"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-11"); }
+function inv340(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["document"]), R.isType(R.nav(R.first(R.nav([v], "entry")), "resource"), "Composition")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-11"); }
 /** bdl-12: type = 'message' implies entry.first().resource.is(MessageHeader) */
-function inv341(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["message"]), ((c2) => R.isType(c2, "MessageHeader"))(((c1) => R.nav(c1, "resource"))(((c0) => R.first(c0))(R.nav([v], "entry"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-12"); }
+function inv341(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["message"]), R.isType(R.nav(R.first(R.nav([v], "entry")), "resource"), "MessageHeader")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-12"); }
 
 /** Root validators: the schema function and the root invariants, by canonical URL (or type name). */
 export const profiles = {
