@@ -38,6 +38,17 @@ const lines: string[] = [];
 const emit = (s: string): void => void lines.push(s);
 const J = (v: unknown): string => JSON.stringify(v);
 
+/** Module-level constants (Sets and Maps of choice keys), one per distinct value. */
+const constants = new Map<string, string>();
+function constant(expression: string): string {
+  let name = constants.get(expression);
+  if (!name) {
+    name = `C${constants.size}`;
+    constants.set(expression, name);
+  }
+  return name;
+}
+
 // ---------------------------------------------------------------------------------------------
 // FHIRPath → JavaScript. Atom classes are recognised by example (the package is minified).
 type AtomT = { constructor: unknown } & Record<string, unknown>;
@@ -125,7 +136,7 @@ function compile(atom: AtomT, input: string, ty: Ty, env: Env): [string, Ty] {
       const choice = schema.elements[`${name}[x]`];
       if (choice) {
         const keys = choice.type.map((t) => name + capital(t.code));
-        return [`R.navChoice(${input}, ${J(keys)})`, choice.type.length === 1 ? typeOf(choice.type[0]?.code as string, schema) : null];
+        return [`R.navChoice(${input}, ${constant(`new Set(${J(keys)})`)})`, choice.type.length === 1 ? typeOf(choice.type[0]?.code as string, schema) : null];
       }
       return no(`no element ${name} in ${schema.name}`);
     }
@@ -303,7 +314,7 @@ function elementChecks(key: string, el: InternalSchemaElement, schema: InternalT
   const tcode = `ty${depth}`;
   if (isChoice) {
     const keys = types.map((t) => [base + capital(t), t]);
-    out.push(`{ const ch${depth} = R.choice(${obj}, ${J(keys)}); const ${v} = ch${depth}?.[0]; const ${tcode} = ch${depth}?.[1];`);
+    out.push(`{ const ch${depth} = R.choice(${obj}, ${constant(`new Map(${J(keys)})`)}); const ${v} = ch${depth}?.[0]; const ${tcode} = ch${depth}?.[1];`);
   } else {
     out.push(`{ const ${v} = ${obj}[${J(key)}]; const ${tcode} = ${J(types[0] ?? '')};`);
   }
@@ -434,16 +445,34 @@ function generateSchema(schema: InternalTypeSchema, env: Omit<Env, 'vars'>): voi
       for (const t of types) keys.add(k.slice(0, -3) + capital(t));
     } else keys.add(k);
   }
+  // One case per key that may be present: absent elements cost nothing, unknown keys give up.
   const body: string[] = [];
+  const required: string[] = [];
   for (const [k, el] of topLevel) {
     const overlays = dotted.filter(([dk]) => dk.startsWith(`${k}.`)).map(([dk, e]) => [dk.slice(k.length + 1), e] as [string, InternalSchemaElement]);
-    body.push(...elementChecks(k, el, schema, env, 'o', overlays, 0));
+    const caseKeys = k.endsWith('[x]') ? [...keys].filter((key) => key.startsWith(k.slice(0, -3)) && /^[A-Z]/.test(key.slice(k.length - 3))) : [k];
+    if (k.endsWith('[x]')) {
+      // Keys of this choice element only (another element may share the prefix: class, classHistory).
+      const types = el.type.map((t) => t.code).filter((t) => !env.choices?.get(el.path) || env.choices.get(el.path)?.includes(t));
+      caseKeys.splice(0, caseKeys.length, ...types.map((t) => k.slice(0, -3) + capital(t)));
+    }
+    if (!caseKeys.length) continue;
+    body.push(`${caseKeys.map((ck) => `case ${J(ck)}:`).join(' ')} {`, ...elementChecks(k, el, schema, env, 'o', overlays, 0), 'break; }');
+    if (el.min > 0) {
+      required.push(k.endsWith('[x]') ? `if (${caseKeys.map((ck) => `o[${J(ck)}] === undefined`).join(' && ') || 'true'}) R.unsure(${J(`${el.path}: missing`)});` : `if (o[${J(k)}] === undefined) R.unsure(${J(`${el.path}: missing`)});`);
+    }
   }
-  emit(`const K_${name} = new Set(${J([...keys])});`);
   emit(`/** ${schema.name}${schema.url ? ` (${schema.url})` : ''} */`);
   emit(`function ${name}(o, cx) {`);
-  emit(`R.object(o, K_${name}, ${J(schema.name)});`);
+  emit(`R.nonEmptyObject(o, ${J(schema.name)});`);
+  emit('for (const key in o) {');
+  emit(`if (o[key] === null) R.unsure(${J(`${schema.name}: null`)});`);
+  emit('switch (key) {');
+  if (isResource) emit("case 'resourceType': break;");
   for (const l of body) emit(l);
+  emit(`default: R.unsure(${J(`${schema.name}: element `)} + key);`);
+  emit('} }');
+  for (const l of required) emit(l);
   emit('}');
 }
 
@@ -548,7 +577,8 @@ const footer = [
   `export const notCompiled = ${J(Object.fromEntries([...notCompiled].sort()))};`,
   '',
 ];
-const text = `${header}\n${lines.join('\n')}\n${footer.join('\n')}`;
+const constantLines = [...constants].map(([expression, name]) => `const ${name} = ${expression};`);
+const text = `${header}\n${constantLines.join('\n')}\n${lines.join('\n')}\n${footer.join('\n')}`;
 
 if (check) {
   let current = '';

@@ -51,6 +51,13 @@ export function isEmpty(v: unknown): boolean {
   return false;
 }
 
+/** A JSON object with at least one key. */
+export function nonEmptyObject(v: unknown, what: string): void {
+  if (!isObj(v)) unsure(`${what}: not an object`);
+  for (const _ in v as Obj) return;
+  unsure(`${what}: empty object`);
+}
+
 /** An object value: checks it has content and no key the generated function does not know. */
 export function object(v: unknown, keys: ReadonlySet<string>, what: string): Obj {
   if (!isObj(v) || isEmpty(v)) return unsure(`${what}: not a non-empty object`);
@@ -63,16 +70,17 @@ export function object(v: unknown, keys: ReadonlySet<string>, what: string): Obj
 }
 
 /**
- * The value of a choice element (`value[x]`): exactly one of the allowed keys may be present.
- * Returns [value, type code] or undefined when none is.
+ * The value of a choice element (`value[x]`): at most one of the allowed keys (key → type code)
+ * may be present. Returns [value, type code], or undefined when none is. Looks at the object's
+ * own keys, not at the (up to fifty) allowed ones.
  */
-export function choice(o: Obj, keys: readonly (readonly [string, string])[]): [unknown, string] | undefined {
+export function choice(o: Obj, keys: ReadonlyMap<string, string>): [unknown, string] | undefined {
   let found: [unknown, string] | undefined;
-  for (const [key, code] of keys) {
-    const v = o[key];
-    if (v === undefined) continue;
+  for (const key in o) {
+    const code = keys.get(key);
+    if (code === undefined || o[key] === undefined) continue;
     if (found) unsure(`two values for one choice element (${key})`);
-    found = [v, code];
+    found = [o[key], code];
   }
   return found;
 }
@@ -258,12 +266,13 @@ export function nav(c: C, name: string): C {
   return out;
 }
 
-/** A choice element by its name without [x]: the one key of `keys` present. */
-export function navChoice(c: C, keys: readonly string[]): C {
+/** A choice element by its name without [x]: the value of the (first) key of `keys` present. */
+export function navChoice(c: C, keys: ReadonlySet<string>): C {
   const out: unknown[] = [];
   for (const o of c) {
     if (!isObj(o)) continue;
-    for (const k of keys) {
+    for (const k in o) {
+      if (!keys.has(k)) continue;
       const v = o[k];
       if (v === undefined || v === null) continue;
       if (Array.isArray(v)) out.push(...v);

@@ -27,14 +27,52 @@ function ourExtension(x, cx) {
 /** checkSubExtensions: the value keys each sub-extension (by url) of a complex extension allows; null: none. */
 const SUB_EXTENSION_VALUES = {"https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-closing":{"closedOn":["valueDate"],"reason":["valueCoding"],"recommendation":["valueString"]}};
 
+const C0 = new Set(["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]);
+const C1 = new Map([["valueString","string"]]);
+const C2 = new Map([["valueBase64Binary","base64Binary"],["valueBoolean","boolean"],["valueCanonical","canonical"],["valueCode","code"],["valueDate","date"],["valueDateTime","dateTime"],["valueDecimal","decimal"],["valueId","id"],["valueInstant","instant"],["valueInteger","integer"],["valueMarkdown","markdown"],["valueOid","oid"],["valuePositiveInt","positiveInt"],["valueString","string"],["valueTime","time"],["valueUnsignedInt","unsignedInt"],["valueUri","uri"],["valueUrl","url"],["valueUuid","uuid"],["valueAddress","Address"],["valueAge","Age"],["valueAnnotation","Annotation"],["valueAttachment","Attachment"],["valueCodeableConcept","CodeableConcept"],["valueCoding","Coding"],["valueContactPoint","ContactPoint"],["valueCount","Count"],["valueDistance","Distance"],["valueDuration","Duration"],["valueHumanName","HumanName"],["valueIdentifier","Identifier"],["valueMoney","Money"],["valuePeriod","Period"],["valueQuantity","Quantity"],["valueRange","Range"],["valueRatio","Ratio"],["valueReference","Reference"],["valueSampledData","SampledData"],["valueSignature","Signature"],["valueTiming","Timing"],["valueContactDetail","ContactDetail"],["valueContributor","Contributor"],["valueDataRequirement","DataRequirement"],["valueExpression","Expression"],["valueParameterDefinition","ParameterDefinition"],["valueRelatedArtifact","RelatedArtifact"],["valueTriggerDefinition","TriggerDefinition"],["valueUsageContext","UsageContext"],["valueDosage","Dosage"],["valueMeta","Meta"]]);
+const C3 = new Map([["authorReference","Reference"],["authorString","string"]]);
+const C4 = new Map([["subjectCodeableConcept","CodeableConcept"],["subjectReference","Reference"]]);
+const C5 = new Map([["timingTiming","Timing"],["timingReference","Reference"],["timingDate","date"],["timingDateTime","dateTime"]]);
+const C6 = new Map([["valueCodeableConcept","CodeableConcept"],["valueQuantity","Quantity"],["valueRange","Range"],["valueReference","Reference"]]);
+const C7 = new Map([["asNeededBoolean","boolean"],["asNeededCodeableConcept","CodeableConcept"]]);
+const C8 = new Map([["boundsDuration","Duration"],["boundsRange","Range"],["boundsPeriod","Period"]]);
+const C9 = new Map([["valueDateTime","dateTime"],["valuePeriod","Period"],["valueDuration","Duration"]]);
+const C10 = new Map([["doseRange","Range"],["doseQuantity","Quantity"]]);
+const C11 = new Map([["rateRatio","Ratio"],["rateRange","Range"],["rateQuantity","Quantity"]]);
+const C12 = new Map([["valueCoding","Coding"]]);
+const C13 = new Map([["effectiveDateTime","dateTime"]]);
+const C14 = new Map([["valueInteger","integer"]]);
+const C15 = new Map([["valueQuantity","Quantity"],["valueCodeableConcept","CodeableConcept"],["valueString","string"],["valueBoolean","boolean"],["valueInteger","integer"],["valueRange","Range"],["valueRatio","Ratio"],["valueSampledData","SampledData"],["valueTime","time"],["valueDateTime","dateTime"],["valuePeriod","Period"]]);
+const C16 = new Set(["valueQuantity","valueCodeableConcept","valueString","valueBoolean","valueInteger","valueRange","valueRatio","valueSampledData","valueTime","valueDateTime","valuePeriod"]);
+const C17 = new Map([["valueDuration","Duration"]]);
+const C18 = new Map([["onsetDateTime","dateTime"],["onsetAge","Age"],["onsetPeriod","Period"],["onsetRange","Range"],["onsetString","string"]]);
+const C19 = new Map([["abatementDateTime","dateTime"],["abatementAge","Age"],["abatementPeriod","Period"],["abatementRange","Range"],["abatementString","string"]]);
+const C20 = new Set(["abatementDateTime","abatementAge","abatementPeriod","abatementRange","abatementString"]);
+const C21 = new Map([["sourceAttachment","Attachment"],["sourceReference","Reference"]]);
+const C22 = new Map([["startDate","date"]]);
+const C23 = new Set(["detailQuantity","detailRange","detailCodeableConcept","detailString","detailBoolean","detailInteger","detailRatio"]);
+const C24 = new Map([["detailQuantity","Quantity"],["detailRange","Range"],["detailCodeableConcept","CodeableConcept"],["detailString","string"],["detailBoolean","boolean"],["detailInteger","integer"],["detailRatio","Ratio"]]);
+const C25 = new Map([["dueDate","date"],["dueDuration","Duration"]]);
+const C26 = new Map([["deceasedBoolean","boolean"],["deceasedDateTime","dateTime"]]);
+const C27 = new Map([["multipleBirthBoolean","boolean"],["multipleBirthInteger","integer"]]);
+const C28 = new Map([["occurredPeriod","Period"],["occurredDateTime","dateTime"]]);
+const C29 = new Map([["valueBoolean","boolean"],["valueDecimal","decimal"],["valueInteger","integer"],["valueDate","date"],["valueDateTime","dateTime"],["valueTime","time"],["valueString","string"],["valueUri","uri"],["valueAttachment","Attachment"],["valueCoding","Coding"],["valueQuantity","Quantity"],["valueReference","Reference"]]);
+const C30 = new Map([["quantityQuantity","Quantity"],["quantityRatio","Ratio"],["quantityRange","Range"]]);
+const C31 = new Map([["occurrenceDateTime","dateTime"],["occurrencePeriod","Period"],["occurrenceTiming","Timing"]]);
+const C32 = new Map([["valueReference","Reference"]]);
+const C33 = new Map([["valueQuantity","Quantity"],["valueInteger","integer"]]);
+const C34 = new Map([["performedPeriod","Period"]]);
 /** ext-1: extension.exists() != value.exists() */
-function inv0(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv0(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-sha256: matches('^[0-9a-fA-F]{64}$') */
 function inv1(v, cx) { const r = R.matches([v], "^[0-9a-fA-F]{64}$"); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-sha256"); }
-const K_s0 = new Set(["id","extension","url","valueString"]);
 /** ImhAttachmentSha256 (https://imh-bridge.example.no/fhir/StructureDefinition/imh-attachment-sha256) */
 function s0(o, cx) {
-R.object(o, K_s0, "ImhAttachmentSha256");
+R.nonEmptyObject(o, "ImhAttachmentSha256");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhAttachmentSha256: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Extension.id");
@@ -42,6 +80,8 @@ R.single(v0, 0, 1, "Extension.id");
 R.primitive(x0, "string", "Extension.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, 0, "Extension.extension");
@@ -51,6 +91,8 @@ ourExtension(x0, cx);
 inv0(x0, cx);
 }
 } }
+break; }
+case "url": {
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) { R.unsure("Extension.url: missing"); } else {
 R.single(v0, 1, 1, "Extension.url");
@@ -59,7 +101,9 @@ R.specified([v0], false, ty0, {"type":"uri","value":"https://imh-bridge.example.
 R.primitive(x0, "uri", "Extension.url");
 }
 } }
-{ const ch0 = R.choice(o, [["valueString","string"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "valueString": {
+{ const ch0 = R.choice(o, C1); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Extension.value[x]");
 { const x0 = v0;
@@ -67,11 +111,19 @@ R.primitive(x0, "string", "Extension.value[x]");
 inv1(x0, cx);
 }
 } }
+break; }
+default: R.unsure("ImhAttachmentSha256: element " + key);
+} }
+if (o["url"] === undefined) R.unsure("Extension.url: missing");
+if (o["valueString"] === undefined) R.unsure("Extension.value[x]: missing");
 }
-const K_s1 = new Set(["id","extension","url","valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]);
 /** Extension (http://hl7.org/fhir/StructureDefinition/Extension) */
 function s1(o, cx) {
-R.object(o, K_s1, "Extension");
+R.nonEmptyObject(o, "Extension");
+for (const key in o) {
+if (o[key] === null) R.unsure("Extension: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Extension.id");
@@ -79,6 +131,8 @@ R.single(v0, 0, 1, "Extension.id");
 R.primitive(x0, "string", "Extension.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Extension.extension");
@@ -88,6 +142,8 @@ ourExtension(x0, cx);
 inv0(x0, cx);
 }
 } }
+break; }
+case "url": {
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) { R.unsure("Extension.url: missing"); } else {
 R.single(v0, 1, 1, "Extension.url");
@@ -95,7 +151,9 @@ R.single(v0, 1, 1, "Extension.url");
 R.primitive(x0, "uri", "Extension.url");
 }
 } }
-{ const ch0 = R.choice(o, [["valueBase64Binary","base64Binary"],["valueBoolean","boolean"],["valueCanonical","canonical"],["valueCode","code"],["valueDate","date"],["valueDateTime","dateTime"],["valueDecimal","decimal"],["valueId","id"],["valueInstant","instant"],["valueInteger","integer"],["valueMarkdown","markdown"],["valueOid","oid"],["valuePositiveInt","positiveInt"],["valueString","string"],["valueTime","time"],["valueUnsignedInt","unsignedInt"],["valueUri","uri"],["valueUrl","url"],["valueUuid","uuid"],["valueAddress","Address"],["valueAge","Age"],["valueAnnotation","Annotation"],["valueAttachment","Attachment"],["valueCodeableConcept","CodeableConcept"],["valueCoding","Coding"],["valueContactPoint","ContactPoint"],["valueCount","Count"],["valueDistance","Distance"],["valueDuration","Duration"],["valueHumanName","HumanName"],["valueIdentifier","Identifier"],["valueMoney","Money"],["valuePeriod","Period"],["valueQuantity","Quantity"],["valueRange","Range"],["valueRatio","Ratio"],["valueReference","Reference"],["valueSampledData","SampledData"],["valueSignature","Signature"],["valueTiming","Timing"],["valueContactDetail","ContactDetail"],["valueContributor","Contributor"],["valueDataRequirement","DataRequirement"],["valueExpression","Expression"],["valueParameterDefinition","ParameterDefinition"],["valueRelatedArtifact","RelatedArtifact"],["valueTriggerDefinition","TriggerDefinition"],["valueUsageContext","UsageContext"],["valueDosage","Dosage"],["valueMeta","Meta"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "valueBase64Binary": case "valueBoolean": case "valueCanonical": case "valueCode": case "valueDate": case "valueDateTime": case "valueDecimal": case "valueId": case "valueInstant": case "valueInteger": case "valueMarkdown": case "valueOid": case "valuePositiveInt": case "valueString": case "valueTime": case "valueUnsignedInt": case "valueUri": case "valueUrl": case "valueUuid": case "valueAddress": case "valueAge": case "valueAnnotation": case "valueAttachment": case "valueCodeableConcept": case "valueCoding": case "valueContactPoint": case "valueCount": case "valueDistance": case "valueDuration": case "valueHumanName": case "valueIdentifier": case "valueMoney": case "valuePeriod": case "valueQuantity": case "valueRange": case "valueRatio": case "valueReference": case "valueSampledData": case "valueSignature": case "valueTiming": case "valueContactDetail": case "valueContributor": case "valueDataRequirement": case "valueExpression": case "valueParameterDefinition": case "valueRelatedArtifact": case "valueTriggerDefinition": case "valueUsageContext": case "valueDosage": case "valueMeta": {
+{ const ch0 = R.choice(o, C2); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Extension.value[x]");
 { const x0 = v0;
@@ -153,13 +211,20 @@ case "Meta": { s32(x0, cx); break; }
 default: R.unsure("Extension.value[x]: type"); }
 }
 } }
+break; }
+default: R.unsure("Extension: element " + key);
+} }
+if (o["url"] === undefined) R.unsure("Extension.url: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv2(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s2 = new Set(["id","extension","use","type","text","line","city","district","state","postalCode","country","period"]);
+function inv2(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** Address (http://hl7.org/fhir/StructureDefinition/Address) */
 function s2(o, cx) {
-R.object(o, K_s2, "Address");
+R.nonEmptyObject(o, "Address");
+for (const key in o) {
+if (o[key] === null) R.unsure("Address: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Address.id");
@@ -167,6 +232,8 @@ R.single(v0, 0, 1, "Address.id");
 R.primitive(x0, "string", "Address.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Address.extension");
@@ -176,6 +243,8 @@ ourExtension(x0, cx);
 inv2(x0, cx);
 }
 } }
+break; }
+case "use": {
 { const v0 = o["use"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Address.use");
@@ -184,6 +253,8 @@ R.primitive(x0, "code", "Address.use");
 R.binding("http://hl7.org/fhir/ValueSet/address-use|4.0.1", "code", x0, "Address.use");
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Address.type");
@@ -192,6 +263,8 @@ R.primitive(x0, "code", "Address.type");
 R.binding("http://hl7.org/fhir/ValueSet/address-type|4.0.1", "code", x0, "Address.type");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Address.text");
@@ -199,6 +272,8 @@ R.single(v0, 0, 1, "Address.text");
 R.primitive(x0, "string", "Address.text");
 }
 } }
+break; }
+case "line": {
 { const v0 = o["line"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Address.line");
@@ -206,6 +281,8 @@ for (const x0 of l0) {
 R.primitive(x0, "string", "Address.line");
 }
 } }
+break; }
+case "city": {
 { const v0 = o["city"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Address.city");
@@ -213,6 +290,8 @@ R.single(v0, 0, 1, "Address.city");
 R.primitive(x0, "string", "Address.city");
 }
 } }
+break; }
+case "district": {
 { const v0 = o["district"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Address.district");
@@ -220,6 +299,8 @@ R.single(v0, 0, 1, "Address.district");
 R.primitive(x0, "string", "Address.district");
 }
 } }
+break; }
+case "state": {
 { const v0 = o["state"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Address.state");
@@ -227,6 +308,8 @@ R.single(v0, 0, 1, "Address.state");
 R.primitive(x0, "string", "Address.state");
 }
 } }
+break; }
+case "postalCode": {
 { const v0 = o["postalCode"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Address.postalCode");
@@ -234,6 +317,8 @@ R.single(v0, 0, 1, "Address.postalCode");
 R.primitive(x0, "string", "Address.postalCode");
 }
 } }
+break; }
+case "country": {
 { const v0 = o["country"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Address.country");
@@ -241,6 +326,8 @@ R.single(v0, 0, 1, "Address.country");
 R.primitive(x0, "string", "Address.country");
 }
 } }
+break; }
+case "period": {
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Address.period");
@@ -248,13 +335,19 @@ R.single(v0, 0, 1, "Address.period");
 s15(x0, cx);
 }
 } }
+break; }
+default: R.unsure("Address: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv3(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s3 = new Set(["id","extension","value","comparator","unit","system","code"]);
+function inv3(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** Age (http://hl7.org/fhir/StructureDefinition/Age) */
 function s3(o, cx) {
-R.object(o, K_s3, "Age");
+R.nonEmptyObject(o, "Age");
+for (const key in o) {
+if (o[key] === null) R.unsure("Age: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Age.id");
@@ -262,6 +355,8 @@ R.single(v0, 0, 1, "Age.id");
 R.primitive(x0, "string", "Age.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Age.extension");
@@ -271,6 +366,8 @@ ourExtension(x0, cx);
 inv3(x0, cx);
 }
 } }
+break; }
+case "value": {
 { const v0 = o["value"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Age.value");
@@ -278,6 +375,8 @@ R.single(v0, 0, 1, "Age.value");
 R.primitive(x0, "decimal", "Age.value");
 }
 } }
+break; }
+case "comparator": {
 { const v0 = o["comparator"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Age.comparator");
@@ -286,6 +385,8 @@ R.primitive(x0, "code", "Age.comparator");
 R.binding("http://hl7.org/fhir/ValueSet/quantity-comparator|4.0.1", "code", x0, "Age.comparator");
 }
 } }
+break; }
+case "unit": {
 { const v0 = o["unit"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Age.unit");
@@ -293,6 +394,8 @@ R.single(v0, 0, 1, "Age.unit");
 R.primitive(x0, "string", "Age.unit");
 }
 } }
+break; }
+case "system": {
 { const v0 = o["system"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Age.system");
@@ -300,6 +403,8 @@ R.single(v0, 0, 1, "Age.system");
 R.primitive(x0, "uri", "Age.system");
 }
 } }
+break; }
+case "code": {
 { const v0 = o["code"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Age.code");
@@ -307,13 +412,19 @@ R.single(v0, 0, 1, "Age.code");
 R.primitive(x0, "code", "Age.code");
 }
 } }
+break; }
+default: R.unsure("Age: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv4(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s4 = new Set(["id","extension","authorReference","authorString","time","text"]);
+function inv4(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** Annotation (http://hl7.org/fhir/StructureDefinition/Annotation) */
 function s4(o, cx) {
-R.object(o, K_s4, "Annotation");
+R.nonEmptyObject(o, "Annotation");
+for (const key in o) {
+if (o[key] === null) R.unsure("Annotation: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Annotation.id");
@@ -321,6 +432,8 @@ R.single(v0, 0, 1, "Annotation.id");
 R.primitive(x0, "string", "Annotation.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Annotation.extension");
@@ -330,7 +443,9 @@ ourExtension(x0, cx);
 inv4(x0, cx);
 }
 } }
-{ const ch0 = R.choice(o, [["authorReference","Reference"],["authorString","string"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "authorReference": case "authorString": {
+{ const ch0 = R.choice(o, C3); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Annotation.author[x]");
 { const x0 = v0;
@@ -340,6 +455,8 @@ case "string": { R.primitive(x0, "string", "Annotation.author[x]"); break; }
 default: R.unsure("Annotation.author[x]: type"); }
 }
 } }
+break; }
+case "time": {
 { const v0 = o["time"]; const ty0 = "dateTime";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Annotation.time");
@@ -347,6 +464,8 @@ R.single(v0, 0, 1, "Annotation.time");
 R.primitive(x0, "dateTime", "Annotation.time");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "markdown";
 if (v0 === undefined) { R.unsure("Annotation.text: missing"); } else {
 R.single(v0, 1, 1, "Annotation.text");
@@ -354,13 +473,20 @@ R.single(v0, 1, 1, "Annotation.text");
 R.primitive(x0, "markdown", "Annotation.text");
 }
 } }
+break; }
+default: R.unsure("Annotation: element " + key);
+} }
+if (o["text"] === undefined) R.unsure("Annotation.text: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv5(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s5 = new Set(["id","extension","contentType","language","data","url","size","hash","title","creation"]);
+function inv5(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** Attachment (http://hl7.org/fhir/StructureDefinition/Attachment) */
 function s5(o, cx) {
-R.object(o, K_s5, "Attachment");
+R.nonEmptyObject(o, "Attachment");
+for (const key in o) {
+if (o[key] === null) R.unsure("Attachment: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Attachment.id");
@@ -368,6 +494,8 @@ R.single(v0, 0, 1, "Attachment.id");
 R.primitive(x0, "string", "Attachment.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Attachment.extension");
@@ -377,6 +505,8 @@ ourExtension(x0, cx);
 inv5(x0, cx);
 }
 } }
+break; }
+case "contentType": {
 { const v0 = o["contentType"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Attachment.contentType");
@@ -385,6 +515,8 @@ R.primitive(x0, "code", "Attachment.contentType");
 R.binding("http://hl7.org/fhir/ValueSet/mimetypes|4.0.1", "code", x0, "Attachment.contentType");
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Attachment.language");
@@ -392,6 +524,8 @@ R.single(v0, 0, 1, "Attachment.language");
 R.primitive(x0, "code", "Attachment.language");
 }
 } }
+break; }
+case "data": {
 { const v0 = o["data"]; const ty0 = "base64Binary";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Attachment.data");
@@ -399,6 +533,8 @@ R.single(v0, 0, 1, "Attachment.data");
 R.primitive(x0, "base64Binary", "Attachment.data");
 }
 } }
+break; }
+case "url": {
 { const v0 = o["url"]; const ty0 = "url";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Attachment.url");
@@ -406,6 +542,8 @@ R.single(v0, 0, 1, "Attachment.url");
 R.primitive(x0, "url", "Attachment.url");
 }
 } }
+break; }
+case "size": {
 { const v0 = o["size"]; const ty0 = "unsignedInt";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Attachment.size");
@@ -413,6 +551,8 @@ R.single(v0, 0, 1, "Attachment.size");
 R.primitive(x0, "unsignedInt", "Attachment.size");
 }
 } }
+break; }
+case "hash": {
 { const v0 = o["hash"]; const ty0 = "base64Binary";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Attachment.hash");
@@ -420,6 +560,8 @@ R.single(v0, 0, 1, "Attachment.hash");
 R.primitive(x0, "base64Binary", "Attachment.hash");
 }
 } }
+break; }
+case "title": {
 { const v0 = o["title"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Attachment.title");
@@ -427,6 +569,8 @@ R.single(v0, 0, 1, "Attachment.title");
 R.primitive(x0, "string", "Attachment.title");
 }
 } }
+break; }
+case "creation": {
 { const v0 = o["creation"]; const ty0 = "dateTime";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Attachment.creation");
@@ -434,13 +578,19 @@ R.single(v0, 0, 1, "Attachment.creation");
 R.primitive(x0, "dateTime", "Attachment.creation");
 }
 } }
+break; }
+default: R.unsure("Attachment: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv6(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s6 = new Set(["id","extension","coding","text"]);
+function inv6(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** CodeableConcept (http://hl7.org/fhir/StructureDefinition/CodeableConcept) */
 function s6(o, cx) {
-R.object(o, K_s6, "CodeableConcept");
+R.nonEmptyObject(o, "CodeableConcept");
+for (const key in o) {
+if (o[key] === null) R.unsure("CodeableConcept: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "CodeableConcept.id");
@@ -448,6 +598,8 @@ R.single(v0, 0, 1, "CodeableConcept.id");
 R.primitive(x0, "string", "CodeableConcept.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "CodeableConcept.extension");
@@ -457,6 +609,8 @@ ourExtension(x0, cx);
 inv6(x0, cx);
 }
 } }
+break; }
+case "coding": {
 { const v0 = o["coding"]; const ty0 = "Coding";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "CodeableConcept.coding");
@@ -464,6 +618,8 @@ for (const x0 of l0) {
 s7(x0, cx);
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "CodeableConcept.text");
@@ -471,13 +627,19 @@ R.single(v0, 0, 1, "CodeableConcept.text");
 R.primitive(x0, "string", "CodeableConcept.text");
 }
 } }
+break; }
+default: R.unsure("CodeableConcept: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv7(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s7 = new Set(["id","extension","system","version","code","display","userSelected"]);
+function inv7(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** Coding (http://hl7.org/fhir/StructureDefinition/Coding) */
 function s7(o, cx) {
-R.object(o, K_s7, "Coding");
+R.nonEmptyObject(o, "Coding");
+for (const key in o) {
+if (o[key] === null) R.unsure("Coding: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Coding.id");
@@ -485,6 +647,8 @@ R.single(v0, 0, 1, "Coding.id");
 R.primitive(x0, "string", "Coding.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Coding.extension");
@@ -494,6 +658,8 @@ ourExtension(x0, cx);
 inv7(x0, cx);
 }
 } }
+break; }
+case "system": {
 { const v0 = o["system"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Coding.system");
@@ -501,6 +667,8 @@ R.single(v0, 0, 1, "Coding.system");
 R.primitive(x0, "uri", "Coding.system");
 }
 } }
+break; }
+case "version": {
 { const v0 = o["version"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Coding.version");
@@ -508,6 +676,8 @@ R.single(v0, 0, 1, "Coding.version");
 R.primitive(x0, "string", "Coding.version");
 }
 } }
+break; }
+case "code": {
 { const v0 = o["code"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Coding.code");
@@ -515,6 +685,8 @@ R.single(v0, 0, 1, "Coding.code");
 R.primitive(x0, "code", "Coding.code");
 }
 } }
+break; }
+case "display": {
 { const v0 = o["display"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Coding.display");
@@ -522,6 +694,8 @@ R.single(v0, 0, 1, "Coding.display");
 R.primitive(x0, "string", "Coding.display");
 }
 } }
+break; }
+case "userSelected": {
 { const v0 = o["userSelected"]; const ty0 = "boolean";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Coding.userSelected");
@@ -529,13 +703,19 @@ R.single(v0, 0, 1, "Coding.userSelected");
 R.primitive(x0, "boolean", "Coding.userSelected");
 }
 } }
+break; }
+default: R.unsure("Coding: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv8(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s8 = new Set(["id","extension","system","value","use","rank","period"]);
+function inv8(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ContactPoint (http://hl7.org/fhir/StructureDefinition/ContactPoint) */
 function s8(o, cx) {
-R.object(o, K_s8, "ContactPoint");
+R.nonEmptyObject(o, "ContactPoint");
+for (const key in o) {
+if (o[key] === null) R.unsure("ContactPoint: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ContactPoint.id");
@@ -543,6 +723,8 @@ R.single(v0, 0, 1, "ContactPoint.id");
 R.primitive(x0, "string", "ContactPoint.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ContactPoint.extension");
@@ -552,6 +734,8 @@ ourExtension(x0, cx);
 inv8(x0, cx);
 }
 } }
+break; }
+case "system": {
 { const v0 = o["system"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ContactPoint.system");
@@ -560,6 +744,8 @@ R.primitive(x0, "code", "ContactPoint.system");
 R.binding("http://hl7.org/fhir/ValueSet/contact-point-system|4.0.1", "code", x0, "ContactPoint.system");
 }
 } }
+break; }
+case "value": {
 { const v0 = o["value"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ContactPoint.value");
@@ -567,6 +753,8 @@ R.single(v0, 0, 1, "ContactPoint.value");
 R.primitive(x0, "string", "ContactPoint.value");
 }
 } }
+break; }
+case "use": {
 { const v0 = o["use"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ContactPoint.use");
@@ -575,6 +763,8 @@ R.primitive(x0, "code", "ContactPoint.use");
 R.binding("http://hl7.org/fhir/ValueSet/contact-point-use|4.0.1", "code", x0, "ContactPoint.use");
 }
 } }
+break; }
+case "rank": {
 { const v0 = o["rank"]; const ty0 = "positiveInt";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ContactPoint.rank");
@@ -582,6 +772,8 @@ R.single(v0, 0, 1, "ContactPoint.rank");
 R.primitive(x0, "positiveInt", "ContactPoint.rank");
 }
 } }
+break; }
+case "period": {
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ContactPoint.period");
@@ -589,13 +781,19 @@ R.single(v0, 0, 1, "ContactPoint.period");
 s15(x0, cx);
 }
 } }
+break; }
+default: R.unsure("ContactPoint: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv9(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s9 = new Set(["id","extension","value","comparator","unit","system","code"]);
+function inv9(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** Count (http://hl7.org/fhir/StructureDefinition/Count) */
 function s9(o, cx) {
-R.object(o, K_s9, "Count");
+R.nonEmptyObject(o, "Count");
+for (const key in o) {
+if (o[key] === null) R.unsure("Count: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Count.id");
@@ -603,6 +801,8 @@ R.single(v0, 0, 1, "Count.id");
 R.primitive(x0, "string", "Count.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Count.extension");
@@ -612,6 +812,8 @@ ourExtension(x0, cx);
 inv9(x0, cx);
 }
 } }
+break; }
+case "value": {
 { const v0 = o["value"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Count.value");
@@ -619,6 +821,8 @@ R.single(v0, 0, 1, "Count.value");
 R.primitive(x0, "decimal", "Count.value");
 }
 } }
+break; }
+case "comparator": {
 { const v0 = o["comparator"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Count.comparator");
@@ -627,6 +831,8 @@ R.primitive(x0, "code", "Count.comparator");
 R.binding("http://hl7.org/fhir/ValueSet/quantity-comparator|4.0.1", "code", x0, "Count.comparator");
 }
 } }
+break; }
+case "unit": {
 { const v0 = o["unit"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Count.unit");
@@ -634,6 +840,8 @@ R.single(v0, 0, 1, "Count.unit");
 R.primitive(x0, "string", "Count.unit");
 }
 } }
+break; }
+case "system": {
 { const v0 = o["system"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Count.system");
@@ -641,6 +849,8 @@ R.single(v0, 0, 1, "Count.system");
 R.primitive(x0, "uri", "Count.system");
 }
 } }
+break; }
+case "code": {
 { const v0 = o["code"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Count.code");
@@ -648,13 +858,19 @@ R.single(v0, 0, 1, "Count.code");
 R.primitive(x0, "code", "Count.code");
 }
 } }
+break; }
+default: R.unsure("Count: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv10(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s10 = new Set(["id","extension","value","comparator","unit","system","code"]);
+function inv10(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** Distance (http://hl7.org/fhir/StructureDefinition/Distance) */
 function s10(o, cx) {
-R.object(o, K_s10, "Distance");
+R.nonEmptyObject(o, "Distance");
+for (const key in o) {
+if (o[key] === null) R.unsure("Distance: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Distance.id");
@@ -662,6 +878,8 @@ R.single(v0, 0, 1, "Distance.id");
 R.primitive(x0, "string", "Distance.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Distance.extension");
@@ -671,6 +889,8 @@ ourExtension(x0, cx);
 inv10(x0, cx);
 }
 } }
+break; }
+case "value": {
 { const v0 = o["value"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Distance.value");
@@ -678,6 +898,8 @@ R.single(v0, 0, 1, "Distance.value");
 R.primitive(x0, "decimal", "Distance.value");
 }
 } }
+break; }
+case "comparator": {
 { const v0 = o["comparator"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Distance.comparator");
@@ -686,6 +908,8 @@ R.primitive(x0, "code", "Distance.comparator");
 R.binding("http://hl7.org/fhir/ValueSet/quantity-comparator|4.0.1", "code", x0, "Distance.comparator");
 }
 } }
+break; }
+case "unit": {
 { const v0 = o["unit"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Distance.unit");
@@ -693,6 +917,8 @@ R.single(v0, 0, 1, "Distance.unit");
 R.primitive(x0, "string", "Distance.unit");
 }
 } }
+break; }
+case "system": {
 { const v0 = o["system"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Distance.system");
@@ -700,6 +926,8 @@ R.single(v0, 0, 1, "Distance.system");
 R.primitive(x0, "uri", "Distance.system");
 }
 } }
+break; }
+case "code": {
 { const v0 = o["code"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Distance.code");
@@ -707,13 +935,19 @@ R.single(v0, 0, 1, "Distance.code");
 R.primitive(x0, "code", "Distance.code");
 }
 } }
+break; }
+default: R.unsure("Distance: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv11(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s11 = new Set(["id","extension","value","comparator","unit","system","code"]);
+function inv11(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** Duration (http://hl7.org/fhir/StructureDefinition/Duration) */
 function s11(o, cx) {
-R.object(o, K_s11, "Duration");
+R.nonEmptyObject(o, "Duration");
+for (const key in o) {
+if (o[key] === null) R.unsure("Duration: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Duration.id");
@@ -721,6 +955,8 @@ R.single(v0, 0, 1, "Duration.id");
 R.primitive(x0, "string", "Duration.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Duration.extension");
@@ -730,6 +966,8 @@ ourExtension(x0, cx);
 inv11(x0, cx);
 }
 } }
+break; }
+case "value": {
 { const v0 = o["value"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Duration.value");
@@ -737,6 +975,8 @@ R.single(v0, 0, 1, "Duration.value");
 R.primitive(x0, "decimal", "Duration.value");
 }
 } }
+break; }
+case "comparator": {
 { const v0 = o["comparator"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Duration.comparator");
@@ -745,6 +985,8 @@ R.primitive(x0, "code", "Duration.comparator");
 R.binding("http://hl7.org/fhir/ValueSet/quantity-comparator|4.0.1", "code", x0, "Duration.comparator");
 }
 } }
+break; }
+case "unit": {
 { const v0 = o["unit"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Duration.unit");
@@ -752,6 +994,8 @@ R.single(v0, 0, 1, "Duration.unit");
 R.primitive(x0, "string", "Duration.unit");
 }
 } }
+break; }
+case "system": {
 { const v0 = o["system"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Duration.system");
@@ -759,6 +1003,8 @@ R.single(v0, 0, 1, "Duration.system");
 R.primitive(x0, "uri", "Duration.system");
 }
 } }
+break; }
+case "code": {
 { const v0 = o["code"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Duration.code");
@@ -766,13 +1012,19 @@ R.single(v0, 0, 1, "Duration.code");
 R.primitive(x0, "code", "Duration.code");
 }
 } }
+break; }
+default: R.unsure("Duration: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv12(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s12 = new Set(["id","extension","use","text","family","given","prefix","suffix","period"]);
+function inv12(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** HumanName (http://hl7.org/fhir/StructureDefinition/HumanName) */
 function s12(o, cx) {
-R.object(o, K_s12, "HumanName");
+R.nonEmptyObject(o, "HumanName");
+for (const key in o) {
+if (o[key] === null) R.unsure("HumanName: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "HumanName.id");
@@ -780,6 +1032,8 @@ R.single(v0, 0, 1, "HumanName.id");
 R.primitive(x0, "string", "HumanName.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "HumanName.extension");
@@ -789,6 +1043,8 @@ ourExtension(x0, cx);
 inv12(x0, cx);
 }
 } }
+break; }
+case "use": {
 { const v0 = o["use"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "HumanName.use");
@@ -797,6 +1053,8 @@ R.primitive(x0, "code", "HumanName.use");
 R.binding("http://hl7.org/fhir/ValueSet/name-use|4.0.1", "code", x0, "HumanName.use");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "HumanName.text");
@@ -804,6 +1062,8 @@ R.single(v0, 0, 1, "HumanName.text");
 R.primitive(x0, "string", "HumanName.text");
 }
 } }
+break; }
+case "family": {
 { const v0 = o["family"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "HumanName.family");
@@ -811,6 +1071,8 @@ R.single(v0, 0, 1, "HumanName.family");
 R.primitive(x0, "string", "HumanName.family");
 }
 } }
+break; }
+case "given": {
 { const v0 = o["given"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "HumanName.given");
@@ -818,6 +1080,8 @@ for (const x0 of l0) {
 R.primitive(x0, "string", "HumanName.given");
 }
 } }
+break; }
+case "prefix": {
 { const v0 = o["prefix"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "HumanName.prefix");
@@ -825,6 +1089,8 @@ for (const x0 of l0) {
 R.primitive(x0, "string", "HumanName.prefix");
 }
 } }
+break; }
+case "suffix": {
 { const v0 = o["suffix"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "HumanName.suffix");
@@ -832,6 +1098,8 @@ for (const x0 of l0) {
 R.primitive(x0, "string", "HumanName.suffix");
 }
 } }
+break; }
+case "period": {
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "HumanName.period");
@@ -839,13 +1107,19 @@ R.single(v0, 0, 1, "HumanName.period");
 s15(x0, cx);
 }
 } }
+break; }
+default: R.unsure("HumanName: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv13(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s13 = new Set(["id","extension","use","type","system","value","period","assigner"]);
+function inv13(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** Identifier (http://hl7.org/fhir/StructureDefinition/Identifier) */
 function s13(o, cx) {
-R.object(o, K_s13, "Identifier");
+R.nonEmptyObject(o, "Identifier");
+for (const key in o) {
+if (o[key] === null) R.unsure("Identifier: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Identifier.id");
@@ -853,6 +1127,8 @@ R.single(v0, 0, 1, "Identifier.id");
 R.primitive(x0, "string", "Identifier.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Identifier.extension");
@@ -862,6 +1138,8 @@ ourExtension(x0, cx);
 inv13(x0, cx);
 }
 } }
+break; }
+case "use": {
 { const v0 = o["use"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Identifier.use");
@@ -870,6 +1148,8 @@ R.primitive(x0, "code", "Identifier.use");
 R.binding("http://hl7.org/fhir/ValueSet/identifier-use|4.0.1", "code", x0, "Identifier.use");
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Identifier.type");
@@ -877,6 +1157,8 @@ R.single(v0, 0, 1, "Identifier.type");
 s6(x0, cx);
 }
 } }
+break; }
+case "system": {
 { const v0 = o["system"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Identifier.system");
@@ -884,6 +1166,8 @@ R.single(v0, 0, 1, "Identifier.system");
 R.primitive(x0, "uri", "Identifier.system");
 }
 } }
+break; }
+case "value": {
 { const v0 = o["value"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Identifier.value");
@@ -891,6 +1175,8 @@ R.single(v0, 0, 1, "Identifier.value");
 R.primitive(x0, "string", "Identifier.value");
 }
 } }
+break; }
+case "period": {
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Identifier.period");
@@ -898,6 +1184,8 @@ R.single(v0, 0, 1, "Identifier.period");
 s15(x0, cx);
 }
 } }
+break; }
+case "assigner": {
 { const v0 = o["assigner"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Identifier.assigner");
@@ -906,13 +1194,19 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Identifier.assigner", cx, "Identifier.assigner");
 }
 } }
+break; }
+default: R.unsure("Identifier: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv14(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s14 = new Set(["id","extension","value","currency"]);
+function inv14(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** Money (http://hl7.org/fhir/StructureDefinition/Money) */
 function s14(o, cx) {
-R.object(o, K_s14, "Money");
+R.nonEmptyObject(o, "Money");
+for (const key in o) {
+if (o[key] === null) R.unsure("Money: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Money.id");
@@ -920,6 +1214,8 @@ R.single(v0, 0, 1, "Money.id");
 R.primitive(x0, "string", "Money.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Money.extension");
@@ -929,6 +1225,8 @@ ourExtension(x0, cx);
 inv14(x0, cx);
 }
 } }
+break; }
+case "value": {
 { const v0 = o["value"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Money.value");
@@ -936,6 +1234,8 @@ R.single(v0, 0, 1, "Money.value");
 R.primitive(x0, "decimal", "Money.value");
 }
 } }
+break; }
+case "currency": {
 { const v0 = o["currency"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Money.currency");
@@ -944,13 +1244,19 @@ R.primitive(x0, "code", "Money.currency");
 R.binding("http://hl7.org/fhir/ValueSet/currencies|4.0.1", "code", x0, "Money.currency");
 }
 } }
+break; }
+default: R.unsure("Money: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv15(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s15 = new Set(["id","extension","start","end"]);
+function inv15(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** Period (http://hl7.org/fhir/StructureDefinition/Period) */
 function s15(o, cx) {
-R.object(o, K_s15, "Period");
+R.nonEmptyObject(o, "Period");
+for (const key in o) {
+if (o[key] === null) R.unsure("Period: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Period.id");
@@ -958,6 +1264,8 @@ R.single(v0, 0, 1, "Period.id");
 R.primitive(x0, "string", "Period.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Period.extension");
@@ -967,6 +1275,8 @@ ourExtension(x0, cx);
 inv15(x0, cx);
 }
 } }
+break; }
+case "start": {
 { const v0 = o["start"]; const ty0 = "dateTime";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Period.start");
@@ -974,6 +1284,8 @@ R.single(v0, 0, 1, "Period.start");
 R.primitive(x0, "dateTime", "Period.start");
 }
 } }
+break; }
+case "end": {
 { const v0 = o["end"]; const ty0 = "dateTime";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Period.end");
@@ -981,13 +1293,19 @@ R.single(v0, 0, 1, "Period.end");
 R.primitive(x0, "dateTime", "Period.end");
 }
 } }
+break; }
+default: R.unsure("Period: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv16(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s16 = new Set(["id","extension","value","comparator","unit","system","code"]);
+function inv16(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** Quantity (http://hl7.org/fhir/StructureDefinition/Quantity) */
 function s16(o, cx) {
-R.object(o, K_s16, "Quantity");
+R.nonEmptyObject(o, "Quantity");
+for (const key in o) {
+if (o[key] === null) R.unsure("Quantity: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Quantity.id");
@@ -995,6 +1313,8 @@ R.single(v0, 0, 1, "Quantity.id");
 R.primitive(x0, "string", "Quantity.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Quantity.extension");
@@ -1004,6 +1324,8 @@ ourExtension(x0, cx);
 inv16(x0, cx);
 }
 } }
+break; }
+case "value": {
 { const v0 = o["value"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Quantity.value");
@@ -1011,6 +1333,8 @@ R.single(v0, 0, 1, "Quantity.value");
 R.primitive(x0, "decimal", "Quantity.value");
 }
 } }
+break; }
+case "comparator": {
 { const v0 = o["comparator"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Quantity.comparator");
@@ -1019,6 +1343,8 @@ R.primitive(x0, "code", "Quantity.comparator");
 R.binding("http://hl7.org/fhir/ValueSet/quantity-comparator|4.0.1", "code", x0, "Quantity.comparator");
 }
 } }
+break; }
+case "unit": {
 { const v0 = o["unit"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Quantity.unit");
@@ -1026,6 +1352,8 @@ R.single(v0, 0, 1, "Quantity.unit");
 R.primitive(x0, "string", "Quantity.unit");
 }
 } }
+break; }
+case "system": {
 { const v0 = o["system"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Quantity.system");
@@ -1033,6 +1361,8 @@ R.single(v0, 0, 1, "Quantity.system");
 R.primitive(x0, "uri", "Quantity.system");
 }
 } }
+break; }
+case "code": {
 { const v0 = o["code"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Quantity.code");
@@ -1040,13 +1370,19 @@ R.single(v0, 0, 1, "Quantity.code");
 R.primitive(x0, "code", "Quantity.code");
 }
 } }
+break; }
+default: R.unsure("Quantity: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv17(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s17 = new Set(["id","extension","low","high"]);
+function inv17(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** Range (http://hl7.org/fhir/StructureDefinition/Range) */
 function s17(o, cx) {
-R.object(o, K_s17, "Range");
+R.nonEmptyObject(o, "Range");
+for (const key in o) {
+if (o[key] === null) R.unsure("Range: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Range.id");
@@ -1054,6 +1390,8 @@ R.single(v0, 0, 1, "Range.id");
 R.primitive(x0, "string", "Range.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Range.extension");
@@ -1063,6 +1401,8 @@ ourExtension(x0, cx);
 inv17(x0, cx);
 }
 } }
+break; }
+case "low": {
 { const v0 = o["low"]; const ty0 = "Quantity";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Range.low");
@@ -1070,6 +1410,8 @@ R.single(v0, 0, 1, "Range.low");
 s16(x0, cx);
 }
 } }
+break; }
+case "high": {
 { const v0 = o["high"]; const ty0 = "Quantity";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Range.high");
@@ -1077,13 +1419,19 @@ R.single(v0, 0, 1, "Range.high");
 s16(x0, cx);
 }
 } }
+break; }
+default: R.unsure("Range: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv18(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s18 = new Set(["id","extension","numerator","denominator"]);
+function inv18(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** Ratio (http://hl7.org/fhir/StructureDefinition/Ratio) */
 function s18(o, cx) {
-R.object(o, K_s18, "Ratio");
+R.nonEmptyObject(o, "Ratio");
+for (const key in o) {
+if (o[key] === null) R.unsure("Ratio: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Ratio.id");
@@ -1091,6 +1439,8 @@ R.single(v0, 0, 1, "Ratio.id");
 R.primitive(x0, "string", "Ratio.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Ratio.extension");
@@ -1100,6 +1450,8 @@ ourExtension(x0, cx);
 inv18(x0, cx);
 }
 } }
+break; }
+case "numerator": {
 { const v0 = o["numerator"]; const ty0 = "Quantity";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Ratio.numerator");
@@ -1107,6 +1459,8 @@ R.single(v0, 0, 1, "Ratio.numerator");
 s16(x0, cx);
 }
 } }
+break; }
+case "denominator": {
 { const v0 = o["denominator"]; const ty0 = "Quantity";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Ratio.denominator");
@@ -1114,13 +1468,19 @@ R.single(v0, 0, 1, "Ratio.denominator");
 s16(x0, cx);
 }
 } }
+break; }
+default: R.unsure("Ratio: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv19(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s19 = new Set(["id","extension","reference","type","identifier","display"]);
+function inv19(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** Reference (http://hl7.org/fhir/StructureDefinition/Reference) */
 function s19(o, cx) {
-R.object(o, K_s19, "Reference");
+R.nonEmptyObject(o, "Reference");
+for (const key in o) {
+if (o[key] === null) R.unsure("Reference: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Reference.id");
@@ -1128,6 +1488,8 @@ R.single(v0, 0, 1, "Reference.id");
 R.primitive(x0, "string", "Reference.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Reference.extension");
@@ -1137,6 +1499,8 @@ ourExtension(x0, cx);
 inv19(x0, cx);
 }
 } }
+break; }
+case "reference": {
 { const v0 = o["reference"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Reference.reference");
@@ -1144,6 +1508,8 @@ R.single(v0, 0, 1, "Reference.reference");
 R.primitive(x0, "string", "Reference.reference");
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Reference.type");
@@ -1151,6 +1517,8 @@ R.single(v0, 0, 1, "Reference.type");
 R.primitive(x0, "uri", "Reference.type");
 }
 } }
+break; }
+case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Reference.identifier");
@@ -1158,6 +1526,8 @@ R.single(v0, 0, 1, "Reference.identifier");
 s13(x0, cx);
 }
 } }
+break; }
+case "display": {
 { const v0 = o["display"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Reference.display");
@@ -1165,13 +1535,19 @@ R.single(v0, 0, 1, "Reference.display");
 R.primitive(x0, "string", "Reference.display");
 }
 } }
+break; }
+default: R.unsure("Reference: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv20(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s20 = new Set(["id","extension","origin","period","factor","lowerLimit","upperLimit","dimensions","data"]);
+function inv20(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** SampledData (http://hl7.org/fhir/StructureDefinition/SampledData) */
 function s20(o, cx) {
-R.object(o, K_s20, "SampledData");
+R.nonEmptyObject(o, "SampledData");
+for (const key in o) {
+if (o[key] === null) R.unsure("SampledData: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "SampledData.id");
@@ -1179,6 +1555,8 @@ R.single(v0, 0, 1, "SampledData.id");
 R.primitive(x0, "string", "SampledData.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "SampledData.extension");
@@ -1188,6 +1566,8 @@ ourExtension(x0, cx);
 inv20(x0, cx);
 }
 } }
+break; }
+case "origin": {
 { const v0 = o["origin"]; const ty0 = "Quantity";
 if (v0 === undefined) { R.unsure("SampledData.origin: missing"); } else {
 R.single(v0, 1, 1, "SampledData.origin");
@@ -1195,6 +1575,8 @@ R.single(v0, 1, 1, "SampledData.origin");
 s16(x0, cx);
 }
 } }
+break; }
+case "period": {
 { const v0 = o["period"]; const ty0 = "decimal";
 if (v0 === undefined) { R.unsure("SampledData.period: missing"); } else {
 R.single(v0, 1, 1, "SampledData.period");
@@ -1202,6 +1584,8 @@ R.single(v0, 1, 1, "SampledData.period");
 R.primitive(x0, "decimal", "SampledData.period");
 }
 } }
+break; }
+case "factor": {
 { const v0 = o["factor"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "SampledData.factor");
@@ -1209,6 +1593,8 @@ R.single(v0, 0, 1, "SampledData.factor");
 R.primitive(x0, "decimal", "SampledData.factor");
 }
 } }
+break; }
+case "lowerLimit": {
 { const v0 = o["lowerLimit"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "SampledData.lowerLimit");
@@ -1216,6 +1602,8 @@ R.single(v0, 0, 1, "SampledData.lowerLimit");
 R.primitive(x0, "decimal", "SampledData.lowerLimit");
 }
 } }
+break; }
+case "upperLimit": {
 { const v0 = o["upperLimit"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "SampledData.upperLimit");
@@ -1223,6 +1611,8 @@ R.single(v0, 0, 1, "SampledData.upperLimit");
 R.primitive(x0, "decimal", "SampledData.upperLimit");
 }
 } }
+break; }
+case "dimensions": {
 { const v0 = o["dimensions"]; const ty0 = "positiveInt";
 if (v0 === undefined) { R.unsure("SampledData.dimensions: missing"); } else {
 R.single(v0, 1, 1, "SampledData.dimensions");
@@ -1230,6 +1620,8 @@ R.single(v0, 1, 1, "SampledData.dimensions");
 R.primitive(x0, "positiveInt", "SampledData.dimensions");
 }
 } }
+break; }
+case "data": {
 { const v0 = o["data"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "SampledData.data");
@@ -1237,13 +1629,22 @@ R.single(v0, 0, 1, "SampledData.data");
 R.primitive(x0, "string", "SampledData.data");
 }
 } }
+break; }
+default: R.unsure("SampledData: element " + key);
+} }
+if (o["origin"] === undefined) R.unsure("SampledData.origin: missing");
+if (o["period"] === undefined) R.unsure("SampledData.period: missing");
+if (o["dimensions"] === undefined) R.unsure("SampledData.dimensions: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv21(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s21 = new Set(["id","extension","type","when","who","onBehalfOf","targetFormat","sigFormat","data"]);
+function inv21(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** Signature (http://hl7.org/fhir/StructureDefinition/Signature) */
 function s21(o, cx) {
-R.object(o, K_s21, "Signature");
+R.nonEmptyObject(o, "Signature");
+for (const key in o) {
+if (o[key] === null) R.unsure("Signature: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Signature.id");
@@ -1251,6 +1652,8 @@ R.single(v0, 0, 1, "Signature.id");
 R.primitive(x0, "string", "Signature.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Signature.extension");
@@ -1260,6 +1663,8 @@ ourExtension(x0, cx);
 inv21(x0, cx);
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "Coding";
 if (v0 === undefined) { R.unsure("Signature.type: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Signature.type");
@@ -1267,6 +1672,8 @@ for (const x0 of l0) {
 s7(x0, cx);
 }
 } }
+break; }
+case "when": {
 { const v0 = o["when"]; const ty0 = "instant";
 if (v0 === undefined) { R.unsure("Signature.when: missing"); } else {
 R.single(v0, 1, 1, "Signature.when");
@@ -1274,6 +1681,8 @@ R.single(v0, 1, 1, "Signature.when");
 R.primitive(x0, "instant", "Signature.when");
 }
 } }
+break; }
+case "who": {
 { const v0 = o["who"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Signature.who: missing"); } else {
 R.single(v0, 1, 1, "Signature.who");
@@ -1282,6 +1691,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"], "Signature.who", cx, "Signature.who");
 }
 } }
+break; }
+case "onBehalfOf": {
 { const v0 = o["onBehalfOf"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Signature.onBehalfOf");
@@ -1290,6 +1701,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"], "Signature.onBehalfOf", cx, "Signature.onBehalfOf");
 }
 } }
+break; }
+case "targetFormat": {
 { const v0 = o["targetFormat"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Signature.targetFormat");
@@ -1298,6 +1711,8 @@ R.primitive(x0, "code", "Signature.targetFormat");
 R.binding("http://hl7.org/fhir/ValueSet/mimetypes|4.0.1", "code", x0, "Signature.targetFormat");
 }
 } }
+break; }
+case "sigFormat": {
 { const v0 = o["sigFormat"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Signature.sigFormat");
@@ -1306,6 +1721,8 @@ R.primitive(x0, "code", "Signature.sigFormat");
 R.binding("http://hl7.org/fhir/ValueSet/mimetypes|4.0.1", "code", x0, "Signature.sigFormat");
 }
 } }
+break; }
+case "data": {
 { const v0 = o["data"]; const ty0 = "base64Binary";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Signature.data");
@@ -1313,11 +1730,17 @@ R.single(v0, 0, 1, "Signature.data");
 R.primitive(x0, "base64Binary", "Signature.data");
 }
 } }
+break; }
+default: R.unsure("Signature: element " + key);
+} }
+if (o["type"] === undefined) R.unsure("Signature.type: missing");
+if (o["when"] === undefined) R.unsure("Signature.when: missing");
+if (o["who"] === undefined) R.unsure("Signature.who: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv22(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv22(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv23(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv23(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** tim-1: duration.empty() or durationUnit.exists() */
 function inv24(v, cx) { const r = R.or(R.empty(R.nav([v], "duration")), R.exists(R.nav([v], "durationUnit"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-1"); }
 /** tim-2: period.empty() or periodUnit.exists() */
@@ -1336,10 +1759,13 @@ function inv30(v, cx) { const r = R.or(R.empty(R.nav([v], "countMax")), R.exists
 function inv31(v, cx) { R.unsure("invariant tim-9 is not compiled (atom |)"); }
 /** tim-10: timeOfDay.empty() or when.empty() */
 function inv32(v, cx) { const r = R.or(R.empty(R.nav([v], "timeOfDay")), R.empty(R.nav([v], "when"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-10"); }
-const K_s22 = new Set(["id","extension","modifierExtension","event","repeat","code"]);
 /** Timing (http://hl7.org/fhir/StructureDefinition/Timing) */
 function s22(o, cx) {
-R.object(o, K_s22, "Timing");
+R.nonEmptyObject(o, "Timing");
+for (const key in o) {
+if (o[key] === null) R.unsure("Timing: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Timing.id");
@@ -1347,6 +1773,8 @@ R.single(v0, 0, 1, "Timing.id");
 R.primitive(x0, "string", "Timing.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Timing.extension");
@@ -1356,6 +1784,8 @@ ourExtension(x0, cx);
 inv22(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Timing.modifierExtension");
@@ -1365,6 +1795,8 @@ ourExtension(x0, cx);
 inv23(x0, cx);
 }
 } }
+break; }
+case "event": {
 { const v0 = o["event"]; const ty0 = "dateTime";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Timing.event");
@@ -1372,6 +1804,8 @@ for (const x0 of l0) {
 R.primitive(x0, "dateTime", "Timing.event");
 }
 } }
+break; }
+case "repeat": {
 { const v0 = o["repeat"]; const ty0 = "TimingRepeat";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Timing.repeat");
@@ -1388,6 +1822,8 @@ inv31(x0, cx);
 inv32(x0, cx);
 }
 } }
+break; }
+case "code": {
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Timing.code");
@@ -1395,13 +1831,19 @@ R.single(v0, 0, 1, "Timing.code");
 s6(x0, cx);
 }
 } }
+break; }
+default: R.unsure("Timing: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv33(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s23 = new Set(["id","extension","name","telecom"]);
+function inv33(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ContactDetail (http://hl7.org/fhir/StructureDefinition/ContactDetail) */
 function s23(o, cx) {
-R.object(o, K_s23, "ContactDetail");
+R.nonEmptyObject(o, "ContactDetail");
+for (const key in o) {
+if (o[key] === null) R.unsure("ContactDetail: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ContactDetail.id");
@@ -1409,6 +1851,8 @@ R.single(v0, 0, 1, "ContactDetail.id");
 R.primitive(x0, "string", "ContactDetail.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ContactDetail.extension");
@@ -1418,6 +1862,8 @@ ourExtension(x0, cx);
 inv33(x0, cx);
 }
 } }
+break; }
+case "name": {
 { const v0 = o["name"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ContactDetail.name");
@@ -1425,6 +1871,8 @@ R.single(v0, 0, 1, "ContactDetail.name");
 R.primitive(x0, "string", "ContactDetail.name");
 }
 } }
+break; }
+case "telecom": {
 { const v0 = o["telecom"]; const ty0 = "ContactPoint";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ContactDetail.telecom");
@@ -1432,13 +1880,19 @@ for (const x0 of l0) {
 s8(x0, cx);
 }
 } }
+break; }
+default: R.unsure("ContactDetail: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv34(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s24 = new Set(["id","extension","type","name","contact"]);
+function inv34(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** Contributor (http://hl7.org/fhir/StructureDefinition/Contributor) */
 function s24(o, cx) {
-R.object(o, K_s24, "Contributor");
+R.nonEmptyObject(o, "Contributor");
+for (const key in o) {
+if (o[key] === null) R.unsure("Contributor: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Contributor.id");
@@ -1446,6 +1900,8 @@ R.single(v0, 0, 1, "Contributor.id");
 R.primitive(x0, "string", "Contributor.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Contributor.extension");
@@ -1455,6 +1911,8 @@ ourExtension(x0, cx);
 inv34(x0, cx);
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Contributor.type: missing"); } else {
 R.single(v0, 1, 1, "Contributor.type");
@@ -1463,6 +1921,8 @@ R.primitive(x0, "code", "Contributor.type");
 R.binding("http://hl7.org/fhir/ValueSet/contributor-type|4.0.1", "code", x0, "Contributor.type");
 }
 } }
+break; }
+case "name": {
 { const v0 = o["name"]; const ty0 = "string";
 if (v0 === undefined) { R.unsure("Contributor.name: missing"); } else {
 R.single(v0, 1, 1, "Contributor.name");
@@ -1470,6 +1930,8 @@ R.single(v0, 1, 1, "Contributor.name");
 R.primitive(x0, "string", "Contributor.name");
 }
 } }
+break; }
+case "contact": {
 { const v0 = o["contact"]; const ty0 = "ContactDetail";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Contributor.contact");
@@ -1477,17 +1939,25 @@ for (const x0 of l0) {
 s23(x0, cx);
 }
 } }
+break; }
+default: R.unsure("Contributor: element " + key);
+} }
+if (o["type"] === undefined) R.unsure("Contributor.type: missing");
+if (o["name"] === undefined) R.unsure("Contributor.name: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv35(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv35(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** drq-1: path.exists() xor searchParam.exists() */
 function inv36(v, cx) { const r = R.xor(R.exists(R.nav([v], "path")), R.exists(R.nav([v], "searchParam"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant drq-1"); }
 /** drq-2: path.exists() xor searchParam.exists() */
 function inv37(v, cx) { const r = R.xor(R.exists(R.nav([v], "path")), R.exists(R.nav([v], "searchParam"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant drq-2"); }
-const K_s25 = new Set(["id","extension","type","profile","subjectCodeableConcept","subjectReference","mustSupport","codeFilter","dateFilter","limit","sort"]);
 /** DataRequirement (http://hl7.org/fhir/StructureDefinition/DataRequirement) */
 function s25(o, cx) {
-R.object(o, K_s25, "DataRequirement");
+R.nonEmptyObject(o, "DataRequirement");
+for (const key in o) {
+if (o[key] === null) R.unsure("DataRequirement: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DataRequirement.id");
@@ -1495,6 +1965,8 @@ R.single(v0, 0, 1, "DataRequirement.id");
 R.primitive(x0, "string", "DataRequirement.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DataRequirement.extension");
@@ -1504,6 +1976,8 @@ ourExtension(x0, cx);
 inv35(x0, cx);
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("DataRequirement.type: missing"); } else {
 R.single(v0, 1, 1, "DataRequirement.type");
@@ -1512,6 +1986,8 @@ R.primitive(x0, "code", "DataRequirement.type");
 R.binding("http://hl7.org/fhir/ValueSet/all-types|4.0.1", "code", x0, "DataRequirement.type");
 }
 } }
+break; }
+case "profile": {
 { const v0 = o["profile"]; const ty0 = "canonical";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DataRequirement.profile");
@@ -1519,7 +1995,9 @@ for (const x0 of l0) {
 R.primitive(x0, "canonical", "DataRequirement.profile");
 }
 } }
-{ const ch0 = R.choice(o, [["subjectCodeableConcept","CodeableConcept"],["subjectReference","Reference"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "subjectCodeableConcept": case "subjectReference": {
+{ const ch0 = R.choice(o, C4); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DataRequirement.subject[x]");
 { const x0 = v0;
@@ -1529,6 +2007,8 @@ case "Reference": { s19(x0, cx); R.reference(x0, ["http://hl7.org/fhir/Structure
 default: R.unsure("DataRequirement.subject[x]: type"); }
 }
 } }
+break; }
+case "mustSupport": {
 { const v0 = o["mustSupport"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DataRequirement.mustSupport");
@@ -1536,6 +2016,8 @@ for (const x0 of l0) {
 R.primitive(x0, "string", "DataRequirement.mustSupport");
 }
 } }
+break; }
+case "codeFilter": {
 { const v0 = o["codeFilter"]; const ty0 = "DataRequirementCodeFilter";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DataRequirement.codeFilter");
@@ -1544,6 +2026,8 @@ s34(x0, cx);
 inv36(x0, cx);
 }
 } }
+break; }
+case "dateFilter": {
 { const v0 = o["dateFilter"]; const ty0 = "DataRequirementDateFilter";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DataRequirement.dateFilter");
@@ -1552,6 +2036,8 @@ s35(x0, cx);
 inv37(x0, cx);
 }
 } }
+break; }
+case "limit": {
 { const v0 = o["limit"]; const ty0 = "positiveInt";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DataRequirement.limit");
@@ -1559,6 +2045,8 @@ R.single(v0, 0, 1, "DataRequirement.limit");
 R.primitive(x0, "positiveInt", "DataRequirement.limit");
 }
 } }
+break; }
+case "sort": {
 { const v0 = o["sort"]; const ty0 = "DataRequirementSort";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DataRequirement.sort");
@@ -1566,13 +2054,20 @@ for (const x0 of l0) {
 s36(x0, cx);
 }
 } }
+break; }
+default: R.unsure("DataRequirement: element " + key);
+} }
+if (o["type"] === undefined) R.unsure("DataRequirement.type: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv38(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s26 = new Set(["id","extension","description","name","language","expression","reference"]);
+function inv38(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** Expression (http://hl7.org/fhir/StructureDefinition/Expression) */
 function s26(o, cx) {
-R.object(o, K_s26, "Expression");
+R.nonEmptyObject(o, "Expression");
+for (const key in o) {
+if (o[key] === null) R.unsure("Expression: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Expression.id");
@@ -1580,6 +2075,8 @@ R.single(v0, 0, 1, "Expression.id");
 R.primitive(x0, "string", "Expression.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Expression.extension");
@@ -1589,6 +2086,8 @@ ourExtension(x0, cx);
 inv38(x0, cx);
 }
 } }
+break; }
+case "description": {
 { const v0 = o["description"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Expression.description");
@@ -1596,6 +2095,8 @@ R.single(v0, 0, 1, "Expression.description");
 R.primitive(x0, "string", "Expression.description");
 }
 } }
+break; }
+case "name": {
 { const v0 = o["name"]; const ty0 = "id";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Expression.name");
@@ -1603,6 +2104,8 @@ R.single(v0, 0, 1, "Expression.name");
 R.primitive(x0, "id", "Expression.name");
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Expression.language: missing"); } else {
 R.single(v0, 1, 1, "Expression.language");
@@ -1610,6 +2113,8 @@ R.single(v0, 1, 1, "Expression.language");
 R.primitive(x0, "code", "Expression.language");
 }
 } }
+break; }
+case "expression": {
 { const v0 = o["expression"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Expression.expression");
@@ -1617,6 +2122,8 @@ R.single(v0, 0, 1, "Expression.expression");
 R.primitive(x0, "string", "Expression.expression");
 }
 } }
+break; }
+case "reference": {
 { const v0 = o["reference"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Expression.reference");
@@ -1624,13 +2131,20 @@ R.single(v0, 0, 1, "Expression.reference");
 R.primitive(x0, "uri", "Expression.reference");
 }
 } }
+break; }
+default: R.unsure("Expression: element " + key);
+} }
+if (o["language"] === undefined) R.unsure("Expression.language: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv39(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s27 = new Set(["id","extension","name","use","min","max","documentation","type","profile"]);
+function inv39(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ParameterDefinition (http://hl7.org/fhir/StructureDefinition/ParameterDefinition) */
 function s27(o, cx) {
-R.object(o, K_s27, "ParameterDefinition");
+R.nonEmptyObject(o, "ParameterDefinition");
+for (const key in o) {
+if (o[key] === null) R.unsure("ParameterDefinition: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ParameterDefinition.id");
@@ -1638,6 +2152,8 @@ R.single(v0, 0, 1, "ParameterDefinition.id");
 R.primitive(x0, "string", "ParameterDefinition.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ParameterDefinition.extension");
@@ -1647,6 +2163,8 @@ ourExtension(x0, cx);
 inv39(x0, cx);
 }
 } }
+break; }
+case "name": {
 { const v0 = o["name"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ParameterDefinition.name");
@@ -1654,6 +2172,8 @@ R.single(v0, 0, 1, "ParameterDefinition.name");
 R.primitive(x0, "code", "ParameterDefinition.name");
 }
 } }
+break; }
+case "use": {
 { const v0 = o["use"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("ParameterDefinition.use: missing"); } else {
 R.single(v0, 1, 1, "ParameterDefinition.use");
@@ -1662,6 +2182,8 @@ R.primitive(x0, "code", "ParameterDefinition.use");
 R.binding("http://hl7.org/fhir/ValueSet/operation-parameter-use|4.0.1", "code", x0, "ParameterDefinition.use");
 }
 } }
+break; }
+case "min": {
 { const v0 = o["min"]; const ty0 = "integer";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ParameterDefinition.min");
@@ -1669,6 +2191,8 @@ R.single(v0, 0, 1, "ParameterDefinition.min");
 R.primitive(x0, "integer", "ParameterDefinition.min");
 }
 } }
+break; }
+case "max": {
 { const v0 = o["max"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ParameterDefinition.max");
@@ -1676,6 +2200,8 @@ R.single(v0, 0, 1, "ParameterDefinition.max");
 R.primitive(x0, "string", "ParameterDefinition.max");
 }
 } }
+break; }
+case "documentation": {
 { const v0 = o["documentation"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ParameterDefinition.documentation");
@@ -1683,6 +2209,8 @@ R.single(v0, 0, 1, "ParameterDefinition.documentation");
 R.primitive(x0, "string", "ParameterDefinition.documentation");
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("ParameterDefinition.type: missing"); } else {
 R.single(v0, 1, 1, "ParameterDefinition.type");
@@ -1691,6 +2219,8 @@ R.primitive(x0, "code", "ParameterDefinition.type");
 R.binding("http://hl7.org/fhir/ValueSet/all-types|4.0.1", "code", x0, "ParameterDefinition.type");
 }
 } }
+break; }
+case "profile": {
 { const v0 = o["profile"]; const ty0 = "canonical";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ParameterDefinition.profile");
@@ -1698,13 +2228,21 @@ R.single(v0, 0, 1, "ParameterDefinition.profile");
 R.primitive(x0, "canonical", "ParameterDefinition.profile");
 }
 } }
+break; }
+default: R.unsure("ParameterDefinition: element " + key);
+} }
+if (o["use"] === undefined) R.unsure("ParameterDefinition.use: missing");
+if (o["type"] === undefined) R.unsure("ParameterDefinition.type: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv40(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s28 = new Set(["id","extension","type","label","display","citation","url","document","resource"]);
+function inv40(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** RelatedArtifact (http://hl7.org/fhir/StructureDefinition/RelatedArtifact) */
 function s28(o, cx) {
-R.object(o, K_s28, "RelatedArtifact");
+R.nonEmptyObject(o, "RelatedArtifact");
+for (const key in o) {
+if (o[key] === null) R.unsure("RelatedArtifact: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "RelatedArtifact.id");
@@ -1712,6 +2250,8 @@ R.single(v0, 0, 1, "RelatedArtifact.id");
 R.primitive(x0, "string", "RelatedArtifact.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "RelatedArtifact.extension");
@@ -1721,6 +2261,8 @@ ourExtension(x0, cx);
 inv40(x0, cx);
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("RelatedArtifact.type: missing"); } else {
 R.single(v0, 1, 1, "RelatedArtifact.type");
@@ -1729,6 +2271,8 @@ R.primitive(x0, "code", "RelatedArtifact.type");
 R.binding("http://hl7.org/fhir/ValueSet/related-artifact-type|4.0.1", "code", x0, "RelatedArtifact.type");
 }
 } }
+break; }
+case "label": {
 { const v0 = o["label"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "RelatedArtifact.label");
@@ -1736,6 +2280,8 @@ R.single(v0, 0, 1, "RelatedArtifact.label");
 R.primitive(x0, "string", "RelatedArtifact.label");
 }
 } }
+break; }
+case "display": {
 { const v0 = o["display"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "RelatedArtifact.display");
@@ -1743,6 +2289,8 @@ R.single(v0, 0, 1, "RelatedArtifact.display");
 R.primitive(x0, "string", "RelatedArtifact.display");
 }
 } }
+break; }
+case "citation": {
 { const v0 = o["citation"]; const ty0 = "markdown";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "RelatedArtifact.citation");
@@ -1750,6 +2298,8 @@ R.single(v0, 0, 1, "RelatedArtifact.citation");
 R.primitive(x0, "markdown", "RelatedArtifact.citation");
 }
 } }
+break; }
+case "url": {
 { const v0 = o["url"]; const ty0 = "url";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "RelatedArtifact.url");
@@ -1757,6 +2307,8 @@ R.single(v0, 0, 1, "RelatedArtifact.url");
 R.primitive(x0, "url", "RelatedArtifact.url");
 }
 } }
+break; }
+case "document": {
 { const v0 = o["document"]; const ty0 = "Attachment";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "RelatedArtifact.document");
@@ -1764,6 +2316,8 @@ R.single(v0, 0, 1, "RelatedArtifact.document");
 s5(x0, cx);
 }
 } }
+break; }
+case "resource": {
 { const v0 = o["resource"]; const ty0 = "canonical";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "RelatedArtifact.resource");
@@ -1771,13 +2325,20 @@ R.single(v0, 0, 1, "RelatedArtifact.resource");
 R.primitive(x0, "canonical", "RelatedArtifact.resource");
 }
 } }
+break; }
+default: R.unsure("RelatedArtifact: element " + key);
+} }
+if (o["type"] === undefined) R.unsure("RelatedArtifact.type: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv41(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s29 = new Set(["id","extension","type","name","timingTiming","timingReference","timingDate","timingDateTime","data","condition"]);
+function inv41(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** TriggerDefinition (http://hl7.org/fhir/StructureDefinition/TriggerDefinition) */
 function s29(o, cx) {
-R.object(o, K_s29, "TriggerDefinition");
+R.nonEmptyObject(o, "TriggerDefinition");
+for (const key in o) {
+if (o[key] === null) R.unsure("TriggerDefinition: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "TriggerDefinition.id");
@@ -1785,6 +2346,8 @@ R.single(v0, 0, 1, "TriggerDefinition.id");
 R.primitive(x0, "string", "TriggerDefinition.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "TriggerDefinition.extension");
@@ -1794,6 +2357,8 @@ ourExtension(x0, cx);
 inv41(x0, cx);
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("TriggerDefinition.type: missing"); } else {
 R.single(v0, 1, 1, "TriggerDefinition.type");
@@ -1802,6 +2367,8 @@ R.primitive(x0, "code", "TriggerDefinition.type");
 R.binding("http://hl7.org/fhir/ValueSet/trigger-type|4.0.1", "code", x0, "TriggerDefinition.type");
 }
 } }
+break; }
+case "name": {
 { const v0 = o["name"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "TriggerDefinition.name");
@@ -1809,7 +2376,9 @@ R.single(v0, 0, 1, "TriggerDefinition.name");
 R.primitive(x0, "string", "TriggerDefinition.name");
 }
 } }
-{ const ch0 = R.choice(o, [["timingTiming","Timing"],["timingReference","Reference"],["timingDate","date"],["timingDateTime","dateTime"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "timingTiming": case "timingReference": case "timingDate": case "timingDateTime": {
+{ const ch0 = R.choice(o, C5); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "TriggerDefinition.timing[x]");
 { const x0 = v0;
@@ -1821,6 +2390,8 @@ case "dateTime": { R.primitive(x0, "dateTime", "TriggerDefinition.timing[x]"); b
 default: R.unsure("TriggerDefinition.timing[x]: type"); }
 }
 } }
+break; }
+case "data": {
 { const v0 = o["data"]; const ty0 = "DataRequirement";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "TriggerDefinition.data");
@@ -1828,6 +2399,8 @@ for (const x0 of l0) {
 s25(x0, cx);
 }
 } }
+break; }
+case "condition": {
 { const v0 = o["condition"]; const ty0 = "Expression";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "TriggerDefinition.condition");
@@ -1835,13 +2408,20 @@ R.single(v0, 0, 1, "TriggerDefinition.condition");
 s26(x0, cx);
 }
 } }
+break; }
+default: R.unsure("TriggerDefinition: element " + key);
+} }
+if (o["type"] === undefined) R.unsure("TriggerDefinition.type: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv42(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s30 = new Set(["id","extension","code","valueCodeableConcept","valueQuantity","valueRange","valueReference"]);
+function inv42(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** UsageContext (http://hl7.org/fhir/StructureDefinition/UsageContext) */
 function s30(o, cx) {
-R.object(o, K_s30, "UsageContext");
+R.nonEmptyObject(o, "UsageContext");
+for (const key in o) {
+if (o[key] === null) R.unsure("UsageContext: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "UsageContext.id");
@@ -1849,6 +2429,8 @@ R.single(v0, 0, 1, "UsageContext.id");
 R.primitive(x0, "string", "UsageContext.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "UsageContext.extension");
@@ -1858,6 +2440,8 @@ ourExtension(x0, cx);
 inv42(x0, cx);
 }
 } }
+break; }
+case "code": {
 { const v0 = o["code"]; const ty0 = "Coding";
 if (v0 === undefined) { R.unsure("UsageContext.code: missing"); } else {
 R.single(v0, 1, 1, "UsageContext.code");
@@ -1865,7 +2449,9 @@ R.single(v0, 1, 1, "UsageContext.code");
 s7(x0, cx);
 }
 } }
-{ const ch0 = R.choice(o, [["valueCodeableConcept","CodeableConcept"],["valueQuantity","Quantity"],["valueRange","Range"],["valueReference","Reference"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "valueCodeableConcept": case "valueQuantity": case "valueRange": case "valueReference": {
+{ const ch0 = R.choice(o, C6); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("UsageContext.value[x]: missing"); } else {
 R.single(v0, 1, 1, "UsageContext.value[x]");
 { const x0 = v0;
@@ -1877,15 +2463,23 @@ case "Reference": { s19(x0, cx); R.reference(x0, ["http://hl7.org/fhir/Structure
 default: R.unsure("UsageContext.value[x]: type"); }
 }
 } }
+break; }
+default: R.unsure("UsageContext: element " + key);
+} }
+if (o["code"] === undefined) R.unsure("UsageContext.code: missing");
+if (o["valueCodeableConcept"] === undefined && o["valueQuantity"] === undefined && o["valueRange"] === undefined && o["valueReference"] === undefined) R.unsure("UsageContext.value[x]: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv43(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv43(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv44(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s31 = new Set(["id","extension","modifierExtension","sequence","text","additionalInstruction","patientInstruction","timing","asNeededBoolean","asNeededCodeableConcept","site","route","method","doseAndRate","maxDosePerPeriod","maxDosePerAdministration","maxDosePerLifetime"]);
+function inv44(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** Dosage (http://hl7.org/fhir/StructureDefinition/Dosage) */
 function s31(o, cx) {
-R.object(o, K_s31, "Dosage");
+R.nonEmptyObject(o, "Dosage");
+for (const key in o) {
+if (o[key] === null) R.unsure("Dosage: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Dosage.id");
@@ -1893,6 +2487,8 @@ R.single(v0, 0, 1, "Dosage.id");
 R.primitive(x0, "string", "Dosage.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Dosage.extension");
@@ -1902,6 +2498,8 @@ ourExtension(x0, cx);
 inv43(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Dosage.modifierExtension");
@@ -1911,6 +2509,8 @@ ourExtension(x0, cx);
 inv44(x0, cx);
 }
 } }
+break; }
+case "sequence": {
 { const v0 = o["sequence"]; const ty0 = "integer";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Dosage.sequence");
@@ -1918,6 +2518,8 @@ R.single(v0, 0, 1, "Dosage.sequence");
 R.primitive(x0, "integer", "Dosage.sequence");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Dosage.text");
@@ -1925,6 +2527,8 @@ R.single(v0, 0, 1, "Dosage.text");
 R.primitive(x0, "string", "Dosage.text");
 }
 } }
+break; }
+case "additionalInstruction": {
 { const v0 = o["additionalInstruction"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Dosage.additionalInstruction");
@@ -1932,6 +2536,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "patientInstruction": {
 { const v0 = o["patientInstruction"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Dosage.patientInstruction");
@@ -1939,6 +2545,8 @@ R.single(v0, 0, 1, "Dosage.patientInstruction");
 R.primitive(x0, "string", "Dosage.patientInstruction");
 }
 } }
+break; }
+case "timing": {
 { const v0 = o["timing"]; const ty0 = "Timing";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Dosage.timing");
@@ -1946,7 +2554,9 @@ R.single(v0, 0, 1, "Dosage.timing");
 s22(x0, cx);
 }
 } }
-{ const ch0 = R.choice(o, [["asNeededBoolean","boolean"],["asNeededCodeableConcept","CodeableConcept"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "asNeededBoolean": case "asNeededCodeableConcept": {
+{ const ch0 = R.choice(o, C7); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Dosage.asNeeded[x]");
 { const x0 = v0;
@@ -1956,6 +2566,8 @@ case "CodeableConcept": { s6(x0, cx); break; }
 default: R.unsure("Dosage.asNeeded[x]: type"); }
 }
 } }
+break; }
+case "site": {
 { const v0 = o["site"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Dosage.site");
@@ -1963,6 +2575,8 @@ R.single(v0, 0, 1, "Dosage.site");
 s6(x0, cx);
 }
 } }
+break; }
+case "route": {
 { const v0 = o["route"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Dosage.route");
@@ -1970,6 +2584,8 @@ R.single(v0, 0, 1, "Dosage.route");
 s6(x0, cx);
 }
 } }
+break; }
+case "method": {
 { const v0 = o["method"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Dosage.method");
@@ -1977,6 +2593,8 @@ R.single(v0, 0, 1, "Dosage.method");
 s6(x0, cx);
 }
 } }
+break; }
+case "doseAndRate": {
 { const v0 = o["doseAndRate"]; const ty0 = "DosageDoseAndRate";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Dosage.doseAndRate");
@@ -1984,6 +2602,8 @@ for (const x0 of l0) {
 s37(x0, cx);
 }
 } }
+break; }
+case "maxDosePerPeriod": {
 { const v0 = o["maxDosePerPeriod"]; const ty0 = "Ratio";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Dosage.maxDosePerPeriod");
@@ -1991,6 +2611,8 @@ R.single(v0, 0, 1, "Dosage.maxDosePerPeriod");
 s18(x0, cx);
 }
 } }
+break; }
+case "maxDosePerAdministration": {
 { const v0 = o["maxDosePerAdministration"]; const ty0 = "Quantity";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Dosage.maxDosePerAdministration");
@@ -1998,6 +2620,8 @@ R.single(v0, 0, 1, "Dosage.maxDosePerAdministration");
 s16(x0, cx);
 }
 } }
+break; }
+case "maxDosePerLifetime": {
 { const v0 = o["maxDosePerLifetime"]; const ty0 = "Quantity";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Dosage.maxDosePerLifetime");
@@ -2005,13 +2629,19 @@ R.single(v0, 0, 1, "Dosage.maxDosePerLifetime");
 s16(x0, cx);
 }
 } }
+break; }
+default: R.unsure("Dosage: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv45(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s32 = new Set(["id","extension","versionId","lastUpdated","source","profile","security","tag","project","author","onBehalfOf","account","accounts","compartment","deleted"]);
+function inv45(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** Meta (http://hl7.org/fhir/StructureDefinition/Meta) */
 function s32(o, cx) {
-R.object(o, K_s32, "Meta");
+R.nonEmptyObject(o, "Meta");
+for (const key in o) {
+if (o[key] === null) R.unsure("Meta: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Meta.id");
@@ -2019,6 +2649,8 @@ R.single(v0, 0, 1, "Meta.id");
 R.primitive(x0, "string", "Meta.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Meta.extension");
@@ -2028,6 +2660,8 @@ ourExtension(x0, cx);
 inv45(x0, cx);
 }
 } }
+break; }
+case "versionId": {
 { const v0 = o["versionId"]; const ty0 = "id";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Meta.versionId");
@@ -2035,6 +2669,8 @@ R.single(v0, 0, 1, "Meta.versionId");
 R.primitive(x0, "id", "Meta.versionId");
 }
 } }
+break; }
+case "lastUpdated": {
 { const v0 = o["lastUpdated"]; const ty0 = "instant";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Meta.lastUpdated");
@@ -2042,6 +2678,8 @@ R.single(v0, 0, 1, "Meta.lastUpdated");
 R.primitive(x0, "instant", "Meta.lastUpdated");
 }
 } }
+break; }
+case "source": {
 { const v0 = o["source"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Meta.source");
@@ -2049,6 +2687,8 @@ R.single(v0, 0, 1, "Meta.source");
 R.primitive(x0, "uri", "Meta.source");
 }
 } }
+break; }
+case "profile": {
 { const v0 = o["profile"]; const ty0 = "canonical";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Meta.profile");
@@ -2056,6 +2696,8 @@ for (const x0 of l0) {
 R.primitive(x0, "canonical", "Meta.profile");
 }
 } }
+break; }
+case "security": {
 { const v0 = o["security"]; const ty0 = "Coding";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Meta.security");
@@ -2063,6 +2705,8 @@ for (const x0 of l0) {
 s7(x0, cx);
 }
 } }
+break; }
+case "tag": {
 { const v0 = o["tag"]; const ty0 = "Coding";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Meta.tag");
@@ -2070,6 +2714,8 @@ for (const x0 of l0) {
 s7(x0, cx);
 }
 } }
+break; }
+case "project": {
 { const v0 = o["project"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Meta.project");
@@ -2077,6 +2723,8 @@ R.single(v0, 0, 1, "Meta.project");
 R.primitive(x0, "uri", "Meta.project");
 }
 } }
+break; }
+case "author": {
 { const v0 = o["author"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Meta.author");
@@ -2085,6 +2733,8 @@ s19(x0, cx);
 R.reference(x0, undefined, "Meta.author", cx, "Meta.author");
 }
 } }
+break; }
+case "onBehalfOf": {
 { const v0 = o["onBehalfOf"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Meta.onBehalfOf");
@@ -2093,6 +2743,8 @@ s19(x0, cx);
 R.reference(x0, undefined, "Meta.onBehalfOf", cx, "Meta.onBehalfOf");
 }
 } }
+break; }
+case "account": {
 { const v0 = o["account"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Meta.account");
@@ -2101,6 +2753,8 @@ s19(x0, cx);
 R.reference(x0, undefined, "Meta.account", cx, "Meta.account");
 }
 } }
+break; }
+case "accounts": {
 { const v0 = o["accounts"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Meta.accounts");
@@ -2109,6 +2763,8 @@ s19(x0, cx);
 R.reference(x0, undefined, "Meta.accounts", cx, "Meta.accounts");
 }
 } }
+break; }
+case "compartment": {
 { const v0 = o["compartment"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Meta.compartment");
@@ -2117,6 +2773,8 @@ s19(x0, cx);
 R.reference(x0, undefined, "Meta.compartment", cx, "Meta.compartment");
 }
 } }
+break; }
+case "deleted": {
 { const v0 = o["deleted"]; const ty0 = "boolean";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Meta.deleted");
@@ -2124,13 +2782,19 @@ R.single(v0, 0, 1, "Meta.deleted");
 R.primitive(x0, "boolean", "Meta.deleted");
 }
 } }
+break; }
+default: R.unsure("Meta: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv46(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s33 = new Set(["id","extension","boundsDuration","boundsRange","boundsPeriod","count","countMax","duration","durationMax","durationUnit","frequency","frequencyMax","period","periodMax","periodUnit","dayOfWeek","timeOfDay","when","offset"]);
+function inv46(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** TimingRepeat */
 function s33(o, cx) {
-R.object(o, K_s33, "TimingRepeat");
+R.nonEmptyObject(o, "TimingRepeat");
+for (const key in o) {
+if (o[key] === null) R.unsure("TimingRepeat: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Timing.repeat.id");
@@ -2138,6 +2802,8 @@ R.single(v0, 0, 1, "Timing.repeat.id");
 R.primitive(x0, "string", "Timing.repeat.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Timing.repeat.extension");
@@ -2147,7 +2813,9 @@ ourExtension(x0, cx);
 inv46(x0, cx);
 }
 } }
-{ const ch0 = R.choice(o, [["boundsDuration","Duration"],["boundsRange","Range"],["boundsPeriod","Period"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "boundsDuration": case "boundsRange": case "boundsPeriod": {
+{ const ch0 = R.choice(o, C8); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Timing.repeat.bounds[x]");
 { const x0 = v0;
@@ -2158,6 +2826,8 @@ case "Period": { s15(x0, cx); break; }
 default: R.unsure("Timing.repeat.bounds[x]: type"); }
 }
 } }
+break; }
+case "count": {
 { const v0 = o["count"]; const ty0 = "positiveInt";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Timing.repeat.count");
@@ -2165,6 +2835,8 @@ R.single(v0, 0, 1, "Timing.repeat.count");
 R.primitive(x0, "positiveInt", "Timing.repeat.count");
 }
 } }
+break; }
+case "countMax": {
 { const v0 = o["countMax"]; const ty0 = "positiveInt";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Timing.repeat.countMax");
@@ -2172,6 +2844,8 @@ R.single(v0, 0, 1, "Timing.repeat.countMax");
 R.primitive(x0, "positiveInt", "Timing.repeat.countMax");
 }
 } }
+break; }
+case "duration": {
 { const v0 = o["duration"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Timing.repeat.duration");
@@ -2179,6 +2853,8 @@ R.single(v0, 0, 1, "Timing.repeat.duration");
 R.primitive(x0, "decimal", "Timing.repeat.duration");
 }
 } }
+break; }
+case "durationMax": {
 { const v0 = o["durationMax"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Timing.repeat.durationMax");
@@ -2186,6 +2862,8 @@ R.single(v0, 0, 1, "Timing.repeat.durationMax");
 R.primitive(x0, "decimal", "Timing.repeat.durationMax");
 }
 } }
+break; }
+case "durationUnit": {
 { const v0 = o["durationUnit"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Timing.repeat.durationUnit");
@@ -2194,6 +2872,8 @@ R.primitive(x0, "code", "Timing.repeat.durationUnit");
 R.binding("http://hl7.org/fhir/ValueSet/units-of-time|4.0.1", "code", x0, "Timing.repeat.durationUnit");
 }
 } }
+break; }
+case "frequency": {
 { const v0 = o["frequency"]; const ty0 = "positiveInt";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Timing.repeat.frequency");
@@ -2201,6 +2881,8 @@ R.single(v0, 0, 1, "Timing.repeat.frequency");
 R.primitive(x0, "positiveInt", "Timing.repeat.frequency");
 }
 } }
+break; }
+case "frequencyMax": {
 { const v0 = o["frequencyMax"]; const ty0 = "positiveInt";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Timing.repeat.frequencyMax");
@@ -2208,6 +2890,8 @@ R.single(v0, 0, 1, "Timing.repeat.frequencyMax");
 R.primitive(x0, "positiveInt", "Timing.repeat.frequencyMax");
 }
 } }
+break; }
+case "period": {
 { const v0 = o["period"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Timing.repeat.period");
@@ -2215,6 +2899,8 @@ R.single(v0, 0, 1, "Timing.repeat.period");
 R.primitive(x0, "decimal", "Timing.repeat.period");
 }
 } }
+break; }
+case "periodMax": {
 { const v0 = o["periodMax"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Timing.repeat.periodMax");
@@ -2222,6 +2908,8 @@ R.single(v0, 0, 1, "Timing.repeat.periodMax");
 R.primitive(x0, "decimal", "Timing.repeat.periodMax");
 }
 } }
+break; }
+case "periodUnit": {
 { const v0 = o["periodUnit"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Timing.repeat.periodUnit");
@@ -2230,6 +2918,8 @@ R.primitive(x0, "code", "Timing.repeat.periodUnit");
 R.binding("http://hl7.org/fhir/ValueSet/units-of-time|4.0.1", "code", x0, "Timing.repeat.periodUnit");
 }
 } }
+break; }
+case "dayOfWeek": {
 { const v0 = o["dayOfWeek"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Timing.repeat.dayOfWeek");
@@ -2238,6 +2928,8 @@ R.primitive(x0, "code", "Timing.repeat.dayOfWeek");
 R.binding("http://hl7.org/fhir/ValueSet/days-of-week|4.0.1", "code", x0, "Timing.repeat.dayOfWeek");
 }
 } }
+break; }
+case "timeOfDay": {
 { const v0 = o["timeOfDay"]; const ty0 = "time";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Timing.repeat.timeOfDay");
@@ -2245,6 +2937,8 @@ for (const x0 of l0) {
 R.primitive(x0, "time", "Timing.repeat.timeOfDay");
 }
 } }
+break; }
+case "when": {
 { const v0 = o["when"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Timing.repeat.when");
@@ -2253,6 +2947,8 @@ R.primitive(x0, "code", "Timing.repeat.when");
 R.binding("http://hl7.org/fhir/ValueSet/event-timing|4.0.1", "code", x0, "Timing.repeat.when");
 }
 } }
+break; }
+case "offset": {
 { const v0 = o["offset"]; const ty0 = "unsignedInt";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Timing.repeat.offset");
@@ -2260,13 +2956,19 @@ R.single(v0, 0, 1, "Timing.repeat.offset");
 R.primitive(x0, "unsignedInt", "Timing.repeat.offset");
 }
 } }
+break; }
+default: R.unsure("TimingRepeat: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv47(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s34 = new Set(["id","extension","path","searchParam","valueSet","code"]);
+function inv47(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** DataRequirementCodeFilter */
 function s34(o, cx) {
-R.object(o, K_s34, "DataRequirementCodeFilter");
+R.nonEmptyObject(o, "DataRequirementCodeFilter");
+for (const key in o) {
+if (o[key] === null) R.unsure("DataRequirementCodeFilter: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DataRequirement.codeFilter.id");
@@ -2274,6 +2976,8 @@ R.single(v0, 0, 1, "DataRequirement.codeFilter.id");
 R.primitive(x0, "string", "DataRequirement.codeFilter.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DataRequirement.codeFilter.extension");
@@ -2283,6 +2987,8 @@ ourExtension(x0, cx);
 inv47(x0, cx);
 }
 } }
+break; }
+case "path": {
 { const v0 = o["path"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DataRequirement.codeFilter.path");
@@ -2290,6 +2996,8 @@ R.single(v0, 0, 1, "DataRequirement.codeFilter.path");
 R.primitive(x0, "string", "DataRequirement.codeFilter.path");
 }
 } }
+break; }
+case "searchParam": {
 { const v0 = o["searchParam"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DataRequirement.codeFilter.searchParam");
@@ -2297,6 +3005,8 @@ R.single(v0, 0, 1, "DataRequirement.codeFilter.searchParam");
 R.primitive(x0, "string", "DataRequirement.codeFilter.searchParam");
 }
 } }
+break; }
+case "valueSet": {
 { const v0 = o["valueSet"]; const ty0 = "canonical";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DataRequirement.codeFilter.valueSet");
@@ -2304,6 +3014,8 @@ R.single(v0, 0, 1, "DataRequirement.codeFilter.valueSet");
 R.primitive(x0, "canonical", "DataRequirement.codeFilter.valueSet");
 }
 } }
+break; }
+case "code": {
 { const v0 = o["code"]; const ty0 = "Coding";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DataRequirement.codeFilter.code");
@@ -2311,13 +3023,19 @@ for (const x0 of l0) {
 s7(x0, cx);
 }
 } }
+break; }
+default: R.unsure("DataRequirementCodeFilter: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv48(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s35 = new Set(["id","extension","path","searchParam","valueDateTime","valuePeriod","valueDuration"]);
+function inv48(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** DataRequirementDateFilter */
 function s35(o, cx) {
-R.object(o, K_s35, "DataRequirementDateFilter");
+R.nonEmptyObject(o, "DataRequirementDateFilter");
+for (const key in o) {
+if (o[key] === null) R.unsure("DataRequirementDateFilter: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DataRequirement.dateFilter.id");
@@ -2325,6 +3043,8 @@ R.single(v0, 0, 1, "DataRequirement.dateFilter.id");
 R.primitive(x0, "string", "DataRequirement.dateFilter.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DataRequirement.dateFilter.extension");
@@ -2334,6 +3054,8 @@ ourExtension(x0, cx);
 inv48(x0, cx);
 }
 } }
+break; }
+case "path": {
 { const v0 = o["path"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DataRequirement.dateFilter.path");
@@ -2341,6 +3063,8 @@ R.single(v0, 0, 1, "DataRequirement.dateFilter.path");
 R.primitive(x0, "string", "DataRequirement.dateFilter.path");
 }
 } }
+break; }
+case "searchParam": {
 { const v0 = o["searchParam"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DataRequirement.dateFilter.searchParam");
@@ -2348,7 +3072,9 @@ R.single(v0, 0, 1, "DataRequirement.dateFilter.searchParam");
 R.primitive(x0, "string", "DataRequirement.dateFilter.searchParam");
 }
 } }
-{ const ch0 = R.choice(o, [["valueDateTime","dateTime"],["valuePeriod","Period"],["valueDuration","Duration"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "valueDateTime": case "valuePeriod": case "valueDuration": {
+{ const ch0 = R.choice(o, C9); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DataRequirement.dateFilter.value[x]");
 { const x0 = v0;
@@ -2359,13 +3085,19 @@ case "Duration": { s11(x0, cx); break; }
 default: R.unsure("DataRequirement.dateFilter.value[x]: type"); }
 }
 } }
+break; }
+default: R.unsure("DataRequirementDateFilter: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv49(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s36 = new Set(["id","extension","path","direction"]);
+function inv49(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** DataRequirementSort */
 function s36(o, cx) {
-R.object(o, K_s36, "DataRequirementSort");
+R.nonEmptyObject(o, "DataRequirementSort");
+for (const key in o) {
+if (o[key] === null) R.unsure("DataRequirementSort: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DataRequirement.sort.id");
@@ -2373,6 +3105,8 @@ R.single(v0, 0, 1, "DataRequirement.sort.id");
 R.primitive(x0, "string", "DataRequirement.sort.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DataRequirement.sort.extension");
@@ -2382,6 +3116,8 @@ ourExtension(x0, cx);
 inv49(x0, cx);
 }
 } }
+break; }
+case "path": {
 { const v0 = o["path"]; const ty0 = "string";
 if (v0 === undefined) { R.unsure("DataRequirement.sort.path: missing"); } else {
 R.single(v0, 1, 1, "DataRequirement.sort.path");
@@ -2389,6 +3125,8 @@ R.single(v0, 1, 1, "DataRequirement.sort.path");
 R.primitive(x0, "string", "DataRequirement.sort.path");
 }
 } }
+break; }
+case "direction": {
 { const v0 = o["direction"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("DataRequirement.sort.direction: missing"); } else {
 R.single(v0, 1, 1, "DataRequirement.sort.direction");
@@ -2397,13 +3135,21 @@ R.primitive(x0, "code", "DataRequirement.sort.direction");
 R.binding("http://hl7.org/fhir/ValueSet/sort-direction|4.0.1", "code", x0, "DataRequirement.sort.direction");
 }
 } }
+break; }
+default: R.unsure("DataRequirementSort: element " + key);
+} }
+if (o["path"] === undefined) R.unsure("DataRequirement.sort.path: missing");
+if (o["direction"] === undefined) R.unsure("DataRequirement.sort.direction: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv50(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s37 = new Set(["id","extension","type","doseRange","doseQuantity","rateRatio","rateRange","rateQuantity"]);
+function inv50(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** DosageDoseAndRate */
 function s37(o, cx) {
-R.object(o, K_s37, "DosageDoseAndRate");
+R.nonEmptyObject(o, "DosageDoseAndRate");
+for (const key in o) {
+if (o[key] === null) R.unsure("DosageDoseAndRate: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Dosage.doseAndRate.id");
@@ -2411,6 +3157,8 @@ R.single(v0, 0, 1, "Dosage.doseAndRate.id");
 R.primitive(x0, "string", "Dosage.doseAndRate.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Dosage.doseAndRate.extension");
@@ -2420,6 +3168,8 @@ ourExtension(x0, cx);
 inv50(x0, cx);
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Dosage.doseAndRate.type");
@@ -2427,7 +3177,9 @@ R.single(v0, 0, 1, "Dosage.doseAndRate.type");
 s6(x0, cx);
 }
 } }
-{ const ch0 = R.choice(o, [["doseRange","Range"],["doseQuantity","Quantity"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "doseRange": case "doseQuantity": {
+{ const ch0 = R.choice(o, C10); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Dosage.doseAndRate.dose[x]");
 { const x0 = v0;
@@ -2437,7 +3189,9 @@ case "Quantity": { s16(x0, cx); break; }
 default: R.unsure("Dosage.doseAndRate.dose[x]: type"); }
 }
 } }
-{ const ch0 = R.choice(o, [["rateRatio","Ratio"],["rateRange","Range"],["rateQuantity","Quantity"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "rateRatio": case "rateRange": case "rateQuantity": {
+{ const ch0 = R.choice(o, C11); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Dosage.doseAndRate.rate[x]");
 { const x0 = v0;
@@ -2448,17 +3202,24 @@ case "Quantity": { s16(x0, cx); break; }
 default: R.unsure("Dosage.doseAndRate.rate[x]: type"); }
 }
 } }
+break; }
+default: R.unsure("DosageDoseAndRate: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv51(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv51(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv52(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv52(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv53(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s38 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","definition","udiCarrier","status","statusReason","distinctIdentifier","manufacturer","manufactureDate","expirationDate","lotNumber","serialNumber","deviceName","modelNumber","partNumber","type","specialization","version","property","patient","owner","contact","location","url","note","safety","parent"]);
+function inv53(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ImhBridgeDevice (https://imh-bridge.example.no/fhir/StructureDefinition/imh-bridge-device) */
 function s38(o, cx) {
-R.object(o, K_s38, "ImhBridgeDevice");
+R.nonEmptyObject(o, "ImhBridgeDevice");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhBridgeDevice: null");
+switch (key) {
+case 'resourceType': break;
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.id");
@@ -2466,6 +3227,8 @@ R.single(v0, 0, 1, "Device.id");
 R.primitive(x0, "string", "Device.id");
 }
 } }
+break; }
+case "meta": {
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.meta");
@@ -2473,6 +3236,8 @@ R.single(v0, 0, 1, "Device.meta");
 s32(x0, cx);
 }
 } }
+break; }
+case "implicitRules": {
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.implicitRules");
@@ -2480,6 +3245,8 @@ R.single(v0, 0, 1, "Device.implicitRules");
 R.primitive(x0, "uri", "Device.implicitRules");
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.language");
@@ -2487,6 +3254,8 @@ R.single(v0, 0, 1, "Device.language");
 R.primitive(x0, "code", "Device.language");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.text");
@@ -2494,6 +3263,8 @@ R.single(v0, 0, 1, "Device.text");
 s39(x0, cx);
 }
 } }
+break; }
+case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Device.contained");
@@ -2501,6 +3272,8 @@ for (const x0 of l0) {
 R.unsure("Device.contained: a nested resource");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Device.extension");
@@ -2510,6 +3283,8 @@ ourExtension(x0, cx);
 inv52(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Device.modifierExtension");
@@ -2519,6 +3294,8 @@ ourExtension(x0, cx);
 inv53(x0, cx);
 }
 } }
+break; }
+case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) { R.unsure("Device.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Device.identifier");
@@ -2527,6 +3304,8 @@ s13(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepIncludes({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/sid/bridge/device"})))((R.isObj(v) ? v["system"] : undefined))) return 0; return -1; }, [[1,1]], "Device.identifier");
 } }
+break; }
+case "definition": {
 { const v0 = o["definition"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.definition");
@@ -2535,6 +3314,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/DeviceDefinition"], "Device.definition", cx, "Device.definition");
 }
 } }
+break; }
+case "udiCarrier": {
 { const v0 = o["udiCarrier"]; const ty0 = "DeviceUdiCarrier";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Device.udiCarrier");
@@ -2542,6 +3323,8 @@ for (const x0 of l0) {
 s40(x0, cx);
 }
 } }
+break; }
+case "status": {
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.status");
@@ -2550,6 +3333,8 @@ R.primitive(x0, "code", "Device.status");
 R.binding("http://hl7.org/fhir/ValueSet/device-status|4.0.1", "code", x0, "Device.status");
 }
 } }
+break; }
+case "statusReason": {
 { const v0 = o["statusReason"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Device.statusReason");
@@ -2557,6 +3342,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "distinctIdentifier": {
 { const v0 = o["distinctIdentifier"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.distinctIdentifier");
@@ -2564,6 +3351,8 @@ R.single(v0, 0, 1, "Device.distinctIdentifier");
 R.primitive(x0, "string", "Device.distinctIdentifier");
 }
 } }
+break; }
+case "manufacturer": {
 { const v0 = o["manufacturer"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.manufacturer");
@@ -2571,6 +3360,8 @@ R.single(v0, 0, 1, "Device.manufacturer");
 R.primitive(x0, "string", "Device.manufacturer");
 }
 } }
+break; }
+case "manufactureDate": {
 { const v0 = o["manufactureDate"]; const ty0 = "dateTime";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.manufactureDate");
@@ -2578,6 +3369,8 @@ R.single(v0, 0, 1, "Device.manufactureDate");
 R.primitive(x0, "dateTime", "Device.manufactureDate");
 }
 } }
+break; }
+case "expirationDate": {
 { const v0 = o["expirationDate"]; const ty0 = "dateTime";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.expirationDate");
@@ -2585,6 +3378,8 @@ R.single(v0, 0, 1, "Device.expirationDate");
 R.primitive(x0, "dateTime", "Device.expirationDate");
 }
 } }
+break; }
+case "lotNumber": {
 { const v0 = o["lotNumber"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.lotNumber");
@@ -2592,6 +3387,8 @@ R.single(v0, 0, 1, "Device.lotNumber");
 R.primitive(x0, "string", "Device.lotNumber");
 }
 } }
+break; }
+case "serialNumber": {
 { const v0 = o["serialNumber"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.serialNumber");
@@ -2599,6 +3396,8 @@ R.single(v0, 0, 1, "Device.serialNumber");
 R.primitive(x0, "string", "Device.serialNumber");
 }
 } }
+break; }
+case "deviceName": {
 { const v0 = o["deviceName"]; const ty0 = "DeviceDeviceName";
 if (v0 === undefined) { R.unsure("Device.deviceName: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Device.deviceName");
@@ -2606,6 +3405,8 @@ for (const x0 of l0) {
 s41(x0, cx);
 }
 } }
+break; }
+case "modelNumber": {
 { const v0 = o["modelNumber"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.modelNumber");
@@ -2613,6 +3414,8 @@ R.single(v0, 0, 1, "Device.modelNumber");
 R.primitive(x0, "string", "Device.modelNumber");
 }
 } }
+break; }
+case "partNumber": {
 { const v0 = o["partNumber"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.partNumber");
@@ -2620,6 +3423,8 @@ R.single(v0, 0, 1, "Device.partNumber");
 R.primitive(x0, "string", "Device.partNumber");
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.type");
@@ -2627,6 +3432,8 @@ R.single(v0, 0, 1, "Device.type");
 s6(x0, cx);
 }
 } }
+break; }
+case "specialization": {
 { const v0 = o["specialization"]; const ty0 = "DeviceSpecialization";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Device.specialization");
@@ -2634,6 +3441,8 @@ for (const x0 of l0) {
 s42(x0, cx);
 }
 } }
+break; }
+case "version": {
 { const v0 = o["version"]; const ty0 = "DeviceVersion";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Device.version");
@@ -2641,6 +3450,8 @@ for (const x0 of l0) {
 s43(x0, cx);
 }
 } }
+break; }
+case "property": {
 { const v0 = o["property"]; const ty0 = "DeviceProperty";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Device.property");
@@ -2648,6 +3459,8 @@ for (const x0 of l0) {
 s44(x0, cx);
 }
 } }
+break; }
+case "patient": {
 { const v0 = o["patient"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.patient");
@@ -2656,6 +3469,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Device.patient", cx, "Device.patient");
 }
 } }
+break; }
+case "owner": {
 { const v0 = o["owner"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.owner");
@@ -2664,6 +3479,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Device.owner", cx, "Device.owner");
 }
 } }
+break; }
+case "contact": {
 { const v0 = o["contact"]; const ty0 = "ContactPoint";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Device.contact");
@@ -2671,6 +3488,8 @@ for (const x0 of l0) {
 s8(x0, cx);
 }
 } }
+break; }
+case "location": {
 { const v0 = o["location"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.location");
@@ -2679,6 +3498,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location"], "Device.location", cx, "Device.location");
 }
 } }
+break; }
+case "url": {
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.url");
@@ -2686,6 +3507,8 @@ R.single(v0, 0, 1, "Device.url");
 R.primitive(x0, "uri", "Device.url");
 }
 } }
+break; }
+case "note": {
 { const v0 = o["note"]; const ty0 = "Annotation";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Device.note");
@@ -2693,6 +3516,8 @@ for (const x0 of l0) {
 s4(x0, cx);
 }
 } }
+break; }
+case "safety": {
 { const v0 = o["safety"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Device.safety");
@@ -2700,6 +3525,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "parent": {
 { const v0 = o["parent"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.parent");
@@ -2708,17 +3535,25 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device"], "Device.parent", cx, "Device.parent");
 }
 } }
+break; }
+default: R.unsure("ImhBridgeDevice: element " + key);
+} }
+if (o["identifier"] === undefined) R.unsure("Device.identifier: missing");
+if (o["deviceName"] === undefined) R.unsure("Device.deviceName: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv54(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv54(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** txt-1: htmlChecks() */
 function inv55(v, cx) { R.unsure("invariant txt-1 is not compiled (function htmlChecks())"); }
 /** txt-2: htmlChecks() */
 function inv56(v, cx) { R.unsure("invariant txt-2 is not compiled (function htmlChecks())"); }
-const K_s39 = new Set(["id","extension","status","div"]);
 /** Narrative (http://hl7.org/fhir/StructureDefinition/Narrative) */
 function s39(o, cx) {
-R.object(o, K_s39, "Narrative");
+R.nonEmptyObject(o, "Narrative");
+for (const key in o) {
+if (o[key] === null) R.unsure("Narrative: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Narrative.id");
@@ -2726,6 +3561,8 @@ R.single(v0, 0, 1, "Narrative.id");
 R.primitive(x0, "string", "Narrative.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Narrative.extension");
@@ -2735,6 +3572,8 @@ ourExtension(x0, cx);
 inv54(x0, cx);
 }
 } }
+break; }
+case "status": {
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Narrative.status: missing"); } else {
 R.single(v0, 1, 1, "Narrative.status");
@@ -2743,6 +3582,8 @@ R.primitive(x0, "code", "Narrative.status");
 R.binding("http://hl7.org/fhir/ValueSet/narrative-status|4.0.1", "code", x0, "Narrative.status");
 }
 } }
+break; }
+case "div": {
 { const v0 = o["div"]; const ty0 = "xhtml";
 if (v0 === undefined) { R.unsure("Narrative.div: missing"); } else {
 R.single(v0, 1, 1, "Narrative.div");
@@ -2752,15 +3593,23 @@ inv55(x0, cx);
 inv56(x0, cx);
 }
 } }
+break; }
+default: R.unsure("Narrative: element " + key);
+} }
+if (o["status"] === undefined) R.unsure("Narrative.status: missing");
+if (o["div"] === undefined) R.unsure("Narrative.div: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv57(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv57(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv58(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s40 = new Set(["id","extension","modifierExtension","deviceIdentifier","issuer","jurisdiction","carrierAIDC","carrierHRF","entryType"]);
+function inv58(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** DeviceUdiCarrier */
 function s40(o, cx) {
-R.object(o, K_s40, "DeviceUdiCarrier");
+R.nonEmptyObject(o, "DeviceUdiCarrier");
+for (const key in o) {
+if (o[key] === null) R.unsure("DeviceUdiCarrier: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.udiCarrier.id");
@@ -2768,6 +3617,8 @@ R.single(v0, 0, 1, "Device.udiCarrier.id");
 R.primitive(x0, "string", "Device.udiCarrier.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Device.udiCarrier.extension");
@@ -2777,6 +3628,8 @@ ourExtension(x0, cx);
 inv57(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Device.udiCarrier.modifierExtension");
@@ -2786,6 +3639,8 @@ ourExtension(x0, cx);
 inv58(x0, cx);
 }
 } }
+break; }
+case "deviceIdentifier": {
 { const v0 = o["deviceIdentifier"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.udiCarrier.deviceIdentifier");
@@ -2793,6 +3648,8 @@ R.single(v0, 0, 1, "Device.udiCarrier.deviceIdentifier");
 R.primitive(x0, "string", "Device.udiCarrier.deviceIdentifier");
 }
 } }
+break; }
+case "issuer": {
 { const v0 = o["issuer"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.udiCarrier.issuer");
@@ -2800,6 +3657,8 @@ R.single(v0, 0, 1, "Device.udiCarrier.issuer");
 R.primitive(x0, "uri", "Device.udiCarrier.issuer");
 }
 } }
+break; }
+case "jurisdiction": {
 { const v0 = o["jurisdiction"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.udiCarrier.jurisdiction");
@@ -2807,6 +3666,8 @@ R.single(v0, 0, 1, "Device.udiCarrier.jurisdiction");
 R.primitive(x0, "uri", "Device.udiCarrier.jurisdiction");
 }
 } }
+break; }
+case "carrierAIDC": {
 { const v0 = o["carrierAIDC"]; const ty0 = "base64Binary";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.udiCarrier.carrierAIDC");
@@ -2814,6 +3675,8 @@ R.single(v0, 0, 1, "Device.udiCarrier.carrierAIDC");
 R.primitive(x0, "base64Binary", "Device.udiCarrier.carrierAIDC");
 }
 } }
+break; }
+case "carrierHRF": {
 { const v0 = o["carrierHRF"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.udiCarrier.carrierHRF");
@@ -2821,6 +3684,8 @@ R.single(v0, 0, 1, "Device.udiCarrier.carrierHRF");
 R.primitive(x0, "string", "Device.udiCarrier.carrierHRF");
 }
 } }
+break; }
+case "entryType": {
 { const v0 = o["entryType"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.udiCarrier.entryType");
@@ -2829,15 +3694,21 @@ R.primitive(x0, "code", "Device.udiCarrier.entryType");
 R.binding("http://hl7.org/fhir/ValueSet/udi-entry-type|4.0.1", "code", x0, "Device.udiCarrier.entryType");
 }
 } }
+break; }
+default: R.unsure("DeviceUdiCarrier: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv59(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv59(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv60(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s41 = new Set(["id","extension","modifierExtension","name","type"]);
+function inv60(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** DeviceDeviceName */
 function s41(o, cx) {
-R.object(o, K_s41, "DeviceDeviceName");
+R.nonEmptyObject(o, "DeviceDeviceName");
+for (const key in o) {
+if (o[key] === null) R.unsure("DeviceDeviceName: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.deviceName.id");
@@ -2845,6 +3716,8 @@ R.single(v0, 0, 1, "Device.deviceName.id");
 R.primitive(x0, "string", "Device.deviceName.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Device.deviceName.extension");
@@ -2854,6 +3727,8 @@ ourExtension(x0, cx);
 inv59(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Device.deviceName.modifierExtension");
@@ -2863,6 +3738,8 @@ ourExtension(x0, cx);
 inv60(x0, cx);
 }
 } }
+break; }
+case "name": {
 { const v0 = o["name"]; const ty0 = "string";
 if (v0 === undefined) { R.unsure("Device.deviceName.name: missing"); } else {
 R.single(v0, 1, 1, "Device.deviceName.name");
@@ -2870,6 +3747,8 @@ R.single(v0, 1, 1, "Device.deviceName.name");
 R.primitive(x0, "string", "Device.deviceName.name");
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Device.deviceName.type: missing"); } else {
 R.single(v0, 1, 1, "Device.deviceName.type");
@@ -2878,15 +3757,23 @@ R.primitive(x0, "code", "Device.deviceName.type");
 R.binding("http://hl7.org/fhir/ValueSet/device-nametype|4.0.1", "code", x0, "Device.deviceName.type");
 }
 } }
+break; }
+default: R.unsure("DeviceDeviceName: element " + key);
+} }
+if (o["name"] === undefined) R.unsure("Device.deviceName.name: missing");
+if (o["type"] === undefined) R.unsure("Device.deviceName.type: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv61(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv61(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv62(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s42 = new Set(["id","extension","modifierExtension","systemType","version"]);
+function inv62(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** DeviceSpecialization */
 function s42(o, cx) {
-R.object(o, K_s42, "DeviceSpecialization");
+R.nonEmptyObject(o, "DeviceSpecialization");
+for (const key in o) {
+if (o[key] === null) R.unsure("DeviceSpecialization: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.specialization.id");
@@ -2894,6 +3781,8 @@ R.single(v0, 0, 1, "Device.specialization.id");
 R.primitive(x0, "string", "Device.specialization.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Device.specialization.extension");
@@ -2903,6 +3792,8 @@ ourExtension(x0, cx);
 inv61(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Device.specialization.modifierExtension");
@@ -2912,6 +3803,8 @@ ourExtension(x0, cx);
 inv62(x0, cx);
 }
 } }
+break; }
+case "systemType": {
 { const v0 = o["systemType"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Device.specialization.systemType: missing"); } else {
 R.single(v0, 1, 1, "Device.specialization.systemType");
@@ -2919,6 +3812,8 @@ R.single(v0, 1, 1, "Device.specialization.systemType");
 s6(x0, cx);
 }
 } }
+break; }
+case "version": {
 { const v0 = o["version"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.specialization.version");
@@ -2926,15 +3821,22 @@ R.single(v0, 0, 1, "Device.specialization.version");
 R.primitive(x0, "string", "Device.specialization.version");
 }
 } }
+break; }
+default: R.unsure("DeviceSpecialization: element " + key);
+} }
+if (o["systemType"] === undefined) R.unsure("Device.specialization.systemType: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv63(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv63(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv64(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s43 = new Set(["id","extension","modifierExtension","type","component","value"]);
+function inv64(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** DeviceVersion */
 function s43(o, cx) {
-R.object(o, K_s43, "DeviceVersion");
+R.nonEmptyObject(o, "DeviceVersion");
+for (const key in o) {
+if (o[key] === null) R.unsure("DeviceVersion: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.version.id");
@@ -2942,6 +3844,8 @@ R.single(v0, 0, 1, "Device.version.id");
 R.primitive(x0, "string", "Device.version.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Device.version.extension");
@@ -2951,6 +3855,8 @@ ourExtension(x0, cx);
 inv63(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Device.version.modifierExtension");
@@ -2960,6 +3866,8 @@ ourExtension(x0, cx);
 inv64(x0, cx);
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.version.type");
@@ -2967,6 +3875,8 @@ R.single(v0, 0, 1, "Device.version.type");
 s6(x0, cx);
 }
 } }
+break; }
+case "component": {
 { const v0 = o["component"]; const ty0 = "Identifier";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.version.component");
@@ -2974,6 +3884,8 @@ R.single(v0, 0, 1, "Device.version.component");
 s13(x0, cx);
 }
 } }
+break; }
+case "value": {
 { const v0 = o["value"]; const ty0 = "string";
 if (v0 === undefined) { R.unsure("Device.version.value: missing"); } else {
 R.single(v0, 1, 1, "Device.version.value");
@@ -2981,15 +3893,22 @@ R.single(v0, 1, 1, "Device.version.value");
 R.primitive(x0, "string", "Device.version.value");
 }
 } }
+break; }
+default: R.unsure("DeviceVersion: element " + key);
+} }
+if (o["value"] === undefined) R.unsure("Device.version.value: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv65(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv65(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv66(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s44 = new Set(["id","extension","modifierExtension","type","valueQuantity","valueCode"]);
+function inv66(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** DeviceProperty */
 function s44(o, cx) {
-R.object(o, K_s44, "DeviceProperty");
+R.nonEmptyObject(o, "DeviceProperty");
+for (const key in o) {
+if (o[key] === null) R.unsure("DeviceProperty: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.property.id");
@@ -2997,6 +3916,8 @@ R.single(v0, 0, 1, "Device.property.id");
 R.primitive(x0, "string", "Device.property.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Device.property.extension");
@@ -3006,6 +3927,8 @@ ourExtension(x0, cx);
 inv65(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Device.property.modifierExtension");
@@ -3015,6 +3938,8 @@ ourExtension(x0, cx);
 inv66(x0, cx);
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Device.property.type: missing"); } else {
 R.single(v0, 1, 1, "Device.property.type");
@@ -3022,6 +3947,8 @@ R.single(v0, 1, 1, "Device.property.type");
 s6(x0, cx);
 }
 } }
+break; }
+case "valueQuantity": {
 { const v0 = o["valueQuantity"]; const ty0 = "Quantity";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Device.property.valueQuantity");
@@ -3029,6 +3956,8 @@ for (const x0 of l0) {
 s16(x0, cx);
 }
 } }
+break; }
+case "valueCode": {
 { const v0 = o["valueCode"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Device.property.valueCode");
@@ -3036,6 +3965,10 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+default: R.unsure("DeviceProperty: element " + key);
+} }
+if (o["type"] === undefined) R.unsure("Device.property.type: missing");
 }
 /** dom-2: contained.contained.empty() */
 function inv67(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
@@ -3044,11 +3977,14 @@ function inv68(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "containe
 /** dom-5: contained.meta.security.empty() */
 function inv69(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv70(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s45 = new Set(["id","extension","url","valueCoding"]);
+function inv70(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ImhCancellationReason (https://imh-bridge.example.no/fhir/StructureDefinition/imh-cancellation-reason) */
 function s45(o, cx) {
-R.object(o, K_s45, "ImhCancellationReason");
+R.nonEmptyObject(o, "ImhCancellationReason");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhCancellationReason: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Extension.id");
@@ -3056,6 +3992,8 @@ R.single(v0, 0, 1, "Extension.id");
 R.primitive(x0, "string", "Extension.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, 0, "Extension.extension");
@@ -3065,6 +4003,8 @@ ourExtension(x0, cx);
 inv0(x0, cx);
 }
 } }
+break; }
+case "url": {
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) { R.unsure("Extension.url: missing"); } else {
 R.single(v0, 1, 1, "Extension.url");
@@ -3073,7 +4013,9 @@ R.specified([v0], false, ty0, {"type":"uri","value":"https://imh-bridge.example.
 R.primitive(x0, "uri", "Extension.url");
 }
 } }
-{ const ch0 = R.choice(o, [["valueCoding","Coding"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "valueCoding": {
+{ const ch0 = R.choice(o, C12); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Extension.value[x]");
 { const x0 = v0;
@@ -3146,21 +4088,30 @@ R.primitive(x1, "boolean", "Extension.value[x].userSelected");
 }
 }
 } }
+break; }
+default: R.unsure("ImhCancellationReason: element " + key);
+} }
+if (o["url"] === undefined) R.unsure("Extension.url: missing");
+if (o["valueCoding"] === undefined) R.unsure("Extension.value[x]: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv71(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv71(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv72(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv72(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv73(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv73(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-care-team: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/care-team$') and value.exists()).exists() */
 function inv74(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/care-team$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-care-team"); }
 /** ctm-1: onBehalfOf.exists() implies (member.resolve().iif(empty(), true, ofType(Practitioner).exists())) */
 function inv75(v, cx) { const r = R.implies(R.exists(R.nav([v], "onBehalfOf")), R.iif(R.resolve(R.nav([v], "member"), cx), (c0) => R.empty(c0), (c1) => [true], (c2) => R.exists(R.ofType(c2, "Practitioner")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ctm-1"); }
-const K_s46 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","status","category","name","subject","encounter","period","participant","reasonCode","reasonReference","managingOrganization","telecom","note"]);
 /** ImhCareTeam (https://imh-bridge.example.no/fhir/StructureDefinition/imh-care-team) */
 function s46(o, cx) {
-R.object(o, K_s46, "ImhCareTeam");
+R.nonEmptyObject(o, "ImhCareTeam");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhCareTeam: null");
+switch (key) {
+case 'resourceType': break;
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "CareTeam.id");
@@ -3168,6 +4119,8 @@ R.single(v0, 0, 1, "CareTeam.id");
 R.primitive(x0, "string", "CareTeam.id");
 }
 } }
+break; }
+case "meta": {
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "CareTeam.meta");
@@ -3175,6 +4128,8 @@ R.single(v0, 0, 1, "CareTeam.meta");
 s32(x0, cx);
 }
 } }
+break; }
+case "implicitRules": {
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "CareTeam.implicitRules");
@@ -3182,6 +4137,8 @@ R.single(v0, 0, 1, "CareTeam.implicitRules");
 R.primitive(x0, "uri", "CareTeam.implicitRules");
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "CareTeam.language");
@@ -3189,6 +4146,8 @@ R.single(v0, 0, 1, "CareTeam.language");
 R.primitive(x0, "code", "CareTeam.language");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "CareTeam.text");
@@ -3196,6 +4155,8 @@ R.single(v0, 0, 1, "CareTeam.text");
 s39(x0, cx);
 }
 } }
+break; }
+case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "CareTeam.contained");
@@ -3203,6 +4164,8 @@ for (const x0 of l0) {
 R.unsure("CareTeam.contained: a nested resource");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "CareTeam.extension");
@@ -3212,6 +4175,8 @@ ourExtension(x0, cx);
 inv72(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "CareTeam.modifierExtension");
@@ -3221,6 +4186,8 @@ ourExtension(x0, cx);
 inv73(x0, cx);
 }
 } }
+break; }
+case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) { R.unsure("CareTeam.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "CareTeam.identifier");
@@ -3229,6 +4196,8 @@ s13(x0, cx);
 inv74(x0, cx);
 }
 } }
+break; }
+case "status": {
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("CareTeam.status: missing"); } else {
 R.single(v0, 1, 1, "CareTeam.status");
@@ -3237,6 +4206,8 @@ R.primitive(x0, "code", "CareTeam.status");
 R.binding("http://hl7.org/fhir/ValueSet/care-team-status|4.0.1", "code", x0, "CareTeam.status");
 }
 } }
+break; }
+case "category": {
 { const v0 = o["category"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "CareTeam.category");
@@ -3244,6 +4215,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "name": {
 { const v0 = o["name"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "CareTeam.name");
@@ -3251,6 +4224,8 @@ R.single(v0, 0, 1, "CareTeam.name");
 R.primitive(x0, "string", "CareTeam.name");
 }
 } }
+break; }
+case "subject": {
 { const v0 = o["subject"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("CareTeam.subject: missing"); } else {
 R.single(v0, 1, 1, "CareTeam.subject");
@@ -3259,6 +4234,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "CareTeam.subject", cx, "CareTeam.subject");
 }
 } }
+break; }
+case "encounter": {
 { const v0 = o["encounter"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "CareTeam.encounter");
@@ -3267,6 +4244,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "CareTeam.encounter", cx, "CareTeam.encounter");
 }
 } }
+break; }
+case "period": {
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "CareTeam.period");
@@ -3274,6 +4253,8 @@ R.single(v0, 0, 1, "CareTeam.period");
 s15(x0, cx);
 }
 } }
+break; }
+case "participant": {
 { const v0 = o["participant"]; const ty0 = "CareTeamParticipant";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "CareTeam.participant");
@@ -3282,6 +4263,8 @@ s47(x0, cx);
 inv75(x0, cx);
 }
 } }
+break; }
+case "reasonCode": {
 { const v0 = o["reasonCode"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "CareTeam.reasonCode");
@@ -3289,6 +4272,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "reasonReference": {
 { const v0 = o["reasonReference"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "CareTeam.reasonReference");
@@ -3297,6 +4282,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition"], "CareTeam.reasonReference", cx, "CareTeam.reasonReference");
 }
 } }
+break; }
+case "managingOrganization": {
 { const v0 = o["managingOrganization"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("CareTeam.managingOrganization: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "CareTeam.managingOrganization");
@@ -3305,6 +4292,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "CareTeam.managingOrganization", cx, "CareTeam.managingOrganization");
 }
 } }
+break; }
+case "telecom": {
 { const v0 = o["telecom"]; const ty0 = "ContactPoint";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "CareTeam.telecom");
@@ -3312,6 +4301,8 @@ for (const x0 of l0) {
 s8(x0, cx);
 }
 } }
+break; }
+case "note": {
 { const v0 = o["note"]; const ty0 = "Annotation";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "CareTeam.note");
@@ -3319,15 +4310,25 @@ for (const x0 of l0) {
 s4(x0, cx);
 }
 } }
+break; }
+default: R.unsure("ImhCareTeam: element " + key);
+} }
+if (o["identifier"] === undefined) R.unsure("CareTeam.identifier: missing");
+if (o["status"] === undefined) R.unsure("CareTeam.status: missing");
+if (o["subject"] === undefined) R.unsure("CareTeam.subject: missing");
+if (o["managingOrganization"] === undefined) R.unsure("CareTeam.managingOrganization: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv76(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv76(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv77(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s47 = new Set(["id","extension","modifierExtension","role","member","onBehalfOf","period"]);
+function inv77(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** CareTeamParticipant */
 function s47(o, cx) {
-R.object(o, K_s47, "CareTeamParticipant");
+R.nonEmptyObject(o, "CareTeamParticipant");
+for (const key in o) {
+if (o[key] === null) R.unsure("CareTeamParticipant: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "CareTeam.participant.id");
@@ -3335,6 +4336,8 @@ R.single(v0, 0, 1, "CareTeam.participant.id");
 R.primitive(x0, "string", "CareTeam.participant.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "CareTeam.participant.extension");
@@ -3344,6 +4347,8 @@ ourExtension(x0, cx);
 inv76(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "CareTeam.participant.modifierExtension");
@@ -3353,6 +4358,8 @@ ourExtension(x0, cx);
 inv77(x0, cx);
 }
 } }
+break; }
+case "role": {
 { const v0 = o["role"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "CareTeam.participant.role");
@@ -3360,6 +4367,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "member": {
 { const v0 = o["member"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("CareTeam.participant.member: missing"); } else {
 R.single(v0, 1, 1, "CareTeam.participant.member");
@@ -3368,6 +4377,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/CareTeam"], "CareTeam.participant.member", cx, "CareTeam.participant.member");
 }
 } }
+break; }
+case "onBehalfOf": {
 { const v0 = o["onBehalfOf"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "CareTeam.participant.onBehalfOf");
@@ -3376,6 +4387,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "CareTeam.participant.onBehalfOf", cx, "CareTeam.participant.onBehalfOf");
 }
 } }
+break; }
+case "period": {
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "CareTeam.participant.period");
@@ -3383,6 +4396,10 @@ R.single(v0, 0, 1, "CareTeam.participant.period");
 s15(x0, cx);
 }
 } }
+break; }
+default: R.unsure("CareTeamParticipant: element " + key);
+} }
+if (o["member"] === undefined) R.unsure("CareTeam.participant.member: missing");
 }
 /** dom-2: contained.contained.empty() */
 function inv78(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
@@ -3393,19 +4410,23 @@ function inv80(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
 function inv81(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv82(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv82(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv83(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv83(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-score: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/score$') and value.exists()).exists() */
 function inv84(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/score$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-score"); }
 /** imh-cgi-i-range: $this >= 1 and $this <= 7 */
 function inv85(v, cx) { const r = R.and(R.cmp([v], [1], ">="), R.cmp([v], [7], "<=")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-cgi-i-range"); }
 /** obs-3: low.exists() or high.exists() or text.exists() */
 function inv86(v, cx) { const r = R.or(R.or(R.exists(R.nav([v], "low")), R.exists(R.nav([v], "high"))), R.exists(R.nav([v], "text"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-3"); }
-const K_s48 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","basedOn","partOf","status","category","code","subject","focus","encounter","effectiveDateTime","issued","performer","valueInteger","dataAbsentReason","interpretation","note","bodySite","method","specimen","device","referenceRange","hasMember","derivedFrom","component"]);
 /** ImhCgiIObservation (https://imh-bridge.example.no/fhir/StructureDefinition/imh-cgi-i-observation) */
 function s48(o, cx) {
-R.object(o, K_s48, "ImhCgiIObservation");
+R.nonEmptyObject(o, "ImhCgiIObservation");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhCgiIObservation: null");
+switch (key) {
+case 'resourceType': break;
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.id");
@@ -3413,6 +4434,8 @@ R.single(v0, 0, 1, "Observation.id");
 R.primitive(x0, "string", "Observation.id");
 }
 } }
+break; }
+case "meta": {
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.meta");
@@ -3420,6 +4443,8 @@ R.single(v0, 0, 1, "Observation.meta");
 s32(x0, cx);
 }
 } }
+break; }
+case "implicitRules": {
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.implicitRules");
@@ -3427,6 +4452,8 @@ R.single(v0, 0, 1, "Observation.implicitRules");
 R.primitive(x0, "uri", "Observation.implicitRules");
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.language");
@@ -3434,6 +4461,8 @@ R.single(v0, 0, 1, "Observation.language");
 R.primitive(x0, "code", "Observation.language");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.text");
@@ -3441,6 +4470,8 @@ R.single(v0, 0, 1, "Observation.text");
 s39(x0, cx);
 }
 } }
+break; }
+case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.contained");
@@ -3448,6 +4479,8 @@ for (const x0 of l0) {
 R.unsure("Observation.contained: a nested resource");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.extension");
@@ -3457,6 +4490,8 @@ ourExtension(x0, cx);
 inv82(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.modifierExtension");
@@ -3466,6 +4501,8 @@ ourExtension(x0, cx);
 inv83(x0, cx);
 }
 } }
+break; }
+case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) { R.unsure("Observation.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Observation.identifier");
@@ -3474,6 +4511,8 @@ s13(x0, cx);
 inv84(x0, cx);
 }
 } }
+break; }
+case "basedOn": {
 { const v0 = o["basedOn"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.basedOn");
@@ -3482,6 +4521,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/CarePlan","http://hl7.org/fhir/StructureDefinition/DeviceRequest","http://hl7.org/fhir/StructureDefinition/ImmunizationRecommendation","http://hl7.org/fhir/StructureDefinition/MedicationRequest","http://hl7.org/fhir/StructureDefinition/NutritionOrder","http://hl7.org/fhir/StructureDefinition/ServiceRequest"], "Observation.basedOn", cx, "Observation.basedOn");
 }
 } }
+break; }
+case "partOf": {
 { const v0 = o["partOf"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.partOf");
@@ -3490,6 +4531,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/MedicationAdministration","http://hl7.org/fhir/StructureDefinition/MedicationDispense","http://hl7.org/fhir/StructureDefinition/MedicationStatement","http://hl7.org/fhir/StructureDefinition/Procedure","http://hl7.org/fhir/StructureDefinition/Immunization","http://hl7.org/fhir/StructureDefinition/ImagingStudy"], "Observation.partOf", cx, "Observation.partOf");
 }
 } }
+break; }
+case "status": {
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Observation.status: missing"); } else {
 R.single(v0, 1, 1, "Observation.status");
@@ -3499,6 +4542,8 @@ R.primitive(x0, "code", "Observation.status");
 R.binding("http://hl7.org/fhir/ValueSet/observation-status|4.0.1", "code", x0, "Observation.status");
 }
 } }
+break; }
+case "category": {
 { const v0 = o["category"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Observation.category: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Observation.category");
@@ -3507,6 +4552,8 @@ s6(x0, cx);
 }
 R.slices(l0, (v) => { if (R.deepIncludes({ type: ty0, value: v }, {"type":"CodeableConcept","value":{"coding":[{"code":"survey","system":"http://terminology.hl7.org/CodeSystem/observation-category"}]}})) return 0; return -1; }, [[1,1]], "Observation.category");
 } }
+break; }
+case "code": {
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Observation.code: missing"); } else {
 R.single(v0, 1, 1, "Observation.code");
@@ -3514,6 +4561,8 @@ R.single(v0, 1, 1, "Observation.code");
 s6(x0, cx);
 }
 } }
+break; }
+case "subject": {
 { const v0 = o["subject"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Observation.subject: missing"); } else {
 R.single(v0, 1, 1, "Observation.subject");
@@ -3522,6 +4571,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Observation.subject", cx, "Observation.subject");
 }
 } }
+break; }
+case "focus": {
 { const v0 = o["focus"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.focus");
@@ -3530,6 +4581,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "Observation.focus", cx, "Observation.focus");
 }
 } }
+break; }
+case "encounter": {
 { const v0 = o["encounter"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.encounter");
@@ -3538,13 +4591,17 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "Observation.encounter", cx, "Observation.encounter");
 }
 } }
-{ const ch0 = R.choice(o, [["effectiveDateTime","dateTime"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "effectiveDateTime": {
+{ const ch0 = R.choice(o, C13); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Observation.effective[x]: missing"); } else {
 R.single(v0, 1, 1, "Observation.effective[x]");
 { const x0 = v0;
 R.primitive(x0, "dateTime", "Observation.effective[x]");
 }
 } }
+break; }
+case "issued": {
 { const v0 = o["issued"]; const ty0 = "instant";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.issued");
@@ -3552,6 +4609,8 @@ R.single(v0, 0, 1, "Observation.issued");
 R.primitive(x0, "instant", "Observation.issued");
 }
 } }
+break; }
+case "performer": {
 { const v0 = o["performer"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Observation.performer: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Observation.performer");
@@ -3560,7 +4619,9 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/CareTeam","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Observation.performer", cx, "Observation.performer");
 }
 } }
-{ const ch0 = R.choice(o, [["valueInteger","integer"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "valueInteger": {
+{ const ch0 = R.choice(o, C14); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Observation.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Observation.value[x]");
 { const x0 = v0;
@@ -3568,6 +4629,8 @@ R.primitive(x0, "integer", "Observation.value[x]");
 inv85(x0, cx);
 }
 } }
+break; }
+case "dataAbsentReason": {
 { const v0 = o["dataAbsentReason"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.dataAbsentReason");
@@ -3575,6 +4638,8 @@ R.single(v0, 0, 1, "Observation.dataAbsentReason");
 s6(x0, cx);
 }
 } }
+break; }
+case "interpretation": {
 { const v0 = o["interpretation"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.interpretation");
@@ -3582,6 +4647,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "note": {
 { const v0 = o["note"]; const ty0 = "Annotation";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.note");
@@ -3589,6 +4656,8 @@ for (const x0 of l0) {
 s4(x0, cx);
 }
 } }
+break; }
+case "bodySite": {
 { const v0 = o["bodySite"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.bodySite");
@@ -3596,6 +4665,8 @@ R.single(v0, 0, 1, "Observation.bodySite");
 s6(x0, cx);
 }
 } }
+break; }
+case "method": {
 { const v0 = o["method"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.method");
@@ -3603,6 +4674,8 @@ R.single(v0, 0, 1, "Observation.method");
 s6(x0, cx);
 }
 } }
+break; }
+case "specimen": {
 { const v0 = o["specimen"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.specimen");
@@ -3611,6 +4684,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Specimen"], "Observation.specimen", cx, "Observation.specimen");
 }
 } }
+break; }
+case "device": {
 { const v0 = o["device"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.device");
@@ -3619,6 +4694,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/DeviceMetric"], "Observation.device", cx, "Observation.device");
 }
 } }
+break; }
+case "referenceRange": {
 { const v0 = o["referenceRange"]; const ty0 = "ObservationReferenceRange";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange");
@@ -3627,6 +4704,8 @@ s49(x0, cx);
 inv86(x0, cx);
 }
 } }
+break; }
+case "hasMember": {
 { const v0 = o["hasMember"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.hasMember");
@@ -3635,6 +4714,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse","http://hl7.org/fhir/StructureDefinition/MolecularSequence"], "Observation.hasMember", cx, "Observation.hasMember");
 }
 } }
+break; }
+case "derivedFrom": {
 { const v0 = o["derivedFrom"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.derivedFrom");
@@ -3643,6 +4724,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/DocumentReference","http://hl7.org/fhir/StructureDefinition/ImagingStudy","http://hl7.org/fhir/StructureDefinition/Media","http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/MolecularSequence"], "Observation.derivedFrom", cx, "Observation.derivedFrom");
 }
 } }
+break; }
+case "component": {
 { const v0 = o["component"]; const ty0 = "ObservationComponent";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.component");
@@ -3650,15 +4733,29 @@ for (const x0 of l0) {
 s50(x0, cx);
 }
 } }
+break; }
+default: R.unsure("ImhCgiIObservation: element " + key);
+} }
+if (o["identifier"] === undefined) R.unsure("Observation.identifier: missing");
+if (o["status"] === undefined) R.unsure("Observation.status: missing");
+if (o["category"] === undefined) R.unsure("Observation.category: missing");
+if (o["code"] === undefined) R.unsure("Observation.code: missing");
+if (o["subject"] === undefined) R.unsure("Observation.subject: missing");
+if (o["effectiveDateTime"] === undefined) R.unsure("Observation.effective[x]: missing");
+if (o["performer"] === undefined) R.unsure("Observation.performer: missing");
+if (o["valueInteger"] === undefined) R.unsure("Observation.value[x]: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv87(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv87(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv88(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s49 = new Set(["id","extension","modifierExtension","low","high","type","appliesTo","age","text"]);
+function inv88(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ObservationReferenceRange */
 function s49(o, cx) {
-R.object(o, K_s49, "ObservationReferenceRange");
+R.nonEmptyObject(o, "ObservationReferenceRange");
+for (const key in o) {
+if (o[key] === null) R.unsure("ObservationReferenceRange: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.referenceRange.id");
@@ -3666,6 +4763,8 @@ R.single(v0, 0, 1, "Observation.referenceRange.id");
 R.primitive(x0, "string", "Observation.referenceRange.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange.extension");
@@ -3675,6 +4774,8 @@ ourExtension(x0, cx);
 inv87(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange.modifierExtension");
@@ -3684,6 +4785,8 @@ ourExtension(x0, cx);
 inv88(x0, cx);
 }
 } }
+break; }
+case "low": {
 { const v0 = o["low"]; const ty0 = "Quantity";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.referenceRange.low");
@@ -3691,6 +4794,8 @@ R.single(v0, 0, 1, "Observation.referenceRange.low");
 s16(x0, cx);
 }
 } }
+break; }
+case "high": {
 { const v0 = o["high"]; const ty0 = "Quantity";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.referenceRange.high");
@@ -3698,6 +4803,8 @@ R.single(v0, 0, 1, "Observation.referenceRange.high");
 s16(x0, cx);
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.referenceRange.type");
@@ -3705,6 +4812,8 @@ R.single(v0, 0, 1, "Observation.referenceRange.type");
 s6(x0, cx);
 }
 } }
+break; }
+case "appliesTo": {
 { const v0 = o["appliesTo"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange.appliesTo");
@@ -3712,6 +4821,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "age": {
 { const v0 = o["age"]; const ty0 = "Range";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.referenceRange.age");
@@ -3719,6 +4830,8 @@ R.single(v0, 0, 1, "Observation.referenceRange.age");
 s17(x0, cx);
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.referenceRange.text");
@@ -3726,17 +4839,23 @@ R.single(v0, 0, 1, "Observation.referenceRange.text");
 R.primitive(x0, "string", "Observation.referenceRange.text");
 }
 } }
+break; }
+default: R.unsure("ObservationReferenceRange: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv89(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv89(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv90(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv90(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** obs-3: low.exists() or high.exists() or text.exists() */
 function inv91(v, cx) { const r = R.or(R.or(R.exists(R.nav([v], "low")), R.exists(R.nav([v], "high"))), R.exists(R.nav([v], "text"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-3"); }
-const K_s50 = new Set(["id","extension","modifierExtension","code","valueQuantity","valueCodeableConcept","valueString","valueBoolean","valueInteger","valueRange","valueRatio","valueSampledData","valueTime","valueDateTime","valuePeriod","dataAbsentReason","interpretation","referenceRange"]);
 /** ObservationComponent */
 function s50(o, cx) {
-R.object(o, K_s50, "ObservationComponent");
+R.nonEmptyObject(o, "ObservationComponent");
+for (const key in o) {
+if (o[key] === null) R.unsure("ObservationComponent: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.component.id");
@@ -3744,6 +4863,8 @@ R.single(v0, 0, 1, "Observation.component.id");
 R.primitive(x0, "string", "Observation.component.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.component.extension");
@@ -3753,6 +4874,8 @@ ourExtension(x0, cx);
 inv89(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.component.modifierExtension");
@@ -3762,6 +4885,8 @@ ourExtension(x0, cx);
 inv90(x0, cx);
 }
 } }
+break; }
+case "code": {
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Observation.component.code: missing"); } else {
 R.single(v0, 1, 1, "Observation.component.code");
@@ -3769,7 +4894,9 @@ R.single(v0, 1, 1, "Observation.component.code");
 s6(x0, cx);
 }
 } }
-{ const ch0 = R.choice(o, [["valueQuantity","Quantity"],["valueCodeableConcept","CodeableConcept"],["valueString","string"],["valueBoolean","boolean"],["valueInteger","integer"],["valueRange","Range"],["valueRatio","Ratio"],["valueSampledData","SampledData"],["valueTime","time"],["valueDateTime","dateTime"],["valuePeriod","Period"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "valueQuantity": case "valueCodeableConcept": case "valueString": case "valueBoolean": case "valueInteger": case "valueRange": case "valueRatio": case "valueSampledData": case "valueTime": case "valueDateTime": case "valuePeriod": {
+{ const ch0 = R.choice(o, C15); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.component.value[x]");
 { const x0 = v0;
@@ -3788,6 +4915,8 @@ case "Period": { s15(x0, cx); break; }
 default: R.unsure("Observation.component.value[x]: type"); }
 }
 } }
+break; }
+case "dataAbsentReason": {
 { const v0 = o["dataAbsentReason"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.component.dataAbsentReason");
@@ -3795,6 +4924,8 @@ R.single(v0, 0, 1, "Observation.component.dataAbsentReason");
 s6(x0, cx);
 }
 } }
+break; }
+case "interpretation": {
 { const v0 = o["interpretation"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.component.interpretation");
@@ -3802,6 +4933,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "referenceRange": {
 { const v0 = o["referenceRange"]; const ty0 = "ObservationReferenceRange";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.component.referenceRange");
@@ -3810,11 +4943,18 @@ s51(x0, cx);
 inv91(x0, cx);
 }
 } }
+break; }
+default: R.unsure("ObservationComponent: element " + key);
+} }
+if (o["code"] === undefined) R.unsure("Observation.component.code: missing");
 }
-const K_s51 = new Set(["id","extension","modifierExtension","low","high","type","appliesTo","age","text"]);
 /** ObservationReferenceRange */
 function s51(o, cx) {
-R.object(o, K_s51, "ObservationReferenceRange");
+R.nonEmptyObject(o, "ObservationReferenceRange");
+for (const key in o) {
+if (o[key] === null) R.unsure("ObservationReferenceRange: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.referenceRange.id");
@@ -3822,6 +4962,8 @@ R.single(v0, 0, 1, "Observation.referenceRange.id");
 R.primitive(x0, "string", "Observation.referenceRange.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange.extension");
@@ -3831,6 +4973,8 @@ ourExtension(x0, cx);
 inv87(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange.modifierExtension");
@@ -3840,6 +4984,8 @@ ourExtension(x0, cx);
 inv88(x0, cx);
 }
 } }
+break; }
+case "low": {
 { const v0 = o["low"]; const ty0 = "Quantity";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.referenceRange.low");
@@ -3847,6 +4993,8 @@ R.single(v0, 0, 1, "Observation.referenceRange.low");
 s16(x0, cx);
 }
 } }
+break; }
+case "high": {
 { const v0 = o["high"]; const ty0 = "Quantity";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.referenceRange.high");
@@ -3854,6 +5002,8 @@ R.single(v0, 0, 1, "Observation.referenceRange.high");
 s16(x0, cx);
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.referenceRange.type");
@@ -3861,6 +5011,8 @@ R.single(v0, 0, 1, "Observation.referenceRange.type");
 s6(x0, cx);
 }
 } }
+break; }
+case "appliesTo": {
 { const v0 = o["appliesTo"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange.appliesTo");
@@ -3868,6 +5020,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "age": {
 { const v0 = o["age"]; const ty0 = "Range";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.referenceRange.age");
@@ -3875,12 +5029,17 @@ R.single(v0, 0, 1, "Observation.referenceRange.age");
 s17(x0, cx);
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.referenceRange.text");
 { const x0 = v0;
 R.primitive(x0, "string", "Observation.referenceRange.text");
 }
+} }
+break; }
+default: R.unsure("ObservationReferenceRange: element " + key);
 } }
 }
 /** dom-2: contained.contained.empty() */
@@ -3890,15 +5049,18 @@ function inv93(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "containe
 /** dom-5: contained.meta.security.empty() */
 function inv94(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** obs-6: dataAbsentReason.empty() or value.empty() */
-function inv95(v, cx) { const r = R.or(R.empty(R.nav([v], "dataAbsentReason")), R.empty(R.navChoice([v], ["valueQuantity","valueCodeableConcept","valueString","valueBoolean","valueInteger","valueRange","valueRatio","valueSampledData","valueTime","valueDateTime","valuePeriod"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); }
+function inv95(v, cx) { const r = R.or(R.empty(R.nav([v], "dataAbsentReason")), R.empty(R.navChoice([v], C16))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); }
 /** obs-7: value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty() */
-function inv96(v, cx) { const r = R.or(R.empty(R.navChoice([v], ["valueQuantity","valueCodeableConcept","valueString","valueBoolean","valueInteger","valueRange","valueRatio","valueSampledData","valueTime","valueDateTime","valuePeriod"])), R.empty(R.where(R.nav(R.nav([v], "component"), "code"), (c0) => R.exists(R.intersectEmpty(R.nav(c0, "coding")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); }
+function inv96(v, cx) { const r = R.or(R.empty(R.navChoice([v], C16)), R.empty(R.where(R.nav(R.nav([v], "component"), "code"), (c0) => R.exists(R.intersectEmpty(R.nav(c0, "coding")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
 function inv97(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
-const K_s52 = new Set(["id","extension","url","valueCoding"]);
 /** ImhChangeTheme (https://imh-bridge.example.no/fhir/StructureDefinition/imh-change-theme) */
 function s52(o, cx) {
-R.object(o, K_s52, "ImhChangeTheme");
+R.nonEmptyObject(o, "ImhChangeTheme");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhChangeTheme: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Extension.id");
@@ -3906,6 +5068,8 @@ R.single(v0, 0, 1, "Extension.id");
 R.primitive(x0, "string", "Extension.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, 0, "Extension.extension");
@@ -3915,6 +5079,8 @@ ourExtension(x0, cx);
 inv0(x0, cx);
 }
 } }
+break; }
+case "url": {
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) { R.unsure("Extension.url: missing"); } else {
 R.single(v0, 1, 1, "Extension.url");
@@ -3923,7 +5089,9 @@ R.specified([v0], false, ty0, {"type":"uri","value":"https://imh-bridge.example.
 R.primitive(x0, "uri", "Extension.url");
 }
 } }
-{ const ch0 = R.choice(o, [["valueCoding","Coding"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "valueCoding": {
+{ const ch0 = R.choice(o, C12); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Extension.value[x]");
 { const x0 = v0;
@@ -3996,13 +5164,21 @@ R.primitive(x1, "boolean", "Extension.value[x].userSelected");
 }
 }
 } }
+break; }
+default: R.unsure("ImhChangeTheme: element " + key);
+} }
+if (o["url"] === undefined) R.unsure("Extension.url: missing");
+if (o["valueCoding"] === undefined) R.unsure("Extension.value[x]: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv98(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s53 = new Set(["id","extension","url","valueDuration"]);
+function inv98(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ImhClipDuration (https://imh-bridge.example.no/fhir/StructureDefinition/imh-clip-duration) */
 function s53(o, cx) {
-R.object(o, K_s53, "ImhClipDuration");
+R.nonEmptyObject(o, "ImhClipDuration");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhClipDuration: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Extension.id");
@@ -4010,6 +5186,8 @@ R.single(v0, 0, 1, "Extension.id");
 R.primitive(x0, "string", "Extension.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, 0, "Extension.extension");
@@ -4019,6 +5197,8 @@ ourExtension(x0, cx);
 inv0(x0, cx);
 }
 } }
+break; }
+case "url": {
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) { R.unsure("Extension.url: missing"); } else {
 R.single(v0, 1, 1, "Extension.url");
@@ -4027,7 +5207,9 @@ R.specified([v0], false, ty0, {"type":"uri","value":"https://imh-bridge.example.
 R.primitive(x0, "uri", "Extension.url");
 }
 } }
-{ const ch0 = R.choice(o, [["valueDuration","Duration"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "valueDuration": {
+{ const ch0 = R.choice(o, C17); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Extension.value[x]");
 { const x0 = v0;
@@ -4102,27 +5284,36 @@ R.primitive(x1, "code", "Extension.value[x].code");
 }
 }
 } }
+break; }
+default: R.unsure("ImhClipDuration: element " + key);
+} }
+if (o["url"] === undefined) R.unsure("Extension.url: missing");
+if (o["valueDuration"] === undefined) R.unsure("Extension.value[x]: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv99(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv99(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv100(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv100(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv101(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv101(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-condition: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/condition$') and value.exists()).exists() */
 function inv102(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/condition$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-condition"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv103(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv103(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv104(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv104(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** con-1: summary.exists() or assessment.exists() */
 function inv105(v, cx) { const r = R.or(R.exists(R.nav([v], "summary")), R.exists(R.nav([v], "assessment"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-1"); }
 /** con-2: code.exists() or detail.exists() */
 function inv106(v, cx) { const r = R.or(R.exists(R.nav([v], "code")), R.exists(R.nav([v], "detail"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-2"); }
-const K_s54 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","clinicalStatus","verificationStatus","category","severity","code","bodySite","subject","encounter","onsetDateTime","onsetAge","onsetPeriod","onsetRange","onsetString","abatementDateTime","abatementAge","abatementPeriod","abatementRange","abatementString","recordedDate","recorder","asserter","stage","evidence","note"]);
 /** ImhCondition (https://imh-bridge.example.no/fhir/StructureDefinition/imh-condition) */
 function s54(o, cx) {
-R.object(o, K_s54, "ImhCondition");
+R.nonEmptyObject(o, "ImhCondition");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhCondition: null");
+switch (key) {
+case 'resourceType': break;
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Condition.id");
@@ -4130,6 +5321,8 @@ R.single(v0, 0, 1, "Condition.id");
 R.primitive(x0, "string", "Condition.id");
 }
 } }
+break; }
+case "meta": {
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Condition.meta");
@@ -4137,6 +5330,8 @@ R.single(v0, 0, 1, "Condition.meta");
 s32(x0, cx);
 }
 } }
+break; }
+case "implicitRules": {
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Condition.implicitRules");
@@ -4144,6 +5339,8 @@ R.single(v0, 0, 1, "Condition.implicitRules");
 R.primitive(x0, "uri", "Condition.implicitRules");
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Condition.language");
@@ -4151,6 +5348,8 @@ R.single(v0, 0, 1, "Condition.language");
 R.primitive(x0, "code", "Condition.language");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Condition.text");
@@ -4158,6 +5357,8 @@ R.single(v0, 0, 1, "Condition.text");
 s39(x0, cx);
 }
 } }
+break; }
+case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Condition.contained");
@@ -4165,6 +5366,8 @@ for (const x0 of l0) {
 R.unsure("Condition.contained: a nested resource");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Condition.extension");
@@ -4174,6 +5377,8 @@ ourExtension(x0, cx);
 inv100(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Condition.modifierExtension");
@@ -4183,6 +5388,8 @@ ourExtension(x0, cx);
 inv101(x0, cx);
 }
 } }
+break; }
+case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) { R.unsure("Condition.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Condition.identifier");
@@ -4191,6 +5398,8 @@ s13(x0, cx);
 inv102(x0, cx);
 }
 } }
+break; }
+case "clinicalStatus": {
 { const v0 = o["clinicalStatus"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Condition.clinicalStatus: missing"); } else {
 R.single(v0, 1, 1, "Condition.clinicalStatus");
@@ -4199,6 +5408,8 @@ s6(x0, cx);
 R.binding("http://hl7.org/fhir/ValueSet/condition-clinical|4.0.1", "CodeableConcept", x0, "Condition.clinicalStatus");
 }
 } }
+break; }
+case "verificationStatus": {
 { const v0 = o["verificationStatus"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Condition.verificationStatus: missing"); } else {
 R.single(v0, 1, 1, "Condition.verificationStatus");
@@ -4207,6 +5418,8 @@ s6(x0, cx);
 R.binding("http://hl7.org/fhir/ValueSet/condition-ver-status|4.0.1", "CodeableConcept", x0, "Condition.verificationStatus");
 }
 } }
+break; }
+case "category": {
 { const v0 = o["category"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Condition.category: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Condition.category");
@@ -4214,6 +5427,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "severity": {
 { const v0 = o["severity"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Condition.severity");
@@ -4221,6 +5436,8 @@ R.single(v0, 0, 1, "Condition.severity");
 s6(x0, cx);
 }
 } }
+break; }
+case "code": {
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Condition.code: missing"); } else {
 R.single(v0, 1, 1, "Condition.code");
@@ -4332,6 +5549,8 @@ R.primitive(x1, "string", "Condition.code.text");
 }
 }
 } }
+break; }
+case "bodySite": {
 { const v0 = o["bodySite"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Condition.bodySite");
@@ -4339,6 +5558,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "subject": {
 { const v0 = o["subject"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Condition.subject: missing"); } else {
 R.single(v0, 1, 1, "Condition.subject");
@@ -4347,6 +5568,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Condition.subject", cx, "Condition.subject");
 }
 } }
+break; }
+case "encounter": {
 { const v0 = o["encounter"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Condition.encounter");
@@ -4355,7 +5578,9 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "Condition.encounter", cx, "Condition.encounter");
 }
 } }
-{ const ch0 = R.choice(o, [["onsetDateTime","dateTime"],["onsetAge","Age"],["onsetPeriod","Period"],["onsetRange","Range"],["onsetString","string"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "onsetDateTime": case "onsetAge": case "onsetPeriod": case "onsetRange": case "onsetString": {
+{ const ch0 = R.choice(o, C18); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Condition.onset[x]");
 { const x0 = v0;
@@ -4368,7 +5593,9 @@ case "string": { R.primitive(x0, "string", "Condition.onset[x]"); break; }
 default: R.unsure("Condition.onset[x]: type"); }
 }
 } }
-{ const ch0 = R.choice(o, [["abatementDateTime","dateTime"],["abatementAge","Age"],["abatementPeriod","Period"],["abatementRange","Range"],["abatementString","string"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "abatementDateTime": case "abatementAge": case "abatementPeriod": case "abatementRange": case "abatementString": {
+{ const ch0 = R.choice(o, C19); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Condition.abatement[x]");
 { const x0 = v0;
@@ -4381,6 +5608,8 @@ case "string": { R.primitive(x0, "string", "Condition.abatement[x]"); break; }
 default: R.unsure("Condition.abatement[x]: type"); }
 }
 } }
+break; }
+case "recordedDate": {
 { const v0 = o["recordedDate"]; const ty0 = "dateTime";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Condition.recordedDate");
@@ -4388,6 +5617,8 @@ R.single(v0, 0, 1, "Condition.recordedDate");
 R.primitive(x0, "dateTime", "Condition.recordedDate");
 }
 } }
+break; }
+case "recorder": {
 { const v0 = o["recorder"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Condition.recorder");
@@ -4396,6 +5627,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Condition.recorder", cx, "Condition.recorder");
 }
 } }
+break; }
+case "asserter": {
 { const v0 = o["asserter"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Condition.asserter");
@@ -4404,6 +5637,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Condition.asserter", cx, "Condition.asserter");
 }
 } }
+break; }
+case "stage": {
 { const v0 = o["stage"]; const ty0 = "ConditionStage";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Condition.stage");
@@ -4412,6 +5647,8 @@ s55(x0, cx);
 inv105(x0, cx);
 }
 } }
+break; }
+case "evidence": {
 { const v0 = o["evidence"]; const ty0 = "ConditionEvidence";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Condition.evidence");
@@ -4420,6 +5657,8 @@ s56(x0, cx);
 inv106(x0, cx);
 }
 } }
+break; }
+case "note": {
 { const v0 = o["note"]; const ty0 = "Annotation";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Condition.note");
@@ -4427,15 +5666,27 @@ for (const x0 of l0) {
 s4(x0, cx);
 }
 } }
+break; }
+default: R.unsure("ImhCondition: element " + key);
+} }
+if (o["identifier"] === undefined) R.unsure("Condition.identifier: missing");
+if (o["clinicalStatus"] === undefined) R.unsure("Condition.clinicalStatus: missing");
+if (o["verificationStatus"] === undefined) R.unsure("Condition.verificationStatus: missing");
+if (o["category"] === undefined) R.unsure("Condition.category: missing");
+if (o["code"] === undefined) R.unsure("Condition.code: missing");
+if (o["subject"] === undefined) R.unsure("Condition.subject: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv107(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv107(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv108(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s55 = new Set(["id","extension","modifierExtension","summary","assessment","type"]);
+function inv108(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ConditionStage */
 function s55(o, cx) {
-R.object(o, K_s55, "ConditionStage");
+R.nonEmptyObject(o, "ConditionStage");
+for (const key in o) {
+if (o[key] === null) R.unsure("ConditionStage: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Condition.stage.id");
@@ -4443,6 +5694,8 @@ R.single(v0, 0, 1, "Condition.stage.id");
 R.primitive(x0, "string", "Condition.stage.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Condition.stage.extension");
@@ -4452,6 +5705,8 @@ ourExtension(x0, cx);
 inv107(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Condition.stage.modifierExtension");
@@ -4461,6 +5716,8 @@ ourExtension(x0, cx);
 inv108(x0, cx);
 }
 } }
+break; }
+case "summary": {
 { const v0 = o["summary"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Condition.stage.summary");
@@ -4468,6 +5725,8 @@ R.single(v0, 0, 1, "Condition.stage.summary");
 s6(x0, cx);
 }
 } }
+break; }
+case "assessment": {
 { const v0 = o["assessment"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Condition.stage.assessment");
@@ -4476,6 +5735,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/ClinicalImpression","http://hl7.org/fhir/StructureDefinition/DiagnosticReport","http://hl7.org/fhir/StructureDefinition/Observation"], "Condition.stage.assessment", cx, "Condition.stage.assessment");
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Condition.stage.type");
@@ -4483,15 +5744,21 @@ R.single(v0, 0, 1, "Condition.stage.type");
 s6(x0, cx);
 }
 } }
+break; }
+default: R.unsure("ConditionStage: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv109(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv109(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv110(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s56 = new Set(["id","extension","modifierExtension","code","detail"]);
+function inv110(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ConditionEvidence */
 function s56(o, cx) {
-R.object(o, K_s56, "ConditionEvidence");
+R.nonEmptyObject(o, "ConditionEvidence");
+for (const key in o) {
+if (o[key] === null) R.unsure("ConditionEvidence: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Condition.evidence.id");
@@ -4499,6 +5766,8 @@ R.single(v0, 0, 1, "Condition.evidence.id");
 R.primitive(x0, "string", "Condition.evidence.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Condition.evidence.extension");
@@ -4508,6 +5777,8 @@ ourExtension(x0, cx);
 inv109(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Condition.evidence.modifierExtension");
@@ -4517,6 +5788,8 @@ ourExtension(x0, cx);
 inv110(x0, cx);
 }
 } }
+break; }
+case "code": {
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Condition.evidence.code");
@@ -4524,6 +5797,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "detail": {
 { const v0 = o["detail"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Condition.evidence.detail");
@@ -4532,9 +5807,12 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "Condition.evidence.detail", cx, "Condition.evidence.detail");
 }
 } }
+break; }
+default: R.unsure("ConditionEvidence: element " + key);
+} }
 }
 /** con-4: abatement.empty() or clinicalStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/condition-clinical' and (code='resolved' or code='remission' or code='inactive')).exists() */
-function inv111(v, cx) { const r = R.or(R.empty(R.navChoice([v], ["abatementDateTime","abatementAge","abatementPeriod","abatementRange","abatementString"])), R.exists(R.where(R.nav(R.nav([v], "clinicalStatus"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/condition-clinical"]), R.or(R.or(R.eq(R.nav(c0, "code"), ["resolved"]), R.eq(R.nav(c0, "code"), ["remission"])), R.eq(R.nav(c0, "code"), ["inactive"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-4"); }
+function inv111(v, cx) { const r = R.or(R.empty(R.navChoice([v], C20)), R.exists(R.where(R.nav(R.nav([v], "clinicalStatus"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/condition-clinical"]), R.or(R.or(R.eq(R.nav(c0, "code"), ["resolved"]), R.eq(R.nav(c0, "code"), ["remission"])), R.eq(R.nav(c0, "code"), ["inactive"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-4"); }
 /** con-5: verificationStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/condition-ver-status' and code='entered-in-error').empty() or clinicalStatus.empty() */
 function inv112(v, cx) { const r = R.or(R.empty(R.where(R.nav(R.nav([v], "verificationStatus"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/condition-ver-status"]), R.eq(R.nav(c0, "code"), ["entered-in-error"])))), R.empty(R.nav([v], "clinicalStatus"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-5"); }
 /** dom-2: contained.contained.empty() */
@@ -4546,15 +5824,19 @@ function inv115(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), 
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
 function inv116(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv117(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv117(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv118(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv118(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-consent: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/consent$') and value.exists()).exists() */
 function inv119(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/consent$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-consent"); }
-const K_s57 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","status","scope","category","patient","dateTime","performer","organization","sourceAttachment","sourceReference","policy","policyRule","verification","provision"]);
 /** ImhConsent (https://imh-bridge.example.no/fhir/StructureDefinition/imh-consent) */
 function s57(o, cx) {
-R.object(o, K_s57, "ImhConsent");
+R.nonEmptyObject(o, "ImhConsent");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhConsent: null");
+switch (key) {
+case 'resourceType': break;
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Consent.id");
@@ -4562,6 +5844,8 @@ R.single(v0, 0, 1, "Consent.id");
 R.primitive(x0, "string", "Consent.id");
 }
 } }
+break; }
+case "meta": {
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Consent.meta");
@@ -4569,6 +5853,8 @@ R.single(v0, 0, 1, "Consent.meta");
 s32(x0, cx);
 }
 } }
+break; }
+case "implicitRules": {
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Consent.implicitRules");
@@ -4576,6 +5862,8 @@ R.single(v0, 0, 1, "Consent.implicitRules");
 R.primitive(x0, "uri", "Consent.implicitRules");
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Consent.language");
@@ -4583,6 +5871,8 @@ R.single(v0, 0, 1, "Consent.language");
 R.primitive(x0, "code", "Consent.language");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Consent.text");
@@ -4590,6 +5880,8 @@ R.single(v0, 0, 1, "Consent.text");
 s39(x0, cx);
 }
 } }
+break; }
+case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.contained");
@@ -4597,6 +5889,8 @@ for (const x0 of l0) {
 R.unsure("Consent.contained: a nested resource");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.extension");
@@ -4606,6 +5900,8 @@ ourExtension(x0, cx);
 inv117(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.modifierExtension");
@@ -4615,6 +5911,8 @@ ourExtension(x0, cx);
 inv118(x0, cx);
 }
 } }
+break; }
+case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) { R.unsure("Consent.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Consent.identifier");
@@ -4623,6 +5921,8 @@ s13(x0, cx);
 inv119(x0, cx);
 }
 } }
+break; }
+case "status": {
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Consent.status: missing"); } else {
 R.single(v0, 1, 1, "Consent.status");
@@ -4631,6 +5931,8 @@ R.primitive(x0, "code", "Consent.status");
 R.binding("http://hl7.org/fhir/ValueSet/consent-state-codes|4.0.1", "code", x0, "Consent.status");
 }
 } }
+break; }
+case "scope": {
 { const v0 = o["scope"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Consent.scope: missing"); } else {
 R.single(v0, 1, 1, "Consent.scope");
@@ -4639,6 +5941,8 @@ R.specified([v0], false, ty0, {"type":"CodeableConcept","value":{"coding":[{"cod
 s6(x0, cx);
 }
 } }
+break; }
+case "category": {
 { const v0 = o["category"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Consent.category: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Consent.category");
@@ -4647,6 +5951,8 @@ s6(x0, cx);
 }
 R.slices(l0, (v) => { if (R.deepIncludes({ type: ty0, value: v }, {"type":"CodeableConcept","value":{"coding":[{"code":"59284-0","system":"http://loinc.org"}]}})) return 0; return -1; }, [[1,1]], "Consent.category");
 } }
+break; }
+case "patient": {
 { const v0 = o["patient"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Consent.patient: missing"); } else {
 R.single(v0, 1, 1, "Consent.patient");
@@ -4655,6 +5961,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Consent.patient", cx, "Consent.patient");
 }
 } }
+break; }
+case "dateTime": {
 { const v0 = o["dateTime"]; const ty0 = "dateTime";
 if (v0 === undefined) { R.unsure("Consent.dateTime: missing"); } else {
 R.single(v0, 1, 1, "Consent.dateTime");
@@ -4662,6 +5970,8 @@ R.single(v0, 1, 1, "Consent.dateTime");
 R.primitive(x0, "dateTime", "Consent.dateTime");
 }
 } }
+break; }
+case "performer": {
 { const v0 = o["performer"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.performer");
@@ -4670,6 +5980,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "Consent.performer", cx, "Consent.performer");
 }
 } }
+break; }
+case "organization": {
 { const v0 = o["organization"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Consent.organization: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Consent.organization");
@@ -4678,7 +5990,9 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Consent.organization", cx, "Consent.organization");
 }
 } }
-{ const ch0 = R.choice(o, [["sourceAttachment","Attachment"],["sourceReference","Reference"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "sourceAttachment": case "sourceReference": {
+{ const ch0 = R.choice(o, C21); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Consent.source[x]");
 { const x0 = v0;
@@ -4688,6 +6002,8 @@ case "Reference": { s19(x0, cx); R.reference(x0, ["http://hl7.org/fhir/Structure
 default: R.unsure("Consent.source[x]: type"); }
 }
 } }
+break; }
+case "policy": {
 { const v0 = o["policy"]; const ty0 = "ConsentPolicy";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.policy");
@@ -4695,6 +6011,8 @@ for (const x0 of l0) {
 s58(x0, cx);
 }
 } }
+break; }
+case "policyRule": {
 { const v0 = o["policyRule"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Consent.policyRule: missing"); } else {
 R.single(v0, 1, 1, "Consent.policyRule");
@@ -4703,6 +6021,8 @@ R.specified([v0], false, ty0, {"type":"CodeableConcept","value":{"coding":[{"cod
 s6(x0, cx);
 }
 } }
+break; }
+case "verification": {
 { const v0 = o["verification"]; const ty0 = "ConsentVerification";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.verification");
@@ -4710,6 +6030,8 @@ for (const x0 of l0) {
 s59(x0, cx);
 }
 } }
+break; }
+case "provision": {
 { const v0 = o["provision"]; const ty0 = "ConsentProvision";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Consent.provision");
@@ -4717,15 +6039,29 @@ R.single(v0, 0, 1, "Consent.provision");
 s60(x0, cx);
 }
 } }
+break; }
+default: R.unsure("ImhConsent: element " + key);
+} }
+if (o["identifier"] === undefined) R.unsure("Consent.identifier: missing");
+if (o["status"] === undefined) R.unsure("Consent.status: missing");
+if (o["scope"] === undefined) R.unsure("Consent.scope: missing");
+if (o["category"] === undefined) R.unsure("Consent.category: missing");
+if (o["patient"] === undefined) R.unsure("Consent.patient: missing");
+if (o["dateTime"] === undefined) R.unsure("Consent.dateTime: missing");
+if (o["organization"] === undefined) R.unsure("Consent.organization: missing");
+if (o["policyRule"] === undefined) R.unsure("Consent.policyRule: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv120(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv120(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv121(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s58 = new Set(["id","extension","modifierExtension","authority","uri"]);
+function inv121(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ConsentPolicy */
 function s58(o, cx) {
-R.object(o, K_s58, "ConsentPolicy");
+R.nonEmptyObject(o, "ConsentPolicy");
+for (const key in o) {
+if (o[key] === null) R.unsure("ConsentPolicy: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Consent.policy.id");
@@ -4733,6 +6069,8 @@ R.single(v0, 0, 1, "Consent.policy.id");
 R.primitive(x0, "string", "Consent.policy.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.policy.extension");
@@ -4742,6 +6080,8 @@ ourExtension(x0, cx);
 inv120(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.policy.modifierExtension");
@@ -4751,6 +6091,8 @@ ourExtension(x0, cx);
 inv121(x0, cx);
 }
 } }
+break; }
+case "authority": {
 { const v0 = o["authority"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Consent.policy.authority");
@@ -4758,6 +6100,8 @@ R.single(v0, 0, 1, "Consent.policy.authority");
 R.primitive(x0, "uri", "Consent.policy.authority");
 }
 } }
+break; }
+case "uri": {
 { const v0 = o["uri"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Consent.policy.uri");
@@ -4765,15 +6109,21 @@ R.single(v0, 0, 1, "Consent.policy.uri");
 R.primitive(x0, "uri", "Consent.policy.uri");
 }
 } }
+break; }
+default: R.unsure("ConsentPolicy: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv122(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv122(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv123(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s59 = new Set(["id","extension","modifierExtension","verified","verifiedWith","verificationDate"]);
+function inv123(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ConsentVerification */
 function s59(o, cx) {
-R.object(o, K_s59, "ConsentVerification");
+R.nonEmptyObject(o, "ConsentVerification");
+for (const key in o) {
+if (o[key] === null) R.unsure("ConsentVerification: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Consent.verification.id");
@@ -4781,6 +6131,8 @@ R.single(v0, 0, 1, "Consent.verification.id");
 R.primitive(x0, "string", "Consent.verification.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.verification.extension");
@@ -4790,6 +6142,8 @@ ourExtension(x0, cx);
 inv122(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.verification.modifierExtension");
@@ -4799,6 +6153,8 @@ ourExtension(x0, cx);
 inv123(x0, cx);
 }
 } }
+break; }
+case "verified": {
 { const v0 = o["verified"]; const ty0 = "boolean";
 if (v0 === undefined) { R.unsure("Consent.verification.verified: missing"); } else {
 R.single(v0, 1, 1, "Consent.verification.verified");
@@ -4806,6 +6162,8 @@ R.single(v0, 1, 1, "Consent.verification.verified");
 R.primitive(x0, "boolean", "Consent.verification.verified");
 }
 } }
+break; }
+case "verifiedWith": {
 { const v0 = o["verifiedWith"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Consent.verification.verifiedWith");
@@ -4814,6 +6172,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Consent.verification.verifiedWith", cx, "Consent.verification.verifiedWith");
 }
 } }
+break; }
+case "verificationDate": {
 { const v0 = o["verificationDate"]; const ty0 = "dateTime";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Consent.verification.verificationDate");
@@ -4821,15 +6181,22 @@ R.single(v0, 0, 1, "Consent.verification.verificationDate");
 R.primitive(x0, "dateTime", "Consent.verification.verificationDate");
 }
 } }
+break; }
+default: R.unsure("ConsentVerification: element " + key);
+} }
+if (o["verified"] === undefined) R.unsure("Consent.verification.verified: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv124(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv124(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv125(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s60 = new Set(["id","extension","modifierExtension","type","period","actor","action","securityLabel","purpose","class","code","dataPeriod","data","provision"]);
+function inv125(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ConsentProvision */
 function s60(o, cx) {
-R.object(o, K_s60, "ConsentProvision");
+R.nonEmptyObject(o, "ConsentProvision");
+for (const key in o) {
+if (o[key] === null) R.unsure("ConsentProvision: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Consent.provision.id");
@@ -4837,6 +6204,8 @@ R.single(v0, 0, 1, "Consent.provision.id");
 R.primitive(x0, "string", "Consent.provision.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.extension");
@@ -4846,6 +6215,8 @@ ourExtension(x0, cx);
 inv124(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.modifierExtension");
@@ -4855,6 +6226,8 @@ ourExtension(x0, cx);
 inv125(x0, cx);
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Consent.provision.type: missing"); } else {
 R.single(v0, 1, 1, "Consent.provision.type");
@@ -4864,6 +6237,8 @@ R.primitive(x0, "code", "Consent.provision.type");
 R.binding("http://hl7.org/fhir/ValueSet/consent-provision-type|4.0.1", "code", x0, "Consent.provision.type");
 }
 } }
+break; }
+case "period": {
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Consent.provision.period");
@@ -4871,6 +6246,8 @@ R.single(v0, 0, 1, "Consent.provision.period");
 s15(x0, cx);
 }
 } }
+break; }
+case "actor": {
 { const v0 = o["actor"]; const ty0 = "ConsentProvisionActor";
 if (v0 === undefined) { R.unsure("Consent.provision.actor: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Consent.provision.actor");
@@ -4878,6 +6255,8 @@ for (const x0 of l0) {
 s61(x0, cx);
 }
 } }
+break; }
+case "action": {
 { const v0 = o["action"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.action");
@@ -4885,6 +6264,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "securityLabel": {
 { const v0 = o["securityLabel"]; const ty0 = "Coding";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.securityLabel");
@@ -4892,6 +6273,8 @@ for (const x0 of l0) {
 s7(x0, cx);
 }
 } }
+break; }
+case "purpose": {
 { const v0 = o["purpose"]; const ty0 = "Coding";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.purpose");
@@ -4899,6 +6282,8 @@ for (const x0 of l0) {
 s7(x0, cx);
 }
 } }
+break; }
+case "class": {
 { const v0 = o["class"]; const ty0 = "Coding";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.class");
@@ -4906,6 +6291,8 @@ for (const x0 of l0) {
 s7(x0, cx);
 }
 } }
+break; }
+case "code": {
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.code");
@@ -4913,6 +6300,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "dataPeriod": {
 { const v0 = o["dataPeriod"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Consent.provision.dataPeriod");
@@ -4920,6 +6309,8 @@ R.single(v0, 0, 1, "Consent.provision.dataPeriod");
 s15(x0, cx);
 }
 } }
+break; }
+case "data": {
 { const v0 = o["data"]; const ty0 = "ConsentProvisionData";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.data");
@@ -4927,6 +6318,8 @@ for (const x0 of l0) {
 s62(x0, cx);
 }
 } }
+break; }
+case "provision": {
 { const v0 = o["provision"]; const ty0 = "ConsentProvision";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.provision");
@@ -4934,15 +6327,23 @@ for (const x0 of l0) {
 s63(x0, cx);
 }
 } }
+break; }
+default: R.unsure("ConsentProvision: element " + key);
+} }
+if (o["type"] === undefined) R.unsure("Consent.provision.type: missing");
+if (o["actor"] === undefined) R.unsure("Consent.provision.actor: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv126(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv126(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv127(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s61 = new Set(["id","extension","modifierExtension","role","reference"]);
+function inv127(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ConsentProvisionActor */
 function s61(o, cx) {
-R.object(o, K_s61, "ConsentProvisionActor");
+R.nonEmptyObject(o, "ConsentProvisionActor");
+for (const key in o) {
+if (o[key] === null) R.unsure("ConsentProvisionActor: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Consent.provision.actor.id");
@@ -4950,6 +6351,8 @@ R.single(v0, 0, 1, "Consent.provision.actor.id");
 R.primitive(x0, "string", "Consent.provision.actor.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.actor.extension");
@@ -4959,6 +6362,8 @@ ourExtension(x0, cx);
 inv126(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.actor.modifierExtension");
@@ -4968,6 +6373,8 @@ ourExtension(x0, cx);
 inv127(x0, cx);
 }
 } }
+break; }
+case "role": {
 { const v0 = o["role"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Consent.provision.actor.role: missing"); } else {
 R.single(v0, 1, 1, "Consent.provision.actor.role");
@@ -4975,6 +6382,8 @@ R.single(v0, 1, 1, "Consent.provision.actor.role");
 s6(x0, cx);
 }
 } }
+break; }
+case "reference": {
 { const v0 = o["reference"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Consent.provision.actor.reference: missing"); } else {
 R.single(v0, 1, 1, "Consent.provision.actor.reference");
@@ -4983,15 +6392,23 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Group","http://hl7.org/fhir/StructureDefinition/CareTeam","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "Consent.provision.actor.reference", cx, "Consent.provision.actor.reference");
 }
 } }
+break; }
+default: R.unsure("ConsentProvisionActor: element " + key);
+} }
+if (o["role"] === undefined) R.unsure("Consent.provision.actor.role: missing");
+if (o["reference"] === undefined) R.unsure("Consent.provision.actor.reference: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv128(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv128(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv129(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s62 = new Set(["id","extension","modifierExtension","meaning","reference"]);
+function inv129(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ConsentProvisionData */
 function s62(o, cx) {
-R.object(o, K_s62, "ConsentProvisionData");
+R.nonEmptyObject(o, "ConsentProvisionData");
+for (const key in o) {
+if (o[key] === null) R.unsure("ConsentProvisionData: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Consent.provision.data.id");
@@ -4999,6 +6416,8 @@ R.single(v0, 0, 1, "Consent.provision.data.id");
 R.primitive(x0, "string", "Consent.provision.data.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.data.extension");
@@ -5008,6 +6427,8 @@ ourExtension(x0, cx);
 inv128(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.data.modifierExtension");
@@ -5017,6 +6438,8 @@ ourExtension(x0, cx);
 inv129(x0, cx);
 }
 } }
+break; }
+case "meaning": {
 { const v0 = o["meaning"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Consent.provision.data.meaning: missing"); } else {
 R.single(v0, 1, 1, "Consent.provision.data.meaning");
@@ -5025,6 +6448,8 @@ R.primitive(x0, "code", "Consent.provision.data.meaning");
 R.binding("http://hl7.org/fhir/ValueSet/consent-data-meaning|4.0.1", "code", x0, "Consent.provision.data.meaning");
 }
 } }
+break; }
+case "reference": {
 { const v0 = o["reference"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Consent.provision.data.reference: missing"); } else {
 R.single(v0, 1, 1, "Consent.provision.data.reference");
@@ -5033,11 +6458,19 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "Consent.provision.data.reference", cx, "Consent.provision.data.reference");
 }
 } }
+break; }
+default: R.unsure("ConsentProvisionData: element " + key);
+} }
+if (o["meaning"] === undefined) R.unsure("Consent.provision.data.meaning: missing");
+if (o["reference"] === undefined) R.unsure("Consent.provision.data.reference: missing");
 }
-const K_s63 = new Set(["id","extension","modifierExtension","type","period","actor","action","securityLabel","purpose","class","code","dataPeriod","data","provision"]);
 /** ConsentProvision */
 function s63(o, cx) {
-R.object(o, K_s63, "ConsentProvision");
+R.nonEmptyObject(o, "ConsentProvision");
+for (const key in o) {
+if (o[key] === null) R.unsure("ConsentProvision: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Consent.provision.id");
@@ -5045,6 +6478,8 @@ R.single(v0, 0, 1, "Consent.provision.id");
 R.primitive(x0, "string", "Consent.provision.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.extension");
@@ -5054,6 +6489,8 @@ ourExtension(x0, cx);
 inv124(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.modifierExtension");
@@ -5063,6 +6500,8 @@ ourExtension(x0, cx);
 inv125(x0, cx);
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Consent.provision.type");
@@ -5071,6 +6510,8 @@ R.primitive(x0, "code", "Consent.provision.type");
 R.binding("http://hl7.org/fhir/ValueSet/consent-provision-type|4.0.1", "code", x0, "Consent.provision.type");
 }
 } }
+break; }
+case "period": {
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Consent.provision.period");
@@ -5078,6 +6519,8 @@ R.single(v0, 0, 1, "Consent.provision.period");
 s15(x0, cx);
 }
 } }
+break; }
+case "actor": {
 { const v0 = o["actor"]; const ty0 = "ConsentProvisionActor";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.actor");
@@ -5085,6 +6528,8 @@ for (const x0 of l0) {
 s61(x0, cx);
 }
 } }
+break; }
+case "action": {
 { const v0 = o["action"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.action");
@@ -5092,6 +6537,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "securityLabel": {
 { const v0 = o["securityLabel"]; const ty0 = "Coding";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.securityLabel");
@@ -5099,6 +6546,8 @@ for (const x0 of l0) {
 s7(x0, cx);
 }
 } }
+break; }
+case "purpose": {
 { const v0 = o["purpose"]; const ty0 = "Coding";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.purpose");
@@ -5106,6 +6555,8 @@ for (const x0 of l0) {
 s7(x0, cx);
 }
 } }
+break; }
+case "class": {
 { const v0 = o["class"]; const ty0 = "Coding";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.class");
@@ -5113,6 +6564,8 @@ for (const x0 of l0) {
 s7(x0, cx);
 }
 } }
+break; }
+case "code": {
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.code");
@@ -5120,6 +6573,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "dataPeriod": {
 { const v0 = o["dataPeriod"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Consent.provision.dataPeriod");
@@ -5127,6 +6582,8 @@ R.single(v0, 0, 1, "Consent.provision.dataPeriod");
 s15(x0, cx);
 }
 } }
+break; }
+case "data": {
 { const v0 = o["data"]; const ty0 = "ConsentProvisionData";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.data");
@@ -5134,12 +6591,17 @@ for (const x0 of l0) {
 s62(x0, cx);
 }
 } }
+break; }
+case "provision": {
 { const v0 = o["provision"]; const ty0 = "ConsentProvision";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.provision");
 for (const x0 of l0) {
 s63(x0, cx);
 }
+} }
+break; }
+default: R.unsure("ConsentProvision: element " + key);
 } }
 }
 /** dom-2: contained.contained.empty() */
@@ -5161,19 +6623,23 @@ function inv137(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
 function inv138(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv139(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv139(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv140(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv140(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-session: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/session$') and value.exists()).exists() */
 function inv141(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/session$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-session"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv142(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv142(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv143(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s64 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","status","statusHistory","class","classHistory","type","serviceType","priority","subject","episodeOfCare","basedOn","participant","appointment","period","length","reasonCode","reasonReference","diagnosis","account","hospitalization","location","serviceProvider","partOf"]);
+function inv143(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ImhEncounter (https://imh-bridge.example.no/fhir/StructureDefinition/imh-encounter) */
 function s64(o, cx) {
-R.object(o, K_s64, "ImhEncounter");
+R.nonEmptyObject(o, "ImhEncounter");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhEncounter: null");
+switch (key) {
+case 'resourceType': break;
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.id");
@@ -5181,6 +6647,8 @@ R.single(v0, 0, 1, "Encounter.id");
 R.primitive(x0, "string", "Encounter.id");
 }
 } }
+break; }
+case "meta": {
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.meta");
@@ -5188,6 +6656,8 @@ R.single(v0, 0, 1, "Encounter.meta");
 s32(x0, cx);
 }
 } }
+break; }
+case "implicitRules": {
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.implicitRules");
@@ -5195,6 +6665,8 @@ R.single(v0, 0, 1, "Encounter.implicitRules");
 R.primitive(x0, "uri", "Encounter.implicitRules");
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.language");
@@ -5202,6 +6674,8 @@ R.single(v0, 0, 1, "Encounter.language");
 R.primitive(x0, "code", "Encounter.language");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.text");
@@ -5209,6 +6683,8 @@ R.single(v0, 0, 1, "Encounter.text");
 s39(x0, cx);
 }
 } }
+break; }
+case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.contained");
@@ -5216,6 +6692,8 @@ for (const x0 of l0) {
 R.unsure("Encounter.contained: a nested resource");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) { R.unsure("Encounter.extension: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Encounter.extension");
@@ -5226,6 +6704,8 @@ inv139(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-session-attendance"})))((R.isObj(v) ? v["url"] : undefined))) return 0; if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-cancellation-reason"})))((R.isObj(v) ? v["url"] : undefined))) return 1; return -1; }, [[1,1],[0,1]], "Encounter.extension");
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.modifierExtension");
@@ -5235,6 +6715,8 @@ ourExtension(x0, cx);
 inv140(x0, cx);
 }
 } }
+break; }
+case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) { R.unsure("Encounter.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Encounter.identifier");
@@ -5243,6 +6725,8 @@ s13(x0, cx);
 inv141(x0, cx);
 }
 } }
+break; }
+case "status": {
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Encounter.status: missing"); } else {
 R.single(v0, 1, 1, "Encounter.status");
@@ -5251,6 +6735,8 @@ R.primitive(x0, "code", "Encounter.status");
 R.binding("http://hl7.org/fhir/ValueSet/encounter-status|4.0.1", "code", x0, "Encounter.status");
 }
 } }
+break; }
+case "statusHistory": {
 { const v0 = o["statusHistory"]; const ty0 = "EncounterStatusHistory";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.statusHistory");
@@ -5258,6 +6744,8 @@ for (const x0 of l0) {
 s65(x0, cx);
 }
 } }
+break; }
+case "class": {
 { const v0 = o["class"]; const ty0 = "Coding";
 if (v0 === undefined) { R.unsure("Encounter.class: missing"); } else {
 R.single(v0, 1, 1, "Encounter.class");
@@ -5265,6 +6753,8 @@ R.single(v0, 1, 1, "Encounter.class");
 s7(x0, cx);
 }
 } }
+break; }
+case "classHistory": {
 { const v0 = o["classHistory"]; const ty0 = "EncounterClassHistory";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.classHistory");
@@ -5272,6 +6762,8 @@ for (const x0 of l0) {
 s66(x0, cx);
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Encounter.type: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Encounter.type");
@@ -5279,6 +6771,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "serviceType": {
 { const v0 = o["serviceType"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.serviceType");
@@ -5286,6 +6780,8 @@ R.single(v0, 0, 1, "Encounter.serviceType");
 s6(x0, cx);
 }
 } }
+break; }
+case "priority": {
 { const v0 = o["priority"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.priority");
@@ -5293,6 +6789,8 @@ R.single(v0, 0, 1, "Encounter.priority");
 s6(x0, cx);
 }
 } }
+break; }
+case "subject": {
 { const v0 = o["subject"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Encounter.subject: missing"); } else {
 R.single(v0, 1, 1, "Encounter.subject");
@@ -5301,6 +6799,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Encounter.subject", cx, "Encounter.subject");
 }
 } }
+break; }
+case "episodeOfCare": {
 { const v0 = o["episodeOfCare"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Encounter.episodeOfCare: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Encounter.episodeOfCare");
@@ -5309,6 +6809,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/EpisodeOfCare"], "Encounter.episodeOfCare", cx, "Encounter.episodeOfCare");
 }
 } }
+break; }
+case "basedOn": {
 { const v0 = o["basedOn"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.basedOn");
@@ -5317,6 +6819,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/ServiceRequest"], "Encounter.basedOn", cx, "Encounter.basedOn");
 }
 } }
+break; }
+case "participant": {
 { const v0 = o["participant"]; const ty0 = "EncounterParticipant";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.participant");
@@ -5324,6 +6828,8 @@ for (const x0 of l0) {
 s67(x0, cx);
 }
 } }
+break; }
+case "appointment": {
 { const v0 = o["appointment"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.appointment");
@@ -5332,6 +6838,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Appointment"], "Encounter.appointment", cx, "Encounter.appointment");
 }
 } }
+break; }
+case "period": {
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) { R.unsure("Encounter.period: missing"); } else {
 R.single(v0, 1, 1, "Encounter.period");
@@ -5377,6 +6885,8 @@ R.primitive(x1, "dateTime", "Encounter.period.end");
 }
 }
 } }
+break; }
+case "length": {
 { const v0 = o["length"]; const ty0 = "Duration";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.length");
@@ -5452,6 +6962,8 @@ R.primitive(x1, "code", "Encounter.length.code");
 }
 }
 } }
+break; }
+case "reasonCode": {
 { const v0 = o["reasonCode"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.reasonCode");
@@ -5459,6 +6971,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "reasonReference": {
 { const v0 = o["reasonReference"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.reasonReference");
@@ -5467,6 +6981,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Procedure","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/ImmunizationRecommendation"], "Encounter.reasonReference", cx, "Encounter.reasonReference");
 }
 } }
+break; }
+case "diagnosis": {
 { const v0 = o["diagnosis"]; const ty0 = "EncounterDiagnosis";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.diagnosis");
@@ -5474,6 +6990,8 @@ for (const x0 of l0) {
 s68(x0, cx);
 }
 } }
+break; }
+case "account": {
 { const v0 = o["account"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.account");
@@ -5482,6 +7000,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Account"], "Encounter.account", cx, "Encounter.account");
 }
 } }
+break; }
+case "hospitalization": {
 { const v0 = o["hospitalization"]; const ty0 = "EncounterHospitalization";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.hospitalization");
@@ -5489,6 +7009,8 @@ R.single(v0, 0, 1, "Encounter.hospitalization");
 s69(x0, cx);
 }
 } }
+break; }
+case "location": {
 { const v0 = o["location"]; const ty0 = "EncounterLocation";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.location");
@@ -5496,6 +7018,8 @@ for (const x0 of l0) {
 s70(x0, cx);
 }
 } }
+break; }
+case "serviceProvider": {
 { const v0 = o["serviceProvider"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.serviceProvider");
@@ -5504,6 +7028,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Encounter.serviceProvider", cx, "Encounter.serviceProvider");
 }
 } }
+break; }
+case "partOf": {
 { const v0 = o["partOf"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.partOf");
@@ -5512,15 +7038,29 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "Encounter.partOf", cx, "Encounter.partOf");
 }
 } }
+break; }
+default: R.unsure("ImhEncounter: element " + key);
+} }
+if (o["extension"] === undefined) R.unsure("Encounter.extension: missing");
+if (o["identifier"] === undefined) R.unsure("Encounter.identifier: missing");
+if (o["status"] === undefined) R.unsure("Encounter.status: missing");
+if (o["class"] === undefined) R.unsure("Encounter.class: missing");
+if (o["type"] === undefined) R.unsure("Encounter.type: missing");
+if (o["subject"] === undefined) R.unsure("Encounter.subject: missing");
+if (o["episodeOfCare"] === undefined) R.unsure("Encounter.episodeOfCare: missing");
+if (o["period"] === undefined) R.unsure("Encounter.period: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv144(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv144(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv145(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s65 = new Set(["id","extension","modifierExtension","status","period"]);
+function inv145(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** EncounterStatusHistory */
 function s65(o, cx) {
-R.object(o, K_s65, "EncounterStatusHistory");
+R.nonEmptyObject(o, "EncounterStatusHistory");
+for (const key in o) {
+if (o[key] === null) R.unsure("EncounterStatusHistory: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.statusHistory.id");
@@ -5528,6 +7068,8 @@ R.single(v0, 0, 1, "Encounter.statusHistory.id");
 R.primitive(x0, "string", "Encounter.statusHistory.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.statusHistory.extension");
@@ -5537,6 +7079,8 @@ ourExtension(x0, cx);
 inv144(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.statusHistory.modifierExtension");
@@ -5546,6 +7090,8 @@ ourExtension(x0, cx);
 inv145(x0, cx);
 }
 } }
+break; }
+case "status": {
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Encounter.statusHistory.status: missing"); } else {
 R.single(v0, 1, 1, "Encounter.statusHistory.status");
@@ -5554,6 +7100,8 @@ R.primitive(x0, "code", "Encounter.statusHistory.status");
 R.binding("http://hl7.org/fhir/ValueSet/encounter-status|4.0.1", "code", x0, "Encounter.statusHistory.status");
 }
 } }
+break; }
+case "period": {
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) { R.unsure("Encounter.statusHistory.period: missing"); } else {
 R.single(v0, 1, 1, "Encounter.statusHistory.period");
@@ -5561,15 +7109,23 @@ R.single(v0, 1, 1, "Encounter.statusHistory.period");
 s15(x0, cx);
 }
 } }
+break; }
+default: R.unsure("EncounterStatusHistory: element " + key);
+} }
+if (o["status"] === undefined) R.unsure("Encounter.statusHistory.status: missing");
+if (o["period"] === undefined) R.unsure("Encounter.statusHistory.period: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv146(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv146(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv147(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s66 = new Set(["id","extension","modifierExtension","class","period"]);
+function inv147(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** EncounterClassHistory */
 function s66(o, cx) {
-R.object(o, K_s66, "EncounterClassHistory");
+R.nonEmptyObject(o, "EncounterClassHistory");
+for (const key in o) {
+if (o[key] === null) R.unsure("EncounterClassHistory: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.classHistory.id");
@@ -5577,6 +7133,8 @@ R.single(v0, 0, 1, "Encounter.classHistory.id");
 R.primitive(x0, "string", "Encounter.classHistory.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.classHistory.extension");
@@ -5586,6 +7144,8 @@ ourExtension(x0, cx);
 inv146(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.classHistory.modifierExtension");
@@ -5595,6 +7155,8 @@ ourExtension(x0, cx);
 inv147(x0, cx);
 }
 } }
+break; }
+case "class": {
 { const v0 = o["class"]; const ty0 = "Coding";
 if (v0 === undefined) { R.unsure("Encounter.classHistory.class: missing"); } else {
 R.single(v0, 1, 1, "Encounter.classHistory.class");
@@ -5602,6 +7164,8 @@ R.single(v0, 1, 1, "Encounter.classHistory.class");
 s7(x0, cx);
 }
 } }
+break; }
+case "period": {
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) { R.unsure("Encounter.classHistory.period: missing"); } else {
 R.single(v0, 1, 1, "Encounter.classHistory.period");
@@ -5609,15 +7173,23 @@ R.single(v0, 1, 1, "Encounter.classHistory.period");
 s15(x0, cx);
 }
 } }
+break; }
+default: R.unsure("EncounterClassHistory: element " + key);
+} }
+if (o["class"] === undefined) R.unsure("Encounter.classHistory.class: missing");
+if (o["period"] === undefined) R.unsure("Encounter.classHistory.period: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv148(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv148(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv149(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s67 = new Set(["id","extension","modifierExtension","type","period","individual"]);
+function inv149(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** EncounterParticipant */
 function s67(o, cx) {
-R.object(o, K_s67, "EncounterParticipant");
+R.nonEmptyObject(o, "EncounterParticipant");
+for (const key in o) {
+if (o[key] === null) R.unsure("EncounterParticipant: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.participant.id");
@@ -5625,6 +7197,8 @@ R.single(v0, 0, 1, "Encounter.participant.id");
 R.primitive(x0, "string", "Encounter.participant.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.participant.extension");
@@ -5634,6 +7208,8 @@ ourExtension(x0, cx);
 inv148(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.participant.modifierExtension");
@@ -5643,6 +7219,8 @@ ourExtension(x0, cx);
 inv149(x0, cx);
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.participant.type");
@@ -5650,6 +7228,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "period": {
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.participant.period");
@@ -5657,6 +7237,8 @@ R.single(v0, 0, 1, "Encounter.participant.period");
 s15(x0, cx);
 }
 } }
+break; }
+case "individual": {
 { const v0 = o["individual"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.participant.individual");
@@ -5665,15 +7247,21 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Encounter.participant.individual", cx, "Encounter.participant.individual");
 }
 } }
+break; }
+default: R.unsure("EncounterParticipant: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv150(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv150(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv151(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s68 = new Set(["id","extension","modifierExtension","condition","use","rank"]);
+function inv151(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** EncounterDiagnosis */
 function s68(o, cx) {
-R.object(o, K_s68, "EncounterDiagnosis");
+R.nonEmptyObject(o, "EncounterDiagnosis");
+for (const key in o) {
+if (o[key] === null) R.unsure("EncounterDiagnosis: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.diagnosis.id");
@@ -5681,6 +7269,8 @@ R.single(v0, 0, 1, "Encounter.diagnosis.id");
 R.primitive(x0, "string", "Encounter.diagnosis.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.diagnosis.extension");
@@ -5690,6 +7280,8 @@ ourExtension(x0, cx);
 inv150(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.diagnosis.modifierExtension");
@@ -5699,6 +7291,8 @@ ourExtension(x0, cx);
 inv151(x0, cx);
 }
 } }
+break; }
+case "condition": {
 { const v0 = o["condition"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Encounter.diagnosis.condition: missing"); } else {
 R.single(v0, 1, 1, "Encounter.diagnosis.condition");
@@ -5707,6 +7301,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Procedure"], "Encounter.diagnosis.condition", cx, "Encounter.diagnosis.condition");
 }
 } }
+break; }
+case "use": {
 { const v0 = o["use"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.diagnosis.use");
@@ -5714,6 +7310,8 @@ R.single(v0, 0, 1, "Encounter.diagnosis.use");
 s6(x0, cx);
 }
 } }
+break; }
+case "rank": {
 { const v0 = o["rank"]; const ty0 = "positiveInt";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.diagnosis.rank");
@@ -5721,15 +7319,22 @@ R.single(v0, 0, 1, "Encounter.diagnosis.rank");
 R.primitive(x0, "positiveInt", "Encounter.diagnosis.rank");
 }
 } }
+break; }
+default: R.unsure("EncounterDiagnosis: element " + key);
+} }
+if (o["condition"] === undefined) R.unsure("Encounter.diagnosis.condition: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv152(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv152(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv153(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s69 = new Set(["id","extension","modifierExtension","preAdmissionIdentifier","origin","admitSource","reAdmission","dietPreference","specialCourtesy","specialArrangement","destination","dischargeDisposition"]);
+function inv153(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** EncounterHospitalization */
 function s69(o, cx) {
-R.object(o, K_s69, "EncounterHospitalization");
+R.nonEmptyObject(o, "EncounterHospitalization");
+for (const key in o) {
+if (o[key] === null) R.unsure("EncounterHospitalization: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.hospitalization.id");
@@ -5737,6 +7342,8 @@ R.single(v0, 0, 1, "Encounter.hospitalization.id");
 R.primitive(x0, "string", "Encounter.hospitalization.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.hospitalization.extension");
@@ -5746,6 +7353,8 @@ ourExtension(x0, cx);
 inv152(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.hospitalization.modifierExtension");
@@ -5755,6 +7364,8 @@ ourExtension(x0, cx);
 inv153(x0, cx);
 }
 } }
+break; }
+case "preAdmissionIdentifier": {
 { const v0 = o["preAdmissionIdentifier"]; const ty0 = "Identifier";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.hospitalization.preAdmissionIdentifier");
@@ -5762,6 +7373,8 @@ R.single(v0, 0, 1, "Encounter.hospitalization.preAdmissionIdentifier");
 s13(x0, cx);
 }
 } }
+break; }
+case "origin": {
 { const v0 = o["origin"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.hospitalization.origin");
@@ -5770,6 +7383,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location","http://hl7.org/fhir/StructureDefinition/Organization"], "Encounter.hospitalization.origin", cx, "Encounter.hospitalization.origin");
 }
 } }
+break; }
+case "admitSource": {
 { const v0 = o["admitSource"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.hospitalization.admitSource");
@@ -5777,6 +7392,8 @@ R.single(v0, 0, 1, "Encounter.hospitalization.admitSource");
 s6(x0, cx);
 }
 } }
+break; }
+case "reAdmission": {
 { const v0 = o["reAdmission"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.hospitalization.reAdmission");
@@ -5784,6 +7401,8 @@ R.single(v0, 0, 1, "Encounter.hospitalization.reAdmission");
 s6(x0, cx);
 }
 } }
+break; }
+case "dietPreference": {
 { const v0 = o["dietPreference"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.hospitalization.dietPreference");
@@ -5791,6 +7410,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "specialCourtesy": {
 { const v0 = o["specialCourtesy"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.hospitalization.specialCourtesy");
@@ -5798,6 +7419,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "specialArrangement": {
 { const v0 = o["specialArrangement"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.hospitalization.specialArrangement");
@@ -5805,6 +7428,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "destination": {
 { const v0 = o["destination"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.hospitalization.destination");
@@ -5813,6 +7438,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location","http://hl7.org/fhir/StructureDefinition/Organization"], "Encounter.hospitalization.destination", cx, "Encounter.hospitalization.destination");
 }
 } }
+break; }
+case "dischargeDisposition": {
 { const v0 = o["dischargeDisposition"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.hospitalization.dischargeDisposition");
@@ -5820,15 +7447,21 @@ R.single(v0, 0, 1, "Encounter.hospitalization.dischargeDisposition");
 s6(x0, cx);
 }
 } }
+break; }
+default: R.unsure("EncounterHospitalization: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv154(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv154(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv155(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s70 = new Set(["id","extension","modifierExtension","location","status","physicalType","period"]);
+function inv155(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** EncounterLocation */
 function s70(o, cx) {
-R.object(o, K_s70, "EncounterLocation");
+R.nonEmptyObject(o, "EncounterLocation");
+for (const key in o) {
+if (o[key] === null) R.unsure("EncounterLocation: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.location.id");
@@ -5836,6 +7469,8 @@ R.single(v0, 0, 1, "Encounter.location.id");
 R.primitive(x0, "string", "Encounter.location.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.location.extension");
@@ -5845,6 +7480,8 @@ ourExtension(x0, cx);
 inv154(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.location.modifierExtension");
@@ -5854,6 +7491,8 @@ ourExtension(x0, cx);
 inv155(x0, cx);
 }
 } }
+break; }
+case "location": {
 { const v0 = o["location"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Encounter.location.location: missing"); } else {
 R.single(v0, 1, 1, "Encounter.location.location");
@@ -5862,6 +7501,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location"], "Encounter.location.location", cx, "Encounter.location.location");
 }
 } }
+break; }
+case "status": {
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.location.status");
@@ -5870,6 +7511,8 @@ R.primitive(x0, "code", "Encounter.location.status");
 R.binding("http://hl7.org/fhir/ValueSet/encounter-location-status|4.0.1", "code", x0, "Encounter.location.status");
 }
 } }
+break; }
+case "physicalType": {
 { const v0 = o["physicalType"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.location.physicalType");
@@ -5877,6 +7520,8 @@ R.single(v0, 0, 1, "Encounter.location.physicalType");
 s6(x0, cx);
 }
 } }
+break; }
+case "period": {
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.location.period");
@@ -5884,6 +7529,10 @@ R.single(v0, 0, 1, "Encounter.location.period");
 s15(x0, cx);
 }
 } }
+break; }
+default: R.unsure("EncounterLocation: element " + key);
+} }
+if (o["location"] === undefined) R.unsure("Encounter.location.location: missing");
 }
 /** dom-2: contained.contained.empty() */
 function inv156(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
@@ -5893,10 +7542,13 @@ function inv157(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contain
 function inv158(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
 function inv159(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
-const K_s71 = new Set(["id","extension","url","valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]);
 /** ImhEpisodeClosing (https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-closing) */
 function s71(o, cx) {
-R.object(o, K_s71, "ImhEpisodeClosing");
+R.nonEmptyObject(o, "ImhEpisodeClosing");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhEpisodeClosing: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Extension.id");
@@ -5904,6 +7556,8 @@ R.single(v0, 0, 1, "Extension.id");
 R.primitive(x0, "string", "Extension.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) { R.unsure("Extension.extension: missing"); } else {
 const l0 = R.values(v0, true, 2, Infinity, "Extension.extension");
@@ -5914,6 +7568,8 @@ inv0(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"closedOn"})))((R.isObj(v) ? v["url"] : undefined))) return 0; if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"reason"})))((R.isObj(v) ? v["url"] : undefined))) return 1; if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"recommendation"})))((R.isObj(v) ? v["url"] : undefined))) return 2; return -1; }, [[1,1],[1,1],[0,1]], "Extension.extension");
 } }
+break; }
+case "url": {
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) { R.unsure("Extension.url: missing"); } else {
 R.single(v0, 1, 1, "Extension.url");
@@ -5922,7 +7578,9 @@ R.specified([v0], false, ty0, {"type":"uri","value":"https://imh-bridge.example.
 R.primitive(x0, "uri", "Extension.url");
 }
 } }
-{ const ch0 = R.choice(o, [["valueBase64Binary","base64Binary"],["valueBoolean","boolean"],["valueCanonical","canonical"],["valueCode","code"],["valueDate","date"],["valueDateTime","dateTime"],["valueDecimal","decimal"],["valueId","id"],["valueInstant","instant"],["valueInteger","integer"],["valueMarkdown","markdown"],["valueOid","oid"],["valuePositiveInt","positiveInt"],["valueString","string"],["valueTime","time"],["valueUnsignedInt","unsignedInt"],["valueUri","uri"],["valueUrl","url"],["valueUuid","uuid"],["valueAddress","Address"],["valueAge","Age"],["valueAnnotation","Annotation"],["valueAttachment","Attachment"],["valueCodeableConcept","CodeableConcept"],["valueCoding","Coding"],["valueContactPoint","ContactPoint"],["valueCount","Count"],["valueDistance","Distance"],["valueDuration","Duration"],["valueHumanName","HumanName"],["valueIdentifier","Identifier"],["valueMoney","Money"],["valuePeriod","Period"],["valueQuantity","Quantity"],["valueRange","Range"],["valueRatio","Ratio"],["valueReference","Reference"],["valueSampledData","SampledData"],["valueSignature","Signature"],["valueTiming","Timing"],["valueContactDetail","ContactDetail"],["valueContributor","Contributor"],["valueDataRequirement","DataRequirement"],["valueExpression","Expression"],["valueParameterDefinition","ParameterDefinition"],["valueRelatedArtifact","RelatedArtifact"],["valueTriggerDefinition","TriggerDefinition"],["valueUsageContext","UsageContext"],["valueDosage","Dosage"],["valueMeta","Meta"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "valueBase64Binary": case "valueBoolean": case "valueCanonical": case "valueCode": case "valueDate": case "valueDateTime": case "valueDecimal": case "valueId": case "valueInstant": case "valueInteger": case "valueMarkdown": case "valueOid": case "valuePositiveInt": case "valueString": case "valueTime": case "valueUnsignedInt": case "valueUri": case "valueUrl": case "valueUuid": case "valueAddress": case "valueAge": case "valueAnnotation": case "valueAttachment": case "valueCodeableConcept": case "valueCoding": case "valueContactPoint": case "valueCount": case "valueDistance": case "valueDuration": case "valueHumanName": case "valueIdentifier": case "valueMoney": case "valuePeriod": case "valueQuantity": case "valueRange": case "valueRatio": case "valueReference": case "valueSampledData": case "valueSignature": case "valueTiming": case "valueContactDetail": case "valueContributor": case "valueDataRequirement": case "valueExpression": case "valueParameterDefinition": case "valueRelatedArtifact": case "valueTriggerDefinition": case "valueUsageContext": case "valueDosage": case "valueMeta": {
+{ const ch0 = R.choice(o, C2); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 0, "Extension.value[x]");
 { const x0 = v0;
@@ -5980,19 +7638,28 @@ case "Meta": { s32(x0, cx); break; }
 default: R.unsure("Extension.value[x]: type"); }
 }
 } }
+break; }
+default: R.unsure("ImhEpisodeClosing: element " + key);
+} }
+if (o["extension"] === undefined) R.unsure("Extension.extension: missing");
+if (o["url"] === undefined) R.unsure("Extension.url: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv160(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv160(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv161(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv161(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv162(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv162(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-episode: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/episode$') and value.exists()).exists() */
 function inv163(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/episode$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-episode"); }
-const K_s72 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","status","statusHistory","type","diagnosis","patient","managingOrganization","period","referralRequest","careManager","team","account"]);
 /** ImhEpisodeOfCare (https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-of-care) */
 function s72(o, cx) {
-R.object(o, K_s72, "ImhEpisodeOfCare");
+R.nonEmptyObject(o, "ImhEpisodeOfCare");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhEpisodeOfCare: null");
+switch (key) {
+case 'resourceType': break;
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "EpisodeOfCare.id");
@@ -6000,6 +7667,8 @@ R.single(v0, 0, 1, "EpisodeOfCare.id");
 R.primitive(x0, "string", "EpisodeOfCare.id");
 }
 } }
+break; }
+case "meta": {
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "EpisodeOfCare.meta");
@@ -6007,6 +7676,8 @@ R.single(v0, 0, 1, "EpisodeOfCare.meta");
 s32(x0, cx);
 }
 } }
+break; }
+case "implicitRules": {
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "EpisodeOfCare.implicitRules");
@@ -6014,6 +7685,8 @@ R.single(v0, 0, 1, "EpisodeOfCare.implicitRules");
 R.primitive(x0, "uri", "EpisodeOfCare.implicitRules");
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "EpisodeOfCare.language");
@@ -6021,6 +7694,8 @@ R.single(v0, 0, 1, "EpisodeOfCare.language");
 R.primitive(x0, "code", "EpisodeOfCare.language");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "EpisodeOfCare.text");
@@ -6028,6 +7703,8 @@ R.single(v0, 0, 1, "EpisodeOfCare.text");
 s39(x0, cx);
 }
 } }
+break; }
+case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.contained");
@@ -6035,6 +7712,8 @@ for (const x0 of l0) {
 R.unsure("EpisodeOfCare.contained: a nested resource");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.extension");
@@ -6045,6 +7724,8 @@ inv161(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-closing"})))((R.isObj(v) ? v["url"] : undefined))) return 0; return -1; }, [[0,1]], "EpisodeOfCare.extension");
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.modifierExtension");
@@ -6054,6 +7735,8 @@ ourExtension(x0, cx);
 inv162(x0, cx);
 }
 } }
+break; }
+case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) { R.unsure("EpisodeOfCare.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "EpisodeOfCare.identifier");
@@ -6062,6 +7745,8 @@ s13(x0, cx);
 inv163(x0, cx);
 }
 } }
+break; }
+case "status": {
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("EpisodeOfCare.status: missing"); } else {
 R.single(v0, 1, 1, "EpisodeOfCare.status");
@@ -6070,6 +7755,8 @@ R.primitive(x0, "code", "EpisodeOfCare.status");
 R.binding("http://hl7.org/fhir/ValueSet/episode-of-care-status|4.0.1", "code", x0, "EpisodeOfCare.status");
 }
 } }
+break; }
+case "statusHistory": {
 { const v0 = o["statusHistory"]; const ty0 = "EpisodeOfCareStatusHistory";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.statusHistory");
@@ -6077,6 +7764,8 @@ for (const x0 of l0) {
 s73(x0, cx);
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("EpisodeOfCare.type: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "EpisodeOfCare.type");
@@ -6084,6 +7773,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "diagnosis": {
 { const v0 = o["diagnosis"]; const ty0 = "EpisodeOfCareDiagnosis";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.diagnosis");
@@ -6091,6 +7782,8 @@ for (const x0 of l0) {
 s74(x0, cx);
 }
 } }
+break; }
+case "patient": {
 { const v0 = o["patient"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("EpisodeOfCare.patient: missing"); } else {
 R.single(v0, 1, 1, "EpisodeOfCare.patient");
@@ -6099,6 +7792,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "EpisodeOfCare.patient", cx, "EpisodeOfCare.patient");
 }
 } }
+break; }
+case "managingOrganization": {
 { const v0 = o["managingOrganization"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("EpisodeOfCare.managingOrganization: missing"); } else {
 R.single(v0, 1, 1, "EpisodeOfCare.managingOrganization");
@@ -6107,6 +7802,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "EpisodeOfCare.managingOrganization", cx, "EpisodeOfCare.managingOrganization");
 }
 } }
+break; }
+case "period": {
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "EpisodeOfCare.period");
@@ -6114,6 +7811,8 @@ R.single(v0, 0, 1, "EpisodeOfCare.period");
 s15(x0, cx);
 }
 } }
+break; }
+case "referralRequest": {
 { const v0 = o["referralRequest"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("EpisodeOfCare.referralRequest: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "EpisodeOfCare.referralRequest");
@@ -6122,6 +7821,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/ServiceRequest"], "EpisodeOfCare.referralRequest", cx, "EpisodeOfCare.referralRequest");
 }
 } }
+break; }
+case "careManager": {
 { const v0 = o["careManager"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "EpisodeOfCare.careManager");
@@ -6130,6 +7831,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner"], "EpisodeOfCare.careManager", cx, "EpisodeOfCare.careManager");
 }
 } }
+break; }
+case "team": {
 { const v0 = o["team"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.team");
@@ -6138,6 +7841,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/CareTeam"], "EpisodeOfCare.team", cx, "EpisodeOfCare.team");
 }
 } }
+break; }
+case "account": {
 { const v0 = o["account"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.account");
@@ -6146,15 +7851,27 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Account"], "EpisodeOfCare.account", cx, "EpisodeOfCare.account");
 }
 } }
+break; }
+default: R.unsure("ImhEpisodeOfCare: element " + key);
+} }
+if (o["identifier"] === undefined) R.unsure("EpisodeOfCare.identifier: missing");
+if (o["status"] === undefined) R.unsure("EpisodeOfCare.status: missing");
+if (o["type"] === undefined) R.unsure("EpisodeOfCare.type: missing");
+if (o["patient"] === undefined) R.unsure("EpisodeOfCare.patient: missing");
+if (o["managingOrganization"] === undefined) R.unsure("EpisodeOfCare.managingOrganization: missing");
+if (o["referralRequest"] === undefined) R.unsure("EpisodeOfCare.referralRequest: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv164(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv164(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv165(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s73 = new Set(["id","extension","modifierExtension","status","period"]);
+function inv165(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** EpisodeOfCareStatusHistory */
 function s73(o, cx) {
-R.object(o, K_s73, "EpisodeOfCareStatusHistory");
+R.nonEmptyObject(o, "EpisodeOfCareStatusHistory");
+for (const key in o) {
+if (o[key] === null) R.unsure("EpisodeOfCareStatusHistory: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "EpisodeOfCare.statusHistory.id");
@@ -6162,6 +7879,8 @@ R.single(v0, 0, 1, "EpisodeOfCare.statusHistory.id");
 R.primitive(x0, "string", "EpisodeOfCare.statusHistory.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.statusHistory.extension");
@@ -6171,6 +7890,8 @@ ourExtension(x0, cx);
 inv164(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.statusHistory.modifierExtension");
@@ -6180,6 +7901,8 @@ ourExtension(x0, cx);
 inv165(x0, cx);
 }
 } }
+break; }
+case "status": {
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("EpisodeOfCare.statusHistory.status: missing"); } else {
 R.single(v0, 1, 1, "EpisodeOfCare.statusHistory.status");
@@ -6188,6 +7911,8 @@ R.primitive(x0, "code", "EpisodeOfCare.statusHistory.status");
 R.binding("http://hl7.org/fhir/ValueSet/episode-of-care-status|4.0.1", "code", x0, "EpisodeOfCare.statusHistory.status");
 }
 } }
+break; }
+case "period": {
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) { R.unsure("EpisodeOfCare.statusHistory.period: missing"); } else {
 R.single(v0, 1, 1, "EpisodeOfCare.statusHistory.period");
@@ -6195,15 +7920,23 @@ R.single(v0, 1, 1, "EpisodeOfCare.statusHistory.period");
 s15(x0, cx);
 }
 } }
+break; }
+default: R.unsure("EpisodeOfCareStatusHistory: element " + key);
+} }
+if (o["status"] === undefined) R.unsure("EpisodeOfCare.statusHistory.status: missing");
+if (o["period"] === undefined) R.unsure("EpisodeOfCare.statusHistory.period: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv166(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv166(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv167(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s74 = new Set(["id","extension","modifierExtension","condition","role","rank"]);
+function inv167(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** EpisodeOfCareDiagnosis */
 function s74(o, cx) {
-R.object(o, K_s74, "EpisodeOfCareDiagnosis");
+R.nonEmptyObject(o, "EpisodeOfCareDiagnosis");
+for (const key in o) {
+if (o[key] === null) R.unsure("EpisodeOfCareDiagnosis: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "EpisodeOfCare.diagnosis.id");
@@ -6211,6 +7944,8 @@ R.single(v0, 0, 1, "EpisodeOfCare.diagnosis.id");
 R.primitive(x0, "string", "EpisodeOfCare.diagnosis.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.diagnosis.extension");
@@ -6220,6 +7955,8 @@ ourExtension(x0, cx);
 inv166(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.diagnosis.modifierExtension");
@@ -6229,6 +7966,8 @@ ourExtension(x0, cx);
 inv167(x0, cx);
 }
 } }
+break; }
+case "condition": {
 { const v0 = o["condition"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("EpisodeOfCare.diagnosis.condition: missing"); } else {
 R.single(v0, 1, 1, "EpisodeOfCare.diagnosis.condition");
@@ -6237,6 +7976,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition"], "EpisodeOfCare.diagnosis.condition", cx, "EpisodeOfCare.diagnosis.condition");
 }
 } }
+break; }
+case "role": {
 { const v0 = o["role"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "EpisodeOfCare.diagnosis.role");
@@ -6244,6 +7985,8 @@ R.single(v0, 0, 1, "EpisodeOfCare.diagnosis.role");
 s6(x0, cx);
 }
 } }
+break; }
+case "rank": {
 { const v0 = o["rank"]; const ty0 = "positiveInt";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "EpisodeOfCare.diagnosis.rank");
@@ -6251,6 +7994,10 @@ R.single(v0, 0, 1, "EpisodeOfCare.diagnosis.rank");
 R.primitive(x0, "positiveInt", "EpisodeOfCare.diagnosis.rank");
 }
 } }
+break; }
+default: R.unsure("EpisodeOfCareDiagnosis: element " + key);
+} }
+if (o["condition"] === undefined) R.unsure("EpisodeOfCare.diagnosis.condition: missing");
 }
 /** dom-2: contained.contained.empty() */
 function inv168(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
@@ -6260,10 +8007,13 @@ function inv169(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contain
 function inv170(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
 function inv171(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
-const K_s75 = new Set(["id","extension","url","valueCoding"]);
 /** ImhFocusElement (https://imh-bridge.example.no/fhir/StructureDefinition/imh-focus-element) */
 function s75(o, cx) {
-R.object(o, K_s75, "ImhFocusElement");
+R.nonEmptyObject(o, "ImhFocusElement");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhFocusElement: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Extension.id");
@@ -6271,6 +8021,8 @@ R.single(v0, 0, 1, "Extension.id");
 R.primitive(x0, "string", "Extension.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, 0, "Extension.extension");
@@ -6280,6 +8032,8 @@ ourExtension(x0, cx);
 inv0(x0, cx);
 }
 } }
+break; }
+case "url": {
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) { R.unsure("Extension.url: missing"); } else {
 R.single(v0, 1, 1, "Extension.url");
@@ -6288,7 +8042,9 @@ R.specified([v0], false, ty0, {"type":"uri","value":"https://imh-bridge.example.
 R.primitive(x0, "uri", "Extension.url");
 }
 } }
-{ const ch0 = R.choice(o, [["valueCoding","Coding"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "valueCoding": {
+{ const ch0 = R.choice(o, C12); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Extension.value[x]");
 { const x0 = v0;
@@ -6361,23 +8117,32 @@ R.primitive(x1, "boolean", "Extension.value[x].userSelected");
 }
 }
 } }
+break; }
+default: R.unsure("ImhFocusElement: element " + key);
+} }
+if (o["url"] === undefined) R.unsure("Extension.url: missing");
+if (o["valueCoding"] === undefined) R.unsure("Extension.value[x]: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv172(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv172(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv173(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv173(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv174(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv174(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-goal: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/goal$') and value.exists()).exists() */
 function inv175(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/goal$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-goal"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv176(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv176(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** gol-1: (detail.exists() and measure.exists()) or detail.exists().not() */
-function inv177(v, cx) { const r = R.or(R.and(R.exists(R.navChoice([v], ["detailQuantity","detailRange","detailCodeableConcept","detailString","detailBoolean","detailInteger","detailRatio"])), R.exists(R.nav([v], "measure"))), R.not(R.exists(R.navChoice([v], ["detailQuantity","detailRange","detailCodeableConcept","detailString","detailBoolean","detailInteger","detailRatio"])))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant gol-1"); }
-const K_s76 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","lifecycleStatus","achievementStatus","category","priority","description","subject","startDate","target","statusDate","statusReason","expressedBy","addresses","note","outcomeCode","outcomeReference"]);
+function inv177(v, cx) { const r = R.or(R.and(R.exists(R.navChoice([v], C23)), R.exists(R.nav([v], "measure"))), R.not(R.exists(R.navChoice([v], C23)))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant gol-1"); }
 /** ImhGoal (https://imh-bridge.example.no/fhir/StructureDefinition/imh-goal) */
 function s76(o, cx) {
-R.object(o, K_s76, "ImhGoal");
+R.nonEmptyObject(o, "ImhGoal");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhGoal: null");
+switch (key) {
+case 'resourceType': break;
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Goal.id");
@@ -6385,6 +8150,8 @@ R.single(v0, 0, 1, "Goal.id");
 R.primitive(x0, "string", "Goal.id");
 }
 } }
+break; }
+case "meta": {
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Goal.meta");
@@ -6392,6 +8159,8 @@ R.single(v0, 0, 1, "Goal.meta");
 s32(x0, cx);
 }
 } }
+break; }
+case "implicitRules": {
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Goal.implicitRules");
@@ -6399,6 +8168,8 @@ R.single(v0, 0, 1, "Goal.implicitRules");
 R.primitive(x0, "uri", "Goal.implicitRules");
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Goal.language");
@@ -6406,6 +8177,8 @@ R.single(v0, 0, 1, "Goal.language");
 R.primitive(x0, "code", "Goal.language");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Goal.text");
@@ -6413,6 +8186,8 @@ R.single(v0, 0, 1, "Goal.text");
 s39(x0, cx);
 }
 } }
+break; }
+case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Goal.contained");
@@ -6420,6 +8195,8 @@ for (const x0 of l0) {
 R.unsure("Goal.contained: a nested resource");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Goal.extension");
@@ -6429,6 +8206,8 @@ ourExtension(x0, cx);
 inv173(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Goal.modifierExtension");
@@ -6438,6 +8217,8 @@ ourExtension(x0, cx);
 inv174(x0, cx);
 }
 } }
+break; }
+case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) { R.unsure("Goal.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Goal.identifier");
@@ -6446,6 +8227,8 @@ s13(x0, cx);
 inv175(x0, cx);
 }
 } }
+break; }
+case "lifecycleStatus": {
 { const v0 = o["lifecycleStatus"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Goal.lifecycleStatus: missing"); } else {
 R.single(v0, 1, 1, "Goal.lifecycleStatus");
@@ -6454,6 +8237,8 @@ R.primitive(x0, "code", "Goal.lifecycleStatus");
 R.binding("http://hl7.org/fhir/ValueSet/goal-status|4.0.1", "code", x0, "Goal.lifecycleStatus");
 }
 } }
+break; }
+case "achievementStatus": {
 { const v0 = o["achievementStatus"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Goal.achievementStatus");
@@ -6461,6 +8246,8 @@ R.single(v0, 0, 1, "Goal.achievementStatus");
 s6(x0, cx);
 }
 } }
+break; }
+case "category": {
 { const v0 = o["category"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Goal.category");
@@ -6468,6 +8255,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "priority": {
 { const v0 = o["priority"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Goal.priority");
@@ -6475,6 +8264,8 @@ R.single(v0, 0, 1, "Goal.priority");
 s6(x0, cx);
 }
 } }
+break; }
+case "description": {
 { const v0 = o["description"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Goal.description: missing"); } else {
 R.single(v0, 1, 1, "Goal.description");
@@ -6520,6 +8311,8 @@ R.primitive(x1, "string", "Goal.description.text");
 }
 }
 } }
+break; }
+case "subject": {
 { const v0 = o["subject"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Goal.subject: missing"); } else {
 R.single(v0, 1, 1, "Goal.subject");
@@ -6528,13 +8321,17 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Goal.subject", cx, "Goal.subject");
 }
 } }
-{ const ch0 = R.choice(o, [["startDate","date"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "startDate": {
+{ const ch0 = R.choice(o, C22); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Goal.start[x]: missing"); } else {
 R.single(v0, 1, 1, "Goal.start[x]");
 { const x0 = v0;
 R.primitive(x0, "date", "Goal.start[x]");
 }
 } }
+break; }
+case "target": {
 { const v0 = o["target"]; const ty0 = "GoalTarget";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Goal.target");
@@ -6543,6 +8340,8 @@ s77(x0, cx);
 inv177(x0, cx);
 }
 } }
+break; }
+case "statusDate": {
 { const v0 = o["statusDate"]; const ty0 = "date";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Goal.statusDate");
@@ -6550,6 +8349,8 @@ R.single(v0, 0, 1, "Goal.statusDate");
 R.primitive(x0, "date", "Goal.statusDate");
 }
 } }
+break; }
+case "statusReason": {
 { const v0 = o["statusReason"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Goal.statusReason");
@@ -6557,6 +8358,8 @@ R.single(v0, 0, 1, "Goal.statusReason");
 R.primitive(x0, "string", "Goal.statusReason");
 }
 } }
+break; }
+case "expressedBy": {
 { const v0 = o["expressedBy"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Goal.expressedBy");
@@ -6565,6 +8368,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Goal.expressedBy", cx, "Goal.expressedBy");
 }
 } }
+break; }
+case "addresses": {
 { const v0 = o["addresses"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Goal.addresses");
@@ -6573,6 +8378,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/MedicationStatement","http://hl7.org/fhir/StructureDefinition/NutritionOrder","http://hl7.org/fhir/StructureDefinition/ServiceRequest","http://hl7.org/fhir/StructureDefinition/RiskAssessment"], "Goal.addresses", cx, "Goal.addresses");
 }
 } }
+break; }
+case "note": {
 { const v0 = o["note"]; const ty0 = "Annotation";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Goal.note");
@@ -6580,6 +8387,8 @@ for (const x0 of l0) {
 s4(x0, cx);
 }
 } }
+break; }
+case "outcomeCode": {
 { const v0 = o["outcomeCode"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Goal.outcomeCode");
@@ -6587,6 +8396,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "outcomeReference": {
 { const v0 = o["outcomeReference"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Goal.outcomeReference");
@@ -6595,15 +8406,26 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Observation"], "Goal.outcomeReference", cx, "Goal.outcomeReference");
 }
 } }
+break; }
+default: R.unsure("ImhGoal: element " + key);
+} }
+if (o["identifier"] === undefined) R.unsure("Goal.identifier: missing");
+if (o["lifecycleStatus"] === undefined) R.unsure("Goal.lifecycleStatus: missing");
+if (o["description"] === undefined) R.unsure("Goal.description: missing");
+if (o["subject"] === undefined) R.unsure("Goal.subject: missing");
+if (o["startDate"] === undefined) R.unsure("Goal.start[x]: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv178(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv178(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv179(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s77 = new Set(["id","extension","modifierExtension","measure","detailQuantity","detailRange","detailCodeableConcept","detailString","detailBoolean","detailInteger","detailRatio","dueDate","dueDuration"]);
+function inv179(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** GoalTarget */
 function s77(o, cx) {
-R.object(o, K_s77, "GoalTarget");
+R.nonEmptyObject(o, "GoalTarget");
+for (const key in o) {
+if (o[key] === null) R.unsure("GoalTarget: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Goal.target.id");
@@ -6611,6 +8433,8 @@ R.single(v0, 0, 1, "Goal.target.id");
 R.primitive(x0, "string", "Goal.target.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Goal.target.extension");
@@ -6620,6 +8444,8 @@ ourExtension(x0, cx);
 inv178(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Goal.target.modifierExtension");
@@ -6629,6 +8455,8 @@ ourExtension(x0, cx);
 inv179(x0, cx);
 }
 } }
+break; }
+case "measure": {
 { const v0 = o["measure"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Goal.target.measure");
@@ -6636,7 +8464,9 @@ R.single(v0, 0, 1, "Goal.target.measure");
 s6(x0, cx);
 }
 } }
-{ const ch0 = R.choice(o, [["detailQuantity","Quantity"],["detailRange","Range"],["detailCodeableConcept","CodeableConcept"],["detailString","string"],["detailBoolean","boolean"],["detailInteger","integer"],["detailRatio","Ratio"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "detailQuantity": case "detailRange": case "detailCodeableConcept": case "detailString": case "detailBoolean": case "detailInteger": case "detailRatio": {
+{ const ch0 = R.choice(o, C24); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Goal.target.detail[x]");
 { const x0 = v0;
@@ -6651,7 +8481,9 @@ case "Ratio": { s18(x0, cx); break; }
 default: R.unsure("Goal.target.detail[x]: type"); }
 }
 } }
-{ const ch0 = R.choice(o, [["dueDate","date"],["dueDuration","Duration"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "dueDate": case "dueDuration": {
+{ const ch0 = R.choice(o, C25); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Goal.target.due[x]");
 { const x0 = v0;
@@ -6660,6 +8492,9 @@ case "date": { R.primitive(x0, "date", "Goal.target.due[x]"); break; }
 case "Duration": { s11(x0, cx); break; }
 default: R.unsure("Goal.target.due[x]: type"); }
 }
+} }
+break; }
+default: R.unsure("GoalTarget: element " + key);
 } }
 }
 /** dom-2: contained.contained.empty() */
@@ -6671,17 +8506,21 @@ function inv182(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), 
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
 function inv183(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv184(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv184(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv185(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv185(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-infant-id: %resource.identifier.where(((system = 'urn:oid:2.16.578.1.12.4.1.4.1' or system = 'urn:oid:2.16.578.1.12.4.1.4.2') or system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/infant$')) and value.exists()).exists() */
 function inv186(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.or(R.or(R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/infant$")), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-infant-id"); }
 /** pat-1: name.exists() or telecom.exists() or address.exists() or organization.exists() */
 function inv187(v, cx) { const r = R.or(R.or(R.or(R.exists(R.nav([v], "name")), R.exists(R.nav([v], "telecom"))), R.exists(R.nav([v], "address"))), R.exists(R.nav([v], "organization"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant pat-1"); }
-const K_s78 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","active","name","telecom","gender","birthDate","deceasedBoolean","deceasedDateTime","address","maritalStatus","multipleBirthBoolean","multipleBirthInteger","photo","contact","communication","generalPractitioner","managingOrganization","link"]);
 /** ImhInfant (https://imh-bridge.example.no/fhir/StructureDefinition/imh-infant) */
 function s78(o, cx) {
-R.object(o, K_s78, "ImhInfant");
+R.nonEmptyObject(o, "ImhInfant");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhInfant: null");
+switch (key) {
+case 'resourceType': break;
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.id");
@@ -6689,6 +8528,8 @@ R.single(v0, 0, 1, "Patient.id");
 R.primitive(x0, "string", "Patient.id");
 }
 } }
+break; }
+case "meta": {
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.meta");
@@ -6696,6 +8537,8 @@ R.single(v0, 0, 1, "Patient.meta");
 s32(x0, cx);
 }
 } }
+break; }
+case "implicitRules": {
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.implicitRules");
@@ -6703,6 +8546,8 @@ R.single(v0, 0, 1, "Patient.implicitRules");
 R.primitive(x0, "uri", "Patient.implicitRules");
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.language");
@@ -6710,6 +8555,8 @@ R.single(v0, 0, 1, "Patient.language");
 R.primitive(x0, "code", "Patient.language");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.text");
@@ -6717,6 +8564,8 @@ R.single(v0, 0, 1, "Patient.text");
 s39(x0, cx);
 }
 } }
+break; }
+case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.contained");
@@ -6724,6 +8573,8 @@ for (const x0 of l0) {
 R.unsure("Patient.contained: a nested resource");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.extension");
@@ -6733,6 +8584,8 @@ ourExtension(x0, cx);
 inv184(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.modifierExtension");
@@ -6742,6 +8595,8 @@ ourExtension(x0, cx);
 inv185(x0, cx);
 }
 } }
+break; }
+case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) { R.unsure("Patient.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Patient.identifier");
@@ -6751,6 +8606,8 @@ inv186(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepIncludes({ type: "uri", value: u }, {"type":"uri","value":"urn:oid:2.16.578.1.12.4.1.4.1"})))((R.isObj(v) ? v["system"] : undefined))) return 0; if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepIncludes({ type: "uri", value: u }, {"type":"uri","value":"urn:oid:2.16.578.1.12.4.1.4.2"})))((R.isObj(v) ? v["system"] : undefined))) return 1; return -1; }, [[0,1],[0,1]], "Patient.identifier");
 } }
+break; }
+case "active": {
 { const v0 = o["active"]; const ty0 = "boolean";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.active");
@@ -6758,6 +8615,8 @@ R.single(v0, 0, 1, "Patient.active");
 R.primitive(x0, "boolean", "Patient.active");
 }
 } }
+break; }
+case "name": {
 { const v0 = o["name"]; const ty0 = "HumanName";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.name");
@@ -6765,6 +8624,8 @@ for (const x0 of l0) {
 s12(x0, cx);
 }
 } }
+break; }
+case "telecom": {
 { const v0 = o["telecom"]; const ty0 = "ContactPoint";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.telecom");
@@ -6772,6 +8633,8 @@ for (const x0 of l0) {
 s8(x0, cx);
 }
 } }
+break; }
+case "gender": {
 { const v0 = o["gender"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Patient.gender: missing"); } else {
 R.single(v0, 1, 1, "Patient.gender");
@@ -6780,6 +8643,8 @@ R.primitive(x0, "code", "Patient.gender");
 R.binding("http://hl7.org/fhir/ValueSet/administrative-gender|4.0.1", "code", x0, "Patient.gender");
 }
 } }
+break; }
+case "birthDate": {
 { const v0 = o["birthDate"]; const ty0 = "date";
 if (v0 === undefined) { R.unsure("Patient.birthDate: missing"); } else {
 R.single(v0, 1, 1, "Patient.birthDate");
@@ -6787,7 +8652,9 @@ R.single(v0, 1, 1, "Patient.birthDate");
 R.primitive(x0, "date", "Patient.birthDate");
 }
 } }
-{ const ch0 = R.choice(o, [["deceasedBoolean","boolean"],["deceasedDateTime","dateTime"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "deceasedBoolean": case "deceasedDateTime": {
+{ const ch0 = R.choice(o, C26); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.deceased[x]");
 { const x0 = v0;
@@ -6797,6 +8664,8 @@ case "dateTime": { R.primitive(x0, "dateTime", "Patient.deceased[x]"); break; }
 default: R.unsure("Patient.deceased[x]: type"); }
 }
 } }
+break; }
+case "address": {
 { const v0 = o["address"]; const ty0 = "Address";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.address");
@@ -6804,6 +8673,8 @@ for (const x0 of l0) {
 s2(x0, cx);
 }
 } }
+break; }
+case "maritalStatus": {
 { const v0 = o["maritalStatus"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.maritalStatus");
@@ -6811,7 +8682,9 @@ R.single(v0, 0, 1, "Patient.maritalStatus");
 s6(x0, cx);
 }
 } }
-{ const ch0 = R.choice(o, [["multipleBirthBoolean","boolean"],["multipleBirthInteger","integer"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "multipleBirthBoolean": case "multipleBirthInteger": {
+{ const ch0 = R.choice(o, C27); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.multipleBirth[x]");
 { const x0 = v0;
@@ -6821,6 +8694,8 @@ case "integer": { R.primitive(x0, "integer", "Patient.multipleBirth[x]"); break;
 default: R.unsure("Patient.multipleBirth[x]: type"); }
 }
 } }
+break; }
+case "photo": {
 { const v0 = o["photo"]; const ty0 = "Attachment";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.photo");
@@ -6828,6 +8703,8 @@ for (const x0 of l0) {
 s5(x0, cx);
 }
 } }
+break; }
+case "contact": {
 { const v0 = o["contact"]; const ty0 = "PatientContact";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.contact");
@@ -6836,6 +8713,8 @@ s79(x0, cx);
 inv187(x0, cx);
 }
 } }
+break; }
+case "communication": {
 { const v0 = o["communication"]; const ty0 = "PatientCommunication";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.communication");
@@ -6843,6 +8722,8 @@ for (const x0 of l0) {
 s80(x0, cx);
 }
 } }
+break; }
+case "generalPractitioner": {
 { const v0 = o["generalPractitioner"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.generalPractitioner");
@@ -6851,6 +8732,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "Patient.generalPractitioner", cx, "Patient.generalPractitioner");
 }
 } }
+break; }
+case "managingOrganization": {
 { const v0 = o["managingOrganization"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.managingOrganization");
@@ -6859,6 +8742,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Patient.managingOrganization", cx, "Patient.managingOrganization");
 }
 } }
+break; }
+case "link": {
 { const v0 = o["link"]; const ty0 = "PatientLink";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.link");
@@ -6866,15 +8751,24 @@ for (const x0 of l0) {
 s81(x0, cx);
 }
 } }
+break; }
+default: R.unsure("ImhInfant: element " + key);
+} }
+if (o["identifier"] === undefined) R.unsure("Patient.identifier: missing");
+if (o["gender"] === undefined) R.unsure("Patient.gender: missing");
+if (o["birthDate"] === undefined) R.unsure("Patient.birthDate: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv188(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv188(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv189(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s79 = new Set(["id","extension","modifierExtension","relationship","name","telecom","address","gender","organization","period"]);
+function inv189(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** PatientContact */
 function s79(o, cx) {
-R.object(o, K_s79, "PatientContact");
+R.nonEmptyObject(o, "PatientContact");
+for (const key in o) {
+if (o[key] === null) R.unsure("PatientContact: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.contact.id");
@@ -6882,6 +8776,8 @@ R.single(v0, 0, 1, "Patient.contact.id");
 R.primitive(x0, "string", "Patient.contact.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.contact.extension");
@@ -6891,6 +8787,8 @@ ourExtension(x0, cx);
 inv188(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.contact.modifierExtension");
@@ -6900,6 +8798,8 @@ ourExtension(x0, cx);
 inv189(x0, cx);
 }
 } }
+break; }
+case "relationship": {
 { const v0 = o["relationship"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.contact.relationship");
@@ -6907,6 +8807,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "name": {
 { const v0 = o["name"]; const ty0 = "HumanName";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.contact.name");
@@ -6914,6 +8816,8 @@ R.single(v0, 0, 1, "Patient.contact.name");
 s12(x0, cx);
 }
 } }
+break; }
+case "telecom": {
 { const v0 = o["telecom"]; const ty0 = "ContactPoint";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.contact.telecom");
@@ -6921,6 +8825,8 @@ for (const x0 of l0) {
 s8(x0, cx);
 }
 } }
+break; }
+case "address": {
 { const v0 = o["address"]; const ty0 = "Address";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.contact.address");
@@ -6928,6 +8834,8 @@ R.single(v0, 0, 1, "Patient.contact.address");
 s2(x0, cx);
 }
 } }
+break; }
+case "gender": {
 { const v0 = o["gender"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.contact.gender");
@@ -6936,6 +8844,8 @@ R.primitive(x0, "code", "Patient.contact.gender");
 R.binding("http://hl7.org/fhir/ValueSet/administrative-gender|4.0.1", "code", x0, "Patient.contact.gender");
 }
 } }
+break; }
+case "organization": {
 { const v0 = o["organization"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.contact.organization");
@@ -6944,6 +8854,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Patient.contact.organization", cx, "Patient.contact.organization");
 }
 } }
+break; }
+case "period": {
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.contact.period");
@@ -6951,15 +8863,21 @@ R.single(v0, 0, 1, "Patient.contact.period");
 s15(x0, cx);
 }
 } }
+break; }
+default: R.unsure("PatientContact: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv190(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv190(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv191(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s80 = new Set(["id","extension","modifierExtension","language","preferred"]);
+function inv191(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** PatientCommunication */
 function s80(o, cx) {
-R.object(o, K_s80, "PatientCommunication");
+R.nonEmptyObject(o, "PatientCommunication");
+for (const key in o) {
+if (o[key] === null) R.unsure("PatientCommunication: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.communication.id");
@@ -6967,6 +8885,8 @@ R.single(v0, 0, 1, "Patient.communication.id");
 R.primitive(x0, "string", "Patient.communication.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.communication.extension");
@@ -6976,6 +8896,8 @@ ourExtension(x0, cx);
 inv190(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.communication.modifierExtension");
@@ -6985,6 +8907,8 @@ ourExtension(x0, cx);
 inv191(x0, cx);
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Patient.communication.language: missing"); } else {
 R.single(v0, 1, 1, "Patient.communication.language");
@@ -6992,6 +8916,8 @@ R.single(v0, 1, 1, "Patient.communication.language");
 s6(x0, cx);
 }
 } }
+break; }
+case "preferred": {
 { const v0 = o["preferred"]; const ty0 = "boolean";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.communication.preferred");
@@ -6999,15 +8925,22 @@ R.single(v0, 0, 1, "Patient.communication.preferred");
 R.primitive(x0, "boolean", "Patient.communication.preferred");
 }
 } }
+break; }
+default: R.unsure("PatientCommunication: element " + key);
+} }
+if (o["language"] === undefined) R.unsure("Patient.communication.language: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv192(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv192(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv193(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s81 = new Set(["id","extension","modifierExtension","other","type"]);
+function inv193(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** PatientLink */
 function s81(o, cx) {
-R.object(o, K_s81, "PatientLink");
+R.nonEmptyObject(o, "PatientLink");
+for (const key in o) {
+if (o[key] === null) R.unsure("PatientLink: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.link.id");
@@ -7015,6 +8948,8 @@ R.single(v0, 0, 1, "Patient.link.id");
 R.primitive(x0, "string", "Patient.link.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.link.extension");
@@ -7024,6 +8959,8 @@ ourExtension(x0, cx);
 inv192(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.link.modifierExtension");
@@ -7033,6 +8970,8 @@ ourExtension(x0, cx);
 inv193(x0, cx);
 }
 } }
+break; }
+case "other": {
 { const v0 = o["other"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Patient.link.other: missing"); } else {
 R.single(v0, 1, 1, "Patient.link.other");
@@ -7041,6 +8980,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Patient.link.other", cx, "Patient.link.other");
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Patient.link.type: missing"); } else {
 R.single(v0, 1, 1, "Patient.link.type");
@@ -7049,6 +8990,11 @@ R.primitive(x0, "code", "Patient.link.type");
 R.binding("http://hl7.org/fhir/ValueSet/link-type|4.0.1", "code", x0, "Patient.link.type");
 }
 } }
+break; }
+default: R.unsure("PatientLink: element " + key);
+} }
+if (o["other"] === undefined) R.unsure("Patient.link.other: missing");
+if (o["type"] === undefined) R.unsure("Patient.link.type: missing");
 }
 /** dom-2: contained.contained.empty() */
 function inv194(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
@@ -7059,17 +9005,21 @@ function inv196(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), 
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
 function inv197(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv198(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv198(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv199(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv199(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** org-3: where(use = 'home').empty() */
 function inv200(v, cx) { const r = R.empty(R.where([v], (c0) => R.eq(R.nav(c0, "use"), ["home"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant org-3"); }
 /** org-2: where(use = 'home').empty() */
 function inv201(v, cx) { const r = R.empty(R.where([v], (c0) => R.eq(R.nav(c0, "use"), ["home"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant org-2"); }
-const K_s82 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","active","type","name","alias","telecom","address","partOf","contact","endpoint"]);
 /** ImhOrganization (https://imh-bridge.example.no/fhir/StructureDefinition/imh-organization) */
 function s82(o, cx) {
-R.object(o, K_s82, "ImhOrganization");
+R.nonEmptyObject(o, "ImhOrganization");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhOrganization: null");
+switch (key) {
+case 'resourceType': break;
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Organization.id");
@@ -7077,6 +9027,8 @@ R.single(v0, 0, 1, "Organization.id");
 R.primitive(x0, "string", "Organization.id");
 }
 } }
+break; }
+case "meta": {
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Organization.meta");
@@ -7084,6 +9036,8 @@ R.single(v0, 0, 1, "Organization.meta");
 s32(x0, cx);
 }
 } }
+break; }
+case "implicitRules": {
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Organization.implicitRules");
@@ -7091,6 +9045,8 @@ R.single(v0, 0, 1, "Organization.implicitRules");
 R.primitive(x0, "uri", "Organization.implicitRules");
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Organization.language");
@@ -7098,6 +9054,8 @@ R.single(v0, 0, 1, "Organization.language");
 R.primitive(x0, "code", "Organization.language");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Organization.text");
@@ -7105,6 +9063,8 @@ R.single(v0, 0, 1, "Organization.text");
 s39(x0, cx);
 }
 } }
+break; }
+case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Organization.contained");
@@ -7112,6 +9072,8 @@ for (const x0 of l0) {
 R.unsure("Organization.contained: a nested resource");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Organization.extension");
@@ -7121,6 +9083,8 @@ ourExtension(x0, cx);
 inv198(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Organization.modifierExtension");
@@ -7130,6 +9094,8 @@ ourExtension(x0, cx);
 inv199(x0, cx);
 }
 } }
+break; }
+case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) { R.unsure("Organization.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Organization.identifier");
@@ -7138,6 +9104,8 @@ s13(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepIncludes({ type: "uri", value: u }, {"type":"uri","value":"urn:oid:2.16.578.1.12.4.1.2.101"})))((R.isObj(v) ? v["system"] : undefined))) return 0; if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepIncludes({ type: "uri", value: u }, {"type":"uri","value":"urn:oid:2.16.578.1.12.4.1.2.102"})))((R.isObj(v) ? v["system"] : undefined))) return 1; return -1; }, [[1,1],[0,1]], "Organization.identifier");
 } }
+break; }
+case "active": {
 { const v0 = o["active"]; const ty0 = "boolean";
 if (v0 === undefined) { R.unsure("Organization.active: missing"); } else {
 R.single(v0, 1, 1, "Organization.active");
@@ -7146,6 +9114,8 @@ R.specified([v0], false, ty0, {"type":"boolean","value":true}, "pattern", "Organ
 R.primitive(x0, "boolean", "Organization.active");
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Organization.type");
@@ -7153,6 +9123,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "name": {
 { const v0 = o["name"]; const ty0 = "string";
 if (v0 === undefined) { R.unsure("Organization.name: missing"); } else {
 R.single(v0, 1, 1, "Organization.name");
@@ -7160,6 +9132,8 @@ R.single(v0, 1, 1, "Organization.name");
 R.primitive(x0, "string", "Organization.name");
 }
 } }
+break; }
+case "alias": {
 { const v0 = o["alias"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Organization.alias");
@@ -7167,6 +9141,8 @@ for (const x0 of l0) {
 R.primitive(x0, "string", "Organization.alias");
 }
 } }
+break; }
+case "telecom": {
 { const v0 = o["telecom"]; const ty0 = "ContactPoint";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Organization.telecom");
@@ -7175,6 +9151,8 @@ s8(x0, cx);
 inv200(x0, cx);
 }
 } }
+break; }
+case "address": {
 { const v0 = o["address"]; const ty0 = "Address";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Organization.address");
@@ -7183,6 +9161,8 @@ s2(x0, cx);
 inv201(x0, cx);
 }
 } }
+break; }
+case "partOf": {
 { const v0 = o["partOf"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Organization.partOf");
@@ -7191,6 +9171,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Organization.partOf", cx, "Organization.partOf");
 }
 } }
+break; }
+case "contact": {
 { const v0 = o["contact"]; const ty0 = "OrganizationContact";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Organization.contact");
@@ -7198,6 +9180,8 @@ for (const x0 of l0) {
 s83(x0, cx);
 }
 } }
+break; }
+case "endpoint": {
 { const v0 = o["endpoint"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Organization.endpoint");
@@ -7206,15 +9190,24 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Endpoint"], "Organization.endpoint", cx, "Organization.endpoint");
 }
 } }
+break; }
+default: R.unsure("ImhOrganization: element " + key);
+} }
+if (o["identifier"] === undefined) R.unsure("Organization.identifier: missing");
+if (o["active"] === undefined) R.unsure("Organization.active: missing");
+if (o["name"] === undefined) R.unsure("Organization.name: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv202(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv202(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv203(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s83 = new Set(["id","extension","modifierExtension","purpose","name","telecom","address"]);
+function inv203(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** OrganizationContact */
 function s83(o, cx) {
-R.object(o, K_s83, "OrganizationContact");
+R.nonEmptyObject(o, "OrganizationContact");
+for (const key in o) {
+if (o[key] === null) R.unsure("OrganizationContact: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Organization.contact.id");
@@ -7222,6 +9215,8 @@ R.single(v0, 0, 1, "Organization.contact.id");
 R.primitive(x0, "string", "Organization.contact.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Organization.contact.extension");
@@ -7231,6 +9226,8 @@ ourExtension(x0, cx);
 inv202(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Organization.contact.modifierExtension");
@@ -7240,6 +9237,8 @@ ourExtension(x0, cx);
 inv203(x0, cx);
 }
 } }
+break; }
+case "purpose": {
 { const v0 = o["purpose"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Organization.contact.purpose");
@@ -7247,6 +9246,8 @@ R.single(v0, 0, 1, "Organization.contact.purpose");
 s6(x0, cx);
 }
 } }
+break; }
+case "name": {
 { const v0 = o["name"]; const ty0 = "HumanName";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Organization.contact.name");
@@ -7254,6 +9255,8 @@ R.single(v0, 0, 1, "Organization.contact.name");
 s12(x0, cx);
 }
 } }
+break; }
+case "telecom": {
 { const v0 = o["telecom"]; const ty0 = "ContactPoint";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Organization.contact.telecom");
@@ -7261,12 +9264,17 @@ for (const x0 of l0) {
 s8(x0, cx);
 }
 } }
+break; }
+case "address": {
 { const v0 = o["address"]; const ty0 = "Address";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Organization.contact.address");
 { const x0 = v0;
 s2(x0, cx);
 }
+} }
+break; }
+default: R.unsure("OrganizationContact: element " + key);
 } }
 }
 /** dom-2: contained.contained.empty() */
@@ -7278,13 +9286,17 @@ function inv206(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), 
 /** imh-national-id: %resource.identifier.where((system = 'urn:oid:2.16.578.1.12.4.1.4.1' or system = 'urn:oid:2.16.578.1.12.4.1.4.2') and value.exists()).count() = 1 */
 function inv207(v, cx) { const r = R.eq(R.count(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.or(R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), R.exists(R.nav(c0, "value"))))), [1]); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-national-id"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv208(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv208(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv209(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s84 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","active","name","telecom","gender","birthDate","deceasedBoolean","deceasedDateTime","address","maritalStatus","multipleBirthBoolean","multipleBirthInteger","photo","contact","communication","generalPractitioner","managingOrganization","link"]);
+function inv209(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ImhParent (https://imh-bridge.example.no/fhir/StructureDefinition/imh-parent) */
 function s84(o, cx) {
-R.object(o, K_s84, "ImhParent");
+R.nonEmptyObject(o, "ImhParent");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhParent: null");
+switch (key) {
+case 'resourceType': break;
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.id");
@@ -7292,6 +9304,8 @@ R.single(v0, 0, 1, "Patient.id");
 R.primitive(x0, "string", "Patient.id");
 }
 } }
+break; }
+case "meta": {
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.meta");
@@ -7299,6 +9313,8 @@ R.single(v0, 0, 1, "Patient.meta");
 s32(x0, cx);
 }
 } }
+break; }
+case "implicitRules": {
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.implicitRules");
@@ -7306,6 +9322,8 @@ R.single(v0, 0, 1, "Patient.implicitRules");
 R.primitive(x0, "uri", "Patient.implicitRules");
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.language");
@@ -7313,6 +9331,8 @@ R.single(v0, 0, 1, "Patient.language");
 R.primitive(x0, "code", "Patient.language");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.text");
@@ -7320,6 +9340,8 @@ R.single(v0, 0, 1, "Patient.text");
 s39(x0, cx);
 }
 } }
+break; }
+case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.contained");
@@ -7327,6 +9349,8 @@ for (const x0 of l0) {
 R.unsure("Patient.contained: a nested resource");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.extension");
@@ -7336,6 +9360,8 @@ ourExtension(x0, cx);
 inv184(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.modifierExtension");
@@ -7345,6 +9371,8 @@ ourExtension(x0, cx);
 inv185(x0, cx);
 }
 } }
+break; }
+case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) { R.unsure("Patient.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Patient.identifier");
@@ -7354,6 +9382,8 @@ inv207(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepIncludes({ type: "uri", value: u }, {"type":"uri","value":"urn:oid:2.16.578.1.12.4.1.4.1"})))((R.isObj(v) ? v["system"] : undefined))) return 0; if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepIncludes({ type: "uri", value: u }, {"type":"uri","value":"urn:oid:2.16.578.1.12.4.1.4.2"})))((R.isObj(v) ? v["system"] : undefined))) return 1; return -1; }, [[0,1],[0,1]], "Patient.identifier");
 } }
+break; }
+case "active": {
 { const v0 = o["active"]; const ty0 = "boolean";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.active");
@@ -7361,6 +9391,8 @@ R.single(v0, 0, 1, "Patient.active");
 R.primitive(x0, "boolean", "Patient.active");
 }
 } }
+break; }
+case "name": {
 { const v0 = o["name"]; const ty0 = "HumanName";
 if (v0 === undefined) { R.unsure("Patient.name: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Patient.name");
@@ -7452,6 +9484,8 @@ s15(x1, cx);
 }
 }
 } }
+break; }
+case "telecom": {
 { const v0 = o["telecom"]; const ty0 = "ContactPoint";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, 1, "Patient.telecom");
@@ -7527,6 +9561,8 @@ s15(x1, cx);
 }
 }
 } }
+break; }
+case "gender": {
 { const v0 = o["gender"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Patient.gender: missing"); } else {
 R.single(v0, 1, 1, "Patient.gender");
@@ -7535,6 +9571,8 @@ R.primitive(x0, "code", "Patient.gender");
 R.binding("http://hl7.org/fhir/ValueSet/administrative-gender|4.0.1", "code", x0, "Patient.gender");
 }
 } }
+break; }
+case "birthDate": {
 { const v0 = o["birthDate"]; const ty0 = "date";
 if (v0 === undefined) { R.unsure("Patient.birthDate: missing"); } else {
 R.single(v0, 1, 1, "Patient.birthDate");
@@ -7542,7 +9580,9 @@ R.single(v0, 1, 1, "Patient.birthDate");
 R.primitive(x0, "date", "Patient.birthDate");
 }
 } }
-{ const ch0 = R.choice(o, [["deceasedBoolean","boolean"],["deceasedDateTime","dateTime"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "deceasedBoolean": case "deceasedDateTime": {
+{ const ch0 = R.choice(o, C26); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.deceased[x]");
 { const x0 = v0;
@@ -7552,6 +9592,8 @@ case "dateTime": { R.primitive(x0, "dateTime", "Patient.deceased[x]"); break; }
 default: R.unsure("Patient.deceased[x]: type"); }
 }
 } }
+break; }
+case "address": {
 { const v0 = o["address"]; const ty0 = "Address";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.address");
@@ -7559,6 +9601,8 @@ for (const x0 of l0) {
 s2(x0, cx);
 }
 } }
+break; }
+case "maritalStatus": {
 { const v0 = o["maritalStatus"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.maritalStatus");
@@ -7566,7 +9610,9 @@ R.single(v0, 0, 1, "Patient.maritalStatus");
 s6(x0, cx);
 }
 } }
-{ const ch0 = R.choice(o, [["multipleBirthBoolean","boolean"],["multipleBirthInteger","integer"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "multipleBirthBoolean": case "multipleBirthInteger": {
+{ const ch0 = R.choice(o, C27); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.multipleBirth[x]");
 { const x0 = v0;
@@ -7576,6 +9622,8 @@ case "integer": { R.primitive(x0, "integer", "Patient.multipleBirth[x]"); break;
 default: R.unsure("Patient.multipleBirth[x]: type"); }
 }
 } }
+break; }
+case "photo": {
 { const v0 = o["photo"]; const ty0 = "Attachment";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.photo");
@@ -7583,6 +9631,8 @@ for (const x0 of l0) {
 s5(x0, cx);
 }
 } }
+break; }
+case "contact": {
 { const v0 = o["contact"]; const ty0 = "PatientContact";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.contact");
@@ -7591,6 +9641,8 @@ s85(x0, cx);
 inv187(x0, cx);
 }
 } }
+break; }
+case "communication": {
 { const v0 = o["communication"]; const ty0 = "PatientCommunication";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.communication");
@@ -7598,6 +9650,8 @@ for (const x0 of l0) {
 s86(x0, cx);
 }
 } }
+break; }
+case "generalPractitioner": {
 { const v0 = o["generalPractitioner"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.generalPractitioner");
@@ -7606,6 +9660,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "Patient.generalPractitioner", cx, "Patient.generalPractitioner");
 }
 } }
+break; }
+case "managingOrganization": {
 { const v0 = o["managingOrganization"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.managingOrganization");
@@ -7614,6 +9670,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Patient.managingOrganization", cx, "Patient.managingOrganization");
 }
 } }
+break; }
+case "link": {
 { const v0 = o["link"]; const ty0 = "PatientLink";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.link");
@@ -7621,11 +9679,21 @@ for (const x0 of l0) {
 s87(x0, cx);
 }
 } }
+break; }
+default: R.unsure("ImhParent: element " + key);
+} }
+if (o["identifier"] === undefined) R.unsure("Patient.identifier: missing");
+if (o["name"] === undefined) R.unsure("Patient.name: missing");
+if (o["gender"] === undefined) R.unsure("Patient.gender: missing");
+if (o["birthDate"] === undefined) R.unsure("Patient.birthDate: missing");
 }
-const K_s85 = new Set(["id","extension","modifierExtension","relationship","name","telecom","address","gender","organization","period"]);
 /** PatientContact */
 function s85(o, cx) {
-R.object(o, K_s85, "PatientContact");
+R.nonEmptyObject(o, "PatientContact");
+for (const key in o) {
+if (o[key] === null) R.unsure("PatientContact: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.contact.id");
@@ -7633,6 +9701,8 @@ R.single(v0, 0, 1, "Patient.contact.id");
 R.primitive(x0, "string", "Patient.contact.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.contact.extension");
@@ -7642,6 +9712,8 @@ ourExtension(x0, cx);
 inv188(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.contact.modifierExtension");
@@ -7651,6 +9723,8 @@ ourExtension(x0, cx);
 inv189(x0, cx);
 }
 } }
+break; }
+case "relationship": {
 { const v0 = o["relationship"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.contact.relationship");
@@ -7658,6 +9732,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "name": {
 { const v0 = o["name"]; const ty0 = "HumanName";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.contact.name");
@@ -7665,6 +9741,8 @@ R.single(v0, 0, 1, "Patient.contact.name");
 s12(x0, cx);
 }
 } }
+break; }
+case "telecom": {
 { const v0 = o["telecom"]; const ty0 = "ContactPoint";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.contact.telecom");
@@ -7672,6 +9750,8 @@ for (const x0 of l0) {
 s8(x0, cx);
 }
 } }
+break; }
+case "address": {
 { const v0 = o["address"]; const ty0 = "Address";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.contact.address");
@@ -7679,6 +9759,8 @@ R.single(v0, 0, 1, "Patient.contact.address");
 s2(x0, cx);
 }
 } }
+break; }
+case "gender": {
 { const v0 = o["gender"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.contact.gender");
@@ -7687,6 +9769,8 @@ R.primitive(x0, "code", "Patient.contact.gender");
 R.binding("http://hl7.org/fhir/ValueSet/administrative-gender|4.0.1", "code", x0, "Patient.contact.gender");
 }
 } }
+break; }
+case "organization": {
 { const v0 = o["organization"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.contact.organization");
@@ -7695,6 +9779,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Patient.contact.organization", cx, "Patient.contact.organization");
 }
 } }
+break; }
+case "period": {
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.contact.period");
@@ -7702,11 +9788,17 @@ R.single(v0, 0, 1, "Patient.contact.period");
 s15(x0, cx);
 }
 } }
+break; }
+default: R.unsure("PatientContact: element " + key);
+} }
 }
-const K_s86 = new Set(["id","extension","modifierExtension","language","preferred"]);
 /** PatientCommunication */
 function s86(o, cx) {
-R.object(o, K_s86, "PatientCommunication");
+R.nonEmptyObject(o, "PatientCommunication");
+for (const key in o) {
+if (o[key] === null) R.unsure("PatientCommunication: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.communication.id");
@@ -7714,6 +9806,8 @@ R.single(v0, 0, 1, "Patient.communication.id");
 R.primitive(x0, "string", "Patient.communication.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.communication.extension");
@@ -7723,6 +9817,8 @@ ourExtension(x0, cx);
 inv190(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.communication.modifierExtension");
@@ -7732,6 +9828,8 @@ ourExtension(x0, cx);
 inv191(x0, cx);
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Patient.communication.language: missing"); } else {
 R.single(v0, 1, 1, "Patient.communication.language");
@@ -7739,6 +9837,8 @@ R.single(v0, 1, 1, "Patient.communication.language");
 s6(x0, cx);
 }
 } }
+break; }
+case "preferred": {
 { const v0 = o["preferred"]; const ty0 = "boolean";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.communication.preferred");
@@ -7746,11 +9846,18 @@ R.single(v0, 0, 1, "Patient.communication.preferred");
 R.primitive(x0, "boolean", "Patient.communication.preferred");
 }
 } }
+break; }
+default: R.unsure("PatientCommunication: element " + key);
+} }
+if (o["language"] === undefined) R.unsure("Patient.communication.language: missing");
 }
-const K_s87 = new Set(["id","extension","modifierExtension","other","type"]);
 /** PatientLink */
 function s87(o, cx) {
-R.object(o, K_s87, "PatientLink");
+R.nonEmptyObject(o, "PatientLink");
+for (const key in o) {
+if (o[key] === null) R.unsure("PatientLink: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.link.id");
@@ -7758,6 +9865,8 @@ R.single(v0, 0, 1, "Patient.link.id");
 R.primitive(x0, "string", "Patient.link.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.link.extension");
@@ -7767,6 +9876,8 @@ ourExtension(x0, cx);
 inv192(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.link.modifierExtension");
@@ -7776,6 +9887,8 @@ ourExtension(x0, cx);
 inv193(x0, cx);
 }
 } }
+break; }
+case "other": {
 { const v0 = o["other"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Patient.link.other: missing"); } else {
 R.single(v0, 1, 1, "Patient.link.other");
@@ -7784,6 +9897,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Patient.link.other", cx, "Patient.link.other");
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Patient.link.type: missing"); } else {
 R.single(v0, 1, 1, "Patient.link.type");
@@ -7792,6 +9907,11 @@ R.primitive(x0, "code", "Patient.link.type");
 R.binding("http://hl7.org/fhir/ValueSet/link-type|4.0.1", "code", x0, "Patient.link.type");
 }
 } }
+break; }
+default: R.unsure("PatientLink: element " + key);
+} }
+if (o["other"] === undefined) R.unsure("Patient.link.other: missing");
+if (o["type"] === undefined) R.unsure("Patient.link.type: missing");
 }
 /** dom-2: contained.contained.empty() */
 function inv210(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
@@ -7802,15 +9922,19 @@ function inv212(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), 
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
 function inv213(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv214(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv214(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv215(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv215(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-practitioner-role: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/practitioner-role$') and value.exists()).exists() */
 function inv216(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/practitioner-role$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-practitioner-role"); }
-const K_s88 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","active","period","practitioner","organization","code","specialty","location","healthcareService","telecom","availableTime","notAvailable","availabilityExceptions","endpoint"]);
 /** ImhPractitionerRole (https://imh-bridge.example.no/fhir/StructureDefinition/imh-practitioner-role) */
 function s88(o, cx) {
-R.object(o, K_s88, "ImhPractitionerRole");
+R.nonEmptyObject(o, "ImhPractitionerRole");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhPractitionerRole: null");
+switch (key) {
+case 'resourceType': break;
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "PractitionerRole.id");
@@ -7818,6 +9942,8 @@ R.single(v0, 0, 1, "PractitionerRole.id");
 R.primitive(x0, "string", "PractitionerRole.id");
 }
 } }
+break; }
+case "meta": {
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "PractitionerRole.meta");
@@ -7825,6 +9951,8 @@ R.single(v0, 0, 1, "PractitionerRole.meta");
 s32(x0, cx);
 }
 } }
+break; }
+case "implicitRules": {
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "PractitionerRole.implicitRules");
@@ -7832,6 +9960,8 @@ R.single(v0, 0, 1, "PractitionerRole.implicitRules");
 R.primitive(x0, "uri", "PractitionerRole.implicitRules");
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "PractitionerRole.language");
@@ -7839,6 +9969,8 @@ R.single(v0, 0, 1, "PractitionerRole.language");
 R.primitive(x0, "code", "PractitionerRole.language");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "PractitionerRole.text");
@@ -7846,6 +9978,8 @@ R.single(v0, 0, 1, "PractitionerRole.text");
 s39(x0, cx);
 }
 } }
+break; }
+case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.contained");
@@ -7853,6 +9987,8 @@ for (const x0 of l0) {
 R.unsure("PractitionerRole.contained: a nested resource");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.extension");
@@ -7862,6 +9998,8 @@ ourExtension(x0, cx);
 inv214(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.modifierExtension");
@@ -7871,6 +10009,8 @@ ourExtension(x0, cx);
 inv215(x0, cx);
 }
 } }
+break; }
+case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) { R.unsure("PractitionerRole.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "PractitionerRole.identifier");
@@ -7879,6 +10019,8 @@ s13(x0, cx);
 inv216(x0, cx);
 }
 } }
+break; }
+case "active": {
 { const v0 = o["active"]; const ty0 = "boolean";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "PractitionerRole.active");
@@ -7886,6 +10028,8 @@ R.single(v0, 0, 1, "PractitionerRole.active");
 R.primitive(x0, "boolean", "PractitionerRole.active");
 }
 } }
+break; }
+case "period": {
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "PractitionerRole.period");
@@ -7893,6 +10037,8 @@ R.single(v0, 0, 1, "PractitionerRole.period");
 s15(x0, cx);
 }
 } }
+break; }
+case "practitioner": {
 { const v0 = o["practitioner"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("PractitionerRole.practitioner: missing"); } else {
 R.single(v0, 1, 1, "PractitionerRole.practitioner");
@@ -7901,6 +10047,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner"], "PractitionerRole.practitioner", cx, "PractitionerRole.practitioner");
 }
 } }
+break; }
+case "organization": {
 { const v0 = o["organization"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("PractitionerRole.organization: missing"); } else {
 R.single(v0, 1, 1, "PractitionerRole.organization");
@@ -7909,6 +10057,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "PractitionerRole.organization", cx, "PractitionerRole.organization");
 }
 } }
+break; }
+case "code": {
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("PractitionerRole.code: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "PractitionerRole.code");
@@ -7916,6 +10066,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "specialty": {
 { const v0 = o["specialty"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.specialty");
@@ -7923,6 +10075,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "location": {
 { const v0 = o["location"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.location");
@@ -7931,6 +10085,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location"], "PractitionerRole.location", cx, "PractitionerRole.location");
 }
 } }
+break; }
+case "healthcareService": {
 { const v0 = o["healthcareService"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.healthcareService");
@@ -7939,6 +10095,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/HealthcareService"], "PractitionerRole.healthcareService", cx, "PractitionerRole.healthcareService");
 }
 } }
+break; }
+case "telecom": {
 { const v0 = o["telecom"]; const ty0 = "ContactPoint";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.telecom");
@@ -7946,6 +10104,8 @@ for (const x0 of l0) {
 s8(x0, cx);
 }
 } }
+break; }
+case "availableTime": {
 { const v0 = o["availableTime"]; const ty0 = "PractitionerRoleAvailableTime";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.availableTime");
@@ -7953,6 +10113,8 @@ for (const x0 of l0) {
 s89(x0, cx);
 }
 } }
+break; }
+case "notAvailable": {
 { const v0 = o["notAvailable"]; const ty0 = "PractitionerRoleNotAvailable";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.notAvailable");
@@ -7960,6 +10122,8 @@ for (const x0 of l0) {
 s90(x0, cx);
 }
 } }
+break; }
+case "availabilityExceptions": {
 { const v0 = o["availabilityExceptions"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "PractitionerRole.availabilityExceptions");
@@ -7967,6 +10131,8 @@ R.single(v0, 0, 1, "PractitionerRole.availabilityExceptions");
 R.primitive(x0, "string", "PractitionerRole.availabilityExceptions");
 }
 } }
+break; }
+case "endpoint": {
 { const v0 = o["endpoint"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.endpoint");
@@ -7975,15 +10141,25 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Endpoint"], "PractitionerRole.endpoint", cx, "PractitionerRole.endpoint");
 }
 } }
+break; }
+default: R.unsure("ImhPractitionerRole: element " + key);
+} }
+if (o["identifier"] === undefined) R.unsure("PractitionerRole.identifier: missing");
+if (o["practitioner"] === undefined) R.unsure("PractitionerRole.practitioner: missing");
+if (o["organization"] === undefined) R.unsure("PractitionerRole.organization: missing");
+if (o["code"] === undefined) R.unsure("PractitionerRole.code: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv217(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv217(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv218(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s89 = new Set(["id","extension","modifierExtension","daysOfWeek","allDay","availableStartTime","availableEndTime"]);
+function inv218(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** PractitionerRoleAvailableTime */
 function s89(o, cx) {
-R.object(o, K_s89, "PractitionerRoleAvailableTime");
+R.nonEmptyObject(o, "PractitionerRoleAvailableTime");
+for (const key in o) {
+if (o[key] === null) R.unsure("PractitionerRoleAvailableTime: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "PractitionerRole.availableTime.id");
@@ -7991,6 +10167,8 @@ R.single(v0, 0, 1, "PractitionerRole.availableTime.id");
 R.primitive(x0, "string", "PractitionerRole.availableTime.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.availableTime.extension");
@@ -8000,6 +10178,8 @@ ourExtension(x0, cx);
 inv217(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.availableTime.modifierExtension");
@@ -8009,6 +10189,8 @@ ourExtension(x0, cx);
 inv218(x0, cx);
 }
 } }
+break; }
+case "daysOfWeek": {
 { const v0 = o["daysOfWeek"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.availableTime.daysOfWeek");
@@ -8017,6 +10199,8 @@ R.primitive(x0, "code", "PractitionerRole.availableTime.daysOfWeek");
 R.binding("http://hl7.org/fhir/ValueSet/days-of-week|4.0.1", "code", x0, "PractitionerRole.availableTime.daysOfWeek");
 }
 } }
+break; }
+case "allDay": {
 { const v0 = o["allDay"]; const ty0 = "boolean";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "PractitionerRole.availableTime.allDay");
@@ -8024,6 +10208,8 @@ R.single(v0, 0, 1, "PractitionerRole.availableTime.allDay");
 R.primitive(x0, "boolean", "PractitionerRole.availableTime.allDay");
 }
 } }
+break; }
+case "availableStartTime": {
 { const v0 = o["availableStartTime"]; const ty0 = "time";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "PractitionerRole.availableTime.availableStartTime");
@@ -8031,6 +10217,8 @@ R.single(v0, 0, 1, "PractitionerRole.availableTime.availableStartTime");
 R.primitive(x0, "time", "PractitionerRole.availableTime.availableStartTime");
 }
 } }
+break; }
+case "availableEndTime": {
 { const v0 = o["availableEndTime"]; const ty0 = "time";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "PractitionerRole.availableTime.availableEndTime");
@@ -8038,15 +10226,21 @@ R.single(v0, 0, 1, "PractitionerRole.availableTime.availableEndTime");
 R.primitive(x0, "time", "PractitionerRole.availableTime.availableEndTime");
 }
 } }
+break; }
+default: R.unsure("PractitionerRoleAvailableTime: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv219(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv219(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv220(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s90 = new Set(["id","extension","modifierExtension","description","during"]);
+function inv220(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** PractitionerRoleNotAvailable */
 function s90(o, cx) {
-R.object(o, K_s90, "PractitionerRoleNotAvailable");
+R.nonEmptyObject(o, "PractitionerRoleNotAvailable");
+for (const key in o) {
+if (o[key] === null) R.unsure("PractitionerRoleNotAvailable: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "PractitionerRole.notAvailable.id");
@@ -8054,6 +10248,8 @@ R.single(v0, 0, 1, "PractitionerRole.notAvailable.id");
 R.primitive(x0, "string", "PractitionerRole.notAvailable.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.notAvailable.extension");
@@ -8063,6 +10259,8 @@ ourExtension(x0, cx);
 inv219(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.notAvailable.modifierExtension");
@@ -8072,6 +10270,8 @@ ourExtension(x0, cx);
 inv220(x0, cx);
 }
 } }
+break; }
+case "description": {
 { const v0 = o["description"]; const ty0 = "string";
 if (v0 === undefined) { R.unsure("PractitionerRole.notAvailable.description: missing"); } else {
 R.single(v0, 1, 1, "PractitionerRole.notAvailable.description");
@@ -8079,6 +10279,8 @@ R.single(v0, 1, 1, "PractitionerRole.notAvailable.description");
 R.primitive(x0, "string", "PractitionerRole.notAvailable.description");
 }
 } }
+break; }
+case "during": {
 { const v0 = o["during"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "PractitionerRole.notAvailable.during");
@@ -8086,6 +10288,10 @@ R.single(v0, 0, 1, "PractitionerRole.notAvailable.during");
 s15(x0, cx);
 }
 } }
+break; }
+default: R.unsure("PractitionerRoleNotAvailable: element " + key);
+} }
+if (o["description"] === undefined) R.unsure("PractitionerRole.notAvailable.description: missing");
 }
 /** dom-2: contained.contained.empty() */
 function inv221(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
@@ -8094,13 +10300,17 @@ function inv222(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contain
 /** dom-5: contained.meta.security.empty() */
 function inv223(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv224(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv224(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv225(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s91 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","active","name","telecom","address","gender","birthDate","photo","qualification","communication"]);
+function inv225(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ImhPractitioner (https://imh-bridge.example.no/fhir/StructureDefinition/imh-practitioner) */
 function s91(o, cx) {
-R.object(o, K_s91, "ImhPractitioner");
+R.nonEmptyObject(o, "ImhPractitioner");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhPractitioner: null");
+switch (key) {
+case 'resourceType': break;
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Practitioner.id");
@@ -8108,6 +10318,8 @@ R.single(v0, 0, 1, "Practitioner.id");
 R.primitive(x0, "string", "Practitioner.id");
 }
 } }
+break; }
+case "meta": {
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Practitioner.meta");
@@ -8115,6 +10327,8 @@ R.single(v0, 0, 1, "Practitioner.meta");
 s32(x0, cx);
 }
 } }
+break; }
+case "implicitRules": {
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Practitioner.implicitRules");
@@ -8122,6 +10336,8 @@ R.single(v0, 0, 1, "Practitioner.implicitRules");
 R.primitive(x0, "uri", "Practitioner.implicitRules");
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Practitioner.language");
@@ -8129,6 +10345,8 @@ R.single(v0, 0, 1, "Practitioner.language");
 R.primitive(x0, "code", "Practitioner.language");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Practitioner.text");
@@ -8136,6 +10354,8 @@ R.single(v0, 0, 1, "Practitioner.text");
 s39(x0, cx);
 }
 } }
+break; }
+case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Practitioner.contained");
@@ -8143,6 +10363,8 @@ for (const x0 of l0) {
 R.unsure("Practitioner.contained: a nested resource");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Practitioner.extension");
@@ -8152,6 +10374,8 @@ ourExtension(x0, cx);
 inv224(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Practitioner.modifierExtension");
@@ -8161,6 +10385,8 @@ ourExtension(x0, cx);
 inv225(x0, cx);
 }
 } }
+break; }
+case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) { R.unsure("Practitioner.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Practitioner.identifier");
@@ -8169,6 +10395,8 @@ s13(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepIncludes({ type: "uri", value: u }, {"type":"uri","value":"urn:oid:2.16.578.1.12.4.1.4.4"})))((R.isObj(v) ? v["system"] : undefined))) return 0; return -1; }, [[1,1]], "Practitioner.identifier");
 } }
+break; }
+case "active": {
 { const v0 = o["active"]; const ty0 = "boolean";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Practitioner.active");
@@ -8176,6 +10404,8 @@ R.single(v0, 0, 1, "Practitioner.active");
 R.primitive(x0, "boolean", "Practitioner.active");
 }
 } }
+break; }
+case "name": {
 { const v0 = o["name"]; const ty0 = "HumanName";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, 1, "Practitioner.name");
@@ -8183,6 +10413,8 @@ for (const x0 of l0) {
 s12(x0, cx);
 }
 } }
+break; }
+case "telecom": {
 { const v0 = o["telecom"]; const ty0 = "ContactPoint";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Practitioner.telecom");
@@ -8190,6 +10422,8 @@ for (const x0 of l0) {
 s8(x0, cx);
 }
 } }
+break; }
+case "address": {
 { const v0 = o["address"]; const ty0 = "Address";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Practitioner.address");
@@ -8197,6 +10431,8 @@ for (const x0 of l0) {
 s2(x0, cx);
 }
 } }
+break; }
+case "gender": {
 { const v0 = o["gender"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Practitioner.gender");
@@ -8205,6 +10441,8 @@ R.primitive(x0, "code", "Practitioner.gender");
 R.binding("http://hl7.org/fhir/ValueSet/administrative-gender|4.0.1", "code", x0, "Practitioner.gender");
 }
 } }
+break; }
+case "birthDate": {
 { const v0 = o["birthDate"]; const ty0 = "date";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Practitioner.birthDate");
@@ -8212,6 +10450,8 @@ R.single(v0, 0, 1, "Practitioner.birthDate");
 R.primitive(x0, "date", "Practitioner.birthDate");
 }
 } }
+break; }
+case "photo": {
 { const v0 = o["photo"]; const ty0 = "Attachment";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Practitioner.photo");
@@ -8219,6 +10459,8 @@ for (const x0 of l0) {
 s5(x0, cx);
 }
 } }
+break; }
+case "qualification": {
 { const v0 = o["qualification"]; const ty0 = "PractitionerQualification";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Practitioner.qualification");
@@ -8226,6 +10468,8 @@ for (const x0 of l0) {
 s92(x0, cx);
 }
 } }
+break; }
+case "communication": {
 { const v0 = o["communication"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Practitioner.communication");
@@ -8233,15 +10477,22 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+default: R.unsure("ImhPractitioner: element " + key);
+} }
+if (o["identifier"] === undefined) R.unsure("Practitioner.identifier: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv226(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv226(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv227(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s92 = new Set(["id","extension","modifierExtension","identifier","code","period","issuer"]);
+function inv227(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** PractitionerQualification */
 function s92(o, cx) {
-R.object(o, K_s92, "PractitionerQualification");
+R.nonEmptyObject(o, "PractitionerQualification");
+for (const key in o) {
+if (o[key] === null) R.unsure("PractitionerQualification: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Practitioner.qualification.id");
@@ -8249,6 +10500,8 @@ R.single(v0, 0, 1, "Practitioner.qualification.id");
 R.primitive(x0, "string", "Practitioner.qualification.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Practitioner.qualification.extension");
@@ -8258,6 +10511,8 @@ ourExtension(x0, cx);
 inv226(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Practitioner.qualification.modifierExtension");
@@ -8267,6 +10522,8 @@ ourExtension(x0, cx);
 inv227(x0, cx);
 }
 } }
+break; }
+case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Practitioner.qualification.identifier");
@@ -8274,6 +10531,8 @@ for (const x0 of l0) {
 s13(x0, cx);
 }
 } }
+break; }
+case "code": {
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Practitioner.qualification.code: missing"); } else {
 R.single(v0, 1, 1, "Practitioner.qualification.code");
@@ -8281,6 +10540,8 @@ R.single(v0, 1, 1, "Practitioner.qualification.code");
 s6(x0, cx);
 }
 } }
+break; }
+case "period": {
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Practitioner.qualification.period");
@@ -8288,6 +10549,8 @@ R.single(v0, 0, 1, "Practitioner.qualification.period");
 s15(x0, cx);
 }
 } }
+break; }
+case "issuer": {
 { const v0 = o["issuer"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Practitioner.qualification.issuer");
@@ -8296,6 +10559,10 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Practitioner.qualification.issuer", cx, "Practitioner.qualification.issuer");
 }
 } }
+break; }
+default: R.unsure("PractitionerQualification: element " + key);
+} }
+if (o["code"] === undefined) R.unsure("Practitioner.qualification.code: missing");
 }
 /** dom-2: contained.contained.empty() */
 function inv228(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
@@ -8304,13 +10571,17 @@ function inv229(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contain
 /** dom-5: contained.meta.security.empty() */
 function inv230(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv231(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv231(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv232(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s93 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","target","occurredPeriod","occurredDateTime","recorded","policy","location","reason","activity","agent","entity","signature"]);
+function inv232(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ImhProvenance (https://imh-bridge.example.no/fhir/StructureDefinition/imh-provenance) */
 function s93(o, cx) {
-R.object(o, K_s93, "ImhProvenance");
+R.nonEmptyObject(o, "ImhProvenance");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhProvenance: null");
+switch (key) {
+case 'resourceType': break;
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Provenance.id");
@@ -8318,6 +10589,8 @@ R.single(v0, 0, 1, "Provenance.id");
 R.primitive(x0, "string", "Provenance.id");
 }
 } }
+break; }
+case "meta": {
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Provenance.meta");
@@ -8325,6 +10598,8 @@ R.single(v0, 0, 1, "Provenance.meta");
 s32(x0, cx);
 }
 } }
+break; }
+case "implicitRules": {
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Provenance.implicitRules");
@@ -8332,6 +10607,8 @@ R.single(v0, 0, 1, "Provenance.implicitRules");
 R.primitive(x0, "uri", "Provenance.implicitRules");
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Provenance.language");
@@ -8339,6 +10616,8 @@ R.single(v0, 0, 1, "Provenance.language");
 R.primitive(x0, "code", "Provenance.language");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Provenance.text");
@@ -8346,6 +10625,8 @@ R.single(v0, 0, 1, "Provenance.text");
 s39(x0, cx);
 }
 } }
+break; }
+case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Provenance.contained");
@@ -8353,6 +10634,8 @@ for (const x0 of l0) {
 R.unsure("Provenance.contained: a nested resource");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Provenance.extension");
@@ -8362,6 +10645,8 @@ ourExtension(x0, cx);
 inv231(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Provenance.modifierExtension");
@@ -8371,6 +10656,8 @@ ourExtension(x0, cx);
 inv232(x0, cx);
 }
 } }
+break; }
+case "target": {
 { const v0 = o["target"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Provenance.target: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Provenance.target");
@@ -8379,7 +10666,9 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "Provenance.target", cx, "Provenance.target");
 }
 } }
-{ const ch0 = R.choice(o, [["occurredPeriod","Period"],["occurredDateTime","dateTime"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "occurredPeriod": case "occurredDateTime": {
+{ const ch0 = R.choice(o, C28); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Provenance.occurred[x]");
 { const x0 = v0;
@@ -8389,6 +10678,8 @@ case "dateTime": { R.primitive(x0, "dateTime", "Provenance.occurred[x]"); break;
 default: R.unsure("Provenance.occurred[x]: type"); }
 }
 } }
+break; }
+case "recorded": {
 { const v0 = o["recorded"]; const ty0 = "instant";
 if (v0 === undefined) { R.unsure("Provenance.recorded: missing"); } else {
 R.single(v0, 1, 1, "Provenance.recorded");
@@ -8396,6 +10687,8 @@ R.single(v0, 1, 1, "Provenance.recorded");
 R.primitive(x0, "instant", "Provenance.recorded");
 }
 } }
+break; }
+case "policy": {
 { const v0 = o["policy"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Provenance.policy");
@@ -8403,6 +10696,8 @@ for (const x0 of l0) {
 R.primitive(x0, "uri", "Provenance.policy");
 }
 } }
+break; }
+case "location": {
 { const v0 = o["location"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Provenance.location");
@@ -8411,6 +10706,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location"], "Provenance.location", cx, "Provenance.location");
 }
 } }
+break; }
+case "reason": {
 { const v0 = o["reason"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Provenance.reason");
@@ -8418,6 +10715,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "activity": {
 { const v0 = o["activity"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Provenance.activity: missing"); } else {
 R.single(v0, 1, 1, "Provenance.activity");
@@ -8425,6 +10724,8 @@ R.single(v0, 1, 1, "Provenance.activity");
 s6(x0, cx);
 }
 } }
+break; }
+case "agent": {
 { const v0 = o["agent"]; const ty0 = "ProvenanceAgent";
 if (v0 === undefined) { R.unsure("Provenance.agent: missing"); } else {
 const l0 = R.values(v0, true, 2, Infinity, "Provenance.agent");
@@ -8432,6 +10733,8 @@ for (const x0 of l0) {
 s94(x0, cx);
 }
 } }
+break; }
+case "entity": {
 { const v0 = o["entity"]; const ty0 = "ProvenanceEntity";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Provenance.entity");
@@ -8439,6 +10742,8 @@ for (const x0 of l0) {
 s95(x0, cx);
 }
 } }
+break; }
+case "signature": {
 { const v0 = o["signature"]; const ty0 = "Signature";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Provenance.signature");
@@ -8446,15 +10751,25 @@ for (const x0 of l0) {
 s21(x0, cx);
 }
 } }
+break; }
+default: R.unsure("ImhProvenance: element " + key);
+} }
+if (o["target"] === undefined) R.unsure("Provenance.target: missing");
+if (o["recorded"] === undefined) R.unsure("Provenance.recorded: missing");
+if (o["activity"] === undefined) R.unsure("Provenance.activity: missing");
+if (o["agent"] === undefined) R.unsure("Provenance.agent: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv233(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv233(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv234(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s94 = new Set(["id","extension","modifierExtension","type","role","who","onBehalfOf"]);
+function inv234(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ProvenanceAgent */
 function s94(o, cx) {
-R.object(o, K_s94, "ProvenanceAgent");
+R.nonEmptyObject(o, "ProvenanceAgent");
+for (const key in o) {
+if (o[key] === null) R.unsure("ProvenanceAgent: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Provenance.agent.id");
@@ -8462,6 +10777,8 @@ R.single(v0, 0, 1, "Provenance.agent.id");
 R.primitive(x0, "string", "Provenance.agent.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Provenance.agent.extension");
@@ -8471,6 +10788,8 @@ ourExtension(x0, cx);
 inv233(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Provenance.agent.modifierExtension");
@@ -8480,6 +10799,8 @@ ourExtension(x0, cx);
 inv234(x0, cx);
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Provenance.agent.type: missing"); } else {
 R.single(v0, 1, 1, "Provenance.agent.type");
@@ -8487,6 +10808,8 @@ R.single(v0, 1, 1, "Provenance.agent.type");
 s6(x0, cx);
 }
 } }
+break; }
+case "role": {
 { const v0 = o["role"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Provenance.agent.role");
@@ -8494,6 +10817,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "who": {
 { const v0 = o["who"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Provenance.agent.who: missing"); } else {
 R.single(v0, 1, 1, "Provenance.agent.who");
@@ -8502,6 +10827,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"], "Provenance.agent.who", cx, "Provenance.agent.who");
 }
 } }
+break; }
+case "onBehalfOf": {
 { const v0 = o["onBehalfOf"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Provenance.agent.onBehalfOf");
@@ -8510,15 +10837,23 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"], "Provenance.agent.onBehalfOf", cx, "Provenance.agent.onBehalfOf");
 }
 } }
+break; }
+default: R.unsure("ProvenanceAgent: element " + key);
+} }
+if (o["type"] === undefined) R.unsure("Provenance.agent.type: missing");
+if (o["who"] === undefined) R.unsure("Provenance.agent.who: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv235(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv235(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv236(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s95 = new Set(["id","extension","modifierExtension","role","what","agent"]);
+function inv236(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ProvenanceEntity */
 function s95(o, cx) {
-R.object(o, K_s95, "ProvenanceEntity");
+R.nonEmptyObject(o, "ProvenanceEntity");
+for (const key in o) {
+if (o[key] === null) R.unsure("ProvenanceEntity: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Provenance.entity.id");
@@ -8526,6 +10861,8 @@ R.single(v0, 0, 1, "Provenance.entity.id");
 R.primitive(x0, "string", "Provenance.entity.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Provenance.entity.extension");
@@ -8535,6 +10872,8 @@ ourExtension(x0, cx);
 inv235(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Provenance.entity.modifierExtension");
@@ -8544,6 +10883,8 @@ ourExtension(x0, cx);
 inv236(x0, cx);
 }
 } }
+break; }
+case "role": {
 { const v0 = o["role"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Provenance.entity.role: missing"); } else {
 R.single(v0, 1, 1, "Provenance.entity.role");
@@ -8552,6 +10893,8 @@ R.primitive(x0, "code", "Provenance.entity.role");
 R.binding("http://hl7.org/fhir/ValueSet/provenance-entity-role|4.0.1", "code", x0, "Provenance.entity.role");
 }
 } }
+break; }
+case "what": {
 { const v0 = o["what"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Provenance.entity.what: missing"); } else {
 R.single(v0, 1, 1, "Provenance.entity.what");
@@ -8560,6 +10903,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "Provenance.entity.what", cx, "Provenance.entity.what");
 }
 } }
+break; }
+case "agent": {
 { const v0 = o["agent"]; const ty0 = "ProvenanceAgent";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Provenance.entity.agent");
@@ -8567,11 +10912,19 @@ for (const x0 of l0) {
 s96(x0, cx);
 }
 } }
+break; }
+default: R.unsure("ProvenanceEntity: element " + key);
+} }
+if (o["role"] === undefined) R.unsure("Provenance.entity.role: missing");
+if (o["what"] === undefined) R.unsure("Provenance.entity.what: missing");
 }
-const K_s96 = new Set(["id","extension","modifierExtension","type","role","who","onBehalfOf"]);
 /** ProvenanceAgent */
 function s96(o, cx) {
-R.object(o, K_s96, "ProvenanceAgent");
+R.nonEmptyObject(o, "ProvenanceAgent");
+for (const key in o) {
+if (o[key] === null) R.unsure("ProvenanceAgent: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Provenance.agent.id");
@@ -8579,6 +10932,8 @@ R.single(v0, 0, 1, "Provenance.agent.id");
 R.primitive(x0, "string", "Provenance.agent.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Provenance.agent.extension");
@@ -8588,6 +10943,8 @@ ourExtension(x0, cx);
 inv233(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Provenance.agent.modifierExtension");
@@ -8597,6 +10954,8 @@ ourExtension(x0, cx);
 inv234(x0, cx);
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Provenance.agent.type");
@@ -8604,6 +10963,8 @@ R.single(v0, 0, 1, "Provenance.agent.type");
 s6(x0, cx);
 }
 } }
+break; }
+case "role": {
 { const v0 = o["role"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Provenance.agent.role");
@@ -8611,6 +10972,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "who": {
 { const v0 = o["who"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Provenance.agent.who: missing"); } else {
 R.single(v0, 1, 1, "Provenance.agent.who");
@@ -8619,6 +10982,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"], "Provenance.agent.who", cx, "Provenance.agent.who");
 }
 } }
+break; }
+case "onBehalfOf": {
 { const v0 = o["onBehalfOf"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Provenance.agent.onBehalfOf");
@@ -8627,6 +10992,10 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"], "Provenance.agent.onBehalfOf", cx, "Provenance.agent.onBehalfOf");
 }
 } }
+break; }
+default: R.unsure("ProvenanceAgent: element " + key);
+} }
+if (o["who"] === undefined) R.unsure("Provenance.agent.who: missing");
 }
 /** dom-2: contained.contained.empty() */
 function inv237(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
@@ -8637,15 +11006,19 @@ function inv239(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), 
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
 function inv240(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv241(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv241(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv242(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv242(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-session-note: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/session-note$') and value.exists()).exists() */
 function inv243(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/session-note$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-session-note"); }
-const K_s97 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","masterIdentifier","identifier","status","docStatus","type","category","subject","date","author","authenticator","custodian","relatesTo","description","securityLabel","content","context"]);
 /** ImhPsychotherapyNote (https://imh-bridge.example.no/fhir/StructureDefinition/imh-psychotherapy-note) */
 function s97(o, cx) {
-R.object(o, K_s97, "ImhPsychotherapyNote");
+R.nonEmptyObject(o, "ImhPsychotherapyNote");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhPsychotherapyNote: null");
+switch (key) {
+case 'resourceType': break;
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.id");
@@ -8653,6 +11026,8 @@ R.single(v0, 0, 1, "DocumentReference.id");
 R.primitive(x0, "string", "DocumentReference.id");
 }
 } }
+break; }
+case "meta": {
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.meta");
@@ -8660,6 +11035,8 @@ R.single(v0, 0, 1, "DocumentReference.meta");
 s32(x0, cx);
 }
 } }
+break; }
+case "implicitRules": {
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.implicitRules");
@@ -8667,6 +11044,8 @@ R.single(v0, 0, 1, "DocumentReference.implicitRules");
 R.primitive(x0, "uri", "DocumentReference.implicitRules");
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.language");
@@ -8674,6 +11053,8 @@ R.single(v0, 0, 1, "DocumentReference.language");
 R.primitive(x0, "code", "DocumentReference.language");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.text");
@@ -8681,6 +11062,8 @@ R.single(v0, 0, 1, "DocumentReference.text");
 s39(x0, cx);
 }
 } }
+break; }
+case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.contained");
@@ -8688,6 +11071,8 @@ for (const x0 of l0) {
 R.unsure("DocumentReference.contained: a nested resource");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.extension");
@@ -8697,6 +11082,8 @@ ourExtension(x0, cx);
 inv241(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.modifierExtension");
@@ -8706,6 +11093,8 @@ ourExtension(x0, cx);
 inv242(x0, cx);
 }
 } }
+break; }
+case "masterIdentifier": {
 { const v0 = o["masterIdentifier"]; const ty0 = "Identifier";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.masterIdentifier");
@@ -8713,6 +11102,8 @@ R.single(v0, 0, 1, "DocumentReference.masterIdentifier");
 s13(x0, cx);
 }
 } }
+break; }
+case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) { R.unsure("DocumentReference.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "DocumentReference.identifier");
@@ -8721,6 +11112,8 @@ s13(x0, cx);
 inv243(x0, cx);
 }
 } }
+break; }
+case "status": {
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("DocumentReference.status: missing"); } else {
 R.single(v0, 1, 1, "DocumentReference.status");
@@ -8730,6 +11123,8 @@ R.primitive(x0, "code", "DocumentReference.status");
 R.binding("http://hl7.org/fhir/ValueSet/document-reference-status|4.0.1", "code", x0, "DocumentReference.status");
 }
 } }
+break; }
+case "docStatus": {
 { const v0 = o["docStatus"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.docStatus");
@@ -8738,6 +11133,8 @@ R.primitive(x0, "code", "DocumentReference.docStatus");
 R.binding("http://hl7.org/fhir/ValueSet/composition-status|4.0.1", "code", x0, "DocumentReference.docStatus");
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("DocumentReference.type: missing"); } else {
 R.single(v0, 1, 1, "DocumentReference.type");
@@ -8746,6 +11143,8 @@ R.specified([v0], false, ty0, {"type":"CodeableConcept","value":{"coding":[{"cod
 s6(x0, cx);
 }
 } }
+break; }
+case "category": {
 { const v0 = o["category"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.category");
@@ -8753,6 +11152,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "subject": {
 { const v0 = o["subject"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("DocumentReference.subject: missing"); } else {
 R.single(v0, 1, 1, "DocumentReference.subject");
@@ -8761,6 +11162,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "DocumentReference.subject", cx, "DocumentReference.subject");
 }
 } }
+break; }
+case "date": {
 { const v0 = o["date"]; const ty0 = "instant";
 if (v0 === undefined) { R.unsure("DocumentReference.date: missing"); } else {
 R.single(v0, 1, 1, "DocumentReference.date");
@@ -8768,6 +11171,8 @@ R.single(v0, 1, 1, "DocumentReference.date");
 R.primitive(x0, "instant", "DocumentReference.date");
 }
 } }
+break; }
+case "author": {
 { const v0 = o["author"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.author");
@@ -8776,6 +11181,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "DocumentReference.author", cx, "DocumentReference.author");
 }
 } }
+break; }
+case "authenticator": {
 { const v0 = o["authenticator"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.authenticator");
@@ -8784,6 +11191,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization"], "DocumentReference.authenticator", cx, "DocumentReference.authenticator");
 }
 } }
+break; }
+case "custodian": {
 { const v0 = o["custodian"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.custodian");
@@ -8792,6 +11201,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "DocumentReference.custodian", cx, "DocumentReference.custodian");
 }
 } }
+break; }
+case "relatesTo": {
 { const v0 = o["relatesTo"]; const ty0 = "DocumentReferenceRelatesTo";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.relatesTo");
@@ -8799,6 +11210,8 @@ for (const x0 of l0) {
 s98(x0, cx);
 }
 } }
+break; }
+case "description": {
 { const v0 = o["description"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.description");
@@ -8806,6 +11219,8 @@ R.single(v0, 0, 1, "DocumentReference.description");
 R.primitive(x0, "string", "DocumentReference.description");
 }
 } }
+break; }
+case "securityLabel": {
 { const v0 = o["securityLabel"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.securityLabel");
@@ -8813,6 +11228,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "content": {
 { const v0 = o["content"]; const ty0 = "DocumentReferenceContent";
 if (v0 === undefined) { R.unsure("DocumentReference.content: missing"); } else {
 const l0 = R.values(v0, true, 1, 1, "DocumentReference.content");
@@ -8820,6 +11237,8 @@ for (const x0 of l0) {
 s99(x0, cx);
 }
 } }
+break; }
+case "context": {
 { const v0 = o["context"]; const ty0 = "DocumentReferenceContext";
 if (v0 === undefined) { R.unsure("DocumentReference.context: missing"); } else {
 R.single(v0, 1, 1, "DocumentReference.context");
@@ -8827,15 +11246,28 @@ R.single(v0, 1, 1, "DocumentReference.context");
 s100(x0, cx);
 }
 } }
+break; }
+default: R.unsure("ImhPsychotherapyNote: element " + key);
+} }
+if (o["identifier"] === undefined) R.unsure("DocumentReference.identifier: missing");
+if (o["status"] === undefined) R.unsure("DocumentReference.status: missing");
+if (o["type"] === undefined) R.unsure("DocumentReference.type: missing");
+if (o["subject"] === undefined) R.unsure("DocumentReference.subject: missing");
+if (o["date"] === undefined) R.unsure("DocumentReference.date: missing");
+if (o["content"] === undefined) R.unsure("DocumentReference.content: missing");
+if (o["context"] === undefined) R.unsure("DocumentReference.context: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv244(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv244(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv245(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s98 = new Set(["id","extension","modifierExtension","code","target"]);
+function inv245(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** DocumentReferenceRelatesTo */
 function s98(o, cx) {
-R.object(o, K_s98, "DocumentReferenceRelatesTo");
+R.nonEmptyObject(o, "DocumentReferenceRelatesTo");
+for (const key in o) {
+if (o[key] === null) R.unsure("DocumentReferenceRelatesTo: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.relatesTo.id");
@@ -8843,6 +11275,8 @@ R.single(v0, 0, 1, "DocumentReference.relatesTo.id");
 R.primitive(x0, "string", "DocumentReference.relatesTo.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.relatesTo.extension");
@@ -8852,6 +11286,8 @@ ourExtension(x0, cx);
 inv244(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.relatesTo.modifierExtension");
@@ -8861,6 +11297,8 @@ ourExtension(x0, cx);
 inv245(x0, cx);
 }
 } }
+break; }
+case "code": {
 { const v0 = o["code"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("DocumentReference.relatesTo.code: missing"); } else {
 R.single(v0, 1, 1, "DocumentReference.relatesTo.code");
@@ -8869,6 +11307,8 @@ R.primitive(x0, "code", "DocumentReference.relatesTo.code");
 R.binding("http://hl7.org/fhir/ValueSet/document-relationship-type|4.0.1", "code", x0, "DocumentReference.relatesTo.code");
 }
 } }
+break; }
+case "target": {
 { const v0 = o["target"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("DocumentReference.relatesTo.target: missing"); } else {
 R.single(v0, 1, 1, "DocumentReference.relatesTo.target");
@@ -8877,17 +11317,25 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/DocumentReference"], "DocumentReference.relatesTo.target", cx, "DocumentReference.relatesTo.target");
 }
 } }
+break; }
+default: R.unsure("DocumentReferenceRelatesTo: element " + key);
+} }
+if (o["code"] === undefined) R.unsure("DocumentReference.relatesTo.code: missing");
+if (o["target"] === undefined) R.unsure("DocumentReference.relatesTo.target: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv246(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv246(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv247(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv247(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv248(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s99 = new Set(["id","extension","modifierExtension","attachment","format"]);
+function inv248(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** DocumentReferenceContent */
 function s99(o, cx) {
-R.object(o, K_s99, "DocumentReferenceContent");
+R.nonEmptyObject(o, "DocumentReferenceContent");
+for (const key in o) {
+if (o[key] === null) R.unsure("DocumentReferenceContent: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.content.id");
@@ -8895,6 +11343,8 @@ R.single(v0, 0, 1, "DocumentReference.content.id");
 R.primitive(x0, "string", "DocumentReference.content.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.content.extension");
@@ -8904,6 +11354,8 @@ ourExtension(x0, cx);
 inv246(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.content.modifierExtension");
@@ -8913,6 +11365,8 @@ ourExtension(x0, cx);
 inv247(x0, cx);
 }
 } }
+break; }
+case "attachment": {
 { const v0 = o["attachment"]; const ty0 = "Attachment";
 if (v0 === undefined) { R.unsure("DocumentReference.content.attachment: missing"); } else {
 R.single(v0, 1, 1, "DocumentReference.content.attachment");
@@ -9014,6 +11468,8 @@ R.primitive(x1, "dateTime", "DocumentReference.content.attachment.creation");
 }
 }
 } }
+break; }
+case "format": {
 { const v0 = o["format"]; const ty0 = "Coding";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.content.format");
@@ -9021,15 +11477,22 @@ R.single(v0, 0, 1, "DocumentReference.content.format");
 s7(x0, cx);
 }
 } }
+break; }
+default: R.unsure("DocumentReferenceContent: element " + key);
+} }
+if (o["attachment"] === undefined) R.unsure("DocumentReference.content.attachment: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv249(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv249(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv250(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s100 = new Set(["id","extension","modifierExtension","encounter","event","period","facilityType","practiceSetting","sourcePatientInfo","related"]);
+function inv250(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** DocumentReferenceContext */
 function s100(o, cx) {
-R.object(o, K_s100, "DocumentReferenceContext");
+R.nonEmptyObject(o, "DocumentReferenceContext");
+for (const key in o) {
+if (o[key] === null) R.unsure("DocumentReferenceContext: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.context.id");
@@ -9037,6 +11500,8 @@ R.single(v0, 0, 1, "DocumentReference.context.id");
 R.primitive(x0, "string", "DocumentReference.context.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.context.extension");
@@ -9046,6 +11511,8 @@ ourExtension(x0, cx);
 inv249(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.context.modifierExtension");
@@ -9055,6 +11522,8 @@ ourExtension(x0, cx);
 inv250(x0, cx);
 }
 } }
+break; }
+case "encounter": {
 { const v0 = o["encounter"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("DocumentReference.context.encounter: missing"); } else {
 const l0 = R.values(v0, true, 1, 1, "DocumentReference.context.encounter");
@@ -9063,6 +11532,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "DocumentReference.context.encounter", cx, "DocumentReference.context.encounter");
 }
 } }
+break; }
+case "event": {
 { const v0 = o["event"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.context.event");
@@ -9070,6 +11541,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "period": {
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.context.period");
@@ -9077,6 +11550,8 @@ R.single(v0, 0, 1, "DocumentReference.context.period");
 s15(x0, cx);
 }
 } }
+break; }
+case "facilityType": {
 { const v0 = o["facilityType"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.context.facilityType");
@@ -9084,6 +11559,8 @@ R.single(v0, 0, 1, "DocumentReference.context.facilityType");
 s6(x0, cx);
 }
 } }
+break; }
+case "practiceSetting": {
 { const v0 = o["practiceSetting"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.context.practiceSetting");
@@ -9091,6 +11568,8 @@ R.single(v0, 0, 1, "DocumentReference.context.practiceSetting");
 s6(x0, cx);
 }
 } }
+break; }
+case "sourcePatientInfo": {
 { const v0 = o["sourcePatientInfo"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.context.sourcePatientInfo");
@@ -9099,6 +11578,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "DocumentReference.context.sourcePatientInfo", cx, "DocumentReference.context.sourcePatientInfo");
 }
 } }
+break; }
+case "related": {
 { const v0 = o["related"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.context.related");
@@ -9107,6 +11588,10 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "DocumentReference.context.related", cx, "DocumentReference.context.related");
 }
 } }
+break; }
+default: R.unsure("DocumentReferenceContext: element " + key);
+} }
+if (o["encounter"] === undefined) R.unsure("DocumentReference.context.encounter: missing");
 }
 /** dom-2: contained.contained.empty() */
 function inv251(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
@@ -9117,17 +11602,21 @@ function inv253(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), 
 /** imh-psychotherapy-note-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'V').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSYTHPN').exists() */
 function inv254(v, cx) { const r = R.and(R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["V"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c2, "code"), ["PSYTHPN"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-psychotherapy-note-labels"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv255(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv255(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv256(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv256(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-assessment: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/assessment$') and value.exists()).exists() */
 function inv257(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/assessment$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-assessment"); }
 /** qrs-1: (answer.exists() and item.exists()).not() */
 function inv258(v, cx) { const r = R.not(R.and(R.exists(R.nav([v], "answer")), R.exists(R.nav([v], "item")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant qrs-1"); }
-const K_s101 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","basedOn","partOf","questionnaire","status","subject","encounter","authored","author","source","item"]);
 /** ImhQuestionnaireResponse (https://imh-bridge.example.no/fhir/StructureDefinition/imh-questionnaire-response) */
 function s101(o, cx) {
-R.object(o, K_s101, "ImhQuestionnaireResponse");
+R.nonEmptyObject(o, "ImhQuestionnaireResponse");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhQuestionnaireResponse: null");
+switch (key) {
+case 'resourceType': break;
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "QuestionnaireResponse.id");
@@ -9135,6 +11624,8 @@ R.single(v0, 0, 1, "QuestionnaireResponse.id");
 R.primitive(x0, "string", "QuestionnaireResponse.id");
 }
 } }
+break; }
+case "meta": {
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "QuestionnaireResponse.meta");
@@ -9142,6 +11633,8 @@ R.single(v0, 0, 1, "QuestionnaireResponse.meta");
 s32(x0, cx);
 }
 } }
+break; }
+case "implicitRules": {
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "QuestionnaireResponse.implicitRules");
@@ -9149,6 +11642,8 @@ R.single(v0, 0, 1, "QuestionnaireResponse.implicitRules");
 R.primitive(x0, "uri", "QuestionnaireResponse.implicitRules");
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "QuestionnaireResponse.language");
@@ -9156,6 +11651,8 @@ R.single(v0, 0, 1, "QuestionnaireResponse.language");
 R.primitive(x0, "code", "QuestionnaireResponse.language");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "QuestionnaireResponse.text");
@@ -9163,6 +11660,8 @@ R.single(v0, 0, 1, "QuestionnaireResponse.text");
 s39(x0, cx);
 }
 } }
+break; }
+case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.contained");
@@ -9170,6 +11669,8 @@ for (const x0 of l0) {
 R.unsure("QuestionnaireResponse.contained: a nested resource");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.extension");
@@ -9179,6 +11680,8 @@ ourExtension(x0, cx);
 inv255(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.modifierExtension");
@@ -9188,6 +11691,8 @@ ourExtension(x0, cx);
 inv256(x0, cx);
 }
 } }
+break; }
+case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) { R.unsure("QuestionnaireResponse.identifier: missing"); } else {
 R.single(v0, 1, 1, "QuestionnaireResponse.identifier");
@@ -9196,6 +11701,8 @@ s13(x0, cx);
 inv257(x0, cx);
 }
 } }
+break; }
+case "basedOn": {
 { const v0 = o["basedOn"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.basedOn");
@@ -9204,6 +11711,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/CarePlan","http://hl7.org/fhir/StructureDefinition/ServiceRequest"], "QuestionnaireResponse.basedOn", cx, "QuestionnaireResponse.basedOn");
 }
 } }
+break; }
+case "partOf": {
 { const v0 = o["partOf"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.partOf");
@@ -9212,6 +11721,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/Procedure"], "QuestionnaireResponse.partOf", cx, "QuestionnaireResponse.partOf");
 }
 } }
+break; }
+case "questionnaire": {
 { const v0 = o["questionnaire"]; const ty0 = "canonical";
 if (v0 === undefined) { R.unsure("QuestionnaireResponse.questionnaire: missing"); } else {
 R.single(v0, 1, 1, "QuestionnaireResponse.questionnaire");
@@ -9219,6 +11730,8 @@ R.single(v0, 1, 1, "QuestionnaireResponse.questionnaire");
 R.primitive(x0, "canonical", "QuestionnaireResponse.questionnaire");
 }
 } }
+break; }
+case "status": {
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("QuestionnaireResponse.status: missing"); } else {
 R.single(v0, 1, 1, "QuestionnaireResponse.status");
@@ -9228,6 +11741,8 @@ R.primitive(x0, "code", "QuestionnaireResponse.status");
 R.binding("http://hl7.org/fhir/ValueSet/questionnaire-answers-status|4.0.1", "code", x0, "QuestionnaireResponse.status");
 }
 } }
+break; }
+case "subject": {
 { const v0 = o["subject"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("QuestionnaireResponse.subject: missing"); } else {
 R.single(v0, 1, 1, "QuestionnaireResponse.subject");
@@ -9236,6 +11751,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "QuestionnaireResponse.subject", cx, "QuestionnaireResponse.subject");
 }
 } }
+break; }
+case "encounter": {
 { const v0 = o["encounter"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "QuestionnaireResponse.encounter");
@@ -9244,6 +11761,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "QuestionnaireResponse.encounter", cx, "QuestionnaireResponse.encounter");
 }
 } }
+break; }
+case "authored": {
 { const v0 = o["authored"]; const ty0 = "dateTime";
 if (v0 === undefined) { R.unsure("QuestionnaireResponse.authored: missing"); } else {
 R.single(v0, 1, 1, "QuestionnaireResponse.authored");
@@ -9251,6 +11770,8 @@ R.single(v0, 1, 1, "QuestionnaireResponse.authored");
 R.primitive(x0, "dateTime", "QuestionnaireResponse.authored");
 }
 } }
+break; }
+case "author": {
 { const v0 = o["author"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "QuestionnaireResponse.author");
@@ -9259,6 +11780,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "QuestionnaireResponse.author", cx, "QuestionnaireResponse.author");
 }
 } }
+break; }
+case "source": {
 { const v0 = o["source"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "QuestionnaireResponse.source");
@@ -9267,6 +11790,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "QuestionnaireResponse.source", cx, "QuestionnaireResponse.source");
 }
 } }
+break; }
+case "item": {
 { const v0 = o["item"]; const ty0 = "QuestionnaireResponseItem";
 if (v0 === undefined) { R.unsure("QuestionnaireResponse.item: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "QuestionnaireResponse.item");
@@ -9275,17 +11800,29 @@ s102(x0, cx);
 inv258(x0, cx);
 }
 } }
+break; }
+default: R.unsure("ImhQuestionnaireResponse: element " + key);
+} }
+if (o["identifier"] === undefined) R.unsure("QuestionnaireResponse.identifier: missing");
+if (o["questionnaire"] === undefined) R.unsure("QuestionnaireResponse.questionnaire: missing");
+if (o["status"] === undefined) R.unsure("QuestionnaireResponse.status: missing");
+if (o["subject"] === undefined) R.unsure("QuestionnaireResponse.subject: missing");
+if (o["authored"] === undefined) R.unsure("QuestionnaireResponse.authored: missing");
+if (o["item"] === undefined) R.unsure("QuestionnaireResponse.item: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv259(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv259(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv260(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv260(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** qrs-1: (answer.exists() and item.exists()).not() */
 function inv261(v, cx) { const r = R.not(R.and(R.exists(R.nav([v], "answer")), R.exists(R.nav([v], "item")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant qrs-1"); }
-const K_s102 = new Set(["id","extension","modifierExtension","linkId","definition","text","answer","item"]);
 /** QuestionnaireResponseItem */
 function s102(o, cx) {
-R.object(o, K_s102, "QuestionnaireResponseItem");
+R.nonEmptyObject(o, "QuestionnaireResponseItem");
+for (const key in o) {
+if (o[key] === null) R.unsure("QuestionnaireResponseItem: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "QuestionnaireResponse.item.id");
@@ -9293,6 +11830,8 @@ R.single(v0, 0, 1, "QuestionnaireResponse.item.id");
 R.primitive(x0, "string", "QuestionnaireResponse.item.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.extension");
@@ -9302,6 +11841,8 @@ ourExtension(x0, cx);
 inv259(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.modifierExtension");
@@ -9311,6 +11852,8 @@ ourExtension(x0, cx);
 inv260(x0, cx);
 }
 } }
+break; }
+case "linkId": {
 { const v0 = o["linkId"]; const ty0 = "string";
 if (v0 === undefined) { R.unsure("QuestionnaireResponse.item.linkId: missing"); } else {
 R.single(v0, 1, 1, "QuestionnaireResponse.item.linkId");
@@ -9318,6 +11861,8 @@ R.single(v0, 1, 1, "QuestionnaireResponse.item.linkId");
 R.primitive(x0, "string", "QuestionnaireResponse.item.linkId");
 }
 } }
+break; }
+case "definition": {
 { const v0 = o["definition"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "QuestionnaireResponse.item.definition");
@@ -9325,6 +11870,8 @@ R.single(v0, 0, 1, "QuestionnaireResponse.item.definition");
 R.primitive(x0, "uri", "QuestionnaireResponse.item.definition");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "QuestionnaireResponse.item.text");
@@ -9332,6 +11879,8 @@ R.single(v0, 0, 1, "QuestionnaireResponse.item.text");
 R.primitive(x0, "string", "QuestionnaireResponse.item.text");
 }
 } }
+break; }
+case "answer": {
 { const v0 = o["answer"]; const ty0 = "QuestionnaireResponseItemAnswer";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.answer");
@@ -9339,6 +11888,8 @@ for (const x0 of l0) {
 s103(x0, cx);
 }
 } }
+break; }
+case "item": {
 { const v0 = o["item"]; const ty0 = "QuestionnaireResponseItem";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.item");
@@ -9347,17 +11898,24 @@ s104(x0, cx);
 inv261(x0, cx);
 }
 } }
+break; }
+default: R.unsure("QuestionnaireResponseItem: element " + key);
+} }
+if (o["linkId"] === undefined) R.unsure("QuestionnaireResponse.item.linkId: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv262(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv262(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv263(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv263(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** qrs-1: (answer.exists() and item.exists()).not() */
 function inv264(v, cx) { const r = R.not(R.and(R.exists(R.nav([v], "answer")), R.exists(R.nav([v], "item")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant qrs-1"); }
-const K_s103 = new Set(["id","extension","modifierExtension","valueBoolean","valueDecimal","valueInteger","valueDate","valueDateTime","valueTime","valueString","valueUri","valueAttachment","valueCoding","valueQuantity","valueReference","item"]);
 /** QuestionnaireResponseItemAnswer */
 function s103(o, cx) {
-R.object(o, K_s103, "QuestionnaireResponseItemAnswer");
+R.nonEmptyObject(o, "QuestionnaireResponseItemAnswer");
+for (const key in o) {
+if (o[key] === null) R.unsure("QuestionnaireResponseItemAnswer: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "QuestionnaireResponse.item.answer.id");
@@ -9365,6 +11923,8 @@ R.single(v0, 0, 1, "QuestionnaireResponse.item.answer.id");
 R.primitive(x0, "string", "QuestionnaireResponse.item.answer.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.answer.extension");
@@ -9374,6 +11934,8 @@ ourExtension(x0, cx);
 inv262(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.answer.modifierExtension");
@@ -9383,7 +11945,9 @@ ourExtension(x0, cx);
 inv263(x0, cx);
 }
 } }
-{ const ch0 = R.choice(o, [["valueBoolean","boolean"],["valueDecimal","decimal"],["valueInteger","integer"],["valueDate","date"],["valueDateTime","dateTime"],["valueTime","time"],["valueString","string"],["valueUri","uri"],["valueAttachment","Attachment"],["valueCoding","Coding"],["valueQuantity","Quantity"],["valueReference","Reference"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "valueBoolean": case "valueDecimal": case "valueInteger": case "valueDate": case "valueDateTime": case "valueTime": case "valueString": case "valueUri": case "valueAttachment": case "valueCoding": case "valueQuantity": case "valueReference": {
+{ const ch0 = R.choice(o, C29); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "QuestionnaireResponse.item.answer.value[x]");
 { const x0 = v0;
@@ -9403,6 +11967,8 @@ case "Reference": { s19(x0, cx); R.reference(x0, ["http://hl7.org/fhir/Structure
 default: R.unsure("QuestionnaireResponse.item.answer.value[x]: type"); }
 }
 } }
+break; }
+case "item": {
 { const v0 = o["item"]; const ty0 = "QuestionnaireResponseItem";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.answer.item");
@@ -9411,11 +11977,17 @@ s104(x0, cx);
 inv264(x0, cx);
 }
 } }
+break; }
+default: R.unsure("QuestionnaireResponseItemAnswer: element " + key);
+} }
 }
-const K_s104 = new Set(["id","extension","modifierExtension","linkId","definition","text","answer","item"]);
 /** QuestionnaireResponseItem */
 function s104(o, cx) {
-R.object(o, K_s104, "QuestionnaireResponseItem");
+R.nonEmptyObject(o, "QuestionnaireResponseItem");
+for (const key in o) {
+if (o[key] === null) R.unsure("QuestionnaireResponseItem: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "QuestionnaireResponse.item.id");
@@ -9423,6 +11995,8 @@ R.single(v0, 0, 1, "QuestionnaireResponse.item.id");
 R.primitive(x0, "string", "QuestionnaireResponse.item.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.extension");
@@ -9432,6 +12006,8 @@ ourExtension(x0, cx);
 inv259(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.modifierExtension");
@@ -9441,6 +12017,8 @@ ourExtension(x0, cx);
 inv260(x0, cx);
 }
 } }
+break; }
+case "linkId": {
 { const v0 = o["linkId"]; const ty0 = "string";
 if (v0 === undefined) { R.unsure("QuestionnaireResponse.item.linkId: missing"); } else {
 R.single(v0, 1, 1, "QuestionnaireResponse.item.linkId");
@@ -9448,6 +12026,8 @@ R.single(v0, 1, 1, "QuestionnaireResponse.item.linkId");
 R.primitive(x0, "string", "QuestionnaireResponse.item.linkId");
 }
 } }
+break; }
+case "definition": {
 { const v0 = o["definition"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "QuestionnaireResponse.item.definition");
@@ -9455,6 +12035,8 @@ R.single(v0, 0, 1, "QuestionnaireResponse.item.definition");
 R.primitive(x0, "uri", "QuestionnaireResponse.item.definition");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "QuestionnaireResponse.item.text");
@@ -9462,6 +12044,8 @@ R.single(v0, 0, 1, "QuestionnaireResponse.item.text");
 R.primitive(x0, "string", "QuestionnaireResponse.item.text");
 }
 } }
+break; }
+case "answer": {
 { const v0 = o["answer"]; const ty0 = "QuestionnaireResponseItemAnswer";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.answer");
@@ -9469,6 +12053,8 @@ for (const x0 of l0) {
 s103(x0, cx);
 }
 } }
+break; }
+case "item": {
 { const v0 = o["item"]; const ty0 = "QuestionnaireResponseItem";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.item");
@@ -9477,6 +12063,10 @@ s104(x0, cx);
 inv261(x0, cx);
 }
 } }
+break; }
+default: R.unsure("QuestionnaireResponseItem: element " + key);
+} }
+if (o["linkId"] === undefined) R.unsure("QuestionnaireResponse.item.linkId: missing");
 }
 /** dom-2: contained.contained.empty() */
 function inv265(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
@@ -9486,10 +12076,13 @@ function inv266(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contain
 function inv267(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
 function inv268(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
-const K_s105 = new Set(["id","extension","url","valueCoding"]);
 /** ImhReferralSource (https://imh-bridge.example.no/fhir/StructureDefinition/imh-referral-source) */
 function s105(o, cx) {
-R.object(o, K_s105, "ImhReferralSource");
+R.nonEmptyObject(o, "ImhReferralSource");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhReferralSource: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Extension.id");
@@ -9497,6 +12090,8 @@ R.single(v0, 0, 1, "Extension.id");
 R.primitive(x0, "string", "Extension.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, 0, "Extension.extension");
@@ -9506,6 +12101,8 @@ ourExtension(x0, cx);
 inv0(x0, cx);
 }
 } }
+break; }
+case "url": {
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) { R.unsure("Extension.url: missing"); } else {
 R.single(v0, 1, 1, "Extension.url");
@@ -9514,7 +12111,9 @@ R.specified([v0], false, ty0, {"type":"uri","value":"https://imh-bridge.example.
 R.primitive(x0, "uri", "Extension.url");
 }
 } }
-{ const ch0 = R.choice(o, [["valueCoding","Coding"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "valueCoding": {
+{ const ch0 = R.choice(o, C12); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Extension.value[x]");
 { const x0 = v0;
@@ -9587,19 +12186,28 @@ R.primitive(x1, "boolean", "Extension.value[x].userSelected");
 }
 }
 } }
+break; }
+default: R.unsure("ImhReferralSource: element " + key);
+} }
+if (o["url"] === undefined) R.unsure("Extension.url: missing");
+if (o["valueCoding"] === undefined) R.unsure("Extension.value[x]: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv269(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv269(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv270(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv270(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv271(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv271(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-referral: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/referral$') and value.exists()).exists() */
 function inv272(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/referral$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-referral"); }
-const K_s106 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","instantiatesCanonical","instantiatesUri","basedOn","replaces","requisition","status","intent","category","priority","doNotPerform","code","orderDetail","quantityQuantity","quantityRatio","quantityRange","subject","encounter","occurrenceDateTime","occurrencePeriod","occurrenceTiming","asNeededBoolean","asNeededCodeableConcept","authoredOn","requester","performerType","performer","locationCode","locationReference","reasonCode","reasonReference","insurance","supportingInfo","specimen","bodySite","note","patientInstruction","relevantHistory"]);
 /** ImhReferral (https://imh-bridge.example.no/fhir/StructureDefinition/imh-referral) */
 function s106(o, cx) {
-R.object(o, K_s106, "ImhReferral");
+R.nonEmptyObject(o, "ImhReferral");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhReferral: null");
+switch (key) {
+case 'resourceType': break;
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ServiceRequest.id");
@@ -9607,6 +12215,8 @@ R.single(v0, 0, 1, "ServiceRequest.id");
 R.primitive(x0, "string", "ServiceRequest.id");
 }
 } }
+break; }
+case "meta": {
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ServiceRequest.meta");
@@ -9614,6 +12224,8 @@ R.single(v0, 0, 1, "ServiceRequest.meta");
 s32(x0, cx);
 }
 } }
+break; }
+case "implicitRules": {
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ServiceRequest.implicitRules");
@@ -9621,6 +12233,8 @@ R.single(v0, 0, 1, "ServiceRequest.implicitRules");
 R.primitive(x0, "uri", "ServiceRequest.implicitRules");
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ServiceRequest.language");
@@ -9628,6 +12242,8 @@ R.single(v0, 0, 1, "ServiceRequest.language");
 R.primitive(x0, "code", "ServiceRequest.language");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ServiceRequest.text");
@@ -9635,6 +12251,8 @@ R.single(v0, 0, 1, "ServiceRequest.text");
 s39(x0, cx);
 }
 } }
+break; }
+case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.contained");
@@ -9642,6 +12260,8 @@ for (const x0 of l0) {
 R.unsure("ServiceRequest.contained: a nested resource");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) { R.unsure("ServiceRequest.extension: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "ServiceRequest.extension");
@@ -9652,6 +12272,8 @@ inv270(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-referral-source"})))((R.isObj(v) ? v["url"] : undefined))) return 0; return -1; }, [[1,1]], "ServiceRequest.extension");
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.modifierExtension");
@@ -9661,6 +12283,8 @@ ourExtension(x0, cx);
 inv271(x0, cx);
 }
 } }
+break; }
+case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) { R.unsure("ServiceRequest.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "ServiceRequest.identifier");
@@ -9669,6 +12293,8 @@ s13(x0, cx);
 inv272(x0, cx);
 }
 } }
+break; }
+case "instantiatesCanonical": {
 { const v0 = o["instantiatesCanonical"]; const ty0 = "canonical";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.instantiatesCanonical");
@@ -9676,6 +12302,8 @@ for (const x0 of l0) {
 R.primitive(x0, "canonical", "ServiceRequest.instantiatesCanonical");
 }
 } }
+break; }
+case "instantiatesUri": {
 { const v0 = o["instantiatesUri"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.instantiatesUri");
@@ -9683,6 +12311,8 @@ for (const x0 of l0) {
 R.primitive(x0, "uri", "ServiceRequest.instantiatesUri");
 }
 } }
+break; }
+case "basedOn": {
 { const v0 = o["basedOn"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.basedOn");
@@ -9691,6 +12321,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/CarePlan","http://hl7.org/fhir/StructureDefinition/ServiceRequest","http://hl7.org/fhir/StructureDefinition/MedicationRequest"], "ServiceRequest.basedOn", cx, "ServiceRequest.basedOn");
 }
 } }
+break; }
+case "replaces": {
 { const v0 = o["replaces"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.replaces");
@@ -9699,6 +12331,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/ServiceRequest"], "ServiceRequest.replaces", cx, "ServiceRequest.replaces");
 }
 } }
+break; }
+case "requisition": {
 { const v0 = o["requisition"]; const ty0 = "Identifier";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ServiceRequest.requisition");
@@ -9706,6 +12340,8 @@ R.single(v0, 0, 1, "ServiceRequest.requisition");
 s13(x0, cx);
 }
 } }
+break; }
+case "status": {
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("ServiceRequest.status: missing"); } else {
 R.single(v0, 1, 1, "ServiceRequest.status");
@@ -9714,6 +12350,8 @@ R.primitive(x0, "code", "ServiceRequest.status");
 R.binding("http://hl7.org/fhir/ValueSet/request-status|4.0.1", "code", x0, "ServiceRequest.status");
 }
 } }
+break; }
+case "intent": {
 { const v0 = o["intent"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("ServiceRequest.intent: missing"); } else {
 R.single(v0, 1, 1, "ServiceRequest.intent");
@@ -9723,6 +12361,8 @@ R.primitive(x0, "code", "ServiceRequest.intent");
 R.binding("http://hl7.org/fhir/ValueSet/request-intent|4.0.1", "code", x0, "ServiceRequest.intent");
 }
 } }
+break; }
+case "category": {
 { const v0 = o["category"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.category");
@@ -9730,6 +12370,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "priority": {
 { const v0 = o["priority"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ServiceRequest.priority");
@@ -9738,6 +12380,8 @@ R.primitive(x0, "code", "ServiceRequest.priority");
 R.binding("http://hl7.org/fhir/ValueSet/request-priority|4.0.1", "code", x0, "ServiceRequest.priority");
 }
 } }
+break; }
+case "doNotPerform": {
 { const v0 = o["doNotPerform"]; const ty0 = "boolean";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ServiceRequest.doNotPerform");
@@ -9745,6 +12389,8 @@ R.single(v0, 0, 1, "ServiceRequest.doNotPerform");
 R.primitive(x0, "boolean", "ServiceRequest.doNotPerform");
 }
 } }
+break; }
+case "code": {
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("ServiceRequest.code: missing"); } else {
 R.single(v0, 1, 1, "ServiceRequest.code");
@@ -9752,6 +12398,8 @@ R.single(v0, 1, 1, "ServiceRequest.code");
 s6(x0, cx);
 }
 } }
+break; }
+case "orderDetail": {
 { const v0 = o["orderDetail"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.orderDetail");
@@ -9759,7 +12407,9 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
-{ const ch0 = R.choice(o, [["quantityQuantity","Quantity"],["quantityRatio","Ratio"],["quantityRange","Range"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "quantityQuantity": case "quantityRatio": case "quantityRange": {
+{ const ch0 = R.choice(o, C30); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ServiceRequest.quantity[x]");
 { const x0 = v0;
@@ -9770,6 +12420,8 @@ case "Range": { s17(x0, cx); break; }
 default: R.unsure("ServiceRequest.quantity[x]: type"); }
 }
 } }
+break; }
+case "subject": {
 { const v0 = o["subject"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("ServiceRequest.subject: missing"); } else {
 R.single(v0, 1, 1, "ServiceRequest.subject");
@@ -9778,6 +12430,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "ServiceRequest.subject", cx, "ServiceRequest.subject");
 }
 } }
+break; }
+case "encounter": {
 { const v0 = o["encounter"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ServiceRequest.encounter");
@@ -9786,7 +12440,9 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "ServiceRequest.encounter", cx, "ServiceRequest.encounter");
 }
 } }
-{ const ch0 = R.choice(o, [["occurrenceDateTime","dateTime"],["occurrencePeriod","Period"],["occurrenceTiming","Timing"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "occurrenceDateTime": case "occurrencePeriod": case "occurrenceTiming": {
+{ const ch0 = R.choice(o, C31); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ServiceRequest.occurrence[x]");
 { const x0 = v0;
@@ -9797,7 +12453,9 @@ case "Timing": { s22(x0, cx); break; }
 default: R.unsure("ServiceRequest.occurrence[x]: type"); }
 }
 } }
-{ const ch0 = R.choice(o, [["asNeededBoolean","boolean"],["asNeededCodeableConcept","CodeableConcept"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "asNeededBoolean": case "asNeededCodeableConcept": {
+{ const ch0 = R.choice(o, C7); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ServiceRequest.asNeeded[x]");
 { const x0 = v0;
@@ -9807,6 +12465,8 @@ case "CodeableConcept": { s6(x0, cx); break; }
 default: R.unsure("ServiceRequest.asNeeded[x]: type"); }
 }
 } }
+break; }
+case "authoredOn": {
 { const v0 = o["authoredOn"]; const ty0 = "dateTime";
 if (v0 === undefined) { R.unsure("ServiceRequest.authoredOn: missing"); } else {
 R.single(v0, 1, 1, "ServiceRequest.authoredOn");
@@ -9814,6 +12474,8 @@ R.single(v0, 1, 1, "ServiceRequest.authoredOn");
 R.primitive(x0, "dateTime", "ServiceRequest.authoredOn");
 }
 } }
+break; }
+case "requester": {
 { const v0 = o["requester"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ServiceRequest.requester");
@@ -9822,6 +12484,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Device"], "ServiceRequest.requester", cx, "ServiceRequest.requester");
 }
 } }
+break; }
+case "performerType": {
 { const v0 = o["performerType"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ServiceRequest.performerType");
@@ -9829,6 +12493,8 @@ R.single(v0, 0, 1, "ServiceRequest.performerType");
 s6(x0, cx);
 }
 } }
+break; }
+case "performer": {
 { const v0 = o["performer"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.performer");
@@ -9837,6 +12503,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/CareTeam","http://hl7.org/fhir/StructureDefinition/HealthcareService","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "ServiceRequest.performer", cx, "ServiceRequest.performer");
 }
 } }
+break; }
+case "locationCode": {
 { const v0 = o["locationCode"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.locationCode");
@@ -9844,6 +12512,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "locationReference": {
 { const v0 = o["locationReference"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.locationReference");
@@ -9852,6 +12522,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location"], "ServiceRequest.locationReference", cx, "ServiceRequest.locationReference");
 }
 } }
+break; }
+case "reasonCode": {
 { const v0 = o["reasonCode"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, 1, "ServiceRequest.reasonCode");
@@ -9859,6 +12531,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "reasonReference": {
 { const v0 = o["reasonReference"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.reasonReference");
@@ -9867,6 +12541,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/DiagnosticReport","http://hl7.org/fhir/StructureDefinition/DocumentReference"], "ServiceRequest.reasonReference", cx, "ServiceRequest.reasonReference");
 }
 } }
+break; }
+case "insurance": {
 { const v0 = o["insurance"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.insurance");
@@ -9875,6 +12551,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Coverage","http://hl7.org/fhir/StructureDefinition/ClaimResponse"], "ServiceRequest.insurance", cx, "ServiceRequest.insurance");
 }
 } }
+break; }
+case "supportingInfo": {
 { const v0 = o["supportingInfo"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.supportingInfo");
@@ -9883,6 +12561,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "ServiceRequest.supportingInfo", cx, "ServiceRequest.supportingInfo");
 }
 } }
+break; }
+case "specimen": {
 { const v0 = o["specimen"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.specimen");
@@ -9891,6 +12571,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Specimen"], "ServiceRequest.specimen", cx, "ServiceRequest.specimen");
 }
 } }
+break; }
+case "bodySite": {
 { const v0 = o["bodySite"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.bodySite");
@@ -9898,6 +12580,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "note": {
 { const v0 = o["note"]; const ty0 = "Annotation";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.note");
@@ -9905,6 +12589,8 @@ for (const x0 of l0) {
 s4(x0, cx);
 }
 } }
+break; }
+case "patientInstruction": {
 { const v0 = o["patientInstruction"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ServiceRequest.patientInstruction");
@@ -9912,6 +12598,8 @@ R.single(v0, 0, 1, "ServiceRequest.patientInstruction");
 R.primitive(x0, "string", "ServiceRequest.patientInstruction");
 }
 } }
+break; }
+case "relevantHistory": {
 { const v0 = o["relevantHistory"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.relevantHistory");
@@ -9920,6 +12608,16 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Provenance"], "ServiceRequest.relevantHistory", cx, "ServiceRequest.relevantHistory");
 }
 } }
+break; }
+default: R.unsure("ImhReferral: element " + key);
+} }
+if (o["extension"] === undefined) R.unsure("ServiceRequest.extension: missing");
+if (o["identifier"] === undefined) R.unsure("ServiceRequest.identifier: missing");
+if (o["status"] === undefined) R.unsure("ServiceRequest.status: missing");
+if (o["intent"] === undefined) R.unsure("ServiceRequest.intent: missing");
+if (o["code"] === undefined) R.unsure("ServiceRequest.code: missing");
+if (o["subject"] === undefined) R.unsure("ServiceRequest.subject: missing");
+if (o["authoredOn"] === undefined) R.unsure("ServiceRequest.authoredOn: missing");
 }
 /** dom-2: contained.contained.empty() */
 function inv273(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
@@ -9932,17 +12630,21 @@ function inv276(v, cx) { const r = R.or(R.empty(R.nav([v], "orderDetail")), R.ex
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
 function inv277(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv278(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv278(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv279(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv279(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-related-person: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/related-person$') and value.exists()).exists() */
 function inv280(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/related-person$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-related-person"); }
 /** imh-related-person-national-id: %resource.identifier.where((system = 'urn:oid:2.16.578.1.12.4.1.4.1' or system = 'urn:oid:2.16.578.1.12.4.1.4.2') and value.exists()).exists() */
 function inv281(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.or(R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-related-person-national-id"); }
-const K_s107 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","active","patient","relationship","name","telecom","gender","birthDate","address","photo","period","communication"]);
 /** ImhRelatedPerson (https://imh-bridge.example.no/fhir/StructureDefinition/imh-related-person) */
 function s107(o, cx) {
-R.object(o, K_s107, "ImhRelatedPerson");
+R.nonEmptyObject(o, "ImhRelatedPerson");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhRelatedPerson: null");
+switch (key) {
+case 'resourceType': break;
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "RelatedPerson.id");
@@ -9950,6 +12652,8 @@ R.single(v0, 0, 1, "RelatedPerson.id");
 R.primitive(x0, "string", "RelatedPerson.id");
 }
 } }
+break; }
+case "meta": {
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "RelatedPerson.meta");
@@ -9957,6 +12661,8 @@ R.single(v0, 0, 1, "RelatedPerson.meta");
 s32(x0, cx);
 }
 } }
+break; }
+case "implicitRules": {
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "RelatedPerson.implicitRules");
@@ -9964,6 +12670,8 @@ R.single(v0, 0, 1, "RelatedPerson.implicitRules");
 R.primitive(x0, "uri", "RelatedPerson.implicitRules");
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "RelatedPerson.language");
@@ -9971,6 +12679,8 @@ R.single(v0, 0, 1, "RelatedPerson.language");
 R.primitive(x0, "code", "RelatedPerson.language");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "RelatedPerson.text");
@@ -9978,6 +12688,8 @@ R.single(v0, 0, 1, "RelatedPerson.text");
 s39(x0, cx);
 }
 } }
+break; }
+case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "RelatedPerson.contained");
@@ -9985,6 +12697,8 @@ for (const x0 of l0) {
 R.unsure("RelatedPerson.contained: a nested resource");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "RelatedPerson.extension");
@@ -9994,6 +12708,8 @@ ourExtension(x0, cx);
 inv278(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "RelatedPerson.modifierExtension");
@@ -10003,6 +12719,8 @@ ourExtension(x0, cx);
 inv279(x0, cx);
 }
 } }
+break; }
+case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) { R.unsure("RelatedPerson.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "RelatedPerson.identifier");
@@ -10012,6 +12730,8 @@ inv280(x0, cx);
 inv281(x0, cx);
 }
 } }
+break; }
+case "active": {
 { const v0 = o["active"]; const ty0 = "boolean";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "RelatedPerson.active");
@@ -10019,6 +12739,8 @@ R.single(v0, 0, 1, "RelatedPerson.active");
 R.primitive(x0, "boolean", "RelatedPerson.active");
 }
 } }
+break; }
+case "patient": {
 { const v0 = o["patient"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("RelatedPerson.patient: missing"); } else {
 R.single(v0, 1, 1, "RelatedPerson.patient");
@@ -10027,6 +12749,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "RelatedPerson.patient", cx, "RelatedPerson.patient");
 }
 } }
+break; }
+case "relationship": {
 { const v0 = o["relationship"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("RelatedPerson.relationship: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "RelatedPerson.relationship");
@@ -10034,6 +12758,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "name": {
 { const v0 = o["name"]; const ty0 = "HumanName";
 if (v0 === undefined) { R.unsure("RelatedPerson.name: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "RelatedPerson.name");
@@ -10041,6 +12767,8 @@ for (const x0 of l0) {
 s12(x0, cx);
 }
 } }
+break; }
+case "telecom": {
 { const v0 = o["telecom"]; const ty0 = "ContactPoint";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "RelatedPerson.telecom");
@@ -10048,6 +12776,8 @@ for (const x0 of l0) {
 s8(x0, cx);
 }
 } }
+break; }
+case "gender": {
 { const v0 = o["gender"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "RelatedPerson.gender");
@@ -10056,6 +12786,8 @@ R.primitive(x0, "code", "RelatedPerson.gender");
 R.binding("http://hl7.org/fhir/ValueSet/administrative-gender|4.0.1", "code", x0, "RelatedPerson.gender");
 }
 } }
+break; }
+case "birthDate": {
 { const v0 = o["birthDate"]; const ty0 = "date";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "RelatedPerson.birthDate");
@@ -10063,6 +12795,8 @@ R.single(v0, 0, 1, "RelatedPerson.birthDate");
 R.primitive(x0, "date", "RelatedPerson.birthDate");
 }
 } }
+break; }
+case "address": {
 { const v0 = o["address"]; const ty0 = "Address";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "RelatedPerson.address");
@@ -10070,6 +12804,8 @@ for (const x0 of l0) {
 s2(x0, cx);
 }
 } }
+break; }
+case "photo": {
 { const v0 = o["photo"]; const ty0 = "Attachment";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "RelatedPerson.photo");
@@ -10077,6 +12813,8 @@ for (const x0 of l0) {
 s5(x0, cx);
 }
 } }
+break; }
+case "period": {
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "RelatedPerson.period");
@@ -10084,6 +12822,8 @@ R.single(v0, 0, 1, "RelatedPerson.period");
 s15(x0, cx);
 }
 } }
+break; }
+case "communication": {
 { const v0 = o["communication"]; const ty0 = "RelatedPersonCommunication";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "RelatedPerson.communication");
@@ -10091,15 +12831,25 @@ for (const x0 of l0) {
 s108(x0, cx);
 }
 } }
+break; }
+default: R.unsure("ImhRelatedPerson: element " + key);
+} }
+if (o["identifier"] === undefined) R.unsure("RelatedPerson.identifier: missing");
+if (o["patient"] === undefined) R.unsure("RelatedPerson.patient: missing");
+if (o["relationship"] === undefined) R.unsure("RelatedPerson.relationship: missing");
+if (o["name"] === undefined) R.unsure("RelatedPerson.name: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv282(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv282(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv283(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s108 = new Set(["id","extension","modifierExtension","language","preferred"]);
+function inv283(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** RelatedPersonCommunication */
 function s108(o, cx) {
-R.object(o, K_s108, "RelatedPersonCommunication");
+R.nonEmptyObject(o, "RelatedPersonCommunication");
+for (const key in o) {
+if (o[key] === null) R.unsure("RelatedPersonCommunication: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "RelatedPerson.communication.id");
@@ -10107,6 +12857,8 @@ R.single(v0, 0, 1, "RelatedPerson.communication.id");
 R.primitive(x0, "string", "RelatedPerson.communication.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "RelatedPerson.communication.extension");
@@ -10116,6 +12868,8 @@ ourExtension(x0, cx);
 inv282(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "RelatedPerson.communication.modifierExtension");
@@ -10125,6 +12879,8 @@ ourExtension(x0, cx);
 inv283(x0, cx);
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("RelatedPerson.communication.language: missing"); } else {
 R.single(v0, 1, 1, "RelatedPerson.communication.language");
@@ -10132,6 +12888,8 @@ R.single(v0, 1, 1, "RelatedPerson.communication.language");
 s6(x0, cx);
 }
 } }
+break; }
+case "preferred": {
 { const v0 = o["preferred"]; const ty0 = "boolean";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "RelatedPerson.communication.preferred");
@@ -10139,6 +12897,10 @@ R.single(v0, 0, 1, "RelatedPerson.communication.preferred");
 R.primitive(x0, "boolean", "RelatedPerson.communication.preferred");
 }
 } }
+break; }
+default: R.unsure("RelatedPersonCommunication: element " + key);
+} }
+if (o["language"] === undefined) R.unsure("RelatedPerson.communication.language: missing");
 }
 /** dom-2: contained.contained.empty() */
 function inv284(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
@@ -10148,10 +12910,13 @@ function inv285(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contain
 function inv286(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
 function inv287(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
-const K_s109 = new Set(["id","extension","url","valueReference"]);
 /** ImhReviewedClip (https://imh-bridge.example.no/fhir/StructureDefinition/imh-reviewed-clip) */
 function s109(o, cx) {
-R.object(o, K_s109, "ImhReviewedClip");
+R.nonEmptyObject(o, "ImhReviewedClip");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhReviewedClip: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Extension.id");
@@ -10159,6 +12924,8 @@ R.single(v0, 0, 1, "Extension.id");
 R.primitive(x0, "string", "Extension.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, 0, "Extension.extension");
@@ -10168,6 +12935,8 @@ ourExtension(x0, cx);
 inv0(x0, cx);
 }
 } }
+break; }
+case "url": {
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) { R.unsure("Extension.url: missing"); } else {
 R.single(v0, 1, 1, "Extension.url");
@@ -10176,7 +12945,9 @@ R.specified([v0], false, ty0, {"type":"uri","value":"https://imh-bridge.example.
 R.primitive(x0, "uri", "Extension.url");
 }
 } }
-{ const ch0 = R.choice(o, [["valueReference","Reference"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "valueReference": {
+{ const ch0 = R.choice(o, C32); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Extension.value[x]");
 { const x0 = v0;
@@ -10184,13 +12955,22 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/DocumentReference"], "Extension.value[x]", cx, "Extension.value[x]");
 }
 } }
+break; }
+default: R.unsure("ImhReviewedClip: element " + key);
+} }
+if (o["url"] === undefined) R.unsure("Extension.url: missing");
+if (o["valueReference"] === undefined) R.unsure("Extension.value[x]: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv288(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s110 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","basedOn","partOf","status","category","code","subject","focus","encounter","effectiveDateTime","issued","performer","valueQuantity","valueInteger","dataAbsentReason","interpretation","note","bodySite","method","specimen","device","referenceRange","hasMember","derivedFrom","component"]);
+function inv288(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ImhScoreObservation (https://imh-bridge.example.no/fhir/StructureDefinition/imh-score-observation) */
 function s110(o, cx) {
-R.object(o, K_s110, "ImhScoreObservation");
+R.nonEmptyObject(o, "ImhScoreObservation");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhScoreObservation: null");
+switch (key) {
+case 'resourceType': break;
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.id");
@@ -10198,6 +12978,8 @@ R.single(v0, 0, 1, "Observation.id");
 R.primitive(x0, "string", "Observation.id");
 }
 } }
+break; }
+case "meta": {
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.meta");
@@ -10205,6 +12987,8 @@ R.single(v0, 0, 1, "Observation.meta");
 s32(x0, cx);
 }
 } }
+break; }
+case "implicitRules": {
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.implicitRules");
@@ -10212,6 +12996,8 @@ R.single(v0, 0, 1, "Observation.implicitRules");
 R.primitive(x0, "uri", "Observation.implicitRules");
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.language");
@@ -10219,6 +13005,8 @@ R.single(v0, 0, 1, "Observation.language");
 R.primitive(x0, "code", "Observation.language");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.text");
@@ -10226,6 +13014,8 @@ R.single(v0, 0, 1, "Observation.text");
 s39(x0, cx);
 }
 } }
+break; }
+case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.contained");
@@ -10233,6 +13023,8 @@ for (const x0 of l0) {
 R.unsure("Observation.contained: a nested resource");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.extension");
@@ -10243,6 +13035,8 @@ inv82(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"http://hl7.org/fhir/StructureDefinition/workflow-episodeOfCare"})))((R.isObj(v) ? v["url"] : undefined))) return 0; return -1; }, [[0,1]], "Observation.extension");
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.modifierExtension");
@@ -10252,6 +13046,8 @@ ourExtension(x0, cx);
 inv83(x0, cx);
 }
 } }
+break; }
+case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) { R.unsure("Observation.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Observation.identifier");
@@ -10260,6 +13056,8 @@ s13(x0, cx);
 inv84(x0, cx);
 }
 } }
+break; }
+case "basedOn": {
 { const v0 = o["basedOn"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.basedOn");
@@ -10268,6 +13066,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/CarePlan","http://hl7.org/fhir/StructureDefinition/DeviceRequest","http://hl7.org/fhir/StructureDefinition/ImmunizationRecommendation","http://hl7.org/fhir/StructureDefinition/MedicationRequest","http://hl7.org/fhir/StructureDefinition/NutritionOrder","http://hl7.org/fhir/StructureDefinition/ServiceRequest"], "Observation.basedOn", cx, "Observation.basedOn");
 }
 } }
+break; }
+case "partOf": {
 { const v0 = o["partOf"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.partOf");
@@ -10276,6 +13076,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/MedicationAdministration","http://hl7.org/fhir/StructureDefinition/MedicationDispense","http://hl7.org/fhir/StructureDefinition/MedicationStatement","http://hl7.org/fhir/StructureDefinition/Procedure","http://hl7.org/fhir/StructureDefinition/Immunization","http://hl7.org/fhir/StructureDefinition/ImagingStudy"], "Observation.partOf", cx, "Observation.partOf");
 }
 } }
+break; }
+case "status": {
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Observation.status: missing"); } else {
 R.single(v0, 1, 1, "Observation.status");
@@ -10285,6 +13087,8 @@ R.primitive(x0, "code", "Observation.status");
 R.binding("http://hl7.org/fhir/ValueSet/observation-status|4.0.1", "code", x0, "Observation.status");
 }
 } }
+break; }
+case "category": {
 { const v0 = o["category"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Observation.category: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Observation.category");
@@ -10293,6 +13097,8 @@ s6(x0, cx);
 }
 R.slices(l0, (v) => { if (R.deepIncludes({ type: ty0, value: v }, {"type":"CodeableConcept","value":{"coding":[{"code":"survey","system":"http://terminology.hl7.org/CodeSystem/observation-category"}]}})) return 0; return -1; }, [[1,1]], "Observation.category");
 } }
+break; }
+case "code": {
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Observation.code: missing"); } else {
 R.single(v0, 1, 1, "Observation.code");
@@ -10300,6 +13106,8 @@ R.single(v0, 1, 1, "Observation.code");
 s6(x0, cx);
 }
 } }
+break; }
+case "subject": {
 { const v0 = o["subject"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Observation.subject: missing"); } else {
 R.single(v0, 1, 1, "Observation.subject");
@@ -10308,6 +13116,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Observation.subject", cx, "Observation.subject");
 }
 } }
+break; }
+case "focus": {
 { const v0 = o["focus"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.focus");
@@ -10316,6 +13126,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "Observation.focus", cx, "Observation.focus");
 }
 } }
+break; }
+case "encounter": {
 { const v0 = o["encounter"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.encounter");
@@ -10324,13 +13136,17 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "Observation.encounter", cx, "Observation.encounter");
 }
 } }
-{ const ch0 = R.choice(o, [["effectiveDateTime","dateTime"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "effectiveDateTime": {
+{ const ch0 = R.choice(o, C13); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Observation.effective[x]: missing"); } else {
 R.single(v0, 1, 1, "Observation.effective[x]");
 { const x0 = v0;
 R.primitive(x0, "dateTime", "Observation.effective[x]");
 }
 } }
+break; }
+case "issued": {
 { const v0 = o["issued"]; const ty0 = "instant";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.issued");
@@ -10338,6 +13154,8 @@ R.single(v0, 0, 1, "Observation.issued");
 R.primitive(x0, "instant", "Observation.issued");
 }
 } }
+break; }
+case "performer": {
 { const v0 = o["performer"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.performer");
@@ -10346,7 +13164,9 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/CareTeam","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Observation.performer", cx, "Observation.performer");
 }
 } }
-{ const ch0 = R.choice(o, [["valueQuantity","Quantity"],["valueInteger","integer"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "valueQuantity": case "valueInteger": {
+{ const ch0 = R.choice(o, C33); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Observation.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Observation.value[x]");
 { const x0 = v0;
@@ -10356,6 +13176,8 @@ case "integer": { R.primitive(x0, "integer", "Observation.value[x]"); break; }
 default: R.unsure("Observation.value[x]: type"); }
 }
 } }
+break; }
+case "dataAbsentReason": {
 { const v0 = o["dataAbsentReason"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.dataAbsentReason");
@@ -10363,6 +13185,8 @@ R.single(v0, 0, 1, "Observation.dataAbsentReason");
 s6(x0, cx);
 }
 } }
+break; }
+case "interpretation": {
 { const v0 = o["interpretation"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, 1, "Observation.interpretation");
@@ -10370,6 +13194,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "note": {
 { const v0 = o["note"]; const ty0 = "Annotation";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.note");
@@ -10377,6 +13203,8 @@ for (const x0 of l0) {
 s4(x0, cx);
 }
 } }
+break; }
+case "bodySite": {
 { const v0 = o["bodySite"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.bodySite");
@@ -10384,6 +13212,8 @@ R.single(v0, 0, 1, "Observation.bodySite");
 s6(x0, cx);
 }
 } }
+break; }
+case "method": {
 { const v0 = o["method"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.method");
@@ -10391,6 +13221,8 @@ R.single(v0, 0, 1, "Observation.method");
 s6(x0, cx);
 }
 } }
+break; }
+case "specimen": {
 { const v0 = o["specimen"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.specimen");
@@ -10399,6 +13231,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Specimen"], "Observation.specimen", cx, "Observation.specimen");
 }
 } }
+break; }
+case "device": {
 { const v0 = o["device"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.device");
@@ -10407,6 +13241,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/DeviceMetric"], "Observation.device", cx, "Observation.device");
 }
 } }
+break; }
+case "referenceRange": {
 { const v0 = o["referenceRange"]; const ty0 = "ObservationReferenceRange";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange");
@@ -10415,6 +13251,8 @@ s111(x0, cx);
 inv86(x0, cx);
 }
 } }
+break; }
+case "hasMember": {
 { const v0 = o["hasMember"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.hasMember");
@@ -10423,6 +13261,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse","http://hl7.org/fhir/StructureDefinition/MolecularSequence"], "Observation.hasMember", cx, "Observation.hasMember");
 }
 } }
+break; }
+case "derivedFrom": {
 { const v0 = o["derivedFrom"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Observation.derivedFrom: missing"); } else {
 const l0 = R.values(v0, true, 1, 1, "Observation.derivedFrom");
@@ -10431,6 +13271,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse"], "Observation.derivedFrom", cx, "Observation.derivedFrom");
 }
 } }
+break; }
+case "component": {
 { const v0 = o["component"]; const ty0 = "ObservationComponent";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.component");
@@ -10438,11 +13280,25 @@ for (const x0 of l0) {
 s112(x0, cx);
 }
 } }
+break; }
+default: R.unsure("ImhScoreObservation: element " + key);
+} }
+if (o["identifier"] === undefined) R.unsure("Observation.identifier: missing");
+if (o["status"] === undefined) R.unsure("Observation.status: missing");
+if (o["category"] === undefined) R.unsure("Observation.category: missing");
+if (o["code"] === undefined) R.unsure("Observation.code: missing");
+if (o["subject"] === undefined) R.unsure("Observation.subject: missing");
+if (o["effectiveDateTime"] === undefined) R.unsure("Observation.effective[x]: missing");
+if (o["valueQuantity"] === undefined && o["valueInteger"] === undefined) R.unsure("Observation.value[x]: missing");
+if (o["derivedFrom"] === undefined) R.unsure("Observation.derivedFrom: missing");
 }
-const K_s111 = new Set(["id","extension","modifierExtension","low","high","type","appliesTo","age","text"]);
 /** ObservationReferenceRange */
 function s111(o, cx) {
-R.object(o, K_s111, "ObservationReferenceRange");
+R.nonEmptyObject(o, "ObservationReferenceRange");
+for (const key in o) {
+if (o[key] === null) R.unsure("ObservationReferenceRange: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.referenceRange.id");
@@ -10450,6 +13306,8 @@ R.single(v0, 0, 1, "Observation.referenceRange.id");
 R.primitive(x0, "string", "Observation.referenceRange.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange.extension");
@@ -10459,6 +13317,8 @@ ourExtension(x0, cx);
 inv87(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange.modifierExtension");
@@ -10468,6 +13328,8 @@ ourExtension(x0, cx);
 inv88(x0, cx);
 }
 } }
+break; }
+case "low": {
 { const v0 = o["low"]; const ty0 = "Quantity";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.referenceRange.low");
@@ -10475,6 +13337,8 @@ R.single(v0, 0, 1, "Observation.referenceRange.low");
 s16(x0, cx);
 }
 } }
+break; }
+case "high": {
 { const v0 = o["high"]; const ty0 = "Quantity";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.referenceRange.high");
@@ -10482,6 +13346,8 @@ R.single(v0, 0, 1, "Observation.referenceRange.high");
 s16(x0, cx);
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.referenceRange.type");
@@ -10489,6 +13355,8 @@ R.single(v0, 0, 1, "Observation.referenceRange.type");
 s6(x0, cx);
 }
 } }
+break; }
+case "appliesTo": {
 { const v0 = o["appliesTo"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange.appliesTo");
@@ -10496,6 +13364,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "age": {
 { const v0 = o["age"]; const ty0 = "Range";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.referenceRange.age");
@@ -10503,6 +13373,8 @@ R.single(v0, 0, 1, "Observation.referenceRange.age");
 s17(x0, cx);
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.referenceRange.text");
@@ -10510,11 +13382,17 @@ R.single(v0, 0, 1, "Observation.referenceRange.text");
 R.primitive(x0, "string", "Observation.referenceRange.text");
 }
 } }
+break; }
+default: R.unsure("ObservationReferenceRange: element " + key);
+} }
 }
-const K_s112 = new Set(["id","extension","modifierExtension","code","valueQuantity","valueCodeableConcept","valueString","valueBoolean","valueInteger","valueRange","valueRatio","valueSampledData","valueTime","valueDateTime","valuePeriod","dataAbsentReason","interpretation","referenceRange"]);
 /** ObservationComponent */
 function s112(o, cx) {
-R.object(o, K_s112, "ObservationComponent");
+R.nonEmptyObject(o, "ObservationComponent");
+for (const key in o) {
+if (o[key] === null) R.unsure("ObservationComponent: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.component.id");
@@ -10522,6 +13400,8 @@ R.single(v0, 0, 1, "Observation.component.id");
 R.primitive(x0, "string", "Observation.component.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.component.extension");
@@ -10531,6 +13411,8 @@ ourExtension(x0, cx);
 inv89(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.component.modifierExtension");
@@ -10540,6 +13422,8 @@ ourExtension(x0, cx);
 inv90(x0, cx);
 }
 } }
+break; }
+case "code": {
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Observation.component.code: missing"); } else {
 R.single(v0, 1, 1, "Observation.component.code");
@@ -10547,7 +13431,9 @@ R.single(v0, 1, 1, "Observation.component.code");
 s6(x0, cx);
 }
 } }
-{ const ch0 = R.choice(o, [["valueQuantity","Quantity"],["valueCodeableConcept","CodeableConcept"],["valueString","string"],["valueBoolean","boolean"],["valueInteger","integer"],["valueRange","Range"],["valueRatio","Ratio"],["valueSampledData","SampledData"],["valueTime","time"],["valueDateTime","dateTime"],["valuePeriod","Period"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "valueQuantity": case "valueCodeableConcept": case "valueString": case "valueBoolean": case "valueInteger": case "valueRange": case "valueRatio": case "valueSampledData": case "valueTime": case "valueDateTime": case "valuePeriod": {
+{ const ch0 = R.choice(o, C15); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.component.value[x]");
 { const x0 = v0;
@@ -10566,6 +13452,8 @@ case "Period": { s15(x0, cx); break; }
 default: R.unsure("Observation.component.value[x]: type"); }
 }
 } }
+break; }
+case "dataAbsentReason": {
 { const v0 = o["dataAbsentReason"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.component.dataAbsentReason");
@@ -10573,6 +13461,8 @@ R.single(v0, 0, 1, "Observation.component.dataAbsentReason");
 s6(x0, cx);
 }
 } }
+break; }
+case "interpretation": {
 { const v0 = o["interpretation"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.component.interpretation");
@@ -10580,6 +13470,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "referenceRange": {
 { const v0 = o["referenceRange"]; const ty0 = "ObservationReferenceRange";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.component.referenceRange");
@@ -10588,6 +13480,10 @@ s51(x0, cx);
 inv91(x0, cx);
 }
 } }
+break; }
+default: R.unsure("ObservationComponent: element " + key);
+} }
+if (o["code"] === undefined) R.unsure("Observation.component.code: missing");
 }
 /** dom-2: contained.contained.empty() */
 function inv289(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
@@ -10596,23 +13492,27 @@ function inv290(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contain
 /** dom-5: contained.meta.security.empty() */
 function inv291(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** obs-6: dataAbsentReason.empty() or value.empty() */
-function inv292(v, cx) { const r = R.or(R.empty(R.nav([v], "dataAbsentReason")), R.empty(R.navChoice([v], ["valueQuantity","valueCodeableConcept","valueString","valueBoolean","valueInteger","valueRange","valueRatio","valueSampledData","valueTime","valueDateTime","valuePeriod"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); }
+function inv292(v, cx) { const r = R.or(R.empty(R.nav([v], "dataAbsentReason")), R.empty(R.navChoice([v], C16))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); }
 /** obs-7: value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty() */
-function inv293(v, cx) { const r = R.or(R.empty(R.navChoice([v], ["valueQuantity","valueCodeableConcept","valueString","valueBoolean","valueInteger","valueRange","valueRatio","valueSampledData","valueTime","valueDateTime","valuePeriod"])), R.empty(R.where(R.nav(R.nav([v], "component"), "code"), (c0) => R.exists(R.intersectEmpty(R.nav(c0, "coding")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); }
+function inv293(v, cx) { const r = R.or(R.empty(R.navChoice([v], C16)), R.empty(R.where(R.nav(R.nav([v], "component"), "code"), (c0) => R.exists(R.intersectEmpty(R.nav(c0, "coding")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
 function inv294(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv295(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv295(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv296(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv296(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-flag: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/flag$') and value.exists()).exists() */
 function inv297(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/flag$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-flag"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv298(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s113 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","status","category","code","subject","period","encounter","author"]);
+function inv298(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ImhSelfHarmFlag (https://imh-bridge.example.no/fhir/StructureDefinition/imh-self-harm-flag) */
 function s113(o, cx) {
-R.object(o, K_s113, "ImhSelfHarmFlag");
+R.nonEmptyObject(o, "ImhSelfHarmFlag");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhSelfHarmFlag: null");
+switch (key) {
+case 'resourceType': break;
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Flag.id");
@@ -10620,6 +13520,8 @@ R.single(v0, 0, 1, "Flag.id");
 R.primitive(x0, "string", "Flag.id");
 }
 } }
+break; }
+case "meta": {
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Flag.meta");
@@ -10627,6 +13529,8 @@ R.single(v0, 0, 1, "Flag.meta");
 s32(x0, cx);
 }
 } }
+break; }
+case "implicitRules": {
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Flag.implicitRules");
@@ -10634,6 +13538,8 @@ R.single(v0, 0, 1, "Flag.implicitRules");
 R.primitive(x0, "uri", "Flag.implicitRules");
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Flag.language");
@@ -10641,6 +13547,8 @@ R.single(v0, 0, 1, "Flag.language");
 R.primitive(x0, "code", "Flag.language");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Flag.text");
@@ -10648,6 +13556,8 @@ R.single(v0, 0, 1, "Flag.text");
 s39(x0, cx);
 }
 } }
+break; }
+case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Flag.contained");
@@ -10655,6 +13565,8 @@ for (const x0 of l0) {
 R.unsure("Flag.contained: a nested resource");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) { R.unsure("Flag.extension: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Flag.extension");
@@ -10665,6 +13577,8 @@ inv295(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"http://hl7.org/fhir/StructureDefinition/flag-detail"})))((R.isObj(v) ? v["url"] : undefined))) return 0; return -1; }, [[1,1000000000]], "Flag.extension");
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Flag.modifierExtension");
@@ -10674,6 +13588,8 @@ ourExtension(x0, cx);
 inv296(x0, cx);
 }
 } }
+break; }
+case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) { R.unsure("Flag.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Flag.identifier");
@@ -10682,6 +13598,8 @@ s13(x0, cx);
 inv297(x0, cx);
 }
 } }
+break; }
+case "status": {
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Flag.status: missing"); } else {
 R.single(v0, 1, 1, "Flag.status");
@@ -10690,6 +13608,8 @@ R.primitive(x0, "code", "Flag.status");
 R.binding("http://hl7.org/fhir/ValueSet/flag-status|4.0.1", "code", x0, "Flag.status");
 }
 } }
+break; }
+case "category": {
 { const v0 = o["category"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Flag.category: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Flag.category");
@@ -10697,6 +13617,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "code": {
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Flag.code: missing"); } else {
 R.single(v0, 1, 1, "Flag.code");
@@ -10705,6 +13627,8 @@ R.specified([v0], false, ty0, {"type":"CodeableConcept","value":{"coding":[{"cod
 s6(x0, cx);
 }
 } }
+break; }
+case "subject": {
 { const v0 = o["subject"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Flag.subject: missing"); } else {
 R.single(v0, 1, 1, "Flag.subject");
@@ -10713,6 +13637,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Flag.subject", cx, "Flag.subject");
 }
 } }
+break; }
+case "period": {
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) { R.unsure("Flag.period: missing"); } else {
 R.single(v0, 1, 1, "Flag.period");
@@ -10758,6 +13684,8 @@ R.primitive(x1, "dateTime", "Flag.period.end");
 }
 }
 } }
+break; }
+case "encounter": {
 { const v0 = o["encounter"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Flag.encounter");
@@ -10766,6 +13694,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "Flag.encounter", cx, "Flag.encounter");
 }
 } }
+break; }
+case "author": {
 { const v0 = o["author"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Flag.author");
@@ -10774,6 +13704,16 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "Flag.author", cx, "Flag.author");
 }
 } }
+break; }
+default: R.unsure("ImhSelfHarmFlag: element " + key);
+} }
+if (o["extension"] === undefined) R.unsure("Flag.extension: missing");
+if (o["identifier"] === undefined) R.unsure("Flag.identifier: missing");
+if (o["status"] === undefined) R.unsure("Flag.status: missing");
+if (o["category"] === undefined) R.unsure("Flag.category: missing");
+if (o["code"] === undefined) R.unsure("Flag.code: missing");
+if (o["subject"] === undefined) R.unsure("Flag.subject: missing");
+if (o["period"] === undefined) R.unsure("Flag.period: missing");
 }
 /** dom-2: contained.contained.empty() */
 function inv299(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
@@ -10785,10 +13725,13 @@ function inv301(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), 
 function inv302(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** imh-flag-inactive-ended: status = 'inactive' implies period.end.exists() */
 function inv303(v, cx) { const r = R.implies(R.eq(R.nav([v], "status"), ["inactive"]), R.exists(R.nav(R.nav([v], "period"), "end"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-flag-inactive-ended"); }
-const K_s114 = new Set(["id","extension","url","valueCoding"]);
 /** ImhSessionAttendance (https://imh-bridge.example.no/fhir/StructureDefinition/imh-session-attendance) */
 function s114(o, cx) {
-R.object(o, K_s114, "ImhSessionAttendance");
+R.nonEmptyObject(o, "ImhSessionAttendance");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhSessionAttendance: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Extension.id");
@@ -10796,6 +13739,8 @@ R.single(v0, 0, 1, "Extension.id");
 R.primitive(x0, "string", "Extension.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, 0, "Extension.extension");
@@ -10805,6 +13750,8 @@ ourExtension(x0, cx);
 inv0(x0, cx);
 }
 } }
+break; }
+case "url": {
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) { R.unsure("Extension.url: missing"); } else {
 R.single(v0, 1, 1, "Extension.url");
@@ -10813,7 +13760,9 @@ R.specified([v0], false, ty0, {"type":"uri","value":"https://imh-bridge.example.
 R.primitive(x0, "uri", "Extension.url");
 }
 } }
-{ const ch0 = R.choice(o, [["valueCoding","Coding"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "valueCoding": {
+{ const ch0 = R.choice(o, C12); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Extension.value[x]");
 { const x0 = v0;
@@ -10886,15 +13835,24 @@ R.primitive(x1, "boolean", "Extension.value[x].userSelected");
 }
 }
 } }
+break; }
+default: R.unsure("ImhSessionAttendance: element " + key);
+} }
+if (o["url"] === undefined) R.unsure("Extension.url: missing");
+if (o["valueCoding"] === undefined) R.unsure("Extension.value[x]: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv304(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv304(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-clip: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/clip$') and value.exists()).exists() */
 function inv305(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/clip$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-clip"); }
-const K_s115 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","masterIdentifier","identifier","status","docStatus","type","category","subject","date","author","authenticator","custodian","relatesTo","description","securityLabel","content","context"]);
 /** ImhVideoClip (https://imh-bridge.example.no/fhir/StructureDefinition/imh-video-clip) */
 function s115(o, cx) {
-R.object(o, K_s115, "ImhVideoClip");
+R.nonEmptyObject(o, "ImhVideoClip");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhVideoClip: null");
+switch (key) {
+case 'resourceType': break;
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.id");
@@ -10902,6 +13860,8 @@ R.single(v0, 0, 1, "DocumentReference.id");
 R.primitive(x0, "string", "DocumentReference.id");
 }
 } }
+break; }
+case "meta": {
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.meta");
@@ -10909,6 +13869,8 @@ R.single(v0, 0, 1, "DocumentReference.meta");
 s32(x0, cx);
 }
 } }
+break; }
+case "implicitRules": {
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.implicitRules");
@@ -10916,6 +13878,8 @@ R.single(v0, 0, 1, "DocumentReference.implicitRules");
 R.primitive(x0, "uri", "DocumentReference.implicitRules");
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.language");
@@ -10923,6 +13887,8 @@ R.single(v0, 0, 1, "DocumentReference.language");
 R.primitive(x0, "code", "DocumentReference.language");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.text");
@@ -10930,6 +13896,8 @@ R.single(v0, 0, 1, "DocumentReference.text");
 s39(x0, cx);
 }
 } }
+break; }
+case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.contained");
@@ -10937,6 +13905,8 @@ for (const x0 of l0) {
 R.unsure("DocumentReference.contained: a nested resource");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.extension");
@@ -10946,6 +13916,8 @@ ourExtension(x0, cx);
 inv241(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.modifierExtension");
@@ -10955,6 +13927,8 @@ ourExtension(x0, cx);
 inv242(x0, cx);
 }
 } }
+break; }
+case "masterIdentifier": {
 { const v0 = o["masterIdentifier"]; const ty0 = "Identifier";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.masterIdentifier");
@@ -10962,6 +13936,8 @@ R.single(v0, 0, 1, "DocumentReference.masterIdentifier");
 s13(x0, cx);
 }
 } }
+break; }
+case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) { R.unsure("DocumentReference.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "DocumentReference.identifier");
@@ -10970,6 +13946,8 @@ s13(x0, cx);
 inv305(x0, cx);
 }
 } }
+break; }
+case "status": {
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("DocumentReference.status: missing"); } else {
 R.single(v0, 1, 1, "DocumentReference.status");
@@ -10979,6 +13957,8 @@ R.primitive(x0, "code", "DocumentReference.status");
 R.binding("http://hl7.org/fhir/ValueSet/document-reference-status|4.0.1", "code", x0, "DocumentReference.status");
 }
 } }
+break; }
+case "docStatus": {
 { const v0 = o["docStatus"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.docStatus");
@@ -10987,6 +13967,8 @@ R.primitive(x0, "code", "DocumentReference.docStatus");
 R.binding("http://hl7.org/fhir/ValueSet/composition-status|4.0.1", "code", x0, "DocumentReference.docStatus");
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("DocumentReference.type: missing"); } else {
 R.single(v0, 1, 1, "DocumentReference.type");
@@ -10994,6 +13976,8 @@ R.single(v0, 1, 1, "DocumentReference.type");
 s6(x0, cx);
 }
 } }
+break; }
+case "category": {
 { const v0 = o["category"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.category");
@@ -11001,6 +13985,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "subject": {
 { const v0 = o["subject"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("DocumentReference.subject: missing"); } else {
 R.single(v0, 1, 1, "DocumentReference.subject");
@@ -11009,6 +13995,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "DocumentReference.subject", cx, "DocumentReference.subject");
 }
 } }
+break; }
+case "date": {
 { const v0 = o["date"]; const ty0 = "instant";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.date");
@@ -11016,6 +14004,8 @@ R.single(v0, 0, 1, "DocumentReference.date");
 R.primitive(x0, "instant", "DocumentReference.date");
 }
 } }
+break; }
+case "author": {
 { const v0 = o["author"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("DocumentReference.author: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "DocumentReference.author");
@@ -11024,6 +14014,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "DocumentReference.author", cx, "DocumentReference.author");
 }
 } }
+break; }
+case "authenticator": {
 { const v0 = o["authenticator"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.authenticator");
@@ -11032,6 +14024,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization"], "DocumentReference.authenticator", cx, "DocumentReference.authenticator");
 }
 } }
+break; }
+case "custodian": {
 { const v0 = o["custodian"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.custodian");
@@ -11040,6 +14034,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "DocumentReference.custodian", cx, "DocumentReference.custodian");
 }
 } }
+break; }
+case "relatesTo": {
 { const v0 = o["relatesTo"]; const ty0 = "DocumentReferenceRelatesTo";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.relatesTo");
@@ -11047,6 +14043,8 @@ for (const x0 of l0) {
 s116(x0, cx);
 }
 } }
+break; }
+case "description": {
 { const v0 = o["description"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.description");
@@ -11054,6 +14052,8 @@ R.single(v0, 0, 1, "DocumentReference.description");
 R.primitive(x0, "string", "DocumentReference.description");
 }
 } }
+break; }
+case "securityLabel": {
 { const v0 = o["securityLabel"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.securityLabel");
@@ -11061,6 +14061,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "content": {
 { const v0 = o["content"]; const ty0 = "DocumentReferenceContent";
 if (v0 === undefined) { R.unsure("DocumentReference.content: missing"); } else {
 const l0 = R.values(v0, true, 1, 1, "DocumentReference.content");
@@ -11068,6 +14070,8 @@ for (const x0 of l0) {
 s117(x0, cx);
 }
 } }
+break; }
+case "context": {
 { const v0 = o["context"]; const ty0 = "DocumentReferenceContext";
 if (v0 === undefined) { R.unsure("DocumentReference.context: missing"); } else {
 R.single(v0, 1, 1, "DocumentReference.context");
@@ -11075,11 +14079,24 @@ R.single(v0, 1, 1, "DocumentReference.context");
 s118(x0, cx);
 }
 } }
+break; }
+default: R.unsure("ImhVideoClip: element " + key);
+} }
+if (o["identifier"] === undefined) R.unsure("DocumentReference.identifier: missing");
+if (o["status"] === undefined) R.unsure("DocumentReference.status: missing");
+if (o["type"] === undefined) R.unsure("DocumentReference.type: missing");
+if (o["subject"] === undefined) R.unsure("DocumentReference.subject: missing");
+if (o["author"] === undefined) R.unsure("DocumentReference.author: missing");
+if (o["content"] === undefined) R.unsure("DocumentReference.content: missing");
+if (o["context"] === undefined) R.unsure("DocumentReference.context: missing");
 }
-const K_s116 = new Set(["id","extension","modifierExtension","code","target"]);
 /** DocumentReferenceRelatesTo */
 function s116(o, cx) {
-R.object(o, K_s116, "DocumentReferenceRelatesTo");
+R.nonEmptyObject(o, "DocumentReferenceRelatesTo");
+for (const key in o) {
+if (o[key] === null) R.unsure("DocumentReferenceRelatesTo: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.relatesTo.id");
@@ -11087,6 +14104,8 @@ R.single(v0, 0, 1, "DocumentReference.relatesTo.id");
 R.primitive(x0, "string", "DocumentReference.relatesTo.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.relatesTo.extension");
@@ -11096,6 +14115,8 @@ ourExtension(x0, cx);
 inv244(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.relatesTo.modifierExtension");
@@ -11105,6 +14126,8 @@ ourExtension(x0, cx);
 inv245(x0, cx);
 }
 } }
+break; }
+case "code": {
 { const v0 = o["code"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("DocumentReference.relatesTo.code: missing"); } else {
 R.single(v0, 1, 1, "DocumentReference.relatesTo.code");
@@ -11113,6 +14136,8 @@ R.primitive(x0, "code", "DocumentReference.relatesTo.code");
 R.binding("http://hl7.org/fhir/ValueSet/document-relationship-type|4.0.1", "code", x0, "DocumentReference.relatesTo.code");
 }
 } }
+break; }
+case "target": {
 { const v0 = o["target"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("DocumentReference.relatesTo.target: missing"); } else {
 R.single(v0, 1, 1, "DocumentReference.relatesTo.target");
@@ -11121,11 +14146,19 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/DocumentReference"], "DocumentReference.relatesTo.target", cx, "DocumentReference.relatesTo.target");
 }
 } }
+break; }
+default: R.unsure("DocumentReferenceRelatesTo: element " + key);
+} }
+if (o["code"] === undefined) R.unsure("DocumentReference.relatesTo.code: missing");
+if (o["target"] === undefined) R.unsure("DocumentReference.relatesTo.target: missing");
 }
-const K_s117 = new Set(["id","extension","modifierExtension","attachment","format"]);
 /** DocumentReferenceContent */
 function s117(o, cx) {
-R.object(o, K_s117, "DocumentReferenceContent");
+R.nonEmptyObject(o, "DocumentReferenceContent");
+for (const key in o) {
+if (o[key] === null) R.unsure("DocumentReferenceContent: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.content.id");
@@ -11133,6 +14166,8 @@ R.single(v0, 0, 1, "DocumentReference.content.id");
 R.primitive(x0, "string", "DocumentReference.content.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.content.extension");
@@ -11142,6 +14177,8 @@ ourExtension(x0, cx);
 inv246(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.content.modifierExtension");
@@ -11151,6 +14188,8 @@ ourExtension(x0, cx);
 inv247(x0, cx);
 }
 } }
+break; }
+case "attachment": {
 { const v0 = o["attachment"]; const ty0 = "Attachment";
 if (v0 === undefined) { R.unsure("DocumentReference.content.attachment: missing"); } else {
 R.single(v0, 1, 1, "DocumentReference.content.attachment");
@@ -11252,6 +14291,8 @@ R.primitive(x1, "dateTime", "DocumentReference.content.attachment.creation");
 }
 }
 } }
+break; }
+case "format": {
 { const v0 = o["format"]; const ty0 = "Coding";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.content.format");
@@ -11259,11 +14300,18 @@ R.single(v0, 0, 1, "DocumentReference.content.format");
 s7(x0, cx);
 }
 } }
+break; }
+default: R.unsure("DocumentReferenceContent: element " + key);
+} }
+if (o["attachment"] === undefined) R.unsure("DocumentReference.content.attachment: missing");
 }
-const K_s118 = new Set(["id","extension","modifierExtension","encounter","event","period","facilityType","practiceSetting","sourcePatientInfo","related"]);
 /** DocumentReferenceContext */
 function s118(o, cx) {
-R.object(o, K_s118, "DocumentReferenceContext");
+R.nonEmptyObject(o, "DocumentReferenceContext");
+for (const key in o) {
+if (o[key] === null) R.unsure("DocumentReferenceContext: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.context.id");
@@ -11271,6 +14319,8 @@ R.single(v0, 0, 1, "DocumentReference.context.id");
 R.primitive(x0, "string", "DocumentReference.context.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.context.extension");
@@ -11280,6 +14330,8 @@ ourExtension(x0, cx);
 inv249(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.context.modifierExtension");
@@ -11289,6 +14341,8 @@ ourExtension(x0, cx);
 inv250(x0, cx);
 }
 } }
+break; }
+case "encounter": {
 { const v0 = o["encounter"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("DocumentReference.context.encounter: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "DocumentReference.context.encounter");
@@ -11297,6 +14351,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter","http://hl7.org/fhir/StructureDefinition/EpisodeOfCare"], "DocumentReference.context.encounter", cx, "DocumentReference.context.encounter");
 }
 } }
+break; }
+case "event": {
 { const v0 = o["event"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.context.event");
@@ -11304,6 +14360,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "period": {
 { const v0 = o["period"]; const ty0 = "Period";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.context.period");
@@ -11311,6 +14369,8 @@ R.single(v0, 0, 1, "DocumentReference.context.period");
 s15(x0, cx);
 }
 } }
+break; }
+case "facilityType": {
 { const v0 = o["facilityType"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.context.facilityType");
@@ -11318,6 +14378,8 @@ R.single(v0, 0, 1, "DocumentReference.context.facilityType");
 s6(x0, cx);
 }
 } }
+break; }
+case "practiceSetting": {
 { const v0 = o["practiceSetting"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.context.practiceSetting");
@@ -11325,6 +14387,8 @@ R.single(v0, 0, 1, "DocumentReference.context.practiceSetting");
 s6(x0, cx);
 }
 } }
+break; }
+case "sourcePatientInfo": {
 { const v0 = o["sourcePatientInfo"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.context.sourcePatientInfo");
@@ -11333,6 +14397,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "DocumentReference.context.sourcePatientInfo", cx, "DocumentReference.context.sourcePatientInfo");
 }
 } }
+break; }
+case "related": {
 { const v0 = o["related"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.context.related");
@@ -11341,6 +14407,10 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "DocumentReference.context.related", cx, "DocumentReference.context.related");
 }
 } }
+break; }
+default: R.unsure("DocumentReferenceContext: element " + key);
+} }
+if (o["encounter"] === undefined) R.unsure("DocumentReference.context.encounter: missing");
 }
 /** dom-2: contained.contained.empty() */
 function inv306(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
@@ -11351,15 +14421,19 @@ function inv308(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), 
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
 function inv309(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv310(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv310(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv311(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv311(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-procedure: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/procedure$') and value.exists()).exists() */
 function inv312(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/procedure$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-procedure"); }
-const K_s119 = new Set(["resourceType","id","meta","implicitRules","language","text","contained","extension","modifierExtension","identifier","instantiatesCanonical","instantiatesUri","basedOn","partOf","status","statusReason","category","code","subject","encounter","performedPeriod","recorder","asserter","performer","location","reasonCode","reasonReference","bodySite","outcome","report","complication","complicationDetail","followUp","note","focalDevice","usedReference","usedCode"]);
 /** ImhVideoGuidance (https://imh-bridge.example.no/fhir/StructureDefinition/imh-video-guidance) */
 function s119(o, cx) {
-R.object(o, K_s119, "ImhVideoGuidance");
+R.nonEmptyObject(o, "ImhVideoGuidance");
+for (const key in o) {
+if (o[key] === null) R.unsure("ImhVideoGuidance: null");
+switch (key) {
+case 'resourceType': break;
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Procedure.id");
@@ -11367,6 +14441,8 @@ R.single(v0, 0, 1, "Procedure.id");
 R.primitive(x0, "string", "Procedure.id");
 }
 } }
+break; }
+case "meta": {
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Procedure.meta");
@@ -11374,6 +14450,8 @@ R.single(v0, 0, 1, "Procedure.meta");
 s32(x0, cx);
 }
 } }
+break; }
+case "implicitRules": {
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Procedure.implicitRules");
@@ -11381,6 +14459,8 @@ R.single(v0, 0, 1, "Procedure.implicitRules");
 R.primitive(x0, "uri", "Procedure.implicitRules");
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Procedure.language");
@@ -11388,6 +14468,8 @@ R.single(v0, 0, 1, "Procedure.language");
 R.primitive(x0, "code", "Procedure.language");
 }
 } }
+break; }
+case "text": {
 { const v0 = o["text"]; const ty0 = "Narrative";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Procedure.text");
@@ -11395,6 +14477,8 @@ R.single(v0, 0, 1, "Procedure.text");
 s39(x0, cx);
 }
 } }
+break; }
+case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.contained");
@@ -11402,6 +14486,8 @@ for (const x0 of l0) {
 R.unsure("Procedure.contained: a nested resource");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.extension");
@@ -11412,6 +14498,8 @@ inv310(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-focus-element"})))((R.isObj(v) ? v["url"] : undefined))) return 0; if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-change-theme"})))((R.isObj(v) ? v["url"] : undefined))) return 1; if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-reviewed-clip"})))((R.isObj(v) ? v["url"] : undefined))) return 2; return -1; }, [[0,1000000000],[0,1000000000],[0,1000000000]], "Procedure.extension");
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.modifierExtension");
@@ -11421,6 +14509,8 @@ ourExtension(x0, cx);
 inv311(x0, cx);
 }
 } }
+break; }
+case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) { R.unsure("Procedure.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Procedure.identifier");
@@ -11429,6 +14519,8 @@ s13(x0, cx);
 inv312(x0, cx);
 }
 } }
+break; }
+case "instantiatesCanonical": {
 { const v0 = o["instantiatesCanonical"]; const ty0 = "canonical";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.instantiatesCanonical");
@@ -11436,6 +14528,8 @@ for (const x0 of l0) {
 R.primitive(x0, "canonical", "Procedure.instantiatesCanonical");
 }
 } }
+break; }
+case "instantiatesUri": {
 { const v0 = o["instantiatesUri"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.instantiatesUri");
@@ -11443,6 +14537,8 @@ for (const x0 of l0) {
 R.primitive(x0, "uri", "Procedure.instantiatesUri");
 }
 } }
+break; }
+case "basedOn": {
 { const v0 = o["basedOn"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.basedOn");
@@ -11451,6 +14547,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/CarePlan","http://hl7.org/fhir/StructureDefinition/ServiceRequest"], "Procedure.basedOn", cx, "Procedure.basedOn");
 }
 } }
+break; }
+case "partOf": {
 { const v0 = o["partOf"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.partOf");
@@ -11459,6 +14557,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Procedure","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/MedicationAdministration"], "Procedure.partOf", cx, "Procedure.partOf");
 }
 } }
+break; }
+case "status": {
 { const v0 = o["status"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Procedure.status: missing"); } else {
 R.single(v0, 1, 1, "Procedure.status");
@@ -11468,6 +14568,8 @@ R.primitive(x0, "code", "Procedure.status");
 R.binding("http://hl7.org/fhir/ValueSet/event-status|4.0.1", "code", x0, "Procedure.status");
 }
 } }
+break; }
+case "statusReason": {
 { const v0 = o["statusReason"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Procedure.statusReason");
@@ -11475,6 +14577,8 @@ R.single(v0, 0, 1, "Procedure.statusReason");
 s6(x0, cx);
 }
 } }
+break; }
+case "category": {
 { const v0 = o["category"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Procedure.category");
@@ -11482,6 +14586,8 @@ R.single(v0, 0, 1, "Procedure.category");
 s6(x0, cx);
 }
 } }
+break; }
+case "code": {
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) { R.unsure("Procedure.code: missing"); } else {
 R.single(v0, 1, 1, "Procedure.code");
@@ -11489,6 +14595,8 @@ R.single(v0, 1, 1, "Procedure.code");
 s6(x0, cx);
 }
 } }
+break; }
+case "subject": {
 { const v0 = o["subject"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Procedure.subject: missing"); } else {
 R.single(v0, 1, 1, "Procedure.subject");
@@ -11497,6 +14605,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Procedure.subject", cx, "Procedure.subject");
 }
 } }
+break; }
+case "encounter": {
 { const v0 = o["encounter"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Procedure.encounter: missing"); } else {
 R.single(v0, 1, 1, "Procedure.encounter");
@@ -11505,13 +14615,17 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "Procedure.encounter", cx, "Procedure.encounter");
 }
 } }
-{ const ch0 = R.choice(o, [["performedPeriod","Period"]]); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+break; }
+case "performedPeriod": {
+{ const ch0 = R.choice(o, C34); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Procedure.performed[x]: missing"); } else {
 R.single(v0, 1, 1, "Procedure.performed[x]");
 { const x0 = v0;
 s15(x0, cx);
 }
 } }
+break; }
+case "recorder": {
 { const v0 = o["recorder"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Procedure.recorder");
@@ -11520,6 +14634,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "Procedure.recorder", cx, "Procedure.recorder");
 }
 } }
+break; }
+case "asserter": {
 { const v0 = o["asserter"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Procedure.asserter");
@@ -11528,6 +14644,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "Procedure.asserter", cx, "Procedure.asserter");
 }
 } }
+break; }
+case "performer": {
 { const v0 = o["performer"]; const ty0 = "ProcedurePerformer";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.performer");
@@ -11535,6 +14653,8 @@ for (const x0 of l0) {
 s120(x0, cx);
 }
 } }
+break; }
+case "location": {
 { const v0 = o["location"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Procedure.location");
@@ -11543,6 +14663,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location"], "Procedure.location", cx, "Procedure.location");
 }
 } }
+break; }
+case "reasonCode": {
 { const v0 = o["reasonCode"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.reasonCode");
@@ -11550,6 +14672,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "reasonReference": {
 { const v0 = o["reasonReference"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.reasonReference");
@@ -11558,6 +14682,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/Procedure","http://hl7.org/fhir/StructureDefinition/DiagnosticReport","http://hl7.org/fhir/StructureDefinition/DocumentReference"], "Procedure.reasonReference", cx, "Procedure.reasonReference");
 }
 } }
+break; }
+case "bodySite": {
 { const v0 = o["bodySite"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.bodySite");
@@ -11565,6 +14691,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "outcome": {
 { const v0 = o["outcome"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Procedure.outcome");
@@ -11572,6 +14700,8 @@ R.single(v0, 0, 1, "Procedure.outcome");
 s6(x0, cx);
 }
 } }
+break; }
+case "report": {
 { const v0 = o["report"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.report");
@@ -11580,6 +14710,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/DiagnosticReport","http://hl7.org/fhir/StructureDefinition/DocumentReference","http://hl7.org/fhir/StructureDefinition/Composition"], "Procedure.report", cx, "Procedure.report");
 }
 } }
+break; }
+case "complication": {
 { const v0 = o["complication"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.complication");
@@ -11587,6 +14719,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "complicationDetail": {
 { const v0 = o["complicationDetail"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.complicationDetail");
@@ -11595,6 +14729,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition"], "Procedure.complicationDetail", cx, "Procedure.complicationDetail");
 }
 } }
+break; }
+case "followUp": {
 { const v0 = o["followUp"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.followUp");
@@ -11602,6 +14738,8 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+case "note": {
 { const v0 = o["note"]; const ty0 = "Annotation";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.note");
@@ -11609,6 +14747,8 @@ for (const x0 of l0) {
 s4(x0, cx);
 }
 } }
+break; }
+case "focalDevice": {
 { const v0 = o["focalDevice"]; const ty0 = "ProcedureFocalDevice";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.focalDevice");
@@ -11616,6 +14756,8 @@ for (const x0 of l0) {
 s121(x0, cx);
 }
 } }
+break; }
+case "usedReference": {
 { const v0 = o["usedReference"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.usedReference");
@@ -11624,6 +14766,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Medication","http://hl7.org/fhir/StructureDefinition/Substance"], "Procedure.usedReference", cx, "Procedure.usedReference");
 }
 } }
+break; }
+case "usedCode": {
 { const v0 = o["usedCode"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.usedCode");
@@ -11631,15 +14775,27 @@ for (const x0 of l0) {
 s6(x0, cx);
 }
 } }
+break; }
+default: R.unsure("ImhVideoGuidance: element " + key);
+} }
+if (o["identifier"] === undefined) R.unsure("Procedure.identifier: missing");
+if (o["status"] === undefined) R.unsure("Procedure.status: missing");
+if (o["code"] === undefined) R.unsure("Procedure.code: missing");
+if (o["subject"] === undefined) R.unsure("Procedure.subject: missing");
+if (o["encounter"] === undefined) R.unsure("Procedure.encounter: missing");
+if (o["performedPeriod"] === undefined) R.unsure("Procedure.performed[x]: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv313(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv313(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv314(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s120 = new Set(["id","extension","modifierExtension","function","actor","onBehalfOf"]);
+function inv314(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ProcedurePerformer */
 function s120(o, cx) {
-R.object(o, K_s120, "ProcedurePerformer");
+R.nonEmptyObject(o, "ProcedurePerformer");
+for (const key in o) {
+if (o[key] === null) R.unsure("ProcedurePerformer: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Procedure.performer.id");
@@ -11647,6 +14803,8 @@ R.single(v0, 0, 1, "Procedure.performer.id");
 R.primitive(x0, "string", "Procedure.performer.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.performer.extension");
@@ -11656,6 +14814,8 @@ ourExtension(x0, cx);
 inv313(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.performer.modifierExtension");
@@ -11665,6 +14825,8 @@ ourExtension(x0, cx);
 inv314(x0, cx);
 }
 } }
+break; }
+case "function": {
 { const v0 = o["function"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Procedure.performer.function");
@@ -11672,6 +14834,8 @@ R.single(v0, 0, 1, "Procedure.performer.function");
 s6(x0, cx);
 }
 } }
+break; }
+case "actor": {
 { const v0 = o["actor"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Procedure.performer.actor: missing"); } else {
 R.single(v0, 1, 1, "Procedure.performer.actor");
@@ -11680,6 +14844,8 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Device"], "Procedure.performer.actor", cx, "Procedure.performer.actor");
 }
 } }
+break; }
+case "onBehalfOf": {
 { const v0 = o["onBehalfOf"]; const ty0 = "Reference";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Procedure.performer.onBehalfOf");
@@ -11688,15 +14854,22 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Procedure.performer.onBehalfOf", cx, "Procedure.performer.onBehalfOf");
 }
 } }
+break; }
+default: R.unsure("ProcedurePerformer: element " + key);
+} }
+if (o["actor"] === undefined) R.unsure("Procedure.performer.actor: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv315(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv315(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv316(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s121 = new Set(["id","extension","modifierExtension","action","manipulated"]);
+function inv316(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ProcedureFocalDevice */
 function s121(o, cx) {
-R.object(o, K_s121, "ProcedureFocalDevice");
+R.nonEmptyObject(o, "ProcedureFocalDevice");
+for (const key in o) {
+if (o[key] === null) R.unsure("ProcedureFocalDevice: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Procedure.focalDevice.id");
@@ -11704,6 +14877,8 @@ R.single(v0, 0, 1, "Procedure.focalDevice.id");
 R.primitive(x0, "string", "Procedure.focalDevice.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.focalDevice.extension");
@@ -11713,6 +14888,8 @@ ourExtension(x0, cx);
 inv315(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.focalDevice.modifierExtension");
@@ -11722,6 +14899,8 @@ ourExtension(x0, cx);
 inv316(x0, cx);
 }
 } }
+break; }
+case "action": {
 { const v0 = o["action"]; const ty0 = "CodeableConcept";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Procedure.focalDevice.action");
@@ -11729,6 +14908,8 @@ R.single(v0, 0, 1, "Procedure.focalDevice.action");
 s6(x0, cx);
 }
 } }
+break; }
+case "manipulated": {
 { const v0 = o["manipulated"]; const ty0 = "Reference";
 if (v0 === undefined) { R.unsure("Procedure.focalDevice.manipulated: missing"); } else {
 R.single(v0, 1, 1, "Procedure.focalDevice.manipulated");
@@ -11737,6 +14918,10 @@ s19(x0, cx);
 R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device"], "Procedure.focalDevice.manipulated", cx, "Procedure.focalDevice.manipulated");
 }
 } }
+break; }
+default: R.unsure("ProcedureFocalDevice: element " + key);
+} }
+if (o["manipulated"] === undefined) R.unsure("Procedure.focalDevice.manipulated: missing");
 }
 /** dom-2: contained.contained.empty() */
 function inv317(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
@@ -11750,10 +14935,14 @@ function inv320(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta
 function inv321(v, cx) { const r = R.or(R.or(R.exists(R.nav([v], "resource")), R.exists(R.nav([v], "request"))), R.exists(R.nav([v], "response"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-5"); }
 /** bdl-8: fullUrl.exists() implies fullUrl.contains('/_history/').not() */
 function inv322(v, cx) { const r = R.implies(R.exists(R.nav([v], "fullUrl")), R.not(R.contains(R.nav([v], "fullUrl"), "/_history/"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-8"); }
-const K_s122 = new Set(["resourceType","id","meta","implicitRules","language","identifier","type","timestamp","total","link","entry","signature"]);
 /** Bundle (http://hl7.org/fhir/StructureDefinition/Bundle) */
 function s122(o, cx) {
-R.object(o, K_s122, "Bundle");
+R.nonEmptyObject(o, "Bundle");
+for (const key in o) {
+if (o[key] === null) R.unsure("Bundle: null");
+switch (key) {
+case 'resourceType': break;
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.id");
@@ -11761,6 +14950,8 @@ R.single(v0, 0, 1, "Bundle.id");
 R.primitive(x0, "string", "Bundle.id");
 }
 } }
+break; }
+case "meta": {
 { const v0 = o["meta"]; const ty0 = "Meta";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.meta");
@@ -11768,6 +14959,8 @@ R.single(v0, 0, 1, "Bundle.meta");
 s32(x0, cx);
 }
 } }
+break; }
+case "implicitRules": {
 { const v0 = o["implicitRules"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.implicitRules");
@@ -11775,6 +14968,8 @@ R.single(v0, 0, 1, "Bundle.implicitRules");
 R.primitive(x0, "uri", "Bundle.implicitRules");
 }
 } }
+break; }
+case "language": {
 { const v0 = o["language"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.language");
@@ -11782,6 +14977,8 @@ R.single(v0, 0, 1, "Bundle.language");
 R.primitive(x0, "code", "Bundle.language");
 }
 } }
+break; }
+case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.identifier");
@@ -11789,6 +14986,8 @@ R.single(v0, 0, 1, "Bundle.identifier");
 s13(x0, cx);
 }
 } }
+break; }
+case "type": {
 { const v0 = o["type"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Bundle.type: missing"); } else {
 R.single(v0, 1, 1, "Bundle.type");
@@ -11797,6 +14996,8 @@ R.primitive(x0, "code", "Bundle.type");
 R.binding("http://hl7.org/fhir/ValueSet/bundle-type|4.0.1", "code", x0, "Bundle.type");
 }
 } }
+break; }
+case "timestamp": {
 { const v0 = o["timestamp"]; const ty0 = "instant";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.timestamp");
@@ -11804,6 +15005,8 @@ R.single(v0, 0, 1, "Bundle.timestamp");
 R.primitive(x0, "instant", "Bundle.timestamp");
 }
 } }
+break; }
+case "total": {
 { const v0 = o["total"]; const ty0 = "unsignedInt";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.total");
@@ -11811,6 +15014,8 @@ R.single(v0, 0, 1, "Bundle.total");
 R.primitive(x0, "unsignedInt", "Bundle.total");
 }
 } }
+break; }
+case "link": {
 { const v0 = o["link"]; const ty0 = "BundleLink";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Bundle.link");
@@ -11818,6 +15023,8 @@ for (const x0 of l0) {
 s123(x0, cx);
 }
 } }
+break; }
+case "entry": {
 { const v0 = o["entry"]; const ty0 = "BundleEntry";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry");
@@ -11827,6 +15034,8 @@ inv321(x0, cx);
 inv322(x0, cx);
 }
 } }
+break; }
+case "signature": {
 { const v0 = o["signature"]; const ty0 = "Signature";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.signature");
@@ -11834,15 +15043,22 @@ R.single(v0, 0, 1, "Bundle.signature");
 s21(x0, cx);
 }
 } }
+break; }
+default: R.unsure("Bundle: element " + key);
+} }
+if (o["type"] === undefined) R.unsure("Bundle.type: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv323(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv323(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv324(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s123 = new Set(["id","extension","modifierExtension","relation","url"]);
+function inv324(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** BundleLink */
 function s123(o, cx) {
-R.object(o, K_s123, "BundleLink");
+R.nonEmptyObject(o, "BundleLink");
+for (const key in o) {
+if (o[key] === null) R.unsure("BundleLink: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.link.id");
@@ -11850,6 +15066,8 @@ R.single(v0, 0, 1, "Bundle.link.id");
 R.primitive(x0, "string", "Bundle.link.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Bundle.link.extension");
@@ -11859,6 +15077,8 @@ ourExtension(x0, cx);
 inv323(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Bundle.link.modifierExtension");
@@ -11868,6 +15088,8 @@ ourExtension(x0, cx);
 inv324(x0, cx);
 }
 } }
+break; }
+case "relation": {
 { const v0 = o["relation"]; const ty0 = "string";
 if (v0 === undefined) { R.unsure("Bundle.link.relation: missing"); } else {
 R.single(v0, 1, 1, "Bundle.link.relation");
@@ -11875,6 +15097,8 @@ R.single(v0, 1, 1, "Bundle.link.relation");
 R.primitive(x0, "string", "Bundle.link.relation");
 }
 } }
+break; }
+case "url": {
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) { R.unsure("Bundle.link.url: missing"); } else {
 R.single(v0, 1, 1, "Bundle.link.url");
@@ -11882,15 +15106,23 @@ R.single(v0, 1, 1, "Bundle.link.url");
 R.primitive(x0, "uri", "Bundle.link.url");
 }
 } }
+break; }
+default: R.unsure("BundleLink: element " + key);
+} }
+if (o["relation"] === undefined) R.unsure("Bundle.link.relation: missing");
+if (o["url"] === undefined) R.unsure("Bundle.link.url: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv325(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv325(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv326(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s124 = new Set(["id","extension","modifierExtension","link","fullUrl","resource","search","request","response"]);
+function inv326(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** BundleEntry */
 function s124(o, cx) {
-R.object(o, K_s124, "BundleEntry");
+R.nonEmptyObject(o, "BundleEntry");
+for (const key in o) {
+if (o[key] === null) R.unsure("BundleEntry: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.entry.id");
@@ -11898,6 +15130,8 @@ R.single(v0, 0, 1, "Bundle.entry.id");
 R.primitive(x0, "string", "Bundle.entry.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.extension");
@@ -11907,6 +15141,8 @@ ourExtension(x0, cx);
 inv325(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.modifierExtension");
@@ -11916,6 +15152,8 @@ ourExtension(x0, cx);
 inv326(x0, cx);
 }
 } }
+break; }
+case "link": {
 { const v0 = o["link"]; const ty0 = "BundleLink";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.link");
@@ -11923,6 +15161,8 @@ for (const x0 of l0) {
 s123(x0, cx);
 }
 } }
+break; }
+case "fullUrl": {
 { const v0 = o["fullUrl"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.entry.fullUrl");
@@ -11930,12 +15170,16 @@ R.single(v0, 0, 1, "Bundle.entry.fullUrl");
 R.primitive(x0, "uri", "Bundle.entry.fullUrl");
 }
 } }
+break; }
+case "resource": {
 { const v0 = o["resource"]; const ty0 = "Resource";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.entry.resource");
 { const x0 = v0;
 }
 } }
+break; }
+case "search": {
 { const v0 = o["search"]; const ty0 = "BundleEntrySearch";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.entry.search");
@@ -11943,6 +15187,8 @@ R.single(v0, 0, 1, "Bundle.entry.search");
 s125(x0, cx);
 }
 } }
+break; }
+case "request": {
 { const v0 = o["request"]; const ty0 = "BundleEntryRequest";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.entry.request");
@@ -11950,6 +15196,8 @@ R.single(v0, 0, 1, "Bundle.entry.request");
 s126(x0, cx);
 }
 } }
+break; }
+case "response": {
 { const v0 = o["response"]; const ty0 = "BundleEntryResponse";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.entry.response");
@@ -11957,15 +15205,21 @@ R.single(v0, 0, 1, "Bundle.entry.response");
 s127(x0, cx);
 }
 } }
+break; }
+default: R.unsure("BundleEntry: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv327(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv327(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv328(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s125 = new Set(["id","extension","modifierExtension","mode","score"]);
+function inv328(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** BundleEntrySearch */
 function s125(o, cx) {
-R.object(o, K_s125, "BundleEntrySearch");
+R.nonEmptyObject(o, "BundleEntrySearch");
+for (const key in o) {
+if (o[key] === null) R.unsure("BundleEntrySearch: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.entry.search.id");
@@ -11973,6 +15227,8 @@ R.single(v0, 0, 1, "Bundle.entry.search.id");
 R.primitive(x0, "string", "Bundle.entry.search.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.search.extension");
@@ -11982,6 +15238,8 @@ ourExtension(x0, cx);
 inv327(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.search.modifierExtension");
@@ -11991,6 +15249,8 @@ ourExtension(x0, cx);
 inv328(x0, cx);
 }
 } }
+break; }
+case "mode": {
 { const v0 = o["mode"]; const ty0 = "code";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.entry.search.mode");
@@ -11999,6 +15259,8 @@ R.primitive(x0, "code", "Bundle.entry.search.mode");
 R.binding("http://hl7.org/fhir/ValueSet/search-entry-mode|4.0.1", "code", x0, "Bundle.entry.search.mode");
 }
 } }
+break; }
+case "score": {
 { const v0 = o["score"]; const ty0 = "decimal";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.entry.search.score");
@@ -12006,15 +15268,21 @@ R.single(v0, 0, 1, "Bundle.entry.search.score");
 R.primitive(x0, "decimal", "Bundle.entry.search.score");
 }
 } }
+break; }
+default: R.unsure("BundleEntrySearch: element " + key);
+} }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv329(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv329(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv330(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s126 = new Set(["id","extension","modifierExtension","method","url","ifNoneMatch","ifModifiedSince","ifMatch","ifNoneExist"]);
+function inv330(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** BundleEntryRequest */
 function s126(o, cx) {
-R.object(o, K_s126, "BundleEntryRequest");
+R.nonEmptyObject(o, "BundleEntryRequest");
+for (const key in o) {
+if (o[key] === null) R.unsure("BundleEntryRequest: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.entry.request.id");
@@ -12022,6 +15290,8 @@ R.single(v0, 0, 1, "Bundle.entry.request.id");
 R.primitive(x0, "string", "Bundle.entry.request.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.request.extension");
@@ -12031,6 +15301,8 @@ ourExtension(x0, cx);
 inv329(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.request.modifierExtension");
@@ -12040,6 +15312,8 @@ ourExtension(x0, cx);
 inv330(x0, cx);
 }
 } }
+break; }
+case "method": {
 { const v0 = o["method"]; const ty0 = "code";
 if (v0 === undefined) { R.unsure("Bundle.entry.request.method: missing"); } else {
 R.single(v0, 1, 1, "Bundle.entry.request.method");
@@ -12048,6 +15322,8 @@ R.primitive(x0, "code", "Bundle.entry.request.method");
 R.binding("http://hl7.org/fhir/ValueSet/http-verb|4.0.1", "code", x0, "Bundle.entry.request.method");
 }
 } }
+break; }
+case "url": {
 { const v0 = o["url"]; const ty0 = "uri";
 if (v0 === undefined) { R.unsure("Bundle.entry.request.url: missing"); } else {
 R.single(v0, 1, 1, "Bundle.entry.request.url");
@@ -12055,6 +15331,8 @@ R.single(v0, 1, 1, "Bundle.entry.request.url");
 R.primitive(x0, "uri", "Bundle.entry.request.url");
 }
 } }
+break; }
+case "ifNoneMatch": {
 { const v0 = o["ifNoneMatch"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.entry.request.ifNoneMatch");
@@ -12062,6 +15340,8 @@ R.single(v0, 0, 1, "Bundle.entry.request.ifNoneMatch");
 R.primitive(x0, "string", "Bundle.entry.request.ifNoneMatch");
 }
 } }
+break; }
+case "ifModifiedSince": {
 { const v0 = o["ifModifiedSince"]; const ty0 = "instant";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.entry.request.ifModifiedSince");
@@ -12069,6 +15349,8 @@ R.single(v0, 0, 1, "Bundle.entry.request.ifModifiedSince");
 R.primitive(x0, "instant", "Bundle.entry.request.ifModifiedSince");
 }
 } }
+break; }
+case "ifMatch": {
 { const v0 = o["ifMatch"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.entry.request.ifMatch");
@@ -12076,6 +15358,8 @@ R.single(v0, 0, 1, "Bundle.entry.request.ifMatch");
 R.primitive(x0, "string", "Bundle.entry.request.ifMatch");
 }
 } }
+break; }
+case "ifNoneExist": {
 { const v0 = o["ifNoneExist"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.entry.request.ifNoneExist");
@@ -12083,15 +15367,23 @@ R.single(v0, 0, 1, "Bundle.entry.request.ifNoneExist");
 R.primitive(x0, "string", "Bundle.entry.request.ifNoneExist");
 }
 } }
+break; }
+default: R.unsure("BundleEntryRequest: element " + key);
+} }
+if (o["method"] === undefined) R.unsure("Bundle.entry.request.method: missing");
+if (o["url"] === undefined) R.unsure("Bundle.entry.request.url: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv331(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv331(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv332(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], ["valueBase64Binary","valueBoolean","valueCanonical","valueCode","valueDate","valueDateTime","valueDecimal","valueId","valueInstant","valueInteger","valueMarkdown","valueOid","valuePositiveInt","valueString","valueTime","valueUnsignedInt","valueUri","valueUrl","valueUuid","valueAddress","valueAge","valueAnnotation","valueAttachment","valueCodeableConcept","valueCoding","valueContactPoint","valueCount","valueDistance","valueDuration","valueHumanName","valueIdentifier","valueMoney","valuePeriod","valueQuantity","valueRange","valueRatio","valueReference","valueSampledData","valueSignature","valueTiming","valueContactDetail","valueContributor","valueDataRequirement","valueExpression","valueParameterDefinition","valueRelatedArtifact","valueTriggerDefinition","valueUsageContext","valueDosage","valueMeta"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-const K_s127 = new Set(["id","extension","modifierExtension","status","location","etag","lastModified","outcome"]);
+function inv332(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** BundleEntryResponse */
 function s127(o, cx) {
-R.object(o, K_s127, "BundleEntryResponse");
+R.nonEmptyObject(o, "BundleEntryResponse");
+for (const key in o) {
+if (o[key] === null) R.unsure("BundleEntryResponse: null");
+switch (key) {
+case "id": {
 { const v0 = o["id"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.entry.response.id");
@@ -12099,6 +15391,8 @@ R.single(v0, 0, 1, "Bundle.entry.response.id");
 R.primitive(x0, "string", "Bundle.entry.response.id");
 }
 } }
+break; }
+case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.response.extension");
@@ -12108,6 +15402,8 @@ ourExtension(x0, cx);
 inv331(x0, cx);
 }
 } }
+break; }
+case "modifierExtension": {
 { const v0 = o["modifierExtension"]; const ty0 = "Extension";
 if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.response.modifierExtension");
@@ -12117,6 +15413,8 @@ ourExtension(x0, cx);
 inv332(x0, cx);
 }
 } }
+break; }
+case "status": {
 { const v0 = o["status"]; const ty0 = "string";
 if (v0 === undefined) { R.unsure("Bundle.entry.response.status: missing"); } else {
 R.single(v0, 1, 1, "Bundle.entry.response.status");
@@ -12124,6 +15422,8 @@ R.single(v0, 1, 1, "Bundle.entry.response.status");
 R.primitive(x0, "string", "Bundle.entry.response.status");
 }
 } }
+break; }
+case "location": {
 { const v0 = o["location"]; const ty0 = "uri";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.entry.response.location");
@@ -12131,6 +15431,8 @@ R.single(v0, 0, 1, "Bundle.entry.response.location");
 R.primitive(x0, "uri", "Bundle.entry.response.location");
 }
 } }
+break; }
+case "etag": {
 { const v0 = o["etag"]; const ty0 = "string";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.entry.response.etag");
@@ -12138,6 +15440,8 @@ R.single(v0, 0, 1, "Bundle.entry.response.etag");
 R.primitive(x0, "string", "Bundle.entry.response.etag");
 }
 } }
+break; }
+case "lastModified": {
 { const v0 = o["lastModified"]; const ty0 = "instant";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.entry.response.lastModified");
@@ -12145,6 +15449,8 @@ R.single(v0, 0, 1, "Bundle.entry.response.lastModified");
 R.primitive(x0, "instant", "Bundle.entry.response.lastModified");
 }
 } }
+break; }
+case "outcome": {
 { const v0 = o["outcome"]; const ty0 = "OperationOutcome";
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Bundle.entry.response.outcome");
@@ -12152,6 +15458,10 @@ R.single(v0, 0, 1, "Bundle.entry.response.outcome");
 R.unsure("Bundle.entry.response.outcome: a nested resource");
 }
 } }
+break; }
+default: R.unsure("BundleEntryResponse: element " + key);
+} }
+if (o["status"] === undefined) R.unsure("Bundle.entry.response.status: missing");
 }
 /** bdl-1: total.empty() or (type = 'searchset') or (type = 'history') */
 function inv333(v, cx) { const r = R.or(R.or(R.empty(R.nav([v], "total")), R.eq(R.nav([v], "type"), ["searchset"])), R.eq(R.nav([v], "type"), ["history"])); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-1"); }
