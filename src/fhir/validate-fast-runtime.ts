@@ -13,7 +13,6 @@
  * https://hl7.org/fhirpath/N1/ (as @medplum/core implements it)
  */
 import { deepEquals, deepIncludes } from '@medplum/core';
-import type { Coding } from '@medplum/fhirtypes';
 import { bindingProblem } from './validate-bindings.ts';
 
 /** Thrown when the fast path cannot decide; caught by validateFast, which then falls back. */
@@ -56,17 +55,6 @@ export function nonEmptyObject(v: unknown, what: string): void {
   if (!isObj(v)) unsure(`${what}: not an object`);
   for (const _ in v as Obj) return;
   unsure(`${what}: empty object`);
-}
-
-/** An object value: checks it has content and no key the generated function does not know. */
-export function object(v: unknown, keys: ReadonlySet<string>, what: string): Obj {
-  if (!isObj(v) || isEmpty(v)) return unsure(`${what}: not a non-empty object`);
-  for (const k in v) {
-    if (!keys.has(k)) return unsure(`${what}: element ${k}`);
-    const x = v[k];
-    if (x === null || x === undefined) return unsure(`${what}.${k}: null`);
-  }
-  return v;
 }
 
 /**
@@ -403,7 +391,6 @@ export const substring = (c: C, start: unknown, len?: unknown): C => {
   return i < 0 || i >= s.length ? [] : [s.substring(i, end)];
 };
 
-export type { Coding };
 
 /**
  * resolve() as validate.ts has it evaluated inside a Bundle (a Reference to an entry yields the
