@@ -20,7 +20,9 @@ const EXTENSIONS = extensions as Record<string, Validator>;
 const BUNDLE = (types as Record<string, Validator>).Bundle as Validator;
 const extension = (url: string): Validator | undefined => (Object.hasOwn(EXTENSIONS, url) ? EXTENSIONS[url] : undefined);
 
-/** How often the fast path decided, how often it fell back to the reference, and why. */
+const MAX_REASONS = 32;
+
+/** How often the fast path decided, how often it fell back to the reference, and why (at most 32 distinct reasons, then "other"). */
 export const fastPathStats = { fast: 0, fallback: 0, reasons: new Map<string, number>() };
 
 /** Resets {@link fastPathStats}. */
@@ -42,7 +44,9 @@ export function validateFast(resource: Resource): OperationOutcome {
     return allOk();
   }
   fastPathStats.fallback++;
-  fastPathStats.reasons.set(why, (fastPathStats.reasons.get(why) ?? 0) + 1);
+  // Reasons can quote the input (an unknown element's name): bounded in number and length.
+  const key = fastPathStats.reasons.has(why) || fastPathStats.reasons.size < MAX_REASONS ? why.slice(0, 120) : 'other';
+  fastPathStats.reasons.set(key, (fastPathStats.reasons.get(key) ?? 0) + 1);
   return validateFhir(resource);
 }
 

@@ -92,6 +92,16 @@ describe('generated validators agree with the reference', () => {
     execFileSync(process.execPath, ['--import', 'tsx', 'scripts/build-validators.ts', '--check'], { cwd: resolve(import.meta.dirname, '../..'), stdio: 'pipe' });
   }, 120_000);
 
+  it('keeps at most 32 distinct fallback reasons, however varied the input', () => {
+    resetFastPathStats();
+    const profile = 'https://imh-bridge.example.no/fhir/StructureDefinition/imh-organization';
+    for (let i = 0; i < 40; i++) validateFast({ resourceType: 'Organization', meta: { profile: [profile] }, [`unknown${i}`]: true } as unknown as Resource);
+    expect(fastPathStats.fallback).toBe(40);
+    expect(fastPathStats.reasons.size).toBe(33);
+    expect(fastPathStats.reasons.get('other')).toBe(8);
+    expect([...fastPathStats.reasons.values()].reduce((a, b) => a + b, 0)).toBe(40);
+  });
+
   it('names the invariants it does not compile', () => {
     // Each falls back when a value it applies to is present; none is met by a mapped Bundle.
     expect(Object.keys(notCompiled).sort()).toEqual(['tim-9', 'txt-1', 'txt-2']);
