@@ -78,6 +78,16 @@ export function checkRequiredBindings(tokens: BindingTokens, rebase: (path: stri
   return out;
 }
 
+/**
+ * What {@link checkRequiredBindings} would say of one value of FHIR type `type` bound to
+ * `valueSet` ("Code "x" is not in"), or undefined when it would say nothing (in the ValueSet,
+ * a type without codes, or a ValueSet without an expansion). For the generated validators.
+ */
+export function bindingProblem(valueSet: string, type: string, value: unknown): string | undefined {
+  const e = expansion(valueSet);
+  return e ? check({ type, value, path: '' }, e) : undefined;
+}
+
 /** Describes the offending value ("… is not in"), or returns undefined when it is in the ValueSet. */
 function check(tv: TypedValueWithPath, e: Expansion): string | undefined {
   const value = primitive(tv.value);

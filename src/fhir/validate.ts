@@ -216,7 +216,9 @@ export function validateFhir(resourceOrBundle: Resource): OperationOutcome {
       if (skipped.has(i) || !entry?.resource) return;
       const at = `Bundle.entry[${i}].resource`;
       validateAgainstOurs(entry.resource, at, defs, issues, resolve, findEntry);
-      if (!usableProfiles(entry.resource, defs).length) {
+      // An entry resource without a known type has no schema to walk (the base validation above
+      // reports it); asking for one would throw.
+      if (!usableProfiles(entry.resource, defs).length && isKnownResourceType(String(entry.resource.resourceType))) {
         issues.addAll(checkResolveInvariants(entry.resource, getDataType(entry.resource.resourceType), at, findEntry));
       }
       for (const [path, ref] of localReferences(entry.resource as unknown as JsonObject, at)) {
@@ -426,7 +428,7 @@ function stub(resource: Resource): Resource {
 /** Our profiles in meta.profile that are known and for the resource's type. */
 function usableProfiles(resource: Resource, defs: Definitions): OurDefinition[] {
   const out: OurDefinition[] = [];
-  for (const url of resource.meta?.profile ?? []) {
+  for (const url of Array.isArray(resource.meta?.profile) ? resource.meta.profile : []) {
     const profile = typeof url === 'string' ? defs.profiles.get(url.split('|')[0] as string) : undefined;
     if (profile && profile.sd.type === resource.resourceType) out.push(profile);
   }
@@ -445,7 +447,9 @@ function validateAgainstOurs(
   resolve: ResolveLocal,
   findEntry?: FindEntry,
 ): void {
-  resource.meta?.profile?.forEach((url, i) => {
+  const profiles = Array.isArray(resource.meta?.profile) ? resource.meta.profile : [];
+  profiles.forEach((url, i) => {
+    if (typeof url !== 'string') return; // the base validation reports the type
     const canonical = url.split('|')[0] as string;
     if (!canonical.startsWith(OUR_SD_PREFIX)) return; // not ours: nothing to check it against
     const profile = defs.profiles.get(canonical);

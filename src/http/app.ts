@@ -5,7 +5,7 @@
 import type { Questionnaire, Resource } from '@medplum/fhirtypes';
 import { type Context, Hono } from 'hono';
 import { isOperationOutcomeError } from '../fhir/outcome.ts';
-import { validateFhir } from '../fhir/validate.ts';
+import { validateFast } from '../fhir/validate-fast.ts';
 import { mapEpisode } from '../mapping/bundle.ts';
 import type { IdentityOptions } from '../mapping/identity.ts';
 import { extract, extractionBody } from '../instruments/extract.ts';
@@ -92,7 +92,7 @@ export function createApp(config: AppConfig): Hono<Env> {
       return outcomeResponse(c, 400, 'structure', 'body is not a FHIR resource: resourceType is missing', '/resourceType');
     }
     // FHIR $validate answers 200 whether or not the resource is valid; the outcome says which.
-    return sendOutcome(c, validateFhir(value), 200);
+    return sendOutcome(c, validateFast(value), 200);
   });
 
   if (config.delivery) {
