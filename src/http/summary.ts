@@ -13,12 +13,17 @@
  * - `?clinic=` (organisation number): which clinic's episode, where one tenant has sent the same
  *   episode id for two clinics.
  *
+ * The coordination requests show the status the primary team gave them, as last read back after
+ * a delivery (`GET /v1/jobs/{id}` shows the same read).
+ *
  * Views by the clinic's own callers are not audited (they read their own record); views from
  * outside the clinic come through the SMART launch, which audits them.
  */
 import { type Context, Hono } from 'hono';
 import { isOperationOutcomeError } from '../fhir/outcome.ts';
-import type { IdentityOptions } from '../mapping/identity.ts';
+import type { Task } from '@medplum/fhirtypes';
+import { DEV_IDENTITY, type IdentityOptions, businessIdSystem } from '../mapping/identity.ts';
+import type { CoordinationRecord } from '../sync/types.ts';
 import { SUMMARY_PAGE_CSP, renderSummaryPage } from '../coordination/summary-page.ts';
 import { type SummaryLang, buildSummary } from '../coordination/summary.ts';
 import type { DeliveryService } from '../sync/service.ts';
@@ -66,6 +71,17 @@ export function languageOf(acceptLanguage: string | undefined): SummaryLang {
   return 'nb';
 }
 
+/**
+ * The requests read back, as the Tasks the summary builder matches by identifier (the bridge's
+ * own identifier system of coordination requests for the clinic, src/coordination/share.ts).
+ */
+function readBackTasks(records: readonly CoordinationRecord[], identity: IdentityOptions, clinicOrg: string): Task[] {
+  const system = businessIdSystem(identity, clinicOrg, 'coordination-request');
+  return records.flatMap((r) =>
+    r.requests.map((q) => ({ resourceType: 'Task', intent: 'order', status: q.status as Task['status'], identifier: [{ system, value: q.identifier }], ...(q.lastModified ? { lastModified: q.lastModified } : {}) }) satisfies Task),
+  );
+}
+
 const noSuchEpisode = (c: Context) => outcomeResponse(c, 404, 'not-found', 'no such episode');
 
 /** The routes over the delivery service's stored episodes; `identity` as the deployment's (IDENTIFIER_NAMESPACE, IDENTITY_SECRET). */
@@ -95,7 +111,13 @@ export function summaryRoutes(service: (c: Context) => DeliveryService, identity
         return outcomeResponse(c, 409, 'multiple-matches', 'this episode id was sent for more than one clinic: add ?clinic=<organisation number>', '/clinic');
       }
       const stored = found[0]!;
-      const opts = { at: c.req.query('at') ?? new Date().toISOString(), lang: (lang ?? languageOf(c.req.header('accept-language'))) as SummaryLang, ...(identity ? { identity } : {}) };
+      const requests = readBackTasks((await svc.requestsOf?.(tenant, stored.episodeKey)) ?? [], identity ?? DEV_IDENTITY, stored.episode.clinic.orgNumber);
+      const opts = {
+        at: c.req.query('at') ?? new Date().toISOString(),
+        lang: (lang ?? languageOf(c.req.header('accept-language'))) as SummaryLang,
+        requests,
+        ...(identity ? { identity } : {}),
+      };
       const vary = { vary: 'Accept, Accept-Language' };
       if (as === 'html') {
         const page = renderSummaryPage(stored.episode, opts);

@@ -7,7 +7,7 @@ import type { MapOptions } from '../mapping/bundle.ts';
 import { type SubmitOptions, resetForReplay, submitEpisode } from './deliver.ts';
 import type { Bundle } from '@medplum/fhirtypes';
 import { signSummary } from '../coordination/summary.ts';
-import type { DeliveryStore, Job, JobStatus, NewJob, StoredEpisode } from './types.ts';
+import type { CoordinationRecord, DeliveryStore, Job, JobStatus, NewJob, StoredEpisode } from './types.ts';
 
 export interface DeliveryQueue {
   /** Asks for attempts of these jobs, in order. */
@@ -50,6 +50,8 @@ export interface DeliveryService {
   admit?(tenant: string): Promise<Admission>;
   /** `tenant`'s latest stored versions of the episode with this id (one per clinic organisation that used it). */
   findEpisodes?(tenant: string, episodeId: string): Promise<StoredEpisode[]>;
+  /** The coordination requests last read back from primary servers for one of `tenant`'s episodes (`{clinic org}/{episodeId}`). */
+  requestsOf?(tenant: string, episodeKey: string): Promise<CoordinationRecord[]>;
   /** Signs a coordination summary document with the bridge's key; undefined where none is configured. */
   signSummary?(document: Bundle): Promise<Bundle>;
 }
@@ -110,6 +112,7 @@ export function createDeliveryService(
     },
     ...(opts.limiter ? { admit: (tenant: string) => opts.limiter!.admit(tenant) } : {}),
     findEpisodes: (tenant, episodeId) => store.findEpisodes(tenant, episodeId),
+    requestsOf: async (tenant, episodeKey) => (await store.listCoordination(tenant)).filter((r) => r.episodeKey === episodeKey),
     ...(opts.signingKeys?.keys.length ? { signSummary: (document: Bundle) => signSummary(document, opts.signingKeys!) } : {}),
   };
 }

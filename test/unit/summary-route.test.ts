@@ -5,7 +5,7 @@
  * and an unknown episode get the same 404; a closed gate is a 403 OperationOutcome; the route
  * needs read access.
  */
-import type { Bundle, Composition, OperationOutcome } from '@medplum/fhirtypes';
+import type { Bundle, Composition, OperationOutcome, Task } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
 import { createInboundAuthenticator } from '../../src/auth/inbound.ts';
 import { publicJwks } from '../../src/auth/jwks.ts';
@@ -66,6 +66,23 @@ describe('GET /v1/episodes/{id}/summary', () => {
     await put(NORTH, { ...e, closing: { ...e.closing, recommendation: 'Fortsett samarbeidet med DPS om foreldrestøtte.' } });
     const latest = (await (await call(NORTH, `/v1/episodes/${e.episodeId}/summary?at=${AT}`)).json()) as Bundle;
     expect(JSON.stringify(latest)).toContain('Fortsett samarbeidet med DPS om foreldrestøtte.');
+  });
+
+  it('shows the coordination requests with the status the primary team gave them, as last read back', async () => {
+    const { call, put, store } = await bridge();
+    const e = completed();
+    e.assessments[1].answers['9'] = 1; // PHQ-9 A2: positive self-harm item, so a risk follow-up request
+    await put(NORTH, e);
+    const riskTask = async () => {
+      const doc = (await (await call(NORTH, `/v1/episodes/${e.episodeId}/summary?at=${AT}`)).json()) as Bundle;
+      return doc.entry?.map((x) => x.resource).find((r) => r?.resourceType === 'Task' && r.identifier?.[0]?.value === 'VG-2026-0042/risk-follow-up/A2') as Task | undefined;
+    };
+    expect((await riskTask())?.status).toBe('requested');
+    const request = { occasion: 'risk-follow-up', identifier: 'VG-2026-0042/risk-follow-up/A2', status: 'completed', lastModified: '2026-05-06T09:00:00Z' };
+    await store.putCoordination({ tenant: 'clinic-north', episodeKey: `974557746/${e.episodeId}`, target: 'primary.993778125', readAt: AT, requests: [request] });
+    // Another tenant's read-back of the same episode id lends nothing.
+    await store.putCoordination({ tenant: 'journal-west', episodeKey: `974557746/${e.episodeId}`, target: 'primary.993778125', readAt: AT, requests: [{ ...request, status: 'rejected' }] });
+    expect(await riskTask()).toMatchObject({ status: 'completed', lastModified: '2026-05-06T09:00:00Z' });
   });
 
   it('is unsigned where the bridge has no key', async () => {
