@@ -3,8 +3,8 @@
  * each job to the Durable Object of its parent, which runs one attempt at a time for that
  * person, and then acknowledges the message or asks the queue to retry it later. Messages
  * the queue gives up on land in its dead-letter queue, whose consumer marks their jobs
- * dead. A Cron Trigger re-queues jobs whose message was lost, purges old Bundles and reads
- * open coordination requests back from the primary treatment servers.
+ * dead. A Cron Trigger re-queues jobs whose message was lost, purges old Bundles and stored
+ * episodes, and reads open coordination requests back from the primary treatment servers.
  */
 import { DurableObject } from 'cloudflare:workers';
 import { type BridgeConfig, loadConfig } from './config.ts';
@@ -17,7 +17,7 @@ import { DataCipher } from './sync/crypto.ts';
 import { D1Store } from './sync/d1-store.ts';
 import { type DeliveryQueue, type WriteLimiter, createDeliveryService } from './sync/service.ts';
 import { DEAD_LETTERED, DEAD_LETTER_QUEUE } from './sync/dead-letter.ts';
-import { markDead, purgeExpired, sweepStale } from './sync/sweep.ts';
+import { markDead, purgeExpired, purgeExpiredEpisodes, sweepStale } from './sync/sweep.ts';
 import { refreshCoordination } from './sync/coordination.ts';
 import { clientFactory, primaryEndpoint, retryPolicy } from './sync/targets.ts';
 
@@ -172,6 +172,7 @@ function app(env: Env) {
         identity,
         limiter: writeLimiter(env),
         primaryEndpoint: primaryEndpoint(cfg),
+        signingKeys: cfg.signingKeys?.reveal(),
       }),
     jwks: async () => cfg.publicJwks,
   }));
@@ -247,8 +248,10 @@ export default {
       { queuedAfterMs: cfg.sweep.queuedAfterMinutes * MINUTE, retryGraceMs: cfg.sweep.retryGraceMinutes * MINUTE },
       now,
     );
-    const purged = await purgeExpired(store, { retentionMs: cfg.sweep.bundleRetentionDays * 24 * 60 * MINUTE }, now);
-    console.log('scheduled sweep', { requeued: swept.requeued.length, markedDead: swept.dead.length, bundlesPurged: purged });
+    const retention = { retentionMs: cfg.sweep.bundleRetentionDays * 24 * 60 * MINUTE };
+    const purged = await purgeExpired(store, retention, now);
+    const episodesPurged = await purgeExpiredEpisodes(store, retention, now);
+    console.log('scheduled sweep', { requeued: swept.requeued.length, markedDead: swept.dead.length, bundlesPurged: purged, episodesPurged });
     // Last, so that a slow or failing primary server never holds up recovery and retention.
     const read = await refreshCoordination(
       { store, clientFor: clientFactory(cfg, deliveryFetch), now: Date.now },

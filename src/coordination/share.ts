@@ -6,8 +6,9 @@
  *
  * - gate open: a transaction Bundle of exactly what the consent covers (the parent, the clinic,
  *   the therapist as contact, the episode, the Consent, Provenance; then attendance, focus areas,
- *   themes, scores with their change over time, risk flags, as `consent.share` says) and the
- *   coordination requests (Task) the contract calls for;
+ *   themes, scores with their change over time, risk flags, as `consent.share` says; the
+ *   coordination summary as a DocumentReference once the episode has ended, when `summary` is
+ *   shared) and the coordination requests (Task) the contract calls for;
  * - gate closed after a consent that was active (withdrawn, expired): a batch Bundle that only
  *   cancels the bridge's own requests that are still `requested` (JSON Patch with a `test` on the
  *   status, so a request the primary team has acted on is never touched);
@@ -17,10 +18,12 @@
  * the infants' ids and birth dates, the parent's phone, the primary team's own conditions — is
  * simply never read here.
  */
-import type { Bundle, BundleEntry, Device, Encounter, EpisodeOfCare, Extension, Observation, Patient, Procedure, Provenance, Task } from '@medplum/fhirtypes';
+import { createHash } from 'node:crypto';
+import type { Bundle, BundleEntry, Device, DocumentReference, Encounter, EpisodeOfCare, Extension, Observation, Patient, Procedure, Provenance, Task } from '@medplum/fhirtypes';
 import type { Episode } from '../domain/episode.ts';
 import { type ParseOptions, parseEpisode } from '../domain/parse.ts';
-import { UCUM, profileUrl } from '../fhir/systems.ts';
+import { isOperationOutcomeError } from '../fhir/outcome.ts';
+import { LOINC, UCUM, profileUrl } from '../fhir/systems.ts';
 import { episodeOutcomes, classificationCoding } from '../instruments/outcomes.ts';
 import { INSTRUMENTS } from '../instruments/definitions.ts';
 import { MAPPING_VERSION, asOf } from '../mapping/bundle.ts';
@@ -33,6 +36,8 @@ import { base64Utf8 } from '../mapping/sessions.ts';
 import { coding, translateTo } from '../mapping/terminology.ts';
 import { identifierQuery } from '../mapping/write-semantics.ts';
 import { type Gate, type ShareClass, evaluateGate } from './gate.ts';
+// summary.ts builds on primaryContent below; the two only call each other inside functions.
+import { buildSummary } from './summary.ts';
 
 export interface ShareOptions extends ParseOptions {
   /** The moment of sending (ISO 8601): the gate is evaluated then. */
@@ -41,6 +46,12 @@ export interface ShareOptions extends ParseOptions {
   hasTarget: (orgNumber: string) => boolean;
   /** The deployment's identifier namespace and pseudonym secret. */
   identity?: IdentityOptions;
+  /**
+   * The coordination summary document to deliver once the episode has ended (`summaryToDeliver`,
+   * signed by the delivery layer where the bridge has a key: signing is asynchronous and needs the
+   * key, so it happens outside this pure function). Absent: the unsigned document is built here.
+   */
+  summary?: Bundle;
 }
 
 export interface PrimaryShare {
@@ -81,7 +92,7 @@ export interface PrimaryContent {
  * over time and risk flags as `share` says; the coordination requests. Shared by the send to the
  * primary team's server and the coordination summary document, so both carry the same resources.
  */
-export function primaryContent(e: Episode, share: ReadonlySet<ShareClass>, identity: IdentityOptions): PrimaryContent {
+export function primaryContent(e: Episode, share: ReadonlySet<ShareClass>, identity: IdentityOptions, summary?: Bundle): PrimaryContent {
   const ctx = new MappingContext(e, identity);
   const has = (c: ShareClass) => share.has(c);
 
@@ -226,20 +237,124 @@ export function primaryContent(e: Episode, share: ReadonlySet<ShareClass>, ident
       );
     }
   }
-  if ((e.status === 'finished' || e.status === 'cancelled') && has('summary')) {
+  if (ended(e) && has('summary')) {
+    const document = summary ? addSummaryDocument(ctx, e, summary, parent, clinic, therapist, episodeOfCare) : undefined;
     request('guidance-ended', {
       description: `Video guidance (Marte Meo) for the parent has ended (${e.status}). ${contact}`,
-      // The coordination summary document becomes the focus once it is built; until then the episode.
-      focus: episodeOfCare,
+      // The coordination summary it was created with (a request is never rewritten, so a later
+      // version is found from this one's replacements: DocumentReference.relatesTo).
+      focus: document ?? episodeOfCare,
       authoredOn: e.closing?.closedOn ?? e.period?.end,
     });
   }
   return { ctx, parent, clinic, primaryOrg, therapist, episodeOfCare };
 }
 
+const ended = (e: Episode): boolean => e.status === 'finished' || e.status === 'cancelled';
+
+/** LOINC 34133-9 "Summary of episode note": the document type of the coordination summary. */
+const SUMMARY_DOCUMENT_TYPE = { system: LOINC, code: '34133-9', display: 'Summary of episode note' };
+
+/** Identifier kind of the DocumentReference of each version of the delivered summary. */
+export const SUMMARY_DOCUMENT_KIND = 'summary-document';
+
+/**
+ * The moment a delivered summary speaks for: the latest dated fact of the episode that the
+ * summary may show (sessions held, assessments, goals, the consent, the closing, the period).
+ * Not the clock: the same episode gives the same document, so a re-send delivers nothing new, and
+ * not `asOf` of the mapping, which also counts video clips' recording times (they never cross).
+ */
+export function summaryAsOf(e: Episode): string {
+  const stamps: string[] = [e.referral.receivedOn];
+  if (e.period) stamps.push(e.period.start, ...(e.period.end ? [e.period.end] : []));
+  for (const s of e.sessions ?? []) if (s.status !== 'planned') stamps.push(s.start);
+  for (const a of e.assessments ?? []) stamps.push(a.completedOn);
+  for (const g of e.goals ?? []) stamps.push(g.statusOn);
+  if (e.consent) stamps.push(e.consent.decidedOn);
+  if (e.closing) stamps.push(e.closing.closedOn);
+  return new Date(Math.max(...stamps.map((s) => Date.parse(s.length === 10 ? `${s}T00:00:00Z` : s)))).toISOString();
+}
+
+/**
+ * The coordination summary to deliver to the primary team for this episode (contract
+ * `sharing.md`: "summary", and the request "the episode has ended; focus is the summary"): the
+ * document in Norwegian bokmål as of `summaryAsOf`, once the episode is finished or cancelled and
+ * the gate at `opts.at` is open with `summary` shared; undefined otherwise (also when the consent
+ * did not yet hold at the episode's latest fact, so that no document claims a consent it lacked).
+ */
+export function summaryToDeliver(e: Episode, opts: Pick<ShareOptions, 'at' | 'hasTarget' | 'identity'>): Bundle | undefined {
+  const gate = evaluateGate(e, opts.at, opts.hasTarget);
+  if (!gate.open || !gate.share.has('summary') || !ended(e)) return undefined;
+  try {
+    return buildSummary(e, { at: summaryAsOf(e), lang: 'nb', identity: opts.identity ?? DEV_IDENTITY, hasTarget: opts.hasTarget });
+  } catch (err) {
+    if (isOperationOutcomeError(err)) return undefined;
+    throw err;
+  }
+}
+
+/** The version of a summary document: a digest of it without its signature (an ECDSA signature differs per signing). */
+export function summaryVersion(document: Bundle): string {
+  const { signature: _s, ...unsigned } = document;
+  return createHash('sha256').update(JSON.stringify(unsigned), 'utf8').digest('hex').slice(0, 16);
+}
+
+/**
+ * The coordination summary as a DocumentReference whose content is the document itself (FHIR JSON,
+ * base64, with its SHA-1 as R4 Attachment.hash asks). Each version of the document is a
+ * DocumentReference of its own, identified by `{episodeId}/summary/{version}`: written by
+ * conditional update on that identifier, so a re-send of the same version changes nothing and a
+ * changed episode adds the new version beside the old one. Which version it replaces is only known
+ * from what was delivered before, i.e. the ledger of the primary target: the delivery layer
+ * (src/sync/deliver.ts) adds `relatesTo: replaces` and sets the previous version `superseded`.
+ */
+function addSummaryDocument(
+  ctx: MappingContext,
+  e: Episode,
+  document: Bundle,
+  parent: Ref,
+  clinic: Ref,
+  therapist: PrimaryContent['therapist'],
+  episodeOfCare: Ref,
+): Ref {
+  const json = JSON.stringify(document);
+  const bytes = new TextEncoder().encode(json);
+  const identifier = ctx.episodeId(SUMMARY_DOCUMENT_KIND, 'summary', summaryVersion(document));
+  const created = document.timestamp as string;
+  return ctx.add<DocumentReference>(
+    {
+      resourceType: 'DocumentReference',
+      identifier: [identifier],
+      status: 'current',
+      docStatus: 'final',
+      type: { coding: [{ ...SUMMARY_DOCUMENT_TYPE }] },
+      subject: parent,
+      date: created,
+      author: therapist ? [therapist.role ?? therapist.practitioner, clinic] : [clinic],
+      custodian: clinic,
+      description: 'Coordination summary of video guidance (Marte Meo), signed FHIR document',
+      content: [
+        {
+          attachment: {
+            contentType: 'application/fhir+json',
+            language: document.language ?? 'nb',
+            data: base64Utf8(json),
+            size: bytes.length,
+            hash: createHash('sha1').update(bytes).digest('base64'),
+            title: (document.entry?.[0]?.resource as { title?: string } | undefined)?.title ?? 'Koordineringssammendrag',
+            creation: created,
+          },
+        },
+      ],
+      context: { encounter: [episodeOfCare], ...(e.period ? { period: { start: e.period.start, ...(e.period.end ? { end: e.period.end } : {}) } } : {}) },
+    },
+    { identifier, clinical: true },
+  );
+}
+
 /** Everything the open gate lets cross, with what was sent by whom. */
-function openBundle(e: Episode, share: ReadonlySet<ShareClass>, primaryOrgNumber: string, identity: IdentityOptions): Bundle {
-  const { ctx, clinic } = primaryContent(e, share, identity);
+function openBundle(e: Episode, share: ReadonlySet<ShareClass>, primaryOrgNumber: string, identity: IdentityOptions, summary: Bundle | undefined): Bundle {
+  const { ctx, clinic } = primaryContent(e, share, identity, summary);
 
   // What was sent, by whom: the bridge assembled it for the clinic.
   const deviceId = { system: `${identity.namespace}/bridge/device`, value: 'imh-bridge' };
@@ -329,7 +444,7 @@ function cancellations(e: Episode, reason: string, identity: IdentityOptions): B
 export function sharePrimaryParsed(e: Episode, opts: ShareOptions): PrimaryShare {
   const identity = opts.identity ?? DEV_IDENTITY;
   const gate = evaluateGate(e, opts.at, opts.hasTarget);
-  if (gate.open) return { gate, bundle: openBundle(e, gate.share, gate.orgNumber, identity) };
+  if (gate.open) return { gate, bundle: openBundle(e, gate.share, gate.orgNumber, identity, opts.summary ?? summaryToDeliver(e, { ...opts, identity })) };
   // A consent that once let requests through now stops them: cancel what is still open there.
   const once = gate.reason === 'consent-withdrawn' || gate.reason === 'consent-expired';
   if (once && gate.orgNumber && opts.hasTarget(gate.orgNumber)) return { gate, bundle: cancellations(e, gate.text, identity) };

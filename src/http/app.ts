@@ -15,6 +15,7 @@ import { fhirJson, outcomeResponse, sendOutcome } from './errors.ts';
 import { limitBody, noStore, readJsonBody as readJson, requireJson } from './middleware.ts';
 import { deliveryRoutes } from './delivery.ts';
 import { coordinationRoutes } from './coordination.ts';
+import { summaryRoutes } from './summary.ts';
 import { terminologyRoutes } from './terminology.ts';
 import type { DeliveryService } from '../sync/service.ts';
 import type { InboundAuthenticator } from '../auth/inbound.ts';
@@ -98,6 +99,7 @@ export function createApp(config: AppConfig): Hono<Env> {
   if (config.delivery) {
     app.route('/v1', deliveryRoutes(config.delivery));
     app.route('/v1', coordinationRoutes(config.delivery));
+    app.route('/v1', summaryRoutes(config.delivery, config.identity));
   }
   app.get('/.well-known/jwks.json', async (c) => c.json(config.jwks ? await config.jwks() : { keys: [] }));
 

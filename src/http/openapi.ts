@@ -211,6 +211,33 @@ export function openApiDocument(): Record<string, unknown> {
           },
         },
       },
+      '/v1/episodes/{episodeId}/summary': {
+        get: {
+          operationId: 'readSummary',
+          summary:
+            'The coordination summary of one of the tenant\'s episodes, built from the latest version it sent: the signed FHIR document (LOINC 34133-9) or the readable page. The consent decides whether there is one and what it shows',
+          security: READ,
+          parameters: [
+            { name: 'episodeId', in: 'path', required: true, schema: { type: 'string' } },
+            { name: 'lang', in: 'query', required: false, description: 'nb (bokmål) or en; else Accept-Language; else nb', schema: { type: 'string', enum: ['nb', 'en'] } },
+            { name: 'at', in: 'query', required: false, description: 'When the consent is evaluated and the document dated (ISO 8601 date-time with offset); default now', schema: { type: 'string', format: 'date-time' } },
+            { name: 'clinic', in: 'query', required: false, description: 'The clinic\'s organisation number, where the tenant sent this episode id for two clinics', schema: { type: 'string', pattern: '^[0-9]{9}$' } },
+          ],
+          responses: {
+            '200': {
+              description:
+                'Accept: application/fhir+json (or none): the FHIR document Bundle, with Bundle.signature (detached JWS, verifiable against /.well-known/jwks.json) where the bridge has a signing key. Accept: text/html: the self-contained page, sent with Content-Security-Policy',
+              headers: { 'Content-Security-Policy': { description: 'With the page: default-src \'none\'; style-src \'unsafe-inline\'; img-src data:', schema: { type: 'string' } } },
+              content: { [FHIR]: { schema: { $ref: '#/components/schemas/Bundle' } }, 'text/html': { schema: { type: 'string' } } },
+            },
+            '400': errorResponse('lang, at or clinic not valid, or given twice'),
+            '404': errorResponse('No such episode for this caller\'s tenant: another tenant\'s episode is answered exactly as one that does not exist; code `not-found`'),
+            '406': errorResponse('Accept names neither text/html nor application/fhir+json; code `not-supported`'),
+            '409': errorResponse('The tenant sent this episode id for more than one clinic: add ?clinic=; code `multiple-matches`'),
+            ...authErrors,
+          },
+        },
+      },
       '/v1/episodes/$import': {
         post: {
           operationId: 'importEpisodes',
@@ -465,6 +492,7 @@ export const REQUEST_EXAMPLES: Record<string, RequestExample> = {
   importEpisodes: { method: 'POST', path: '/v1/episodes/$import', contentType: 'application/x-ndjson', bodyFile: 'examples/episodes.ndjson', headers: true },
   listJobs: { method: 'GET', path: '/v1/jobs?status=dead,failed' },
   listCoordination: { method: 'GET', path: '/v1/coordination?overdue=true' },
+  readSummary: { method: 'GET', path: '/v1/episodes/VG-2026-0042/summary?lang=en' },
   readJob: { method: 'GET', path: '/v1/jobs/{id}' },
   replayJob: { method: 'POST', path: '/v1/jobs/{id}/$replay' },
   health: { method: 'GET', path: '/healthz' },

@@ -221,8 +221,14 @@ export const RETRACTABLE_TYPES: ReadonlySet<string> = new Set(Object.keys(RETRAC
  * Marks a resource entered-in-error: read, change the status, write back with If-Match so
  * a concurrent change is never overwritten (412 → read again). Gone already → nothing to do.
  */
-export async function retract(client: FhirTargetClient, type: string, id: string): Promise<WrittenResource | undefined> {
-  const rule = RETRACTABLE_TYPES.has(type) ? RETRACT[type] : undefined;
+export async function retract(
+  client: FhirTargetClient,
+  type: string,
+  id: string,
+  /** Another status to set in the same careful way (a replaced document version: `superseded`). */
+  to?: { field: string; value: string },
+): Promise<WrittenResource | undefined> {
+  const rule = to ?? (RETRACTABLE_TYPES.has(type) ? RETRACT[type] : undefined);
   if (!rule) throw new Error(`cannot retract ${type}`);
   for (let tries = 0; ; tries++) {
     let current: Resource & Record<string, unknown>;

@@ -15,11 +15,17 @@
  *
  * Coordination requests read back from primary servers (table `coordination`, migration 0004)
  * are kept in clear: status, dates and identifier values of Tasks, no personal data.
+ *
+ * Stored episodes (table `episodes`, migration 0005; src/sync/episodes.ts): the episode JSON as
+ * JWE bound to its tenant and episode key; tenant, keys, the parent's person key (a pseudonym)
+ * and the retention times in clear.
  */
 import type { Bundle } from '@medplum/fhirtypes';
 import { DEFAULT_TENANT } from '../auth/tenants.ts';
+import type { Episode } from '../domain/episode.ts';
 import { type DataCipher, isJwe } from './crypto.ts';
-import { CLINIC_TARGET, type CoordinationRecord, type DeliveryStore, FINAL_REQUEST_STATUSES, type Job, type JobContent, type JobStatus, type LedgerRecord, type NewJob, type TargetResult } from './types.ts';
+import { episodeIdOf, episodeKeptUntil } from './episodes.ts';
+import { CLINIC_TARGET, type CoordinationRecord, type DeliveryStore, FINAL_REQUEST_STATUSES, type Job, type JobContent, type JobStatus, type LedgerRecord, type NewJob, type StoredEpisode, type TargetResult } from './types.ts';
 
 async function gzip(text: string): Promise<Uint8Array> {
   const stream = new Blob([text]).stream().pipeThrough(new CompressionStream('gzip'));
@@ -41,7 +47,18 @@ const context = {
   bundle: (jobId: string) => `job/${jobId}/bundle`,
   targets: (jobId: string) => `job/${jobId}/targets`,
   ledger: (r: { tenant: string; episodeKey: string; target: string }) => `ledger/${JSON.stringify([r.tenant, r.episodeKey, r.target])}`,
+  episode: (r: { tenant: string; episodeKey: string }) => `episode/${JSON.stringify([r.tenant, r.episodeKey])}`,
 };
+
+/**
+ * Purge of stored episodes: ?1 kept until before, ?2 limit. Only rows with a `kept_until` are
+ * candidates (the partial index holds exactly those). Exported for the query-plan test.
+ */
+export const PURGE_EPISODES_SQL =
+  'DELETE FROM episodes WHERE rowid IN (SELECT rowid FROM episodes INDEXED BY episodes_expiring WHERE kept_until IS NOT NULL AND kept_until < ?1 ORDER BY kept_until LIMIT ?2)';
+
+type EpisodeRow = { tenant: string; episode_key: string; person_key: string; stored_at: string; episode: string };
+const EPISODE_COLUMNS = 'tenant, episode_key, person_key, stored_at, episode';
 
 /** The parts of a target result that can carry patient data: the server's words. */
 type SealedParts = Record<string, Pick<TargetResult, 'error' | 'outcome'>>;
@@ -233,5 +250,48 @@ export class D1Store implements DeliveryStore {
       .bind(tenant)
       .all<{ episode_key: string; target: string; read_at: string; requests: string }>();
     return results.map((r) => ({ tenant, episodeKey: r.episode_key, target: r.target, readAt: r.read_at, requests: JSON.parse(r.requests) as CoordinationRecord['requests'] }));
+  }
+
+  async putEpisode(e: StoredEpisode): Promise<void> {
+    const sealed = await this.cipher.seal(JSON.stringify(e.episode), context.episode(e));
+    await this.db
+      .prepare(
+        `INSERT INTO episodes (tenant, episode_key, episode_id, person_key, stored_at, kept_until, episode) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (tenant, episode_key) DO UPDATE SET person_key = excluded.person_key, stored_at = excluded.stored_at, kept_until = excluded.kept_until, episode = excluded.episode`,
+      )
+      .bind(e.tenant, e.episodeKey, episodeIdOf(e.episodeKey), e.personKey, e.storedAt, episodeKeptUntil(e.episode, e.storedAt) ?? null, sealed)
+      .run();
+  }
+
+  private async readEpisode(row: EpisodeRow): Promise<StoredEpisode> {
+    const where = { tenant: row.tenant, episodeKey: row.episode_key };
+    const episode = JSON.parse(await this.cipher.openText(row.episode, context.episode(where))) as Episode;
+    return { ...where, personKey: row.person_key, episode, storedAt: row.stored_at };
+  }
+
+  async getEpisode(tenant: string, episodeKey: string): Promise<StoredEpisode | undefined> {
+    const row = await this.db.prepare(`SELECT ${EPISODE_COLUMNS} FROM episodes WHERE tenant = ?1 AND episode_key = ?2`).bind(tenant, episodeKey).first<EpisodeRow>();
+    return row ? this.readEpisode(row) : undefined;
+  }
+
+  async findEpisodesByPerson(personKey: string): Promise<StoredEpisode[]> {
+    const { results } = await this.db.prepare(`SELECT ${EPISODE_COLUMNS} FROM episodes WHERE person_key = ?1 ORDER BY tenant, episode_key`).bind(personKey).all<EpisodeRow>();
+    return Promise.all(results.map((r) => this.readEpisode(r)));
+  }
+
+  async findEpisodes(tenant: string, episodeId: string): Promise<StoredEpisode[]> {
+    const { results } = await this.db
+      .prepare(`SELECT ${EPISODE_COLUMNS} FROM episodes WHERE tenant = ?1 AND episode_id = ?2 ORDER BY episode_key`)
+      .bind(tenant, episodeId)
+      .all<EpisodeRow>();
+    return Promise.all(results.map((r) => this.readEpisode(r)));
+  }
+
+  async purgeEpisodes(filter: { keptUntilBefore: string; limit: number }): Promise<number> {
+    const r = await this.db
+      .prepare(PURGE_EPISODES_SQL)
+      .bind(filter.keptUntilBefore, filter.limit)
+      .run();
+    return r.meta.changes ?? 0;
   }
 }

@@ -10,18 +10,21 @@
  * disclosure to a primary server, and each refusal because of consent, is audited on the
  * clinic's server once its outcome is known (`Job.audits`).
  */
-import type { AuditEvent, Bundle } from '@medplum/fhirtypes';
+import type { AuditEvent, Bundle, DocumentReference } from '@medplum/fhirtypes';
+import type { JWK } from 'jose';
 import { disclosureAuditEvent, withOutcome } from '../coordination/audit.ts';
 import type { ClosedReason } from '../coordination/gate.ts';
 import { clinicSharing } from '../coordination/gate.ts';
-import { sharePrimaryParsed } from '../coordination/share.ts';
+import { SUMMARY_DOCUMENT_KIND, sharePrimaryParsed, summaryToDeliver } from '../coordination/share.ts';
+import { signSummary } from '../coordination/summary.ts';
 import { parseEpisode } from '../domain/parse.ts';
 import { MAPPING_VERSION, type MapOptions, mapParsedEpisode } from '../mapping/bundle.ts';
 import { DEV_IDENTITY, pseudonym } from '../mapping/identity.ts';
 import { MASTER_DATA_TYPES } from '../mapping/write-semantics.ts';
-import { RETRACTABLE_TYPES, applyOrdered, applyTransaction, capabilities, countWrites, retract, supplementMasterData } from './apply.ts';
+import { RETRACTABLE_TYPES, applyOrdered, applyTransaction, capabilities, countWrites, entryKey, retract, supplementMasterData } from './apply.ts';
 import { type FhirTargetClient, TargetError } from './client.ts';
 import { applyCancellations, readRequests } from './coordination.ts';
+import { personKey } from './episodes.ts';
 import { redactOutcome } from './redact.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, decide } from './retry.ts';
 import { CLINIC_TARGET, type DeliveryStore, type Job, type JobAudit, type JobContent, type LedgerRecord, type TargetResult, primaryTargetName } from './types.ts';
@@ -56,6 +59,11 @@ export interface SubmitOptions extends MapOptions {
   primaryEndpoint?: (orgNumber: string) => string | undefined;
   /** Who submits (recorded in the AuditEvents of the job's disclosures); never a token. */
   caller?: string;
+  /**
+   * The bridge's private signing keys (BRIDGE_PRIVATE_JWKS): the coordination summary delivered
+   * to the primary team is signed with the first. Without them it is delivered unsigned.
+   */
+  signingKeys?: { keys: readonly JWK[] };
 }
 
 /**
@@ -67,16 +75,22 @@ const CONSENT_REFUSALS: ReadonlySet<ClosedReason> = new Set(['consent-declined',
 /**
  * Validates and maps an episode, evaluates the sharing gate at the time of submission, then
  * records a job for it: the clinic's Bundle (with a Task for the therapist where a risk may not
- * be shared), the primary team's Bundle when the gate gives one with entries, and the
- * AuditEvents of the disclosure or consent refusal. Throws the OperationOutcomeError of a bad
- * episode before anything is stored.
+ * be shared), the primary team's Bundle when the gate gives one with entries (with the signed
+ * coordination summary once the episode has ended, when `summary` is shared), and the
+ * AuditEvents of the disclosure or consent refusal. Then keeps the parsed episode as the
+ * tenant's latest version of it (src/sync/episodes.ts), which the summary route reads. Throws the
+ * OperationOutcomeError of a bad episode before anything is stored.
  */
 export async function submitEpisode(input: unknown, deps: Pick<DeliveryDeps, 'store' | 'now' | 'newId'>, options: SubmitOptions = {}): Promise<Job> {
   const episode = parseEpisode(input, options);
   const identity = options.identity ?? DEV_IDENTITY;
   const at = new Date(deps.now()).toISOString();
   const endpoint = options.primaryEndpoint ?? (() => undefined);
-  const shared = sharePrimaryParsed(episode, { at, hasTarget: (org) => endpoint(org) !== undefined, identity });
+  const hasTarget = (org: string) => endpoint(org) !== undefined;
+  // Signed here, not in share.ts: signing is asynchronous and needs the key; share.ts stays pure.
+  let summary = summaryToDeliver(episode, { at, hasTarget, identity });
+  if (summary && options.signingKeys?.keys.length) summary = await signSummary(summary, options.signingKeys);
+  const shared = sharePrimaryParsed(episode, { at, hasTarget, identity, ...(summary ? { summary } : {}) });
   const bundle = mapParsedEpisode(episode, identity, clinicSharing(shared.gate));
   const id = deps.newId();
 
@@ -111,9 +125,10 @@ export async function submitEpisode(input: unknown, deps: Pick<DeliveryDeps, 'st
     }
   }
 
-  return deps.store.createJob({
+  const episodeKey = `${episode.clinic.orgNumber}/${episode.episodeId}`;
+  const job = await deps.store.createJob({
     id,
-    episodeKey: `${episode.clinic.orgNumber}/${episode.episodeId}`,
+    episodeKey,
     // Keyed, so that the key in queues, Durable Object names and storage reveals no national id.
     parentKey: pseudonym(identity, `parent|${episode.clinic.orgNumber}|${episode.parent.nationalId}`),
     contentHash: await sha256Hex(JSON.stringify(bundle)),
@@ -128,6 +143,9 @@ export async function submitEpisode(input: unknown, deps: Pick<DeliveryDeps, 'st
     ...(Object.keys(bundles).length ? { bundles } : {}),
     ...(audits.length ? { auditEvents } : {}),
   });
+  // The job's tenant is the store's word (the service stamps the caller's tenant on creation).
+  await deps.store.putEpisode({ tenant: job.tenant, episodeKey, personKey: personKey(identity, episode.parent.nationalId), episode, storedAt: at });
+  return job;
 }
 
 export type AttemptResult = { done: true; job: Job } | { done: false; job: Job; delayMs: number };
@@ -294,8 +312,10 @@ async function deliverToTarget(job: Job, bundle: Bundle, target: string, deps: D
   }
   const client = deps.clientFor(target);
   if (bundle.type === 'batch') return deliverCancellations(job, bundle, target, contentHash, ledger, client, deps);
+  const summary = isPrimary(target) ? linkSummaryVersions(bundle, ledger) : { bundle, replaced: [] };
+  const sent = summary.bundle;
   const caps = await capabilities(client, deps.now());
-  const applied = await supplementMasterData(client, bundle, caps.transaction ? await applyTransaction(client, bundle) : await applyOrdered(client, bundle));
+  const applied = await supplementMasterData(client, sent, caps.transaction ? await applyTransaction(client, sent) : await applyOrdered(client, sent));
   const previous = new Map((ledger?.resources ?? []).filter((r) => !r.retracted).map((r) => [r.key, r.versionId]));
   const counts = countWrites(applied, previous);
   const written = applied.map(({ key, type, id, versionId }) => ({ key, type, id, ...(versionId ? { versionId } : {}) }));
@@ -311,6 +331,15 @@ async function deliverToTarget(job: Job, bundle: Bundle, target: string, deps: D
     if (current.has(r.key)) continue;
     if (r.type === 'Task') {
       kept.push(r);
+      continue;
+    }
+    if (isSummaryDocumentKey(r.key)) {
+      // A summary version is never withdrawn: the version this send replaces becomes `superseded`
+      // (marked retracted in the ledger: no longer the current one); without a new version it stays.
+      if (summary.replaced.some((p) => p.key === r.key)) {
+        const done = await retract(client, r.type, r.id, SUPERSEDED);
+        kept.push({ ...(done ?? r), key: r.key, retracted: true });
+      } else kept.push(r);
       continue;
     }
     if (!RETRACTABLE_TYPES.has(r.type) || MASTER_DATA_TYPES.has(r.type)) continue;
@@ -333,6 +362,40 @@ async function deliverToTarget(job: Job, bundle: Bundle, target: string, deps: D
   });
   const result: TargetResult = { status: 'delivered', written: written.length, retracted, counts, deliveredAt: at() };
   return isPrimary(target) ? withRequests(result, job, target, resources, deps, client) : result;
+}
+
+/** A replaced version of a document (https://hl7.org/fhir/R4/valueset-document-reference-status.html). */
+const SUPERSEDED = { field: 'status', value: 'superseded' };
+
+/** Whether a ledger key is the conditional URL of a version of the coordination summary (share.ts). */
+function isSummaryDocumentKey(key: string): boolean {
+  if (!key.startsWith('DocumentReference?identifier=')) return false;
+  const system = decodeURIComponent(key.slice('DocumentReference?identifier='.length).split('|')[0] ?? '');
+  return system.endsWith(`/${SUMMARY_DOCUMENT_KIND}`);
+}
+
+/**
+ * Versions of the coordination summary on a primary server. Each version is its own
+ * DocumentReference (identifier `{episodeId}/summary/{version}`, conditional update), so a re-send
+ * of the same version rewrites nothing, and the Bundle built at submission stays pure. Which
+ * version it replaces is what the primary target's ledger last holds as current: ledger records
+ * are written in delivery order, one attempt at a time per parent, so they say what the server
+ * really has, even when jobs were submitted faster than they were delivered. Here, at delivery,
+ * the new version gets `relatesTo: [{code: replaces, target: DocumentReference/<server id>}]` of
+ * each current version it replaces (one, normally); after the write, those are set `superseded`
+ * (read, then written under If-Match) and kept in the ledger as no longer current. Nothing is
+ * linked when the send carries no summary, or the same version as before.
+ */
+function linkSummaryVersions(bundle: Bundle, ledger: LedgerRecord | undefined): { bundle: Bundle; replaced: LedgerRecord['resources'] } {
+  const i = (bundle.entry ?? []).findIndex((x) => x.resource?.resourceType === 'DocumentReference' && isSummaryDocumentKey(entryKey(x)));
+  const entry = bundle.entry?.[i];
+  if (!entry) return { bundle, replaced: [] };
+  const key = entryKey(entry);
+  const replaced = (ledger?.resources ?? []).filter((r) => isSummaryDocumentKey(r.key) && !r.retracted && r.key !== key && r.id);
+  if (!replaced.length) return { bundle, replaced };
+  const linked = structuredClone(bundle);
+  (linked.entry?.[i]?.resource as DocumentReference).relatesTo = replaced.map((r) => ({ code: 'replaces', target: { reference: `DocumentReference/${r.id}` } }));
+  return { bundle: linked, replaced };
 }
 
 /**

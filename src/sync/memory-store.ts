@@ -1,6 +1,7 @@
 /** In-memory DeliveryStore for Node (CLI, local runs, tests). */
 import { DEFAULT_TENANT } from '../auth/tenants.ts';
-import { CLINIC_TARGET, type CoordinationRecord, type DeliveryStore, FINAL_REQUEST_STATUSES, FINISHED_STATUSES, type Job, type JobContent, type JobStatus, type LedgerRecord, type NewJob } from './types.ts';
+import { episodeIdOf, episodeKeptUntil } from './episodes.ts';
+import { CLINIC_TARGET, type CoordinationRecord, type DeliveryStore, FINAL_REQUEST_STATUSES, FINISHED_STATUSES, type Job, type JobContent, type JobStatus, type LedgerRecord, type NewJob, type StoredEpisode } from './types.ts';
 
 const copy = <T>(v: T): T => structuredClone(v);
 
@@ -10,6 +11,7 @@ export class MemoryStore implements DeliveryStore {
   private readonly contents = new Map<string, JobContent>();
   private readonly ledger = new Map<string, LedgerRecord>();
   private readonly coordination = new Map<string, CoordinationRecord>();
+  private readonly episodes = new Map<string, StoredEpisode>();
 
   async createJob(job: NewJob): Promise<Job> {
     const { bundle, bundles, auditEvents: audits, ...rest } = job;
@@ -94,5 +96,31 @@ export class MemoryStore implements DeliveryStore {
       .filter((r) => r.tenant === tenant)
       .sort((a, b) => (a.episodeKey < b.episodeKey ? -1 : a.episodeKey > b.episodeKey ? 1 : a.target < b.target ? -1 : a.target > b.target ? 1 : 0))
       .map(copy);
+  }
+  async putEpisode(e: StoredEpisode) {
+    this.episodes.set(JSON.stringify([e.tenant, e.episodeKey]), copy(e));
+  }
+  async getEpisode(tenant: string, episodeKey: string) {
+    const e = this.episodes.get(JSON.stringify([tenant, episodeKey]));
+    return e && copy(e);
+  }
+  private listEpisodes(pred: (e: StoredEpisode) => boolean): StoredEpisode[] {
+    const order = (e: StoredEpisode) => JSON.stringify([e.tenant, e.episodeKey]);
+    return [...this.episodes.values()].filter(pred).sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0)).map(copy);
+  }
+  async findEpisodesByPerson(personKey: string) {
+    return this.listEpisodes((e) => e.personKey === personKey);
+  }
+  async findEpisodes(tenant: string, episodeId: string) {
+    return this.listEpisodes((e) => e.tenant === tenant && episodeIdOf(e.episodeKey) === episodeId);
+  }
+  async purgeEpisodes(filter: { keptUntilBefore: string; limit: number }) {
+    const due = [...this.episodes.entries()]
+      .map(([k, e]) => ({ k, until: episodeKeptUntil(e.episode, e.storedAt) }))
+      .filter((x): x is { k: string; until: string } => x.until !== undefined && x.until < filter.keptUntilBefore)
+      .sort((a, b) => (a.until < b.until ? -1 : a.until > b.until ? 1 : 0))
+      .slice(0, filter.limit);
+    for (const x of due) this.episodes.delete(x.k);
+    return due.length;
   }
 }

@@ -6,7 +6,9 @@
 import type { MapOptions } from '../mapping/bundle.ts';
 import { type CoordinationEntry, listCoordination } from './coordination.ts';
 import { type SubmitOptions, resetForReplay, submitEpisode } from './deliver.ts';
-import type { DeliveryStore, Job, JobStatus, NewJob } from './types.ts';
+import type { Bundle } from '@medplum/fhirtypes';
+import { signSummary } from '../coordination/summary.ts';
+import type { CoordinationRecord, DeliveryStore, Job, JobStatus, NewJob, StoredEpisode } from './types.ts';
 
 export interface DeliveryQueue {
   /** Asks for attempts of these jobs, in order. */
@@ -52,6 +54,12 @@ export interface DeliveryService {
   listCoordination(tenant: string): Promise<CoordinationEntry[]>;
   /** Whether `tenant` may write now (rate limit); absent where writes are not limited. */
   admit?(tenant: string): Promise<Admission>;
+  /** `tenant`'s latest stored versions of the episode with this id (one per clinic organisation that used it). */
+  findEpisodes?(tenant: string, episodeId: string): Promise<StoredEpisode[]>;
+  /** The coordination requests last read back from primary servers for one of `tenant`'s episodes (`{clinic org}/{episodeId}`). */
+  requestsOf?(tenant: string, episodeKey: string): Promise<CoordinationRecord[]>;
+  /** Signs a coordination summary document with the bridge's key; undefined where none is configured. */
+  signSummary?(document: Bundle): Promise<Bundle>;
 }
 
 /** The store as `submitEpisode` sees it, with every new job stamped with its caller and tenant. */
@@ -70,10 +78,10 @@ function stampingOwner(store: DeliveryStore, owner: Owner | undefined): Delivery
 export function createDeliveryService(
   store: DeliveryStore,
   queue: DeliveryQueue,
-  opts: MapOptions & Pick<SubmitOptions, 'primaryEndpoint'> & { now?: () => number; newId?: () => string; limiter?: WriteLimiter } = {},
+  opts: MapOptions & Pick<SubmitOptions, 'primaryEndpoint' | 'signingKeys'> & { now?: () => number; newId?: () => string; limiter?: WriteLimiter } = {},
 ): DeliveryService {
   const deps = { store, now: opts.now ?? Date.now, newId: opts.newId ?? (() => crypto.randomUUID()) };
-  const base: SubmitOptions = { allowSyntheticIds: opts.allowSyntheticIds, identity: opts.identity, primaryEndpoint: opts.primaryEndpoint };
+  const base: SubmitOptions = { allowSyntheticIds: opts.allowSyntheticIds, identity: opts.identity, primaryEndpoint: opts.primaryEndpoint, signingKeys: opts.signingKeys };
   const parse = (owner: Owner | undefined): SubmitOptions => (owner ? { ...base, caller: owner.caller } : base);
   return {
     async submit(input, owner) {
@@ -110,5 +118,8 @@ export function createDeliveryService(
       return r;
     },
     ...(opts.limiter ? { admit: (tenant: string) => opts.limiter!.admit(tenant) } : {}),
+    findEpisodes: (tenant, episodeId) => store.findEpisodes(tenant, episodeId),
+    requestsOf: async (tenant, episodeKey) => (await store.listCoordination(tenant)).filter((r) => r.episodeKey === episodeKey),
+    ...(opts.signingKeys?.keys.length ? { signSummary: (document: Bundle) => signSummary(document, opts.signingKeys!) } : {}),
   };
 }

@@ -6,7 +6,9 @@
  *   second message for a job is harmless: attempts are serialised per parent and a finished
  *   job is left alone (`attemptJob`).
  * - the purge drops the stored Bundles (patient data) of finished jobs after the retention
- *   period; the job row, its hashes, per-target results and the ledger are kept.
+ *   period; the job row, its hashes, per-target results and the ledger are kept. Stored episodes
+ *   (src/sync/episodes.ts) go the same retention period after they stop being kept (the episode
+ *   has ended and its consent is no longer valid).
  * - `markDead` records a job the queue gave up on (its dead-letter queue), so nothing is
  *   dropped silently.
  *
@@ -78,6 +80,14 @@ export async function purgeExpired(store: DeliveryStore, settings: RetentionSett
     at: iso(nowMs),
     limit: settings.limit ?? DEFAULT_PURGE_LIMIT,
   });
+}
+
+/**
+ * Deletes the stored episodes that stopped being kept (ended, and no valid consent: see
+ * `episodeKeptUntil`) longer than the retention period ago. Returns the count.
+ */
+export async function purgeExpiredEpisodes(store: DeliveryStore, settings: RetentionSettings, nowMs: number): Promise<number> {
+  return store.purgeEpisodes({ keptUntilBefore: iso(nowMs - settings.retentionMs), limit: settings.limit ?? DEFAULT_PURGE_LIMIT });
 }
 
 /**

@@ -1,5 +1,6 @@
 /** Delivery jobs, per-target results and the ledger, as stored. */
 import type { AuditEvent, Bundle, OperationOutcome } from '@medplum/fhirtypes';
+import type { Episode } from '../domain/episode.ts';
 import type { WriteCounts, WrittenResource } from './apply.ts';
 
 /** The target that receives every episode: the clinic's own FHIR server. */
@@ -180,6 +181,24 @@ export interface LedgerRecord {
   resources: (WrittenResource & { retracted?: boolean })[];
 }
 
+/**
+ * The latest version of an episode a tenant submitted, kept so that the coordination summary can
+ * be built from it (`GET /v1/episodes/{id}/summary`, SMART launch). Patient data: stored
+ * encrypted where the store is durable. Kept while the episode is planned or active or its
+ * consent is valid, then purged with the retention period (src/sync/episodes.ts).
+ */
+export interface StoredEpisode {
+  tenant: string;
+  /** `{clinic org number}/{episodeId}`, as jobs use. */
+  episodeKey: string;
+  /** `personKey(identity, parent national id)` (src/sync/episodes.ts): a keyed pseudonym, indexed. */
+  personKey: string;
+  /** The latest parsed episode. */
+  episode: Episode;
+  /** When it was stored (ISO instant). */
+  storedAt: string;
+}
+
 /** Durable storage of jobs and the ledger: D1 in the Worker, memory in Node. */
 export interface DeliveryStore {
   createJob(job: NewJob): Promise<Job>;
@@ -219,6 +238,19 @@ export interface DeliveryStore {
    * that are not finished are never touched. Returns how many were purged.
    */
   purgeBundles(filter: { finishedBefore: string; at: string; limit: number }): Promise<number>;
+  /** Keeps the latest version of an episode, replacing the tenant's previous one. */
+  putEpisode(e: StoredEpisode): Promise<void>;
+  getEpisode(tenant: string, episodeKey: string): Promise<StoredEpisode | undefined>;
+  /** Every stored episode of a parent, across tenants (SMART launch lookup), by tenant then episode key. */
+  findEpisodesByPerson(personKey: string): Promise<StoredEpisode[]>;
+  /** A tenant's stored episodes with this episode id (one per clinic organisation that used it), by episode key. */
+  findEpisodes(tenant: string, episodeId: string): Promise<StoredEpisode[]>;
+  /**
+   * Deletes stored episodes that stopped being kept (`episodeKeptUntil`) before `keptUntilBefore`,
+   * at most `limit`. An episode still planned or active, or with a valid consent without an
+   * expiry, is never purged. Returns how many were deleted.
+   */
+  purgeEpisodes(filter: { keptUntilBefore: string; limit: number }): Promise<number>;
 }
 
 /**

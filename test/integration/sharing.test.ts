@@ -22,6 +22,7 @@ import type { Job } from '../../src/sync/types.ts';
 import { activeFather, completed } from '../fixtures/examples.ts';
 import { type FlakyProxy, startFlakyProxy } from '../fixtures/flaky-proxy.ts';
 import { syntheticNationalId } from '../fixtures/generate.ts';
+import { scannedText } from '../fixtures/leaks.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
@@ -129,11 +130,14 @@ describe('what reaches the primary treatment team', () => {
       expect(types, t).toContain(t);
     }
     // Never: item answers, infants as persons, clips, the referral, the primary team's own conditions.
-    for (const t of ['QuestionnaireResponse', 'RelatedPerson', 'DocumentReference', 'Media', 'ServiceRequest', 'Condition', 'CareTeam', 'AuditEvent']) expect(types, t).not.toContain(t);
+    for (const t of ['QuestionnaireResponse', 'RelatedPerson', 'Media', 'ServiceRequest', 'Condition', 'CareTeam', 'AuditEvent']) expect(types, t).not.toContain(t);
+    // The one DocumentReference is the coordination summary (the episode is finished, summary shared), never a clip.
+    const documents = ofType<Json>(primary, 'DocumentReference');
+    expect(documents.map((d) => [d.type?.coding?.[0]?.code, d.content?.[0]?.attachment?.contentType])).toEqual([['34133-9', 'application/fhir+json']]);
     expect(ofType(primary, 'Patient')).toHaveLength(1);
 
-    // A scan of everything the primary server holds.
-    const text = JSON.stringify(held);
+    // A scan of everything the primary server holds, the summary document decoded.
+    const text = scannedText(held);
     const never: string[] = [e.parent.phone, e.parent.phone.replace(/\D/g, '').slice(2), e.referral.reason];
     for (const s of e.sessions as Json[]) {
       if (s.note) never.push(s.note);
