@@ -130,6 +130,30 @@ export interface BridgeConfig {
    * encrypting (src/sync/crypto.ts). Boxed, since they are secrets.
    */
   dataKeys: Secret<readonly DataKey[]>;
+  /** SMART_ISSUERS: the EHRs that may launch the coordination summary (SMART App Launch). */
+  smart: SmartConfig;
+}
+
+/**
+ * One EHR (SMART App Launch issuer) that may open the coordination summary, and the primary
+ * treatment organisation it speaks for (SMART_ISSUERS).
+ */
+export interface SmartIssuer {
+  /** The EHR's FHIR base URL, the `iss` of its launches, no trailing slash. */
+  iss: string;
+  /** 9-digit organisation number of the primary treatment team this EHR belongs to. */
+  orgNumber: string;
+  /** The client id the EHR registered the bridge under. */
+  clientId: string;
+  /** Name of the environment variable holding the client secret (client_secret_basic). */
+  clientSecretSecret: string;
+  clientSecret: Secret<string>;
+  /** Origins allowed to frame the summary page (CSP frame-ancestors); none: it may not be framed. */
+  frameAncestors: readonly string[];
+}
+
+export interface SmartConfig {
+  issuers: readonly SmartIssuer[];
 }
 
 /** Environment as wrangler, `.dev.vars` or `process.env` supply it. */
@@ -535,6 +559,7 @@ export function loadConfig(env: ConfigEnv): BridgeConfig {
   const jwks = readJwks(env, problems);
   const tenants = readTenants(env, apiAuth, problems);
   const dataKeys = readDataKeys(env, allowSyntheticIds, problems);
+  const smart = readSmartIssuers(env, problems);
 
   // Targets as written, keyed by their path in FHIR_TARGETS.
   const raw: { path: string; name: string; orgNumber?: string; target?: RawTarget; auth?: RawAuth }[] = [];
@@ -637,6 +662,7 @@ export function loadConfig(env: ConfigEnv): BridgeConfig {
     coordinationRefreshMinutes,
     tenants,
     dataKeys: new Secret(dataKeys),
+    smart,
   };
 }
 
@@ -846,4 +872,86 @@ function readDataKeys(env: ConfigEnv, allowSyntheticIds: boolean, problems: Prob
     if (ok && key) keys.push(key);
   });
   return ok ? keys : dev;
+}
+
+const ORIGIN = /^https?:\/\/[^/?#\s]+$/;
+const hostOf = (origin: string): string => {
+  try {
+    return new URL(origin).hostname;
+  } catch {
+    return '';
+  }
+};
+
+/**
+ * SMART_ISSUERS: `[{"iss": "<EHR FHIR base URL>", "orgNumber": "<9 digits>", "clientId": "…",
+ * "clientSecretSecret": "<env var>", "frameAncestors": ["https://ehr.example"]}]`, the EHRs that
+ * may launch the coordination summary (https://hl7.org/fhir/smart-app-launch/app-launch.html)
+ * and the organisation each speaks for. Unset: no EHR can launch it. Problems name the issuer
+ * by position and setting, never a value.
+ */
+function readSmartIssuers(env: ConfigEnv, problems: Problems): SmartConfig {
+  const NAME = 'SMART_ISSUERS';
+  const text = present(env, NAME);
+  if (text === undefined) return { issuers: [] };
+  const parsed = parseJson(text);
+  if (!parsed.ok || !Array.isArray(parsed.value)) {
+    problems.add(NAME, 'must be a JSON array: [{"iss", "orgNumber", "clientId", "clientSecretSecret", "frameAncestors"?}, ...]');
+    return { issuers: [] };
+  }
+  const issuers: SmartIssuer[] = [];
+  parsed.value.forEach((raw: unknown, i: number) => {
+    const at = `${NAME}.${i}`;
+    if (!isPlainObject(raw)) {
+      problems.add(at, 'must be a JSON object {"iss", "orgNumber", "clientId", "clientSecretSecret", "frameAncestors"?}');
+      return;
+    }
+    let ok = true;
+    const bad = (path: string, message: string, code: OperationOutcomeIssue['code'] = 'invalid') => {
+      problems.add(`${at}.${path}`, message, code);
+      ok = false;
+    };
+    for (const key of Object.keys(raw)) {
+      if (!['iss', 'orgNumber', 'clientId', 'clientSecretSecret', 'frameAncestors'].includes(key)) {
+        bad(key, `is not a known setting${TOKEN_KEYS.test(key) && key !== 'clientSecretSecret' ? '; secrets never go in SMART_ISSUERS: put the client secret in its own secret and name it in clientSecretSecret' : ''}`);
+      }
+    }
+    const { iss, orgNumber, clientId, clientSecretSecret, frameAncestors } = raw;
+    let base: string | undefined;
+    if (typeof iss !== 'string') bad('iss', 'is required: the EHR\'s FHIR base URL', 'required');
+    else {
+      const problem = targetUrlProblem(iss.trim());
+      if (problem) bad('iss', problem);
+      else base = iss.trim().replace(/\/+$/, '');
+      if (base && issuers.some((x) => x.iss === base)) bad('iss', 'is listed more than once');
+    }
+    if (typeof orgNumber !== 'string') bad('orgNumber', 'is required: the 9-digit organisation number of the primary treatment team', 'required');
+    else {
+      const problem = checkOrgNumber(orgNumber);
+      if (problem) bad('orgNumber', problem);
+    }
+    if (typeof clientId !== 'string' || !/^[\x21-\x7e]{1,256}$/.test(clientId)) bad('clientId', 'must be the client id the EHR registered (1 to 256 printable characters, no spaces)', typeof clientId === 'string' ? 'invalid' : 'required');
+    let secret: string | undefined;
+    if (typeof clientSecretSecret !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(clientSecretSecret)) {
+      bad('clientSecretSecret', 'must be the name of the environment variable holding the client secret', typeof clientSecretSecret === 'string' ? 'invalid' : 'required');
+    } else {
+      secret = present(env, clientSecretSecret);
+      if (secret === undefined) bad('clientSecretSecret', `names the secret ${clientSecretSecret}, which is not set or is empty`, 'required');
+      else if (!/^[\x20-\x7e]+$/.test(secret)) bad('clientSecretSecret', `names the secret ${clientSecretSecret}, whose value has characters other than printable ASCII`);
+    }
+    const ancestors: string[] = [];
+    if (frameAncestors !== undefined) {
+      if (!Array.isArray(frameAncestors)) bad('frameAncestors', 'must be a JSON array of origins (https://ehr.example)');
+      else
+        frameAncestors.forEach((o: unknown, j: number) => {
+          if (typeof o !== 'string' || !ORIGIN.test(o) || (!o.startsWith('https://') && !LOOPBACK.test(hostOf(o)))) {
+            bad(`frameAncestors.${j}`, 'must be an origin: https://host[:port] (http only for localhost)');
+          } else ancestors.push(o);
+        });
+    }
+    if (ok && base && typeof orgNumber === 'string' && typeof clientId === 'string' && typeof clientSecretSecret === 'string' && secret !== undefined) {
+      issuers.push({ iss: base, orgNumber, clientId, clientSecretSecret, clientSecret: new Secret(secret), frameAncestors: ancestors });
+    }
+  });
+  return { issuers };
 }

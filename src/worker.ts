@@ -11,6 +11,7 @@ import { type BridgeConfig, loadConfig } from './config.ts';
 import { OperationOutcomeError, isOperationOutcomeError, issue, outcome } from './fhir/outcome.ts';
 import { type InboundAuthenticator, createInboundAuthenticator } from './auth/inbound.ts';
 import { createApp } from './http/app.ts';
+import { smartDepsFrom } from './http/smart.ts';
 import { type AttemptResult, attemptJob } from './sync/deliver.ts';
 import { withTenants } from './auth/tenants.ts';
 import { DataCipher } from './sync/crypto.ts';
@@ -48,6 +49,8 @@ export interface Env {
   TENANTS?: string;
   /** Secret: keys of the encryption of patient data in D1 (README "Data at rest"). */
   DATA_ENCRYPTION_KEYS?: string;
+  /** EHRs that may open the coordination summary by SMART App Launch (README "Opened from the psychiatry EHR"). */
+  SMART_ISSUERS?: string;
   [secret: string]: unknown;
 }
 
@@ -175,6 +178,7 @@ function app(env: Env) {
         signingKeys: cfg.signingKeys?.reveal(),
       }),
     jwks: async () => cfg.publicJwks,
+    ...(cfg.smart.issuers.length ? { smart: smartDepsFrom(cfg, () => storeOf(env), deliveryFetch) } : {}),
   }));
 }
 

@@ -135,3 +135,124 @@ export function withOutcome(event: AuditEvent, outcome: DisclosureOutcome, at: s
   const { outcomeDesc: _d, ...rest } = event;
   return { ...rest, recorded: at, outcome: OUTCOME[outcome], ...(reason ? { outcomeDesc: reason } : outcome === 'success' ? {} : { outcomeDesc: outcome }) };
 }
+
+/** Who opened (or tried to open) a coordination summary from an EHR (SMART App Launch). */
+export interface SummaryViewer {
+  /** The EHR's FHIR base URL (the launch's `iss`). */
+  iss: string;
+  /** The id token's `fhirUser` (e.g. `https://ehr.example/fhir/Practitioner/123`), when it gave one. */
+  fhirUser?: string;
+  /** The id token's `sub`. */
+  sub?: string;
+  /** The organisation number the EHR speaks for (configured with the issuer). */
+  orgNumber?: string;
+}
+
+export interface SummaryView {
+  /** Unique per view or refusal: the AuditEvent's id derives from it, so a retried write stays one event. */
+  key: string;
+  /** When it happened (ISO instant). */
+  at: string;
+  identity: IdentityOptions;
+  /** Who, as far as known when it happened (nothing is known of a launch refused before sign-in). */
+  viewer?: SummaryViewer;
+  /** The parent's national id, once the EHR's patient in context has been read. */
+  nationalId?: string;
+  /** The episode shown or refused. */
+  episode?: Episode;
+  outcome: 'success' | 'refused';
+  /** Why it was refused, in words without personal data. */
+  reason?: string;
+}
+
+/**
+ * The AuditEvent of one view of a coordination summary from an EHR, or of a refused one (IHE
+ * BALP `PatientRead`, https://profiles.ihe.net/ITI/BALP/: DICOM 110110 "Patient Record",
+ * restful-interaction `read`, purpose of use TREAT): the clinician (fhirUser, sub) as the
+ * requesting agent with their organisation, the clinic as custodian, the bridge as source, the
+ * patient, the episode and its consent. A refusal is outcome 4 ("minor failure") with the reason.
+ */
+export function summaryViewAuditEvent(v: SummaryView): AuditEvent {
+  const bridge: Identifier = { system: `${v.identity.namespace}/bridge/device`, value: 'imh-bridge' };
+  const e = v.episode;
+  const agents: AuditEventAgent[] = [
+    {
+      type: { coding: [{ system: DCM, code: '110153', display: 'Source Role ID' }] },
+      who: { identifier: bridge, display: 'imh-bridge' },
+      requestor: false,
+    },
+  ];
+  if (e) {
+    agents.push({
+      type: { coding: [{ system: PARTICIPATION, code: 'CST', display: 'custodian' }] },
+      who: { identifier: { system: NO.orgNumber, value: e.clinic.orgNumber }, display: e.clinic.name },
+      requestor: false,
+    });
+  }
+  const who = v.viewer;
+  if (who && (who.fhirUser || who.sub)) {
+    agents.push({
+      type: { coding: [{ system: PARTICIPATION, code: 'IRCP', display: 'information recipient' }] },
+      // The clinician as the EHR names them: fhirUser where given, else the subject of the id token.
+      who: { identifier: { system: who.iss, value: who.fhirUser ?? (who.sub as string) } },
+      ...(who.sub ? { altId: who.sub } : {}),
+      requestor: true,
+      network: { address: who.iss, type: '5' },
+    });
+  }
+  if (who?.orgNumber) {
+    agents.push({
+      type: { coding: [{ system: DCM, code: '110152', display: 'Destination Role ID' }] },
+      who: {
+        identifier: { system: NO.orgNumber, value: who.orgNumber },
+        ...(e?.primaryTreatment?.organization.orgNumber === who.orgNumber && e.primaryTreatment.organization.name ? { display: e.primaryTreatment.organization.name } : {}),
+      },
+      requestor: false,
+    });
+  }
+  const entity: AuditEventEntity[] = [];
+  if (v.nationalId) {
+    entity.push({
+      what: { identifier: nationalIdentifier(v.nationalId) },
+      type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '1', display: 'Person' },
+      role: { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '1', display: 'Patient' },
+    });
+  }
+  if (e) {
+    entity.push({
+      what: { type: 'EpisodeOfCare', identifier: { system: businessIdSystem(v.identity, e.clinic.orgNumber, 'episode'), value: e.episodeId } },
+      type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' },
+      description: 'coordination summary',
+    });
+    if (e.consent) {
+      entity.push({
+        what: { type: 'Consent', identifier: { system: businessIdSystem(v.identity, e.clinic.orgNumber, 'consent'), value: e.consent.consentId } },
+        type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' },
+        description: `consent ${e.consent.status}${e.consent.share?.length ? `; shares ${e.consent.share.join(', ')}` : ''}`,
+      });
+    }
+  }
+  return {
+    resourceType: 'AuditEvent',
+    id: keyedUuid(v.identity, `AuditEvent|summary-view|${v.key}`),
+    meta: {
+      security: [
+        { system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R', display: 'restricted' },
+        { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'PSY', display: 'psychiatry disorder information sensitivity' },
+      ],
+    },
+    type: { system: DCM, code: '110110', display: 'Patient Record' },
+    subtype: [{ system: 'http://hl7.org/fhir/restful-interaction', code: 'read', display: 'read' }],
+    action: 'R',
+    recorded: v.at,
+    outcome: v.outcome === 'success' ? '0' : '4',
+    ...(v.reason ? { outcomeDesc: v.reason } : v.outcome === 'success' ? {} : { outcomeDesc: 'refused' }),
+    purposeOfEvent: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'TREAT', display: 'treatment' }] }],
+    agent: agents,
+    source: {
+      observer: { identifier: bridge, display: 'imh-bridge' },
+      type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }],
+    },
+    ...(entity.length ? { entity } : {}),
+  };
+}

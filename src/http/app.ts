@@ -20,6 +20,7 @@ import { terminologyRoutes } from './terminology.ts';
 import type { DeliveryService } from '../sync/service.ts';
 import type { InboundAuthenticator } from '../auth/inbound.ts';
 import { type AuthVariables, requireAuth } from './auth.ts';
+import { type SmartDeps, smartRoutes } from './smart.ts';
 
 export interface AppConfig {
   /** Accept synthetic national ids (month + 80); false in production. */
@@ -35,6 +36,8 @@ export interface AppConfig {
    * always passes it; without it (tests that build the app directly) nothing is checked.
    */
   auth?: InboundAuthenticator;
+  /** The coordination summary opened from EHRs by SMART App Launch (`/smart/*`); absent: no such routes. */
+  smart?: SmartDeps;
 }
 
 type Env = { Variables: { config: AppConfig } & AuthVariables };
@@ -44,6 +47,9 @@ export function createApp(config: AppConfig): Hono<Env> {
 
   // Outermost, so that every answer under /v1, a refusal by authentication included, is no-store.
   app.use('*', noStore);
+
+  // Ahead of the API's caller authentication: these routes authenticate their users by SMART App Launch.
+  if (config.smart) app.route('/smart', smartRoutes(config.smart));
 
   // First, so that no route (nor a 404 for a guessed one) answers an unauthenticated caller.
   if (config.auth) app.use('*', requireAuth(config.auth));
