@@ -24,6 +24,7 @@ import type { Bundle, CapabilityStatement, OperationOutcome, Resource } from '@m
 import { capabilityStatement } from './capability.ts';
 import { loadR4Definitions } from './definitions.ts';
 import { SandboxRepository } from './repository.ts';
+import { type SmartEhr, type SmartEhrOptions, createSmartEhr } from './smart-ehr.ts';
 
 export { SandboxRepository } from './repository.ts';
 
@@ -45,6 +46,8 @@ export interface SandboxOptions {
   transactions?: boolean;
   /** false: behave like a server without PATCH (405 with `Allow`, as R4 servers that do not support it answer). */
   patch?: boolean;
+  /** Also play a psychiatry EHR's SMART authorisation server for these apps (smart-ehr.ts). */
+  smart?: SmartEhrOptions;
 }
 
 export interface Sandbox {
@@ -55,6 +58,8 @@ export interface Sandbox {
   port: number;
   repo: SandboxRepository;
   router: FhirRouter;
+  /** The EHR's SMART authorisation server, when `smart` was given. */
+  smart?: SmartEhr;
   /** Deletes all data (resources, history, indexes). */
   reset(): void;
   /** Stops listening and closes open connections. */
@@ -80,6 +85,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const repo = new SandboxRepository();
   let baseUrl = '';
   let metadata: string | undefined;
+  let ehr: SmartEhr | undefined;
   const startedAt = new Date().toISOString();
 
   // One request at a time: MemoryRepository has no isolation, and the transaction journal
@@ -105,6 +111,12 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     const method = (req.method ?? 'GET').toUpperCase();
     const u = new URL(req.url ?? '/', 'http://sandbox');
     const pretty = u.searchParams.get('_pretty') === 'true';
+    if (ehr && (await ehr.handle(req, res, u))) return;
+    if (ehr?.checkBearer(req.headers.authorization)) {
+      await drain(req);
+      res.setHeader('www-authenticate', 'Bearer realm="sandbox-ehr", error="invalid_token"');
+      return send(res, 401, outcomeOf('exception', 'The access token is not valid'));
+    }
     if (u.pathname !== BASE_PATH && !u.pathname.startsWith(`${BASE_PATH}/`)) {
       await drain(req);
       return send(res, 404, notFoundOutcome(`No FHIR endpoint at ${u.pathname}; the base is ${BASE_PATH}`));
@@ -264,6 +276,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const { port } = server.address() as AddressInfo;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   baseUrl = `${url}${BASE_PATH}`;
+  if (opts.smart) ehr = await createSmartEhr(opts.smart, { url, baseUrl, repo });
 
   return {
     url,
@@ -271,6 +284,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     port,
     repo,
     router,
+    ...(ehr ? { smart: ehr } : {}),
     reset: () => repo.clear(),
     close: () =>
       new Promise<void>((resolve, reject) => {
