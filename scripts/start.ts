@@ -5,9 +5,12 @@
  *    SANDBOX_PORT + 1), configured as the target of the examples' primary organisation (993778125);
  * 3. the Worker in workerd (`wrangler dev --env local`: [env.local] opens the API) with fresh local D1, Queue and Durable Objects;
  * 4. every example episode sent through the real delivery path (PUT → queue → sandboxes, as the consents allow);
- * then it prints where to look, and how to list the coordination requests, and runs until Ctrl-C.
+ * then it prints where to look, how to list the coordination requests and a link that opens the mother's
+ * coordination summary as her psychiatrist would from the EHR (the primary sandbox also plays the EHR's
+ * SMART authorisation server, with a synthetic psychiatrist signed in), and runs until Ctrl-C.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -24,7 +27,14 @@ const wrangler = join(root, 'node_modules/.bin/wrangler');
 
 const sandbox = await startSandbox({ port: SANDBOX_PORT });
 console.log(`clinic FHIR server (sandbox)          ${sandbox.baseUrl}`);
-const primary = await startSandbox({ port: PRIMARY_SANDBOX_PORT });
+const bridge = `http://127.0.0.1:${WORKER_PORT}`;
+// The bridge registered with the primary team's EHR as a confidential SMART app; a fresh secret each start.
+const SMART_CLIENT_ID = 'imh-bridge-local';
+const smartClientSecret = randomBytes(32).toString('base64url');
+const primary = await startSandbox({
+  port: PRIMARY_SANDBOX_PORT,
+  smart: { clients: [{ clientId: SMART_CLIENT_ID, clientSecret: smartClientSecret, redirectUri: `${bridge}/smart/callback`, launchUrl: `${bridge}/smart/launch` }] },
+});
 console.log(`primary team's FHIR server (sandbox)  ${primary.baseUrl}   (organisation ${PRIMARY_ORG})`);
 const closeSandboxes = () => Promise.all([sandbox.close(), primary.close()]);
 const targets = {
@@ -48,7 +58,9 @@ const worker = spawn(
   process.execPath,
   // [env.local] in wrangler.toml: local development, the one configuration with an open API.
   [wrangler, 'dev', '--env', 'local', '--port', String(WORKER_PORT), '--ip', '127.0.0.1', '--persist-to', state, '--show-interactive-dev-session=false', '--log-level', 'warn',
-    '--var', `FHIR_TARGETS:${JSON.stringify(targets)}`],
+    '--var', `FHIR_TARGETS:${JSON.stringify(targets)}`,
+    '--var', `SMART_ISSUERS:${JSON.stringify([{ iss: primary.baseUrl, orgNumber: PRIMARY_ORG, clientId: SMART_CLIENT_ID, clientSecretSecret: 'SMART_CLIENT_SECRET' }])}`,
+    '--var', `SMART_CLIENT_SECRET:${smartClientSecret}`],
   { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] },
 );
 const stop = async (code = 0) => {
@@ -63,7 +75,6 @@ worker.once('exit', (code) => {
   void closeSandboxes().then(() => process.exit(code ?? 1));
 });
 
-const bridge = `http://127.0.0.1:${WORKER_PORT}`;
 for (let i = 0; ; i++) {
   try {
     if ((await fetch(`${bridge}/healthz`)).ok) break;
@@ -115,6 +126,17 @@ if (!existsSync(examplesDir)) {
   console.log(`  the clinic's record        ${sandbox.baseUrl}/EpisodeOfCare   ${sandbox.baseUrl}/Encounter?_count=5   ${sandbox.baseUrl}/Task`);
   console.log(`  what the primary team got  ${primary.baseUrl}/EpisodeOfCare   ${primary.baseUrl}/Task   ${primary.baseUrl}/Consent`);
   console.log(`  the bridge's jobs          ${bridge}/v1/jobs`);
+
+  // The mother as her primary team's EHR knows her: the Patient the bridge shared there.
+  const motherFile = join(examplesDir, 'completed-mother.episode.json');
+  const nationalId = existsSync(motherFile) ? (JSON.parse(readFileSync(motherFile, 'utf8')) as { parent: { nationalId: string } }).parent.nationalId : undefined;
+  const patient = primary.repo
+    .allResources()
+    .find((r) => r.resourceType === 'Patient' && (r as { identifier?: { value?: string }[] }).identifier?.some((i) => i.value === nationalId));
+  if (patient?.id && primary.smart) {
+    console.log('\nthe mother\'s coordination summary, opened from her psychiatrist\'s EHR (SMART EHR launch, no account needed):');
+    console.log(`  ${primary.smart.launchLink(patient.id)}`);
+  }
 }
 console.log('\ncoordination requests by episode (status, due date, overdue):');
 console.log(`  npx imh-bridge coordination --target ${sandbox.baseUrl} --primary ${primary.baseUrl}`);
