@@ -77,7 +77,7 @@ afterAll(async () => {
 });
 
 function deps(store: MemoryStore, active: Map<string, number>, maxPerParent: { value: number }): DeliveryDeps {
-  const client = new FhirTargetClient(proxy.baseUrl, { fetch: (...a) => fetch(...a), timeoutMs: 400 });
+  const client = new FhirTargetClient(proxy.baseUrl, { fetch: (...a) => fetch(...a), timeoutMs: 2000 }); // a loaded machine's sandbox can take longer than a tight timeout; injected timeouts still fire
   // Watch attempts per parent: getJob starts an attempt, saveJob ends it.
   const watched: MemoryStore = Object.create(store);
   watched.getJob = async (id) => {
