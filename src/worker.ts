@@ -191,7 +191,7 @@ export default {
       // A bad setting is the operator's to fix: say which one (never its value).
       if (isOperationOutcomeError(e)) {
         console.error('configuration error', e.message);
-        return new Response(JSON.stringify(e.outcome), { status: 500, headers: { 'content-type': 'application/fhir+json' } });
+        return new Response(JSON.stringify(e.outcome), { status: 500, headers: { 'content-type': 'application/fhir+json', 'cache-control': 'no-store' } });
       }
       throw e;
     }
