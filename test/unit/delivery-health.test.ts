@@ -77,6 +77,15 @@ describe('GET /v1/health/deliveries', () => {
     expect(await b.store.deliveryHealth('journal-west', Date.now())).toMatchObject({ queueDepth: 1, targets: { clinic: { dead: 0, failed: 1 } } });
   });
 
+  it('answers 501 not-supported where the store cannot tell', async () => {
+    const store = new MemoryStore();
+    Object.defineProperty(store, 'deliveryHealth', { value: undefined });
+    const app = createApp({ allowSyntheticIds: true, delivery: () => createDeliveryService(store, { send: async () => {} }) });
+    const res = await app.request('/v1/health/deliveries');
+    expect(res.status).toBe(501);
+    expect(((await res.json()) as { issue: { code: string }[] }).issue[0]?.code).toBe('not-supported');
+  });
+
   it('needs read access, like the job list', () => {
     expect(accessFor('GET', '/v1/health/deliveries')).toBe('read');
     expect(accessFor('GET', '/v1/jobs')).toBe('read');
