@@ -17,6 +17,7 @@ import { deliveryRoutes } from './delivery.ts';
 import { coordinationRoutes } from './coordination.ts';
 import { summaryRoutes } from './summary.ts';
 import { terminologyRoutes } from './terminology.ts';
+import { healthRoutes } from './health.ts';
 import type { DeliveryService } from '../sync/service.ts';
 import type { InboundAuthenticator } from '../auth/inbound.ts';
 import { type AuthVariables, requireAuth } from './auth.ts';
@@ -106,6 +107,7 @@ export function createApp(config: AppConfig): Hono<Env> {
     app.route('/v1', deliveryRoutes(config.delivery));
     app.route('/v1', coordinationRoutes(config.delivery));
     app.route('/v1', summaryRoutes(config.delivery, config.identity));
+    app.route('/v1', healthRoutes(config.delivery));
   }
   app.get('/.well-known/jwks.json', async (c) => c.json(config.jwks ? await config.jwks() : { keys: [] }));
 

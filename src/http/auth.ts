@@ -20,13 +20,13 @@ export const PUBLIC_PATHS: ReadonlySet<string> = new Set(['/', '/healthz', '/ope
 const COMPUTE_ONLY = new Set(['/v1/episodes/$map', '/v1/$validate', '/v1/QuestionnaireResponse/$extract']);
 
 /**
- * What a request does. Reads of jobs, of coordination requests and of an episode's coordination summary need read; reads of published content and the
+ * What a request does. Reads of jobs, of delivery health, of coordination requests and of an episode's coordination summary need read; reads of published content and the
  * compute-only operations need a valid token; everything else, including methods and
  * routes not listed (PUT /v1/episodes/{id}, $import, $replay), needs write.
  */
 export function accessFor(method: string, path: string): Access {
   const m = method.toUpperCase();
-  if (m === 'GET' || m === 'HEAD') return /^\/v1\/(jobs|coordination)(\/|$)/.test(path) || /^\/v1\/episodes\/[^/]+\/summary$/.test(path) ? 'read' : 'any';
+  if (m === 'GET' || m === 'HEAD') return /^\/v1\/(jobs|coordination|health)(\/|$)/.test(path) || /^\/v1\/episodes\/[^/]+\/summary$/.test(path) ? 'read' : 'any';
   if (m === 'POST' && COMPUTE_ONLY.has(path)) return 'any';
   return 'write';
 }

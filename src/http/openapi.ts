@@ -307,6 +307,39 @@ export function openApiDocument(): Record<string, unknown> {
           },
         },
       },
+      '/v1/health/deliveries': {
+        get: {
+          operationId: 'deliveryHealth',
+          summary:
+            'What an operator watches, for the caller\'s tenant: queue depth (jobs queued or retrying), the age in seconds of the oldest of them (by when it was submitted; null when none waits), and per target how many jobs left it dead or failed (targets with neither are left out; replaying a job takes it off). ' +
+            'Counts, ages and target names only; no personal data. Never cached',
+          security: READ,
+          responses: {
+            '200': {
+              description: 'Delivery health of the tenant',
+              content: {
+                'application/json': {
+                  schema: {
+                    type: 'object',
+                    required: ['tenant', 'queueDepth', 'oldestWaitingSeconds', 'targets'],
+                    properties: {
+                      tenant: { type: 'string' },
+                      queueDepth: { type: 'integer', minimum: 0 },
+                      oldestWaitingSeconds: { type: ['integer', 'null'], minimum: 0 },
+                      targets: {
+                        type: 'object',
+                        additionalProperties: { type: 'object', required: ['dead', 'failed'], properties: { dead: { type: 'integer', minimum: 0 }, failed: { type: 'integer', minimum: 0 } } },
+                      },
+                    },
+                  },
+                },
+              },
+            },
+            '501': errorResponse('the store of this deployment does not report delivery health; code `not-supported`'),
+            ...authErrors,
+          },
+        },
+      },
       '/v1/jobs/{id}/$replay': {
         post: {
           operationId: 'replayJob',
@@ -492,6 +525,7 @@ export const REQUEST_EXAMPLES: Record<string, RequestExample> = {
   importEpisodes: { method: 'POST', path: '/v1/episodes/$import', contentType: 'application/x-ndjson', bodyFile: 'examples/episodes.ndjson', headers: true },
   listJobs: { method: 'GET', path: '/v1/jobs?status=dead,failed' },
   listCoordination: { method: 'GET', path: '/v1/coordination?overdue=true' },
+  deliveryHealth: { method: 'GET', path: '/v1/health/deliveries' },
   readSummary: { method: 'GET', path: '/v1/episodes/VG-2026-0042/summary?lang=en' },
   readJob: { method: 'GET', path: '/v1/jobs/{id}' },
   replayJob: { method: 'POST', path: '/v1/jobs/{id}/$replay' },

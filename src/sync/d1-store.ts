@@ -25,7 +25,7 @@ import { DEFAULT_TENANT } from '../auth/tenants.ts';
 import type { Episode } from '../domain/episode.ts';
 import { type DataCipher, isJwe } from './crypto.ts';
 import { episodeIdOf, episodeKeptUntil } from './episodes.ts';
-import { CLINIC_TARGET, type CoordinationRecord, type DeliveryStore, FINAL_REQUEST_STATUSES, type Job, type JobContent, type JobStatus, type LedgerRecord, type NewJob, type StoredEpisode, type TargetResult } from './types.ts';
+import { CLINIC_TARGET, type CoordinationRecord, type DeliveryHealth, type DeliveryStore, ageSeconds, FINAL_REQUEST_STATUSES, type Job, type JobContent, type JobStatus, type LedgerRecord, type NewJob, type StoredEpisode, type TargetResult } from './types.ts';
 
 async function gzip(text: string): Promise<Uint8Array> {
   const stream = new Blob([text]).stream().pipeThrough(new CompressionStream('gzip'));
@@ -73,6 +73,18 @@ const UNPURGED_FINISHED = "purged_at IS NULL AND status IN ('delivered', 'failed
  */
 export const PURGE_SQL = `UPDATE jobs SET bundle = X'', purged_at = ?1
   WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_unpurged WHERE ${UNPURGED_FINISHED} AND updated_at < ?2 ORDER BY updated_at, seq LIMIT ?3)`;
+
+/** Queue depth and oldest waiting job of tenant ?1 (index jobs_by_tenant_status). Exported for tests. */
+export const HEALTH_WAITING_SQL = "SELECT COUNT(*) AS depth, MIN(created_at) AS oldest FROM jobs WHERE tenant = ?1 AND status IN ('queued', 'retrying')";
+/**
+ * Dead and failed targets of tenant ?1, per target. Target statuses are in clear in the job JSON
+ * (only the servers' `error` and `outcome` are sealed); a dead or failed target makes its job
+ * dead or failed unless another target still retries, so only those jobs are read.
+ */
+export const HEALTH_TARGETS_SQL = `SELECT t.key AS target, json_extract(t.value, '$.status') AS status, COUNT(*) AS n
+  FROM jobs, json_each(jobs.job, '$.targets') AS t
+  WHERE jobs.tenant = ?1 AND jobs.status IN ('dead', 'failed') AND json_extract(t.value, '$.status') IN ('dead', 'failed')
+  GROUP BY t.key, json_extract(t.value, '$.status')`;
 
 export class D1Store implements DeliveryStore {
   private readonly db: D1Database;
@@ -293,5 +305,19 @@ export class D1Store implements DeliveryStore {
       .bind(filter.keptUntilBefore, filter.limit)
       .run();
     return r.meta.changes ?? 0;
+  }
+
+  async deliveryHealth(tenant: string, now: number): Promise<DeliveryHealth> {
+    const [waiting, perTarget] = await this.db.batch<Record<string, unknown>>([
+      this.db.prepare(HEALTH_WAITING_SQL).bind(tenant),
+      this.db.prepare(HEALTH_TARGETS_SQL).bind(tenant),
+    ]);
+    const w = waiting?.results[0] as { depth: number; oldest: string | null } | undefined;
+    const targets: DeliveryHealth['targets'] = {};
+    for (const r of (perTarget?.results ?? []) as { target: string; status: 'dead' | 'failed'; n: number }[]) {
+      targets[r.target] ??= { dead: 0, failed: 0 };
+      targets[r.target]![r.status] = r.n;
+    }
+    return { queueDepth: w?.depth ?? 0, oldestWaitingSeconds: w?.oldest ? ageSeconds(w.oldest, now) : null, targets };
   }
 }

@@ -1,7 +1,7 @@
 /** In-memory DeliveryStore for Node (CLI, local runs, tests). */
 import { DEFAULT_TENANT } from '../auth/tenants.ts';
 import { episodeIdOf, episodeKeptUntil } from './episodes.ts';
-import { CLINIC_TARGET, type CoordinationRecord, type DeliveryStore, FINAL_REQUEST_STATUSES, FINISHED_STATUSES, type Job, type JobContent, type JobStatus, type LedgerRecord, type NewJob, type StoredEpisode } from './types.ts';
+import { CLINIC_TARGET, type CoordinationRecord, type DeliveryHealth, type DeliveryStore, ageSeconds, FINAL_REQUEST_STATUSES, FINISHED_STATUSES, type Job, type JobContent, type JobStatus, type LedgerRecord, type NewJob, type StoredEpisode } from './types.ts';
 
 const copy = <T>(v: T): T => structuredClone(v);
 
@@ -122,5 +122,20 @@ export class MemoryStore implements DeliveryStore {
       .slice(0, filter.limit);
     for (const x of due) this.episodes.delete(x.k);
     return due.length;
+  }
+  async deliveryHealth(tenant: string, now: number): Promise<DeliveryHealth> {
+    const mine = [...this.jobs.values()].filter((j) => j.tenant === tenant);
+    const waiting = mine.filter((j) => j.status === 'queued' || j.status === 'retrying');
+    const oldest = waiting.reduce<string | undefined>((o, j) => (o === undefined || j.createdAt < o ? j.createdAt : o), undefined);
+    const targets: DeliveryHealth['targets'] = {};
+    // A dead or failed target makes its job dead or failed unless another target still retries (deliver.ts).
+    for (const j of mine.filter((x) => x.status === 'dead' || x.status === 'failed')) {
+      for (const [name, t] of Object.entries(j.targets)) {
+        if (t.status !== 'dead' && t.status !== 'failed') continue;
+        targets[name] ??= { dead: 0, failed: 0 };
+        targets[name]![t.status]++;
+      }
+    }
+    return { queueDepth: waiting.length, oldestWaitingSeconds: oldest === undefined ? null : ageSeconds(oldest, now), targets };
   }
 }

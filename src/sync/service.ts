@@ -8,7 +8,7 @@ import { type CoordinationEntry, listCoordination } from './coordination.ts';
 import { type SubmitOptions, resetForReplay, submitEpisode } from './deliver.ts';
 import type { Bundle } from '@medplum/fhirtypes';
 import { signSummary } from '../coordination/summary.ts';
-import type { CoordinationRecord, DeliveryStore, Job, JobStatus, NewJob, StoredEpisode } from './types.ts';
+import type { CoordinationRecord, DeliveryHealth, DeliveryStore, Job, JobStatus, NewJob, StoredEpisode } from './types.ts';
 
 export interface DeliveryQueue {
   /** Asks for attempts of these jobs, in order. */
@@ -58,6 +58,8 @@ export interface DeliveryService {
   findEpisodes?(tenant: string, episodeId: string): Promise<StoredEpisode[]>;
   /** The coordination requests last read back from primary servers for one of `tenant`'s episodes (`{clinic org}/{episodeId}`). */
   requestsOf?(tenant: string, episodeKey: string): Promise<CoordinationRecord[]>;
+  /** `tenant`'s queue depth, oldest waiting job and dead/failed jobs per target; absent where the store cannot tell. */
+  deliveryHealth?(tenant: string): Promise<DeliveryHealth>;
   /** Signs a coordination summary document with the bridge's key; undefined where none is configured. */
   signSummary?(document: Bundle): Promise<Bundle>;
 }
@@ -120,6 +122,7 @@ export function createDeliveryService(
     ...(opts.limiter ? { admit: (tenant: string) => opts.limiter!.admit(tenant) } : {}),
     findEpisodes: (tenant, episodeId) => store.findEpisodes(tenant, episodeId),
     requestsOf: async (tenant, episodeKey) => (await store.listCoordination(tenant)).filter((r) => r.episodeKey === episodeKey),
+    ...(store.deliveryHealth ? { deliveryHealth: (tenant: string) => store.deliveryHealth!(tenant, deps.now()) } : {}),
     ...(opts.signingKeys?.keys.length ? { signSummary: (document: Bundle) => signSummary(document, opts.signingKeys!) } : {}),
   };
 }

@@ -251,6 +251,25 @@ export interface DeliveryStore {
    * expiry, is never purged. Returns how many were deleted.
    */
   purgeEpisodes(filter: { keptUntilBefore: string; limit: number }): Promise<number>;
+  /** One tenant's delivery health as of `now` (GET /v1/health/deliveries); absent where the store cannot tell. */
+  deliveryHealth?(tenant: string, now: number): Promise<DeliveryHealth>;
+}
+
+/**
+ * What an operator watches for one tenant: counts, ages and target names only, no personal data.
+ * `queueDepth`: jobs `queued` or `retrying`; `oldestWaitingSeconds`: age of the oldest of them by
+ * its `createdAt` (null when none waits); `targets`: per target name, how many jobs left it
+ * `dead` or `failed` (targets with neither are left out).
+ */
+/** Whole seconds from an ISO time to `now` (ms), never negative (a clock behind the stored time). */
+export function ageSeconds(iso: string, now: number): number {
+  return Math.max(0, Math.floor((now - Date.parse(iso)) / 1000));
+}
+
+export interface DeliveryHealth {
+  queueDepth: number;
+  oldestWaitingSeconds: number | null;
+  targets: Record<string, { dead: number; failed: number }>;
 }
 
 /**
