@@ -19,14 +19,14 @@
  * simply never read here.
  */
 import { createHash } from 'node:crypto';
-import type { Bundle, BundleEntry, Device, DocumentReference, Encounter, EpisodeOfCare, Extension, Observation, Patient, Procedure, Provenance, Task } from '@medplum/fhirtypes';
+import type { Bundle, BundleEntry, DocumentReference, Encounter, EpisodeOfCare, Extension, Observation, Patient, Procedure, Task } from '@medplum/fhirtypes';
 import type { Episode } from '../domain/episode.ts';
 import { type ParseOptions, parseEpisode } from '../domain/parse.ts';
 import { isOperationOutcomeError } from '../fhir/outcome.ts';
 import { LOINC, UCUM, profileUrl } from '../fhir/systems.ts';
 import { episodeOutcomes, classificationCoding } from '../instruments/outcomes.ts';
 import { INSTRUMENTS } from '../instruments/definitions.ts';
-import { MAPPING_VERSION, asOf } from '../mapping/bundle.ts';
+import { addBridgeDevice, addProvenance } from '../mapping/bundle.ts';
 import { addScores, selfHarmAssessments, selfHarmFlagRef, selfHarmResolvedOn } from '../mapping/assessments.ts';
 import { MappingContext, type Ref, addMinutes, keyedUuid } from '../mapping/context.ts';
 import { mapConsent } from '../mapping/episode-of-care.ts';
@@ -357,27 +357,8 @@ function openBundle(e: Episode, share: ReadonlySet<ShareClass>, primaryOrgNumber
   const { ctx, clinic } = primaryContent(e, share, identity, summary);
 
   // What was sent, by whom: the bridge assembled it for the clinic.
-  const deviceId = { system: `${identity.namespace}/bridge/device`, value: 'imh-bridge' };
-  const device = ctx.add<Device>(
-    { resourceType: 'Device', identifier: [deviceId], status: 'active', deviceName: [{ name: 'imh-bridge', type: 'manufacturer-name' }], version: [{ value: MAPPING_VERSION }] },
-    { identifier: deviceId, clinical: false },
-  );
-  const targets: Ref[] = ctx.list().map((entry) => ({ reference: entry.fullUrl as string }));
-  ctx.addById<Provenance>(
-    {
-      resourceType: 'Provenance',
-      target: targets,
-      recorded: asOf(e),
-      activity: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-DataOperation', code: 'UPDATE', display: 'revise' }] },
-      agent: [
-        { type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type', code: 'assembler', display: 'Assembler' }] }, who: device },
-        { type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type', code: 'author', display: 'Author' }] }, who: clinic },
-      ],
-    },
-    `${e.clinic.orgNumber}|${e.episodeId}|primary|${primaryOrgNumber}`,
-    undefined,
-    true,
-  );
+  const device = addBridgeDevice(ctx);
+  addProvenance(ctx, { device, clinic, key: `${e.clinic.orgNumber}|${e.episodeId}|primary|${primaryOrgNumber}` });
   return { resourceType: 'Bundle', type: 'transaction', entry: ctx.list() };
 }
 

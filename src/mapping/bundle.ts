@@ -85,8 +85,19 @@ export function mapParsedEpisode(e: Episode, identity: IdentityOptions = DEV_IDE
   mapGoals(ctx, people.parent, therapist?.practitioner);
   mapClinicianGlobalImprovement(ctx, people.parent, therapist?.practitioner);
 
-  const deviceId = { system: `${identity.namespace}/bridge/device`, value: 'imh-bridge' };
-  const device = ctx.add<Device>(
+  const device = addBridgeDevice(ctx, 'imh-bridge-device');
+
+  if (sharing && !sharing.riskShared) mapUnsharedRisks(ctx, sharing.reason ?? 'not shared', { parent: people.parent, owner: therapist?.practitioner ?? clinic, requester: device });
+
+  addProvenance(ctx, { device, clinic, key: `${e.clinic.orgNumber}|${e.episodeId}`, profile: 'imh-provenance' });
+
+  return { resourceType: 'Bundle', type: 'transaction', entry: ctx.list() };
+}
+
+/** The bridge as the Device that assembles what it writes (once per Bundle). */
+export function addBridgeDevice(ctx: MappingContext, profile?: string): Ref {
+  const deviceId = { system: `${ctx.identity.namespace}/bridge/device`, value: 'imh-bridge' };
+  return ctx.add<Device>(
     {
       resourceType: 'Device',
       identifier: [deviceId],
@@ -94,35 +105,38 @@ export function mapParsedEpisode(e: Episode, identity: IdentityOptions = DEV_IDE
       deviceName: [{ name: 'imh-bridge', type: 'manufacturer-name' }],
       version: [{ value: MAPPING_VERSION }],
     },
-    { profile: 'imh-bridge-device', identifier: deviceId, clinical: false },
+    { profile, identifier: deviceId, clinical: false },
   );
+}
 
-  if (sharing && !sharing.riskShared) mapUnsharedRisks(ctx, sharing.reason ?? 'not shared', { parent: people.parent, owner: therapist?.practitioner ?? clinic, requester: device });
-
+/**
+ * Provenance of everything in the Bundle so far: assembled by the bridge, authored by the clinic,
+ * recorded at the episode's own point in time (never the clock). Written by PUT to an id derived
+ * from `key`; clinical, since it names every resource of a mental-health record.
+ */
+export function addProvenance(ctx: MappingContext, p: { device: Ref; clinic: Ref; key: string; profile?: string }): Ref {
   const targets: Ref[] = ctx.list().map((entry) => ({ reference: entry.fullUrl as string }));
-  ctx.addById<Provenance>(
+  return ctx.addById<Provenance>(
     {
       resourceType: 'Provenance',
       target: targets,
-      recorded: asOf(e),
+      recorded: asOf(ctx.episode),
       activity: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-DataOperation', code: 'UPDATE', display: 'revise' }] },
       agent: [
         {
           type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type', code: 'assembler', display: 'Assembler' }] },
-          who: device,
+          who: p.device,
         },
         {
           type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type', code: 'author', display: 'Author' }] },
-          who: clinic,
+          who: p.clinic,
         },
       ],
     },
-    `${e.clinic.orgNumber}|${e.episodeId}`,
-    'imh-provenance',
-    true, // it names every resource of a mental-health record
+    p.key,
+    p.profile,
+    true,
   );
-
-  return { resourceType: 'Bundle', type: 'transaction', entry: ctx.list() };
 }
 
 /**
