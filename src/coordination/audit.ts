@@ -10,12 +10,15 @@
  */
 import type { AuditEvent, AuditEventAgent, AuditEventEntity, Bundle, Identifier, ResourceType } from '@medplum/fhirtypes';
 import type { Episode } from '../domain/episode.ts';
-import { NO } from '../fhir/systems.ts';
+import { NO, SECURITY } from '../fhir/systems.ts';
 import { keyedUuid } from '../mapping/context.ts';
 import { type IdentityOptions, businessIdSystem } from '../mapping/identity.ts';
 import { nationalIdentifier } from '../mapping/people.ts';
 
 const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
+/** An audit of mental-health records is itself one: labelled as they are. */
+const AUDIT_LABELS = [SECURITY.restricted, SECURITY.psychiatry];
+const TREATMENT = { system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'TREAT', display: 'treatment' } as const;
 const PARTICIPATION = 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType';
 
 export type DisclosureOutcome = 'success' | 'failed' | 'refused';
@@ -104,19 +107,14 @@ export function disclosureAuditEvent(d: Disclosure): AuditEvent {
   return {
     resourceType: 'AuditEvent',
     id: keyedUuid(d.identity, `AuditEvent|disclosure|${d.key}`),
-    meta: {
-      security: [
-        { system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R', display: 'restricted' },
-        { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'PSY', display: 'psychiatry disorder information sensitivity' },
-      ],
-    },
+    meta: { security: AUDIT_LABELS.map((c) => ({ ...c })) },
     type: { system: DCM, code: '110106', display: 'Export' },
     subtype: [{ system: 'http://terminology.hl7.org/CodeSystem/iso-21089-lifecycle', code: 'disclose', display: 'Disclose Record Lifecycle Event' }],
     action: 'R',
     recorded: d.at,
     outcome: OUTCOME[d.outcome],
     ...(d.reason ? { outcomeDesc: d.reason } : d.outcome === 'success' ? {} : { outcomeDesc: d.outcome }),
-    purposeOfEvent: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'TREAT', display: 'treatment' }] }],
+    purposeOfEvent: [{ coding: [{ ...TREATMENT }] }],
     agent: agents,
     source: {
       observer: { identifier: bridge, display: 'imh-bridge' },
@@ -235,19 +233,14 @@ export function summaryViewAuditEvent(v: SummaryView): AuditEvent {
   return {
     resourceType: 'AuditEvent',
     id: keyedUuid(v.identity, `AuditEvent|summary-view|${v.key}`),
-    meta: {
-      security: [
-        { system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R', display: 'restricted' },
-        { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'PSY', display: 'psychiatry disorder information sensitivity' },
-      ],
-    },
+    meta: { security: AUDIT_LABELS.map((c) => ({ ...c })) },
     type: { system: DCM, code: '110110', display: 'Patient Record' },
     subtype: [{ system: 'http://hl7.org/fhir/restful-interaction', code: 'read', display: 'read' }],
     action: 'R',
     recorded: v.at,
     outcome: v.outcome === 'success' ? '0' : '4',
     ...(v.reason ? { outcomeDesc: v.reason } : v.outcome === 'success' ? {} : { outcomeDesc: 'refused' }),
-    purposeOfEvent: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'TREAT', display: 'treatment' }] }],
+    purposeOfEvent: [{ coding: [{ ...TREATMENT }] }],
     agent: agents,
     source: {
       observer: { identifier: bridge, display: 'imh-bridge' },

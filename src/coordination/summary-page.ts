@@ -19,7 +19,7 @@ import {
   type SessionCodes,
   type SummaryModel,
   type SummaryOptions,
-  attendanceCounts,
+  attendanceLead,
   changeSentence,
   closingSentence,
   contactSentence,
@@ -230,11 +230,7 @@ const ATTENDANCE_MARK: Record<string, { marker: string; stroke: string; filled: 
 
 function attendanceSection(m: SummaryModel, rows: AttendanceRow[]): string {
   const { lang } = m;
-  const c = attendanceCounts(rows);
-  const lead =
-    lang === 'nb'
-      ? `${rows.length} timer: ${c.attended} møtt, ${c.cancelled} avlyst, ${c['no-show']} ikke møtt, ${c.planned} planlagt.`
-      : `${rows.length} sessions: ${c.attended} attended, ${c.cancelled} cancelled, ${c['no-show']} did not attend, ${c.planned} planned.`;
+  const lead = attendanceLead(lang, rows);
   if (!rows.length) return `<p>${esc(lead)}</p>`;
   const H = 120;
   const x = xScale(rows.map((r) => r.date), 40, W - 40);

@@ -293,13 +293,17 @@ export function attendanceCounts(rows: readonly AttendanceRow[]): Record<string,
   return counts;
 }
 
+/** The one-line count of sessions by attendance, in the summary's language (narrative and page share it). */
+export function attendanceLead(lang: SummaryModel['lang'], rows: readonly AttendanceRow[]): string {
+  const c = attendanceCounts(rows);
+  return lang === 'nb'
+    ? `${rows.length} timer: ${c.attended} møtt, ${c.cancelled} avlyst, ${c['no-show']} ikke møtt, ${c.planned} planlagt.`
+    : `${rows.length} sessions: ${c.attended} attended, ${c.cancelled} cancelled, ${c['no-show']} did not attend, ${c.planned} planned.`;
+}
+
 function attendanceNarrative(m: SummaryModel, rows: AttendanceRow[]): string {
   const { lang } = m;
-  const c = attendanceCounts(rows);
-  const lead =
-    lang === 'nb'
-      ? `${rows.length} timer: ${c.attended} møtt, ${c.cancelled} avlyst, ${c['no-show']} ikke møtt, ${c.planned} planlagt.`
-      : `${rows.length} sessions: ${c.attended} attended, ${c.cancelled} cancelled, ${c['no-show']} did not attend, ${c.planned} planned.`;
+  const lead = attendanceLead(lang, rows);
   return div(
     p(esc(lead)) +
       table(
