@@ -19,7 +19,7 @@ import { FhirTargetClient } from '../src/sync/client.ts';
 import { type DeliveryDeps, attemptJob, submitEpisode } from '../src/sync/deliver.ts';
 import { LocalQueue } from '../src/sync/local-queue.ts';
 import { MemoryStore } from '../src/sync/memory-store.ts';
-import { startSandbox } from '../src/sandbox/server.ts';
+import { startSandbox } from '../sandbox/server.ts';
 import { longEpisode } from '../test/fixtures/generate.ts';
 
 type ToSandbox = { cmd: 'reset' | 'cpu' | 'close'; id: number };

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startSandbox } from '../src/sandbox/server.ts';
+import { startSandbox } from '../sandbox/server.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const SANDBOX_PORT = Number(process.env.SANDBOX_PORT ?? 8103);

@@ -400,7 +400,7 @@ async function runSandbox(values: Record<string, string | undefined>): Promise<n
     process.stderr.write('--port must be a port number\n');
     return 2;
   }
-  const { startSandbox } = await import('./sandbox/server.ts');
+  const { startSandbox } = await import('../sandbox/server.ts');
   const sandbox = await startSandbox({ port, host: values.host ?? '127.0.0.1' });
   process.stdout.write(`sandbox FHIR R4 server at ${sandbox.baseUrl} (CapabilityStatement: ${sandbox.baseUrl}/metadata)\n`);
   await new Promise<void>((resolve) => {

@@ -21,7 +21,7 @@ import { NO } from '../../src/fhir/systems.ts';
 import type { IdentityOptions } from '../../src/mapping/identity.ts';
 import { createApp } from '../../src/http/app.ts';
 import { SESSION_COOKIE, smartDepsFrom } from '../../src/http/smart.ts';
-import { type Sandbox, startSandbox } from '../../src/sandbox/server.ts';
+import { type Sandbox, startSandbox } from '../../sandbox/server.ts';
 import { personKey } from '../../src/sync/episodes.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
 import { completed } from '../fixtures/examples.ts';

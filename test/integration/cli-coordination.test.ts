@@ -16,7 +16,7 @@ import { sharePrimaryParsed } from '../../src/coordination/share.ts';
 import { parseEpisode } from '../../src/domain/parse.ts';
 import { mapParsedEpisode } from '../../src/mapping/bundle.ts';
 import { DEV_IDENTITY } from '../../src/mapping/identity.ts';
-import { type Sandbox, startSandbox } from '../../src/sandbox/server.ts';
+import { type Sandbox, startSandbox } from '../../sandbox/server.ts';
 import { activeFather, completed } from '../fixtures/examples.ts';
 
 const bin = resolve(import.meta.dirname, '../../bin/imh-bridge.js');

@@ -2,7 +2,7 @@
  * The flaky proxy in front of the sandbox, as a plain `fetch` sees each injected fault.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startSandbox, type Sandbox } from '../../src/sandbox/server.ts';
+import { startSandbox, type Sandbox } from '../../sandbox/server.ts';
 import { FAULT_KINDS, prng, startFlakyProxy, type FaultKind, type FlakyProxy } from '../fixtures/flaky-proxy.ts';
 
 const FHIR_JSON = 'application/fhir+json';

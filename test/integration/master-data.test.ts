@@ -12,7 +12,7 @@ import { createApp } from '../../src/http/app.ts';
 import { clinicBundle, isConsentRefusal } from './engine-bundles.ts';
 import { NO } from '../../src/fhir/systems.ts';
 import { MASTER_DATA_TYPES } from '../../src/mapping/write-semantics.ts';
-import { type Sandbox, startSandbox } from '../../src/sandbox/server.ts';
+import { type Sandbox, startSandbox } from '../../sandbox/server.ts';
 import { clearCapabilityCache, entryKey } from '../../src/sync/apply.ts';
 import { FhirTargetClient } from '../../src/sync/client.ts';
 import { type DeliveryDeps, submitEpisode } from '../../src/sync/deliver.ts';

@@ -1,5 +1,5 @@
 /**
- * The sandbox as a psychiatry EHR's SMART authorisation server (src/sandbox/smart-ehr.ts): a
+ * The sandbox as a psychiatry EHR's SMART authorisation server (sandbox/smart-ehr.ts): a
  * correct EHR launch gets a code and then tokens (the id token verifies against its JWKS), and
  * what a real authorisation server refuses, it refuses: unregistered apps and redirect URIs, a
  * launch without PKCE S256, a wrong client secret, a wrong verifier, a code used twice; and the
@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Patient } from '@medplum/fhirtypes';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Sandbox, startSandbox } from '../../src/sandbox/server.ts';
+import { type Sandbox, startSandbox } from '../../sandbox/server.ts';
 
 const APP = 'https://app.example';
 const client = { clientId: 'app-1', clientSecret: 'sandbox-secret-for-tests-0123456789', redirectUri: `${APP}/callback`, launchUrl: `${APP}/launch` };

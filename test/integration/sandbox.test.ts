@@ -7,7 +7,7 @@
 import type { Bundle, BundleEntry, CapabilityStatement, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mapEpisode } from '../../src/index.ts';
-import { startSandbox, type Sandbox } from '../../src/sandbox/server.ts';
+import { startSandbox, type Sandbox } from '../../sandbox/server.ts';
 import { countByType } from '../fixtures/bundle.ts';
 import { completed, example, exampleNames } from '../fixtures/examples.ts';
 import { longEpisode } from '../fixtures/generate.ts';

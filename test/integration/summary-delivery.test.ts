@@ -10,7 +10,7 @@ import type { Bundle, DocumentReference, Resource, Task } from '@medplum/fhirtyp
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { publicJwks } from '../../src/auth/jwks.ts';
 import { verifySummary } from '../../src/coordination/summary.ts';
-import { type Sandbox, startSandbox } from '../../src/sandbox/server.ts';
+import { type Sandbox, startSandbox } from '../../sandbox/server.ts';
 import { clearCapabilityCache } from '../../src/sync/apply.ts';
 import { FhirTargetClient } from '../../src/sync/client.ts';
 import type { DeliveryDeps } from '../../src/sync/deliver.ts';
