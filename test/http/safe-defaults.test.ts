@@ -51,6 +51,33 @@ describe('safe by default (inside workerd)', () => {
       expect(o.issue.map((i) => i.expression?.[0])).toContain('API_AUTH');
     }
   });
+
+  it('answers 500 naming FHIR_TARGETS in production without it, instead of delivering to the local sandbox', async () => {
+    const token = 'test-api-token-0123456789abcdefghijkl';
+    const production = {
+      ...env,
+      BRIDGE_ENV: 'production',
+      ALLOW_SYNTHETIC_IDS: 'false',
+      API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}',
+      API_TOKENS: token,
+      IDENTIFIER_NAMESPACE: 'https://fhir.clinic.example/sid',
+      IDENTITY_SECRET: 'test-identity-secret-0123456789abcdefghij',
+      DATA_ENCRYPTION_KEYS: JSON.stringify([{ kid: 'test-1', k: 'x'.repeat(43) }]),
+      FHIR_TARGETS: undefined,
+    };
+    const r = await call('/v1/Questionnaire', production);
+    expect(r.status).toBe(500);
+    const o = (await r.json()) as Outcome;
+    expect(o.issue.map((i) => i.expression?.[0])).toEqual(['FHIR_TARGETS']);
+    expect(o.issue[0]?.details?.text).toMatch(/sandbox/);
+    // The same deployment with its targets set serves (an authenticated read).
+    const served = await worker.fetch(
+      new Request('http://bridge/v1/Questionnaire', { headers: { authorization: `Bearer ${token}` } }) as Parameters<typeof worker.fetch>[0],
+      { ...production, FHIR_TARGETS: env.FHIR_TARGETS } as Env,
+      createExecutionContext(),
+    );
+    expect(served.status).toBe(200);
+  });
 });
 
 describe('key-set fetches (inside workerd)', () => {

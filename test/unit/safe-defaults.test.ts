@@ -34,6 +34,8 @@ const PRODUCTION_SETTINGS = {
   IDENTIFIER_NAMESPACE: 'https://fhir.clinic.example/sid',
   IDENTITY_SECRET: 'test-identity-secret-0123456789abcdefghij',
   DATA_ENCRYPTION_KEYS: '[{"kid":"test-1","k":"dGVzdC1vbmx5LWRhdGEta2V5LTAxMjM0NTY3ODlhYmM"}]',
+  FHIR_TARGETS: '{"clinic":{"baseUrl":"https://fhir.clinic.example/fhir","auth":{"type":"bearer","tokenSecret":"CLINIC_FHIR_TOKEN"}}}',
+  CLINIC_FHIR_TOKEN: 'test-clinic-fhir-token-0123456789',
 };
 const TOKEN = 'test-api-token-0123456789abcdefghijkl';
 const BEARER = { API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}', API_TOKENS: TOKEN };
@@ -57,7 +59,7 @@ describe('wrangler.toml as shipped', () => {
     expect(vars).toMatchObject({ BRIDGE_ENV: 'production', ALLOW_SYNTHETIC_IDS: 'false' });
     expect(vars.API_AUTH).toBeUndefined();
     // As shipped: the deployment must still say how callers authenticate and set its identity.
-    expect(refused(vars).paths).toEqual(['API_AUTH', 'IDENTIFIER_NAMESPACE', 'IDENTITY_SECRET', 'DATA_ENCRYPTION_KEYS']);
+    expect(refused(vars).paths).toEqual(['API_AUTH', 'IDENTIFIER_NAMESPACE', 'IDENTITY_SECRET', 'DATA_ENCRYPTION_KEYS', 'FHIR_TARGETS']);
     const complete = { ...vars, ...PRODUCTION_SETTINGS, ...BEARER };
     const config = loadConfig(complete);
     expect([config.bridgeEnv, config.allowSyntheticIds, config.apiAuth.type]).toEqual(['production', false, 'bearer']);
@@ -115,7 +117,18 @@ describe('BRIDGE_ENV and an open API (loadConfig)', () => {
   it('refuses local development beside real national ids, and defaults production to real ids only', () => {
     expect(refused({ ...BEARER, BRIDGE_ENV: 'local', ALLOW_SYNTHETIC_IDS: 'false', ...PRODUCTION_SETTINGS }).paths).toEqual(['BRIDGE_ENV']);
     expect(loadConfig({ ...BEARER, BRIDGE_ENV: 'production', ...PRODUCTION_SETTINGS }).allowSyntheticIds).toBe(false);
-    expect(refused({ ...BEARER, BRIDGE_ENV: 'production' }).paths).toEqual(['IDENTIFIER_NAMESPACE', 'IDENTITY_SECRET', 'DATA_ENCRYPTION_KEYS']);
+    expect(refused({ ...BEARER, BRIDGE_ENV: 'production' }).paths).toEqual(['IDENTIFIER_NAMESPACE', 'IDENTITY_SECRET', 'DATA_ENCRYPTION_KEYS', 'FHIR_TARGETS']);
+  });
+
+  it('refuses production without FHIR_TARGETS instead of delivering to the local sandbox', () => {
+    const { FHIR_TARGETS: _unset, ...withoutTargets } = PRODUCTION_SETTINGS;
+    const { paths, text } = refused({ ...BEARER, BRIDGE_ENV: 'production', ...withoutTargets });
+    expect(paths).toEqual(['FHIR_TARGETS']);
+    expect(text).toMatch(/is required where BRIDGE_ENV is \\"production\\".*local development sandbox/);
+    const config = loadConfig({ ...BEARER, BRIDGE_ENV: 'production', ...PRODUCTION_SETTINGS });
+    expect(config.targets.clinic.baseUrl).toBe('https://fhir.clinic.example/fhir');
+    // Local development keeps its default: the sandbox.
+    expect(loadConfig({ ...OPEN, BRIDGE_ENV: 'local' }).targets.clinic.baseUrl).toMatch(/^http:\/\/127\.0\.0\.1:8103\/fhir$/);
   });
 
   it('still refuses an open API where real national ids are accepted', () => {
