@@ -57,8 +57,10 @@ describe('wrangler.toml as shipped', () => {
   it('[env.production]: says production, takes real ids only, and refuses an open API and BRIDGE_ENV=local', () => {
     const vars = shippedVars('production');
     expect(vars).toMatchObject({ BRIDGE_ENV: 'production', ALLOW_SYNTHETIC_IDS: 'false' });
-    expect(vars.API_AUTH).toBeUndefined();
-    // As shipped: the deployment must still say how callers authenticate and set its identity.
+    // As shipped: placeholders (scripts/check-production.ts refuses to deploy them), and the
+    // Worker would refuse them too: the deployment must still say how callers authenticate,
+    // set its identity and name its targets.
+    expect(vars.API_AUTH).toMatch(/^REPLACE-WITH-/);
     expect(refused(vars).paths).toEqual(['API_AUTH', 'IDENTIFIER_NAMESPACE', 'IDENTITY_SECRET', 'DATA_ENCRYPTION_KEYS', 'FHIR_TARGETS']);
     const complete = { ...vars, ...PRODUCTION_SETTINGS, ...BEARER };
     const config = loadConfig(complete);
