@@ -8,6 +8,7 @@
  */
 import { DurableObject } from 'cloudflare:workers';
 import { type BridgeConfig, loadConfig } from './config.ts';
+import { errorKind, log } from './log.ts';
 import { OperationOutcomeError, isOperationOutcomeError, issue, outcome } from './fhir/outcome.ts';
 import { type InboundAuthenticator, createInboundAuthenticator } from './auth/inbound.ts';
 import { createApp } from './http/app.ts';
@@ -182,6 +183,9 @@ function app(env: Env) {
   }));
 }
 
+/** The settings a configuration error names (its issues' expressions), never their values. */
+const settingsOf = (e: OperationOutcomeError): string[] => (e.outcome.issue ?? []).flatMap((i) => i.expression ?? []);
+
 export default {
   fetch(request, env, ctx) {
     let handler;
@@ -190,7 +194,7 @@ export default {
     } catch (e) {
       // A bad setting is the operator's to fix: say which one (never its value).
       if (isOperationOutcomeError(e)) {
-        console.error('configuration error', e.message);
+        log('config.invalid', { settings: settingsOf(e) });
         return new Response(JSON.stringify(e.outcome), { status: 500, headers: { 'content-type': 'application/fhir+json', 'cache-control': 'no-store' } });
       }
       throw e;
@@ -207,10 +211,10 @@ export default {
         try {
           const lane = env.PARENT_LANE.get(env.PARENT_LANE.idFromName(parentKey));
           const changed = await lane.markDead(jobId, DEAD_LETTERED);
-          console.warn('dead-letter queue: job received', changed ? 'and marked dead' : 'already finished');
+          log('dlq.job_received', { jobId, status: changed ? 'marked dead' : 'already finished' });
           message.ack();
         } catch (e) {
-          console.error('dead-letter queue: could not mark the job dead', (e as Error)?.name ?? 'error');
+          log('dlq.mark_dead_failed', { jobId, error: errorKind(e) });
           message.retry({ delaySeconds: 60 });
         }
       }
@@ -218,13 +222,24 @@ export default {
     }
     for (const message of batch.messages) {
       const { jobId, parentKey } = message.body;
+      const started = Date.now();
       try {
         const lane = env.PARENT_LANE.get(env.PARENT_LANE.idFromName(parentKey));
         const result = await lane.attempt(jobId);
-        if (result && !result.done) message.retry({ delaySeconds: Math.min(43_200, Math.ceil(result.delayMs / 1000)) });
+        const retryInSeconds = result && !result.done ? Math.min(43_200, Math.ceil(result.delayMs / 1000)) : undefined;
+        if (retryInSeconds !== undefined) message.retry({ delaySeconds: retryInSeconds });
         else message.ack();
+        const job = result?.job;
+        log('delivery.attempt', {
+          jobId,
+          ...(job
+            ? { tenant: job.tenant, status: job.status, attempts: job.attempts, targets: Object.fromEntries(Object.entries(job.targets).map(([t, r]) => [t, r.status])) }
+            : { status: 'unknown job' }),
+          durationMs: Date.now() - started,
+          ...(retryInSeconds !== undefined ? { retryInSeconds } : {}),
+        });
       } catch (e) {
-        console.error('queue consumer: attempt failed', (e as Error)?.name ?? 'error');
+        log('queue.attempt_failed', { jobId, error: errorKind(e) });
         message.retry({ delaySeconds: 30 });
       }
     }
@@ -241,11 +256,12 @@ export default {
     try {
       cfg = config(env);
     } catch (e) {
-      if (isOperationOutcomeError(e)) console.error('configuration error', e.message);
+      if (isOperationOutcomeError(e)) log('config.invalid', { settings: settingsOf(e) });
       throw e;
     }
     const store = storeOf(env);
     const now = Date.now();
+    const sweepStarted = now;
     const swept = await sweepStale(
       store,
       deliveryQueue(env),
@@ -255,12 +271,16 @@ export default {
     const retention = { retentionMs: cfg.sweep.bundleRetentionDays * 24 * 60 * MINUTE };
     const purged = await purgeExpired(store, retention, now);
     const episodesPurged = await purgeExpiredEpisodes(store, retention, now);
-    console.log('scheduled sweep', { requeued: swept.requeued.length, markedDead: swept.dead.length, bundlesPurged: purged, episodesPurged });
+    log('sweep.done', {
+      counts: { requeued: swept.requeued.length, markedDead: swept.dead.length, bundlesPurged: purged, episodesPurged },
+      durationMs: Date.now() - sweepStarted,
+    });
+    const readStarted = Date.now();
     // Last, so that a slow or failing primary server never holds up recovery and retention.
     const read = await refreshCoordination(
       { store, clientFor: clientFactory(cfg, deliveryFetch), now: Date.now },
       { olderThanMs: cfg.coordinationRefreshMinutes * MINUTE },
     );
-    console.log('scheduled coordination read-back', read);
+    log('coordination.readback', { counts: { refreshed: read.refreshed, failed: read.failed, skipped: read.skipped }, durationMs: Date.now() - readStarted });
   },
 } satisfies ExportedHandler<Env, DeliveryMessage>;

@@ -22,6 +22,7 @@ import type { DeliveryService } from '../sync/service.ts';
 import type { InboundAuthenticator } from '../auth/inbound.ts';
 import { type AuthVariables, requireAuth } from './auth.ts';
 import { type SmartDeps, smartRoutes } from './smart.ts';
+import { errorKind, log } from '../log.ts';
 
 export interface AppConfig {
   /** Accept synthetic national ids (month + 80); false in production. */
@@ -116,7 +117,7 @@ export function createApp(config: AppConfig): Hono<Env> {
   app.onError((err, c) => {
     if (isOperationOutcomeError(err)) return sendOutcome(c, err.outcome, err.status as 400);
     // Never echo internals or input: they may hold personal data.
-    console.error('unhandled error', err instanceof Error ? err.name : typeof err);
+    log('http.unhandled_error', { error: errorKind(err) });
     return outcomeResponse(c, 500, 'exception', 'internal error');
   });
   return app;

@@ -11,6 +11,7 @@ import { type AuthVariables, requestTenant } from './auth.ts';
 import { fhirJson, outcomeResponse } from './errors.ts';
 import { JsonBodyError, parseJsonBody } from './json.ts';
 import { jsonErrorCode, limitBody, readJsonBody, requireJson } from './middleware.ts';
+import { errorKind, log } from '../log.ts';
 
 const STATUSES: JobStatus[] = ['queued', 'retrying', 'delivered', 'failed', 'dead'];
 /** Largest NDJSON import in one request. */
@@ -268,7 +269,7 @@ export function deliveryRoutes(service: (c: Context) => DeliveryService): Hono<{
 
   app.onError((err, c) => {
     if (isOperationOutcomeError(err)) return fhirJson(c, err.outcome, err.status as 400);
-    console.error('unhandled error', err instanceof Error ? err.name : typeof err);
+    log('http.unhandled_error', { error: errorKind(err) });
     return outcomeResponse(c, 500, 'exception', 'internal error');
   });
   return app;

@@ -36,6 +36,7 @@ import type { IdentityOptions } from '../mapping/identity.ts';
 import { personKey } from '../sync/episodes.ts';
 import { clientFactory } from '../sync/targets.ts';
 import type { DeliveryStore, StoredEpisode } from '../sync/types.ts';
+import { errorKind, log } from '../log.ts';
 
 /** The scopes the bridge asks for: the launch context, an id token naming the user, and the patient's record. */
 export const SMART_SCOPE = 'launch openid fhirUser patient/Patient.read';
@@ -302,7 +303,8 @@ export function smartRoutes(deps: SmartDeps): Hono {
         return true;
       } catch (e) {
         // Name and status only: the request carried patient data.
-        console.error('SMART summary: AuditEvent not written', (e as Error)?.name ?? 'error', (e as { status?: number }).status ?? '');
+        const status = (e as { status?: unknown } | undefined)?.status;
+        log('smart.audit_not_written', { error: errorKind(e), ...(typeof status === 'number' ? { httpStatus: status } : {}) });
       }
     }
     return false;

@@ -28,6 +28,7 @@ import { personKey } from './episodes.ts';
 import { redactOutcome } from './redact.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, decide } from './retry.ts';
 import { CLINIC_TARGET, type DeliveryStore, type Job, type JobAudit, type JobContent, type LedgerRecord, type TargetResult, primaryTargetName } from './types.ts';
+import { errorKind, log } from '../log.ts';
 
 export { CLINIC_TARGET, primaryTargetName } from './types.ts';
 
@@ -205,7 +206,7 @@ export async function attemptJob(jobId: string, deps: DeliveryDeps): Promise<Att
       };
       job.targets[target] = base;
       if (decision.retry) retryIn = Math.max(retryIn ?? 0, decision.delayMs);
-      if (!failure) console.error('delivery attempt failed', (e as Error)?.name ?? 'error');
+      if (!failure) log('delivery.attempt_failed', { jobId: job.id, target, error: errorKind(e) });
     }
   }
   const auditRetry = await writeAudits(job, content, deps, policy);
@@ -289,7 +290,7 @@ async function writeAudits(job: Job, content: JobContent, deps: DeliveryDeps, po
       if (failure?.status !== undefined) a.httpStatus = failure.status;
       else delete a.httpStatus;
       if (decision.retry) retryIn = Math.max(retryIn ?? 0, decision.delayMs);
-      if (!failure) console.error('audit write failed', (e as Error)?.name ?? 'error');
+      if (!failure) log('delivery.audit_failed', { jobId: job.id, error: errorKind(e) });
     }
   }
   return retryIn;

@@ -4,6 +4,7 @@
  */
 import { type DeliveryDeps, attemptJob } from './deliver.ts';
 import type { DeliveryQueue } from './service.ts';
+import { errorKind, log } from '../log.ts';
 
 export interface LocalQueueOptions {
   /** Multiplies every retry delay (tests shrink waits; 1 in real use). */
@@ -62,7 +63,7 @@ export class LocalQueue implements DeliveryQueue {
         this.enqueue(jobId, parentKey, result.delayMs);
       }
     } catch (e) {
-      console.error('delivery attempt crashed', (e as Error)?.name ?? 'error');
+      log('queue.attempt_crashed', { jobId, error: errorKind(e) });
     } finally {
       this.pending -= 1;
       if (this.pending === 0) for (const resolve of this.idle.splice(0)) resolve();
