@@ -6,6 +6,8 @@
  * response headers, all-or-nothing transactions, unknown-type and content-type errors.
  *
  * Data lives in memory and is lost on close. Binds to 127.0.0.1 unless told otherwise.
+ * A browser gets readable HTML pages (html.ts); `GET /fhir` answers the CapabilityStatement
+ * (JSON) or an index of the resource types held (HTML).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -23,15 +25,20 @@ import { FhirRouter, type FhirRequest, type FhirResponse, type HttpMethod } from
 import type { Bundle, CapabilityStatement, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { capabilityStatement } from './capability.ts';
 import { loadR4Definitions } from './definitions.ts';
+import { indexPage, prefersHtml, resourcePage } from './html.ts';
 import { SandboxRepository } from './repository.ts';
 import { type SmartEhr, type SmartEhrOptions, createSmartEhr } from './smart-ehr.ts';
 
 export { SandboxRepository } from './repository.ts';
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
+const HTML = 'text/html; charset=utf-8';
 const METHODS = new Set<string>(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
 const WRITE_METHODS = new Set<string>(['POST', 'PUT', 'PATCH']);
 const BASE_PATH = '/fhir';
+
+/** Answers to be sent as HTML pages (a browser's GETs): the base URL and the request's path and query. */
+const htmlViews = new WeakMap<ServerResponse, { baseUrl: string; pathAndQuery: string }>();
 
 export interface SandboxOptions {
   /** 0 or absent: an ephemeral port. */
@@ -112,6 +119,10 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     const u = new URL(req.url ?? '/', 'http://sandbox');
     const pretty = u.searchParams.get('_pretty') === 'true';
     if (ehr && (await ehr.handle(req, res, u))) return;
+    if (method === 'GET') {
+      res.setHeader('vary', 'Accept');
+      if (u.searchParams.get('_format') !== 'json' && prefersHtml(req.headers.accept)) htmlViews.set(res, { baseUrl, pathAndQuery: u.pathname + u.search });
+    }
     if (ehr?.checkBearer(req.headers.authorization)) {
       await drain(req);
       res.setHeader('www-authenticate', 'Bearer realm="sandbox-ehr", error="invalid_token"');
@@ -134,9 +145,15 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
         res.setHeader('allow', 'GET');
         return send(res, 405, outcomeOf('not-supported', `Method ${method} is not supported on metadata`));
       }
-      metadata ??= JSON.stringify(capabilityStatement(baseUrl, startedAt, opts.transactions ?? true, opts.patch ?? true) satisfies CapabilityStatement);
-      res.writeHead(200, { 'content-type': FHIR_JSON });
-      res.end(metadata);
+      return sendMetadata(res, pretty);
+    }
+    // The base itself: what this server is (JSON), or what it holds (a browser).
+    if (rel === '' && method === 'GET' && !u.searchParams.has('_type')) {
+      await drain(req);
+      if (!htmlViews.has(res)) return sendMetadata(res, pretty);
+      const text = indexPage(repo.countByType(), baseUrl);
+      res.writeHead(200, { 'content-type': HTML, 'content-length': Buffer.byteLength(text) });
+      res.end(text);
       return;
     }
     const type = segments[0];
@@ -203,6 +220,13 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     });
   }
 
+  function sendMetadata(res: ServerResponse, pretty: boolean): void {
+    metadata ??= JSON.stringify(capabilityStatement(baseUrl, startedAt, opts.transactions ?? true, opts.patch ?? true) satisfies CapabilityStatement);
+    if (htmlViews.has(res) || pretty) return send(res, 200, JSON.parse(metadata) as CapabilityStatement, pretty);
+    res.writeHead(200, { 'content-type': FHIR_JSON });
+    res.end(metadata);
+  }
+
   function respond(
     req: IncomingMessage,
     res: ServerResponse,
@@ -216,7 +240,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     // PUT to a new id creates it (https://hl7.org/fhir/R4/http.html#upsert): 201, not the router's 200.
     if (status === 200 && createdByUpdate) status = 201;
     const prefer = preferReturn(req.headers.prefer);
-    if (resource.resourceType === 'Bundle') decorateBundle(resource as Bundle, prefer);
+    if (resource.resourceType === 'Bundle') decorateBundle(resource as Bundle, prefer, req.url ?? '');
     const vid = resource.meta?.versionId;
     if (resource.id && vid && resource.resourceType !== 'Bundle') {
       res.setHeader('etag', `W/"${vid}"`);
@@ -232,12 +256,17 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     send(res, status, isWrite && prefer === 'OperationOutcome' ? outcome : resource, pretty);
   }
 
-  /** Search sets get fullUrls and a self link; transaction and batch responses get versioned locations and ETags. */
-  function decorateBundle(bundle: Bundle, prefer: string | undefined): void {
+  /**
+   * Search sets get fullUrls and self, previous and next links (by `_offset`,
+   * https://hl7.org/fhir/R4/http.html#paging); transaction and batch responses get versioned
+   * locations and ETags.
+   */
+  function decorateBundle(bundle: Bundle, prefer: string | undefined, requestUrl: string): void {
     if (bundle.type === 'searchset') {
       for (const e of bundle.entry ?? []) {
         if (e.resource?.id) e.fullUrl = `${baseUrl}/${e.resource.resourceType}/${e.resource.id}`;
       }
+      if (!bundle.link?.length) bundle.link = pagingLinks(bundle, new URL(requestUrl, baseUrl));
       return;
     }
     if (bundle.type !== 'transaction-response' && bundle.type !== 'batch-response') return;
@@ -264,6 +293,28 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       if (m && !repo.has(m[1] as string, m[2] as string)) out.add(i);
     });
     return out;
+  }
+
+  /** Self, previous and next of a search page: the same search with another `_offset`. */
+  function pagingLinks(bundle: Bundle, request: URL): NonNullable<Bundle['link']> {
+    const query = new URLSearchParams(request.search);
+    query.delete('_format');
+    const count = Number.parseInt(query.get('_count') ?? '', 10);
+    const offset = Math.max(0, Number.parseInt(query.get('_offset') ?? '0', 10) || 0);
+    const at = (o: number) => {
+      const q = new URLSearchParams(query);
+      if (o > 0) q.set('_offset', String(o));
+      else q.delete('_offset');
+      const text = q.toString();
+      return `${baseUrl}${request.pathname.slice(BASE_PATH.length)}${text ? `?${text}` : ''}`;
+    };
+    const shown = bundle.entry?.length ?? 0;
+    const size = Number.isFinite(count) && count > 0 ? count : shown;
+    const links: NonNullable<Bundle['link']> = [{ relation: 'self', url: at(offset) }];
+    if (offset > 0 && size > 0) links.push({ relation: 'previous', url: at(Math.max(0, offset - size)) });
+    const more = bundle.total !== undefined ? offset + shown < bundle.total : shown > 0 && shown === size;
+    if (more && shown > 0) links.push({ relation: 'next', url: at(offset + shown) });
+    return links;
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -348,8 +399,13 @@ function notFoundOutcome(text: string): OperationOutcome {
 }
 
 function send(res: ServerResponse, status: number, body: Resource, pretty = false): void {
-  const text = JSON.stringify(body, undefined, pretty ? 2 : undefined);
-  res.writeHead(status, { 'content-type': FHIR_JSON, 'content-length': Buffer.byteLength(text) });
+  const view = htmlViews.get(res);
+  const text = view ? resourcePage(body, status, view.baseUrl, view.pathAndQuery) : JSON.stringify(body, undefined, pretty ? 2 : undefined);
+  res.writeHead(status, {
+    'content-type': view ? HTML : FHIR_JSON,
+    'content-length': Buffer.byteLength(text),
+    ...(view ? { 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'" } : {}),
+  });
   res.end(text);
 }
 
