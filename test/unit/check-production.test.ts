@@ -1,6 +1,6 @@
 /**
  * `wrangler deploy --env production` refuses until every placeholder in wrangler.toml's
- * [env.production] is filled: scripts/check-production.ts, run by wrangler as the
+ * [env.production] is filled: scripts/check-production.mjs, run by wrangler as the
  * environment's custom build.
  */
 import { spawnSync } from 'node:child_process';
@@ -14,7 +14,7 @@ import { OperationOutcomeError } from '../../src/fhir/outcome.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const WRANGLER_TOML = join(root, 'wrangler.toml');
-const SCRIPT = join(root, 'scripts', 'check-production.ts');
+const SCRIPT = join(root, 'scripts', 'check-production.mjs');
 const shipped = readFileSync(WRANGLER_TOML, 'utf8');
 const dir = mkdtempSync(join(tmpdir(), 'imh-check-production-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -49,7 +49,7 @@ function check(...args: string[]) {
   return spawnSync(process.execPath, [SCRIPT, ...args], { encoding: 'utf8', cwd: root, timeout: 60_000 });
 }
 
-describe('scripts/check-production.ts', () => {
+describe('scripts/check-production.mjs', () => {
   it('refuses the wrangler.toml as shipped, naming every placeholder and what goes there', () => {
     const r = check('--env', 'production');
     expect(r.status).toBe(1);
@@ -85,7 +85,7 @@ describe('scripts/check-production.ts', () => {
 
   it('is the custom build of [env.production] only', () => {
     const read = (env?: string) => unstable_readConfig({ config: WRANGLER_TOML, ...(env ? { env } : {}) }, { hideWarnings: true });
-    expect(read('production').build.command).toBe('node scripts/check-production.ts --env production');
+    expect(read('production').build.command).toBe('node scripts/check-production.mjs --env production');
     expect(read('local').build.command).toBeUndefined();
     expect(read().build.command).toBeUndefined();
   });

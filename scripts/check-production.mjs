@@ -5,16 +5,17 @@
  * `wrangler deploy --env production` stops with one line per value still to fill
  * (https://developers.cloudflare.com/workers/wrangler/custom-builds/).
  *
- *   node scripts/check-production.ts [--env production] [--config wrangler.toml]
+ *   node scripts/check-production.mjs [--env production] [--config wrangler.toml]
  *
  * A placeholder is any string starting with REPLACE-WITH-, or the all-zero D1 database_id the
  * local environment uses. The configuration is read by wrangler itself, with its rules for
  * what a named environment inherits. Secrets cannot be seen here: the Worker checks them at
  * start-up and answers 500 naming each missing one.
  *
- * Plain JavaScript syntax with erasable types only, so Node 22 runs it without a loader.
+ * Plain JavaScript, so whichever Node runs wrangler (20 or newer) runs it without a loader.
  */
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { unstable_readConfig } from 'wrangler';
 
@@ -23,15 +24,20 @@ export const PLACEHOLDER = 'REPLACE-WITH-';
 const ZERO_ID = '00000000-0000-0000-0000-000000000000';
 
 /** What each placeholder is and where its value comes from, by the key that holds it. */
-const HINTS: Record<string, string> = {
+/** @type {Record<string, string>} */
+const HINTS = {
   API_AUTH: 'how callers authenticate: {"type":"jwt",…} or {"type":"bearer","tokensSecret":"API_TOKENS"} (README "Configuration")',
   IDENTIFIER_NAMESPACE: 'an https URL your clinic controls, permanent once used (README "Identities")',
   FHIR_TARGETS: 'the FHIR servers deliveries go to: {"clinic": {"baseUrl": "https://…", "auth": …}} (README "Outbound")',
   database_id: 'the id `wrangler d1 create imh-bridge` prints',
 };
 
-/** Every placeholder left in a value, as [path, key] pairs (path like `vars.API_AUTH`). */
-function placeholders(value: unknown, path: string, key: string, out: [string, string][]): [string, string][] {
+/**
+ * Every placeholder left in a value, as [path, key] pairs (path like `vars.API_AUTH`).
+ * @param {unknown} value @param {string} path @param {string} key @param {[string, string][]} out
+ * @returns {[string, string][]}
+ */
+function placeholders(value, path, key, out) {
   if (typeof value === 'string') {
     if (value.startsWith(PLACEHOLDER) || (key === 'database_id' && value === ZERO_ID)) out.push([path, key]);
   } else if (Array.isArray(value)) {
@@ -42,8 +48,11 @@ function placeholders(value: unknown, path: string, key: string, out: [string, s
   return out;
 }
 
-/** `vars.API_AUTH` → `[env.production.vars] API_AUTH`; `d1_databases[0].database_id` → `[[env.production.d1_databases]] database_id`. */
-function tomlName(env: string, path: string, key: string): string {
+/**
+ * `vars.API_AUTH` → `[env.production.vars] API_AUTH`; `d1_databases[0].database_id` → `[[env.production.d1_databases]] database_id`.
+ * @param {string} env @param {string} path @param {string} key
+ */
+function tomlName(env, path, key) {
   const table = path.slice(0, -(key.length + 1));
   if (!table) return `[env.${env}] ${key}`;
   const array = /\[\d+\]$/.test(table);
@@ -54,8 +63,9 @@ function tomlName(env: string, path: string, key: string): string {
 /**
  * The placeholders still in the environment's resolved configuration, each as one line
  * naming the setting and what to put there; [] when the environment is filled in.
+ * @param {string} configPath @param {string} env @returns {string[]}
  */
-export function unfilled(configPath: string, env: string): string[] {
+export function unfilled(configPath, env) {
   const config = unstable_readConfig({ config: configPath, env }, { hideWarnings: true });
   // Only what the Worker is deployed with: the environment's own settings (vars and bindings
   // are not inherited) and the inherited top level.
@@ -64,13 +74,13 @@ export function unfilled(configPath: string, env: string): string[] {
   return found.map(([path, key]) => `  ${tomlName(env, path, key)}${HINTS[key] ? `: ${HINTS[key]}` : ''}`);
 }
 
-function main(): void {
+function main() {
   const { values } = parseArgs({
     options: { env: { type: 'string', default: 'production' }, config: { type: 'string' } },
     strict: true,
   });
-  const env = values.env as string;
-  const configPath = resolve(values.config ?? resolve(import.meta.dirname, '..', 'wrangler.toml'));
+  const env = String(values.env);
+  const configPath = resolve(values.config ?? resolve(dirname(fileURLToPath(import.meta.url)), '..', 'wrangler.toml'));
   const left = unfilled(configPath, env);
   if (left.length === 0) {
     process.stdout.write(`${configPath} [env.${env}]: no placeholders left\n`);
@@ -84,4 +94,4 @@ function main(): void {
   process.exitCode = 1;
 }
 
-if (import.meta.main ?? process.argv[1] === import.meta.filename) main();
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main();
