@@ -18,7 +18,7 @@ import type { PrivateJwks, PublicJwks, SigningAlg } from './auth/jwks.ts';
 import { Secret } from './auth/secret.ts';
 import { checkOrgNumber } from './domain/identifiers.ts';
 import { OperationOutcomeError, issue, outcome } from './fhir/outcome.ts';
-import { DEV_IDENTITY, type IdentityOptions } from './mapping/identity.ts';
+import { DEV_IDENTITY, type IdentityOptions } from './fhir/identity.ts';
 import { NO_TENANTS, type Tenants } from './auth/tenants.ts';
 import { DATA_KEY_BYTES, DEV_DATA_KEY, type DataKey, decodeDataKey } from './sync/crypto.ts';
 
@@ -103,7 +103,7 @@ export interface BridgeConfig {
   allowSyntheticIds: boolean;
   /**
    * Identifier namespace and pseudonym secret (IDENTIFIER_NAMESPACE, IDENTITY_SECRET): permanent
-   * for a deployment, see mapping/identity.ts. Boxed, since it holds the secret.
+   * for a deployment, see fhir/identity.ts. Boxed, since it holds the secret.
    */
   identity: Secret<IdentityOptions>;
   deliveryMaxAttempts: number;

@@ -30,7 +30,7 @@ import { addBridgeDevice, addProvenance } from '../mapping/bundle.ts';
 import { addScores, selfHarmAssessments, selfHarmFlagRef, selfHarmResolvedOn } from '../mapping/assessments.ts';
 import { MappingContext, type Ref, addMinutes, keyedUuid } from '../mapping/context.ts';
 import { mapConsent } from '../mapping/episode-of-care.ts';
-import { DEV_IDENTITY, type IdentityOptions } from '../mapping/identity.ts';
+import { DEV_IDENTITY, type IdentityOptions } from '../fhir/identity.ts';
 import { mapClinician, mapOrganization, nationalIdentifier } from '../mapping/people.ts';
 import { base64Utf8 } from '../mapping/sessions.ts';
 import { coding, translateTo } from '../mapping/terminology.ts';

@@ -30,7 +30,7 @@ import { score } from '../instruments/scoring.ts';
 import { selfHarmAssessments, selfHarmResolvedOn } from '../mapping/assessments.ts';
 import { MappingContext, keyedUuid } from '../mapping/context.ts';
 import { mapClinicianGlobalImprovement, mapGoals } from '../mapping/goals.ts';
-import { DEV_IDENTITY, type IdentityOptions } from '../mapping/identity.ts';
+import { DEV_IDENTITY, type IdentityOptions } from '../fhir/identity.ts';
 import { base64Utf8 } from '../mapping/sessions.ts';
 import { coding } from '../mapping/terminology.ts';
 import { evaluateGate, type ShareClass } from './gate.ts';

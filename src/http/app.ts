@@ -7,7 +7,7 @@ import { type Context, Hono } from 'hono';
 import { isOperationOutcomeError } from '../fhir/outcome.ts';
 import { validateFast } from '../fhir/validate-fast.ts';
 import { mapEpisode } from '../mapping/bundle.ts';
-import type { IdentityOptions } from '../mapping/identity.ts';
+import type { IdentityOptions } from '../fhir/identity.ts';
 import { extract, extractionBody } from '../instruments/extract.ts';
 import { QUESTIONNAIRE_IDS, questionnaire } from '../instruments/questionnaires.ts';
 import { docsPage, openApiDocument } from './openapi.ts';

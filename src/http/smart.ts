@@ -32,7 +32,7 @@ import type { Episode } from '../domain/episode.ts';
 import { checkNationalId } from '../domain/identifiers.ts';
 import { isOperationOutcomeError } from '../fhir/outcome.ts';
 import { NO } from '../fhir/systems.ts';
-import type { IdentityOptions } from '../mapping/identity.ts';
+import type { IdentityOptions } from '../fhir/identity.ts';
 import { personKey } from '../sync/episodes.ts';
 import { clientFactory } from '../sync/targets.ts';
 import type { DeliveryStore, StoredEpisode } from '../sync/types.ts';

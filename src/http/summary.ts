@@ -22,7 +22,7 @@
 import { type Context, Hono } from 'hono';
 import { isOperationOutcomeError } from '../fhir/outcome.ts';
 import type { Task } from '@medplum/fhirtypes';
-import { DEV_IDENTITY, type IdentityOptions, businessIdSystem } from '../mapping/identity.ts';
+import { DEV_IDENTITY, type IdentityOptions, businessIdSystem } from '../fhir/identity.ts';
 import type { CoordinationRecord } from '../sync/types.ts';
 import { SUMMARY_PAGE_CSP, renderSummaryPage } from '../coordination/summary-page.ts';
 import { type SummaryLang, buildSummary } from '../coordination/summary.ts';

@@ -37,7 +37,7 @@ import { OperationOutcomeError, issue, outcome } from '../fhir/outcome.ts';
 import { findBadStrings } from '../fhir/strings.ts';
 import { NO } from '../fhir/systems.ts';
 import { BundleScope, type Ref, keyedUuid } from '../mapping/context.ts';
-import { DEV_IDENTITY, type IdentityOptions } from '../mapping/identity.ts';
+import { DEV_IDENTITY, type IdentityOptions } from '../fhir/identity.ts';
 import { addScores } from '../mapping/assessments.ts';
 import { answerCoding, rawAnswer } from './answers.ts';
 import { INSTRUMENTS, type InstrumentId } from './definitions.ts';
@@ -62,7 +62,7 @@ const at = (path: string) => `QuestionnaireResponse.${path}`;
 export interface ExtractOptions {
   /** Accept synthetic national ids (month + 80) in `subject.identifier`; as the episode path. Default true. */
   allowSyntheticIds?: boolean;
-  /** The deployment's identifier namespace and pseudonym secret (mapping/identity.ts). */
+  /** The deployment's identifier namespace and pseudonym secret (fhir/identity.ts). */
   identity?: IdentityOptions;
 }
 

@@ -8,7 +8,7 @@ import type { Episode } from '../domain/episode.ts';
 import { type ParseOptions, parseEpisode } from '../domain/parse.ts';
 import { mapAssessments } from './assessments.ts';
 import { MappingContext, type Ref } from './context.ts';
-import { DEV_IDENTITY, type IdentityOptions } from './identity.ts';
+import { DEV_IDENTITY, type IdentityOptions } from '../fhir/identity.ts';
 import { selfHarmAssessments, selfHarmFlagRef } from './assessments.ts';
 import { coding } from './terminology.ts';
 import { type CareTeamMember, mapCareTeam, mapConditions, mapConsent, mapEpisodeOfCare, mapReferral } from './episode-of-care.ts';
@@ -48,7 +48,7 @@ export interface ClinicSharing {
 }
 
 /**
- * Maps a parsed episode, with the deployment's identity settings (identity.ts). With `sharing`,
+ * Maps a parsed episode, with the deployment's identity settings (fhir/identity.ts). With `sharing`,
  * a positive self-harm item that may not reach the primary team is never dropped silently: a
  * Task on the clinic's own server, owned by the therapist, says it was not shared and why.
  */

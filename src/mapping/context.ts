@@ -7,7 +7,7 @@ import type { BundleEntry, Coding, Identifier, Reference, Resource } from '@medp
 import { v5 as uuidv5 } from 'uuid';
 import type { Episode } from '../domain/episode.ts';
 import { SECURITY, profileUrl } from '../fhir/systems.ts';
-import { DEV_IDENTITY, type IdentityOptions, businessIdSystem, pseudonym } from './identity.ts';
+import { DEV_IDENTITY, type IdentityOptions, businessIdSystem, pseudonym } from '../fhir/identity.ts';
 import { writeRequest } from './write-semantics.ts';
 
 /** Namespace of every name-based UUID the bridge derives (RFC 9562 §5.5). */
@@ -65,7 +65,7 @@ export class BundleScope {
     return { system: businessIdSystem(this.identity, this.clinicOrg, kind), value };
   }
 
-  /** Keyed pseudonym (see identity.ts) of a key that contains a national id. */
+  /** Keyed pseudonym (see fhir/identity.ts) of a key that contains a national id. */
   pseudonym(key: string): string {
     return pseudonym(this.identity, key);
   }

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { SHARE_CLASSES, type ShareClass, clinicSharing, evaluateGate } from '../../src/coordination/gate.ts';
 import { mapParsedEpisode } from '../../src/mapping/bundle.ts';
 import { disclosureAuditEvent } from '../../src/coordination/audit.ts';
-import { DEV_IDENTITY } from '../../src/mapping/identity.ts';
+import { DEV_IDENTITY } from '../../src/fhir/identity.ts';
 import { nextDay, sharePrimary, sharePrimaryParsed } from '../../src/coordination/share.ts';
 import { parseEpisode } from '../../src/domain/parse.ts';
 import { validateFhir } from '../../src/fhir/validate.ts';
