@@ -34,7 +34,7 @@ import { DEV_IDENTITY, type IdentityOptions } from '../fhir/identity.ts';
 import { mapClinician, mapOrganization, nationalIdentifier } from '../mapping/people.ts';
 import { base64Utf8 } from '../mapping/sessions.ts';
 import { coding, translateTo } from '../mapping/terminology.ts';
-import { identifierQuery } from '../mapping/write-semantics.ts';
+import { identifierQuery } from '../fhir/write-semantics.ts';
 import { type Gate, type ShareClass, evaluateGate } from './gate.ts';
 // summary.ts builds on primaryContent below; the two only call each other inside functions.
 import { buildSummary } from './summary.ts';

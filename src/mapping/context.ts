@@ -8,7 +8,7 @@ import { v5 as uuidv5 } from 'uuid';
 import type { Episode } from '../domain/episode.ts';
 import { SECURITY, profileUrl } from '../fhir/systems.ts';
 import { DEV_IDENTITY, type IdentityOptions, businessIdSystem, pseudonym } from '../fhir/identity.ts';
-import { writeRequest } from './write-semantics.ts';
+import { writeRequest } from '../fhir/write-semantics.ts';
 
 /** Namespace of every name-based UUID the bridge derives (RFC 9562 §5.5). */
 export const UUID_NAMESPACE = '5f2b8c4e-3d1a-5e7b-9c60-2a4d8e1f7b93';

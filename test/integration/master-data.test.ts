@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/http/app.ts';
 import { clinicBundle, isConsentRefusal } from './engine-bundles.ts';
 import { NO } from '../../src/fhir/systems.ts';
-import { MASTER_DATA_TYPES } from '../../src/mapping/write-semantics.ts';
+import { MASTER_DATA_TYPES } from '../../src/fhir/write-semantics.ts';
 import { type Sandbox, startSandbox } from '../../src/sandbox/server.ts';
 import { clearCapabilityCache, entryKey } from '../../src/sync/apply.ts';
 import { FhirTargetClient } from '../../src/sync/client.ts';

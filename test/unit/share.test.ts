@@ -12,7 +12,7 @@ import { DEV_IDENTITY } from '../../src/fhir/identity.ts';
 import { nextDay, sharePrimary, sharePrimaryParsed } from '../../src/coordination/share.ts';
 import { parseEpisode } from '../../src/domain/parse.ts';
 import { validateFhir } from '../../src/fhir/validate.ts';
-import { isMasterData } from '../../src/mapping/write-semantics.ts';
+import { isMasterData } from '../../src/fhir/write-semantics.ts';
 import { type AnyResource, byIdentifier, resolve, resources } from '../fixtures/bundle.ts';
 import { activeFather, completed, plannedMinimal } from '../fixtures/examples.ts';
 import { r4InvariantFailures, r4SchemaErrors } from '../fixtures/r4-independent.ts';
