@@ -33,7 +33,7 @@ import { mapConsent } from '../mapping/episode-of-care.ts';
 import { DEV_IDENTITY, type IdentityOptions } from '../fhir/identity.ts';
 import { mapClinician, mapOrganization, nationalIdentifier } from '../mapping/people.ts';
 import { base64Utf8 } from '../mapping/sessions.ts';
-import { coding, translateTo } from '../mapping/terminology.ts';
+import { coding, translateTo } from '../fhir/terminology.ts';
 import { identifierQuery } from '../fhir/write-semantics.ts';
 import { type Gate, type ShareClass, evaluateGate } from './gate.ts';
 // summary.ts builds on primaryContent below; the two only call each other inside functions.

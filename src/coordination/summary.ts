@@ -32,7 +32,7 @@ import { MappingContext, keyedUuid } from '../mapping/context.ts';
 import { mapClinicianGlobalImprovement, mapGoals } from '../mapping/goals.ts';
 import { DEV_IDENTITY, type IdentityOptions } from '../fhir/identity.ts';
 import { base64Utf8 } from '../mapping/sessions.ts';
-import { coding } from '../mapping/terminology.ts';
+import { coding } from '../fhir/terminology.ts';
 import { evaluateGate, type ShareClass } from './gate.ts';
 import { nextDay, primaryContent, requestIdentifier } from './share.ts';
 import { type SummaryLang, ageInMonths, esc, formatDate, formatNumber, label, t } from './summary-text.ts';

@@ -11,7 +11,7 @@ import { answerCoding } from '../instruments/answers.ts';
 import { score } from '../instruments/scoring.ts';
 import type { BundleScope, MappingContext, Ref } from './context.ts';
 import { mapClinician } from './people.ts';
-import { coding } from './terminology.ts';
+import { coding } from '../fhir/terminology.ts';
 
 const SURVEY = { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'survey', display: 'Survey' }] };
 

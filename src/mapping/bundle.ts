@@ -10,7 +10,7 @@ import { mapAssessments } from './assessments.ts';
 import { MappingContext, type Ref } from './context.ts';
 import { DEV_IDENTITY, type IdentityOptions } from '../fhir/identity.ts';
 import { selfHarmAssessments, selfHarmFlagRef } from './assessments.ts';
-import { coding } from './terminology.ts';
+import { coding } from '../fhir/terminology.ts';
 import { type CareTeamMember, mapCareTeam, mapConditions, mapConsent, mapEpisodeOfCare, mapReferral } from './episode-of-care.ts';
 import { mapClinicianGlobalImprovement, mapGoals } from './goals.ts';
 import { mapClinician, mapOrganization, mapPeople } from './people.ts';

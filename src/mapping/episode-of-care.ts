@@ -3,7 +3,7 @@ import type { CareTeam, CareTeamParticipant, CodeSystem, Condition, Consent, Epi
 import consentShareClass from '../../mappings/CodeSystem-consent-share-class.json' with { type: 'json' };
 import { ICD10, LOINC, profileUrl } from '../fhir/systems.ts';
 import { type MappingContext, type Ref } from './context.ts';
-import { coding, translateTo } from './terminology.ts';
+import { coding, translateTo } from '../fhir/terminology.ts';
 
 const REFERRAL_STATUS = { planned: 'active', active: 'active', finished: 'completed', cancelled: 'revoked' } as const;
 const CARE_TEAM_STATUS = { planned: 'proposed', active: 'active', finished: 'inactive', cancelled: 'inactive' } as const;

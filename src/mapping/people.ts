@@ -4,7 +4,7 @@ import type { Clinician, OrganizationInput, ParentPerson, Person, Rater } from '
 import { checkNationalId } from '../domain/identifiers.ts';
 import { NO } from '../fhir/systems.ts';
 import { type MappingContext, type Ref } from './context.ts';
-import { coding, translate } from './terminology.ts';
+import { coding, translate } from '../fhir/terminology.ts';
 
 export function nationalIdentifier(nationalId: string): Identifier {
   const info = checkNationalId(nationalId);
