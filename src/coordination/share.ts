@@ -28,7 +28,8 @@ import { episodeOutcomes, classificationCoding } from '../instruments/outcomes.t
 import { INSTRUMENTS } from '../instruments/definitions.ts';
 import { addBridgeDevice, addProvenance } from '../mapping/bundle.ts';
 import { addScores, selfHarmAssessments, selfHarmFlagRef, selfHarmResolvedOn } from '../mapping/assessments.ts';
-import { MappingContext, type Ref, addMinutes, keyedUuid } from '../mapping/context.ts';
+import { type Ref, keyedUuid } from '../fhir/bundle-scope.ts';
+import { MappingContext, addMinutes } from '../mapping/context.ts';
 import { mapConsent } from '../mapping/episode-of-care.ts';
 import { DEV_IDENTITY, type IdentityOptions } from '../fhir/identity.ts';
 import { mapClinician, mapOrganization, nationalIdentifier } from '../mapping/people.ts';

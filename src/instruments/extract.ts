@@ -36,7 +36,7 @@ import { checkNationalId } from '../domain/identifiers.ts';
 import { OperationOutcomeError, issue, outcome } from '../fhir/outcome.ts';
 import { findBadStrings } from '../fhir/strings.ts';
 import { NO } from '../fhir/systems.ts';
-import { BundleScope, type Ref, keyedUuid } from '../mapping/context.ts';
+import { BundleScope, type Ref, keyedUuid } from '../fhir/bundle-scope.ts';
 import { DEV_IDENTITY, type IdentityOptions } from '../fhir/identity.ts';
 import { addScores } from '../mapping/assessments.ts';
 import { answerCoding, rawAnswer } from './answers.ts';

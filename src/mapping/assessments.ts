@@ -9,7 +9,8 @@ import { UCUM, questionnaireUrl } from '../fhir/systems.ts';
 import { INSTRUMENTS, type InstrumentId } from '../instruments/definitions.ts';
 import { answerCoding } from '../instruments/answers.ts';
 import { score } from '../instruments/scoring.ts';
-import type { BundleScope, MappingContext, Ref } from './context.ts';
+import type { BundleScope, Ref } from '../fhir/bundle-scope.ts';
+import type { MappingContext } from './context.ts';
 import { mapClinician } from './people.ts';
 import { coding } from '../fhir/terminology.ts';
 

@@ -1,6 +1,7 @@
 /** Goals, and the clinician's global improvement rating at closing. */
 import type { Goal, Observation } from '@medplum/fhirtypes';
-import { type MappingContext, type Ref } from './context.ts';
+import type { Ref } from '../fhir/bundle-scope.ts';
+import type { MappingContext } from './context.ts';
 import { coding, translateTo } from '../fhir/terminology.ts';
 
 const GOAL_STATUS = 'http://hl7.org/fhir/goal-status';
