@@ -38,7 +38,7 @@ import { findBadStrings } from '../fhir/strings.ts';
 import { NO } from '../fhir/systems.ts';
 import { BundleScope, type Ref, keyedUuid } from '../fhir/bundle-scope.ts';
 import { DEV_IDENTITY, type IdentityOptions } from '../fhir/identity.ts';
-import { addScores } from '../mapping/assessments.ts';
+import { addScores } from './score-resources.ts';
 import { answerCoding, rawAnswer } from './answers.ts';
 import { INSTRUMENTS, type InstrumentId } from './definitions.ts';
 import { EXT, instrumentForQuestionnaire, questionnaireForUrl } from './questionnaires.ts';
