@@ -8,7 +8,7 @@ import { isOperationOutcomeError } from '../fhir/outcome.ts';
 import { validateFast } from '../fhir/validate-fast.ts';
 import { mapEpisode } from '../mapping/bundle.ts';
 import type { IdentityOptions } from '../fhir/identity.ts';
-import { extract, extractionBody } from '../instruments/extract.ts';
+import { extract, extractionBody } from '../instruments/sdc-extract.ts';
 import { QUESTIONNAIRE_IDS, questionnaire } from '../instruments/questionnaires.ts';
 import { docsPage, openApiDocument } from './openapi.ts';
 import { fhirJson, outcomeResponse, sendOutcome } from './errors.ts';

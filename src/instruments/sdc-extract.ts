@@ -19,6 +19,11 @@
  * reported as a warning. Only elements R4 defines for QuestionnaireResponse are copied
  * (https://hl7.org/fhir/R4/questionnaireresponse.html); modifier elements the bridge cannot
  * honour (`modifierExtension`, `implicitRules`) are refused.
+ *
+ * It sits with the instruments, named after the SDC operation (`$extract`), because it is
+ * the instruments' FHIR form: it needs their Questionnaires, answer scores and scoring, and
+ * adds the same score resources (score-resources.ts) as episode mapping. Placed in fhir/, the
+ * FHIR building blocks would depend on the instruments, which depend on them.
  */
 import type {
   Bundle,
