@@ -28,6 +28,7 @@ import { episodeOutcomes, classificationCoding } from '../instruments/outcomes.t
 import { INSTRUMENTS } from '../instruments/definitions.ts';
 import { addBridgeDevice, addProvenance } from '../mapping/bundle.ts';
 import { addScores, selfHarmFlagRef } from '../instruments/score-resources.ts';
+import { round2 } from '../instruments/scoring.ts';
 import { selfHarmAssessments, selfHarmResolvedOn } from '../mapping/assessments.ts';
 import { type Ref, keyedUuid } from '../fhir/bundle-scope.ts';
 import { MappingContext, addMinutes } from '../mapping/context.ts';
@@ -389,7 +390,7 @@ function addChangeOverTime(ctx: MappingContext, e: Episode, parent: Ref, episode
         component: [
           { code: { text: 'first' }, valueQuantity: value(o.first.value) },
           { code: { text: 'latest' }, valueQuantity: value(o.latest.value) },
-          ...(o.rci !== undefined ? [{ code: { text: 'reliable change index' }, valueQuantity: { value: Math.round(o.rci * 100) / 100 } }] : []),
+          ...(o.rci !== undefined ? [{ code: { text: 'reliable change index' }, valueQuantity: { value: round2(o.rci) } }] : []),
         ],
       },
       { identifier, clinical: true },
