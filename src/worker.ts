@@ -21,6 +21,7 @@ import { DEAD_LETTERED, DEAD_LETTER_QUEUE } from './sync/dead-letter.ts';
 import { markDead, purgeExpired, purgeExpiredEpisodes, sweepStale } from './sync/sweep.ts';
 import { refreshCoordination } from './sync/coordination.ts';
 import { clientFactory, primaryEndpoint, retryPolicy } from './sync/targets.ts';
+import { FHIR_JSON } from './fhir/json.ts';
 
 export interface Env {
   DB: D1Database;
@@ -191,7 +192,7 @@ export default {
       // A bad setting is the operator's to fix: say which one (never its value).
       if (isOperationOutcomeError(e)) {
         console.error('configuration error', e.message);
-        return new Response(JSON.stringify(e.outcome), { status: 500, headers: { 'content-type': 'application/fhir+json', 'cache-control': 'no-store' } });
+        return new Response(JSON.stringify(e.outcome), { status: 500, headers: { 'content-type': FHIR_JSON, 'cache-control': 'no-store' } });
       }
       throw e;
     }

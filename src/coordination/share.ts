@@ -39,6 +39,7 @@ import { base64Utf8 } from '../mapping/sessions.ts';
 import { coding, translateTo } from '../fhir/terminology.ts';
 import { identifierQuery } from '../fhir/write-semantics.ts';
 import { type Gate, type ShareClass, evaluateGate } from './gate.ts';
+import { FHIR_JSON } from '../fhir/json.ts';
 // summary.ts builds on primaryContent below; the two only call each other inside functions.
 import { buildSummary } from './summary.ts';
 
@@ -339,7 +340,7 @@ function addSummaryDocument(
       content: [
         {
           attachment: {
-            contentType: 'application/fhir+json',
+            contentType: FHIR_JSON,
             language: document.language ?? 'nb',
             data: base64Utf8(json),
             size: bytes.length,

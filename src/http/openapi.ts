@@ -5,8 +5,8 @@
 import { z } from 'zod';
 import { EpisodeSchema } from '../domain/episode.ts';
 import { MAX_BODY_BYTES } from './middleware.ts';
+import { FHIR_JSON as FHIR } from '../fhir/json.ts';
 
-const FHIR = 'application/fhir+json';
 
 const outcomeRef = { $ref: '#/components/schemas/OperationOutcome' };
 const errorResponse = (description: string) => ({ description, content: { [FHIR]: { schema: outcomeRef } } });

@@ -36,6 +36,7 @@ import type { IdentityOptions } from '../fhir/identity.ts';
 import { personKey } from '../sync/episodes.ts';
 import { clientFactory } from '../sync/targets.ts';
 import type { DeliveryStore, StoredEpisode } from '../sync/types.ts';
+import { FHIR_JSON } from '../fhir/json.ts';
 
 /** The scopes the bridge asks for: the launch context, an id token naming the user, and the patient's record. */
 export const SMART_SCOPE = 'launch openid fhirUser patient/Patient.read';
@@ -480,7 +481,7 @@ export function smartRoutes(deps: SmartDeps): Hono {
 
       let resource: Record<string, unknown>;
       try {
-        resource = await getJson(`${issuer.iss}/Patient/${patient}`, { headers: { authorization: `Bearer ${access_token}`, accept: 'application/fhir+json' } });
+        resource = await getJson(`${issuer.iss}/Patient/${patient}`, { headers: { authorization: `Bearer ${access_token}`, accept: FHIR_JSON } });
       } catch {
         throw new Refusal('ehr-unavailable', 'the patient in context could not be read from the EHR');
       }
