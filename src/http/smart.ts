@@ -214,12 +214,14 @@ interface Session {
 }
 
 class Refusal extends Error {
-  constructor(
-    readonly reason: Reason,
-    /** For the audit: what happened, in words without personal data. */
-    readonly detail: string,
-  ) {
+  readonly reason: Reason;
+  /** For the audit: what happened, in words without personal data. */
+  readonly detail: string;
+  // Plain fields, not parameter properties: Node's type stripping runs this file as it is.
+  constructor(reason: Reason, detail: string) {
     super(detail);
+    this.reason = reason;
+    this.detail = detail;
   }
 }
 

@@ -89,7 +89,7 @@ describe('generated validators agree with the reference', () => {
   });
 
   it('src/generated/validators.ts is what scripts/build-validators.ts produces (--check)', () => {
-    execFileSync(process.execPath, ['--import', 'tsx', 'scripts/build-validators.ts', '--check'], { cwd: resolve(import.meta.dirname, '../..'), stdio: 'pipe' });
+    execFileSync(process.execPath, ['scripts/build-validators.ts', '--check'], { cwd: resolve(import.meta.dirname, '../..'), stdio: 'pipe' });
   }, 120_000);
 
   it('keeps at most 32 distinct fallback reasons, however varied the input', () => {
