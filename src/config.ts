@@ -546,7 +546,7 @@ function readIdentity(env: ConfigEnv, allowSyntheticIds: boolean, problems: Prob
     } catch {
       url = undefined;
     }
-    if (!url || url.protocol !== 'https:' || url.search || url.hash || namespace.endsWith('/') || url.username) {
+    if (url?.protocol !== 'https:' || url.search || url.hash || namespace.endsWith('/') || url.username) {
       problems.add('IDENTIFIER_NAMESPACE', 'must be an absolute https URL the deployment controls, without a trailing slash, query or fragment (e.g. https://fhir.clinic.example/sid)');
       namespace = undefined;
     }

@@ -185,7 +185,7 @@ function app(env: Env) {
 
 export default {
   fetch(request, env, ctx) {
-    let handler;
+    let handler: ReturnType<typeof app>;
     try {
       handler = app(env);
     } catch (e) {

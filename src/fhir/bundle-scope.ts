@@ -28,7 +28,7 @@ export function keyedUuid(identity: IdentityOptions, key: string): string {
 }
 
 /** Reference between entries of the bundle (urn:uuid). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: an entry may reference a resource of any type
 export type Ref = Reference<any>;
 
 const CLINICAL_LABELS: Coding[] = [{ ...SECURITY.restricted }, { ...SECURITY.psychiatry }];

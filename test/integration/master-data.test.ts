@@ -184,7 +184,7 @@ describe.each([
     expect(now.parent?.gender).toBe(bridgeParent.gender);
     expect(now.parent?.birthDate).toBe(bridgeParent.birthDate);
     expect(now.parent?.identifier).toHaveLength(2); // its fnr was there: no second one
-    expect(now.clinic?.identifier).toEqual([...seeded.clinic?.identifier, { system: NO.resh, value: inputs[0]?.clinic.reshId }]);
+    expect(now.clinic?.identifier).toEqual([...(seeded.clinic?.identifier ?? []), { system: NO.resh, value: inputs[0]?.clinic.reshId }]);
     expect(now.therapist?.meta.versionId).toBe(seeded.therapist?.meta.versionId);
     expect(now.rater?.meta.versionId).toBe(seeded.rater?.meta.versionId);
     expect(now.gp).toEqual(seeded.gp);

@@ -25,7 +25,7 @@ afterEach(() => server.resetHandlers());
 afterAll(() => server.close());
 beforeEach(() => clearCapabilityCache());
 
-let clock = Date.parse('2026-11-25T12:00:00Z');
+const clock = Date.parse('2026-11-25T12:00:00Z');
 let ids = 0;
 function deps(store = new MemoryStore()): DeliveryDeps {
   return {

@@ -21,7 +21,6 @@ import conformanceEpisode from '../fixtures/conformance-episode.json' with { typ
 
 const ALL_OK = { resourceType: 'OperationOutcome', issue: [{ severity: 'information', code: 'informational', details: { text: 'All OK' } }] };
 const clone = <T>(v: T): T => structuredClone(v);
-// biome-ignore lint/suspicious/noExplicitAny: planted defects write anywhere
 type Any = any;
 
 /**
