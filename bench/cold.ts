@@ -3,7 +3,7 @@
  * importing mapping and validation is timed inside the process), then alternates N fresh `node`
  * processes that only read and parse the completed example's Bundle with N that read the
  * episode, import, map and validate it. Reports median and p10–p90 of each phase and the ratio
- * of the full run to the parse-only run. Run: npm run bench (or node --import tsx bench/cold.ts).
+ * of the full run to the parse-only run. Run: npm run bench (or node bench/cold.ts).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

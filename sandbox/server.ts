@@ -75,8 +75,11 @@ export interface Sandbox {
 
 /** A transaction entry failed: everything the transaction wrote is rolled back. */
 class TransactionFailed extends Error {
-  constructor(readonly outcome: OperationOutcome) {
+  readonly outcome: OperationOutcome;
+  // A plain field, not a parameter property: Node's type stripping runs this file as it is.
+  constructor(outcome: OperationOutcome) {
     super('transaction failed');
+    this.outcome = outcome;
   }
 }
 

@@ -8,8 +8,8 @@
  *   the example episodes, so extraction gives the scores the episode path gives;
  * - `episodes.ndjson`: every example episode, one per line, for `$import`.
  *
- *   node --import tsx scripts/build-examples.ts           write the files
- *   node --import tsx scripts/build-examples.ts --check   exit 1 when a file is stale or missing
+ *   node scripts/build-examples.ts           write the files
+ *   node scripts/build-examples.ts --check   exit 1 when a file is stale or missing
  */
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';

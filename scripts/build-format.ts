@@ -8,8 +8,8 @@
  * Types, required fields, enums, patterns and bounds come from the zod schemas; the field
  * descriptions below are the prose the schemas lack, and the build fails while a field has none.
  *
- *   node --import tsx scripts/build-format.ts           write the files
- *   node --import tsx scripts/build-format.ts --check   exit 1 when a file is stale or missing
+ *   node scripts/build-format.ts           write the files
+ *   node scripts/build-format.ts --check   exit 1 when a file is stale or missing
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';

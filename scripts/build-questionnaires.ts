@@ -2,8 +2,8 @@
  * Writes profiles/Questionnaire-<id>.json from the instrument definitions
  * (src/instruments/questionnaires.ts): 2-space JSON with a trailing newline.
  *
- *   node --import tsx scripts/build-questionnaires.ts           write the files
- *   node --import tsx scripts/build-questionnaires.ts --check   exit 1 when a file is stale or missing
+ *   node scripts/build-questionnaires.ts           write the files
+ *   node scripts/build-questionnaires.ts --check   exit 1 when a file is stale or missing
  */
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';

@@ -12,8 +12,8 @@
  * falls in the subset below; the others are listed in the output and make the fast path give
  * up when a value they apply to is present.
  *
- *   node --import tsx scripts/build-validators.ts          # write
- *   node --import tsx scripts/build-validators.ts --check  # exit 1 when the file differs from a fresh build
+ *   node scripts/build-validators.ts          # write
+ *   node scripts/build-validators.ts --check  # exit 1 when the file differs from a fresh build
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';

@@ -193,7 +193,7 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case 'extract': {
-        const { extract, extractionBody } = await import('./instruments/extract.ts');
+        const { extract, extractionBody } = await import('./instruments/sdc-extract.ts');
         const result = extract(await readJson(file), loadIdentity(process.env));
         // As over HTTP: the Bundle, or Parameters {return, issues} when there are warnings; those also go to stderr.
         for (const w of result.issues) process.stderr.write(`warning: ${w.details?.text ?? w.code}\n`);

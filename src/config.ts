@@ -12,72 +12,42 @@
  */
 import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
 import type { JWK } from 'jose';
-import { z } from 'zod';
-import { SIGNING_ALGS, publicJwks, signingKeyProblems } from './auth/jwks.ts';
+import type { z } from 'zod';
+import {
+  type ApiAuth,
+  ApiAuthSchema,
+  CALLER_NAME,
+  MIN_API_TOKEN_LENGTH,
+  type RawApiAuth,
+  type RawTargetAuth,
+  type SmartConfig,
+  type SmartIssuer,
+  type TargetAuth,
+  TargetAuthSchema,
+} from './auth/config.ts';
+import { publicJwks, signingKeyProblems } from './auth/jwks.ts';
 import type { PrivateJwks, PublicJwks, SigningAlg } from './auth/jwks.ts';
 import { Secret } from './auth/secret.ts';
+import { type ConfigEnv, LOOPBACK, targetUrlProblem } from './config-fields.ts';
 import { checkOrgNumber } from './domain/identifiers.ts';
 import { OperationOutcomeError, issue, outcome } from './fhir/outcome.ts';
-import { DEV_IDENTITY, type IdentityOptions } from './mapping/identity.ts';
+import { DEV_IDENTITY, type IdentityOptions } from './fhir/identity.ts';
+import { isObject } from './fhir/json.ts';
 import { NO_TENANTS, type Tenants } from './auth/tenants.ts';
 import { DATA_KEY_BYTES, DEV_DATA_KEY, type DataKey, decodeDataKey } from './sync/crypto.ts';
+import { DEFAULT_CLINIC_BASE_URL, DEFAULT_TIMEOUT_MS, type RawTarget, type TargetConfig, TargetSchema } from './sync/target-config.ts';
 
-/** How the bridge authenticates to one FHIR target. Secrets are resolved and boxed. */
-export type TargetAuth =
-  | { type: 'none' }
-  | {
-      type: 'bearer';
-      /** Name of the environment variable that held the token. */
-      tokenSecret: string;
-      token: Secret<string>;
-    }
-  | {
-      /** SMART Backend Services (https://hl7.org/fhir/smart-app-launch/backend-services.html). */
-      type: 'smart-backend';
-      tokenUrl: string;
-      clientId: string;
-      scope: string;
-      keyId: string;
-      alg: SigningAlg;
-      /** Optional JWKS URL put in the assertion header, for servers that fetch our keys. */
-      jku?: string;
-      /** The private JWK named by keyId in BRIDGE_PRIVATE_JWKS. */
-      privateKey: Secret<JWK>;
-    };
-
-/**
- * How callers of the bridge's own HTTP API authenticate (API_AUTH). There is no default:
- * a deployment says which, and `none` is an explicit opt-out for local sandboxes.
- */
-export type ApiAuth =
-  | { type: 'none' }
-  | {
-      /** Static API tokens; each caller sends one as `Authorization: Bearer <token>`. */
-      type: 'bearer';
-      /** Name of the environment variable that held the tokens. */
-      tokensSecret: string;
-      tokens: Secret<readonly string[]>;
-      /** The configured name of each token (same order), recorded as the caller of its jobs. */
-      names: readonly (string | undefined)[];
-    }
-  | {
-      /** SMART Backend Services-style access tokens (JWTs) issued by an authorisation server. */
-      type: 'jwt';
-      jwksUrl: string;
-      issuer: string;
-      audience: string;
-      /** Longest an access token may still be valid when it arrives (`exp` − now), in seconds. */
-      maxLifetimeSeconds: number;
-    };
-
-export interface TargetConfig {
-  /** `clinic` or `primary.<orgNumber>`: for logs and error messages. */
-  name: string;
-  /** FHIR base URL, no trailing slash. */
-  baseUrl: string;
-  auth: TargetAuth;
-  timeoutMs: number;
-}
+// Each module owns its settings' types and schemas; they are re-exported here, where the
+// whole configuration is composed, for callers that take the configuration as one.
+export type { ApiAuth, SmartConfig, SmartIssuer, TargetAuth } from './auth/config.ts';
+export {
+  DEFAULT_MAX_TOKEN_LIFETIME_SECONDS,
+  DEFAULT_SMART_SCOPE,
+  MAX_TOKEN_LIFETIME_LIMIT_SECONDS,
+  MIN_API_TOKEN_LENGTH,
+} from './auth/config.ts';
+export { type ConfigEnv, targetUrlProblem } from './config-fields.ts';
+export { DEFAULT_CLINIC_BASE_URL, DEFAULT_TIMEOUT_MS, type TargetConfig } from './sync/target-config.ts';
 
 /**
  * What the deployment says it is (BRIDGE_ENV): `local` opts in to local development (an open
@@ -103,7 +73,7 @@ export interface BridgeConfig {
   allowSyntheticIds: boolean;
   /**
    * Identifier namespace and pseudonym secret (IDENTIFIER_NAMESPACE, IDENTITY_SECRET): permanent
-   * for a deployment, see mapping/identity.ts. Boxed, since it holds the secret.
+   * for a deployment, see fhir/identity.ts. Boxed, since it holds the secret.
    */
   identity: Secret<IdentityOptions>;
   deliveryMaxAttempts: number;
@@ -134,34 +104,6 @@ export interface BridgeConfig {
   smart: SmartConfig;
 }
 
-/**
- * One EHR (SMART App Launch issuer) that may open the coordination summary, and the primary
- * treatment organisation it speaks for (SMART_ISSUERS).
- */
-export interface SmartIssuer {
-  /** The EHR's FHIR base URL, the `iss` of its launches, no trailing slash. */
-  iss: string;
-  /** 9-digit organisation number of the primary treatment team this EHR belongs to. */
-  orgNumber: string;
-  /** The client id the EHR registered the bridge under. */
-  clientId: string;
-  /** Name of the environment variable holding the client secret (client_secret_basic). */
-  clientSecretSecret: string;
-  clientSecret: Secret<string>;
-  /** Origins allowed to frame the summary page (CSP frame-ancestors); none: it may not be framed. */
-  frameAncestors: readonly string[];
-}
-
-export interface SmartConfig {
-  issuers: readonly SmartIssuer[];
-}
-
-/** Environment as wrangler, `.dev.vars` or `process.env` supply it. */
-export type ConfigEnv = Readonly<Record<string, string | undefined>>;
-
-export const DEFAULT_CLINIC_BASE_URL = 'http://127.0.0.1:8103/fhir';
-export const DEFAULT_SMART_SCOPE = 'system/*.write system/*.read';
-export const DEFAULT_TIMEOUT_MS = 15_000;
 export const DEFAULT_DELIVERY_MAX_ATTEMPTS = 8;
 export const DEFAULT_RETRY_AFTER_CAP_SECONDS = 300;
 /** Queue messages normally arrive within seconds; a quarter of an hour means one was lost. */
@@ -171,116 +113,6 @@ export const DEFAULT_SWEEP_RETRY_GRACE_MINUTES = 15;
 export const DEFAULT_BUNDLE_RETENTION_DAYS = 30;
 /** Hourly: a risk follow-up is due a day after the assessment, so the clinic sees its status the same day. */
 export const DEFAULT_COORDINATION_REFRESH_MINUTES = 60;
-/** RFC 9068 access tokens are short-lived; an hour is the usual ceiling of authorisation servers. */
-export const DEFAULT_MAX_TOKEN_LIFETIME_SECONDS = 3_600;
-export const MAX_TOKEN_LIFETIME_LIMIT_SECONDS = 86_400;
-/** Shortest static API token accepted: 32 characters of a random token is far past guessing. */
-export const MIN_API_TOKEN_LENGTH = 32;
-/** A static API token's name, as jobs record their caller. */
-const CALLER_NAME = /^[A-Za-z0-9._:@-]{1,64}$/;
-
-// ---------------------------------------------------------------------------------------
-// Schemas for one target as written in FHIR_TARGETS (before secrets are resolved).
-
-const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i;
-
-/**
- * Why `url` cannot be a FHIR target's base URL, or undefined when it can: an absolute https
- * URL (http only on loopback, where nothing crosses a network), without credentials, query or
- * fragment. Patient data travels there, so plain http to another host is never allowed,
- * with or without credentials. The message never repeats the URL.
- */
-export function targetUrlProblem(url: string): string | undefined {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return 'must be an absolute https URL';
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') return 'must be an https URL';
-  if (u.protocol !== 'https:' && !LOOPBACK.test(u.hostname)) return 'must use https (http is allowed only for localhost)';
-  if (u.username || u.password) return 'must not contain credentials; use the auth settings instead';
-  if (u.hash) return 'must not have a #fragment';
-  if (u.search) return 'must not have a ?query';
-  return undefined;
-}
-
-function urlSchema(kind: 'base' | 'endpoint') {
-  return z
-    .string()
-    .trim()
-    .transform((s, ctx) => {
-      const fail = (message: string) => {
-        ctx.addIssue({ code: 'custom', message });
-        return z.NEVER;
-      };
-      let u: URL;
-      try {
-        u = new URL(s);
-      } catch {
-        return fail('must be an absolute http(s) URL');
-      }
-      if (kind === 'base') {
-        const problem = targetUrlProblem(s);
-        return problem ? fail(problem) : u.href.replace(/\/+$/, '');
-      }
-      if (u.protocol !== 'http:' && u.protocol !== 'https:') return fail('must be an http(s) URL');
-      if (u.username || u.password) return fail('must not contain credentials; use the auth settings instead');
-      if (u.hash) return fail('must not have a #fragment');
-      // The assertion and token travel to and from here.
-      if (u.protocol !== 'https:' && !LOOPBACK.test(u.hostname)) return fail('must use https (http is allowed only for localhost)');
-      // The token URL is also the assertion's `aud`: keep it exactly as configured.
-      return s;
-    });
-}
-
-const nonEmpty = z.string().trim().min(1, { error: 'must not be empty' });
-const noControl = nonEmpty.regex(/^[^\x00-\x1f\x7f]+$/, { error: 'must not contain control characters' });
-/** RFC 6749 §3.3: space-separated scope-tokens. */
-const scope = nonEmpty.regex(/^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$/, {
-  error: 'must be space-separated OAuth scope tokens',
-});
-const envName = nonEmpty.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'must be the name of an environment variable (letters, digits, _)' });
-
-const AuthSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('none') }),
-  z.strictObject({ type: z.literal('bearer'), tokenSecret: envName }),
-  z.strictObject({
-    type: z.literal('smart-backend'),
-    tokenUrl: urlSchema('endpoint'),
-    clientId: noControl,
-    scope: scope.default(DEFAULT_SMART_SCOPE),
-    keyId: noControl,
-    alg: z.enum(SIGNING_ALGS),
-    jku: urlSchema('endpoint').optional(),
-  }),
-]);
-
-const ApiAuthSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('none') }),
-  z.strictObject({ type: z.literal('bearer'), tokensSecret: envName }),
-  z.strictObject({
-    type: z.literal('jwt'),
-    // JWKS fetched over https (http only on loopback), kept exactly as configured.
-    jwksUrl: urlSchema('endpoint'),
-    issuer: noControl,
-    audience: noControl,
-    maxLifetimeSeconds: z
-      .int({ error: `must be a whole number of seconds from 60 to ${MAX_TOKEN_LIFETIME_LIMIT_SECONDS}` })
-      .min(60, { error: `must be a whole number of seconds from 60 to ${MAX_TOKEN_LIFETIME_LIMIT_SECONDS}` })
-      .max(MAX_TOKEN_LIFETIME_LIMIT_SECONDS, { error: `must be a whole number of seconds from 60 to ${MAX_TOKEN_LIFETIME_LIMIT_SECONDS}` })
-      .default(DEFAULT_MAX_TOKEN_LIFETIME_SECONDS),
-  }),
-]);
-type RawApiAuth = z.output<typeof ApiAuthSchema>;
-
-const TargetSchema = z.strictObject({
-  baseUrl: urlSchema('base'),
-  auth: AuthSchema,
-  timeoutMs: z.int().min(1).max(600_000).default(DEFAULT_TIMEOUT_MS),
-});
-type RawTarget = z.output<typeof TargetSchema>;
-
 const EXPECTED: Record<string, string> = {
   string: 'a string',
   object: 'a JSON object',
@@ -314,16 +146,14 @@ class Problems {
   }
 }
 
-type RawAuth = z.output<typeof AuthSchema>;
-
 /**
  * Parses one target. When the target as a whole is invalid, its `auth` may still be, and is
  * returned alone so its secrets and keys get checked too: all problems are reported at once.
  */
-function parseTarget(raw: unknown, path: string, problems: Problems): { target?: RawTarget; auth?: RawAuth } {
+function parseTarget(raw: unknown, path: string, problems: Problems): { target?: RawTarget; auth?: RawTargetAuth } {
   const r = TargetSchema.safeParse(raw, { error: errorMap });
   if (r.success) return { target: r.data, auth: r.data.auth };
-  const auth = isPlainObject(raw) ? AuthSchema.safeParse(raw.auth) : undefined;
+  const auth = isObject(raw) ? TargetAuthSchema.safeParse(raw.auth) : undefined;
   for (const iss of r.error.issues) {
     const at = [path, ...iss.path.map(String)].join('.');
     if (iss.code === 'unrecognized_keys') {
@@ -339,9 +169,6 @@ function parseTarget(raw: unknown, path: string, problems: Problems): { target?:
   }
   return auth?.success ? { auth: auth.data } : {};
 }
-
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function present(env: ConfigEnv, name: string): string | undefined {
   const v = env[name];
@@ -388,7 +215,7 @@ function readJwks(env: ConfigEnv, problems: Problems): Map<string, JWK> | undefi
     return false;
   }
   const set = parsed.value;
-  if (!isPlainObject(set) || !Array.isArray(set.keys)) {
+  if (!isObject(set) || !Array.isArray(set.keys)) {
     problems.add(NAME, 'must be a JSON Web Key Set: {"keys": [<private JWK>, ...]}');
     return false;
   }
@@ -396,7 +223,7 @@ function readJwks(env: ConfigEnv, problems: Problems): Map<string, JWK> | undefi
   const byKid = new Map<string, JWK>();
   set.keys.forEach((key: unknown, i: number) => {
     const at = `${NAME}.keys.${i}`;
-    if (!isPlainObject(key)) {
+    if (!isObject(key)) {
       problems.add(at, 'must be a JWK object');
       return;
     }
@@ -440,7 +267,7 @@ function readApiAuth(env: ConfigEnv, problems: Problems): ApiAuth | undefined {
     problems.add(NAME, 'is not valid JSON');
     return undefined;
   }
-  if (!isPlainObject(parsed.value)) {
+  if (!isObject(parsed.value)) {
     problems.add(NAME, `must be a JSON object: ${API_AUTH_FORMS}`);
     return undefined;
   }
@@ -474,7 +301,7 @@ function readApiAuth(env: ConfigEnv, problems: Problems): ApiAuth | undefined {
   let list: { name?: string; value: unknown }[];
   if (value.startsWith('[') || value.startsWith('{')) {
     const tokens = parseJson(value);
-    if (!tokens.ok || !(Array.isArray(tokens.value) || isPlainObject(tokens.value))) {
+    if (!tokens.ok || !(Array.isArray(tokens.value) || isObject(tokens.value))) {
       problems.add(at, `names the secret ${a.tokensSecret}, which is neither a JSON array of strings nor a comma-separated list, nor a JSON object of named tokens`);
       return undefined;
     }
@@ -562,7 +389,7 @@ export function loadConfig(env: ConfigEnv): BridgeConfig {
   const smart = readSmartIssuers(env, problems);
 
   // Targets as written, keyed by their path in FHIR_TARGETS.
-  const raw: { path: string; name: string; orgNumber?: string; target?: RawTarget; auth?: RawAuth }[] = [];
+  const raw: { path: string; name: string; orgNumber?: string; target?: RawTarget; auth?: RawTargetAuth }[] = [];
   const targetsText = present(env, 'FHIR_TARGETS');
   if (targetsText === undefined && bridgeEnv === 'production') {
     // The default target is the local development sandbox, never a production deployment's.
@@ -572,7 +399,7 @@ export function loadConfig(env: ConfigEnv): BridgeConfig {
     const parsed = parseJson(targetsText);
     if (!parsed.ok) {
       problems.add('FHIR_TARGETS', 'is not valid JSON');
-    } else if (!isPlainObject(parsed.value)) {
+    } else if (!isObject(parsed.value)) {
       problems.add('FHIR_TARGETS', 'must be a JSON object: {"clinic": <target>, "primary": {"<orgNumber>": <target>}}');
     } else {
       const { clinic, primary, ...rest } = parsed.value;
@@ -582,7 +409,7 @@ export function loadConfig(env: ConfigEnv): BridgeConfig {
       } else {
         raw.push({ path: 'FHIR_TARGETS.clinic', name: 'clinic', ...parseTarget(clinic, 'FHIR_TARGETS.clinic', problems) });
       }
-      if (primary !== undefined && !isPlainObject(primary)) {
+      if (primary !== undefined && !isObject(primary)) {
         problems.add('FHIR_TARGETS.primary', 'must be a JSON object keyed by 9-digit organisation number');
       } else if (primary !== undefined) {
         for (const [org, value] of Object.entries(primary)) {
@@ -723,7 +550,7 @@ function readIdentity(env: ConfigEnv, allowSyntheticIds: boolean, problems: Prob
     } catch {
       url = undefined;
     }
-    if (!url || url.protocol !== 'https:' || url.search || url.hash || namespace.endsWith('/') || url.username) {
+    if (url?.protocol !== 'https:' || url.search || url.hash || namespace.endsWith('/') || url.username) {
       problems.add('IDENTIFIER_NAMESPACE', 'must be an absolute https URL the deployment controls, without a trailing slash, query or fragment (e.g. https://fhir.clinic.example/sid)');
       namespace = undefined;
     }
@@ -760,7 +587,7 @@ function readTenants(env: ConfigEnv, apiAuth: ApiAuth | undefined, problems: Pro
   const text = present(env, NAME);
   if (text === undefined) return NO_TENANTS;
   const parsed = parseJson(text);
-  if (!parsed.ok || !isPlainObject(parsed.value)) {
+  if (!parsed.ok || !isObject(parsed.value)) {
     problems.add(NAME, 'must be a JSON object: {"<tenant>": ["<caller name or client id>", ...]}');
     return NO_TENANTS;
   }
@@ -835,7 +662,7 @@ function readDataKeys(env: ConfigEnv, allowSyntheticIds: boolean, problems: Prob
   let ok = true;
   parsed.value.forEach((raw: unknown, i: number) => {
     const at = `${NAME}.${i}`;
-    if (!isPlainObject(raw)) {
+    if (!isObject(raw)) {
       problems.add(at, 'must be a JSON object {"kid", "k"}');
       ok = false;
       return;
@@ -906,7 +733,7 @@ function readSmartIssuers(env: ConfigEnv, problems: Problems): SmartConfig {
   const issuers: SmartIssuer[] = [];
   parsed.value.forEach((raw: unknown, i: number) => {
     const at = `${NAME}.${i}`;
-    if (!isPlainObject(raw)) {
+    if (!isObject(raw)) {
       problems.add(at, 'must be a JSON object {"iss", "orgNumber", "clientId", "clientSecretSecret", "frameAncestors"?}');
       return;
     }

@@ -22,6 +22,7 @@ import { DEAD_LETTERED, DEAD_LETTER_QUEUE } from './sync/dead-letter.ts';
 import { markDead, purgeExpired, purgeExpiredEpisodes, sweepStale } from './sync/sweep.ts';
 import { refreshCoordination } from './sync/coordination.ts';
 import { clientFactory, primaryEndpoint, retryPolicy } from './sync/targets.ts';
+import { FHIR_JSON } from './fhir/json.ts';
 
 export interface Env {
   DB: D1Database;
@@ -188,14 +189,14 @@ const settingsOf = (e: OperationOutcomeError): string[] => (e.outcome.issue ?? [
 
 export default {
   fetch(request, env, ctx) {
-    let handler;
+    let handler: ReturnType<typeof app>;
     try {
       handler = app(env);
     } catch (e) {
       // A bad setting is the operator's to fix: say which one (never its value).
       if (isOperationOutcomeError(e)) {
         log('config.invalid', { settings: settingsOf(e) });
-        return new Response(JSON.stringify(e.outcome), { status: 500, headers: { 'content-type': 'application/fhir+json', 'cache-control': 'no-store' } });
+        return new Response(JSON.stringify(e.outcome), { status: 500, headers: { 'content-type': FHIR_JSON, 'cache-control': 'no-store' } });
       }
       throw e;
     }

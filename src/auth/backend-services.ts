@@ -12,7 +12,7 @@ import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
 import { SignJWT, importJWK } from 'jose';
 import type { CryptoKey } from 'jose';
 import { z } from 'zod';
-import type { TargetAuth, TargetConfig } from '../config.ts';
+import type { TargetAuth } from './config.ts';
 import { OperationOutcomeError, issue, outcome } from '../fhir/outcome.ts';
 
 export interface TokenProviderDeps {
@@ -50,11 +50,19 @@ const OAuthError = z.object({
   error_description: z.string().optional(),
 });
 
+/** What a token provider needs of a target's configuration (sync/target-config.ts). */
+export interface TokenTarget {
+  /** For logs and error messages. */
+  name: string;
+  auth: TargetAuth;
+  timeoutMs: number;
+}
+
 /**
  * Makes the `Authorization` source for one target: nothing for `none`, the configured token
  * for `bearer`, and a cached SMART Backend Services access token for `smart-backend`.
  */
-export function createTokenProvider(target: TargetConfig, deps: TokenProviderDeps): TokenProvider {
+export function createTokenProvider(target: TokenTarget, deps: TokenProviderDeps): TokenProvider {
   const auth = target.auth;
   switch (auth.type) {
     case 'none':

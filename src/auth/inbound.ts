@@ -7,7 +7,7 @@
  * Results never contain the presented token.
  */
 import { type JWTPayload, createRemoteJWKSet, customFetch, errors, jwtVerify } from 'jose';
-import type { ApiAuth } from '../config.ts';
+import type { ApiAuth } from './config.ts';
 
 /** Signature algorithms accepted on access tokens (SMART Backend Services: RS384, ES384; plus the common 256 variants). */
 export const ACCESS_TOKEN_ALGS = ['RS384', 'ES384', 'RS256', 'ES256'] as const;

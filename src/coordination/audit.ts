@@ -11,8 +11,8 @@
 import type { AuditEvent, AuditEventAgent, AuditEventEntity, Bundle, Identifier, ResourceType } from '@medplum/fhirtypes';
 import type { Episode } from '../domain/episode.ts';
 import { NO, SECURITY } from '../fhir/systems.ts';
-import { keyedUuid } from '../mapping/context.ts';
-import { type IdentityOptions, businessIdSystem } from '../mapping/identity.ts';
+import { keyedUuid } from '../fhir/bundle-scope.ts';
+import { type IdentityOptions, businessIdSystem } from '../fhir/identity.ts';
 import { nationalIdentifier } from '../mapping/people.ts';
 
 const DCM = 'http://dicom.nema.org/resources/ontology/DCM';

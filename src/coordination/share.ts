@@ -27,15 +27,19 @@ import { LOINC, UCUM, profileUrl } from '../fhir/systems.ts';
 import { episodeOutcomes, classificationCoding } from '../instruments/outcomes.ts';
 import { INSTRUMENTS } from '../instruments/definitions.ts';
 import { addBridgeDevice, addProvenance } from '../mapping/bundle.ts';
-import { addScores, selfHarmAssessments, selfHarmFlagRef, selfHarmResolvedOn } from '../mapping/assessments.ts';
-import { MappingContext, type Ref, addMinutes, keyedUuid } from '../mapping/context.ts';
+import { addScores, selfHarmFlagRef } from '../instruments/score-resources.ts';
+import { round2 } from '../instruments/scoring.ts';
+import { selfHarmAssessments, selfHarmResolvedOn } from '../mapping/assessments.ts';
+import { type Ref, keyedUuid } from '../fhir/bundle-scope.ts';
+import { MappingContext, addMinutes } from '../mapping/context.ts';
 import { mapConsent } from '../mapping/episode-of-care.ts';
-import { DEV_IDENTITY, type IdentityOptions } from '../mapping/identity.ts';
+import { DEV_IDENTITY, type IdentityOptions } from '../fhir/identity.ts';
 import { mapClinician, mapOrganization, nationalIdentifier } from '../mapping/people.ts';
 import { base64Utf8 } from '../mapping/sessions.ts';
-import { coding, translateTo } from '../mapping/terminology.ts';
-import { identifierQuery } from '../mapping/write-semantics.ts';
+import { coding, translateTo } from '../fhir/terminology.ts';
+import { identifierQuery } from '../fhir/write-semantics.ts';
 import { type Gate, type ShareClass, evaluateGate } from './gate.ts';
+import { FHIR_JSON } from '../fhir/json.ts';
 // summary.ts builds on primaryContent below; the two only call each other inside functions.
 import { buildSummary } from './summary.ts';
 
@@ -336,7 +340,7 @@ function addSummaryDocument(
       content: [
         {
           attachment: {
-            contentType: 'application/fhir+json',
+            contentType: FHIR_JSON,
             language: document.language ?? 'nb',
             data: base64Utf8(json),
             size: bytes.length,
@@ -387,7 +391,7 @@ function addChangeOverTime(ctx: MappingContext, e: Episode, parent: Ref, episode
         component: [
           { code: { text: 'first' }, valueQuantity: value(o.first.value) },
           { code: { text: 'latest' }, valueQuantity: value(o.latest.value) },
-          ...(o.rci !== undefined ? [{ code: { text: 'reliable change index' }, valueQuantity: { value: Math.round(o.rci * 100) / 100 } }] : []),
+          ...(o.rci !== undefined ? [{ code: { text: 'reliable change index' }, valueQuantity: { value: round2(o.rci) } }] : []),
         ],
       },
       { identifier, clinical: true },

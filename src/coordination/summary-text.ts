@@ -4,6 +4,7 @@
  * the FHIR document's narratives (summary.ts) and the page (summary-page.ts), so both say the same.
  */
 import type { ChangeClassification } from '../instruments/outcomes.ts';
+import { round2 } from '../instruments/scoring.ts';
 
 export type SummaryLang = 'nb' | 'en';
 
@@ -33,7 +34,7 @@ export function shortDate(date: string, lang: SummaryLang): string {
 
 /** A number as the language writes it (decimal comma in bokmål, true minus sign). */
 export function formatNumber(n: number, lang: SummaryLang): string {
-  const s = String(Math.round(n * 100) / 100);
+  const s = String(round2(n));
   const signed = s.startsWith('-') ? `\u2212${s.slice(1)}` : s;
   return lang === 'nb' ? signed.replace('.', ',') : signed;
 }

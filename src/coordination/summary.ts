@@ -28,14 +28,16 @@ import { INSTRUMENTS, type InstrumentId } from '../instruments/definitions.ts';
 import { type InstrumentOutcome, episodeOutcomes } from '../instruments/outcomes.ts';
 import { score } from '../instruments/scoring.ts';
 import { selfHarmAssessments, selfHarmResolvedOn } from '../mapping/assessments.ts';
-import { MappingContext, keyedUuid } from '../mapping/context.ts';
+import { keyedUuid } from '../fhir/bundle-scope.ts';
+import { MappingContext } from '../mapping/context.ts';
 import { mapClinicianGlobalImprovement, mapGoals } from '../mapping/goals.ts';
-import { DEV_IDENTITY, type IdentityOptions } from '../mapping/identity.ts';
+import { DEV_IDENTITY, type IdentityOptions } from '../fhir/identity.ts';
 import { base64Utf8 } from '../mapping/sessions.ts';
-import { coding } from '../mapping/terminology.ts';
+import { coding } from '../fhir/terminology.ts';
 import { evaluateGate, type ShareClass } from './gate.ts';
 import { nextDay, primaryContent, requestIdentifier } from './share.ts';
 import { type SummaryLang, ageInMonths, esc, formatDate, formatNumber, label, t } from './summary-text.ts';
+import { FHIR_JSON } from '../fhir/json.ts';
 
 export type { SummaryLang } from './summary-text.ts';
 
@@ -527,7 +529,7 @@ export function buildSummary(e: Episode, opts: SummaryOptions): Bundle {
 /** ISO/ASTM E1762-95 signature type: author's signature. */
 export const AUTHOR_SIGNATURE = { system: 'urn:iso-astm:E1762-95:2013', code: '1.2.840.10065.1.12.1.1', display: "Author's Signature" };
 /** What is signed: the Bundle as FHIR JSON, canonicalised (RFC 8785, the JSON canonicalisation FHIR names). */
-export const SIGNED_FORMAT = 'application/fhir+json;canonicalization=http://hl7.org/fhir/canonicalization/json';
+export const SIGNED_FORMAT = `${FHIR_JSON};canonicalization=http://hl7.org/fhir/canonicalization/json`;
 
 /**
  * The bytes that are signed: the Bundle without `signature`, `id` and `meta` (a server that
@@ -565,7 +567,7 @@ export async function signSummary(bundle: Bundle, privateJwks: { keys: readonly 
   const alg = algOf(jwk);
   const key = await importJWK(jwk, alg);
   const { signature: _old, ...unsigned } = bundle;
-  const jws = await new CompactSign(signedContent(unsigned)).setProtectedHeader({ alg, ...(jwk.kid ? { kid: jwk.kid } : {}), cty: 'application/fhir+json' }).sign(key);
+  const jws = await new CompactSign(signedContent(unsigned)).setProtectedHeader({ alg, ...(jwk.kid ? { kid: jwk.kid } : {}), cty: FHIR_JSON }).sign(key);
   const [header, , sig] = jws.split('.');
   const signature: Signature = {
     type: [{ ...AUTHOR_SIGNATURE }],

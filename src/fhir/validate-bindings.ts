@@ -3,6 +3,7 @@ import type { Coding, OperationOutcomeIssue } from '@medplum/fhirtypes';
 // Expanded code lists of every ValueSet that an element of the R4 subset or of our profiles
 // binds with strength `required`, written by scripts/build-definitions.mjs.
 import generated from '../generated/valuesets.json' with { type: 'json' };
+import { isObject } from './json.ts';
 import { issue } from './outcome.ts';
 
 /**
@@ -40,8 +41,6 @@ function expansion(canonical: string): Expansion | undefined {
   }
   return e;
 }
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
 
 /** A primitive value, unwrapped from the String object that carries primitive extensions. */
 function primitive(v: unknown): unknown {

@@ -33,6 +33,7 @@ import type {
 // profiles.json holds our profiles and extensions (profiles/StructureDefinition-*.json).
 import r4Definitions from '../generated/r4-definitions.json' with { type: 'json' };
 import ourDefinitions from '../generated/profiles.json' with { type: 'json' };
+import { isObject } from './json.ts';
 import { allOk, issue, outcome } from './outcome.ts';
 import { findBadStrings } from './strings.ts';
 import { CANONICAL_BASE } from './systems.ts';
@@ -511,8 +512,6 @@ function rebase(expression: string, rootPath: string, at: string): string {
 }
 
 type JsonObject = Record<string, unknown>;
-
-const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * Finds every extension in a resource (not descending into nested resources) and checks the

@@ -3,8 +3,9 @@ import type { OperationOutcome, Parameters as FhirParameters } from '@medplum/fh
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { capOutcome, issue, outcome } from '../fhir/outcome.ts';
+import { FHIR_JSON } from '../fhir/json.ts';
 
-export const FHIR_JSON = 'application/fhir+json; charset=utf-8';
+const FHIR_JSON_UTF8 = `${FHIR_JSON}; charset=utf-8`;
 
 /**
  * Caps every OperationOutcome an answer carries (the body itself, or the `issues` of an SDC
@@ -25,7 +26,7 @@ function capped(body: unknown): unknown {
 }
 
 export function fhirJson(c: Context, body: unknown, status: ContentfulStatusCode = 200, headers: Record<string, string> = {}): Response {
-  return c.body(JSON.stringify(capped(body)), status, { 'content-type': FHIR_JSON, ...headers });
+  return c.body(JSON.stringify(capped(body)), status, { 'content-type': FHIR_JSON_UTF8, ...headers });
 }
 
 export function outcomeResponse(c: Context, status: ContentfulStatusCode, code: Parameters<typeof issue>[0], message: string, pointer?: string): Response {

@@ -222,7 +222,7 @@ export function parseStrictJson(text: string, options: StrictJsonOptions = {}): 
     if (c === 0x6e && text.startsWith('null', i)) return (i += 4), null;
     NUMBER.lastIndex = i;
     const m = NUMBER.exec(text);
-    if (m && m[0].length) {
+    if (m?.[0].length) {
       i += m[0].length;
       return Number(m[0]);
     }

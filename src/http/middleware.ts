@@ -3,11 +3,12 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { outcomeResponse } from './errors.ts';
 import { JsonBodyError, parseJsonBody } from './json.ts';
+import { FHIR_JSON } from '../fhir/json.ts';
 
 /** Largest request body the API accepts. */
 export const MAX_BODY_BYTES = 1024 * 1024;
 
-const JSON_TYPES = new Set(['application/json', 'application/fhir+json']);
+const JSON_TYPES = new Set(['application/json', FHIR_JSON]);
 
 /** 415 unless the body is JSON (`application/json` or `application/fhir+json`). */
 export const requireJson: MiddlewareHandler = async (c, next) => {

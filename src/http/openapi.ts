@@ -5,8 +5,8 @@
 import { z } from 'zod';
 import { EpisodeSchema } from '../domain/episode.ts';
 import { MAX_BODY_BYTES } from './middleware.ts';
+import { FHIR_JSON as FHIR } from '../fhir/json.ts';
 
-const FHIR = 'application/fhir+json';
 
 const outcomeRef = { $ref: '#/components/schemas/OperationOutcome' };
 const errorResponse = (description: string) => ({ description, content: { [FHIR]: { schema: outcomeRef } } });
@@ -492,9 +492,9 @@ export function openApiDocument(): Record<string, unknown> {
   return cached;
 }
 
-const escape = (s: string) => s.replace(/[&<>"]/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[ch] as string);
+const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[ch] as string);
 /** Description text as HTML: escaped, with the `code` spans of the OpenAPI texts (CommonMark) as <code>. */
-const inline = (s: string) => escape(s).replace(/`([^`]+)`/g, '<code>$1</code>');
+const inline = (s: string) => escapeHtml(s).replace(/`([^`]+)`/g, '<code>$1</code>');
 
 /** Where `npm start` runs the Worker (scripts/start.ts: PORT, default 8787). */
 export const LOCAL_BASE = 'http://127.0.0.1:8787';
@@ -555,17 +555,17 @@ export function docsPage(): string {
   const needs = (security: Record<string, string[]>[] | undefined): string => {
     if (security && security.length === 0) return 'Public: no token, on any deployment.';
     const scopes = (security ?? []).flatMap((s) => s.bearer ?? []);
-    return `${scopes.length ? `Needs a bearer token with ${scopes.map((s) => `<code>${escape(s)}</code>`).join(' or ')}` : 'Needs a bearer token (any valid one)'} on a deployment; none on the local instance.`;
+    return `${scopes.length ? `Needs a bearer token with ${scopes.map((s) => `<code>${escapeHtml(s)}</code>`).join(' or ')}` : 'Needs a bearer token (any valid one)'} on a deployment; none on the local instance.`;
   };
   const example = (operationId: string) => {
     const e = REQUEST_EXAMPLES[operationId];
-    return e ? `<pre><code>${escape(curlLine(e))}</code></pre>` : '';
+    return e ? `<pre><code>${escapeHtml(curlLine(e))}</code></pre>` : '';
   };
   const ops = Object.entries(doc.paths)
     .flatMap(([path, methods]) =>
       Object.entries(methods).map(
         ([method, op]) =>
-          `<section><h2><code>${method.toUpperCase()} ${escape(path)}</code></h2><p>${inline(op.summary)}</p><p>${needs(op.security)}</p>${example(op.operationId)}<ul>${Object.entries(op.responses)
+          `<section><h2><code>${method.toUpperCase()} ${escapeHtml(path)}</code></h2><p>${inline(op.summary)}</p><p>${needs(op.security)}</p>${example(op.operationId)}<ul>${Object.entries(op.responses)
             // 401, 403 and the key-fetch 503 are the same on every route: explained once, above.
             .filter(([status, r]) => (authErrors as Record<string, { description: string }>)[status]?.description !== r.description)
             .map(([status, r]) => `<li><code>${status}</code> ${inline(r.description)}</li>`)

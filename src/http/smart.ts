@@ -32,11 +32,12 @@ import type { Episode } from '../domain/episode.ts';
 import { checkNationalId } from '../domain/identifiers.ts';
 import { isOperationOutcomeError } from '../fhir/outcome.ts';
 import { NO } from '../fhir/systems.ts';
-import type { IdentityOptions } from '../mapping/identity.ts';
+import type { IdentityOptions } from '../fhir/identity.ts';
 import { personKey } from '../sync/episodes.ts';
 import { clientFactory } from '../sync/targets.ts';
 import type { DeliveryStore, StoredEpisode } from '../sync/types.ts';
 import { errorKind, log } from '../log.ts';
+import { FHIR_JSON } from '../fhir/json.ts';
 
 /** The scopes the bridge asks for: the launch context, an id token naming the user, and the patient's record. */
 export const SMART_SCOPE = 'launch openid fhirUser patient/Patient.read';
@@ -214,12 +215,14 @@ interface Session {
 }
 
 class Refusal extends Error {
-  constructor(
-    readonly reason: Reason,
-    /** For the audit: what happened, in words without personal data. */
-    readonly detail: string,
-  ) {
+  readonly reason: Reason;
+  /** For the audit: what happened, in words without personal data. */
+  readonly detail: string;
+  // Plain fields, not parameter properties: Node's type stripping runs this file as it is.
+  constructor(reason: Reason, detail: string) {
     super(detail);
+    this.reason = reason;
+    this.detail = detail;
   }
 }
 
@@ -482,7 +485,7 @@ export function smartRoutes(deps: SmartDeps): Hono {
 
       let resource: Record<string, unknown>;
       try {
-        resource = await getJson(`${issuer.iss}/Patient/${patient}`, { headers: { authorization: `Bearer ${access_token}`, accept: 'application/fhir+json' } });
+        resource = await getJson(`${issuer.iss}/Patient/${patient}`, { headers: { authorization: `Bearer ${access_token}`, accept: FHIR_JSON } });
       } catch {
         throw new Refusal('ehr-unavailable', 'the patient in context could not be read from the EHR');
       }

@@ -22,13 +22,14 @@
 import { type Context, Hono } from 'hono';
 import { isOperationOutcomeError } from '../fhir/outcome.ts';
 import type { Task } from '@medplum/fhirtypes';
-import { DEV_IDENTITY, type IdentityOptions, businessIdSystem } from '../mapping/identity.ts';
+import { DEV_IDENTITY, type IdentityOptions, businessIdSystem } from '../fhir/identity.ts';
 import type { CoordinationRecord } from '../sync/types.ts';
 import { SUMMARY_PAGE_CSP, renderSummaryPage } from '../coordination/summary-page.ts';
 import { type SummaryLang, buildSummary } from '../coordination/summary.ts';
 import type { DeliveryService } from '../sync/service.ts';
 import { type AuthVariables, requestTenant } from './auth.ts';
 import { fhirJson, outcomeResponse, sendOutcome } from './errors.ts';
+import { FHIR_JSON } from '../fhir/json.ts';
 
 /** Episode ids as the episode format allows them. */
 const EPISODE_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -56,7 +57,7 @@ export function representation(accept: string | undefined): 'html' | 'fhir' | un
   if (!prefs.length) return 'fhir';
   for (const type of prefs) {
     if (type === 'text/html' || type === 'application/xhtml+xml' || type === 'text/*') return 'html';
-    if (type === 'application/fhir+json' || type === 'application/json' || type === 'application/*' || type === '*/*') return 'fhir';
+    if (type === FHIR_JSON || type === 'application/json' || type === 'application/*' || type === '*/*') return 'fhir';
   }
   return undefined;
 }

@@ -11,7 +11,7 @@ import instrumentScore from '../../mappings/CodeSystem-instrument-score.json' wi
 import type { Assessment, Episode } from '../domain/episode.ts';
 import { INSTRUMENTS, type InstrumentId } from './definitions.ts';
 import { type Direction, type Gender, type MeasureNorms, NORMS, RELIABLE_Z, sDiff } from './norms.ts';
-import { score } from './scoring.ts';
+import { round2, score } from './scoring.ts';
 
 export interface OutcomeSeriesPoint {
   assessmentId: string;
@@ -68,8 +68,6 @@ export function classificationCoding(code: ChangeClassification): Coding {
   if (!concept) throw new Error(`code ${code} is not in CodeSystem change-classification`);
   return { system: CLASSIFICATION_SYSTEM, code, ...(concept.display ? { display: concept.display } : {}) };
 }
-
-const round2 = (x: number) => Math.round(x * 100) / 100;
 
 /** Orders administrations by completedOn, then assessmentId (code-unit order). */
 function byDateThenId(a: Assessment, b: Assessment): number {

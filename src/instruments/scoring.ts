@@ -24,7 +24,8 @@ export function itemScore(instrument: InstrumentId, item: string, answer: number
   return def.reversed.includes(item) ? def.min + def.max - answer : answer;
 }
 
-const round2 = (x: number) => Math.round(x * 100) / 100;
+/** Rounds to two decimals, as scores and changes are reported. */
+export const round2 = (x: number): number => Math.round(x * 100) / 100;
 
 /** Scores a complete answer set (validated beforehand) or a rating. */
 export function score(instrument: InstrumentId, answers: Record<string, number> | undefined, rating?: number): ScoreResult {

@@ -7,10 +7,12 @@ import type { Bundle, Device, Provenance, Task } from '@medplum/fhirtypes';
 import type { Episode } from '../domain/episode.ts';
 import { type ParseOptions, parseEpisode } from '../domain/parse.ts';
 import { mapAssessments } from './assessments.ts';
-import { MappingContext, type Ref } from './context.ts';
-import { DEV_IDENTITY, type IdentityOptions } from './identity.ts';
-import { selfHarmAssessments, selfHarmFlagRef } from './assessments.ts';
-import { coding } from './terminology.ts';
+import type { Ref } from '../fhir/bundle-scope.ts';
+import { MappingContext } from './context.ts';
+import { DEV_IDENTITY, type IdentityOptions } from '../fhir/identity.ts';
+import { selfHarmAssessments } from './assessments.ts';
+import { selfHarmFlagRef } from '../instruments/score-resources.ts';
+import { coding } from '../fhir/terminology.ts';
 import { type CareTeamMember, mapCareTeam, mapConditions, mapConsent, mapEpisodeOfCare, mapReferral } from './episode-of-care.ts';
 import { mapClinicianGlobalImprovement, mapGoals } from './goals.ts';
 import { mapClinician, mapOrganization, mapPeople } from './people.ts';
@@ -48,7 +50,7 @@ export interface ClinicSharing {
 }
 
 /**
- * Maps a parsed episode, with the deployment's identity settings (identity.ts). With `sharing`,
+ * Maps a parsed episode, with the deployment's identity settings (fhir/identity.ts). With `sharing`,
  * a positive self-harm item that may not reach the primary team is never dropped silently: a
  * Task on the clinic's own server, owned by the therapist, says it was not shared and why.
  */

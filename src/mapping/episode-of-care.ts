@@ -2,8 +2,9 @@
 import type { CareTeam, CareTeamParticipant, CodeSystem, Condition, Consent, EpisodeOfCare, Extension, ServiceRequest } from '@medplum/fhirtypes';
 import consentShareClass from '../../mappings/CodeSystem-consent-share-class.json' with { type: 'json' };
 import { ICD10, LOINC, profileUrl } from '../fhir/systems.ts';
-import { type MappingContext, type Ref } from './context.ts';
-import { coding, translateTo } from './terminology.ts';
+import type { Ref } from '../fhir/bundle-scope.ts';
+import type { MappingContext } from './context.ts';
+import { coding, translateTo } from '../fhir/terminology.ts';
 
 const REFERRAL_STATUS = { planned: 'active', active: 'active', finished: 'completed', cancelled: 'revoked' } as const;
 const CARE_TEAM_STATUS = { planned: 'proposed', active: 'active', finished: 'inactive', cancelled: 'inactive' } as const;

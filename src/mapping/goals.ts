@@ -1,7 +1,8 @@
 /** Goals, and the clinician's global improvement rating at closing. */
-import type { Goal, Observation } from '@medplum/fhirtypes';
-import { type MappingContext, type Ref } from './context.ts';
-import { coding, translateTo } from './terminology.ts';
+import type { Coding, Goal, Observation } from '@medplum/fhirtypes';
+import type { Ref } from '../fhir/bundle-scope.ts';
+import type { MappingContext } from './context.ts';
+import { coding, translateTo } from '../fhir/terminology.ts';
 
 const GOAL_STATUS = 'http://hl7.org/fhir/goal-status';
 const GOAL_ACHIEVEMENT = 'http://terminology.hl7.org/CodeSystem/goal-achievement';
@@ -9,7 +10,7 @@ const GOAL_ACHIEVEMENT = 'http://terminology.hl7.org/CodeSystem/goal-achievement
 export function mapGoals(ctx: MappingContext, parent: Ref, therapist?: Ref): void {
   for (const g of ctx.episode.goals ?? []) {
     const identifier = ctx.episodeId('goal', g.goalId);
-    let achievement;
+    let achievement: Coding | undefined;
     try {
       achievement = translateTo('goal-status-to-fhir', g.status, GOAL_ACHIEVEMENT);
     } catch {

@@ -3,8 +3,9 @@ import type { ContactPoint, HumanName, Identifier, Organization, Patient, Practi
 import type { Clinician, OrganizationInput, ParentPerson, Person, Rater } from '../domain/episode.ts';
 import { checkNationalId } from '../domain/identifiers.ts';
 import { NO } from '../fhir/systems.ts';
-import { type MappingContext, type Ref } from './context.ts';
-import { coding, translate } from './terminology.ts';
+import type { Ref } from '../fhir/bundle-scope.ts';
+import type { MappingContext } from './context.ts';
+import { coding, translate } from '../fhir/terminology.ts';
 
 export function nationalIdentifier(nationalId: string): Identifier {
   const info = checkNationalId(nationalId);

@@ -2,8 +2,9 @@
 import type { DocumentReference, Encounter, Extension, Procedure } from '@medplum/fhirtypes';
 import type { Session } from '../domain/episode.ts';
 import { LOINC, SECURITY, UCUM, profileUrl } from '../fhir/systems.ts';
-import { type MappingContext, addMinutes, type Ref } from './context.ts';
-import { coding, translateTo } from './terminology.ts';
+import type { Ref } from '../fhir/bundle-scope.ts';
+import { type MappingContext, addMinutes } from './context.ts';
+import { coding, translateTo } from '../fhir/terminology.ts';
 
 const V3_ACT_CODE = 'http://terminology.hl7.org/CodeSystem/v3-ActCode';
 const ENCOUNTER_STATUS = 'http://hl7.org/fhir/encounter-status';

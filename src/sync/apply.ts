@@ -3,14 +3,14 @@
  * them, otherwise as ordered conditional writes with the same guarantees (every write is
  * conditional, so a repeat after a lost response updates or finds rather than duplicates).
  *
- * Entries come in the two forms src/mapping/write-semantics.ts gives them: conditional
+ * Entries come in the two forms src/fhir/write-semantics.ts gives them: conditional
  * updates for what the episode owns, conditional creates for master data. Master data that
  * already existed is then supplemented (supplementMasterData): what it lacks is added with
  * JSON Patch, nothing it has is removed or replaced.
  */
 import type { Operation } from '@medplum/core';
 import type { Bundle, BundleEntry, CapabilityStatement, Resource } from '@medplum/fhirtypes';
-import { MASTER_DATA_TYPES } from '../mapping/write-semantics.ts';
+import { MASTER_DATA_TYPES } from '../fhir/write-semantics.ts';
 import { type FhirTargetClient, TargetError } from './client.ts';
 
 /** Where one bundle entry landed on the server. */

@@ -5,8 +5,8 @@
  */
 import type { OperationOutcome } from '@medplum/fhirtypes';
 import type { FailureKind } from './retry.ts';
+import { FHIR_JSON } from '../fhir/json.ts';
 
-export const FHIR_JSON = 'application/fhir+json';
 
 /** A failed request to a target. Carries no request body and no credentials. */
 export class TargetError extends Error {

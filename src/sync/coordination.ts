@@ -7,7 +7,7 @@
 import type { Bundle, Resource, Task } from '@medplum/fhirtypes';
 import { findMatches } from './apply.ts';
 import { isOverdue } from '../coordination/requests.ts';
-import { type FhirTargetClient, TargetError } from './client.ts';
+import { type FhirTargetClient, TargetError, type TargetResponse } from './client.ts';
 import { type CoordinationRecord, type CoordinationRequest, type DeliveryStore, FINAL_REQUEST_STATUSES } from './types.ts';
 
 /** What cancelling one request did. */
@@ -67,7 +67,7 @@ async function cancelOne(client: FhirTargetClient, key: string, ops: unknown[], 
       const path = `Task/${task.id}`;
       const guard: Record<string, string> = version ? { 'if-match': `W/"${version}"` } : {};
       try {
-        let answer;
+        let answer: TargetResponse<Resource>;
         try {
           answer = await client.request<Resource>('PATCH', path, ops, { 'content-type': 'application/json-patch+json', ...guard });
         } catch (e) {

@@ -7,7 +7,7 @@
  * Each value is also bound to where it is stored (`ctx` in the protected header, which GCM
  * authenticates): a ciphertext copied into another row, or another tenant's, does not open.
  */
-import { CompactEncrypt, base64url, compactDecrypt } from 'jose';
+import { CompactEncrypt, type CompactDecryptResult, base64url, compactDecrypt } from 'jose';
 
 /** One data encryption key: its id and 256 bits of key material. */
 export interface DataKey {
@@ -61,7 +61,7 @@ export class DataCipher {
 
   /** Decrypts a value sealed for `context` under any configured key. */
   async open(jwe: string, context: string): Promise<Uint8Array> {
-    let result;
+    let result: CompactDecryptResult;
     try {
       result = await compactDecrypt(
         jwe,

@@ -19,8 +19,8 @@ import { SUMMARY_DOCUMENT_KIND, sharePrimaryParsed, summaryToDeliver } from '../
 import { signSummary } from '../coordination/summary.ts';
 import { parseEpisode } from '../domain/parse.ts';
 import { MAPPING_VERSION, type MapOptions, mapParsedEpisode } from '../mapping/bundle.ts';
-import { DEV_IDENTITY, pseudonym } from '../mapping/identity.ts';
-import { MASTER_DATA_TYPES } from '../mapping/write-semantics.ts';
+import { DEV_IDENTITY, pseudonym } from '../fhir/identity.ts';
+import { MASTER_DATA_TYPES } from '../fhir/write-semantics.ts';
 import { RETRACTABLE_TYPES, applyOrdered, applyTransaction, capabilities, countWrites, entryKey, retract, supplementMasterData } from './apply.ts';
 import { type FhirTargetClient, TargetError } from './client.ts';
 import { applyCancellations, readRequests } from './coordination.ts';

@@ -13,11 +13,11 @@
  * keyed pseudonym of the national id (the same person across clinics and tenants, never the id).
  */
 import type { Episode } from '../domain/episode.ts';
-import { type IdentityOptions, pseudonym } from '../mapping/identity.ts';
+import { type IdentityOptions, pseudonym } from '../fhir/identity.ts';
 
 /**
  * The key that finds a parent's stored episodes across tenants: an HMAC pseudonym of the national
- * id under IDENTITY_SECRET (src/mapping/identity.ts), so the index reveals no national id.
+ * id under IDENTITY_SECRET (src/fhir/identity.ts), so the index reveals no national id.
  */
 export function personKey(identity: IdentityOptions, nationalId: string): string {
   return pseudonym(identity, `person|${nationalId}`);

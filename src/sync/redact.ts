@@ -31,7 +31,7 @@ const GENERIC: RegExp[] = [
   /(?<![\w.:/-])(?:\d{3} ?\d{2} ?\d{3}|\d{2} \d{2} \d{2} \d{2})(?![\w.:/-])/g,
 ];
 
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** Words that identify the people of a Bundle, longest first (see the module comment). */
 export function personalTerms(bundle: Bundle | undefined): string[] {
@@ -67,7 +67,7 @@ export function personalTerms(bundle: Bundle | undefined): string[] {
 export function redactText(text: string, terms: readonly string[] = []): string {
   let out = text;
   if (terms.length) {
-    const re = new RegExp(`(?<!${WORD})(?:${terms.map(escape).join('|')})(?!${WORD})`, 'giu');
+    const re = new RegExp(`(?<!${WORD})(?:${terms.map(escapeRegExp).join('|')})(?!${WORD})`, 'giu');
     out = out.replace(re, REDACTED);
   }
   for (const re of GENERIC) out = out.replace(re, REDACTED);

@@ -8,7 +8,7 @@
  */
 import type { Bundle } from '@medplum/fhirtypes';
 import { OperationOutcomeError } from '../fhir/outcome.ts';
-import type { IdentityOptions } from '../mapping/identity.ts';
+import type { IdentityOptions } from '../fhir/identity.ts';
 import { entryKey, findOne } from './apply.ts';
 import { FhirTargetClient, TargetError } from './client.ts';
 import { attemptJob, CLINIC_TARGET } from './deliver.ts';
@@ -27,7 +27,7 @@ export interface SyncOptions {
    */
   primary?: { baseUrl: string; bearer?: string };
   allowSyntheticIds?: boolean;
-  /** The deployment's identifier namespace and pseudonym secret (identity.ts). */
+  /** The deployment's identifier namespace and pseudonym secret (fhir/identity.ts). */
   identity?: IdentityOptions;
   policy?: RetryPolicy;
   fetch?: typeof fetch;

@@ -1,6 +1,7 @@
 /** FHIR clients for the configured targets, with their credentials. */
 import { type TokenProvider, type TokenProviderDeps, createTokenProvider } from '../auth/backend-services.ts';
-import type { BridgeConfig, TargetConfig } from '../config.ts';
+import type { BridgeConfig } from '../config.ts';
+import type { TargetConfig } from './target-config.ts';
 import { CLINIC_TARGET } from './types.ts';
 import { FhirTargetClient } from './client.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';

@@ -18,7 +18,7 @@ import { DEFAULT_TENANT } from '../../src/auth/tenants.ts';
 import { loadConfig } from '../../src/config.ts';
 import { parseEpisode } from '../../src/domain/parse.ts';
 import { NO } from '../../src/fhir/systems.ts';
-import type { IdentityOptions } from '../../src/mapping/identity.ts';
+import type { IdentityOptions } from '../../src/fhir/identity.ts';
 import { createApp } from '../../src/http/app.ts';
 import { SESSION_COOKIE, smartDepsFrom } from '../../src/http/smart.ts';
 import { type Sandbox, startSandbox } from '../../sandbox/server.ts';

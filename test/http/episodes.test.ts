@@ -13,7 +13,7 @@ import { parseEpisode } from '../../src/domain/parse.ts';
 import { DataCipher, DataDecryptionError, decodeDataKey, isJwe } from '../../src/sync/crypto.ts';
 import { D1Store } from '../../src/sync/d1-store.ts';
 import { personKey } from '../../src/sync/episodes.ts';
-import { DEV_IDENTITY } from '../../src/mapping/identity.ts';
+import { DEV_IDENTITY } from '../../src/fhir/identity.ts';
 import completed from '../../../shared/contract/examples/completed-mother.episode.json';
 
 const devStore = () => new D1Store(env.DB, new DataCipher(loadConfig(env as never).dataKeys.reveal()));

@@ -15,7 +15,7 @@ import { clinicSharing, evaluateGate } from '../../src/coordination/gate.ts';
 import { sharePrimaryParsed } from '../../src/coordination/share.ts';
 import { parseEpisode } from '../../src/domain/parse.ts';
 import { mapParsedEpisode } from '../../src/mapping/bundle.ts';
-import { DEV_IDENTITY } from '../../src/mapping/identity.ts';
+import { DEV_IDENTITY } from '../../src/fhir/identity.ts';
 import { type Sandbox, startSandbox } from '../../sandbox/server.ts';
 import { activeFather, completed } from '../fixtures/examples.ts';
 

@@ -34,10 +34,10 @@ afterAll(async () => {
   await sb?.close();
 });
 
-/** Runs the script with Node (the same binary as this test) and tsx; never throws on exit codes. */
+/** Runs the script with Node (the same binary as this test, which strips the types); never throws on exit codes. */
 function runScript(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    execFile(process.execPath, ['--import', 'tsx', SCRIPT, ...args], { cwd: ROOT, timeout: 90_000, env: { ...process.env, ...env } }, (err, stdout, stderr) => {
+    execFile(process.execPath, [SCRIPT, ...args], { cwd: ROOT, timeout: 90_000, env: { ...process.env, ...env } }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
       done({ code, stdout, stderr });
     });

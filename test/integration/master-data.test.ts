@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/http/app.ts';
 import { clinicBundle, isConsentRefusal } from './engine-bundles.ts';
 import { NO } from '../../src/fhir/systems.ts';
-import { MASTER_DATA_TYPES } from '../../src/mapping/write-semantics.ts';
+import { MASTER_DATA_TYPES } from '../../src/fhir/write-semantics.ts';
 import { type Sandbox, startSandbox } from '../../sandbox/server.ts';
 import { clearCapabilityCache, entryKey } from '../../src/sync/apply.ts';
 import { FhirTargetClient } from '../../src/sync/client.ts';
@@ -184,7 +184,7 @@ describe.each([
     expect(now.parent?.gender).toBe(bridgeParent.gender);
     expect(now.parent?.birthDate).toBe(bridgeParent.birthDate);
     expect(now.parent?.identifier).toHaveLength(2); // its fnr was there: no second one
-    expect(now.clinic?.identifier).toEqual([...seeded.clinic?.identifier, { system: NO.resh, value: inputs[0]?.clinic.reshId }]);
+    expect(now.clinic?.identifier).toEqual([...(seeded.clinic?.identifier ?? []), { system: NO.resh, value: inputs[0]?.clinic.reshId }]);
     expect(now.therapist?.meta.versionId).toBe(seeded.therapist?.meta.versionId);
     expect(now.rater?.meta.versionId).toBe(seeded.rater?.meta.versionId);
     expect(now.gp).toEqual(seeded.gp);

@@ -1,5 +1,5 @@
 /**
- * Write semantics per resource family (src/mapping/write-semantics.ts) and the JSON Patch
+ * Write semantics per resource family (src/fhir/write-semantics.ts) and the JSON Patch
  * that supplements existing master data (additionsPatch in src/sync/apply.ts): it may only
  * add, never remove or replace what the server holds.
  */
@@ -7,7 +7,7 @@ import { applyPatch, deepClone } from '@medplum/core';
 import type { Patient, PractitionerRole, Resource } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
 import { mapEpisode } from '../../src/index.ts';
-import { MASTER_DATA_TYPES, writeRequest } from '../../src/mapping/write-semantics.ts';
+import { MASTER_DATA_TYPES, writeRequest } from '../../src/fhir/write-semantics.ts';
 import { RETRACTABLE_TYPES, additionsPatch, countWrites, entryKey, type AppliedEntry } from '../../src/sync/apply.ts';
 import { completed } from '../fixtures/examples.ts';
 

@@ -6,7 +6,7 @@ import type { JWK } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ConfigEnv, DEFAULT_CLINIC_BASE_URL, loadConfig } from '../../src/config.ts';
 import { OperationOutcomeError } from '../../src/fhir/outcome.ts';
-import { DEV_IDENTITY } from '../../src/mapping/identity.ts';
+import { DEV_IDENTITY } from '../../src/fhir/identity.ts';
 import { privateJwk } from '../fixtures/keys.ts';
 
 

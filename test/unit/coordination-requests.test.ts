@@ -18,7 +18,7 @@ import {
 import { sharePrimaryParsed } from '../../src/coordination/share.ts';
 import { parseEpisode } from '../../src/domain/parse.ts';
 import { mapParsedEpisode } from '../../src/mapping/bundle.ts';
-import { DEV_IDENTITY } from '../../src/mapping/identity.ts';
+import { DEV_IDENTITY } from '../../src/fhir/identity.ts';
 import { resources } from '../fixtures/bundle.ts';
 import { activeFather, completed } from '../fixtures/examples.ts';
 

@@ -12,7 +12,7 @@ import { FhirTargetClient } from '../../src/sync/client.ts';
 import { type DeliveryDeps, attemptJob, resetForReplay, submitEpisode } from '../../src/sync/deliver.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
 import { mapEpisode } from '../../src/index.ts';
-import { MASTER_DATA_TYPES } from '../../src/mapping/write-semantics.ts';
+import { MASTER_DATA_TYPES } from '../../src/fhir/write-semantics.ts';
 import { completed, plannedMinimal } from '../fixtures/examples.ts';
 
 /** Entries of the completed example's Bundle: what one full delivery writes. */
@@ -25,7 +25,7 @@ afterEach(() => server.resetHandlers());
 afterAll(() => server.close());
 beforeEach(() => clearCapabilityCache());
 
-let clock = Date.parse('2026-11-25T12:00:00Z');
+const clock = Date.parse('2026-11-25T12:00:00Z');
 let ids = 0;
 function deps(store = new MemoryStore()): DeliveryDeps {
   return {

@@ -16,7 +16,7 @@ const page = docsPage();
 const doc = openApiDocument() as { paths: Record<string, Record<string, { operationId: string }>> };
 const operations = Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => ({ path, method: method.toUpperCase(), id: op.operationId })));
 const count = (s: string) => page.split(s).length - 1;
-const unescape = (s: string) => s.replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&quot;', '"').replaceAll('&amp;', '&');
+const unescapeHtml = (s: string) => s.replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&quot;', '"').replaceAll('&amp;', '&');
 
 describe('/docs', () => {
   it('shows no Markdown: no backticks, no ** emphasis', () => {
@@ -51,7 +51,7 @@ describe('/docs', () => {
       const template = new RegExp(`^${op.path.replace(/[$.]/g, '\\$&').replace(/\{[^}]+\}/g, '[^/?]+')}(\\?.*)?$`);
       expect(e.path).toMatch(template);
       if (e.bodyFile) expect(existsSync(join(root, e.bodyFile)), e.bodyFile).toBe(true);
-      expect(unescape(page)).toContain(curlLine(e));
+      expect(unescapeHtml(page)).toContain(curlLine(e));
     }
     expect(Object.keys(REQUEST_EXAMPLES).sort()).toEqual(operations.map((o) => o.id).sort());
   });

@@ -9,7 +9,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseEpisode } from '../../src/domain/parse.ts';
-import { DEV_IDENTITY } from '../../src/mapping/identity.ts';
+import { DEV_IDENTITY } from '../../src/fhir/identity.ts';
 import { PURGE_EPISODES_SQL } from '../../src/sync/d1-store.ts';
 import { episodeKeptUntil, personKey } from '../../src/sync/episodes.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';

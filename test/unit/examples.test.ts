@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import type { Bundle, Observation, QuestionnaireResponse, Resource } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
 import { parseEpisode } from '../../src/domain/parse.ts';
-import { extract } from '../../src/instruments/extract.ts';
+import { extract } from '../../src/instruments/sdc-extract.ts';
 import { QUESTIONNAIRE_IDS, questionnaireForUrl } from '../../src/instruments/questionnaires.ts';
 import { mapEpisode } from '../../src/mapping/bundle.ts';
 import { EXAMPLES_DIR, example, exampleNames } from '../fixtures/examples.ts';
@@ -48,7 +48,7 @@ describe('examples/', () => {
 
   it('the derived examples are what scripts/build-examples.ts builds from the episodes', () => {
     // Exit status 1 with the stale file named when one differs.
-    execFileSync(process.execPath, ['--import', 'tsx', 'scripts/build-examples.ts', '--check'], { cwd: root, stdio: 'pipe' });
+    execFileSync(process.execPath, ['scripts/build-examples.ts', '--check'], { cwd: root, stdio: 'pipe' });
   });
 
   it('episodes.ndjson has every example episode, one valid episode per line', () => {

@@ -19,7 +19,7 @@ import { OperationOutcomeError } from '../../src/fhir/outcome.ts';
 import { validateFhir } from '../../src/fhir/validate.ts';
 import { INSTRUMENTS, type InstrumentId } from '../../src/instruments/definitions.ts';
 import { checkNationalId } from '../../src/domain/identifiers.ts';
-import { type ExtractOptions, extract, extractResponse } from '../../src/instruments/extract.ts';
+import { type ExtractOptions, extract, extractResponse } from '../../src/instruments/sdc-extract.ts';
 import { questionnaire } from '../../src/instruments/questionnaires.ts';
 import { createApp } from '../../src/http/app.ts';
 import { mapEpisode } from '../../src/index.ts';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { mapEpisode } from '../../src/index.ts';
-import { DEV_IDENTITY, type IdentityOptions } from '../../src/mapping/identity.ts';
+import { DEV_IDENTITY, type IdentityOptions } from '../../src/fhir/identity.ts';
 import { submitEpisode } from '../../src/sync/deliver.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
 import { resources } from '../fixtures/bundle.ts';

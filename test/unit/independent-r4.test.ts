@@ -13,7 +13,7 @@ import r4Model from 'fhirpath/fhir-context/r4';
 import { describe, expect, it } from 'vitest';
 import { mapEpisode } from '../../src/index.ts';
 import { validateFhir } from '../../src/fhir/validate.ts';
-import { extractResponse } from '../../src/instruments/extract.ts';
+import { extractResponse } from '../../src/instruments/sdc-extract.ts';
 import { INSTRUMENTS, type InstrumentDefinition, type InstrumentId } from '../../src/instruments/definitions.ts';
 import { score } from '../../src/instruments/scoring.ts';
 import { responseItems } from '../../src/mapping/assessments.ts';

@@ -2,7 +2,7 @@ import type { Bundle } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
 import { mapEpisode } from '../../src/index.ts';
 import { OperationOutcomeError } from '../../src/fhir/outcome.ts';
-import { MASTER_DATA_TYPES } from '../../src/mapping/write-semantics.ts';
+import { MASTER_DATA_TYPES } from '../../src/fhir/write-semantics.ts';
 import { byIdentifier, countByType, ext, resolve, resources } from '../fixtures/bundle.ts';
 import { activeFather, completed, example, exampleNames, plannedMinimal } from '../fixtures/examples.ts';
 

@@ -17,7 +17,7 @@ describe('published artefacts', () => {
     // Both scripts exit non-zero (and execFileSync throws) when a committed file is stale.
     execFileSync(process.execPath, ['scripts/build-profiles.mjs', '--check'], { cwd: root, stdio: 'pipe' });
     execFileSync(process.execPath, ['scripts/build-definitions.mjs', '--check'], { cwd: root, stdio: 'pipe' });
-    execFileSync(process.execPath, ['--import', 'tsx', 'scripts/build-questionnaires.ts', '--check'], { cwd: root, stdio: 'pipe' });
+    execFileSync(process.execPath, ['scripts/build-questionnaires.ts', '--check'], { cwd: root, stdio: 'pipe' });
   }, 120_000);
 
   it('every StructureDefinition in profiles/ has a snapshot and our canonical URL', () => {

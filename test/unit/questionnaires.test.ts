@@ -70,7 +70,7 @@ describe('published Questionnaires', () => {
   it('profiles/ holds no other Questionnaire, and the build script agrees (--check)', () => {
     const files = readdirSync(resolve(root, 'profiles')).filter((f) => f.startsWith('Questionnaire-'));
     expect(files.sort()).toEqual(QUESTIONNAIRE_IDS.map((id) => `Questionnaire-${id}.json`).sort());
-    execFileSync(process.execPath, ['--import', 'tsx', 'scripts/build-questionnaires.ts', '--check'], { cwd: root, stdio: 'pipe' });
+    execFileSync(process.execPath, ['scripts/build-questionnaires.ts', '--check'], { cwd: root, stdio: 'pipe' });
   }, 60_000);
 
   it('building is deterministic', () => {

@@ -13,7 +13,7 @@ import { SHARE_CLASSES } from '../../src/coordination/gate.ts';
 import { sharePrimary, sharePrimaryParsed, summaryAsOf, summaryToDeliver } from '../../src/coordination/share.ts';
 import { signSummary, verifySummary } from '../../src/coordination/summary.ts';
 import { parseEpisode } from '../../src/domain/parse.ts';
-import { DEV_IDENTITY } from '../../src/mapping/identity.ts';
+import { DEV_IDENTITY } from '../../src/fhir/identity.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
 import { submitEpisode } from '../../src/sync/deliver.ts';
 import { type AnyResource, resolve, resources } from '../fixtures/bundle.ts';

@@ -19,6 +19,11 @@
  * reported as a warning. Only elements R4 defines for QuestionnaireResponse are copied
  * (https://hl7.org/fhir/R4/questionnaireresponse.html); modifier elements the bridge cannot
  * honour (`modifierExtension`, `implicitRules`) are refused.
+ *
+ * It sits with the instruments, named after the SDC operation (`$extract`), because it is
+ * the instruments' FHIR form: it needs their Questionnaires, answer scores and scoring, and
+ * adds the same score resources (score-resources.ts) as episode mapping. Placed in fhir/, the
+ * FHIR building blocks would depend on the instruments, which depend on them.
  */
 import type {
   Bundle,
@@ -36,9 +41,9 @@ import { checkNationalId } from '../domain/identifiers.ts';
 import { OperationOutcomeError, issue, outcome } from '../fhir/outcome.ts';
 import { findBadStrings } from '../fhir/strings.ts';
 import { NO } from '../fhir/systems.ts';
-import { BundleScope, type Ref, keyedUuid } from '../mapping/context.ts';
-import { DEV_IDENTITY, type IdentityOptions } from '../mapping/identity.ts';
-import { addScores } from '../mapping/assessments.ts';
+import { BundleScope, type Ref, keyedUuid } from '../fhir/bundle-scope.ts';
+import { DEV_IDENTITY, type IdentityOptions } from '../fhir/identity.ts';
+import { addScores } from './score-resources.ts';
 import { answerCoding, rawAnswer } from './answers.ts';
 import { INSTRUMENTS, type InstrumentId } from './definitions.ts';
 import { EXT, instrumentForQuestionnaire, questionnaireForUrl } from './questionnaires.ts';
@@ -62,7 +67,7 @@ const at = (path: string) => `QuestionnaireResponse.${path}`;
 export interface ExtractOptions {
   /** Accept synthetic national ids (month + 80) in `subject.identifier`; as the episode path. Default true. */
   allowSyntheticIds?: boolean;
-  /** The deployment's identifier namespace and pseudonym secret (mapping/identity.ts). */
+  /** The deployment's identifier namespace and pseudonym secret (fhir/identity.ts). */
   identity?: IdentityOptions;
 }
 
