@@ -391,9 +391,9 @@ export function loadConfig(env: ConfigEnv): BridgeConfig {
   // Targets as written, keyed by their path in FHIR_TARGETS.
   const raw: { path: string; name: string; orgNumber?: string; target?: RawTarget; auth?: RawTargetAuth }[] = [];
   const targetsText = present(env, 'FHIR_TARGETS');
-  if (targetsText === undefined && bridgeEnv === 'production') {
-    // The default target is the local development sandbox, never a production deployment's.
-    problems.add('FHIR_TARGETS', 'is required where BRIDGE_ENV is "production": without it deliveries would go to the local development sandbox', 'required');
+  if (targetsText === undefined && (bridgeEnv === 'production' || !allowSyntheticIds)) {
+    // The default target is the local development sandbox: never where real national ids are taken.
+    problems.add('FHIR_TARGETS', 'is required where BRIDGE_ENV is "production" or ALLOW_SYNTHETIC_IDS is false: without it deliveries would go to the local development sandbox', 'required');
   }
   if (targetsText !== undefined) {
     const parsed = parseJson(targetsText);

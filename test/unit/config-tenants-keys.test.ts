@@ -84,6 +84,7 @@ describe('DATA_ENCRYPTION_KEYS', () => {
     API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}',
     API_TOKENS: 'test-api-token-0123456789abcdefghij',
     ALLOW_SYNTHETIC_IDS: 'false',
+    FHIR_TARGETS: '{"clinic":{"baseUrl":"https://fhir.clinic.example/r4","auth":{"type":"none"}}}',
     IDENTIFIER_NAMESPACE: 'https://fhir.clinic.example/sid',
     IDENTITY_SECRET: 'test-identity-secret-0123456789abcdef',
   };

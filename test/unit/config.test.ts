@@ -59,17 +59,35 @@ describe('loadConfig defaults', () => {
       API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}',
       API_TOKENS: 'test-api-token-0123456789abcdefghij',
       FHIR_TARGETS: '  ',
-      ALLOW_SYNTHETIC_IDS: 'false',
-      IDENTIFIER_NAMESPACE: 'https://fhir.clinic.example/sid',
-      IDENTITY_SECRET: 'test-identity-secret-0123456789abcdef',
-      DATA_ENCRYPTION_KEYS: TEST_DATA_KEYS,
+      ALLOW_SYNTHETIC_IDS: ' ',
       DELIVERY_MAX_ATTEMPTS: '3',
       RETRY_AFTER_CAP_SECONDS: '0',
     });
     expect(config.targets.clinic.baseUrl).toBe(DEFAULT_CLINIC_BASE_URL);
-    expect(config.allowSyntheticIds).toBe(false);
+    expect(config.allowSyntheticIds).toBe(true);
     expect(config.deliveryMaxAttempts).toBe(3);
     expect(config.retryAfterCapSeconds).toBe(0);
+  });
+
+  it('never falls back to the local sandbox where real national ids are accepted', () => {
+    const realIds = {
+      API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}',
+      API_TOKENS: 'test-api-token-0123456789abcdefghij',
+      ALLOW_SYNTHETIC_IDS: 'false',
+      IDENTIFIER_NAMESPACE: 'https://fhir.clinic.example/sid',
+      IDENTITY_SECRET: 'test-identity-secret-0123456789abcdef',
+      DATA_ENCRYPTION_KEYS: TEST_DATA_KEYS,
+    };
+    let error: unknown;
+    try {
+      loadConfig({ ...realIds, FHIR_TARGETS: ' ' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(OperationOutcomeError);
+    expect((error as OperationOutcomeError).outcome.issue.map((i) => i.expression?.[0])).toEqual(['FHIR_TARGETS']);
+    const target = { clinic: { baseUrl: 'https://fhir.clinic.example/r4', auth: { type: 'none' } } };
+    expect(loadConfig({ ...realIds, FHIR_TARGETS: JSON.stringify(target) }).targets.clinic.baseUrl).toBe('https://fhir.clinic.example/r4');
   });
 });
 
@@ -333,6 +351,7 @@ describe('API_AUTH and real national ids', () => {
       loadConfig({
         API_AUTH: '{"type":"none"}',
         ALLOW_SYNTHETIC_IDS: 'false',
+        FHIR_TARGETS: '{"clinic":{"baseUrl":"https://fhir.clinic.example/r4","auth":{"type":"none"}}}',
         IDENTIFIER_NAMESPACE: 'https://fhir.clinic.example/sid',
         IDENTITY_SECRET: 'test-identity-secret-0123456789abcdef',
         DATA_ENCRYPTION_KEYS: TEST_DATA_KEYS,
@@ -348,7 +367,13 @@ describe('API_AUTH and real national ids', () => {
 });
 
 describe('identity settings (IDENTIFIER_NAMESPACE, IDENTITY_SECRET)', () => {
-  const production = { API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}', API_TOKENS: 'test-api-token-0123456789abcdefghij', ALLOW_SYNTHETIC_IDS: 'false', DATA_ENCRYPTION_KEYS: TEST_DATA_KEYS };
+  const production = {
+    API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}',
+    API_TOKENS: 'test-api-token-0123456789abcdefghij',
+    ALLOW_SYNTHETIC_IDS: 'false',
+    FHIR_TARGETS: '{"clinic":{"baseUrl":"https://fhir.clinic.example/r4","auth":{"type":"none"}}}',
+    DATA_ENCRYPTION_KEYS: TEST_DATA_KEYS,
+  };
   const problemsOf = (env: Record<string, string>): { at: string | undefined; text: string }[] => {
     try {
       loadConfig(env);
