@@ -13,7 +13,7 @@ const migration = (prefix: string) => readFileSync(resolve(DIR, readdirSync(DIR)
 
 describe('migration 0003_tenants over existing rows', () => {
   it('backfills tenants from callers (else `local`), re-keys the ledger by tenant and indexes jobs by tenant', async () => {
-    // node:sqlite warns that it is experimental; the SQL it runs is what D1 runs.
+    // node:sqlite (its experimental warning is off for the unit tests); the SQL it runs is what D1 runs.
     const { DatabaseSync } = await import('node:sqlite');
     const db = new DatabaseSync(':memory:');
     db.exec(migration('0001_'));
