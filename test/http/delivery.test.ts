@@ -97,7 +97,7 @@ describe('POST /v1/episodes/$import', () => {
     const body = [JSON.stringify({ ...planned, episodeId: 'VG-IMP-1' }), '{not json', JSON.stringify(bad), '', JSON.stringify({ ...planned, episodeId: 'VG-IMP-2' })].join('\n');
     const r = await SELF.fetch('http://bridge/v1/episodes/$import', { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body });
     expect(r.status).toBe(200);
-    const lines = (await r.text()).trim().split('\n').map((l) => JSON.parse(l) as { line: number; status: number; location?: string; outcome?: { issue: { expression?: string[] }[] } });
+    const lines = new TextDecoder().decode(await r.arrayBuffer()).trim().split('\n').map((l) => JSON.parse(l) as { line: number; status: number; location?: string; outcome?: { issue: { expression?: string[] }[] } });
     expect(lines.map((l) => [l.line, l.status])).toEqual([[1, 202], [2, 400], [3, 400], [5, 202]]);
     expect(lines[2]?.outcome?.issue[0]?.expression).toEqual(['/schemaVersion']);
     expect(r.headers.get('x-accepted')).toBe('2');
