@@ -14,14 +14,14 @@ if (mode === 'parse') {
   process.stdout.write(`${JSON.stringify({ boot: t0, total: tRead - t0, entries: input.entry?.length })}\n`);
 } else {
   const { mapEpisode } = await import('../src/mapping/bundle.ts');
-  const { validateFast, fastPathStats } = await import('../src/fhir/validate-fast.ts');
+  const { validateFast, fastPathStats, referenceRequested } = await import('../src/fhir/validate-fast.ts');
   const tImport = performance.now();
   const bundle = mapEpisode(input);
   const tMap = performance.now();
-  const result = validateFast(bundle);
+  const result = await validateFast(bundle);
   const tValidate = performance.now();
   const valid = !result.issue?.some((i) => i.severity === 'error' || i.severity === 'fatal');
   process.stdout.write(
-    `${JSON.stringify({ boot: t0, read: tRead - t0, import: tImport - tRead, map: tMap - tImport, validate: tValidate - tMap, total: tValidate - t0, valid, fast: fastPathStats.fast === 1 })}\n`,
+    `${JSON.stringify({ boot: t0, read: tRead - t0, import: tImport - tRead, map: tMap - tImport, validate: tValidate - tMap, total: tValidate - t0, valid, fast: fastPathStats.fast === 1, reference: referenceRequested() })}\n`,
   );
 }

@@ -46,6 +46,7 @@ try {
     const f = run('full', episodeFile);
     if (!f.valid) throw new Error('the completed example did not validate in the cold run');
     if (!f.fast) throw new Error('the cold run fell back to the reference validator');
+    if (f.reference) throw new Error('the cold run loaded the reference validator without needing it');
     parse.push(p);
     for (const k of Object.keys(full)) full[k]?.push(f[k]);
     ratio.push(f.total / p);

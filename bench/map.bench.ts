@@ -20,10 +20,13 @@ import { show, spread } from './stats.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 15);
 
-/** Milliseconds per call of `fn`, over a batch of `n` calls. */
-function batch(fn: () => unknown, n: number): number {
+/** Milliseconds per call of `fn`, over a batch of `n` calls; a promise is awaited before the next call. */
+async function batch(fn: () => unknown, n: number): Promise<number> {
   const t0 = performance.now();
-  for (let i = 0; i < n; i++) fn();
+  for (let i = 0; i < n; i++) {
+    const r = fn();
+    if (r instanceof Promise) await r;
+  }
   return (performance.now() - t0) / n;
 }
 
@@ -31,15 +34,15 @@ function batch(fn: () => unknown, n: number): number {
  * Ratios of `fn` to `base`, interleaved: base, fn, base, fn, …, base. Each fn round is divided by
  * the mean of the base rounds before and after it. Returns the per-call times and the ratios.
  */
-function interleaved(base: () => unknown, fn: () => unknown, nBase: number, nFn: number, rounds = ROUNDS): { ms: number[]; ratio: number[]; baseMs: number[] } {
-  batch(base, nBase);
-  batch(fn, nFn); // warm-up
-  const baseMs = [batch(base, nBase)];
+async function interleaved(base: () => unknown, fn: () => unknown, nBase: number, nFn: number, rounds = ROUNDS): Promise<{ ms: number[]; ratio: number[]; baseMs: number[] }> {
+  await batch(base, nBase);
+  await batch(fn, nFn); // warm-up
+  const baseMs = [await batch(base, nBase)];
   const ms: number[] = [];
   const ratio: number[] = [];
   for (let r = 0; r < rounds; r++) {
-    const m = batch(fn, nFn);
-    const b = batch(base, nBase);
+    const m = await batch(fn, nFn);
+    const b = await batch(base, nBase);
     ms.push(m);
     ratio.push(m / ((b + (baseMs.at(-1) as number)) / 2));
     baseMs.push(b);
@@ -48,8 +51,8 @@ function interleaved(base: () => unknown, fn: () => unknown, nBase: number, nFn:
 }
 
 /** Batch size that makes a batch of `fn` take about `targetMs`. */
-function calls(fn: () => unknown, targetMs: number): number {
-  const one = batch(fn, 1);
+async function calls(fn: () => unknown, targetMs: number): Promise<number> {
+  const one = await batch(fn, 1);
   return Math.max(1, Math.min(2000, Math.round(targetMs / Math.max(one, 0.001))));
 }
 
@@ -72,11 +75,11 @@ for (const [name, input] of cases) {
   const val = () => validateFast(bundle);
   const both = () => validateFast(mapEpisode(input));
   const ref = () => validateFhir(bundle);
-  const nRt = calls(rt, 20);
-  const m = interleaved(rt, map, nRt, calls(map, 20));
-  const v = interleaved(rt, val, nRt, calls(val, 20));
-  const b = interleaved(rt, both, nRt, calls(both, 20));
-  const r = interleaved(rt, ref, nRt, calls(ref, 20), Math.min(ROUNDS, 7));
+  const nRt = await calls(rt, 20);
+  const m = await interleaved(rt, map, nRt, await calls(map, 20));
+  const v = await interleaved(rt, val, nRt, await calls(val, 20));
+  const b = await interleaved(rt, both, nRt, await calls(both, 20));
+  const r = await interleaved(rt, ref, nRt, await calls(ref, 20), Math.min(ROUNDS, 7));
   console.log(
     [
       name.padEnd(20),

@@ -12,7 +12,6 @@
  * boolean once the structure has been checked.
  * https://hl7.org/fhirpath/N1/ (as @medplum/core implements it)
  */
-import { deepEquals, deepIncludes } from '@medplum/core';
 import { bindingProblem } from './validate-bindings.ts';
 
 /** Thrown when the fast path cannot decide; caught by validateFast, which then falls back. */
@@ -231,7 +230,56 @@ export function slices(list: unknown[], match: (v: unknown) => number, bounds: r
   });
 }
 
-export { deepEquals, deepIncludes };
+/**
+ * @medplum/core's deepEquals (utils.ts), which matchesSpecifiedValue uses for fixed[x]: empty
+ * values (isEmpty) are equal to each other, arrays element by element, objects key by key
+ * (inside a `meta`, versionId, lastUpdated and author are ignored), anything else by ===.
+ * Kept here so that the fast path does not load @medplum/core.
+ */
+export function deepEquals(a: unknown, b: unknown, key?: string): boolean {
+  if (a === b) return true;
+  const ea = isEmpty(a);
+  const eb = isEmpty(b);
+  if (ea || eb) return ea && eb;
+  const aa = Array.isArray(a);
+  const ab = Array.isArray(b);
+  if (aa || ab) {
+    if (!aa || !ab || (a as unknown[]).length !== (b as unknown[]).length) return false;
+    for (let i = 0; i < (a as unknown[]).length; i++) if (!deepEquals((a as unknown[])[i], (b as unknown[])[i])) return false;
+    return true;
+  }
+  if (typeof a !== 'object' || typeof b !== 'object') return false;
+  const x = a as Obj;
+  const y = b as Obj;
+  const ignored = key === 'meta' ? META_IGNORED : undefined;
+  for (const k of Object.keys(x)) if (!ignored?.has(k) && !deepEquals(x[k], y[k], k)) return false;
+  // Property access, not own keys only, exactly as the original reads them.
+  for (const k of Object.keys(y)) if (!ignored?.has(k) && !Object.hasOwn(x, k) && !deepEquals(x[k], y[k], k)) return false;
+  return true;
+}
+const META_IGNORED = new Set(['versionId', 'lastUpdated', 'author']);
+
+/**
+ * @medplum/core's deepIncludes (utils.ts), which matchesSpecifiedValue uses for pattern[x]:
+ * an empty value includes anything, an empty pattern nothing else; every pattern item must be
+ * included by some value item; every pattern key must be in the value with an included value.
+ */
+export function deepIncludes(value: unknown, pattern: unknown): boolean {
+  if (isEmpty(value)) return true;
+  if (isEmpty(pattern)) return false;
+  const va = Array.isArray(value);
+  const pa = Array.isArray(pattern);
+  if (va || pa) return va && pa && (pattern as unknown[]).every((p) => (value as unknown[]).some((v) => deepIncludes(v, p)));
+  const vo = typeof value === 'object';
+  const po = typeof pattern === 'object';
+  if (vo || po) {
+    if (!vo || !po) return false;
+    const v = value as Obj;
+    for (const [k, p] of Object.entries(pattern as Obj)) if (!(k in v) || !deepIncludes(v[k], p)) return false;
+    return true;
+  }
+  return value === pattern;
+}
 
 // ---------------------------------------------------------------------------------------------
 // FHIRPath, as @medplum/core evaluates it. A collection is an array of JSON values.
