@@ -38,7 +38,7 @@ const lines: string[] = [];
 const emit = (s: string): void => void lines.push(s);
 const J = (v: unknown): string => JSON.stringify(v);
 
-/** Module-level constants (Sets and Maps of choice keys), one per distinct value. */
+/** Module-level constants (Sets and Maps of choice keys, prepared reference targets), one per distinct value. */
 const constants = new Map<string, string>();
 function constant(expression: string): string {
   let name = constants.get(expression);
@@ -345,7 +345,11 @@ function elementChecks(key: string, el: InternalSchemaElement, schema: InternalT
       const fn = typeFn(code, schema, env);
       if (!fn) s.push(`R.unsure(${J(`${el.path}: type ${code}`)});`);
       else s.push(`${fn}(${x}, cx);`);
-      if (code === 'Reference') s.push(`R.reference(${x}, ${J(el.type.find((t) => t.code === 'Reference')?.targetProfile)}, ${what}, cx, ${what});`);
+      if (code === 'Reference') {
+        const targets = el.type.find((t) => t.code === 'Reference')?.targetProfile;
+        // Prepared once at load, not per value.
+        s.push(`R.reference(${x}, ${targets ? constant(`R.targets(${J(targets)})`) : 'undefined'}, ${what}, cx, ${what});`);
+      }
       if (code === 'Extension' && /(^|\.)(extension|modifierExtension)$/.test(key)) s.push(`ourExtension(${x}, cx);`);
     }
     if (el.binding?.strength === 'required' && el.binding.valueSet && TERMINOLOGY.has(code)) s.push(`R.binding(${J(el.binding.valueSet)}, ${J(code)}, ${x}, ${what});`);

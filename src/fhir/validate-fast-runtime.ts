@@ -45,7 +45,12 @@ export const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== nu
 export function isEmpty(v: unknown): boolean {
   if (v === null || v === undefined) return true;
   if (typeof v === 'string') return v.length === 0;
-  if (typeof v === 'object') return Array.isArray(v) ? v.length === 0 : Object.keys(v).length === 0;
+  if (typeof v === 'object') {
+    if (Array.isArray(v)) return v.length === 0;
+    // Own enumerable keys, as Object.keys counts them, without building the array.
+    for (const k in v) if (Object.hasOwn(v, k)) return false;
+    return true;
+  }
   return false;
 }
 
@@ -131,18 +136,25 @@ const JS_TYPE: Record<string, string> = {
   positiveInt: 'number',
   unsignedInt: 'number',
 };
-const STRING_TYPES = new Set(['base64Binary', 'canonical', 'code', 'date', 'dateTime', 'id', 'instant', 'markdown', 'oid', 'string', 'time', 'uri', 'url', 'uuid', 'xhtml']);
 
+const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+/**
+ * The day exists in its month, as `new Date(Date.UTC(y, m, 0)).getUTCDate()` tells the
+ * validator, without building a Date: the format has already been checked (year 0001–9999,
+ * month 01–12), and Date.UTC's reading of years below 100 as 19xx keeps their leap years.
+ */
 function validCalendarDate(s: string): boolean {
   if (s.length < 10) return true;
   const y = Number.parseInt(s.substring(0, 4), 10);
   const m = Number.parseInt(s.substring(5, 7), 10);
   const d = Number.parseInt(s.substring(8, 10), 10);
-  return d <= new Date(Date.UTC(y, m, 0)).getUTCDate();
+  const leap = y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
+  return d <= (m === 2 && leap ? 29 : (DAYS[m - 1] as number));
 }
 
 /** Some character that String.prototype.trim() would not remove. */
 const NOT_BLANK = /\S/;
+
 /** What strings.ts stringProblem() refuses: control characters but tab, CR, LF; lone surrogates. */
 const OUTSIDE_STRING_RULE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
@@ -156,24 +168,61 @@ function validBase64(s: string): boolean {
   return Math.max(0, Math.floor((s.length * 3) / 4) - padding) <= 1024 * 1024;
 }
 
-/** A primitive value of FHIR type `type` that the validator accepts without an issue. */
+/** Text with no control character but tab, LF, CR, and no surrogate: inside R4's string rule. */
+const PLAIN = /^[\t\n\r\u0020-\uD7FF\uE000-\uFFFF]*$/;
+/** Printable ASCII without space: non-blank, inside the string rule, and no whitespace. */
+const VISIBLE_ASCII = /^[\u0021-\u007E]+$/;
+/** The date-like formats and id, oid, uuid allow printable ASCII only: non-blank, inside the rule. */
+const ASCII_FORMATS = new Set(['date', 'dateTime', 'id', 'instant', 'oid', 'time', 'uuid']);
+
+/** The checks every string type shares, then its format: the general path. */
+function stringValue(s: string, type: string, what: string): void {
+  if (!NOT_BLANK.test(s) || s.length > 1024 * 1024) return unsure(`${what}: blank or too long`);
+  // validateFhir's pre-check (strings.ts) refuses these before anything else.
+  if (OUTSIDE_STRING_RULE.test(s)) return unsure(`${what}: outside R4's string rule`);
+  const re = REGEX[type];
+  if (re && !re.test(s)) return unsure(`${what}: ${type} format`);
+  if ((type === 'date' || type === 'dateTime' || type === 'instant') && !validCalendarDate(s)) unsure(`${what}: ${type} value`);
+}
+
+/**
+ * A primitive value of FHIR type `type` that the validator accepts without an issue. The
+ * common cases take one regular expression that implies the general path's answer; anything
+ * else takes the general path ({@link stringValue}).
+ */
 export function primitive(v: unknown, type: string, what: string): void {
-  const js = JS_TYPE[type] ?? (STRING_TYPES.has(type) ? 'string' : undefined);
-  if (!js || typeof v !== js) return unsure(`${what}: ${typeof v} for ${type}`);
-  if (js === 'string') {
-    const s = v as string;
-    if (type === 'xhtml') return unsure(`${what}: xhtml is left to the reference`);
-    if (type === 'base64Binary') {
-      if (!validBase64(s)) unsure(`${what}: base64Binary`);
-      return;
+  if (typeof v === 'string') {
+    if (v.length > 1024 * 1024) return unsure(`${what}: too long`);
+    switch (type) {
+      case 'string':
+      case 'markdown':
+        // Their format allows every character the string rule leaves.
+        if (!PLAIN.test(v) || !NOT_BLANK.test(v)) stringValue(v, type, what);
+        return;
+      case 'uri':
+      case 'url':
+      case 'canonical':
+        // Their format is "no whitespace".
+        if (!VISIBLE_ASCII.test(v)) stringValue(v, type, what);
+        return;
+      case 'code':
+        if (!PLAIN.test(v) || !(REGEX.code as RegExp).test(v)) stringValue(v, type, what);
+        return;
+      case 'base64Binary':
+        if (!validBase64(v)) unsure(`${what}: base64Binary`);
+        return;
+      case 'xhtml':
+        return unsure(`${what}: xhtml is left to the reference`);
+      default:
+        if (!ASCII_FORMATS.has(type)) return unsure(`${what}: string for ${type}`);
+        if (!(REGEX[type] as RegExp).test(v)) return unsure(`${what}: ${type} format`);
+        if ((type === 'date' || type === 'dateTime' || type === 'instant') && !validCalendarDate(v)) unsure(`${what}: ${type} value`);
+        return;
     }
-    if (!NOT_BLANK.test(s) || s.length > 1024 * 1024) return unsure(`${what}: blank or too long`);
-    // validateFhir's pre-check (strings.ts) refuses these before anything else.
-    if (OUTSIDE_STRING_RULE.test(s)) return unsure(`${what}: outside R4's string rule`);
-    const re = REGEX[type];
-    if (re && !re.test(s)) return unsure(`${what}: ${type} format`);
-    if ((type === 'date' || type === 'dateTime' || type === 'instant') && !validCalendarDate(s)) unsure(`${what}: ${type} value`);
-  } else if (js === 'number') {
+  }
+  const js = JS_TYPE[type];
+  if (!js || typeof v !== js) return unsure(`${what}: ${typeof v} for ${type}`);
+  if (js === 'number') {
     const n = v as number;
     if (!Number.isFinite(n)) return unsure(`${what}: not finite`);
     if (type !== 'decimal') {
@@ -191,30 +240,50 @@ export function binding(valueSet: string, type: string, v: unknown, what: string
 const HL7 = 'http://hl7.org/fhir/StructureDefinition/';
 const MEDPLUM = 'https://medplum.com/fhir/StructureDefinition/';
 
+/** A Reference element's target profiles, prepared once (see {@link targets}). */
+export interface Targets {
+  /** Some target accepts any type (Resource, or a profile outside HL7's and Medplum's). */
+  any: boolean;
+  /** Types named by HL7's or Medplum's base profiles. */
+  types: ReadonlySet<string>;
+  /** Types accepted for a `urn:` reference to a Bundle entry (HL7 profiles; all with Resource). */
+  local: ReadonlySet<string>;
+  localAny: boolean;
+}
+
+/** Prepares targetProfile URLs for {@link reference}, as referenceTypeCheck reads them. */
+export function targets(list: readonly string[]): Targets {
+  const types = new Set<string>();
+  const local = new Set<string>();
+  let any = false;
+  for (const t of list) {
+    if (t === `${HL7}Resource` || (!t.startsWith(HL7) && !t.startsWith(MEDPLUM))) any = true;
+    else types.add(t.slice((t.startsWith(HL7) ? HL7 : MEDPLUM).length));
+    if (t.startsWith(HL7)) local.add(t.slice(HL7.length));
+  }
+  return { any, types, local, localAny: local.has('Resource') };
+}
+
 /**
  * A Reference's target type, as referenceTypeCheck reads it and validate.ts corrects it for
  * `urn:` references between Bundle entries; records `urn:` references for the resolution check.
  */
-export function reference(v: unknown, targets: readonly string[] | undefined, elementPath: string, cx: FastContext, what: string): void {
+export function reference(v: unknown, allowed: Targets | undefined, elementPath: string, cx: FastContext, what: string): void {
   if (!isObj(v) || typeof v.reference !== 'string') return;
   const ref = v.reference;
-  if (ref.startsWith('urn:')) cx.localRefs.push(ref);
-  if (ref.startsWith('#') || !targets) return;
-  const type = ref.includes('?') ? ref.split('?')[0] : ref.split('/')[0];
+  const urn = ref.startsWith('urn:');
+  if (urn) cx.localRefs.push(ref);
+  if (!allowed || ref.startsWith('#')) return;
+  const q = ref.indexOf('?');
+  const cut = q >= 0 ? q : ref.indexOf('/');
+  const type = cut >= 0 ? ref.slice(0, cut) : ref;
   if (!type) return;
   if (ref === 'system' && elementPath === 'AuditEvent.agent.who') return;
-  const matches = (t: string): boolean => {
-    for (const target of targets) {
-      if (target === `${HL7}Resource` || target === HL7 + t || target === MEDPLUM + t) return true;
-      if (!target.startsWith(HL7) && !target.startsWith(MEDPLUM)) return true;
-    }
-    return false;
-  };
-  if (matches(type)) return;
+  if (allowed.any || allowed.types.has(type)) return;
   // validate.ts keeps this warning for a urn: reference only when its entry has the wrong type.
-  const m = /^urn:/.test(type) ? cx.localType?.(ref) : undefined;
+  const m = type.startsWith('urn:') ? cx.localType?.(ref) : undefined;
   if (!m) return unsure(`${what}: reference type`);
-  if (!targets.some((t) => t === HL7 + m || t === `${HL7}Resource`)) unsure(`${what}: reference to a ${m}`);
+  if (!allowed.localAny && !allowed.local.has(m)) unsure(`${what}: reference to a ${m}`);
 }
 
 /** Counts of the values that match each slice (checkSliceElement), checked against min..max. */

@@ -31,37 +31,100 @@ const C0 = new Set(["valueBase64Binary","valueBoolean","valueCanonical","valueCo
 const C1 = new Map([["valueString","string"]]);
 const C2 = new Map([["valueBase64Binary","base64Binary"],["valueBoolean","boolean"],["valueCanonical","canonical"],["valueCode","code"],["valueDate","date"],["valueDateTime","dateTime"],["valueDecimal","decimal"],["valueId","id"],["valueInstant","instant"],["valueInteger","integer"],["valueMarkdown","markdown"],["valueOid","oid"],["valuePositiveInt","positiveInt"],["valueString","string"],["valueTime","time"],["valueUnsignedInt","unsignedInt"],["valueUri","uri"],["valueUrl","url"],["valueUuid","uuid"],["valueAddress","Address"],["valueAge","Age"],["valueAnnotation","Annotation"],["valueAttachment","Attachment"],["valueCodeableConcept","CodeableConcept"],["valueCoding","Coding"],["valueContactPoint","ContactPoint"],["valueCount","Count"],["valueDistance","Distance"],["valueDuration","Duration"],["valueHumanName","HumanName"],["valueIdentifier","Identifier"],["valueMoney","Money"],["valuePeriod","Period"],["valueQuantity","Quantity"],["valueRange","Range"],["valueRatio","Ratio"],["valueReference","Reference"],["valueSampledData","SampledData"],["valueSignature","Signature"],["valueTiming","Timing"],["valueContactDetail","ContactDetail"],["valueContributor","Contributor"],["valueDataRequirement","DataRequirement"],["valueExpression","Expression"],["valueParameterDefinition","ParameterDefinition"],["valueRelatedArtifact","RelatedArtifact"],["valueTriggerDefinition","TriggerDefinition"],["valueUsageContext","UsageContext"],["valueDosage","Dosage"],["valueMeta","Meta"]]);
 const C3 = new Map([["authorReference","Reference"],["authorString","string"]]);
-const C4 = new Map([["subjectCodeableConcept","CodeableConcept"],["subjectReference","Reference"]]);
-const C5 = new Map([["timingTiming","Timing"],["timingReference","Reference"],["timingDate","date"],["timingDateTime","dateTime"]]);
-const C6 = new Map([["valueCodeableConcept","CodeableConcept"],["valueQuantity","Quantity"],["valueRange","Range"],["valueReference","Reference"]]);
-const C7 = new Map([["asNeededBoolean","boolean"],["asNeededCodeableConcept","CodeableConcept"]]);
-const C8 = new Map([["boundsDuration","Duration"],["boundsRange","Range"],["boundsPeriod","Period"]]);
-const C9 = new Map([["valueDateTime","dateTime"],["valuePeriod","Period"],["valueDuration","Duration"]]);
-const C10 = new Map([["doseRange","Range"],["doseQuantity","Quantity"]]);
-const C11 = new Map([["rateRatio","Ratio"],["rateRange","Range"],["rateQuantity","Quantity"]]);
-const C12 = new Map([["valueCoding","Coding"]]);
-const C13 = new Map([["effectiveDateTime","dateTime"]]);
-const C14 = new Map([["valueInteger","integer"]]);
-const C15 = new Map([["valueQuantity","Quantity"],["valueCodeableConcept","CodeableConcept"],["valueString","string"],["valueBoolean","boolean"],["valueInteger","integer"],["valueRange","Range"],["valueRatio","Ratio"],["valueSampledData","SampledData"],["valueTime","time"],["valueDateTime","dateTime"],["valuePeriod","Period"]]);
-const C16 = new Set(["valueQuantity","valueCodeableConcept","valueString","valueBoolean","valueInteger","valueRange","valueRatio","valueSampledData","valueTime","valueDateTime","valuePeriod"]);
-const C17 = new Map([["valueDuration","Duration"]]);
-const C18 = new Map([["onsetDateTime","dateTime"],["onsetAge","Age"],["onsetPeriod","Period"],["onsetRange","Range"],["onsetString","string"]]);
-const C19 = new Map([["abatementDateTime","dateTime"],["abatementAge","Age"],["abatementPeriod","Period"],["abatementRange","Range"],["abatementString","string"]]);
-const C20 = new Set(["abatementDateTime","abatementAge","abatementPeriod","abatementRange","abatementString"]);
-const C21 = new Map([["sourceAttachment","Attachment"],["sourceReference","Reference"]]);
-const C22 = new Map([["startDate","date"]]);
-const C23 = new Set(["detailQuantity","detailRange","detailCodeableConcept","detailString","detailBoolean","detailInteger","detailRatio"]);
-const C24 = new Map([["detailQuantity","Quantity"],["detailRange","Range"],["detailCodeableConcept","CodeableConcept"],["detailString","string"],["detailBoolean","boolean"],["detailInteger","integer"],["detailRatio","Ratio"]]);
-const C25 = new Map([["dueDate","date"],["dueDuration","Duration"]]);
-const C26 = new Map([["deceasedBoolean","boolean"],["deceasedDateTime","dateTime"]]);
-const C27 = new Map([["multipleBirthBoolean","boolean"],["multipleBirthInteger","integer"]]);
-const C28 = new Map([["occurredPeriod","Period"],["occurredDateTime","dateTime"]]);
-const C29 = new Map([["valueBoolean","boolean"],["valueDecimal","decimal"],["valueInteger","integer"],["valueDate","date"],["valueDateTime","dateTime"],["valueTime","time"],["valueString","string"],["valueUri","uri"],["valueAttachment","Attachment"],["valueCoding","Coding"],["valueQuantity","Quantity"],["valueReference","Reference"]]);
-const C30 = new Map([["quantityQuantity","Quantity"],["quantityRatio","Ratio"],["quantityRange","Range"]]);
-const C31 = new Map([["occurrenceDateTime","dateTime"],["occurrencePeriod","Period"],["occurrenceTiming","Timing"]]);
-const C32 = new Map([["valueReference","Reference"]]);
-const C33 = new Map([["valueQuantity","Quantity"],["valueInteger","integer"]]);
-const C34 = new Map([["performedPeriod","Period"]]);
+const C4 = R.targets(["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Organization"]);
+const C5 = R.targets(["http://hl7.org/fhir/StructureDefinition/Organization"]);
+const C6 = R.targets(["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"]);
+const C7 = new Map([["subjectCodeableConcept","CodeableConcept"],["subjectReference","Reference"]]);
+const C8 = R.targets(["http://hl7.org/fhir/StructureDefinition/Group"]);
+const C9 = new Map([["timingTiming","Timing"],["timingReference","Reference"],["timingDate","date"],["timingDateTime","dateTime"]]);
+const C10 = R.targets(["http://hl7.org/fhir/StructureDefinition/Schedule"]);
+const C11 = new Map([["valueCodeableConcept","CodeableConcept"],["valueQuantity","Quantity"],["valueRange","Range"],["valueReference","Reference"]]);
+const C12 = R.targets(["http://hl7.org/fhir/StructureDefinition/PlanDefinition","http://hl7.org/fhir/StructureDefinition/ResearchStudy","http://hl7.org/fhir/StructureDefinition/InsurancePlan","http://hl7.org/fhir/StructureDefinition/HealthcareService","http://hl7.org/fhir/StructureDefinition/Group","http://hl7.org/fhir/StructureDefinition/Location","http://hl7.org/fhir/StructureDefinition/Organization"]);
+const C13 = new Map([["asNeededBoolean","boolean"],["asNeededCodeableConcept","CodeableConcept"]]);
+const C14 = new Map([["boundsDuration","Duration"],["boundsRange","Range"],["boundsPeriod","Period"]]);
+const C15 = new Map([["valueDateTime","dateTime"],["valuePeriod","Period"],["valueDuration","Duration"]]);
+const C16 = new Map([["doseRange","Range"],["doseQuantity","Quantity"]]);
+const C17 = new Map([["rateRatio","Ratio"],["rateRange","Range"],["rateQuantity","Quantity"]]);
+const C18 = R.targets(["http://hl7.org/fhir/StructureDefinition/DeviceDefinition"]);
+const C19 = R.targets(["http://hl7.org/fhir/StructureDefinition/Patient"]);
+const C20 = R.targets(["http://hl7.org/fhir/StructureDefinition/Location"]);
+const C21 = R.targets(["http://hl7.org/fhir/StructureDefinition/Device"]);
+const C22 = new Map([["valueCoding","Coding"]]);
+const C23 = R.targets(["http://hl7.org/fhir/StructureDefinition/Encounter"]);
+const C24 = R.targets(["http://hl7.org/fhir/StructureDefinition/Condition"]);
+const C25 = R.targets(["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/CareTeam"]);
+const C26 = R.targets(["http://hl7.org/fhir/StructureDefinition/CarePlan","http://hl7.org/fhir/StructureDefinition/DeviceRequest","http://hl7.org/fhir/StructureDefinition/ImmunizationRecommendation","http://hl7.org/fhir/StructureDefinition/MedicationRequest","http://hl7.org/fhir/StructureDefinition/NutritionOrder","http://hl7.org/fhir/StructureDefinition/ServiceRequest"]);
+const C27 = R.targets(["http://hl7.org/fhir/StructureDefinition/MedicationAdministration","http://hl7.org/fhir/StructureDefinition/MedicationDispense","http://hl7.org/fhir/StructureDefinition/MedicationStatement","http://hl7.org/fhir/StructureDefinition/Procedure","http://hl7.org/fhir/StructureDefinition/Immunization","http://hl7.org/fhir/StructureDefinition/ImagingStudy"]);
+const C28 = R.targets(["http://hl7.org/fhir/StructureDefinition/Resource"]);
+const C29 = new Map([["effectiveDateTime","dateTime"]]);
+const C30 = R.targets(["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/CareTeam","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"]);
+const C31 = new Map([["valueInteger","integer"]]);
+const C32 = R.targets(["http://hl7.org/fhir/StructureDefinition/Specimen"]);
+const C33 = R.targets(["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/DeviceMetric"]);
+const C34 = R.targets(["http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse","http://hl7.org/fhir/StructureDefinition/MolecularSequence"]);
+const C35 = R.targets(["http://hl7.org/fhir/StructureDefinition/DocumentReference","http://hl7.org/fhir/StructureDefinition/ImagingStudy","http://hl7.org/fhir/StructureDefinition/Media","http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/MolecularSequence"]);
+const C36 = new Map([["valueQuantity","Quantity"],["valueCodeableConcept","CodeableConcept"],["valueString","string"],["valueBoolean","boolean"],["valueInteger","integer"],["valueRange","Range"],["valueRatio","Ratio"],["valueSampledData","SampledData"],["valueTime","time"],["valueDateTime","dateTime"],["valuePeriod","Period"]]);
+const C37 = new Set(["valueQuantity","valueCodeableConcept","valueString","valueBoolean","valueInteger","valueRange","valueRatio","valueSampledData","valueTime","valueDateTime","valuePeriod"]);
+const C38 = new Map([["valueDuration","Duration"]]);
+const C39 = new Map([["onsetDateTime","dateTime"],["onsetAge","Age"],["onsetPeriod","Period"],["onsetRange","Range"],["onsetString","string"]]);
+const C40 = new Map([["abatementDateTime","dateTime"],["abatementAge","Age"],["abatementPeriod","Period"],["abatementRange","Range"],["abatementString","string"]]);
+const C41 = R.targets(["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"]);
+const C42 = R.targets(["http://hl7.org/fhir/StructureDefinition/ClinicalImpression","http://hl7.org/fhir/StructureDefinition/DiagnosticReport","http://hl7.org/fhir/StructureDefinition/Observation"]);
+const C43 = new Set(["abatementDateTime","abatementAge","abatementPeriod","abatementRange","abatementString"]);
+const C44 = R.targets(["http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/PractitionerRole"]);
+const C45 = new Map([["sourceAttachment","Attachment"],["sourceReference","Reference"]]);
+const C46 = R.targets(["http://hl7.org/fhir/StructureDefinition/Consent","http://hl7.org/fhir/StructureDefinition/DocumentReference","http://hl7.org/fhir/StructureDefinition/Contract","http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse"]);
+const C47 = R.targets(["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"]);
+const C48 = R.targets(["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Group","http://hl7.org/fhir/StructureDefinition/CareTeam","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/PractitionerRole"]);
+const C49 = R.targets(["http://hl7.org/fhir/StructureDefinition/EpisodeOfCare"]);
+const C50 = R.targets(["http://hl7.org/fhir/StructureDefinition/ServiceRequest"]);
+const C51 = R.targets(["http://hl7.org/fhir/StructureDefinition/Appointment"]);
+const C52 = R.targets(["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Procedure","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/ImmunizationRecommendation"]);
+const C53 = R.targets(["http://hl7.org/fhir/StructureDefinition/Account"]);
+const C54 = R.targets(["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson"]);
+const C55 = R.targets(["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Procedure"]);
+const C56 = R.targets(["http://hl7.org/fhir/StructureDefinition/Location","http://hl7.org/fhir/StructureDefinition/Organization"]);
+const C57 = R.targets(["http://hl7.org/fhir/StructureDefinition/Practitioner"]);
+const C58 = R.targets(["http://hl7.org/fhir/StructureDefinition/CareTeam"]);
+const C59 = new Map([["startDate","date"]]);
+const C60 = new Set(["detailQuantity","detailRange","detailCodeableConcept","detailString","detailBoolean","detailInteger","detailRatio"]);
+const C61 = R.targets(["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson"]);
+const C62 = R.targets(["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/MedicationStatement","http://hl7.org/fhir/StructureDefinition/NutritionOrder","http://hl7.org/fhir/StructureDefinition/ServiceRequest","http://hl7.org/fhir/StructureDefinition/RiskAssessment"]);
+const C63 = R.targets(["http://hl7.org/fhir/StructureDefinition/Observation"]);
+const C64 = new Map([["detailQuantity","Quantity"],["detailRange","Range"],["detailCodeableConcept","CodeableConcept"],["detailString","string"],["detailBoolean","boolean"],["detailInteger","integer"],["detailRatio","Ratio"]]);
+const C65 = new Map([["dueDate","date"],["dueDuration","Duration"]]);
+const C66 = new Map([["deceasedBoolean","boolean"],["deceasedDateTime","dateTime"]]);
+const C67 = new Map([["multipleBirthBoolean","boolean"],["multipleBirthInteger","integer"]]);
+const C68 = R.targets(["http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"]);
+const C69 = R.targets(["http://hl7.org/fhir/StructureDefinition/Endpoint"]);
+const C70 = R.targets(["http://hl7.org/fhir/StructureDefinition/HealthcareService"]);
+const C71 = new Map([["occurredPeriod","Period"],["occurredDateTime","dateTime"]]);
+const C72 = R.targets(["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"]);
+const C73 = R.targets(["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization"]);
+const C74 = R.targets(["http://hl7.org/fhir/StructureDefinition/DocumentReference"]);
+const C75 = R.targets(["http://hl7.org/fhir/StructureDefinition/CarePlan","http://hl7.org/fhir/StructureDefinition/ServiceRequest"]);
+const C76 = R.targets(["http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/Procedure"]);
+const C77 = R.targets(["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"]);
+const C78 = new Map([["valueBoolean","boolean"],["valueDecimal","decimal"],["valueInteger","integer"],["valueDate","date"],["valueDateTime","dateTime"],["valueTime","time"],["valueString","string"],["valueUri","uri"],["valueAttachment","Attachment"],["valueCoding","Coding"],["valueQuantity","Quantity"],["valueReference","Reference"]]);
+const C79 = R.targets(["http://hl7.org/fhir/StructureDefinition/CarePlan","http://hl7.org/fhir/StructureDefinition/ServiceRequest","http://hl7.org/fhir/StructureDefinition/MedicationRequest"]);
+const C80 = new Map([["quantityQuantity","Quantity"],["quantityRatio","Ratio"],["quantityRange","Range"]]);
+const C81 = new Map([["occurrenceDateTime","dateTime"],["occurrencePeriod","Period"],["occurrenceTiming","Timing"]]);
+const C82 = R.targets(["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Device"]);
+const C83 = R.targets(["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/CareTeam","http://hl7.org/fhir/StructureDefinition/HealthcareService","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/RelatedPerson"]);
+const C84 = R.targets(["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/DiagnosticReport","http://hl7.org/fhir/StructureDefinition/DocumentReference"]);
+const C85 = R.targets(["http://hl7.org/fhir/StructureDefinition/Coverage","http://hl7.org/fhir/StructureDefinition/ClaimResponse"]);
+const C86 = R.targets(["http://hl7.org/fhir/StructureDefinition/Provenance"]);
+const C87 = new Map([["valueReference","Reference"]]);
+const C88 = new Map([["valueQuantity","Quantity"],["valueInteger","integer"]]);
+const C89 = R.targets(["http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse"]);
+const C90 = R.targets(["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"]);
+const C91 = R.targets(["http://hl7.org/fhir/StructureDefinition/Encounter","http://hl7.org/fhir/StructureDefinition/EpisodeOfCare"]);
+const C92 = R.targets(["http://hl7.org/fhir/StructureDefinition/Procedure","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/MedicationAdministration"]);
+const C93 = new Map([["performedPeriod","Period"]]);
+const C94 = R.targets(["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"]);
+const C95 = R.targets(["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/Procedure","http://hl7.org/fhir/StructureDefinition/DiagnosticReport","http://hl7.org/fhir/StructureDefinition/DocumentReference"]);
+const C96 = R.targets(["http://hl7.org/fhir/StructureDefinition/DiagnosticReport","http://hl7.org/fhir/StructureDefinition/DocumentReference","http://hl7.org/fhir/StructureDefinition/Composition"]);
+const C97 = R.targets(["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Medication","http://hl7.org/fhir/StructureDefinition/Substance"]);
 /** ext-1: extension.exists() != value.exists() */
 function inv0(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-sha256: matches('^[0-9a-fA-F]{64}$') */
@@ -450,7 +513,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Annotation.author[x]");
 { const x0 = v0;
 switch (ty0) {
-case "Reference": { s19(x0, cx); R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Organization"], "Annotation.author[x]", cx, "Annotation.author[x]"); break; }
+case "Reference": { s19(x0, cx); R.reference(x0, C4, "Annotation.author[x]", cx, "Annotation.author[x]"); break; }
 case "string": { R.primitive(x0, "string", "Annotation.author[x]"); break; }
 default: R.unsure("Annotation.author[x]: type"); }
 }
@@ -1191,7 +1254,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Identifier.assigner");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Identifier.assigner", cx, "Identifier.assigner");
+R.reference(x0, C5, "Identifier.assigner", cx, "Identifier.assigner");
 }
 } }
 break; }
@@ -1688,7 +1751,7 @@ if (v0 === undefined) { R.unsure("Signature.who: missing"); } else {
 R.single(v0, 1, 1, "Signature.who");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"], "Signature.who", cx, "Signature.who");
+R.reference(x0, C6, "Signature.who", cx, "Signature.who");
 }
 } }
 break; }
@@ -1698,7 +1761,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Signature.onBehalfOf");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"], "Signature.onBehalfOf", cx, "Signature.onBehalfOf");
+R.reference(x0, C6, "Signature.onBehalfOf", cx, "Signature.onBehalfOf");
 }
 } }
 break; }
@@ -1997,13 +2060,13 @@ R.primitive(x0, "canonical", "DataRequirement.profile");
 } }
 break; }
 case "subjectCodeableConcept": case "subjectReference": {
-{ const ch0 = R.choice(o, C4); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C7); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DataRequirement.subject[x]");
 { const x0 = v0;
 switch (ty0) {
 case "CodeableConcept": { s6(x0, cx); break; }
-case "Reference": { s19(x0, cx); R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Group"], "DataRequirement.subject[x]", cx, "DataRequirement.subject[x]"); break; }
+case "Reference": { s19(x0, cx); R.reference(x0, C8, "DataRequirement.subject[x]", cx, "DataRequirement.subject[x]"); break; }
 default: R.unsure("DataRequirement.subject[x]: type"); }
 }
 } }
@@ -2378,13 +2441,13 @@ R.primitive(x0, "string", "TriggerDefinition.name");
 } }
 break; }
 case "timingTiming": case "timingReference": case "timingDate": case "timingDateTime": {
-{ const ch0 = R.choice(o, C5); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C9); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "TriggerDefinition.timing[x]");
 { const x0 = v0;
 switch (ty0) {
 case "Timing": { s22(x0, cx); break; }
-case "Reference": { s19(x0, cx); R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Schedule"], "TriggerDefinition.timing[x]", cx, "TriggerDefinition.timing[x]"); break; }
+case "Reference": { s19(x0, cx); R.reference(x0, C10, "TriggerDefinition.timing[x]", cx, "TriggerDefinition.timing[x]"); break; }
 case "date": { R.primitive(x0, "date", "TriggerDefinition.timing[x]"); break; }
 case "dateTime": { R.primitive(x0, "dateTime", "TriggerDefinition.timing[x]"); break; }
 default: R.unsure("TriggerDefinition.timing[x]: type"); }
@@ -2451,7 +2514,7 @@ s7(x0, cx);
 } }
 break; }
 case "valueCodeableConcept": case "valueQuantity": case "valueRange": case "valueReference": {
-{ const ch0 = R.choice(o, C6); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C11); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("UsageContext.value[x]: missing"); } else {
 R.single(v0, 1, 1, "UsageContext.value[x]");
 { const x0 = v0;
@@ -2459,7 +2522,7 @@ switch (ty0) {
 case "CodeableConcept": { s6(x0, cx); break; }
 case "Quantity": { s16(x0, cx); break; }
 case "Range": { s17(x0, cx); break; }
-case "Reference": { s19(x0, cx); R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/PlanDefinition","http://hl7.org/fhir/StructureDefinition/ResearchStudy","http://hl7.org/fhir/StructureDefinition/InsurancePlan","http://hl7.org/fhir/StructureDefinition/HealthcareService","http://hl7.org/fhir/StructureDefinition/Group","http://hl7.org/fhir/StructureDefinition/Location","http://hl7.org/fhir/StructureDefinition/Organization"], "UsageContext.value[x]", cx, "UsageContext.value[x]"); break; }
+case "Reference": { s19(x0, cx); R.reference(x0, C12, "UsageContext.value[x]", cx, "UsageContext.value[x]"); break; }
 default: R.unsure("UsageContext.value[x]: type"); }
 }
 } }
@@ -2556,7 +2619,7 @@ s22(x0, cx);
 } }
 break; }
 case "asNeededBoolean": case "asNeededCodeableConcept": {
-{ const ch0 = R.choice(o, C7); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C13); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Dosage.asNeeded[x]");
 { const x0 = v0;
@@ -2815,7 +2878,7 @@ inv46(x0, cx);
 } }
 break; }
 case "boundsDuration": case "boundsRange": case "boundsPeriod": {
-{ const ch0 = R.choice(o, C8); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C14); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Timing.repeat.bounds[x]");
 { const x0 = v0;
@@ -3074,7 +3137,7 @@ R.primitive(x0, "string", "DataRequirement.dateFilter.searchParam");
 } }
 break; }
 case "valueDateTime": case "valuePeriod": case "valueDuration": {
-{ const ch0 = R.choice(o, C9); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C15); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DataRequirement.dateFilter.value[x]");
 { const x0 = v0;
@@ -3179,7 +3242,7 @@ s6(x0, cx);
 } }
 break; }
 case "doseRange": case "doseQuantity": {
-{ const ch0 = R.choice(o, C10); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C16); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Dosage.doseAndRate.dose[x]");
 { const x0 = v0;
@@ -3191,7 +3254,7 @@ default: R.unsure("Dosage.doseAndRate.dose[x]: type"); }
 } }
 break; }
 case "rateRatio": case "rateRange": case "rateQuantity": {
-{ const ch0 = R.choice(o, C11); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C17); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Dosage.doseAndRate.rate[x]");
 { const x0 = v0;
@@ -3311,7 +3374,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.definition");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/DeviceDefinition"], "Device.definition", cx, "Device.definition");
+R.reference(x0, C18, "Device.definition", cx, "Device.definition");
 }
 } }
 break; }
@@ -3466,7 +3529,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.patient");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Device.patient", cx, "Device.patient");
+R.reference(x0, C19, "Device.patient", cx, "Device.patient");
 }
 } }
 break; }
@@ -3476,7 +3539,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.owner");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Device.owner", cx, "Device.owner");
+R.reference(x0, C5, "Device.owner", cx, "Device.owner");
 }
 } }
 break; }
@@ -3495,7 +3558,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.location");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location"], "Device.location", cx, "Device.location");
+R.reference(x0, C20, "Device.location", cx, "Device.location");
 }
 } }
 break; }
@@ -3532,7 +3595,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Device.parent");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device"], "Device.parent", cx, "Device.parent");
+R.reference(x0, C21, "Device.parent", cx, "Device.parent");
 }
 } }
 break; }
@@ -4015,7 +4078,7 @@ R.primitive(x0, "uri", "Extension.url");
 } }
 break; }
 case "valueCoding": {
-{ const ch0 = R.choice(o, C12); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C22); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Extension.value[x]");
 { const x0 = v0;
@@ -4231,7 +4294,7 @@ if (v0 === undefined) { R.unsure("CareTeam.subject: missing"); } else {
 R.single(v0, 1, 1, "CareTeam.subject");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "CareTeam.subject", cx, "CareTeam.subject");
+R.reference(x0, C19, "CareTeam.subject", cx, "CareTeam.subject");
 }
 } }
 break; }
@@ -4241,7 +4304,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "CareTeam.encounter");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "CareTeam.encounter", cx, "CareTeam.encounter");
+R.reference(x0, C23, "CareTeam.encounter", cx, "CareTeam.encounter");
 }
 } }
 break; }
@@ -4279,7 +4342,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "CareTeam.reasonReference");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition"], "CareTeam.reasonReference", cx, "CareTeam.reasonReference");
+R.reference(x0, C24, "CareTeam.reasonReference", cx, "CareTeam.reasonReference");
 }
 } }
 break; }
@@ -4289,7 +4352,7 @@ if (v0 === undefined) { R.unsure("CareTeam.managingOrganization: missing"); } el
 const l0 = R.values(v0, true, 1, Infinity, "CareTeam.managingOrganization");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "CareTeam.managingOrganization", cx, "CareTeam.managingOrganization");
+R.reference(x0, C5, "CareTeam.managingOrganization", cx, "CareTeam.managingOrganization");
 }
 } }
 break; }
@@ -4374,7 +4437,7 @@ if (v0 === undefined) { R.unsure("CareTeam.participant.member: missing"); } else
 R.single(v0, 1, 1, "CareTeam.participant.member");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/CareTeam"], "CareTeam.participant.member", cx, "CareTeam.participant.member");
+R.reference(x0, C25, "CareTeam.participant.member", cx, "CareTeam.participant.member");
 }
 } }
 break; }
@@ -4384,7 +4447,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "CareTeam.participant.onBehalfOf");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "CareTeam.participant.onBehalfOf", cx, "CareTeam.participant.onBehalfOf");
+R.reference(x0, C5, "CareTeam.participant.onBehalfOf", cx, "CareTeam.participant.onBehalfOf");
 }
 } }
 break; }
@@ -4518,7 +4581,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.basedOn");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/CarePlan","http://hl7.org/fhir/StructureDefinition/DeviceRequest","http://hl7.org/fhir/StructureDefinition/ImmunizationRecommendation","http://hl7.org/fhir/StructureDefinition/MedicationRequest","http://hl7.org/fhir/StructureDefinition/NutritionOrder","http://hl7.org/fhir/StructureDefinition/ServiceRequest"], "Observation.basedOn", cx, "Observation.basedOn");
+R.reference(x0, C26, "Observation.basedOn", cx, "Observation.basedOn");
 }
 } }
 break; }
@@ -4528,7 +4591,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.partOf");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/MedicationAdministration","http://hl7.org/fhir/StructureDefinition/MedicationDispense","http://hl7.org/fhir/StructureDefinition/MedicationStatement","http://hl7.org/fhir/StructureDefinition/Procedure","http://hl7.org/fhir/StructureDefinition/Immunization","http://hl7.org/fhir/StructureDefinition/ImagingStudy"], "Observation.partOf", cx, "Observation.partOf");
+R.reference(x0, C27, "Observation.partOf", cx, "Observation.partOf");
 }
 } }
 break; }
@@ -4568,7 +4631,7 @@ if (v0 === undefined) { R.unsure("Observation.subject: missing"); } else {
 R.single(v0, 1, 1, "Observation.subject");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Observation.subject", cx, "Observation.subject");
+R.reference(x0, C19, "Observation.subject", cx, "Observation.subject");
 }
 } }
 break; }
@@ -4578,7 +4641,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.focus");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "Observation.focus", cx, "Observation.focus");
+R.reference(x0, C28, "Observation.focus", cx, "Observation.focus");
 }
 } }
 break; }
@@ -4588,12 +4651,12 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.encounter");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "Observation.encounter", cx, "Observation.encounter");
+R.reference(x0, C23, "Observation.encounter", cx, "Observation.encounter");
 }
 } }
 break; }
 case "effectiveDateTime": {
-{ const ch0 = R.choice(o, C13); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C29); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Observation.effective[x]: missing"); } else {
 R.single(v0, 1, 1, "Observation.effective[x]");
 { const x0 = v0;
@@ -4616,12 +4679,12 @@ if (v0 === undefined) { R.unsure("Observation.performer: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Observation.performer");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/CareTeam","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Observation.performer", cx, "Observation.performer");
+R.reference(x0, C30, "Observation.performer", cx, "Observation.performer");
 }
 } }
 break; }
 case "valueInteger": {
-{ const ch0 = R.choice(o, C14); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C31); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Observation.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Observation.value[x]");
 { const x0 = v0;
@@ -4681,7 +4744,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.specimen");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Specimen"], "Observation.specimen", cx, "Observation.specimen");
+R.reference(x0, C32, "Observation.specimen", cx, "Observation.specimen");
 }
 } }
 break; }
@@ -4691,7 +4754,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.device");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/DeviceMetric"], "Observation.device", cx, "Observation.device");
+R.reference(x0, C33, "Observation.device", cx, "Observation.device");
 }
 } }
 break; }
@@ -4711,7 +4774,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.hasMember");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse","http://hl7.org/fhir/StructureDefinition/MolecularSequence"], "Observation.hasMember", cx, "Observation.hasMember");
+R.reference(x0, C34, "Observation.hasMember", cx, "Observation.hasMember");
 }
 } }
 break; }
@@ -4721,7 +4784,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.derivedFrom");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/DocumentReference","http://hl7.org/fhir/StructureDefinition/ImagingStudy","http://hl7.org/fhir/StructureDefinition/Media","http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/MolecularSequence"], "Observation.derivedFrom", cx, "Observation.derivedFrom");
+R.reference(x0, C35, "Observation.derivedFrom", cx, "Observation.derivedFrom");
 }
 } }
 break; }
@@ -4896,7 +4959,7 @@ s6(x0, cx);
 } }
 break; }
 case "valueQuantity": case "valueCodeableConcept": case "valueString": case "valueBoolean": case "valueInteger": case "valueRange": case "valueRatio": case "valueSampledData": case "valueTime": case "valueDateTime": case "valuePeriod": {
-{ const ch0 = R.choice(o, C15); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C36); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.component.value[x]");
 { const x0 = v0;
@@ -5049,9 +5112,9 @@ function inv93(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "containe
 /** dom-5: contained.meta.security.empty() */
 function inv94(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** obs-6: dataAbsentReason.empty() or value.empty() */
-function inv95(v, cx) { const r = R.or(R.empty(R.nav([v], "dataAbsentReason")), R.empty(R.navChoice([v], C16))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); }
+function inv95(v, cx) { const r = R.or(R.empty(R.nav([v], "dataAbsentReason")), R.empty(R.navChoice([v], C37))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); }
 /** obs-7: value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty() */
-function inv96(v, cx) { const r = R.or(R.empty(R.navChoice([v], C16)), R.empty(R.where(R.nav(R.nav([v], "component"), "code"), (c0) => R.exists(R.intersectEmpty(R.nav(c0, "coding")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); }
+function inv96(v, cx) { const r = R.or(R.empty(R.navChoice([v], C37)), R.empty(R.where(R.nav(R.nav([v], "component"), "code"), (c0) => R.exists(R.intersectEmpty(R.nav(c0, "coding")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
 function inv97(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ImhChangeTheme (https://imh-bridge.example.no/fhir/StructureDefinition/imh-change-theme) */
@@ -5091,7 +5154,7 @@ R.primitive(x0, "uri", "Extension.url");
 } }
 break; }
 case "valueCoding": {
-{ const ch0 = R.choice(o, C12); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C22); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Extension.value[x]");
 { const x0 = v0;
@@ -5209,7 +5272,7 @@ R.primitive(x0, "uri", "Extension.url");
 } }
 break; }
 case "valueDuration": {
-{ const ch0 = R.choice(o, C17); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C38); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Extension.value[x]");
 { const x0 = v0;
@@ -5565,7 +5628,7 @@ if (v0 === undefined) { R.unsure("Condition.subject: missing"); } else {
 R.single(v0, 1, 1, "Condition.subject");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Condition.subject", cx, "Condition.subject");
+R.reference(x0, C19, "Condition.subject", cx, "Condition.subject");
 }
 } }
 break; }
@@ -5575,12 +5638,12 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Condition.encounter");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "Condition.encounter", cx, "Condition.encounter");
+R.reference(x0, C23, "Condition.encounter", cx, "Condition.encounter");
 }
 } }
 break; }
 case "onsetDateTime": case "onsetAge": case "onsetPeriod": case "onsetRange": case "onsetString": {
-{ const ch0 = R.choice(o, C18); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C39); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Condition.onset[x]");
 { const x0 = v0;
@@ -5595,7 +5658,7 @@ default: R.unsure("Condition.onset[x]: type"); }
 } }
 break; }
 case "abatementDateTime": case "abatementAge": case "abatementPeriod": case "abatementRange": case "abatementString": {
-{ const ch0 = R.choice(o, C19); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C40); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Condition.abatement[x]");
 { const x0 = v0;
@@ -5624,7 +5687,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Condition.recorder");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Condition.recorder", cx, "Condition.recorder");
+R.reference(x0, C41, "Condition.recorder", cx, "Condition.recorder");
 }
 } }
 break; }
@@ -5634,7 +5697,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Condition.asserter");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Condition.asserter", cx, "Condition.asserter");
+R.reference(x0, C41, "Condition.asserter", cx, "Condition.asserter");
 }
 } }
 break; }
@@ -5732,7 +5795,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Condition.stage.assessment");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/ClinicalImpression","http://hl7.org/fhir/StructureDefinition/DiagnosticReport","http://hl7.org/fhir/StructureDefinition/Observation"], "Condition.stage.assessment", cx, "Condition.stage.assessment");
+R.reference(x0, C42, "Condition.stage.assessment", cx, "Condition.stage.assessment");
 }
 } }
 break; }
@@ -5804,7 +5867,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Condition.evidence.detail");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "Condition.evidence.detail", cx, "Condition.evidence.detail");
+R.reference(x0, C28, "Condition.evidence.detail", cx, "Condition.evidence.detail");
 }
 } }
 break; }
@@ -5812,7 +5875,7 @@ default: R.unsure("ConditionEvidence: element " + key);
 } }
 }
 /** con-4: abatement.empty() or clinicalStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/condition-clinical' and (code='resolved' or code='remission' or code='inactive')).exists() */
-function inv111(v, cx) { const r = R.or(R.empty(R.navChoice([v], C20)), R.exists(R.where(R.nav(R.nav([v], "clinicalStatus"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/condition-clinical"]), R.or(R.or(R.eq(R.nav(c0, "code"), ["resolved"]), R.eq(R.nav(c0, "code"), ["remission"])), R.eq(R.nav(c0, "code"), ["inactive"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-4"); }
+function inv111(v, cx) { const r = R.or(R.empty(R.navChoice([v], C43)), R.exists(R.where(R.nav(R.nav([v], "clinicalStatus"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/condition-clinical"]), R.or(R.or(R.eq(R.nav(c0, "code"), ["resolved"]), R.eq(R.nav(c0, "code"), ["remission"])), R.eq(R.nav(c0, "code"), ["inactive"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-4"); }
 /** con-5: verificationStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/condition-ver-status' and code='entered-in-error').empty() or clinicalStatus.empty() */
 function inv112(v, cx) { const r = R.or(R.empty(R.where(R.nav(R.nav([v], "verificationStatus"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/condition-ver-status"]), R.eq(R.nav(c0, "code"), ["entered-in-error"])))), R.empty(R.nav([v], "clinicalStatus"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-5"); }
 /** dom-2: contained.contained.empty() */
@@ -5958,7 +6021,7 @@ if (v0 === undefined) { R.unsure("Consent.patient: missing"); } else {
 R.single(v0, 1, 1, "Consent.patient");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Consent.patient", cx, "Consent.patient");
+R.reference(x0, C19, "Consent.patient", cx, "Consent.patient");
 }
 } }
 break; }
@@ -5977,7 +6040,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Consent.performer");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "Consent.performer", cx, "Consent.performer");
+R.reference(x0, C44, "Consent.performer", cx, "Consent.performer");
 }
 } }
 break; }
@@ -5987,18 +6050,18 @@ if (v0 === undefined) { R.unsure("Consent.organization: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Consent.organization");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Consent.organization", cx, "Consent.organization");
+R.reference(x0, C5, "Consent.organization", cx, "Consent.organization");
 }
 } }
 break; }
 case "sourceAttachment": case "sourceReference": {
-{ const ch0 = R.choice(o, C21); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C45); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Consent.source[x]");
 { const x0 = v0;
 switch (ty0) {
 case "Attachment": { s5(x0, cx); break; }
-case "Reference": { s19(x0, cx); R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Consent","http://hl7.org/fhir/StructureDefinition/DocumentReference","http://hl7.org/fhir/StructureDefinition/Contract","http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse"], "Consent.source[x]", cx, "Consent.source[x]"); break; }
+case "Reference": { s19(x0, cx); R.reference(x0, C46, "Consent.source[x]", cx, "Consent.source[x]"); break; }
 default: R.unsure("Consent.source[x]: type"); }
 }
 } }
@@ -6169,7 +6232,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Consent.verification.verifiedWith");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Consent.verification.verifiedWith", cx, "Consent.verification.verifiedWith");
+R.reference(x0, C47, "Consent.verification.verifiedWith", cx, "Consent.verification.verifiedWith");
 }
 } }
 break; }
@@ -6389,7 +6452,7 @@ if (v0 === undefined) { R.unsure("Consent.provision.actor.reference: missing"); 
 R.single(v0, 1, 1, "Consent.provision.actor.reference");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Group","http://hl7.org/fhir/StructureDefinition/CareTeam","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "Consent.provision.actor.reference", cx, "Consent.provision.actor.reference");
+R.reference(x0, C48, "Consent.provision.actor.reference", cx, "Consent.provision.actor.reference");
 }
 } }
 break; }
@@ -6455,7 +6518,7 @@ if (v0 === undefined) { R.unsure("Consent.provision.data.reference: missing"); }
 R.single(v0, 1, 1, "Consent.provision.data.reference");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "Consent.provision.data.reference", cx, "Consent.provision.data.reference");
+R.reference(x0, C28, "Consent.provision.data.reference", cx, "Consent.provision.data.reference");
 }
 } }
 break; }
@@ -6796,7 +6859,7 @@ if (v0 === undefined) { R.unsure("Encounter.subject: missing"); } else {
 R.single(v0, 1, 1, "Encounter.subject");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Encounter.subject", cx, "Encounter.subject");
+R.reference(x0, C19, "Encounter.subject", cx, "Encounter.subject");
 }
 } }
 break; }
@@ -6806,7 +6869,7 @@ if (v0 === undefined) { R.unsure("Encounter.episodeOfCare: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Encounter.episodeOfCare");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/EpisodeOfCare"], "Encounter.episodeOfCare", cx, "Encounter.episodeOfCare");
+R.reference(x0, C49, "Encounter.episodeOfCare", cx, "Encounter.episodeOfCare");
 }
 } }
 break; }
@@ -6816,7 +6879,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.basedOn");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/ServiceRequest"], "Encounter.basedOn", cx, "Encounter.basedOn");
+R.reference(x0, C50, "Encounter.basedOn", cx, "Encounter.basedOn");
 }
 } }
 break; }
@@ -6835,7 +6898,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.appointment");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Appointment"], "Encounter.appointment", cx, "Encounter.appointment");
+R.reference(x0, C51, "Encounter.appointment", cx, "Encounter.appointment");
 }
 } }
 break; }
@@ -6978,7 +7041,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.reasonReference");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Procedure","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/ImmunizationRecommendation"], "Encounter.reasonReference", cx, "Encounter.reasonReference");
+R.reference(x0, C52, "Encounter.reasonReference", cx, "Encounter.reasonReference");
 }
 } }
 break; }
@@ -6997,7 +7060,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Encounter.account");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Account"], "Encounter.account", cx, "Encounter.account");
+R.reference(x0, C53, "Encounter.account", cx, "Encounter.account");
 }
 } }
 break; }
@@ -7025,7 +7088,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.serviceProvider");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Encounter.serviceProvider", cx, "Encounter.serviceProvider");
+R.reference(x0, C5, "Encounter.serviceProvider", cx, "Encounter.serviceProvider");
 }
 } }
 break; }
@@ -7035,7 +7098,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.partOf");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "Encounter.partOf", cx, "Encounter.partOf");
+R.reference(x0, C23, "Encounter.partOf", cx, "Encounter.partOf");
 }
 } }
 break; }
@@ -7244,7 +7307,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.participant.individual");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Encounter.participant.individual", cx, "Encounter.participant.individual");
+R.reference(x0, C54, "Encounter.participant.individual", cx, "Encounter.participant.individual");
 }
 } }
 break; }
@@ -7298,7 +7361,7 @@ if (v0 === undefined) { R.unsure("Encounter.diagnosis.condition: missing"); } el
 R.single(v0, 1, 1, "Encounter.diagnosis.condition");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Procedure"], "Encounter.diagnosis.condition", cx, "Encounter.diagnosis.condition");
+R.reference(x0, C55, "Encounter.diagnosis.condition", cx, "Encounter.diagnosis.condition");
 }
 } }
 break; }
@@ -7380,7 +7443,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.hospitalization.origin");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location","http://hl7.org/fhir/StructureDefinition/Organization"], "Encounter.hospitalization.origin", cx, "Encounter.hospitalization.origin");
+R.reference(x0, C56, "Encounter.hospitalization.origin", cx, "Encounter.hospitalization.origin");
 }
 } }
 break; }
@@ -7435,7 +7498,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Encounter.hospitalization.destination");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location","http://hl7.org/fhir/StructureDefinition/Organization"], "Encounter.hospitalization.destination", cx, "Encounter.hospitalization.destination");
+R.reference(x0, C56, "Encounter.hospitalization.destination", cx, "Encounter.hospitalization.destination");
 }
 } }
 break; }
@@ -7498,7 +7561,7 @@ if (v0 === undefined) { R.unsure("Encounter.location.location: missing"); } else
 R.single(v0, 1, 1, "Encounter.location.location");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location"], "Encounter.location.location", cx, "Encounter.location.location");
+R.reference(x0, C20, "Encounter.location.location", cx, "Encounter.location.location");
 }
 } }
 break; }
@@ -7789,7 +7852,7 @@ if (v0 === undefined) { R.unsure("EpisodeOfCare.patient: missing"); } else {
 R.single(v0, 1, 1, "EpisodeOfCare.patient");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "EpisodeOfCare.patient", cx, "EpisodeOfCare.patient");
+R.reference(x0, C19, "EpisodeOfCare.patient", cx, "EpisodeOfCare.patient");
 }
 } }
 break; }
@@ -7799,7 +7862,7 @@ if (v0 === undefined) { R.unsure("EpisodeOfCare.managingOrganization: missing");
 R.single(v0, 1, 1, "EpisodeOfCare.managingOrganization");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "EpisodeOfCare.managingOrganization", cx, "EpisodeOfCare.managingOrganization");
+R.reference(x0, C5, "EpisodeOfCare.managingOrganization", cx, "EpisodeOfCare.managingOrganization");
 }
 } }
 break; }
@@ -7818,7 +7881,7 @@ if (v0 === undefined) { R.unsure("EpisodeOfCare.referralRequest: missing"); } el
 const l0 = R.values(v0, true, 1, Infinity, "EpisodeOfCare.referralRequest");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/ServiceRequest"], "EpisodeOfCare.referralRequest", cx, "EpisodeOfCare.referralRequest");
+R.reference(x0, C50, "EpisodeOfCare.referralRequest", cx, "EpisodeOfCare.referralRequest");
 }
 } }
 break; }
@@ -7828,7 +7891,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "EpisodeOfCare.careManager");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner"], "EpisodeOfCare.careManager", cx, "EpisodeOfCare.careManager");
+R.reference(x0, C57, "EpisodeOfCare.careManager", cx, "EpisodeOfCare.careManager");
 }
 } }
 break; }
@@ -7838,7 +7901,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.team");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/CareTeam"], "EpisodeOfCare.team", cx, "EpisodeOfCare.team");
+R.reference(x0, C58, "EpisodeOfCare.team", cx, "EpisodeOfCare.team");
 }
 } }
 break; }
@@ -7848,7 +7911,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.account");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Account"], "EpisodeOfCare.account", cx, "EpisodeOfCare.account");
+R.reference(x0, C53, "EpisodeOfCare.account", cx, "EpisodeOfCare.account");
 }
 } }
 break; }
@@ -7973,7 +8036,7 @@ if (v0 === undefined) { R.unsure("EpisodeOfCare.diagnosis.condition: missing"); 
 R.single(v0, 1, 1, "EpisodeOfCare.diagnosis.condition");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition"], "EpisodeOfCare.diagnosis.condition", cx, "EpisodeOfCare.diagnosis.condition");
+R.reference(x0, C24, "EpisodeOfCare.diagnosis.condition", cx, "EpisodeOfCare.diagnosis.condition");
 }
 } }
 break; }
@@ -8044,7 +8107,7 @@ R.primitive(x0, "uri", "Extension.url");
 } }
 break; }
 case "valueCoding": {
-{ const ch0 = R.choice(o, C12); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C22); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Extension.value[x]");
 { const x0 = v0;
@@ -8134,7 +8197,7 @@ function inv175(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resou
 /** ext-1: extension.exists() != value.exists() */
 function inv176(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** gol-1: (detail.exists() and measure.exists()) or detail.exists().not() */
-function inv177(v, cx) { const r = R.or(R.and(R.exists(R.navChoice([v], C23)), R.exists(R.nav([v], "measure"))), R.not(R.exists(R.navChoice([v], C23)))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant gol-1"); }
+function inv177(v, cx) { const r = R.or(R.and(R.exists(R.navChoice([v], C60)), R.exists(R.nav([v], "measure"))), R.not(R.exists(R.navChoice([v], C60)))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant gol-1"); }
 /** ImhGoal (https://imh-bridge.example.no/fhir/StructureDefinition/imh-goal) */
 function s76(o, cx) {
 R.nonEmptyObject(o, "ImhGoal");
@@ -8318,12 +8381,12 @@ if (v0 === undefined) { R.unsure("Goal.subject: missing"); } else {
 R.single(v0, 1, 1, "Goal.subject");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Goal.subject", cx, "Goal.subject");
+R.reference(x0, C19, "Goal.subject", cx, "Goal.subject");
 }
 } }
 break; }
 case "startDate": {
-{ const ch0 = R.choice(o, C22); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C59); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Goal.start[x]: missing"); } else {
 R.single(v0, 1, 1, "Goal.start[x]");
 { const x0 = v0;
@@ -8365,7 +8428,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Goal.expressedBy");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Goal.expressedBy", cx, "Goal.expressedBy");
+R.reference(x0, C61, "Goal.expressedBy", cx, "Goal.expressedBy");
 }
 } }
 break; }
@@ -8375,7 +8438,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Goal.addresses");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/MedicationStatement","http://hl7.org/fhir/StructureDefinition/NutritionOrder","http://hl7.org/fhir/StructureDefinition/ServiceRequest","http://hl7.org/fhir/StructureDefinition/RiskAssessment"], "Goal.addresses", cx, "Goal.addresses");
+R.reference(x0, C62, "Goal.addresses", cx, "Goal.addresses");
 }
 } }
 break; }
@@ -8403,7 +8466,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Goal.outcomeReference");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Observation"], "Goal.outcomeReference", cx, "Goal.outcomeReference");
+R.reference(x0, C63, "Goal.outcomeReference", cx, "Goal.outcomeReference");
 }
 } }
 break; }
@@ -8466,7 +8529,7 @@ s6(x0, cx);
 } }
 break; }
 case "detailQuantity": case "detailRange": case "detailCodeableConcept": case "detailString": case "detailBoolean": case "detailInteger": case "detailRatio": {
-{ const ch0 = R.choice(o, C24); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C64); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Goal.target.detail[x]");
 { const x0 = v0;
@@ -8483,7 +8546,7 @@ default: R.unsure("Goal.target.detail[x]: type"); }
 } }
 break; }
 case "dueDate": case "dueDuration": {
-{ const ch0 = R.choice(o, C25); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C65); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Goal.target.due[x]");
 { const x0 = v0;
@@ -8654,7 +8717,7 @@ R.primitive(x0, "date", "Patient.birthDate");
 } }
 break; }
 case "deceasedBoolean": case "deceasedDateTime": {
-{ const ch0 = R.choice(o, C26); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C66); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.deceased[x]");
 { const x0 = v0;
@@ -8684,7 +8747,7 @@ s6(x0, cx);
 } }
 break; }
 case "multipleBirthBoolean": case "multipleBirthInteger": {
-{ const ch0 = R.choice(o, C27); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C67); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.multipleBirth[x]");
 { const x0 = v0;
@@ -8729,7 +8792,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.generalPractitioner");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "Patient.generalPractitioner", cx, "Patient.generalPractitioner");
+R.reference(x0, C68, "Patient.generalPractitioner", cx, "Patient.generalPractitioner");
 }
 } }
 break; }
@@ -8739,7 +8802,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.managingOrganization");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Patient.managingOrganization", cx, "Patient.managingOrganization");
+R.reference(x0, C5, "Patient.managingOrganization", cx, "Patient.managingOrganization");
 }
 } }
 break; }
@@ -8851,7 +8914,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.contact.organization");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Patient.contact.organization", cx, "Patient.contact.organization");
+R.reference(x0, C5, "Patient.contact.organization", cx, "Patient.contact.organization");
 }
 } }
 break; }
@@ -8977,7 +9040,7 @@ if (v0 === undefined) { R.unsure("Patient.link.other: missing"); } else {
 R.single(v0, 1, 1, "Patient.link.other");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Patient.link.other", cx, "Patient.link.other");
+R.reference(x0, C47, "Patient.link.other", cx, "Patient.link.other");
 }
 } }
 break; }
@@ -9168,7 +9231,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Organization.partOf");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Organization.partOf", cx, "Organization.partOf");
+R.reference(x0, C5, "Organization.partOf", cx, "Organization.partOf");
 }
 } }
 break; }
@@ -9187,7 +9250,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Organization.endpoint");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Endpoint"], "Organization.endpoint", cx, "Organization.endpoint");
+R.reference(x0, C69, "Organization.endpoint", cx, "Organization.endpoint");
 }
 } }
 break; }
@@ -9582,7 +9645,7 @@ R.primitive(x0, "date", "Patient.birthDate");
 } }
 break; }
 case "deceasedBoolean": case "deceasedDateTime": {
-{ const ch0 = R.choice(o, C26); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C66); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.deceased[x]");
 { const x0 = v0;
@@ -9612,7 +9675,7 @@ s6(x0, cx);
 } }
 break; }
 case "multipleBirthBoolean": case "multipleBirthInteger": {
-{ const ch0 = R.choice(o, C27); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C67); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.multipleBirth[x]");
 { const x0 = v0;
@@ -9657,7 +9720,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.generalPractitioner");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "Patient.generalPractitioner", cx, "Patient.generalPractitioner");
+R.reference(x0, C68, "Patient.generalPractitioner", cx, "Patient.generalPractitioner");
 }
 } }
 break; }
@@ -9667,7 +9730,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.managingOrganization");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Patient.managingOrganization", cx, "Patient.managingOrganization");
+R.reference(x0, C5, "Patient.managingOrganization", cx, "Patient.managingOrganization");
 }
 } }
 break; }
@@ -9776,7 +9839,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.contact.organization");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Patient.contact.organization", cx, "Patient.contact.organization");
+R.reference(x0, C5, "Patient.contact.organization", cx, "Patient.contact.organization");
 }
 } }
 break; }
@@ -9894,7 +9957,7 @@ if (v0 === undefined) { R.unsure("Patient.link.other: missing"); } else {
 R.single(v0, 1, 1, "Patient.link.other");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Patient.link.other", cx, "Patient.link.other");
+R.reference(x0, C47, "Patient.link.other", cx, "Patient.link.other");
 }
 } }
 break; }
@@ -10044,7 +10107,7 @@ if (v0 === undefined) { R.unsure("PractitionerRole.practitioner: missing"); } el
 R.single(v0, 1, 1, "PractitionerRole.practitioner");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner"], "PractitionerRole.practitioner", cx, "PractitionerRole.practitioner");
+R.reference(x0, C57, "PractitionerRole.practitioner", cx, "PractitionerRole.practitioner");
 }
 } }
 break; }
@@ -10054,7 +10117,7 @@ if (v0 === undefined) { R.unsure("PractitionerRole.organization: missing"); } el
 R.single(v0, 1, 1, "PractitionerRole.organization");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "PractitionerRole.organization", cx, "PractitionerRole.organization");
+R.reference(x0, C5, "PractitionerRole.organization", cx, "PractitionerRole.organization");
 }
 } }
 break; }
@@ -10082,7 +10145,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.location");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location"], "PractitionerRole.location", cx, "PractitionerRole.location");
+R.reference(x0, C20, "PractitionerRole.location", cx, "PractitionerRole.location");
 }
 } }
 break; }
@@ -10092,7 +10155,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.healthcareService");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/HealthcareService"], "PractitionerRole.healthcareService", cx, "PractitionerRole.healthcareService");
+R.reference(x0, C70, "PractitionerRole.healthcareService", cx, "PractitionerRole.healthcareService");
 }
 } }
 break; }
@@ -10138,7 +10201,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.endpoint");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Endpoint"], "PractitionerRole.endpoint", cx, "PractitionerRole.endpoint");
+R.reference(x0, C69, "PractitionerRole.endpoint", cx, "PractitionerRole.endpoint");
 }
 } }
 break; }
@@ -10556,7 +10619,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Practitioner.qualification.issuer");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Practitioner.qualification.issuer", cx, "Practitioner.qualification.issuer");
+R.reference(x0, C5, "Practitioner.qualification.issuer", cx, "Practitioner.qualification.issuer");
 }
 } }
 break; }
@@ -10663,12 +10726,12 @@ if (v0 === undefined) { R.unsure("Provenance.target: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Provenance.target");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "Provenance.target", cx, "Provenance.target");
+R.reference(x0, C28, "Provenance.target", cx, "Provenance.target");
 }
 } }
 break; }
 case "occurredPeriod": case "occurredDateTime": {
-{ const ch0 = R.choice(o, C28); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C71); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Provenance.occurred[x]");
 { const x0 = v0;
@@ -10703,7 +10766,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Provenance.location");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location"], "Provenance.location", cx, "Provenance.location");
+R.reference(x0, C20, "Provenance.location", cx, "Provenance.location");
 }
 } }
 break; }
@@ -10824,7 +10887,7 @@ if (v0 === undefined) { R.unsure("Provenance.agent.who: missing"); } else {
 R.single(v0, 1, 1, "Provenance.agent.who");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"], "Provenance.agent.who", cx, "Provenance.agent.who");
+R.reference(x0, C6, "Provenance.agent.who", cx, "Provenance.agent.who");
 }
 } }
 break; }
@@ -10834,7 +10897,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Provenance.agent.onBehalfOf");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"], "Provenance.agent.onBehalfOf", cx, "Provenance.agent.onBehalfOf");
+R.reference(x0, C6, "Provenance.agent.onBehalfOf", cx, "Provenance.agent.onBehalfOf");
 }
 } }
 break; }
@@ -10900,7 +10963,7 @@ if (v0 === undefined) { R.unsure("Provenance.entity.what: missing"); } else {
 R.single(v0, 1, 1, "Provenance.entity.what");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "Provenance.entity.what", cx, "Provenance.entity.what");
+R.reference(x0, C28, "Provenance.entity.what", cx, "Provenance.entity.what");
 }
 } }
 break; }
@@ -10979,7 +11042,7 @@ if (v0 === undefined) { R.unsure("Provenance.agent.who: missing"); } else {
 R.single(v0, 1, 1, "Provenance.agent.who");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"], "Provenance.agent.who", cx, "Provenance.agent.who");
+R.reference(x0, C6, "Provenance.agent.who", cx, "Provenance.agent.who");
 }
 } }
 break; }
@@ -10989,7 +11052,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Provenance.agent.onBehalfOf");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"], "Provenance.agent.onBehalfOf", cx, "Provenance.agent.onBehalfOf");
+R.reference(x0, C6, "Provenance.agent.onBehalfOf", cx, "Provenance.agent.onBehalfOf");
 }
 } }
 break; }
@@ -11159,7 +11222,7 @@ if (v0 === undefined) { R.unsure("DocumentReference.subject: missing"); } else {
 R.single(v0, 1, 1, "DocumentReference.subject");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "DocumentReference.subject", cx, "DocumentReference.subject");
+R.reference(x0, C19, "DocumentReference.subject", cx, "DocumentReference.subject");
 }
 } }
 break; }
@@ -11178,7 +11241,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.author");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "DocumentReference.author", cx, "DocumentReference.author");
+R.reference(x0, C72, "DocumentReference.author", cx, "DocumentReference.author");
 }
 } }
 break; }
@@ -11188,7 +11251,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.authenticator");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization"], "DocumentReference.authenticator", cx, "DocumentReference.authenticator");
+R.reference(x0, C73, "DocumentReference.authenticator", cx, "DocumentReference.authenticator");
 }
 } }
 break; }
@@ -11198,7 +11261,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.custodian");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "DocumentReference.custodian", cx, "DocumentReference.custodian");
+R.reference(x0, C5, "DocumentReference.custodian", cx, "DocumentReference.custodian");
 }
 } }
 break; }
@@ -11314,7 +11377,7 @@ if (v0 === undefined) { R.unsure("DocumentReference.relatesTo.target: missing");
 R.single(v0, 1, 1, "DocumentReference.relatesTo.target");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/DocumentReference"], "DocumentReference.relatesTo.target", cx, "DocumentReference.relatesTo.target");
+R.reference(x0, C74, "DocumentReference.relatesTo.target", cx, "DocumentReference.relatesTo.target");
 }
 } }
 break; }
@@ -11529,7 +11592,7 @@ if (v0 === undefined) { R.unsure("DocumentReference.context.encounter: missing")
 const l0 = R.values(v0, true, 1, 1, "DocumentReference.context.encounter");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "DocumentReference.context.encounter", cx, "DocumentReference.context.encounter");
+R.reference(x0, C23, "DocumentReference.context.encounter", cx, "DocumentReference.context.encounter");
 }
 } }
 break; }
@@ -11575,7 +11638,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.context.sourcePatientInfo");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "DocumentReference.context.sourcePatientInfo", cx, "DocumentReference.context.sourcePatientInfo");
+R.reference(x0, C19, "DocumentReference.context.sourcePatientInfo", cx, "DocumentReference.context.sourcePatientInfo");
 }
 } }
 break; }
@@ -11585,7 +11648,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.context.related");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "DocumentReference.context.related", cx, "DocumentReference.context.related");
+R.reference(x0, C28, "DocumentReference.context.related", cx, "DocumentReference.context.related");
 }
 } }
 break; }
@@ -11708,7 +11771,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.basedOn");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/CarePlan","http://hl7.org/fhir/StructureDefinition/ServiceRequest"], "QuestionnaireResponse.basedOn", cx, "QuestionnaireResponse.basedOn");
+R.reference(x0, C75, "QuestionnaireResponse.basedOn", cx, "QuestionnaireResponse.basedOn");
 }
 } }
 break; }
@@ -11718,7 +11781,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.partOf");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/Procedure"], "QuestionnaireResponse.partOf", cx, "QuestionnaireResponse.partOf");
+R.reference(x0, C76, "QuestionnaireResponse.partOf", cx, "QuestionnaireResponse.partOf");
 }
 } }
 break; }
@@ -11748,7 +11811,7 @@ if (v0 === undefined) { R.unsure("QuestionnaireResponse.subject: missing"); } el
 R.single(v0, 1, 1, "QuestionnaireResponse.subject");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "QuestionnaireResponse.subject", cx, "QuestionnaireResponse.subject");
+R.reference(x0, C19, "QuestionnaireResponse.subject", cx, "QuestionnaireResponse.subject");
 }
 } }
 break; }
@@ -11758,7 +11821,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "QuestionnaireResponse.encounter");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "QuestionnaireResponse.encounter", cx, "QuestionnaireResponse.encounter");
+R.reference(x0, C23, "QuestionnaireResponse.encounter", cx, "QuestionnaireResponse.encounter");
 }
 } }
 break; }
@@ -11777,7 +11840,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "QuestionnaireResponse.author");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "QuestionnaireResponse.author", cx, "QuestionnaireResponse.author");
+R.reference(x0, C77, "QuestionnaireResponse.author", cx, "QuestionnaireResponse.author");
 }
 } }
 break; }
@@ -11787,7 +11850,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "QuestionnaireResponse.source");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "QuestionnaireResponse.source", cx, "QuestionnaireResponse.source");
+R.reference(x0, C61, "QuestionnaireResponse.source", cx, "QuestionnaireResponse.source");
 }
 } }
 break; }
@@ -11947,7 +12010,7 @@ inv263(x0, cx);
 } }
 break; }
 case "valueBoolean": case "valueDecimal": case "valueInteger": case "valueDate": case "valueDateTime": case "valueTime": case "valueString": case "valueUri": case "valueAttachment": case "valueCoding": case "valueQuantity": case "valueReference": {
-{ const ch0 = R.choice(o, C29); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C78); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "QuestionnaireResponse.item.answer.value[x]");
 { const x0 = v0;
@@ -11963,7 +12026,7 @@ case "uri": { R.primitive(x0, "uri", "QuestionnaireResponse.item.answer.value[x]
 case "Attachment": { s5(x0, cx); break; }
 case "Coding": { s7(x0, cx); break; }
 case "Quantity": { s16(x0, cx); break; }
-case "Reference": { s19(x0, cx); R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "QuestionnaireResponse.item.answer.value[x]", cx, "QuestionnaireResponse.item.answer.value[x]"); break; }
+case "Reference": { s19(x0, cx); R.reference(x0, C28, "QuestionnaireResponse.item.answer.value[x]", cx, "QuestionnaireResponse.item.answer.value[x]"); break; }
 default: R.unsure("QuestionnaireResponse.item.answer.value[x]: type"); }
 }
 } }
@@ -12113,7 +12176,7 @@ R.primitive(x0, "uri", "Extension.url");
 } }
 break; }
 case "valueCoding": {
-{ const ch0 = R.choice(o, C12); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C22); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Extension.value[x]");
 { const x0 = v0;
@@ -12318,7 +12381,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.basedOn");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/CarePlan","http://hl7.org/fhir/StructureDefinition/ServiceRequest","http://hl7.org/fhir/StructureDefinition/MedicationRequest"], "ServiceRequest.basedOn", cx, "ServiceRequest.basedOn");
+R.reference(x0, C79, "ServiceRequest.basedOn", cx, "ServiceRequest.basedOn");
 }
 } }
 break; }
@@ -12328,7 +12391,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.replaces");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/ServiceRequest"], "ServiceRequest.replaces", cx, "ServiceRequest.replaces");
+R.reference(x0, C50, "ServiceRequest.replaces", cx, "ServiceRequest.replaces");
 }
 } }
 break; }
@@ -12409,7 +12472,7 @@ s6(x0, cx);
 } }
 break; }
 case "quantityQuantity": case "quantityRatio": case "quantityRange": {
-{ const ch0 = R.choice(o, C30); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C80); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ServiceRequest.quantity[x]");
 { const x0 = v0;
@@ -12427,7 +12490,7 @@ if (v0 === undefined) { R.unsure("ServiceRequest.subject: missing"); } else {
 R.single(v0, 1, 1, "ServiceRequest.subject");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "ServiceRequest.subject", cx, "ServiceRequest.subject");
+R.reference(x0, C19, "ServiceRequest.subject", cx, "ServiceRequest.subject");
 }
 } }
 break; }
@@ -12437,12 +12500,12 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ServiceRequest.encounter");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "ServiceRequest.encounter", cx, "ServiceRequest.encounter");
+R.reference(x0, C23, "ServiceRequest.encounter", cx, "ServiceRequest.encounter");
 }
 } }
 break; }
 case "occurrenceDateTime": case "occurrencePeriod": case "occurrenceTiming": {
-{ const ch0 = R.choice(o, C31); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C81); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ServiceRequest.occurrence[x]");
 { const x0 = v0;
@@ -12455,7 +12518,7 @@ default: R.unsure("ServiceRequest.occurrence[x]: type"); }
 } }
 break; }
 case "asNeededBoolean": case "asNeededCodeableConcept": {
-{ const ch0 = R.choice(o, C7); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C13); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ServiceRequest.asNeeded[x]");
 { const x0 = v0;
@@ -12481,7 +12544,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ServiceRequest.requester");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Device"], "ServiceRequest.requester", cx, "ServiceRequest.requester");
+R.reference(x0, C82, "ServiceRequest.requester", cx, "ServiceRequest.requester");
 }
 } }
 break; }
@@ -12500,7 +12563,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.performer");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/CareTeam","http://hl7.org/fhir/StructureDefinition/HealthcareService","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "ServiceRequest.performer", cx, "ServiceRequest.performer");
+R.reference(x0, C83, "ServiceRequest.performer", cx, "ServiceRequest.performer");
 }
 } }
 break; }
@@ -12519,7 +12582,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.locationReference");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location"], "ServiceRequest.locationReference", cx, "ServiceRequest.locationReference");
+R.reference(x0, C20, "ServiceRequest.locationReference", cx, "ServiceRequest.locationReference");
 }
 } }
 break; }
@@ -12538,7 +12601,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.reasonReference");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/DiagnosticReport","http://hl7.org/fhir/StructureDefinition/DocumentReference"], "ServiceRequest.reasonReference", cx, "ServiceRequest.reasonReference");
+R.reference(x0, C84, "ServiceRequest.reasonReference", cx, "ServiceRequest.reasonReference");
 }
 } }
 break; }
@@ -12548,7 +12611,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.insurance");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Coverage","http://hl7.org/fhir/StructureDefinition/ClaimResponse"], "ServiceRequest.insurance", cx, "ServiceRequest.insurance");
+R.reference(x0, C85, "ServiceRequest.insurance", cx, "ServiceRequest.insurance");
 }
 } }
 break; }
@@ -12558,7 +12621,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.supportingInfo");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "ServiceRequest.supportingInfo", cx, "ServiceRequest.supportingInfo");
+R.reference(x0, C28, "ServiceRequest.supportingInfo", cx, "ServiceRequest.supportingInfo");
 }
 } }
 break; }
@@ -12568,7 +12631,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.specimen");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Specimen"], "ServiceRequest.specimen", cx, "ServiceRequest.specimen");
+R.reference(x0, C32, "ServiceRequest.specimen", cx, "ServiceRequest.specimen");
 }
 } }
 break; }
@@ -12605,7 +12668,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.relevantHistory");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Provenance"], "ServiceRequest.relevantHistory", cx, "ServiceRequest.relevantHistory");
+R.reference(x0, C86, "ServiceRequest.relevantHistory", cx, "ServiceRequest.relevantHistory");
 }
 } }
 break; }
@@ -12746,7 +12809,7 @@ if (v0 === undefined) { R.unsure("RelatedPerson.patient: missing"); } else {
 R.single(v0, 1, 1, "RelatedPerson.patient");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "RelatedPerson.patient", cx, "RelatedPerson.patient");
+R.reference(x0, C19, "RelatedPerson.patient", cx, "RelatedPerson.patient");
 }
 } }
 break; }
@@ -12947,12 +13010,12 @@ R.primitive(x0, "uri", "Extension.url");
 } }
 break; }
 case "valueReference": {
-{ const ch0 = R.choice(o, C32); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C87); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Extension.value[x]");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/DocumentReference"], "Extension.value[x]", cx, "Extension.value[x]");
+R.reference(x0, C74, "Extension.value[x]", cx, "Extension.value[x]");
 }
 } }
 break; }
@@ -13063,7 +13126,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.basedOn");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/CarePlan","http://hl7.org/fhir/StructureDefinition/DeviceRequest","http://hl7.org/fhir/StructureDefinition/ImmunizationRecommendation","http://hl7.org/fhir/StructureDefinition/MedicationRequest","http://hl7.org/fhir/StructureDefinition/NutritionOrder","http://hl7.org/fhir/StructureDefinition/ServiceRequest"], "Observation.basedOn", cx, "Observation.basedOn");
+R.reference(x0, C26, "Observation.basedOn", cx, "Observation.basedOn");
 }
 } }
 break; }
@@ -13073,7 +13136,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.partOf");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/MedicationAdministration","http://hl7.org/fhir/StructureDefinition/MedicationDispense","http://hl7.org/fhir/StructureDefinition/MedicationStatement","http://hl7.org/fhir/StructureDefinition/Procedure","http://hl7.org/fhir/StructureDefinition/Immunization","http://hl7.org/fhir/StructureDefinition/ImagingStudy"], "Observation.partOf", cx, "Observation.partOf");
+R.reference(x0, C27, "Observation.partOf", cx, "Observation.partOf");
 }
 } }
 break; }
@@ -13113,7 +13176,7 @@ if (v0 === undefined) { R.unsure("Observation.subject: missing"); } else {
 R.single(v0, 1, 1, "Observation.subject");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Observation.subject", cx, "Observation.subject");
+R.reference(x0, C19, "Observation.subject", cx, "Observation.subject");
 }
 } }
 break; }
@@ -13123,7 +13186,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.focus");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "Observation.focus", cx, "Observation.focus");
+R.reference(x0, C28, "Observation.focus", cx, "Observation.focus");
 }
 } }
 break; }
@@ -13133,12 +13196,12 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.encounter");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "Observation.encounter", cx, "Observation.encounter");
+R.reference(x0, C23, "Observation.encounter", cx, "Observation.encounter");
 }
 } }
 break; }
 case "effectiveDateTime": {
-{ const ch0 = R.choice(o, C13); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C29); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Observation.effective[x]: missing"); } else {
 R.single(v0, 1, 1, "Observation.effective[x]");
 { const x0 = v0;
@@ -13161,12 +13224,12 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.performer");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/CareTeam","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Observation.performer", cx, "Observation.performer");
+R.reference(x0, C30, "Observation.performer", cx, "Observation.performer");
 }
 } }
 break; }
 case "valueQuantity": case "valueInteger": {
-{ const ch0 = R.choice(o, C33); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C88); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Observation.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Observation.value[x]");
 { const x0 = v0;
@@ -13228,7 +13291,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.specimen");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Specimen"], "Observation.specimen", cx, "Observation.specimen");
+R.reference(x0, C32, "Observation.specimen", cx, "Observation.specimen");
 }
 } }
 break; }
@@ -13238,7 +13301,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.device");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/DeviceMetric"], "Observation.device", cx, "Observation.device");
+R.reference(x0, C33, "Observation.device", cx, "Observation.device");
 }
 } }
 break; }
@@ -13258,7 +13321,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.hasMember");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse","http://hl7.org/fhir/StructureDefinition/MolecularSequence"], "Observation.hasMember", cx, "Observation.hasMember");
+R.reference(x0, C34, "Observation.hasMember", cx, "Observation.hasMember");
 }
 } }
 break; }
@@ -13268,7 +13331,7 @@ if (v0 === undefined) { R.unsure("Observation.derivedFrom: missing"); } else {
 const l0 = R.values(v0, true, 1, 1, "Observation.derivedFrom");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse"], "Observation.derivedFrom", cx, "Observation.derivedFrom");
+R.reference(x0, C89, "Observation.derivedFrom", cx, "Observation.derivedFrom");
 }
 } }
 break; }
@@ -13433,7 +13496,7 @@ s6(x0, cx);
 } }
 break; }
 case "valueQuantity": case "valueCodeableConcept": case "valueString": case "valueBoolean": case "valueInteger": case "valueRange": case "valueRatio": case "valueSampledData": case "valueTime": case "valueDateTime": case "valuePeriod": {
-{ const ch0 = R.choice(o, C15); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C36); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.component.value[x]");
 { const x0 = v0;
@@ -13492,9 +13555,9 @@ function inv290(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contain
 /** dom-5: contained.meta.security.empty() */
 function inv291(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** obs-6: dataAbsentReason.empty() or value.empty() */
-function inv292(v, cx) { const r = R.or(R.empty(R.nav([v], "dataAbsentReason")), R.empty(R.navChoice([v], C16))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); }
+function inv292(v, cx) { const r = R.or(R.empty(R.nav([v], "dataAbsentReason")), R.empty(R.navChoice([v], C37))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); }
 /** obs-7: value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty() */
-function inv293(v, cx) { const r = R.or(R.empty(R.navChoice([v], C16)), R.empty(R.where(R.nav(R.nav([v], "component"), "code"), (c0) => R.exists(R.intersectEmpty(R.nav(c0, "coding")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); }
+function inv293(v, cx) { const r = R.or(R.empty(R.navChoice([v], C37)), R.empty(R.where(R.nav(R.nav([v], "component"), "code"), (c0) => R.exists(R.intersectEmpty(R.nav(c0, "coding")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
 function inv294(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
@@ -13634,7 +13697,7 @@ if (v0 === undefined) { R.unsure("Flag.subject: missing"); } else {
 R.single(v0, 1, 1, "Flag.subject");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Flag.subject", cx, "Flag.subject");
+R.reference(x0, C19, "Flag.subject", cx, "Flag.subject");
 }
 } }
 break; }
@@ -13691,7 +13754,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Flag.encounter");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "Flag.encounter", cx, "Flag.encounter");
+R.reference(x0, C23, "Flag.encounter", cx, "Flag.encounter");
 }
 } }
 break; }
@@ -13701,7 +13764,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Flag.author");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "Flag.author", cx, "Flag.author");
+R.reference(x0, C90, "Flag.author", cx, "Flag.author");
 }
 } }
 break; }
@@ -13762,7 +13825,7 @@ R.primitive(x0, "uri", "Extension.url");
 } }
 break; }
 case "valueCoding": {
-{ const ch0 = R.choice(o, C12); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C22); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Extension.value[x]");
 { const x0 = v0;
@@ -13992,7 +14055,7 @@ if (v0 === undefined) { R.unsure("DocumentReference.subject: missing"); } else {
 R.single(v0, 1, 1, "DocumentReference.subject");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "DocumentReference.subject", cx, "DocumentReference.subject");
+R.reference(x0, C19, "DocumentReference.subject", cx, "DocumentReference.subject");
 }
 } }
 break; }
@@ -14011,7 +14074,7 @@ if (v0 === undefined) { R.unsure("DocumentReference.author: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "DocumentReference.author");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "DocumentReference.author", cx, "DocumentReference.author");
+R.reference(x0, C72, "DocumentReference.author", cx, "DocumentReference.author");
 }
 } }
 break; }
@@ -14021,7 +14084,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.authenticator");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization"], "DocumentReference.authenticator", cx, "DocumentReference.authenticator");
+R.reference(x0, C73, "DocumentReference.authenticator", cx, "DocumentReference.authenticator");
 }
 } }
 break; }
@@ -14031,7 +14094,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.custodian");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "DocumentReference.custodian", cx, "DocumentReference.custodian");
+R.reference(x0, C5, "DocumentReference.custodian", cx, "DocumentReference.custodian");
 }
 } }
 break; }
@@ -14143,7 +14206,7 @@ if (v0 === undefined) { R.unsure("DocumentReference.relatesTo.target: missing");
 R.single(v0, 1, 1, "DocumentReference.relatesTo.target");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/DocumentReference"], "DocumentReference.relatesTo.target", cx, "DocumentReference.relatesTo.target");
+R.reference(x0, C74, "DocumentReference.relatesTo.target", cx, "DocumentReference.relatesTo.target");
 }
 } }
 break; }
@@ -14348,7 +14411,7 @@ if (v0 === undefined) { R.unsure("DocumentReference.context.encounter: missing")
 const l0 = R.values(v0, true, 1, Infinity, "DocumentReference.context.encounter");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter","http://hl7.org/fhir/StructureDefinition/EpisodeOfCare"], "DocumentReference.context.encounter", cx, "DocumentReference.context.encounter");
+R.reference(x0, C91, "DocumentReference.context.encounter", cx, "DocumentReference.context.encounter");
 }
 } }
 break; }
@@ -14394,7 +14457,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DocumentReference.context.sourcePatientInfo");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "DocumentReference.context.sourcePatientInfo", cx, "DocumentReference.context.sourcePatientInfo");
+R.reference(x0, C19, "DocumentReference.context.sourcePatientInfo", cx, "DocumentReference.context.sourcePatientInfo");
 }
 } }
 break; }
@@ -14404,7 +14467,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.context.related");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "DocumentReference.context.related", cx, "DocumentReference.context.related");
+R.reference(x0, C28, "DocumentReference.context.related", cx, "DocumentReference.context.related");
 }
 } }
 break; }
@@ -14544,7 +14607,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.basedOn");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/CarePlan","http://hl7.org/fhir/StructureDefinition/ServiceRequest"], "Procedure.basedOn", cx, "Procedure.basedOn");
+R.reference(x0, C75, "Procedure.basedOn", cx, "Procedure.basedOn");
 }
 } }
 break; }
@@ -14554,7 +14617,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.partOf");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Procedure","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/MedicationAdministration"], "Procedure.partOf", cx, "Procedure.partOf");
+R.reference(x0, C92, "Procedure.partOf", cx, "Procedure.partOf");
 }
 } }
 break; }
@@ -14602,7 +14665,7 @@ if (v0 === undefined) { R.unsure("Procedure.subject: missing"); } else {
 R.single(v0, 1, 1, "Procedure.subject");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Procedure.subject", cx, "Procedure.subject");
+R.reference(x0, C19, "Procedure.subject", cx, "Procedure.subject");
 }
 } }
 break; }
@@ -14612,12 +14675,12 @@ if (v0 === undefined) { R.unsure("Procedure.encounter: missing"); } else {
 R.single(v0, 1, 1, "Procedure.encounter");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "Procedure.encounter", cx, "Procedure.encounter");
+R.reference(x0, C23, "Procedure.encounter", cx, "Procedure.encounter");
 }
 } }
 break; }
 case "performedPeriod": {
-{ const ch0 = R.choice(o, C34); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C93); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Procedure.performed[x]: missing"); } else {
 R.single(v0, 1, 1, "Procedure.performed[x]");
 { const x0 = v0;
@@ -14631,7 +14694,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Procedure.recorder");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "Procedure.recorder", cx, "Procedure.recorder");
+R.reference(x0, C94, "Procedure.recorder", cx, "Procedure.recorder");
 }
 } }
 break; }
@@ -14641,7 +14704,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Procedure.asserter");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "Procedure.asserter", cx, "Procedure.asserter");
+R.reference(x0, C94, "Procedure.asserter", cx, "Procedure.asserter");
 }
 } }
 break; }
@@ -14660,7 +14723,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Procedure.location");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location"], "Procedure.location", cx, "Procedure.location");
+R.reference(x0, C20, "Procedure.location", cx, "Procedure.location");
 }
 } }
 break; }
@@ -14679,7 +14742,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.reasonReference");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/Procedure","http://hl7.org/fhir/StructureDefinition/DiagnosticReport","http://hl7.org/fhir/StructureDefinition/DocumentReference"], "Procedure.reasonReference", cx, "Procedure.reasonReference");
+R.reference(x0, C95, "Procedure.reasonReference", cx, "Procedure.reasonReference");
 }
 } }
 break; }
@@ -14707,7 +14770,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.report");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/DiagnosticReport","http://hl7.org/fhir/StructureDefinition/DocumentReference","http://hl7.org/fhir/StructureDefinition/Composition"], "Procedure.report", cx, "Procedure.report");
+R.reference(x0, C96, "Procedure.report", cx, "Procedure.report");
 }
 } }
 break; }
@@ -14726,7 +14789,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.complicationDetail");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition"], "Procedure.complicationDetail", cx, "Procedure.complicationDetail");
+R.reference(x0, C24, "Procedure.complicationDetail", cx, "Procedure.complicationDetail");
 }
 } }
 break; }
@@ -14763,7 +14826,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Procedure.usedReference");
 for (const x0 of l0) {
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Medication","http://hl7.org/fhir/StructureDefinition/Substance"], "Procedure.usedReference", cx, "Procedure.usedReference");
+R.reference(x0, C97, "Procedure.usedReference", cx, "Procedure.usedReference");
 }
 } }
 break; }
@@ -14841,7 +14904,7 @@ if (v0 === undefined) { R.unsure("Procedure.performer.actor: missing"); } else {
 R.single(v0, 1, 1, "Procedure.performer.actor");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Device"], "Procedure.performer.actor", cx, "Procedure.performer.actor");
+R.reference(x0, C82, "Procedure.performer.actor", cx, "Procedure.performer.actor");
 }
 } }
 break; }
@@ -14851,7 +14914,7 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Procedure.performer.onBehalfOf");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Procedure.performer.onBehalfOf", cx, "Procedure.performer.onBehalfOf");
+R.reference(x0, C5, "Procedure.performer.onBehalfOf", cx, "Procedure.performer.onBehalfOf");
 }
 } }
 break; }
@@ -14915,7 +14978,7 @@ if (v0 === undefined) { R.unsure("Procedure.focalDevice.manipulated: missing"); 
 R.single(v0, 1, 1, "Procedure.focalDevice.manipulated");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device"], "Procedure.focalDevice.manipulated", cx, "Procedure.focalDevice.manipulated");
+R.reference(x0, C21, "Procedure.focalDevice.manipulated", cx, "Procedure.focalDevice.manipulated");
 }
 } }
 break; }

@@ -12,7 +12,7 @@ import { deepEquals as medplumEquals, deepIncludes as medplumIncludes } from '@m
 import { build } from 'esbuild';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { deepEquals, deepIncludes } from '../../src/fhir/validate-fast-runtime.ts';
+import { Unsure, deepEquals, deepIncludes, primitive } from '../../src/fhir/validate-fast-runtime.ts';
 import { validateFhir } from '../../src/fhir/validate.ts';
 import { mapEpisode } from '../../src/mapping/bundle.ts';
 import { completed } from '../fixtures/examples.ts';
@@ -117,5 +117,47 @@ describe("deepEquals and deepIncludes answer as @medplum/core's", () => {
     // Empty values are equal to absent ones inside objects, not a non-empty object to {}.
     expect(deepEquals({ a: '' }, { b: {} })).toBe(true);
     expect(deepEquals({ a: '' }, {})).toBe(false);
+  });
+});
+
+describe('primitive string checks answer as the general path', () => {
+  // The general path, as regular expressions: non-blank, at most 1 MiB, inside R4's string
+  // rule (strings.ts), and the type's format.
+  const NOT_BLANK = /\S/;
+  const OUTSIDE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+  const FORMAT: Record<string, RegExp> = {
+    string: /^[\r\n\t\u0020-\uFFFF]+$/,
+    markdown: /^[\r\n\t\u0020-\uFFFF]+$/,
+    uri: /^\S*$/,
+    code: /^[^\s]+( [^\s]+)*$/,
+    id: /^[A-Za-z0-9\-.]{1,64}$/,
+    time: /^([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d{1,9})?$/,
+  };
+  const general = (s: string, type: string): boolean => NOT_BLANK.test(s) && s.length <= 1024 * 1024 && !OUTSIDE.test(s) && (FORMAT[type] as RegExp).test(s);
+  const accepted = (s: string, type: string): boolean => {
+    try {
+      primitive(s, type, 'x');
+      return true;
+    } catch (e) {
+      if (e instanceof Unsure) return false;
+      throw e;
+    }
+  };
+
+  it('on random strings of interesting code units (fast-check)', () => {
+    const unit = fc.oneof(
+      fc.constantFrom(0x00, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x1f, 0x20, 0x2d, 0x2e, 0x30, 0x3a, 0x41, 0x61, 0x7f, 0x85, 0xa0, 0xe6, 0x2003, 0x3000, 0xd83d, 0xde00, 0xfeff),
+      fc.integer({ min: 0, max: 0xffff }),
+    );
+    fc.assert(
+      fc.property(fc.array(unit, { maxLength: 10 }), fc.constantFrom(...Object.keys(FORMAT)), (codes, type) => {
+        const s = String.fromCharCode(...codes);
+        expect(accepted(s, type)).toBe(general(s, type));
+      }),
+      { numRuns: 8000 },
+    );
+    for (const type of Object.keys(FORMAT)) {
+      for (const s of ['a', ' a', 'a b', 'a  b', 'Ødegård 😀', '\ud83d', 'a\u000b', '\u00a0', '12:30:00', 'x'.repeat(1024 * 1024 + 1)]) expect([type, s.slice(0, 12), accepted(s, type)]).toEqual([type, s.slice(0, 12), general(s, type)]);
+    }
   });
 });
