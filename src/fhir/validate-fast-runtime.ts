@@ -477,8 +477,13 @@ function primitiveEquals(x: unknown, y: unknown): boolean {
   if (typeof x === 'object' || typeof y === 'object') return unsure('FHIRPath: equality of objects');
   return x === y;
 }
-export const eq = (a: C, b: C): C => (a.length === 0 || b.length === 0 ? [] : a.length !== b.length ? F : bool(a.every((x, i) => primitiveEquals(x, b[i]))));
-export const ne = (a: C, b: C): C => (a.length === 0 || b.length === 0 ? [] : a.length !== b.length ? T : bool(a.some((x, i) => !primitiveEquals(x, b[i]))));
+// Loops rather than every/some with a closure: these run for most elements (ext-1 on each extension).
+function allEqual(a: C, b: C): boolean {
+  for (let i = 0; i < a.length; i++) if (!primitiveEquals(a[i], b[i])) return false;
+  return true;
+}
+export const eq = (a: C, b: C): C => (a.length === 0 || b.length === 0 ? [] : a.length !== b.length ? F : bool(allEqual(a, b)));
+export const ne = (a: C, b: C): C => (a.length === 0 || b.length === 0 ? [] : a.length !== b.length ? T : bool(!allEqual(a, b)));
 
 /** <, <=, >, >= (ArithmeticOperatorAtom): plain JavaScript comparison of two singletons. */
 export function cmp(a: C, b: C, op: '<' | '<=' | '>' | '>='): C {
@@ -498,8 +503,15 @@ export function isIn(a: C, b: C): C {
   return bool(b.some((y) => primitiveEquals(a[0], y)));
 }
 
-export const exists = (c: C): C => bool(c.length > 0 && c.every((x) => !isEmpty(x)));
-export const empty = (c: C): C => bool(c.every((x) => isEmpty(x)));
+export function exists(c: C): C {
+  if (c.length === 0) return F;
+  for (const x of c) if (isEmpty(x)) return F;
+  return T;
+}
+export function empty(c: C): C {
+  for (const x of c) if (!isEmpty(x)) return F;
+  return T;
+}
 export const count = (c: C): C => [c.length];
 export const hasValue = (c: C): C => bool(c.length !== 0);
 export const first = (c: C): C => c.slice(0, 1);
