@@ -2,8 +2,9 @@
  * Cold start in fresh processes: bundles bench/cold-entry.ts with esbuild (code split, so that
  * importing mapping and validation is timed inside the process), then alternates N fresh `node`
  * processes that only read and parse the completed example's Bundle with N that read the
- * episode, import, map and validate it. Reports median and p10–p90 of each phase and the ratio
- * of the full run to the parse-only run. Run: npm run bench (or node --import tsx bench/cold.ts).
+ * episode, import, map and validate it. Reports median and p10–p90 of each phase, in wall time
+ * and in main-thread CPU time, and the ratio of the full run to the parse-only run. Fails if a
+ * cold run falls back or loads the reference validator. Run: npm run bench (or npm run bench:cold).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -62,7 +63,7 @@ try {
   console.log(`${''.padEnd(38)}${'wall'.padEnd(24)}main-thread CPU`);
   line('node boot before the script', full.boot as number[], undefined);
   line('parse-only process: read + parse', parse, parseCpu, 2);
-  line("full process: import (CPU: with read)", full.import as number[], cpu.import);
+  line('full process: import (CPU: with read)', full.import as number[], cpu.import);
   line('              first map', full.map as number[], cpu.map);
   line('              first validate', full.validate as number[], cpu.validate);
   line('              read → validated', full.total as number[], cpu.total);
