@@ -38,7 +38,7 @@ const lines: string[] = [];
 const emit = (s: string): void => void lines.push(s);
 const J = (v: unknown): string => JSON.stringify(v);
 
-/** Module-level constants (Sets and Maps of choice keys), one per distinct value. */
+/** Module-level constants (Sets and Maps of choice keys, prepared reference targets), one per distinct value. */
 const constants = new Map<string, string>();
 function constant(expression: string): string {
   let name = constants.get(expression);
@@ -312,6 +312,8 @@ function elementChecks(key: string, el: InternalSchemaElement, schema: InternalT
   }
   const v = `v${depth}`;
   const tcode = `ty${depth}`;
+  const compact = compactElement(key, el, types, schema, env, obj, overlays, isChoice);
+  if (compact) return [compact];
   if (isChoice) {
     const keys = types.map((t) => [base + capital(t), t]);
     out.push(`{ const ch${depth} = R.choice(${obj}, ${constant(`new Map(${J(keys)})`)}); const ${v} = ch${depth}?.[0]; const ${tcode} = ch${depth}?.[1];`);
@@ -345,7 +347,11 @@ function elementChecks(key: string, el: InternalSchemaElement, schema: InternalT
       const fn = typeFn(code, schema, env);
       if (!fn) s.push(`R.unsure(${J(`${el.path}: type ${code}`)});`);
       else s.push(`${fn}(${x}, cx);`);
-      if (code === 'Reference') s.push(`R.reference(${x}, ${J(el.type.find((t) => t.code === 'Reference')?.targetProfile)}, ${what}, cx, ${what});`);
+      if (code === 'Reference') {
+        const targets = el.type.find((t) => t.code === 'Reference')?.targetProfile;
+        // Prepared once at load, not per value.
+        s.push(`R.reference(${x}, ${targets ? constant(`R.targets(${J(targets)})`) : 'undefined'}, ${what}, cx, ${what});`);
+      }
       if (code === 'Extension' && /(^|\.)(extension|modifierExtension)$/.test(key)) s.push(`ourExtension(${x}, cx);`);
     }
     if (el.binding?.strength === 'required' && el.binding.valueSet && TERMINOLOGY.has(code)) s.push(`R.binding(${J(el.binding.valueSet)}, ${J(code)}, ${x}, ${what});`);
@@ -372,6 +378,28 @@ function elementChecks(key: string, el: InternalSchemaElement, schema: InternalT
   if (el.slicing?.slices.length) out.push(...sliceChecks(el, many ? list : `[${v}]`, tcode, types));
   out.push('} }');
   return out;
+}
+
+/**
+ * The common element in one call (runtime `R.prim`, `R.el`, `R.ref`): one type, primitive or complex
+ * (a Reference's target type included), with no fixed or pattern value, binding, invariant,
+ * profiled sub-element or slicing. Less code to parse and compile at a cold start; the checks
+ * are those of the long form, in the same order.
+ */
+function compactElement(key: string, el: InternalSchemaElement, types: string[], schema: InternalTypeSchema, env: Omit<Env, 'vars'>, obj: string, overlays: [string, InternalSchemaElement][], isChoice: boolean): string | undefined {
+  if (isChoice || types.length !== 1 || overlays.length || el.slicing?.slices.length || el.fixed || el.pattern) return undefined;
+  if ((el.constraints ?? []).some((c) => c.severity === 'error' && !SKIPPED.has(c.key))) return undefined;
+  const code = types[0] as string;
+  if (el.binding?.strength === 'required' && el.binding.valueSet && TERMINOLOGY.has(code)) return undefined;
+  const max = Number.isFinite(el.max) ? String(el.max) : 'Infinity';
+  const head = `${obj}[${J(key)}], ${!!el.isArray}, ${el.min}, ${max}`;
+  if (isPrimitiveType(code)) return `R.prim(${head}, ${J(code)}, ${J(el.path)});`;
+  if (code === 'Resource' || getDataTypeKind(code) === 'resource' || code === 'Extension') return undefined;
+  const fn = typeFn(code, schema, env);
+  if (!fn) return undefined;
+  if (code !== 'Reference') return `R.el(${head}, ${fn}, cx, ${J(el.path)});`;
+  const targets = el.type[0]?.targetProfile;
+  return `R.ref(${head}, ${fn}, ${targets ? constant(`R.targets(${J(targets)})`) : 'undefined'}, cx, ${J(el.path)});`;
 }
 
 function getDataTypeKind(code: string): string | undefined {

@@ -228,13 +228,13 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case 'validate': {
-        const { validateFhir } = await import('./fhir/validate.ts');
+        const { validateFast } = await import('./fhir/validate-fast.ts');
         const input = await readJson(file);
         if (!input || typeof input !== 'object' || typeof (input as Resource).resourceType !== 'string') {
           print(outcome([issue('structure', 'input is not a FHIR resource: resourceType is missing', '/resourceType')]));
           return 1;
         }
-        const result = validateFhir(input as Resource);
+        const result = await validateFast(input as Resource);
         print(result);
         return hasErrors(result) ? 1 : 0;
       }

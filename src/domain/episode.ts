@@ -3,7 +3,7 @@
  * as zod schemas. Every rule of the format lives here; the mapping may assume a parsed
  * episode is complete and consistent.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { stringProblem } from '../fhir/strings.ts';
 import { checkNationalId, checkOrgNumber } from './identifiers.ts';
 

@@ -12,7 +12,6 @@
  * boolean once the structure has been checked.
  * https://hl7.org/fhirpath/N1/ (as @medplum/core implements it)
  */
-import { deepEquals, deepIncludes } from '@medplum/core';
 import { bindingProblem } from './validate-bindings.ts';
 
 /** Thrown when the fast path cannot decide; caught by validateFast, which then falls back. */
@@ -46,7 +45,12 @@ export const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== nu
 export function isEmpty(v: unknown): boolean {
   if (v === null || v === undefined) return true;
   if (typeof v === 'string') return v.length === 0;
-  if (typeof v === 'object') return Array.isArray(v) ? v.length === 0 : Object.keys(v).length === 0;
+  if (typeof v === 'object') {
+    if (Array.isArray(v)) return v.length === 0;
+    // Own enumerable keys, as Object.keys counts them, without building the array.
+    for (const k in v) if (Object.hasOwn(v, k)) return false;
+    return true;
+  }
   return false;
 }
 
@@ -99,6 +103,55 @@ export function single(v: unknown, min: number, max: number, what: string): void
   if (min > 1 || max < 1) unsure(`${what}: 1 value`);
 }
 
+// The common elements in one call each (scripts/build-validators.ts compactElement): the same
+// checks, in the same order, as the long form of the generated code.
+
+/** An element of primitive type `type`: cardinality, then each value. */
+export function prim(v: unknown, isArray: boolean, min: number, max: number, type: string, what: string): void {
+  if (v === undefined) {
+    if (min > 0) unsure(`${what}: missing`);
+    return;
+  }
+  if (isArray) for (const x of values(v, true, min, max, what)) primitive(x, type, what);
+  else {
+    single(v, min, max, what);
+    primitive(v, type, what);
+  }
+}
+
+type TypeCheck = (o: Obj, cx: FastContext) => void;
+
+/** An element of a complex type checked by `check`: cardinality, then each value. */
+export function el(v: unknown, isArray: boolean, min: number, max: number, check: TypeCheck, cx: FastContext, what: string): void {
+  if (v === undefined) {
+    if (min > 0) unsure(`${what}: missing`);
+    return;
+  }
+  if (isArray) for (const x of values(v, true, min, max, what)) check(x as Obj, cx);
+  else {
+    single(v, min, max, what);
+    check(v as Obj, cx);
+  }
+}
+
+/** A Reference element: as {@link el}, then each value's target type ({@link reference}). */
+export function ref(v: unknown, isArray: boolean, min: number, max: number, check: TypeCheck, allowed: Targets | undefined, cx: FastContext, what: string): void {
+  if (v === undefined) {
+    if (min > 0) unsure(`${what}: missing`);
+    return;
+  }
+  if (isArray)
+    for (const x of values(v, true, min, max, what)) {
+      check(x as Obj, cx);
+      reference(x, allowed, what, cx, what);
+    }
+  else {
+    single(v, min, max, what);
+    check(v as Obj, cx);
+    reference(v, allowed, what, cx, what);
+  }
+}
+
 /** fixed[x] / pattern[x]: as matchesSpecifiedValue, on the same {type, value} shapes. */
 export function specified(list: unknown[], isArray: boolean, type: string, spec: { type: string; value: unknown }, kind: 'fixed' | 'pattern', what: string): void {
   const tv = isArray ? list.map((value) => ({ type, value })) : { type, value: list[0] };
@@ -132,18 +185,25 @@ const JS_TYPE: Record<string, string> = {
   positiveInt: 'number',
   unsignedInt: 'number',
 };
-const STRING_TYPES = new Set(['base64Binary', 'canonical', 'code', 'date', 'dateTime', 'id', 'instant', 'markdown', 'oid', 'string', 'time', 'uri', 'url', 'uuid', 'xhtml']);
 
+const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+/**
+ * The day exists in its month, as `new Date(Date.UTC(y, m, 0)).getUTCDate()` tells the
+ * validator, without building a Date: the format has already been checked (year 0001–9999,
+ * month 01–12), and Date.UTC's reading of years below 100 as 19xx keeps their leap years.
+ */
 function validCalendarDate(s: string): boolean {
   if (s.length < 10) return true;
   const y = Number.parseInt(s.substring(0, 4), 10);
   const m = Number.parseInt(s.substring(5, 7), 10);
   const d = Number.parseInt(s.substring(8, 10), 10);
-  return d <= new Date(Date.UTC(y, m, 0)).getUTCDate();
+  const leap = y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
+  return d <= (m === 2 && leap ? 29 : (DAYS[m - 1] as number));
 }
 
 /** Some character that String.prototype.trim() would not remove. */
 const NOT_BLANK = /\S/;
+
 /** What strings.ts stringProblem() refuses: control characters but tab, CR, LF; lone surrogates. */
 const OUTSIDE_STRING_RULE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
@@ -157,24 +217,61 @@ function validBase64(s: string): boolean {
   return Math.max(0, Math.floor((s.length * 3) / 4) - padding) <= 1024 * 1024;
 }
 
-/** A primitive value of FHIR type `type` that the validator accepts without an issue. */
+/** Text with no control character but tab, LF, CR, and no surrogate: inside R4's string rule. */
+const PLAIN = /^[\t\n\r\u0020-\uD7FF\uE000-\uFFFF]*$/;
+/** Printable ASCII without space: non-blank, inside the string rule, and no whitespace. */
+const VISIBLE_ASCII = /^[\u0021-\u007E]+$/;
+/** The date-like formats and id, oid, uuid allow printable ASCII only: non-blank, inside the rule. */
+const ASCII_FORMATS = new Set(['date', 'dateTime', 'id', 'instant', 'oid', 'time', 'uuid']);
+
+/** The checks every string type shares, then its format: the general path. */
+function stringValue(s: string, type: string, what: string): void {
+  if (!NOT_BLANK.test(s) || s.length > 1024 * 1024) return unsure(`${what}: blank or too long`);
+  // validateFhir's pre-check (strings.ts) refuses these before anything else.
+  if (OUTSIDE_STRING_RULE.test(s)) return unsure(`${what}: outside R4's string rule`);
+  const re = REGEX[type];
+  if (re && !re.test(s)) return unsure(`${what}: ${type} format`);
+  if ((type === 'date' || type === 'dateTime' || type === 'instant') && !validCalendarDate(s)) unsure(`${what}: ${type} value`);
+}
+
+/**
+ * A primitive value of FHIR type `type` that the validator accepts without an issue. The
+ * common cases take one regular expression that implies the general path's answer; anything
+ * else takes the general path ({@link stringValue}).
+ */
 export function primitive(v: unknown, type: string, what: string): void {
-  const js = JS_TYPE[type] ?? (STRING_TYPES.has(type) ? 'string' : undefined);
-  if (!js || typeof v !== js) return unsure(`${what}: ${typeof v} for ${type}`);
-  if (js === 'string') {
-    const s = v as string;
-    if (type === 'xhtml') return unsure(`${what}: xhtml is left to the reference`);
-    if (type === 'base64Binary') {
-      if (!validBase64(s)) unsure(`${what}: base64Binary`);
-      return;
+  if (typeof v === 'string') {
+    if (v.length > 1024 * 1024) return unsure(`${what}: too long`);
+    switch (type) {
+      case 'string':
+      case 'markdown':
+        // Their format allows every character the string rule leaves.
+        if (!PLAIN.test(v) || !NOT_BLANK.test(v)) stringValue(v, type, what);
+        return;
+      case 'uri':
+      case 'url':
+      case 'canonical':
+        // Their format is "no whitespace".
+        if (!VISIBLE_ASCII.test(v)) stringValue(v, type, what);
+        return;
+      case 'code':
+        if (!PLAIN.test(v) || !(REGEX.code as RegExp).test(v)) stringValue(v, type, what);
+        return;
+      case 'base64Binary':
+        if (!validBase64(v)) unsure(`${what}: base64Binary`);
+        return;
+      case 'xhtml':
+        return unsure(`${what}: xhtml is left to the reference`);
+      default:
+        if (!ASCII_FORMATS.has(type)) return unsure(`${what}: string for ${type}`);
+        if (!(REGEX[type] as RegExp).test(v)) return unsure(`${what}: ${type} format`);
+        if ((type === 'date' || type === 'dateTime' || type === 'instant') && !validCalendarDate(v)) unsure(`${what}: ${type} value`);
+        return;
     }
-    if (!NOT_BLANK.test(s) || s.length > 1024 * 1024) return unsure(`${what}: blank or too long`);
-    // validateFhir's pre-check (strings.ts) refuses these before anything else.
-    if (OUTSIDE_STRING_RULE.test(s)) return unsure(`${what}: outside R4's string rule`);
-    const re = REGEX[type];
-    if (re && !re.test(s)) return unsure(`${what}: ${type} format`);
-    if ((type === 'date' || type === 'dateTime' || type === 'instant') && !validCalendarDate(s)) unsure(`${what}: ${type} value`);
-  } else if (js === 'number') {
+  }
+  const js = JS_TYPE[type];
+  if (!js || typeof v !== js) return unsure(`${what}: ${typeof v} for ${type}`);
+  if (js === 'number') {
     const n = v as number;
     if (!Number.isFinite(n)) return unsure(`${what}: not finite`);
     if (type !== 'decimal') {
@@ -192,30 +289,50 @@ export function binding(valueSet: string, type: string, v: unknown, what: string
 const HL7 = 'http://hl7.org/fhir/StructureDefinition/';
 const MEDPLUM = 'https://medplum.com/fhir/StructureDefinition/';
 
+/** A Reference element's target profiles, prepared once (see {@link targets}). */
+export interface Targets {
+  /** Some target accepts any type (Resource, or a profile outside HL7's and Medplum's). */
+  any: boolean;
+  /** Types named by HL7's or Medplum's base profiles. */
+  types: ReadonlySet<string>;
+  /** Types accepted for a `urn:` reference to a Bundle entry (HL7 profiles; all with Resource). */
+  local: ReadonlySet<string>;
+  localAny: boolean;
+}
+
+/** Prepares targetProfile URLs for {@link reference}, as referenceTypeCheck reads them. */
+export function targets(list: readonly string[]): Targets {
+  const types = new Set<string>();
+  const local = new Set<string>();
+  let any = false;
+  for (const t of list) {
+    if (t === `${HL7}Resource` || (!t.startsWith(HL7) && !t.startsWith(MEDPLUM))) any = true;
+    else types.add(t.slice((t.startsWith(HL7) ? HL7 : MEDPLUM).length));
+    if (t.startsWith(HL7)) local.add(t.slice(HL7.length));
+  }
+  return { any, types, local, localAny: local.has('Resource') };
+}
+
 /**
  * A Reference's target type, as referenceTypeCheck reads it and validate.ts corrects it for
  * `urn:` references between Bundle entries; records `urn:` references for the resolution check.
  */
-export function reference(v: unknown, targets: readonly string[] | undefined, elementPath: string, cx: FastContext, what: string): void {
+export function reference(v: unknown, allowed: Targets | undefined, elementPath: string, cx: FastContext, what: string): void {
   if (!isObj(v) || typeof v.reference !== 'string') return;
   const ref = v.reference;
-  if (ref.startsWith('urn:')) cx.localRefs.push(ref);
-  if (ref.startsWith('#') || !targets) return;
-  const type = ref.includes('?') ? ref.split('?')[0] : ref.split('/')[0];
+  const urn = ref.startsWith('urn:');
+  if (urn) cx.localRefs.push(ref);
+  if (!allowed || ref.startsWith('#')) return;
+  const q = ref.indexOf('?');
+  const cut = q >= 0 ? q : ref.indexOf('/');
+  const type = cut >= 0 ? ref.slice(0, cut) : ref;
   if (!type) return;
   if (ref === 'system' && elementPath === 'AuditEvent.agent.who') return;
-  const matches = (t: string): boolean => {
-    for (const target of targets) {
-      if (target === `${HL7}Resource` || target === HL7 + t || target === MEDPLUM + t) return true;
-      if (!target.startsWith(HL7) && !target.startsWith(MEDPLUM)) return true;
-    }
-    return false;
-  };
-  if (matches(type)) return;
+  if (allowed.any || allowed.types.has(type)) return;
   // validate.ts keeps this warning for a urn: reference only when its entry has the wrong type.
-  const m = /^urn:/.test(type) ? cx.localType?.(ref) : undefined;
+  const m = type.startsWith('urn:') ? cx.localType?.(ref) : undefined;
   if (!m) return unsure(`${what}: reference type`);
-  if (!targets.some((t) => t === HL7 + m || t === `${HL7}Resource`)) unsure(`${what}: reference to a ${m}`);
+  if (!allowed.localAny && !allowed.local.has(m)) unsure(`${what}: reference to a ${m}`);
 }
 
 /** Counts of the values that match each slice (checkSliceElement), checked against min..max. */
@@ -231,7 +348,56 @@ export function slices(list: unknown[], match: (v: unknown) => number, bounds: r
   });
 }
 
-export { deepEquals, deepIncludes };
+/**
+ * @medplum/core's deepEquals (utils.ts), which matchesSpecifiedValue uses for fixed[x]: empty
+ * values (isEmpty) are equal to each other, arrays element by element, objects key by key
+ * (inside a `meta`, versionId, lastUpdated and author are ignored), anything else by ===.
+ * Kept here so that the fast path does not load @medplum/core.
+ */
+export function deepEquals(a: unknown, b: unknown, key?: string): boolean {
+  if (a === b) return true;
+  const ea = isEmpty(a);
+  const eb = isEmpty(b);
+  if (ea || eb) return ea && eb;
+  const aa = Array.isArray(a);
+  const ab = Array.isArray(b);
+  if (aa || ab) {
+    if (!aa || !ab || (a as unknown[]).length !== (b as unknown[]).length) return false;
+    for (let i = 0; i < (a as unknown[]).length; i++) if (!deepEquals((a as unknown[])[i], (b as unknown[])[i])) return false;
+    return true;
+  }
+  if (typeof a !== 'object' || typeof b !== 'object') return false;
+  const x = a as Obj;
+  const y = b as Obj;
+  const ignored = key === 'meta' ? META_IGNORED : undefined;
+  for (const k of Object.keys(x)) if (!ignored?.has(k) && !deepEquals(x[k], y[k], k)) return false;
+  // Property access, not own keys only, exactly as the original reads them.
+  for (const k of Object.keys(y)) if (!ignored?.has(k) && !Object.hasOwn(x, k) && !deepEquals(x[k], y[k], k)) return false;
+  return true;
+}
+const META_IGNORED = new Set(['versionId', 'lastUpdated', 'author']);
+
+/**
+ * @medplum/core's deepIncludes (utils.ts), which matchesSpecifiedValue uses for pattern[x]:
+ * an empty value includes anything, an empty pattern nothing else; every pattern item must be
+ * included by some value item; every pattern key must be in the value with an included value.
+ */
+export function deepIncludes(value: unknown, pattern: unknown): boolean {
+  if (isEmpty(value)) return true;
+  if (isEmpty(pattern)) return false;
+  const va = Array.isArray(value);
+  const pa = Array.isArray(pattern);
+  if (va || pa) return va && pa && (pattern as unknown[]).every((p) => (value as unknown[]).some((v) => deepIncludes(v, p)));
+  const vo = typeof value === 'object';
+  const po = typeof pattern === 'object';
+  if (vo || po) {
+    if (!vo || !po) return false;
+    const v = value as Obj;
+    for (const [k, p] of Object.entries(pattern as Obj)) if (!(k in v) || !deepIncludes(v[k], p)) return false;
+    return true;
+  }
+  return value === pattern;
+}
 
 // ---------------------------------------------------------------------------------------------
 // FHIRPath, as @medplum/core evaluates it. A collection is an array of JSON values.
@@ -311,8 +477,13 @@ function primitiveEquals(x: unknown, y: unknown): boolean {
   if (typeof x === 'object' || typeof y === 'object') return unsure('FHIRPath: equality of objects');
   return x === y;
 }
-export const eq = (a: C, b: C): C => (a.length === 0 || b.length === 0 ? [] : a.length !== b.length ? F : bool(a.every((x, i) => primitiveEquals(x, b[i]))));
-export const ne = (a: C, b: C): C => (a.length === 0 || b.length === 0 ? [] : a.length !== b.length ? T : bool(a.some((x, i) => !primitiveEquals(x, b[i]))));
+// Loops rather than every/some with a closure: these run for most elements (ext-1 on each extension).
+function allEqual(a: C, b: C): boolean {
+  for (let i = 0; i < a.length; i++) if (!primitiveEquals(a[i], b[i])) return false;
+  return true;
+}
+export const eq = (a: C, b: C): C => (a.length === 0 || b.length === 0 ? [] : a.length !== b.length ? F : bool(allEqual(a, b)));
+export const ne = (a: C, b: C): C => (a.length === 0 || b.length === 0 ? [] : a.length !== b.length ? T : bool(!allEqual(a, b)));
 
 /** <, <=, >, >= (ArithmeticOperatorAtom): plain JavaScript comparison of two singletons. */
 export function cmp(a: C, b: C, op: '<' | '<=' | '>' | '>='): C {
@@ -332,8 +503,15 @@ export function isIn(a: C, b: C): C {
   return bool(b.some((y) => primitiveEquals(a[0], y)));
 }
 
-export const exists = (c: C): C => bool(c.length > 0 && c.every((x) => !isEmpty(x)));
-export const empty = (c: C): C => bool(c.every((x) => isEmpty(x)));
+export function exists(c: C): C {
+  if (c.length === 0) return F;
+  for (const x of c) if (isEmpty(x)) return F;
+  return T;
+}
+export function empty(c: C): C {
+  for (const x of c) if (!isEmpty(x)) return F;
+  return T;
+}
 export const count = (c: C): C => [c.length];
 export const hasValue = (c: C): C => bool(c.length !== 0);
 export const first = (c: C): C => c.slice(0, 1);

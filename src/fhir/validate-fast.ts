@@ -1,18 +1,39 @@
 /**
  * The fast path of FHIR validation: validators generated at build time
  * (scripts/build-validators.ts → src/generated/validators.ts) decide whether a resource or
- * Bundle is certainly valid, in which case the answer is the one {@link validateFhir} gives
+ * Bundle is certainly valid, in which case the answer is the one `validateFhir` gives
  * then ("All OK"). Whatever they cannot decide — any defect, anything unusual, an invariant
- * outside the compiled subset — is handed to {@link validateFhir}, whose OperationOutcome
+ * outside the compiled subset — is handed to `validateFhir` (src/fhir/validate.ts), whose OperationOutcome
  * (issue paths and messages included) is returned unchanged. The verdicts are therefore those
  * of the reference validator; test/unit/validate-differential.test.ts holds the two to that.
  * How often each path is taken is counted ({@link fastPathStats}) and shown by `npm run bench`.
+ *
+ * The reference validator (@medplum/core and the definitions it indexes) is imported only when
+ * a first value is undecided: a process or Worker isolate that sees only valid Bundles never
+ * loads or evaluates it, which is most of a cold start. Hence validateFast is asynchronous.
  */
 import type { Bundle, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { extensions, profiles, types } from '../generated/validators.ts';
 import { allOk } from './outcome.ts';
 import { type FastContext, type Obj, Unsure, isObj } from './validate-fast-runtime.ts';
-import { validateFhir } from './validate.ts';
+
+type Reference = typeof import('./validate.ts');
+let reference: Promise<Reference> | undefined;
+
+/**
+ * The reference validator, imported on first use and memoised. A failed import is not
+ * memoised, so a later call tries again.
+ */
+export function loadReference(): Promise<Reference> {
+  reference ??= import('./validate.ts').catch((e: unknown) => {
+    reference = undefined;
+    throw e;
+  });
+  return reference;
+}
+
+/** Whether the reference validator has been asked for (by a fallback or {@link loadReference}). */
+export const referenceRequested = (): boolean => reference !== undefined;
 
 type Validator = (o: Obj, cx: FastContext) => void;
 const PROFILES = profiles as Record<string, Validator>;
@@ -33,11 +54,11 @@ export function resetFastPathStats(): void {
 }
 
 /**
- * Validates like {@link validateFhir} (same OperationOutcome), deciding valid resources and
+ * Validates like `validateFhir` (same OperationOutcome), deciding valid resources and
  * Bundles with the generated validators and leaving everything else to the reference.
  * https://hl7.org/fhir/R4/validation.html
  */
-export function validateFast(resource: Resource): OperationOutcome {
+export async function validateFast(resource: Resource): Promise<OperationOutcome> {
   const why = undecided(resource);
   if (why === undefined) {
     fastPathStats.fast++;
@@ -47,6 +68,7 @@ export function validateFast(resource: Resource): OperationOutcome {
   // Reasons can quote the input (an unknown element's name): bounded in number and length.
   const key = fastPathStats.reasons.has(why) || fastPathStats.reasons.size < MAX_REASONS ? why.slice(0, 120) : 'other';
   fastPathStats.reasons.set(key, (fastPathStats.reasons.get(key) ?? 0) + 1);
+  const { validateFhir } = await loadReference();
   return validateFhir(resource);
 }
 

@@ -31,37 +31,100 @@ const C0 = new Set(["valueBase64Binary","valueBoolean","valueCanonical","valueCo
 const C1 = new Map([["valueString","string"]]);
 const C2 = new Map([["valueBase64Binary","base64Binary"],["valueBoolean","boolean"],["valueCanonical","canonical"],["valueCode","code"],["valueDate","date"],["valueDateTime","dateTime"],["valueDecimal","decimal"],["valueId","id"],["valueInstant","instant"],["valueInteger","integer"],["valueMarkdown","markdown"],["valueOid","oid"],["valuePositiveInt","positiveInt"],["valueString","string"],["valueTime","time"],["valueUnsignedInt","unsignedInt"],["valueUri","uri"],["valueUrl","url"],["valueUuid","uuid"],["valueAddress","Address"],["valueAge","Age"],["valueAnnotation","Annotation"],["valueAttachment","Attachment"],["valueCodeableConcept","CodeableConcept"],["valueCoding","Coding"],["valueContactPoint","ContactPoint"],["valueCount","Count"],["valueDistance","Distance"],["valueDuration","Duration"],["valueHumanName","HumanName"],["valueIdentifier","Identifier"],["valueMoney","Money"],["valuePeriod","Period"],["valueQuantity","Quantity"],["valueRange","Range"],["valueRatio","Ratio"],["valueReference","Reference"],["valueSampledData","SampledData"],["valueSignature","Signature"],["valueTiming","Timing"],["valueContactDetail","ContactDetail"],["valueContributor","Contributor"],["valueDataRequirement","DataRequirement"],["valueExpression","Expression"],["valueParameterDefinition","ParameterDefinition"],["valueRelatedArtifact","RelatedArtifact"],["valueTriggerDefinition","TriggerDefinition"],["valueUsageContext","UsageContext"],["valueDosage","Dosage"],["valueMeta","Meta"]]);
 const C3 = new Map([["authorReference","Reference"],["authorString","string"]]);
-const C4 = new Map([["subjectCodeableConcept","CodeableConcept"],["subjectReference","Reference"]]);
-const C5 = new Map([["timingTiming","Timing"],["timingReference","Reference"],["timingDate","date"],["timingDateTime","dateTime"]]);
-const C6 = new Map([["valueCodeableConcept","CodeableConcept"],["valueQuantity","Quantity"],["valueRange","Range"],["valueReference","Reference"]]);
-const C7 = new Map([["asNeededBoolean","boolean"],["asNeededCodeableConcept","CodeableConcept"]]);
-const C8 = new Map([["boundsDuration","Duration"],["boundsRange","Range"],["boundsPeriod","Period"]]);
-const C9 = new Map([["valueDateTime","dateTime"],["valuePeriod","Period"],["valueDuration","Duration"]]);
-const C10 = new Map([["doseRange","Range"],["doseQuantity","Quantity"]]);
-const C11 = new Map([["rateRatio","Ratio"],["rateRange","Range"],["rateQuantity","Quantity"]]);
-const C12 = new Map([["valueCoding","Coding"]]);
-const C13 = new Map([["effectiveDateTime","dateTime"]]);
-const C14 = new Map([["valueInteger","integer"]]);
-const C15 = new Map([["valueQuantity","Quantity"],["valueCodeableConcept","CodeableConcept"],["valueString","string"],["valueBoolean","boolean"],["valueInteger","integer"],["valueRange","Range"],["valueRatio","Ratio"],["valueSampledData","SampledData"],["valueTime","time"],["valueDateTime","dateTime"],["valuePeriod","Period"]]);
-const C16 = new Set(["valueQuantity","valueCodeableConcept","valueString","valueBoolean","valueInteger","valueRange","valueRatio","valueSampledData","valueTime","valueDateTime","valuePeriod"]);
-const C17 = new Map([["valueDuration","Duration"]]);
-const C18 = new Map([["onsetDateTime","dateTime"],["onsetAge","Age"],["onsetPeriod","Period"],["onsetRange","Range"],["onsetString","string"]]);
-const C19 = new Map([["abatementDateTime","dateTime"],["abatementAge","Age"],["abatementPeriod","Period"],["abatementRange","Range"],["abatementString","string"]]);
-const C20 = new Set(["abatementDateTime","abatementAge","abatementPeriod","abatementRange","abatementString"]);
-const C21 = new Map([["sourceAttachment","Attachment"],["sourceReference","Reference"]]);
-const C22 = new Map([["startDate","date"]]);
-const C23 = new Set(["detailQuantity","detailRange","detailCodeableConcept","detailString","detailBoolean","detailInteger","detailRatio"]);
-const C24 = new Map([["detailQuantity","Quantity"],["detailRange","Range"],["detailCodeableConcept","CodeableConcept"],["detailString","string"],["detailBoolean","boolean"],["detailInteger","integer"],["detailRatio","Ratio"]]);
-const C25 = new Map([["dueDate","date"],["dueDuration","Duration"]]);
-const C26 = new Map([["deceasedBoolean","boolean"],["deceasedDateTime","dateTime"]]);
-const C27 = new Map([["multipleBirthBoolean","boolean"],["multipleBirthInteger","integer"]]);
-const C28 = new Map([["occurredPeriod","Period"],["occurredDateTime","dateTime"]]);
-const C29 = new Map([["valueBoolean","boolean"],["valueDecimal","decimal"],["valueInteger","integer"],["valueDate","date"],["valueDateTime","dateTime"],["valueTime","time"],["valueString","string"],["valueUri","uri"],["valueAttachment","Attachment"],["valueCoding","Coding"],["valueQuantity","Quantity"],["valueReference","Reference"]]);
-const C30 = new Map([["quantityQuantity","Quantity"],["quantityRatio","Ratio"],["quantityRange","Range"]]);
-const C31 = new Map([["occurrenceDateTime","dateTime"],["occurrencePeriod","Period"],["occurrenceTiming","Timing"]]);
-const C32 = new Map([["valueReference","Reference"]]);
-const C33 = new Map([["valueQuantity","Quantity"],["valueInteger","integer"]]);
-const C34 = new Map([["performedPeriod","Period"]]);
+const C4 = R.targets(["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Organization"]);
+const C5 = R.targets(["http://hl7.org/fhir/StructureDefinition/Organization"]);
+const C6 = R.targets(["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"]);
+const C7 = new Map([["subjectCodeableConcept","CodeableConcept"],["subjectReference","Reference"]]);
+const C8 = R.targets(["http://hl7.org/fhir/StructureDefinition/Group"]);
+const C9 = new Map([["timingTiming","Timing"],["timingReference","Reference"],["timingDate","date"],["timingDateTime","dateTime"]]);
+const C10 = R.targets(["http://hl7.org/fhir/StructureDefinition/Schedule"]);
+const C11 = new Map([["valueCodeableConcept","CodeableConcept"],["valueQuantity","Quantity"],["valueRange","Range"],["valueReference","Reference"]]);
+const C12 = R.targets(["http://hl7.org/fhir/StructureDefinition/PlanDefinition","http://hl7.org/fhir/StructureDefinition/ResearchStudy","http://hl7.org/fhir/StructureDefinition/InsurancePlan","http://hl7.org/fhir/StructureDefinition/HealthcareService","http://hl7.org/fhir/StructureDefinition/Group","http://hl7.org/fhir/StructureDefinition/Location","http://hl7.org/fhir/StructureDefinition/Organization"]);
+const C13 = new Map([["asNeededBoolean","boolean"],["asNeededCodeableConcept","CodeableConcept"]]);
+const C14 = new Map([["boundsDuration","Duration"],["boundsRange","Range"],["boundsPeriod","Period"]]);
+const C15 = new Map([["valueDateTime","dateTime"],["valuePeriod","Period"],["valueDuration","Duration"]]);
+const C16 = new Map([["doseRange","Range"],["doseQuantity","Quantity"]]);
+const C17 = new Map([["rateRatio","Ratio"],["rateRange","Range"],["rateQuantity","Quantity"]]);
+const C18 = R.targets(["http://hl7.org/fhir/StructureDefinition/DeviceDefinition"]);
+const C19 = R.targets(["http://hl7.org/fhir/StructureDefinition/Patient"]);
+const C20 = R.targets(["http://hl7.org/fhir/StructureDefinition/Location"]);
+const C21 = R.targets(["http://hl7.org/fhir/StructureDefinition/Device"]);
+const C22 = new Map([["valueCoding","Coding"]]);
+const C23 = R.targets(["http://hl7.org/fhir/StructureDefinition/Encounter"]);
+const C24 = R.targets(["http://hl7.org/fhir/StructureDefinition/Condition"]);
+const C25 = R.targets(["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/CareTeam"]);
+const C26 = R.targets(["http://hl7.org/fhir/StructureDefinition/CarePlan","http://hl7.org/fhir/StructureDefinition/DeviceRequest","http://hl7.org/fhir/StructureDefinition/ImmunizationRecommendation","http://hl7.org/fhir/StructureDefinition/MedicationRequest","http://hl7.org/fhir/StructureDefinition/NutritionOrder","http://hl7.org/fhir/StructureDefinition/ServiceRequest"]);
+const C27 = R.targets(["http://hl7.org/fhir/StructureDefinition/MedicationAdministration","http://hl7.org/fhir/StructureDefinition/MedicationDispense","http://hl7.org/fhir/StructureDefinition/MedicationStatement","http://hl7.org/fhir/StructureDefinition/Procedure","http://hl7.org/fhir/StructureDefinition/Immunization","http://hl7.org/fhir/StructureDefinition/ImagingStudy"]);
+const C28 = R.targets(["http://hl7.org/fhir/StructureDefinition/Resource"]);
+const C29 = new Map([["effectiveDateTime","dateTime"]]);
+const C30 = R.targets(["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/CareTeam","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"]);
+const C31 = new Map([["valueInteger","integer"]]);
+const C32 = R.targets(["http://hl7.org/fhir/StructureDefinition/Specimen"]);
+const C33 = R.targets(["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/DeviceMetric"]);
+const C34 = R.targets(["http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse","http://hl7.org/fhir/StructureDefinition/MolecularSequence"]);
+const C35 = R.targets(["http://hl7.org/fhir/StructureDefinition/DocumentReference","http://hl7.org/fhir/StructureDefinition/ImagingStudy","http://hl7.org/fhir/StructureDefinition/Media","http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/MolecularSequence"]);
+const C36 = new Map([["valueQuantity","Quantity"],["valueCodeableConcept","CodeableConcept"],["valueString","string"],["valueBoolean","boolean"],["valueInteger","integer"],["valueRange","Range"],["valueRatio","Ratio"],["valueSampledData","SampledData"],["valueTime","time"],["valueDateTime","dateTime"],["valuePeriod","Period"]]);
+const C37 = new Set(["valueQuantity","valueCodeableConcept","valueString","valueBoolean","valueInteger","valueRange","valueRatio","valueSampledData","valueTime","valueDateTime","valuePeriod"]);
+const C38 = new Map([["valueDuration","Duration"]]);
+const C39 = new Map([["onsetDateTime","dateTime"],["onsetAge","Age"],["onsetPeriod","Period"],["onsetRange","Range"],["onsetString","string"]]);
+const C40 = new Map([["abatementDateTime","dateTime"],["abatementAge","Age"],["abatementPeriod","Period"],["abatementRange","Range"],["abatementString","string"]]);
+const C41 = R.targets(["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"]);
+const C42 = R.targets(["http://hl7.org/fhir/StructureDefinition/ClinicalImpression","http://hl7.org/fhir/StructureDefinition/DiagnosticReport","http://hl7.org/fhir/StructureDefinition/Observation"]);
+const C43 = new Set(["abatementDateTime","abatementAge","abatementPeriod","abatementRange","abatementString"]);
+const C44 = R.targets(["http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/PractitionerRole"]);
+const C45 = new Map([["sourceAttachment","Attachment"],["sourceReference","Reference"]]);
+const C46 = R.targets(["http://hl7.org/fhir/StructureDefinition/Consent","http://hl7.org/fhir/StructureDefinition/DocumentReference","http://hl7.org/fhir/StructureDefinition/Contract","http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse"]);
+const C47 = R.targets(["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"]);
+const C48 = R.targets(["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Group","http://hl7.org/fhir/StructureDefinition/CareTeam","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/PractitionerRole"]);
+const C49 = R.targets(["http://hl7.org/fhir/StructureDefinition/EpisodeOfCare"]);
+const C50 = R.targets(["http://hl7.org/fhir/StructureDefinition/ServiceRequest"]);
+const C51 = R.targets(["http://hl7.org/fhir/StructureDefinition/Appointment"]);
+const C52 = R.targets(["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Procedure","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/ImmunizationRecommendation"]);
+const C53 = R.targets(["http://hl7.org/fhir/StructureDefinition/Account"]);
+const C54 = R.targets(["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson"]);
+const C55 = R.targets(["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Procedure"]);
+const C56 = R.targets(["http://hl7.org/fhir/StructureDefinition/Location","http://hl7.org/fhir/StructureDefinition/Organization"]);
+const C57 = R.targets(["http://hl7.org/fhir/StructureDefinition/Practitioner"]);
+const C58 = R.targets(["http://hl7.org/fhir/StructureDefinition/CareTeam"]);
+const C59 = new Map([["startDate","date"]]);
+const C60 = new Set(["detailQuantity","detailRange","detailCodeableConcept","detailString","detailBoolean","detailInteger","detailRatio"]);
+const C61 = R.targets(["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson"]);
+const C62 = R.targets(["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/MedicationStatement","http://hl7.org/fhir/StructureDefinition/NutritionOrder","http://hl7.org/fhir/StructureDefinition/ServiceRequest","http://hl7.org/fhir/StructureDefinition/RiskAssessment"]);
+const C63 = R.targets(["http://hl7.org/fhir/StructureDefinition/Observation"]);
+const C64 = new Map([["detailQuantity","Quantity"],["detailRange","Range"],["detailCodeableConcept","CodeableConcept"],["detailString","string"],["detailBoolean","boolean"],["detailInteger","integer"],["detailRatio","Ratio"]]);
+const C65 = new Map([["dueDate","date"],["dueDuration","Duration"]]);
+const C66 = new Map([["deceasedBoolean","boolean"],["deceasedDateTime","dateTime"]]);
+const C67 = new Map([["multipleBirthBoolean","boolean"],["multipleBirthInteger","integer"]]);
+const C68 = R.targets(["http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"]);
+const C69 = R.targets(["http://hl7.org/fhir/StructureDefinition/Endpoint"]);
+const C70 = R.targets(["http://hl7.org/fhir/StructureDefinition/HealthcareService"]);
+const C71 = new Map([["occurredPeriod","Period"],["occurredDateTime","dateTime"]]);
+const C72 = R.targets(["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"]);
+const C73 = R.targets(["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization"]);
+const C74 = R.targets(["http://hl7.org/fhir/StructureDefinition/DocumentReference"]);
+const C75 = R.targets(["http://hl7.org/fhir/StructureDefinition/CarePlan","http://hl7.org/fhir/StructureDefinition/ServiceRequest"]);
+const C76 = R.targets(["http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/Procedure"]);
+const C77 = R.targets(["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"]);
+const C78 = new Map([["valueBoolean","boolean"],["valueDecimal","decimal"],["valueInteger","integer"],["valueDate","date"],["valueDateTime","dateTime"],["valueTime","time"],["valueString","string"],["valueUri","uri"],["valueAttachment","Attachment"],["valueCoding","Coding"],["valueQuantity","Quantity"],["valueReference","Reference"]]);
+const C79 = R.targets(["http://hl7.org/fhir/StructureDefinition/CarePlan","http://hl7.org/fhir/StructureDefinition/ServiceRequest","http://hl7.org/fhir/StructureDefinition/MedicationRequest"]);
+const C80 = new Map([["quantityQuantity","Quantity"],["quantityRatio","Ratio"],["quantityRange","Range"]]);
+const C81 = new Map([["occurrenceDateTime","dateTime"],["occurrencePeriod","Period"],["occurrenceTiming","Timing"]]);
+const C82 = R.targets(["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Device"]);
+const C83 = R.targets(["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/CareTeam","http://hl7.org/fhir/StructureDefinition/HealthcareService","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/RelatedPerson"]);
+const C84 = R.targets(["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/DiagnosticReport","http://hl7.org/fhir/StructureDefinition/DocumentReference"]);
+const C85 = R.targets(["http://hl7.org/fhir/StructureDefinition/Coverage","http://hl7.org/fhir/StructureDefinition/ClaimResponse"]);
+const C86 = R.targets(["http://hl7.org/fhir/StructureDefinition/Provenance"]);
+const C87 = new Map([["valueReference","Reference"]]);
+const C88 = new Map([["valueQuantity","Quantity"],["valueInteger","integer"]]);
+const C89 = R.targets(["http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse"]);
+const C90 = R.targets(["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"]);
+const C91 = R.targets(["http://hl7.org/fhir/StructureDefinition/Encounter","http://hl7.org/fhir/StructureDefinition/EpisodeOfCare"]);
+const C92 = R.targets(["http://hl7.org/fhir/StructureDefinition/Procedure","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/MedicationAdministration"]);
+const C93 = new Map([["performedPeriod","Period"]]);
+const C94 = R.targets(["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"]);
+const C95 = R.targets(["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/Procedure","http://hl7.org/fhir/StructureDefinition/DiagnosticReport","http://hl7.org/fhir/StructureDefinition/DocumentReference"]);
+const C96 = R.targets(["http://hl7.org/fhir/StructureDefinition/DiagnosticReport","http://hl7.org/fhir/StructureDefinition/DocumentReference","http://hl7.org/fhir/StructureDefinition/Composition"]);
+const C97 = R.targets(["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Medication","http://hl7.org/fhir/StructureDefinition/Substance"]);
 /** ext-1: extension.exists() != value.exists() */
 function inv0(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-sha256: matches('^[0-9a-fA-F]{64}$') */
@@ -73,13 +136,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ImhAttachmentSha256: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Extension.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Extension.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Extension.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -124,13 +181,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("Extension: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Extension.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Extension.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Extension.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -144,13 +195,7 @@ inv0(x0, cx);
 } }
 break; }
 case "url": {
-{ const v0 = o["url"]; const ty0 = "uri";
-if (v0 === undefined) { R.unsure("Extension.url: missing"); } else {
-R.single(v0, 1, 1, "Extension.url");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Extension.url");
-}
-} }
+R.prim(o["url"], false, 1, 1, "uri", "Extension.url");
 break; }
 case "valueBase64Binary": case "valueBoolean": case "valueCanonical": case "valueCode": case "valueDate": case "valueDateTime": case "valueDecimal": case "valueId": case "valueInstant": case "valueInteger": case "valueMarkdown": case "valueOid": case "valuePositiveInt": case "valueString": case "valueTime": case "valueUnsignedInt": case "valueUri": case "valueUrl": case "valueUuid": case "valueAddress": case "valueAge": case "valueAnnotation": case "valueAttachment": case "valueCodeableConcept": case "valueCoding": case "valueContactPoint": case "valueCount": case "valueDistance": case "valueDuration": case "valueHumanName": case "valueIdentifier": case "valueMoney": case "valuePeriod": case "valueQuantity": case "valueRange": case "valueRatio": case "valueReference": case "valueSampledData": case "valueSignature": case "valueTiming": case "valueContactDetail": case "valueContributor": case "valueDataRequirement": case "valueExpression": case "valueParameterDefinition": case "valueRelatedArtifact": case "valueTriggerDefinition": case "valueUsageContext": case "valueDosage": case "valueMeta": {
 { const ch0 = R.choice(o, C2); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
@@ -225,13 +270,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("Address: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Address.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Address.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Address.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -265,76 +304,28 @@ R.binding("http://hl7.org/fhir/ValueSet/address-type|4.0.1", "code", x0, "Addres
 } }
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Address.text");
-{ const x0 = v0;
-R.primitive(x0, "string", "Address.text");
-}
-} }
+R.prim(o["text"], false, 0, 1, "string", "Address.text");
 break; }
 case "line": {
-{ const v0 = o["line"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Address.line");
-for (const x0 of l0) {
-R.primitive(x0, "string", "Address.line");
-}
-} }
+R.prim(o["line"], true, 0, Infinity, "string", "Address.line");
 break; }
 case "city": {
-{ const v0 = o["city"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Address.city");
-{ const x0 = v0;
-R.primitive(x0, "string", "Address.city");
-}
-} }
+R.prim(o["city"], false, 0, 1, "string", "Address.city");
 break; }
 case "district": {
-{ const v0 = o["district"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Address.district");
-{ const x0 = v0;
-R.primitive(x0, "string", "Address.district");
-}
-} }
+R.prim(o["district"], false, 0, 1, "string", "Address.district");
 break; }
 case "state": {
-{ const v0 = o["state"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Address.state");
-{ const x0 = v0;
-R.primitive(x0, "string", "Address.state");
-}
-} }
+R.prim(o["state"], false, 0, 1, "string", "Address.state");
 break; }
 case "postalCode": {
-{ const v0 = o["postalCode"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Address.postalCode");
-{ const x0 = v0;
-R.primitive(x0, "string", "Address.postalCode");
-}
-} }
+R.prim(o["postalCode"], false, 0, 1, "string", "Address.postalCode");
 break; }
 case "country": {
-{ const v0 = o["country"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Address.country");
-{ const x0 = v0;
-R.primitive(x0, "string", "Address.country");
-}
-} }
+R.prim(o["country"], false, 0, 1, "string", "Address.country");
 break; }
 case "period": {
-{ const v0 = o["period"]; const ty0 = "Period";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Address.period");
-{ const x0 = v0;
-s15(x0, cx);
-}
-} }
+R.el(o["period"], false, 0, 1, s15, cx, "Address.period");
 break; }
 default: R.unsure("Address: element " + key);
 } }
@@ -348,13 +339,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("Age: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Age.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Age.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Age.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -368,13 +353,7 @@ inv3(x0, cx);
 } }
 break; }
 case "value": {
-{ const v0 = o["value"]; const ty0 = "decimal";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Age.value");
-{ const x0 = v0;
-R.primitive(x0, "decimal", "Age.value");
-}
-} }
+R.prim(o["value"], false, 0, 1, "decimal", "Age.value");
 break; }
 case "comparator": {
 { const v0 = o["comparator"]; const ty0 = "code";
@@ -387,31 +366,13 @@ R.binding("http://hl7.org/fhir/ValueSet/quantity-comparator|4.0.1", "code", x0, 
 } }
 break; }
 case "unit": {
-{ const v0 = o["unit"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Age.unit");
-{ const x0 = v0;
-R.primitive(x0, "string", "Age.unit");
-}
-} }
+R.prim(o["unit"], false, 0, 1, "string", "Age.unit");
 break; }
 case "system": {
-{ const v0 = o["system"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Age.system");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Age.system");
-}
-} }
+R.prim(o["system"], false, 0, 1, "uri", "Age.system");
 break; }
 case "code": {
-{ const v0 = o["code"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Age.code");
-{ const x0 = v0;
-R.primitive(x0, "code", "Age.code");
-}
-} }
+R.prim(o["code"], false, 0, 1, "code", "Age.code");
 break; }
 default: R.unsure("Age: element " + key);
 } }
@@ -425,13 +386,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("Annotation: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Annotation.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Annotation.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Annotation.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -450,29 +405,17 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Annotation.author[x]");
 { const x0 = v0;
 switch (ty0) {
-case "Reference": { s19(x0, cx); R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Organization"], "Annotation.author[x]", cx, "Annotation.author[x]"); break; }
+case "Reference": { s19(x0, cx); R.reference(x0, C4, "Annotation.author[x]", cx, "Annotation.author[x]"); break; }
 case "string": { R.primitive(x0, "string", "Annotation.author[x]"); break; }
 default: R.unsure("Annotation.author[x]: type"); }
 }
 } }
 break; }
 case "time": {
-{ const v0 = o["time"]; const ty0 = "dateTime";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Annotation.time");
-{ const x0 = v0;
-R.primitive(x0, "dateTime", "Annotation.time");
-}
-} }
+R.prim(o["time"], false, 0, 1, "dateTime", "Annotation.time");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "markdown";
-if (v0 === undefined) { R.unsure("Annotation.text: missing"); } else {
-R.single(v0, 1, 1, "Annotation.text");
-{ const x0 = v0;
-R.primitive(x0, "markdown", "Annotation.text");
-}
-} }
+R.prim(o["text"], false, 1, 1, "markdown", "Annotation.text");
 break; }
 default: R.unsure("Annotation: element " + key);
 } }
@@ -487,13 +430,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("Attachment: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Attachment.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Attachment.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Attachment.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -517,67 +454,25 @@ R.binding("http://hl7.org/fhir/ValueSet/mimetypes|4.0.1", "code", x0, "Attachmen
 } }
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Attachment.language");
-{ const x0 = v0;
-R.primitive(x0, "code", "Attachment.language");
-}
-} }
+R.prim(o["language"], false, 0, 1, "code", "Attachment.language");
 break; }
 case "data": {
-{ const v0 = o["data"]; const ty0 = "base64Binary";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Attachment.data");
-{ const x0 = v0;
-R.primitive(x0, "base64Binary", "Attachment.data");
-}
-} }
+R.prim(o["data"], false, 0, 1, "base64Binary", "Attachment.data");
 break; }
 case "url": {
-{ const v0 = o["url"]; const ty0 = "url";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Attachment.url");
-{ const x0 = v0;
-R.primitive(x0, "url", "Attachment.url");
-}
-} }
+R.prim(o["url"], false, 0, 1, "url", "Attachment.url");
 break; }
 case "size": {
-{ const v0 = o["size"]; const ty0 = "unsignedInt";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Attachment.size");
-{ const x0 = v0;
-R.primitive(x0, "unsignedInt", "Attachment.size");
-}
-} }
+R.prim(o["size"], false, 0, 1, "unsignedInt", "Attachment.size");
 break; }
 case "hash": {
-{ const v0 = o["hash"]; const ty0 = "base64Binary";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Attachment.hash");
-{ const x0 = v0;
-R.primitive(x0, "base64Binary", "Attachment.hash");
-}
-} }
+R.prim(o["hash"], false, 0, 1, "base64Binary", "Attachment.hash");
 break; }
 case "title": {
-{ const v0 = o["title"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Attachment.title");
-{ const x0 = v0;
-R.primitive(x0, "string", "Attachment.title");
-}
-} }
+R.prim(o["title"], false, 0, 1, "string", "Attachment.title");
 break; }
 case "creation": {
-{ const v0 = o["creation"]; const ty0 = "dateTime";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Attachment.creation");
-{ const x0 = v0;
-R.primitive(x0, "dateTime", "Attachment.creation");
-}
-} }
+R.prim(o["creation"], false, 0, 1, "dateTime", "Attachment.creation");
 break; }
 default: R.unsure("Attachment: element " + key);
 } }
@@ -591,13 +486,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("CodeableConcept: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "CodeableConcept.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "CodeableConcept.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "CodeableConcept.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -611,22 +500,10 @@ inv6(x0, cx);
 } }
 break; }
 case "coding": {
-{ const v0 = o["coding"]; const ty0 = "Coding";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "CodeableConcept.coding");
-for (const x0 of l0) {
-s7(x0, cx);
-}
-} }
+R.el(o["coding"], true, 0, Infinity, s7, cx, "CodeableConcept.coding");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "CodeableConcept.text");
-{ const x0 = v0;
-R.primitive(x0, "string", "CodeableConcept.text");
-}
-} }
+R.prim(o["text"], false, 0, 1, "string", "CodeableConcept.text");
 break; }
 default: R.unsure("CodeableConcept: element " + key);
 } }
@@ -640,13 +517,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("Coding: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Coding.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Coding.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Coding.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -660,49 +531,19 @@ inv7(x0, cx);
 } }
 break; }
 case "system": {
-{ const v0 = o["system"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Coding.system");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Coding.system");
-}
-} }
+R.prim(o["system"], false, 0, 1, "uri", "Coding.system");
 break; }
 case "version": {
-{ const v0 = o["version"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Coding.version");
-{ const x0 = v0;
-R.primitive(x0, "string", "Coding.version");
-}
-} }
+R.prim(o["version"], false, 0, 1, "string", "Coding.version");
 break; }
 case "code": {
-{ const v0 = o["code"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Coding.code");
-{ const x0 = v0;
-R.primitive(x0, "code", "Coding.code");
-}
-} }
+R.prim(o["code"], false, 0, 1, "code", "Coding.code");
 break; }
 case "display": {
-{ const v0 = o["display"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Coding.display");
-{ const x0 = v0;
-R.primitive(x0, "string", "Coding.display");
-}
-} }
+R.prim(o["display"], false, 0, 1, "string", "Coding.display");
 break; }
 case "userSelected": {
-{ const v0 = o["userSelected"]; const ty0 = "boolean";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Coding.userSelected");
-{ const x0 = v0;
-R.primitive(x0, "boolean", "Coding.userSelected");
-}
-} }
+R.prim(o["userSelected"], false, 0, 1, "boolean", "Coding.userSelected");
 break; }
 default: R.unsure("Coding: element " + key);
 } }
@@ -716,13 +557,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ContactPoint: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "ContactPoint.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "ContactPoint.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "ContactPoint.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -746,13 +581,7 @@ R.binding("http://hl7.org/fhir/ValueSet/contact-point-system|4.0.1", "code", x0,
 } }
 break; }
 case "value": {
-{ const v0 = o["value"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "ContactPoint.value");
-{ const x0 = v0;
-R.primitive(x0, "string", "ContactPoint.value");
-}
-} }
+R.prim(o["value"], false, 0, 1, "string", "ContactPoint.value");
 break; }
 case "use": {
 { const v0 = o["use"]; const ty0 = "code";
@@ -765,22 +594,10 @@ R.binding("http://hl7.org/fhir/ValueSet/contact-point-use|4.0.1", "code", x0, "C
 } }
 break; }
 case "rank": {
-{ const v0 = o["rank"]; const ty0 = "positiveInt";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "ContactPoint.rank");
-{ const x0 = v0;
-R.primitive(x0, "positiveInt", "ContactPoint.rank");
-}
-} }
+R.prim(o["rank"], false, 0, 1, "positiveInt", "ContactPoint.rank");
 break; }
 case "period": {
-{ const v0 = o["period"]; const ty0 = "Period";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "ContactPoint.period");
-{ const x0 = v0;
-s15(x0, cx);
-}
-} }
+R.el(o["period"], false, 0, 1, s15, cx, "ContactPoint.period");
 break; }
 default: R.unsure("ContactPoint: element " + key);
 } }
@@ -794,13 +611,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("Count: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Count.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Count.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Count.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -814,13 +625,7 @@ inv9(x0, cx);
 } }
 break; }
 case "value": {
-{ const v0 = o["value"]; const ty0 = "decimal";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Count.value");
-{ const x0 = v0;
-R.primitive(x0, "decimal", "Count.value");
-}
-} }
+R.prim(o["value"], false, 0, 1, "decimal", "Count.value");
 break; }
 case "comparator": {
 { const v0 = o["comparator"]; const ty0 = "code";
@@ -833,31 +638,13 @@ R.binding("http://hl7.org/fhir/ValueSet/quantity-comparator|4.0.1", "code", x0, 
 } }
 break; }
 case "unit": {
-{ const v0 = o["unit"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Count.unit");
-{ const x0 = v0;
-R.primitive(x0, "string", "Count.unit");
-}
-} }
+R.prim(o["unit"], false, 0, 1, "string", "Count.unit");
 break; }
 case "system": {
-{ const v0 = o["system"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Count.system");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Count.system");
-}
-} }
+R.prim(o["system"], false, 0, 1, "uri", "Count.system");
 break; }
 case "code": {
-{ const v0 = o["code"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Count.code");
-{ const x0 = v0;
-R.primitive(x0, "code", "Count.code");
-}
-} }
+R.prim(o["code"], false, 0, 1, "code", "Count.code");
 break; }
 default: R.unsure("Count: element " + key);
 } }
@@ -871,13 +658,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("Distance: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Distance.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Distance.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Distance.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -891,13 +672,7 @@ inv10(x0, cx);
 } }
 break; }
 case "value": {
-{ const v0 = o["value"]; const ty0 = "decimal";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Distance.value");
-{ const x0 = v0;
-R.primitive(x0, "decimal", "Distance.value");
-}
-} }
+R.prim(o["value"], false, 0, 1, "decimal", "Distance.value");
 break; }
 case "comparator": {
 { const v0 = o["comparator"]; const ty0 = "code";
@@ -910,31 +685,13 @@ R.binding("http://hl7.org/fhir/ValueSet/quantity-comparator|4.0.1", "code", x0, 
 } }
 break; }
 case "unit": {
-{ const v0 = o["unit"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Distance.unit");
-{ const x0 = v0;
-R.primitive(x0, "string", "Distance.unit");
-}
-} }
+R.prim(o["unit"], false, 0, 1, "string", "Distance.unit");
 break; }
 case "system": {
-{ const v0 = o["system"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Distance.system");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Distance.system");
-}
-} }
+R.prim(o["system"], false, 0, 1, "uri", "Distance.system");
 break; }
 case "code": {
-{ const v0 = o["code"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Distance.code");
-{ const x0 = v0;
-R.primitive(x0, "code", "Distance.code");
-}
-} }
+R.prim(o["code"], false, 0, 1, "code", "Distance.code");
 break; }
 default: R.unsure("Distance: element " + key);
 } }
@@ -948,13 +705,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("Duration: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Duration.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Duration.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Duration.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -968,13 +719,7 @@ inv11(x0, cx);
 } }
 break; }
 case "value": {
-{ const v0 = o["value"]; const ty0 = "decimal";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Duration.value");
-{ const x0 = v0;
-R.primitive(x0, "decimal", "Duration.value");
-}
-} }
+R.prim(o["value"], false, 0, 1, "decimal", "Duration.value");
 break; }
 case "comparator": {
 { const v0 = o["comparator"]; const ty0 = "code";
@@ -987,31 +732,13 @@ R.binding("http://hl7.org/fhir/ValueSet/quantity-comparator|4.0.1", "code", x0, 
 } }
 break; }
 case "unit": {
-{ const v0 = o["unit"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Duration.unit");
-{ const x0 = v0;
-R.primitive(x0, "string", "Duration.unit");
-}
-} }
+R.prim(o["unit"], false, 0, 1, "string", "Duration.unit");
 break; }
 case "system": {
-{ const v0 = o["system"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Duration.system");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Duration.system");
-}
-} }
+R.prim(o["system"], false, 0, 1, "uri", "Duration.system");
 break; }
 case "code": {
-{ const v0 = o["code"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Duration.code");
-{ const x0 = v0;
-R.primitive(x0, "code", "Duration.code");
-}
-} }
+R.prim(o["code"], false, 0, 1, "code", "Duration.code");
 break; }
 default: R.unsure("Duration: element " + key);
 } }
@@ -1025,13 +752,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("HumanName: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "HumanName.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "HumanName.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "HumanName.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -1055,58 +776,22 @@ R.binding("http://hl7.org/fhir/ValueSet/name-use|4.0.1", "code", x0, "HumanName.
 } }
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "HumanName.text");
-{ const x0 = v0;
-R.primitive(x0, "string", "HumanName.text");
-}
-} }
+R.prim(o["text"], false, 0, 1, "string", "HumanName.text");
 break; }
 case "family": {
-{ const v0 = o["family"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "HumanName.family");
-{ const x0 = v0;
-R.primitive(x0, "string", "HumanName.family");
-}
-} }
+R.prim(o["family"], false, 0, 1, "string", "HumanName.family");
 break; }
 case "given": {
-{ const v0 = o["given"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "HumanName.given");
-for (const x0 of l0) {
-R.primitive(x0, "string", "HumanName.given");
-}
-} }
+R.prim(o["given"], true, 0, Infinity, "string", "HumanName.given");
 break; }
 case "prefix": {
-{ const v0 = o["prefix"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "HumanName.prefix");
-for (const x0 of l0) {
-R.primitive(x0, "string", "HumanName.prefix");
-}
-} }
+R.prim(o["prefix"], true, 0, Infinity, "string", "HumanName.prefix");
 break; }
 case "suffix": {
-{ const v0 = o["suffix"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "HumanName.suffix");
-for (const x0 of l0) {
-R.primitive(x0, "string", "HumanName.suffix");
-}
-} }
+R.prim(o["suffix"], true, 0, Infinity, "string", "HumanName.suffix");
 break; }
 case "period": {
-{ const v0 = o["period"]; const ty0 = "Period";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "HumanName.period");
-{ const x0 = v0;
-s15(x0, cx);
-}
-} }
+R.el(o["period"], false, 0, 1, s15, cx, "HumanName.period");
 break; }
 default: R.unsure("HumanName: element " + key);
 } }
@@ -1120,13 +805,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("Identifier: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Identifier.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Identifier.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Identifier.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -1150,50 +829,19 @@ R.binding("http://hl7.org/fhir/ValueSet/identifier-use|4.0.1", "code", x0, "Iden
 } }
 break; }
 case "type": {
-{ const v0 = o["type"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Identifier.type");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["type"], false, 0, 1, s6, cx, "Identifier.type");
 break; }
 case "system": {
-{ const v0 = o["system"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Identifier.system");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Identifier.system");
-}
-} }
+R.prim(o["system"], false, 0, 1, "uri", "Identifier.system");
 break; }
 case "value": {
-{ const v0 = o["value"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Identifier.value");
-{ const x0 = v0;
-R.primitive(x0, "string", "Identifier.value");
-}
-} }
+R.prim(o["value"], false, 0, 1, "string", "Identifier.value");
 break; }
 case "period": {
-{ const v0 = o["period"]; const ty0 = "Period";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Identifier.period");
-{ const x0 = v0;
-s15(x0, cx);
-}
-} }
+R.el(o["period"], false, 0, 1, s15, cx, "Identifier.period");
 break; }
 case "assigner": {
-{ const v0 = o["assigner"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Identifier.assigner");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Identifier.assigner", cx, "Identifier.assigner");
-}
-} }
+R.ref(o["assigner"], false, 0, 1, s19, C5, cx, "Identifier.assigner");
 break; }
 default: R.unsure("Identifier: element " + key);
 } }
@@ -1207,13 +855,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("Money: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Money.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Money.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Money.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -1227,13 +869,7 @@ inv14(x0, cx);
 } }
 break; }
 case "value": {
-{ const v0 = o["value"]; const ty0 = "decimal";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Money.value");
-{ const x0 = v0;
-R.primitive(x0, "decimal", "Money.value");
-}
-} }
+R.prim(o["value"], false, 0, 1, "decimal", "Money.value");
 break; }
 case "currency": {
 { const v0 = o["currency"]; const ty0 = "code";
@@ -1257,13 +893,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("Period: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Period.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Period.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Period.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -1277,22 +907,10 @@ inv15(x0, cx);
 } }
 break; }
 case "start": {
-{ const v0 = o["start"]; const ty0 = "dateTime";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Period.start");
-{ const x0 = v0;
-R.primitive(x0, "dateTime", "Period.start");
-}
-} }
+R.prim(o["start"], false, 0, 1, "dateTime", "Period.start");
 break; }
 case "end": {
-{ const v0 = o["end"]; const ty0 = "dateTime";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Period.end");
-{ const x0 = v0;
-R.primitive(x0, "dateTime", "Period.end");
-}
-} }
+R.prim(o["end"], false, 0, 1, "dateTime", "Period.end");
 break; }
 default: R.unsure("Period: element " + key);
 } }
@@ -1306,13 +924,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("Quantity: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Quantity.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Quantity.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Quantity.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -1326,13 +938,7 @@ inv16(x0, cx);
 } }
 break; }
 case "value": {
-{ const v0 = o["value"]; const ty0 = "decimal";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Quantity.value");
-{ const x0 = v0;
-R.primitive(x0, "decimal", "Quantity.value");
-}
-} }
+R.prim(o["value"], false, 0, 1, "decimal", "Quantity.value");
 break; }
 case "comparator": {
 { const v0 = o["comparator"]; const ty0 = "code";
@@ -1345,31 +951,13 @@ R.binding("http://hl7.org/fhir/ValueSet/quantity-comparator|4.0.1", "code", x0, 
 } }
 break; }
 case "unit": {
-{ const v0 = o["unit"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Quantity.unit");
-{ const x0 = v0;
-R.primitive(x0, "string", "Quantity.unit");
-}
-} }
+R.prim(o["unit"], false, 0, 1, "string", "Quantity.unit");
 break; }
 case "system": {
-{ const v0 = o["system"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Quantity.system");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Quantity.system");
-}
-} }
+R.prim(o["system"], false, 0, 1, "uri", "Quantity.system");
 break; }
 case "code": {
-{ const v0 = o["code"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Quantity.code");
-{ const x0 = v0;
-R.primitive(x0, "code", "Quantity.code");
-}
-} }
+R.prim(o["code"], false, 0, 1, "code", "Quantity.code");
 break; }
 default: R.unsure("Quantity: element " + key);
 } }
@@ -1383,13 +971,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("Range: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Range.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Range.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Range.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -1403,22 +985,10 @@ inv17(x0, cx);
 } }
 break; }
 case "low": {
-{ const v0 = o["low"]; const ty0 = "Quantity";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Range.low");
-{ const x0 = v0;
-s16(x0, cx);
-}
-} }
+R.el(o["low"], false, 0, 1, s16, cx, "Range.low");
 break; }
 case "high": {
-{ const v0 = o["high"]; const ty0 = "Quantity";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Range.high");
-{ const x0 = v0;
-s16(x0, cx);
-}
-} }
+R.el(o["high"], false, 0, 1, s16, cx, "Range.high");
 break; }
 default: R.unsure("Range: element " + key);
 } }
@@ -1432,13 +1002,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("Ratio: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Ratio.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Ratio.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Ratio.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -1452,22 +1016,10 @@ inv18(x0, cx);
 } }
 break; }
 case "numerator": {
-{ const v0 = o["numerator"]; const ty0 = "Quantity";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Ratio.numerator");
-{ const x0 = v0;
-s16(x0, cx);
-}
-} }
+R.el(o["numerator"], false, 0, 1, s16, cx, "Ratio.numerator");
 break; }
 case "denominator": {
-{ const v0 = o["denominator"]; const ty0 = "Quantity";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Ratio.denominator");
-{ const x0 = v0;
-s16(x0, cx);
-}
-} }
+R.el(o["denominator"], false, 0, 1, s16, cx, "Ratio.denominator");
 break; }
 default: R.unsure("Ratio: element " + key);
 } }
@@ -1481,13 +1033,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("Reference: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Reference.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Reference.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Reference.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -1501,40 +1047,16 @@ inv19(x0, cx);
 } }
 break; }
 case "reference": {
-{ const v0 = o["reference"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Reference.reference");
-{ const x0 = v0;
-R.primitive(x0, "string", "Reference.reference");
-}
-} }
+R.prim(o["reference"], false, 0, 1, "string", "Reference.reference");
 break; }
 case "type": {
-{ const v0 = o["type"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Reference.type");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Reference.type");
-}
-} }
+R.prim(o["type"], false, 0, 1, "uri", "Reference.type");
 break; }
 case "identifier": {
-{ const v0 = o["identifier"]; const ty0 = "Identifier";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Reference.identifier");
-{ const x0 = v0;
-s13(x0, cx);
-}
-} }
+R.el(o["identifier"], false, 0, 1, s13, cx, "Reference.identifier");
 break; }
 case "display": {
-{ const v0 = o["display"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Reference.display");
-{ const x0 = v0;
-R.primitive(x0, "string", "Reference.display");
-}
-} }
+R.prim(o["display"], false, 0, 1, "string", "Reference.display");
 break; }
 default: R.unsure("Reference: element " + key);
 } }
@@ -1548,13 +1070,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("SampledData: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "SampledData.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "SampledData.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "SampledData.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -1568,67 +1084,25 @@ inv20(x0, cx);
 } }
 break; }
 case "origin": {
-{ const v0 = o["origin"]; const ty0 = "Quantity";
-if (v0 === undefined) { R.unsure("SampledData.origin: missing"); } else {
-R.single(v0, 1, 1, "SampledData.origin");
-{ const x0 = v0;
-s16(x0, cx);
-}
-} }
+R.el(o["origin"], false, 1, 1, s16, cx, "SampledData.origin");
 break; }
 case "period": {
-{ const v0 = o["period"]; const ty0 = "decimal";
-if (v0 === undefined) { R.unsure("SampledData.period: missing"); } else {
-R.single(v0, 1, 1, "SampledData.period");
-{ const x0 = v0;
-R.primitive(x0, "decimal", "SampledData.period");
-}
-} }
+R.prim(o["period"], false, 1, 1, "decimal", "SampledData.period");
 break; }
 case "factor": {
-{ const v0 = o["factor"]; const ty0 = "decimal";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "SampledData.factor");
-{ const x0 = v0;
-R.primitive(x0, "decimal", "SampledData.factor");
-}
-} }
+R.prim(o["factor"], false, 0, 1, "decimal", "SampledData.factor");
 break; }
 case "lowerLimit": {
-{ const v0 = o["lowerLimit"]; const ty0 = "decimal";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "SampledData.lowerLimit");
-{ const x0 = v0;
-R.primitive(x0, "decimal", "SampledData.lowerLimit");
-}
-} }
+R.prim(o["lowerLimit"], false, 0, 1, "decimal", "SampledData.lowerLimit");
 break; }
 case "upperLimit": {
-{ const v0 = o["upperLimit"]; const ty0 = "decimal";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "SampledData.upperLimit");
-{ const x0 = v0;
-R.primitive(x0, "decimal", "SampledData.upperLimit");
-}
-} }
+R.prim(o["upperLimit"], false, 0, 1, "decimal", "SampledData.upperLimit");
 break; }
 case "dimensions": {
-{ const v0 = o["dimensions"]; const ty0 = "positiveInt";
-if (v0 === undefined) { R.unsure("SampledData.dimensions: missing"); } else {
-R.single(v0, 1, 1, "SampledData.dimensions");
-{ const x0 = v0;
-R.primitive(x0, "positiveInt", "SampledData.dimensions");
-}
-} }
+R.prim(o["dimensions"], false, 1, 1, "positiveInt", "SampledData.dimensions");
 break; }
 case "data": {
-{ const v0 = o["data"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "SampledData.data");
-{ const x0 = v0;
-R.primitive(x0, "string", "SampledData.data");
-}
-} }
+R.prim(o["data"], false, 0, 1, "string", "SampledData.data");
 break; }
 default: R.unsure("SampledData: element " + key);
 } }
@@ -1645,13 +1119,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("Signature: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Signature.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Signature.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Signature.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -1665,42 +1133,16 @@ inv21(x0, cx);
 } }
 break; }
 case "type": {
-{ const v0 = o["type"]; const ty0 = "Coding";
-if (v0 === undefined) { R.unsure("Signature.type: missing"); } else {
-const l0 = R.values(v0, true, 1, Infinity, "Signature.type");
-for (const x0 of l0) {
-s7(x0, cx);
-}
-} }
+R.el(o["type"], true, 1, Infinity, s7, cx, "Signature.type");
 break; }
 case "when": {
-{ const v0 = o["when"]; const ty0 = "instant";
-if (v0 === undefined) { R.unsure("Signature.when: missing"); } else {
-R.single(v0, 1, 1, "Signature.when");
-{ const x0 = v0;
-R.primitive(x0, "instant", "Signature.when");
-}
-} }
+R.prim(o["when"], false, 1, 1, "instant", "Signature.when");
 break; }
 case "who": {
-{ const v0 = o["who"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Signature.who: missing"); } else {
-R.single(v0, 1, 1, "Signature.who");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"], "Signature.who", cx, "Signature.who");
-}
-} }
+R.ref(o["who"], false, 1, 1, s19, C6, cx, "Signature.who");
 break; }
 case "onBehalfOf": {
-{ const v0 = o["onBehalfOf"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Signature.onBehalfOf");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"], "Signature.onBehalfOf", cx, "Signature.onBehalfOf");
-}
-} }
+R.ref(o["onBehalfOf"], false, 0, 1, s19, C6, cx, "Signature.onBehalfOf");
 break; }
 case "targetFormat": {
 { const v0 = o["targetFormat"]; const ty0 = "code";
@@ -1723,13 +1165,7 @@ R.binding("http://hl7.org/fhir/ValueSet/mimetypes|4.0.1", "code", x0, "Signature
 } }
 break; }
 case "data": {
-{ const v0 = o["data"]; const ty0 = "base64Binary";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Signature.data");
-{ const x0 = v0;
-R.primitive(x0, "base64Binary", "Signature.data");
-}
-} }
+R.prim(o["data"], false, 0, 1, "base64Binary", "Signature.data");
 break; }
 default: R.unsure("Signature: element " + key);
 } }
@@ -1766,13 +1202,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("Timing: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Timing.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Timing.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Timing.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -1797,13 +1227,7 @@ inv23(x0, cx);
 } }
 break; }
 case "event": {
-{ const v0 = o["event"]; const ty0 = "dateTime";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Timing.event");
-for (const x0 of l0) {
-R.primitive(x0, "dateTime", "Timing.event");
-}
-} }
+R.prim(o["event"], true, 0, Infinity, "dateTime", "Timing.event");
 break; }
 case "repeat": {
 { const v0 = o["repeat"]; const ty0 = "TimingRepeat";
@@ -1824,13 +1248,7 @@ inv32(x0, cx);
 } }
 break; }
 case "code": {
-{ const v0 = o["code"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Timing.code");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["code"], false, 0, 1, s6, cx, "Timing.code");
 break; }
 default: R.unsure("Timing: element " + key);
 } }
@@ -1844,13 +1262,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ContactDetail: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "ContactDetail.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "ContactDetail.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "ContactDetail.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -1864,22 +1276,10 @@ inv33(x0, cx);
 } }
 break; }
 case "name": {
-{ const v0 = o["name"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "ContactDetail.name");
-{ const x0 = v0;
-R.primitive(x0, "string", "ContactDetail.name");
-}
-} }
+R.prim(o["name"], false, 0, 1, "string", "ContactDetail.name");
 break; }
 case "telecom": {
-{ const v0 = o["telecom"]; const ty0 = "ContactPoint";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "ContactDetail.telecom");
-for (const x0 of l0) {
-s8(x0, cx);
-}
-} }
+R.el(o["telecom"], true, 0, Infinity, s8, cx, "ContactDetail.telecom");
 break; }
 default: R.unsure("ContactDetail: element " + key);
 } }
@@ -1893,13 +1293,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("Contributor: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Contributor.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Contributor.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Contributor.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -1923,22 +1317,10 @@ R.binding("http://hl7.org/fhir/ValueSet/contributor-type|4.0.1", "code", x0, "Co
 } }
 break; }
 case "name": {
-{ const v0 = o["name"]; const ty0 = "string";
-if (v0 === undefined) { R.unsure("Contributor.name: missing"); } else {
-R.single(v0, 1, 1, "Contributor.name");
-{ const x0 = v0;
-R.primitive(x0, "string", "Contributor.name");
-}
-} }
+R.prim(o["name"], false, 1, 1, "string", "Contributor.name");
 break; }
 case "contact": {
-{ const v0 = o["contact"]; const ty0 = "ContactDetail";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Contributor.contact");
-for (const x0 of l0) {
-s23(x0, cx);
-}
-} }
+R.el(o["contact"], true, 0, Infinity, s23, cx, "Contributor.contact");
 break; }
 default: R.unsure("Contributor: element " + key);
 } }
@@ -1958,13 +1340,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("DataRequirement: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DataRequirement.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "DataRequirement.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "DataRequirement.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -1988,34 +1364,22 @@ R.binding("http://hl7.org/fhir/ValueSet/all-types|4.0.1", "code", x0, "DataRequi
 } }
 break; }
 case "profile": {
-{ const v0 = o["profile"]; const ty0 = "canonical";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "DataRequirement.profile");
-for (const x0 of l0) {
-R.primitive(x0, "canonical", "DataRequirement.profile");
-}
-} }
+R.prim(o["profile"], true, 0, Infinity, "canonical", "DataRequirement.profile");
 break; }
 case "subjectCodeableConcept": case "subjectReference": {
-{ const ch0 = R.choice(o, C4); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C7); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DataRequirement.subject[x]");
 { const x0 = v0;
 switch (ty0) {
 case "CodeableConcept": { s6(x0, cx); break; }
-case "Reference": { s19(x0, cx); R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Group"], "DataRequirement.subject[x]", cx, "DataRequirement.subject[x]"); break; }
+case "Reference": { s19(x0, cx); R.reference(x0, C8, "DataRequirement.subject[x]", cx, "DataRequirement.subject[x]"); break; }
 default: R.unsure("DataRequirement.subject[x]: type"); }
 }
 } }
 break; }
 case "mustSupport": {
-{ const v0 = o["mustSupport"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "DataRequirement.mustSupport");
-for (const x0 of l0) {
-R.primitive(x0, "string", "DataRequirement.mustSupport");
-}
-} }
+R.prim(o["mustSupport"], true, 0, Infinity, "string", "DataRequirement.mustSupport");
 break; }
 case "codeFilter": {
 { const v0 = o["codeFilter"]; const ty0 = "DataRequirementCodeFilter";
@@ -2038,22 +1402,10 @@ inv37(x0, cx);
 } }
 break; }
 case "limit": {
-{ const v0 = o["limit"]; const ty0 = "positiveInt";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DataRequirement.limit");
-{ const x0 = v0;
-R.primitive(x0, "positiveInt", "DataRequirement.limit");
-}
-} }
+R.prim(o["limit"], false, 0, 1, "positiveInt", "DataRequirement.limit");
 break; }
 case "sort": {
-{ const v0 = o["sort"]; const ty0 = "DataRequirementSort";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "DataRequirement.sort");
-for (const x0 of l0) {
-s36(x0, cx);
-}
-} }
+R.el(o["sort"], true, 0, Infinity, s36, cx, "DataRequirement.sort");
 break; }
 default: R.unsure("DataRequirement: element " + key);
 } }
@@ -2068,13 +1420,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("Expression: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Expression.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Expression.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Expression.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -2088,49 +1434,19 @@ inv38(x0, cx);
 } }
 break; }
 case "description": {
-{ const v0 = o["description"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Expression.description");
-{ const x0 = v0;
-R.primitive(x0, "string", "Expression.description");
-}
-} }
+R.prim(o["description"], false, 0, 1, "string", "Expression.description");
 break; }
 case "name": {
-{ const v0 = o["name"]; const ty0 = "id";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Expression.name");
-{ const x0 = v0;
-R.primitive(x0, "id", "Expression.name");
-}
-} }
+R.prim(o["name"], false, 0, 1, "id", "Expression.name");
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "code";
-if (v0 === undefined) { R.unsure("Expression.language: missing"); } else {
-R.single(v0, 1, 1, "Expression.language");
-{ const x0 = v0;
-R.primitive(x0, "code", "Expression.language");
-}
-} }
+R.prim(o["language"], false, 1, 1, "code", "Expression.language");
 break; }
 case "expression": {
-{ const v0 = o["expression"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Expression.expression");
-{ const x0 = v0;
-R.primitive(x0, "string", "Expression.expression");
-}
-} }
+R.prim(o["expression"], false, 0, 1, "string", "Expression.expression");
 break; }
 case "reference": {
-{ const v0 = o["reference"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Expression.reference");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Expression.reference");
-}
-} }
+R.prim(o["reference"], false, 0, 1, "uri", "Expression.reference");
 break; }
 default: R.unsure("Expression: element " + key);
 } }
@@ -2145,13 +1461,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ParameterDefinition: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "ParameterDefinition.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "ParameterDefinition.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "ParameterDefinition.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -2165,13 +1475,7 @@ inv39(x0, cx);
 } }
 break; }
 case "name": {
-{ const v0 = o["name"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "ParameterDefinition.name");
-{ const x0 = v0;
-R.primitive(x0, "code", "ParameterDefinition.name");
-}
-} }
+R.prim(o["name"], false, 0, 1, "code", "ParameterDefinition.name");
 break; }
 case "use": {
 { const v0 = o["use"]; const ty0 = "code";
@@ -2184,31 +1488,13 @@ R.binding("http://hl7.org/fhir/ValueSet/operation-parameter-use|4.0.1", "code", 
 } }
 break; }
 case "min": {
-{ const v0 = o["min"]; const ty0 = "integer";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "ParameterDefinition.min");
-{ const x0 = v0;
-R.primitive(x0, "integer", "ParameterDefinition.min");
-}
-} }
+R.prim(o["min"], false, 0, 1, "integer", "ParameterDefinition.min");
 break; }
 case "max": {
-{ const v0 = o["max"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "ParameterDefinition.max");
-{ const x0 = v0;
-R.primitive(x0, "string", "ParameterDefinition.max");
-}
-} }
+R.prim(o["max"], false, 0, 1, "string", "ParameterDefinition.max");
 break; }
 case "documentation": {
-{ const v0 = o["documentation"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "ParameterDefinition.documentation");
-{ const x0 = v0;
-R.primitive(x0, "string", "ParameterDefinition.documentation");
-}
-} }
+R.prim(o["documentation"], false, 0, 1, "string", "ParameterDefinition.documentation");
 break; }
 case "type": {
 { const v0 = o["type"]; const ty0 = "code";
@@ -2221,13 +1507,7 @@ R.binding("http://hl7.org/fhir/ValueSet/all-types|4.0.1", "code", x0, "Parameter
 } }
 break; }
 case "profile": {
-{ const v0 = o["profile"]; const ty0 = "canonical";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "ParameterDefinition.profile");
-{ const x0 = v0;
-R.primitive(x0, "canonical", "ParameterDefinition.profile");
-}
-} }
+R.prim(o["profile"], false, 0, 1, "canonical", "ParameterDefinition.profile");
 break; }
 default: R.unsure("ParameterDefinition: element " + key);
 } }
@@ -2243,13 +1523,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("RelatedArtifact: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "RelatedArtifact.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "RelatedArtifact.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "RelatedArtifact.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -2273,58 +1547,22 @@ R.binding("http://hl7.org/fhir/ValueSet/related-artifact-type|4.0.1", "code", x0
 } }
 break; }
 case "label": {
-{ const v0 = o["label"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "RelatedArtifact.label");
-{ const x0 = v0;
-R.primitive(x0, "string", "RelatedArtifact.label");
-}
-} }
+R.prim(o["label"], false, 0, 1, "string", "RelatedArtifact.label");
 break; }
 case "display": {
-{ const v0 = o["display"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "RelatedArtifact.display");
-{ const x0 = v0;
-R.primitive(x0, "string", "RelatedArtifact.display");
-}
-} }
+R.prim(o["display"], false, 0, 1, "string", "RelatedArtifact.display");
 break; }
 case "citation": {
-{ const v0 = o["citation"]; const ty0 = "markdown";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "RelatedArtifact.citation");
-{ const x0 = v0;
-R.primitive(x0, "markdown", "RelatedArtifact.citation");
-}
-} }
+R.prim(o["citation"], false, 0, 1, "markdown", "RelatedArtifact.citation");
 break; }
 case "url": {
-{ const v0 = o["url"]; const ty0 = "url";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "RelatedArtifact.url");
-{ const x0 = v0;
-R.primitive(x0, "url", "RelatedArtifact.url");
-}
-} }
+R.prim(o["url"], false, 0, 1, "url", "RelatedArtifact.url");
 break; }
 case "document": {
-{ const v0 = o["document"]; const ty0 = "Attachment";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "RelatedArtifact.document");
-{ const x0 = v0;
-s5(x0, cx);
-}
-} }
+R.el(o["document"], false, 0, 1, s5, cx, "RelatedArtifact.document");
 break; }
 case "resource": {
-{ const v0 = o["resource"]; const ty0 = "canonical";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "RelatedArtifact.resource");
-{ const x0 = v0;
-R.primitive(x0, "canonical", "RelatedArtifact.resource");
-}
-} }
+R.prim(o["resource"], false, 0, 1, "canonical", "RelatedArtifact.resource");
 break; }
 default: R.unsure("RelatedArtifact: element " + key);
 } }
@@ -2339,13 +1577,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("TriggerDefinition: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "TriggerDefinition.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "TriggerDefinition.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "TriggerDefinition.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -2369,22 +1601,16 @@ R.binding("http://hl7.org/fhir/ValueSet/trigger-type|4.0.1", "code", x0, "Trigge
 } }
 break; }
 case "name": {
-{ const v0 = o["name"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "TriggerDefinition.name");
-{ const x0 = v0;
-R.primitive(x0, "string", "TriggerDefinition.name");
-}
-} }
+R.prim(o["name"], false, 0, 1, "string", "TriggerDefinition.name");
 break; }
 case "timingTiming": case "timingReference": case "timingDate": case "timingDateTime": {
-{ const ch0 = R.choice(o, C5); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C9); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "TriggerDefinition.timing[x]");
 { const x0 = v0;
 switch (ty0) {
 case "Timing": { s22(x0, cx); break; }
-case "Reference": { s19(x0, cx); R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Schedule"], "TriggerDefinition.timing[x]", cx, "TriggerDefinition.timing[x]"); break; }
+case "Reference": { s19(x0, cx); R.reference(x0, C10, "TriggerDefinition.timing[x]", cx, "TriggerDefinition.timing[x]"); break; }
 case "date": { R.primitive(x0, "date", "TriggerDefinition.timing[x]"); break; }
 case "dateTime": { R.primitive(x0, "dateTime", "TriggerDefinition.timing[x]"); break; }
 default: R.unsure("TriggerDefinition.timing[x]: type"); }
@@ -2392,22 +1618,10 @@ default: R.unsure("TriggerDefinition.timing[x]: type"); }
 } }
 break; }
 case "data": {
-{ const v0 = o["data"]; const ty0 = "DataRequirement";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "TriggerDefinition.data");
-for (const x0 of l0) {
-s25(x0, cx);
-}
-} }
+R.el(o["data"], true, 0, Infinity, s25, cx, "TriggerDefinition.data");
 break; }
 case "condition": {
-{ const v0 = o["condition"]; const ty0 = "Expression";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "TriggerDefinition.condition");
-{ const x0 = v0;
-s26(x0, cx);
-}
-} }
+R.el(o["condition"], false, 0, 1, s26, cx, "TriggerDefinition.condition");
 break; }
 default: R.unsure("TriggerDefinition: element " + key);
 } }
@@ -2422,13 +1636,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("UsageContext: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "UsageContext.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "UsageContext.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "UsageContext.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -2442,16 +1650,10 @@ inv42(x0, cx);
 } }
 break; }
 case "code": {
-{ const v0 = o["code"]; const ty0 = "Coding";
-if (v0 === undefined) { R.unsure("UsageContext.code: missing"); } else {
-R.single(v0, 1, 1, "UsageContext.code");
-{ const x0 = v0;
-s7(x0, cx);
-}
-} }
+R.el(o["code"], false, 1, 1, s7, cx, "UsageContext.code");
 break; }
 case "valueCodeableConcept": case "valueQuantity": case "valueRange": case "valueReference": {
-{ const ch0 = R.choice(o, C6); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C11); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("UsageContext.value[x]: missing"); } else {
 R.single(v0, 1, 1, "UsageContext.value[x]");
 { const x0 = v0;
@@ -2459,7 +1661,7 @@ switch (ty0) {
 case "CodeableConcept": { s6(x0, cx); break; }
 case "Quantity": { s16(x0, cx); break; }
 case "Range": { s17(x0, cx); break; }
-case "Reference": { s19(x0, cx); R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/PlanDefinition","http://hl7.org/fhir/StructureDefinition/ResearchStudy","http://hl7.org/fhir/StructureDefinition/InsurancePlan","http://hl7.org/fhir/StructureDefinition/HealthcareService","http://hl7.org/fhir/StructureDefinition/Group","http://hl7.org/fhir/StructureDefinition/Location","http://hl7.org/fhir/StructureDefinition/Organization"], "UsageContext.value[x]", cx, "UsageContext.value[x]"); break; }
+case "Reference": { s19(x0, cx); R.reference(x0, C12, "UsageContext.value[x]", cx, "UsageContext.value[x]"); break; }
 default: R.unsure("UsageContext.value[x]: type"); }
 }
 } }
@@ -2480,13 +1682,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("Dosage: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Dosage.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Dosage.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Dosage.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -2511,52 +1707,22 @@ inv44(x0, cx);
 } }
 break; }
 case "sequence": {
-{ const v0 = o["sequence"]; const ty0 = "integer";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Dosage.sequence");
-{ const x0 = v0;
-R.primitive(x0, "integer", "Dosage.sequence");
-}
-} }
+R.prim(o["sequence"], false, 0, 1, "integer", "Dosage.sequence");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Dosage.text");
-{ const x0 = v0;
-R.primitive(x0, "string", "Dosage.text");
-}
-} }
+R.prim(o["text"], false, 0, 1, "string", "Dosage.text");
 break; }
 case "additionalInstruction": {
-{ const v0 = o["additionalInstruction"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Dosage.additionalInstruction");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["additionalInstruction"], true, 0, Infinity, s6, cx, "Dosage.additionalInstruction");
 break; }
 case "patientInstruction": {
-{ const v0 = o["patientInstruction"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Dosage.patientInstruction");
-{ const x0 = v0;
-R.primitive(x0, "string", "Dosage.patientInstruction");
-}
-} }
+R.prim(o["patientInstruction"], false, 0, 1, "string", "Dosage.patientInstruction");
 break; }
 case "timing": {
-{ const v0 = o["timing"]; const ty0 = "Timing";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Dosage.timing");
-{ const x0 = v0;
-s22(x0, cx);
-}
-} }
+R.el(o["timing"], false, 0, 1, s22, cx, "Dosage.timing");
 break; }
 case "asNeededBoolean": case "asNeededCodeableConcept": {
-{ const ch0 = R.choice(o, C7); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C13); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Dosage.asNeeded[x]");
 { const x0 = v0;
@@ -2568,67 +1734,25 @@ default: R.unsure("Dosage.asNeeded[x]: type"); }
 } }
 break; }
 case "site": {
-{ const v0 = o["site"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Dosage.site");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["site"], false, 0, 1, s6, cx, "Dosage.site");
 break; }
 case "route": {
-{ const v0 = o["route"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Dosage.route");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["route"], false, 0, 1, s6, cx, "Dosage.route");
 break; }
 case "method": {
-{ const v0 = o["method"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Dosage.method");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["method"], false, 0, 1, s6, cx, "Dosage.method");
 break; }
 case "doseAndRate": {
-{ const v0 = o["doseAndRate"]; const ty0 = "DosageDoseAndRate";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Dosage.doseAndRate");
-for (const x0 of l0) {
-s37(x0, cx);
-}
-} }
+R.el(o["doseAndRate"], true, 0, Infinity, s37, cx, "Dosage.doseAndRate");
 break; }
 case "maxDosePerPeriod": {
-{ const v0 = o["maxDosePerPeriod"]; const ty0 = "Ratio";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Dosage.maxDosePerPeriod");
-{ const x0 = v0;
-s18(x0, cx);
-}
-} }
+R.el(o["maxDosePerPeriod"], false, 0, 1, s18, cx, "Dosage.maxDosePerPeriod");
 break; }
 case "maxDosePerAdministration": {
-{ const v0 = o["maxDosePerAdministration"]; const ty0 = "Quantity";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Dosage.maxDosePerAdministration");
-{ const x0 = v0;
-s16(x0, cx);
-}
-} }
+R.el(o["maxDosePerAdministration"], false, 0, 1, s16, cx, "Dosage.maxDosePerAdministration");
 break; }
 case "maxDosePerLifetime": {
-{ const v0 = o["maxDosePerLifetime"]; const ty0 = "Quantity";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Dosage.maxDosePerLifetime");
-{ const x0 = v0;
-s16(x0, cx);
-}
-} }
+R.el(o["maxDosePerLifetime"], false, 0, 1, s16, cx, "Dosage.maxDosePerLifetime");
 break; }
 default: R.unsure("Dosage: element " + key);
 } }
@@ -2642,13 +1766,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("Meta: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Meta.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Meta.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Meta.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -2662,126 +1780,43 @@ inv45(x0, cx);
 } }
 break; }
 case "versionId": {
-{ const v0 = o["versionId"]; const ty0 = "id";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Meta.versionId");
-{ const x0 = v0;
-R.primitive(x0, "id", "Meta.versionId");
-}
-} }
+R.prim(o["versionId"], false, 0, 1, "id", "Meta.versionId");
 break; }
 case "lastUpdated": {
-{ const v0 = o["lastUpdated"]; const ty0 = "instant";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Meta.lastUpdated");
-{ const x0 = v0;
-R.primitive(x0, "instant", "Meta.lastUpdated");
-}
-} }
+R.prim(o["lastUpdated"], false, 0, 1, "instant", "Meta.lastUpdated");
 break; }
 case "source": {
-{ const v0 = o["source"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Meta.source");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Meta.source");
-}
-} }
+R.prim(o["source"], false, 0, 1, "uri", "Meta.source");
 break; }
 case "profile": {
-{ const v0 = o["profile"]; const ty0 = "canonical";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Meta.profile");
-for (const x0 of l0) {
-R.primitive(x0, "canonical", "Meta.profile");
-}
-} }
+R.prim(o["profile"], true, 0, Infinity, "canonical", "Meta.profile");
 break; }
 case "security": {
-{ const v0 = o["security"]; const ty0 = "Coding";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Meta.security");
-for (const x0 of l0) {
-s7(x0, cx);
-}
-} }
+R.el(o["security"], true, 0, Infinity, s7, cx, "Meta.security");
 break; }
 case "tag": {
-{ const v0 = o["tag"]; const ty0 = "Coding";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Meta.tag");
-for (const x0 of l0) {
-s7(x0, cx);
-}
-} }
+R.el(o["tag"], true, 0, Infinity, s7, cx, "Meta.tag");
 break; }
 case "project": {
-{ const v0 = o["project"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Meta.project");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Meta.project");
-}
-} }
+R.prim(o["project"], false, 0, 1, "uri", "Meta.project");
 break; }
 case "author": {
-{ const v0 = o["author"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Meta.author");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, undefined, "Meta.author", cx, "Meta.author");
-}
-} }
+R.ref(o["author"], false, 0, 1, s19, undefined, cx, "Meta.author");
 break; }
 case "onBehalfOf": {
-{ const v0 = o["onBehalfOf"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Meta.onBehalfOf");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, undefined, "Meta.onBehalfOf", cx, "Meta.onBehalfOf");
-}
-} }
+R.ref(o["onBehalfOf"], false, 0, 1, s19, undefined, cx, "Meta.onBehalfOf");
 break; }
 case "account": {
-{ const v0 = o["account"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Meta.account");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, undefined, "Meta.account", cx, "Meta.account");
-}
-} }
+R.ref(o["account"], false, 0, 1, s19, undefined, cx, "Meta.account");
 break; }
 case "accounts": {
-{ const v0 = o["accounts"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Meta.accounts");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, undefined, "Meta.accounts", cx, "Meta.accounts");
-}
-} }
+R.ref(o["accounts"], true, 0, Infinity, s19, undefined, cx, "Meta.accounts");
 break; }
 case "compartment": {
-{ const v0 = o["compartment"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Meta.compartment");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, undefined, "Meta.compartment", cx, "Meta.compartment");
-}
-} }
+R.ref(o["compartment"], true, 0, Infinity, s19, undefined, cx, "Meta.compartment");
 break; }
 case "deleted": {
-{ const v0 = o["deleted"]; const ty0 = "boolean";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Meta.deleted");
-{ const x0 = v0;
-R.primitive(x0, "boolean", "Meta.deleted");
-}
-} }
+R.prim(o["deleted"], false, 0, 1, "boolean", "Meta.deleted");
 break; }
 default: R.unsure("Meta: element " + key);
 } }
@@ -2795,13 +1830,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("TimingRepeat: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Timing.repeat.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Timing.repeat.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Timing.repeat.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -2815,7 +1844,7 @@ inv46(x0, cx);
 } }
 break; }
 case "boundsDuration": case "boundsRange": case "boundsPeriod": {
-{ const ch0 = R.choice(o, C8); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C14); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Timing.repeat.bounds[x]");
 { const x0 = v0;
@@ -2828,40 +1857,16 @@ default: R.unsure("Timing.repeat.bounds[x]: type"); }
 } }
 break; }
 case "count": {
-{ const v0 = o["count"]; const ty0 = "positiveInt";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Timing.repeat.count");
-{ const x0 = v0;
-R.primitive(x0, "positiveInt", "Timing.repeat.count");
-}
-} }
+R.prim(o["count"], false, 0, 1, "positiveInt", "Timing.repeat.count");
 break; }
 case "countMax": {
-{ const v0 = o["countMax"]; const ty0 = "positiveInt";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Timing.repeat.countMax");
-{ const x0 = v0;
-R.primitive(x0, "positiveInt", "Timing.repeat.countMax");
-}
-} }
+R.prim(o["countMax"], false, 0, 1, "positiveInt", "Timing.repeat.countMax");
 break; }
 case "duration": {
-{ const v0 = o["duration"]; const ty0 = "decimal";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Timing.repeat.duration");
-{ const x0 = v0;
-R.primitive(x0, "decimal", "Timing.repeat.duration");
-}
-} }
+R.prim(o["duration"], false, 0, 1, "decimal", "Timing.repeat.duration");
 break; }
 case "durationMax": {
-{ const v0 = o["durationMax"]; const ty0 = "decimal";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Timing.repeat.durationMax");
-{ const x0 = v0;
-R.primitive(x0, "decimal", "Timing.repeat.durationMax");
-}
-} }
+R.prim(o["durationMax"], false, 0, 1, "decimal", "Timing.repeat.durationMax");
 break; }
 case "durationUnit": {
 { const v0 = o["durationUnit"]; const ty0 = "code";
@@ -2874,40 +1879,16 @@ R.binding("http://hl7.org/fhir/ValueSet/units-of-time|4.0.1", "code", x0, "Timin
 } }
 break; }
 case "frequency": {
-{ const v0 = o["frequency"]; const ty0 = "positiveInt";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Timing.repeat.frequency");
-{ const x0 = v0;
-R.primitive(x0, "positiveInt", "Timing.repeat.frequency");
-}
-} }
+R.prim(o["frequency"], false, 0, 1, "positiveInt", "Timing.repeat.frequency");
 break; }
 case "frequencyMax": {
-{ const v0 = o["frequencyMax"]; const ty0 = "positiveInt";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Timing.repeat.frequencyMax");
-{ const x0 = v0;
-R.primitive(x0, "positiveInt", "Timing.repeat.frequencyMax");
-}
-} }
+R.prim(o["frequencyMax"], false, 0, 1, "positiveInt", "Timing.repeat.frequencyMax");
 break; }
 case "period": {
-{ const v0 = o["period"]; const ty0 = "decimal";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Timing.repeat.period");
-{ const x0 = v0;
-R.primitive(x0, "decimal", "Timing.repeat.period");
-}
-} }
+R.prim(o["period"], false, 0, 1, "decimal", "Timing.repeat.period");
 break; }
 case "periodMax": {
-{ const v0 = o["periodMax"]; const ty0 = "decimal";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Timing.repeat.periodMax");
-{ const x0 = v0;
-R.primitive(x0, "decimal", "Timing.repeat.periodMax");
-}
-} }
+R.prim(o["periodMax"], false, 0, 1, "decimal", "Timing.repeat.periodMax");
 break; }
 case "periodUnit": {
 { const v0 = o["periodUnit"]; const ty0 = "code";
@@ -2930,13 +1911,7 @@ R.binding("http://hl7.org/fhir/ValueSet/days-of-week|4.0.1", "code", x0, "Timing
 } }
 break; }
 case "timeOfDay": {
-{ const v0 = o["timeOfDay"]; const ty0 = "time";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Timing.repeat.timeOfDay");
-for (const x0 of l0) {
-R.primitive(x0, "time", "Timing.repeat.timeOfDay");
-}
-} }
+R.prim(o["timeOfDay"], true, 0, Infinity, "time", "Timing.repeat.timeOfDay");
 break; }
 case "when": {
 { const v0 = o["when"]; const ty0 = "code";
@@ -2949,13 +1924,7 @@ R.binding("http://hl7.org/fhir/ValueSet/event-timing|4.0.1", "code", x0, "Timing
 } }
 break; }
 case "offset": {
-{ const v0 = o["offset"]; const ty0 = "unsignedInt";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Timing.repeat.offset");
-{ const x0 = v0;
-R.primitive(x0, "unsignedInt", "Timing.repeat.offset");
-}
-} }
+R.prim(o["offset"], false, 0, 1, "unsignedInt", "Timing.repeat.offset");
 break; }
 default: R.unsure("TimingRepeat: element " + key);
 } }
@@ -2969,13 +1938,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("DataRequirementCodeFilter: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DataRequirement.codeFilter.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "DataRequirement.codeFilter.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "DataRequirement.codeFilter.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -2989,40 +1952,16 @@ inv47(x0, cx);
 } }
 break; }
 case "path": {
-{ const v0 = o["path"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DataRequirement.codeFilter.path");
-{ const x0 = v0;
-R.primitive(x0, "string", "DataRequirement.codeFilter.path");
-}
-} }
+R.prim(o["path"], false, 0, 1, "string", "DataRequirement.codeFilter.path");
 break; }
 case "searchParam": {
-{ const v0 = o["searchParam"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DataRequirement.codeFilter.searchParam");
-{ const x0 = v0;
-R.primitive(x0, "string", "DataRequirement.codeFilter.searchParam");
-}
-} }
+R.prim(o["searchParam"], false, 0, 1, "string", "DataRequirement.codeFilter.searchParam");
 break; }
 case "valueSet": {
-{ const v0 = o["valueSet"]; const ty0 = "canonical";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DataRequirement.codeFilter.valueSet");
-{ const x0 = v0;
-R.primitive(x0, "canonical", "DataRequirement.codeFilter.valueSet");
-}
-} }
+R.prim(o["valueSet"], false, 0, 1, "canonical", "DataRequirement.codeFilter.valueSet");
 break; }
 case "code": {
-{ const v0 = o["code"]; const ty0 = "Coding";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "DataRequirement.codeFilter.code");
-for (const x0 of l0) {
-s7(x0, cx);
-}
-} }
+R.el(o["code"], true, 0, Infinity, s7, cx, "DataRequirement.codeFilter.code");
 break; }
 default: R.unsure("DataRequirementCodeFilter: element " + key);
 } }
@@ -3036,13 +1975,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("DataRequirementDateFilter: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DataRequirement.dateFilter.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "DataRequirement.dateFilter.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "DataRequirement.dateFilter.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -3056,25 +1989,13 @@ inv48(x0, cx);
 } }
 break; }
 case "path": {
-{ const v0 = o["path"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DataRequirement.dateFilter.path");
-{ const x0 = v0;
-R.primitive(x0, "string", "DataRequirement.dateFilter.path");
-}
-} }
+R.prim(o["path"], false, 0, 1, "string", "DataRequirement.dateFilter.path");
 break; }
 case "searchParam": {
-{ const v0 = o["searchParam"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DataRequirement.dateFilter.searchParam");
-{ const x0 = v0;
-R.primitive(x0, "string", "DataRequirement.dateFilter.searchParam");
-}
-} }
+R.prim(o["searchParam"], false, 0, 1, "string", "DataRequirement.dateFilter.searchParam");
 break; }
 case "valueDateTime": case "valuePeriod": case "valueDuration": {
-{ const ch0 = R.choice(o, C9); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C15); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "DataRequirement.dateFilter.value[x]");
 { const x0 = v0;
@@ -3098,13 +2019,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("DataRequirementSort: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DataRequirement.sort.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "DataRequirement.sort.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "DataRequirement.sort.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -3118,13 +2033,7 @@ inv49(x0, cx);
 } }
 break; }
 case "path": {
-{ const v0 = o["path"]; const ty0 = "string";
-if (v0 === undefined) { R.unsure("DataRequirement.sort.path: missing"); } else {
-R.single(v0, 1, 1, "DataRequirement.sort.path");
-{ const x0 = v0;
-R.primitive(x0, "string", "DataRequirement.sort.path");
-}
-} }
+R.prim(o["path"], false, 1, 1, "string", "DataRequirement.sort.path");
 break; }
 case "direction": {
 { const v0 = o["direction"]; const ty0 = "code";
@@ -3150,13 +2059,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("DosageDoseAndRate: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Dosage.doseAndRate.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Dosage.doseAndRate.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Dosage.doseAndRate.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -3170,16 +2073,10 @@ inv50(x0, cx);
 } }
 break; }
 case "type": {
-{ const v0 = o["type"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Dosage.doseAndRate.type");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["type"], false, 0, 1, s6, cx, "Dosage.doseAndRate.type");
 break; }
 case "doseRange": case "doseQuantity": {
-{ const ch0 = R.choice(o, C10); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C16); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Dosage.doseAndRate.dose[x]");
 { const x0 = v0;
@@ -3191,7 +2088,7 @@ default: R.unsure("Dosage.doseAndRate.dose[x]: type"); }
 } }
 break; }
 case "rateRatio": case "rateRange": case "rateQuantity": {
-{ const ch0 = R.choice(o, C11); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C17); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Dosage.doseAndRate.rate[x]");
 { const x0 = v0;
@@ -3220,49 +2117,19 @@ if (o[key] === null) R.unsure("ImhBridgeDevice: null");
 switch (key) {
 case 'resourceType': break;
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Device.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Device.id");
 break; }
 case "meta": {
-{ const v0 = o["meta"]; const ty0 = "Meta";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.meta");
-{ const x0 = v0;
-s32(x0, cx);
-}
-} }
+R.el(o["meta"], false, 0, 1, s32, cx, "Device.meta");
 break; }
 case "implicitRules": {
-{ const v0 = o["implicitRules"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.implicitRules");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Device.implicitRules");
-}
-} }
+R.prim(o["implicitRules"], false, 0, 1, "uri", "Device.implicitRules");
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.language");
-{ const x0 = v0;
-R.primitive(x0, "code", "Device.language");
-}
-} }
+R.prim(o["language"], false, 0, 1, "code", "Device.language");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "Narrative";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.text");
-{ const x0 = v0;
-s39(x0, cx);
-}
-} }
+R.el(o["text"], false, 0, 1, s39, cx, "Device.text");
 break; }
 case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
@@ -3306,23 +2173,10 @@ R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? 
 } }
 break; }
 case "definition": {
-{ const v0 = o["definition"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.definition");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/DeviceDefinition"], "Device.definition", cx, "Device.definition");
-}
-} }
+R.ref(o["definition"], false, 0, 1, s19, C18, cx, "Device.definition");
 break; }
 case "udiCarrier": {
-{ const v0 = o["udiCarrier"]; const ty0 = "DeviceUdiCarrier";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Device.udiCarrier");
-for (const x0 of l0) {
-s40(x0, cx);
-}
-} }
+R.el(o["udiCarrier"], true, 0, Infinity, s40, cx, "Device.udiCarrier");
 break; }
 case "status": {
 { const v0 = o["status"]; const ty0 = "code";
@@ -3335,206 +2189,70 @@ R.binding("http://hl7.org/fhir/ValueSet/device-status|4.0.1", "code", x0, "Devic
 } }
 break; }
 case "statusReason": {
-{ const v0 = o["statusReason"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Device.statusReason");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["statusReason"], true, 0, Infinity, s6, cx, "Device.statusReason");
 break; }
 case "distinctIdentifier": {
-{ const v0 = o["distinctIdentifier"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.distinctIdentifier");
-{ const x0 = v0;
-R.primitive(x0, "string", "Device.distinctIdentifier");
-}
-} }
+R.prim(o["distinctIdentifier"], false, 0, 1, "string", "Device.distinctIdentifier");
 break; }
 case "manufacturer": {
-{ const v0 = o["manufacturer"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.manufacturer");
-{ const x0 = v0;
-R.primitive(x0, "string", "Device.manufacturer");
-}
-} }
+R.prim(o["manufacturer"], false, 0, 1, "string", "Device.manufacturer");
 break; }
 case "manufactureDate": {
-{ const v0 = o["manufactureDate"]; const ty0 = "dateTime";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.manufactureDate");
-{ const x0 = v0;
-R.primitive(x0, "dateTime", "Device.manufactureDate");
-}
-} }
+R.prim(o["manufactureDate"], false, 0, 1, "dateTime", "Device.manufactureDate");
 break; }
 case "expirationDate": {
-{ const v0 = o["expirationDate"]; const ty0 = "dateTime";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.expirationDate");
-{ const x0 = v0;
-R.primitive(x0, "dateTime", "Device.expirationDate");
-}
-} }
+R.prim(o["expirationDate"], false, 0, 1, "dateTime", "Device.expirationDate");
 break; }
 case "lotNumber": {
-{ const v0 = o["lotNumber"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.lotNumber");
-{ const x0 = v0;
-R.primitive(x0, "string", "Device.lotNumber");
-}
-} }
+R.prim(o["lotNumber"], false, 0, 1, "string", "Device.lotNumber");
 break; }
 case "serialNumber": {
-{ const v0 = o["serialNumber"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.serialNumber");
-{ const x0 = v0;
-R.primitive(x0, "string", "Device.serialNumber");
-}
-} }
+R.prim(o["serialNumber"], false, 0, 1, "string", "Device.serialNumber");
 break; }
 case "deviceName": {
-{ const v0 = o["deviceName"]; const ty0 = "DeviceDeviceName";
-if (v0 === undefined) { R.unsure("Device.deviceName: missing"); } else {
-const l0 = R.values(v0, true, 1, Infinity, "Device.deviceName");
-for (const x0 of l0) {
-s41(x0, cx);
-}
-} }
+R.el(o["deviceName"], true, 1, Infinity, s41, cx, "Device.deviceName");
 break; }
 case "modelNumber": {
-{ const v0 = o["modelNumber"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.modelNumber");
-{ const x0 = v0;
-R.primitive(x0, "string", "Device.modelNumber");
-}
-} }
+R.prim(o["modelNumber"], false, 0, 1, "string", "Device.modelNumber");
 break; }
 case "partNumber": {
-{ const v0 = o["partNumber"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.partNumber");
-{ const x0 = v0;
-R.primitive(x0, "string", "Device.partNumber");
-}
-} }
+R.prim(o["partNumber"], false, 0, 1, "string", "Device.partNumber");
 break; }
 case "type": {
-{ const v0 = o["type"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.type");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["type"], false, 0, 1, s6, cx, "Device.type");
 break; }
 case "specialization": {
-{ const v0 = o["specialization"]; const ty0 = "DeviceSpecialization";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Device.specialization");
-for (const x0 of l0) {
-s42(x0, cx);
-}
-} }
+R.el(o["specialization"], true, 0, Infinity, s42, cx, "Device.specialization");
 break; }
 case "version": {
-{ const v0 = o["version"]; const ty0 = "DeviceVersion";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Device.version");
-for (const x0 of l0) {
-s43(x0, cx);
-}
-} }
+R.el(o["version"], true, 0, Infinity, s43, cx, "Device.version");
 break; }
 case "property": {
-{ const v0 = o["property"]; const ty0 = "DeviceProperty";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Device.property");
-for (const x0 of l0) {
-s44(x0, cx);
-}
-} }
+R.el(o["property"], true, 0, Infinity, s44, cx, "Device.property");
 break; }
 case "patient": {
-{ const v0 = o["patient"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.patient");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Device.patient", cx, "Device.patient");
-}
-} }
+R.ref(o["patient"], false, 0, 1, s19, C19, cx, "Device.patient");
 break; }
 case "owner": {
-{ const v0 = o["owner"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.owner");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Device.owner", cx, "Device.owner");
-}
-} }
+R.ref(o["owner"], false, 0, 1, s19, C5, cx, "Device.owner");
 break; }
 case "contact": {
-{ const v0 = o["contact"]; const ty0 = "ContactPoint";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Device.contact");
-for (const x0 of l0) {
-s8(x0, cx);
-}
-} }
+R.el(o["contact"], true, 0, Infinity, s8, cx, "Device.contact");
 break; }
 case "location": {
-{ const v0 = o["location"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.location");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location"], "Device.location", cx, "Device.location");
-}
-} }
+R.ref(o["location"], false, 0, 1, s19, C20, cx, "Device.location");
 break; }
 case "url": {
-{ const v0 = o["url"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.url");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Device.url");
-}
-} }
+R.prim(o["url"], false, 0, 1, "uri", "Device.url");
 break; }
 case "note": {
-{ const v0 = o["note"]; const ty0 = "Annotation";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Device.note");
-for (const x0 of l0) {
-s4(x0, cx);
-}
-} }
+R.el(o["note"], true, 0, Infinity, s4, cx, "Device.note");
 break; }
 case "safety": {
-{ const v0 = o["safety"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Device.safety");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["safety"], true, 0, Infinity, s6, cx, "Device.safety");
 break; }
 case "parent": {
-{ const v0 = o["parent"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.parent");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device"], "Device.parent", cx, "Device.parent");
-}
-} }
+R.ref(o["parent"], false, 0, 1, s19, C21, cx, "Device.parent");
 break; }
 default: R.unsure("ImhBridgeDevice: element " + key);
 } }
@@ -3554,13 +2272,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("Narrative: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Narrative.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Narrative.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Narrative.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -3610,13 +2322,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("DeviceUdiCarrier: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.udiCarrier.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Device.udiCarrier.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Device.udiCarrier.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -3641,49 +2347,19 @@ inv58(x0, cx);
 } }
 break; }
 case "deviceIdentifier": {
-{ const v0 = o["deviceIdentifier"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.udiCarrier.deviceIdentifier");
-{ const x0 = v0;
-R.primitive(x0, "string", "Device.udiCarrier.deviceIdentifier");
-}
-} }
+R.prim(o["deviceIdentifier"], false, 0, 1, "string", "Device.udiCarrier.deviceIdentifier");
 break; }
 case "issuer": {
-{ const v0 = o["issuer"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.udiCarrier.issuer");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Device.udiCarrier.issuer");
-}
-} }
+R.prim(o["issuer"], false, 0, 1, "uri", "Device.udiCarrier.issuer");
 break; }
 case "jurisdiction": {
-{ const v0 = o["jurisdiction"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.udiCarrier.jurisdiction");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Device.udiCarrier.jurisdiction");
-}
-} }
+R.prim(o["jurisdiction"], false, 0, 1, "uri", "Device.udiCarrier.jurisdiction");
 break; }
 case "carrierAIDC": {
-{ const v0 = o["carrierAIDC"]; const ty0 = "base64Binary";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.udiCarrier.carrierAIDC");
-{ const x0 = v0;
-R.primitive(x0, "base64Binary", "Device.udiCarrier.carrierAIDC");
-}
-} }
+R.prim(o["carrierAIDC"], false, 0, 1, "base64Binary", "Device.udiCarrier.carrierAIDC");
 break; }
 case "carrierHRF": {
-{ const v0 = o["carrierHRF"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.udiCarrier.carrierHRF");
-{ const x0 = v0;
-R.primitive(x0, "string", "Device.udiCarrier.carrierHRF");
-}
-} }
+R.prim(o["carrierHRF"], false, 0, 1, "string", "Device.udiCarrier.carrierHRF");
 break; }
 case "entryType": {
 { const v0 = o["entryType"]; const ty0 = "code";
@@ -3709,13 +2385,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("DeviceDeviceName: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.deviceName.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Device.deviceName.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Device.deviceName.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -3740,13 +2410,7 @@ inv60(x0, cx);
 } }
 break; }
 case "name": {
-{ const v0 = o["name"]; const ty0 = "string";
-if (v0 === undefined) { R.unsure("Device.deviceName.name: missing"); } else {
-R.single(v0, 1, 1, "Device.deviceName.name");
-{ const x0 = v0;
-R.primitive(x0, "string", "Device.deviceName.name");
-}
-} }
+R.prim(o["name"], false, 1, 1, "string", "Device.deviceName.name");
 break; }
 case "type": {
 { const v0 = o["type"]; const ty0 = "code";
@@ -3774,13 +2438,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("DeviceSpecialization: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.specialization.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Device.specialization.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Device.specialization.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -3805,22 +2463,10 @@ inv62(x0, cx);
 } }
 break; }
 case "systemType": {
-{ const v0 = o["systemType"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) { R.unsure("Device.specialization.systemType: missing"); } else {
-R.single(v0, 1, 1, "Device.specialization.systemType");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["systemType"], false, 1, 1, s6, cx, "Device.specialization.systemType");
 break; }
 case "version": {
-{ const v0 = o["version"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.specialization.version");
-{ const x0 = v0;
-R.primitive(x0, "string", "Device.specialization.version");
-}
-} }
+R.prim(o["version"], false, 0, 1, "string", "Device.specialization.version");
 break; }
 default: R.unsure("DeviceSpecialization: element " + key);
 } }
@@ -3837,13 +2483,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("DeviceVersion: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.version.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Device.version.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Device.version.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -3868,31 +2508,13 @@ inv64(x0, cx);
 } }
 break; }
 case "type": {
-{ const v0 = o["type"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.version.type");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["type"], false, 0, 1, s6, cx, "Device.version.type");
 break; }
 case "component": {
-{ const v0 = o["component"]; const ty0 = "Identifier";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.version.component");
-{ const x0 = v0;
-s13(x0, cx);
-}
-} }
+R.el(o["component"], false, 0, 1, s13, cx, "Device.version.component");
 break; }
 case "value": {
-{ const v0 = o["value"]; const ty0 = "string";
-if (v0 === undefined) { R.unsure("Device.version.value: missing"); } else {
-R.single(v0, 1, 1, "Device.version.value");
-{ const x0 = v0;
-R.primitive(x0, "string", "Device.version.value");
-}
-} }
+R.prim(o["value"], false, 1, 1, "string", "Device.version.value");
 break; }
 default: R.unsure("DeviceVersion: element " + key);
 } }
@@ -3909,13 +2531,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("DeviceProperty: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Device.property.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Device.property.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Device.property.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -3940,31 +2556,13 @@ inv66(x0, cx);
 } }
 break; }
 case "type": {
-{ const v0 = o["type"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) { R.unsure("Device.property.type: missing"); } else {
-R.single(v0, 1, 1, "Device.property.type");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["type"], false, 1, 1, s6, cx, "Device.property.type");
 break; }
 case "valueQuantity": {
-{ const v0 = o["valueQuantity"]; const ty0 = "Quantity";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Device.property.valueQuantity");
-for (const x0 of l0) {
-s16(x0, cx);
-}
-} }
+R.el(o["valueQuantity"], true, 0, Infinity, s16, cx, "Device.property.valueQuantity");
 break; }
 case "valueCode": {
-{ const v0 = o["valueCode"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Device.property.valueCode");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["valueCode"], true, 0, Infinity, s6, cx, "Device.property.valueCode");
 break; }
 default: R.unsure("DeviceProperty: element " + key);
 } }
@@ -3985,13 +2583,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ImhCancellationReason: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Extension.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Extension.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Extension.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -4015,20 +2607,14 @@ R.primitive(x0, "uri", "Extension.url");
 } }
 break; }
 case "valueCoding": {
-{ const ch0 = R.choice(o, C12); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C22); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Extension.value[x]");
 { const x0 = v0;
 s7(x0, cx);
 R.binding("https://imh-bridge.example.no/fhir/ValueSet/cancellation-reason", "Coding", x0, "Extension.value[x]");
 if (R.isObj(x0)) {
-{ const v1 = x0["id"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Extension.value[x].id");
-{ const x1 = v1;
-R.primitive(x1, "string", "Extension.value[x].id");
-}
-} }
+R.prim(x0["id"], false, 0, 1, "string", "Extension.value[x].id");
 }
 if (R.isObj(x0)) {
 { const v1 = x0["extension"]; const ty1 = "Extension";
@@ -4042,49 +2628,19 @@ inv70(x1, cx);
 } }
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["system"]; const ty1 = "uri";
-if (v1 === undefined) { R.unsure("Extension.value[x].system: missing"); } else {
-R.single(v1, 1, 1, "Extension.value[x].system");
-{ const x1 = v1;
-R.primitive(x1, "uri", "Extension.value[x].system");
-}
-} }
+R.prim(x0["system"], false, 1, 1, "uri", "Extension.value[x].system");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["version"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Extension.value[x].version");
-{ const x1 = v1;
-R.primitive(x1, "string", "Extension.value[x].version");
-}
-} }
+R.prim(x0["version"], false, 0, 1, "string", "Extension.value[x].version");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["code"]; const ty1 = "code";
-if (v1 === undefined) { R.unsure("Extension.value[x].code: missing"); } else {
-R.single(v1, 1, 1, "Extension.value[x].code");
-{ const x1 = v1;
-R.primitive(x1, "code", "Extension.value[x].code");
-}
-} }
+R.prim(x0["code"], false, 1, 1, "code", "Extension.value[x].code");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["display"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Extension.value[x].display");
-{ const x1 = v1;
-R.primitive(x1, "string", "Extension.value[x].display");
-}
-} }
+R.prim(x0["display"], false, 0, 1, "string", "Extension.value[x].display");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["userSelected"]; const ty1 = "boolean";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Extension.value[x].userSelected");
-{ const x1 = v1;
-R.primitive(x1, "boolean", "Extension.value[x].userSelected");
-}
-} }
+R.prim(x0["userSelected"], false, 0, 1, "boolean", "Extension.value[x].userSelected");
 }
 }
 } }
@@ -4112,49 +2668,19 @@ if (o[key] === null) R.unsure("ImhCareTeam: null");
 switch (key) {
 case 'resourceType': break;
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "CareTeam.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "CareTeam.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "CareTeam.id");
 break; }
 case "meta": {
-{ const v0 = o["meta"]; const ty0 = "Meta";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "CareTeam.meta");
-{ const x0 = v0;
-s32(x0, cx);
-}
-} }
+R.el(o["meta"], false, 0, 1, s32, cx, "CareTeam.meta");
 break; }
 case "implicitRules": {
-{ const v0 = o["implicitRules"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "CareTeam.implicitRules");
-{ const x0 = v0;
-R.primitive(x0, "uri", "CareTeam.implicitRules");
-}
-} }
+R.prim(o["implicitRules"], false, 0, 1, "uri", "CareTeam.implicitRules");
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "CareTeam.language");
-{ const x0 = v0;
-R.primitive(x0, "code", "CareTeam.language");
-}
-} }
+R.prim(o["language"], false, 0, 1, "code", "CareTeam.language");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "Narrative";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "CareTeam.text");
-{ const x0 = v0;
-s39(x0, cx);
-}
-} }
+R.el(o["text"], false, 0, 1, s39, cx, "CareTeam.text");
 break; }
 case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
@@ -4208,51 +2734,19 @@ R.binding("http://hl7.org/fhir/ValueSet/care-team-status|4.0.1", "code", x0, "Ca
 } }
 break; }
 case "category": {
-{ const v0 = o["category"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "CareTeam.category");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["category"], true, 0, Infinity, s6, cx, "CareTeam.category");
 break; }
 case "name": {
-{ const v0 = o["name"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "CareTeam.name");
-{ const x0 = v0;
-R.primitive(x0, "string", "CareTeam.name");
-}
-} }
+R.prim(o["name"], false, 0, 1, "string", "CareTeam.name");
 break; }
 case "subject": {
-{ const v0 = o["subject"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("CareTeam.subject: missing"); } else {
-R.single(v0, 1, 1, "CareTeam.subject");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "CareTeam.subject", cx, "CareTeam.subject");
-}
-} }
+R.ref(o["subject"], false, 1, 1, s19, C19, cx, "CareTeam.subject");
 break; }
 case "encounter": {
-{ const v0 = o["encounter"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "CareTeam.encounter");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "CareTeam.encounter", cx, "CareTeam.encounter");
-}
-} }
+R.ref(o["encounter"], false, 0, 1, s19, C23, cx, "CareTeam.encounter");
 break; }
 case "period": {
-{ const v0 = o["period"]; const ty0 = "Period";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "CareTeam.period");
-{ const x0 = v0;
-s15(x0, cx);
-}
-} }
+R.el(o["period"], false, 0, 1, s15, cx, "CareTeam.period");
 break; }
 case "participant": {
 { const v0 = o["participant"]; const ty0 = "CareTeamParticipant";
@@ -4265,51 +2759,19 @@ inv75(x0, cx);
 } }
 break; }
 case "reasonCode": {
-{ const v0 = o["reasonCode"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "CareTeam.reasonCode");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["reasonCode"], true, 0, Infinity, s6, cx, "CareTeam.reasonCode");
 break; }
 case "reasonReference": {
-{ const v0 = o["reasonReference"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "CareTeam.reasonReference");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition"], "CareTeam.reasonReference", cx, "CareTeam.reasonReference");
-}
-} }
+R.ref(o["reasonReference"], true, 0, Infinity, s19, C24, cx, "CareTeam.reasonReference");
 break; }
 case "managingOrganization": {
-{ const v0 = o["managingOrganization"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("CareTeam.managingOrganization: missing"); } else {
-const l0 = R.values(v0, true, 1, Infinity, "CareTeam.managingOrganization");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "CareTeam.managingOrganization", cx, "CareTeam.managingOrganization");
-}
-} }
+R.ref(o["managingOrganization"], true, 1, Infinity, s19, C5, cx, "CareTeam.managingOrganization");
 break; }
 case "telecom": {
-{ const v0 = o["telecom"]; const ty0 = "ContactPoint";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "CareTeam.telecom");
-for (const x0 of l0) {
-s8(x0, cx);
-}
-} }
+R.el(o["telecom"], true, 0, Infinity, s8, cx, "CareTeam.telecom");
 break; }
 case "note": {
-{ const v0 = o["note"]; const ty0 = "Annotation";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "CareTeam.note");
-for (const x0 of l0) {
-s4(x0, cx);
-}
-} }
+R.el(o["note"], true, 0, Infinity, s4, cx, "CareTeam.note");
 break; }
 default: R.unsure("ImhCareTeam: element " + key);
 } }
@@ -4329,13 +2791,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("CareTeamParticipant: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "CareTeam.participant.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "CareTeam.participant.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "CareTeam.participant.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -4360,42 +2816,16 @@ inv77(x0, cx);
 } }
 break; }
 case "role": {
-{ const v0 = o["role"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "CareTeam.participant.role");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["role"], true, 0, Infinity, s6, cx, "CareTeam.participant.role");
 break; }
 case "member": {
-{ const v0 = o["member"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("CareTeam.participant.member: missing"); } else {
-R.single(v0, 1, 1, "CareTeam.participant.member");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/CareTeam"], "CareTeam.participant.member", cx, "CareTeam.participant.member");
-}
-} }
+R.ref(o["member"], false, 1, 1, s19, C25, cx, "CareTeam.participant.member");
 break; }
 case "onBehalfOf": {
-{ const v0 = o["onBehalfOf"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "CareTeam.participant.onBehalfOf");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "CareTeam.participant.onBehalfOf", cx, "CareTeam.participant.onBehalfOf");
-}
-} }
+R.ref(o["onBehalfOf"], false, 0, 1, s19, C5, cx, "CareTeam.participant.onBehalfOf");
 break; }
 case "period": {
-{ const v0 = o["period"]; const ty0 = "Period";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "CareTeam.participant.period");
-{ const x0 = v0;
-s15(x0, cx);
-}
-} }
+R.el(o["period"], false, 0, 1, s15, cx, "CareTeam.participant.period");
 break; }
 default: R.unsure("CareTeamParticipant: element " + key);
 } }
@@ -4427,49 +2857,19 @@ if (o[key] === null) R.unsure("ImhCgiIObservation: null");
 switch (key) {
 case 'resourceType': break;
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Observation.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Observation.id");
 break; }
 case "meta": {
-{ const v0 = o["meta"]; const ty0 = "Meta";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.meta");
-{ const x0 = v0;
-s32(x0, cx);
-}
-} }
+R.el(o["meta"], false, 0, 1, s32, cx, "Observation.meta");
 break; }
 case "implicitRules": {
-{ const v0 = o["implicitRules"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.implicitRules");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Observation.implicitRules");
-}
-} }
+R.prim(o["implicitRules"], false, 0, 1, "uri", "Observation.implicitRules");
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.language");
-{ const x0 = v0;
-R.primitive(x0, "code", "Observation.language");
-}
-} }
+R.prim(o["language"], false, 0, 1, "code", "Observation.language");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "Narrative";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.text");
-{ const x0 = v0;
-s39(x0, cx);
-}
-} }
+R.el(o["text"], false, 0, 1, s39, cx, "Observation.text");
 break; }
 case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
@@ -4513,24 +2913,10 @@ inv84(x0, cx);
 } }
 break; }
 case "basedOn": {
-{ const v0 = o["basedOn"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Observation.basedOn");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/CarePlan","http://hl7.org/fhir/StructureDefinition/DeviceRequest","http://hl7.org/fhir/StructureDefinition/ImmunizationRecommendation","http://hl7.org/fhir/StructureDefinition/MedicationRequest","http://hl7.org/fhir/StructureDefinition/NutritionOrder","http://hl7.org/fhir/StructureDefinition/ServiceRequest"], "Observation.basedOn", cx, "Observation.basedOn");
-}
-} }
+R.ref(o["basedOn"], true, 0, Infinity, s19, C26, cx, "Observation.basedOn");
 break; }
 case "partOf": {
-{ const v0 = o["partOf"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Observation.partOf");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/MedicationAdministration","http://hl7.org/fhir/StructureDefinition/MedicationDispense","http://hl7.org/fhir/StructureDefinition/MedicationStatement","http://hl7.org/fhir/StructureDefinition/Procedure","http://hl7.org/fhir/StructureDefinition/Immunization","http://hl7.org/fhir/StructureDefinition/ImagingStudy"], "Observation.partOf", cx, "Observation.partOf");
-}
-} }
+R.ref(o["partOf"], true, 0, Infinity, s19, C27, cx, "Observation.partOf");
 break; }
 case "status": {
 { const v0 = o["status"]; const ty0 = "code";
@@ -4554,46 +2940,19 @@ R.slices(l0, (v) => { if (R.deepIncludes({ type: ty0, value: v }, {"type":"Codea
 } }
 break; }
 case "code": {
-{ const v0 = o["code"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) { R.unsure("Observation.code: missing"); } else {
-R.single(v0, 1, 1, "Observation.code");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["code"], false, 1, 1, s6, cx, "Observation.code");
 break; }
 case "subject": {
-{ const v0 = o["subject"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Observation.subject: missing"); } else {
-R.single(v0, 1, 1, "Observation.subject");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Observation.subject", cx, "Observation.subject");
-}
-} }
+R.ref(o["subject"], false, 1, 1, s19, C19, cx, "Observation.subject");
 break; }
 case "focus": {
-{ const v0 = o["focus"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Observation.focus");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "Observation.focus", cx, "Observation.focus");
-}
-} }
+R.ref(o["focus"], true, 0, Infinity, s19, C28, cx, "Observation.focus");
 break; }
 case "encounter": {
-{ const v0 = o["encounter"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.encounter");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "Observation.encounter", cx, "Observation.encounter");
-}
-} }
+R.ref(o["encounter"], false, 0, 1, s19, C23, cx, "Observation.encounter");
 break; }
 case "effectiveDateTime": {
-{ const ch0 = R.choice(o, C13); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C29); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Observation.effective[x]: missing"); } else {
 R.single(v0, 1, 1, "Observation.effective[x]");
 { const x0 = v0;
@@ -4602,26 +2961,13 @@ R.primitive(x0, "dateTime", "Observation.effective[x]");
 } }
 break; }
 case "issued": {
-{ const v0 = o["issued"]; const ty0 = "instant";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.issued");
-{ const x0 = v0;
-R.primitive(x0, "instant", "Observation.issued");
-}
-} }
+R.prim(o["issued"], false, 0, 1, "instant", "Observation.issued");
 break; }
 case "performer": {
-{ const v0 = o["performer"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Observation.performer: missing"); } else {
-const l0 = R.values(v0, true, 1, Infinity, "Observation.performer");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/CareTeam","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Observation.performer", cx, "Observation.performer");
-}
-} }
+R.ref(o["performer"], true, 1, Infinity, s19, C30, cx, "Observation.performer");
 break; }
 case "valueInteger": {
-{ const ch0 = R.choice(o, C14); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C31); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Observation.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Observation.value[x]");
 { const x0 = v0;
@@ -4631,69 +2977,25 @@ inv85(x0, cx);
 } }
 break; }
 case "dataAbsentReason": {
-{ const v0 = o["dataAbsentReason"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.dataAbsentReason");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["dataAbsentReason"], false, 0, 1, s6, cx, "Observation.dataAbsentReason");
 break; }
 case "interpretation": {
-{ const v0 = o["interpretation"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Observation.interpretation");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["interpretation"], true, 0, Infinity, s6, cx, "Observation.interpretation");
 break; }
 case "note": {
-{ const v0 = o["note"]; const ty0 = "Annotation";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Observation.note");
-for (const x0 of l0) {
-s4(x0, cx);
-}
-} }
+R.el(o["note"], true, 0, Infinity, s4, cx, "Observation.note");
 break; }
 case "bodySite": {
-{ const v0 = o["bodySite"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.bodySite");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["bodySite"], false, 0, 1, s6, cx, "Observation.bodySite");
 break; }
 case "method": {
-{ const v0 = o["method"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.method");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["method"], false, 0, 1, s6, cx, "Observation.method");
 break; }
 case "specimen": {
-{ const v0 = o["specimen"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.specimen");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Specimen"], "Observation.specimen", cx, "Observation.specimen");
-}
-} }
+R.ref(o["specimen"], false, 0, 1, s19, C32, cx, "Observation.specimen");
 break; }
 case "device": {
-{ const v0 = o["device"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.device");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/DeviceMetric"], "Observation.device", cx, "Observation.device");
-}
-} }
+R.ref(o["device"], false, 0, 1, s19, C33, cx, "Observation.device");
 break; }
 case "referenceRange": {
 { const v0 = o["referenceRange"]; const ty0 = "ObservationReferenceRange";
@@ -4706,33 +3008,13 @@ inv86(x0, cx);
 } }
 break; }
 case "hasMember": {
-{ const v0 = o["hasMember"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Observation.hasMember");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse","http://hl7.org/fhir/StructureDefinition/MolecularSequence"], "Observation.hasMember", cx, "Observation.hasMember");
-}
-} }
+R.ref(o["hasMember"], true, 0, Infinity, s19, C34, cx, "Observation.hasMember");
 break; }
 case "derivedFrom": {
-{ const v0 = o["derivedFrom"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Observation.derivedFrom");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/DocumentReference","http://hl7.org/fhir/StructureDefinition/ImagingStudy","http://hl7.org/fhir/StructureDefinition/Media","http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/MolecularSequence"], "Observation.derivedFrom", cx, "Observation.derivedFrom");
-}
-} }
+R.ref(o["derivedFrom"], true, 0, Infinity, s19, C35, cx, "Observation.derivedFrom");
 break; }
 case "component": {
-{ const v0 = o["component"]; const ty0 = "ObservationComponent";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Observation.component");
-for (const x0 of l0) {
-s50(x0, cx);
-}
-} }
+R.el(o["component"], true, 0, Infinity, s50, cx, "Observation.component");
 break; }
 default: R.unsure("ImhCgiIObservation: element " + key);
 } }
@@ -4756,13 +3038,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ObservationReferenceRange: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.referenceRange.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Observation.referenceRange.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Observation.referenceRange.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -4787,58 +3063,22 @@ inv88(x0, cx);
 } }
 break; }
 case "low": {
-{ const v0 = o["low"]; const ty0 = "Quantity";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.referenceRange.low");
-{ const x0 = v0;
-s16(x0, cx);
-}
-} }
+R.el(o["low"], false, 0, 1, s16, cx, "Observation.referenceRange.low");
 break; }
 case "high": {
-{ const v0 = o["high"]; const ty0 = "Quantity";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.referenceRange.high");
-{ const x0 = v0;
-s16(x0, cx);
-}
-} }
+R.el(o["high"], false, 0, 1, s16, cx, "Observation.referenceRange.high");
 break; }
 case "type": {
-{ const v0 = o["type"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.referenceRange.type");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["type"], false, 0, 1, s6, cx, "Observation.referenceRange.type");
 break; }
 case "appliesTo": {
-{ const v0 = o["appliesTo"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange.appliesTo");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["appliesTo"], true, 0, Infinity, s6, cx, "Observation.referenceRange.appliesTo");
 break; }
 case "age": {
-{ const v0 = o["age"]; const ty0 = "Range";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.referenceRange.age");
-{ const x0 = v0;
-s17(x0, cx);
-}
-} }
+R.el(o["age"], false, 0, 1, s17, cx, "Observation.referenceRange.age");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.referenceRange.text");
-{ const x0 = v0;
-R.primitive(x0, "string", "Observation.referenceRange.text");
-}
-} }
+R.prim(o["text"], false, 0, 1, "string", "Observation.referenceRange.text");
 break; }
 default: R.unsure("ObservationReferenceRange: element " + key);
 } }
@@ -4856,13 +3096,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ObservationComponent: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.component.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Observation.component.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Observation.component.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -4887,16 +3121,10 @@ inv90(x0, cx);
 } }
 break; }
 case "code": {
-{ const v0 = o["code"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) { R.unsure("Observation.component.code: missing"); } else {
-R.single(v0, 1, 1, "Observation.component.code");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["code"], false, 1, 1, s6, cx, "Observation.component.code");
 break; }
 case "valueQuantity": case "valueCodeableConcept": case "valueString": case "valueBoolean": case "valueInteger": case "valueRange": case "valueRatio": case "valueSampledData": case "valueTime": case "valueDateTime": case "valuePeriod": {
-{ const ch0 = R.choice(o, C15); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C36); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.component.value[x]");
 { const x0 = v0;
@@ -4917,22 +3145,10 @@ default: R.unsure("Observation.component.value[x]: type"); }
 } }
 break; }
 case "dataAbsentReason": {
-{ const v0 = o["dataAbsentReason"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.component.dataAbsentReason");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["dataAbsentReason"], false, 0, 1, s6, cx, "Observation.component.dataAbsentReason");
 break; }
 case "interpretation": {
-{ const v0 = o["interpretation"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Observation.component.interpretation");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["interpretation"], true, 0, Infinity, s6, cx, "Observation.component.interpretation");
 break; }
 case "referenceRange": {
 { const v0 = o["referenceRange"]; const ty0 = "ObservationReferenceRange";
@@ -4955,13 +3171,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ObservationReferenceRange: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.referenceRange.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Observation.referenceRange.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Observation.referenceRange.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -4986,58 +3196,22 @@ inv88(x0, cx);
 } }
 break; }
 case "low": {
-{ const v0 = o["low"]; const ty0 = "Quantity";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.referenceRange.low");
-{ const x0 = v0;
-s16(x0, cx);
-}
-} }
+R.el(o["low"], false, 0, 1, s16, cx, "Observation.referenceRange.low");
 break; }
 case "high": {
-{ const v0 = o["high"]; const ty0 = "Quantity";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.referenceRange.high");
-{ const x0 = v0;
-s16(x0, cx);
-}
-} }
+R.el(o["high"], false, 0, 1, s16, cx, "Observation.referenceRange.high");
 break; }
 case "type": {
-{ const v0 = o["type"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.referenceRange.type");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["type"], false, 0, 1, s6, cx, "Observation.referenceRange.type");
 break; }
 case "appliesTo": {
-{ const v0 = o["appliesTo"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange.appliesTo");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["appliesTo"], true, 0, Infinity, s6, cx, "Observation.referenceRange.appliesTo");
 break; }
 case "age": {
-{ const v0 = o["age"]; const ty0 = "Range";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.referenceRange.age");
-{ const x0 = v0;
-s17(x0, cx);
-}
-} }
+R.el(o["age"], false, 0, 1, s17, cx, "Observation.referenceRange.age");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.referenceRange.text");
-{ const x0 = v0;
-R.primitive(x0, "string", "Observation.referenceRange.text");
-}
-} }
+R.prim(o["text"], false, 0, 1, "string", "Observation.referenceRange.text");
 break; }
 default: R.unsure("ObservationReferenceRange: element " + key);
 } }
@@ -5049,9 +3223,9 @@ function inv93(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "containe
 /** dom-5: contained.meta.security.empty() */
 function inv94(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** obs-6: dataAbsentReason.empty() or value.empty() */
-function inv95(v, cx) { const r = R.or(R.empty(R.nav([v], "dataAbsentReason")), R.empty(R.navChoice([v], C16))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); }
+function inv95(v, cx) { const r = R.or(R.empty(R.nav([v], "dataAbsentReason")), R.empty(R.navChoice([v], C37))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); }
 /** obs-7: value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty() */
-function inv96(v, cx) { const r = R.or(R.empty(R.navChoice([v], C16)), R.empty(R.where(R.nav(R.nav([v], "component"), "code"), (c0) => R.exists(R.intersectEmpty(R.nav(c0, "coding")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); }
+function inv96(v, cx) { const r = R.or(R.empty(R.navChoice([v], C37)), R.empty(R.where(R.nav(R.nav([v], "component"), "code"), (c0) => R.exists(R.intersectEmpty(R.nav(c0, "coding")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
 function inv97(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ImhChangeTheme (https://imh-bridge.example.no/fhir/StructureDefinition/imh-change-theme) */
@@ -5061,13 +3235,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ImhChangeTheme: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Extension.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Extension.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Extension.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -5091,20 +3259,14 @@ R.primitive(x0, "uri", "Extension.url");
 } }
 break; }
 case "valueCoding": {
-{ const ch0 = R.choice(o, C12); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C22); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Extension.value[x]");
 { const x0 = v0;
 s7(x0, cx);
 R.binding("https://imh-bridge.example.no/fhir/ValueSet/change-process-theme", "Coding", x0, "Extension.value[x]");
 if (R.isObj(x0)) {
-{ const v1 = x0["id"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Extension.value[x].id");
-{ const x1 = v1;
-R.primitive(x1, "string", "Extension.value[x].id");
-}
-} }
+R.prim(x0["id"], false, 0, 1, "string", "Extension.value[x].id");
 }
 if (R.isObj(x0)) {
 { const v1 = x0["extension"]; const ty1 = "Extension";
@@ -5118,49 +3280,19 @@ inv70(x1, cx);
 } }
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["system"]; const ty1 = "uri";
-if (v1 === undefined) { R.unsure("Extension.value[x].system: missing"); } else {
-R.single(v1, 1, 1, "Extension.value[x].system");
-{ const x1 = v1;
-R.primitive(x1, "uri", "Extension.value[x].system");
-}
-} }
+R.prim(x0["system"], false, 1, 1, "uri", "Extension.value[x].system");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["version"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Extension.value[x].version");
-{ const x1 = v1;
-R.primitive(x1, "string", "Extension.value[x].version");
-}
-} }
+R.prim(x0["version"], false, 0, 1, "string", "Extension.value[x].version");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["code"]; const ty1 = "code";
-if (v1 === undefined) { R.unsure("Extension.value[x].code: missing"); } else {
-R.single(v1, 1, 1, "Extension.value[x].code");
-{ const x1 = v1;
-R.primitive(x1, "code", "Extension.value[x].code");
-}
-} }
+R.prim(x0["code"], false, 1, 1, "code", "Extension.value[x].code");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["display"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Extension.value[x].display");
-{ const x1 = v1;
-R.primitive(x1, "string", "Extension.value[x].display");
-}
-} }
+R.prim(x0["display"], false, 0, 1, "string", "Extension.value[x].display");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["userSelected"]; const ty1 = "boolean";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Extension.value[x].userSelected");
-{ const x1 = v1;
-R.primitive(x1, "boolean", "Extension.value[x].userSelected");
-}
-} }
+R.prim(x0["userSelected"], false, 0, 1, "boolean", "Extension.value[x].userSelected");
 }
 }
 } }
@@ -5179,13 +3311,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ImhClipDuration: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Extension.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Extension.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Extension.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -5209,19 +3335,13 @@ R.primitive(x0, "uri", "Extension.url");
 } }
 break; }
 case "valueDuration": {
-{ const ch0 = R.choice(o, C17); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C38); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Extension.value[x]");
 { const x0 = v0;
 s11(x0, cx);
 if (R.isObj(x0)) {
-{ const v1 = x0["id"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Extension.value[x].id");
-{ const x1 = v1;
-R.primitive(x1, "string", "Extension.value[x].id");
-}
-} }
+R.prim(x0["id"], false, 0, 1, "string", "Extension.value[x].id");
 }
 if (R.isObj(x0)) {
 { const v1 = x0["extension"]; const ty1 = "Extension";
@@ -5235,13 +3355,7 @@ inv70(x1, cx);
 } }
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["value"]; const ty1 = "decimal";
-if (v1 === undefined) { R.unsure("Extension.value[x].value: missing"); } else {
-R.single(v1, 1, 1, "Extension.value[x].value");
-{ const x1 = v1;
-R.primitive(x1, "decimal", "Extension.value[x].value");
-}
-} }
+R.prim(x0["value"], false, 1, 1, "decimal", "Extension.value[x].value");
 }
 if (R.isObj(x0)) {
 { const v1 = x0["comparator"]; const ty1 = "code";
@@ -5254,13 +3368,7 @@ R.binding("http://hl7.org/fhir/ValueSet/quantity-comparator|4.0.1", "code", x1, 
 } }
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["unit"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Extension.value[x].unit");
-{ const x1 = v1;
-R.primitive(x1, "string", "Extension.value[x].unit");
-}
-} }
+R.prim(x0["unit"], false, 0, 1, "string", "Extension.value[x].unit");
 }
 if (R.isObj(x0)) {
 { const v1 = x0["system"]; const ty1 = "uri";
@@ -5314,49 +3422,19 @@ if (o[key] === null) R.unsure("ImhCondition: null");
 switch (key) {
 case 'resourceType': break;
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Condition.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Condition.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Condition.id");
 break; }
 case "meta": {
-{ const v0 = o["meta"]; const ty0 = "Meta";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Condition.meta");
-{ const x0 = v0;
-s32(x0, cx);
-}
-} }
+R.el(o["meta"], false, 0, 1, s32, cx, "Condition.meta");
 break; }
 case "implicitRules": {
-{ const v0 = o["implicitRules"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Condition.implicitRules");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Condition.implicitRules");
-}
-} }
+R.prim(o["implicitRules"], false, 0, 1, "uri", "Condition.implicitRules");
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Condition.language");
-{ const x0 = v0;
-R.primitive(x0, "code", "Condition.language");
-}
-} }
+R.prim(o["language"], false, 0, 1, "code", "Condition.language");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "Narrative";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Condition.text");
-{ const x0 = v0;
-s39(x0, cx);
-}
-} }
+R.el(o["text"], false, 0, 1, s39, cx, "Condition.text");
 break; }
 case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
@@ -5420,22 +3498,10 @@ R.binding("http://hl7.org/fhir/ValueSet/condition-ver-status|4.0.1", "CodeableCo
 } }
 break; }
 case "category": {
-{ const v0 = o["category"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) { R.unsure("Condition.category: missing"); } else {
-const l0 = R.values(v0, true, 1, Infinity, "Condition.category");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["category"], true, 1, Infinity, s6, cx, "Condition.category");
 break; }
 case "severity": {
-{ const v0 = o["severity"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Condition.severity");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["severity"], false, 0, 1, s6, cx, "Condition.severity");
 break; }
 case "code": {
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
@@ -5444,13 +3510,7 @@ R.single(v0, 1, 1, "Condition.code");
 { const x0 = v0;
 s6(x0, cx);
 if (R.isObj(x0)) {
-{ const v1 = x0["id"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Condition.code.id");
-{ const x1 = v1;
-R.primitive(x1, "string", "Condition.code.id");
-}
-} }
+R.prim(x0["id"], false, 0, 1, "string", "Condition.code.id");
 }
 if (R.isObj(x0)) {
 { const v1 = x0["extension"]; const ty1 = "Extension";
@@ -5470,13 +3530,7 @@ const l1 = R.values(v1, true, 1, 1, "Condition.code.coding");
 for (const x1 of l1) {
 s7(x1, cx);
 if (R.isObj(x1)) {
-{ const v2 = x1["id"]; const ty2 = "string";
-if (v2 === undefined) {  } else {
-R.single(v2, 0, 1, "Condition.code.coding.id");
-{ const x2 = v2;
-R.primitive(x2, "string", "Condition.code.coding.id");
-}
-} }
+R.prim(x1["id"], false, 0, 1, "string", "Condition.code.coding.id");
 }
 if (R.isObj(x1)) {
 { const v2 = x1["extension"]; const ty2 = "Extension";
@@ -5500,87 +3554,37 @@ R.primitive(x2, "uri", "Condition.code.coding.system");
 } }
 }
 if (R.isObj(x1)) {
-{ const v2 = x1["version"]; const ty2 = "string";
-if (v2 === undefined) {  } else {
-R.single(v2, 0, 1, "Condition.code.coding.version");
-{ const x2 = v2;
-R.primitive(x2, "string", "Condition.code.coding.version");
-}
-} }
+R.prim(x1["version"], false, 0, 1, "string", "Condition.code.coding.version");
 }
 if (R.isObj(x1)) {
-{ const v2 = x1["code"]; const ty2 = "code";
-if (v2 === undefined) { R.unsure("Condition.code.coding.code: missing"); } else {
-R.single(v2, 1, 1, "Condition.code.coding.code");
-{ const x2 = v2;
-R.primitive(x2, "code", "Condition.code.coding.code");
-}
-} }
+R.prim(x1["code"], false, 1, 1, "code", "Condition.code.coding.code");
 }
 if (R.isObj(x1)) {
-{ const v2 = x1["display"]; const ty2 = "string";
-if (v2 === undefined) { R.unsure("Condition.code.coding.display: missing"); } else {
-R.single(v2, 1, 1, "Condition.code.coding.display");
-{ const x2 = v2;
-R.primitive(x2, "string", "Condition.code.coding.display");
-}
-} }
+R.prim(x1["display"], false, 1, 1, "string", "Condition.code.coding.display");
 }
 if (R.isObj(x1)) {
-{ const v2 = x1["userSelected"]; const ty2 = "boolean";
-if (v2 === undefined) {  } else {
-R.single(v2, 0, 1, "Condition.code.coding.userSelected");
-{ const x2 = v2;
-R.primitive(x2, "boolean", "Condition.code.coding.userSelected");
-}
-} }
+R.prim(x1["userSelected"], false, 0, 1, "boolean", "Condition.code.coding.userSelected");
 }
 }
 } }
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["text"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Condition.code.text");
-{ const x1 = v1;
-R.primitive(x1, "string", "Condition.code.text");
-}
-} }
+R.prim(x0["text"], false, 0, 1, "string", "Condition.code.text");
 }
 }
 } }
 break; }
 case "bodySite": {
-{ const v0 = o["bodySite"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Condition.bodySite");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["bodySite"], true, 0, Infinity, s6, cx, "Condition.bodySite");
 break; }
 case "subject": {
-{ const v0 = o["subject"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Condition.subject: missing"); } else {
-R.single(v0, 1, 1, "Condition.subject");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Condition.subject", cx, "Condition.subject");
-}
-} }
+R.ref(o["subject"], false, 1, 1, s19, C19, cx, "Condition.subject");
 break; }
 case "encounter": {
-{ const v0 = o["encounter"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Condition.encounter");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "Condition.encounter", cx, "Condition.encounter");
-}
-} }
+R.ref(o["encounter"], false, 0, 1, s19, C23, cx, "Condition.encounter");
 break; }
 case "onsetDateTime": case "onsetAge": case "onsetPeriod": case "onsetRange": case "onsetString": {
-{ const ch0 = R.choice(o, C18); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C39); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Condition.onset[x]");
 { const x0 = v0;
@@ -5595,7 +3599,7 @@ default: R.unsure("Condition.onset[x]: type"); }
 } }
 break; }
 case "abatementDateTime": case "abatementAge": case "abatementPeriod": case "abatementRange": case "abatementString": {
-{ const ch0 = R.choice(o, C19); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C40); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Condition.abatement[x]");
 { const x0 = v0;
@@ -5610,33 +3614,13 @@ default: R.unsure("Condition.abatement[x]: type"); }
 } }
 break; }
 case "recordedDate": {
-{ const v0 = o["recordedDate"]; const ty0 = "dateTime";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Condition.recordedDate");
-{ const x0 = v0;
-R.primitive(x0, "dateTime", "Condition.recordedDate");
-}
-} }
+R.prim(o["recordedDate"], false, 0, 1, "dateTime", "Condition.recordedDate");
 break; }
 case "recorder": {
-{ const v0 = o["recorder"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Condition.recorder");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Condition.recorder", cx, "Condition.recorder");
-}
-} }
+R.ref(o["recorder"], false, 0, 1, s19, C41, cx, "Condition.recorder");
 break; }
 case "asserter": {
-{ const v0 = o["asserter"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Condition.asserter");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Condition.asserter", cx, "Condition.asserter");
-}
-} }
+R.ref(o["asserter"], false, 0, 1, s19, C41, cx, "Condition.asserter");
 break; }
 case "stage": {
 { const v0 = o["stage"]; const ty0 = "ConditionStage";
@@ -5659,13 +3643,7 @@ inv106(x0, cx);
 } }
 break; }
 case "note": {
-{ const v0 = o["note"]; const ty0 = "Annotation";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Condition.note");
-for (const x0 of l0) {
-s4(x0, cx);
-}
-} }
+R.el(o["note"], true, 0, Infinity, s4, cx, "Condition.note");
 break; }
 default: R.unsure("ImhCondition: element " + key);
 } }
@@ -5687,13 +3665,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ConditionStage: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Condition.stage.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Condition.stage.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Condition.stage.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -5718,32 +3690,13 @@ inv108(x0, cx);
 } }
 break; }
 case "summary": {
-{ const v0 = o["summary"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Condition.stage.summary");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["summary"], false, 0, 1, s6, cx, "Condition.stage.summary");
 break; }
 case "assessment": {
-{ const v0 = o["assessment"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Condition.stage.assessment");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/ClinicalImpression","http://hl7.org/fhir/StructureDefinition/DiagnosticReport","http://hl7.org/fhir/StructureDefinition/Observation"], "Condition.stage.assessment", cx, "Condition.stage.assessment");
-}
-} }
+R.ref(o["assessment"], true, 0, Infinity, s19, C42, cx, "Condition.stage.assessment");
 break; }
 case "type": {
-{ const v0 = o["type"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Condition.stage.type");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["type"], false, 0, 1, s6, cx, "Condition.stage.type");
 break; }
 default: R.unsure("ConditionStage: element " + key);
 } }
@@ -5759,13 +3712,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ConditionEvidence: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Condition.evidence.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Condition.evidence.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Condition.evidence.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -5790,29 +3737,16 @@ inv110(x0, cx);
 } }
 break; }
 case "code": {
-{ const v0 = o["code"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Condition.evidence.code");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["code"], true, 0, Infinity, s6, cx, "Condition.evidence.code");
 break; }
 case "detail": {
-{ const v0 = o["detail"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Condition.evidence.detail");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "Condition.evidence.detail", cx, "Condition.evidence.detail");
-}
-} }
+R.ref(o["detail"], true, 0, Infinity, s19, C28, cx, "Condition.evidence.detail");
 break; }
 default: R.unsure("ConditionEvidence: element " + key);
 } }
 }
 /** con-4: abatement.empty() or clinicalStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/condition-clinical' and (code='resolved' or code='remission' or code='inactive')).exists() */
-function inv111(v, cx) { const r = R.or(R.empty(R.navChoice([v], C20)), R.exists(R.where(R.nav(R.nav([v], "clinicalStatus"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/condition-clinical"]), R.or(R.or(R.eq(R.nav(c0, "code"), ["resolved"]), R.eq(R.nav(c0, "code"), ["remission"])), R.eq(R.nav(c0, "code"), ["inactive"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-4"); }
+function inv111(v, cx) { const r = R.or(R.empty(R.navChoice([v], C43)), R.exists(R.where(R.nav(R.nav([v], "clinicalStatus"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/condition-clinical"]), R.or(R.or(R.eq(R.nav(c0, "code"), ["resolved"]), R.eq(R.nav(c0, "code"), ["remission"])), R.eq(R.nav(c0, "code"), ["inactive"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-4"); }
 /** con-5: verificationStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/condition-ver-status' and code='entered-in-error').empty() or clinicalStatus.empty() */
 function inv112(v, cx) { const r = R.or(R.empty(R.where(R.nav(R.nav([v], "verificationStatus"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/condition-ver-status"]), R.eq(R.nav(c0, "code"), ["entered-in-error"])))), R.empty(R.nav([v], "clinicalStatus"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-5"); }
 /** dom-2: contained.contained.empty() */
@@ -5837,49 +3771,19 @@ if (o[key] === null) R.unsure("ImhConsent: null");
 switch (key) {
 case 'resourceType': break;
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Consent.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Consent.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Consent.id");
 break; }
 case "meta": {
-{ const v0 = o["meta"]; const ty0 = "Meta";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Consent.meta");
-{ const x0 = v0;
-s32(x0, cx);
-}
-} }
+R.el(o["meta"], false, 0, 1, s32, cx, "Consent.meta");
 break; }
 case "implicitRules": {
-{ const v0 = o["implicitRules"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Consent.implicitRules");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Consent.implicitRules");
-}
-} }
+R.prim(o["implicitRules"], false, 0, 1, "uri", "Consent.implicitRules");
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Consent.language");
-{ const x0 = v0;
-R.primitive(x0, "code", "Consent.language");
-}
-} }
+R.prim(o["language"], false, 0, 1, "code", "Consent.language");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "Narrative";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Consent.text");
-{ const x0 = v0;
-s39(x0, cx);
-}
-} }
+R.el(o["text"], false, 0, 1, s39, cx, "Consent.text");
 break; }
 case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
@@ -5953,64 +3857,31 @@ R.slices(l0, (v) => { if (R.deepIncludes({ type: ty0, value: v }, {"type":"Codea
 } }
 break; }
 case "patient": {
-{ const v0 = o["patient"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Consent.patient: missing"); } else {
-R.single(v0, 1, 1, "Consent.patient");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Consent.patient", cx, "Consent.patient");
-}
-} }
+R.ref(o["patient"], false, 1, 1, s19, C19, cx, "Consent.patient");
 break; }
 case "dateTime": {
-{ const v0 = o["dateTime"]; const ty0 = "dateTime";
-if (v0 === undefined) { R.unsure("Consent.dateTime: missing"); } else {
-R.single(v0, 1, 1, "Consent.dateTime");
-{ const x0 = v0;
-R.primitive(x0, "dateTime", "Consent.dateTime");
-}
-} }
+R.prim(o["dateTime"], false, 1, 1, "dateTime", "Consent.dateTime");
 break; }
 case "performer": {
-{ const v0 = o["performer"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Consent.performer");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "Consent.performer", cx, "Consent.performer");
-}
-} }
+R.ref(o["performer"], true, 0, Infinity, s19, C44, cx, "Consent.performer");
 break; }
 case "organization": {
-{ const v0 = o["organization"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Consent.organization: missing"); } else {
-const l0 = R.values(v0, true, 1, Infinity, "Consent.organization");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Consent.organization", cx, "Consent.organization");
-}
-} }
+R.ref(o["organization"], true, 1, Infinity, s19, C5, cx, "Consent.organization");
 break; }
 case "sourceAttachment": case "sourceReference": {
-{ const ch0 = R.choice(o, C21); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C45); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Consent.source[x]");
 { const x0 = v0;
 switch (ty0) {
 case "Attachment": { s5(x0, cx); break; }
-case "Reference": { s19(x0, cx); R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Consent","http://hl7.org/fhir/StructureDefinition/DocumentReference","http://hl7.org/fhir/StructureDefinition/Contract","http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse"], "Consent.source[x]", cx, "Consent.source[x]"); break; }
+case "Reference": { s19(x0, cx); R.reference(x0, C46, "Consent.source[x]", cx, "Consent.source[x]"); break; }
 default: R.unsure("Consent.source[x]: type"); }
 }
 } }
 break; }
 case "policy": {
-{ const v0 = o["policy"]; const ty0 = "ConsentPolicy";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Consent.policy");
-for (const x0 of l0) {
-s58(x0, cx);
-}
-} }
+R.el(o["policy"], true, 0, Infinity, s58, cx, "Consent.policy");
 break; }
 case "policyRule": {
 { const v0 = o["policyRule"]; const ty0 = "CodeableConcept";
@@ -6023,22 +3894,10 @@ s6(x0, cx);
 } }
 break; }
 case "verification": {
-{ const v0 = o["verification"]; const ty0 = "ConsentVerification";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Consent.verification");
-for (const x0 of l0) {
-s59(x0, cx);
-}
-} }
+R.el(o["verification"], true, 0, Infinity, s59, cx, "Consent.verification");
 break; }
 case "provision": {
-{ const v0 = o["provision"]; const ty0 = "ConsentProvision";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Consent.provision");
-{ const x0 = v0;
-s60(x0, cx);
-}
-} }
+R.el(o["provision"], false, 0, 1, s60, cx, "Consent.provision");
 break; }
 default: R.unsure("ImhConsent: element " + key);
 } }
@@ -6062,13 +3921,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ConsentPolicy: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Consent.policy.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Consent.policy.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Consent.policy.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -6093,22 +3946,10 @@ inv121(x0, cx);
 } }
 break; }
 case "authority": {
-{ const v0 = o["authority"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Consent.policy.authority");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Consent.policy.authority");
-}
-} }
+R.prim(o["authority"], false, 0, 1, "uri", "Consent.policy.authority");
 break; }
 case "uri": {
-{ const v0 = o["uri"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Consent.policy.uri");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Consent.policy.uri");
-}
-} }
+R.prim(o["uri"], false, 0, 1, "uri", "Consent.policy.uri");
 break; }
 default: R.unsure("ConsentPolicy: element " + key);
 } }
@@ -6124,13 +3965,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ConsentVerification: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Consent.verification.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Consent.verification.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Consent.verification.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -6155,32 +3990,13 @@ inv123(x0, cx);
 } }
 break; }
 case "verified": {
-{ const v0 = o["verified"]; const ty0 = "boolean";
-if (v0 === undefined) { R.unsure("Consent.verification.verified: missing"); } else {
-R.single(v0, 1, 1, "Consent.verification.verified");
-{ const x0 = v0;
-R.primitive(x0, "boolean", "Consent.verification.verified");
-}
-} }
+R.prim(o["verified"], false, 1, 1, "boolean", "Consent.verification.verified");
 break; }
 case "verifiedWith": {
-{ const v0 = o["verifiedWith"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Consent.verification.verifiedWith");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Consent.verification.verifiedWith", cx, "Consent.verification.verifiedWith");
-}
-} }
+R.ref(o["verifiedWith"], false, 0, 1, s19, C47, cx, "Consent.verification.verifiedWith");
 break; }
 case "verificationDate": {
-{ const v0 = o["verificationDate"]; const ty0 = "dateTime";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Consent.verification.verificationDate");
-{ const x0 = v0;
-R.primitive(x0, "dateTime", "Consent.verification.verificationDate");
-}
-} }
+R.prim(o["verificationDate"], false, 0, 1, "dateTime", "Consent.verification.verificationDate");
 break; }
 default: R.unsure("ConsentVerification: element " + key);
 } }
@@ -6197,13 +4013,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ConsentProvision: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Consent.provision.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Consent.provision.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Consent.provision.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -6239,94 +4049,34 @@ R.binding("http://hl7.org/fhir/ValueSet/consent-provision-type|4.0.1", "code", x
 } }
 break; }
 case "period": {
-{ const v0 = o["period"]; const ty0 = "Period";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Consent.provision.period");
-{ const x0 = v0;
-s15(x0, cx);
-}
-} }
+R.el(o["period"], false, 0, 1, s15, cx, "Consent.provision.period");
 break; }
 case "actor": {
-{ const v0 = o["actor"]; const ty0 = "ConsentProvisionActor";
-if (v0 === undefined) { R.unsure("Consent.provision.actor: missing"); } else {
-const l0 = R.values(v0, true, 1, Infinity, "Consent.provision.actor");
-for (const x0 of l0) {
-s61(x0, cx);
-}
-} }
+R.el(o["actor"], true, 1, Infinity, s61, cx, "Consent.provision.actor");
 break; }
 case "action": {
-{ const v0 = o["action"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.action");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["action"], true, 0, Infinity, s6, cx, "Consent.provision.action");
 break; }
 case "securityLabel": {
-{ const v0 = o["securityLabel"]; const ty0 = "Coding";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.securityLabel");
-for (const x0 of l0) {
-s7(x0, cx);
-}
-} }
+R.el(o["securityLabel"], true, 0, Infinity, s7, cx, "Consent.provision.securityLabel");
 break; }
 case "purpose": {
-{ const v0 = o["purpose"]; const ty0 = "Coding";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.purpose");
-for (const x0 of l0) {
-s7(x0, cx);
-}
-} }
+R.el(o["purpose"], true, 0, Infinity, s7, cx, "Consent.provision.purpose");
 break; }
 case "class": {
-{ const v0 = o["class"]; const ty0 = "Coding";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.class");
-for (const x0 of l0) {
-s7(x0, cx);
-}
-} }
+R.el(o["class"], true, 0, Infinity, s7, cx, "Consent.provision.class");
 break; }
 case "code": {
-{ const v0 = o["code"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.code");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["code"], true, 0, Infinity, s6, cx, "Consent.provision.code");
 break; }
 case "dataPeriod": {
-{ const v0 = o["dataPeriod"]; const ty0 = "Period";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Consent.provision.dataPeriod");
-{ const x0 = v0;
-s15(x0, cx);
-}
-} }
+R.el(o["dataPeriod"], false, 0, 1, s15, cx, "Consent.provision.dataPeriod");
 break; }
 case "data": {
-{ const v0 = o["data"]; const ty0 = "ConsentProvisionData";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.data");
-for (const x0 of l0) {
-s62(x0, cx);
-}
-} }
+R.el(o["data"], true, 0, Infinity, s62, cx, "Consent.provision.data");
 break; }
 case "provision": {
-{ const v0 = o["provision"]; const ty0 = "ConsentProvision";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.provision");
-for (const x0 of l0) {
-s63(x0, cx);
-}
-} }
+R.el(o["provision"], true, 0, Infinity, s63, cx, "Consent.provision.provision");
 break; }
 default: R.unsure("ConsentProvision: element " + key);
 } }
@@ -6344,13 +4094,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ConsentProvisionActor: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Consent.provision.actor.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Consent.provision.actor.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Consent.provision.actor.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -6375,23 +4119,10 @@ inv127(x0, cx);
 } }
 break; }
 case "role": {
-{ const v0 = o["role"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) { R.unsure("Consent.provision.actor.role: missing"); } else {
-R.single(v0, 1, 1, "Consent.provision.actor.role");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["role"], false, 1, 1, s6, cx, "Consent.provision.actor.role");
 break; }
 case "reference": {
-{ const v0 = o["reference"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Consent.provision.actor.reference: missing"); } else {
-R.single(v0, 1, 1, "Consent.provision.actor.reference");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Group","http://hl7.org/fhir/StructureDefinition/CareTeam","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "Consent.provision.actor.reference", cx, "Consent.provision.actor.reference");
-}
-} }
+R.ref(o["reference"], false, 1, 1, s19, C48, cx, "Consent.provision.actor.reference");
 break; }
 default: R.unsure("ConsentProvisionActor: element " + key);
 } }
@@ -6409,13 +4140,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ConsentProvisionData: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Consent.provision.data.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Consent.provision.data.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Consent.provision.data.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -6450,14 +4175,7 @@ R.binding("http://hl7.org/fhir/ValueSet/consent-data-meaning|4.0.1", "code", x0,
 } }
 break; }
 case "reference": {
-{ const v0 = o["reference"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Consent.provision.data.reference: missing"); } else {
-R.single(v0, 1, 1, "Consent.provision.data.reference");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "Consent.provision.data.reference", cx, "Consent.provision.data.reference");
-}
-} }
+R.ref(o["reference"], false, 1, 1, s19, C28, cx, "Consent.provision.data.reference");
 break; }
 default: R.unsure("ConsentProvisionData: element " + key);
 } }
@@ -6471,13 +4189,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ConsentProvision: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Consent.provision.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Consent.provision.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Consent.provision.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -6512,94 +4224,34 @@ R.binding("http://hl7.org/fhir/ValueSet/consent-provision-type|4.0.1", "code", x
 } }
 break; }
 case "period": {
-{ const v0 = o["period"]; const ty0 = "Period";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Consent.provision.period");
-{ const x0 = v0;
-s15(x0, cx);
-}
-} }
+R.el(o["period"], false, 0, 1, s15, cx, "Consent.provision.period");
 break; }
 case "actor": {
-{ const v0 = o["actor"]; const ty0 = "ConsentProvisionActor";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.actor");
-for (const x0 of l0) {
-s61(x0, cx);
-}
-} }
+R.el(o["actor"], true, 0, Infinity, s61, cx, "Consent.provision.actor");
 break; }
 case "action": {
-{ const v0 = o["action"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.action");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["action"], true, 0, Infinity, s6, cx, "Consent.provision.action");
 break; }
 case "securityLabel": {
-{ const v0 = o["securityLabel"]; const ty0 = "Coding";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.securityLabel");
-for (const x0 of l0) {
-s7(x0, cx);
-}
-} }
+R.el(o["securityLabel"], true, 0, Infinity, s7, cx, "Consent.provision.securityLabel");
 break; }
 case "purpose": {
-{ const v0 = o["purpose"]; const ty0 = "Coding";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.purpose");
-for (const x0 of l0) {
-s7(x0, cx);
-}
-} }
+R.el(o["purpose"], true, 0, Infinity, s7, cx, "Consent.provision.purpose");
 break; }
 case "class": {
-{ const v0 = o["class"]; const ty0 = "Coding";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.class");
-for (const x0 of l0) {
-s7(x0, cx);
-}
-} }
+R.el(o["class"], true, 0, Infinity, s7, cx, "Consent.provision.class");
 break; }
 case "code": {
-{ const v0 = o["code"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.code");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["code"], true, 0, Infinity, s6, cx, "Consent.provision.code");
 break; }
 case "dataPeriod": {
-{ const v0 = o["dataPeriod"]; const ty0 = "Period";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Consent.provision.dataPeriod");
-{ const x0 = v0;
-s15(x0, cx);
-}
-} }
+R.el(o["dataPeriod"], false, 0, 1, s15, cx, "Consent.provision.dataPeriod");
 break; }
 case "data": {
-{ const v0 = o["data"]; const ty0 = "ConsentProvisionData";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.data");
-for (const x0 of l0) {
-s62(x0, cx);
-}
-} }
+R.el(o["data"], true, 0, Infinity, s62, cx, "Consent.provision.data");
 break; }
 case "provision": {
-{ const v0 = o["provision"]; const ty0 = "ConsentProvision";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.provision");
-for (const x0 of l0) {
-s63(x0, cx);
-}
-} }
+R.el(o["provision"], true, 0, Infinity, s63, cx, "Consent.provision.provision");
 break; }
 default: R.unsure("ConsentProvision: element " + key);
 } }
@@ -6640,49 +4292,19 @@ if (o[key] === null) R.unsure("ImhEncounter: null");
 switch (key) {
 case 'resourceType': break;
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Encounter.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Encounter.id");
 break; }
 case "meta": {
-{ const v0 = o["meta"]; const ty0 = "Meta";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.meta");
-{ const x0 = v0;
-s32(x0, cx);
-}
-} }
+R.el(o["meta"], false, 0, 1, s32, cx, "Encounter.meta");
 break; }
 case "implicitRules": {
-{ const v0 = o["implicitRules"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.implicitRules");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Encounter.implicitRules");
-}
-} }
+R.prim(o["implicitRules"], false, 0, 1, "uri", "Encounter.implicitRules");
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.language");
-{ const x0 = v0;
-R.primitive(x0, "code", "Encounter.language");
-}
-} }
+R.prim(o["language"], false, 0, 1, "code", "Encounter.language");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "Narrative";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.text");
-{ const x0 = v0;
-s39(x0, cx);
-}
-} }
+R.el(o["text"], false, 0, 1, s39, cx, "Encounter.text");
 break; }
 case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
@@ -6737,107 +4359,37 @@ R.binding("http://hl7.org/fhir/ValueSet/encounter-status|4.0.1", "code", x0, "En
 } }
 break; }
 case "statusHistory": {
-{ const v0 = o["statusHistory"]; const ty0 = "EncounterStatusHistory";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Encounter.statusHistory");
-for (const x0 of l0) {
-s65(x0, cx);
-}
-} }
+R.el(o["statusHistory"], true, 0, Infinity, s65, cx, "Encounter.statusHistory");
 break; }
 case "class": {
-{ const v0 = o["class"]; const ty0 = "Coding";
-if (v0 === undefined) { R.unsure("Encounter.class: missing"); } else {
-R.single(v0, 1, 1, "Encounter.class");
-{ const x0 = v0;
-s7(x0, cx);
-}
-} }
+R.el(o["class"], false, 1, 1, s7, cx, "Encounter.class");
 break; }
 case "classHistory": {
-{ const v0 = o["classHistory"]; const ty0 = "EncounterClassHistory";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Encounter.classHistory");
-for (const x0 of l0) {
-s66(x0, cx);
-}
-} }
+R.el(o["classHistory"], true, 0, Infinity, s66, cx, "Encounter.classHistory");
 break; }
 case "type": {
-{ const v0 = o["type"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) { R.unsure("Encounter.type: missing"); } else {
-const l0 = R.values(v0, true, 1, Infinity, "Encounter.type");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["type"], true, 1, Infinity, s6, cx, "Encounter.type");
 break; }
 case "serviceType": {
-{ const v0 = o["serviceType"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.serviceType");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["serviceType"], false, 0, 1, s6, cx, "Encounter.serviceType");
 break; }
 case "priority": {
-{ const v0 = o["priority"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.priority");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["priority"], false, 0, 1, s6, cx, "Encounter.priority");
 break; }
 case "subject": {
-{ const v0 = o["subject"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Encounter.subject: missing"); } else {
-R.single(v0, 1, 1, "Encounter.subject");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Encounter.subject", cx, "Encounter.subject");
-}
-} }
+R.ref(o["subject"], false, 1, 1, s19, C19, cx, "Encounter.subject");
 break; }
 case "episodeOfCare": {
-{ const v0 = o["episodeOfCare"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Encounter.episodeOfCare: missing"); } else {
-const l0 = R.values(v0, true, 1, Infinity, "Encounter.episodeOfCare");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/EpisodeOfCare"], "Encounter.episodeOfCare", cx, "Encounter.episodeOfCare");
-}
-} }
+R.ref(o["episodeOfCare"], true, 1, Infinity, s19, C49, cx, "Encounter.episodeOfCare");
 break; }
 case "basedOn": {
-{ const v0 = o["basedOn"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Encounter.basedOn");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/ServiceRequest"], "Encounter.basedOn", cx, "Encounter.basedOn");
-}
-} }
+R.ref(o["basedOn"], true, 0, Infinity, s19, C50, cx, "Encounter.basedOn");
 break; }
 case "participant": {
-{ const v0 = o["participant"]; const ty0 = "EncounterParticipant";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Encounter.participant");
-for (const x0 of l0) {
-s67(x0, cx);
-}
-} }
+R.el(o["participant"], true, 0, Infinity, s67, cx, "Encounter.participant");
 break; }
 case "appointment": {
-{ const v0 = o["appointment"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Encounter.appointment");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Appointment"], "Encounter.appointment", cx, "Encounter.appointment");
-}
-} }
+R.ref(o["appointment"], true, 0, Infinity, s19, C51, cx, "Encounter.appointment");
 break; }
 case "period": {
 { const v0 = o["period"]; const ty0 = "Period";
@@ -6846,13 +4398,7 @@ R.single(v0, 1, 1, "Encounter.period");
 { const x0 = v0;
 s15(x0, cx);
 if (R.isObj(x0)) {
-{ const v1 = x0["id"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Encounter.period.id");
-{ const x1 = v1;
-R.primitive(x1, "string", "Encounter.period.id");
-}
-} }
+R.prim(x0["id"], false, 0, 1, "string", "Encounter.period.id");
 }
 if (R.isObj(x0)) {
 { const v1 = x0["extension"]; const ty1 = "Extension";
@@ -6866,22 +4412,10 @@ inv142(x1, cx);
 } }
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["start"]; const ty1 = "dateTime";
-if (v1 === undefined) { R.unsure("Encounter.period.start: missing"); } else {
-R.single(v1, 1, 1, "Encounter.period.start");
-{ const x1 = v1;
-R.primitive(x1, "dateTime", "Encounter.period.start");
-}
-} }
+R.prim(x0["start"], false, 1, 1, "dateTime", "Encounter.period.start");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["end"]; const ty1 = "dateTime";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Encounter.period.end");
-{ const x1 = v1;
-R.primitive(x1, "dateTime", "Encounter.period.end");
-}
-} }
+R.prim(x0["end"], false, 0, 1, "dateTime", "Encounter.period.end");
 }
 }
 } }
@@ -6893,13 +4427,7 @@ R.single(v0, 0, 1, "Encounter.length");
 { const x0 = v0;
 s11(x0, cx);
 if (R.isObj(x0)) {
-{ const v1 = x0["id"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Encounter.length.id");
-{ const x1 = v1;
-R.primitive(x1, "string", "Encounter.length.id");
-}
-} }
+R.prim(x0["id"], false, 0, 1, "string", "Encounter.length.id");
 }
 if (R.isObj(x0)) {
 { const v1 = x0["extension"]; const ty1 = "Extension";
@@ -6913,13 +4441,7 @@ inv143(x1, cx);
 } }
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["value"]; const ty1 = "decimal";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Encounter.length.value");
-{ const x1 = v1;
-R.primitive(x1, "decimal", "Encounter.length.value");
-}
-} }
+R.prim(x0["value"], false, 0, 1, "decimal", "Encounter.length.value");
 }
 if (R.isObj(x0)) {
 { const v1 = x0["comparator"]; const ty1 = "code";
@@ -6932,13 +4454,7 @@ R.binding("http://hl7.org/fhir/ValueSet/quantity-comparator|4.0.1", "code", x1, 
 } }
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["unit"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Encounter.length.unit");
-{ const x1 = v1;
-R.primitive(x1, "string", "Encounter.length.unit");
-}
-} }
+R.prim(x0["unit"], false, 0, 1, "string", "Encounter.length.unit");
 }
 if (R.isObj(x0)) {
 { const v1 = x0["system"]; const ty1 = "uri";
@@ -6964,80 +4480,28 @@ R.primitive(x1, "code", "Encounter.length.code");
 } }
 break; }
 case "reasonCode": {
-{ const v0 = o["reasonCode"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Encounter.reasonCode");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["reasonCode"], true, 0, Infinity, s6, cx, "Encounter.reasonCode");
 break; }
 case "reasonReference": {
-{ const v0 = o["reasonReference"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Encounter.reasonReference");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Procedure","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/ImmunizationRecommendation"], "Encounter.reasonReference", cx, "Encounter.reasonReference");
-}
-} }
+R.ref(o["reasonReference"], true, 0, Infinity, s19, C52, cx, "Encounter.reasonReference");
 break; }
 case "diagnosis": {
-{ const v0 = o["diagnosis"]; const ty0 = "EncounterDiagnosis";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Encounter.diagnosis");
-for (const x0 of l0) {
-s68(x0, cx);
-}
-} }
+R.el(o["diagnosis"], true, 0, Infinity, s68, cx, "Encounter.diagnosis");
 break; }
 case "account": {
-{ const v0 = o["account"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Encounter.account");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Account"], "Encounter.account", cx, "Encounter.account");
-}
-} }
+R.ref(o["account"], true, 0, Infinity, s19, C53, cx, "Encounter.account");
 break; }
 case "hospitalization": {
-{ const v0 = o["hospitalization"]; const ty0 = "EncounterHospitalization";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.hospitalization");
-{ const x0 = v0;
-s69(x0, cx);
-}
-} }
+R.el(o["hospitalization"], false, 0, 1, s69, cx, "Encounter.hospitalization");
 break; }
 case "location": {
-{ const v0 = o["location"]; const ty0 = "EncounterLocation";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Encounter.location");
-for (const x0 of l0) {
-s70(x0, cx);
-}
-} }
+R.el(o["location"], true, 0, Infinity, s70, cx, "Encounter.location");
 break; }
 case "serviceProvider": {
-{ const v0 = o["serviceProvider"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.serviceProvider");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Encounter.serviceProvider", cx, "Encounter.serviceProvider");
-}
-} }
+R.ref(o["serviceProvider"], false, 0, 1, s19, C5, cx, "Encounter.serviceProvider");
 break; }
 case "partOf": {
-{ const v0 = o["partOf"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.partOf");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "Encounter.partOf", cx, "Encounter.partOf");
-}
-} }
+R.ref(o["partOf"], false, 0, 1, s19, C23, cx, "Encounter.partOf");
 break; }
 default: R.unsure("ImhEncounter: element " + key);
 } }
@@ -7061,13 +4525,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("EncounterStatusHistory: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.statusHistory.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Encounter.statusHistory.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Encounter.statusHistory.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -7102,13 +4560,7 @@ R.binding("http://hl7.org/fhir/ValueSet/encounter-status|4.0.1", "code", x0, "En
 } }
 break; }
 case "period": {
-{ const v0 = o["period"]; const ty0 = "Period";
-if (v0 === undefined) { R.unsure("Encounter.statusHistory.period: missing"); } else {
-R.single(v0, 1, 1, "Encounter.statusHistory.period");
-{ const x0 = v0;
-s15(x0, cx);
-}
-} }
+R.el(o["period"], false, 1, 1, s15, cx, "Encounter.statusHistory.period");
 break; }
 default: R.unsure("EncounterStatusHistory: element " + key);
 } }
@@ -7126,13 +4578,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("EncounterClassHistory: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.classHistory.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Encounter.classHistory.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Encounter.classHistory.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -7157,22 +4603,10 @@ inv147(x0, cx);
 } }
 break; }
 case "class": {
-{ const v0 = o["class"]; const ty0 = "Coding";
-if (v0 === undefined) { R.unsure("Encounter.classHistory.class: missing"); } else {
-R.single(v0, 1, 1, "Encounter.classHistory.class");
-{ const x0 = v0;
-s7(x0, cx);
-}
-} }
+R.el(o["class"], false, 1, 1, s7, cx, "Encounter.classHistory.class");
 break; }
 case "period": {
-{ const v0 = o["period"]; const ty0 = "Period";
-if (v0 === undefined) { R.unsure("Encounter.classHistory.period: missing"); } else {
-R.single(v0, 1, 1, "Encounter.classHistory.period");
-{ const x0 = v0;
-s15(x0, cx);
-}
-} }
+R.el(o["period"], false, 1, 1, s15, cx, "Encounter.classHistory.period");
 break; }
 default: R.unsure("EncounterClassHistory: element " + key);
 } }
@@ -7190,13 +4624,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("EncounterParticipant: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.participant.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Encounter.participant.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Encounter.participant.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -7221,32 +4649,13 @@ inv149(x0, cx);
 } }
 break; }
 case "type": {
-{ const v0 = o["type"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Encounter.participant.type");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["type"], true, 0, Infinity, s6, cx, "Encounter.participant.type");
 break; }
 case "period": {
-{ const v0 = o["period"]; const ty0 = "Period";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.participant.period");
-{ const x0 = v0;
-s15(x0, cx);
-}
-} }
+R.el(o["period"], false, 0, 1, s15, cx, "Encounter.participant.period");
 break; }
 case "individual": {
-{ const v0 = o["individual"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.participant.individual");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Encounter.participant.individual", cx, "Encounter.participant.individual");
-}
-} }
+R.ref(o["individual"], false, 0, 1, s19, C54, cx, "Encounter.participant.individual");
 break; }
 default: R.unsure("EncounterParticipant: element " + key);
 } }
@@ -7262,13 +4671,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("EncounterDiagnosis: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.diagnosis.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Encounter.diagnosis.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Encounter.diagnosis.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -7293,32 +4696,13 @@ inv151(x0, cx);
 } }
 break; }
 case "condition": {
-{ const v0 = o["condition"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Encounter.diagnosis.condition: missing"); } else {
-R.single(v0, 1, 1, "Encounter.diagnosis.condition");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Procedure"], "Encounter.diagnosis.condition", cx, "Encounter.diagnosis.condition");
-}
-} }
+R.ref(o["condition"], false, 1, 1, s19, C55, cx, "Encounter.diagnosis.condition");
 break; }
 case "use": {
-{ const v0 = o["use"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.diagnosis.use");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["use"], false, 0, 1, s6, cx, "Encounter.diagnosis.use");
 break; }
 case "rank": {
-{ const v0 = o["rank"]; const ty0 = "positiveInt";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.diagnosis.rank");
-{ const x0 = v0;
-R.primitive(x0, "positiveInt", "Encounter.diagnosis.rank");
-}
-} }
+R.prim(o["rank"], false, 0, 1, "positiveInt", "Encounter.diagnosis.rank");
 break; }
 default: R.unsure("EncounterDiagnosis: element " + key);
 } }
@@ -7335,13 +4719,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("EncounterHospitalization: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.hospitalization.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Encounter.hospitalization.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Encounter.hospitalization.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -7366,87 +4744,31 @@ inv153(x0, cx);
 } }
 break; }
 case "preAdmissionIdentifier": {
-{ const v0 = o["preAdmissionIdentifier"]; const ty0 = "Identifier";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.hospitalization.preAdmissionIdentifier");
-{ const x0 = v0;
-s13(x0, cx);
-}
-} }
+R.el(o["preAdmissionIdentifier"], false, 0, 1, s13, cx, "Encounter.hospitalization.preAdmissionIdentifier");
 break; }
 case "origin": {
-{ const v0 = o["origin"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.hospitalization.origin");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location","http://hl7.org/fhir/StructureDefinition/Organization"], "Encounter.hospitalization.origin", cx, "Encounter.hospitalization.origin");
-}
-} }
+R.ref(o["origin"], false, 0, 1, s19, C56, cx, "Encounter.hospitalization.origin");
 break; }
 case "admitSource": {
-{ const v0 = o["admitSource"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.hospitalization.admitSource");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["admitSource"], false, 0, 1, s6, cx, "Encounter.hospitalization.admitSource");
 break; }
 case "reAdmission": {
-{ const v0 = o["reAdmission"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.hospitalization.reAdmission");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["reAdmission"], false, 0, 1, s6, cx, "Encounter.hospitalization.reAdmission");
 break; }
 case "dietPreference": {
-{ const v0 = o["dietPreference"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Encounter.hospitalization.dietPreference");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["dietPreference"], true, 0, Infinity, s6, cx, "Encounter.hospitalization.dietPreference");
 break; }
 case "specialCourtesy": {
-{ const v0 = o["specialCourtesy"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Encounter.hospitalization.specialCourtesy");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["specialCourtesy"], true, 0, Infinity, s6, cx, "Encounter.hospitalization.specialCourtesy");
 break; }
 case "specialArrangement": {
-{ const v0 = o["specialArrangement"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Encounter.hospitalization.specialArrangement");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["specialArrangement"], true, 0, Infinity, s6, cx, "Encounter.hospitalization.specialArrangement");
 break; }
 case "destination": {
-{ const v0 = o["destination"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.hospitalization.destination");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location","http://hl7.org/fhir/StructureDefinition/Organization"], "Encounter.hospitalization.destination", cx, "Encounter.hospitalization.destination");
-}
-} }
+R.ref(o["destination"], false, 0, 1, s19, C56, cx, "Encounter.hospitalization.destination");
 break; }
 case "dischargeDisposition": {
-{ const v0 = o["dischargeDisposition"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.hospitalization.dischargeDisposition");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["dischargeDisposition"], false, 0, 1, s6, cx, "Encounter.hospitalization.dischargeDisposition");
 break; }
 default: R.unsure("EncounterHospitalization: element " + key);
 } }
@@ -7462,13 +4784,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("EncounterLocation: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.location.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Encounter.location.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Encounter.location.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -7493,14 +4809,7 @@ inv155(x0, cx);
 } }
 break; }
 case "location": {
-{ const v0 = o["location"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Encounter.location.location: missing"); } else {
-R.single(v0, 1, 1, "Encounter.location.location");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location"], "Encounter.location.location", cx, "Encounter.location.location");
-}
-} }
+R.ref(o["location"], false, 1, 1, s19, C20, cx, "Encounter.location.location");
 break; }
 case "status": {
 { const v0 = o["status"]; const ty0 = "code";
@@ -7513,22 +4822,10 @@ R.binding("http://hl7.org/fhir/ValueSet/encounter-location-status|4.0.1", "code"
 } }
 break; }
 case "physicalType": {
-{ const v0 = o["physicalType"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.location.physicalType");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["physicalType"], false, 0, 1, s6, cx, "Encounter.location.physicalType");
 break; }
 case "period": {
-{ const v0 = o["period"]; const ty0 = "Period";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Encounter.location.period");
-{ const x0 = v0;
-s15(x0, cx);
-}
-} }
+R.el(o["period"], false, 0, 1, s15, cx, "Encounter.location.period");
 break; }
 default: R.unsure("EncounterLocation: element " + key);
 } }
@@ -7549,13 +4846,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ImhEpisodeClosing: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Extension.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Extension.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Extension.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -7660,49 +4951,19 @@ if (o[key] === null) R.unsure("ImhEpisodeOfCare: null");
 switch (key) {
 case 'resourceType': break;
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "EpisodeOfCare.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "EpisodeOfCare.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "EpisodeOfCare.id");
 break; }
 case "meta": {
-{ const v0 = o["meta"]; const ty0 = "Meta";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "EpisodeOfCare.meta");
-{ const x0 = v0;
-s32(x0, cx);
-}
-} }
+R.el(o["meta"], false, 0, 1, s32, cx, "EpisodeOfCare.meta");
 break; }
 case "implicitRules": {
-{ const v0 = o["implicitRules"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "EpisodeOfCare.implicitRules");
-{ const x0 = v0;
-R.primitive(x0, "uri", "EpisodeOfCare.implicitRules");
-}
-} }
+R.prim(o["implicitRules"], false, 0, 1, "uri", "EpisodeOfCare.implicitRules");
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "EpisodeOfCare.language");
-{ const x0 = v0;
-R.primitive(x0, "code", "EpisodeOfCare.language");
-}
-} }
+R.prim(o["language"], false, 0, 1, "code", "EpisodeOfCare.language");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "Narrative";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "EpisodeOfCare.text");
-{ const x0 = v0;
-s39(x0, cx);
-}
-} }
+R.el(o["text"], false, 0, 1, s39, cx, "EpisodeOfCare.text");
 break; }
 case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
@@ -7757,100 +5018,34 @@ R.binding("http://hl7.org/fhir/ValueSet/episode-of-care-status|4.0.1", "code", x
 } }
 break; }
 case "statusHistory": {
-{ const v0 = o["statusHistory"]; const ty0 = "EpisodeOfCareStatusHistory";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.statusHistory");
-for (const x0 of l0) {
-s73(x0, cx);
-}
-} }
+R.el(o["statusHistory"], true, 0, Infinity, s73, cx, "EpisodeOfCare.statusHistory");
 break; }
 case "type": {
-{ const v0 = o["type"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) { R.unsure("EpisodeOfCare.type: missing"); } else {
-const l0 = R.values(v0, true, 1, Infinity, "EpisodeOfCare.type");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["type"], true, 1, Infinity, s6, cx, "EpisodeOfCare.type");
 break; }
 case "diagnosis": {
-{ const v0 = o["diagnosis"]; const ty0 = "EpisodeOfCareDiagnosis";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.diagnosis");
-for (const x0 of l0) {
-s74(x0, cx);
-}
-} }
+R.el(o["diagnosis"], true, 0, Infinity, s74, cx, "EpisodeOfCare.diagnosis");
 break; }
 case "patient": {
-{ const v0 = o["patient"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("EpisodeOfCare.patient: missing"); } else {
-R.single(v0, 1, 1, "EpisodeOfCare.patient");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "EpisodeOfCare.patient", cx, "EpisodeOfCare.patient");
-}
-} }
+R.ref(o["patient"], false, 1, 1, s19, C19, cx, "EpisodeOfCare.patient");
 break; }
 case "managingOrganization": {
-{ const v0 = o["managingOrganization"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("EpisodeOfCare.managingOrganization: missing"); } else {
-R.single(v0, 1, 1, "EpisodeOfCare.managingOrganization");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "EpisodeOfCare.managingOrganization", cx, "EpisodeOfCare.managingOrganization");
-}
-} }
+R.ref(o["managingOrganization"], false, 1, 1, s19, C5, cx, "EpisodeOfCare.managingOrganization");
 break; }
 case "period": {
-{ const v0 = o["period"]; const ty0 = "Period";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "EpisodeOfCare.period");
-{ const x0 = v0;
-s15(x0, cx);
-}
-} }
+R.el(o["period"], false, 0, 1, s15, cx, "EpisodeOfCare.period");
 break; }
 case "referralRequest": {
-{ const v0 = o["referralRequest"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("EpisodeOfCare.referralRequest: missing"); } else {
-const l0 = R.values(v0, true, 1, Infinity, "EpisodeOfCare.referralRequest");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/ServiceRequest"], "EpisodeOfCare.referralRequest", cx, "EpisodeOfCare.referralRequest");
-}
-} }
+R.ref(o["referralRequest"], true, 1, Infinity, s19, C50, cx, "EpisodeOfCare.referralRequest");
 break; }
 case "careManager": {
-{ const v0 = o["careManager"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "EpisodeOfCare.careManager");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner"], "EpisodeOfCare.careManager", cx, "EpisodeOfCare.careManager");
-}
-} }
+R.ref(o["careManager"], false, 0, 1, s19, C57, cx, "EpisodeOfCare.careManager");
 break; }
 case "team": {
-{ const v0 = o["team"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.team");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/CareTeam"], "EpisodeOfCare.team", cx, "EpisodeOfCare.team");
-}
-} }
+R.ref(o["team"], true, 0, Infinity, s19, C58, cx, "EpisodeOfCare.team");
 break; }
 case "account": {
-{ const v0 = o["account"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.account");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Account"], "EpisodeOfCare.account", cx, "EpisodeOfCare.account");
-}
-} }
+R.ref(o["account"], true, 0, Infinity, s19, C53, cx, "EpisodeOfCare.account");
 break; }
 default: R.unsure("ImhEpisodeOfCare: element " + key);
 } }
@@ -7872,13 +5067,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("EpisodeOfCareStatusHistory: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "EpisodeOfCare.statusHistory.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "EpisodeOfCare.statusHistory.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "EpisodeOfCare.statusHistory.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -7913,13 +5102,7 @@ R.binding("http://hl7.org/fhir/ValueSet/episode-of-care-status|4.0.1", "code", x
 } }
 break; }
 case "period": {
-{ const v0 = o["period"]; const ty0 = "Period";
-if (v0 === undefined) { R.unsure("EpisodeOfCare.statusHistory.period: missing"); } else {
-R.single(v0, 1, 1, "EpisodeOfCare.statusHistory.period");
-{ const x0 = v0;
-s15(x0, cx);
-}
-} }
+R.el(o["period"], false, 1, 1, s15, cx, "EpisodeOfCare.statusHistory.period");
 break; }
 default: R.unsure("EpisodeOfCareStatusHistory: element " + key);
 } }
@@ -7937,13 +5120,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("EpisodeOfCareDiagnosis: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "EpisodeOfCare.diagnosis.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "EpisodeOfCare.diagnosis.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "EpisodeOfCare.diagnosis.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -7968,32 +5145,13 @@ inv167(x0, cx);
 } }
 break; }
 case "condition": {
-{ const v0 = o["condition"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("EpisodeOfCare.diagnosis.condition: missing"); } else {
-R.single(v0, 1, 1, "EpisodeOfCare.diagnosis.condition");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition"], "EpisodeOfCare.diagnosis.condition", cx, "EpisodeOfCare.diagnosis.condition");
-}
-} }
+R.ref(o["condition"], false, 1, 1, s19, C24, cx, "EpisodeOfCare.diagnosis.condition");
 break; }
 case "role": {
-{ const v0 = o["role"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "EpisodeOfCare.diagnosis.role");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["role"], false, 0, 1, s6, cx, "EpisodeOfCare.diagnosis.role");
 break; }
 case "rank": {
-{ const v0 = o["rank"]; const ty0 = "positiveInt";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "EpisodeOfCare.diagnosis.rank");
-{ const x0 = v0;
-R.primitive(x0, "positiveInt", "EpisodeOfCare.diagnosis.rank");
-}
-} }
+R.prim(o["rank"], false, 0, 1, "positiveInt", "EpisodeOfCare.diagnosis.rank");
 break; }
 default: R.unsure("EpisodeOfCareDiagnosis: element " + key);
 } }
@@ -8014,13 +5172,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ImhFocusElement: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Extension.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Extension.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Extension.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -8044,20 +5196,14 @@ R.primitive(x0, "uri", "Extension.url");
 } }
 break; }
 case "valueCoding": {
-{ const ch0 = R.choice(o, C12); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C22); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Extension.value[x]");
 { const x0 = v0;
 s7(x0, cx);
 R.binding("https://imh-bridge.example.no/fhir/ValueSet/marte-meo-focus-element", "Coding", x0, "Extension.value[x]");
 if (R.isObj(x0)) {
-{ const v1 = x0["id"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Extension.value[x].id");
-{ const x1 = v1;
-R.primitive(x1, "string", "Extension.value[x].id");
-}
-} }
+R.prim(x0["id"], false, 0, 1, "string", "Extension.value[x].id");
 }
 if (R.isObj(x0)) {
 { const v1 = x0["extension"]; const ty1 = "Extension";
@@ -8071,49 +5217,19 @@ inv70(x1, cx);
 } }
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["system"]; const ty1 = "uri";
-if (v1 === undefined) { R.unsure("Extension.value[x].system: missing"); } else {
-R.single(v1, 1, 1, "Extension.value[x].system");
-{ const x1 = v1;
-R.primitive(x1, "uri", "Extension.value[x].system");
-}
-} }
+R.prim(x0["system"], false, 1, 1, "uri", "Extension.value[x].system");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["version"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Extension.value[x].version");
-{ const x1 = v1;
-R.primitive(x1, "string", "Extension.value[x].version");
-}
-} }
+R.prim(x0["version"], false, 0, 1, "string", "Extension.value[x].version");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["code"]; const ty1 = "code";
-if (v1 === undefined) { R.unsure("Extension.value[x].code: missing"); } else {
-R.single(v1, 1, 1, "Extension.value[x].code");
-{ const x1 = v1;
-R.primitive(x1, "code", "Extension.value[x].code");
-}
-} }
+R.prim(x0["code"], false, 1, 1, "code", "Extension.value[x].code");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["display"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Extension.value[x].display");
-{ const x1 = v1;
-R.primitive(x1, "string", "Extension.value[x].display");
-}
-} }
+R.prim(x0["display"], false, 0, 1, "string", "Extension.value[x].display");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["userSelected"]; const ty1 = "boolean";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Extension.value[x].userSelected");
-{ const x1 = v1;
-R.primitive(x1, "boolean", "Extension.value[x].userSelected");
-}
-} }
+R.prim(x0["userSelected"], false, 0, 1, "boolean", "Extension.value[x].userSelected");
 }
 }
 } }
@@ -8134,7 +5250,7 @@ function inv175(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resou
 /** ext-1: extension.exists() != value.exists() */
 function inv176(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** gol-1: (detail.exists() and measure.exists()) or detail.exists().not() */
-function inv177(v, cx) { const r = R.or(R.and(R.exists(R.navChoice([v], C23)), R.exists(R.nav([v], "measure"))), R.not(R.exists(R.navChoice([v], C23)))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant gol-1"); }
+function inv177(v, cx) { const r = R.or(R.and(R.exists(R.navChoice([v], C60)), R.exists(R.nav([v], "measure"))), R.not(R.exists(R.navChoice([v], C60)))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant gol-1"); }
 /** ImhGoal (https://imh-bridge.example.no/fhir/StructureDefinition/imh-goal) */
 function s76(o, cx) {
 R.nonEmptyObject(o, "ImhGoal");
@@ -8143,49 +5259,19 @@ if (o[key] === null) R.unsure("ImhGoal: null");
 switch (key) {
 case 'resourceType': break;
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Goal.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Goal.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Goal.id");
 break; }
 case "meta": {
-{ const v0 = o["meta"]; const ty0 = "Meta";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Goal.meta");
-{ const x0 = v0;
-s32(x0, cx);
-}
-} }
+R.el(o["meta"], false, 0, 1, s32, cx, "Goal.meta");
 break; }
 case "implicitRules": {
-{ const v0 = o["implicitRules"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Goal.implicitRules");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Goal.implicitRules");
-}
-} }
+R.prim(o["implicitRules"], false, 0, 1, "uri", "Goal.implicitRules");
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Goal.language");
-{ const x0 = v0;
-R.primitive(x0, "code", "Goal.language");
-}
-} }
+R.prim(o["language"], false, 0, 1, "code", "Goal.language");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "Narrative";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Goal.text");
-{ const x0 = v0;
-s39(x0, cx);
-}
-} }
+R.el(o["text"], false, 0, 1, s39, cx, "Goal.text");
 break; }
 case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
@@ -8239,31 +5325,13 @@ R.binding("http://hl7.org/fhir/ValueSet/goal-status|4.0.1", "code", x0, "Goal.li
 } }
 break; }
 case "achievementStatus": {
-{ const v0 = o["achievementStatus"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Goal.achievementStatus");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["achievementStatus"], false, 0, 1, s6, cx, "Goal.achievementStatus");
 break; }
 case "category": {
-{ const v0 = o["category"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Goal.category");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["category"], true, 0, Infinity, s6, cx, "Goal.category");
 break; }
 case "priority": {
-{ const v0 = o["priority"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Goal.priority");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["priority"], false, 0, 1, s6, cx, "Goal.priority");
 break; }
 case "description": {
 { const v0 = o["description"]; const ty0 = "CodeableConcept";
@@ -8272,13 +5340,7 @@ R.single(v0, 1, 1, "Goal.description");
 { const x0 = v0;
 s6(x0, cx);
 if (R.isObj(x0)) {
-{ const v1 = x0["id"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Goal.description.id");
-{ const x1 = v1;
-R.primitive(x1, "string", "Goal.description.id");
-}
-} }
+R.prim(x0["id"], false, 0, 1, "string", "Goal.description.id");
 }
 if (R.isObj(x0)) {
 { const v1 = x0["extension"]; const ty1 = "Extension";
@@ -8292,38 +5354,19 @@ inv176(x1, cx);
 } }
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["coding"]; const ty1 = "Coding";
-if (v1 === undefined) {  } else {
-const l1 = R.values(v1, true, 0, Infinity, "Goal.description.coding");
-for (const x1 of l1) {
-s7(x1, cx);
-}
-} }
+R.el(x0["coding"], true, 0, Infinity, s7, cx, "Goal.description.coding");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["text"]; const ty1 = "string";
-if (v1 === undefined) { R.unsure("Goal.description.text: missing"); } else {
-R.single(v1, 1, 1, "Goal.description.text");
-{ const x1 = v1;
-R.primitive(x1, "string", "Goal.description.text");
-}
-} }
+R.prim(x0["text"], false, 1, 1, "string", "Goal.description.text");
 }
 }
 } }
 break; }
 case "subject": {
-{ const v0 = o["subject"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Goal.subject: missing"); } else {
-R.single(v0, 1, 1, "Goal.subject");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Goal.subject", cx, "Goal.subject");
-}
-} }
+R.ref(o["subject"], false, 1, 1, s19, C19, cx, "Goal.subject");
 break; }
 case "startDate": {
-{ const ch0 = R.choice(o, C22); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C59); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Goal.start[x]: missing"); } else {
 R.single(v0, 1, 1, "Goal.start[x]");
 { const x0 = v0;
@@ -8342,70 +5385,25 @@ inv177(x0, cx);
 } }
 break; }
 case "statusDate": {
-{ const v0 = o["statusDate"]; const ty0 = "date";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Goal.statusDate");
-{ const x0 = v0;
-R.primitive(x0, "date", "Goal.statusDate");
-}
-} }
+R.prim(o["statusDate"], false, 0, 1, "date", "Goal.statusDate");
 break; }
 case "statusReason": {
-{ const v0 = o["statusReason"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Goal.statusReason");
-{ const x0 = v0;
-R.primitive(x0, "string", "Goal.statusReason");
-}
-} }
+R.prim(o["statusReason"], false, 0, 1, "string", "Goal.statusReason");
 break; }
 case "expressedBy": {
-{ const v0 = o["expressedBy"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Goal.expressedBy");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Goal.expressedBy", cx, "Goal.expressedBy");
-}
-} }
+R.ref(o["expressedBy"], false, 0, 1, s19, C61, cx, "Goal.expressedBy");
 break; }
 case "addresses": {
-{ const v0 = o["addresses"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Goal.addresses");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/MedicationStatement","http://hl7.org/fhir/StructureDefinition/NutritionOrder","http://hl7.org/fhir/StructureDefinition/ServiceRequest","http://hl7.org/fhir/StructureDefinition/RiskAssessment"], "Goal.addresses", cx, "Goal.addresses");
-}
-} }
+R.ref(o["addresses"], true, 0, Infinity, s19, C62, cx, "Goal.addresses");
 break; }
 case "note": {
-{ const v0 = o["note"]; const ty0 = "Annotation";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Goal.note");
-for (const x0 of l0) {
-s4(x0, cx);
-}
-} }
+R.el(o["note"], true, 0, Infinity, s4, cx, "Goal.note");
 break; }
 case "outcomeCode": {
-{ const v0 = o["outcomeCode"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Goal.outcomeCode");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["outcomeCode"], true, 0, Infinity, s6, cx, "Goal.outcomeCode");
 break; }
 case "outcomeReference": {
-{ const v0 = o["outcomeReference"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Goal.outcomeReference");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Observation"], "Goal.outcomeReference", cx, "Goal.outcomeReference");
-}
-} }
+R.ref(o["outcomeReference"], true, 0, Infinity, s19, C63, cx, "Goal.outcomeReference");
 break; }
 default: R.unsure("ImhGoal: element " + key);
 } }
@@ -8426,13 +5424,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("GoalTarget: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Goal.target.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Goal.target.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Goal.target.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -8457,16 +5449,10 @@ inv179(x0, cx);
 } }
 break; }
 case "measure": {
-{ const v0 = o["measure"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Goal.target.measure");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["measure"], false, 0, 1, s6, cx, "Goal.target.measure");
 break; }
 case "detailQuantity": case "detailRange": case "detailCodeableConcept": case "detailString": case "detailBoolean": case "detailInteger": case "detailRatio": {
-{ const ch0 = R.choice(o, C24); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C64); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Goal.target.detail[x]");
 { const x0 = v0;
@@ -8483,7 +5469,7 @@ default: R.unsure("Goal.target.detail[x]: type"); }
 } }
 break; }
 case "dueDate": case "dueDuration": {
-{ const ch0 = R.choice(o, C25); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C65); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Goal.target.due[x]");
 { const x0 = v0;
@@ -8521,49 +5507,19 @@ if (o[key] === null) R.unsure("ImhInfant: null");
 switch (key) {
 case 'resourceType': break;
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Patient.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Patient.id");
 break; }
 case "meta": {
-{ const v0 = o["meta"]; const ty0 = "Meta";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.meta");
-{ const x0 = v0;
-s32(x0, cx);
-}
-} }
+R.el(o["meta"], false, 0, 1, s32, cx, "Patient.meta");
 break; }
 case "implicitRules": {
-{ const v0 = o["implicitRules"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.implicitRules");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Patient.implicitRules");
-}
-} }
+R.prim(o["implicitRules"], false, 0, 1, "uri", "Patient.implicitRules");
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.language");
-{ const x0 = v0;
-R.primitive(x0, "code", "Patient.language");
-}
-} }
+R.prim(o["language"], false, 0, 1, "code", "Patient.language");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "Narrative";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.text");
-{ const x0 = v0;
-s39(x0, cx);
-}
-} }
+R.el(o["text"], false, 0, 1, s39, cx, "Patient.text");
 break; }
 case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
@@ -8608,31 +5564,13 @@ R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? 
 } }
 break; }
 case "active": {
-{ const v0 = o["active"]; const ty0 = "boolean";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.active");
-{ const x0 = v0;
-R.primitive(x0, "boolean", "Patient.active");
-}
-} }
+R.prim(o["active"], false, 0, 1, "boolean", "Patient.active");
 break; }
 case "name": {
-{ const v0 = o["name"]; const ty0 = "HumanName";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Patient.name");
-for (const x0 of l0) {
-s12(x0, cx);
-}
-} }
+R.el(o["name"], true, 0, Infinity, s12, cx, "Patient.name");
 break; }
 case "telecom": {
-{ const v0 = o["telecom"]; const ty0 = "ContactPoint";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Patient.telecom");
-for (const x0 of l0) {
-s8(x0, cx);
-}
-} }
+R.el(o["telecom"], true, 0, Infinity, s8, cx, "Patient.telecom");
 break; }
 case "gender": {
 { const v0 = o["gender"]; const ty0 = "code";
@@ -8645,16 +5583,10 @@ R.binding("http://hl7.org/fhir/ValueSet/administrative-gender|4.0.1", "code", x0
 } }
 break; }
 case "birthDate": {
-{ const v0 = o["birthDate"]; const ty0 = "date";
-if (v0 === undefined) { R.unsure("Patient.birthDate: missing"); } else {
-R.single(v0, 1, 1, "Patient.birthDate");
-{ const x0 = v0;
-R.primitive(x0, "date", "Patient.birthDate");
-}
-} }
+R.prim(o["birthDate"], false, 1, 1, "date", "Patient.birthDate");
 break; }
 case "deceasedBoolean": case "deceasedDateTime": {
-{ const ch0 = R.choice(o, C26); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C66); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.deceased[x]");
 { const x0 = v0;
@@ -8666,25 +5598,13 @@ default: R.unsure("Patient.deceased[x]: type"); }
 } }
 break; }
 case "address": {
-{ const v0 = o["address"]; const ty0 = "Address";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Patient.address");
-for (const x0 of l0) {
-s2(x0, cx);
-}
-} }
+R.el(o["address"], true, 0, Infinity, s2, cx, "Patient.address");
 break; }
 case "maritalStatus": {
-{ const v0 = o["maritalStatus"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.maritalStatus");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["maritalStatus"], false, 0, 1, s6, cx, "Patient.maritalStatus");
 break; }
 case "multipleBirthBoolean": case "multipleBirthInteger": {
-{ const ch0 = R.choice(o, C27); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C67); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.multipleBirth[x]");
 { const x0 = v0;
@@ -8696,13 +5616,7 @@ default: R.unsure("Patient.multipleBirth[x]: type"); }
 } }
 break; }
 case "photo": {
-{ const v0 = o["photo"]; const ty0 = "Attachment";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Patient.photo");
-for (const x0 of l0) {
-s5(x0, cx);
-}
-} }
+R.el(o["photo"], true, 0, Infinity, s5, cx, "Patient.photo");
 break; }
 case "contact": {
 { const v0 = o["contact"]; const ty0 = "PatientContact";
@@ -8715,42 +5629,16 @@ inv187(x0, cx);
 } }
 break; }
 case "communication": {
-{ const v0 = o["communication"]; const ty0 = "PatientCommunication";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Patient.communication");
-for (const x0 of l0) {
-s80(x0, cx);
-}
-} }
+R.el(o["communication"], true, 0, Infinity, s80, cx, "Patient.communication");
 break; }
 case "generalPractitioner": {
-{ const v0 = o["generalPractitioner"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Patient.generalPractitioner");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "Patient.generalPractitioner", cx, "Patient.generalPractitioner");
-}
-} }
+R.ref(o["generalPractitioner"], true, 0, Infinity, s19, C68, cx, "Patient.generalPractitioner");
 break; }
 case "managingOrganization": {
-{ const v0 = o["managingOrganization"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.managingOrganization");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Patient.managingOrganization", cx, "Patient.managingOrganization");
-}
-} }
+R.ref(o["managingOrganization"], false, 0, 1, s19, C5, cx, "Patient.managingOrganization");
 break; }
 case "link": {
-{ const v0 = o["link"]; const ty0 = "PatientLink";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Patient.link");
-for (const x0 of l0) {
-s81(x0, cx);
-}
-} }
+R.el(o["link"], true, 0, Infinity, s81, cx, "Patient.link");
 break; }
 default: R.unsure("ImhInfant: element " + key);
 } }
@@ -8769,13 +5657,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("PatientContact: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.contact.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Patient.contact.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Patient.contact.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -8800,40 +5682,16 @@ inv189(x0, cx);
 } }
 break; }
 case "relationship": {
-{ const v0 = o["relationship"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Patient.contact.relationship");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["relationship"], true, 0, Infinity, s6, cx, "Patient.contact.relationship");
 break; }
 case "name": {
-{ const v0 = o["name"]; const ty0 = "HumanName";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.contact.name");
-{ const x0 = v0;
-s12(x0, cx);
-}
-} }
+R.el(o["name"], false, 0, 1, s12, cx, "Patient.contact.name");
 break; }
 case "telecom": {
-{ const v0 = o["telecom"]; const ty0 = "ContactPoint";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Patient.contact.telecom");
-for (const x0 of l0) {
-s8(x0, cx);
-}
-} }
+R.el(o["telecom"], true, 0, Infinity, s8, cx, "Patient.contact.telecom");
 break; }
 case "address": {
-{ const v0 = o["address"]; const ty0 = "Address";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.contact.address");
-{ const x0 = v0;
-s2(x0, cx);
-}
-} }
+R.el(o["address"], false, 0, 1, s2, cx, "Patient.contact.address");
 break; }
 case "gender": {
 { const v0 = o["gender"]; const ty0 = "code";
@@ -8846,23 +5704,10 @@ R.binding("http://hl7.org/fhir/ValueSet/administrative-gender|4.0.1", "code", x0
 } }
 break; }
 case "organization": {
-{ const v0 = o["organization"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.contact.organization");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Patient.contact.organization", cx, "Patient.contact.organization");
-}
-} }
+R.ref(o["organization"], false, 0, 1, s19, C5, cx, "Patient.contact.organization");
 break; }
 case "period": {
-{ const v0 = o["period"]; const ty0 = "Period";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.contact.period");
-{ const x0 = v0;
-s15(x0, cx);
-}
-} }
+R.el(o["period"], false, 0, 1, s15, cx, "Patient.contact.period");
 break; }
 default: R.unsure("PatientContact: element " + key);
 } }
@@ -8878,13 +5723,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("PatientCommunication: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.communication.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Patient.communication.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Patient.communication.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -8909,22 +5748,10 @@ inv191(x0, cx);
 } }
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) { R.unsure("Patient.communication.language: missing"); } else {
-R.single(v0, 1, 1, "Patient.communication.language");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["language"], false, 1, 1, s6, cx, "Patient.communication.language");
 break; }
 case "preferred": {
-{ const v0 = o["preferred"]; const ty0 = "boolean";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.communication.preferred");
-{ const x0 = v0;
-R.primitive(x0, "boolean", "Patient.communication.preferred");
-}
-} }
+R.prim(o["preferred"], false, 0, 1, "boolean", "Patient.communication.preferred");
 break; }
 default: R.unsure("PatientCommunication: element " + key);
 } }
@@ -8941,13 +5768,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("PatientLink: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.link.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Patient.link.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Patient.link.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -8972,14 +5793,7 @@ inv193(x0, cx);
 } }
 break; }
 case "other": {
-{ const v0 = o["other"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Patient.link.other: missing"); } else {
-R.single(v0, 1, 1, "Patient.link.other");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Patient.link.other", cx, "Patient.link.other");
-}
-} }
+R.ref(o["other"], false, 1, 1, s19, C47, cx, "Patient.link.other");
 break; }
 case "type": {
 { const v0 = o["type"]; const ty0 = "code";
@@ -9020,49 +5834,19 @@ if (o[key] === null) R.unsure("ImhOrganization: null");
 switch (key) {
 case 'resourceType': break;
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Organization.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Organization.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Organization.id");
 break; }
 case "meta": {
-{ const v0 = o["meta"]; const ty0 = "Meta";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Organization.meta");
-{ const x0 = v0;
-s32(x0, cx);
-}
-} }
+R.el(o["meta"], false, 0, 1, s32, cx, "Organization.meta");
 break; }
 case "implicitRules": {
-{ const v0 = o["implicitRules"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Organization.implicitRules");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Organization.implicitRules");
-}
-} }
+R.prim(o["implicitRules"], false, 0, 1, "uri", "Organization.implicitRules");
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Organization.language");
-{ const x0 = v0;
-R.primitive(x0, "code", "Organization.language");
-}
-} }
+R.prim(o["language"], false, 0, 1, "code", "Organization.language");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "Narrative";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Organization.text");
-{ const x0 = v0;
-s39(x0, cx);
-}
-} }
+R.el(o["text"], false, 0, 1, s39, cx, "Organization.text");
 break; }
 case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
@@ -9116,31 +5900,13 @@ R.primitive(x0, "boolean", "Organization.active");
 } }
 break; }
 case "type": {
-{ const v0 = o["type"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Organization.type");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["type"], true, 0, Infinity, s6, cx, "Organization.type");
 break; }
 case "name": {
-{ const v0 = o["name"]; const ty0 = "string";
-if (v0 === undefined) { R.unsure("Organization.name: missing"); } else {
-R.single(v0, 1, 1, "Organization.name");
-{ const x0 = v0;
-R.primitive(x0, "string", "Organization.name");
-}
-} }
+R.prim(o["name"], false, 1, 1, "string", "Organization.name");
 break; }
 case "alias": {
-{ const v0 = o["alias"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Organization.alias");
-for (const x0 of l0) {
-R.primitive(x0, "string", "Organization.alias");
-}
-} }
+R.prim(o["alias"], true, 0, Infinity, "string", "Organization.alias");
 break; }
 case "telecom": {
 { const v0 = o["telecom"]; const ty0 = "ContactPoint";
@@ -9163,33 +5929,13 @@ inv201(x0, cx);
 } }
 break; }
 case "partOf": {
-{ const v0 = o["partOf"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Organization.partOf");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Organization.partOf", cx, "Organization.partOf");
-}
-} }
+R.ref(o["partOf"], false, 0, 1, s19, C5, cx, "Organization.partOf");
 break; }
 case "contact": {
-{ const v0 = o["contact"]; const ty0 = "OrganizationContact";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Organization.contact");
-for (const x0 of l0) {
-s83(x0, cx);
-}
-} }
+R.el(o["contact"], true, 0, Infinity, s83, cx, "Organization.contact");
 break; }
 case "endpoint": {
-{ const v0 = o["endpoint"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Organization.endpoint");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Endpoint"], "Organization.endpoint", cx, "Organization.endpoint");
-}
-} }
+R.ref(o["endpoint"], true, 0, Infinity, s19, C69, cx, "Organization.endpoint");
 break; }
 default: R.unsure("ImhOrganization: element " + key);
 } }
@@ -9208,13 +5954,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("OrganizationContact: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Organization.contact.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Organization.contact.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Organization.contact.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -9239,40 +5979,16 @@ inv203(x0, cx);
 } }
 break; }
 case "purpose": {
-{ const v0 = o["purpose"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Organization.contact.purpose");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["purpose"], false, 0, 1, s6, cx, "Organization.contact.purpose");
 break; }
 case "name": {
-{ const v0 = o["name"]; const ty0 = "HumanName";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Organization.contact.name");
-{ const x0 = v0;
-s12(x0, cx);
-}
-} }
+R.el(o["name"], false, 0, 1, s12, cx, "Organization.contact.name");
 break; }
 case "telecom": {
-{ const v0 = o["telecom"]; const ty0 = "ContactPoint";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Organization.contact.telecom");
-for (const x0 of l0) {
-s8(x0, cx);
-}
-} }
+R.el(o["telecom"], true, 0, Infinity, s8, cx, "Organization.contact.telecom");
 break; }
 case "address": {
-{ const v0 = o["address"]; const ty0 = "Address";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Organization.contact.address");
-{ const x0 = v0;
-s2(x0, cx);
-}
-} }
+R.el(o["address"], false, 0, 1, s2, cx, "Organization.contact.address");
 break; }
 default: R.unsure("OrganizationContact: element " + key);
 } }
@@ -9297,49 +6013,19 @@ if (o[key] === null) R.unsure("ImhParent: null");
 switch (key) {
 case 'resourceType': break;
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Patient.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Patient.id");
 break; }
 case "meta": {
-{ const v0 = o["meta"]; const ty0 = "Meta";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.meta");
-{ const x0 = v0;
-s32(x0, cx);
-}
-} }
+R.el(o["meta"], false, 0, 1, s32, cx, "Patient.meta");
 break; }
 case "implicitRules": {
-{ const v0 = o["implicitRules"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.implicitRules");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Patient.implicitRules");
-}
-} }
+R.prim(o["implicitRules"], false, 0, 1, "uri", "Patient.implicitRules");
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.language");
-{ const x0 = v0;
-R.primitive(x0, "code", "Patient.language");
-}
-} }
+R.prim(o["language"], false, 0, 1, "code", "Patient.language");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "Narrative";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.text");
-{ const x0 = v0;
-s39(x0, cx);
-}
-} }
+R.el(o["text"], false, 0, 1, s39, cx, "Patient.text");
 break; }
 case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
@@ -9384,13 +6070,7 @@ R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? 
 } }
 break; }
 case "active": {
-{ const v0 = o["active"]; const ty0 = "boolean";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.active");
-{ const x0 = v0;
-R.primitive(x0, "boolean", "Patient.active");
-}
-} }
+R.prim(o["active"], false, 0, 1, "boolean", "Patient.active");
 break; }
 case "name": {
 { const v0 = o["name"]; const ty0 = "HumanName";
@@ -9399,13 +6079,7 @@ const l0 = R.values(v0, true, 1, Infinity, "Patient.name");
 for (const x0 of l0) {
 s12(x0, cx);
 if (R.isObj(x0)) {
-{ const v1 = x0["id"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Patient.name.id");
-{ const x1 = v1;
-R.primitive(x1, "string", "Patient.name.id");
-}
-} }
+R.prim(x0["id"], false, 0, 1, "string", "Patient.name.id");
 }
 if (R.isObj(x0)) {
 { const v1 = x0["extension"]; const ty1 = "Extension";
@@ -9429,58 +6103,22 @@ R.binding("http://hl7.org/fhir/ValueSet/name-use|4.0.1", "code", x1, "Patient.na
 } }
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["text"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Patient.name.text");
-{ const x1 = v1;
-R.primitive(x1, "string", "Patient.name.text");
-}
-} }
+R.prim(x0["text"], false, 0, 1, "string", "Patient.name.text");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["family"]; const ty1 = "string";
-if (v1 === undefined) { R.unsure("Patient.name.family: missing"); } else {
-R.single(v1, 1, 1, "Patient.name.family");
-{ const x1 = v1;
-R.primitive(x1, "string", "Patient.name.family");
-}
-} }
+R.prim(x0["family"], false, 1, 1, "string", "Patient.name.family");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["given"]; const ty1 = "string";
-if (v1 === undefined) { R.unsure("Patient.name.given: missing"); } else {
-const l1 = R.values(v1, true, 1, Infinity, "Patient.name.given");
-for (const x1 of l1) {
-R.primitive(x1, "string", "Patient.name.given");
-}
-} }
+R.prim(x0["given"], true, 1, Infinity, "string", "Patient.name.given");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["prefix"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-const l1 = R.values(v1, true, 0, Infinity, "Patient.name.prefix");
-for (const x1 of l1) {
-R.primitive(x1, "string", "Patient.name.prefix");
-}
-} }
+R.prim(x0["prefix"], true, 0, Infinity, "string", "Patient.name.prefix");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["suffix"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-const l1 = R.values(v1, true, 0, Infinity, "Patient.name.suffix");
-for (const x1 of l1) {
-R.primitive(x1, "string", "Patient.name.suffix");
-}
-} }
+R.prim(x0["suffix"], true, 0, Infinity, "string", "Patient.name.suffix");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["period"]; const ty1 = "Period";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Patient.name.period");
-{ const x1 = v1;
-s15(x1, cx);
-}
-} }
+R.el(x0["period"], false, 0, 1, s15, cx, "Patient.name.period");
 }
 }
 } }
@@ -9492,13 +6130,7 @@ const l0 = R.values(v0, true, 0, 1, "Patient.telecom");
 for (const x0 of l0) {
 s8(x0, cx);
 if (R.isObj(x0)) {
-{ const v1 = x0["id"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Patient.telecom.id");
-{ const x1 = v1;
-R.primitive(x1, "string", "Patient.telecom.id");
-}
-} }
+R.prim(x0["id"], false, 0, 1, "string", "Patient.telecom.id");
 }
 if (R.isObj(x0)) {
 { const v1 = x0["extension"]; const ty1 = "Extension";
@@ -9523,13 +6155,7 @@ R.binding("http://hl7.org/fhir/ValueSet/contact-point-system|4.0.1", "code", x1,
 } }
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["value"]; const ty1 = "string";
-if (v1 === undefined) { R.unsure("Patient.telecom.value: missing"); } else {
-R.single(v1, 1, 1, "Patient.telecom.value");
-{ const x1 = v1;
-R.primitive(x1, "string", "Patient.telecom.value");
-}
-} }
+R.prim(x0["value"], false, 1, 1, "string", "Patient.telecom.value");
 }
 if (R.isObj(x0)) {
 { const v1 = x0["use"]; const ty1 = "code";
@@ -9542,22 +6168,10 @@ R.binding("http://hl7.org/fhir/ValueSet/contact-point-use|4.0.1", "code", x1, "P
 } }
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["rank"]; const ty1 = "positiveInt";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Patient.telecom.rank");
-{ const x1 = v1;
-R.primitive(x1, "positiveInt", "Patient.telecom.rank");
-}
-} }
+R.prim(x0["rank"], false, 0, 1, "positiveInt", "Patient.telecom.rank");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["period"]; const ty1 = "Period";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Patient.telecom.period");
-{ const x1 = v1;
-s15(x1, cx);
-}
-} }
+R.el(x0["period"], false, 0, 1, s15, cx, "Patient.telecom.period");
 }
 }
 } }
@@ -9573,16 +6187,10 @@ R.binding("http://hl7.org/fhir/ValueSet/administrative-gender|4.0.1", "code", x0
 } }
 break; }
 case "birthDate": {
-{ const v0 = o["birthDate"]; const ty0 = "date";
-if (v0 === undefined) { R.unsure("Patient.birthDate: missing"); } else {
-R.single(v0, 1, 1, "Patient.birthDate");
-{ const x0 = v0;
-R.primitive(x0, "date", "Patient.birthDate");
-}
-} }
+R.prim(o["birthDate"], false, 1, 1, "date", "Patient.birthDate");
 break; }
 case "deceasedBoolean": case "deceasedDateTime": {
-{ const ch0 = R.choice(o, C26); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C66); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.deceased[x]");
 { const x0 = v0;
@@ -9594,25 +6202,13 @@ default: R.unsure("Patient.deceased[x]: type"); }
 } }
 break; }
 case "address": {
-{ const v0 = o["address"]; const ty0 = "Address";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Patient.address");
-for (const x0 of l0) {
-s2(x0, cx);
-}
-} }
+R.el(o["address"], true, 0, Infinity, s2, cx, "Patient.address");
 break; }
 case "maritalStatus": {
-{ const v0 = o["maritalStatus"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.maritalStatus");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["maritalStatus"], false, 0, 1, s6, cx, "Patient.maritalStatus");
 break; }
 case "multipleBirthBoolean": case "multipleBirthInteger": {
-{ const ch0 = R.choice(o, C27); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C67); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Patient.multipleBirth[x]");
 { const x0 = v0;
@@ -9624,13 +6220,7 @@ default: R.unsure("Patient.multipleBirth[x]: type"); }
 } }
 break; }
 case "photo": {
-{ const v0 = o["photo"]; const ty0 = "Attachment";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Patient.photo");
-for (const x0 of l0) {
-s5(x0, cx);
-}
-} }
+R.el(o["photo"], true, 0, Infinity, s5, cx, "Patient.photo");
 break; }
 case "contact": {
 { const v0 = o["contact"]; const ty0 = "PatientContact";
@@ -9643,42 +6233,16 @@ inv187(x0, cx);
 } }
 break; }
 case "communication": {
-{ const v0 = o["communication"]; const ty0 = "PatientCommunication";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Patient.communication");
-for (const x0 of l0) {
-s86(x0, cx);
-}
-} }
+R.el(o["communication"], true, 0, Infinity, s86, cx, "Patient.communication");
 break; }
 case "generalPractitioner": {
-{ const v0 = o["generalPractitioner"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Patient.generalPractitioner");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "Patient.generalPractitioner", cx, "Patient.generalPractitioner");
-}
-} }
+R.ref(o["generalPractitioner"], true, 0, Infinity, s19, C68, cx, "Patient.generalPractitioner");
 break; }
 case "managingOrganization": {
-{ const v0 = o["managingOrganization"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.managingOrganization");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Patient.managingOrganization", cx, "Patient.managingOrganization");
-}
-} }
+R.ref(o["managingOrganization"], false, 0, 1, s19, C5, cx, "Patient.managingOrganization");
 break; }
 case "link": {
-{ const v0 = o["link"]; const ty0 = "PatientLink";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Patient.link");
-for (const x0 of l0) {
-s87(x0, cx);
-}
-} }
+R.el(o["link"], true, 0, Infinity, s87, cx, "Patient.link");
 break; }
 default: R.unsure("ImhParent: element " + key);
 } }
@@ -9694,13 +6258,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("PatientContact: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.contact.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Patient.contact.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Patient.contact.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -9725,40 +6283,16 @@ inv189(x0, cx);
 } }
 break; }
 case "relationship": {
-{ const v0 = o["relationship"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Patient.contact.relationship");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["relationship"], true, 0, Infinity, s6, cx, "Patient.contact.relationship");
 break; }
 case "name": {
-{ const v0 = o["name"]; const ty0 = "HumanName";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.contact.name");
-{ const x0 = v0;
-s12(x0, cx);
-}
-} }
+R.el(o["name"], false, 0, 1, s12, cx, "Patient.contact.name");
 break; }
 case "telecom": {
-{ const v0 = o["telecom"]; const ty0 = "ContactPoint";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Patient.contact.telecom");
-for (const x0 of l0) {
-s8(x0, cx);
-}
-} }
+R.el(o["telecom"], true, 0, Infinity, s8, cx, "Patient.contact.telecom");
 break; }
 case "address": {
-{ const v0 = o["address"]; const ty0 = "Address";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.contact.address");
-{ const x0 = v0;
-s2(x0, cx);
-}
-} }
+R.el(o["address"], false, 0, 1, s2, cx, "Patient.contact.address");
 break; }
 case "gender": {
 { const v0 = o["gender"]; const ty0 = "code";
@@ -9771,23 +6305,10 @@ R.binding("http://hl7.org/fhir/ValueSet/administrative-gender|4.0.1", "code", x0
 } }
 break; }
 case "organization": {
-{ const v0 = o["organization"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.contact.organization");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Patient.contact.organization", cx, "Patient.contact.organization");
-}
-} }
+R.ref(o["organization"], false, 0, 1, s19, C5, cx, "Patient.contact.organization");
 break; }
 case "period": {
-{ const v0 = o["period"]; const ty0 = "Period";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.contact.period");
-{ const x0 = v0;
-s15(x0, cx);
-}
-} }
+R.el(o["period"], false, 0, 1, s15, cx, "Patient.contact.period");
 break; }
 default: R.unsure("PatientContact: element " + key);
 } }
@@ -9799,13 +6320,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("PatientCommunication: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.communication.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Patient.communication.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Patient.communication.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -9830,22 +6345,10 @@ inv191(x0, cx);
 } }
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) { R.unsure("Patient.communication.language: missing"); } else {
-R.single(v0, 1, 1, "Patient.communication.language");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["language"], false, 1, 1, s6, cx, "Patient.communication.language");
 break; }
 case "preferred": {
-{ const v0 = o["preferred"]; const ty0 = "boolean";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.communication.preferred");
-{ const x0 = v0;
-R.primitive(x0, "boolean", "Patient.communication.preferred");
-}
-} }
+R.prim(o["preferred"], false, 0, 1, "boolean", "Patient.communication.preferred");
 break; }
 default: R.unsure("PatientCommunication: element " + key);
 } }
@@ -9858,13 +6361,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("PatientLink: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Patient.link.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Patient.link.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Patient.link.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -9889,14 +6386,7 @@ inv193(x0, cx);
 } }
 break; }
 case "other": {
-{ const v0 = o["other"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Patient.link.other: missing"); } else {
-R.single(v0, 1, 1, "Patient.link.other");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Patient.link.other", cx, "Patient.link.other");
-}
-} }
+R.ref(o["other"], false, 1, 1, s19, C47, cx, "Patient.link.other");
 break; }
 case "type": {
 { const v0 = o["type"]; const ty0 = "code";
@@ -9935,49 +6425,19 @@ if (o[key] === null) R.unsure("ImhPractitionerRole: null");
 switch (key) {
 case 'resourceType': break;
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "PractitionerRole.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "PractitionerRole.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "PractitionerRole.id");
 break; }
 case "meta": {
-{ const v0 = o["meta"]; const ty0 = "Meta";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "PractitionerRole.meta");
-{ const x0 = v0;
-s32(x0, cx);
-}
-} }
+R.el(o["meta"], false, 0, 1, s32, cx, "PractitionerRole.meta");
 break; }
 case "implicitRules": {
-{ const v0 = o["implicitRules"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "PractitionerRole.implicitRules");
-{ const x0 = v0;
-R.primitive(x0, "uri", "PractitionerRole.implicitRules");
-}
-} }
+R.prim(o["implicitRules"], false, 0, 1, "uri", "PractitionerRole.implicitRules");
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "PractitionerRole.language");
-{ const x0 = v0;
-R.primitive(x0, "code", "PractitionerRole.language");
-}
-} }
+R.prim(o["language"], false, 0, 1, "code", "PractitionerRole.language");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "Narrative";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "PractitionerRole.text");
-{ const x0 = v0;
-s39(x0, cx);
-}
-} }
+R.el(o["text"], false, 0, 1, s39, cx, "PractitionerRole.text");
 break; }
 case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
@@ -10021,126 +6481,43 @@ inv216(x0, cx);
 } }
 break; }
 case "active": {
-{ const v0 = o["active"]; const ty0 = "boolean";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "PractitionerRole.active");
-{ const x0 = v0;
-R.primitive(x0, "boolean", "PractitionerRole.active");
-}
-} }
+R.prim(o["active"], false, 0, 1, "boolean", "PractitionerRole.active");
 break; }
 case "period": {
-{ const v0 = o["period"]; const ty0 = "Period";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "PractitionerRole.period");
-{ const x0 = v0;
-s15(x0, cx);
-}
-} }
+R.el(o["period"], false, 0, 1, s15, cx, "PractitionerRole.period");
 break; }
 case "practitioner": {
-{ const v0 = o["practitioner"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("PractitionerRole.practitioner: missing"); } else {
-R.single(v0, 1, 1, "PractitionerRole.practitioner");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner"], "PractitionerRole.practitioner", cx, "PractitionerRole.practitioner");
-}
-} }
+R.ref(o["practitioner"], false, 1, 1, s19, C57, cx, "PractitionerRole.practitioner");
 break; }
 case "organization": {
-{ const v0 = o["organization"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("PractitionerRole.organization: missing"); } else {
-R.single(v0, 1, 1, "PractitionerRole.organization");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "PractitionerRole.organization", cx, "PractitionerRole.organization");
-}
-} }
+R.ref(o["organization"], false, 1, 1, s19, C5, cx, "PractitionerRole.organization");
 break; }
 case "code": {
-{ const v0 = o["code"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) { R.unsure("PractitionerRole.code: missing"); } else {
-const l0 = R.values(v0, true, 1, Infinity, "PractitionerRole.code");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["code"], true, 1, Infinity, s6, cx, "PractitionerRole.code");
 break; }
 case "specialty": {
-{ const v0 = o["specialty"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.specialty");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["specialty"], true, 0, Infinity, s6, cx, "PractitionerRole.specialty");
 break; }
 case "location": {
-{ const v0 = o["location"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.location");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location"], "PractitionerRole.location", cx, "PractitionerRole.location");
-}
-} }
+R.ref(o["location"], true, 0, Infinity, s19, C20, cx, "PractitionerRole.location");
 break; }
 case "healthcareService": {
-{ const v0 = o["healthcareService"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.healthcareService");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/HealthcareService"], "PractitionerRole.healthcareService", cx, "PractitionerRole.healthcareService");
-}
-} }
+R.ref(o["healthcareService"], true, 0, Infinity, s19, C70, cx, "PractitionerRole.healthcareService");
 break; }
 case "telecom": {
-{ const v0 = o["telecom"]; const ty0 = "ContactPoint";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.telecom");
-for (const x0 of l0) {
-s8(x0, cx);
-}
-} }
+R.el(o["telecom"], true, 0, Infinity, s8, cx, "PractitionerRole.telecom");
 break; }
 case "availableTime": {
-{ const v0 = o["availableTime"]; const ty0 = "PractitionerRoleAvailableTime";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.availableTime");
-for (const x0 of l0) {
-s89(x0, cx);
-}
-} }
+R.el(o["availableTime"], true, 0, Infinity, s89, cx, "PractitionerRole.availableTime");
 break; }
 case "notAvailable": {
-{ const v0 = o["notAvailable"]; const ty0 = "PractitionerRoleNotAvailable";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.notAvailable");
-for (const x0 of l0) {
-s90(x0, cx);
-}
-} }
+R.el(o["notAvailable"], true, 0, Infinity, s90, cx, "PractitionerRole.notAvailable");
 break; }
 case "availabilityExceptions": {
-{ const v0 = o["availabilityExceptions"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "PractitionerRole.availabilityExceptions");
-{ const x0 = v0;
-R.primitive(x0, "string", "PractitionerRole.availabilityExceptions");
-}
-} }
+R.prim(o["availabilityExceptions"], false, 0, 1, "string", "PractitionerRole.availabilityExceptions");
 break; }
 case "endpoint": {
-{ const v0 = o["endpoint"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.endpoint");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Endpoint"], "PractitionerRole.endpoint", cx, "PractitionerRole.endpoint");
-}
-} }
+R.ref(o["endpoint"], true, 0, Infinity, s19, C69, cx, "PractitionerRole.endpoint");
 break; }
 default: R.unsure("ImhPractitionerRole: element " + key);
 } }
@@ -10160,13 +6537,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("PractitionerRoleAvailableTime: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "PractitionerRole.availableTime.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "PractitionerRole.availableTime.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "PractitionerRole.availableTime.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -10201,31 +6572,13 @@ R.binding("http://hl7.org/fhir/ValueSet/days-of-week|4.0.1", "code", x0, "Practi
 } }
 break; }
 case "allDay": {
-{ const v0 = o["allDay"]; const ty0 = "boolean";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "PractitionerRole.availableTime.allDay");
-{ const x0 = v0;
-R.primitive(x0, "boolean", "PractitionerRole.availableTime.allDay");
-}
-} }
+R.prim(o["allDay"], false, 0, 1, "boolean", "PractitionerRole.availableTime.allDay");
 break; }
 case "availableStartTime": {
-{ const v0 = o["availableStartTime"]; const ty0 = "time";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "PractitionerRole.availableTime.availableStartTime");
-{ const x0 = v0;
-R.primitive(x0, "time", "PractitionerRole.availableTime.availableStartTime");
-}
-} }
+R.prim(o["availableStartTime"], false, 0, 1, "time", "PractitionerRole.availableTime.availableStartTime");
 break; }
 case "availableEndTime": {
-{ const v0 = o["availableEndTime"]; const ty0 = "time";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "PractitionerRole.availableTime.availableEndTime");
-{ const x0 = v0;
-R.primitive(x0, "time", "PractitionerRole.availableTime.availableEndTime");
-}
-} }
+R.prim(o["availableEndTime"], false, 0, 1, "time", "PractitionerRole.availableTime.availableEndTime");
 break; }
 default: R.unsure("PractitionerRoleAvailableTime: element " + key);
 } }
@@ -10241,13 +6594,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("PractitionerRoleNotAvailable: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "PractitionerRole.notAvailable.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "PractitionerRole.notAvailable.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "PractitionerRole.notAvailable.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -10272,22 +6619,10 @@ inv220(x0, cx);
 } }
 break; }
 case "description": {
-{ const v0 = o["description"]; const ty0 = "string";
-if (v0 === undefined) { R.unsure("PractitionerRole.notAvailable.description: missing"); } else {
-R.single(v0, 1, 1, "PractitionerRole.notAvailable.description");
-{ const x0 = v0;
-R.primitive(x0, "string", "PractitionerRole.notAvailable.description");
-}
-} }
+R.prim(o["description"], false, 1, 1, "string", "PractitionerRole.notAvailable.description");
 break; }
 case "during": {
-{ const v0 = o["during"]; const ty0 = "Period";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "PractitionerRole.notAvailable.during");
-{ const x0 = v0;
-s15(x0, cx);
-}
-} }
+R.el(o["during"], false, 0, 1, s15, cx, "PractitionerRole.notAvailable.during");
 break; }
 default: R.unsure("PractitionerRoleNotAvailable: element " + key);
 } }
@@ -10311,49 +6646,19 @@ if (o[key] === null) R.unsure("ImhPractitioner: null");
 switch (key) {
 case 'resourceType': break;
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Practitioner.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Practitioner.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Practitioner.id");
 break; }
 case "meta": {
-{ const v0 = o["meta"]; const ty0 = "Meta";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Practitioner.meta");
-{ const x0 = v0;
-s32(x0, cx);
-}
-} }
+R.el(o["meta"], false, 0, 1, s32, cx, "Practitioner.meta");
 break; }
 case "implicitRules": {
-{ const v0 = o["implicitRules"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Practitioner.implicitRules");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Practitioner.implicitRules");
-}
-} }
+R.prim(o["implicitRules"], false, 0, 1, "uri", "Practitioner.implicitRules");
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Practitioner.language");
-{ const x0 = v0;
-R.primitive(x0, "code", "Practitioner.language");
-}
-} }
+R.prim(o["language"], false, 0, 1, "code", "Practitioner.language");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "Narrative";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Practitioner.text");
-{ const x0 = v0;
-s39(x0, cx);
-}
-} }
+R.el(o["text"], false, 0, 1, s39, cx, "Practitioner.text");
 break; }
 case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
@@ -10397,40 +6702,16 @@ R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? 
 } }
 break; }
 case "active": {
-{ const v0 = o["active"]; const ty0 = "boolean";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Practitioner.active");
-{ const x0 = v0;
-R.primitive(x0, "boolean", "Practitioner.active");
-}
-} }
+R.prim(o["active"], false, 0, 1, "boolean", "Practitioner.active");
 break; }
 case "name": {
-{ const v0 = o["name"]; const ty0 = "HumanName";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, 1, "Practitioner.name");
-for (const x0 of l0) {
-s12(x0, cx);
-}
-} }
+R.el(o["name"], true, 0, 1, s12, cx, "Practitioner.name");
 break; }
 case "telecom": {
-{ const v0 = o["telecom"]; const ty0 = "ContactPoint";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Practitioner.telecom");
-for (const x0 of l0) {
-s8(x0, cx);
-}
-} }
+R.el(o["telecom"], true, 0, Infinity, s8, cx, "Practitioner.telecom");
 break; }
 case "address": {
-{ const v0 = o["address"]; const ty0 = "Address";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Practitioner.address");
-for (const x0 of l0) {
-s2(x0, cx);
-}
-} }
+R.el(o["address"], true, 0, Infinity, s2, cx, "Practitioner.address");
 break; }
 case "gender": {
 { const v0 = o["gender"]; const ty0 = "code";
@@ -10443,40 +6724,16 @@ R.binding("http://hl7.org/fhir/ValueSet/administrative-gender|4.0.1", "code", x0
 } }
 break; }
 case "birthDate": {
-{ const v0 = o["birthDate"]; const ty0 = "date";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Practitioner.birthDate");
-{ const x0 = v0;
-R.primitive(x0, "date", "Practitioner.birthDate");
-}
-} }
+R.prim(o["birthDate"], false, 0, 1, "date", "Practitioner.birthDate");
 break; }
 case "photo": {
-{ const v0 = o["photo"]; const ty0 = "Attachment";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Practitioner.photo");
-for (const x0 of l0) {
-s5(x0, cx);
-}
-} }
+R.el(o["photo"], true, 0, Infinity, s5, cx, "Practitioner.photo");
 break; }
 case "qualification": {
-{ const v0 = o["qualification"]; const ty0 = "PractitionerQualification";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Practitioner.qualification");
-for (const x0 of l0) {
-s92(x0, cx);
-}
-} }
+R.el(o["qualification"], true, 0, Infinity, s92, cx, "Practitioner.qualification");
 break; }
 case "communication": {
-{ const v0 = o["communication"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Practitioner.communication");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["communication"], true, 0, Infinity, s6, cx, "Practitioner.communication");
 break; }
 default: R.unsure("ImhPractitioner: element " + key);
 } }
@@ -10493,13 +6750,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("PractitionerQualification: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Practitioner.qualification.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Practitioner.qualification.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Practitioner.qualification.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -10524,41 +6775,16 @@ inv227(x0, cx);
 } }
 break; }
 case "identifier": {
-{ const v0 = o["identifier"]; const ty0 = "Identifier";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Practitioner.qualification.identifier");
-for (const x0 of l0) {
-s13(x0, cx);
-}
-} }
+R.el(o["identifier"], true, 0, Infinity, s13, cx, "Practitioner.qualification.identifier");
 break; }
 case "code": {
-{ const v0 = o["code"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) { R.unsure("Practitioner.qualification.code: missing"); } else {
-R.single(v0, 1, 1, "Practitioner.qualification.code");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["code"], false, 1, 1, s6, cx, "Practitioner.qualification.code");
 break; }
 case "period": {
-{ const v0 = o["period"]; const ty0 = "Period";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Practitioner.qualification.period");
-{ const x0 = v0;
-s15(x0, cx);
-}
-} }
+R.el(o["period"], false, 0, 1, s15, cx, "Practitioner.qualification.period");
 break; }
 case "issuer": {
-{ const v0 = o["issuer"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Practitioner.qualification.issuer");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Practitioner.qualification.issuer", cx, "Practitioner.qualification.issuer");
-}
-} }
+R.ref(o["issuer"], false, 0, 1, s19, C5, cx, "Practitioner.qualification.issuer");
 break; }
 default: R.unsure("PractitionerQualification: element " + key);
 } }
@@ -10582,49 +6808,19 @@ if (o[key] === null) R.unsure("ImhProvenance: null");
 switch (key) {
 case 'resourceType': break;
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Provenance.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Provenance.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Provenance.id");
 break; }
 case "meta": {
-{ const v0 = o["meta"]; const ty0 = "Meta";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Provenance.meta");
-{ const x0 = v0;
-s32(x0, cx);
-}
-} }
+R.el(o["meta"], false, 0, 1, s32, cx, "Provenance.meta");
 break; }
 case "implicitRules": {
-{ const v0 = o["implicitRules"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Provenance.implicitRules");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Provenance.implicitRules");
-}
-} }
+R.prim(o["implicitRules"], false, 0, 1, "uri", "Provenance.implicitRules");
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Provenance.language");
-{ const x0 = v0;
-R.primitive(x0, "code", "Provenance.language");
-}
-} }
+R.prim(o["language"], false, 0, 1, "code", "Provenance.language");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "Narrative";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Provenance.text");
-{ const x0 = v0;
-s39(x0, cx);
-}
-} }
+R.el(o["text"], false, 0, 1, s39, cx, "Provenance.text");
 break; }
 case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
@@ -10658,17 +6854,10 @@ inv232(x0, cx);
 } }
 break; }
 case "target": {
-{ const v0 = o["target"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Provenance.target: missing"); } else {
-const l0 = R.values(v0, true, 1, Infinity, "Provenance.target");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "Provenance.target", cx, "Provenance.target");
-}
-} }
+R.ref(o["target"], true, 1, Infinity, s19, C28, cx, "Provenance.target");
 break; }
 case "occurredPeriod": case "occurredDateTime": {
-{ const ch0 = R.choice(o, C28); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C71); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Provenance.occurred[x]");
 { const x0 = v0;
@@ -10680,77 +6869,28 @@ default: R.unsure("Provenance.occurred[x]: type"); }
 } }
 break; }
 case "recorded": {
-{ const v0 = o["recorded"]; const ty0 = "instant";
-if (v0 === undefined) { R.unsure("Provenance.recorded: missing"); } else {
-R.single(v0, 1, 1, "Provenance.recorded");
-{ const x0 = v0;
-R.primitive(x0, "instant", "Provenance.recorded");
-}
-} }
+R.prim(o["recorded"], false, 1, 1, "instant", "Provenance.recorded");
 break; }
 case "policy": {
-{ const v0 = o["policy"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Provenance.policy");
-for (const x0 of l0) {
-R.primitive(x0, "uri", "Provenance.policy");
-}
-} }
+R.prim(o["policy"], true, 0, Infinity, "uri", "Provenance.policy");
 break; }
 case "location": {
-{ const v0 = o["location"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Provenance.location");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location"], "Provenance.location", cx, "Provenance.location");
-}
-} }
+R.ref(o["location"], false, 0, 1, s19, C20, cx, "Provenance.location");
 break; }
 case "reason": {
-{ const v0 = o["reason"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Provenance.reason");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["reason"], true, 0, Infinity, s6, cx, "Provenance.reason");
 break; }
 case "activity": {
-{ const v0 = o["activity"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) { R.unsure("Provenance.activity: missing"); } else {
-R.single(v0, 1, 1, "Provenance.activity");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["activity"], false, 1, 1, s6, cx, "Provenance.activity");
 break; }
 case "agent": {
-{ const v0 = o["agent"]; const ty0 = "ProvenanceAgent";
-if (v0 === undefined) { R.unsure("Provenance.agent: missing"); } else {
-const l0 = R.values(v0, true, 2, Infinity, "Provenance.agent");
-for (const x0 of l0) {
-s94(x0, cx);
-}
-} }
+R.el(o["agent"], true, 2, Infinity, s94, cx, "Provenance.agent");
 break; }
 case "entity": {
-{ const v0 = o["entity"]; const ty0 = "ProvenanceEntity";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Provenance.entity");
-for (const x0 of l0) {
-s95(x0, cx);
-}
-} }
+R.el(o["entity"], true, 0, Infinity, s95, cx, "Provenance.entity");
 break; }
 case "signature": {
-{ const v0 = o["signature"]; const ty0 = "Signature";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Provenance.signature");
-for (const x0 of l0) {
-s21(x0, cx);
-}
-} }
+R.el(o["signature"], true, 0, Infinity, s21, cx, "Provenance.signature");
 break; }
 default: R.unsure("ImhProvenance: element " + key);
 } }
@@ -10770,13 +6910,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ProvenanceAgent: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Provenance.agent.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Provenance.agent.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Provenance.agent.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -10801,42 +6935,16 @@ inv234(x0, cx);
 } }
 break; }
 case "type": {
-{ const v0 = o["type"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) { R.unsure("Provenance.agent.type: missing"); } else {
-R.single(v0, 1, 1, "Provenance.agent.type");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["type"], false, 1, 1, s6, cx, "Provenance.agent.type");
 break; }
 case "role": {
-{ const v0 = o["role"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Provenance.agent.role");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["role"], true, 0, Infinity, s6, cx, "Provenance.agent.role");
 break; }
 case "who": {
-{ const v0 = o["who"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Provenance.agent.who: missing"); } else {
-R.single(v0, 1, 1, "Provenance.agent.who");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"], "Provenance.agent.who", cx, "Provenance.agent.who");
-}
-} }
+R.ref(o["who"], false, 1, 1, s19, C6, cx, "Provenance.agent.who");
 break; }
 case "onBehalfOf": {
-{ const v0 = o["onBehalfOf"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Provenance.agent.onBehalfOf");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"], "Provenance.agent.onBehalfOf", cx, "Provenance.agent.onBehalfOf");
-}
-} }
+R.ref(o["onBehalfOf"], false, 0, 1, s19, C6, cx, "Provenance.agent.onBehalfOf");
 break; }
 default: R.unsure("ProvenanceAgent: element " + key);
 } }
@@ -10854,13 +6962,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ProvenanceEntity: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Provenance.entity.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Provenance.entity.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Provenance.entity.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -10895,23 +6997,10 @@ R.binding("http://hl7.org/fhir/ValueSet/provenance-entity-role|4.0.1", "code", x
 } }
 break; }
 case "what": {
-{ const v0 = o["what"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Provenance.entity.what: missing"); } else {
-R.single(v0, 1, 1, "Provenance.entity.what");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "Provenance.entity.what", cx, "Provenance.entity.what");
-}
-} }
+R.ref(o["what"], false, 1, 1, s19, C28, cx, "Provenance.entity.what");
 break; }
 case "agent": {
-{ const v0 = o["agent"]; const ty0 = "ProvenanceAgent";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Provenance.entity.agent");
-for (const x0 of l0) {
-s96(x0, cx);
-}
-} }
+R.el(o["agent"], true, 0, Infinity, s96, cx, "Provenance.entity.agent");
 break; }
 default: R.unsure("ProvenanceEntity: element " + key);
 } }
@@ -10925,13 +7014,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ProvenanceAgent: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Provenance.agent.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Provenance.agent.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Provenance.agent.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -10956,42 +7039,16 @@ inv234(x0, cx);
 } }
 break; }
 case "type": {
-{ const v0 = o["type"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Provenance.agent.type");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["type"], false, 0, 1, s6, cx, "Provenance.agent.type");
 break; }
 case "role": {
-{ const v0 = o["role"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Provenance.agent.role");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["role"], true, 0, Infinity, s6, cx, "Provenance.agent.role");
 break; }
 case "who": {
-{ const v0 = o["who"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Provenance.agent.who: missing"); } else {
-R.single(v0, 1, 1, "Provenance.agent.who");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"], "Provenance.agent.who", cx, "Provenance.agent.who");
-}
-} }
+R.ref(o["who"], false, 1, 1, s19, C6, cx, "Provenance.agent.who");
 break; }
 case "onBehalfOf": {
-{ const v0 = o["onBehalfOf"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Provenance.agent.onBehalfOf");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization"], "Provenance.agent.onBehalfOf", cx, "Provenance.agent.onBehalfOf");
-}
-} }
+R.ref(o["onBehalfOf"], false, 0, 1, s19, C6, cx, "Provenance.agent.onBehalfOf");
 break; }
 default: R.unsure("ProvenanceAgent: element " + key);
 } }
@@ -11019,49 +7076,19 @@ if (o[key] === null) R.unsure("ImhPsychotherapyNote: null");
 switch (key) {
 case 'resourceType': break;
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "DocumentReference.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "DocumentReference.id");
 break; }
 case "meta": {
-{ const v0 = o["meta"]; const ty0 = "Meta";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.meta");
-{ const x0 = v0;
-s32(x0, cx);
-}
-} }
+R.el(o["meta"], false, 0, 1, s32, cx, "DocumentReference.meta");
 break; }
 case "implicitRules": {
-{ const v0 = o["implicitRules"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.implicitRules");
-{ const x0 = v0;
-R.primitive(x0, "uri", "DocumentReference.implicitRules");
-}
-} }
+R.prim(o["implicitRules"], false, 0, 1, "uri", "DocumentReference.implicitRules");
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.language");
-{ const x0 = v0;
-R.primitive(x0, "code", "DocumentReference.language");
-}
-} }
+R.prim(o["language"], false, 0, 1, "code", "DocumentReference.language");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "Narrative";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.text");
-{ const x0 = v0;
-s39(x0, cx);
-}
-} }
+R.el(o["text"], false, 0, 1, s39, cx, "DocumentReference.text");
 break; }
 case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
@@ -11095,13 +7122,7 @@ inv242(x0, cx);
 } }
 break; }
 case "masterIdentifier": {
-{ const v0 = o["masterIdentifier"]; const ty0 = "Identifier";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.masterIdentifier");
-{ const x0 = v0;
-s13(x0, cx);
-}
-} }
+R.el(o["masterIdentifier"], false, 0, 1, s13, cx, "DocumentReference.masterIdentifier");
 break; }
 case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
@@ -11145,107 +7166,37 @@ s6(x0, cx);
 } }
 break; }
 case "category": {
-{ const v0 = o["category"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.category");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["category"], true, 0, Infinity, s6, cx, "DocumentReference.category");
 break; }
 case "subject": {
-{ const v0 = o["subject"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("DocumentReference.subject: missing"); } else {
-R.single(v0, 1, 1, "DocumentReference.subject");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "DocumentReference.subject", cx, "DocumentReference.subject");
-}
-} }
+R.ref(o["subject"], false, 1, 1, s19, C19, cx, "DocumentReference.subject");
 break; }
 case "date": {
-{ const v0 = o["date"]; const ty0 = "instant";
-if (v0 === undefined) { R.unsure("DocumentReference.date: missing"); } else {
-R.single(v0, 1, 1, "DocumentReference.date");
-{ const x0 = v0;
-R.primitive(x0, "instant", "DocumentReference.date");
-}
-} }
+R.prim(o["date"], false, 1, 1, "instant", "DocumentReference.date");
 break; }
 case "author": {
-{ const v0 = o["author"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.author");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "DocumentReference.author", cx, "DocumentReference.author");
-}
-} }
+R.ref(o["author"], true, 0, Infinity, s19, C72, cx, "DocumentReference.author");
 break; }
 case "authenticator": {
-{ const v0 = o["authenticator"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.authenticator");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization"], "DocumentReference.authenticator", cx, "DocumentReference.authenticator");
-}
-} }
+R.ref(o["authenticator"], false, 0, 1, s19, C73, cx, "DocumentReference.authenticator");
 break; }
 case "custodian": {
-{ const v0 = o["custodian"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.custodian");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "DocumentReference.custodian", cx, "DocumentReference.custodian");
-}
-} }
+R.ref(o["custodian"], false, 0, 1, s19, C5, cx, "DocumentReference.custodian");
 break; }
 case "relatesTo": {
-{ const v0 = o["relatesTo"]; const ty0 = "DocumentReferenceRelatesTo";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.relatesTo");
-for (const x0 of l0) {
-s98(x0, cx);
-}
-} }
+R.el(o["relatesTo"], true, 0, Infinity, s98, cx, "DocumentReference.relatesTo");
 break; }
 case "description": {
-{ const v0 = o["description"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.description");
-{ const x0 = v0;
-R.primitive(x0, "string", "DocumentReference.description");
-}
-} }
+R.prim(o["description"], false, 0, 1, "string", "DocumentReference.description");
 break; }
 case "securityLabel": {
-{ const v0 = o["securityLabel"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.securityLabel");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["securityLabel"], true, 0, Infinity, s6, cx, "DocumentReference.securityLabel");
 break; }
 case "content": {
-{ const v0 = o["content"]; const ty0 = "DocumentReferenceContent";
-if (v0 === undefined) { R.unsure("DocumentReference.content: missing"); } else {
-const l0 = R.values(v0, true, 1, 1, "DocumentReference.content");
-for (const x0 of l0) {
-s99(x0, cx);
-}
-} }
+R.el(o["content"], true, 1, 1, s99, cx, "DocumentReference.content");
 break; }
 case "context": {
-{ const v0 = o["context"]; const ty0 = "DocumentReferenceContext";
-if (v0 === undefined) { R.unsure("DocumentReference.context: missing"); } else {
-R.single(v0, 1, 1, "DocumentReference.context");
-{ const x0 = v0;
-s100(x0, cx);
-}
-} }
+R.el(o["context"], false, 1, 1, s100, cx, "DocumentReference.context");
 break; }
 default: R.unsure("ImhPsychotherapyNote: element " + key);
 } }
@@ -11268,13 +7219,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("DocumentReferenceRelatesTo: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.relatesTo.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "DocumentReference.relatesTo.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "DocumentReference.relatesTo.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -11309,14 +7254,7 @@ R.binding("http://hl7.org/fhir/ValueSet/document-relationship-type|4.0.1", "code
 } }
 break; }
 case "target": {
-{ const v0 = o["target"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("DocumentReference.relatesTo.target: missing"); } else {
-R.single(v0, 1, 1, "DocumentReference.relatesTo.target");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/DocumentReference"], "DocumentReference.relatesTo.target", cx, "DocumentReference.relatesTo.target");
-}
-} }
+R.ref(o["target"], false, 1, 1, s19, C74, cx, "DocumentReference.relatesTo.target");
 break; }
 default: R.unsure("DocumentReferenceRelatesTo: element " + key);
 } }
@@ -11336,13 +7274,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("DocumentReferenceContent: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.content.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "DocumentReference.content.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "DocumentReference.content.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -11373,13 +7305,7 @@ R.single(v0, 1, 1, "DocumentReference.content.attachment");
 { const x0 = v0;
 s5(x0, cx);
 if (R.isObj(x0)) {
-{ const v1 = x0["id"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "DocumentReference.content.attachment.id");
-{ const x1 = v1;
-R.primitive(x1, "string", "DocumentReference.content.attachment.id");
-}
-} }
+R.prim(x0["id"], false, 0, 1, "string", "DocumentReference.content.attachment.id");
 }
 if (R.isObj(x0)) {
 { const v1 = x0["extension"]; const ty1 = "Extension";
@@ -11404,79 +7330,31 @@ R.binding("http://hl7.org/fhir/ValueSet/mimetypes|4.0.1", "code", x1, "DocumentR
 } }
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["language"]; const ty1 = "code";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "DocumentReference.content.attachment.language");
-{ const x1 = v1;
-R.primitive(x1, "code", "DocumentReference.content.attachment.language");
-}
-} }
+R.prim(x0["language"], false, 0, 1, "code", "DocumentReference.content.attachment.language");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["data"]; const ty1 = "base64Binary";
-if (v1 === undefined) { R.unsure("DocumentReference.content.attachment.data: missing"); } else {
-R.single(v1, 1, 1, "DocumentReference.content.attachment.data");
-{ const x1 = v1;
-R.primitive(x1, "base64Binary", "DocumentReference.content.attachment.data");
-}
-} }
+R.prim(x0["data"], false, 1, 1, "base64Binary", "DocumentReference.content.attachment.data");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["url"]; const ty1 = "url";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "DocumentReference.content.attachment.url");
-{ const x1 = v1;
-R.primitive(x1, "url", "DocumentReference.content.attachment.url");
-}
-} }
+R.prim(x0["url"], false, 0, 1, "url", "DocumentReference.content.attachment.url");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["size"]; const ty1 = "unsignedInt";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "DocumentReference.content.attachment.size");
-{ const x1 = v1;
-R.primitive(x1, "unsignedInt", "DocumentReference.content.attachment.size");
-}
-} }
+R.prim(x0["size"], false, 0, 1, "unsignedInt", "DocumentReference.content.attachment.size");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["hash"]; const ty1 = "base64Binary";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "DocumentReference.content.attachment.hash");
-{ const x1 = v1;
-R.primitive(x1, "base64Binary", "DocumentReference.content.attachment.hash");
-}
-} }
+R.prim(x0["hash"], false, 0, 1, "base64Binary", "DocumentReference.content.attachment.hash");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["title"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "DocumentReference.content.attachment.title");
-{ const x1 = v1;
-R.primitive(x1, "string", "DocumentReference.content.attachment.title");
-}
-} }
+R.prim(x0["title"], false, 0, 1, "string", "DocumentReference.content.attachment.title");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["creation"]; const ty1 = "dateTime";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "DocumentReference.content.attachment.creation");
-{ const x1 = v1;
-R.primitive(x1, "dateTime", "DocumentReference.content.attachment.creation");
-}
-} }
+R.prim(x0["creation"], false, 0, 1, "dateTime", "DocumentReference.content.attachment.creation");
 }
 }
 } }
 break; }
 case "format": {
-{ const v0 = o["format"]; const ty0 = "Coding";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.content.format");
-{ const x0 = v0;
-s7(x0, cx);
-}
-} }
+R.el(o["format"], false, 0, 1, s7, cx, "DocumentReference.content.format");
 break; }
 default: R.unsure("DocumentReferenceContent: element " + key);
 } }
@@ -11493,13 +7371,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("DocumentReferenceContext: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.context.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "DocumentReference.context.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "DocumentReference.context.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -11524,70 +7396,25 @@ inv250(x0, cx);
 } }
 break; }
 case "encounter": {
-{ const v0 = o["encounter"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("DocumentReference.context.encounter: missing"); } else {
-const l0 = R.values(v0, true, 1, 1, "DocumentReference.context.encounter");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "DocumentReference.context.encounter", cx, "DocumentReference.context.encounter");
-}
-} }
+R.ref(o["encounter"], true, 1, 1, s19, C23, cx, "DocumentReference.context.encounter");
 break; }
 case "event": {
-{ const v0 = o["event"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.context.event");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["event"], true, 0, Infinity, s6, cx, "DocumentReference.context.event");
 break; }
 case "period": {
-{ const v0 = o["period"]; const ty0 = "Period";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.context.period");
-{ const x0 = v0;
-s15(x0, cx);
-}
-} }
+R.el(o["period"], false, 0, 1, s15, cx, "DocumentReference.context.period");
 break; }
 case "facilityType": {
-{ const v0 = o["facilityType"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.context.facilityType");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["facilityType"], false, 0, 1, s6, cx, "DocumentReference.context.facilityType");
 break; }
 case "practiceSetting": {
-{ const v0 = o["practiceSetting"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.context.practiceSetting");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["practiceSetting"], false, 0, 1, s6, cx, "DocumentReference.context.practiceSetting");
 break; }
 case "sourcePatientInfo": {
-{ const v0 = o["sourcePatientInfo"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.context.sourcePatientInfo");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "DocumentReference.context.sourcePatientInfo", cx, "DocumentReference.context.sourcePatientInfo");
-}
-} }
+R.ref(o["sourcePatientInfo"], false, 0, 1, s19, C19, cx, "DocumentReference.context.sourcePatientInfo");
 break; }
 case "related": {
-{ const v0 = o["related"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.context.related");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "DocumentReference.context.related", cx, "DocumentReference.context.related");
-}
-} }
+R.ref(o["related"], true, 0, Infinity, s19, C28, cx, "DocumentReference.context.related");
 break; }
 default: R.unsure("DocumentReferenceContext: element " + key);
 } }
@@ -11617,49 +7444,19 @@ if (o[key] === null) R.unsure("ImhQuestionnaireResponse: null");
 switch (key) {
 case 'resourceType': break;
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "QuestionnaireResponse.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "QuestionnaireResponse.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "QuestionnaireResponse.id");
 break; }
 case "meta": {
-{ const v0 = o["meta"]; const ty0 = "Meta";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "QuestionnaireResponse.meta");
-{ const x0 = v0;
-s32(x0, cx);
-}
-} }
+R.el(o["meta"], false, 0, 1, s32, cx, "QuestionnaireResponse.meta");
 break; }
 case "implicitRules": {
-{ const v0 = o["implicitRules"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "QuestionnaireResponse.implicitRules");
-{ const x0 = v0;
-R.primitive(x0, "uri", "QuestionnaireResponse.implicitRules");
-}
-} }
+R.prim(o["implicitRules"], false, 0, 1, "uri", "QuestionnaireResponse.implicitRules");
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "QuestionnaireResponse.language");
-{ const x0 = v0;
-R.primitive(x0, "code", "QuestionnaireResponse.language");
-}
-} }
+R.prim(o["language"], false, 0, 1, "code", "QuestionnaireResponse.language");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "Narrative";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "QuestionnaireResponse.text");
-{ const x0 = v0;
-s39(x0, cx);
-}
-} }
+R.el(o["text"], false, 0, 1, s39, cx, "QuestionnaireResponse.text");
 break; }
 case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
@@ -11703,33 +7500,13 @@ inv257(x0, cx);
 } }
 break; }
 case "basedOn": {
-{ const v0 = o["basedOn"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.basedOn");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/CarePlan","http://hl7.org/fhir/StructureDefinition/ServiceRequest"], "QuestionnaireResponse.basedOn", cx, "QuestionnaireResponse.basedOn");
-}
-} }
+R.ref(o["basedOn"], true, 0, Infinity, s19, C75, cx, "QuestionnaireResponse.basedOn");
 break; }
 case "partOf": {
-{ const v0 = o["partOf"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.partOf");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/Procedure"], "QuestionnaireResponse.partOf", cx, "QuestionnaireResponse.partOf");
-}
-} }
+R.ref(o["partOf"], true, 0, Infinity, s19, C76, cx, "QuestionnaireResponse.partOf");
 break; }
 case "questionnaire": {
-{ const v0 = o["questionnaire"]; const ty0 = "canonical";
-if (v0 === undefined) { R.unsure("QuestionnaireResponse.questionnaire: missing"); } else {
-R.single(v0, 1, 1, "QuestionnaireResponse.questionnaire");
-{ const x0 = v0;
-R.primitive(x0, "canonical", "QuestionnaireResponse.questionnaire");
-}
-} }
+R.prim(o["questionnaire"], false, 1, 1, "canonical", "QuestionnaireResponse.questionnaire");
 break; }
 case "status": {
 { const v0 = o["status"]; const ty0 = "code";
@@ -11743,53 +7520,19 @@ R.binding("http://hl7.org/fhir/ValueSet/questionnaire-answers-status|4.0.1", "co
 } }
 break; }
 case "subject": {
-{ const v0 = o["subject"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("QuestionnaireResponse.subject: missing"); } else {
-R.single(v0, 1, 1, "QuestionnaireResponse.subject");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "QuestionnaireResponse.subject", cx, "QuestionnaireResponse.subject");
-}
-} }
+R.ref(o["subject"], false, 1, 1, s19, C19, cx, "QuestionnaireResponse.subject");
 break; }
 case "encounter": {
-{ const v0 = o["encounter"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "QuestionnaireResponse.encounter");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "QuestionnaireResponse.encounter", cx, "QuestionnaireResponse.encounter");
-}
-} }
+R.ref(o["encounter"], false, 0, 1, s19, C23, cx, "QuestionnaireResponse.encounter");
 break; }
 case "authored": {
-{ const v0 = o["authored"]; const ty0 = "dateTime";
-if (v0 === undefined) { R.unsure("QuestionnaireResponse.authored: missing"); } else {
-R.single(v0, 1, 1, "QuestionnaireResponse.authored");
-{ const x0 = v0;
-R.primitive(x0, "dateTime", "QuestionnaireResponse.authored");
-}
-} }
+R.prim(o["authored"], false, 1, 1, "dateTime", "QuestionnaireResponse.authored");
 break; }
 case "author": {
-{ const v0 = o["author"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "QuestionnaireResponse.author");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "QuestionnaireResponse.author", cx, "QuestionnaireResponse.author");
-}
-} }
+R.ref(o["author"], false, 0, 1, s19, C77, cx, "QuestionnaireResponse.author");
 break; }
 case "source": {
-{ const v0 = o["source"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "QuestionnaireResponse.source");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "QuestionnaireResponse.source", cx, "QuestionnaireResponse.source");
-}
-} }
+R.ref(o["source"], false, 0, 1, s19, C61, cx, "QuestionnaireResponse.source");
 break; }
 case "item": {
 { const v0 = o["item"]; const ty0 = "QuestionnaireResponseItem";
@@ -11823,13 +7566,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("QuestionnaireResponseItem: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "QuestionnaireResponse.item.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "QuestionnaireResponse.item.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "QuestionnaireResponse.item.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -11854,40 +7591,16 @@ inv260(x0, cx);
 } }
 break; }
 case "linkId": {
-{ const v0 = o["linkId"]; const ty0 = "string";
-if (v0 === undefined) { R.unsure("QuestionnaireResponse.item.linkId: missing"); } else {
-R.single(v0, 1, 1, "QuestionnaireResponse.item.linkId");
-{ const x0 = v0;
-R.primitive(x0, "string", "QuestionnaireResponse.item.linkId");
-}
-} }
+R.prim(o["linkId"], false, 1, 1, "string", "QuestionnaireResponse.item.linkId");
 break; }
 case "definition": {
-{ const v0 = o["definition"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "QuestionnaireResponse.item.definition");
-{ const x0 = v0;
-R.primitive(x0, "uri", "QuestionnaireResponse.item.definition");
-}
-} }
+R.prim(o["definition"], false, 0, 1, "uri", "QuestionnaireResponse.item.definition");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "QuestionnaireResponse.item.text");
-{ const x0 = v0;
-R.primitive(x0, "string", "QuestionnaireResponse.item.text");
-}
-} }
+R.prim(o["text"], false, 0, 1, "string", "QuestionnaireResponse.item.text");
 break; }
 case "answer": {
-{ const v0 = o["answer"]; const ty0 = "QuestionnaireResponseItemAnswer";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.answer");
-for (const x0 of l0) {
-s103(x0, cx);
-}
-} }
+R.el(o["answer"], true, 0, Infinity, s103, cx, "QuestionnaireResponse.item.answer");
 break; }
 case "item": {
 { const v0 = o["item"]; const ty0 = "QuestionnaireResponseItem";
@@ -11916,13 +7629,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("QuestionnaireResponseItemAnswer: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "QuestionnaireResponse.item.answer.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "QuestionnaireResponse.item.answer.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "QuestionnaireResponse.item.answer.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -11947,7 +7654,7 @@ inv263(x0, cx);
 } }
 break; }
 case "valueBoolean": case "valueDecimal": case "valueInteger": case "valueDate": case "valueDateTime": case "valueTime": case "valueString": case "valueUri": case "valueAttachment": case "valueCoding": case "valueQuantity": case "valueReference": {
-{ const ch0 = R.choice(o, C29); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C78); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "QuestionnaireResponse.item.answer.value[x]");
 { const x0 = v0;
@@ -11963,7 +7670,7 @@ case "uri": { R.primitive(x0, "uri", "QuestionnaireResponse.item.answer.value[x]
 case "Attachment": { s5(x0, cx); break; }
 case "Coding": { s7(x0, cx); break; }
 case "Quantity": { s16(x0, cx); break; }
-case "Reference": { s19(x0, cx); R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "QuestionnaireResponse.item.answer.value[x]", cx, "QuestionnaireResponse.item.answer.value[x]"); break; }
+case "Reference": { s19(x0, cx); R.reference(x0, C28, "QuestionnaireResponse.item.answer.value[x]", cx, "QuestionnaireResponse.item.answer.value[x]"); break; }
 default: R.unsure("QuestionnaireResponse.item.answer.value[x]: type"); }
 }
 } }
@@ -11988,13 +7695,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("QuestionnaireResponseItem: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "QuestionnaireResponse.item.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "QuestionnaireResponse.item.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "QuestionnaireResponse.item.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -12019,40 +7720,16 @@ inv260(x0, cx);
 } }
 break; }
 case "linkId": {
-{ const v0 = o["linkId"]; const ty0 = "string";
-if (v0 === undefined) { R.unsure("QuestionnaireResponse.item.linkId: missing"); } else {
-R.single(v0, 1, 1, "QuestionnaireResponse.item.linkId");
-{ const x0 = v0;
-R.primitive(x0, "string", "QuestionnaireResponse.item.linkId");
-}
-} }
+R.prim(o["linkId"], false, 1, 1, "string", "QuestionnaireResponse.item.linkId");
 break; }
 case "definition": {
-{ const v0 = o["definition"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "QuestionnaireResponse.item.definition");
-{ const x0 = v0;
-R.primitive(x0, "uri", "QuestionnaireResponse.item.definition");
-}
-} }
+R.prim(o["definition"], false, 0, 1, "uri", "QuestionnaireResponse.item.definition");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "QuestionnaireResponse.item.text");
-{ const x0 = v0;
-R.primitive(x0, "string", "QuestionnaireResponse.item.text");
-}
-} }
+R.prim(o["text"], false, 0, 1, "string", "QuestionnaireResponse.item.text");
 break; }
 case "answer": {
-{ const v0 = o["answer"]; const ty0 = "QuestionnaireResponseItemAnswer";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.answer");
-for (const x0 of l0) {
-s103(x0, cx);
-}
-} }
+R.el(o["answer"], true, 0, Infinity, s103, cx, "QuestionnaireResponse.item.answer");
 break; }
 case "item": {
 { const v0 = o["item"]; const ty0 = "QuestionnaireResponseItem";
@@ -12083,13 +7760,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ImhReferralSource: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Extension.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Extension.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Extension.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -12113,20 +7784,14 @@ R.primitive(x0, "uri", "Extension.url");
 } }
 break; }
 case "valueCoding": {
-{ const ch0 = R.choice(o, C12); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C22); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Extension.value[x]");
 { const x0 = v0;
 s7(x0, cx);
 R.binding("https://imh-bridge.example.no/fhir/ValueSet/referral-source", "Coding", x0, "Extension.value[x]");
 if (R.isObj(x0)) {
-{ const v1 = x0["id"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Extension.value[x].id");
-{ const x1 = v1;
-R.primitive(x1, "string", "Extension.value[x].id");
-}
-} }
+R.prim(x0["id"], false, 0, 1, "string", "Extension.value[x].id");
 }
 if (R.isObj(x0)) {
 { const v1 = x0["extension"]; const ty1 = "Extension";
@@ -12140,49 +7805,19 @@ inv70(x1, cx);
 } }
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["system"]; const ty1 = "uri";
-if (v1 === undefined) { R.unsure("Extension.value[x].system: missing"); } else {
-R.single(v1, 1, 1, "Extension.value[x].system");
-{ const x1 = v1;
-R.primitive(x1, "uri", "Extension.value[x].system");
-}
-} }
+R.prim(x0["system"], false, 1, 1, "uri", "Extension.value[x].system");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["version"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Extension.value[x].version");
-{ const x1 = v1;
-R.primitive(x1, "string", "Extension.value[x].version");
-}
-} }
+R.prim(x0["version"], false, 0, 1, "string", "Extension.value[x].version");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["code"]; const ty1 = "code";
-if (v1 === undefined) { R.unsure("Extension.value[x].code: missing"); } else {
-R.single(v1, 1, 1, "Extension.value[x].code");
-{ const x1 = v1;
-R.primitive(x1, "code", "Extension.value[x].code");
-}
-} }
+R.prim(x0["code"], false, 1, 1, "code", "Extension.value[x].code");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["display"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Extension.value[x].display");
-{ const x1 = v1;
-R.primitive(x1, "string", "Extension.value[x].display");
-}
-} }
+R.prim(x0["display"], false, 0, 1, "string", "Extension.value[x].display");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["userSelected"]; const ty1 = "boolean";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Extension.value[x].userSelected");
-{ const x1 = v1;
-R.primitive(x1, "boolean", "Extension.value[x].userSelected");
-}
-} }
+R.prim(x0["userSelected"], false, 0, 1, "boolean", "Extension.value[x].userSelected");
 }
 }
 } }
@@ -12208,49 +7843,19 @@ if (o[key] === null) R.unsure("ImhReferral: null");
 switch (key) {
 case 'resourceType': break;
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "ServiceRequest.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "ServiceRequest.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "ServiceRequest.id");
 break; }
 case "meta": {
-{ const v0 = o["meta"]; const ty0 = "Meta";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "ServiceRequest.meta");
-{ const x0 = v0;
-s32(x0, cx);
-}
-} }
+R.el(o["meta"], false, 0, 1, s32, cx, "ServiceRequest.meta");
 break; }
 case "implicitRules": {
-{ const v0 = o["implicitRules"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "ServiceRequest.implicitRules");
-{ const x0 = v0;
-R.primitive(x0, "uri", "ServiceRequest.implicitRules");
-}
-} }
+R.prim(o["implicitRules"], false, 0, 1, "uri", "ServiceRequest.implicitRules");
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "ServiceRequest.language");
-{ const x0 = v0;
-R.primitive(x0, "code", "ServiceRequest.language");
-}
-} }
+R.prim(o["language"], false, 0, 1, "code", "ServiceRequest.language");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "Narrative";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "ServiceRequest.text");
-{ const x0 = v0;
-s39(x0, cx);
-}
-} }
+R.el(o["text"], false, 0, 1, s39, cx, "ServiceRequest.text");
 break; }
 case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
@@ -12295,51 +7900,19 @@ inv272(x0, cx);
 } }
 break; }
 case "instantiatesCanonical": {
-{ const v0 = o["instantiatesCanonical"]; const ty0 = "canonical";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.instantiatesCanonical");
-for (const x0 of l0) {
-R.primitive(x0, "canonical", "ServiceRequest.instantiatesCanonical");
-}
-} }
+R.prim(o["instantiatesCanonical"], true, 0, Infinity, "canonical", "ServiceRequest.instantiatesCanonical");
 break; }
 case "instantiatesUri": {
-{ const v0 = o["instantiatesUri"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.instantiatesUri");
-for (const x0 of l0) {
-R.primitive(x0, "uri", "ServiceRequest.instantiatesUri");
-}
-} }
+R.prim(o["instantiatesUri"], true, 0, Infinity, "uri", "ServiceRequest.instantiatesUri");
 break; }
 case "basedOn": {
-{ const v0 = o["basedOn"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.basedOn");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/CarePlan","http://hl7.org/fhir/StructureDefinition/ServiceRequest","http://hl7.org/fhir/StructureDefinition/MedicationRequest"], "ServiceRequest.basedOn", cx, "ServiceRequest.basedOn");
-}
-} }
+R.ref(o["basedOn"], true, 0, Infinity, s19, C79, cx, "ServiceRequest.basedOn");
 break; }
 case "replaces": {
-{ const v0 = o["replaces"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.replaces");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/ServiceRequest"], "ServiceRequest.replaces", cx, "ServiceRequest.replaces");
-}
-} }
+R.ref(o["replaces"], true, 0, Infinity, s19, C50, cx, "ServiceRequest.replaces");
 break; }
 case "requisition": {
-{ const v0 = o["requisition"]; const ty0 = "Identifier";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "ServiceRequest.requisition");
-{ const x0 = v0;
-s13(x0, cx);
-}
-} }
+R.el(o["requisition"], false, 0, 1, s13, cx, "ServiceRequest.requisition");
 break; }
 case "status": {
 { const v0 = o["status"]; const ty0 = "code";
@@ -12363,13 +7936,7 @@ R.binding("http://hl7.org/fhir/ValueSet/request-intent|4.0.1", "code", x0, "Serv
 } }
 break; }
 case "category": {
-{ const v0 = o["category"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.category");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["category"], true, 0, Infinity, s6, cx, "ServiceRequest.category");
 break; }
 case "priority": {
 { const v0 = o["priority"]; const ty0 = "code";
@@ -12382,34 +7949,16 @@ R.binding("http://hl7.org/fhir/ValueSet/request-priority|4.0.1", "code", x0, "Se
 } }
 break; }
 case "doNotPerform": {
-{ const v0 = o["doNotPerform"]; const ty0 = "boolean";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "ServiceRequest.doNotPerform");
-{ const x0 = v0;
-R.primitive(x0, "boolean", "ServiceRequest.doNotPerform");
-}
-} }
+R.prim(o["doNotPerform"], false, 0, 1, "boolean", "ServiceRequest.doNotPerform");
 break; }
 case "code": {
-{ const v0 = o["code"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) { R.unsure("ServiceRequest.code: missing"); } else {
-R.single(v0, 1, 1, "ServiceRequest.code");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["code"], false, 1, 1, s6, cx, "ServiceRequest.code");
 break; }
 case "orderDetail": {
-{ const v0 = o["orderDetail"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.orderDetail");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["orderDetail"], true, 0, Infinity, s6, cx, "ServiceRequest.orderDetail");
 break; }
 case "quantityQuantity": case "quantityRatio": case "quantityRange": {
-{ const ch0 = R.choice(o, C30); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C80); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ServiceRequest.quantity[x]");
 { const x0 = v0;
@@ -12422,27 +7971,13 @@ default: R.unsure("ServiceRequest.quantity[x]: type"); }
 } }
 break; }
 case "subject": {
-{ const v0 = o["subject"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("ServiceRequest.subject: missing"); } else {
-R.single(v0, 1, 1, "ServiceRequest.subject");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "ServiceRequest.subject", cx, "ServiceRequest.subject");
-}
-} }
+R.ref(o["subject"], false, 1, 1, s19, C19, cx, "ServiceRequest.subject");
 break; }
 case "encounter": {
-{ const v0 = o["encounter"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "ServiceRequest.encounter");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "ServiceRequest.encounter", cx, "ServiceRequest.encounter");
-}
-} }
+R.ref(o["encounter"], false, 0, 1, s19, C23, cx, "ServiceRequest.encounter");
 break; }
 case "occurrenceDateTime": case "occurrencePeriod": case "occurrenceTiming": {
-{ const ch0 = R.choice(o, C31); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C81); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ServiceRequest.occurrence[x]");
 { const x0 = v0;
@@ -12455,7 +7990,7 @@ default: R.unsure("ServiceRequest.occurrence[x]: type"); }
 } }
 break; }
 case "asNeededBoolean": case "asNeededCodeableConcept": {
-{ const ch0 = R.choice(o, C7); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C13); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "ServiceRequest.asNeeded[x]");
 { const x0 = v0;
@@ -12467,147 +8002,49 @@ default: R.unsure("ServiceRequest.asNeeded[x]: type"); }
 } }
 break; }
 case "authoredOn": {
-{ const v0 = o["authoredOn"]; const ty0 = "dateTime";
-if (v0 === undefined) { R.unsure("ServiceRequest.authoredOn: missing"); } else {
-R.single(v0, 1, 1, "ServiceRequest.authoredOn");
-{ const x0 = v0;
-R.primitive(x0, "dateTime", "ServiceRequest.authoredOn");
-}
-} }
+R.prim(o["authoredOn"], false, 1, 1, "dateTime", "ServiceRequest.authoredOn");
 break; }
 case "requester": {
-{ const v0 = o["requester"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "ServiceRequest.requester");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Device"], "ServiceRequest.requester", cx, "ServiceRequest.requester");
-}
-} }
+R.ref(o["requester"], false, 0, 1, s19, C82, cx, "ServiceRequest.requester");
 break; }
 case "performerType": {
-{ const v0 = o["performerType"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "ServiceRequest.performerType");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["performerType"], false, 0, 1, s6, cx, "ServiceRequest.performerType");
 break; }
 case "performer": {
-{ const v0 = o["performer"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.performer");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/CareTeam","http://hl7.org/fhir/StructureDefinition/HealthcareService","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "ServiceRequest.performer", cx, "ServiceRequest.performer");
-}
-} }
+R.ref(o["performer"], true, 0, Infinity, s19, C83, cx, "ServiceRequest.performer");
 break; }
 case "locationCode": {
-{ const v0 = o["locationCode"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.locationCode");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["locationCode"], true, 0, Infinity, s6, cx, "ServiceRequest.locationCode");
 break; }
 case "locationReference": {
-{ const v0 = o["locationReference"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.locationReference");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location"], "ServiceRequest.locationReference", cx, "ServiceRequest.locationReference");
-}
-} }
+R.ref(o["locationReference"], true, 0, Infinity, s19, C20, cx, "ServiceRequest.locationReference");
 break; }
 case "reasonCode": {
-{ const v0 = o["reasonCode"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, 1, "ServiceRequest.reasonCode");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["reasonCode"], true, 0, 1, s6, cx, "ServiceRequest.reasonCode");
 break; }
 case "reasonReference": {
-{ const v0 = o["reasonReference"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.reasonReference");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/DiagnosticReport","http://hl7.org/fhir/StructureDefinition/DocumentReference"], "ServiceRequest.reasonReference", cx, "ServiceRequest.reasonReference");
-}
-} }
+R.ref(o["reasonReference"], true, 0, Infinity, s19, C84, cx, "ServiceRequest.reasonReference");
 break; }
 case "insurance": {
-{ const v0 = o["insurance"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.insurance");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Coverage","http://hl7.org/fhir/StructureDefinition/ClaimResponse"], "ServiceRequest.insurance", cx, "ServiceRequest.insurance");
-}
-} }
+R.ref(o["insurance"], true, 0, Infinity, s19, C85, cx, "ServiceRequest.insurance");
 break; }
 case "supportingInfo": {
-{ const v0 = o["supportingInfo"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.supportingInfo");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "ServiceRequest.supportingInfo", cx, "ServiceRequest.supportingInfo");
-}
-} }
+R.ref(o["supportingInfo"], true, 0, Infinity, s19, C28, cx, "ServiceRequest.supportingInfo");
 break; }
 case "specimen": {
-{ const v0 = o["specimen"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.specimen");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Specimen"], "ServiceRequest.specimen", cx, "ServiceRequest.specimen");
-}
-} }
+R.ref(o["specimen"], true, 0, Infinity, s19, C32, cx, "ServiceRequest.specimen");
 break; }
 case "bodySite": {
-{ const v0 = o["bodySite"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.bodySite");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["bodySite"], true, 0, Infinity, s6, cx, "ServiceRequest.bodySite");
 break; }
 case "note": {
-{ const v0 = o["note"]; const ty0 = "Annotation";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.note");
-for (const x0 of l0) {
-s4(x0, cx);
-}
-} }
+R.el(o["note"], true, 0, Infinity, s4, cx, "ServiceRequest.note");
 break; }
 case "patientInstruction": {
-{ const v0 = o["patientInstruction"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "ServiceRequest.patientInstruction");
-{ const x0 = v0;
-R.primitive(x0, "string", "ServiceRequest.patientInstruction");
-}
-} }
+R.prim(o["patientInstruction"], false, 0, 1, "string", "ServiceRequest.patientInstruction");
 break; }
 case "relevantHistory": {
-{ const v0 = o["relevantHistory"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.relevantHistory");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Provenance"], "ServiceRequest.relevantHistory", cx, "ServiceRequest.relevantHistory");
-}
-} }
+R.ref(o["relevantHistory"], true, 0, Infinity, s19, C86, cx, "ServiceRequest.relevantHistory");
 break; }
 default: R.unsure("ImhReferral: element " + key);
 } }
@@ -12645,49 +8082,19 @@ if (o[key] === null) R.unsure("ImhRelatedPerson: null");
 switch (key) {
 case 'resourceType': break;
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "RelatedPerson.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "RelatedPerson.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "RelatedPerson.id");
 break; }
 case "meta": {
-{ const v0 = o["meta"]; const ty0 = "Meta";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "RelatedPerson.meta");
-{ const x0 = v0;
-s32(x0, cx);
-}
-} }
+R.el(o["meta"], false, 0, 1, s32, cx, "RelatedPerson.meta");
 break; }
 case "implicitRules": {
-{ const v0 = o["implicitRules"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "RelatedPerson.implicitRules");
-{ const x0 = v0;
-R.primitive(x0, "uri", "RelatedPerson.implicitRules");
-}
-} }
+R.prim(o["implicitRules"], false, 0, 1, "uri", "RelatedPerson.implicitRules");
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "RelatedPerson.language");
-{ const x0 = v0;
-R.primitive(x0, "code", "RelatedPerson.language");
-}
-} }
+R.prim(o["language"], false, 0, 1, "code", "RelatedPerson.language");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "Narrative";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "RelatedPerson.text");
-{ const x0 = v0;
-s39(x0, cx);
-}
-} }
+R.el(o["text"], false, 0, 1, s39, cx, "RelatedPerson.text");
 break; }
 case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
@@ -12732,50 +8139,19 @@ inv281(x0, cx);
 } }
 break; }
 case "active": {
-{ const v0 = o["active"]; const ty0 = "boolean";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "RelatedPerson.active");
-{ const x0 = v0;
-R.primitive(x0, "boolean", "RelatedPerson.active");
-}
-} }
+R.prim(o["active"], false, 0, 1, "boolean", "RelatedPerson.active");
 break; }
 case "patient": {
-{ const v0 = o["patient"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("RelatedPerson.patient: missing"); } else {
-R.single(v0, 1, 1, "RelatedPerson.patient");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "RelatedPerson.patient", cx, "RelatedPerson.patient");
-}
-} }
+R.ref(o["patient"], false, 1, 1, s19, C19, cx, "RelatedPerson.patient");
 break; }
 case "relationship": {
-{ const v0 = o["relationship"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) { R.unsure("RelatedPerson.relationship: missing"); } else {
-const l0 = R.values(v0, true, 1, Infinity, "RelatedPerson.relationship");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["relationship"], true, 1, Infinity, s6, cx, "RelatedPerson.relationship");
 break; }
 case "name": {
-{ const v0 = o["name"]; const ty0 = "HumanName";
-if (v0 === undefined) { R.unsure("RelatedPerson.name: missing"); } else {
-const l0 = R.values(v0, true, 1, Infinity, "RelatedPerson.name");
-for (const x0 of l0) {
-s12(x0, cx);
-}
-} }
+R.el(o["name"], true, 1, Infinity, s12, cx, "RelatedPerson.name");
 break; }
 case "telecom": {
-{ const v0 = o["telecom"]; const ty0 = "ContactPoint";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "RelatedPerson.telecom");
-for (const x0 of l0) {
-s8(x0, cx);
-}
-} }
+R.el(o["telecom"], true, 0, Infinity, s8, cx, "RelatedPerson.telecom");
 break; }
 case "gender": {
 { const v0 = o["gender"]; const ty0 = "code";
@@ -12788,49 +8164,19 @@ R.binding("http://hl7.org/fhir/ValueSet/administrative-gender|4.0.1", "code", x0
 } }
 break; }
 case "birthDate": {
-{ const v0 = o["birthDate"]; const ty0 = "date";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "RelatedPerson.birthDate");
-{ const x0 = v0;
-R.primitive(x0, "date", "RelatedPerson.birthDate");
-}
-} }
+R.prim(o["birthDate"], false, 0, 1, "date", "RelatedPerson.birthDate");
 break; }
 case "address": {
-{ const v0 = o["address"]; const ty0 = "Address";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "RelatedPerson.address");
-for (const x0 of l0) {
-s2(x0, cx);
-}
-} }
+R.el(o["address"], true, 0, Infinity, s2, cx, "RelatedPerson.address");
 break; }
 case "photo": {
-{ const v0 = o["photo"]; const ty0 = "Attachment";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "RelatedPerson.photo");
-for (const x0 of l0) {
-s5(x0, cx);
-}
-} }
+R.el(o["photo"], true, 0, Infinity, s5, cx, "RelatedPerson.photo");
 break; }
 case "period": {
-{ const v0 = o["period"]; const ty0 = "Period";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "RelatedPerson.period");
-{ const x0 = v0;
-s15(x0, cx);
-}
-} }
+R.el(o["period"], false, 0, 1, s15, cx, "RelatedPerson.period");
 break; }
 case "communication": {
-{ const v0 = o["communication"]; const ty0 = "RelatedPersonCommunication";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "RelatedPerson.communication");
-for (const x0 of l0) {
-s108(x0, cx);
-}
-} }
+R.el(o["communication"], true, 0, Infinity, s108, cx, "RelatedPerson.communication");
 break; }
 default: R.unsure("ImhRelatedPerson: element " + key);
 } }
@@ -12850,13 +8196,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("RelatedPersonCommunication: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "RelatedPerson.communication.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "RelatedPerson.communication.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "RelatedPerson.communication.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -12881,22 +8221,10 @@ inv283(x0, cx);
 } }
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) { R.unsure("RelatedPerson.communication.language: missing"); } else {
-R.single(v0, 1, 1, "RelatedPerson.communication.language");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["language"], false, 1, 1, s6, cx, "RelatedPerson.communication.language");
 break; }
 case "preferred": {
-{ const v0 = o["preferred"]; const ty0 = "boolean";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "RelatedPerson.communication.preferred");
-{ const x0 = v0;
-R.primitive(x0, "boolean", "RelatedPerson.communication.preferred");
-}
-} }
+R.prim(o["preferred"], false, 0, 1, "boolean", "RelatedPerson.communication.preferred");
 break; }
 default: R.unsure("RelatedPersonCommunication: element " + key);
 } }
@@ -12917,13 +8245,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ImhReviewedClip: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Extension.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Extension.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Extension.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -12947,12 +8269,12 @@ R.primitive(x0, "uri", "Extension.url");
 } }
 break; }
 case "valueReference": {
-{ const ch0 = R.choice(o, C32); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C87); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Extension.value[x]");
 { const x0 = v0;
 s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/DocumentReference"], "Extension.value[x]", cx, "Extension.value[x]");
+R.reference(x0, C74, "Extension.value[x]", cx, "Extension.value[x]");
 }
 } }
 break; }
@@ -12971,49 +8293,19 @@ if (o[key] === null) R.unsure("ImhScoreObservation: null");
 switch (key) {
 case 'resourceType': break;
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Observation.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Observation.id");
 break; }
 case "meta": {
-{ const v0 = o["meta"]; const ty0 = "Meta";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.meta");
-{ const x0 = v0;
-s32(x0, cx);
-}
-} }
+R.el(o["meta"], false, 0, 1, s32, cx, "Observation.meta");
 break; }
 case "implicitRules": {
-{ const v0 = o["implicitRules"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.implicitRules");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Observation.implicitRules");
-}
-} }
+R.prim(o["implicitRules"], false, 0, 1, "uri", "Observation.implicitRules");
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.language");
-{ const x0 = v0;
-R.primitive(x0, "code", "Observation.language");
-}
-} }
+R.prim(o["language"], false, 0, 1, "code", "Observation.language");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "Narrative";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.text");
-{ const x0 = v0;
-s39(x0, cx);
-}
-} }
+R.el(o["text"], false, 0, 1, s39, cx, "Observation.text");
 break; }
 case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
@@ -13058,24 +8350,10 @@ inv84(x0, cx);
 } }
 break; }
 case "basedOn": {
-{ const v0 = o["basedOn"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Observation.basedOn");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/CarePlan","http://hl7.org/fhir/StructureDefinition/DeviceRequest","http://hl7.org/fhir/StructureDefinition/ImmunizationRecommendation","http://hl7.org/fhir/StructureDefinition/MedicationRequest","http://hl7.org/fhir/StructureDefinition/NutritionOrder","http://hl7.org/fhir/StructureDefinition/ServiceRequest"], "Observation.basedOn", cx, "Observation.basedOn");
-}
-} }
+R.ref(o["basedOn"], true, 0, Infinity, s19, C26, cx, "Observation.basedOn");
 break; }
 case "partOf": {
-{ const v0 = o["partOf"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Observation.partOf");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/MedicationAdministration","http://hl7.org/fhir/StructureDefinition/MedicationDispense","http://hl7.org/fhir/StructureDefinition/MedicationStatement","http://hl7.org/fhir/StructureDefinition/Procedure","http://hl7.org/fhir/StructureDefinition/Immunization","http://hl7.org/fhir/StructureDefinition/ImagingStudy"], "Observation.partOf", cx, "Observation.partOf");
-}
-} }
+R.ref(o["partOf"], true, 0, Infinity, s19, C27, cx, "Observation.partOf");
 break; }
 case "status": {
 { const v0 = o["status"]; const ty0 = "code";
@@ -13099,46 +8377,19 @@ R.slices(l0, (v) => { if (R.deepIncludes({ type: ty0, value: v }, {"type":"Codea
 } }
 break; }
 case "code": {
-{ const v0 = o["code"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) { R.unsure("Observation.code: missing"); } else {
-R.single(v0, 1, 1, "Observation.code");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["code"], false, 1, 1, s6, cx, "Observation.code");
 break; }
 case "subject": {
-{ const v0 = o["subject"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Observation.subject: missing"); } else {
-R.single(v0, 1, 1, "Observation.subject");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Observation.subject", cx, "Observation.subject");
-}
-} }
+R.ref(o["subject"], false, 1, 1, s19, C19, cx, "Observation.subject");
 break; }
 case "focus": {
-{ const v0 = o["focus"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Observation.focus");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "Observation.focus", cx, "Observation.focus");
-}
-} }
+R.ref(o["focus"], true, 0, Infinity, s19, C28, cx, "Observation.focus");
 break; }
 case "encounter": {
-{ const v0 = o["encounter"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.encounter");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "Observation.encounter", cx, "Observation.encounter");
-}
-} }
+R.ref(o["encounter"], false, 0, 1, s19, C23, cx, "Observation.encounter");
 break; }
 case "effectiveDateTime": {
-{ const ch0 = R.choice(o, C13); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C29); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Observation.effective[x]: missing"); } else {
 R.single(v0, 1, 1, "Observation.effective[x]");
 { const x0 = v0;
@@ -13147,26 +8398,13 @@ R.primitive(x0, "dateTime", "Observation.effective[x]");
 } }
 break; }
 case "issued": {
-{ const v0 = o["issued"]; const ty0 = "instant";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.issued");
-{ const x0 = v0;
-R.primitive(x0, "instant", "Observation.issued");
-}
-} }
+R.prim(o["issued"], false, 0, 1, "instant", "Observation.issued");
 break; }
 case "performer": {
-{ const v0 = o["performer"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Observation.performer");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/CareTeam","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "Observation.performer", cx, "Observation.performer");
-}
-} }
+R.ref(o["performer"], true, 0, Infinity, s19, C30, cx, "Observation.performer");
 break; }
 case "valueQuantity": case "valueInteger": {
-{ const ch0 = R.choice(o, C33); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C88); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Observation.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Observation.value[x]");
 { const x0 = v0;
@@ -13178,69 +8416,25 @@ default: R.unsure("Observation.value[x]: type"); }
 } }
 break; }
 case "dataAbsentReason": {
-{ const v0 = o["dataAbsentReason"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.dataAbsentReason");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["dataAbsentReason"], false, 0, 1, s6, cx, "Observation.dataAbsentReason");
 break; }
 case "interpretation": {
-{ const v0 = o["interpretation"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, 1, "Observation.interpretation");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["interpretation"], true, 0, 1, s6, cx, "Observation.interpretation");
 break; }
 case "note": {
-{ const v0 = o["note"]; const ty0 = "Annotation";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Observation.note");
-for (const x0 of l0) {
-s4(x0, cx);
-}
-} }
+R.el(o["note"], true, 0, Infinity, s4, cx, "Observation.note");
 break; }
 case "bodySite": {
-{ const v0 = o["bodySite"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.bodySite");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["bodySite"], false, 0, 1, s6, cx, "Observation.bodySite");
 break; }
 case "method": {
-{ const v0 = o["method"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.method");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["method"], false, 0, 1, s6, cx, "Observation.method");
 break; }
 case "specimen": {
-{ const v0 = o["specimen"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.specimen");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Specimen"], "Observation.specimen", cx, "Observation.specimen");
-}
-} }
+R.ref(o["specimen"], false, 0, 1, s19, C32, cx, "Observation.specimen");
 break; }
 case "device": {
-{ const v0 = o["device"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.device");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/DeviceMetric"], "Observation.device", cx, "Observation.device");
-}
-} }
+R.ref(o["device"], false, 0, 1, s19, C33, cx, "Observation.device");
 break; }
 case "referenceRange": {
 { const v0 = o["referenceRange"]; const ty0 = "ObservationReferenceRange";
@@ -13253,33 +8447,13 @@ inv86(x0, cx);
 } }
 break; }
 case "hasMember": {
-{ const v0 = o["hasMember"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Observation.hasMember");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse","http://hl7.org/fhir/StructureDefinition/MolecularSequence"], "Observation.hasMember", cx, "Observation.hasMember");
-}
-} }
+R.ref(o["hasMember"], true, 0, Infinity, s19, C34, cx, "Observation.hasMember");
 break; }
 case "derivedFrom": {
-{ const v0 = o["derivedFrom"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Observation.derivedFrom: missing"); } else {
-const l0 = R.values(v0, true, 1, 1, "Observation.derivedFrom");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse"], "Observation.derivedFrom", cx, "Observation.derivedFrom");
-}
-} }
+R.ref(o["derivedFrom"], true, 1, 1, s19, C89, cx, "Observation.derivedFrom");
 break; }
 case "component": {
-{ const v0 = o["component"]; const ty0 = "ObservationComponent";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Observation.component");
-for (const x0 of l0) {
-s112(x0, cx);
-}
-} }
+R.el(o["component"], true, 0, Infinity, s112, cx, "Observation.component");
 break; }
 default: R.unsure("ImhScoreObservation: element " + key);
 } }
@@ -13299,13 +8473,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ObservationReferenceRange: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.referenceRange.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Observation.referenceRange.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Observation.referenceRange.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -13330,58 +8498,22 @@ inv88(x0, cx);
 } }
 break; }
 case "low": {
-{ const v0 = o["low"]; const ty0 = "Quantity";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.referenceRange.low");
-{ const x0 = v0;
-s16(x0, cx);
-}
-} }
+R.el(o["low"], false, 0, 1, s16, cx, "Observation.referenceRange.low");
 break; }
 case "high": {
-{ const v0 = o["high"]; const ty0 = "Quantity";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.referenceRange.high");
-{ const x0 = v0;
-s16(x0, cx);
-}
-} }
+R.el(o["high"], false, 0, 1, s16, cx, "Observation.referenceRange.high");
 break; }
 case "type": {
-{ const v0 = o["type"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.referenceRange.type");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["type"], false, 0, 1, s6, cx, "Observation.referenceRange.type");
 break; }
 case "appliesTo": {
-{ const v0 = o["appliesTo"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange.appliesTo");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["appliesTo"], true, 0, Infinity, s6, cx, "Observation.referenceRange.appliesTo");
 break; }
 case "age": {
-{ const v0 = o["age"]; const ty0 = "Range";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.referenceRange.age");
-{ const x0 = v0;
-s17(x0, cx);
-}
-} }
+R.el(o["age"], false, 0, 1, s17, cx, "Observation.referenceRange.age");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.referenceRange.text");
-{ const x0 = v0;
-R.primitive(x0, "string", "Observation.referenceRange.text");
-}
-} }
+R.prim(o["text"], false, 0, 1, "string", "Observation.referenceRange.text");
 break; }
 default: R.unsure("ObservationReferenceRange: element " + key);
 } }
@@ -13393,13 +8525,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ObservationComponent: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.component.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Observation.component.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Observation.component.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -13424,16 +8550,10 @@ inv90(x0, cx);
 } }
 break; }
 case "code": {
-{ const v0 = o["code"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) { R.unsure("Observation.component.code: missing"); } else {
-R.single(v0, 1, 1, "Observation.component.code");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["code"], false, 1, 1, s6, cx, "Observation.component.code");
 break; }
 case "valueQuantity": case "valueCodeableConcept": case "valueString": case "valueBoolean": case "valueInteger": case "valueRange": case "valueRatio": case "valueSampledData": case "valueTime": case "valueDateTime": case "valuePeriod": {
-{ const ch0 = R.choice(o, C15); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C36); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Observation.component.value[x]");
 { const x0 = v0;
@@ -13454,22 +8574,10 @@ default: R.unsure("Observation.component.value[x]: type"); }
 } }
 break; }
 case "dataAbsentReason": {
-{ const v0 = o["dataAbsentReason"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Observation.component.dataAbsentReason");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["dataAbsentReason"], false, 0, 1, s6, cx, "Observation.component.dataAbsentReason");
 break; }
 case "interpretation": {
-{ const v0 = o["interpretation"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Observation.component.interpretation");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["interpretation"], true, 0, Infinity, s6, cx, "Observation.component.interpretation");
 break; }
 case "referenceRange": {
 { const v0 = o["referenceRange"]; const ty0 = "ObservationReferenceRange";
@@ -13492,9 +8600,9 @@ function inv290(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contain
 /** dom-5: contained.meta.security.empty() */
 function inv291(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** obs-6: dataAbsentReason.empty() or value.empty() */
-function inv292(v, cx) { const r = R.or(R.empty(R.nav([v], "dataAbsentReason")), R.empty(R.navChoice([v], C16))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); }
+function inv292(v, cx) { const r = R.or(R.empty(R.nav([v], "dataAbsentReason")), R.empty(R.navChoice([v], C37))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); }
 /** obs-7: value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty() */
-function inv293(v, cx) { const r = R.or(R.empty(R.navChoice([v], C16)), R.empty(R.where(R.nav(R.nav([v], "component"), "code"), (c0) => R.exists(R.intersectEmpty(R.nav(c0, "coding")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); }
+function inv293(v, cx) { const r = R.or(R.empty(R.navChoice([v], C37)), R.empty(R.where(R.nav(R.nav([v], "component"), "code"), (c0) => R.exists(R.intersectEmpty(R.nav(c0, "coding")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
 function inv294(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
@@ -13513,49 +8621,19 @@ if (o[key] === null) R.unsure("ImhSelfHarmFlag: null");
 switch (key) {
 case 'resourceType': break;
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Flag.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Flag.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Flag.id");
 break; }
 case "meta": {
-{ const v0 = o["meta"]; const ty0 = "Meta";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Flag.meta");
-{ const x0 = v0;
-s32(x0, cx);
-}
-} }
+R.el(o["meta"], false, 0, 1, s32, cx, "Flag.meta");
 break; }
 case "implicitRules": {
-{ const v0 = o["implicitRules"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Flag.implicitRules");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Flag.implicitRules");
-}
-} }
+R.prim(o["implicitRules"], false, 0, 1, "uri", "Flag.implicitRules");
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Flag.language");
-{ const x0 = v0;
-R.primitive(x0, "code", "Flag.language");
-}
-} }
+R.prim(o["language"], false, 0, 1, "code", "Flag.language");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "Narrative";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Flag.text");
-{ const x0 = v0;
-s39(x0, cx);
-}
-} }
+R.el(o["text"], false, 0, 1, s39, cx, "Flag.text");
 break; }
 case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
@@ -13610,13 +8688,7 @@ R.binding("http://hl7.org/fhir/ValueSet/flag-status|4.0.1", "code", x0, "Flag.st
 } }
 break; }
 case "category": {
-{ const v0 = o["category"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) { R.unsure("Flag.category: missing"); } else {
-const l0 = R.values(v0, true, 1, Infinity, "Flag.category");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["category"], true, 1, Infinity, s6, cx, "Flag.category");
 break; }
 case "code": {
 { const v0 = o["code"]; const ty0 = "CodeableConcept";
@@ -13629,14 +8701,7 @@ s6(x0, cx);
 } }
 break; }
 case "subject": {
-{ const v0 = o["subject"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Flag.subject: missing"); } else {
-R.single(v0, 1, 1, "Flag.subject");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Flag.subject", cx, "Flag.subject");
-}
-} }
+R.ref(o["subject"], false, 1, 1, s19, C19, cx, "Flag.subject");
 break; }
 case "period": {
 { const v0 = o["period"]; const ty0 = "Period";
@@ -13645,13 +8710,7 @@ R.single(v0, 1, 1, "Flag.period");
 { const x0 = v0;
 s15(x0, cx);
 if (R.isObj(x0)) {
-{ const v1 = x0["id"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Flag.period.id");
-{ const x1 = v1;
-R.primitive(x1, "string", "Flag.period.id");
-}
-} }
+R.prim(x0["id"], false, 0, 1, "string", "Flag.period.id");
 }
 if (R.isObj(x0)) {
 { const v1 = x0["extension"]; const ty1 = "Extension";
@@ -13665,45 +8724,19 @@ inv298(x1, cx);
 } }
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["start"]; const ty1 = "dateTime";
-if (v1 === undefined) { R.unsure("Flag.period.start: missing"); } else {
-R.single(v1, 1, 1, "Flag.period.start");
-{ const x1 = v1;
-R.primitive(x1, "dateTime", "Flag.period.start");
-}
-} }
+R.prim(x0["start"], false, 1, 1, "dateTime", "Flag.period.start");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["end"]; const ty1 = "dateTime";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Flag.period.end");
-{ const x1 = v1;
-R.primitive(x1, "dateTime", "Flag.period.end");
-}
-} }
+R.prim(x0["end"], false, 0, 1, "dateTime", "Flag.period.end");
 }
 }
 } }
 break; }
 case "encounter": {
-{ const v0 = o["encounter"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Flag.encounter");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "Flag.encounter", cx, "Flag.encounter");
-}
-} }
+R.ref(o["encounter"], false, 0, 1, s19, C23, cx, "Flag.encounter");
 break; }
 case "author": {
-{ const v0 = o["author"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Flag.author");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "Flag.author", cx, "Flag.author");
-}
-} }
+R.ref(o["author"], false, 0, 1, s19, C90, cx, "Flag.author");
 break; }
 default: R.unsure("ImhSelfHarmFlag: element " + key);
 } }
@@ -13732,13 +8765,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ImhSessionAttendance: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Extension.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Extension.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Extension.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -13762,20 +8789,14 @@ R.primitive(x0, "uri", "Extension.url");
 } }
 break; }
 case "valueCoding": {
-{ const ch0 = R.choice(o, C12); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C22); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Extension.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Extension.value[x]");
 { const x0 = v0;
 s7(x0, cx);
 R.binding("https://imh-bridge.example.no/fhir/ValueSet/session-attendance", "Coding", x0, "Extension.value[x]");
 if (R.isObj(x0)) {
-{ const v1 = x0["id"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Extension.value[x].id");
-{ const x1 = v1;
-R.primitive(x1, "string", "Extension.value[x].id");
-}
-} }
+R.prim(x0["id"], false, 0, 1, "string", "Extension.value[x].id");
 }
 if (R.isObj(x0)) {
 { const v1 = x0["extension"]; const ty1 = "Extension";
@@ -13789,49 +8810,19 @@ inv70(x1, cx);
 } }
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["system"]; const ty1 = "uri";
-if (v1 === undefined) { R.unsure("Extension.value[x].system: missing"); } else {
-R.single(v1, 1, 1, "Extension.value[x].system");
-{ const x1 = v1;
-R.primitive(x1, "uri", "Extension.value[x].system");
-}
-} }
+R.prim(x0["system"], false, 1, 1, "uri", "Extension.value[x].system");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["version"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Extension.value[x].version");
-{ const x1 = v1;
-R.primitive(x1, "string", "Extension.value[x].version");
-}
-} }
+R.prim(x0["version"], false, 0, 1, "string", "Extension.value[x].version");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["code"]; const ty1 = "code";
-if (v1 === undefined) { R.unsure("Extension.value[x].code: missing"); } else {
-R.single(v1, 1, 1, "Extension.value[x].code");
-{ const x1 = v1;
-R.primitive(x1, "code", "Extension.value[x].code");
-}
-} }
+R.prim(x0["code"], false, 1, 1, "code", "Extension.value[x].code");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["display"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Extension.value[x].display");
-{ const x1 = v1;
-R.primitive(x1, "string", "Extension.value[x].display");
-}
-} }
+R.prim(x0["display"], false, 0, 1, "string", "Extension.value[x].display");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["userSelected"]; const ty1 = "boolean";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "Extension.value[x].userSelected");
-{ const x1 = v1;
-R.primitive(x1, "boolean", "Extension.value[x].userSelected");
-}
-} }
+R.prim(x0["userSelected"], false, 0, 1, "boolean", "Extension.value[x].userSelected");
 }
 }
 } }
@@ -13853,49 +8844,19 @@ if (o[key] === null) R.unsure("ImhVideoClip: null");
 switch (key) {
 case 'resourceType': break;
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "DocumentReference.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "DocumentReference.id");
 break; }
 case "meta": {
-{ const v0 = o["meta"]; const ty0 = "Meta";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.meta");
-{ const x0 = v0;
-s32(x0, cx);
-}
-} }
+R.el(o["meta"], false, 0, 1, s32, cx, "DocumentReference.meta");
 break; }
 case "implicitRules": {
-{ const v0 = o["implicitRules"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.implicitRules");
-{ const x0 = v0;
-R.primitive(x0, "uri", "DocumentReference.implicitRules");
-}
-} }
+R.prim(o["implicitRules"], false, 0, 1, "uri", "DocumentReference.implicitRules");
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.language");
-{ const x0 = v0;
-R.primitive(x0, "code", "DocumentReference.language");
-}
-} }
+R.prim(o["language"], false, 0, 1, "code", "DocumentReference.language");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "Narrative";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.text");
-{ const x0 = v0;
-s39(x0, cx);
-}
-} }
+R.el(o["text"], false, 0, 1, s39, cx, "DocumentReference.text");
 break; }
 case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
@@ -13929,13 +8890,7 @@ inv242(x0, cx);
 } }
 break; }
 case "masterIdentifier": {
-{ const v0 = o["masterIdentifier"]; const ty0 = "Identifier";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.masterIdentifier");
-{ const x0 = v0;
-s13(x0, cx);
-}
-} }
+R.el(o["masterIdentifier"], false, 0, 1, s13, cx, "DocumentReference.masterIdentifier");
 break; }
 case "identifier": {
 { const v0 = o["identifier"]; const ty0 = "Identifier";
@@ -13969,116 +8924,40 @@ R.binding("http://hl7.org/fhir/ValueSet/composition-status|4.0.1", "code", x0, "
 } }
 break; }
 case "type": {
-{ const v0 = o["type"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) { R.unsure("DocumentReference.type: missing"); } else {
-R.single(v0, 1, 1, "DocumentReference.type");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["type"], false, 1, 1, s6, cx, "DocumentReference.type");
 break; }
 case "category": {
-{ const v0 = o["category"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.category");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["category"], true, 0, Infinity, s6, cx, "DocumentReference.category");
 break; }
 case "subject": {
-{ const v0 = o["subject"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("DocumentReference.subject: missing"); } else {
-R.single(v0, 1, 1, "DocumentReference.subject");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "DocumentReference.subject", cx, "DocumentReference.subject");
-}
-} }
+R.ref(o["subject"], false, 1, 1, s19, C19, cx, "DocumentReference.subject");
 break; }
 case "date": {
-{ const v0 = o["date"]; const ty0 = "instant";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.date");
-{ const x0 = v0;
-R.primitive(x0, "instant", "DocumentReference.date");
-}
-} }
+R.prim(o["date"], false, 0, 1, "instant", "DocumentReference.date");
 break; }
 case "author": {
-{ const v0 = o["author"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("DocumentReference.author: missing"); } else {
-const l0 = R.values(v0, true, 1, Infinity, "DocumentReference.author");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson"], "DocumentReference.author", cx, "DocumentReference.author");
-}
-} }
+R.ref(o["author"], true, 1, Infinity, s19, C72, cx, "DocumentReference.author");
 break; }
 case "authenticator": {
-{ const v0 = o["authenticator"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.authenticator");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization"], "DocumentReference.authenticator", cx, "DocumentReference.authenticator");
-}
-} }
+R.ref(o["authenticator"], false, 0, 1, s19, C73, cx, "DocumentReference.authenticator");
 break; }
 case "custodian": {
-{ const v0 = o["custodian"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.custodian");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "DocumentReference.custodian", cx, "DocumentReference.custodian");
-}
-} }
+R.ref(o["custodian"], false, 0, 1, s19, C5, cx, "DocumentReference.custodian");
 break; }
 case "relatesTo": {
-{ const v0 = o["relatesTo"]; const ty0 = "DocumentReferenceRelatesTo";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.relatesTo");
-for (const x0 of l0) {
-s116(x0, cx);
-}
-} }
+R.el(o["relatesTo"], true, 0, Infinity, s116, cx, "DocumentReference.relatesTo");
 break; }
 case "description": {
-{ const v0 = o["description"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.description");
-{ const x0 = v0;
-R.primitive(x0, "string", "DocumentReference.description");
-}
-} }
+R.prim(o["description"], false, 0, 1, "string", "DocumentReference.description");
 break; }
 case "securityLabel": {
-{ const v0 = o["securityLabel"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.securityLabel");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["securityLabel"], true, 0, Infinity, s6, cx, "DocumentReference.securityLabel");
 break; }
 case "content": {
-{ const v0 = o["content"]; const ty0 = "DocumentReferenceContent";
-if (v0 === undefined) { R.unsure("DocumentReference.content: missing"); } else {
-const l0 = R.values(v0, true, 1, 1, "DocumentReference.content");
-for (const x0 of l0) {
-s117(x0, cx);
-}
-} }
+R.el(o["content"], true, 1, 1, s117, cx, "DocumentReference.content");
 break; }
 case "context": {
-{ const v0 = o["context"]; const ty0 = "DocumentReferenceContext";
-if (v0 === undefined) { R.unsure("DocumentReference.context: missing"); } else {
-R.single(v0, 1, 1, "DocumentReference.context");
-{ const x0 = v0;
-s118(x0, cx);
-}
-} }
+R.el(o["context"], false, 1, 1, s118, cx, "DocumentReference.context");
 break; }
 default: R.unsure("ImhVideoClip: element " + key);
 } }
@@ -14097,13 +8976,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("DocumentReferenceRelatesTo: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.relatesTo.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "DocumentReference.relatesTo.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "DocumentReference.relatesTo.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -14138,14 +9011,7 @@ R.binding("http://hl7.org/fhir/ValueSet/document-relationship-type|4.0.1", "code
 } }
 break; }
 case "target": {
-{ const v0 = o["target"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("DocumentReference.relatesTo.target: missing"); } else {
-R.single(v0, 1, 1, "DocumentReference.relatesTo.target");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/DocumentReference"], "DocumentReference.relatesTo.target", cx, "DocumentReference.relatesTo.target");
-}
-} }
+R.ref(o["target"], false, 1, 1, s19, C74, cx, "DocumentReference.relatesTo.target");
 break; }
 default: R.unsure("DocumentReferenceRelatesTo: element " + key);
 } }
@@ -14159,13 +9025,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("DocumentReferenceContent: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.content.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "DocumentReference.content.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "DocumentReference.content.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -14196,13 +9056,7 @@ R.single(v0, 1, 1, "DocumentReference.content.attachment");
 { const x0 = v0;
 s5(x0, cx);
 if (R.isObj(x0)) {
-{ const v1 = x0["id"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "DocumentReference.content.attachment.id");
-{ const x1 = v1;
-R.primitive(x1, "string", "DocumentReference.content.attachment.id");
-}
-} }
+R.prim(x0["id"], false, 0, 1, "string", "DocumentReference.content.attachment.id");
 }
 if (R.isObj(x0)) {
 { const v1 = x0["extension"]; const ty1 = "Extension";
@@ -14227,79 +9081,31 @@ R.binding("http://hl7.org/fhir/ValueSet/mimetypes|4.0.1", "code", x1, "DocumentR
 } }
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["language"]; const ty1 = "code";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "DocumentReference.content.attachment.language");
-{ const x1 = v1;
-R.primitive(x1, "code", "DocumentReference.content.attachment.language");
-}
-} }
+R.prim(x0["language"], false, 0, 1, "code", "DocumentReference.content.attachment.language");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["data"]; const ty1 = "base64Binary";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "DocumentReference.content.attachment.data");
-{ const x1 = v1;
-R.primitive(x1, "base64Binary", "DocumentReference.content.attachment.data");
-}
-} }
+R.prim(x0["data"], false, 0, 1, "base64Binary", "DocumentReference.content.attachment.data");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["url"]; const ty1 = "url";
-if (v1 === undefined) { R.unsure("DocumentReference.content.attachment.url: missing"); } else {
-R.single(v1, 1, 1, "DocumentReference.content.attachment.url");
-{ const x1 = v1;
-R.primitive(x1, "url", "DocumentReference.content.attachment.url");
-}
-} }
+R.prim(x0["url"], false, 1, 1, "url", "DocumentReference.content.attachment.url");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["size"]; const ty1 = "unsignedInt";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "DocumentReference.content.attachment.size");
-{ const x1 = v1;
-R.primitive(x1, "unsignedInt", "DocumentReference.content.attachment.size");
-}
-} }
+R.prim(x0["size"], false, 0, 1, "unsignedInt", "DocumentReference.content.attachment.size");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["hash"]; const ty1 = "base64Binary";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "DocumentReference.content.attachment.hash");
-{ const x1 = v1;
-R.primitive(x1, "base64Binary", "DocumentReference.content.attachment.hash");
-}
-} }
+R.prim(x0["hash"], false, 0, 1, "base64Binary", "DocumentReference.content.attachment.hash");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["title"]; const ty1 = "string";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "DocumentReference.content.attachment.title");
-{ const x1 = v1;
-R.primitive(x1, "string", "DocumentReference.content.attachment.title");
-}
-} }
+R.prim(x0["title"], false, 0, 1, "string", "DocumentReference.content.attachment.title");
 }
 if (R.isObj(x0)) {
-{ const v1 = x0["creation"]; const ty1 = "dateTime";
-if (v1 === undefined) {  } else {
-R.single(v1, 0, 1, "DocumentReference.content.attachment.creation");
-{ const x1 = v1;
-R.primitive(x1, "dateTime", "DocumentReference.content.attachment.creation");
-}
-} }
+R.prim(x0["creation"], false, 0, 1, "dateTime", "DocumentReference.content.attachment.creation");
 }
 }
 } }
 break; }
 case "format": {
-{ const v0 = o["format"]; const ty0 = "Coding";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.content.format");
-{ const x0 = v0;
-s7(x0, cx);
-}
-} }
+R.el(o["format"], false, 0, 1, s7, cx, "DocumentReference.content.format");
 break; }
 default: R.unsure("DocumentReferenceContent: element " + key);
 } }
@@ -14312,13 +9118,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("DocumentReferenceContext: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.context.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "DocumentReference.context.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "DocumentReference.context.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -14343,70 +9143,25 @@ inv250(x0, cx);
 } }
 break; }
 case "encounter": {
-{ const v0 = o["encounter"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("DocumentReference.context.encounter: missing"); } else {
-const l0 = R.values(v0, true, 1, Infinity, "DocumentReference.context.encounter");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter","http://hl7.org/fhir/StructureDefinition/EpisodeOfCare"], "DocumentReference.context.encounter", cx, "DocumentReference.context.encounter");
-}
-} }
+R.ref(o["encounter"], true, 1, Infinity, s19, C91, cx, "DocumentReference.context.encounter");
 break; }
 case "event": {
-{ const v0 = o["event"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.context.event");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["event"], true, 0, Infinity, s6, cx, "DocumentReference.context.event");
 break; }
 case "period": {
-{ const v0 = o["period"]; const ty0 = "Period";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.context.period");
-{ const x0 = v0;
-s15(x0, cx);
-}
-} }
+R.el(o["period"], false, 0, 1, s15, cx, "DocumentReference.context.period");
 break; }
 case "facilityType": {
-{ const v0 = o["facilityType"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.context.facilityType");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["facilityType"], false, 0, 1, s6, cx, "DocumentReference.context.facilityType");
 break; }
 case "practiceSetting": {
-{ const v0 = o["practiceSetting"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.context.practiceSetting");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["practiceSetting"], false, 0, 1, s6, cx, "DocumentReference.context.practiceSetting");
 break; }
 case "sourcePatientInfo": {
-{ const v0 = o["sourcePatientInfo"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "DocumentReference.context.sourcePatientInfo");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "DocumentReference.context.sourcePatientInfo", cx, "DocumentReference.context.sourcePatientInfo");
-}
-} }
+R.ref(o["sourcePatientInfo"], false, 0, 1, s19, C19, cx, "DocumentReference.context.sourcePatientInfo");
 break; }
 case "related": {
-{ const v0 = o["related"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.context.related");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Resource"], "DocumentReference.context.related", cx, "DocumentReference.context.related");
-}
-} }
+R.ref(o["related"], true, 0, Infinity, s19, C28, cx, "DocumentReference.context.related");
 break; }
 default: R.unsure("DocumentReferenceContext: element " + key);
 } }
@@ -14434,49 +9189,19 @@ if (o[key] === null) R.unsure("ImhVideoGuidance: null");
 switch (key) {
 case 'resourceType': break;
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Procedure.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Procedure.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Procedure.id");
 break; }
 case "meta": {
-{ const v0 = o["meta"]; const ty0 = "Meta";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Procedure.meta");
-{ const x0 = v0;
-s32(x0, cx);
-}
-} }
+R.el(o["meta"], false, 0, 1, s32, cx, "Procedure.meta");
 break; }
 case "implicitRules": {
-{ const v0 = o["implicitRules"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Procedure.implicitRules");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Procedure.implicitRules");
-}
-} }
+R.prim(o["implicitRules"], false, 0, 1, "uri", "Procedure.implicitRules");
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Procedure.language");
-{ const x0 = v0;
-R.primitive(x0, "code", "Procedure.language");
-}
-} }
+R.prim(o["language"], false, 0, 1, "code", "Procedure.language");
 break; }
 case "text": {
-{ const v0 = o["text"]; const ty0 = "Narrative";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Procedure.text");
-{ const x0 = v0;
-s39(x0, cx);
-}
-} }
+R.el(o["text"], false, 0, 1, s39, cx, "Procedure.text");
 break; }
 case "contained": {
 { const v0 = o["contained"]; const ty0 = "Resource";
@@ -14521,42 +9246,16 @@ inv312(x0, cx);
 } }
 break; }
 case "instantiatesCanonical": {
-{ const v0 = o["instantiatesCanonical"]; const ty0 = "canonical";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Procedure.instantiatesCanonical");
-for (const x0 of l0) {
-R.primitive(x0, "canonical", "Procedure.instantiatesCanonical");
-}
-} }
+R.prim(o["instantiatesCanonical"], true, 0, Infinity, "canonical", "Procedure.instantiatesCanonical");
 break; }
 case "instantiatesUri": {
-{ const v0 = o["instantiatesUri"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Procedure.instantiatesUri");
-for (const x0 of l0) {
-R.primitive(x0, "uri", "Procedure.instantiatesUri");
-}
-} }
+R.prim(o["instantiatesUri"], true, 0, Infinity, "uri", "Procedure.instantiatesUri");
 break; }
 case "basedOn": {
-{ const v0 = o["basedOn"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Procedure.basedOn");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/CarePlan","http://hl7.org/fhir/StructureDefinition/ServiceRequest"], "Procedure.basedOn", cx, "Procedure.basedOn");
-}
-} }
+R.ref(o["basedOn"], true, 0, Infinity, s19, C75, cx, "Procedure.basedOn");
 break; }
 case "partOf": {
-{ const v0 = o["partOf"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Procedure.partOf");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Procedure","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/MedicationAdministration"], "Procedure.partOf", cx, "Procedure.partOf");
-}
-} }
+R.ref(o["partOf"], true, 0, Infinity, s19, C92, cx, "Procedure.partOf");
 break; }
 case "status": {
 { const v0 = o["status"]; const ty0 = "code";
@@ -14570,54 +9269,22 @@ R.binding("http://hl7.org/fhir/ValueSet/event-status|4.0.1", "code", x0, "Proced
 } }
 break; }
 case "statusReason": {
-{ const v0 = o["statusReason"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Procedure.statusReason");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["statusReason"], false, 0, 1, s6, cx, "Procedure.statusReason");
 break; }
 case "category": {
-{ const v0 = o["category"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Procedure.category");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["category"], false, 0, 1, s6, cx, "Procedure.category");
 break; }
 case "code": {
-{ const v0 = o["code"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) { R.unsure("Procedure.code: missing"); } else {
-R.single(v0, 1, 1, "Procedure.code");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["code"], false, 1, 1, s6, cx, "Procedure.code");
 break; }
 case "subject": {
-{ const v0 = o["subject"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Procedure.subject: missing"); } else {
-R.single(v0, 1, 1, "Procedure.subject");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient"], "Procedure.subject", cx, "Procedure.subject");
-}
-} }
+R.ref(o["subject"], false, 1, 1, s19, C19, cx, "Procedure.subject");
 break; }
 case "encounter": {
-{ const v0 = o["encounter"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Procedure.encounter: missing"); } else {
-R.single(v0, 1, 1, "Procedure.encounter");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Encounter"], "Procedure.encounter", cx, "Procedure.encounter");
-}
-} }
+R.ref(o["encounter"], false, 1, 1, s19, C23, cx, "Procedure.encounter");
 break; }
 case "performedPeriod": {
-{ const ch0 = R.choice(o, C34); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
+{ const ch0 = R.choice(o, C93); const v0 = ch0?.[0]; const ty0 = ch0?.[1];
 if (v0 === undefined) { R.unsure("Procedure.performed[x]: missing"); } else {
 R.single(v0, 1, 1, "Procedure.performed[x]");
 { const x0 = v0;
@@ -14626,155 +9293,52 @@ s15(x0, cx);
 } }
 break; }
 case "recorder": {
-{ const v0 = o["recorder"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Procedure.recorder");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "Procedure.recorder", cx, "Procedure.recorder");
-}
-} }
+R.ref(o["recorder"], false, 0, 1, s19, C94, cx, "Procedure.recorder");
 break; }
 case "asserter": {
-{ const v0 = o["asserter"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Procedure.asserter");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole"], "Procedure.asserter", cx, "Procedure.asserter");
-}
-} }
+R.ref(o["asserter"], false, 0, 1, s19, C94, cx, "Procedure.asserter");
 break; }
 case "performer": {
-{ const v0 = o["performer"]; const ty0 = "ProcedurePerformer";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Procedure.performer");
-for (const x0 of l0) {
-s120(x0, cx);
-}
-} }
+R.el(o["performer"], true, 0, Infinity, s120, cx, "Procedure.performer");
 break; }
 case "location": {
-{ const v0 = o["location"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Procedure.location");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Location"], "Procedure.location", cx, "Procedure.location");
-}
-} }
+R.ref(o["location"], false, 0, 1, s19, C20, cx, "Procedure.location");
 break; }
 case "reasonCode": {
-{ const v0 = o["reasonCode"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Procedure.reasonCode");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["reasonCode"], true, 0, Infinity, s6, cx, "Procedure.reasonCode");
 break; }
 case "reasonReference": {
-{ const v0 = o["reasonReference"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Procedure.reasonReference");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition","http://hl7.org/fhir/StructureDefinition/Observation","http://hl7.org/fhir/StructureDefinition/Procedure","http://hl7.org/fhir/StructureDefinition/DiagnosticReport","http://hl7.org/fhir/StructureDefinition/DocumentReference"], "Procedure.reasonReference", cx, "Procedure.reasonReference");
-}
-} }
+R.ref(o["reasonReference"], true, 0, Infinity, s19, C95, cx, "Procedure.reasonReference");
 break; }
 case "bodySite": {
-{ const v0 = o["bodySite"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Procedure.bodySite");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["bodySite"], true, 0, Infinity, s6, cx, "Procedure.bodySite");
 break; }
 case "outcome": {
-{ const v0 = o["outcome"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Procedure.outcome");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["outcome"], false, 0, 1, s6, cx, "Procedure.outcome");
 break; }
 case "report": {
-{ const v0 = o["report"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Procedure.report");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/DiagnosticReport","http://hl7.org/fhir/StructureDefinition/DocumentReference","http://hl7.org/fhir/StructureDefinition/Composition"], "Procedure.report", cx, "Procedure.report");
-}
-} }
+R.ref(o["report"], true, 0, Infinity, s19, C96, cx, "Procedure.report");
 break; }
 case "complication": {
-{ const v0 = o["complication"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Procedure.complication");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["complication"], true, 0, Infinity, s6, cx, "Procedure.complication");
 break; }
 case "complicationDetail": {
-{ const v0 = o["complicationDetail"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Procedure.complicationDetail");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Condition"], "Procedure.complicationDetail", cx, "Procedure.complicationDetail");
-}
-} }
+R.ref(o["complicationDetail"], true, 0, Infinity, s19, C24, cx, "Procedure.complicationDetail");
 break; }
 case "followUp": {
-{ const v0 = o["followUp"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Procedure.followUp");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["followUp"], true, 0, Infinity, s6, cx, "Procedure.followUp");
 break; }
 case "note": {
-{ const v0 = o["note"]; const ty0 = "Annotation";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Procedure.note");
-for (const x0 of l0) {
-s4(x0, cx);
-}
-} }
+R.el(o["note"], true, 0, Infinity, s4, cx, "Procedure.note");
 break; }
 case "focalDevice": {
-{ const v0 = o["focalDevice"]; const ty0 = "ProcedureFocalDevice";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Procedure.focalDevice");
-for (const x0 of l0) {
-s121(x0, cx);
-}
-} }
+R.el(o["focalDevice"], true, 0, Infinity, s121, cx, "Procedure.focalDevice");
 break; }
 case "usedReference": {
-{ const v0 = o["usedReference"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Procedure.usedReference");
-for (const x0 of l0) {
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Medication","http://hl7.org/fhir/StructureDefinition/Substance"], "Procedure.usedReference", cx, "Procedure.usedReference");
-}
-} }
+R.ref(o["usedReference"], true, 0, Infinity, s19, C97, cx, "Procedure.usedReference");
 break; }
 case "usedCode": {
-{ const v0 = o["usedCode"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Procedure.usedCode");
-for (const x0 of l0) {
-s6(x0, cx);
-}
-} }
+R.el(o["usedCode"], true, 0, Infinity, s6, cx, "Procedure.usedCode");
 break; }
 default: R.unsure("ImhVideoGuidance: element " + key);
 } }
@@ -14796,13 +9360,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ProcedurePerformer: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Procedure.performer.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Procedure.performer.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Procedure.performer.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -14827,33 +9385,13 @@ inv314(x0, cx);
 } }
 break; }
 case "function": {
-{ const v0 = o["function"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Procedure.performer.function");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["function"], false, 0, 1, s6, cx, "Procedure.performer.function");
 break; }
 case "actor": {
-{ const v0 = o["actor"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Procedure.performer.actor: missing"); } else {
-R.single(v0, 1, 1, "Procedure.performer.actor");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Practitioner","http://hl7.org/fhir/StructureDefinition/PractitionerRole","http://hl7.org/fhir/StructureDefinition/Organization","http://hl7.org/fhir/StructureDefinition/Patient","http://hl7.org/fhir/StructureDefinition/RelatedPerson","http://hl7.org/fhir/StructureDefinition/Device"], "Procedure.performer.actor", cx, "Procedure.performer.actor");
-}
-} }
+R.ref(o["actor"], false, 1, 1, s19, C82, cx, "Procedure.performer.actor");
 break; }
 case "onBehalfOf": {
-{ const v0 = o["onBehalfOf"]; const ty0 = "Reference";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Procedure.performer.onBehalfOf");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Organization"], "Procedure.performer.onBehalfOf", cx, "Procedure.performer.onBehalfOf");
-}
-} }
+R.ref(o["onBehalfOf"], false, 0, 1, s19, C5, cx, "Procedure.performer.onBehalfOf");
 break; }
 default: R.unsure("ProcedurePerformer: element " + key);
 } }
@@ -14870,13 +9408,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("ProcedureFocalDevice: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Procedure.focalDevice.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Procedure.focalDevice.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Procedure.focalDevice.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -14901,23 +9433,10 @@ inv316(x0, cx);
 } }
 break; }
 case "action": {
-{ const v0 = o["action"]; const ty0 = "CodeableConcept";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Procedure.focalDevice.action");
-{ const x0 = v0;
-s6(x0, cx);
-}
-} }
+R.el(o["action"], false, 0, 1, s6, cx, "Procedure.focalDevice.action");
 break; }
 case "manipulated": {
-{ const v0 = o["manipulated"]; const ty0 = "Reference";
-if (v0 === undefined) { R.unsure("Procedure.focalDevice.manipulated: missing"); } else {
-R.single(v0, 1, 1, "Procedure.focalDevice.manipulated");
-{ const x0 = v0;
-s19(x0, cx);
-R.reference(x0, ["http://hl7.org/fhir/StructureDefinition/Device"], "Procedure.focalDevice.manipulated", cx, "Procedure.focalDevice.manipulated");
-}
-} }
+R.ref(o["manipulated"], false, 1, 1, s19, C21, cx, "Procedure.focalDevice.manipulated");
 break; }
 default: R.unsure("ProcedureFocalDevice: element " + key);
 } }
@@ -14943,49 +9462,19 @@ if (o[key] === null) R.unsure("Bundle: null");
 switch (key) {
 case 'resourceType': break;
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Bundle.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Bundle.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Bundle.id");
 break; }
 case "meta": {
-{ const v0 = o["meta"]; const ty0 = "Meta";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Bundle.meta");
-{ const x0 = v0;
-s32(x0, cx);
-}
-} }
+R.el(o["meta"], false, 0, 1, s32, cx, "Bundle.meta");
 break; }
 case "implicitRules": {
-{ const v0 = o["implicitRules"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Bundle.implicitRules");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Bundle.implicitRules");
-}
-} }
+R.prim(o["implicitRules"], false, 0, 1, "uri", "Bundle.implicitRules");
 break; }
 case "language": {
-{ const v0 = o["language"]; const ty0 = "code";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Bundle.language");
-{ const x0 = v0;
-R.primitive(x0, "code", "Bundle.language");
-}
-} }
+R.prim(o["language"], false, 0, 1, "code", "Bundle.language");
 break; }
 case "identifier": {
-{ const v0 = o["identifier"]; const ty0 = "Identifier";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Bundle.identifier");
-{ const x0 = v0;
-s13(x0, cx);
-}
-} }
+R.el(o["identifier"], false, 0, 1, s13, cx, "Bundle.identifier");
 break; }
 case "type": {
 { const v0 = o["type"]; const ty0 = "code";
@@ -14998,31 +9487,13 @@ R.binding("http://hl7.org/fhir/ValueSet/bundle-type|4.0.1", "code", x0, "Bundle.
 } }
 break; }
 case "timestamp": {
-{ const v0 = o["timestamp"]; const ty0 = "instant";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Bundle.timestamp");
-{ const x0 = v0;
-R.primitive(x0, "instant", "Bundle.timestamp");
-}
-} }
+R.prim(o["timestamp"], false, 0, 1, "instant", "Bundle.timestamp");
 break; }
 case "total": {
-{ const v0 = o["total"]; const ty0 = "unsignedInt";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Bundle.total");
-{ const x0 = v0;
-R.primitive(x0, "unsignedInt", "Bundle.total");
-}
-} }
+R.prim(o["total"], false, 0, 1, "unsignedInt", "Bundle.total");
 break; }
 case "link": {
-{ const v0 = o["link"]; const ty0 = "BundleLink";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Bundle.link");
-for (const x0 of l0) {
-s123(x0, cx);
-}
-} }
+R.el(o["link"], true, 0, Infinity, s123, cx, "Bundle.link");
 break; }
 case "entry": {
 { const v0 = o["entry"]; const ty0 = "BundleEntry";
@@ -15036,13 +9507,7 @@ inv322(x0, cx);
 } }
 break; }
 case "signature": {
-{ const v0 = o["signature"]; const ty0 = "Signature";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Bundle.signature");
-{ const x0 = v0;
-s21(x0, cx);
-}
-} }
+R.el(o["signature"], false, 0, 1, s21, cx, "Bundle.signature");
 break; }
 default: R.unsure("Bundle: element " + key);
 } }
@@ -15059,13 +9524,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("BundleLink: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Bundle.link.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Bundle.link.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Bundle.link.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -15090,22 +9549,10 @@ inv324(x0, cx);
 } }
 break; }
 case "relation": {
-{ const v0 = o["relation"]; const ty0 = "string";
-if (v0 === undefined) { R.unsure("Bundle.link.relation: missing"); } else {
-R.single(v0, 1, 1, "Bundle.link.relation");
-{ const x0 = v0;
-R.primitive(x0, "string", "Bundle.link.relation");
-}
-} }
+R.prim(o["relation"], false, 1, 1, "string", "Bundle.link.relation");
 break; }
 case "url": {
-{ const v0 = o["url"]; const ty0 = "uri";
-if (v0 === undefined) { R.unsure("Bundle.link.url: missing"); } else {
-R.single(v0, 1, 1, "Bundle.link.url");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Bundle.link.url");
-}
-} }
+R.prim(o["url"], false, 1, 1, "uri", "Bundle.link.url");
 break; }
 default: R.unsure("BundleLink: element " + key);
 } }
@@ -15123,13 +9570,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("BundleEntry: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Bundle.entry.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Bundle.entry.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Bundle.entry.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -15154,22 +9595,10 @@ inv326(x0, cx);
 } }
 break; }
 case "link": {
-{ const v0 = o["link"]; const ty0 = "BundleLink";
-if (v0 === undefined) {  } else {
-const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.link");
-for (const x0 of l0) {
-s123(x0, cx);
-}
-} }
+R.el(o["link"], true, 0, Infinity, s123, cx, "Bundle.entry.link");
 break; }
 case "fullUrl": {
-{ const v0 = o["fullUrl"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Bundle.entry.fullUrl");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Bundle.entry.fullUrl");
-}
-} }
+R.prim(o["fullUrl"], false, 0, 1, "uri", "Bundle.entry.fullUrl");
 break; }
 case "resource": {
 { const v0 = o["resource"]; const ty0 = "Resource";
@@ -15180,31 +9609,13 @@ R.single(v0, 0, 1, "Bundle.entry.resource");
 } }
 break; }
 case "search": {
-{ const v0 = o["search"]; const ty0 = "BundleEntrySearch";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Bundle.entry.search");
-{ const x0 = v0;
-s125(x0, cx);
-}
-} }
+R.el(o["search"], false, 0, 1, s125, cx, "Bundle.entry.search");
 break; }
 case "request": {
-{ const v0 = o["request"]; const ty0 = "BundleEntryRequest";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Bundle.entry.request");
-{ const x0 = v0;
-s126(x0, cx);
-}
-} }
+R.el(o["request"], false, 0, 1, s126, cx, "Bundle.entry.request");
 break; }
 case "response": {
-{ const v0 = o["response"]; const ty0 = "BundleEntryResponse";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Bundle.entry.response");
-{ const x0 = v0;
-s127(x0, cx);
-}
-} }
+R.el(o["response"], false, 0, 1, s127, cx, "Bundle.entry.response");
 break; }
 default: R.unsure("BundleEntry: element " + key);
 } }
@@ -15220,13 +9631,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("BundleEntrySearch: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Bundle.entry.search.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Bundle.entry.search.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Bundle.entry.search.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -15261,13 +9666,7 @@ R.binding("http://hl7.org/fhir/ValueSet/search-entry-mode|4.0.1", "code", x0, "B
 } }
 break; }
 case "score": {
-{ const v0 = o["score"]; const ty0 = "decimal";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Bundle.entry.search.score");
-{ const x0 = v0;
-R.primitive(x0, "decimal", "Bundle.entry.search.score");
-}
-} }
+R.prim(o["score"], false, 0, 1, "decimal", "Bundle.entry.search.score");
 break; }
 default: R.unsure("BundleEntrySearch: element " + key);
 } }
@@ -15283,13 +9682,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("BundleEntryRequest: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Bundle.entry.request.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Bundle.entry.request.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Bundle.entry.request.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -15324,49 +9717,19 @@ R.binding("http://hl7.org/fhir/ValueSet/http-verb|4.0.1", "code", x0, "Bundle.en
 } }
 break; }
 case "url": {
-{ const v0 = o["url"]; const ty0 = "uri";
-if (v0 === undefined) { R.unsure("Bundle.entry.request.url: missing"); } else {
-R.single(v0, 1, 1, "Bundle.entry.request.url");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Bundle.entry.request.url");
-}
-} }
+R.prim(o["url"], false, 1, 1, "uri", "Bundle.entry.request.url");
 break; }
 case "ifNoneMatch": {
-{ const v0 = o["ifNoneMatch"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Bundle.entry.request.ifNoneMatch");
-{ const x0 = v0;
-R.primitive(x0, "string", "Bundle.entry.request.ifNoneMatch");
-}
-} }
+R.prim(o["ifNoneMatch"], false, 0, 1, "string", "Bundle.entry.request.ifNoneMatch");
 break; }
 case "ifModifiedSince": {
-{ const v0 = o["ifModifiedSince"]; const ty0 = "instant";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Bundle.entry.request.ifModifiedSince");
-{ const x0 = v0;
-R.primitive(x0, "instant", "Bundle.entry.request.ifModifiedSince");
-}
-} }
+R.prim(o["ifModifiedSince"], false, 0, 1, "instant", "Bundle.entry.request.ifModifiedSince");
 break; }
 case "ifMatch": {
-{ const v0 = o["ifMatch"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Bundle.entry.request.ifMatch");
-{ const x0 = v0;
-R.primitive(x0, "string", "Bundle.entry.request.ifMatch");
-}
-} }
+R.prim(o["ifMatch"], false, 0, 1, "string", "Bundle.entry.request.ifMatch");
 break; }
 case "ifNoneExist": {
-{ const v0 = o["ifNoneExist"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Bundle.entry.request.ifNoneExist");
-{ const x0 = v0;
-R.primitive(x0, "string", "Bundle.entry.request.ifNoneExist");
-}
-} }
+R.prim(o["ifNoneExist"], false, 0, 1, "string", "Bundle.entry.request.ifNoneExist");
 break; }
 default: R.unsure("BundleEntryRequest: element " + key);
 } }
@@ -15384,13 +9747,7 @@ for (const key in o) {
 if (o[key] === null) R.unsure("BundleEntryResponse: null");
 switch (key) {
 case "id": {
-{ const v0 = o["id"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Bundle.entry.response.id");
-{ const x0 = v0;
-R.primitive(x0, "string", "Bundle.entry.response.id");
-}
-} }
+R.prim(o["id"], false, 0, 1, "string", "Bundle.entry.response.id");
 break; }
 case "extension": {
 { const v0 = o["extension"]; const ty0 = "Extension";
@@ -15415,40 +9772,16 @@ inv332(x0, cx);
 } }
 break; }
 case "status": {
-{ const v0 = o["status"]; const ty0 = "string";
-if (v0 === undefined) { R.unsure("Bundle.entry.response.status: missing"); } else {
-R.single(v0, 1, 1, "Bundle.entry.response.status");
-{ const x0 = v0;
-R.primitive(x0, "string", "Bundle.entry.response.status");
-}
-} }
+R.prim(o["status"], false, 1, 1, "string", "Bundle.entry.response.status");
 break; }
 case "location": {
-{ const v0 = o["location"]; const ty0 = "uri";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Bundle.entry.response.location");
-{ const x0 = v0;
-R.primitive(x0, "uri", "Bundle.entry.response.location");
-}
-} }
+R.prim(o["location"], false, 0, 1, "uri", "Bundle.entry.response.location");
 break; }
 case "etag": {
-{ const v0 = o["etag"]; const ty0 = "string";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Bundle.entry.response.etag");
-{ const x0 = v0;
-R.primitive(x0, "string", "Bundle.entry.response.etag");
-}
-} }
+R.prim(o["etag"], false, 0, 1, "string", "Bundle.entry.response.etag");
 break; }
 case "lastModified": {
-{ const v0 = o["lastModified"]; const ty0 = "instant";
-if (v0 === undefined) {  } else {
-R.single(v0, 0, 1, "Bundle.entry.response.lastModified");
-{ const x0 = v0;
-R.primitive(x0, "instant", "Bundle.entry.response.lastModified");
-}
-} }
+R.prim(o["lastModified"], false, 0, 1, "instant", "Bundle.entry.response.lastModified");
 break; }
 case "outcome": {
 { const v0 = o["outcome"]; const ty0 = "OperationOutcome";

@@ -101,7 +101,7 @@ export function createApp(config: AppConfig): Hono<Env> {
       return outcomeResponse(c, 400, 'structure', 'body is not a FHIR resource: resourceType is missing', '/resourceType');
     }
     // FHIR $validate answers 200 whether or not the resource is valid; the outcome says which.
-    return sendOutcome(c, validateFast(value), 200);
+    return sendOutcome(c, await validateFast(value), 200);
   });
 
   if (config.delivery) {

@@ -109,6 +109,19 @@ describe('POST /v1/$validate (inside workerd)', () => {
     expect(where).toContain('Patient.colour');
   });
 
+  it("answers a defective mapped Bundle with the reference validator's OperationOutcome, to the letter", async () => {
+    // The generated validators hand it over; the Worker loads the reference on demand.
+    const bundle = JSON.parse(await (await post('/v1/episodes/$map', JSON.stringify(completed))).text());
+    const org = bundle.entry.find((e: { resource: { resourceType: string } }) => e.resource.resourceType === 'Organization');
+    org.resource.active = 'yes';
+    const r = await post('/v1/$validate', JSON.stringify(bundle), 'application/fhir+json');
+    expect(r.status).toBe(200);
+    const { validateFhir } = await import('../../src/fhir/validate.ts');
+    const expected = validateFhir(structuredClone(bundle));
+    expect(expected.issue.some((i) => i.severity === 'error')).toBe(true);
+    expect(await r.json()).toEqual(expected);
+  });
+
   it('answers 400 for JSON that is not a FHIR resource', async () => {
     const r = await post('/v1/$validate', JSON.stringify({ hello: 'world' }), 'application/fhir+json');
     expect(r.status).toBe(400);

@@ -27,9 +27,9 @@ type Any = any;
  * The oracle: both validators give the same outcome, and when the generated ones decide alone,
  * the reference says "All OK". Returns the reference's outcome.
  */
-function agree(resource: Resource): OperationOutcome {
+async function agree(resource: Resource): Promise<OperationOutcome> {
   const reference = validateFhir(clone(resource));
-  const fast = validateFast(clone(resource));
+  const fast = await validateFast(clone(resource));
   expect(fast).toEqual(reference);
   if (undecided(clone(resource)) === undefined) expect(reference).toEqual(ALL_OK);
   return reference;
@@ -54,22 +54,22 @@ describe('generated validators agree with the reference', () => {
     ['50-session episode', mapEpisode(longEpisode(50))],
   ];
 
-  it.each(mapped)('decides the mapped %s alone, valid as the reference and fhirpath.js say', (_name, bundle) => {
+  it.each(mapped)('decides the mapped %s alone, valid as the reference and fhirpath.js say', async (_name, bundle) => {
     expect(undecided(bundle)).toBeUndefined();
-    expect(agree(bundle)).toEqual(ALL_OK);
+    expect(await agree(bundle)).toEqual(ALL_OK);
     expect(r4InvariantFailures(bundle as Any)).toEqual([]);
   });
 
-  it.each(mapped)('agrees on each entry of the mapped %s validated alone', (_name, bundle) => {
-    for (const e of bundle.entry ?? []) agree(e.resource as Resource);
+  it.each(mapped)('agrees on each entry of the mapped %s validated alone', async (_name, bundle) => {
+    for (const e of bundle.entry ?? []) await agree(e.resource as Resource);
   });
 
-  it('agrees on Bundles of generated episodes (fast-check)', () => {
+  it('agrees on Bundles of generated episodes (fast-check)', async () => {
     resetFastPathStats();
-    fc.assert(
-      fc.property(fc.integer({ min: 1, max: 30 }), fc.integer({ min: 0, max: 400 }), (sessions, variant) => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 30 }), fc.integer({ min: 0, max: 400 }), async (sessions, variant) => {
         const b = mapEpisode(longEpisode(sessions, variant));
-        expect(agree(b)).toEqual(ALL_OK);
+        expect(await agree(b)).toEqual(ALL_OK);
       }),
       { numRuns: 15 },
     );
@@ -78,11 +78,11 @@ describe('generated validators agree with the reference', () => {
     expect(fastPathStats.fast).toBeGreaterThanOrEqual(15);
   });
 
-  it('counts what it hands over, and why', () => {
+  it('counts what it hands over, and why', async () => {
     resetFastPathStats();
     const b = mapEpisode(plannedMinimal()) as Any;
     entry(b, 'Organization').active = 'yes';
-    validateFast(b);
+    await validateFast(b);
     expect(fastPathStats).toMatchObject({ fast: 0, fallback: 1 });
     expect([...fastPathStats.reasons.keys()]).toEqual([expect.stringMatching(/^Organization\.active: /)]);
   });
@@ -91,10 +91,10 @@ describe('generated validators agree with the reference', () => {
     execFileSync(process.execPath, ['scripts/build-validators.ts', '--check'], { cwd: resolve(import.meta.dirname, '../..'), stdio: 'pipe' });
   }, 120_000);
 
-  it('keeps at most 32 distinct fallback reasons, however varied the input', () => {
+  it('keeps at most 32 distinct fallback reasons, however varied the input', async () => {
     resetFastPathStats();
     const profile = 'https://imh-bridge.example.no/fhir/StructureDefinition/imh-organization';
-    for (let i = 0; i < 40; i++) validateFast({ resourceType: 'Organization', meta: { profile: [profile] }, [`unknown${i}`]: true } as unknown as Resource);
+    for (let i = 0; i < 40; i++) await validateFast({ resourceType: 'Organization', meta: { profile: [profile] }, [`unknown${i}`]: true } as unknown as Resource);
     expect(fastPathStats.fallback).toBe(40);
     expect(fastPathStats.reasons.size).toBe(33);
     expect(fastPathStats.reasons.get('other')).toBe(8);
@@ -154,26 +154,26 @@ const defects: [string, (b: Any) => void][] = [
 describe('planted defects: the generated validators hand over, the answer is the reference', () => {
   const base = mapEpisode(completed());
 
-  it.each(defects)('%s', (_name, plant) => {
+  it.each(defects)('%s', async (_name, plant) => {
     const b = clone(base) as Any;
     plant(b);
-    const reference = agree(b);
+    const reference = await agree(b);
     expect(reference).not.toEqual(ALL_OK);
     expect(errorsOf(reference).length).toBeGreaterThan(0);
     expect(undecided(b)).toBeDefined();
   });
 
-  it('agrees where the reference is lenient: an empty array', () => {
+  it('agrees where the reference is lenient: an empty array', async () => {
     const b = clone(base) as Any;
     entry(b, 'CareTeam').participant = [];
-    agree(b);
+    await agree(b);
     expect(undecided(b)).toBeDefined();
   });
 
   it.each([
     ['planned minimal', () => mapEpisode(plannedMinimal())],
     ['completed', () => mapEpisode(completed())],
-  ])('agrees under random damage to the valid %s Bundle (fast-check)', (_name, make) => {
+  ])('agrees under random damage to the valid %s Bundle (fast-check)', async (_name, make) => {
     const small = make();
     const paths: (string | number)[][] = [];
     const collect = (v: unknown, p: (string | number)[]): void => {
@@ -194,8 +194,8 @@ describe('planted defects: the generated validators hand over, the answer is the
       fc.string({ maxLength: 5 }),
       fc.constantFrom('2026-13-01', 'urn:uuid:00000000-0000-4000-8000-000000000000', 'Patient/x', 'final', 'http://loinc.org'),
     );
-    fc.assert(
-      fc.property(fc.constantFrom(...paths), damage, (path, value) => {
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...paths), damage, async (path, value) => {
         const b = clone(small) as Any;
         let parent = b;
         for (const k of path.slice(0, -1)) parent = parent[k];
@@ -204,7 +204,7 @@ describe('planted defects: the generated validators hand over, the answer is the
           if (Array.isArray(parent)) parent.splice(last as number, 1);
           else delete parent[last];
         } else parent[last] = value;
-        agree(b);
+        await agree(b);
       }),
       { numRuns: Number(process.env.DIFFERENTIAL_RUNS ?? 60) },
     );
