@@ -296,30 +296,21 @@ async function runCoordination(values: Record<string, string | undefined>): Prom
       process.stderr.write(`${bearer.message}\n`);
       return 2;
     }
-    // The client says "connection failed"; the cause (ECONNREFUSED, ENOTFOUND, a certificate) is kept for the message.
-    let cause: string | undefined;
+    // The client's message carries the cause (ECONNREFUSED host:port, a DNS failure, a certificate).
     const client = new FhirTargetClient(source.url, {
-      fetch: async (...a: Parameters<typeof fetch>) => {
-        try {
-          return await fetch(...a);
-        } catch (e) {
-          const c = (e as { cause?: { code?: string; message?: string } }).cause;
-          cause = c?.code ?? c?.message;
-          throw e;
-        }
-      },
+      fetch: (...a: Parameters<typeof fetch>) => fetch(...a),
       authorization: async () => (bearer.token ? `Bearer ${bearer.token}` : undefined),
     });
-    clients.push({ source, client, cause: () => cause });
+    clients.push({ source, client });
   }
   const tasks = [];
-  for (const { source, client, cause } of clients) {
+  for (const { source, client } of clients) {
     try {
       const found = await searchTasks(client, source.query);
       if (found.missing) process.stderr.write(`warning: ${source.name} holds ${found.missing} more requests than it returned (it gave no next page)\n`);
       tasks.push(...found.tasks);
     } catch (e) {
-      const why = e instanceof TargetError ? `${e.message.replace(/^GET [^:]*: /, '')}${cause() ? ` (${cause()})` : ''}` : (e as Error).message;
+      const why = e instanceof TargetError ? e.message.replace(/^GET [^:]*: /, '') : (e as Error).message;
       process.stderr.write(`cannot read the coordination requests from ${source.name} at ${client.baseUrl}: ${why}\n`);
       return 1;
     }
