@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { type Server, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
@@ -143,4 +144,33 @@ describe('npm start and Ctrl-C', () => {
     expect(processesWith(tmp)).toEqual([]);
     expect(readdirSync(tmp).filter((f) => f.startsWith('imh-bridge-dev-'))).toEqual([]);
   }, 180_000);
+});
+
+describe('npm start never sends to a Worker it did not start', () => {
+  it('another server taking PORT after the check (a second instance\'s Worker): one sentence, exit 1, nothing sent to it', async () => {
+    const tmp = scratch();
+    const port = await freePort();
+    const seen: string[] = [];
+    // Answers like a bridge's /healthz, and to anything else with 404.
+    const impostor = createHttpServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      if (req.url === '/healthz') res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+      else res.writeHead(404).end();
+    });
+    try {
+      const s = start({ SANDBOX_PORT: String(await freePort()), PRIMARY_SANDBOX_PORT: String(await freePort()), PORT: String(port) }, tmp);
+      // The ports are checked first; the impostor takes PORT while the migrations run.
+      while (!s.output().includes('applying the D1 migrations')) await new Promise((ok) => setTimeout(ok, 100));
+      await new Promise<void>((ok) => impostor.listen(port, '127.0.0.1', ok));
+      const r = await s.exited;
+      expect(r.code).toBe(1);
+      const sentence = r.stderr.trim().split('\n').at(-1);
+      expect(sentence).toMatch(new RegExp(`^port ${port} (is already in use \\(PORT\\)|answers, but not as the Worker this start launched).*PORT=\\d+ npm start$`));
+      expect(r.stderr).not.toMatch(/^\s+at /m);
+      expect(seen.filter((l) => !l.startsWith('GET /healthz') && !l.startsWith('GET /smart/launch'))).toEqual([]);
+      expect(readdirSync(tmp).filter((f) => f.startsWith('imh-bridge-dev-'))).toEqual([]);
+    } finally {
+      impostor.close();
+    }
+  }, 120_000);
 });
