@@ -56,27 +56,30 @@ export class Progress {
     const rate = elapsed > 0 ? (this.done * 1000) / elapsed : 0;
     const left = this.total - this.done;
     const pct = this.total ? Math.floor((this.done * 1000) / this.total) / 10 : 100;
-    const eta = this.done && rate > 0 ? `, about ${formatDuration((left / rate) * 1000)} left` : '';
+    const eta = this.done && left > 0 && rate > 0 ? `, about ${formatDuration((left / rate) * 1000)} left` : '';
     return `${this.done} of ${this.total} episodes (${pct.toFixed(1)} %), ${formatRate(rate)}/s${eta}, ${this.failed} failed`;
   }
 
-  /** One more episode finished (`failed` when it was not delivered). */
-  tick(failed: boolean): void {
+  /**
+   * One more episode finished (`failed` when it was not delivered), with the line that says why
+   * when it failed: written as a line of its own, without tearing the progress line on a terminal.
+   */
+  tick(failed: boolean, note?: string): void {
     this.done++;
     if (failed) this.failed++;
-    const now = this.opts.now();
+    if (note !== undefined) {
+      this.opts.write(this.opts.tty && this.shown ? `\r\x1b[K${note}\n` : `${note}\n`);
+      // On a terminal the progress line comes back at once, with this failure counted.
+      if (this.opts.tty) return this.redraw();
+    }
     const interval = this.opts.tty ? this.opts.ttyIntervalMs : this.opts.lineIntervalMs;
-    if (now - this.last < interval) return;
-    this.last = now;
-    this.draw();
+    if (this.opts.now() - this.last >= interval) this.redraw();
   }
 
-  /** Writes a line of its own (a failure) without tearing the progress line on a terminal. */
+  /** A line of its own that is no episode's outcome (why the run stopped). */
   note(text: string): void {
-    if (this.opts.tty && this.shown) {
-      this.opts.write(`\r\x1b[K${text}\n`);
-      this.draw();
-    } else this.opts.write(`${text}\n`);
+    this.opts.write(this.opts.tty && this.shown ? `\r\x1b[K${text}\n` : `${text}\n`);
+    if (this.opts.tty && this.shown) this.draw();
   }
 
   /** On a terminal: the final state, and the line ended. Elsewhere nothing (the summary follows). */
@@ -84,6 +87,11 @@ export class Progress {
     if (!this.opts.tty) return;
     this.draw();
     this.opts.write('\n');
+  }
+
+  private redraw(): void {
+    this.last = this.opts.now();
+    this.draw();
   }
 
   private draw(): void {

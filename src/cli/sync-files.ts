@@ -193,11 +193,8 @@ export async function syncFiles(opts: FileSyncOptions): Promise<{ summary: FileS
   const record = (item: Item, episode: string | undefined, outcome: Outcome, reason?: string) => {
     outcomes[outcome]++;
     handled++;
-    if (reason !== undefined) {
-      failures.push({ where: item.where, ...(episode ? { episode } : {}), outcome, reason });
-      progress.note(`${item.where}${episode ? ` (episode ${episode})` : ''}: ${OUTCOMES[outcome]}: ${reason}`);
-    }
-    progress.tick(FAILURES.has(outcome));
+    if (reason !== undefined) failures.push({ where: item.where, ...(episode ? { episode } : {}), outcome, reason });
+    progress.tick(FAILURES.has(outcome), reason === undefined ? undefined : `${item.where}${episode ? ` (episode ${episode})` : ''}: ${OUTCOMES[outcome]}: ${reason}`);
   };
 
   const handle = async (item: Item) => {

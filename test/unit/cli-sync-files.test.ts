@@ -186,8 +186,10 @@ describe('progress line', () => {
       '1 of 100 episodes (1.0 %), 1.0/s, about 1 min 39 s left, 0 failed',
       '3 of 100 episodes (3.0 %), 1.5/s, about 1 min 05 s left, 1 failed',
     ]);
-    p.note('a.ndjson:7: refused by the server: HTTP 412');
-    expect(text).toContain('\r\x1b[Ka.ndjson:7: refused by the server: HTTP 412\n\r\x1b[K3 of 100');
+    // A failure's line comes at once, and the progress line after it already counts it.
+    t = 2050;
+    p.tick(true, 'a.ndjson:7: refused by the server: HTTP 412');
+    expect(text).toContain('\r\x1b[Ka.ndjson:7: refused by the server: HTTP 412\n\r\x1b[K4 of 100 episodes (4.0 %), 2.0/s, about 49 s left, 2 failed');
     p.finish();
     expect(text.endsWith('\n')).toBe(true);
   });
