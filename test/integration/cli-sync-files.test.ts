@@ -3,7 +3,7 @@
  * server, and against servers that do not answer: a closed port and one that never replies.
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { type Server, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -41,14 +41,17 @@ beforeAll(async () => {
   silent = createServer(() => undefined);
   await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
 });
+const scratch: string[] = [];
 afterAll(async () => {
   await sandbox?.close();
   silent?.close();
+  for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('imh-bridge sync over files and folders', () => {
   it('sends a folder of .json and .ndjson files; a bad line is named by file:line and the rest arrives', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'imh-sync-load-'));
+    scratch.push(dir);
     const ndjson = readFileSync(join(EXAMPLES_DIR, 'episodes.ndjson'), 'utf8').trimEnd();
     const extra = completed();
     extra.episodeId = 'VG-LOAD-1';

@@ -1,8 +1,8 @@
 /** `imh-bridge sync` over NDJSON files and folders: reading, outcomes, progress, summary, exit code. */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { Progress, formatDuration } from '../../src/cli/progress.ts';
 import { countEpisodes, exitCode, readEpisodes, resolveSources, safeEpisodeId, syncFiles, type Source } from '../../src/cli/sync-files.ts';
 import { OperationOutcomeError } from '../../src/fhir/outcome.ts';
@@ -10,6 +10,7 @@ import type { SyncResult } from '../../src/sync/sync-once.ts';
 import { completed } from '../fixtures/examples.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'imh-sync-files-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const write = (name: string, text: string) => {
   const path = join(tmp, name);
   writeFileSync(path, text);
