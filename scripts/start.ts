@@ -47,12 +47,12 @@ function portFrom(name: string, fallback: number): number {
 const portInUse = (port: number, variable: string) =>
   `port ${port} is already in use (${variable}): stop what listens there (another npm start?) or choose a free port, e.g. ${variable}=${port + 10000 <= 65535 ? port + 10000 : port - 1000} npm start`;
 
-/** Whether nothing listens on 127.0.0.1:port (by binding it for a moment). */
-function portIsFree(port: number): Promise<boolean> {
+/** Whether 127.0.0.1:port can be listened on (by binding it for a moment): free, in use, or not allowed (EACCES). */
+function portState(port: number): Promise<'free' | 'in-use' | 'forbidden'> {
   return new Promise((ok, fail) => {
     const srv = createServer();
-    srv.once('error', (e: NodeJS.ErrnoException) => (e.code === 'EADDRINUSE' || e.code === 'EACCES' ? ok(false) : fail(e)));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => ok(true)));
+    srv.once('error', (e: NodeJS.ErrnoException) => (e.code === 'EADDRINUSE' ? ok('in-use') : e.code === 'EACCES' ? ok('forbidden') : fail(e)));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => ok('free')));
   });
 }
 
@@ -121,7 +121,9 @@ const ports: [number, string][] = [
 for (const [i, [port, name]] of ports.entries()) {
   const same = ports.find(([p], j) => j < i && p === port);
   if (same) await stop(1, `${same[1]} and ${name} are both ${port}: give each its own port`);
-  if (!(await portIsFree(port))) await stop(1, portInUse(port, name));
+  const state = await portState(port);
+  if (state === 'in-use') await stop(1, portInUse(port, name));
+  if (state === 'forbidden') await stop(1, `port ${port} may not be used by this user (${name}): choose one above 1023, e.g. ${name}=${port + 18000} npm start`);
 }
 
 /** A sandbox on its port; a port taken since the check above ends the start with the same sentence. */
