@@ -15,11 +15,19 @@ import { bearerFromOptions } from './bearer-option.ts';
 const USAGE = `usage:
   imh-bridge map FILE|-                      map an episode (JSON) to a FHIR R4 transaction Bundle
   imh-bridge validate FILE|-                 validate a FHIR resource or Bundle against R4 and the bridge's profiles
-  imh-bridge sync FILE|- --target URL [--bearer-env NAME | --bearer-file PATH]
+  imh-bridge sync FILE|FOLDER|- ... --target URL [--bearer-env NAME | --bearer-file PATH]
                  [--primary URL [--primary-bearer-env NAME | --primary-bearer-file PATH]]
-                                             deliver one episode to a FHIR base URL (https; http only for localhost; retries,
-                                             conditional writes, no ledger; master data only created when absent); prints
-                                             created/updated/unchanged. The bearer token is read from the environment
+                 [--timeout SECONDS] [--retries N] [--concurrency N]
+                                             deliver episodes to a FHIR base URL (https; http only for localhost; retries,
+                                             conditional writes, no ledger; master data only created when absent). One
+                                             episode (a .json file or -): prints created/updated/unchanged and the JSON
+                                             report. Many (several files, .ndjson files with one episode per line, folders
+                                             and their .json/.ndjson files, not subfolders): a progress line and a summary
+                                             per outcome on standard error, the summary as JSON on standard output; a bad
+                                             line is reported by file:line and the rest goes on. --timeout bounds one
+                                             episode's delivery, retries included (default 30), --retries the retries after
+                                             the first attempt (default 4), --concurrency the episodes in flight (default 4).
+                                             The bearer token is read from the environment
                                              variable NAME or from the file PATH, never from the command line. With
                                              --primary, the server of the episode's primary treatment team receives what the
                                              consent allows (or the cancellation of open requests), each disclosure and
@@ -49,8 +57,9 @@ const USAGE = `usage:
   imh-bridge sandbox [--port 8103] [--host 127.0.0.1]
                                              run a local sandbox FHIR R4 server at http://HOST:PORT/fhir
   imh-bridge COMMAND --help                  this text for one command
-exit codes: 0 ok; 1 invalid FHIR resource (validate), refused by the server (sync) or a server that cannot be read
-  (coordination); 2 bad input; 3 refused by consent (summary)`;
+exit codes: 0 ok; 1 invalid FHIR resource (validate), an episode refused by or not delivered to the server (sync) or
+  a server that cannot be read (coordination); 2 bad input (for sync of many: only unreadable or invalid episodes
+  failed); 3 refused by consent (summary)`;
 
 /** The usage of one command (its lines of USAGE), or all of it for a command that does not exist. */
 function usageOf(command: string): string {
@@ -88,6 +97,7 @@ async function main(argv: string[]): Promise<number> {
     return command ? 0 : 2;
   }
   let file: string | undefined;
+  let files: string[] = [];
   let values: Record<string, string | undefined>;
   try {
     const parsed = parseArgs({
@@ -108,6 +118,9 @@ async function main(argv: string[]): Promise<number> {
         at: { type: 'string' },
         format: { type: 'string' },
         lang: { type: 'string' },
+        concurrency: { type: 'string' },
+        timeout: { type: 'string' },
+        retries: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -117,8 +130,10 @@ async function main(argv: string[]): Promise<number> {
       return known ? 0 : 2;
     }
     values = parsed.values as Record<string, string | undefined>;
-    if (parsed.positionals.length > 1) throw new Error('too many arguments');
-    file = parsed.positionals[0];
+    // sync takes many files and folders; every other command one input.
+    if (parsed.positionals.length > 1 && command !== 'sync') throw new Error('too many arguments');
+    files = parsed.positionals;
+    file = files[0];
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
     return 2;
@@ -166,14 +181,43 @@ async function main(argv: string[]): Promise<number> {
           process.stderr.write('--primary-bearer-env and --primary-bearer-file need --primary\n');
           return 2;
         }
+        const limits = deliveryLimits(values);
+        if (typeof limits === 'string') {
+          process.stderr.write(`${limits}\n${usageOf('sync')}\n`);
+          return 2;
+        }
         const { syncOnce } = await import('./sync/sync-once.ts');
-        const result = await syncOnce(await readJson(file), {
+        const { DEFAULT_RETRY_POLICY } = await import('./sync/retry.ts');
+        const syncOptions = {
           baseUrl: values.target,
           bearer: bearer.token,
           ...(values.primary !== undefined ? { primary: { baseUrl: values.primary, bearer: primaryBearer.token } } : {}),
           ...loadIdentity(process.env),
-          log: (line) => process.stderr.write(line + '\n'),
-        });
+          policy: { ...DEFAULT_RETRY_POLICY, maxAttempts: limits.retries + 1 },
+          timeoutMs: limits.timeoutSeconds * 1000,
+        };
+        const { isBatch, resolveSources, syncFiles, SourceError } = await import('./cli/sync-files.ts');
+        if (await isBatch(files)) {
+          let sources: Awaited<ReturnType<typeof resolveSources>>;
+          try {
+            sources = await resolveSources(files);
+          } catch (e) {
+            if (!(e instanceof SourceError)) throw e;
+            process.stderr.write(`${e.message}\n`);
+            return 2;
+          }
+          const { summary, exitCode } = await syncFiles({
+            sources,
+            concurrency: limits.concurrency,
+            // Retries are summarised per episode; the per-attempt lines would drown the progress line.
+            deliver: (input) => syncOnce(input, syncOptions),
+            stderr: { write: (t) => process.stderr.write(t), isTTY: process.stderr.isTTY },
+          });
+          print(summary);
+          return exitCode;
+        }
+        const result = await syncOnce(await readJson(file), { ...syncOptions, log: (line) => process.stderr.write(line + '\n') });
+        if (result.report.gaveUp) process.stderr.write(`${result.report.gaveUp}\n`);
         // One line per target for a person; the JSON report on stdout carries the same.
         for (const [name, t] of Object.entries(result.report.targets)) {
           const c = t.result.counts;
@@ -255,6 +299,20 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** Defaults of `sync`: bounded so that a dead server ends the command in seconds, not minutes. */
+const SYNC_DEFAULTS = { timeoutSeconds: 30, retries: 4, concurrency: 4 } as const;
+
+/** `--timeout`, `--retries` and `--concurrency` of sync, or the sentence saying what is wrong. */
+function deliveryLimits(values: Record<string, string | undefined>): { timeoutSeconds: number; retries: number; concurrency: number } | string {
+  const timeoutSeconds = Number(values.timeout ?? SYNC_DEFAULTS.timeoutSeconds);
+  if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0 || timeoutSeconds > 86_400) return '--timeout must be a number of seconds above 0 (at most 86400)';
+  const retries = Number(values.retries ?? SYNC_DEFAULTS.retries);
+  if (!Number.isInteger(retries) || retries < 0 || retries > 20) return '--retries must be a whole number from 0 to 20';
+  const concurrency = Number(values.concurrency ?? SYNC_DEFAULTS.concurrency);
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 32) return '--concurrency must be a whole number from 1 to 32';
+  return { timeoutSeconds, retries, concurrency };
+}
+
 /** ISO 8601 date or date-time with an offset, as `--at` takes it. */
 const isInstantOrDate = (at: string): boolean =>
   /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(at) && !Number.isNaN(Date.parse(at));
@@ -296,30 +354,21 @@ async function runCoordination(values: Record<string, string | undefined>): Prom
       process.stderr.write(`${bearer.message}\n`);
       return 2;
     }
-    // The client says "connection failed"; the cause (ECONNREFUSED, ENOTFOUND, a certificate) is kept for the message.
-    let cause: string | undefined;
+    // The client's message carries the cause (ECONNREFUSED host:port, a DNS failure, a certificate).
     const client = new FhirTargetClient(source.url, {
-      fetch: async (...a: Parameters<typeof fetch>) => {
-        try {
-          return await fetch(...a);
-        } catch (e) {
-          const c = (e as { cause?: { code?: string; message?: string } }).cause;
-          cause = c?.code ?? c?.message;
-          throw e;
-        }
-      },
+      fetch: (...a: Parameters<typeof fetch>) => fetch(...a),
       authorization: async () => (bearer.token ? `Bearer ${bearer.token}` : undefined),
     });
-    clients.push({ source, client, cause: () => cause });
+    clients.push({ source, client });
   }
   const tasks = [];
-  for (const { source, client, cause } of clients) {
+  for (const { source, client } of clients) {
     try {
       const found = await searchTasks(client, source.query);
       if (found.missing) process.stderr.write(`warning: ${source.name} holds ${found.missing} more requests than it returned (it gave no next page)\n`);
       tasks.push(...found.tasks);
     } catch (e) {
-      const why = e instanceof TargetError ? `${e.message.replace(/^GET [^:]*: /, '')}${cause() ? ` (${cause()})` : ''}` : (e as Error).message;
+      const why = e instanceof TargetError ? e.message.replace(/^GET [^:]*: /, '') : (e as Error).message;
       process.stderr.write(`cannot read the coordination requests from ${source.name} at ${client.baseUrl}: ${why}\n`);
       return 1;
     }

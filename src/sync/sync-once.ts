@@ -10,7 +10,7 @@ import type { Bundle } from '@medplum/fhirtypes';
 import { OperationOutcomeError } from '../fhir/outcome.ts';
 import type { IdentityOptions } from '../fhir/identity.ts';
 import { entryKey, findOne } from './apply.ts';
-import { FhirTargetClient, TargetError } from './client.ts';
+import { FhirTargetClient, TIME_IS_UP, TargetError } from './client.ts';
 import { attemptJob, CLINIC_TARGET } from './deliver.ts';
 import { MemoryStore } from './memory-store.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
@@ -30,6 +30,13 @@ export interface SyncOptions {
   /** The deployment's identifier namespace and pseudonym secret (fhir/identity.ts). */
   identity?: IdentityOptions;
   policy?: RetryPolicy;
+  /**
+   * Longest time the whole delivery may take, in milliseconds (the CLI's `--timeout`): each
+   * request waits at most what is left, and no retry starts that would end after it. Then the
+   * run gives up and says so (`gaveUp`); what reached the server stays there, and a later run
+   * writes the same resources again without duplicating them (conditional writes).
+   */
+  timeoutMs?: number;
   fetch?: typeof fetch;
   /** Progress lines (never carrying personal data or the token). */
   log?: (line: string) => void;
@@ -57,6 +64,8 @@ export interface SyncResult {
     targets: Record<string, SyncTargetReport>;
     /** The disclosures and consent refusals audited on the clinic's server. */
     audits: NonNullable<Job['audits']>;
+    /** Why the run stopped retrying before the retry policy did (the `timeoutMs` bound). */
+    gaveUp?: string;
   };
 }
 
@@ -64,8 +73,10 @@ export interface SyncResult {
 export async function syncOnce(input: unknown, opts: SyncOptions): Promise<SyncResult> {
   const store = new MemoryStore();
   const fetchImpl = opts.fetch ?? ((...a: Parameters<typeof fetch>) => fetch(...a));
+  // The client measures its timeouts with the wall clock, so the deadline is on it too.
+  const deadline = opts.timeoutMs === undefined ? undefined : Date.now() + opts.timeoutMs;
   const clientOf = (baseUrl: string, bearer: string | undefined) =>
-    new FhirTargetClient(baseUrl, { fetch: fetchImpl, authorization: async () => (bearer ? `Bearer ${bearer}` : undefined) });
+    new FhirTargetClient(baseUrl, { fetch: fetchImpl, deadline, authorization: async () => (bearer ? `Bearer ${bearer}` : undefined) });
   const client = clientOf(opts.baseUrl, opts.bearer);
   const primary = opts.primary ? clientOf(opts.primary.baseUrl, opts.primary.bearer) : undefined;
   const now = opts.now ?? Date.now;
@@ -86,8 +97,10 @@ export async function syncOnce(input: unknown, opts: SyncOptions): Promise<SyncR
     ...(primary ? { primaryEndpoint: () => primary.baseUrl } : {}),
   });
   const content = await store.getContent(job.id);
+  // A read that got no answer: when the delivery then runs out of time, this is the reason to give.
+  const readFailures: string[] = [];
   for (const [target, bundle] of Object.entries(content?.bundles ?? {})) {
-    const versions = await currentVersions(deps.clientFor(target), bundle);
+    const versions = await currentVersions(deps.clientFor(target), bundle, (message) => readFailures.push(`${target}: ${message}`));
     // Versions only: no content hash, so the run still writes everything, and only this
     // bundle's keys, so nothing is taken for a resource that left the episode.
     if (versions.length) {
@@ -97,16 +110,29 @@ export async function syncOnce(input: unknown, opts: SyncOptions): Promise<SyncR
   for (;;) {
     const r = await attemptJob(job.id, deps);
     if (!r) throw new OperationOutcomeError({ resourceType: 'OperationOutcome', issue: [{ severity: 'fatal', code: 'exception', details: { text: 'job vanished' } }] }, 500);
-    const result = r.job.targets[CLINIC_TARGET] as Job['targets'][string];
-    if (r.done) {
-      const targets = Object.fromEntries(Object.entries(r.job.targets).map(([name, t]) => [name, { url: deps.clientFor(name).baseUrl, result: t }]));
+    const failing = Object.entries(r.job.targets).filter(([, t]) => t.status === 'retrying');
+    let why = failing.length ? failing.map(([name, t]) => `${name}: ${t.error ?? 'error'}`).join('; ') : 'audit write failed';
+    if (failing.length && failing.every(([, t]) => t.error?.endsWith(TIME_IS_UP)) && readFailures.length) why = readFailures.join('; ');
+    const outOfTime = !r.done && deadline !== undefined && Date.now() + r.delayMs >= deadline;
+    if (r.done || outOfTime) {
+      // Out of time: what is still retrying is reported as given up (dead), as the policy would at its last attempt.
+      const settle = (t: Job['targets'][string]): Job['targets'][string] => (outOfTime && t.status === 'retrying' ? { ...t, status: 'dead' } : t);
+      const targets = Object.fromEntries(Object.entries(r.job.targets).map(([name, t]) => [name, { url: deps.clientFor(name).baseUrl, result: settle(t) }]));
+      const status = outOfTime ? (r.job.status === 'retrying' ? 'dead' : r.job.status) : r.job.status;
       return {
-        delivered: r.job.status === 'delivered',
-        report: { episode: r.job.episodeKey, status: r.job.status, attempts: r.job.attempts, target: client.baseUrl, result, targets, audits: r.job.audits ?? [] },
+        delivered: status === 'delivered',
+        report: {
+          episode: r.job.episodeKey,
+          status,
+          attempts: r.job.attempts,
+          target: client.baseUrl,
+          result: settle(r.job.targets[CLINIC_TARGET] as Job['targets'][string]),
+          targets,
+          audits: r.job.audits ?? [],
+          ...(outOfTime ? { gaveUp: `gave up after ${r.job.attempts} attempt${r.job.attempts === 1 ? '' : 's'}: the next retry would end after the ${Math.round((opts.timeoutMs as number) / 100) / 10} s timeout (${why})` } : {}),
+        },
       };
     }
-    const failing = Object.entries(r.job.targets).filter(([, t]) => t.status === 'retrying');
-    const why = failing.length ? failing.map(([name, t]) => `${name}: ${t.error ?? 'error'}`).join('; ') : 'audit write failed';
     opts.log?.(`attempt ${r.job.attempts} failed (${why}); retrying in ${Math.round(r.delayMs / 100) / 10} s`);
     await sleep(r.delayMs);
   }
@@ -117,7 +143,7 @@ export async function syncOnce(input: unknown, opts: SyncOptions): Promise<SyncR
  * version per entry key. Best effort: a failed read ends it (the delivery then counts
  * those resources as updated), it never fails the run.
  */
-async function currentVersions(client: FhirTargetClient, bundle: Bundle): Promise<LedgerRecord['resources']> {
+async function currentVersions(client: FhirTargetClient, bundle: Bundle, failed: (message: string) => void): Promise<LedgerRecord['resources']> {
   const out: LedgerRecord['resources'] = [];
   for (const e of bundle.entry ?? []) {
     if (e.request?.method !== 'PUT') continue;
@@ -132,6 +158,7 @@ async function currentVersions(client: FhirTargetClient, bundle: Bundle): Promis
       }
     } catch (err) {
       if (err instanceof TargetError && (err.status === 404 || err.status === 410)) continue;
+      if (err instanceof TargetError && err.kind !== 'http') failed(err.message);
       break;
     }
   }

@@ -130,7 +130,7 @@ describe('imh-bridge coordination', () => {
     const r = await run(['coordination', '--target', `http://127.0.0.1:${port}/fhir`, '--primary', primary.baseUrl]);
     expect(r.status).toBe(1);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toBe(`cannot read the coordination requests from the clinic server at http://127.0.0.1:${port}/fhir: connection failed (ECONNREFUSED)\n`);
+    expect(r.stderr).toBe(`cannot read the coordination requests from the clinic server at http://127.0.0.1:${port}/fhir: connection failed (ECONNREFUSED 127.0.0.1:${port})\n`);
   });
 
   it('takes each server\'s token from its own variable or file, and says which server refused', async () => {
