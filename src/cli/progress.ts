@@ -32,6 +32,7 @@ export function formatRate(perSecond: number): string {
 }
 
 export class Progress {
+  private readonly total: number;
   private readonly opts: Required<ProgressOptions>;
   private readonly started: number;
   private last = -Infinity;
@@ -39,10 +40,8 @@ export class Progress {
   private done = 0;
   private failed = 0;
 
-  constructor(
-    private readonly total: number,
-    options: ProgressOptions,
-  ) {
+  constructor(total: number, options: ProgressOptions) {
+    this.total = total;
     const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as ProgressOptions;
     this.opts = { now: Date.now, ttyIntervalMs: 200, lineIntervalMs: 10_000, ...given };
     this.started = this.opts.now();
