@@ -98,11 +98,9 @@ Profile: ImhBridgeDevice
 Parent: Device
 Id: imh-bridge-device
 Title: "The bridge"
-Description: "The imh-bridge software, author of the Provenance of each Bundle."
-* insert IdentifierSlicing
+Description: "The imh-bridge software, author of the Provenance of each Bundle. Its identifier's system is the deployment's own (IDENTIFIER_NAMESPACE + /bridge/device), so it is not fixed here; its value names the software."
 * identifier 1..*
-* identifier contains bridge 1..1
-* identifier[bridge].system = "https://imh-bridge.example.no/fhir/sid/bridge/device"
-* identifier[bridge].value 1..1
-* identifier[bridge].value = "imh-bridge"
+* identifier.system 1..1
+* identifier.value 1..1
+* identifier.value = "imh-bridge"
 * deviceName 1..*

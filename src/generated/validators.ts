@@ -2109,6 +2109,8 @@ function inv51(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exis
 function inv52(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
 function inv53(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv54(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ImhBridgeDevice (https://imh-bridge.example.no/fhir/StructureDefinition/imh-bridge-device) */
 function s38(o, cx) {
 R.nonEmptyObject(o, "ImhBridgeDevice");
@@ -2168,8 +2170,53 @@ if (v0 === undefined) { R.unsure("Device.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Device.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
+if (R.isObj(x0)) {
+R.prim(x0["id"], false, 0, 1, "string", "Device.identifier.id");
 }
-R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepIncludes({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/sid/bridge/device"})))((R.isObj(v) ? v["system"] : undefined))) return 0; return -1; }, [[1,1]], "Device.identifier");
+if (R.isObj(x0)) {
+{ const v1 = x0["extension"]; const ty1 = "Extension";
+if (v1 === undefined) {  } else {
+const l1 = R.values(v1, true, 0, Infinity, "Device.identifier.extension");
+for (const x1 of l1) {
+s1(x1, cx);
+ourExtension(x1, cx);
+inv54(x1, cx);
+}
+} }
+}
+if (R.isObj(x0)) {
+{ const v1 = x0["use"]; const ty1 = "code";
+if (v1 === undefined) {  } else {
+R.single(v1, 0, 1, "Device.identifier.use");
+{ const x1 = v1;
+R.primitive(x1, "code", "Device.identifier.use");
+R.binding("http://hl7.org/fhir/ValueSet/identifier-use|4.0.1", "code", x1, "Device.identifier.use");
+}
+} }
+}
+if (R.isObj(x0)) {
+R.el(x0["type"], false, 0, 1, s6, cx, "Device.identifier.type");
+}
+if (R.isObj(x0)) {
+R.prim(x0["system"], false, 1, 1, "uri", "Device.identifier.system");
+}
+if (R.isObj(x0)) {
+{ const v1 = x0["value"]; const ty1 = "string";
+if (v1 === undefined) { R.unsure("Device.identifier.value: missing"); } else {
+R.single(v1, 1, 1, "Device.identifier.value");
+R.specified([v1], false, ty1, {"type":"string","value":"imh-bridge"}, "pattern", "Device.identifier.value");
+{ const x1 = v1;
+R.primitive(x1, "string", "Device.identifier.value");
+}
+} }
+}
+if (R.isObj(x0)) {
+R.el(x0["period"], false, 0, 1, s15, cx, "Device.identifier.period");
+}
+if (R.isObj(x0)) {
+R.ref(x0["assigner"], false, 0, 1, s19, C5, cx, "Device.identifier.assigner");
+}
+}
 } }
 break; }
 case "definition": {
@@ -2260,11 +2307,11 @@ if (o["identifier"] === undefined) R.unsure("Device.identifier: missing");
 if (o["deviceName"] === undefined) R.unsure("Device.deviceName: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv54(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv55(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** txt-1: htmlChecks() */
-function inv55(v, cx) { R.unsure("invariant txt-1 is not compiled (function htmlChecks())"); }
+function inv56(v, cx) { R.unsure("invariant txt-1 is not compiled (function htmlChecks())"); }
 /** txt-2: htmlChecks() */
-function inv56(v, cx) { R.unsure("invariant txt-2 is not compiled (function htmlChecks())"); }
+function inv57(v, cx) { R.unsure("invariant txt-2 is not compiled (function htmlChecks())"); }
 /** Narrative (http://hl7.org/fhir/StructureDefinition/Narrative) */
 function s39(o, cx) {
 R.nonEmptyObject(o, "Narrative");
@@ -2281,7 +2328,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Narrative.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv54(x0, cx);
+inv55(x0, cx);
 }
 } }
 break; }
@@ -2301,8 +2348,8 @@ if (v0 === undefined) { R.unsure("Narrative.div: missing"); } else {
 R.single(v0, 1, 1, "Narrative.div");
 { const x0 = v0;
 R.primitive(x0, "xhtml", "Narrative.div");
-inv55(x0, cx);
 inv56(x0, cx);
+inv57(x0, cx);
 }
 } }
 break; }
@@ -2312,9 +2359,9 @@ if (o["status"] === undefined) R.unsure("Narrative.status: missing");
 if (o["div"] === undefined) R.unsure("Narrative.div: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv57(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv58(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv59(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** DeviceUdiCarrier */
 function s40(o, cx) {
 R.nonEmptyObject(o, "DeviceUdiCarrier");
@@ -2331,7 +2378,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Device.udiCarrier.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv57(x0, cx);
+inv58(x0, cx);
 }
 } }
 break; }
@@ -2342,7 +2389,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Device.udiCarrier.modifierExtension"
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv58(x0, cx);
+inv59(x0, cx);
 }
 } }
 break; }
@@ -2375,9 +2422,9 @@ default: R.unsure("DeviceUdiCarrier: element " + key);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv59(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv60(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv61(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** DeviceDeviceName */
 function s41(o, cx) {
 R.nonEmptyObject(o, "DeviceDeviceName");
@@ -2394,7 +2441,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Device.deviceName.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv59(x0, cx);
+inv60(x0, cx);
 }
 } }
 break; }
@@ -2405,7 +2452,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Device.deviceName.modifierExtension"
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv60(x0, cx);
+inv61(x0, cx);
 }
 } }
 break; }
@@ -2428,9 +2475,9 @@ if (o["name"] === undefined) R.unsure("Device.deviceName.name: missing");
 if (o["type"] === undefined) R.unsure("Device.deviceName.type: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv61(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv62(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv63(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** DeviceSpecialization */
 function s42(o, cx) {
 R.nonEmptyObject(o, "DeviceSpecialization");
@@ -2447,7 +2494,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Device.specialization.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv61(x0, cx);
+inv62(x0, cx);
 }
 } }
 break; }
@@ -2458,7 +2505,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Device.specialization.modifierExtens
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv62(x0, cx);
+inv63(x0, cx);
 }
 } }
 break; }
@@ -2473,9 +2520,9 @@ default: R.unsure("DeviceSpecialization: element " + key);
 if (o["systemType"] === undefined) R.unsure("Device.specialization.systemType: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv63(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv64(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv65(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** DeviceVersion */
 function s43(o, cx) {
 R.nonEmptyObject(o, "DeviceVersion");
@@ -2492,7 +2539,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Device.version.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv63(x0, cx);
+inv64(x0, cx);
 }
 } }
 break; }
@@ -2503,7 +2550,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Device.version.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv64(x0, cx);
+inv65(x0, cx);
 }
 } }
 break; }
@@ -2521,9 +2568,9 @@ default: R.unsure("DeviceVersion: element " + key);
 if (o["value"] === undefined) R.unsure("Device.version.value: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv65(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv66(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv67(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** DeviceProperty */
 function s44(o, cx) {
 R.nonEmptyObject(o, "DeviceProperty");
@@ -2540,7 +2587,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Device.property.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv65(x0, cx);
+inv66(x0, cx);
 }
 } }
 break; }
@@ -2551,7 +2598,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Device.property.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv66(x0, cx);
+inv67(x0, cx);
 }
 } }
 break; }
@@ -2569,13 +2616,13 @@ default: R.unsure("DeviceProperty: element " + key);
 if (o["type"] === undefined) R.unsure("Device.property.type: missing");
 }
 /** dom-2: contained.contained.empty() */
-function inv67(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv68(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv68(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv69(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv69(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv70(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv70(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv71(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ImhCancellationReason (https://imh-bridge.example.no/fhir/StructureDefinition/imh-cancellation-reason) */
 function s45(o, cx) {
 R.nonEmptyObject(o, "ImhCancellationReason");
@@ -2623,7 +2670,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Extension.value[x].extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv70(x1, cx);
+inv71(x1, cx);
 }
 } }
 }
@@ -2651,15 +2698,15 @@ if (o["url"] === undefined) R.unsure("Extension.url: missing");
 if (o["valueCoding"] === undefined) R.unsure("Extension.value[x]: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv71(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv72(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
 function inv73(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv74(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-care-team: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/care-team$') and value.exists()).exists() */
-function inv74(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/care-team$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-care-team"); }
+function inv75(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/care-team$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-care-team"); }
 /** ctm-1: onBehalfOf.exists() implies (member.resolve().iif(empty(), true, ofType(Practitioner).exists())) */
-function inv75(v, cx) { const r = R.implies(R.exists(R.nav([v], "onBehalfOf")), R.iif(R.resolve(R.nav([v], "member"), cx), (c0) => R.empty(c0), (c1) => [true], (c2) => R.exists(R.ofType(c2, "Practitioner")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ctm-1"); }
+function inv76(v, cx) { const r = R.implies(R.exists(R.nav([v], "onBehalfOf")), R.iif(R.resolve(R.nav([v], "member"), cx), (c0) => R.empty(c0), (c1) => [true], (c2) => R.exists(R.ofType(c2, "Practitioner")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ctm-1"); }
 /** ImhCareTeam (https://imh-bridge.example.no/fhir/StructureDefinition/imh-care-team) */
 function s46(o, cx) {
 R.nonEmptyObject(o, "ImhCareTeam");
@@ -2698,7 +2745,7 @@ const l0 = R.values(v0, true, 0, Infinity, "CareTeam.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv72(x0, cx);
+inv73(x0, cx);
 }
 } }
 break; }
@@ -2709,7 +2756,7 @@ const l0 = R.values(v0, true, 0, Infinity, "CareTeam.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv73(x0, cx);
+inv74(x0, cx);
 }
 } }
 break; }
@@ -2719,7 +2766,7 @@ if (v0 === undefined) { R.unsure("CareTeam.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "CareTeam.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv74(x0, cx);
+inv75(x0, cx);
 }
 } }
 break; }
@@ -2754,7 +2801,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "CareTeam.participant");
 for (const x0 of l0) {
 s47(x0, cx);
-inv75(x0, cx);
+inv76(x0, cx);
 }
 } }
 break; }
@@ -2781,9 +2828,9 @@ if (o["subject"] === undefined) R.unsure("CareTeam.subject: missing");
 if (o["managingOrganization"] === undefined) R.unsure("CareTeam.managingOrganization: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv76(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv77(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv78(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** CareTeamParticipant */
 function s47(o, cx) {
 R.nonEmptyObject(o, "CareTeamParticipant");
@@ -2800,7 +2847,7 @@ const l0 = R.values(v0, true, 0, Infinity, "CareTeam.participant.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv76(x0, cx);
+inv77(x0, cx);
 }
 } }
 break; }
@@ -2811,7 +2858,7 @@ const l0 = R.values(v0, true, 0, Infinity, "CareTeam.participant.modifierExtensi
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv77(x0, cx);
+inv78(x0, cx);
 }
 } }
 break; }
@@ -2832,23 +2879,23 @@ default: R.unsure("CareTeamParticipant: element " + key);
 if (o["member"] === undefined) R.unsure("CareTeam.participant.member: missing");
 }
 /** dom-2: contained.contained.empty() */
-function inv78(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv79(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv79(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv80(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv80(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv81(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv81(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
-/** ext-1: extension.exists() != value.exists() */
-function inv82(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv82(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
 function inv83(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv84(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-score: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/score$') and value.exists()).exists() */
-function inv84(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/score$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-score"); }
+function inv85(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/score$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-score"); }
 /** imh-cgi-i-range: $this >= 1 and $this <= 7 */
-function inv85(v, cx) { const r = R.and(R.cmp([v], [1], ">="), R.cmp([v], [7], "<=")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-cgi-i-range"); }
+function inv86(v, cx) { const r = R.and(R.cmp([v], [1], ">="), R.cmp([v], [7], "<=")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-cgi-i-range"); }
 /** obs-3: low.exists() or high.exists() or text.exists() */
-function inv86(v, cx) { const r = R.or(R.or(R.exists(R.nav([v], "low")), R.exists(R.nav([v], "high"))), R.exists(R.nav([v], "text"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-3"); }
+function inv87(v, cx) { const r = R.or(R.or(R.exists(R.nav([v], "low")), R.exists(R.nav([v], "high"))), R.exists(R.nav([v], "text"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-3"); }
 /** ImhCgiIObservation (https://imh-bridge.example.no/fhir/StructureDefinition/imh-cgi-i-observation) */
 function s48(o, cx) {
 R.nonEmptyObject(o, "ImhCgiIObservation");
@@ -2887,7 +2934,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv82(x0, cx);
+inv83(x0, cx);
 }
 } }
 break; }
@@ -2898,7 +2945,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv83(x0, cx);
+inv84(x0, cx);
 }
 } }
 break; }
@@ -2908,7 +2955,7 @@ if (v0 === undefined) { R.unsure("Observation.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Observation.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv84(x0, cx);
+inv85(x0, cx);
 }
 } }
 break; }
@@ -2972,7 +3019,7 @@ if (v0 === undefined) { R.unsure("Observation.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Observation.value[x]");
 { const x0 = v0;
 R.primitive(x0, "integer", "Observation.value[x]");
-inv85(x0, cx);
+inv86(x0, cx);
 }
 } }
 break; }
@@ -3003,7 +3050,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange");
 for (const x0 of l0) {
 s49(x0, cx);
-inv86(x0, cx);
+inv87(x0, cx);
 }
 } }
 break; }
@@ -3028,9 +3075,9 @@ if (o["performer"] === undefined) R.unsure("Observation.performer: missing");
 if (o["valueInteger"] === undefined) R.unsure("Observation.value[x]: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv87(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv88(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv89(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ObservationReferenceRange */
 function s49(o, cx) {
 R.nonEmptyObject(o, "ObservationReferenceRange");
@@ -3047,7 +3094,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange.extension
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv87(x0, cx);
+inv88(x0, cx);
 }
 } }
 break; }
@@ -3058,7 +3105,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange.modifierE
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv88(x0, cx);
+inv89(x0, cx);
 }
 } }
 break; }
@@ -3084,11 +3131,11 @@ default: R.unsure("ObservationReferenceRange: element " + key);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv89(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv90(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv91(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** obs-3: low.exists() or high.exists() or text.exists() */
-function inv91(v, cx) { const r = R.or(R.or(R.exists(R.nav([v], "low")), R.exists(R.nav([v], "high"))), R.exists(R.nav([v], "text"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-3"); }
+function inv92(v, cx) { const r = R.or(R.or(R.exists(R.nav([v], "low")), R.exists(R.nav([v], "high"))), R.exists(R.nav([v], "text"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-3"); }
 /** ObservationComponent */
 function s50(o, cx) {
 R.nonEmptyObject(o, "ObservationComponent");
@@ -3105,7 +3152,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.component.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv89(x0, cx);
+inv90(x0, cx);
 }
 } }
 break; }
@@ -3116,7 +3163,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.component.modifierExtens
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv90(x0, cx);
+inv91(x0, cx);
 }
 } }
 break; }
@@ -3156,7 +3203,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.component.referenceRange");
 for (const x0 of l0) {
 s51(x0, cx);
-inv91(x0, cx);
+inv92(x0, cx);
 }
 } }
 break; }
@@ -3180,7 +3227,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange.extension
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv87(x0, cx);
+inv88(x0, cx);
 }
 } }
 break; }
@@ -3191,7 +3238,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange.modifierE
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv88(x0, cx);
+inv89(x0, cx);
 }
 } }
 break; }
@@ -3217,17 +3264,17 @@ default: R.unsure("ObservationReferenceRange: element " + key);
 } }
 }
 /** dom-2: contained.contained.empty() */
-function inv92(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv93(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv93(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv94(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv94(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv95(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** obs-6: dataAbsentReason.empty() or value.empty() */
-function inv95(v, cx) { const r = R.or(R.empty(R.nav([v], "dataAbsentReason")), R.empty(R.navChoice([v], C37))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); }
+function inv96(v, cx) { const r = R.or(R.empty(R.nav([v], "dataAbsentReason")), R.empty(R.navChoice([v], C37))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); }
 /** obs-7: value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty() */
-function inv96(v, cx) { const r = R.or(R.empty(R.navChoice([v], C37)), R.empty(R.where(R.nav(R.nav([v], "component"), "code"), (c0) => R.exists(R.intersectEmpty(R.nav(c0, "coding")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); }
+function inv97(v, cx) { const r = R.or(R.empty(R.navChoice([v], C37)), R.empty(R.where(R.nav(R.nav([v], "component"), "code"), (c0) => R.exists(R.intersectEmpty(R.nav(c0, "coding")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv97(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+function inv98(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ImhChangeTheme (https://imh-bridge.example.no/fhir/StructureDefinition/imh-change-theme) */
 function s52(o, cx) {
 R.nonEmptyObject(o, "ImhChangeTheme");
@@ -3275,7 +3322,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Extension.value[x].extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv70(x1, cx);
+inv71(x1, cx);
 }
 } }
 }
@@ -3303,7 +3350,7 @@ if (o["url"] === undefined) R.unsure("Extension.url: missing");
 if (o["valueCoding"] === undefined) R.unsure("Extension.value[x]: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv98(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv99(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ImhClipDuration (https://imh-bridge.example.no/fhir/StructureDefinition/imh-clip-duration) */
 function s53(o, cx) {
 R.nonEmptyObject(o, "ImhClipDuration");
@@ -3350,7 +3397,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Extension.value[x].extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv70(x1, cx);
+inv71(x1, cx);
 }
 } }
 }
@@ -3399,21 +3446,21 @@ if (o["url"] === undefined) R.unsure("Extension.url: missing");
 if (o["valueDuration"] === undefined) R.unsure("Extension.value[x]: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv99(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv100(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
 function inv101(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** imh-bid-condition: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/condition$') and value.exists()).exists() */
-function inv102(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/condition$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-condition"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv103(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv102(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** imh-bid-condition: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/condition$') and value.exists()).exists() */
+function inv103(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/condition$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-condition"); }
 /** ext-1: extension.exists() != value.exists() */
 function inv104(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv105(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** con-1: summary.exists() or assessment.exists() */
-function inv105(v, cx) { const r = R.or(R.exists(R.nav([v], "summary")), R.exists(R.nav([v], "assessment"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-1"); }
+function inv106(v, cx) { const r = R.or(R.exists(R.nav([v], "summary")), R.exists(R.nav([v], "assessment"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-1"); }
 /** con-2: code.exists() or detail.exists() */
-function inv106(v, cx) { const r = R.or(R.exists(R.nav([v], "code")), R.exists(R.nav([v], "detail"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-2"); }
+function inv107(v, cx) { const r = R.or(R.exists(R.nav([v], "code")), R.exists(R.nav([v], "detail"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-2"); }
 /** ImhCondition (https://imh-bridge.example.no/fhir/StructureDefinition/imh-condition) */
 function s54(o, cx) {
 R.nonEmptyObject(o, "ImhCondition");
@@ -3452,7 +3499,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Condition.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv100(x0, cx);
+inv101(x0, cx);
 }
 } }
 break; }
@@ -3463,7 +3510,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Condition.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv101(x0, cx);
+inv102(x0, cx);
 }
 } }
 break; }
@@ -3473,7 +3520,7 @@ if (v0 === undefined) { R.unsure("Condition.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Condition.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv102(x0, cx);
+inv103(x0, cx);
 }
 } }
 break; }
@@ -3519,7 +3566,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Condition.code.extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv103(x1, cx);
+inv104(x1, cx);
 }
 } }
 }
@@ -3539,7 +3586,7 @@ const l2 = R.values(v2, true, 0, Infinity, "Condition.code.coding.extension");
 for (const x2 of l2) {
 s1(x2, cx);
 ourExtension(x2, cx);
-inv104(x2, cx);
+inv105(x2, cx);
 }
 } }
 }
@@ -3628,7 +3675,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Condition.stage");
 for (const x0 of l0) {
 s55(x0, cx);
-inv105(x0, cx);
+inv106(x0, cx);
 }
 } }
 break; }
@@ -3638,7 +3685,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Condition.evidence");
 for (const x0 of l0) {
 s56(x0, cx);
-inv106(x0, cx);
+inv107(x0, cx);
 }
 } }
 break; }
@@ -3655,9 +3702,9 @@ if (o["code"] === undefined) R.unsure("Condition.code: missing");
 if (o["subject"] === undefined) R.unsure("Condition.subject: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv107(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv108(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv109(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ConditionStage */
 function s55(o, cx) {
 R.nonEmptyObject(o, "ConditionStage");
@@ -3674,7 +3721,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Condition.stage.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv107(x0, cx);
+inv108(x0, cx);
 }
 } }
 break; }
@@ -3685,7 +3732,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Condition.stage.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv108(x0, cx);
+inv109(x0, cx);
 }
 } }
 break; }
@@ -3702,9 +3749,9 @@ default: R.unsure("ConditionStage: element " + key);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv109(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv110(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv111(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ConditionEvidence */
 function s56(o, cx) {
 R.nonEmptyObject(o, "ConditionEvidence");
@@ -3721,7 +3768,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Condition.evidence.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv109(x0, cx);
+inv110(x0, cx);
 }
 } }
 break; }
@@ -3732,7 +3779,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Condition.evidence.modifierExtension
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv110(x0, cx);
+inv111(x0, cx);
 }
 } }
 break; }
@@ -3746,23 +3793,23 @@ default: R.unsure("ConditionEvidence: element " + key);
 } }
 }
 /** con-4: abatement.empty() or clinicalStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/condition-clinical' and (code='resolved' or code='remission' or code='inactive')).exists() */
-function inv111(v, cx) { const r = R.or(R.empty(R.navChoice([v], C43)), R.exists(R.where(R.nav(R.nav([v], "clinicalStatus"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/condition-clinical"]), R.or(R.or(R.eq(R.nav(c0, "code"), ["resolved"]), R.eq(R.nav(c0, "code"), ["remission"])), R.eq(R.nav(c0, "code"), ["inactive"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-4"); }
+function inv112(v, cx) { const r = R.or(R.empty(R.navChoice([v], C43)), R.exists(R.where(R.nav(R.nav([v], "clinicalStatus"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/condition-clinical"]), R.or(R.or(R.eq(R.nav(c0, "code"), ["resolved"]), R.eq(R.nav(c0, "code"), ["remission"])), R.eq(R.nav(c0, "code"), ["inactive"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-4"); }
 /** con-5: verificationStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/condition-ver-status' and code='entered-in-error').empty() or clinicalStatus.empty() */
-function inv112(v, cx) { const r = R.or(R.empty(R.where(R.nav(R.nav([v], "verificationStatus"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/condition-ver-status"]), R.eq(R.nav(c0, "code"), ["entered-in-error"])))), R.empty(R.nav([v], "clinicalStatus"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-5"); }
+function inv113(v, cx) { const r = R.or(R.empty(R.where(R.nav(R.nav([v], "verificationStatus"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/condition-ver-status"]), R.eq(R.nav(c0, "code"), ["entered-in-error"])))), R.empty(R.nav([v], "clinicalStatus"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-5"); }
 /** dom-2: contained.contained.empty() */
-function inv113(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv114(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv114(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv115(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv115(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv116(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv116(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
-/** ext-1: extension.exists() != value.exists() */
-function inv117(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv117(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
 function inv118(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv119(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-consent: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/consent$') and value.exists()).exists() */
-function inv119(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/consent$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-consent"); }
+function inv120(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/consent$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-consent"); }
 /** ImhConsent (https://imh-bridge.example.no/fhir/StructureDefinition/imh-consent) */
 function s57(o, cx) {
 R.nonEmptyObject(o, "ImhConsent");
@@ -3801,7 +3848,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv117(x0, cx);
+inv118(x0, cx);
 }
 } }
 break; }
@@ -3812,7 +3859,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv118(x0, cx);
+inv119(x0, cx);
 }
 } }
 break; }
@@ -3822,7 +3869,7 @@ if (v0 === undefined) { R.unsure("Consent.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Consent.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv119(x0, cx);
+inv120(x0, cx);
 }
 } }
 break; }
@@ -3911,9 +3958,9 @@ if (o["organization"] === undefined) R.unsure("Consent.organization: missing");
 if (o["policyRule"] === undefined) R.unsure("Consent.policyRule: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv120(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv121(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv122(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ConsentPolicy */
 function s58(o, cx) {
 R.nonEmptyObject(o, "ConsentPolicy");
@@ -3930,7 +3977,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.policy.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv120(x0, cx);
+inv121(x0, cx);
 }
 } }
 break; }
@@ -3941,7 +3988,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.policy.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv121(x0, cx);
+inv122(x0, cx);
 }
 } }
 break; }
@@ -3955,9 +4002,9 @@ default: R.unsure("ConsentPolicy: element " + key);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv122(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv123(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv124(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ConsentVerification */
 function s59(o, cx) {
 R.nonEmptyObject(o, "ConsentVerification");
@@ -3974,7 +4021,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.verification.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv122(x0, cx);
+inv123(x0, cx);
 }
 } }
 break; }
@@ -3985,7 +4032,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.verification.modifierExtensi
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv123(x0, cx);
+inv124(x0, cx);
 }
 } }
 break; }
@@ -4003,9 +4050,9 @@ default: R.unsure("ConsentVerification: element " + key);
 if (o["verified"] === undefined) R.unsure("Consent.verification.verified: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv124(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv125(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv126(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ConsentProvision */
 function s60(o, cx) {
 R.nonEmptyObject(o, "ConsentProvision");
@@ -4022,7 +4069,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv124(x0, cx);
+inv125(x0, cx);
 }
 } }
 break; }
@@ -4033,7 +4080,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.modifierExtension"
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv125(x0, cx);
+inv126(x0, cx);
 }
 } }
 break; }
@@ -4084,9 +4131,9 @@ if (o["type"] === undefined) R.unsure("Consent.provision.type: missing");
 if (o["actor"] === undefined) R.unsure("Consent.provision.actor: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv126(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv127(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv128(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ConsentProvisionActor */
 function s61(o, cx) {
 R.nonEmptyObject(o, "ConsentProvisionActor");
@@ -4103,7 +4150,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.actor.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv126(x0, cx);
+inv127(x0, cx);
 }
 } }
 break; }
@@ -4114,7 +4161,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.actor.modifierExte
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv127(x0, cx);
+inv128(x0, cx);
 }
 } }
 break; }
@@ -4130,9 +4177,9 @@ if (o["role"] === undefined) R.unsure("Consent.provision.actor.role: missing");
 if (o["reference"] === undefined) R.unsure("Consent.provision.actor.reference: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv128(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv129(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv130(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ConsentProvisionData */
 function s62(o, cx) {
 R.nonEmptyObject(o, "ConsentProvisionData");
@@ -4149,7 +4196,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.data.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv128(x0, cx);
+inv129(x0, cx);
 }
 } }
 break; }
@@ -4160,7 +4207,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.data.modifierExten
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv129(x0, cx);
+inv130(x0, cx);
 }
 } }
 break; }
@@ -4198,7 +4245,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv124(x0, cx);
+inv125(x0, cx);
 }
 } }
 break; }
@@ -4209,7 +4256,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.modifierExtension"
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv125(x0, cx);
+inv126(x0, cx);
 }
 } }
 break; }
@@ -4257,33 +4304,33 @@ default: R.unsure("ConsentProvision: element " + key);
 } }
 }
 /** dom-2: contained.contained.empty() */
-function inv130(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv131(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv131(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv132(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv132(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv133(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** ppc-1: policy.exists() or policyRule.exists() */
-function inv133(v, cx) { const r = R.or(R.exists(R.nav([v], "policy")), R.exists(R.nav([v], "policyRule"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-1"); }
+function inv134(v, cx) { const r = R.or(R.exists(R.nav([v], "policy")), R.exists(R.nav([v], "policyRule"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-1"); }
 /** ppc-2: patient.exists() or scope.coding.where(system='something' and code='patient-privacy').exists().not() */
-function inv134(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["patient-privacy"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-2"); }
+function inv135(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["patient-privacy"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-2"); }
 /** ppc-3: patient.exists() or scope.coding.where(system='something' and code='research').exists().not() */
-function inv135(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["research"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-3"); }
+function inv136(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["research"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-3"); }
 /** ppc-4: patient.exists() or scope.coding.where(system='something' and code='adr').exists().not() */
-function inv136(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["adr"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-4"); }
+function inv137(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["adr"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-4"); }
 /** ppc-5: patient.exists() or scope.coding.where(system='something' and code='treatment').exists().not() */
-function inv137(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["treatment"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-5"); }
+function inv138(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["treatment"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv138(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
-/** ext-1: extension.exists() != value.exists() */
-function inv139(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv139(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
 function inv140(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** imh-bid-session: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/session$') and value.exists()).exists() */
-function inv141(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/session$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-session"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv142(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv141(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** imh-bid-session: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/session$') and value.exists()).exists() */
+function inv142(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/session$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-session"); }
 /** ext-1: extension.exists() != value.exists() */
 function inv143(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv144(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ImhEncounter (https://imh-bridge.example.no/fhir/StructureDefinition/imh-encounter) */
 function s64(o, cx) {
 R.nonEmptyObject(o, "ImhEncounter");
@@ -4322,7 +4369,7 @@ const l0 = R.values(v0, true, 1, Infinity, "Encounter.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv139(x0, cx);
+inv140(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-session-attendance"})))((R.isObj(v) ? v["url"] : undefined))) return 0; if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-cancellation-reason"})))((R.isObj(v) ? v["url"] : undefined))) return 1; return -1; }, [[1,1],[0,1]], "Encounter.extension");
 } }
@@ -4334,7 +4381,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv140(x0, cx);
+inv141(x0, cx);
 }
 } }
 break; }
@@ -4344,7 +4391,7 @@ if (v0 === undefined) { R.unsure("Encounter.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Encounter.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv141(x0, cx);
+inv142(x0, cx);
 }
 } }
 break; }
@@ -4407,7 +4454,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Encounter.period.extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv142(x1, cx);
+inv143(x1, cx);
 }
 } }
 }
@@ -4436,7 +4483,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Encounter.length.extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv143(x1, cx);
+inv144(x1, cx);
 }
 } }
 }
@@ -4515,9 +4562,9 @@ if (o["episodeOfCare"] === undefined) R.unsure("Encounter.episodeOfCare: missing
 if (o["period"] === undefined) R.unsure("Encounter.period: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv144(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv145(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv146(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** EncounterStatusHistory */
 function s65(o, cx) {
 R.nonEmptyObject(o, "EncounterStatusHistory");
@@ -4534,7 +4581,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.statusHistory.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv144(x0, cx);
+inv145(x0, cx);
 }
 } }
 break; }
@@ -4545,7 +4592,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.statusHistory.modifierExte
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv145(x0, cx);
+inv146(x0, cx);
 }
 } }
 break; }
@@ -4568,9 +4615,9 @@ if (o["status"] === undefined) R.unsure("Encounter.statusHistory.status: missing
 if (o["period"] === undefined) R.unsure("Encounter.statusHistory.period: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv146(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv147(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv148(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** EncounterClassHistory */
 function s66(o, cx) {
 R.nonEmptyObject(o, "EncounterClassHistory");
@@ -4587,7 +4634,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.classHistory.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv146(x0, cx);
+inv147(x0, cx);
 }
 } }
 break; }
@@ -4598,7 +4645,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.classHistory.modifierExten
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv147(x0, cx);
+inv148(x0, cx);
 }
 } }
 break; }
@@ -4614,9 +4661,9 @@ if (o["class"] === undefined) R.unsure("Encounter.classHistory.class: missing");
 if (o["period"] === undefined) R.unsure("Encounter.classHistory.period: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv148(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv149(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv150(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** EncounterParticipant */
 function s67(o, cx) {
 R.nonEmptyObject(o, "EncounterParticipant");
@@ -4633,7 +4680,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.participant.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv148(x0, cx);
+inv149(x0, cx);
 }
 } }
 break; }
@@ -4644,7 +4691,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.participant.modifierExtens
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv149(x0, cx);
+inv150(x0, cx);
 }
 } }
 break; }
@@ -4661,9 +4708,9 @@ default: R.unsure("EncounterParticipant: element " + key);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv150(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv151(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv152(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** EncounterDiagnosis */
 function s68(o, cx) {
 R.nonEmptyObject(o, "EncounterDiagnosis");
@@ -4680,7 +4727,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.diagnosis.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv150(x0, cx);
+inv151(x0, cx);
 }
 } }
 break; }
@@ -4691,7 +4738,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.diagnosis.modifierExtensio
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv151(x0, cx);
+inv152(x0, cx);
 }
 } }
 break; }
@@ -4709,9 +4756,9 @@ default: R.unsure("EncounterDiagnosis: element " + key);
 if (o["condition"] === undefined) R.unsure("Encounter.diagnosis.condition: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv152(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv153(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv154(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** EncounterHospitalization */
 function s69(o, cx) {
 R.nonEmptyObject(o, "EncounterHospitalization");
@@ -4728,7 +4775,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.hospitalization.extension"
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv152(x0, cx);
+inv153(x0, cx);
 }
 } }
 break; }
@@ -4739,7 +4786,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.hospitalization.modifierEx
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv153(x0, cx);
+inv154(x0, cx);
 }
 } }
 break; }
@@ -4774,9 +4821,9 @@ default: R.unsure("EncounterHospitalization: element " + key);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv154(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv155(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv156(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** EncounterLocation */
 function s70(o, cx) {
 R.nonEmptyObject(o, "EncounterLocation");
@@ -4793,7 +4840,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.location.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv154(x0, cx);
+inv155(x0, cx);
 }
 } }
 break; }
@@ -4804,7 +4851,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.location.modifierExtension
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv155(x0, cx);
+inv156(x0, cx);
 }
 } }
 break; }
@@ -4832,13 +4879,13 @@ default: R.unsure("EncounterLocation: element " + key);
 if (o["location"] === undefined) R.unsure("Encounter.location.location: missing");
 }
 /** dom-2: contained.contained.empty() */
-function inv156(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv157(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv157(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv158(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv158(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv159(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv159(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+function inv160(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ImhEpisodeClosing (https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-closing) */
 function s71(o, cx) {
 R.nonEmptyObject(o, "ImhEpisodeClosing");
@@ -4936,13 +4983,13 @@ if (o["extension"] === undefined) R.unsure("Extension.extension: missing");
 if (o["url"] === undefined) R.unsure("Extension.url: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv160(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv161(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
 function inv162(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv163(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-episode: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/episode$') and value.exists()).exists() */
-function inv163(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/episode$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-episode"); }
+function inv164(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/episode$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-episode"); }
 /** ImhEpisodeOfCare (https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-of-care) */
 function s72(o, cx) {
 R.nonEmptyObject(o, "ImhEpisodeOfCare");
@@ -4981,7 +5028,7 @@ const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv161(x0, cx);
+inv162(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-closing"})))((R.isObj(v) ? v["url"] : undefined))) return 0; return -1; }, [[0,1]], "EpisodeOfCare.extension");
 } }
@@ -4993,7 +5040,7 @@ const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv162(x0, cx);
+inv163(x0, cx);
 }
 } }
 break; }
@@ -5003,7 +5050,7 @@ if (v0 === undefined) { R.unsure("EpisodeOfCare.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "EpisodeOfCare.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv163(x0, cx);
+inv164(x0, cx);
 }
 } }
 break; }
@@ -5057,9 +5104,9 @@ if (o["managingOrganization"] === undefined) R.unsure("EpisodeOfCare.managingOrg
 if (o["referralRequest"] === undefined) R.unsure("EpisodeOfCare.referralRequest: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv164(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv165(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv166(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** EpisodeOfCareStatusHistory */
 function s73(o, cx) {
 R.nonEmptyObject(o, "EpisodeOfCareStatusHistory");
@@ -5076,7 +5123,7 @@ const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.statusHistory.extensio
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv164(x0, cx);
+inv165(x0, cx);
 }
 } }
 break; }
@@ -5087,7 +5134,7 @@ const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.statusHistory.modifier
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv165(x0, cx);
+inv166(x0, cx);
 }
 } }
 break; }
@@ -5110,9 +5157,9 @@ if (o["status"] === undefined) R.unsure("EpisodeOfCare.statusHistory.status: mis
 if (o["period"] === undefined) R.unsure("EpisodeOfCare.statusHistory.period: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv166(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv167(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv168(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** EpisodeOfCareDiagnosis */
 function s74(o, cx) {
 R.nonEmptyObject(o, "EpisodeOfCareDiagnosis");
@@ -5129,7 +5176,7 @@ const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.diagnosis.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv166(x0, cx);
+inv167(x0, cx);
 }
 } }
 break; }
@@ -5140,7 +5187,7 @@ const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.diagnosis.modifierExte
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv167(x0, cx);
+inv168(x0, cx);
 }
 } }
 break; }
@@ -5158,13 +5205,13 @@ default: R.unsure("EpisodeOfCareDiagnosis: element " + key);
 if (o["condition"] === undefined) R.unsure("EpisodeOfCare.diagnosis.condition: missing");
 }
 /** dom-2: contained.contained.empty() */
-function inv168(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv169(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv169(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv170(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv170(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv171(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv171(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+function inv172(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ImhFocusElement (https://imh-bridge.example.no/fhir/StructureDefinition/imh-focus-element) */
 function s75(o, cx) {
 R.nonEmptyObject(o, "ImhFocusElement");
@@ -5212,7 +5259,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Extension.value[x].extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv70(x1, cx);
+inv71(x1, cx);
 }
 } }
 }
@@ -5240,17 +5287,17 @@ if (o["url"] === undefined) R.unsure("Extension.url: missing");
 if (o["valueCoding"] === undefined) R.unsure("Extension.value[x]: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv172(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv173(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
 function inv174(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** imh-bid-goal: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/goal$') and value.exists()).exists() */
-function inv175(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/goal$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-goal"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv176(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv175(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** imh-bid-goal: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/goal$') and value.exists()).exists() */
+function inv176(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/goal$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-goal"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv177(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** gol-1: (detail.exists() and measure.exists()) or detail.exists().not() */
-function inv177(v, cx) { const r = R.or(R.and(R.exists(R.navChoice([v], C60)), R.exists(R.nav([v], "measure"))), R.not(R.exists(R.navChoice([v], C60)))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant gol-1"); }
+function inv178(v, cx) { const r = R.or(R.and(R.exists(R.navChoice([v], C60)), R.exists(R.nav([v], "measure"))), R.not(R.exists(R.navChoice([v], C60)))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant gol-1"); }
 /** ImhGoal (https://imh-bridge.example.no/fhir/StructureDefinition/imh-goal) */
 function s76(o, cx) {
 R.nonEmptyObject(o, "ImhGoal");
@@ -5289,7 +5336,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Goal.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv173(x0, cx);
+inv174(x0, cx);
 }
 } }
 break; }
@@ -5300,7 +5347,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Goal.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv174(x0, cx);
+inv175(x0, cx);
 }
 } }
 break; }
@@ -5310,7 +5357,7 @@ if (v0 === undefined) { R.unsure("Goal.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Goal.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv175(x0, cx);
+inv176(x0, cx);
 }
 } }
 break; }
@@ -5349,7 +5396,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Goal.description.extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv176(x1, cx);
+inv177(x1, cx);
 }
 } }
 }
@@ -5380,7 +5427,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Goal.target");
 for (const x0 of l0) {
 s77(x0, cx);
-inv177(x0, cx);
+inv178(x0, cx);
 }
 } }
 break; }
@@ -5414,9 +5461,9 @@ if (o["subject"] === undefined) R.unsure("Goal.subject: missing");
 if (o["startDate"] === undefined) R.unsure("Goal.start[x]: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv178(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv179(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv180(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** GoalTarget */
 function s77(o, cx) {
 R.nonEmptyObject(o, "GoalTarget");
@@ -5433,7 +5480,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Goal.target.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv178(x0, cx);
+inv179(x0, cx);
 }
 } }
 break; }
@@ -5444,7 +5491,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Goal.target.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv179(x0, cx);
+inv180(x0, cx);
 }
 } }
 break; }
@@ -5484,21 +5531,21 @@ default: R.unsure("GoalTarget: element " + key);
 } }
 }
 /** dom-2: contained.contained.empty() */
-function inv180(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv181(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv181(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv182(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv182(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv183(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv183(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
-/** ext-1: extension.exists() != value.exists() */
-function inv184(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv184(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
 function inv185(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv186(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-infant-id: %resource.identifier.where(((system = 'urn:oid:2.16.578.1.12.4.1.4.1' or system = 'urn:oid:2.16.578.1.12.4.1.4.2') or system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/infant$')) and value.exists()).exists() */
-function inv186(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.or(R.or(R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/infant$")), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-infant-id"); }
+function inv187(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.or(R.or(R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/infant$")), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-infant-id"); }
 /** pat-1: name.exists() or telecom.exists() or address.exists() or organization.exists() */
-function inv187(v, cx) { const r = R.or(R.or(R.or(R.exists(R.nav([v], "name")), R.exists(R.nav([v], "telecom"))), R.exists(R.nav([v], "address"))), R.exists(R.nav([v], "organization"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant pat-1"); }
+function inv188(v, cx) { const r = R.or(R.or(R.or(R.exists(R.nav([v], "name")), R.exists(R.nav([v], "telecom"))), R.exists(R.nav([v], "address"))), R.exists(R.nav([v], "organization"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant pat-1"); }
 /** ImhInfant (https://imh-bridge.example.no/fhir/StructureDefinition/imh-infant) */
 function s78(o, cx) {
 R.nonEmptyObject(o, "ImhInfant");
@@ -5537,7 +5584,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv184(x0, cx);
+inv185(x0, cx);
 }
 } }
 break; }
@@ -5548,7 +5595,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv185(x0, cx);
+inv186(x0, cx);
 }
 } }
 break; }
@@ -5558,7 +5605,7 @@ if (v0 === undefined) { R.unsure("Patient.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Patient.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv186(x0, cx);
+inv187(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepIncludes({ type: "uri", value: u }, {"type":"uri","value":"urn:oid:2.16.578.1.12.4.1.4.1"})))((R.isObj(v) ? v["system"] : undefined))) return 0; if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepIncludes({ type: "uri", value: u }, {"type":"uri","value":"urn:oid:2.16.578.1.12.4.1.4.2"})))((R.isObj(v) ? v["system"] : undefined))) return 1; return -1; }, [[0,1],[0,1]], "Patient.identifier");
 } }
@@ -5624,7 +5671,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.contact");
 for (const x0 of l0) {
 s79(x0, cx);
-inv187(x0, cx);
+inv188(x0, cx);
 }
 } }
 break; }
@@ -5647,9 +5694,9 @@ if (o["gender"] === undefined) R.unsure("Patient.gender: missing");
 if (o["birthDate"] === undefined) R.unsure("Patient.birthDate: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv188(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv189(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv190(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** PatientContact */
 function s79(o, cx) {
 R.nonEmptyObject(o, "PatientContact");
@@ -5666,7 +5713,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.contact.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv188(x0, cx);
+inv189(x0, cx);
 }
 } }
 break; }
@@ -5677,7 +5724,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.contact.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv189(x0, cx);
+inv190(x0, cx);
 }
 } }
 break; }
@@ -5713,9 +5760,9 @@ default: R.unsure("PatientContact: element " + key);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv190(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv191(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv192(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** PatientCommunication */
 function s80(o, cx) {
 R.nonEmptyObject(o, "PatientCommunication");
@@ -5732,7 +5779,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.communication.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv190(x0, cx);
+inv191(x0, cx);
 }
 } }
 break; }
@@ -5743,7 +5790,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.communication.modifierExtens
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv191(x0, cx);
+inv192(x0, cx);
 }
 } }
 break; }
@@ -5758,9 +5805,9 @@ default: R.unsure("PatientCommunication: element " + key);
 if (o["language"] === undefined) R.unsure("Patient.communication.language: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv192(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv193(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv194(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** PatientLink */
 function s81(o, cx) {
 R.nonEmptyObject(o, "PatientLink");
@@ -5777,7 +5824,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.link.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv192(x0, cx);
+inv193(x0, cx);
 }
 } }
 break; }
@@ -5788,7 +5835,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.link.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv193(x0, cx);
+inv194(x0, cx);
 }
 } }
 break; }
@@ -5811,21 +5858,21 @@ if (o["other"] === undefined) R.unsure("Patient.link.other: missing");
 if (o["type"] === undefined) R.unsure("Patient.link.type: missing");
 }
 /** dom-2: contained.contained.empty() */
-function inv194(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv195(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv195(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv196(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv196(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv197(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv197(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
-/** ext-1: extension.exists() != value.exists() */
-function inv198(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv198(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
 function inv199(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv200(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** org-3: where(use = 'home').empty() */
-function inv200(v, cx) { const r = R.empty(R.where([v], (c0) => R.eq(R.nav(c0, "use"), ["home"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant org-3"); }
+function inv201(v, cx) { const r = R.empty(R.where([v], (c0) => R.eq(R.nav(c0, "use"), ["home"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant org-3"); }
 /** org-2: where(use = 'home').empty() */
-function inv201(v, cx) { const r = R.empty(R.where([v], (c0) => R.eq(R.nav(c0, "use"), ["home"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant org-2"); }
+function inv202(v, cx) { const r = R.empty(R.where([v], (c0) => R.eq(R.nav(c0, "use"), ["home"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant org-2"); }
 /** ImhOrganization (https://imh-bridge.example.no/fhir/StructureDefinition/imh-organization) */
 function s82(o, cx) {
 R.nonEmptyObject(o, "ImhOrganization");
@@ -5864,7 +5911,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Organization.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv198(x0, cx);
+inv199(x0, cx);
 }
 } }
 break; }
@@ -5875,7 +5922,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Organization.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv199(x0, cx);
+inv200(x0, cx);
 }
 } }
 break; }
@@ -5914,7 +5961,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Organization.telecom");
 for (const x0 of l0) {
 s8(x0, cx);
-inv200(x0, cx);
+inv201(x0, cx);
 }
 } }
 break; }
@@ -5924,7 +5971,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Organization.address");
 for (const x0 of l0) {
 s2(x0, cx);
-inv201(x0, cx);
+inv202(x0, cx);
 }
 } }
 break; }
@@ -5944,9 +5991,9 @@ if (o["active"] === undefined) R.unsure("Organization.active: missing");
 if (o["name"] === undefined) R.unsure("Organization.name: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv202(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv203(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv204(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** OrganizationContact */
 function s83(o, cx) {
 R.nonEmptyObject(o, "OrganizationContact");
@@ -5963,7 +6010,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Organization.contact.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv202(x0, cx);
+inv203(x0, cx);
 }
 } }
 break; }
@@ -5974,7 +6021,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Organization.contact.modifierExtensi
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv203(x0, cx);
+inv204(x0, cx);
 }
 } }
 break; }
@@ -5994,17 +6041,17 @@ default: R.unsure("OrganizationContact: element " + key);
 } }
 }
 /** dom-2: contained.contained.empty() */
-function inv204(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv205(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv205(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv206(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv206(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv207(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-national-id: %resource.identifier.where((system = 'urn:oid:2.16.578.1.12.4.1.4.1' or system = 'urn:oid:2.16.578.1.12.4.1.4.2') and value.exists()).count() = 1 */
-function inv207(v, cx) { const r = R.eq(R.count(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.or(R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), R.exists(R.nav(c0, "value"))))), [1]); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-national-id"); }
-/** ext-1: extension.exists() != value.exists() */
-function inv208(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv208(v, cx) { const r = R.eq(R.count(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.or(R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), R.exists(R.nav(c0, "value"))))), [1]); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-national-id"); }
 /** ext-1: extension.exists() != value.exists() */
 function inv209(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv210(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ImhParent (https://imh-bridge.example.no/fhir/StructureDefinition/imh-parent) */
 function s84(o, cx) {
 R.nonEmptyObject(o, "ImhParent");
@@ -6043,7 +6090,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv184(x0, cx);
+inv185(x0, cx);
 }
 } }
 break; }
@@ -6054,7 +6101,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv185(x0, cx);
+inv186(x0, cx);
 }
 } }
 break; }
@@ -6064,7 +6111,7 @@ if (v0 === undefined) { R.unsure("Patient.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Patient.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv207(x0, cx);
+inv208(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepIncludes({ type: "uri", value: u }, {"type":"uri","value":"urn:oid:2.16.578.1.12.4.1.4.1"})))((R.isObj(v) ? v["system"] : undefined))) return 0; if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepIncludes({ type: "uri", value: u }, {"type":"uri","value":"urn:oid:2.16.578.1.12.4.1.4.2"})))((R.isObj(v) ? v["system"] : undefined))) return 1; return -1; }, [[0,1],[0,1]], "Patient.identifier");
 } }
@@ -6088,7 +6135,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Patient.name.extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv208(x1, cx);
+inv209(x1, cx);
 }
 } }
 }
@@ -6139,7 +6186,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Patient.telecom.extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv209(x1, cx);
+inv210(x1, cx);
 }
 } }
 }
@@ -6228,7 +6275,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.contact");
 for (const x0 of l0) {
 s85(x0, cx);
-inv187(x0, cx);
+inv188(x0, cx);
 }
 } }
 break; }
@@ -6267,7 +6314,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.contact.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv188(x0, cx);
+inv189(x0, cx);
 }
 } }
 break; }
@@ -6278,7 +6325,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.contact.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv189(x0, cx);
+inv190(x0, cx);
 }
 } }
 break; }
@@ -6329,7 +6376,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.communication.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv190(x0, cx);
+inv191(x0, cx);
 }
 } }
 break; }
@@ -6340,7 +6387,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.communication.modifierExtens
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv191(x0, cx);
+inv192(x0, cx);
 }
 } }
 break; }
@@ -6370,7 +6417,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.link.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv192(x0, cx);
+inv193(x0, cx);
 }
 } }
 break; }
@@ -6381,7 +6428,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.link.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv193(x0, cx);
+inv194(x0, cx);
 }
 } }
 break; }
@@ -6404,19 +6451,19 @@ if (o["other"] === undefined) R.unsure("Patient.link.other: missing");
 if (o["type"] === undefined) R.unsure("Patient.link.type: missing");
 }
 /** dom-2: contained.contained.empty() */
-function inv210(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv211(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv211(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv212(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv212(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv213(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv213(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
-/** ext-1: extension.exists() != value.exists() */
-function inv214(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv214(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
 function inv215(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv216(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-practitioner-role: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/practitioner-role$') and value.exists()).exists() */
-function inv216(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/practitioner-role$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-practitioner-role"); }
+function inv217(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/practitioner-role$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-practitioner-role"); }
 /** ImhPractitionerRole (https://imh-bridge.example.no/fhir/StructureDefinition/imh-practitioner-role) */
 function s88(o, cx) {
 R.nonEmptyObject(o, "ImhPractitionerRole");
@@ -6455,7 +6502,7 @@ const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv214(x0, cx);
+inv215(x0, cx);
 }
 } }
 break; }
@@ -6466,7 +6513,7 @@ const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.modifierExtension")
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv215(x0, cx);
+inv216(x0, cx);
 }
 } }
 break; }
@@ -6476,7 +6523,7 @@ if (v0 === undefined) { R.unsure("PractitionerRole.identifier: missing"); } else
 const l0 = R.values(v0, true, 1, Infinity, "PractitionerRole.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv216(x0, cx);
+inv217(x0, cx);
 }
 } }
 break; }
@@ -6527,9 +6574,9 @@ if (o["organization"] === undefined) R.unsure("PractitionerRole.organization: mi
 if (o["code"] === undefined) R.unsure("PractitionerRole.code: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv217(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv218(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv219(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** PractitionerRoleAvailableTime */
 function s89(o, cx) {
 R.nonEmptyObject(o, "PractitionerRoleAvailableTime");
@@ -6546,7 +6593,7 @@ const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.availableTime.exten
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv217(x0, cx);
+inv218(x0, cx);
 }
 } }
 break; }
@@ -6557,7 +6604,7 @@ const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.availableTime.modif
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv218(x0, cx);
+inv219(x0, cx);
 }
 } }
 break; }
@@ -6584,9 +6631,9 @@ default: R.unsure("PractitionerRoleAvailableTime: element " + key);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv219(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv220(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv221(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** PractitionerRoleNotAvailable */
 function s90(o, cx) {
 R.nonEmptyObject(o, "PractitionerRoleNotAvailable");
@@ -6603,7 +6650,7 @@ const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.notAvailable.extens
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv219(x0, cx);
+inv220(x0, cx);
 }
 } }
 break; }
@@ -6614,7 +6661,7 @@ const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.notAvailable.modifi
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv220(x0, cx);
+inv221(x0, cx);
 }
 } }
 break; }
@@ -6629,15 +6676,15 @@ default: R.unsure("PractitionerRoleNotAvailable: element " + key);
 if (o["description"] === undefined) R.unsure("PractitionerRole.notAvailable.description: missing");
 }
 /** dom-2: contained.contained.empty() */
-function inv221(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv222(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv222(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv223(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv223(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
-/** ext-1: extension.exists() != value.exists() */
-function inv224(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv224(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** ext-1: extension.exists() != value.exists() */
 function inv225(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv226(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ImhPractitioner (https://imh-bridge.example.no/fhir/StructureDefinition/imh-practitioner) */
 function s91(o, cx) {
 R.nonEmptyObject(o, "ImhPractitioner");
@@ -6676,7 +6723,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Practitioner.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv224(x0, cx);
+inv225(x0, cx);
 }
 } }
 break; }
@@ -6687,7 +6734,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Practitioner.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv225(x0, cx);
+inv226(x0, cx);
 }
 } }
 break; }
@@ -6740,9 +6787,9 @@ default: R.unsure("ImhPractitioner: element " + key);
 if (o["identifier"] === undefined) R.unsure("Practitioner.identifier: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv226(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv227(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv228(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** PractitionerQualification */
 function s92(o, cx) {
 R.nonEmptyObject(o, "PractitionerQualification");
@@ -6759,7 +6806,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Practitioner.qualification.extension
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv226(x0, cx);
+inv227(x0, cx);
 }
 } }
 break; }
@@ -6770,7 +6817,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Practitioner.qualification.modifierE
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv227(x0, cx);
+inv228(x0, cx);
 }
 } }
 break; }
@@ -6791,15 +6838,15 @@ default: R.unsure("PractitionerQualification: element " + key);
 if (o["code"] === undefined) R.unsure("Practitioner.qualification.code: missing");
 }
 /** dom-2: contained.contained.empty() */
-function inv228(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv229(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv229(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv230(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv230(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
-/** ext-1: extension.exists() != value.exists() */
-function inv231(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv231(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** ext-1: extension.exists() != value.exists() */
 function inv232(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv233(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ImhProvenance (https://imh-bridge.example.no/fhir/StructureDefinition/imh-provenance) */
 function s93(o, cx) {
 R.nonEmptyObject(o, "ImhProvenance");
@@ -6838,7 +6885,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Provenance.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv231(x0, cx);
+inv232(x0, cx);
 }
 } }
 break; }
@@ -6849,7 +6896,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Provenance.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv232(x0, cx);
+inv233(x0, cx);
 }
 } }
 break; }
@@ -6900,9 +6947,9 @@ if (o["activity"] === undefined) R.unsure("Provenance.activity: missing");
 if (o["agent"] === undefined) R.unsure("Provenance.agent: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv233(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv234(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv235(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ProvenanceAgent */
 function s94(o, cx) {
 R.nonEmptyObject(o, "ProvenanceAgent");
@@ -6919,7 +6966,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Provenance.agent.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv233(x0, cx);
+inv234(x0, cx);
 }
 } }
 break; }
@@ -6930,7 +6977,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Provenance.agent.modifierExtension")
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv234(x0, cx);
+inv235(x0, cx);
 }
 } }
 break; }
@@ -6952,9 +6999,9 @@ if (o["type"] === undefined) R.unsure("Provenance.agent.type: missing");
 if (o["who"] === undefined) R.unsure("Provenance.agent.who: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv235(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv236(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv237(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ProvenanceEntity */
 function s95(o, cx) {
 R.nonEmptyObject(o, "ProvenanceEntity");
@@ -6971,7 +7018,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Provenance.entity.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv235(x0, cx);
+inv236(x0, cx);
 }
 } }
 break; }
@@ -6982,7 +7029,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Provenance.entity.modifierExtension"
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv236(x0, cx);
+inv237(x0, cx);
 }
 } }
 break; }
@@ -7023,7 +7070,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Provenance.agent.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv233(x0, cx);
+inv234(x0, cx);
 }
 } }
 break; }
@@ -7034,7 +7081,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Provenance.agent.modifierExtension")
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv234(x0, cx);
+inv235(x0, cx);
 }
 } }
 break; }
@@ -7055,19 +7102,19 @@ default: R.unsure("ProvenanceAgent: element " + key);
 if (o["who"] === undefined) R.unsure("Provenance.agent.who: missing");
 }
 /** dom-2: contained.contained.empty() */
-function inv237(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv238(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv238(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv239(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv239(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv240(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv240(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
-/** ext-1: extension.exists() != value.exists() */
-function inv241(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv241(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
 function inv242(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv243(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-session-note: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/session-note$') and value.exists()).exists() */
-function inv243(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/session-note$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-session-note"); }
+function inv244(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/session-note$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-session-note"); }
 /** ImhPsychotherapyNote (https://imh-bridge.example.no/fhir/StructureDefinition/imh-psychotherapy-note) */
 function s97(o, cx) {
 R.nonEmptyObject(o, "ImhPsychotherapyNote");
@@ -7106,7 +7153,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv241(x0, cx);
+inv242(x0, cx);
 }
 } }
 break; }
@@ -7117,7 +7164,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.modifierExtension"
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv242(x0, cx);
+inv243(x0, cx);
 }
 } }
 break; }
@@ -7130,7 +7177,7 @@ if (v0 === undefined) { R.unsure("DocumentReference.identifier: missing"); } els
 const l0 = R.values(v0, true, 1, Infinity, "DocumentReference.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv243(x0, cx);
+inv244(x0, cx);
 }
 } }
 break; }
@@ -7209,9 +7256,9 @@ if (o["content"] === undefined) R.unsure("DocumentReference.content: missing");
 if (o["context"] === undefined) R.unsure("DocumentReference.context: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv244(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv245(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv246(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** DocumentReferenceRelatesTo */
 function s98(o, cx) {
 R.nonEmptyObject(o, "DocumentReferenceRelatesTo");
@@ -7228,7 +7275,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.relatesTo.extensio
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv244(x0, cx);
+inv245(x0, cx);
 }
 } }
 break; }
@@ -7239,7 +7286,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.relatesTo.modifier
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv245(x0, cx);
+inv246(x0, cx);
 }
 } }
 break; }
@@ -7262,11 +7309,11 @@ if (o["code"] === undefined) R.unsure("DocumentReference.relatesTo.code: missing
 if (o["target"] === undefined) R.unsure("DocumentReference.relatesTo.target: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv246(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv247(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
 function inv248(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv249(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** DocumentReferenceContent */
 function s99(o, cx) {
 R.nonEmptyObject(o, "DocumentReferenceContent");
@@ -7283,7 +7330,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.content.extension"
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv246(x0, cx);
+inv247(x0, cx);
 }
 } }
 break; }
@@ -7294,7 +7341,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.content.modifierEx
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv247(x0, cx);
+inv248(x0, cx);
 }
 } }
 break; }
@@ -7314,7 +7361,7 @@ const l1 = R.values(v1, true, 0, Infinity, "DocumentReference.content.attachment
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv248(x1, cx);
+inv249(x1, cx);
 }
 } }
 }
@@ -7361,9 +7408,9 @@ default: R.unsure("DocumentReferenceContent: element " + key);
 if (o["attachment"] === undefined) R.unsure("DocumentReference.content.attachment: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv249(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv250(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv251(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** DocumentReferenceContext */
 function s100(o, cx) {
 R.nonEmptyObject(o, "DocumentReferenceContext");
@@ -7380,7 +7427,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.context.extension"
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv249(x0, cx);
+inv250(x0, cx);
 }
 } }
 break; }
@@ -7391,7 +7438,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.context.modifierEx
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv250(x0, cx);
+inv251(x0, cx);
 }
 } }
 break; }
@@ -7421,21 +7468,21 @@ default: R.unsure("DocumentReferenceContext: element " + key);
 if (o["encounter"] === undefined) R.unsure("DocumentReference.context.encounter: missing");
 }
 /** dom-2: contained.contained.empty() */
-function inv251(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv252(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv252(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv253(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv253(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv254(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-psychotherapy-note-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'V').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSYTHPN').exists() */
-function inv254(v, cx) { const r = R.and(R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["V"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c2, "code"), ["PSYTHPN"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-psychotherapy-note-labels"); }
-/** ext-1: extension.exists() != value.exists() */
-function inv255(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv255(v, cx) { const r = R.and(R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["V"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c2, "code"), ["PSYTHPN"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-psychotherapy-note-labels"); }
 /** ext-1: extension.exists() != value.exists() */
 function inv256(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv257(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-assessment: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/assessment$') and value.exists()).exists() */
-function inv257(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/assessment$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-assessment"); }
+function inv258(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/assessment$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-assessment"); }
 /** qrs-1: (answer.exists() and item.exists()).not() */
-function inv258(v, cx) { const r = R.not(R.and(R.exists(R.nav([v], "answer")), R.exists(R.nav([v], "item")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant qrs-1"); }
+function inv259(v, cx) { const r = R.not(R.and(R.exists(R.nav([v], "answer")), R.exists(R.nav([v], "item")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant qrs-1"); }
 /** ImhQuestionnaireResponse (https://imh-bridge.example.no/fhir/StructureDefinition/imh-questionnaire-response) */
 function s101(o, cx) {
 R.nonEmptyObject(o, "ImhQuestionnaireResponse");
@@ -7474,7 +7521,7 @@ const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv255(x0, cx);
+inv256(x0, cx);
 }
 } }
 break; }
@@ -7485,7 +7532,7 @@ const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.modifierExtens
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv256(x0, cx);
+inv257(x0, cx);
 }
 } }
 break; }
@@ -7495,7 +7542,7 @@ if (v0 === undefined) { R.unsure("QuestionnaireResponse.identifier: missing"); }
 R.single(v0, 1, 1, "QuestionnaireResponse.identifier");
 { const x0 = v0;
 s13(x0, cx);
-inv257(x0, cx);
+inv258(x0, cx);
 }
 } }
 break; }
@@ -7540,7 +7587,7 @@ if (v0 === undefined) { R.unsure("QuestionnaireResponse.item: missing"); } else 
 const l0 = R.values(v0, true, 1, Infinity, "QuestionnaireResponse.item");
 for (const x0 of l0) {
 s102(x0, cx);
-inv258(x0, cx);
+inv259(x0, cx);
 }
 } }
 break; }
@@ -7554,11 +7601,11 @@ if (o["authored"] === undefined) R.unsure("QuestionnaireResponse.authored: missi
 if (o["item"] === undefined) R.unsure("QuestionnaireResponse.item: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv259(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv260(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv261(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** qrs-1: (answer.exists() and item.exists()).not() */
-function inv261(v, cx) { const r = R.not(R.and(R.exists(R.nav([v], "answer")), R.exists(R.nav([v], "item")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant qrs-1"); }
+function inv262(v, cx) { const r = R.not(R.and(R.exists(R.nav([v], "answer")), R.exists(R.nav([v], "item")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant qrs-1"); }
 /** QuestionnaireResponseItem */
 function s102(o, cx) {
 R.nonEmptyObject(o, "QuestionnaireResponseItem");
@@ -7575,7 +7622,7 @@ const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.extension
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv259(x0, cx);
+inv260(x0, cx);
 }
 } }
 break; }
@@ -7586,7 +7633,7 @@ const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.modifierE
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv260(x0, cx);
+inv261(x0, cx);
 }
 } }
 break; }
@@ -7608,7 +7655,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.item");
 for (const x0 of l0) {
 s104(x0, cx);
-inv261(x0, cx);
+inv262(x0, cx);
 }
 } }
 break; }
@@ -7617,11 +7664,11 @@ default: R.unsure("QuestionnaireResponseItem: element " + key);
 if (o["linkId"] === undefined) R.unsure("QuestionnaireResponse.item.linkId: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv262(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv263(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv264(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** qrs-1: (answer.exists() and item.exists()).not() */
-function inv264(v, cx) { const r = R.not(R.and(R.exists(R.nav([v], "answer")), R.exists(R.nav([v], "item")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant qrs-1"); }
+function inv265(v, cx) { const r = R.not(R.and(R.exists(R.nav([v], "answer")), R.exists(R.nav([v], "item")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant qrs-1"); }
 /** QuestionnaireResponseItemAnswer */
 function s103(o, cx) {
 R.nonEmptyObject(o, "QuestionnaireResponseItemAnswer");
@@ -7638,7 +7685,7 @@ const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.answer.ex
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv262(x0, cx);
+inv263(x0, cx);
 }
 } }
 break; }
@@ -7649,7 +7696,7 @@ const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.answer.mo
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv263(x0, cx);
+inv264(x0, cx);
 }
 } }
 break; }
@@ -7681,7 +7728,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.answer.item");
 for (const x0 of l0) {
 s104(x0, cx);
-inv264(x0, cx);
+inv265(x0, cx);
 }
 } }
 break; }
@@ -7704,7 +7751,7 @@ const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.extension
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv259(x0, cx);
+inv260(x0, cx);
 }
 } }
 break; }
@@ -7715,7 +7762,7 @@ const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.modifierE
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv260(x0, cx);
+inv261(x0, cx);
 }
 } }
 break; }
@@ -7737,7 +7784,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.item");
 for (const x0 of l0) {
 s104(x0, cx);
-inv261(x0, cx);
+inv262(x0, cx);
 }
 } }
 break; }
@@ -7746,13 +7793,13 @@ default: R.unsure("QuestionnaireResponseItem: element " + key);
 if (o["linkId"] === undefined) R.unsure("QuestionnaireResponse.item.linkId: missing");
 }
 /** dom-2: contained.contained.empty() */
-function inv265(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv266(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv266(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv267(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv267(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv268(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv268(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+function inv269(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ImhReferralSource (https://imh-bridge.example.no/fhir/StructureDefinition/imh-referral-source) */
 function s105(o, cx) {
 R.nonEmptyObject(o, "ImhReferralSource");
@@ -7800,7 +7847,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Extension.value[x].extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv70(x1, cx);
+inv71(x1, cx);
 }
 } }
 }
@@ -7828,13 +7875,13 @@ if (o["url"] === undefined) R.unsure("Extension.url: missing");
 if (o["valueCoding"] === undefined) R.unsure("Extension.value[x]: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv269(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv270(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ext-1: extension.exists() != value.exists() */
 function inv271(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv272(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-referral: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/referral$') and value.exists()).exists() */
-function inv272(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/referral$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-referral"); }
+function inv273(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/referral$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-referral"); }
 /** ImhReferral (https://imh-bridge.example.no/fhir/StructureDefinition/imh-referral) */
 function s106(o, cx) {
 R.nonEmptyObject(o, "ImhReferral");
@@ -7873,7 +7920,7 @@ const l0 = R.values(v0, true, 1, Infinity, "ServiceRequest.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv270(x0, cx);
+inv271(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-referral-source"})))((R.isObj(v) ? v["url"] : undefined))) return 0; return -1; }, [[1,1]], "ServiceRequest.extension");
 } }
@@ -7885,7 +7932,7 @@ const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv271(x0, cx);
+inv272(x0, cx);
 }
 } }
 break; }
@@ -7895,7 +7942,7 @@ if (v0 === undefined) { R.unsure("ServiceRequest.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "ServiceRequest.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv272(x0, cx);
+inv273(x0, cx);
 }
 } }
 break; }
@@ -8057,23 +8104,23 @@ if (o["subject"] === undefined) R.unsure("ServiceRequest.subject: missing");
 if (o["authoredOn"] === undefined) R.unsure("ServiceRequest.authoredOn: missing");
 }
 /** dom-2: contained.contained.empty() */
-function inv273(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv274(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv274(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv275(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv275(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv276(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** prr-1: orderDetail.empty() or code.exists() */
-function inv276(v, cx) { const r = R.or(R.empty(R.nav([v], "orderDetail")), R.exists(R.nav([v], "code"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant prr-1"); }
+function inv277(v, cx) { const r = R.or(R.empty(R.nav([v], "orderDetail")), R.exists(R.nav([v], "code"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant prr-1"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv277(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
-/** ext-1: extension.exists() != value.exists() */
-function inv278(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv278(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
 function inv279(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv280(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-related-person: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/related-person$') and value.exists()).exists() */
-function inv280(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/related-person$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-related-person"); }
+function inv281(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/related-person$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-related-person"); }
 /** imh-related-person-national-id: %resource.identifier.where((system = 'urn:oid:2.16.578.1.12.4.1.4.1' or system = 'urn:oid:2.16.578.1.12.4.1.4.2') and value.exists()).exists() */
-function inv281(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.or(R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-related-person-national-id"); }
+function inv282(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.or(R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-related-person-national-id"); }
 /** ImhRelatedPerson (https://imh-bridge.example.no/fhir/StructureDefinition/imh-related-person) */
 function s107(o, cx) {
 R.nonEmptyObject(o, "ImhRelatedPerson");
@@ -8112,7 +8159,7 @@ const l0 = R.values(v0, true, 0, Infinity, "RelatedPerson.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv278(x0, cx);
+inv279(x0, cx);
 }
 } }
 break; }
@@ -8123,7 +8170,7 @@ const l0 = R.values(v0, true, 0, Infinity, "RelatedPerson.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv279(x0, cx);
+inv280(x0, cx);
 }
 } }
 break; }
@@ -8133,8 +8180,8 @@ if (v0 === undefined) { R.unsure("RelatedPerson.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "RelatedPerson.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv280(x0, cx);
 inv281(x0, cx);
+inv282(x0, cx);
 }
 } }
 break; }
@@ -8186,9 +8233,9 @@ if (o["relationship"] === undefined) R.unsure("RelatedPerson.relationship: missi
 if (o["name"] === undefined) R.unsure("RelatedPerson.name: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv282(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv283(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv284(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** RelatedPersonCommunication */
 function s108(o, cx) {
 R.nonEmptyObject(o, "RelatedPersonCommunication");
@@ -8205,7 +8252,7 @@ const l0 = R.values(v0, true, 0, Infinity, "RelatedPerson.communication.extensio
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv282(x0, cx);
+inv283(x0, cx);
 }
 } }
 break; }
@@ -8216,7 +8263,7 @@ const l0 = R.values(v0, true, 0, Infinity, "RelatedPerson.communication.modifier
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv283(x0, cx);
+inv284(x0, cx);
 }
 } }
 break; }
@@ -8231,13 +8278,13 @@ default: R.unsure("RelatedPersonCommunication: element " + key);
 if (o["language"] === undefined) R.unsure("RelatedPerson.communication.language: missing");
 }
 /** dom-2: contained.contained.empty() */
-function inv284(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv285(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv285(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv286(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv286(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv287(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv287(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+function inv288(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ImhReviewedClip (https://imh-bridge.example.no/fhir/StructureDefinition/imh-reviewed-clip) */
 function s109(o, cx) {
 R.nonEmptyObject(o, "ImhReviewedClip");
@@ -8284,7 +8331,7 @@ if (o["url"] === undefined) R.unsure("Extension.url: missing");
 if (o["valueReference"] === undefined) R.unsure("Extension.value[x]: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv288(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv289(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ImhScoreObservation (https://imh-bridge.example.no/fhir/StructureDefinition/imh-score-observation) */
 function s110(o, cx) {
 R.nonEmptyObject(o, "ImhScoreObservation");
@@ -8323,7 +8370,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv82(x0, cx);
+inv83(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"http://hl7.org/fhir/StructureDefinition/workflow-episodeOfCare"})))((R.isObj(v) ? v["url"] : undefined))) return 0; return -1; }, [[0,1]], "Observation.extension");
 } }
@@ -8335,7 +8382,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv83(x0, cx);
+inv84(x0, cx);
 }
 } }
 break; }
@@ -8345,7 +8392,7 @@ if (v0 === undefined) { R.unsure("Observation.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Observation.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv84(x0, cx);
+inv85(x0, cx);
 }
 } }
 break; }
@@ -8442,7 +8489,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange");
 for (const x0 of l0) {
 s111(x0, cx);
-inv86(x0, cx);
+inv87(x0, cx);
 }
 } }
 break; }
@@ -8482,7 +8529,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange.extension
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv87(x0, cx);
+inv88(x0, cx);
 }
 } }
 break; }
@@ -8493,7 +8540,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange.modifierE
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv88(x0, cx);
+inv89(x0, cx);
 }
 } }
 break; }
@@ -8534,7 +8581,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.component.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv89(x0, cx);
+inv90(x0, cx);
 }
 } }
 break; }
@@ -8545,7 +8592,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.component.modifierExtens
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv90(x0, cx);
+inv91(x0, cx);
 }
 } }
 break; }
@@ -8585,7 +8632,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.component.referenceRange");
 for (const x0 of l0) {
 s51(x0, cx);
-inv91(x0, cx);
+inv92(x0, cx);
 }
 } }
 break; }
@@ -8594,25 +8641,25 @@ default: R.unsure("ObservationComponent: element " + key);
 if (o["code"] === undefined) R.unsure("Observation.component.code: missing");
 }
 /** dom-2: contained.contained.empty() */
-function inv289(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv290(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv290(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv291(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv291(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv292(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** obs-6: dataAbsentReason.empty() or value.empty() */
-function inv292(v, cx) { const r = R.or(R.empty(R.nav([v], "dataAbsentReason")), R.empty(R.navChoice([v], C37))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); }
+function inv293(v, cx) { const r = R.or(R.empty(R.nav([v], "dataAbsentReason")), R.empty(R.navChoice([v], C37))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); }
 /** obs-7: value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty() */
-function inv293(v, cx) { const r = R.or(R.empty(R.navChoice([v], C37)), R.empty(R.where(R.nav(R.nav([v], "component"), "code"), (c0) => R.exists(R.intersectEmpty(R.nav(c0, "coding")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); }
+function inv294(v, cx) { const r = R.or(R.empty(R.navChoice([v], C37)), R.empty(R.where(R.nav(R.nav([v], "component"), "code"), (c0) => R.exists(R.intersectEmpty(R.nav(c0, "coding")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv294(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
-/** ext-1: extension.exists() != value.exists() */
-function inv295(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv295(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
 function inv296(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** imh-bid-flag: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/flag$') and value.exists()).exists() */
-function inv297(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/flag$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-flag"); }
 /** ext-1: extension.exists() != value.exists() */
-function inv298(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv297(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** imh-bid-flag: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/flag$') and value.exists()).exists() */
+function inv298(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/flag$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-flag"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv299(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ImhSelfHarmFlag (https://imh-bridge.example.no/fhir/StructureDefinition/imh-self-harm-flag) */
 function s113(o, cx) {
 R.nonEmptyObject(o, "ImhSelfHarmFlag");
@@ -8651,7 +8698,7 @@ const l0 = R.values(v0, true, 1, Infinity, "Flag.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv295(x0, cx);
+inv296(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"http://hl7.org/fhir/StructureDefinition/flag-detail"})))((R.isObj(v) ? v["url"] : undefined))) return 0; return -1; }, [[1,1000000000]], "Flag.extension");
 } }
@@ -8663,7 +8710,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Flag.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv296(x0, cx);
+inv297(x0, cx);
 }
 } }
 break; }
@@ -8673,7 +8720,7 @@ if (v0 === undefined) { R.unsure("Flag.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Flag.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv297(x0, cx);
+inv298(x0, cx);
 }
 } }
 break; }
@@ -8719,7 +8766,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Flag.period.extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv298(x1, cx);
+inv299(x1, cx);
 }
 } }
 }
@@ -8749,15 +8796,15 @@ if (o["subject"] === undefined) R.unsure("Flag.subject: missing");
 if (o["period"] === undefined) R.unsure("Flag.period: missing");
 }
 /** dom-2: contained.contained.empty() */
-function inv299(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv300(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv300(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv301(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv301(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv302(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv302(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+function inv303(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** imh-flag-inactive-ended: status = 'inactive' implies period.end.exists() */
-function inv303(v, cx) { const r = R.implies(R.eq(R.nav([v], "status"), ["inactive"]), R.exists(R.nav(R.nav([v], "period"), "end"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-flag-inactive-ended"); }
+function inv304(v, cx) { const r = R.implies(R.eq(R.nav([v], "status"), ["inactive"]), R.exists(R.nav(R.nav([v], "period"), "end"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-flag-inactive-ended"); }
 /** ImhSessionAttendance (https://imh-bridge.example.no/fhir/StructureDefinition/imh-session-attendance) */
 function s114(o, cx) {
 R.nonEmptyObject(o, "ImhSessionAttendance");
@@ -8805,7 +8852,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Extension.value[x].extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv70(x1, cx);
+inv71(x1, cx);
 }
 } }
 }
@@ -8833,9 +8880,9 @@ if (o["url"] === undefined) R.unsure("Extension.url: missing");
 if (o["valueCoding"] === undefined) R.unsure("Extension.value[x]: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv304(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv305(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-clip: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/clip$') and value.exists()).exists() */
-function inv305(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/clip$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-clip"); }
+function inv306(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/clip$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-clip"); }
 /** ImhVideoClip (https://imh-bridge.example.no/fhir/StructureDefinition/imh-video-clip) */
 function s115(o, cx) {
 R.nonEmptyObject(o, "ImhVideoClip");
@@ -8874,7 +8921,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv241(x0, cx);
+inv242(x0, cx);
 }
 } }
 break; }
@@ -8885,7 +8932,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.modifierExtension"
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv242(x0, cx);
+inv243(x0, cx);
 }
 } }
 break; }
@@ -8898,7 +8945,7 @@ if (v0 === undefined) { R.unsure("DocumentReference.identifier: missing"); } els
 const l0 = R.values(v0, true, 1, Infinity, "DocumentReference.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv305(x0, cx);
+inv306(x0, cx);
 }
 } }
 break; }
@@ -8985,7 +9032,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.relatesTo.extensio
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv244(x0, cx);
+inv245(x0, cx);
 }
 } }
 break; }
@@ -8996,7 +9043,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.relatesTo.modifier
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv245(x0, cx);
+inv246(x0, cx);
 }
 } }
 break; }
@@ -9034,7 +9081,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.content.extension"
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv246(x0, cx);
+inv247(x0, cx);
 }
 } }
 break; }
@@ -9045,7 +9092,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.content.modifierEx
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv247(x0, cx);
+inv248(x0, cx);
 }
 } }
 break; }
@@ -9065,7 +9112,7 @@ const l1 = R.values(v1, true, 1, Infinity, "DocumentReference.content.attachment
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv248(x1, cx);
+inv249(x1, cx);
 }
 R.slices(l1, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-attachment-sha256"})))((R.isObj(v) ? v["url"] : undefined))) return 0; if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-clip-duration"})))((R.isObj(v) ? v["url"] : undefined))) return 1; return -1; }, [[1,1],[0,1]], "DocumentReference.content.attachment.extension");
 } }
@@ -9127,7 +9174,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.context.extension"
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv249(x0, cx);
+inv250(x0, cx);
 }
 } }
 break; }
@@ -9138,7 +9185,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.context.modifierEx
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv250(x0, cx);
+inv251(x0, cx);
 }
 } }
 break; }
@@ -9168,19 +9215,19 @@ default: R.unsure("DocumentReferenceContext: element " + key);
 if (o["encounter"] === undefined) R.unsure("DocumentReference.context.encounter: missing");
 }
 /** dom-2: contained.contained.empty() */
-function inv306(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv307(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv307(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv308(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv308(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv309(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv309(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
-/** ext-1: extension.exists() != value.exists() */
-function inv310(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+function inv310(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** ext-1: extension.exists() != value.exists() */
 function inv311(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv312(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** imh-bid-procedure: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/procedure$') and value.exists()).exists() */
-function inv312(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/procedure$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-procedure"); }
+function inv313(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/procedure$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-procedure"); }
 /** ImhVideoGuidance (https://imh-bridge.example.no/fhir/StructureDefinition/imh-video-guidance) */
 function s119(o, cx) {
 R.nonEmptyObject(o, "ImhVideoGuidance");
@@ -9219,7 +9266,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Procedure.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv310(x0, cx);
+inv311(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-focus-element"})))((R.isObj(v) ? v["url"] : undefined))) return 0; if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-change-theme"})))((R.isObj(v) ? v["url"] : undefined))) return 1; if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-reviewed-clip"})))((R.isObj(v) ? v["url"] : undefined))) return 2; return -1; }, [[0,1000000000],[0,1000000000],[0,1000000000]], "Procedure.extension");
 } }
@@ -9231,7 +9278,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Procedure.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv311(x0, cx);
+inv312(x0, cx);
 }
 } }
 break; }
@@ -9241,7 +9288,7 @@ if (v0 === undefined) { R.unsure("Procedure.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Procedure.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv312(x0, cx);
+inv313(x0, cx);
 }
 } }
 break; }
@@ -9350,9 +9397,9 @@ if (o["encounter"] === undefined) R.unsure("Procedure.encounter: missing");
 if (o["performedPeriod"] === undefined) R.unsure("Procedure.performed[x]: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv313(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv314(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv315(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ProcedurePerformer */
 function s120(o, cx) {
 R.nonEmptyObject(o, "ProcedurePerformer");
@@ -9369,7 +9416,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Procedure.performer.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv313(x0, cx);
+inv314(x0, cx);
 }
 } }
 break; }
@@ -9380,7 +9427,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Procedure.performer.modifierExtensio
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv314(x0, cx);
+inv315(x0, cx);
 }
 } }
 break; }
@@ -9398,9 +9445,9 @@ default: R.unsure("ProcedurePerformer: element " + key);
 if (o["actor"] === undefined) R.unsure("Procedure.performer.actor: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv315(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv316(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv317(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** ProcedureFocalDevice */
 function s121(o, cx) {
 R.nonEmptyObject(o, "ProcedureFocalDevice");
@@ -9417,7 +9464,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Procedure.focalDevice.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv315(x0, cx);
+inv316(x0, cx);
 }
 } }
 break; }
@@ -9428,7 +9475,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Procedure.focalDevice.modifierExtens
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv316(x0, cx);
+inv317(x0, cx);
 }
 } }
 break; }
@@ -9443,17 +9490,17 @@ default: R.unsure("ProcedureFocalDevice: element " + key);
 if (o["manipulated"] === undefined) R.unsure("Procedure.focalDevice.manipulated: missing");
 }
 /** dom-2: contained.contained.empty() */
-function inv317(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+function inv318(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv318(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+function inv319(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
 /** dom-5: contained.meta.security.empty() */
-function inv319(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+function inv320(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv320(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+function inv321(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
 /** bdl-5: resource.exists() or request.exists() or response.exists() */
-function inv321(v, cx) { const r = R.or(R.or(R.exists(R.nav([v], "resource")), R.exists(R.nav([v], "request"))), R.exists(R.nav([v], "response"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-5"); }
+function inv322(v, cx) { const r = R.or(R.or(R.exists(R.nav([v], "resource")), R.exists(R.nav([v], "request"))), R.exists(R.nav([v], "response"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-5"); }
 /** bdl-8: fullUrl.exists() implies fullUrl.contains('/_history/').not() */
-function inv322(v, cx) { const r = R.implies(R.exists(R.nav([v], "fullUrl")), R.not(R.contains(R.nav([v], "fullUrl"), "/_history/"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-8"); }
+function inv323(v, cx) { const r = R.implies(R.exists(R.nav([v], "fullUrl")), R.not(R.contains(R.nav([v], "fullUrl"), "/_history/"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-8"); }
 /** Bundle (http://hl7.org/fhir/StructureDefinition/Bundle) */
 function s122(o, cx) {
 R.nonEmptyObject(o, "Bundle");
@@ -9501,8 +9548,8 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry");
 for (const x0 of l0) {
 s124(x0, cx);
-inv321(x0, cx);
 inv322(x0, cx);
+inv323(x0, cx);
 }
 } }
 break; }
@@ -9514,9 +9561,9 @@ default: R.unsure("Bundle: element " + key);
 if (o["type"] === undefined) R.unsure("Bundle.type: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv323(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv324(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv325(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** BundleLink */
 function s123(o, cx) {
 R.nonEmptyObject(o, "BundleLink");
@@ -9533,7 +9580,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Bundle.link.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv323(x0, cx);
+inv324(x0, cx);
 }
 } }
 break; }
@@ -9544,7 +9591,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Bundle.link.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv324(x0, cx);
+inv325(x0, cx);
 }
 } }
 break; }
@@ -9560,9 +9607,9 @@ if (o["relation"] === undefined) R.unsure("Bundle.link.relation: missing");
 if (o["url"] === undefined) R.unsure("Bundle.link.url: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv325(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv326(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv327(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** BundleEntry */
 function s124(o, cx) {
 R.nonEmptyObject(o, "BundleEntry");
@@ -9579,7 +9626,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv325(x0, cx);
+inv326(x0, cx);
 }
 } }
 break; }
@@ -9590,7 +9637,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv326(x0, cx);
+inv327(x0, cx);
 }
 } }
 break; }
@@ -9621,9 +9668,9 @@ default: R.unsure("BundleEntry: element " + key);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv327(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv328(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv329(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** BundleEntrySearch */
 function s125(o, cx) {
 R.nonEmptyObject(o, "BundleEntrySearch");
@@ -9640,7 +9687,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.search.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv327(x0, cx);
+inv328(x0, cx);
 }
 } }
 break; }
@@ -9651,7 +9698,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.search.modifierExtensio
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv328(x0, cx);
+inv329(x0, cx);
 }
 } }
 break; }
@@ -9672,9 +9719,9 @@ default: R.unsure("BundleEntrySearch: element " + key);
 } }
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv329(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv330(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv331(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** BundleEntryRequest */
 function s126(o, cx) {
 R.nonEmptyObject(o, "BundleEntryRequest");
@@ -9691,7 +9738,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.request.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv329(x0, cx);
+inv330(x0, cx);
 }
 } }
 break; }
@@ -9702,7 +9749,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.request.modifierExtensi
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv330(x0, cx);
+inv331(x0, cx);
 }
 } }
 break; }
@@ -9737,9 +9784,9 @@ if (o["method"] === undefined) R.unsure("Bundle.entry.request.method: missing");
 if (o["url"] === undefined) R.unsure("Bundle.entry.request.url: missing");
 }
 /** ext-1: extension.exists() != value.exists() */
-function inv331(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
-/** ext-1: extension.exists() != value.exists() */
 function inv332(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+/** ext-1: extension.exists() != value.exists() */
+function inv333(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
 /** BundleEntryResponse */
 function s127(o, cx) {
 R.nonEmptyObject(o, "BundleEntryResponse");
@@ -9756,7 +9803,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.response.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv331(x0, cx);
+inv332(x0, cx);
 }
 } }
 break; }
@@ -9767,7 +9814,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.response.modifierExtens
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv332(x0, cx);
+inv333(x0, cx);
 }
 } }
 break; }
@@ -9797,62 +9844,62 @@ default: R.unsure("BundleEntryResponse: element " + key);
 if (o["status"] === undefined) R.unsure("Bundle.entry.response.status: missing");
 }
 /** bdl-1: total.empty() or (type = 'searchset') or (type = 'history') */
-function inv333(v, cx) { const r = R.or(R.or(R.empty(R.nav([v], "total")), R.eq(R.nav([v], "type"), ["searchset"])), R.eq(R.nav([v], "type"), ["history"])); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-1"); }
+function inv334(v, cx) { const r = R.or(R.or(R.empty(R.nav([v], "total")), R.eq(R.nav([v], "type"), ["searchset"])), R.eq(R.nav([v], "type"), ["history"])); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-1"); }
 /** bdl-2: entry.search.empty() or (type = 'searchset') */
-function inv334(v, cx) { const r = R.or(R.empty(R.nav(R.nav([v], "entry"), "search")), R.eq(R.nav([v], "type"), ["searchset"])); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-2"); }
+function inv335(v, cx) { const r = R.or(R.empty(R.nav(R.nav([v], "entry"), "search")), R.eq(R.nav([v], "type"), ["searchset"])); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-2"); }
 /** bdl-3: entry.all(request.exists() = (%resource.type = 'batch' or %resource.type = 'transaction' or %resource.type = 'history')) */
-function inv335(v, cx) { const r = R.all(R.nav([v], "entry"), (c0) => R.eq(R.exists(R.nav(c0, "request")), R.or(R.or(R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["batch"]), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["transaction"])), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["history"])))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-3"); }
+function inv336(v, cx) { const r = R.all(R.nav([v], "entry"), (c0) => R.eq(R.exists(R.nav(c0, "request")), R.or(R.or(R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["batch"]), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["transaction"])), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["history"])))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-3"); }
 /** bdl-4: entry.all(response.exists() = (%resource.type = 'batch-response' or %resource.type = 'transaction-response' or %resource.type = 'history')) */
-function inv336(v, cx) { const r = R.all(R.nav([v], "entry"), (c0) => R.eq(R.exists(R.nav(c0, "response")), R.or(R.or(R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["batch-response"]), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["transaction-response"])), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["history"])))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-4"); }
+function inv337(v, cx) { const r = R.all(R.nav([v], "entry"), (c0) => R.eq(R.exists(R.nav(c0, "response")), R.or(R.or(R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["batch-response"]), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["transaction-response"])), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["history"])))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-4"); }
 /** bdl-7: (type = 'history') or entry.where(fullUrl.exists()).select(fullUrl&resource.meta.versionId).isDistinct() */
-function inv337(v, cx) { const r = R.or(R.eq(R.nav([v], "type"), ["history"]), R.isDistinct(R.select(R.where(R.nav([v], "entry"), (c0) => R.exists(R.nav(c0, "fullUrl"))), (c1) => R.concat(R.nav(c1, "fullUrl"), R.nav(R.nav(R.nav(c1, "resource"), "meta"), "versionId"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-7"); }
+function inv338(v, cx) { const r = R.or(R.eq(R.nav([v], "type"), ["history"]), R.isDistinct(R.select(R.where(R.nav([v], "entry"), (c0) => R.exists(R.nav(c0, "fullUrl"))), (c1) => R.concat(R.nav(c1, "fullUrl"), R.nav(R.nav(R.nav(c1, "resource"), "meta"), "versionId"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-7"); }
 /** bdl-9: type = 'document' implies (identifier.system.exists() and identifier.value.exists()) */
-function inv338(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["document"]), R.and(R.exists(R.nav(R.nav([v], "identifier"), "system")), R.exists(R.nav(R.nav([v], "identifier"), "value")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-9"); }
+function inv339(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["document"]), R.and(R.exists(R.nav(R.nav([v], "identifier"), "system")), R.exists(R.nav(R.nav([v], "identifier"), "value")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-9"); }
 /** bdl-10: type = 'document' implies (timestamp.hasValue()) */
-function inv339(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["document"]), R.hasValue(R.nav([v], "timestamp"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-10"); }
+function inv340(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["document"]), R.hasValue(R.nav([v], "timestamp"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-10"); }
 /** bdl-11: type = 'document' implies entry.first().resource.is(Composition) */
-function inv340(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["document"]), R.isType(R.nav(R.first(R.nav([v], "entry")), "resource"), "Composition")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-11"); }
+function inv341(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["document"]), R.isType(R.nav(R.first(R.nav([v], "entry")), "resource"), "Composition")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-11"); }
 /** bdl-12: type = 'message' implies entry.first().resource.is(MessageHeader) */
-function inv341(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["message"]), R.isType(R.nav(R.first(R.nav([v], "entry")), "resource"), "MessageHeader")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-12"); }
+function inv342(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["message"]), R.isType(R.nav(R.first(R.nav([v], "entry")), "resource"), "MessageHeader")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-12"); }
 
 /** Root validators: the schema function and the root invariants, by canonical URL (or type name). */
 export const profiles = {
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-bridge-device": (o, cx) => { if (o.resourceType !== "Device") R.unsure('profile for another type'); s38(o, cx); inv67(o, cx); inv68(o, cx); inv69(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-care-team": (o, cx) => { if (o.resourceType !== "CareTeam") R.unsure('profile for another type'); s46(o, cx); inv78(o, cx); inv79(o, cx); inv80(o, cx); inv81(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-cgi-i-observation": (o, cx) => { if (o.resourceType !== "Observation") R.unsure('profile for another type'); s48(o, cx); inv92(o, cx); inv93(o, cx); inv94(o, cx); inv95(o, cx); inv96(o, cx); inv97(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-condition": (o, cx) => { if (o.resourceType !== "Condition") R.unsure('profile for another type'); s54(o, cx); inv111(o, cx); inv112(o, cx); inv113(o, cx); inv114(o, cx); inv115(o, cx); inv116(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-consent": (o, cx) => { if (o.resourceType !== "Consent") R.unsure('profile for another type'); s57(o, cx); inv130(o, cx); inv131(o, cx); inv132(o, cx); inv133(o, cx); inv134(o, cx); inv135(o, cx); inv136(o, cx); inv137(o, cx); inv138(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-encounter": (o, cx) => { if (o.resourceType !== "Encounter") R.unsure('profile for another type'); s64(o, cx); inv156(o, cx); inv157(o, cx); inv158(o, cx); inv159(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-of-care": (o, cx) => { if (o.resourceType !== "EpisodeOfCare") R.unsure('profile for another type'); s72(o, cx); inv168(o, cx); inv169(o, cx); inv170(o, cx); inv171(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-goal": (o, cx) => { if (o.resourceType !== "Goal") R.unsure('profile for another type'); s76(o, cx); inv180(o, cx); inv181(o, cx); inv182(o, cx); inv183(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-infant": (o, cx) => { if (o.resourceType !== "Patient") R.unsure('profile for another type'); s78(o, cx); inv194(o, cx); inv195(o, cx); inv196(o, cx); inv197(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-organization": (o, cx) => { if (o.resourceType !== "Organization") R.unsure('profile for another type'); s82(o, cx); inv204(o, cx); inv205(o, cx); inv206(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-parent": (o, cx) => { if (o.resourceType !== "Patient") R.unsure('profile for another type'); s84(o, cx); inv210(o, cx); inv211(o, cx); inv212(o, cx); inv213(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-practitioner-role": (o, cx) => { if (o.resourceType !== "PractitionerRole") R.unsure('profile for another type'); s88(o, cx); inv221(o, cx); inv222(o, cx); inv223(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-practitioner": (o, cx) => { if (o.resourceType !== "Practitioner") R.unsure('profile for another type'); s91(o, cx); inv228(o, cx); inv229(o, cx); inv230(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-provenance": (o, cx) => { if (o.resourceType !== "Provenance") R.unsure('profile for another type'); s93(o, cx); inv237(o, cx); inv238(o, cx); inv239(o, cx); inv240(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-psychotherapy-note": (o, cx) => { if (o.resourceType !== "DocumentReference") R.unsure('profile for another type'); s97(o, cx); inv251(o, cx); inv252(o, cx); inv253(o, cx); inv254(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-questionnaire-response": (o, cx) => { if (o.resourceType !== "QuestionnaireResponse") R.unsure('profile for another type'); s101(o, cx); inv265(o, cx); inv266(o, cx); inv267(o, cx); inv268(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-referral": (o, cx) => { if (o.resourceType !== "ServiceRequest") R.unsure('profile for another type'); s106(o, cx); inv273(o, cx); inv274(o, cx); inv275(o, cx); inv276(o, cx); inv277(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-related-person": (o, cx) => { if (o.resourceType !== "RelatedPerson") R.unsure('profile for another type'); s107(o, cx); inv284(o, cx); inv285(o, cx); inv286(o, cx); inv287(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-score-observation": (o, cx) => { if (o.resourceType !== "Observation") R.unsure('profile for another type'); s110(o, cx); inv289(o, cx); inv290(o, cx); inv291(o, cx); inv292(o, cx); inv293(o, cx); inv294(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-self-harm-flag": (o, cx) => { if (o.resourceType !== "Flag") R.unsure('profile for another type'); s113(o, cx); inv299(o, cx); inv300(o, cx); inv301(o, cx); inv302(o, cx); inv303(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-video-clip": (o, cx) => { if (o.resourceType !== "DocumentReference") R.unsure('profile for another type'); s115(o, cx); inv306(o, cx); inv307(o, cx); inv308(o, cx); inv309(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-video-guidance": (o, cx) => { if (o.resourceType !== "Procedure") R.unsure('profile for another type'); s119(o, cx); inv317(o, cx); inv318(o, cx); inv319(o, cx); inv320(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-bridge-device": (o, cx) => { if (o.resourceType !== "Device") R.unsure('profile for another type'); s38(o, cx); inv68(o, cx); inv69(o, cx); inv70(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-care-team": (o, cx) => { if (o.resourceType !== "CareTeam") R.unsure('profile for another type'); s46(o, cx); inv79(o, cx); inv80(o, cx); inv81(o, cx); inv82(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-cgi-i-observation": (o, cx) => { if (o.resourceType !== "Observation") R.unsure('profile for another type'); s48(o, cx); inv93(o, cx); inv94(o, cx); inv95(o, cx); inv96(o, cx); inv97(o, cx); inv98(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-condition": (o, cx) => { if (o.resourceType !== "Condition") R.unsure('profile for another type'); s54(o, cx); inv112(o, cx); inv113(o, cx); inv114(o, cx); inv115(o, cx); inv116(o, cx); inv117(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-consent": (o, cx) => { if (o.resourceType !== "Consent") R.unsure('profile for another type'); s57(o, cx); inv131(o, cx); inv132(o, cx); inv133(o, cx); inv134(o, cx); inv135(o, cx); inv136(o, cx); inv137(o, cx); inv138(o, cx); inv139(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-encounter": (o, cx) => { if (o.resourceType !== "Encounter") R.unsure('profile for another type'); s64(o, cx); inv157(o, cx); inv158(o, cx); inv159(o, cx); inv160(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-of-care": (o, cx) => { if (o.resourceType !== "EpisodeOfCare") R.unsure('profile for another type'); s72(o, cx); inv169(o, cx); inv170(o, cx); inv171(o, cx); inv172(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-goal": (o, cx) => { if (o.resourceType !== "Goal") R.unsure('profile for another type'); s76(o, cx); inv181(o, cx); inv182(o, cx); inv183(o, cx); inv184(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-infant": (o, cx) => { if (o.resourceType !== "Patient") R.unsure('profile for another type'); s78(o, cx); inv195(o, cx); inv196(o, cx); inv197(o, cx); inv198(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-organization": (o, cx) => { if (o.resourceType !== "Organization") R.unsure('profile for another type'); s82(o, cx); inv205(o, cx); inv206(o, cx); inv207(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-parent": (o, cx) => { if (o.resourceType !== "Patient") R.unsure('profile for another type'); s84(o, cx); inv211(o, cx); inv212(o, cx); inv213(o, cx); inv214(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-practitioner-role": (o, cx) => { if (o.resourceType !== "PractitionerRole") R.unsure('profile for another type'); s88(o, cx); inv222(o, cx); inv223(o, cx); inv224(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-practitioner": (o, cx) => { if (o.resourceType !== "Practitioner") R.unsure('profile for another type'); s91(o, cx); inv229(o, cx); inv230(o, cx); inv231(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-provenance": (o, cx) => { if (o.resourceType !== "Provenance") R.unsure('profile for another type'); s93(o, cx); inv238(o, cx); inv239(o, cx); inv240(o, cx); inv241(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-psychotherapy-note": (o, cx) => { if (o.resourceType !== "DocumentReference") R.unsure('profile for another type'); s97(o, cx); inv252(o, cx); inv253(o, cx); inv254(o, cx); inv255(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-questionnaire-response": (o, cx) => { if (o.resourceType !== "QuestionnaireResponse") R.unsure('profile for another type'); s101(o, cx); inv266(o, cx); inv267(o, cx); inv268(o, cx); inv269(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-referral": (o, cx) => { if (o.resourceType !== "ServiceRequest") R.unsure('profile for another type'); s106(o, cx); inv274(o, cx); inv275(o, cx); inv276(o, cx); inv277(o, cx); inv278(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-related-person": (o, cx) => { if (o.resourceType !== "RelatedPerson") R.unsure('profile for another type'); s107(o, cx); inv285(o, cx); inv286(o, cx); inv287(o, cx); inv288(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-score-observation": (o, cx) => { if (o.resourceType !== "Observation") R.unsure('profile for another type'); s110(o, cx); inv290(o, cx); inv291(o, cx); inv292(o, cx); inv293(o, cx); inv294(o, cx); inv295(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-self-harm-flag": (o, cx) => { if (o.resourceType !== "Flag") R.unsure('profile for another type'); s113(o, cx); inv300(o, cx); inv301(o, cx); inv302(o, cx); inv303(o, cx); inv304(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-video-clip": (o, cx) => { if (o.resourceType !== "DocumentReference") R.unsure('profile for another type'); s115(o, cx); inv307(o, cx); inv308(o, cx); inv309(o, cx); inv310(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-video-guidance": (o, cx) => { if (o.resourceType !== "Procedure") R.unsure('profile for another type'); s119(o, cx); inv318(o, cx); inv319(o, cx); inv320(o, cx); inv321(o, cx); },
 };
 export const extensions = {
   "https://imh-bridge.example.no/fhir/StructureDefinition/imh-attachment-sha256": (o, cx) => { s0(o, cx); inv51(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-cancellation-reason": (o, cx) => { s45(o, cx); inv71(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-change-theme": (o, cx) => { s52(o, cx); inv98(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-clip-duration": (o, cx) => { s53(o, cx); inv99(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-closing": (o, cx) => { s71(o, cx); inv160(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-focus-element": (o, cx) => { s75(o, cx); inv172(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-referral-source": (o, cx) => { s105(o, cx); inv269(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-reviewed-clip": (o, cx) => { s109(o, cx); inv288(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-session-attendance": (o, cx) => { s114(o, cx); inv304(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-cancellation-reason": (o, cx) => { s45(o, cx); inv72(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-change-theme": (o, cx) => { s52(o, cx); inv99(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-clip-duration": (o, cx) => { s53(o, cx); inv100(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-closing": (o, cx) => { s71(o, cx); inv161(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-focus-element": (o, cx) => { s75(o, cx); inv173(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-referral-source": (o, cx) => { s105(o, cx); inv270(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-reviewed-clip": (o, cx) => { s109(o, cx); inv289(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-session-attendance": (o, cx) => { s114(o, cx); inv305(o, cx); },
 };
 export const types = {
-  "Bundle": (o, cx) => { s122(o, cx); inv333(o, cx); inv334(o, cx); inv335(o, cx); inv336(o, cx); inv337(o, cx); inv338(o, cx); inv339(o, cx); inv340(o, cx); inv341(o, cx); },
+  "Bundle": (o, cx) => { s122(o, cx); inv334(o, cx); inv335(o, cx); inv336(o, cx); inv337(o, cx); inv338(o, cx); inv339(o, cx); inv340(o, cx); inv341(o, cx); inv342(o, cx); },
 };
 /** Invariants outside the compiled subset (key: reason); a value they apply to falls back. */
 export const notCompiled = {"tim-9":"atom |","txt-1":"function htmlChecks()","txt-2":"function htmlChecks()"};
