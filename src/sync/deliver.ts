@@ -25,6 +25,7 @@ import { RETRACTABLE_TYPES, applyOrdered, applyTransaction, capabilities, countW
 import { type FhirTargetClient, TargetError } from './client.ts';
 import { applyCancellations, readRequests } from './coordination.ts';
 import { personKey } from './episodes.ts';
+import { ensureMappedValid } from './mapped-validity.ts';
 import { redactOutcome } from './redact.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, decide } from './retry.ts';
 import { CLINIC_TARGET, type DeliveryStore, type Job, type JobAudit, type JobContent, type LedgerRecord, type TargetResult, primaryTargetName } from './types.ts';
@@ -74,7 +75,7 @@ export interface SubmitOptions extends MapOptions {
 const CONSENT_REFUSALS: ReadonlySet<ClosedReason> = new Set(['consent-declined', 'consent-withdrawn', 'consent-expired', 'consent-not-yet-decided']);
 
 /**
- * Validates and maps an episode, evaluates the sharing gate at the time of submission, then
+ * Validates and maps an episode (and validates the Bundles it would write: src/sync/mapped-validity.ts), evaluates the sharing gate at the time of submission, then
  * records a job for it: the clinic's Bundle (with a Task for the therapist where a risk may not
  * be shared), the primary team's Bundle when the gate gives one with entries (with the signed
  * coordination summary once the episode has ended, when `summary` is shared), and the
@@ -126,13 +127,19 @@ export async function submitEpisode(input: unknown, deps: Pick<DeliveryDeps, 'st
     }
   }
 
+  // What would be written is valid FHIR, or nothing is stored (a mapping defect, refused here
+  // rather than by a server); a Bundle already known valid is not validated again.
+  const contentHash = await sha256Hex(JSON.stringify(bundle));
+  await ensureMappedValid(bundle, MAPPING_VERSION, contentHash);
+  for (const b of Object.values(bundles)) await ensureMappedValid(b, MAPPING_VERSION, await sha256Hex(JSON.stringify(b)));
+
   const episodeKey = `${episode.clinic.orgNumber}/${episode.episodeId}`;
   const job = await deps.store.createJob({
     id,
     episodeKey,
     // Keyed, so that the key in queues, Durable Object names and storage reveals no national id.
     parentKey: pseudonym(identity, `parent|${episode.clinic.orgNumber}|${episode.parent.nationalId}`),
-    contentHash: await sha256Hex(JSON.stringify(bundle)),
+    contentHash,
     mappingVersion: MAPPING_VERSION,
     status: 'queued',
     attempts: 0,
