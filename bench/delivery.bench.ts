@@ -11,15 +11,15 @@
  * All data is synthetic (national ids month + 80). Everything stays on 127.0.0.1.
  */
 import { randomUUID } from 'node:crypto';
-import { Worker, isMainThread, parentPort } from 'node:worker_threads';
+import { isMainThread, parentPort, Worker } from 'node:worker_threads';
 import type { Bundle } from '@medplum/fhirtypes';
+import { startSandbox } from '../sandbox/server.ts';
 import { mapEpisode } from '../src/index.ts';
 import { clearCapabilityCache } from '../src/sync/apply.ts';
 import { FhirTargetClient } from '../src/sync/client.ts';
-import { type DeliveryDeps, attemptJob, submitEpisode } from '../src/sync/deliver.ts';
+import { attemptJob, type DeliveryDeps, submitEpisode } from '../src/sync/deliver.ts';
 import { LocalQueue } from '../src/sync/local-queue.ts';
 import { MemoryStore } from '../src/sync/memory-store.ts';
-import { startSandbox } from '../sandbox/server.ts';
 import { longEpisode } from '../test/fixtures/generate.ts';
 
 type ToSandbox = { cmd: 'reset' | 'cpu' | 'close'; id: number };
@@ -203,7 +203,13 @@ async function main(): Promise<void> {
       responses.set(text, body);
     }
     const wallMs = performance.now() - t0;
-    const phase: Phase = { name: 'sandbox direct POST, sequential', wallMs, bridgeCpuMs: cpuMs() - cpu0, sandboxCpuMs: (await ask('cpu')) - sb0, applyMs: median(applyTimes) };
+    const phase: Phase = {
+      name: 'sandbox direct POST, sequential',
+      wallMs,
+      bridgeCpuMs: cpuMs() - cpu0,
+      sandboxCpuMs: (await ask('cpu')) - sb0,
+      applyMs: median(applyTimes),
+    };
     return phase;
   });
   const applyMs = phases[phases.length - 1]?.applyMs as number;
@@ -254,7 +260,15 @@ async function main(): Promise<void> {
   const head = ['phase', 'wall s', 'episodes/s', 'bridge CPU ms/ep', '(× rt)', '(÷ apply)', 'sandbox CPU ms/ep'];
   const rows = phases.map((p) => {
     const bridge = p.bridgeCpuMs / N;
-    return [p.name, f(p.wallMs / 1000), f((N * 1000) / p.wallMs, 1), f(bridge), `${f(bridge / rtMs, 1)}×`, `${f(bridge / applyMs, 3)}`, p.sandboxCpuMs ? f(p.sandboxCpuMs / N) : '-'];
+    return [
+      p.name,
+      f(p.wallMs / 1000),
+      f((N * 1000) / p.wallMs, 1),
+      f(bridge),
+      `${f(bridge / rtMs, 1)}×`,
+      `${f(bridge / applyMs, 3)}`,
+      p.sandboxCpuMs ? f(p.sandboxCpuMs / N) : '-',
+    ];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join(' | ');
@@ -268,7 +282,9 @@ async function main(): Promise<void> {
     `bridge alone, per episode: map ${f(mapMs)} ms (parse + map), submit ${f(submit)} ms (parse, map, 2 × SHA-256, store), ` +
       `attempt ${f(attempt)} ms (store reads, request JSON, answer, ledger)`,
   );
-  console.log(`ratio bridge CPU ÷ sandbox apply, per episode: ${f(phases[0] ? phases[0].bridgeCpuMs / N / applyMs : Number.NaN, 2)} end to end (concurrency 1), ${f(alone.bridgeCpuMs / N / applyMs, 2)} bridge alone`);
+  console.log(
+    `ratio bridge CPU ÷ sandbox apply, per episode: ${f(phases[0] ? phases[0].bridgeCpuMs / N / applyMs : Number.NaN, 2)} end to end (concurrency 1), ${f(alone.bridgeCpuMs / N / applyMs, 2)} bridge alone`,
+  );
   console.log('');
   console.log('bridge CPU ms/ep: main-thread CPU per episode (parse, map, hash, store, HTTP client, ledger); in the direct-POST row, fetch alone.');
   console.log('(× rt): that CPU as a multiple of the JSON round-trip baseline; (÷ apply): as a fraction of the sandbox apply time per episode.');

@@ -79,7 +79,21 @@ const base = `http://127.0.0.1:${port}`;
 const state = mkdtempSync(join(tmpdir(), 'imh-load-'));
 const worker = spawn(
   process.execPath,
-  [join(root, 'node_modules/.bin/wrangler'), 'dev', '--env', 'local', '--port', String(port), '--ip', '127.0.0.1', '--persist-to', state, '--show-interactive-dev-session=false', '--log-level', 'warn'],
+  [
+    join(root, 'node_modules/.bin/wrangler'),
+    'dev',
+    '--env',
+    'local',
+    '--port',
+    String(port),
+    '--ip',
+    '127.0.0.1',
+    '--persist-to',
+    state,
+    '--show-interactive-dev-session=false',
+    '--log-level',
+    'warn',
+  ],
   { cwd: root, detached: true, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, WRANGLER_SEND_METRICS: 'false' } },
 );
 const stop = () => {
@@ -127,8 +141,12 @@ try {
   const summary = (ph: Phase) => ({ p50: quantile(ph.latencies, 0.5), p99: quantile(ph.latencies, 0.99), rps: (ph.latencies.length / ph.ms) * 1000 });
   const per = rounds.map(([h, v]) => [summary(h), summary(v)] as const);
   const fmt = (xs: number[], d = 2) => `${quantile(xs, 0.5).toFixed(d)} (${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)})`;
-  console.log(`Load in workerd (wrangler dev --env local --log-level warn), ${CONNECTIONS} connections, ${PHASES} rounds × ${REQUESTS} requests per route; median (min–max) over rounds\n`);
-  console.log(`first $validate after start (valid Bundle, fast path): ${firstMs.toFixed(1)} ms; first invalid Bundle (loads the reference validator): ${firstFallbackMs.toFixed(1)} ms; next valid: ${secondMs.toFixed(1)} ms`);
+  console.log(
+    `Load in workerd (wrangler dev --env local --log-level warn), ${CONNECTIONS} connections, ${PHASES} rounds × ${REQUESTS} requests per route; median (min–max) over rounds\n`,
+  );
+  console.log(
+    `first $validate after start (valid Bundle, fast path): ${firstMs.toFixed(1)} ms; first invalid Bundle (loads the reference validator): ${firstFallbackMs.toFixed(1)} ms; next valid: ${secondMs.toFixed(1)} ms`,
+  );
   console.log('route                | p50 ms              | p99 ms              | req/s');
   names.forEach((name, i) => {
     const col = (k: 'p50' | 'p99' | 'rps') => per.map((r) => r[i]?.[k] as number);

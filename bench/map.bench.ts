@@ -12,8 +12,8 @@
  *   npm run bench -- --load   # and the load run (also: npm run bench:load)
  */
 import type { Bundle } from '@medplum/fhirtypes';
-import { fastPathStats, resetFastPathStats, validateFast } from '../src/fhir/validate-fast.ts';
 import { validateFhir } from '../src/fhir/validate.ts';
+import { fastPathStats, resetFastPathStats, validateFast } from '../src/fhir/validate-fast.ts';
 import { mapEpisode } from '../src/mapping/bundle.ts';
 import { completed } from '../test/fixtures/examples.ts';
 import { longEpisode } from '../test/fixtures/generate.ts';
@@ -92,7 +92,9 @@ resetFastPathStats();
 console.log(`Warm, interleaved with a JSON round-trip of the same Bundle; ${ROUNDS} rounds; median (p10–p90)\n`);
 console.log('validate = validateFast (generated validators, falling back to the reference); reference = validateFhir alone');
 console.log('×rt: wall time; (CPU) the same ratio in main-thread CPU time\n');
-console.log('case                 | entries | round-trip ms       | map ×rt             | validate ×rt         | map+validate ×rt     | map+validate ×rt (CPU) | map+validate ms        | reference validate ×rt');
+console.log(
+  'case                 | entries | round-trip ms       | map ×rt             | validate ×rt         | map+validate ×rt     | map+validate ×rt (CPU) | map+validate ms        | reference validate ×rt',
+);
 for (const [name, input] of cases) {
   const bundle: Bundle = mapEpisode(input);
   const rt = () => JSON.parse(JSON.stringify(bundle));
@@ -120,7 +122,9 @@ for (const [name, input] of cases) {
   );
 }
 const reasons = [...fastPathStats.reasons].map(([why, n]) => `${n}× ${why}`).join('; ');
-console.log(`\nfast path: ${fastPathStats.fast} decided by the generated validators, ${fastPathStats.fallback} handed to the reference${reasons ? ` (${reasons})` : ''}`);
+console.log(
+  `\nfast path: ${fastPathStats.fast} decided by the generated validators, ${fastPathStats.fallback} handed to the reference${reasons ? ` (${reasons})` : ''}`,
+);
 
 if (!process.argv.includes('--no-cold')) {
   console.log('');

@@ -5,16 +5,7 @@
 import { getResourceTypes, globalSchema } from '@medplum/core';
 import type { CapabilityStatement, CapabilityStatementRestResource } from '@medplum/fhirtypes';
 
-const TYPE_INTERACTIONS = [
-  'read',
-  'vread',
-  'update',
-  'patch',
-  'delete',
-  'history-instance',
-  'create',
-  'search-type',
-] as const;
+const TYPE_INTERACTIONS = ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'create', 'search-type'] as const;
 
 /** Built per base URL; the server caches the result. */
 export function capabilityStatement(baseUrl: string, date: string, transactions = true, patch = true): CapabilityStatement {

@@ -22,8 +22,6 @@
  */
 import type { Filter, SearchRequest, WithId } from '@medplum/core';
 import {
-  OperationOutcomeError,
-  Operator,
   allOk,
   badRequest,
   created,
@@ -32,6 +30,8 @@ import {
   globalSchema,
   matchesSearchRequest,
   multipleMatches,
+  OperationOutcomeError,
+  Operator,
   tryGetDataType,
 } from '@medplum/core';
 import type { CreateResourceOptions, DeleteResourceOptions, UpdateResourceOptions } from '@medplum/fhir-router';
@@ -152,11 +152,7 @@ export class SandboxRepository extends MemoryRepository {
     this.journal = undefined;
   }
 
-  override async createResource<T extends Resource>(
-    resource: T,
-    options?: CreateResourceOptions,
-    update = false,
-  ): Promise<WithId<T>> {
+  override async createResource<T extends Resource>(resource: T, options?: CreateResourceOptions, update = false): Promise<WithId<T>> {
     if (resource.id) this.record(resource.resourceType, resource.id);
     const result = await super.createResource(resource, options, update);
     // A server-assigned id did not exist before.
@@ -223,9 +219,7 @@ export class SandboxRepository extends MemoryRepository {
     const filter = indexableFilter(searchRequest);
     if (!filter) return super.search(searchRequest);
     const bar = filter.value.indexOf('|');
-    const ids = this.identifierIndex
-      .get(searchRequest.resourceType)
-      ?.get(key(filter.value.slice(0, bar), filter.value.slice(bar + 1)));
+    const ids = this.identifierIndex.get(searchRequest.resourceType)?.get(key(filter.value.slice(0, bar), filter.value.slice(bar + 1)));
     const stored = this.stores.resources.get(searchRequest.resourceType);
     // The index answers its filter exactly (token match: system and value, case-insensitive,
     // as @medplum/core's matchesTokenValue); any other filters go through the scan's matcher.
@@ -241,9 +235,7 @@ export class SandboxRepository extends MemoryRepository {
     return {
       resourceType: 'Bundle',
       type: 'searchset',
-      ...(page.length
-        ? { entry: page.map((r): BundleEntry<WithId<T>> => ({ search: { mode: 'match' }, resource: deepClone(r) as WithId<T> })) }
-        : {}),
+      ...(page.length ? { entry: page.map((r): BundleEntry<WithId<T>> => ({ search: { mode: 'match' }, resource: deepClone(r) as WithId<T> })) } : {}),
       total: matched.length,
     };
   }

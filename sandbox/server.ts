@@ -11,23 +11,14 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import {
-  OperationOutcomeError,
-  badRequest,
-  getStatus,
-  isOk,
-  isResourceType,
-  multipleMatches,
-  notFound,
-  serverError,
-} from '@medplum/core';
-import { FhirRouter, type FhirRequest, type FhirResponse, type HttpMethod } from '@medplum/fhir-router';
+import { badRequest, getStatus, isOk, isResourceType, multipleMatches, notFound, OperationOutcomeError, serverError } from '@medplum/core';
+import { type FhirRequest, type FhirResponse, FhirRouter, type HttpMethod } from '@medplum/fhir-router';
 import type { Bundle, CapabilityStatement, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { capabilityStatement } from './capability.ts';
 import { loadR4Definitions } from './definitions.ts';
 import { indexPage, prefersHtml, resourcePage } from './html.ts';
 import { SandboxRepository } from './repository.ts';
-import { type SmartEhr, type SmartEhrOptions, createSmartEhr } from './smart-ehr.ts';
+import { createSmartEhr, type SmartEhr, type SmartEhrOptions } from './smart-ehr.ts';
 
 export { SandboxRepository } from './repository.ts';
 
@@ -191,8 +182,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       config: { transactions: false },
     };
 
-    const isTransaction =
-      method === 'POST' && rel === '' && (body as Bundle)?.resourceType === 'Bundle' && (body as Bundle).type === 'transaction';
+    const isTransaction = method === 'POST' && rel === '' && (body as Bundle)?.resourceType === 'Bundle' && (body as Bundle).type === 'transaction';
 
     if (isTransaction && opts.transactions === false) {
       return send(res, 501, outcomeOf('not-supported', 'This server does not support transactions'));

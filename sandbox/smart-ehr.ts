@@ -18,10 +18,11 @@
  * without a token are served as before (the bridge's own delivery uses none). Everything lives
  * in memory and is lost on close. Test data only: the clinician is synthetic.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Practitioner } from '@medplum/fhirtypes';
-import { type JWK, SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import type { SandboxRepository } from './repository.ts';
 
 /** One app registered with the EHR. */
@@ -146,7 +147,8 @@ export async function createSmartEhr(opts: SmartEhrOptions, where: { url: string
     }
     const scopes = (q.get('scope') ?? '').split(' ').filter(Boolean);
     const launch = launches.get(q.get('launch') ?? '');
-    if (!scopes.includes('launch') || !launch || launch.exp < now()) return fail('invalid_request', 'an EHR launch needs the launch scope and a current launch value');
+    if (!scopes.includes('launch') || !launch || launch.exp < now())
+      return fail('invalid_request', 'an EHR launch needs the launch scope and a current launch value');
     launches.delete(q.get('launch') as string);
     const code = rnd();
     codes.set(code, {
@@ -164,7 +166,12 @@ export async function createSmartEhr(opts: SmartEhrOptions, where: { url: string
 
   async function token(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const basic = /^Basic ([A-Za-z0-9+/=]+)$/.exec(req.headers.authorization ?? '');
-    const [id, secret] = basic ? Buffer.from(basic[1] as string, 'base64').toString('utf8').split(':').map((s: string) => decodeURIComponent(s)) : [];
+    const [id, secret] = basic
+      ? Buffer.from(basic[1] as string, 'base64')
+          .toString('utf8')
+          .split(':')
+          .map((s: string) => decodeURIComponent(s))
+      : [];
     const client = clientOf(id ?? null);
     if (!client || !secret || !same(secret, client.clientSecret)) {
       res.setHeader('www-authenticate', 'Basic realm="sandbox-ehr"');
@@ -184,7 +191,8 @@ export async function createSmartEhr(opts: SmartEhrOptions, where: { url: string
       return json(res, 400, { error: 'invalid_grant' });
     }
     const verifier = form.get('code_verifier') ?? '';
-    if (b64url(createHash('sha256').update(verifier).digest()) !== grant.challenge) return json(res, 400, { error: 'invalid_grant', error_description: 'PKCE verification failed' });
+    if (b64url(createHash('sha256').update(verifier).digest()) !== grant.challenge)
+      return json(res, 400, { error: 'invalid_grant', error_description: 'PKCE verification failed' });
     const access = rnd();
     tokens.set(access, now() + TOKEN_SECONDS * 1000);
     const scopes = grant.scope.split(' ');

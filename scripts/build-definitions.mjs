@@ -160,7 +160,9 @@ function buildValueSets(sds) {
   for (const file of ['valuesets.json', 'v3-codesystems.json']) for (const e of readBundle(file).entry ?? []) add(e.resource);
   // Ours: a ValueSet that includes a CodeSystem of ours includes all of it.
   const mappingsDir = join(root, 'mappings');
-  for (const f of readdirSync(mappingsDir).filter((f) => /^(CodeSystem|ValueSet)-.*\.json$/.test(f)).sort()) {
+  for (const f of readdirSync(mappingsDir)
+    .filter((f) => /^(CodeSystem|ValueSet)-.*\.json$/.test(f))
+    .sort()) {
     add(JSON.parse(readFileSync(join(mappingsDir, f), 'utf8')));
   }
 
@@ -230,7 +232,10 @@ function buildValueSets(sds) {
       expanded[url] = Object.fromEntries([...r.keys()].sort().map((system) => [system, [...r.get(system)].sort()]));
     }
   }
-  const lines = (obj) => Object.entries(obj).map(([k, v]) => `    ${JSON.stringify(k)}: ${JSON.stringify(v)}`).join(',\n');
+  const lines = (obj) =>
+    Object.entries(obj)
+      .map(([k, v]) => `    ${JSON.stringify(k)}: ${JSON.stringify(v)}`)
+      .join(',\n');
   return `{\n  "valueSets": {\n${lines(expanded)}\n  },\n  "skipped": {\n${lines(skipped)}\n  }\n}\n`;
 }
 

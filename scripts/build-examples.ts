@@ -11,11 +11,11 @@
  *   node scripts/build-examples.ts           write the files
  *   node scripts/build-examples.ts --check   exit 1 when a file is stale or missing
  */
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Bundle, QuestionnaireItem, QuestionnaireResponse, QuestionnaireResponseItem } from '@medplum/fhirtypes';
 import { NO } from '../src/fhir/systems.ts';
-import { questionnaire, QUESTIONNAIRE_IDS } from '../src/instruments/questionnaires.ts';
+import { QUESTIONNAIRE_IDS, questionnaire } from '../src/instruments/questionnaires.ts';
 import { mapEpisode } from '../src/mapping/bundle.ts';
 
 const dir = resolve(import.meta.dirname, '..', 'examples');
@@ -28,7 +28,9 @@ interface ExampleEpisode {
   sessions?: { sessionId: string; kind: string; status: string; start: string; reviewsClips?: string[]; focusElements?: string[]; themes?: string[] }[];
 }
 
-const episodeFiles = readdirSync(dir).filter((f) => f.endsWith('.episode.json')).sort();
+const episodeFiles = readdirSync(dir)
+  .filter((f) => f.endsWith('.episode.json'))
+  .sort();
 const episodes = new Map(episodeFiles.map((f) => [f, JSON.parse(readFileSync(join(dir, f), 'utf8')) as ExampleEpisode]));
 const episode = (file: string): ExampleEpisode => {
   const e = episodes.get(file);

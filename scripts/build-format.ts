@@ -36,7 +36,7 @@ const DESCRIPTIONS: Record<string, string> = {
   referral: 'How the family came to the clinic.',
   'referral.receivedOn': 'When the clinic received the referral.',
   'referral.source': 'Who referred the family.',
-  'referral.reason': 'Free text of the referral. Stays in the clinic\'s record; never shared.',
+  'referral.reason': "Free text of the referral. Stays in the clinic's record; never shared.",
   period: 'When the episode ran. Required unless status is planned; `end` required when finished.',
   'period.start': 'First day of the episode.',
   'period.end': 'Last day of the episode.',
@@ -45,7 +45,7 @@ const DESCRIPTIONS: Record<string, string> = {
   'parent.relationship': "The parent's relationship to the infant(s).",
   infants: 'The infant(s) of the episode (twins occur). A newborn may lack a national id.',
   primaryTreatment: "The parent's own mental-health treatment (adult psychiatry), where there is one.",
-  'primaryTreatment.organization': 'The organisation treating the parent; the consent\'s recipient.',
+  'primaryTreatment.organization': "The organisation treating the parent; the consent's recipient.",
   'primaryTreatment.contact': "The parent's contact in the primary treatment team.",
   'primaryTreatment.conditions': "The primary team's diagnoses of the parent, as ICD-10 codes. Never sent back to them.",
   'primaryTreatment.conditions[].system': 'The code system; only ICD-10.',
@@ -203,7 +203,11 @@ function jsonSchema(): Schema {
 // ---- the reference page -------------------------------------------------------------------
 
 const code = (s: unknown) => `\`${String(s).replaceAll('|', '\\|')}\``;
-const anchor = (path: string) => path.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+const anchor = (path: string) =>
+  path
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '');
 const isAnswers = (s: Schema) => !!s.properties && Object.keys(s.properties).length > 0 && Object.keys(s.properties).every((k) => /^\d+$/.test(k));
 
 interface Section {
@@ -239,7 +243,8 @@ function rulesOf(s: Schema): string[] {
   if (s.format) r.push(`format ${code(s.format)}`);
   if (s.minLength !== undefined || s.maxLength !== undefined) r.push(`${s.minLength ?? 0}–${s.maxLength ?? '∞'} characters`);
   const low = s.minimum ?? (s.exclusiveMinimum !== undefined ? `more than ${s.exclusiveMinimum}` : undefined);
-  if (low !== undefined || s.maximum !== undefined) r.push(s.exclusiveMinimum !== undefined ? `${low}, at most ${s.maximum}` : `${low ?? '−∞'} … ${s.maximum ?? '∞'}`);
+  if (low !== undefined || s.maximum !== undefined)
+    r.push(s.exclusiveMinimum !== undefined ? `${low}, at most ${s.maximum}` : `${low ?? '−∞'} … ${s.maximum ?? '∞'}`);
   if (isAnswers(s)) {
     const keys = Object.keys(s.properties ?? {});
     const first = s.properties?.[keys[0] as string] as Schema;
@@ -260,7 +265,17 @@ function table(section: Section, sections: Section[]): string {
     const first = having[0]?.properties?.[name] as Schema;
     const requiredIn = having.filter((v) => v.required?.includes(name));
     const required =
-      variants.length === 1 ? (requiredIn.length ? 'yes' : 'no') : requiredIn.length === variants.length ? 'yes' : requiredIn.length ? `for ${requiredIn.map(label).join(', ')}` : having.length === variants.length ? 'no' : `no; ${having.map(label).join(', ')} only`;
+      variants.length === 1
+        ? requiredIn.length
+          ? 'yes'
+          : 'no'
+        : requiredIn.length === variants.length
+          ? 'yes'
+          : requiredIn.length
+            ? `for ${requiredIn.map(label).join(', ')}`
+            : having.length === variants.length
+              ? 'no'
+              : `no; ${having.map(label).join(', ')} only`;
     let rules: string[];
     const distinct = new Set(having.map((v) => JSON.stringify(v.properties?.[name])));
     if (distinct.size > 1 && name !== 'instrument') {
@@ -281,7 +296,14 @@ function table(section: Section, sections: Section[]): string {
     return `| ${code(name)} | ${type} | ${required} | ${rules.join('; ').replaceAll('\n', ' ')} | ${(first.description ?? '').replaceAll('|', '\\|')} |`;
   });
   const title = path ? code(path) : 'The episode (top level)';
-  return [`### ${title}`, path ? `<a id="${anchor(path)}"></a>\n` : '', '| field | type | required | rules | description |', '|---|---|---|---|---|', ...rows, ''].join('\n');
+  return [
+    `### ${title}`,
+    path ? `<a id="${anchor(path)}"></a>\n` : '',
+    '| field | type | required | rules | description |',
+    '|---|---|---|---|---|',
+    ...rows,
+    '',
+  ].join('\n');
 }
 
 function page(schema: Schema): string {

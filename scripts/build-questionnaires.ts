@@ -5,7 +5,7 @@
  *   node scripts/build-questionnaires.ts           write the files
  *   node scripts/build-questionnaires.ts --check   exit 1 when a file is stale or missing
  */
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { QUESTIONNAIRE_IDS, questionnaire } from '../src/instruments/questionnaires.ts';
 

@@ -18,10 +18,18 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type FhirPathAtom, type InternalSchemaElement, type InternalTypeSchema, getDataType, isPrimitiveType, parseFhirPath, tryGetProfile } from '@medplum/core';
+import {
+  type FhirPathAtom,
+  getDataType,
+  type InternalSchemaElement,
+  type InternalTypeSchema,
+  isPrimitiveType,
+  parseFhirPath,
+  tryGetProfile,
+} from '@medplum/core';
 import type { StructureDefinition } from '@medplum/fhirtypes';
-import ours from '../src/generated/profiles.json' with { type: 'json' };
 import { loadDefinitions } from '../src/fhir/validate.ts';
+import ours from '../src/generated/profiles.json' with { type: 'json' };
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const outFile = join(root, 'src/generated/validators.ts');
@@ -120,19 +128,32 @@ function compile(atom: AtomT, input: string, ty: Ty, env: Env): [string, Ty] {
       const name = atom.name as string;
       if (name === '$this') return [input, ty];
       if (name === '%ucum') return ['["http://unitsofmeasure.org"]', { primitive: 'uri' }];
-      if (name === '%resource') return env.resourceType ? ['[cx.resources[cx.resources.length - 1]]', { schema: getDataType(env.resourceType) }] : no('%resource');
+      if (name === '%resource')
+        return env.resourceType ? ['[cx.resources[cx.resources.length - 1]]', { schema: getDataType(env.resourceType) }] : no('%resource');
       if (name === '%rootResource') return env.rootType ? ['[cx.root]', { schema: getDataType(env.rootType) }] : no('%rootResource');
       if (name.startsWith('%') || /^[A-Z]/.test(name)) return no(`symbol ${name}`);
       if (ty && 'resource' in ty) {
         // A resource of a type not known here: only the elements every resource has.
-        const common: Record<string, Ty> = { id: { primitive: 'id' }, meta: { schema: getDataType('Meta') }, implicitRules: { primitive: 'uri' }, language: { primitive: 'code' }, contained: { resource: true } };
+        const common: Record<string, Ty> = {
+          id: { primitive: 'id' },
+          meta: { schema: getDataType('Meta') },
+          implicitRules: { primitive: 'uri' },
+          language: { primitive: 'code' },
+          contained: { resource: true },
+        };
         if (!(name in common)) return no(`navigation to ${name} of a resource`);
         return [`R.nav(${input}, ${J(name)})`, common[name] as Ty];
       }
       if (!ty || !('schema' in ty)) return no(`navigation to ${name}`);
       const schema = ty.schema;
       const el = schema.elements[name];
-      if (el) return [`R.nav(${input}, ${J(name)})`, el.type.length === 1 && (el.type[0]?.code === 'Resource' || getDataTypeKind(el.type[0]?.code as string) === 'resource') ? { resource: true } : elementType(el, schema)];
+      if (el)
+        return [
+          `R.nav(${input}, ${J(name)})`,
+          el.type.length === 1 && (el.type[0]?.code === 'Resource' || getDataTypeKind(el.type[0]?.code as string) === 'resource')
+            ? { resource: true }
+            : elementType(el, schema),
+        ];
       const choice = schema.elements[`${name}[x]`];
       if (choice) {
         const keys = choice.type.map((t) => name + capital(t.code));
@@ -300,7 +321,15 @@ function typeFn(code: string, owner: InternalTypeSchema, env: Omit<Env, 'vars'>)
 }
 
 /** Checks for one element `key` of `schema`, on object `o`; `overlay` are its dotted sub-elements. */
-function elementChecks(key: string, el: InternalSchemaElement, schema: InternalTypeSchema, env: Omit<Env, 'vars'>, obj: string, overlays: [string, InternalSchemaElement][], depth: number): string[] {
+function elementChecks(
+  key: string,
+  el: InternalSchemaElement,
+  schema: InternalTypeSchema,
+  env: Omit<Env, 'vars'>,
+  obj: string,
+  overlays: [string, InternalSchemaElement][],
+  depth: number,
+): string[] {
   const out: string[] = [];
   const what = J(el.path);
   const isChoice = key.endsWith('[x]');
@@ -330,7 +359,8 @@ function elementChecks(key: string, el: InternalSchemaElement, schema: InternalT
   for (const kindName of ['fixed', 'pattern'] as const) {
     const spec = el[kindName];
     if (!spec) continue;
-    if (types.length !== 1 || types[0] === 'BackboneElement' || types[0] === 'Element') out.push(`R.unsure(${J(`${el.path}: ${kindName} on a complex element`)});`);
+    if (types.length !== 1 || types[0] === 'BackboneElement' || types[0] === 'Element')
+      out.push(`R.unsure(${J(`${el.path}: ${kindName} on a complex element`)});`);
     else out.push(`R.specified(${many ? list : `[${v}]`}, ${many}, ${tcode}, ${J(spec)}, ${J(kindName)}, ${what});`);
   }
   out.push(many ? `for (const ${x} of ${list}) {` : `{ const ${x} = ${v};`);
@@ -354,7 +384,8 @@ function elementChecks(key: string, el: InternalSchemaElement, schema: InternalT
       }
       if (code === 'Extension' && /(^|\.)(extension|modifierExtension)$/.test(key)) s.push(`ourExtension(${x}, cx);`);
     }
-    if (el.binding?.strength === 'required' && el.binding.valueSet && TERMINOLOGY.has(code)) s.push(`R.binding(${J(el.binding.valueSet)}, ${J(code)}, ${x}, ${what});`);
+    if (el.binding?.strength === 'required' && el.binding.valueSet && TERMINOLOGY.has(code))
+      s.push(`R.binding(${J(el.binding.valueSet)}, ${J(code)}, ${x}, ${what});`);
     return s;
   };
   if (types.length === 1) out.push(...perType(types[0] as string));
@@ -386,7 +417,16 @@ function elementChecks(key: string, el: InternalSchemaElement, schema: InternalT
  * profiled sub-element or slicing. Less code to parse and compile at a cold start; the checks
  * are those of the long form, in the same order.
  */
-function compactElement(key: string, el: InternalSchemaElement, types: string[], schema: InternalTypeSchema, env: Omit<Env, 'vars'>, obj: string, overlays: [string, InternalSchemaElement][], isChoice: boolean): string | undefined {
+function compactElement(
+  key: string,
+  el: InternalSchemaElement,
+  types: string[],
+  schema: InternalTypeSchema,
+  env: Omit<Env, 'vars'>,
+  obj: string,
+  overlays: [string, InternalSchemaElement][],
+  isChoice: boolean,
+): string | undefined {
   if (isChoice || types.length !== 1 || overlays.length || el.slicing?.slices.length || el.fixed || el.pattern) return undefined;
   if ((el.constraints ?? []).some((c) => c.severity === 'error' && !SKIPPED.has(c.key))) return undefined;
   const code = types[0] as string;
@@ -487,7 +527,11 @@ function generateSchema(schema: InternalTypeSchema, env: Omit<Env, 'vars'>): voi
     if (!caseKeys.length) continue;
     body.push(`${caseKeys.map((ck) => `case ${J(ck)}:`).join(' ')} {`, ...elementChecks(k, el, schema, env, 'o', overlays, 0), 'break; }');
     if (el.min > 0) {
-      required.push(k.endsWith('[x]') ? `if (${caseKeys.map((ck) => `o[${J(ck)}] === undefined`).join(' && ') || 'true'}) R.unsure(${J(`${el.path}: missing`)});` : `if (o[${J(k)}] === undefined) R.unsure(${J(`${el.path}: missing`)});`);
+      required.push(
+        k.endsWith('[x]')
+          ? `if (${caseKeys.map((ck) => `o[${J(ck)}] === undefined`).join(' && ') || 'true'}) R.unsure(${J(`${el.path}: missing`)});`
+          : `if (o[${J(k)}] === undefined) R.unsure(${J(`${el.path}: missing`)});`,
+      );
     }
   }
   emit(`/** ${schema.name}${schema.url ? ` (${schema.url})` : ''} */`);
@@ -509,7 +553,10 @@ function choiceTypesOf(sd: StructureDefinition): Map<string, string[]> {
   const out = new Map<string, string[]>();
   for (const el of sd.snapshot?.element ?? []) {
     if (el.id !== el.path || !el.path?.endsWith('[x]')) continue;
-    out.set(el.path, (el.type ?? []).map((t) => t.code as string));
+    out.set(
+      el.path,
+      (el.type ?? []).map((t) => t.code as string),
+    );
   }
   return out;
 }
@@ -536,7 +583,13 @@ function subExtensionValues(): Record<string, Record<string, string[] | null>> {
 
 // Roots: our resource profiles, our extensions, and the base Bundle.
 const roots: { kind: 'profile' | 'extension' | 'type'; url: string; fn: string; constraints: string[]; resourceType?: string }[] = [];
-function addRoot(kindName: 'profile' | 'extension' | 'type', url: string, schema: InternalTypeSchema, resourceType: string | undefined, sd?: StructureDefinition): void {
+function addRoot(
+  kindName: 'profile' | 'extension' | 'type',
+  url: string,
+  schema: InternalTypeSchema,
+  resourceType: string | undefined,
+  sd?: StructureDefinition,
+): void {
   const env = { resourceType, rootType: resourceType, choices: sd ? choiceTypesOf(sd) : undefined };
   const fn = schemaFn(schema, env);
   // Generate this root's functions now, while its choice restrictions apply.
@@ -593,10 +646,17 @@ const footer = [
   '',
   '/** Root validators: the schema function and the root invariants, by canonical URL (or type name). */',
   'export const profiles = {',
-  ...roots.filter((r) => r.kind === 'profile').map((r) => `  ${J(r.url)}: (o, cx) => { if (o.resourceType !== ${J(r.resourceType)}) R.unsure('profile for another type'); ${r.fn}(o, cx); ${r.constraints.map((c) => `${c}(o, cx);`).join(' ')} },`),
+  ...roots
+    .filter((r) => r.kind === 'profile')
+    .map(
+      (r) =>
+        `  ${J(r.url)}: (o, cx) => { if (o.resourceType !== ${J(r.resourceType)}) R.unsure('profile for another type'); ${r.fn}(o, cx); ${r.constraints.map((c) => `${c}(o, cx);`).join(' ')} },`,
+    ),
   '};',
   'export const extensions = {',
-  ...roots.filter((r) => r.kind === 'extension').map((r) => `  ${J(r.url)}: (o, cx) => { ${r.fn}(o, cx); ${r.constraints.map((c) => `${c}(o, cx);`).join(' ')} },`),
+  ...roots
+    .filter((r) => r.kind === 'extension')
+    .map((r) => `  ${J(r.url)}: (o, cx) => { ${r.fn}(o, cx); ${r.constraints.map((c) => `${c}(o, cx);`).join(' ')} },`),
   '};',
   'export const types = {',
   ...roots.filter((r) => r.kind === 'type').map((r) => `  ${J(r.url)}: (o, cx) => { ${r.fn}(o, cx); ${r.constraints.map((c) => `${c}(o, cx);`).join(' ')} },`),

@@ -24,7 +24,16 @@ import { deepEquals } from '@medplum/core';
 import type { Bundle, BundleEntry, CapabilityStatement, Resource } from '@medplum/fhirtypes';
 import { bearerFromOptions } from '../src/bearer-option.ts';
 import { mapEpisode } from '../src/index.ts';
-import { type WrittenResource, applyOrdered, applyTransaction, capabilities, clearCapabilityCache, dependencyOrder, entryKey, retract } from '../src/sync/apply.ts';
+import {
+  applyOrdered,
+  applyTransaction,
+  capabilities,
+  clearCapabilityCache,
+  dependencyOrder,
+  entryKey,
+  retract,
+  type WrittenResource,
+} from '../src/sync/apply.ts';
 import { FhirTargetClient, TargetError } from '../src/sync/client.ts';
 import completedExample from '../test/fixtures/conformance-episode.json' with { type: 'json' };
 import { syntheticNationalId } from '../test/fixtures/generate.ts';
@@ -290,7 +299,8 @@ export async function runConformance(opts: ConformanceOptions): Promise<{ rows: 
     const serverGoal = await read('Goal', g.id);
     const serverEnc = await read('Encounter', enc.id);
     const problems: string[] = [];
-    if (serverGoal.lifecycleStatus !== want.lifecycleStatus) problems.push(`Goal.lifecycleStatus is ${serverGoal.lifecycleStatus}, sent ${want.lifecycleStatus}`);
+    if (serverGoal.lifecycleStatus !== want.lifecycleStatus)
+      problems.push(`Goal.lifecycleStatus is ${serverGoal.lifecycleStatus}, sent ${want.lifecycleStatus}`);
     const code = (x: Json) => x?.achievementStatus?.coding?.[0]?.code;
     if (code(serverGoal) !== code(want)) problems.push(`Goal.achievementStatus is ${code(serverGoal)}, sent ${code(want)}`);
     if (serverEnc.length?.value !== session.minutes) problems.push(`Encounter.length is ${serverEnc.length?.value}, sent ${session.minutes}`);
@@ -327,7 +337,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<{ rows: 
     const w = firstWritten.get(entryKey(goalKeyEntry)) ?? fail('no write result for the goal');
     const current = await read('Goal', w.id);
     const { id: _id, meta: _meta, ...copy } = current;
-    const query = (entryKey(goalKeyEntry)).split('?')[1] as string;
+    const query = entryKey(goalKeyEntry).split('?')[1] as string;
     const res = await client.request<Json>('POST', 'Goal', copy, { 'if-none-exist': query });
     if (res.status === 201) {
       const loc = res.body?.id ?? /Goal\/([^/]+)/.exec(res.headers.get('location') ?? '')?.[1];
@@ -471,8 +481,7 @@ export function formatTable(rows: Row[]): string {
   const head = ['capability', 'result', 'detail', 'ms'];
   const body = rows.map((r) => [`${r.capability}${r.required ? '' : ' (optional)'}`, r.result, r.detail, String(r.ms)]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] as string).length)));
-  const line = (cells: string[]) =>
-    cells.map((c, i) => (i === cells.length - 1 ? c.padStart(widths[i] as number) : c.padEnd(widths[i] as number))).join(' | ');
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c.padStart(widths[i] as number) : c.padEnd(widths[i] as number))).join(' | ');
   return [line(head), widths.map((w) => '-'.repeat(w)).join('-|-'), ...body.map(line)].join('\n');
 }
 

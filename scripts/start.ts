@@ -17,7 +17,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -123,7 +123,8 @@ for (const [i, [port, name]] of ports.entries()) {
   if (same) await stop(1, `${same[1]} and ${name} are both ${port}: give each its own port`);
   const state = await portState(port);
   if (state === 'in-use') await stop(1, portInUse(port, name));
-  if (state === 'forbidden') await stop(1, `port ${port} may not be used by this user (${name}): choose one above 1023, e.g. ${name}=${port + 18000} npm start`);
+  if (state === 'forbidden')
+    await stop(1, `port ${port} may not be used by this user (${name}): choose one above 1023, e.g. ${name}=${port + 18000} npm start`);
 }
 
 /** A sandbox on its port; a port taken since the check above ends the start with the same sentence. */
@@ -146,7 +147,9 @@ const bridge = `http://127.0.0.1:${WORKER_PORT}`;
 const SMART_CLIENT_ID = `imh-bridge-local-${randomBytes(6).toString('hex')}`;
 const smartClientSecret = randomBytes(32).toString('base64url');
 const primary = await sandboxOn(PRIMARY_SANDBOX_PORT, 'PRIMARY_SANDBOX_PORT', {
-  smart: { clients: [{ clientId: SMART_CLIENT_ID, clientSecret: smartClientSecret, redirectUri: `${bridge}/smart/callback`, launchUrl: `${bridge}/smart/launch` }] },
+  smart: {
+    clients: [{ clientId: SMART_CLIENT_ID, clientSecret: smartClientSecret, redirectUri: `${bridge}/smart/callback`, launchUrl: `${bridge}/smart/launch` }],
+  },
 });
 console.log(`primary team's FHIR server (sandbox)  ${primary.baseUrl}   (organisation ${PRIMARY_ORG})`);
 const targets = {
@@ -171,10 +174,26 @@ console.log(`starting the Worker (wrangler dev, workerd)…  (${elapsed()})`);
 let workerPortTaken = false;
 const worker = runWrangler(
   // [env.local] in wrangler.toml: local development, the one configuration with an open API.
-  ['dev', '--env', 'local', '--port', String(WORKER_PORT), '--ip', '127.0.0.1', '--persist-to', state, '--show-interactive-dev-session=false', '--log-level', 'warn',
-    '--var', `FHIR_TARGETS:${JSON.stringify(targets)}`,
-    '--var', `SMART_ISSUERS:${JSON.stringify([{ iss: primary.baseUrl, orgNumber: PRIMARY_ORG, clientId: SMART_CLIENT_ID, clientSecretSecret: 'SMART_CLIENT_SECRET' }])}`,
-    '--var', `SMART_CLIENT_SECRET:${smartClientSecret}`],
+  [
+    'dev',
+    '--env',
+    'local',
+    '--port',
+    String(WORKER_PORT),
+    '--ip',
+    '127.0.0.1',
+    '--persist-to',
+    state,
+    '--show-interactive-dev-session=false',
+    '--log-level',
+    'warn',
+    '--var',
+    `FHIR_TARGETS:${JSON.stringify(targets)}`,
+    '--var',
+    `SMART_ISSUERS:${JSON.stringify([{ iss: primary.baseUrl, orgNumber: PRIMARY_ORG, clientId: SMART_CLIENT_ID, clientSecretSecret: 'SMART_CLIENT_SECRET' }])}`,
+    '--var',
+    `SMART_CLIENT_SECRET:${smartClientSecret}`,
+  ],
   (line) => {
     // Taken since the check above: said once, as for the other ports, instead of wrangler's words.
     if (/Address already in use/.test(line)) workerPortTaken = true;
@@ -208,7 +227,10 @@ for (let i = 0; ; i++) {
   }
   if (up) {
     if (await isOurWorker()) break;
-    await stop(1, `port ${WORKER_PORT} answers, but not as the Worker this start launched (another npm start?): choose a free port, e.g. PORT=${WORKER_PORT + 10000 <= 65535 ? WORKER_PORT + 10000 : WORKER_PORT - 1000} npm start`);
+    await stop(
+      1,
+      `port ${WORKER_PORT} answers, but not as the Worker this start launched (another npm start?): choose a free port, e.g. PORT=${WORKER_PORT + 10000 <= 65535 ? WORKER_PORT + 10000 : WORKER_PORT - 1000} npm start`,
+    );
   }
   if (i > 240) await stop(1, 'the Worker did not start within two minutes');
   if (Date.now() - waitingSaid >= 5_000) {
@@ -224,7 +246,9 @@ if (!existsSync(examplesDir)) {
 } else {
   console.log(`sending the example episodes through the delivery path (PUT, queue, sandboxes)…  (${elapsed()})`);
   const rows: string[] = [];
-  for (const file of readdirSync(examplesDir).filter((f) => f.endsWith('.episode.json')).sort()) {
+  for (const file of readdirSync(examplesDir)
+    .filter((f) => f.endsWith('.episode.json'))
+    .sort()) {
     const episode = JSON.parse(readFileSync(join(examplesDir, file), 'utf8')) as { episodeId: string };
     const res = await fetch(`${bridge}/v1/episodes/${encodeURIComponent(episode.episodeId)}`, {
       method: 'PUT',
@@ -250,7 +274,10 @@ if (!existsSync(examplesDir)) {
   }
   console.log('\nexample episodes sent through the delivery path:');
   for (const r of rows) console.log(`  ${r}`);
-  const summary = (s: typeof sandbox) => Object.entries(s.repo.countByType()).map(([t, n]) => `${n} ${t}`).join(', ') || 'nothing yet';
+  const summary = (s: typeof sandbox) =>
+    Object.entries(s.repo.countByType())
+      .map(([t, n]) => `${n} ${t}`)
+      .join(', ') || 'nothing yet';
   console.log(`\non the clinic's server now:        ${summary(sandbox)}`);
   console.log(`on the primary team's server now:  ${summary(primary)}`);
   console.log('\nlook:');
@@ -260,12 +287,14 @@ if (!existsSync(examplesDir)) {
 
   // The mother as her primary team's EHR knows her: the Patient the bridge shared there.
   const motherFile = join(examplesDir, 'completed-mother.episode.json');
-  const nationalId = existsSync(motherFile) ? (JSON.parse(readFileSync(motherFile, 'utf8')) as { parent: { nationalId: string } }).parent.nationalId : undefined;
+  const nationalId = existsSync(motherFile)
+    ? (JSON.parse(readFileSync(motherFile, 'utf8')) as { parent: { nationalId: string } }).parent.nationalId
+    : undefined;
   const patient = primary.repo
     .allResources()
     .find((r) => r.resourceType === 'Patient' && (r as { identifier?: { value?: string }[] }).identifier?.some((i) => i.value === nationalId));
   if (patient?.id && primary.smart) {
-    console.log('\nthe mother\'s coordination summary, opened from her psychiatrist\'s EHR (SMART EHR launch, no account needed):');
+    console.log("\nthe mother's coordination summary, opened from her psychiatrist's EHR (SMART EHR launch, no account needed):");
     console.log(`  ${primary.smart.launchLink(patient.id)}`);
   }
 }

@@ -12,7 +12,11 @@ export type BearerOption = { ok: true; token?: string } | { ok: false; message: 
  * The token named by the parsed options `bearer-env` / `bearer-file` (`bearer` only to refuse
  * it); with `prefix` `primary-`, the options `primary-bearer-env` / `primary-bearer-file`.
  */
-export async function bearerFromOptions(values: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env, prefix: '' | 'primary-' = ''): Promise<BearerOption> {
+export async function bearerFromOptions(
+  values: Record<string, unknown>,
+  env: NodeJS.ProcessEnv = process.env,
+  prefix: '' | 'primary-' = '',
+): Promise<BearerOption> {
   const flag = `--${prefix}bearer`;
   if (values[`${prefix}bearer`] !== undefined) {
     return {

@@ -3,14 +3,14 @@
  * 2 bad input or usage, 3 refused by consent (summary: the gate is closed).
  */
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { text } from 'node:stream/consumers';
+import { parseArgs } from 'node:util';
 import type { Resource } from '@medplum/fhirtypes';
 import type { JWK } from 'jose';
+import { bearerFromOptions } from './bearer-option.ts';
+import { loadIdentity, targetUrlProblem } from './config.ts';
 import { hasErrors, isOperationOutcomeError, issue, outcome } from './fhir/outcome.ts';
 import { mapEpisode } from './mapping/bundle.ts';
-import { loadIdentity, targetUrlProblem } from './config.ts';
-import { bearerFromOptions } from './bearer-option.ts';
 
 const USAGE = `usage:
   imh-bridge map FILE|-                      map an episode (JSON) to a FHIR R4 transaction Bundle
@@ -251,8 +251,14 @@ async function main(argv: string[]): Promise<number> {
           return 2;
         }
         const { sharePrimary } = await import('./coordination/share.ts');
-        const { gate, bundle } = sharePrimary(await readJson(file), { ...loadIdentity(process.env), at: new Date(Date.parse(at)).toISOString(), hasTarget: () => true });
-        process.stderr.write(gate.open ? `gate open: sharing with ${gate.orgNumber}: ${[...gate.share].join(', ') || 'the episode only'}\n` : `gate closed: ${gate.text}\n`);
+        const { gate, bundle } = sharePrimary(await readJson(file), {
+          ...loadIdentity(process.env),
+          at: new Date(Date.parse(at)).toISOString(),
+          hasTarget: () => true,
+        });
+        process.stderr.write(
+          gate.open ? `gate open: sharing with ${gate.orgNumber}: ${[...gate.share].join(', ') || 'the episode only'}\n` : `gate closed: ${gate.text}\n`,
+        );
         print(bundle);
         return 0;
       }
@@ -305,7 +311,8 @@ const SYNC_DEFAULTS = { timeoutSeconds: 30, retries: 4, concurrency: 4 } as cons
 /** `--timeout`, `--retries` and `--concurrency` of sync, or the sentence saying what is wrong. */
 function deliveryLimits(values: Record<string, string | undefined>): { timeoutSeconds: number; retries: number; concurrency: number } | string {
   const timeoutSeconds = Number(values.timeout ?? SYNC_DEFAULTS.timeoutSeconds);
-  if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0 || timeoutSeconds > 86_400) return '--timeout must be a number of seconds above 0 (at most 86400)';
+  if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0 || timeoutSeconds > 86_400)
+    return '--timeout must be a number of seconds above 0 (at most 86400)';
   const retries = Number(values.retries ?? SYNC_DEFAULTS.retries);
   if (!Number.isInteger(retries) || retries < 0 || retries > 20) return '--retries must be a whole number from 0 to 20';
   const concurrency = Number(values.concurrency ?? SYNC_DEFAULTS.concurrency);
@@ -335,7 +342,7 @@ async function runCoordination(values: Record<string, string | undefined>): Prom
     process.stderr.write(`${message}\n${USAGE}\n`);
     return 2;
   };
-  if (!values.target && !values.primary) return usage('coordination needs --primary (the primary team\'s FHIR base URL), --target (the clinic\'s), or both');
+  if (!values.target && !values.primary) return usage("coordination needs --primary (the primary team's FHIR base URL), --target (the clinic's), or both");
   const format = values.format ?? 'table';
   if (format !== 'table' && format !== 'json') return usage('--format must be table or json');
   const at = values.at ?? localNow();
@@ -343,7 +350,13 @@ async function runCoordination(values: Record<string, string | undefined>): Prom
   const { FhirTargetClient, TargetError } = await import('./sync/client.ts');
   const { requestQuery, searchTasks, summariseRequests, formatRequestsTable, parseRequestIdentifier } = await import('./coordination/requests.ts');
   const sources: { name: string; url: string; prefix: '' | 'primary-'; query: string }[] = [];
-  if (values.primary) sources.push({ name: 'the primary server', url: values.primary, prefix: 'primary-', query: requestQuery(['guidance-started', 'risk-follow-up', 'guidance-ended']) });
+  if (values.primary)
+    sources.push({
+      name: 'the primary server',
+      url: values.primary,
+      prefix: 'primary-',
+      query: requestQuery(['guidance-started', 'risk-follow-up', 'guidance-ended']),
+    });
   if (values.target) sources.push({ name: 'the clinic server', url: values.target, prefix: '', query: requestQuery(['risk-not-shared']) });
   const clients = [];
   for (const source of sources) {

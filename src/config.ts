@@ -25,16 +25,16 @@ import {
   type TargetAuth,
   TargetAuthSchema,
 } from './auth/config.ts';
-import { publicJwks, signingKeyProblems } from './auth/jwks.ts';
 import type { PrivateJwks, PublicJwks, SigningAlg } from './auth/jwks.ts';
+import { publicJwks, signingKeyProblems } from './auth/jwks.ts';
 import { Secret } from './auth/secret.ts';
+import { NO_TENANTS, type Tenants } from './auth/tenants.ts';
 import { type ConfigEnv, LOOPBACK, targetUrlProblem } from './config-fields.ts';
 import { checkOrgNumber } from './domain/identifiers.ts';
-import { OperationOutcomeError, issue, outcome } from './fhir/outcome.ts';
 import { DEV_IDENTITY, type IdentityOptions } from './fhir/identity.ts';
 import { isObject } from './fhir/json.ts';
-import { NO_TENANTS, type Tenants } from './auth/tenants.ts';
-import { DATA_KEY_BYTES, DEV_DATA_KEY, type DataKey, decodeDataKey } from './sync/crypto.ts';
+import { issue, OperationOutcomeError, outcome } from './fhir/outcome.ts';
+import { DATA_KEY_BYTES, type DataKey, DEV_DATA_KEY, decodeDataKey } from './sync/crypto.ts';
 import { DEFAULT_CLINIC_BASE_URL, DEFAULT_TIMEOUT_MS, type RawTarget, type TargetConfig, TargetSchema } from './sync/target-config.ts';
 
 // Each module owns its settings' types and schemas; they are re-exported here, where the
@@ -158,9 +158,10 @@ function parseTarget(raw: unknown, path: string, problems: Problems): { target?:
     const at = [path, ...iss.path.map(String)].join('.');
     if (iss.code === 'unrecognized_keys') {
       for (const key of iss.keys) {
-        const hint = TOKEN_KEYS.test(key) && key !== 'tokenSecret' && key !== 'keyId'
-          ? '; secrets never go in FHIR_TARGETS: put the token in its own secret and name it in tokenSecret'
-          : '';
+        const hint =
+          TOKEN_KEYS.test(key) && key !== 'tokenSecret' && key !== 'keyId'
+            ? '; secrets never go in FHIR_TARGETS: put the token in its own secret and name it in tokenSecret'
+            : '';
         problems.add(`${at}.${key}`, `is not a known setting${hint}`);
       }
     } else {
@@ -302,10 +303,15 @@ function readApiAuth(env: ConfigEnv, problems: Problems): ApiAuth | undefined {
   if (value.startsWith('[') || value.startsWith('{')) {
     const tokens = parseJson(value);
     if (!tokens.ok || !(Array.isArray(tokens.value) || isObject(tokens.value))) {
-      problems.add(at, `names the secret ${a.tokensSecret}, which is neither a JSON array of strings nor a comma-separated list, nor a JSON object of named tokens`);
+      problems.add(
+        at,
+        `names the secret ${a.tokensSecret}, which is neither a JSON array of strings nor a comma-separated list, nor a JSON object of named tokens`,
+      );
       return undefined;
     }
-    list = Array.isArray(tokens.value) ? tokens.value.map((v: unknown) => ({ value: v })) : Object.entries(tokens.value).map(([name, v]) => ({ name, value: v }));
+    list = Array.isArray(tokens.value)
+      ? tokens.value.map((v: unknown) => ({ value: v }))
+      : Object.entries(tokens.value).map(([name, v]) => ({ name, value: v }));
   } else {
     list = value.split(',').map((v) => ({ value: v }));
   }
@@ -393,7 +399,11 @@ export function loadConfig(env: ConfigEnv): BridgeConfig {
   const targetsText = present(env, 'FHIR_TARGETS');
   if (targetsText === undefined && (bridgeEnv === 'production' || !allowSyntheticIds)) {
     // The default target is the local development sandbox: never where real national ids are taken.
-    problems.add('FHIR_TARGETS', 'is required where BRIDGE_ENV is "production" or ALLOW_SYNTHETIC_IDS is false: without it deliveries would go to the local development sandbox', 'required');
+    problems.add(
+      'FHIR_TARGETS',
+      'is required where BRIDGE_ENV is "production" or ALLOW_SYNTHETIC_IDS is false: without it deliveries would go to the local development sandbox',
+      'required',
+    );
   }
   if (targetsText !== undefined) {
     const parsed = parseJson(targetsText);
@@ -527,7 +537,10 @@ function readDeployment(env: ConfigEnv, problems: Problems): { bridgeEnv: Bridge
     problems.add('ALLOW_SYNTHETIC_IDS', 'must be false where BRIDGE_ENV is "production": production takes real national ids only');
   }
   if (bridgeEnv === 'local' && !allowSyntheticIds) {
-    problems.add(NAME, '"local" (local development) is refused where ALLOW_SYNTHETIC_IDS is false: a configuration that accepts real national ids is a deployment, not local development');
+    problems.add(
+      NAME,
+      '"local" (local development) is refused where ALLOW_SYNTHETIC_IDS is false: a configuration that accepts real national ids is a deployment, not local development',
+    );
   }
   return { bridgeEnv, allowSyntheticIds };
 }
@@ -551,7 +564,10 @@ function readIdentity(env: ConfigEnv, allowSyntheticIds: boolean, problems: Prob
       url = undefined;
     }
     if (url?.protocol !== 'https:' || url.search || url.hash || namespace.endsWith('/') || url.username) {
-      problems.add('IDENTIFIER_NAMESPACE', 'must be an absolute https URL the deployment controls, without a trailing slash, query or fragment (e.g. https://fhir.clinic.example/sid)');
+      problems.add(
+        'IDENTIFIER_NAMESPACE',
+        'must be an absolute https URL the deployment controls, without a trailing slash, query or fragment (e.g. https://fhir.clinic.example/sid)',
+      );
       namespace = undefined;
     }
   }
@@ -626,7 +642,10 @@ function readTenants(env: ConfigEnv, apiAuth: ApiAuth | undefined, problems: Pro
   if (apiAuth?.type === 'bearer') {
     apiAuth.names.forEach((n, i) => {
       if (n !== undefined && names.has(n) && groups.get(n) !== n) {
-        problems.add(`${NAME}`, `token ${i + 1} in the secret ${apiAuth.tokensSecret} has the name of a tenant it is not listed in; rename the tenant or list the token in it`);
+        problems.add(
+          `${NAME}`,
+          `token ${i + 1} in the secret ${apiAuth.tokensSecret} has the name of a tenant it is not listed in; rename the tenant or list the token in it`,
+        );
         ok = false;
       }
     });
@@ -744,12 +763,15 @@ function readSmartIssuers(env: ConfigEnv, problems: Problems): SmartConfig {
     };
     for (const key of Object.keys(raw)) {
       if (!['iss', 'orgNumber', 'clientId', 'clientSecretSecret', 'frameAncestors'].includes(key)) {
-        bad(key, `is not a known setting${TOKEN_KEYS.test(key) && key !== 'clientSecretSecret' ? '; secrets never go in SMART_ISSUERS: put the client secret in its own secret and name it in clientSecretSecret' : ''}`);
+        bad(
+          key,
+          `is not a known setting${TOKEN_KEYS.test(key) && key !== 'clientSecretSecret' ? '; secrets never go in SMART_ISSUERS: put the client secret in its own secret and name it in clientSecretSecret' : ''}`,
+        );
       }
     }
     const { iss, orgNumber, clientId, clientSecretSecret, frameAncestors } = raw;
     let base: string | undefined;
-    if (typeof iss !== 'string') bad('iss', 'is required: the EHR\'s FHIR base URL', 'required');
+    if (typeof iss !== 'string') bad('iss', "is required: the EHR's FHIR base URL", 'required');
     else {
       const problem = targetUrlProblem(iss.trim());
       if (problem) bad('iss', problem);
@@ -761,14 +783,24 @@ function readSmartIssuers(env: ConfigEnv, problems: Problems): SmartConfig {
       const problem = checkOrgNumber(orgNumber);
       if (problem) bad('orgNumber', problem);
     }
-    if (typeof clientId !== 'string' || !/^[\x21-\x7e]{1,256}$/.test(clientId)) bad('clientId', 'must be the client id the EHR registered (1 to 256 printable characters, no spaces)', typeof clientId === 'string' ? 'invalid' : 'required');
+    if (typeof clientId !== 'string' || !/^[\x21-\x7e]{1,256}$/.test(clientId))
+      bad(
+        'clientId',
+        'must be the client id the EHR registered (1 to 256 printable characters, no spaces)',
+        typeof clientId === 'string' ? 'invalid' : 'required',
+      );
     let secret: string | undefined;
     if (typeof clientSecretSecret !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(clientSecretSecret)) {
-      bad('clientSecretSecret', 'must be the name of the environment variable holding the client secret', typeof clientSecretSecret === 'string' ? 'invalid' : 'required');
+      bad(
+        'clientSecretSecret',
+        'must be the name of the environment variable holding the client secret',
+        typeof clientSecretSecret === 'string' ? 'invalid' : 'required',
+      );
     } else {
       secret = present(env, clientSecretSecret);
       if (secret === undefined) bad('clientSecretSecret', `names the secret ${clientSecretSecret}, which is not set or is empty`, 'required');
-      else if (!/^[\x20-\x7e]+$/.test(secret)) bad('clientSecretSecret', `names the secret ${clientSecretSecret}, whose value has characters other than printable ASCII`);
+      else if (!/^[\x20-\x7e]+$/.test(secret))
+        bad('clientSecretSecret', `names the secret ${clientSecretSecret}, whose value has characters other than printable ASCII`);
     }
     const ancestors: string[] = [];
     if (frameAncestors !== undefined) {

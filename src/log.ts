@@ -90,7 +90,11 @@ function clean(fields: LogFields): Record<string, unknown> {
 
 /** The kind of a thrown value for the `error` field: an Error's name, never its message. */
 export function errorKind(e: unknown): string {
-  return e instanceof Error ? e.name : e !== null && typeof e === 'object' && typeof (e as { name?: unknown }).name === 'string' ? String((e as { name: string }).name) : typeof e;
+  return e instanceof Error
+    ? e.name
+    : e !== null && typeof e === 'object' && typeof (e as { name?: unknown }).name === 'string'
+      ? String((e as { name: string }).name)
+      : typeof e;
 }
 
 /**

@@ -7,22 +7,22 @@
  * episodes, and reads open coordination requests back from the primary treatment servers.
  */
 import { DurableObject } from 'cloudflare:workers';
+import { createInboundAuthenticator, type InboundAuthenticator } from './auth/inbound.ts';
+import { withTenants } from './auth/tenants.ts';
 import { type BridgeConfig, loadConfig } from './config.ts';
-import { errorKind, log } from './log.ts';
-import { OperationOutcomeError, isOperationOutcomeError, issue, outcome } from './fhir/outcome.ts';
-import { type InboundAuthenticator, createInboundAuthenticator } from './auth/inbound.ts';
+import { FHIR_JSON } from './fhir/json.ts';
+import { isOperationOutcomeError, issue, OperationOutcomeError, outcome } from './fhir/outcome.ts';
 import { createApp } from './http/app.ts';
 import { smartDepsFrom } from './http/smart.ts';
-import { type AttemptResult, attemptJob } from './sync/deliver.ts';
-import { withTenants } from './auth/tenants.ts';
+import { errorKind, log } from './log.ts';
+import { refreshCoordination } from './sync/coordination.ts';
 import { DataCipher } from './sync/crypto.ts';
 import { D1Store } from './sync/d1-store.ts';
-import { type DeliveryQueue, type WriteLimiter, createDeliveryService } from './sync/service.ts';
-import { DEAD_LETTERED, DEAD_LETTER_QUEUE } from './sync/dead-letter.ts';
+import { DEAD_LETTER_QUEUE, DEAD_LETTERED } from './sync/dead-letter.ts';
+import { type AttemptResult, attemptJob } from './sync/deliver.ts';
+import { createDeliveryService, type DeliveryQueue, type WriteLimiter } from './sync/service.ts';
 import { markDead, purgeExpired, purgeExpiredEpisodes, sweepStale } from './sync/sweep.ts';
-import { refreshCoordination } from './sync/coordination.ts';
 import { clientFactory, primaryEndpoint, retryPolicy } from './sync/targets.ts';
-import { FHIR_JSON } from './fhir/json.ts';
 
 export interface Env {
   DB: D1Database;
@@ -65,9 +65,7 @@ export interface DeliveryMessage {
  * Configuration is read once per isolate and environment; a bad setting fails loudly. The
  * caller authenticator lives beside it, so its token digests and JWKS cache are kept.
  */
-let configCache:
-  | { env: unknown; config: BridgeConfig; auth: InboundAuthenticator; cipher: DataCipher; app?: ReturnType<typeof createApp> }
-  | undefined;
+let configCache: { env: unknown; config: BridgeConfig; auth: InboundAuthenticator; cipher: DataCipher; app?: ReturnType<typeof createApp> } | undefined;
 function loaded(env: Env): NonNullable<typeof configCache> {
   if (configCache?.env !== env) {
     const config = loadConfig(env as unknown as Record<string, string | undefined>);
@@ -162,7 +160,13 @@ function app(env: Env) {
   if (!cfg.allowSyntheticIds && !env.WRITE_RATE_LIMITER) {
     // A deployment with real patients gets a rate limit, or does not start.
     throw new OperationOutcomeError(
-      outcome([issue('required', 'WRITE_RATE_LIMITER: the rate-limiting binding ([[ratelimits]] in wrangler.toml) is required where ALLOW_SYNTHETIC_IDS is false', 'WRITE_RATE_LIMITER')]),
+      outcome([
+        issue(
+          'required',
+          'WRITE_RATE_LIMITER: the rate-limiting binding ([[ratelimits]] in wrangler.toml) is required where ALLOW_SYNTHETIC_IDS is false',
+          'WRITE_RATE_LIMITER',
+        ),
+      ]),
       500,
     );
   }
@@ -234,7 +238,12 @@ export default {
         log('delivery.attempt', {
           jobId,
           ...(job
-            ? { tenant: job.tenant, status: job.status, attempts: job.attempts, targets: Object.fromEntries(Object.entries(job.targets).map(([t, r]) => [t, r.status])) }
+            ? {
+                tenant: job.tenant,
+                status: job.status,
+                attempts: job.attempts,
+                targets: Object.fromEntries(Object.entries(job.targets).map(([t, r]) => [t, r.status])),
+              }
             : { status: 'unknown job' }),
           durationMs: Date.now() - started,
           ...(retryInSeconds !== undefined ? { retryInSeconds } : {}),

@@ -9,11 +9,11 @@
  * is passed in.
  */
 import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
-import { SignJWT, importJWK } from 'jose';
 import type { CryptoKey } from 'jose';
+import { importJWK, SignJWT } from 'jose';
 import { z } from 'zod';
+import { issue, OperationOutcomeError, outcome } from '../fhir/outcome.ts';
 import type { TargetAuth } from './config.ts';
-import { OperationOutcomeError, issue, outcome } from '../fhir/outcome.ts';
 
 export interface TokenProviderDeps {
   fetch: typeof fetch;
@@ -183,13 +183,7 @@ function waitAtMost<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promi
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
-function fail(
-  name: string,
-  status: number,
-  code: OperationOutcomeIssue['code'],
-  message: string,
-  cause?: unknown,
-): OperationOutcomeError {
+function fail(name: string, status: number, code: OperationOutcomeIssue['code'], message: string, cause?: unknown): OperationOutcomeError {
   const err = new OperationOutcomeError(outcome([issue(code, `Token request for FHIR target ${name} failed: ${message}`)]), status);
   // The cause is kept for debugging but never put into the message; it holds no request body.
   if (cause !== undefined) Object.defineProperty(err, 'cause', { value: cause, enumerable: false });

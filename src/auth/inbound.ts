@@ -6,7 +6,7 @@
  * Nothing here knows HTTP; `src/http/auth.ts` turns results into 401/403 responses.
  * Results never contain the presented token.
  */
-import { type JWTPayload, createRemoteJWKSet, customFetch, errors, jwtVerify } from 'jose';
+import { createRemoteJWKSet, customFetch, errors, type JWTPayload, jwtVerify } from 'jose';
 import type { ApiAuth } from './config.ts';
 
 /** Signature algorithms accepted on access tokens (SMART Backend Services: RS384, ES384; plus the common 256 variants). */
@@ -203,15 +203,15 @@ function jwtFailure(e: unknown): Verification {
     return { ok: false, reason: `the access token's "${e.claim}" claim is missing or not accepted here` };
   }
   if (e instanceof errors.JWKSNoMatchingKey) return { ok: false, reason: 'the access token is not signed by a key of the configured issuer' };
-  if (e instanceof errors.JWSSignatureVerificationFailed) return { ok: false, reason: 'the access token\'s signature does not verify' };
+  if (e instanceof errors.JWSSignatureVerificationFailed) return { ok: false, reason: "the access token's signature does not verify" };
   if (e instanceof errors.JOSEAlgNotAllowed) return { ok: false, reason: `the access token's alg is not one of ${ACCESS_TOKEN_ALGS.join(', ')}` };
-  if (e instanceof errors.JWKSMultipleMatchingKeys) return { ok: false, reason: 'the access token\'s header matches more than one key; send a kid' };
+  if (e instanceof errors.JWKSMultipleMatchingKeys) return { ok: false, reason: "the access token's header matches more than one key; send a kid" };
   if (e instanceof errors.JWSInvalid || e instanceof errors.JWTInvalid || e instanceof errors.JOSENotSupported) {
     return { ok: false, reason: 'the access token is not a valid signed JWT' };
   }
   // Anything else (timeout, an unreachable or unreadable key set) means the token could
   // not be checked: the caller is not at fault, and may try again.
-  return { ok: false, reason: 'the authorisation server\'s keys could not be fetched; try again later', unavailable: true };
+  return { ok: false, reason: "the authorisation server's keys could not be fetched; try again later", unavailable: true };
 }
 
 /** The `scope` claim: space-separated (RFC 8693 §4.2); an array is tolerated. */

@@ -20,7 +20,7 @@ import { createInterface } from 'node:readline';
 import { isOperationOutcomeError } from '../fhir/outcome.ts';
 import { redactText } from '../sync/redact.ts';
 import type { SyncResult } from '../sync/sync-once.ts';
-import { Progress, formatDuration, formatRate } from './progress.ts';
+import { formatDuration, formatRate, Progress } from './progress.ts';
 
 /** A file to read episodes from. */
 export interface Source {
@@ -194,7 +194,10 @@ export async function syncFiles(opts: FileSyncOptions): Promise<{ summary: FileS
     outcomes[outcome]++;
     handled++;
     if (reason !== undefined) failures.push({ where: item.where, ...(episode ? { episode } : {}), outcome, reason });
-    progress.tick(FAILURES.has(outcome), reason === undefined ? undefined : `${item.where}${episode ? ` (episode ${episode})` : ''}: ${OUTCOMES[outcome]}: ${reason}`);
+    progress.tick(
+      FAILURES.has(outcome),
+      reason === undefined ? undefined : `${item.where}${episode ? ` (episode ${episode})` : ''}: ${OUTCOMES[outcome]}: ${reason}`,
+    );
   };
 
   const handle = async (item: Item) => {
@@ -211,7 +214,12 @@ export async function syncFiles(opts: FileSyncOptions): Promise<{ summary: FileS
         return record(item, episode, 'invalid', `${text}${issues.length > 1 ? ` (and ${issues.length - 1} more)` : ''}`);
       }
       // Not the episode's fault and not the server's answer: counted, named by its kind only.
-      return record(item, episode, 'failed', `internal error (${(e as Error)?.name ?? 'error'}): ${redactText(String((e as Error)?.message ?? e)).slice(0, 200)}`);
+      return record(
+        item,
+        episode,
+        'failed',
+        `internal error (${(e as Error)?.name ?? 'error'}): ${redactText(String((e as Error)?.message ?? e)).slice(0, 200)}`,
+      );
     }
     const targets = Object.entries(r.report.targets);
     for (const [, t] of targets) {

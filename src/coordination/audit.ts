@@ -10,9 +10,9 @@
  */
 import type { AuditEvent, AuditEventAgent, AuditEventEntity, Bundle, Identifier, ResourceType } from '@medplum/fhirtypes';
 import type { Episode } from '../domain/episode.ts';
-import { NO, SECURITY } from '../fhir/systems.ts';
 import { keyedUuid } from '../fhir/bundle-scope.ts';
-import { type IdentityOptions, businessIdSystem } from '../fhir/identity.ts';
+import { businessIdSystem, type IdentityOptions } from '../fhir/identity.ts';
+import { NO, SECURITY } from '../fhir/systems.ts';
 import { nationalIdentifier } from '../mapping/people.ts';
 
 const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
@@ -75,7 +75,10 @@ export function disclosureAuditEvent(d: Disclosure): AuditEvent {
   if (d.recipient) {
     agents.push({
       type: { coding: [{ system: DCM, code: '110152', display: 'Destination Role ID' }] },
-      who: { identifier: { system: NO.orgNumber, value: d.recipient.orgNumber }, ...(e.primaryTreatment?.organization.name ? { display: e.primaryTreatment.organization.name } : {}) },
+      who: {
+        identifier: { system: NO.orgNumber, value: d.recipient.orgNumber },
+        ...(e.primaryTreatment?.organization.name ? { display: e.primaryTreatment.organization.name } : {}),
+      },
       requestor: false,
       ...(d.recipient.endpoint ? { network: { address: d.recipient.endpoint, type: '5' as const } } : {}),
     });
@@ -102,7 +105,10 @@ export function disclosureAuditEvent(d: Disclosure): AuditEvent {
     });
   }
   for (const s of sentIdentifiers(d.sent)) {
-    entity.push({ what: { type: s.type as ResourceType, identifier: s.identifier }, type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' } });
+    entity.push({
+      what: { type: s.type as ResourceType, identifier: s.identifier },
+      type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '2', display: 'System Object' },
+    });
   }
   return {
     resourceType: 'AuditEvent',
@@ -203,7 +209,9 @@ export function summaryViewAuditEvent(v: SummaryView): AuditEvent {
       type: { coding: [{ system: DCM, code: '110152', display: 'Destination Role ID' }] },
       who: {
         identifier: { system: NO.orgNumber, value: who.orgNumber },
-        ...(e?.primaryTreatment?.organization.orgNumber === who.orgNumber && e.primaryTreatment.organization.name ? { display: e.primaryTreatment.organization.name } : {}),
+        ...(e?.primaryTreatment?.organization.orgNumber === who.orgNumber && e.primaryTreatment.organization.name
+          ? { display: e.primaryTreatment.organization.name }
+          : {}),
       },
       requestor: false,
     });

@@ -21,9 +21,7 @@ export type ClosedReason =
   | 'no-primary-organisation'
   | 'no-target';
 
-export type Gate =
-  | { open: true; orgNumber: string; share: ReadonlySet<ShareClass> }
-  | { open: false; reason: ClosedReason; text: string; orgNumber?: string };
+export type Gate = { open: true; orgNumber: string; share: ReadonlySet<ShareClass> } | { open: false; reason: ClosedReason; text: string; orgNumber?: string };
 
 const TEXT: Record<ClosedReason, string> = {
   'no-consent': 'the episode has no consent to share with the primary treatment team',

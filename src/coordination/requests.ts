@@ -142,9 +142,7 @@ export function summariseRequests(tasks: readonly Task[], now: string): EpisodeR
   }
   const out = [...episodes.values()].sort((a, b) => byNumber.compare(a.clinicOrg, b.clinicOrg) || byNumber.compare(a.episodeId, b.episodeId));
   for (const e of out) {
-    e.requests.sort(
-      (a, b) => OCCASIONS.indexOf(a.occasion) - OCCASIONS.indexOf(b.occasion) || byNumber.compare(a.assessmentId ?? '', b.assessmentId ?? ''),
-    );
+    e.requests.sort((a, b) => OCCASIONS.indexOf(a.occasion) - OCCASIONS.indexOf(b.occasion) || byNumber.compare(a.assessmentId ?? '', b.assessmentId ?? ''));
   }
   return out;
 }

@@ -22,24 +22,24 @@ import { createHash } from 'node:crypto';
 import type { Bundle, BundleEntry, DocumentReference, Encounter, EpisodeOfCare, Extension, Observation, Patient, Procedure, Task } from '@medplum/fhirtypes';
 import type { Episode } from '../domain/episode.ts';
 import { type ParseOptions, parseEpisode } from '../domain/parse.ts';
+import { keyedUuid, type Ref } from '../fhir/bundle-scope.ts';
+import { DEV_IDENTITY, type IdentityOptions } from '../fhir/identity.ts';
+import { FHIR_JSON } from '../fhir/json.ts';
 import { isOperationOutcomeError } from '../fhir/outcome.ts';
-import { LOINC, UCUM, profileUrl } from '../fhir/systems.ts';
-import { episodeOutcomes, classificationCoding } from '../instruments/outcomes.ts';
+import { LOINC, profileUrl, UCUM } from '../fhir/systems.ts';
+import { coding, translateTo } from '../fhir/terminology.ts';
+import { identifierQuery } from '../fhir/write-semantics.ts';
 import { INSTRUMENTS } from '../instruments/definitions.ts';
-import { addBridgeDevice, addProvenance } from '../mapping/bundle.ts';
+import { classificationCoding, episodeOutcomes } from '../instruments/outcomes.ts';
 import { addScores, selfHarmFlagRef } from '../instruments/score-resources.ts';
 import { round2 } from '../instruments/scoring.ts';
 import { selfHarmAssessments, selfHarmResolvedOn } from '../mapping/assessments.ts';
-import { type Ref, keyedUuid } from '../fhir/bundle-scope.ts';
-import { MappingContext, addMinutes } from '../mapping/context.ts';
+import { addBridgeDevice, addProvenance } from '../mapping/bundle.ts';
+import { addMinutes, MappingContext } from '../mapping/context.ts';
 import { mapConsent } from '../mapping/episode-of-care.ts';
-import { DEV_IDENTITY, type IdentityOptions } from '../fhir/identity.ts';
 import { mapClinician, mapOrganization, nationalIdentifier } from '../mapping/people.ts';
 import { base64Utf8 } from '../mapping/sessions.ts';
-import { coding, translateTo } from '../fhir/terminology.ts';
-import { identifierQuery } from '../fhir/write-semantics.ts';
-import { type Gate, type ShareClass, evaluateGate } from './gate.ts';
-import { FHIR_JSON } from '../fhir/json.ts';
+import { evaluateGate, type Gate, type ShareClass } from './gate.ts';
 // summary.ts builds on primaryContent below; the two only call each other inside functions.
 import { buildSummary } from './summary.ts';
 
@@ -103,7 +103,12 @@ export function primaryContent(e: Episode, share: ReadonlySet<ShareClass>, ident
   // The parent: national id, name, birth date — what the receiver needs to file it with the right person.
   const parentId = nationalIdentifier(e.parent.nationalId);
   const parent = ctx.add<Patient>(
-    { resourceType: 'Patient', identifier: [parentId], name: [{ use: 'official', family: e.parent.family, given: [...e.parent.given] }], birthDate: e.parent.birthDate },
+    {
+      resourceType: 'Patient',
+      identifier: [parentId],
+      name: [{ use: 'official', family: e.parent.family, given: [...e.parent.given] }],
+      birthDate: e.parent.birthDate,
+    },
     { identifier: parentId, clinical: true },
   );
   const clinic = mapOrganization(ctx, e.clinic);
@@ -157,7 +162,10 @@ export function primaryContent(e: Episode, share: ReadonlySet<ShareClass>, ident
   for (const s of e.sessions ?? []) {
     if (s.status !== 'attended') continue;
     const extension: Extension[] = [
-      ...(has('focus-areas') ? (s.focusElements ?? []) : []).map((f) => ({ url: profileUrl('imh-focus-element'), valueCoding: coding('marte-meo-focus-element', f) })),
+      ...(has('focus-areas') ? (s.focusElements ?? []) : []).map((f) => ({
+        url: profileUrl('imh-focus-element'),
+        valueCoding: coding('marte-meo-focus-element', f),
+      })),
       ...(has('themes') ? (s.themes ?? []) : []).map((t) => ({ url: profileUrl('imh-change-theme'), valueCoding: coding('change-process-theme', t) })),
     ];
     if (!extension.length) continue;

@@ -15,19 +15,19 @@ import type { Episode } from '../domain/episode.ts';
 import { NORMS } from '../instruments/norms.ts';
 import {
   type AttendanceRow,
-  type ScoreSeries,
-  type SessionCodes,
-  type SummaryModel,
-  type SummaryOptions,
   attendanceLead,
   changeSentence,
   closingSentence,
   contactSentence,
   courseSentence,
   measureName,
+  type ScoreSeries,
+  type SessionCodes,
+  type SummaryModel,
+  type SummaryOptions,
   summaryModel,
 } from './summary.ts';
-import { type SummaryLang, esc, formatDate, formatNumber, label, shortDate, t } from './summary-text.ts';
+import { esc, formatDate, formatNumber, label, type SummaryLang, shortDate, t } from './summary-text.ts';
 
 /** The Content-Security-Policy the page is made for (and that an HTTP route should send with it). */
 export const SUMMARY_PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
@@ -89,8 +89,10 @@ function xScale(dates: string[], left: number, right: number): (d: string) => nu
 function marker(kind: string, x: number, y: number, stroke: string, filled = true): string {
   const fill = filled ? stroke : '#fff';
   if (kind === 'square') return `<rect x="${num(x - 4.5)}" y="${num(y - 4.5)}" width="9" height="9" fill="${fill}" stroke="${stroke}" stroke-width="1.5"/>`;
-  if (kind === 'diamond') return `<path d="M${num(x)} ${num(y - 6)}L${num(x + 6)} ${num(y)}L${num(x)} ${num(y + 6)}L${num(x - 6)} ${num(y)}Z" fill="${fill}" stroke="${stroke}" stroke-width="1.5"/>`;
-  if (kind === 'cross') return `<path d="M${num(x - 5)} ${num(y - 5)}L${num(x + 5)} ${num(y + 5)}M${num(x + 5)} ${num(y - 5)}L${num(x - 5)} ${num(y + 5)}" stroke="${stroke}" stroke-width="2.2"/>`;
+  if (kind === 'diamond')
+    return `<path d="M${num(x)} ${num(y - 6)}L${num(x + 6)} ${num(y)}L${num(x)} ${num(y + 6)}L${num(x - 6)} ${num(y)}Z" fill="${fill}" stroke="${stroke}" stroke-width="1.5"/>`;
+  if (kind === 'cross')
+    return `<path d="M${num(x - 5)} ${num(y - 5)}L${num(x + 5)} ${num(y + 5)}M${num(x + 5)} ${num(y - 5)}L${num(x - 5)} ${num(y + 5)}" stroke="${stroke}" stroke-width="2.2"/>`;
   return `<circle cx="${num(x)}" cy="${num(y)}" r="5" fill="${fill}" stroke="${stroke}" stroke-width="1.5"/>`;
 }
 
@@ -142,14 +144,24 @@ function lineChart(
     parts.push(`<text x="${right + 6}" y="${num((yTop + yBottom) / 2 + 4)}" font-size="12">${esc(label('band', b.band, lang))} (${b.from}–${upper})</text>`);
   });
   // Axes and ticks.
-  parts.push(`<line x1="${left}" y1="${bottom}" x2="${right}" y2="${bottom}" stroke="#555"/><line x1="${left}" y1="${top}" x2="${left}" y2="${bottom}" stroke="#555"/>`);
+  parts.push(
+    `<line x1="${left}" y1="${bottom}" x2="${right}" y2="${bottom}" stroke="#555"/><line x1="${left}" y1="${top}" x2="${left}" y2="${bottom}" stroke="#555"/>`,
+  );
   // Band edges where there are bands; else every whole number of a short scale (PRFQ 1–7).
-  const ticks = bands ? [...new Set([lo, ...bands.map((b) => b.from).filter((f) => f > lo), hi])] : hi - lo <= 10 ? Array.from({ length: hi - lo + 1 }, (_, i) => lo + i) : [lo, hi];
+  const ticks = bands
+    ? [...new Set([lo, ...bands.map((b) => b.from).filter((f) => f > lo), hi])]
+    : hi - lo <= 10
+      ? Array.from({ length: hi - lo + 1 }, (_, i) => lo + i)
+      : [lo, hi];
   for (const v of ticks) parts.push(`<text x="${left - 6}" y="${num(y(v) + 4)}" font-size="11" text-anchor="end">${esc(formatNumber(v, lang))}</text>`);
   for (const d of dates) parts.push(`<text x="${num(x(d))}" y="${bottom + 16}" font-size="11" text-anchor="middle">${esc(shortDate(d, lang))}</text>`);
   if (cutoff !== undefined) {
-    parts.push(`<line x1="${left}" y1="${num(y(cutoff - 0.5))}" x2="${right}" y2="${num(y(cutoff - 0.5))}" stroke="#8b0000" stroke-width="1.5" stroke-dasharray="8 4"/>`);
-    parts.push(`<text x="${left + 4}" y="${num(y(cutoff - 0.5) - 4)}" font-size="11">${esc(lang === 'nb' ? `klinisk grense ${cutoff}` : `clinical cut-off ${cutoff}`)}</text>`);
+    parts.push(
+      `<line x1="${left}" y1="${num(y(cutoff - 0.5))}" x2="${right}" y2="${num(y(cutoff - 0.5))}" stroke="#8b0000" stroke-width="1.5" stroke-dasharray="8 4"/>`,
+    );
+    parts.push(
+      `<text x="${left + 4}" y="${num(y(cutoff - 0.5) - 4)}" font-size="11">${esc(lang === 'nb' ? `klinisk grense ${cutoff}` : `clinical cut-off ${cutoff}`)}</text>`,
+    );
   }
   series.forEach((s, i) => {
     const st = SERIES_STYLE[i % SERIES_STYLE.length] as (typeof SERIES_STYLE)[number];
@@ -164,7 +176,9 @@ function lineChart(
     series.forEach((s, i) => {
       const st = SERIES_STYLE[i % SERIES_STYLE.length] as (typeof SERIES_STYLE)[number];
       const lx = left + 10 + i * 220;
-      parts.push(`<line x1="${lx}" y1="${H - 8}" x2="${lx + 22}" y2="${H - 8}" stroke="${st.stroke}" stroke-width="2"${st.dash ? ` stroke-dasharray="${st.dash}"` : ''}/>${marker(st.marker, lx + 11, H - 8, st.stroke)}`);
+      parts.push(
+        `<line x1="${lx}" y1="${H - 8}" x2="${lx + 22}" y2="${H - 8}" stroke="${st.stroke}" stroke-width="2"${st.dash ? ` stroke-dasharray="${st.dash}"` : ''}/>${marker(st.marker, lx + 11, H - 8, st.stroke)}`,
+      );
       parts.push(`<text x="${lx + 28}" y="${H - 4}" font-size="11">${esc(s.name)}</text>`);
     });
   }
@@ -174,7 +188,8 @@ function lineChart(
 function scoreFigure(s: ScoreSeries, lang: SummaryLang, id: string): string {
   const name = measureName(s, lang);
   const bandText = (v: number, band?: string) => `${formatNumber(v, lang)}${band ? ` (${label('band', band, lang)})` : ''}`;
-  const desc = s.points.map((p) => `${formatDate(p.date, lang)}: ${bandText(p.value, p.band)}`).join('; ') + (s.outcome ? `. ${changeSentence(s.outcome, lang)}` : '');
+  const desc =
+    s.points.map((p) => `${formatDate(p.date, lang)}: ${bandText(p.value, p.band)}`).join('; ') + (s.outcome ? `. ${changeSentence(s.outcome, lang)}` : '');
   const cutoff = s.measure === 'total' ? NORMS[s.instrument]?.cutoff : undefined;
   const chart = lineChart(id, lang, lang === 'nb' ? `${name} over tid` : `${name} over time`, desc, [{ name, points: s.points }], s.range, s.bands, cutoff);
   const caption = s.outcome
@@ -196,14 +211,28 @@ function scoresSection(m: SummaryModel, series: ScoreSeries[]): string {
   const prfq = series.filter((x) => x.instrument === 'PRFQ');
   if (prfq.length) {
     const title = lang === 'nb' ? 'PRFQ-delskalaer over tid (gjennomsnitt 1–7)' : 'PRFQ subscales over time (mean 1–7)';
-    const desc = prfq.map((s) => `${label('measure', s.measure, lang)}: ${s.points.map((p) => `${formatDate(p.date, lang)} ${formatNumber(p.value, lang)}`).join(', ')}`).join('; ');
-    const chart = lineChart('chart-prfq', lang, title, desc, prfq.map((s) => ({ name: label('measure', s.measure, lang), points: s.points })), [1, 7]);
-    const changes = prfq.filter((s) => s.outcome).map((s) => `<li>${esc(`${label('measure', s.measure, lang)}: ${changeSentence(s.outcome as NonNullable<ScoreSeries['outcome']>, lang)}`)}</li>`);
+    const desc = prfq
+      .map((s) => `${label('measure', s.measure, lang)}: ${s.points.map((p) => `${formatDate(p.date, lang)} ${formatNumber(p.value, lang)}`).join(', ')}`)
+      .join('; ');
+    const chart = lineChart(
+      'chart-prfq',
+      lang,
+      title,
+      desc,
+      prfq.map((s) => ({ name: label('measure', s.measure, lang), points: s.points })),
+      [1, 7],
+    );
+    const changes = prfq
+      .filter((s) => s.outcome)
+      .map((s) => `<li>${esc(`${label('measure', s.measure, lang)}: ${changeSentence(s.outcome as NonNullable<ScoreSeries['outcome']>, lang)}`)}</li>`);
     const dates = [...new Set(prfq.flatMap((s) => s.points.map((p) => p.date)))].sort();
-    const rows = dates.map((d) => [formatDate(d, lang), ...prfq.map((s) => {
-      const p = s.points.find((x) => x.date === d);
-      return p ? formatNumber(p.value, lang) : '–';
-    })]);
+    const rows = dates.map((d) => [
+      formatDate(d, lang),
+      ...prfq.map((s) => {
+        const p = s.points.find((x) => x.date === d);
+        return p ? formatNumber(p.value, lang) : '–';
+      }),
+    ]);
     parts.push(
       `<h3>PRFQ</h3><figure>${chart}${changes.length ? `<figcaption><ul>${changes.join('')}</ul></figcaption>` : ''}</figure>` +
         tableHtml(lang === 'nb' ? 'PRFQ: delskalaer' : 'PRFQ: subscales', [t('date', lang), ...prfq.map((s) => label('measure', s.measure, lang))], rows),
@@ -214,7 +243,11 @@ function scoresSection(m: SummaryModel, series: ScoreSeries[]): string {
     const name = measureName(rf, lang);
     parts.push(
       `<h3>${esc(name)}</h3>` +
-        tableHtml(name, [t('date', lang), t('score', lang)], rf.points.map((p) => [formatDate(p.date, lang), formatNumber(p.value, lang)])) +
+        tableHtml(
+          name,
+          [t('date', lang), t('score', lang)],
+          rf.points.map((p) => [formatDate(p.date, lang), formatNumber(p.value, lang)]),
+        ) +
         (rf.outcome ? `<p><span class="classification">${esc(t('change', lang))}:</span> ${esc(changeSentence(rf.outcome, lang))}</p>` : ''),
     );
   }
@@ -233,7 +266,11 @@ function attendanceSection(m: SummaryModel, rows: AttendanceRow[]): string {
   const lead = attendanceLead(lang, rows);
   if (!rows.length) return `<p>${esc(lead)}</p>`;
   const H = 120;
-  const x = xScale(rows.map((r) => r.date), 40, W - 40);
+  const x = xScale(
+    rows.map((r) => r.date),
+    40,
+    W - 40,
+  );
   const parts: string[] = [`<line x1="30" y1="50" x2="${W - 30}" y2="50" stroke="#555"/>`];
   rows.forEach((r, i) => {
     const mk = ATTENDANCE_MARK[r.status] ?? (ATTENDANCE_MARK.planned as { marker: string; stroke: string; filled: boolean });
@@ -261,7 +298,12 @@ function attendanceSection(m: SummaryModel, rows: AttendanceRow[]): string {
   return `<p>${esc(lead)}</p><figure>${chart}</figure>${table}`;
 }
 
-const THEME_ORDER = ['feeling-inadequate-or-disconnected', 'discovering-infant-as-intentional', 'becoming-agentic-and-interconnected', 'challenged-by-own-mental-health'];
+const THEME_ORDER = [
+  'feeling-inadequate-or-disconnected',
+  'discovering-infant-as-intentional',
+  'becoming-agentic-and-interconnected',
+  'challenged-by-own-mental-health',
+];
 
 function themesSection(m: SummaryModel, rows: SessionCodes[]): string {
   const { lang } = m;
@@ -290,18 +332,34 @@ function themesSection(m: SummaryModel, rows: SessionCodes[]): string {
     for (const th of r.codes) parts.push(marker('circle', xAt(i), yOf(th), '#1d4f7a'));
   });
   THEME_ORDER.forEach((th) => {
-    parts.push(`<text x="${left - 30}" y="${yOf(th) - 10}" font-size="12" stroke="#fff" stroke-width="4" paint-order="stroke" stroke-linejoin="round">${esc(label('theme', th, lang))}</text>`);
+    parts.push(
+      `<text x="${left - 30}" y="${yOf(th) - 10}" font-size="12" stroke="#fff" stroke-width="4" paint-order="stroke" stroke-linejoin="round">${esc(label('theme', th, lang))}</text>`,
+    );
   });
   const desc = rows.map((r) => `${formatDate(r.date, lang)}: ${r.codes.map((c) => label('theme', c, lang)).join(', ')}`).join('; ');
-  const chart = svg('chart-themes', H, lang === 'nb' ? 'Endringsprosessen som en vei gjennom de fire temaene' : 'The change process as a path through the four themes', desc, parts.join(''));
-  const table = tableHtml(lang === 'nb' ? 'Temaer per time' : 'Themes by session', [t('date', lang), t('theme', lang)], rows.map((r) => [formatDate(r.date, lang), r.codes.map((c) => label('theme', c, lang)).join('; ')]));
+  const chart = svg(
+    'chart-themes',
+    H,
+    lang === 'nb' ? 'Endringsprosessen som en vei gjennom de fire temaene' : 'The change process as a path through the four themes',
+    desc,
+    parts.join(''),
+  );
+  const table = tableHtml(
+    lang === 'nb' ? 'Temaer per time' : 'Themes by session',
+    [t('date', lang), t('theme', lang)],
+    rows.map((r) => [formatDate(r.date, lang), r.codes.map((c) => label('theme', c, lang)).join('; ')]),
+  );
   return `<figure>${chart}</figure>${table}`;
 }
 
 function focusSection(m: SummaryModel, rows: SessionCodes[]): string {
   const { lang } = m;
   if (!rows.length) return `<p>${esc(lang === 'nb' ? 'Ingen Marte Meo-elementer er registrert.' : 'No Marte Meo elements are recorded.')}</p>`;
-  return tableHtml(t('focus', lang), [t('date', lang), t('elements', lang)], rows.map((r) => [formatDate(r.date, lang), r.codes.map((c) => label('focus', c, lang)).join('; ')]));
+  return tableHtml(
+    t('focus', lang),
+    [t('date', lang), t('elements', lang)],
+    rows.map((r) => [formatDate(r.date, lang), r.codes.map((c) => label('focus', c, lang)).join('; ')]),
+  );
 }
 
 function riskSection(m: SummaryModel): string {
@@ -313,10 +371,18 @@ function riskSection(m: SummaryModel): string {
     lang === 'nb' ? ['Skjema og dato', 'Flagg', 'Oppfølging hos', 'Frist', 'Status'] : ['Instrument and date', 'Flag', 'Follow-up by', 'Due', 'Status'],
     risks.map((r) => [
       `${r.instrument} ${formatDate(r.date, lang)} (${lang === 'nb' ? 'ledd' : 'item'} ${r.item})`,
-      r.resolvedOn ? (lang === 'nb' ? `ikke lenger aktivt fra ${formatDate(r.resolvedOn, lang)}` : `no longer active since ${formatDate(r.resolvedOn, lang)}`) : lang === 'nb' ? 'aktivt' : 'active',
+      r.resolvedOn
+        ? lang === 'nb'
+          ? `ikke lenger aktivt fra ${formatDate(r.resolvedOn, lang)}`
+          : `no longer active since ${formatDate(r.resolvedOn, lang)}`
+        : lang === 'nb'
+          ? 'aktivt'
+          : 'active',
       m.primary.name,
       formatDate(r.due, lang),
-      label('taskStatus', r.requestStatus, lang) + (r.requestLastModified ? ` (${formatDate(r.requestLastModified, lang)})` : '') + (r.requestStatusReason ? ` – ${r.requestStatusReason}` : ''),
+      label('taskStatus', r.requestStatus, lang) +
+        (r.requestLastModified ? ` (${formatDate(r.requestLastModified, lang)})` : '') +
+        (r.requestStatusReason ? ` – ${r.requestStatusReason}` : ''),
     ]),
   );
 }
@@ -325,7 +391,11 @@ function closingSection(m: SummaryModel): string {
   const { lang } = m;
   const c = m.closing;
   const goals = c.goals.length
-    ? tableHtml(lang === 'nb' ? 'Mål' : 'Goals', [t('goal', lang), lang === 'nb' ? 'Startet' : 'Started', t('status', lang)], c.goals.map((g) => [g.description, formatDate(g.startOn, lang), `${label('goalStatus', g.status, lang)} (${formatDate(g.statusOn, lang)})`]))
+    ? tableHtml(
+        lang === 'nb' ? 'Mål' : 'Goals',
+        [t('goal', lang), lang === 'nb' ? 'Startet' : 'Started', t('status', lang)],
+        c.goals.map((g) => [g.description, formatDate(g.startOn, lang), `${label('goalStatus', g.status, lang)} (${formatDate(g.statusOn, lang)})`]),
+      )
     : `<p>${esc(lang === 'nb' ? 'Ingen mål er registrert.' : 'No goals are recorded.')}</p>`;
   const closing = closingSentence(m) ?? (lang === 'nb' ? 'Veiledningen er ikke avsluttet.' : 'Guidance has not ended.');
   const rec = c.recommendation ? `<p><strong>${esc(lang === 'nb' ? 'Anbefaling' : 'Recommendation')}:</strong> ${esc(c.recommendation)}</p>` : '';

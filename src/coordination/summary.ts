@@ -20,24 +20,24 @@
  */
 import type { Bundle, BundleEntry, Composition, CompositionSection, Reference, Resource, Signature, Task } from '@medplum/fhirtypes';
 import canonicalize from 'canonicalize';
-import { CompactSign, type JWK, base64url, compactVerify, createLocalJWKSet, importJWK } from 'jose';
+import { base64url, CompactSign, compactVerify, createLocalJWKSet, importJWK, type JWK } from 'jose';
 import type { Episode } from '../domain/episode.ts';
-import { OperationOutcomeError, badRequest, issue, outcome } from '../fhir/outcome.ts';
+import { keyedUuid } from '../fhir/bundle-scope.ts';
+import { DEV_IDENTITY, type IdentityOptions } from '../fhir/identity.ts';
+import { FHIR_JSON } from '../fhir/json.ts';
+import { badRequest, issue, OperationOutcomeError, outcome } from '../fhir/outcome.ts';
 import { LOINC, SECURITY } from '../fhir/systems.ts';
+import { coding } from '../fhir/terminology.ts';
 import { INSTRUMENTS, type InstrumentId } from '../instruments/definitions.ts';
-import { type InstrumentOutcome, episodeOutcomes } from '../instruments/outcomes.ts';
+import { episodeOutcomes, type InstrumentOutcome } from '../instruments/outcomes.ts';
 import { score } from '../instruments/scoring.ts';
 import { selfHarmAssessments, selfHarmResolvedOn } from '../mapping/assessments.ts';
-import { keyedUuid } from '../fhir/bundle-scope.ts';
 import { MappingContext } from '../mapping/context.ts';
 import { mapClinicianGlobalImprovement, mapGoals } from '../mapping/goals.ts';
-import { DEV_IDENTITY, type IdentityOptions } from '../fhir/identity.ts';
 import { base64Utf8 } from '../mapping/sessions.ts';
-import { coding } from '../fhir/terminology.ts';
 import { evaluateGate, type ShareClass } from './gate.ts';
 import { nextDay, primaryContent, requestIdentifier } from './share.ts';
-import { type SummaryLang, ageInMonths, esc, formatDate, formatNumber, label, t } from './summary-text.ts';
-import { FHIR_JSON } from '../fhir/json.ts';
+import { ageInMonths, esc, formatDate, formatNumber, label, type SummaryLang, t } from './summary-text.ts';
 
 export type { SummaryLang } from './summary-text.ts';
 
@@ -145,7 +145,8 @@ function refused(text: string): OperationOutcomeError {
 
 /** The parts of the consent the summary may show; throws when there is no summary at all. */
 function consentedParts(e: Episode, opts: SummaryOptions): ReadonlySet<ShareClass> {
-  if (!INSTANT.test(opts.at) || Number.isNaN(Date.parse(opts.at))) throw badRequest('at must be an ISO 8601 date-time with seconds and an offset, e.g. 2026-05-10T10:00:00Z');
+  if (!INSTANT.test(opts.at) || Number.isNaN(Date.parse(opts.at)))
+    throw badRequest('at must be an ISO 8601 date-time with seconds and an offset, e.g. 2026-05-10T10:00:00Z');
   if (opts.lang !== 'nb' && opts.lang !== 'en') throw badRequest('lang must be "nb" or "en"');
   const gate = evaluateGate(e, opts.at, opts.hasTarget ?? (() => true));
   if (!gate.open) throw refused(gate.text);
@@ -162,7 +163,9 @@ const fullName = (given: readonly string[], family: string) => [...given, family
 function scoreSeries(e: Episode): ScoreSeries[] {
   const outcomes = episodeOutcomes(e);
   const series = new Map<string, ScoreSeries>();
-  const ordered = [...(e.assessments ?? [])].sort((a, b) => (a.completedOn < b.completedOn ? -1 : a.completedOn > b.completedOn ? 1 : a.assessmentId < b.assessmentId ? -1 : 1));
+  const ordered = [...(e.assessments ?? [])].sort((a, b) =>
+    a.completedOn < b.completedOn ? -1 : a.completedOn > b.completedOn ? 1 : a.assessmentId < b.assessmentId ? -1 : 1,
+  );
   const push = (instrument: InstrumentId, measure: string, range: [number, number], p: SeriesPoint, bands?: ScoreSeries['bands']) => {
     const key = `${instrument}|${measure}`;
     let s = series.get(key);
@@ -174,7 +177,13 @@ function scoreSeries(e: Episode): ScoreSeries[] {
     const r = score(a.instrument, 'answers' in a ? a.answers : undefined, 'score' in a ? a.score : undefined);
     if (r.total && def.total) {
       const n = def.items.length;
-      push(a.instrument, 'total', [n * 0, n * (def.max - def.min)], { date: a.completedOn, value: r.total.value, band: r.total.band }, def.total.bands.map((b) => ({ ...b })));
+      push(
+        a.instrument,
+        'total',
+        [n * 0, n * (def.max - def.min)],
+        { date: a.completedOn, value: r.total.value, band: r.total.band },
+        def.total.bands.map((b) => ({ ...b })),
+      );
     }
     for (const sub of r.subscales ?? []) push(a.instrument, sub.code, [def.min, def.max], { date: a.completedOn, value: sub.value });
     if (r.rating && def.rating) push(a.instrument, r.rating.code, [def.rating.min, def.rating.max], { date: a.completedOn, value: r.rating.value });
@@ -188,7 +197,20 @@ function scoreSeries(e: Episode): ScoreSeries[] {
     });
 }
 
-const TASK_STATUSES = new Set(['draft', 'requested', 'received', 'accepted', 'rejected', 'ready', 'cancelled', 'in-progress', 'on-hold', 'failed', 'completed', 'entered-in-error']);
+const TASK_STATUSES = new Set([
+  'draft',
+  'requested',
+  'received',
+  'accepted',
+  'rejected',
+  'ready',
+  'cancelled',
+  'in-progress',
+  'on-hold',
+  'failed',
+  'completed',
+  'entered-in-error',
+]);
 
 /** The request as read back from the primary team's server, matched by identifier. */
 function readBack(requests: readonly Task[] | undefined, identifier: { system?: string; value?: string }): Task | undefined {
@@ -212,7 +234,13 @@ export function summaryModel(e: Episode, opts: SummaryOptions): SummaryModel {
     clinic: { name: e.clinic.name },
     primary: { name: primary.name },
     ...(e.therapist
-      ? { therapist: { name: fullName(e.therapist.given, e.therapist.family), profession: e.therapist.profession, ...(e.therapist.phone ? { phone: e.therapist.phone } : {}) } }
+      ? {
+          therapist: {
+            name: fullName(e.therapist.given, e.therapist.family),
+            profession: e.therapist.profession,
+            ...(e.therapist.phone ? { phone: e.therapist.phone } : {}),
+          },
+        }
       : {}),
     episode: { status: e.status, ...(e.period ? { start: e.period.start, ...(e.period.end ? { end: e.period.end } : {}) } : {}) },
     // Infants by first name and age in months only (sharing contract).
@@ -240,7 +268,8 @@ export function summaryModel(e: Episode, opts: SummaryOptions): SummaryModel {
       ...(s.cancellationReason ? { cancellationReason: s.cancellationReason } : {}),
     }));
   }
-  if (share.has('focus-areas')) model.focus = attended.filter((s) => s.focusElements?.length).map((s) => ({ date: s.start.slice(0, 10), codes: [...(s.focusElements ?? [])] }));
+  if (share.has('focus-areas'))
+    model.focus = attended.filter((s) => s.focusElements?.length).map((s) => ({ date: s.start.slice(0, 10), codes: [...(s.focusElements ?? [])] }));
   if (share.has('themes')) model.themes = attended.filter((s) => s.themes?.length).map((s) => ({ date: s.start.slice(0, 10), codes: [...(s.themes ?? [])] }));
   if (share.has('scores')) model.scores = scoreSeries(e);
   if (share.has('risk-flags')) {
@@ -277,7 +306,11 @@ function table(head: string[], rows: string[][]): string {
 
 /** Name of a measure: `EPDS`, `PRFQ – Interest and curiosity`. */
 export function measureName(s: { instrument: string; measure: string }, lang: SummaryLang): string {
-  return s.measure === 'total' ? s.instrument : s.instrument === 'PDI-RF' ? label('measure', s.measure, lang) : `${s.instrument} – ${label('measure', s.measure, lang)}`;
+  return s.measure === 'total'
+    ? s.instrument
+    : s.instrument === 'PDI-RF'
+      ? label('measure', s.measure, lang)
+      : `${s.instrument} – ${label('measure', s.measure, lang)}`;
 }
 
 /** The sentence about one measure's change: first → latest, change, RCI, classification. */
@@ -324,7 +357,12 @@ function attendanceNarrative(m: SummaryModel, rows: AttendanceRow[]): string {
 function codesNarrative(m: SummaryModel, rows: SessionCodes[], group: 'focus' | 'theme', none: string, head: string): string {
   const { lang } = m;
   if (!rows.length) return div(p(esc(none)));
-  return div(table([t('date', lang), head], rows.map((r) => [formatDate(r.date, lang), r.codes.map((c) => label(group, c, lang)).join('; ')])));
+  return div(
+    table(
+      [t('date', lang), head],
+      rows.map((r) => [formatDate(r.date, lang), r.codes.map((c) => label(group, c, lang)).join('; ')]),
+    ),
+  );
 }
 
 function scoresNarrative(m: SummaryModel, series: ScoreSeries[]): string {
@@ -366,7 +404,12 @@ export function closingSentence(m: SummaryModel): string | undefined {
   const { lang } = m;
   const c = m.closing;
   if (!c.closedOn) return undefined;
-  const cgi = c.cgiI !== undefined ? (lang === 'nb' ? ` Klinisk helhetsinntrykk av endring (CGI-I): ${c.cgiI}, ${label('cgi', String(c.cgiI), lang)}.` : ` Clinical Global Impression – Improvement (CGI-I): ${c.cgiI}, ${label('cgi', String(c.cgiI), lang)}.`) : '';
+  const cgi =
+    c.cgiI !== undefined
+      ? lang === 'nb'
+        ? ` Klinisk helhetsinntrykk av endring (CGI-I): ${c.cgiI}, ${label('cgi', String(c.cgiI), lang)}.`
+        : ` Clinical Global Impression – Improvement (CGI-I): ${c.cgiI}, ${label('cgi', String(c.cgiI), lang)}.`
+      : '';
   return lang === 'nb'
     ? `Veiledningen ble avsluttet ${formatDate(c.closedOn, lang)} (${label('closingReason', c.reason ?? '', lang)}).${cgi}`
     : `Guidance ended on ${formatDate(c.closedOn, lang)} (${label('closingReason', c.reason ?? '', lang)}).${cgi}`;
@@ -404,7 +447,9 @@ export function courseSentence(m: SummaryModel): string {
         ? ` fra ${formatDate(m.episode.start, lang)}`
         : ` from ${formatDate(m.episode.start, lang)}`
     : '';
-  const infants = m.infants.map((i) => (lang === 'nb' ? `${i.given} (${i.months} måneder)` : `${i.given} (${i.months} months)`)).join(lang === 'nb' ? ' og ' : ' and ');
+  const infants = m.infants
+    .map((i) => (lang === 'nb' ? `${i.given} (${i.months} måneder)` : `${i.given} (${i.months} months)`))
+    .join(lang === 'nb' ? ' og ' : ' and ');
   return lang === 'nb'
     ? `Videoveiledning (Marte Meo) for ${m.parent.name} og ${infants} ved ${m.clinic.name}${period}; status: ${label('episodeStatus', m.episode.status, lang)}.`
     : `Video guidance (Marte Meo) for ${m.parent.name} and ${infants} at ${m.clinic.name}${period}; status: ${label('episodeStatus', m.episode.status, lang)}.`;
@@ -460,24 +505,63 @@ export function buildSummary(e: Episode, opts: SummaryOptions): Bundle {
       text: { status: 'generated', div: text },
       ...(entry.length ? { entry } : {}),
     });
-  if (m.attendance) section('attendance', t('attendance', m.lang), attendanceNarrative(m, m.attendance), of((r) => r.resourceType === 'Encounter'), 'attendance');
+  if (m.attendance)
+    section(
+      'attendance',
+      t('attendance', m.lang),
+      attendanceNarrative(m, m.attendance),
+      of((r) => r.resourceType === 'Encounter'),
+      'attendance',
+    );
   if (m.focus) {
     const none = m.lang === 'nb' ? 'Ingen Marte Meo-elementer er registrert.' : 'No Marte Meo elements are recorded.';
-    section('focus-areas', t('focus', m.lang), codesNarrative(m, m.focus, 'focus', none, t('elements', m.lang)), of((r) => r.resourceType === 'Procedure' && hasExtension(r, 'imh-focus-element')), 'focus-areas');
+    section(
+      'focus-areas',
+      t('focus', m.lang),
+      codesNarrative(m, m.focus, 'focus', none, t('elements', m.lang)),
+      of((r) => r.resourceType === 'Procedure' && hasExtension(r, 'imh-focus-element')),
+      'focus-areas',
+    );
   }
   if (m.themes) {
     const none = m.lang === 'nb' ? 'Ingen temaer er registrert.' : 'No themes are recorded.';
-    section('themes', t('themes', m.lang), codesNarrative(m, m.themes, 'theme', none, t('theme', m.lang)), of((r) => r.resourceType === 'Procedure' && hasExtension(r, 'imh-change-theme')), 'themes');
+    section(
+      'themes',
+      t('themes', m.lang),
+      codesNarrative(m, m.themes, 'theme', none, t('theme', m.lang)),
+      of((r) => r.resourceType === 'Procedure' && hasExtension(r, 'imh-change-theme')),
+      'themes',
+    );
   }
-  if (m.scores) section('scores', t('scores', m.lang), scoresNarrative(m, m.scores), of((r) => r.resourceType === 'Observation'), 'scores');
-  if (m.risks) section('risk-flags', t('risk', m.lang), riskNarrative(m, m.risks), of((r) => r.resourceType === 'Flag' || r.resourceType === 'Task'), 'risk-flags');
+  if (m.scores)
+    section(
+      'scores',
+      t('scores', m.lang),
+      scoresNarrative(m, m.scores),
+      of((r) => r.resourceType === 'Observation'),
+      'scores',
+    );
+  if (m.risks)
+    section(
+      'risk-flags',
+      t('risk', m.lang),
+      riskNarrative(m, m.risks),
+      of((r) => r.resourceType === 'Flag' || r.resourceType === 'Task'),
+      'risk-flags',
+    );
 
   // Goals and the clinician's global improvement rating: part `summary`, which every summary has.
   const before = new Set(ctx.list().map((x) => x.fullUrl));
   mapGoals(ctx, parent, therapist?.practitioner);
   mapClinicianGlobalImprovement(ctx, parent, therapist?.practitioner);
   const closing = ctx.list().filter((x) => !before.has(x.fullUrl));
-  section('summary', t('summary', m.lang), summaryNarrative(m), closing.map((x) => ref(x.fullUrl)), 'summary');
+  section(
+    'summary',
+    t('summary', m.lang),
+    summaryNarrative(m),
+    closing.map((x) => ref(x.fullUrl)),
+    'summary',
+  );
   const contact = [therapist?.role, therapist?.practitioner, clinic].filter((r): r is Reference => !!r);
   section('contact', t('contact', m.lang), contactNarrative(m), contact);
 
@@ -508,7 +592,12 @@ export function buildSummary(e: Episode, opts: SummaryOptions): Bundle {
     author: therapist ? [therapist.role ?? therapist.practitioner, clinic] : [clinic],
     title: m.title,
     confidentiality: 'R',
-    event: [{ period: { ...(e.period ? { start: e.period.start, ...(e.period.end ? { end: e.period.end } : {}) } : { start: opts.at.slice(0, 10) }) }, detail: [episodeOfCare] }],
+    event: [
+      {
+        period: { ...(e.period ? { start: e.period.start, ...(e.period.end ? { end: e.period.end } : {}) } : { start: opts.at.slice(0, 10) }) },
+        detail: [episodeOfCare],
+      },
+    ],
     custodian: clinic,
     section: sections,
   };
@@ -562,7 +651,8 @@ export async function signSummary(bundle: Bundle, privateJwks: { keys: readonly 
   const jwk = privateJwks.keys[0];
   if (!jwk) throw new Error('no signing key');
   const composition = bundle.entry?.[0]?.resource as Composition | undefined;
-  if (bundle.type !== 'document' || composition?.resourceType !== 'Composition' || !bundle.timestamp) throw badRequest('only a FHIR document Bundle can be signed');
+  if (bundle.type !== 'document' || composition?.resourceType !== 'Composition' || !bundle.timestamp)
+    throw badRequest('only a FHIR document Bundle can be signed');
   const custodian = composition.custodian?.reference;
   const alg = algOf(jwk);
   const key = await importJWK(jwk, alg);

@@ -72,18 +72,14 @@ const Id = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'must be 1–64 c
 
 export const Gender = z.enum(['female', 'male', 'other', 'unknown']);
 export const Relationship = z.enum(['mother', 'father', 'co-mother', 'foster-parent', 'other']);
-export const Profession = z.enum([
-  'psychologist',
-  'psychiatrist',
-  'clinical-social-worker',
-  'nurse',
-  'physiotherapist',
-  'other',
-]);
+export const Profession = z.enum(['psychologist', 'psychiatrist', 'clinical-social-worker', 'nurse', 'physiotherapist', 'other']);
 
 export const Organization = z.strictObject({
   orgNumber: OrgNumber,
-  reshId: z.string().regex(/^\d{1,12}$/, { error: 'must be a RESH id (digits)' }).optional(),
+  reshId: z
+    .string()
+    .regex(/^\d{1,12}$/, { error: 'must be a RESH id (digits)' })
+    .optional(),
   name: Name,
 });
 
@@ -120,15 +116,7 @@ export const Rater = z.strictObject({
   phone: Phone.optional(),
 });
 
-export const ReferralSource = z.enum([
-  'health-visitor',
-  'general-practitioner',
-  'maternity-ward',
-  'child-welfare',
-  'adult-psychiatry',
-  'self',
-  'other',
-]);
+export const ReferralSource = z.enum(['health-visitor', 'general-practitioner', 'maternity-ward', 'child-welfare', 'adult-psychiatry', 'self', 'other']);
 
 export const Referral = z.strictObject({
   receivedOn: DateString,
@@ -276,8 +264,7 @@ const episodeShape = {
   schemaVersion: z
     .string()
     .refine((v) => /^1\.\d+$/.test(v), {
-      error: (iss) =>
-        `schemaVersion ${JSON.stringify(iss.input)} is not supported: this bridge understands episode format 1.x`,
+      error: (iss) => `schemaVersion ${JSON.stringify(iss.input)} is not supported: this bridge understands episode format 1.x`,
     })
     .meta({ pattern: '^1\\.\\d+$' }),
   episodeId: Id,
@@ -312,8 +299,7 @@ export interface IssueSink {
   addIssue(issue: { code: 'custom'; path: (string | number)[]; message: string }): void;
 }
 type Ctx = IssueSink;
-const add = (ctx: Ctx, path: (string | number)[], message: string) =>
-  ctx.addIssue({ code: 'custom', path, message });
+const add = (ctx: Ctx, path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
 
 /**
  * Checks that need more than one field. Works on a partial episode too (fields that did not
@@ -374,14 +360,16 @@ export function crossFieldRules(e: Partial<Episode>, ctx: Ctx, opts: Required<Ep
       else clipStart.set(c.clipId, start);
     });
     if (s.reviewsClips?.length && s.kind !== 'review') add(ctx, ['sessions', i, 'reviewsClips'], `reviewsClips belong to review sessions, not ${s.kind}`);
-    if (s.cancellationReason && s.status !== 'cancelled') add(ctx, ['sessions', i, 'cancellationReason'], `cancellationReason is only allowed on cancelled sessions, not ${s.status}`);
+    if (s.cancellationReason && s.status !== 'cancelled')
+      add(ctx, ['sessions', i, 'cancellationReason'], `cancellationReason is only allowed on cancelled sessions, not ${s.status}`);
   });
   (e.sessions ?? []).forEach((s, i) => {
     const start = Date.parse(s.start);
     s.reviewsClips?.forEach((clipId, j) => {
       const recorded = clipStart.get(clipId);
       if (recorded === undefined) add(ctx, ['sessions', i, 'reviewsClips', j], `no clip "${clipId}" in this episode's filming sessions`);
-      else if (recorded >= start) add(ctx, ['sessions', i, 'reviewsClips', j], `clip "${clipId}" is from a filming session that is not earlier than this review`);
+      else if (recorded >= start)
+        add(ctx, ['sessions', i, 'reviewsClips', j], `clip "${clipId}" is from a filming session that is not earlier than this review`);
     });
   });
 

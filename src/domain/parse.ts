@@ -1,7 +1,7 @@
 import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
 import type { z } from 'zod';
-import { OperationOutcomeError, issue, outcome } from '../fhir/outcome.ts';
-import { type Episode, type EpisodeSchemaOptions, crossFieldRules, episodeSchema, validFields } from './episode.ts';
+import { issue, OperationOutcomeError, outcome } from '../fhir/outcome.ts';
+import { crossFieldRules, type Episode, type EpisodeSchemaOptions, episodeSchema, validFields } from './episode.ts';
 
 /** RFC 6901 JSON pointer for a zod path. */
 export function jsonPointer(path: readonly PropertyKey[]): string {
@@ -39,7 +39,12 @@ function owner(input: unknown, path: readonly PropertyKey[]): string | undefined
 }
 
 function fieldName(path: readonly PropertyKey[]): string {
-  return path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') || '(episode)';
+  return (
+    path
+      .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+      .join('')
+      .replace(/^\./, '') || '(episode)'
+  );
 }
 
 /** The value at a zod path in the raw input (zod 4 does not report it unless asked). */
@@ -53,12 +58,29 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
 }
 
 const kindOf = (v: unknown): string =>
-  v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : typeof v === 'number' ? 'a number' : typeof v === 'boolean' ? 'true or false' : `a ${typeof v}`;
+  v === null
+    ? 'null'
+    : Array.isArray(v)
+      ? 'an array'
+      : typeof v === 'object'
+        ? 'an object'
+        : typeof v === 'number'
+          ? 'a number'
+          : typeof v === 'boolean'
+            ? 'true or false'
+            : `a ${typeof v}`;
 
 /** zod's own English messages ("Invalid option: expected one of …", "Too small: …"): replaced below, never passed on. */
 const ZOD_DEFAULT = /^(Invalid|Too (small|big)|Expected|Unrecognized)\b/;
 
-const EXPECTED: Record<string, string> = { string: 'text (a JSON string)', number: 'a number', int: 'a whole number', boolean: 'true or false', object: 'a JSON object', array: 'a list (a JSON array)' };
+const EXPECTED: Record<string, string> = {
+  string: 'text (a JSON string)',
+  number: 'a number',
+  int: 'a whole number',
+  boolean: 'true or false',
+  object: 'a JSON object',
+  array: 'a list (a JSON array)',
+};
 
 /** The plain sentence for an issue whose message is zod's default. */
 function plainMessage(zi: z.core.$ZodIssue, value: unknown): string {

@@ -7,8 +7,8 @@
  */
 import type { BundleEntry, Coding, Identifier, Reference, Resource } from '@medplum/fhirtypes';
 import { v5 as uuidv5 } from 'uuid';
-import { SECURITY, profileUrl } from './systems.ts';
-import { DEV_IDENTITY, type IdentityOptions, businessIdSystem, pseudonym } from './identity.ts';
+import { businessIdSystem, DEV_IDENTITY, type IdentityOptions, pseudonym } from './identity.ts';
+import { profileUrl, SECURITY } from './systems.ts';
 import { writeRequest } from './write-semantics.ts';
 
 /** Namespace of every name-based UUID the bridge derives (RFC 9562 §5.5). */

@@ -37,8 +37,7 @@ export function outcome(issues: OperationOutcomeIssue[]): OperationOutcome {
   return { resourceType: 'OperationOutcome', issue: issues };
 }
 
-export const allOk = (message = 'All OK'): OperationOutcome =>
-  outcome([issue('informational', message, undefined, 'information')]);
+export const allOk = (message = 'All OK'): OperationOutcome => outcome([issue('informational', message, undefined, 'information')]);
 
 export function badRequest(message: string, pointer?: string): OperationOutcomeError {
   return new OperationOutcomeError(outcome([issue('invalid', message, pointer)]), 400);
@@ -82,11 +81,20 @@ export function capOutcome(o: OperationOutcome, max = MAX_ISSUES): OperationOutc
     };
   };
   if (issues.length <= max) {
-    const needsCut = issues.some((i) => (i.details?.text?.length ?? 0) > MAX_ISSUE_TEXT || (i.diagnostics?.length ?? 0) > MAX_ISSUE_TEXT || (i.expression?.length ?? 0) > 10 || i.expression?.some((e) => e.length > MAX_ISSUE_TEXT));
+    const needsCut = issues.some(
+      (i) =>
+        (i.details?.text?.length ?? 0) > MAX_ISSUE_TEXT ||
+        (i.diagnostics?.length ?? 0) > MAX_ISSUE_TEXT ||
+        (i.expression?.length ?? 0) > 10 ||
+        i.expression?.some((e) => e.length > MAX_ISSUE_TEXT),
+    );
     return needsCut ? { ...o, issue: issues.map(bounded) } : o;
   }
   // Stable sort by severity: the order within a severity is kept.
-  const ordered = issues.map((i, k) => [i, k] as const).sort((a, b) => rank(a[0]) - rank(b[0]) || a[1] - b[1]).map(([i]) => i);
+  const ordered = issues
+    .map((i, k) => [i, k] as const)
+    .sort((a, b) => rank(a[0]) - rank(b[0]) || a[1] - b[1])
+    .map(([i]) => i);
   const kept = ordered.slice(0, max).map(bounded);
   const rest = ordered.slice(max);
   const worst = rest.reduce((w, i) => (rank(i) < rank(w) ? i : w), rest[0] as OperationOutcomeIssue);

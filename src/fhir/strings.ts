@@ -56,11 +56,7 @@ export function findBadStrings(
   const max = options.max ?? 100;
   const out: StringFinding[] = [];
   const child = (path: string, k: string | number): string =>
-    options.style === 'pointer'
-      ? `${path}/${String(k).replaceAll('~', '~0').replaceAll('/', '~1')}`
-      : typeof k === 'number'
-        ? `${path}[${k}]`
-        : `${path}.${k}`;
+    options.style === 'pointer' ? `${path}/${String(k).replaceAll('~', '~0').replaceAll('/', '~1')}` : typeof k === 'number' ? `${path}[${k}]` : `${path}.${k}`;
   const stack: [unknown, string][] = [[root, options.base]];
   while (stack.length && out.length < max) {
     const [v, path] = stack.pop() as [unknown, string];

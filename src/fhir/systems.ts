@@ -28,7 +28,6 @@ export const codeSystemUrl = (id: string): string => `${CANONICAL_BASE}/CodeSyst
 /** Questionnaire canonical URL (published with the instrument definitions). */
 export const questionnaireUrl = (id: string): string => `${CANONICAL_BASE}/Questionnaire/${id}`;
 
-
 /** Security labels for resources that carry mental-health information. */
 export const SECURITY = {
   restricted: {

@@ -4,29 +4,29 @@
  * ConceptMap; an unknown code is a programming error and throws.
  */
 import type { CodeSystem, Coding, ConceptMap } from '@medplum/fhirtypes';
-import videoGuidanceMethod from '../../mappings/CodeSystem-video-guidance-method.json' with { type: 'json' };
-import referralSource from '../../mappings/CodeSystem-referral-source.json' with { type: 'json' };
-import sessionKind from '../../mappings/CodeSystem-session-kind.json' with { type: 'json' };
-import sessionAttendance from '../../mappings/CodeSystem-session-attendance.json' with { type: 'json' };
-import sessionSetting from '../../mappings/CodeSystem-session-setting.json' with { type: 'json' };
 import cancellationReason from '../../mappings/CodeSystem-cancellation-reason.json' with { type: 'json' };
-import focusElement from '../../mappings/CodeSystem-marte-meo-focus-element.json' with { type: 'json' };
 import changeTheme from '../../mappings/CodeSystem-change-process-theme.json' with { type: 'json' };
 import clipType from '../../mappings/CodeSystem-clip-type.json' with { type: 'json' };
-import instrumentScore from '../../mappings/CodeSystem-instrument-score.json' with { type: 'json' };
-import scoreBand from '../../mappings/CodeSystem-score-band.json' with { type: 'json' };
-import riskFlag from '../../mappings/CodeSystem-risk-flag.json' with { type: 'json' };
 import closingReason from '../../mappings/CodeSystem-closing-reason.json' with { type: 'json' };
-import parentRelationship from '../../mappings/CodeSystem-parent-relationship.json' with { type: 'json' };
-import profession from '../../mappings/CodeSystem-profession.json' with { type: 'json' };
 import consentShareClass from '../../mappings/CodeSystem-consent-share-class.json' with { type: 'json' };
 import coordinationRequest from '../../mappings/CodeSystem-coordination-request.json' with { type: 'json' };
-import relationshipMap from '../../mappings/ConceptMap-parent-relationship-to-v3-rolecode.json' with { type: 'json' };
-import settingMap from '../../mappings/ConceptMap-session-setting-to-encounter-class.json' with { type: 'json' };
-import attendanceMap from '../../mappings/ConceptMap-session-attendance-to-encounter-status.json' with { type: 'json' };
-import goalStatusMap from '../../mappings/ConceptMap-goal-status-to-fhir.json' with { type: 'json' };
+import instrumentScore from '../../mappings/CodeSystem-instrument-score.json' with { type: 'json' };
+import focusElement from '../../mappings/CodeSystem-marte-meo-focus-element.json' with { type: 'json' };
+import parentRelationship from '../../mappings/CodeSystem-parent-relationship.json' with { type: 'json' };
+import profession from '../../mappings/CodeSystem-profession.json' with { type: 'json' };
+import referralSource from '../../mappings/CodeSystem-referral-source.json' with { type: 'json' };
+import riskFlag from '../../mappings/CodeSystem-risk-flag.json' with { type: 'json' };
+import scoreBand from '../../mappings/CodeSystem-score-band.json' with { type: 'json' };
+import sessionAttendance from '../../mappings/CodeSystem-session-attendance.json' with { type: 'json' };
+import sessionKind from '../../mappings/CodeSystem-session-kind.json' with { type: 'json' };
+import sessionSetting from '../../mappings/CodeSystem-session-setting.json' with { type: 'json' };
+import videoGuidanceMethod from '../../mappings/CodeSystem-video-guidance-method.json' with { type: 'json' };
 import consentStatusMap from '../../mappings/ConceptMap-consent-status-to-fhir.json' with { type: 'json' };
 import episodeStatusMap from '../../mappings/ConceptMap-episode-status-to-fhir.json' with { type: 'json' };
+import goalStatusMap from '../../mappings/ConceptMap-goal-status-to-fhir.json' with { type: 'json' };
+import relationshipMap from '../../mappings/ConceptMap-parent-relationship-to-v3-rolecode.json' with { type: 'json' };
+import attendanceMap from '../../mappings/ConceptMap-session-attendance-to-encounter-status.json' with { type: 'json' };
+import settingMap from '../../mappings/ConceptMap-session-setting-to-encounter-class.json' with { type: 'json' };
 
 const codeSystems = [
   videoGuidanceMethod,

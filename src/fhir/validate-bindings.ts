@@ -108,9 +108,7 @@ function check(tv: TypedValueWithPath, e: Expansion): string | undefined {
       if (!isObject(value)) return undefined;
       const codings = Array.isArray(value.coding) ? (value.coding as Coding[]) : [];
       if (codings.some((c) => isObject(c) && codingInSet(c, e))) return undefined;
-      return codings.length
-        ? `No coding of the CodeableConcept (${codings.map(showCoding).join(', ')}) is in`
-        : 'A CodeableConcept without a coding is not in';
+      return codings.length ? `No coding of the CodeableConcept (${codings.map(showCoding).join(', ')}) is in` : 'A CodeableConcept without a coding is not in';
     }
     default:
       return undefined;

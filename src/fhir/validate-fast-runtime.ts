@@ -135,7 +135,16 @@ export function el(v: unknown, isArray: boolean, min: number, max: number, check
 }
 
 /** A Reference element: as {@link el}, then each value's target type ({@link reference}). */
-export function ref(v: unknown, isArray: boolean, min: number, max: number, check: TypeCheck, allowed: Targets | undefined, cx: FastContext, what: string): void {
+export function ref(
+  v: unknown,
+  isArray: boolean,
+  min: number,
+  max: number,
+  check: TypeCheck,
+  allowed: Targets | undefined,
+  cx: FastContext,
+  what: string,
+): void {
   if (v === undefined) {
     if (min > 0) unsure(`${what}: missing`);
     return;
@@ -153,7 +162,14 @@ export function ref(v: unknown, isArray: boolean, min: number, max: number, chec
 }
 
 /** fixed[x] / pattern[x]: as matchesSpecifiedValue, on the same {type, value} shapes. */
-export function specified(list: unknown[], isArray: boolean, type: string, spec: { type: string; value: unknown }, kind: 'fixed' | 'pattern', what: string): void {
+export function specified(
+  list: unknown[],
+  isArray: boolean,
+  type: string,
+  spec: { type: string; value: unknown },
+  kind: 'fixed' | 'pattern',
+  what: string,
+): void {
   const tv = isArray ? list.map((value) => ({ type, value })) : { type, value: list[0] };
   const ok = kind === 'pattern' ? deepIncludes(tv, spec) : deepEquals(tv, spec);
   if (!ok) unsure(`${what}: ${kind} value`);
@@ -414,7 +430,7 @@ export function nav(c: C, name: string): C {
     if (!isObj(o)) continue;
     const v = o[name];
     if (v === undefined) continue;
-    if (Array.isArray(v)) for (const x of v) (x !== undefined && x !== null) && out.push(x);
+    if (Array.isArray(v)) for (const x of v) x !== undefined && x !== null && out.push(x);
     else if (v !== null) out.push(v);
   }
   return out;
@@ -568,7 +584,6 @@ export const substring = (c: C, start: unknown, len?: unknown): C => {
   const end = len ? i + (len as number) : s.length;
   return i < 0 || i >= s.length ? [] : [s.substring(i, end)];
 };
-
 
 /**
  * resolve() as validate.ts has it evaluated inside a Bundle (a Reference to an entry yields the

@@ -15,7 +15,7 @@
 import type { Bundle, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { extensions, profiles, types } from '../generated/validators.ts';
 import { allOk } from './outcome.ts';
-import { type FastContext, type Obj, Unsure, isObj } from './validate-fast-runtime.ts';
+import { type FastContext, isObj, type Obj, Unsure } from './validate-fast-runtime.ts';
 
 type Reference = typeof import('./validate.ts');
 let reference: Promise<Reference> | undefined;

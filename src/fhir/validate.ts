@@ -1,38 +1,30 @@
 import {
   type Constraint,
-  type FhirPathAtom,
-  OperationOutcomeError as MedplumOutcomeError,
-  type InternalTypeSchema,
-  type TypedValue,
-  type TypedValueWithPath,
-  createConstraintIssue,
   crawlTypedValue,
+  createConstraintIssue,
   evalFhirPathTyped,
+  type FhirPathAtom,
   getAllDataTypes,
   getDataType,
+  type InternalTypeSchema,
   indexStructureDefinitionBundle,
   isPrimitiveType,
   isResourceType,
+  OperationOutcomeError as MedplumOutcomeError,
   parseFhirPath,
+  type TypedValue,
+  type TypedValueWithPath,
   toTypedValue,
   tryGetDataType,
   tryGetProfile,
   validateTypedValue,
 } from '@medplum/core';
-import type {
-  Bundle,
-  ElementDefinition,
-  Extension,
-  OperationOutcome,
-  OperationOutcomeIssue,
-  Resource,
-  StructureDefinition,
-} from '@medplum/fhirtypes';
+import type { Bundle, ElementDefinition, Extension, OperationOutcome, OperationOutcomeIssue, Resource, StructureDefinition } from '@medplum/fhirtypes';
+import ourDefinitions from '../generated/profiles.json' with { type: 'json' };
 // Prepared at build time by scripts/build-definitions.mjs: a Worker must not load the 35 MB
 // R4 bundle. r4-definitions.json holds the R4 data types and the resource types we emit;
 // profiles.json holds our profiles and extensions (profiles/StructureDefinition-*.json).
 import r4Definitions from '../generated/r4-definitions.json' with { type: 'json' };
-import ourDefinitions from '../generated/profiles.json' with { type: 'json' };
 import { isObject } from './json.ts';
 import { allOk, issue, outcome } from './outcome.ts';
 import { findBadStrings } from './strings.ts';
@@ -367,8 +359,7 @@ const parsedInvariants = new Map<string, FhirPathAtom>();
 function checkResolveInvariants(resource: Resource, schema: InternalTypeSchema, at: string, findEntry: FindEntry): OperationOutcomeIssue[] {
   const contained = (resource as { contained?: Resource[] }).contained;
   if (!reachesResolve(schema) && !contained?.length) return [];
-  const find: FindEntry = (ref) =>
-    ref.startsWith('#') ? contained?.find((c) => isObject(c) && c.id === ref.slice(1)) : findEntry(ref);
+  const find: FindEntry = (ref) => (ref.startsWith('#') ? contained?.find((c) => isObject(c) && c.id === ref.slice(1)) : findEntry(ref));
   const root = toTypedValue(withResolvedReferences(resource, find));
   const rootPath = resource.resourceType;
   const found: OperationOutcomeIssue[] = [];
@@ -440,14 +431,7 @@ function usableProfiles(resource: Resource, defs: Definitions): OurDefinition[] 
  * Profile validation (for our meta.profile entries) and our extensions, for one resource. A
  * resource that claims none of our profiles has been validated against base R4 by the caller.
  */
-function validateAgainstOurs(
-  resource: Resource,
-  at: string,
-  defs: Definitions,
-  issues: IssueList,
-  resolve: ResolveLocal,
-  findEntry?: FindEntry,
-): void {
+function validateAgainstOurs(resource: Resource, at: string, defs: Definitions, issues: IssueList, resolve: ResolveLocal, findEntry?: FindEntry): void {
   const profiles = Array.isArray(resource.meta?.profile) ? resource.meta.profile : [];
   profiles.forEach((url, i) => {
     if (typeof url !== 'string') return; // the base validation reports the type

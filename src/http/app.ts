@@ -4,25 +4,25 @@
  */
 import type { Questionnaire, Resource } from '@medplum/fhirtypes';
 import { type Context, Hono } from 'hono';
+import type { InboundAuthenticator } from '../auth/inbound.ts';
+import type { IdentityOptions } from '../fhir/identity.ts';
 import { isOperationOutcomeError } from '../fhir/outcome.ts';
 import { validateFast } from '../fhir/validate-fast.ts';
-import { mapEpisode } from '../mapping/bundle.ts';
-import type { IdentityOptions } from '../fhir/identity.ts';
-import { extract, extractionBody } from '../instruments/sdc-extract.ts';
 import { QUESTIONNAIRE_IDS, questionnaire } from '../instruments/questionnaires.ts';
-import { docsPage, openApiDocument } from './openapi.ts';
-import { fhirJson, outcomeResponse, sendOutcome } from './errors.ts';
-import { limitBody, noStore, readJsonBody as readJson, requireJson } from './middleware.ts';
-import { deliveryRoutes } from './delivery.ts';
+import { extract, extractionBody } from '../instruments/sdc-extract.ts';
+import { errorKind, log } from '../log.ts';
+import { mapEpisode } from '../mapping/bundle.ts';
+import type { DeliveryService } from '../sync/service.ts';
+import { type AuthVariables, requireAuth } from './auth.ts';
 import { coordinationRoutes } from './coordination.ts';
+import { deliveryRoutes } from './delivery.ts';
+import { fhirJson, outcomeResponse, sendOutcome } from './errors.ts';
+import { healthRoutes } from './health.ts';
+import { limitBody, noStore, readJsonBody as readJson, requireJson } from './middleware.ts';
+import { docsPage, openApiDocument } from './openapi.ts';
+import { type SmartDeps, smartRoutes } from './smart.ts';
 import { summaryRoutes } from './summary.ts';
 import { terminologyRoutes } from './terminology.ts';
-import { healthRoutes } from './health.ts';
-import type { DeliveryService } from '../sync/service.ts';
-import type { InboundAuthenticator } from '../auth/inbound.ts';
-import { type AuthVariables, requireAuth } from './auth.ts';
-import { type SmartDeps, smartRoutes } from './smart.ts';
-import { errorKind, log } from '../log.ts';
 
 export interface AppConfig {
   /** Accept synthetic national ids (month + 80); false in production. */

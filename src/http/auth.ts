@@ -6,10 +6,10 @@
  * authorisation server's keys cannot be fetched. Responses never repeat the token.
  */
 import type { Context, MiddlewareHandler } from 'hono';
-import { type Access, type Caller, type InboundAuthenticator, LOCAL_CALLER, SCOPE_NEEDED, allows } from '../auth/inbound.ts';
+import { type Access, allows, type Caller, type InboundAuthenticator, LOCAL_CALLER, SCOPE_NEEDED } from '../auth/inbound.ts';
 import { DEFAULT_TENANT, tenantOf, tenantsOf } from '../auth/tenants.ts';
+import { issue, OperationOutcomeError, outcome } from '../fhir/outcome.ts';
 import { fhirJson } from './errors.ts';
-import { OperationOutcomeError, issue, outcome } from '../fhir/outcome.ts';
 
 const REALM = 'imh-bridge';
 
@@ -26,7 +26,8 @@ const COMPUTE_ONLY = new Set(['/v1/episodes/$map', '/v1/$validate', '/v1/Questio
  */
 export function accessFor(method: string, path: string): Access {
   const m = method.toUpperCase();
-  if (m === 'GET' || m === 'HEAD') return /^\/v1\/(jobs|coordination|health)(\/|$)/.test(path) || /^\/v1\/episodes\/[^/]+\/summary$/.test(path) ? 'read' : 'any';
+  if (m === 'GET' || m === 'HEAD')
+    return /^\/v1\/(jobs|coordination|health)(\/|$)/.test(path) || /^\/v1\/episodes\/[^/]+\/summary$/.test(path) ? 'read' : 'any';
   if (m === 'POST' && COMPUTE_ONLY.has(path)) return 'any';
   return 'write';
 }
@@ -59,7 +60,12 @@ export function requestTenant(c: Context<{ Variables: AuthVariables }>): string 
   const tenant = c.get('tenant');
   if (tenant === undefined) {
     throw new OperationOutcomeError(
-      outcome([issue('forbidden', 'this caller belongs to no tenant: its access token names no client, or its name is reserved or a tenant\'s it is not listed in (TENANTS)')]),
+      outcome([
+        issue(
+          'forbidden',
+          "this caller belongs to no tenant: its access token names no client, or its name is reserved or a tenant's it is not listed in (TENANTS)",
+        ),
+      ]),
       403,
     );
   }

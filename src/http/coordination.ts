@@ -18,7 +18,8 @@ function coordinationQuery(c: Context): CoordinationQuery {
   const values = c.req.queries('overdue') ?? [];
   if (values.length > 1) return { ok: false, message: 'query parameter overdue is given more than once', pointer: '/overdue' };
   const raw = values[0];
-  if (raw !== undefined && raw !== 'true' && raw !== 'false') return { ok: false, message: 'query parameter overdue must be true or false', pointer: '/overdue' };
+  if (raw !== undefined && raw !== 'true' && raw !== 'false')
+    return { ok: false, message: 'query parameter overdue must be true or false', pointer: '/overdue' };
   return { ok: true, overdueOnly: raw === 'true' };
 }
 

@@ -1,17 +1,18 @@
 /** Delivery routes: episodes in, jobs out. */
+
+import type { OperationOutcome } from '@medplum/fhirtypes';
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import type { OperationOutcome } from '@medplum/fhirtypes';
-import { OperationOutcomeError, capOutcome, isOperationOutcomeError, issue, outcome } from '../fhir/outcome.ts';
+import { LOCAL_CALLER } from '../auth/inbound.ts';
+import { capOutcome, isOperationOutcomeError, issue, OperationOutcomeError, outcome } from '../fhir/outcome.ts';
+import { errorKind, log } from '../log.ts';
 import { redactOutcome } from '../sync/redact.ts';
 import type { DeliveryService, Owner } from '../sync/service.ts';
 import type { Job, JobAudit, JobStatus } from '../sync/types.ts';
-import { LOCAL_CALLER } from '../auth/inbound.ts';
 import { type AuthVariables, requestTenant } from './auth.ts';
 import { fhirJson, outcomeResponse } from './errors.ts';
 import { JsonBodyError, parseJsonBody } from './json.ts';
 import { jsonErrorCode, limitBody, readJsonBody, requireJson } from './middleware.ts';
-import { errorKind, log } from '../log.ts';
 
 const STATUSES: JobStatus[] = ['queued', 'retrying', 'delivered', 'failed', 'dead'];
 /** Largest NDJSON import in one request. */
@@ -196,7 +197,12 @@ export function deliveryRoutes(service: (c: Context) => DeliveryService): Hono<{
           status: 400,
           outcome: fits
             ? detailed
-            : outcome([issue('too-costly', `${count} issue${count === 1 ? '' : 's'} on this line not listed: this answer already lists ${MAX_IMPORT_DETAIL_BYTES} bytes of detail; send the line alone to see them`)]),
+            : outcome([
+                issue(
+                  'too-costly',
+                  `${count} issue${count === 1 ? '' : 's'} on this line not listed: this answer already lists ${MAX_IMPORT_DETAIL_BYTES} bytes of detail; send the line alone to see them`,
+                ),
+              ]),
         });
       };
       let accepted = 0;
@@ -212,7 +218,10 @@ export function deliveryRoutes(service: (c: Context) => DeliveryService): Hono<{
           }
         }
         const valid = parsed.filter((p) => p.error === undefined);
-        const results = await service(c).submitMany(valid.map((p) => p.value), owner);
+        const results = await service(c).submitMany(
+          valid.map((p) => p.value),
+          owner,
+        );
         let k = 0;
         for (const p of parsed) {
           if (p.error !== undefined) {

@@ -1,9 +1,9 @@
 /** OperationOutcome responses: the only error shape the HTTP API sends. */
-import type { OperationOutcome, Parameters as FhirParameters } from '@medplum/fhirtypes';
+import type { Parameters as FhirParameters, OperationOutcome } from '@medplum/fhirtypes';
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { capOutcome, issue, outcome } from '../fhir/outcome.ts';
 import { FHIR_JSON } from '../fhir/json.ts';
+import { capOutcome, issue, outcome } from '../fhir/outcome.ts';
 
 const FHIR_JSON_UTF8 = `${FHIR_JSON}; charset=utf-8`;
 

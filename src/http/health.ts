@@ -14,7 +14,7 @@ export function healthRoutes(service: (c: Context) => DeliveryService): Hono<{ V
   app.get('/health/deliveries', async (c) => {
     const tenant = requestTenant(c);
     const svc = service(c);
-    if (!svc.deliveryHealth) return outcomeResponse(c, 501, 'not-supported', 'this deployment\'s store does not report delivery health');
+    if (!svc.deliveryHealth) return outcomeResponse(c, 501, 'not-supported', "this deployment's store does not report delivery health");
     const health = await svc.deliveryHealth(tenant);
     c.header('cache-control', 'no-store');
     return c.json({ tenant, ...health });

@@ -100,9 +100,7 @@ export interface StrictJsonOptions {
 }
 
 /** A container being filled, with where the parser is inside it (for pointers). */
-type Frame =
-  | { kind: 'object'; value: Record<string, unknown>; key: string | undefined }
-  | { kind: 'array'; value: unknown[] };
+type Frame = { kind: 'object'; value: Record<string, unknown>; key: string | undefined } | { kind: 'array'; value: unknown[] };
 
 const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
 
@@ -181,14 +179,30 @@ export function parseStrictJson(text: string, options: StrictJsonOptions = {}): 
       out += text.slice(chunk, i);
       const e = text.charCodeAt(i + 1);
       switch (e) {
-        case 0x22: out += '"'; break;
-        case 0x5c: out += '\\'; break;
-        case 0x2f: out += '/'; break;
-        case 0x62: out += '\b'; break;
-        case 0x66: out += '\f'; break;
-        case 0x6e: out += '\n'; break;
-        case 0x72: out += '\r'; break;
-        case 0x74: out += '\t'; break;
+        case 0x22:
+          out += '"';
+          break;
+        case 0x5c:
+          out += '\\';
+          break;
+        case 0x2f:
+          out += '/';
+          break;
+        case 0x62:
+          out += '\b';
+          break;
+        case 0x66:
+          out += '\f';
+          break;
+        case 0x6e:
+          out += '\n';
+          break;
+        case 0x72:
+          out += '\r';
+          break;
+        case 0x74:
+          out += '\t';
+          break;
         case 0x75: {
           const hex = text.slice(i + 2, i + 6);
           if (!/^[0-9A-Fa-f]{4}$/.test(hex)) return fail('syntax', 'invalid \\u escape in a string', i);
@@ -217,9 +231,9 @@ export function parseStrictJson(text: string, options: StrictJsonOptions = {}): 
       return OPEN;
     }
     if (c === 0x22) return readString();
-    if (c === 0x74 && text.startsWith('true', i)) return (i += 4), true;
-    if (c === 0x66 && text.startsWith('false', i)) return (i += 5), false;
-    if (c === 0x6e && text.startsWith('null', i)) return (i += 4), null;
+    if (c === 0x74 && text.startsWith('true', i)) return ((i += 4), true);
+    if (c === 0x66 && text.startsWith('false', i)) return ((i += 5), false);
+    if (c === 0x6e && text.startsWith('null', i)) return ((i += 4), null);
     NUMBER.lastIndex = i;
     const m = NUMBER.exec(text);
     if (m?.[0].length) {

@@ -1,9 +1,9 @@
 /** Request guards shared by every route that takes a body. */
 import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { FHIR_JSON } from '../fhir/json.ts';
 import { outcomeResponse } from './errors.ts';
 import { JsonBodyError, parseJsonBody } from './json.ts';
-import { FHIR_JSON } from '../fhir/json.ts';
 
 /** Largest request body the API accepts. */
 export const MAX_BODY_BYTES = 1024 * 1024;

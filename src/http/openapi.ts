@@ -4,9 +4,8 @@
  */
 import { z } from 'zod';
 import { EpisodeSchema } from '../domain/episode.ts';
-import { MAX_BODY_BYTES } from './middleware.ts';
 import { FHIR_JSON as FHIR } from '../fhir/json.ts';
-
+import { MAX_BODY_BYTES } from './middleware.ts';
 
 const outcomeRef = { $ref: '#/components/schemas/OperationOutcome' };
 const errorResponse = (description: string) => ({ description, content: { [FHIR]: { schema: outcomeRef } } });
@@ -22,13 +21,18 @@ const PUBLIC: never[] = [];
 const authErrors = {
   '401': {
     ...errorResponse('No token, or a token that is not valid; code `login`'),
-    headers: { 'WWW-Authenticate': { description: 'Bearer challenge (RFC 6750 §3), with error="invalid_token" for a token that was refused', schema: { type: 'string' } } },
+    headers: {
+      'WWW-Authenticate': {
+        description: 'Bearer challenge (RFC 6750 §3), with error="invalid_token" for a token that was refused',
+        schema: { type: 'string' },
+      },
+    },
   },
   '403': {
     ...errorResponse('The token lacks the scope this operation needs, or its caller belongs to no tenant; code `forbidden`'),
     headers: { 'WWW-Authenticate': { description: 'Bearer challenge with error="insufficient_scope" and the scope needed', schema: { type: 'string' } } },
   },
-  '503': errorResponse('API_AUTH jwt: the authorisation server\'s keys could not be fetched to check the token; try again; code `transient`'),
+  '503': errorResponse("API_AUTH jwt: the authorisation server's keys could not be fetched to check the token; try again; code `transient`"),
 };
 /** What a body that the strict JSON parser refuses, or one too large or not JSON, is answered. */
 const bodyErrors = {
@@ -42,7 +46,7 @@ const throttled = {
     headers: { 'Retry-After': { description: 'Seconds to wait before writing again (RFC 9110 §10.2.3)', schema: { type: 'integer' } } },
   },
 };
-const noSuchJob = errorResponse('No such job for this caller\'s tenant: another tenant\'s job is answered exactly as one that does not exist; code `not-found`');
+const noSuchJob = errorResponse("No such job for this caller's tenant: another tenant's job is answered exactly as one that does not exist; code `not-found`");
 /** Answers under /v1 can carry patient data: none may be kept by a browser or proxy. */
 const NO_STORE_HEADER = {
   'Cache-Control': { description: '`no-store` on every answer under /v1, errors included (RFC 9111 §5.2.2.5)', schema: { const: 'no-store' } },
@@ -65,15 +69,15 @@ const BAD_JSON =
 /** The API's description in three parts, so that the docs page can explain authentication its own way, once. */
 const DESCRIPTION = {
   intro:
-    'Maps Marte Meo video-guidance episodes (episode format 1.0) to FHIR R4 and validates FHIR resources against R4 and the bridge\'s profiles. ' +
+    "Maps Marte Meo video-guidance episodes (episode format 1.0) to FHIR R4 and validates FHIR resources against R4 and the bridge's profiles. " +
     `Request bodies are JSON of at most ${MAX_BODY_BYTES} bytes. Every error is a FHIR OperationOutcome whose issues name the offending field by JSON pointer in \`expression\`. ` +
     'Cross-field rules of the format (status-dependent fields, unique ids, clip references, consent recipient) are checked as well as the schema below. ',
   authentication:
-    'Authentication: every /v1 operation needs `Authorization: Bearer <token>`, either a static API token or a SMART Backend Services access token (JWT) from the deployment\'s authorisation server. ' +
+    "Authentication: every /v1 operation needs `Authorization: Bearer <token>`, either a static API token or a SMART Backend Services access token (JWT) from the deployment's authorisation server. " +
     'Writing episodes, importing and replaying jobs need `system/*.write` (or `system/*.*`, `system/EpisodeOfCare.write`); reading jobs and coordination requests needs `system/*.read` (or `system/*.*`); the other /v1 operations need any valid token. ' +
     '`user/` and `patient/` scopes are not accepted. /healthz, /openapi.json, /docs and /.well-known/jwks.json are public. ',
   behaviour:
-    'Tenants: jobs belong to the tenant of the caller that sent them (a static token\'s name or a JWT\'s client id, grouped by TENANTS); another tenant gets 404 for them. ' +
+    "Tenants: jobs belong to the tenant of the caller that sent them (a static token's name or a JWT's client id, grouped by TENANTS); another tenant gets 404 for them. " +
     'Every answer under /v1 is `Cache-Control: no-store`. Writes (PUT /v1/episodes/{episodeId}, $import, $replay) are rate-limited per tenant: 429 with Retry-After. ' +
     'A route that does not exist is 404 `not-found`; an unexpected failure 500 `exception`, and a deployment whose settings are missing or wrong answers every request 500 naming the setting.',
 };
@@ -101,7 +105,10 @@ export function openApiDocument(): Record<string, unknown> {
           summary: 'Validate an episode and map it to a FHIR R4 transaction Bundle',
           requestBody: jsonBody({ $ref: '#/components/schemas/Episode' }),
           responses: {
-            '200': { description: 'Deterministic transaction Bundle (conditional writes on business identifiers)', content: { [FHIR]: { schema: { $ref: '#/components/schemas/Bundle' } } } },
+            '200': {
+              description: 'Deterministic transaction Bundle (conditional writes on business identifiers)',
+              content: { [FHIR]: { schema: { $ref: '#/components/schemas/Bundle' } } },
+            },
             '400': errorResponse(BAD_JSON + '; or the episode is not valid: every problem is listed (at most 100)'),
             ...bodyErrors,
             ...authErrors,
@@ -112,7 +119,7 @@ export function openApiDocument(): Record<string, unknown> {
         post: {
           operationId: 'validate',
           security: ANY_TOKEN,
-          summary: 'Validate a FHIR R4 resource or Bundle against R4 and the bridge\'s profiles',
+          summary: "Validate a FHIR R4 resource or Bundle against R4 and the bridge's profiles",
           requestBody: jsonBody({ type: 'object', required: ['resourceType'], properties: { resourceType: { type: 'string' } } }),
           responses: {
             '200': { description: 'Validation outcome (errors mean the resource is not valid)', content: { [FHIR]: { schema: outcomeRef } } },
@@ -127,7 +134,10 @@ export function openApiDocument(): Record<string, unknown> {
           operationId: 'listQuestionnaires',
           security: ANY_TOKEN,
           summary: 'The published Questionnaires (EPDS, PHQ-9, GAD-7, PRFQ, PDI-RF, Marte Meo session review) as a searchset Bundle',
-          responses: { '200': { description: 'Bundle of Questionnaires (canonical URL and version stable)', content: { [FHIR]: { schema: { type: 'object' } } } }, ...authErrors },
+          responses: {
+            '200': { description: 'Bundle of Questionnaires (canonical URL and version stable)', content: { [FHIR]: { schema: { type: 'object' } } } },
+            ...authErrors,
+          },
         },
       },
       '/v1/Questionnaire/{id}': {
@@ -136,7 +146,11 @@ export function openApiDocument(): Record<string, unknown> {
           security: ANY_TOKEN,
           summary: 'One published Questionnaire',
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
-          responses: { '200': { description: 'The Questionnaire', content: { [FHIR]: { schema: { type: 'object' } } } }, '404': errorResponse('No such Questionnaire'), ...authErrors },
+          responses: {
+            '200': { description: 'The Questionnaire', content: { [FHIR]: { schema: { type: 'object' } } } },
+            '404': errorResponse('No such Questionnaire'),
+            ...authErrors,
+          },
         },
       },
       '/v1/QuestionnaireResponse/$extract': {
@@ -144,9 +158,9 @@ export function openApiDocument(): Record<string, unknown> {
           operationId: 'extract',
           security: ANY_TOKEN,
           summary:
-            'SDC extraction: a QuestionnaireResponse to one of the bridge\'s Questionnaires → transaction Bundle of the response, its score Observations and any self-harm Flag. ' +
+            "SDC extraction: a QuestionnaireResponse to one of the bridge's Questionnaires → transaction Bundle of the response, its score Observations and any self-harm Flag. " +
             'Takes the response as a form renderer (LHC-Forms, CSIRO Smart Forms) exports it plus a `subject`: {reference: "Patient/<id>"} or {identifier: {system: "urn:oid:2.16.578.1.12.4.1.4.1" (or …4.1.4.2 for a D-number), value: "<national id>"}} (written as the conditional reference Patient?identifier=…). ' +
-            'Identity: the response\'s `identifier`, else its `id`, else questionnaire + subject + authored: the same response sent twice gives the same Bundle. A response carrying the bridge\'s assessment identifier (…/sid/<org>/assessment) gets the identities of the episode path. ' +
+            "Identity: the response's `identifier`, else its `id`, else questionnaire + subject + authored: the same response sent twice gives the same Bundle. A response carrying the bridge's assessment identifier (…/sid/<org>/assessment) gets the identities of the episode path. " +
             'Calculated items (totals, subscale means) are stored with the value the bridge computes; one the response states differently is reported as a warning. Only elements R4 defines for QuestionnaireResponse are kept.',
           requestBody: jsonBody({ type: 'object', required: ['resourceType'], properties: { resourceType: { const: 'QuestionnaireResponse' } } }),
           responses: {
@@ -155,7 +169,9 @@ export function openApiDocument(): Record<string, unknown> {
                 'Without warnings: the transaction Bundle, identical to what the episode path writes for the same answers. With warnings (a submitted total or subscale that disagrees with the answers): a FHIR Parameters resource with `return` (the Bundle, carrying the computed values) and `issues` (an OperationOutcome of severity warning whose expression points into the response), as the SDC $extract OperationDefinition defines its outputs',
               content: { [FHIR]: { schema: { oneOf: [{ $ref: '#/components/schemas/Bundle' }, { $ref: '#/components/schemas/ExtractParameters' }] } } },
             },
-            '400': errorResponse(BAD_JSON + '; or the response does not fit its Questionnaire, or its subject is missing or not valid; expressions point into the response'),
+            '400': errorResponse(
+              BAD_JSON + '; or the response does not fit its Questionnaire, or its subject is missing or not valid; expressions point into the response',
+            ),
             ...bodyErrors,
             ...authErrors,
           },
@@ -165,7 +181,7 @@ export function openApiDocument(): Record<string, unknown> {
         get: {
           operationId: 'listCodeSystems',
           security: ANY_TOKEN,
-          summary: 'The bridge\'s own CodeSystems (every code it writes outside LOINC, ICD-10 and HL7 terminologies) as a searchset Bundle',
+          summary: "The bridge's own CodeSystems (every code it writes outside LOINC, ICD-10 and HL7 terminologies) as a searchset Bundle",
           responses: { '200': { description: 'Bundle of CodeSystems', content: { [FHIR]: { schema: { type: 'object' } } } }, ...authErrors },
         },
       },
@@ -173,16 +189,20 @@ export function openApiDocument(): Record<string, unknown> {
         get: {
           operationId: 'readCodeSystem',
           security: ANY_TOKEN,
-          summary: 'One of the bridge\'s CodeSystems (content complete)',
+          summary: "One of the bridge's CodeSystems (content complete)",
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
-          responses: { '200': { description: 'The CodeSystem', content: { [FHIR]: { schema: { type: 'object' } } } }, '404': errorResponse('No such CodeSystem'), ...authErrors },
+          responses: {
+            '200': { description: 'The CodeSystem', content: { [FHIR]: { schema: { type: 'object' } } } },
+            '404': errorResponse('No such CodeSystem'),
+            ...authErrors,
+          },
         },
       },
       '/v1/ValueSet': {
         get: {
           operationId: 'listValueSets',
           security: ANY_TOKEN,
-          summary: 'The bridge\'s own ValueSets, each with its expansion, as a searchset Bundle',
+          summary: "The bridge's own ValueSets, each with its expansion, as a searchset Bundle",
           responses: { '200': { description: 'Bundle of ValueSets', content: { [FHIR]: { schema: { type: 'object' } } } }, ...authErrors },
         },
       },
@@ -190,9 +210,13 @@ export function openApiDocument(): Record<string, unknown> {
         get: {
           operationId: 'readValueSet',
           security: ANY_TOKEN,
-          summary: 'One of the bridge\'s ValueSets, with its expansion (so no terminology server is needed to offer its codes)',
+          summary: "One of the bridge's ValueSets, with its expansion (so no terminology server is needed to offer its codes)",
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
-          responses: { '200': { description: 'The ValueSet with expansion.contains', content: { [FHIR]: { schema: { type: 'object' } } } }, '404': errorResponse('No such ValueSet'), ...authErrors },
+          responses: {
+            '200': { description: 'The ValueSet with expansion.contains', content: { [FHIR]: { schema: { type: 'object' } } } },
+            '404': errorResponse('No such ValueSet'),
+            ...authErrors,
+          },
         },
       },
       '/v1/episodes/{episodeId}': {
@@ -215,23 +239,48 @@ export function openApiDocument(): Record<string, unknown> {
         get: {
           operationId: 'readSummary',
           summary:
-            'The coordination summary of one of the tenant\'s episodes, built from the latest version it sent: the signed FHIR document (LOINC 34133-9) or the readable page. The consent decides whether there is one and what it shows',
+            "The coordination summary of one of the tenant's episodes, built from the latest version it sent: the signed FHIR document (LOINC 34133-9) or the readable page. The consent decides whether there is one and what it shows",
           security: READ,
           parameters: [
             { name: 'episodeId', in: 'path', required: true, schema: { type: 'string' } },
-            { name: 'lang', in: 'query', required: false, description: 'nb (bokmål) or en; else Accept-Language; else nb', schema: { type: 'string', enum: ['nb', 'en'] } },
-            { name: 'at', in: 'query', required: false, description: 'When the consent is evaluated and the document dated (ISO 8601 date-time with offset); default now', schema: { type: 'string', format: 'date-time' } },
-            { name: 'clinic', in: 'query', required: false, description: 'The clinic\'s organisation number, where the tenant sent this episode id for two clinics', schema: { type: 'string', pattern: '^[0-9]{9}$' } },
+            {
+              name: 'lang',
+              in: 'query',
+              required: false,
+              description: 'nb (bokmål) or en; else Accept-Language; else nb',
+              schema: { type: 'string', enum: ['nb', 'en'] },
+            },
+            {
+              name: 'at',
+              in: 'query',
+              required: false,
+              description: 'When the consent is evaluated and the document dated (ISO 8601 date-time with offset); default now',
+              schema: { type: 'string', format: 'date-time' },
+            },
+            {
+              name: 'clinic',
+              in: 'query',
+              required: false,
+              description: "The clinic's organisation number, where the tenant sent this episode id for two clinics",
+              schema: { type: 'string', pattern: '^[0-9]{9}$' },
+            },
           ],
           responses: {
             '200': {
               description:
                 'Accept: application/fhir+json (or none): the FHIR document Bundle, with Bundle.signature (detached JWS, verifiable against /.well-known/jwks.json) where the bridge has a signing key. Accept: text/html: the self-contained page, sent with Content-Security-Policy',
-              headers: { 'Content-Security-Policy': { description: 'With the page: default-src \'none\'; style-src \'unsafe-inline\'; img-src data:', schema: { type: 'string' } } },
+              headers: {
+                'Content-Security-Policy': {
+                  description: "With the page: default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+                  schema: { type: 'string' },
+                },
+              },
               content: { [FHIR]: { schema: { $ref: '#/components/schemas/Bundle' } }, 'text/html': { schema: { type: 'string' } } },
             },
             '400': errorResponse('lang, at or clinic not valid, or given twice'),
-            '404': errorResponse('No such episode for this caller\'s tenant: another tenant\'s episode is answered exactly as one that does not exist; code `not-found`'),
+            '404': errorResponse(
+              "No such episode for this caller's tenant: another tenant's episode is answered exactly as one that does not exist; code `not-found`",
+            ),
             '406': errorResponse('Accept names neither text/html nor application/fhir+json; code `not-supported`'),
             '409': errorResponse('The tenant sent this episode id for more than one clinic: add ?clinic=; code `multiple-matches`'),
             ...authErrors,
@@ -260,19 +309,27 @@ export function openApiDocument(): Record<string, unknown> {
       '/v1/jobs': {
         get: {
           operationId: 'listJobs',
-          summary: 'Delivery jobs of the caller\'s tenant, oldest first, optionally by status',
+          summary: "Delivery jobs of the caller's tenant, oldest first, optionally by status",
           security: READ,
           parameters: [
             { name: 'status', in: 'query', schema: { type: 'string' }, description: 'Comma-separated: queued, retrying, delivered, failed, dead' },
             { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000 } },
           ],
-          responses: { '200': { description: 'The jobs', content: { 'application/json': { schema: { type: 'object', properties: { jobs: { type: 'array', items: jobView } } } } } }, '400': errorResponse('A status that is not one of the five, a limit that is not a whole number from 1 to 1000, or a parameter given twice'), ...authErrors },
+          responses: {
+            '200': {
+              description: 'The jobs',
+              content: { 'application/json': { schema: { type: 'object', properties: { jobs: { type: 'array', items: jobView } } } } },
+            },
+            '400': errorResponse('A status that is not one of the five, a limit that is not a whole number from 1 to 1000, or a parameter given twice'),
+            ...authErrors,
+          },
         },
       },
       '/v1/jobs/{id}': {
         get: {
           operationId: 'readJob',
-          summary: 'One delivery job of the caller\'s tenant and its result per target (a FHIR server\'s error text capped, with national ids, names and phone numbers redacted)',
+          summary:
+            "One delivery job of the caller's tenant and its result per target (a FHIR server's error text capped, with national ids, names and phone numbers redacted)",
           security: READ,
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
           responses: { '200': { description: 'The job', content: { 'application/json': { schema: jobView } } }, '404': noSuchJob, ...authErrors },
@@ -282,8 +339,8 @@ export function openApiDocument(): Record<string, unknown> {
         get: {
           operationId: 'listCoordination',
           summary:
-            'The caller\'s tenant\'s episodes with the coordination requests (Task) the bridge keeps on their primary treatment team\'s server, as last read back: after each delivery there, and by the scheduled handler once the last read is older than COORDINATION_REFRESH_MINUTES and a request is still open. ' +
-            'Per request: occasion, status (the primary team\'s word once they act; `not-found` when the Task is gone), priority, due date, overdue (due date passed and still requested, received, accepted or in-progress) and when it last changed there. No personal data',
+            "The caller's tenant's episodes with the coordination requests (Task) the bridge keeps on their primary treatment team's server, as last read back: after each delivery there, and by the scheduled handler once the last read is older than COORDINATION_REFRESH_MINUTES and a request is still open. " +
+            "Per request: occasion, status (the primary team's word once they act; `not-found` when the Task is gone), priority, due date, overdue (due date passed and still requested, received, accepted or in-progress) and when it last changed there. No personal data",
           security: READ,
           parameters: [
             {
@@ -298,7 +355,11 @@ export function openApiDocument(): Record<string, unknown> {
               description: 'Episodes by episode key, then target',
               content: {
                 'application/json': {
-                  schema: { type: 'object', required: ['episodes'], properties: { episodes: { type: 'array', items: { $ref: '#/components/schemas/CoordinationEntry' } } } },
+                  schema: {
+                    type: 'object',
+                    required: ['episodes'],
+                    properties: { episodes: { type: 'array', items: { $ref: '#/components/schemas/CoordinationEntry' } } },
+                  },
                 },
               },
             },
@@ -311,7 +372,7 @@ export function openApiDocument(): Record<string, unknown> {
         get: {
           operationId: 'deliveryHealth',
           summary:
-            'What an operator watches, for the caller\'s tenant: queue depth (jobs queued or retrying), the age in seconds of the oldest of them (by when it was submitted; null when none waits), and per target how many jobs left it dead or failed (targets with neither are left out; replaying a job takes it off). ' +
+            "What an operator watches, for the caller's tenant: queue depth (jobs queued or retrying), the age in seconds of the oldest of them (by when it was submitted; null when none waits), and per target how many jobs left it dead or failed (targets with neither are left out; replaying a job takes it off). " +
             'Counts, ages and target names only; no personal data. Never cached',
           security: READ,
           responses: {
@@ -328,7 +389,11 @@ export function openApiDocument(): Record<string, unknown> {
                       oldestWaitingSeconds: { type: ['integer', 'null'], minimum: 0 },
                       targets: {
                         type: 'object',
-                        additionalProperties: { type: 'object', required: ['dead', 'failed'], properties: { dead: { type: 'integer', minimum: 0 }, failed: { type: 'integer', minimum: 0 } } },
+                        additionalProperties: {
+                          type: 'object',
+                          required: ['dead', 'failed'],
+                          properties: { dead: { type: 'integer', minimum: 0 }, failed: { type: 'integer', minimum: 0 } },
+                        },
                       },
                     },
                   },
@@ -350,18 +415,32 @@ export function openApiDocument(): Record<string, unknown> {
             '202': { description: 'Queued again', content: { 'application/json': { schema: jobView } } },
             '404': noSuchJob,
             '409': errorResponse('The job is neither dead nor failed; code `conflict`'),
-            '410': errorResponse('The job\'s content was purged under the retention rule (BUNDLE_RETENTION_DAYS); send the episode again; code `deleted`'),
+            '410': errorResponse("The job's content was purged under the retention rule (BUNDLE_RETENTION_DAYS); send the episode again; code `deleted`"),
             ...throttled,
             ...authErrors,
           },
         },
       },
       '/healthz': { get: { operationId: 'health', summary: 'Liveness', security: PUBLIC, responses: { '200': { description: 'Service is up' } } } },
-      '/openapi.json': { get: { operationId: 'openapi', summary: 'This document', security: PUBLIC, responses: { '200': { description: 'OpenAPI 3.1 document' } } } },
-      '/docs': { get: { operationId: 'docs', summary: 'This description as a web page', security: PUBLIC, responses: { '200': { description: 'HTML', content: { 'text/html': {} } } } } },
+      '/openapi.json': {
+        get: { operationId: 'openapi', summary: 'This document', security: PUBLIC, responses: { '200': { description: 'OpenAPI 3.1 document' } } },
+      },
+      '/docs': {
+        get: {
+          operationId: 'docs',
+          summary: 'This description as a web page',
+          security: PUBLIC,
+          responses: { '200': { description: 'HTML', content: { 'text/html': {} } } },
+        },
+      },
       '/': { get: { operationId: 'root', summary: 'Redirects to /docs', security: PUBLIC, responses: { '302': { description: 'Location: /docs' } } } },
       '/.well-known/jwks.json': {
-        get: { operationId: 'jwks', summary: 'The bridge\'s public signing keys (SMART Backend Services client)', security: PUBLIC, responses: { '200': { description: 'JSON Web Key Set' } } },
+        get: {
+          operationId: 'jwks',
+          summary: "The bridge's public signing keys (SMART Backend Services client)",
+          security: PUBLIC,
+          responses: { '200': { description: 'JSON Web Key Set' } },
+        },
       },
     },
     components: {
@@ -389,16 +468,18 @@ export function openApiDocument(): Record<string, unknown> {
             targets: { type: 'object', additionalProperties: { type: 'object' } },
             audits: {
               type: 'array',
-              description: 'The job\'s disclosures to a primary treatment team, and refusals because of consent, each audited by an AuditEvent on the clinic\'s server',
+              description:
+                "The job's disclosures to a primary treatment team, and refusals because of consent, each audited by an AuditEvent on the clinic's server",
               items: { $ref: '#/components/schemas/JobAudit' },
             },
-            caller: { type: 'string', description: 'Who submitted the job: the JWT client id (or subject), the static API token\'s name, or `local`' },
+            caller: { type: 'string', description: "Who submitted the job: the JWT client id (or subject), the static API token's name, or `local`" },
             contentPurgedAt: { type: 'string', format: 'date-time', description: 'When the stored Bundle was purged (retention); the job and ledger are kept' },
           },
         },
         JobAudit: {
           type: 'object',
-          description: 'One disclosure or consent refusal of a job as audited on the clinic\'s server (IHE BALP PrivacyDisclosure); the AuditEvent itself, with the patient and what was sent, stays there',
+          description:
+            "One disclosure or consent refusal of a job as audited on the clinic's server (IHE BALP PrivacyDisclosure); the AuditEvent itself, with the patient and what was sent, stays there",
           required: ['target', 'kind', 'status', 'round', 'attempts'],
           properties: {
             target: { type: 'string', description: '`primary.<org number>`: the primary treatment team the disclosure or refusal concerns' },
@@ -406,7 +487,7 @@ export function openApiDocument(): Record<string, unknown> {
             status: {
               enum: ['waiting', 'retrying', 'written', 'skipped', 'failed', 'dead'],
               description:
-                'written: the AuditEvent is on the clinic\'s server; waiting: the outcome is not known yet; retrying: its write failed and is tried again; skipped: nothing was sent (unchanged or superseded), so nothing disclosed; failed/dead: the write was refused or gave up',
+                "written: the AuditEvent is on the clinic's server; waiting: the outcome is not known yet; retrying: its write failed and is tried again; skipped: nothing was sent (unchanged or superseded), so nothing disclosed; failed/dead: the write was refused or gave up",
             },
             round: { type: 'integer', description: 'Replays of the job after an earlier outcome was written: each later outcome is its own AuditEvent' },
             outcome: { enum: ['success', 'failed', 'refused'], description: 'What the AuditEvent records, once known' },
@@ -424,7 +505,7 @@ export function openApiDocument(): Record<string, unknown> {
           properties: {
             episode: { type: 'string', description: '{clinic org number}/{episodeId}' },
             target: { type: 'string', description: '`primary.<org number>`' },
-            readAt: { type: 'string', format: 'date-time', description: 'When the requests were last read from the primary team\'s server' },
+            readAt: { type: 'string', format: 'date-time', description: "When the requests were last read from the primary team's server" },
             overdue: { type: 'integer', description: 'How many of the requests are overdue' },
             requests: {
               type: 'array',
@@ -432,9 +513,15 @@ export function openApiDocument(): Record<string, unknown> {
                 type: 'object',
                 required: ['occasion', 'identifier', 'status', 'overdue'],
                 properties: {
-                  occasion: { type: 'string', description: '`guidance-started`, `risk-follow-up` or `guidance-ended` (the bridge\'s CodeSystem coordination-request)' },
-                  identifier: { type: 'string', description: 'The request\'s business identifier value, `{episodeId}/coordination-request/…`' },
-                  status: { type: 'string', description: 'Task.status on the primary server (https://hl7.org/fhir/R4/valueset-task-status.html), or `not-found`' },
+                  occasion: {
+                    type: 'string',
+                    description: "`guidance-started`, `risk-follow-up` or `guidance-ended` (the bridge's CodeSystem coordination-request)",
+                  },
+                  identifier: { type: 'string', description: "The request's business identifier value, `{episodeId}/coordination-request/…`" },
+                  status: {
+                    type: 'string',
+                    description: 'Task.status on the primary server (https://hl7.org/fhir/R4/valueset-task-status.html), or `not-found`',
+                  },
                   priority: { enum: ['routine', 'urgent', 'asap', 'stat'] },
                   due: { type: 'string', description: 'Task.restriction.period.end (a date, or a date-time)' },
                   authoredOn: { type: 'string' },
@@ -521,7 +608,13 @@ export const REQUEST_EXAMPLES: Record<string, RequestExample> = {
   readCodeSystem: { method: 'GET', path: '/v1/CodeSystem/marte-meo-focus-element' },
   listValueSets: { method: 'GET', path: '/v1/ValueSet' },
   readValueSet: { method: 'GET', path: '/v1/ValueSet/change-process-theme' },
-  submitEpisode: { method: 'PUT', path: '/v1/episodes/VG-2026-0042', contentType: 'application/json', bodyFile: 'examples/completed-mother.episode.json', headers: true },
+  submitEpisode: {
+    method: 'PUT',
+    path: '/v1/episodes/VG-2026-0042',
+    contentType: 'application/json',
+    bodyFile: 'examples/completed-mother.episode.json',
+    headers: true,
+  },
   importEpisodes: { method: 'POST', path: '/v1/episodes/$import', contentType: 'application/x-ndjson', bodyFile: 'examples/episodes.ndjson', headers: true },
   listJobs: { method: 'GET', path: '/v1/jobs?status=dead,failed' },
   listCoordination: { method: 'GET', path: '/v1/coordination?overdue=true' },
@@ -550,7 +643,10 @@ export function curlLine(e: RequestExample): string {
 /** A self-contained docs page (no external scripts: the service may run without internet). */
 export function docsPage(): string {
   const doc = openApiDocument() as {
-    paths: Record<string, Record<string, { operationId: string; summary: string; security?: Record<string, string[]>[]; responses: Record<string, { description: string }> }>>;
+    paths: Record<
+      string,
+      Record<string, { operationId: string; summary: string; security?: Record<string, string[]>[]; responses: Record<string, { description: string }> }>
+    >;
   };
   const needs = (security: Record<string, string[]>[] | undefined): string => {
     if (security && security.length === 0) return 'Public: no token, on any deployment.';
@@ -565,7 +661,9 @@ export function docsPage(): string {
     .flatMap(([path, methods]) =>
       Object.entries(methods).map(
         ([method, op]) =>
-          `<section><h2><code>${method.toUpperCase()} ${escapeHtml(path)}</code></h2><p>${inline(op.summary)}</p><p>${needs(op.security)}</p>${example(op.operationId)}<ul>${Object.entries(op.responses)
+          `<section><h2><code>${method.toUpperCase()} ${escapeHtml(path)}</code></h2><p>${inline(op.summary)}</p><p>${needs(op.security)}</p>${example(op.operationId)}<ul>${Object.entries(
+            op.responses,
+          )
             // 401, 403 and the key-fetch 503 are the same on every route: explained once, above.
             .filter(([status, r]) => (authErrors as Record<string, { description: string }>)[status]?.description !== r.description)
             .map(([status, r]) => `<li><code>${status}</code> ${inline(r.description)}</li>`)

@@ -22,22 +22,22 @@
 import type { AuditEvent, Patient } from '@medplum/fhirtypes';
 import { type Context, Hono } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
-import { EncryptJWT, type JWTPayload, base64url, createLocalJWKSet, jwtDecrypt, jwtVerify } from 'jose';
+import { base64url, createLocalJWKSet, EncryptJWT, type JWTPayload, jwtDecrypt, jwtVerify } from 'jose';
 import type { BridgeConfig, SmartIssuer } from '../config.ts';
-import { summaryViewAuditEvent, type SummaryViewer } from '../coordination/audit.ts';
+import { type SummaryViewer, summaryViewAuditEvent } from '../coordination/audit.ts';
 import { evaluateGate } from '../coordination/gate.ts';
-import { SUMMARY_PAGE_CSP, renderSummaryPage } from '../coordination/summary-page.ts';
-import { type SummaryLang, esc, formatDate } from '../coordination/summary-text.ts';
+import { renderSummaryPage, SUMMARY_PAGE_CSP } from '../coordination/summary-page.ts';
+import { esc, formatDate, type SummaryLang } from '../coordination/summary-text.ts';
 import type { Episode } from '../domain/episode.ts';
 import { checkNationalId } from '../domain/identifiers.ts';
+import type { IdentityOptions } from '../fhir/identity.ts';
+import { FHIR_JSON } from '../fhir/json.ts';
 import { isOperationOutcomeError } from '../fhir/outcome.ts';
 import { NO } from '../fhir/systems.ts';
-import type { IdentityOptions } from '../fhir/identity.ts';
+import { errorKind, log } from '../log.ts';
 import { personKey } from '../sync/episodes.ts';
 import { clientFactory } from '../sync/targets.ts';
 import type { DeliveryStore, StoredEpisode } from '../sync/types.ts';
-import { errorKind, log } from '../log.ts';
-import { FHIR_JSON } from '../fhir/json.ts';
 
 /** The scopes the bridge asks for: the launch context, an id token naming the user, and the patient's record. */
 export const SMART_SCOPE = 'launch openid fhirUser patient/Patient.read';
@@ -109,7 +109,10 @@ const TEXT = {
     en: 'If you have questions, contact the infant mental health team that sees the patient.',
   },
   listTitle: { nb: 'Koordineringssammendrag', en: 'Coordination summaries' },
-  listIntro: { nb: 'Klinikken har flere forløp for denne pasienten som dere kan se:', en: 'The clinic has several episodes for this patient that you may see:' },
+  listIntro: {
+    nb: 'Klinikken har flere forløp for denne pasienten som dere kan se:',
+    en: 'The clinic has several episodes for this patient that you may see:',
+  },
   started: { nb: 'startet', en: 'started' },
 } as const;
 
@@ -131,20 +134,56 @@ type Reason =
 
 /** What the viewer reads, and the status; the audit's reason is written separately (it may be more precise). */
 const REFUSAL: Record<Reason, { status: 400 | 401 | 403 | 404 | 502 | 503; nb: string; en: string }> = {
-  'bad-launch': { status: 400, nb: 'Oppstarten manglet opplysninger fra journalsystemet (iss og launch).', en: 'The launch lacked what the EHR sends (iss and launch).' },
+  'bad-launch': {
+    status: 400,
+    nb: 'Oppstarten manglet opplysninger fra journalsystemet (iss og launch).',
+    en: 'The launch lacked what the EHR sends (iss and launch).',
+  },
   'unknown-issuer': { status: 403, nb: 'Dette journalsystemet er ikke registrert hos klinikken.', en: 'This EHR is not registered with the clinic.' },
-  'ehr-unavailable': { status: 502, nb: 'Journalsystemets påloggingstjeneste svarte ikke som ventet. Prøv igjen om litt.', en: 'The EHR’s sign-in service did not answer as expected. Try again shortly.' },
-  'no-launch': { status: 400, nb: 'Denne pålogginga ble ikke startet her, eller den tok for lang tid.', en: 'This sign-in was not started here, or it took too long.' },
+  'ehr-unavailable': {
+    status: 502,
+    nb: 'Journalsystemets påloggingstjeneste svarte ikke som ventet. Prøv igjen om litt.',
+    en: 'The EHR’s sign-in service did not answer as expected. Try again shortly.',
+  },
+  'no-launch': {
+    status: 400,
+    nb: 'Denne pålogginga ble ikke startet her, eller den tok for lang tid.',
+    en: 'This sign-in was not started here, or it took too long.',
+  },
   'bad-state': { status: 400, nb: 'Svaret fra pålogginga hører ikke til denne oppstarten.', en: 'The sign-in answer does not belong to this launch.' },
   'sign-in-refused': { status: 403, nb: 'Journalsystemet godkjente ikke pålogginga.', en: 'The EHR did not approve the sign-in.' },
   'bad-token': { status: 400, nb: 'Pålogginga fra journalsystemet kunne ikke bekreftes.', en: 'The sign-in from the EHR could not be verified.' },
-  'no-national-id': { status: 403, nb: 'Pasienten i journalsystemet har ikke fødselsnummer eller D-nummer som klinikken kan bruke.', en: 'The patient in the EHR has no national id the clinic can use.' },
-  'no-summary': { status: 403, nb: 'Klinikken har ikke noe koordineringssammendrag for denne pasienten som deres virksomhet kan se.', en: 'The clinic has no coordination summary for this patient that your organisation may see.' },
-  'consent-withdrawn': { status: 403, nb: 'Pasienten har trukket samtykket til å dele med behandlingsteamet deres. Det dere allerede har mottatt, er fortsatt deres.', en: 'The patient has withdrawn the consent to share with your treatment team. What you have already received stays yours.' },
-  'consent-expired': { status: 403, nb: 'Pasientens samtykke til å dele med behandlingsteamet deres har utløpt.', en: 'The patient’s consent to share with your treatment team has expired.' },
-  'consent-other': { status: 403, nb: 'Pasientens samtykke gir ikke tilgang til sammendraget nå.', en: 'The patient’s consent does not allow the summary now.' },
+  'no-national-id': {
+    status: 403,
+    nb: 'Pasienten i journalsystemet har ikke fødselsnummer eller D-nummer som klinikken kan bruke.',
+    en: 'The patient in the EHR has no national id the clinic can use.',
+  },
+  'no-summary': {
+    status: 403,
+    nb: 'Klinikken har ikke noe koordineringssammendrag for denne pasienten som deres virksomhet kan se.',
+    en: 'The clinic has no coordination summary for this patient that your organisation may see.',
+  },
+  'consent-withdrawn': {
+    status: 403,
+    nb: 'Pasienten har trukket samtykket til å dele med behandlingsteamet deres. Det dere allerede har mottatt, er fortsatt deres.',
+    en: 'The patient has withdrawn the consent to share with your treatment team. What you have already received stays yours.',
+  },
+  'consent-expired': {
+    status: 403,
+    nb: 'Pasientens samtykke til å dele med behandlingsteamet deres har utløpt.',
+    en: 'The patient’s consent to share with your treatment team has expired.',
+  },
+  'consent-other': {
+    status: 403,
+    nb: 'Pasientens samtykke gir ikke tilgang til sammendraget nå.',
+    en: 'The patient’s consent does not allow the summary now.',
+  },
   'session-ended': { status: 401, nb: 'Økta er avsluttet (den varer 15 minutter).', en: 'The session has ended (it lasts 15 minutes).' },
-  'audit-unavailable': { status: 503, nb: 'Visningen kan ikke logges akkurat nå, så sammendraget vises ikke. Prøv igjen om litt.', en: 'The view cannot be logged right now, so the summary is not shown. Try again shortly.' },
+  'audit-unavailable': {
+    status: 503,
+    nb: 'Visningen kan ikke logges akkurat nå, så sammendraget vises ikke. Prøv igjen om litt.',
+    en: 'The view cannot be logged right now, so the summary is not shown. Try again shortly.',
+  },
 };
 
 const PAGE_CSS = `body{margin:0;font-family:system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;color:#1a1a1a;background:#fff;line-height:1.5;font-size:16px}
@@ -169,7 +208,12 @@ export function pickLang(query: string | undefined, acceptLanguage: string | und
     .split(',')
     .map((part, i) => {
       const [tag, ...params] = part.trim().split(';');
-      const q = Number(params.find((p) => p.trim().startsWith('q='))?.trim().slice(2) ?? 1);
+      const q = Number(
+        params
+          .find((p) => p.trim().startsWith('q='))
+          ?.trim()
+          .slice(2) ?? 1,
+      );
       return { tag: (tag ?? '').toLowerCase(), q: Number.isNaN(q) ? 0 : q, i };
     })
     .filter((t) => t.tag && t.q > 0)
@@ -274,7 +318,8 @@ async function unseal<T>(key: Uint8Array, purpose: keyof typeof PURPOSE, token: 
 
 /** The gate of a stored episode for the EHR's organisation at `at`, as a refusal reason or undefined when it may be shown. */
 function refusalOf(e: Episode, orgNumber: string, at: string): { reason: Reason; detail: string } | undefined {
-  if (e.primaryTreatment?.organization.orgNumber !== orgNumber) return { reason: 'no-summary', detail: 'the episode names another primary treatment organisation' };
+  if (e.primaryTreatment?.organization.orgNumber !== orgNumber)
+    return { reason: 'no-summary', detail: 'the episode names another primary treatment organisation' };
   const gate = evaluateGate(e, at, () => true);
   if (!gate.open) {
     const reason: Reason = gate.reason === 'consent-withdrawn' ? 'consent-withdrawn' : gate.reason === 'consent-expired' ? 'consent-expired' : 'consent-other';
@@ -339,7 +384,8 @@ export function smartRoutes(deps: SmartDeps): Hono {
     }
     const words = REFUSAL[r.reason];
     headers(c, ctx.issuer);
-    const again = r.reason === 'session-ended' || r.reason === 'no-launch' || r.reason === 'bad-state' || r.reason === 'ehr-unavailable' || r.reason === 'bad-token';
+    const again =
+      r.reason === 'session-ended' || r.reason === 'no-launch' || r.reason === 'bad-state' || r.reason === 'ehr-unavailable' || r.reason === 'bad-token';
     return c.html(
       page(lang, TEXT.refusedTitle[lang], `<p>${esc(words[lang])}</p>${again ? `<p>${esc(TEXT.again[lang])}</p>` : ''}<p>${esc(TEXT.contact[lang])}</p>`),
       words.status,
@@ -360,17 +406,17 @@ export function smartRoutes(deps: SmartDeps): Hono {
     try {
       doc = await getJson(`${issuer.iss}/.well-known/smart-configuration`, { headers: { accept: 'application/json' } });
     } catch {
-      throw new Refusal('ehr-unavailable', 'the EHR\'s SMART configuration could not be read');
+      throw new Refusal('ehr-unavailable', "the EHR's SMART configuration could not be read");
     }
     const authorization_endpoint = endpoint(doc.authorization_endpoint);
     const token_endpoint = endpoint(doc.token_endpoint);
     const jwks_uri = endpoint(doc.jwks_uri);
     const methods = doc.code_challenge_methods_supported;
     if (!authorization_endpoint || !token_endpoint || !jwks_uri) {
-      throw new Refusal('ehr-unavailable', 'the EHR\'s SMART configuration lacks an authorization, token or JWKS endpoint');
+      throw new Refusal('ehr-unavailable', "the EHR's SMART configuration lacks an authorization, token or JWKS endpoint");
     }
     if (!Array.isArray(methods) || !methods.includes('S256')) {
-      throw new Refusal('ehr-unavailable', 'the EHR\'s SMART configuration does not support PKCE S256');
+      throw new Refusal('ehr-unavailable', "the EHR's SMART configuration does not support PKCE S256");
     }
     return { authorization_endpoint, token_endpoint, jwks_uri, ...(typeof doc.issuer === 'string' ? { issuer: doc.issuer } : {}) };
   }
@@ -391,7 +437,16 @@ export function smartRoutes(deps: SmartDeps): Hono {
       throw e;
     }
     const redirectUri = `${new URL(c.req.url).origin}${COOKIE_PATH}/callback`;
-    const pre: PreAuth = { iss: issuer.iss, state: random(), verifier: random(), nonce: random(), token: d.token_endpoint, jwks: d.jwks_uri, oidcIssuer: d.issuer ?? issuer.iss, redirectUri };
+    const pre: PreAuth = {
+      iss: issuer.iss,
+      state: random(),
+      verifier: random(),
+      nonce: random(),
+      token: d.token_endpoint,
+      jwks: d.jwks_uri,
+      oidcIssuer: d.issuer ?? issuer.iss,
+      redirectUri,
+    };
     const t = now();
     setCookie(c, PRE_AUTH_COOKIE, await seal(await deps.cookieKey(), 'pre', pre, t, PRE_AUTH_SECONDS), {
       path: COOKIE_PATH,
@@ -429,13 +484,21 @@ export function smartRoutes(deps: SmartDeps): Hono {
     if (!pre || !issuer) return refuse(c, lang, new Refusal('no-launch', 'callback without a valid launch cookie (not started here, expired or altered)'));
     const base = { key: pre.state, issuer };
     const state = c.req.query('state');
-    if (!state || state !== pre.state) return refuse(c, lang, new Refusal('bad-state', 'callback whose state does not match the launch'), { ...base, viewer: { iss: issuer.iss, orgNumber: issuer.orgNumber } });
+    if (!state || state !== pre.state)
+      return refuse(c, lang, new Refusal('bad-state', 'callback whose state does not match the launch'), {
+        ...base,
+        viewer: { iss: issuer.iss, orgNumber: issuer.orgNumber },
+      });
     if (c.req.query('error')) {
       // The EHR's error text is not repeated: it is the EHR's to word and may name anything.
-      return refuse(c, lang, new Refusal('sign-in-refused', 'the EHR\'s authorisation server answered with an error'), { ...base, viewer: { iss: issuer.iss, orgNumber: issuer.orgNumber } });
+      return refuse(c, lang, new Refusal('sign-in-refused', "the EHR's authorisation server answered with an error"), {
+        ...base,
+        viewer: { iss: issuer.iss, orgNumber: issuer.orgNumber },
+      });
     }
     const code = c.req.query('code');
-    if (!code) return refuse(c, lang, new Refusal('bad-token', 'callback without a code'), { ...base, viewer: { iss: issuer.iss, orgNumber: issuer.orgNumber } });
+    if (!code)
+      return refuse(c, lang, new Refusal('bad-token', 'callback without a code'), { ...base, viewer: { iss: issuer.iss, orgNumber: issuer.orgNumber } });
 
     let viewer: SummaryViewer = { iss: issuer.iss, orgNumber: issuer.orgNumber };
     try {
@@ -449,7 +512,7 @@ export function smartRoutes(deps: SmartDeps): Hono {
           body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: pre.redirectUri, code_verifier: pre.verifier }).toString(),
         });
       } catch {
-        throw new Refusal('bad-token', 'the EHR\'s token endpoint refused the code');
+        throw new Refusal('bad-token', "the EHR's token endpoint refused the code");
       }
       const { access_token, token_type, id_token, patient } = token;
       if (typeof access_token !== 'string' || !access_token || typeof token_type !== 'string' || token_type.toLowerCase() !== 'bearer') {
@@ -462,7 +525,7 @@ export function smartRoutes(deps: SmartDeps): Hono {
       try {
         jwks = await getJson(pre.jwks, { headers: { accept: 'application/json' } });
       } catch {
-        throw new Refusal('ehr-unavailable', 'the EHR\'s JWKS could not be read');
+        throw new Refusal('ehr-unavailable', "the EHR's JWKS could not be read");
       }
       let claims: JWTPayload;
       try {
@@ -476,7 +539,7 @@ export function smartRoutes(deps: SmartDeps): Hono {
       } catch {
         throw new Refusal('bad-token', 'the id token did not verify (signature, issuer, audience or expiry)');
       }
-      if (claims.nonce !== pre.nonce) throw new Refusal('bad-token', 'the id token\'s nonce does not match the launch');
+      if (claims.nonce !== pre.nonce) throw new Refusal('bad-token', "the id token's nonce does not match the launch");
       viewer = {
         ...viewer,
         ...(typeof claims.sub === 'string' ? { sub: claims.sub } : {}),
@@ -505,7 +568,7 @@ export function smartRoutes(deps: SmartDeps): Hono {
       const ours = stored.filter((s) => s.episode.primaryTreatment?.organization.orgNumber === issuer.orgNumber);
       if (!ours.length) {
         // The same page for "no episode" and "another organisation's": which is true is not the viewer's to know.
-        const detail = stored.length ? 'the person\'s episodes name another primary treatment organisation' : 'no stored episode of this person';
+        const detail = stored.length ? "the person's episodes name another primary treatment organisation" : 'no stored episode of this person';
         return refuse(c, lang, new Refusal('no-summary', detail), { ...base, viewer, nationalId });
       }
       const allowed: StoredEpisode[] = [];
@@ -517,7 +580,12 @@ export function smartRoutes(deps: SmartDeps): Hono {
       }
       if (!allowed.length) {
         const first = refused[0] as (typeof refused)[number];
-        return refuse(c, lang, new Refusal(first.reason, refused.map((r) => r.detail).join('; ')), { ...base, viewer, nationalId, episodes: refused.map((r) => r.s.episode) });
+        return refuse(c, lang, new Refusal(first.reason, refused.map((r) => r.detail).join('; ')), {
+          ...base,
+          viewer,
+          nationalId,
+          episodes: refused.map((r) => r.s.episode),
+        });
       }
       const session: Session = {
         sid: random(16),
@@ -565,7 +633,9 @@ export function smartRoutes(deps: SmartDeps): Hono {
         const s = await store.getEpisode(ref.t, ref.k);
         if (!s) continue;
         const start = s.episode.period?.start;
-        items.push(`<li><a href="${COOKIE_PATH}/summary?e=${i}${langQuery}">${esc(s.episode.clinic.name)}${start ? `, ${TEXT.started[lang]} ${esc(formatDate(start, lang))}` : ''}</a></li>`);
+        items.push(
+          `<li><a href="${COOKIE_PATH}/summary?e=${i}${langQuery}">${esc(s.episode.clinic.name)}${start ? `, ${TEXT.started[lang]} ${esc(formatDate(start, lang))}` : ''}</a></li>`,
+        );
       }
       headers(c, issuer);
       return c.html(page(lang, TEXT.listTitle[lang], `<p>${esc(TEXT.listIntro[lang])}</p><ul>${items.join('')}</ul>`));
@@ -579,18 +649,33 @@ export function smartRoutes(deps: SmartDeps): Hono {
     const episode = stored.episode;
     // Again at every view: a consent withdrawn during the session ends it for this episode.
     const r = refusalOf(episode, session.org, at);
-    if (r) return refuse(c, lang, new Refusal(r.reason, r.detail), { key: session.sid, viewer, issuer, nationalId: episode.parent.nationalId, episodes: [episode] });
+    if (r)
+      return refuse(c, lang, new Refusal(r.reason, r.detail), { key: session.sid, viewer, issuer, nationalId: episode.parent.nationalId, episodes: [episode] });
     let html: string;
     try {
       html = renderSummaryPage(episode, { at, lang, identity: deps.identity });
     } catch (err) {
       if (isOperationOutcomeError(err) && err.status === 403) {
-        return refuse(c, lang, new Refusal('consent-other', 'the consent refuses the summary'), { key: session.sid, viewer, issuer, nationalId: episode.parent.nationalId, episodes: [episode] });
+        return refuse(c, lang, new Refusal('consent-other', 'the consent refuses the summary'), {
+          key: session.sid,
+          viewer,
+          issuer,
+          nationalId: episode.parent.nationalId,
+          episodes: [episode],
+        });
       }
       throw err;
     }
     const written = await audit(
-      summaryViewAuditEvent({ key: `${session.sid}|${ref.t}|${ref.k}|${at}`, at, identity: deps.identity, viewer, nationalId: episode.parent.nationalId, episode, outcome: 'success' }),
+      summaryViewAuditEvent({
+        key: `${session.sid}|${ref.t}|${ref.k}|${at}`,
+        at,
+        identity: deps.identity,
+        viewer,
+        nationalId: episode.parent.nationalId,
+        episode,
+        outcome: 'success',
+      }),
     );
     if (!written) {
       const words = REFUSAL['audit-unavailable'];

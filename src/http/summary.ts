@@ -19,17 +19,18 @@
  * Views by the clinic's own callers are not audited (they read their own record); views from
  * outside the clinic come through the SMART launch, which audits them.
  */
-import { type Context, Hono } from 'hono';
-import { isOperationOutcomeError } from '../fhir/outcome.ts';
+
 import type { Task } from '@medplum/fhirtypes';
-import { DEV_IDENTITY, type IdentityOptions, businessIdSystem } from '../fhir/identity.ts';
-import type { CoordinationRecord } from '../sync/types.ts';
-import { SUMMARY_PAGE_CSP, renderSummaryPage } from '../coordination/summary-page.ts';
-import { type SummaryLang, buildSummary } from '../coordination/summary.ts';
+import { type Context, Hono } from 'hono';
+import { buildSummary, type SummaryLang } from '../coordination/summary.ts';
+import { renderSummaryPage, SUMMARY_PAGE_CSP } from '../coordination/summary-page.ts';
+import { businessIdSystem, DEV_IDENTITY, type IdentityOptions } from '../fhir/identity.ts';
+import { FHIR_JSON } from '../fhir/json.ts';
+import { isOperationOutcomeError } from '../fhir/outcome.ts';
 import type { DeliveryService } from '../sync/service.ts';
+import type { CoordinationRecord } from '../sync/types.ts';
 import { type AuthVariables, requestTenant } from './auth.ts';
 import { fhirJson, outcomeResponse, sendOutcome } from './errors.ts';
-import { FHIR_JSON } from '../fhir/json.ts';
 
 /** Episode ids as the episode format allows them. */
 const EPISODE_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -79,7 +80,16 @@ export function languageOf(acceptLanguage: string | undefined): SummaryLang {
 function readBackTasks(records: readonly CoordinationRecord[], identity: IdentityOptions, clinicOrg: string): Task[] {
   const system = businessIdSystem(identity, clinicOrg, 'coordination-request');
   return records.flatMap((r) =>
-    r.requests.map((q) => ({ resourceType: 'Task', intent: 'order', status: q.status as Task['status'], identifier: [{ system, value: q.identifier }], ...(q.lastModified ? { lastModified: q.lastModified } : {}) }) satisfies Task),
+    r.requests.map(
+      (q) =>
+        ({
+          resourceType: 'Task',
+          intent: 'order',
+          status: q.status as Task['status'],
+          identifier: [{ system, value: q.identifier }],
+          ...(q.lastModified ? { lastModified: q.lastModified } : {}),
+        }) satisfies Task,
+    ),
   );
 }
 
@@ -97,7 +107,8 @@ export function summaryRoutes(service: (c: Context) => DeliveryService, identity
       const lang = c.req.query('lang');
       if (lang !== undefined && lang !== 'nb' && lang !== 'en') return outcomeResponse(c, 400, 'invalid', 'query parameter lang must be "nb" or "en"', '/lang');
       const clinic = c.req.query('clinic');
-      if (clinic !== undefined && !ORG_NUMBER.test(clinic)) return outcomeResponse(c, 400, 'invalid', 'query parameter clinic must be the clinic\'s 9-digit organisation number', '/clinic');
+      if (clinic !== undefined && !ORG_NUMBER.test(clinic))
+        return outcomeResponse(c, 400, 'invalid', "query parameter clinic must be the clinic's 9-digit organisation number", '/clinic');
       const as = representation(c.req.header('accept'));
       if (!as) return outcomeResponse(c, 406, 'not-supported', 'the summary is served as text/html or application/fhir+json');
 
@@ -125,7 +136,11 @@ export function summaryRoutes(service: (c: Context) => DeliveryService, identity
         return c.html(page, 200, { 'content-security-policy': SUMMARY_PAGE_CSP, 'cache-control': 'no-store', 'content-language': opts.lang, ...vary });
       }
       const document = buildSummary(stored.episode, opts);
-      return fhirJson(c, svc.signSummary ? await svc.signSummary(document) : document, 200, { 'cache-control': 'no-store', 'content-language': opts.lang, ...vary });
+      return fhirJson(c, svc.signSummary ? await svc.signSummary(document) : document, 200, {
+        'cache-control': 'no-store',
+        'content-language': opts.lang,
+        ...vary,
+      });
     } catch (e) {
       // A refused summary (403) or a bad `at` (400): the builder's OperationOutcome.
       if (isOperationOutcomeError(e)) return sendOutcome(c, e.outcome, e.status as 400);

@@ -14,8 +14,8 @@ import csChangeProcessTheme from '../../mappings/CodeSystem-change-process-theme
 import csClipType from '../../mappings/CodeSystem-clip-type.json' with { type: 'json' };
 import csClosingReason from '../../mappings/CodeSystem-closing-reason.json' with { type: 'json' };
 import csConsentShareClass from '../../mappings/CodeSystem-consent-share-class.json' with { type: 'json' };
-import csCoordinationRequest from '../../mappings/CodeSystem-coordination-request.json' with { type: 'json' };
 import csConsentStatus from '../../mappings/CodeSystem-consent-status.json' with { type: 'json' };
+import csCoordinationRequest from '../../mappings/CodeSystem-coordination-request.json' with { type: 'json' };
 import csEpisodeStatus from '../../mappings/CodeSystem-episode-status.json' with { type: 'json' };
 import csGoalStatus from '../../mappings/CodeSystem-goal-status.json' with { type: 'json' };
 import csInstrumentItem from '../../mappings/CodeSystem-instrument-item.json' with { type: 'json' };
@@ -39,8 +39,8 @@ import vsChangeProcessTheme from '../../mappings/ValueSet-change-process-theme.j
 import vsClipType from '../../mappings/ValueSet-clip-type.json' with { type: 'json' };
 import vsClosingReason from '../../mappings/ValueSet-closing-reason.json' with { type: 'json' };
 import vsConsentShareClass from '../../mappings/ValueSet-consent-share-class.json' with { type: 'json' };
-import vsCoordinationRequest from '../../mappings/ValueSet-coordination-request.json' with { type: 'json' };
 import vsConsentStatus from '../../mappings/ValueSet-consent-status.json' with { type: 'json' };
+import vsCoordinationRequest from '../../mappings/ValueSet-coordination-request.json' with { type: 'json' };
 import vsEpisodeStatus from '../../mappings/ValueSet-episode-status.json' with { type: 'json' };
 import vsGoalStatus from '../../mappings/ValueSet-goal-status.json' with { type: 'json' };
 import vsInstrumentItem from '../../mappings/ValueSet-instrument-item.json' with { type: 'json' };
@@ -59,8 +59,60 @@ import vsSessionSetting from '../../mappings/ValueSet-session-setting.json' with
 import vsVideoGuidanceMethod from '../../mappings/ValueSet-video-guidance-method.json' with { type: 'json' };
 import { fhirJson, outcomeResponse } from './errors.ts';
 
-const CODE_SYSTEMS = [csAnswerPosition, csCancellationReason, csChangeClassification, csChangeProcessTheme, csClipType, csClosingReason, csConsentShareClass, csCoordinationRequest, csConsentStatus, csEpisodeStatus, csGoalStatus, csInstrumentItem, csInstrumentScore, csMarteMeoFocusElement, csParentRelationship, csPrfqAgreement, csProfession, csReferralSource, csRiskFlag, csScoreBand, csSessionAttendance, csSessionKind, csSessionReviewItem, csSessionSetting, csVideoGuidanceMethod] as unknown as CodeSystem[];
-const VALUE_SETS = [vsAnswerPosition, vsCancellationReason, vsChangeClassification, vsChangeProcessTheme, vsClipType, vsClosingReason, vsConsentShareClass, vsCoordinationRequest, vsConsentStatus, vsEpisodeStatus, vsGoalStatus, vsInstrumentItem, vsInstrumentScore, vsMarteMeoFocusElement, vsParentRelationship, vsPrfqAgreement, vsProfession, vsReferralSource, vsRiskFlag, vsScoreBand, vsSessionAttendance, vsSessionKind, vsSessionReviewItem, vsSessionSetting, vsVideoGuidanceMethod] as unknown as ValueSet[];
+const CODE_SYSTEMS = [
+  csAnswerPosition,
+  csCancellationReason,
+  csChangeClassification,
+  csChangeProcessTheme,
+  csClipType,
+  csClosingReason,
+  csConsentShareClass,
+  csCoordinationRequest,
+  csConsentStatus,
+  csEpisodeStatus,
+  csGoalStatus,
+  csInstrumentItem,
+  csInstrumentScore,
+  csMarteMeoFocusElement,
+  csParentRelationship,
+  csPrfqAgreement,
+  csProfession,
+  csReferralSource,
+  csRiskFlag,
+  csScoreBand,
+  csSessionAttendance,
+  csSessionKind,
+  csSessionReviewItem,
+  csSessionSetting,
+  csVideoGuidanceMethod,
+] as unknown as CodeSystem[];
+const VALUE_SETS = [
+  vsAnswerPosition,
+  vsCancellationReason,
+  vsChangeClassification,
+  vsChangeProcessTheme,
+  vsClipType,
+  vsClosingReason,
+  vsConsentShareClass,
+  vsCoordinationRequest,
+  vsConsentStatus,
+  vsEpisodeStatus,
+  vsGoalStatus,
+  vsInstrumentItem,
+  vsInstrumentScore,
+  vsMarteMeoFocusElement,
+  vsParentRelationship,
+  vsPrfqAgreement,
+  vsProfession,
+  vsReferralSource,
+  vsRiskFlag,
+  vsScoreBand,
+  vsSessionAttendance,
+  vsSessionKind,
+  vsSessionReviewItem,
+  vsSessionSetting,
+  vsVideoGuidanceMethod,
+] as unknown as ValueSet[];
 
 /** Fixed, so that the same release answers with the same bytes (R4 requires expansion.timestamp). */
 const EXPANSION_TIMESTAMP = '2026-11-26T00:00:00Z';

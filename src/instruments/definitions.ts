@@ -9,7 +9,7 @@
  * GAD-7 5/10/15 (Spitzer et al. 2006).
  */
 import type { Coding } from '@medplum/fhirtypes';
-import { LOINC, codeSystemUrl } from '../fhir/systems.ts';
+import { codeSystemUrl, LOINC } from '../fhir/systems.ts';
 
 export type InstrumentId = 'EPDS' | 'PHQ-9' | 'GAD-7' | 'PRFQ' | 'PDI-RF';
 
@@ -174,7 +174,10 @@ export const INSTRUMENTS: Record<InstrumentId, InstrumentDefinition> = {
       ['44251-7', 'Poor appetite or overeating in last 2 weeks [Reported.PHQ]'],
       ['44258-2', 'Feeling bad about yourself - or that you are a failure or have let yourself or your family down in last 2 weeks [Reported.PHQ]'],
       ['44252-5', 'Trouble concentrating on things, such as reading the newspaper or watching television in last 2 weeks [Reported.PHQ]'],
-      ['44253-3', 'Moving or speaking so slowly that other people could have noticed. Or the opposite - being so fidgety or restless that you have been moving around a lot more than usual in last 2 weeks [Reported.PHQ]'],
+      [
+        '44253-3',
+        'Moving or speaking so slowly that other people could have noticed. Or the opposite - being so fidgety or restless that you have been moving around a lot more than usual in last 2 weeks [Reported.PHQ]',
+      ],
       ['44260-8', 'Thoughts that you would be better off dead, or of hurting yourself in some way in last 2 weeks [Reported.PHQ]'],
     ]),
     answerList: LL358_3,

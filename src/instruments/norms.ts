@@ -73,9 +73,7 @@ export type CitationKey = keyof typeof CITATIONS;
  * - `points`: a reliable-change criterion in score points that a publication computed with
  *   the Jacobson & Truax method (used when the inputs of that computation were not checked).
  */
-export type ReliableChange =
-  | { kind: 'rci'; r: number; sd: (gender: Gender) => number }
-  | { kind: 'points'; points: number };
+export type ReliableChange = { kind: 'rci'; r: number; sd: (gender: Gender) => number } | { kind: 'points'; points: number };
 
 export interface MeasureNorms {
   direction: Direction;

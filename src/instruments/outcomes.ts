@@ -110,8 +110,7 @@ function classify(
   const better = norms.direction === 'lower-is-better' ? change < 0 : change > 0;
   let classification: ChangeClassification = 'unchanged';
   if (reliable && better) {
-    const clinical = (x: number) =>
-      norms.cutoff !== undefined && (norms.direction === 'lower-is-better' ? x >= norms.cutoff : x <= norms.cutoff);
+    const clinical = (x: number) => norms.cutoff !== undefined && (norms.direction === 'lower-is-better' ? x >= norms.cutoff : x <= norms.cutoff);
     classification = norms.cutoff !== undefined && clinical(first) && !clinical(latest) ? 'recovered' : 'improved';
   } else if (reliable) {
     classification = 'deteriorated';
@@ -183,24 +182,24 @@ const point = (name: string, p: OutcomeSeriesPoint): ParametersParameter => ({
  */
 export function outcomesParameters(episode: Episode): Parameters {
   const parameter = episodeOutcomes(episode).map(
-      (o): ParametersParameter => ({
-        name: 'outcome',
-        part: [
-          { name: 'instrument', valueString: o.instrument },
-          { name: 'measure', valueString: o.measure },
-          { name: 'code', valueCoding: o.code },
-          { name: 'administrations', valueInteger: o.administrations },
-          point('first', o.first),
-          point('latest', o.latest),
-          { name: 'change', valueDecimal: o.change },
-          { name: 'direction', valueCode: o.direction },
-          ...(o.rci !== undefined ? [{ name: 'rci', valueDecimal: round2(o.rci) }] : []),
-          ...(o.reliableChangeThreshold !== undefined ? [{ name: 'reliableChangeThreshold', valueDecimal: round2(o.reliableChangeThreshold) }] : []),
-          ...(o.cutoff !== undefined ? [{ name: 'cutoff', valueDecimal: o.cutoff }] : []),
-          { name: 'classification', valueCoding: classificationCoding(o.classification) },
-          ...(o.source !== undefined ? [{ name: 'source', valueString: o.source }] : []),
-        ],
-      }),
+    (o): ParametersParameter => ({
+      name: 'outcome',
+      part: [
+        { name: 'instrument', valueString: o.instrument },
+        { name: 'measure', valueString: o.measure },
+        { name: 'code', valueCoding: o.code },
+        { name: 'administrations', valueInteger: o.administrations },
+        point('first', o.first),
+        point('latest', o.latest),
+        { name: 'change', valueDecimal: o.change },
+        { name: 'direction', valueCode: o.direction },
+        ...(o.rci !== undefined ? [{ name: 'rci', valueDecimal: round2(o.rci) }] : []),
+        ...(o.reliableChangeThreshold !== undefined ? [{ name: 'reliableChangeThreshold', valueDecimal: round2(o.reliableChangeThreshold) }] : []),
+        ...(o.cutoff !== undefined ? [{ name: 'cutoff', valueDecimal: o.cutoff }] : []),
+        { name: 'classification', valueCoding: classificationCoding(o.classification) },
+        ...(o.source !== undefined ? [{ name: 'source', valueString: o.source }] : []),
+      ],
+    }),
   );
   // FHIR JSON has no empty arrays: no outcomes, no `parameter`.
   return { resourceType: 'Parameters', ...(parameter.length ? { parameter } : {}) };
@@ -228,6 +227,10 @@ export function formatOutcomesTable(outcomes: InstrumentOutcome[]): string {
     classificationCoding(o.classification).display ?? o.classification,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number)))
+      .join('  ')
+      .trimEnd();
   return [line(header), ...rows.map(line)].join('\n') + '\n';
 }

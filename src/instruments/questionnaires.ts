@@ -23,8 +23,8 @@
  *   check boxes (https://hl7.org/fhir/R4/extension-questionnaire-itemcontrol.html), as on paper.
  */
 import type { CodeSystem, Coding, Extension, Questionnaire, QuestionnaireItem, QuestionnaireItemAnswerOption } from '@medplum/fhirtypes';
-import focusElementSystem from '../../mappings/CodeSystem-marte-meo-focus-element.json' with { type: 'json' };
 import changeThemeSystem from '../../mappings/CodeSystem-change-process-theme.json' with { type: 'json' };
+import focusElementSystem from '../../mappings/CodeSystem-marte-meo-focus-element.json' with { type: 'json' };
 import { codeSystemUrl, questionnaireUrl } from '../fhir/systems.ts';
 import { answerCoding, itemCode } from './answers.ts';
 import { INSTRUMENTS, type InstrumentDefinition, type InstrumentId } from './definitions.ts';
@@ -44,7 +44,9 @@ export const EXT = {
 /** R4 core `questionnaire-itemControl` with a code of http://hl7.org/fhir/questionnaire-item-control. */
 const itemControl = (code: 'radio-button' | 'check-box'): Extension => ({
   url: EXT.itemControl,
-  valueCodeableConcept: { coding: [{ system: 'http://hl7.org/fhir/questionnaire-item-control', code, display: code === 'radio-button' ? 'Radio Button' : 'Check-box' }] },
+  valueCodeableConcept: {
+    coding: [{ system: 'http://hl7.org/fhir/questionnaire-item-control', code, display: code === 'radio-button' ? 'Radio Button' : 'Check-box' }],
+  },
 });
 
 /** SDC FHIRPath supplement returning an answer's score (SDC 4.0.0 `weight()`, SDC 3.0.0 `ordinal()`). */
@@ -63,9 +65,7 @@ function codeSystemOptions(cs: CodeSystem): QuestionnaireItemAnswerOption[] {
 /** Ids of the published Questionnaires, in publication order. */
 export const QUESTIONNAIRE_IDS: readonly string[] = ['epds', 'phq-9', 'gad-7', 'prfq', 'pdi-rf', 'marte-meo-session-review'];
 
-const instrumentByQuestionnaireId = new Map<string, InstrumentId>(
-  (Object.values(INSTRUMENTS) as InstrumentDefinition[]).map((d) => [d.questionnaireId, d.id]),
-);
+const instrumentByQuestionnaireId = new Map<string, InstrumentId>((Object.values(INSTRUMENTS) as InstrumentDefinition[]).map((d) => [d.questionnaireId, d.id]));
 
 /**
  * Item texts shipped per instrument. PHQ-9 and GAD-7: the standard English wording of the
@@ -126,7 +126,8 @@ const DESCRIPTION: Record<InstrumentId, string> = {
   'PHQ-9': 'Patient Health Questionnaire-9: 9 items scored 0–3; total 0–27 with band edges 5, 10, 15 and 20; any non-zero answer to item 9 is a risk flag.',
   'GAD-7': 'Generalized Anxiety Disorder 7-item scale: 7 items scored 0–3; total 0–21 with band edges 5, 10 and 15.',
   PRFQ: 'Parental Reflective Functioning Questionnaire: 18 items answered 1–7 (strongly disagree … strongly agree); items 11 and 18 are reverse-coded (8 − answer). Three subscale means: pre-mentalizing modes, certainty about mental states, interest and curiosity in mental states.',
-  'PDI-RF': 'Reflective functioning rated from a Parent Development Interview on the Reflective Functioning Scale, −1 to 9 (5 is ordinary reflective functioning).',
+  'PDI-RF':
+    'Reflective functioning rated from a Parent Development Interview on the Reflective Functioning Scale, −1 to 9 (5 is ordinary reflective functioning).',
 };
 
 const NAME: Record<InstrumentId, string> = { EPDS: 'EPDS', 'PHQ-9': 'PHQ9', 'GAD-7': 'GAD7', PRFQ: 'PRFQ', 'PDI-RF': 'PDIRF' };
@@ -209,11 +210,7 @@ function instrumentItems(def: InstrumentDefinition): QuestionnaireItem[] {
   }
   if (def.rating) {
     items.push({
-      extension: [
-        { url: EXT.minValue, valueInteger: def.rating.min },
-        { url: EXT.maxValue, valueInteger: def.rating.max },
-        extract,
-      ],
+      extension: [{ url: EXT.minValue, valueInteger: def.rating.min }, { url: EXT.maxValue, valueInteger: def.rating.max }, extract],
       linkId: 'rf-score',
       code: [{ system: codeSystemUrl('instrument-score'), code: def.rating.code, display: 'Reflective functioning score (Parent Development Interview)' }],
       text: `Reflective functioning score (${def.rating.min} to ${def.rating.max})`,
@@ -292,7 +289,7 @@ function sessionReviewQuestionnaire(): Questionnaire {
     date: DATE,
     publisher: PUBLISHER,
     description:
-      'Review session of a Marte Meo video-guidance episode: the clips reviewed with the parent, the Marte Meo elements worked on and the themes of the parent\'s change process as the therapist sees them (episode format: session.reviewsClips, focusElements, themes).',
+      "Review session of a Marte Meo video-guidance episode: the clips reviewed with the parent, the Marte Meo elements worked on and the themes of the parent's change process as the therapist sees them (episode format: session.reviewsClips, focusElements, themes).",
     item: [
       {
         linkId: 'session-date',

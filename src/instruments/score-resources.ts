@@ -56,7 +56,9 @@ export function addScores(scope: BundleScope, s: ScoreInput): void {
     performer: s.author ? [s.author] : undefined,
     derivedFrom: s.response ? [s.response] : undefined,
   };
-  const episodeLink = s.episodeOfCare ? [{ url: 'http://hl7.org/fhir/StructureDefinition/workflow-episodeOfCare', valueReference: s.episodeOfCare }] : undefined;
+  const episodeLink = s.episodeOfCare
+    ? [{ url: 'http://hl7.org/fhir/StructureDefinition/workflow-episodeOfCare', valueReference: s.episodeOfCare }]
+    : undefined;
   const observe = (code: string, obs: Partial<Observation>) => {
     const identifier = scope.episodeId('score', s.assessmentId, code);
     if (!withScores) return;

@@ -38,15 +38,15 @@ import type {
   Reference,
 } from '@medplum/fhirtypes';
 import { checkNationalId } from '../domain/identifiers.ts';
-import { OperationOutcomeError, issue, outcome } from '../fhir/outcome.ts';
+import { BundleScope, keyedUuid, type Ref } from '../fhir/bundle-scope.ts';
+import { DEV_IDENTITY, type IdentityOptions } from '../fhir/identity.ts';
+import { issue, OperationOutcomeError, outcome } from '../fhir/outcome.ts';
 import { findBadStrings } from '../fhir/strings.ts';
 import { NO } from '../fhir/systems.ts';
-import { BundleScope, type Ref, keyedUuid } from '../fhir/bundle-scope.ts';
-import { DEV_IDENTITY, type IdentityOptions } from '../fhir/identity.ts';
-import { addScores } from './score-resources.ts';
 import { answerCoding, rawAnswer } from './answers.ts';
 import { INSTRUMENTS, type InstrumentId } from './definitions.ts';
 import { EXT, instrumentForQuestionnaire, questionnaireForUrl } from './questionnaires.ts';
+import { addScores } from './score-resources.ts';
 import { score } from './scoring.ts';
 
 /** `{namespace}/{clinic org number}/assessment`: the episode path's response identifiers. */
@@ -110,7 +110,8 @@ function cleanReference(r: unknown): Ref | undefined {
   const out: Ref = {};
   if (isString(x.reference)) out.reference = x.reference;
   if (isString(x.type)) out.type = x.type;
-  if (x.identifier && isString(x.identifier.system) && isString(x.identifier.value)) out.identifier = { system: x.identifier.system, value: x.identifier.value };
+  if (x.identifier && isString(x.identifier.system) && isString(x.identifier.value))
+    out.identifier = { system: x.identifier.system, value: x.identifier.value };
   if (isString(x.display)) out.display = x.display;
   return Object.keys(out).length ? out : undefined;
 }
@@ -123,7 +124,11 @@ function cleanReference(r: unknown): Ref | undefined {
 function subjectOf(qr: QuestionnaireResponse, p: Problems, opts: ExtractOptions): { ref: Reference; key: string } | undefined {
   const s = qr.subject;
   if (!s || typeof s !== 'object' || (!s.reference && !s.identifier)) {
-    p.bad('subject', 'subject is required: {reference: "Patient/<id>"} or {identifier: {system: "urn:oid:2.16.578.1.12.4.1.4.1", value: "<national id>"}}', 'required');
+    p.bad(
+      'subject',
+      'subject is required: {reference: "Patient/<id>"} or {identifier: {system: "urn:oid:2.16.578.1.12.4.1.4.1", value: "<national id>"}}',
+      'required',
+    );
     return undefined;
   }
   if (s.reference !== undefined) {
@@ -142,14 +147,21 @@ function subjectOf(qr: QuestionnaireResponse, p: Problems, opts: ExtractOptions)
   const info = checkNationalId(typeof value === 'string' ? value : '');
   // Never repeat the national id in a message.
   if (typeof info === 'string') p.bad('subject.identifier.value', `subject.identifier.value is not a valid national id: ${info}`);
-  else if (info.kind !== kind) p.bad('subject.identifier.value', `subject.identifier.value is a ${info.kind === 'dnr' ? 'D-number' : 'fødselsnummer'}: use system ${NO[info.kind]}`);
+  else if (info.kind !== kind)
+    p.bad('subject.identifier.value', `subject.identifier.value is a ${info.kind === 'dnr' ? 'D-number' : 'fødselsnummer'}: use system ${NO[info.kind]}`);
   else if (info.synthetic && opts.allowSyntheticIds === false) p.bad('subject.identifier.value', 'synthetic national ids are not accepted by this deployment');
   else return { ref: { reference: `Patient?identifier=${system}|${value}` }, key: `${system}|${value}` };
   return undefined;
 }
 
 /** Where the scores get their identities (see the module comment). */
-function identityOf(qr: QuestionnaireResponse, questionnaireUrl: string, subjectKey: string | undefined, p: Problems, identity: IdentityOptions): Identity | undefined {
+function identityOf(
+  qr: QuestionnaireResponse,
+  questionnaireUrl: string,
+  subjectKey: string | undefined,
+  p: Problems,
+  identity: IdentityOptions,
+): Identity | undefined {
   const id = qr.identifier;
   const ASSESSMENT_ID = assessmentSystem(identity);
   /** Identifier systems under this prefix are the bridge's own; callers may not invent new ones there. */
@@ -257,7 +269,8 @@ function checkItems(qr: QuestionnaireResponse, questionnaire: Questionnaire, ins
     if (seen.has(q.linkId as string)) return p.bad(`${path}.linkId`, `item ${q.linkId} is answered more than once`);
     seen.add(q.linkId as string);
     if (item.item !== undefined) return p.bad(`${path}.item`, `item ${q.linkId} has no nested items`);
-    if ((item as { modifierExtension?: unknown }).modifierExtension !== undefined) return p.bad(`${path}.modifierExtension`, 'modifier extensions are not understood by the bridge');
+    if ((item as { modifierExtension?: unknown }).modifierExtension !== undefined)
+      return p.bad(`${path}.modifierExtension`, 'modifier extensions are not understood by the bridge');
     const base: QuestionnaireResponseItem = { linkId: q.linkId as string, ...(isString(item.text) ? { text: item.text } : {}) };
     const list = Array.isArray(item.answer) ? item.answer : item.answer === undefined ? [] : null;
     if (list === null) return p.bad(`${path}.answer`, 'answer must be an array');
@@ -322,26 +335,38 @@ function fillCalculated(checked: CheckedItems, instrument: InstrumentId, p: Prob
 export function extract(input: unknown, opts: ExtractOptions = {}): Extraction {
   const qr = input as QuestionnaireResponse;
   if (!qr || typeof qr !== 'object' || qr.resourceType !== 'QuestionnaireResponse') {
-    throw new OperationOutcomeError(outcome([issue('invalid', 'body must be a QuestionnaireResponse', '/resourceType', 'error', 'QuestionnaireResponse')]), 400);
+    throw new OperationOutcomeError(
+      outcome([issue('invalid', 'body must be a QuestionnaireResponse', '/resourceType', 'error', 'QuestionnaireResponse')]),
+      400,
+    );
   }
   // R4's string rule over everything sent, before anything is read from it: such a string
   // would be refused downstream, or copied into what is written.
   const badStrings = findBadStrings(qr, { base: 'QuestionnaireResponse', style: 'fhirpath' });
   if (badStrings.length) {
-    throw new OperationOutcomeError(outcome(badStrings.map((b) => issue('invalid', `${b.inKey ? '' : 'string '}${b.problem}`, undefined, 'error', b.path))), 400);
+    throw new OperationOutcomeError(
+      outcome(badStrings.map((b) => issue('invalid', `${b.inKey ? '' : 'string '}${b.problem}`, undefined, 'error', b.path))),
+      400,
+    );
   }
   const p = problems();
   const questionnaire = isString(qr.questionnaire) ? questionnaireForUrl(qr.questionnaire) : undefined;
   if (!qr.questionnaire) p.bad('questionnaire', "questionnaire is required: the canonical URL of one of the bridge's Questionnaires", 'required');
   else if (!questionnaire) {
-    p.bad('questionnaire', `unknown questionnaire ${qr.questionnaire}: only the bridge's Questionnaires can be extracted (GET /v1/Questionnaire lists them)`, 'not-found');
+    p.bad(
+      'questionnaire',
+      `unknown questionnaire ${qr.questionnaire}: only the bridge's Questionnaires can be extracted (GET /v1/Questionnaire lists them)`,
+      'not-found',
+    );
     throw new OperationOutcomeError(outcome(p.errors), 400);
   }
   const instrument = questionnaire ? instrumentForQuestionnaire(qr.questionnaire as string) : undefined;
-  if ((qr as { modifierExtension?: unknown }).modifierExtension !== undefined) p.bad('modifierExtension', 'modifier extensions are not understood by the bridge');
+  if ((qr as { modifierExtension?: unknown }).modifierExtension !== undefined)
+    p.bad('modifierExtension', 'modifier extensions are not understood by the bridge');
   if (qr.implicitRules !== undefined) p.bad('implicitRules', 'implicitRules are not understood by the bridge');
   if (qr.status !== 'completed' && qr.status !== 'amended') p.bad('status', `only completed responses are extracted, not ${qr.status ?? 'one without status'}`);
-  if (!isString(qr.authored) || !/^\d{4}-\d{2}-\d{2}/.test(qr.authored)) p.bad('authored', 'authored (when the instrument was completed) is required', 'required');
+  if (!isString(qr.authored) || !/^\d{4}-\d{2}-\d{2}/.test(qr.authored))
+    p.bad('authored', 'authored (when the instrument was completed) is required', 'required');
   const subject = subjectOf(qr, p, opts);
   const identity = questionnaire ? identityOf(qr, questionnaire.url as string, subject?.key, p, opts.identity ?? DEV_IDENTITY) : undefined;
   const checked = questionnaire ? checkItems(qr, questionnaire, instrument, p) : undefined;

@@ -5,12 +5,12 @@
  */
 import type { QuestionnaireResponse } from '@medplum/fhirtypes';
 import type { Assessment } from '../domain/episode.ts';
+import type { Ref } from '../fhir/bundle-scope.ts';
 import { questionnaireUrl } from '../fhir/systems.ts';
-import { INSTRUMENTS, type InstrumentId } from '../instruments/definitions.ts';
 import { answerCoding } from '../instruments/answers.ts';
+import { INSTRUMENTS, type InstrumentId } from '../instruments/definitions.ts';
 import { addScores } from '../instruments/score-resources.ts';
 import { score } from '../instruments/scoring.ts';
-import type { Ref } from '../fhir/bundle-scope.ts';
 import type { MappingContext } from './context.ts';
 import { mapClinician } from './people.ts';
 
@@ -50,7 +50,11 @@ export function selfHarmResolvedOn(episode: MappingContext['episode'], a: Assess
  * QuestionnaireResponse items for answers as the episode format sends them: each answer is
  * the answer option of the published Questionnaire (which carries its score).
  */
-export function responseItems(instrument: InstrumentId, answers: Record<string, number> | undefined, rating: number | undefined): QuestionnaireResponse['item'] {
+export function responseItems(
+  instrument: InstrumentId,
+  answers: Record<string, number> | undefined,
+  rating: number | undefined,
+): QuestionnaireResponse['item'] {
   const def = INSTRUMENTS[instrument];
   return answers
     ? def.items.map((linkId) => ({ linkId, answer: [{ valueCoding: answerCoding(instrument, linkId, answers[linkId] as number) }] }))

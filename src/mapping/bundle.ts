@@ -6,13 +6,12 @@
 import type { Bundle, Device, Provenance, Task } from '@medplum/fhirtypes';
 import type { Episode } from '../domain/episode.ts';
 import { type ParseOptions, parseEpisode } from '../domain/parse.ts';
-import { mapAssessments } from './assessments.ts';
 import type { Ref } from '../fhir/bundle-scope.ts';
-import { MappingContext } from './context.ts';
 import { DEV_IDENTITY, type IdentityOptions } from '../fhir/identity.ts';
-import { selfHarmAssessments } from './assessments.ts';
-import { selfHarmFlagRef } from '../instruments/score-resources.ts';
 import { coding } from '../fhir/terminology.ts';
+import { selfHarmFlagRef } from '../instruments/score-resources.ts';
+import { mapAssessments, selfHarmAssessments } from './assessments.ts';
+import { MappingContext } from './context.ts';
 import { type CareTeamMember, mapCareTeam, mapConditions, mapConsent, mapEpisodeOfCare, mapReferral } from './episode-of-care.ts';
 import { mapClinicianGlobalImprovement, mapGoals } from './goals.ts';
 import { mapClinician, mapOrganization, mapPeople } from './people.ts';
@@ -89,7 +88,8 @@ export function mapParsedEpisode(e: Episode, identity: IdentityOptions = DEV_IDE
 
   const device = addBridgeDevice(ctx, 'imh-bridge-device');
 
-  if (sharing && !sharing.riskShared) mapUnsharedRisks(ctx, sharing.reason ?? 'not shared', { parent: people.parent, owner: therapist?.practitioner ?? clinic, requester: device });
+  if (sharing && !sharing.riskShared)
+    mapUnsharedRisks(ctx, sharing.reason ?? 'not shared', { parent: people.parent, owner: therapist?.practitioner ?? clinic, requester: device });
 
   addProvenance(ctx, { device, clinic, key: `${e.clinic.orgNumber}|${e.episodeId}`, profile: 'imh-provenance' });
 

@@ -1,10 +1,10 @@
 /** Referral, episode of care, care team, the parent's known conditions and consent. */
 import type { CareTeam, CareTeamParticipant, CodeSystem, Condition, Consent, EpisodeOfCare, Extension, ServiceRequest } from '@medplum/fhirtypes';
 import consentShareClass from '../../mappings/CodeSystem-consent-share-class.json' with { type: 'json' };
-import { ICD10, LOINC, profileUrl } from '../fhir/systems.ts';
 import type { Ref } from '../fhir/bundle-scope.ts';
-import type { MappingContext } from './context.ts';
+import { ICD10, LOINC, profileUrl } from '../fhir/systems.ts';
 import { coding, translateTo } from '../fhir/terminology.ts';
+import type { MappingContext } from './context.ts';
 
 const REFERRAL_STATUS = { planned: 'active', active: 'active', finished: 'completed', cancelled: 'revoked' } as const;
 const CARE_TEAM_STATUS = { planned: 'proposed', active: 'active', finished: 'inactive', cancelled: 'inactive' } as const;
@@ -40,7 +40,9 @@ export function mapConditions(ctx: MappingContext, parent: Ref): Ref[] {
         identifier: [identifier],
         clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-clinical', code: 'active' }] },
         verificationStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-ver-status', code: 'confirmed' }] },
-        category: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-category', code: 'problem-list-item', display: 'Problem List Item' }] }],
+        category: [
+          { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-category', code: 'problem-list-item', display: 'Problem List Item' }] },
+        ],
         code: { coding: [{ system: ICD10, code: c.code, ...(c.display ? { display: c.display } : {}) }] },
         subject: parent,
       },
@@ -136,34 +138,35 @@ export function mapConsent(ctx: MappingContext, parent: Ref, clinic: Ref, recipi
   const identifier = ctx.id('consent', c.consentId);
   const types = [...new Set([...ALWAYS_SHARED, ...(c.share ?? []).flatMap(shareResourceTypes)])].sort();
   // A declined consent permits nothing; one that was active keeps what it permitted, for the record.
-  const provision: Consent['provision'] = recipient && c.status !== 'declined'
-    ? {
-        type: 'permit',
-        period: { start: c.decidedOn, ...(c.expiresOn ? { end: c.expiresOn } : {}) },
-        actor: [
-          {
-            role: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', code: 'IRCP', display: 'information recipient' }] },
-            reference: recipient,
-          },
-        ],
-        purpose: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'TREAT', display: 'treatment' }],
-        securityLabel: [
-          { system: V3_CONFIDENTIALITY, code: 'R', display: 'restricted' },
-          { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'PSY', display: 'psychiatry disorder information sensitivity' },
-        ],
-        class: [...types.map((t) => ({ system: RESOURCE_TYPES, code: t })), ...(c.share ?? []).map((s) => coding('consent-share-class', s))],
-        provision: [
-          {
-            type: 'deny',
-            securityLabel: [
-              { system: V3_CONFIDENTIALITY, code: 'V', display: 'very restricted' },
-              { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'PSYTHPN', display: 'psychotherapy note information sensitivity' },
-            ],
-            code: [{ coding: [coding('clip-type', 'video-guidance-clip')] }],
-          },
-        ],
-      }
-    : undefined;
+  const provision: Consent['provision'] =
+    recipient && c.status !== 'declined'
+      ? {
+          type: 'permit',
+          period: { start: c.decidedOn, ...(c.expiresOn ? { end: c.expiresOn } : {}) },
+          actor: [
+            {
+              role: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', code: 'IRCP', display: 'information recipient' }] },
+              reference: recipient,
+            },
+          ],
+          purpose: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'TREAT', display: 'treatment' }],
+          securityLabel: [
+            { system: V3_CONFIDENTIALITY, code: 'R', display: 'restricted' },
+            { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'PSY', display: 'psychiatry disorder information sensitivity' },
+          ],
+          class: [...types.map((t) => ({ system: RESOURCE_TYPES, code: t })), ...(c.share ?? []).map((s) => coding('consent-share-class', s))],
+          provision: [
+            {
+              type: 'deny',
+              securityLabel: [
+                { system: V3_CONFIDENTIALITY, code: 'V', display: 'very restricted' },
+                { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'PSYTHPN', display: 'psychotherapy note information sensitivity' },
+              ],
+              code: [{ coding: [coding('clip-type', 'video-guidance-clip')] }],
+            },
+          ],
+        }
+      : undefined;
   return ctx.add<Consent>(
     {
       resourceType: 'Consent',

@@ -1,8 +1,8 @@
 /** Goals, and the clinician's global improvement rating at closing. */
 import type { Coding, Goal, Observation } from '@medplum/fhirtypes';
 import type { Ref } from '../fhir/bundle-scope.ts';
-import type { MappingContext } from './context.ts';
 import { coding, translateTo } from '../fhir/terminology.ts';
+import type { MappingContext } from './context.ts';
 
 const GOAL_STATUS = 'http://hl7.org/fhir/goal-status';
 const GOAL_ACHIEVEMENT = 'http://terminology.hl7.org/CodeSystem/goal-achievement';

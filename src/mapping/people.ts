@@ -2,10 +2,10 @@
 import type { ContactPoint, HumanName, Identifier, Organization, Patient, Practitioner, PractitionerRole, RelatedPerson } from '@medplum/fhirtypes';
 import type { Clinician, OrganizationInput, ParentPerson, Person, Rater } from '../domain/episode.ts';
 import { checkNationalId } from '../domain/identifiers.ts';
-import { NO } from '../fhir/systems.ts';
 import type { Ref } from '../fhir/bundle-scope.ts';
-import type { MappingContext } from './context.ts';
+import { NO } from '../fhir/systems.ts';
 import { coding, translate } from '../fhir/terminology.ts';
+import type { MappingContext } from './context.ts';
 
 export function nationalIdentifier(nationalId: string): Identifier {
   const info = checkNationalId(nationalId);

@@ -1,10 +1,10 @@
 /** Sessions as Encounters, the video guidance as Procedure, clips as DocumentReference (metadata only). */
 import type { DocumentReference, Encounter, Extension, Procedure } from '@medplum/fhirtypes';
 import type { Session } from '../domain/episode.ts';
-import { LOINC, SECURITY, UCUM, profileUrl } from '../fhir/systems.ts';
 import type { Ref } from '../fhir/bundle-scope.ts';
-import { type MappingContext, addMinutes } from './context.ts';
+import { LOINC, profileUrl, SECURITY, UCUM } from '../fhir/systems.ts';
 import { coding, translateTo } from '../fhir/terminology.ts';
+import { addMinutes, type MappingContext } from './context.ts';
 
 const V3_ACT_CODE = 'http://terminology.hl7.org/CodeSystem/v3-ActCode';
 const ENCOUNTER_STATUS = 'http://hl7.org/fhir/encounter-status';

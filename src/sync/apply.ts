@@ -103,7 +103,9 @@ export async function applyTransaction(client: FhirTargetClient, bundle: Bundle)
   }
   return entries.map((e, i) => {
     const r = responses[i] as BundleEntry;
-    const loc = parseLocation(r.response?.location) ?? (r.resource?.id ? { type: r.resource.resourceType, id: r.resource.id, versionId: r.resource.meta?.versionId } : undefined);
+    const loc =
+      parseLocation(r.response?.location) ??
+      (r.resource?.id ? { type: r.resource.resourceType, id: r.resource.id, versionId: r.resource.meta?.versionId } : undefined);
     if (!loc) throw new TargetError('http', `transaction response entry ${i} has no location`, { status: 502 });
     const versionId = loc.versionId ?? etagVersion(r.response?.etag);
     return {
@@ -119,7 +121,7 @@ export async function applyTransaction(client: FhirTargetClient, bundle: Bundle)
   });
 }
 
-const etagVersion = (etag: string | null | undefined): string | undefined => (etag ? /W\/"([^"]+)"/.exec(etag)?.[1] ?? undefined : undefined);
+const etagVersion = (etag: string | null | undefined): string | undefined => (etag ? (/W\/"([^"]+)"/.exec(etag)?.[1] ?? undefined) : undefined);
 
 /** Orders entries so that every entry comes after the entries it references. */
 export function dependencyOrder(entries: BundleEntry[]): BundleEntry[] {
@@ -159,7 +161,9 @@ export async function applyOrdered(client: FhirTargetClient, bundle: Bundle): Pr
     const { status, headers, body } = createOnly
       ? await client.request<Resource>('POST', e.request?.url as string, JSON.parse(text), { 'if-none-exist': e.request?.ifNoneExist as string })
       : await client.request<Resource>(method, entryKey(e), JSON.parse(text));
-    let loc = parseLocation(headers.get('location') ?? headers.get('content-location')) ?? (body?.id ? { type: body.resourceType, id: body.id, versionId: body.meta?.versionId } : undefined);
+    let loc =
+      parseLocation(headers.get('location') ?? headers.get('content-location')) ??
+      (body?.id ? { type: body.resourceType, id: body.id, versionId: body.meta?.versionId } : undefined);
     // "200 OK" to a conditional create may come without a body or location: find what it matched.
     if (!loc && createOnly) loc = await findOne(client, entryKey(e));
     if (!loc) throw new TargetError('http', 'write response has no location', { status: 502 });
@@ -185,7 +189,9 @@ export async function findOne(client: FhirTargetClient, searchUrl: string): Prom
   const type = searchUrl.split('?')[0];
   const { body } = await client.request<Bundle>('GET', searchUrl);
   // Only matches count (a server may add included or outcome entries).
-  const found = (body?.entry ?? []).filter((x) => x.search?.mode !== 'include' && x.search?.mode !== 'outcome' && x.resource?.resourceType === type && x.resource?.id);
+  const found = (body?.entry ?? []).filter(
+    (x) => x.search?.mode !== 'include' && x.search?.mode !== 'outcome' && x.resource?.resourceType === type && x.resource?.id,
+  );
   if (found.length !== 1) return undefined;
   const r = found[0]?.resource as Resource;
   return { type: r.resourceType, id: r.id as string, ...(r.meta?.versionId ? { versionId: r.meta.versionId } : {}) };
@@ -241,7 +247,12 @@ export async function retract(
     if (current[rule.field] === rule.value) return { key: `${type}/${id}`, type, id, versionId: current.meta?.versionId };
     const version = current.meta?.versionId;
     try {
-      const { body, headers } = await client.request<Resource>('PUT', `${type}/${id}`, { ...current, [rule.field]: rule.value }, version ? { 'if-match': `W/"${version}"` } : {});
+      const { body, headers } = await client.request<Resource>(
+        'PUT',
+        `${type}/${id}`,
+        { ...current, [rule.field]: rule.value },
+        version ? { 'if-match': `W/"${version}"` } : {},
+      );
       const v = body?.meta?.versionId ?? etagVersion(headers.get('etag'));
       return { key: `${type}/${id}`, type, id, ...(v ? { versionId: v } : {}) };
     } catch (e) {
@@ -320,7 +331,12 @@ export async function supplementMasterData(client: FhirTargetClient, bundle: Bun
   return out;
 }
 
-async function supplementOne(client: FhirTargetClient, a: AppliedEntry, desired: Resource, resolve: (urn: string) => string | undefined): Promise<AppliedEntry> {
+async function supplementOne(
+  client: FhirTargetClient,
+  a: AppliedEntry,
+  desired: Resource,
+  resolve: (urn: string) => string | undefined,
+): Promise<AppliedEntry> {
   const path = `${a.type}/${a.id}`;
   let current = a.current?.meta?.versionId ? a.current : undefined;
   for (let tries = 0; ; tries++) {

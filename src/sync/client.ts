@@ -4,9 +4,8 @@
  * caller may retry (see retry.ts).
  */
 import type { OperationOutcome } from '@medplum/fhirtypes';
-import type { FailureKind } from './retry.ts';
 import { FHIR_JSON } from '../fhir/json.ts';
-
+import type { FailureKind } from './retry.ts';
 
 /** The end of the message of a request not sent because the delivery's deadline has passed. */
 export const TIME_IS_UP = "not sent, the delivery's time is up";
@@ -85,7 +84,10 @@ export class FhirTargetClient {
       } catch (e) {
         const name = (e as Error)?.name;
         if (name === 'TimeoutError' || name === 'AbortError') {
-          throw new TargetError('timeout', `${method} ${describePath(path)}: no answer within ${timeoutMs} ms${timeoutMs < own ? " (what was left of the delivery's time)" : ''}`);
+          throw new TargetError(
+            'timeout',
+            `${method} ${describePath(path)}: no answer within ${timeoutMs} ms${timeoutMs < own ? " (what was left of the delivery's time)" : ''}`,
+          );
         }
         const cause = networkCause(e);
         throw new TargetError('network', `${method} ${describePath(path)}: connection failed${cause ? ` (${cause})` : ''}`);
@@ -101,9 +103,13 @@ export class FhirTargetClient {
     if (isRedirect(res)) {
       await res.body?.cancel().catch(() => undefined);
       // The Location is not repeated: it may carry search parameters with personal data.
-      throw new TargetError('http', `${method} ${describePath(path)}: the server redirected (HTTP ${res.status}); redirects are not followed: configure the target's final base URL`, {
-        status: res.status,
-      });
+      throw new TargetError(
+        'http',
+        `${method} ${describePath(path)}: the server redirected (HTTP ${res.status}); redirects are not followed: configure the target's final base URL`,
+        {
+          status: res.status,
+        },
+      );
     }
     let text: string;
     try {
@@ -140,13 +146,13 @@ function isRedirect(res: Response): boolean {
 
 /** TLS failures as Node reports them (`error.cause.code` of fetch), said in words. */
 const TLS_CODES: Record<string, string> = {
-  CERT_HAS_EXPIRED: 'the server\'s certificate has expired',
-  DEPTH_ZERO_SELF_SIGNED_CERT: 'the server\'s certificate is self-signed',
-  SELF_SIGNED_CERT_IN_CHAIN: 'a self-signed certificate in the server\'s chain',
-  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'the server\'s certificate chain cannot be verified',
-  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'the issuer of the server\'s certificate is not trusted here',
-  ERR_TLS_CERT_ALTNAME_INVALID: 'the server\'s certificate is for another host name',
-  CERT_NOT_YET_VALID: 'the server\'s certificate is not valid yet',
+  CERT_HAS_EXPIRED: "the server's certificate has expired",
+  DEPTH_ZERO_SELF_SIGNED_CERT: "the server's certificate is self-signed",
+  SELF_SIGNED_CERT_IN_CHAIN: "a self-signed certificate in the server's chain",
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "the server's certificate chain cannot be verified",
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "the issuer of the server's certificate is not trusted here",
+  ERR_TLS_CERT_ALTNAME_INVALID: "the server's certificate is for another host name",
+  CERT_NOT_YET_VALID: "the server's certificate is not valid yet",
 };
 
 /**
@@ -157,7 +163,9 @@ const TLS_CODES: Record<string, string> = {
  * query or credentials.
  */
 export function networkCause(e: unknown): string | undefined {
-  let c = (e as { cause?: unknown })?.cause as { code?: unknown; address?: unknown; port?: unknown; hostname?: unknown; host?: unknown; cause?: unknown; errors?: unknown } | undefined;
+  let c = (e as { cause?: unknown })?.cause as
+    | { code?: unknown; address?: unknown; port?: unknown; hostname?: unknown; host?: unknown; cause?: unknown; errors?: unknown }
+    | undefined;
   // undici wraps some causes once more (e.g. a connect timeout); AggregateError (several addresses) has errors[].
   if (c && typeof c.code !== 'string' && c.cause) c = c.cause as typeof c;
   if (c && typeof c.code !== 'string' && Array.isArray(c.errors) && c.errors.length) c = c.errors[0] as typeof c;

@@ -5,8 +5,8 @@
  * and listing the latest read-back per episode for the clinic.
  */
 import type { Bundle, Resource, Task } from '@medplum/fhirtypes';
-import { findMatches } from './apply.ts';
 import { isOverdue } from '../coordination/requests.ts';
+import { findMatches } from './apply.ts';
 import { type FhirTargetClient, TargetError, type TargetResponse } from './client.ts';
 import { type CoordinationRecord, type CoordinationRequest, type DeliveryStore, FINAL_REQUEST_STATUSES } from './types.ts';
 
@@ -26,7 +26,7 @@ const NO_PATCH = new Set([405, 501]);
 
 const decodeBase64 = (data: string): string => new TextDecoder().decode(Uint8Array.from(atob(data), (c) => c.charCodeAt(0)));
 
-const etagVersion = (etag: string | null | undefined): string | undefined => (etag ? /W\/"([^"]+)"/.exec(etag)?.[1] ?? undefined : undefined);
+const etagVersion = (etag: string | null | undefined): string | undefined => (etag ? (/W\/"([^"]+)"/.exec(etag)?.[1] ?? undefined) : undefined);
 
 /**
  * Applies a `batch` of conditional JSON Patches (what `sharePrimaryParsed` gives when a consent
@@ -91,7 +91,8 @@ async function cancelOne(client: FhirTargetClient, key: string, ops: unknown[], 
 }
 
 /** The coordination-request occasion of a Task (its code from the bridge's CodeSystem). */
-const occasionOf = (t: Task): string => t.code?.coding?.find((c) => c.system?.endsWith('/coordination-request'))?.code ?? t.code?.coding?.[0]?.code ?? 'unknown';
+const occasionOf = (t: Task): string =>
+  t.code?.coding?.find((c) => c.system?.endsWith('/coordination-request'))?.code ?? t.code?.coding?.[0]?.code ?? 'unknown';
 
 /** The request as the clinic sees it: no personal data. */
 export function requestView(t: Task, identifier: string): CoordinationRequest {
@@ -119,7 +120,8 @@ export async function readRequests(client: FhirTargetClient, tasks: { key: strin
       const { body } = await client.request<Task>('GET', `Task/${t.id}`);
       out.push(requestView(body, identifier));
     } catch (e) {
-      if (e instanceof TargetError && (e.status === 404 || e.status === 410)) out.push({ occasion: occasionFromIdentifier(identifier), identifier, status: 'not-found' });
+      if (e instanceof TargetError && (e.status === 404 || e.status === 410))
+        out.push({ occasion: occasionFromIdentifier(identifier), identifier, status: 'not-found' });
       else throw e;
     }
   }

@@ -7,7 +7,7 @@
  * Each value is also bound to where it is stored (`ctx` in the protected header, which GCM
  * authenticates): a ciphertext copied into another row, or another tenant's, does not open.
  */
-import { CompactEncrypt, type CompactDecryptResult, base64url, compactDecrypt } from 'jose';
+import { base64url, type CompactDecryptResult, CompactEncrypt, compactDecrypt } from 'jose';
 
 /** One data encryption key: its id and 256 bits of key material. */
 export interface DataKey {

@@ -25,7 +25,21 @@ import { DEFAULT_TENANT } from '../auth/tenants.ts';
 import type { Episode } from '../domain/episode.ts';
 import { type DataCipher, isJwe } from './crypto.ts';
 import { episodeIdOf, episodeKeptUntil } from './episodes.ts';
-import { CLINIC_TARGET, type CoordinationRecord, type DeliveryHealth, type DeliveryStore, ageSeconds, FINAL_REQUEST_STATUSES, type Job, type JobContent, type JobStatus, type LedgerRecord, type NewJob, type StoredEpisode, type TargetResult } from './types.ts';
+import {
+  ageSeconds,
+  CLINIC_TARGET,
+  type CoordinationRecord,
+  type DeliveryHealth,
+  type DeliveryStore,
+  FINAL_REQUEST_STATUSES,
+  type Job,
+  type JobContent,
+  type JobStatus,
+  type LedgerRecord,
+  type NewJob,
+  type StoredEpisode,
+  type TargetResult,
+} from './types.ts';
 
 async function gzip(text: string): Promise<Uint8Array> {
   const stream = new Blob([text]).stream().pipeThrough(new CompressionStream('gzip'));
@@ -104,7 +118,8 @@ export class D1Store implements DeliveryStore {
     for (const [name, t] of Object.entries(rest.targets)) {
       const { error, outcome, ...open } = t;
       targets[name] = open;
-      if (error !== undefined || outcome !== undefined) parts[name] = { ...(error !== undefined ? { error } : {}), ...(outcome !== undefined ? { outcome } : {}) };
+      if (error !== undefined || outcome !== undefined)
+        parts[name] = { ...(error !== undefined ? { error } : {}), ...(outcome !== undefined ? { outcome } : {}) };
     }
     const stored: StoredJob = { ...rest, targets };
     if (Object.keys(parts).length) stored.sealed = await this.cipher.seal(JSON.stringify(parts), context.targets(job.id));
@@ -137,7 +152,18 @@ export class D1Store implements DeliveryStore {
       .prepare(
         'INSERT INTO jobs (id, episode_key, parent_key, status, job, bundle, created_at, updated_at, caller, tenant) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING seq',
       )
-      .bind(rest.id, rest.episodeKey, rest.parentKey, rest.status, JSON.stringify(await this.storedJob(rest)), sealedBundle, rest.createdAt, rest.updatedAt, rest.caller ?? null, rest.tenant)
+      .bind(
+        rest.id,
+        rest.episodeKey,
+        rest.parentKey,
+        rest.status,
+        JSON.stringify(await this.storedJob(rest)),
+        sealedBundle,
+        rest.createdAt,
+        rest.updatedAt,
+        rest.caller ?? null,
+        rest.tenant,
+      )
       .first<{ seq: number }>();
     if (!row) throw new Error('job was not stored');
     return { ...rest, seq: row.seq };
@@ -153,7 +179,10 @@ export class D1Store implements DeliveryStore {
   }
 
   async getContent(id: string): Promise<JobContent | undefined> {
-    const row = await this.db.prepare('SELECT bundle, purged_at FROM jobs WHERE id = ?1').bind(id).first<{ bundle: string | ArrayBuffer | number[]; purged_at: string | null }>();
+    const row = await this.db
+      .prepare('SELECT bundle, purged_at FROM jobs WHERE id = ?1')
+      .bind(id)
+      .first<{ bundle: string | ArrayBuffer | number[]; purged_at: string | null }>();
     if (!row || row.purged_at) return undefined;
     // A row from before encryption holds the gzip bytes themselves.
     const gz = isJwe(row.bundle) ? await this.cipher.open(row.bundle, context.bundle(id)) : (row.bundle as ArrayBuffer | number[]);
@@ -199,10 +228,7 @@ export class D1Store implements DeliveryStore {
 
   async purgeBundles(filter: { finishedBefore: string; at: string; limit: number }): Promise<number> {
     // One statement, so a job cannot change state between being chosen and being purged.
-    const r = await this.db
-      .prepare(PURGE_SQL)
-      .bind(filter.at, filter.finishedBefore, filter.limit)
-      .run();
+    const r = await this.db.prepare(PURGE_SQL).bind(filter.at, filter.finishedBefore, filter.limit).run();
     return r.meta.changes ?? 0;
   }
 
@@ -246,7 +272,13 @@ export class D1Store implements DeliveryStore {
       )
       .bind(filter.readBefore, filter.limit, ...FINAL_REQUEST_STATUSES)
       .all<{ tenant: string; episode_key: string; target: string; read_at: string; requests: string }>();
-    return results.map((r) => ({ tenant: r.tenant, episodeKey: r.episode_key, target: r.target, readAt: r.read_at, requests: JSON.parse(r.requests) as CoordinationRecord['requests'] }));
+    return results.map((r) => ({
+      tenant: r.tenant,
+      episodeKey: r.episode_key,
+      target: r.target,
+      readAt: r.read_at,
+      requests: JSON.parse(r.requests) as CoordinationRecord['requests'],
+    }));
   }
 
   async replaceCoordination(record: CoordinationRecord, readAt: string): Promise<void> {
@@ -261,7 +293,13 @@ export class D1Store implements DeliveryStore {
       .prepare('SELECT episode_key, target, read_at, requests FROM coordination WHERE tenant = ?1 ORDER BY episode_key, target')
       .bind(tenant)
       .all<{ episode_key: string; target: string; read_at: string; requests: string }>();
-    return results.map((r) => ({ tenant, episodeKey: r.episode_key, target: r.target, readAt: r.read_at, requests: JSON.parse(r.requests) as CoordinationRecord['requests'] }));
+    return results.map((r) => ({
+      tenant,
+      episodeKey: r.episode_key,
+      target: r.target,
+      readAt: r.read_at,
+      requests: JSON.parse(r.requests) as CoordinationRecord['requests'],
+    }));
   }
 
   async putEpisode(e: StoredEpisode): Promise<void> {
@@ -282,12 +320,18 @@ export class D1Store implements DeliveryStore {
   }
 
   async getEpisode(tenant: string, episodeKey: string): Promise<StoredEpisode | undefined> {
-    const row = await this.db.prepare(`SELECT ${EPISODE_COLUMNS} FROM episodes WHERE tenant = ?1 AND episode_key = ?2`).bind(tenant, episodeKey).first<EpisodeRow>();
+    const row = await this.db
+      .prepare(`SELECT ${EPISODE_COLUMNS} FROM episodes WHERE tenant = ?1 AND episode_key = ?2`)
+      .bind(tenant, episodeKey)
+      .first<EpisodeRow>();
     return row ? this.readEpisode(row) : undefined;
   }
 
   async findEpisodesByPerson(personKey: string): Promise<StoredEpisode[]> {
-    const { results } = await this.db.prepare(`SELECT ${EPISODE_COLUMNS} FROM episodes WHERE person_key = ?1 ORDER BY tenant, episode_key`).bind(personKey).all<EpisodeRow>();
+    const { results } = await this.db
+      .prepare(`SELECT ${EPISODE_COLUMNS} FROM episodes WHERE person_key = ?1 ORDER BY tenant, episode_key`)
+      .bind(personKey)
+      .all<EpisodeRow>();
     return Promise.all(results.map((r) => this.readEpisode(r)));
   }
 
@@ -300,10 +344,7 @@ export class D1Store implements DeliveryStore {
   }
 
   async purgeEpisodes(filter: { keptUntilBefore: string; limit: number }): Promise<number> {
-    const r = await this.db
-      .prepare(PURGE_EPISODES_SQL)
-      .bind(filter.keptUntilBefore, filter.limit)
-      .run();
+    const r = await this.db.prepare(PURGE_EPISODES_SQL).bind(filter.keptUntilBefore, filter.limit).run();
     return r.meta.changes ?? 0;
   }
 

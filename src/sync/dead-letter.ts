@@ -8,5 +8,4 @@
 export const DEAD_LETTER_QUEUE = 'imh-bridge-delivery-dlq';
 
 /** Why a job from the dead-letter queue is dead; shown on each unfinished target. */
-export const DEAD_LETTERED =
-  'the delivery queue gave up on this job after its retries (dead-letter queue); replay it with POST /v1/jobs/{id}/$replay';
+export const DEAD_LETTERED = 'the delivery queue gave up on this job after its retries (dead-letter queue); replay it with POST /v1/jobs/{id}/$replay';

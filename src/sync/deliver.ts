@@ -18,18 +18,27 @@ import { clinicSharing } from '../coordination/gate.ts';
 import { SUMMARY_DOCUMENT_KIND, sharePrimaryParsed, summaryToDeliver } from '../coordination/share.ts';
 import { signSummary } from '../coordination/summary.ts';
 import { parseEpisode } from '../domain/parse.ts';
-import { MAPPING_VERSION, type MapOptions, mapParsedEpisode } from '../mapping/bundle.ts';
 import { DEV_IDENTITY, pseudonym } from '../fhir/identity.ts';
 import { MASTER_DATA_TYPES } from '../fhir/write-semantics.ts';
-import { RETRACTABLE_TYPES, applyOrdered, applyTransaction, capabilities, countWrites, entryKey, retract, supplementMasterData } from './apply.ts';
+import { errorKind, log } from '../log.ts';
+import { MAPPING_VERSION, type MapOptions, mapParsedEpisode } from '../mapping/bundle.ts';
+import { applyOrdered, applyTransaction, capabilities, countWrites, entryKey, RETRACTABLE_TYPES, retract, supplementMasterData } from './apply.ts';
 import { type FhirTargetClient, TargetError } from './client.ts';
 import { applyCancellations, readRequests } from './coordination.ts';
 import { personKey } from './episodes.ts';
 import { ensureMappedValid } from './mapped-validity.ts';
 import { redactOutcome } from './redact.ts';
-import { DEFAULT_RETRY_POLICY, type RetryPolicy, decide } from './retry.ts';
-import { CLINIC_TARGET, type DeliveryStore, type Job, type JobAudit, type JobContent, type LedgerRecord, type TargetResult, primaryTargetName } from './types.ts';
-import { errorKind, log } from '../log.ts';
+import { DEFAULT_RETRY_POLICY, decide, type RetryPolicy } from './retry.ts';
+import {
+  CLINIC_TARGET,
+  type DeliveryStore,
+  type Job,
+  type JobAudit,
+  type JobContent,
+  type LedgerRecord,
+  primaryTargetName,
+  type TargetResult,
+} from './types.ts';
 
 export { CLINIC_TARGET, primaryTargetName } from './types.ts';
 
@@ -203,7 +212,11 @@ export async function attemptJob(jobId: string, deps: DeliveryDeps): Promise<Att
         deps.random,
       );
       const base: TargetResult = {
-        status: decision.retry ? 'retrying' : failure?.kind === 'http' && failure.status !== undefined && failure.status < 500 && failure.status !== 429 ? 'failed' : 'dead',
+        status: decision.retry
+          ? 'retrying'
+          : failure?.kind === 'http' && failure.status !== undefined && failure.status < 500 && failure.status !== 429
+            ? 'failed'
+            : 'dead',
         error: failure ? failure.message : 'internal error while delivering',
         ...(failure?.status !== undefined ? { httpStatus: failure.status } : {}),
         // Kept capped and without the national ids, names and phone numbers a server may quote.
@@ -280,7 +293,12 @@ async function writeAudits(job: Job, content: JobContent, deps: DeliveryDeps, po
       continue;
     }
     const id = a.round ? await derivedUuid(template.id, `round-${a.round}`) : template.id;
-    const event = withOutcome({ ...template, id }, a.outcome, a.at ?? new Date(deps.now()).toISOString(), a.kind === 'refusal' ? refusalText(a, target) : a.reason);
+    const event = withOutcome(
+      { ...template, id },
+      a.outcome,
+      a.at ?? new Date(deps.now()).toISOString(),
+      a.kind === 'refusal' ? refusalText(a, target) : a.reason,
+    );
     a.attempts += 1;
     try {
       client ??= deps.clientFor(CLINIC_TARGET);
@@ -291,8 +309,18 @@ async function writeAudits(job: Job, content: JobContent, deps: DeliveryDeps, po
       delete a.httpStatus;
     } catch (e) {
       const failure = e instanceof TargetError ? e : undefined;
-      const decision = decide(failure ? { kind: failure.kind, status: failure.status, retryAfter: failure.retryAfter } : { kind: 'network' }, a.attempts, policy, deps.now(), deps.random);
-      a.status = decision.retry ? 'retrying' : failure?.kind === 'http' && failure.status !== undefined && failure.status < 500 && failure.status !== 429 ? 'failed' : 'dead';
+      const decision = decide(
+        failure ? { kind: failure.kind, status: failure.status, retryAfter: failure.retryAfter } : { kind: 'network' },
+        a.attempts,
+        policy,
+        deps.now(),
+        deps.random,
+      );
+      a.status = decision.retry
+        ? 'retrying'
+        : failure?.kind === 'http' && failure.status !== undefined && failure.status < 500 && failure.status !== 429
+          ? 'failed'
+          : 'dead';
       a.error = failure ? failure.message : 'internal error while writing the audit';
       if (failure?.status !== undefined) a.httpStatus = failure.status;
       else delete a.httpStatus;
@@ -311,11 +339,19 @@ async function deliverToTarget(job: Job, bundle: Bundle, target: string, deps: D
   // The clinic's hash was taken at submission; another target's Bundle is hashed the same way.
   const contentHash = target === CLINIC_TARGET ? job.contentHash : await sha256Hex(JSON.stringify(bundle));
   const ledger = await deps.store.getLedger(job.tenant, job.episodeKey, target);
-  if (ledger && ledger.seq > job.seq) return { status: 'delivered', superseded: true, written: 0, counts: { created: 0, updated: 0, unchanged: 0 }, deliveredAt: at() };
+  if (ledger && ledger.seq > job.seq)
+    return { status: 'delivered', superseded: true, written: 0, counts: { created: 0, updated: 0, unchanged: 0 }, deliveredAt: at() };
   if (ledger && ledger.contentHash === contentHash && ledger.mappingVersion === job.mappingVersion) {
     await deps.store.putLedger({ ...ledger, seq: job.seq });
     const entries = bundle.entry?.length ?? 0;
-    const result: TargetResult = { status: 'delivered', unchanged: true, written: 0, retracted: 0, counts: { created: 0, updated: 0, unchanged: entries }, deliveredAt: at() };
+    const result: TargetResult = {
+      status: 'delivered',
+      unchanged: true,
+      written: 0,
+      retracted: 0,
+      counts: { created: 0, updated: 0, unchanged: entries },
+      deliveredAt: at(),
+    };
     return isPrimary(target) ? withRequests(result, job, target, ledger.resources, deps) : result;
   }
   const client = deps.clientFor(target);
@@ -402,7 +438,10 @@ function linkSummaryVersions(bundle: Bundle, ledger: LedgerRecord | undefined): 
   const replaced = (ledger?.resources ?? []).filter((r) => isSummaryDocumentKey(r.key) && !r.retracted && r.key !== key && r.id);
   if (!replaced.length) return { bundle, replaced };
   const linked = structuredClone(bundle);
-  (linked.entry?.[i]?.resource as DocumentReference).relatesTo = replaced.map((r) => ({ code: 'replaces', target: { reference: `DocumentReference/${r.id}` } }));
+  (linked.entry?.[i]?.resource as DocumentReference).relatesTo = replaced.map((r) => ({
+    code: 'replaces',
+    target: { reference: `DocumentReference/${r.id}` },
+  }));
   return { bundle: linked, replaced };
 }
 
@@ -431,7 +470,16 @@ async function deliverCancellations(
     if (i >= 0) resources[i] = entry;
     else resources.push(entry);
   }
-  await deps.store.putLedger({ tenant: job.tenant, episodeKey: job.episodeKey, target, seq: job.seq, contentHash, mappingVersion: job.mappingVersion, deliveredAt: at(), resources });
+  await deps.store.putLedger({
+    tenant: job.tenant,
+    episodeKey: job.episodeKey,
+    target,
+    seq: job.seq,
+    contentHash,
+    mappingVersion: job.mappingVersion,
+    deliveredAt: at(),
+    resources,
+  });
   const cancelled = done.filter((c) => c.result === 'cancelled').length;
   const result: TargetResult = {
     status: 'delivered',

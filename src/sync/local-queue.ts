@@ -2,9 +2,10 @@
  * The delivery queue for Node (local start-up, CLI, tests): the same attempt logic as the
  * Worker's queue consumer, with writes serialised per parent and retries on timers.
  */
-import { type DeliveryDeps, attemptJob } from './deliver.ts';
-import type { DeliveryQueue } from './service.ts';
+
 import { errorKind, log } from '../log.ts';
+import { attemptJob, type DeliveryDeps } from './deliver.ts';
+import type { DeliveryQueue } from './service.ts';
 
 export interface LocalQueueOptions {
   /** Multiplies every retry delay (tests shrink waits; 1 in real use). */
@@ -46,10 +47,13 @@ export class LocalQueue implements DeliveryQueue {
       });
     };
     if (delayMs > 0) {
-      const t = setTimeout(() => {
-        this.timers.delete(t);
-        run();
-      }, delayMs * (this.opts.delayScale ?? 1));
+      const t = setTimeout(
+        () => {
+          this.timers.delete(t);
+          run();
+        },
+        delayMs * (this.opts.delayScale ?? 1),
+      );
       this.timers.add(t);
     } else run();
   }

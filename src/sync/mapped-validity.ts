@@ -10,7 +10,7 @@
  * https://hl7.org/fhir/R4/validation.html
  */
 import type { Bundle, OperationOutcomeIssue } from '@medplum/fhirtypes';
-import { OperationOutcomeError, issue, outcome } from '../fhir/outcome.ts';
+import { issue, OperationOutcomeError, outcome } from '../fhir/outcome.ts';
 import { validateFast } from '../fhir/validate-fast.ts';
 
 /** How many (mapping version, content hash) pairs are remembered as valid. */

@@ -1,7 +1,21 @@
 /** In-memory DeliveryStore for Node (CLI, local runs, tests). */
 import { DEFAULT_TENANT } from '../auth/tenants.ts';
 import { episodeIdOf, episodeKeptUntil } from './episodes.ts';
-import { CLINIC_TARGET, type CoordinationRecord, type DeliveryHealth, type DeliveryStore, ageSeconds, FINAL_REQUEST_STATUSES, FINISHED_STATUSES, type Job, type JobContent, type JobStatus, type LedgerRecord, type NewJob, type StoredEpisode } from './types.ts';
+import {
+  ageSeconds,
+  CLINIC_TARGET,
+  type CoordinationRecord,
+  type DeliveryHealth,
+  type DeliveryStore,
+  FINAL_REQUEST_STATUSES,
+  FINISHED_STATUSES,
+  type Job,
+  type JobContent,
+  type JobStatus,
+  type LedgerRecord,
+  type NewJob,
+  type StoredEpisode,
+} from './types.ts';
 
 const copy = <T>(v: T): T => structuredClone(v);
 
@@ -52,8 +66,7 @@ export class MemoryStore implements DeliveryStore {
     return [...this.jobs.values()]
       .filter(
         (j) =>
-          (j.status === 'queued' && j.updatedAt < filter.queuedBefore) ||
-          (j.status === 'retrying' && (j.nextAttemptAt ?? j.updatedAt) < filter.retryDueBefore),
+          (j.status === 'queued' && j.updatedAt < filter.queuedBefore) || (j.status === 'retrying' && (j.nextAttemptAt ?? j.updatedAt) < filter.retryDueBefore),
       )
       .sort((a, b) => a.seq - b.seq)
       .slice(0, filter.limit)
@@ -106,7 +119,10 @@ export class MemoryStore implements DeliveryStore {
   }
   private listEpisodes(pred: (e: StoredEpisode) => boolean): StoredEpisode[] {
     const order = (e: StoredEpisode) => JSON.stringify([e.tenant, e.episodeKey]);
-    return [...this.episodes.values()].filter(pred).sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0)).map(copy);
+    return [...this.episodes.values()]
+      .filter(pred)
+      .sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0))
+      .map(copy);
   }
   async findEpisodesByPerson(personKey: string) {
     return this.listEpisodes((e) => e.personKey === personKey);

@@ -58,8 +58,7 @@ export function decide(
   nowMs: number,
   random: () => number,
 ): RetryDecision {
-  const retryable =
-    failure.kind !== 'http' || failure.status === 429 || (failure.status !== undefined && failure.status >= 500);
+  const retryable = failure.kind !== 'http' || failure.status === 429 || (failure.status !== undefined && failure.status >= 500);
   if (!retryable) return { retry: false };
   if (attempt >= policy.maxAttempts) return { retry: false };
   if (failure.kind === 'http' && (failure.status === 429 || failure.status === 503)) {

@@ -3,11 +3,12 @@
  * dead. Implemented over a store and a queue, so the Worker (D1 + Queues) and Node
  * (memory + LocalQueue) share the routes.
  */
-import type { MapOptions } from '../mapping/bundle.ts';
-import { type CoordinationEntry, listCoordination } from './coordination.ts';
-import { type SubmitOptions, resetForReplay, submitEpisode } from './deliver.ts';
+
 import type { Bundle } from '@medplum/fhirtypes';
 import { signSummary } from '../coordination/summary.ts';
+import type { MapOptions } from '../mapping/bundle.ts';
+import { type CoordinationEntry, listCoordination } from './coordination.ts';
+import { resetForReplay, type SubmitOptions, submitEpisode } from './deliver.ts';
 import type { CoordinationRecord, DeliveryHealth, DeliveryStore, Job, JobStatus, NewJob, StoredEpisode } from './types.ts';
 
 export interface DeliveryQueue {
@@ -83,7 +84,12 @@ export function createDeliveryService(
   opts: MapOptions & Pick<SubmitOptions, 'primaryEndpoint' | 'signingKeys'> & { now?: () => number; newId?: () => string; limiter?: WriteLimiter } = {},
 ): DeliveryService {
   const deps = { store, now: opts.now ?? Date.now, newId: opts.newId ?? (() => crypto.randomUUID()) };
-  const base: SubmitOptions = { allowSyntheticIds: opts.allowSyntheticIds, identity: opts.identity, primaryEndpoint: opts.primaryEndpoint, signingKeys: opts.signingKeys };
+  const base: SubmitOptions = {
+    allowSyntheticIds: opts.allowSyntheticIds,
+    identity: opts.identity,
+    primaryEndpoint: opts.primaryEndpoint,
+    signingKeys: opts.signingKeys,
+  };
   const parse = (owner: Owner | undefined): SubmitOptions => (owner ? { ...base, caller: owner.caller } : base);
   return {
     async submit(input, owner) {

@@ -40,8 +40,7 @@ export const DEFAULT_PURGE_LIMIT = 1000;
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** What the job view and the logs say about a job whose content was purged before it ran. */
-export const PURGED_BEFORE_DELIVERY =
-  'the stored content of this job was purged before it could be delivered; re-send the episode';
+export const PURGED_BEFORE_DELIVERY = 'the stored content of this job was purged before it could be delivered; re-send the episode';
 
 /**
  * Re-queues jobs that should have run by now. A stale job whose content was already purged

@@ -7,14 +7,13 @@
  * gives them to the delivery as the previous versions.
  */
 import type { Bundle } from '@medplum/fhirtypes';
-import { OperationOutcomeError } from '../fhir/outcome.ts';
 import type { IdentityOptions } from '../fhir/identity.ts';
+import { OperationOutcomeError } from '../fhir/outcome.ts';
 import { entryKey, findOne } from './apply.ts';
-import { FhirTargetClient, TIME_IS_UP, TargetError } from './client.ts';
-import { attemptJob, CLINIC_TARGET } from './deliver.ts';
+import { FhirTargetClient, TargetError, TIME_IS_UP } from './client.ts';
+import { attemptJob, CLINIC_TARGET, submitEpisode } from './deliver.ts';
 import { MemoryStore } from './memory-store.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
-import { submitEpisode } from './deliver.ts';
 import type { Job, LedgerRecord } from './types.ts';
 
 export interface SyncOptions {
@@ -104,12 +103,25 @@ export async function syncOnce(input: unknown, opts: SyncOptions): Promise<SyncR
     // Versions only: no content hash, so the run still writes everything, and only this
     // bundle's keys, so nothing is taken for a resource that left the episode.
     if (versions.length) {
-      await store.putLedger({ tenant: job.tenant, episodeKey: job.episodeKey, target, seq: 0, contentHash: '', mappingVersion: '', deliveredAt: '', resources: versions });
+      await store.putLedger({
+        tenant: job.tenant,
+        episodeKey: job.episodeKey,
+        target,
+        seq: 0,
+        contentHash: '',
+        mappingVersion: '',
+        deliveredAt: '',
+        resources: versions,
+      });
     }
   }
   for (;;) {
     const r = await attemptJob(job.id, deps);
-    if (!r) throw new OperationOutcomeError({ resourceType: 'OperationOutcome', issue: [{ severity: 'fatal', code: 'exception', details: { text: 'job vanished' } }] }, 500);
+    if (!r)
+      throw new OperationOutcomeError(
+        { resourceType: 'OperationOutcome', issue: [{ severity: 'fatal', code: 'exception', details: { text: 'job vanished' } }] },
+        500,
+      );
     const failing = Object.entries(r.job.targets).filter(([, t]) => t.status === 'retrying');
     let why = failing.length ? failing.map(([name, t]) => `${name}: ${t.error ?? 'error'}`).join('; ') : 'audit write failed';
     if (failing.length && failing.every(([, t]) => t.error?.endsWith(TIME_IS_UP)) && readFailures.length) why = readFailures.join('; ');
@@ -129,7 +141,11 @@ export async function syncOnce(input: unknown, opts: SyncOptions): Promise<SyncR
           result: settle(r.job.targets[CLINIC_TARGET] as Job['targets'][string]),
           targets,
           audits: r.job.audits ?? [],
-          ...(outOfTime ? { gaveUp: `gave up after ${r.job.attempts} attempt${r.job.attempts === 1 ? '' : 's'}: the next retry would end after the ${Math.round((opts.timeoutMs as number) / 100) / 10} s timeout (${why})` } : {}),
+          ...(outOfTime
+            ? {
+                gaveUp: `gave up after ${r.job.attempts} attempt${r.job.attempts === 1 ? '' : 's'}: the next retry would end after the ${Math.round((opts.timeoutMs as number) / 100) / 10} s timeout (${why})`,
+              }
+            : {}),
         },
       };
     }

@@ -27,4 +27,3 @@ export const TargetSchema = z.strictObject({
 });
 /** A target as written, before its auth secrets are resolved. */
 export type RawTarget = z.output<typeof TargetSchema>;
-

@@ -1,10 +1,10 @@
 /** FHIR clients for the configured targets, with their credentials. */
-import { type TokenProvider, type TokenProviderDeps, createTokenProvider } from '../auth/backend-services.ts';
+import { createTokenProvider, type TokenProvider, type TokenProviderDeps } from '../auth/backend-services.ts';
 import type { BridgeConfig } from '../config.ts';
-import type { TargetConfig } from './target-config.ts';
-import { CLINIC_TARGET } from './types.ts';
 import { FhirTargetClient } from './client.ts';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.ts';
+import type { TargetConfig } from './target-config.ts';
+import { CLINIC_TARGET } from './types.ts';
 
 /** The target configuration for a target name used in jobs (`clinic`, `primary.<orgNumber>`). */
 export function targetConfig(config: BridgeConfig, name: string): TargetConfig {
@@ -29,8 +29,7 @@ const MAX_PROVIDERS = 256;
 /** The cache key: the target's name and configuration, secrets included (held only in memory). */
 function providerKey(target: TargetConfig): string {
   const a = target.auth;
-  const auth =
-    a.type === 'bearer' ? { ...a, token: a.token.reveal() } : a.type === 'smart-backend' ? { ...a, privateKey: a.privateKey.reveal() } : a;
+  const auth = a.type === 'bearer' ? { ...a, token: a.token.reveal() } : a.type === 'smart-backend' ? { ...a, privateKey: a.privateKey.reveal() } : a;
   return JSON.stringify([target.name, target.baseUrl, target.timeoutMs, auth]);
 }
 

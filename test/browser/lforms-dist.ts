@@ -6,7 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 export const LFORMS_VERSION = '40.1.3';
@@ -23,10 +23,15 @@ export function lformsDist(): string {
   const work = `${cacheDir}.tmp-${process.pid}`;
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
-  execFileSync('npm', ['pack', `lforms@${LFORMS_VERSION}`, '--pack-destination', work, '--silent'], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 300_000 });
+  execFileSync('npm', ['pack', `lforms@${LFORMS_VERSION}`, '--pack-destination', work, '--silent'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    timeout: 300_000,
+  });
   const tarball = readdirSync(work).find((f) => f.endsWith('.tgz'));
   if (!tarball) throw new Error(`npm pack lforms@${LFORMS_VERSION} wrote no tarball`);
-  const digest = `sha512-${createHash('sha512').update(readFileSync(join(work, tarball))).digest('base64')}`;
+  const digest = `sha512-${createHash('sha512')
+    .update(readFileSync(join(work, tarball)))
+    .digest('base64')}`;
   if (digest !== LFORMS_INTEGRITY) throw new Error(`lforms@${LFORMS_VERSION} tarball integrity ${digest} is not the pinned ${LFORMS_INTEGRITY}`);
   execFileSync('tar', ['xzf', tarball, 'package/dist/lforms'], { cwd: work });
   rmSync(join(work, tarball));

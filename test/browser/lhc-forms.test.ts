@@ -9,11 +9,11 @@
  * tests skip and say so.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { type Server, createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
 import type { Bundle, Flag, Observation, OperationOutcome, Parameters, Questionnaire, QuestionnaireResponse } from '@medplum/fhirtypes';
-import { type BrowserContext, type Page, chromium } from 'playwright-core';
+import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/http/app.ts';
 import { lformsDist } from './lforms-dist.ts';
@@ -37,7 +37,13 @@ const PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>
 <script src="/lforms/fhir/R4/lformsFHIR.min.js" type="module"></script>
 </body></html>`;
 
-const TYPES: Record<string, string> = { '.js': 'text/javascript', '.css': 'text/css', '.png': 'image/png', '.ico': 'image/x-icon', '.json': 'application/json' };
+const TYPES: Record<string, string> = {
+  '.js': 'text/javascript',
+  '.css': 'text/css',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json',
+};
 
 /** Loopback server: the page, LHC-Forms' files, and the bridge's own /v1 routes (Questionnaires). */
 async function serve(dist: string): Promise<{ server: Server; base: string }> {
@@ -74,7 +80,16 @@ describe.skipIf(!hasChromium)('LHC-Forms renders, fills and exports every publis
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     page = context.pages()[0] ?? (await context.newPage());
     page.setDefaultTimeout(20_000);
@@ -113,7 +128,10 @@ describe.skipIf(!hasChromium)('LHC-Forms renders, fills and exports every publis
   async function exported(subject: QuestionnaireResponse['subject']): Promise<QuestionnaireResponse> {
     const qr = (await page.evaluate(() => {
       // Runs in the page: `globalThis` is its window.
-      const w = globalThis as unknown as { document: { getElementById(id: string): unknown }; LForms: { Util: { getFormFHIRData: (t: string, v: string, el: unknown) => unknown } } };
+      const w = globalThis as unknown as {
+        document: { getElementById(id: string): unknown };
+        LForms: { Util: { getFormFHIRData: (t: string, v: string, el: unknown) => unknown } };
+      };
       return w.LForms.Util.getFormFHIRData('QuestionnaireResponse', 'R4', w.document.getElementById('form'));
     })) as QuestionnaireResponse;
     expect(qr.resourceType).toBe('QuestionnaireResponse');
@@ -121,7 +139,11 @@ describe.skipIf(!hasChromium)('LHC-Forms renders, fills and exports every publis
   }
 
   async function extract(qr: QuestionnaireResponse): Promise<{ bundle: Bundle; warnings: OperationOutcome['issue'] }> {
-    const res = await app.request('/v1/QuestionnaireResponse/$extract', { method: 'POST', headers: { 'content-type': 'application/fhir+json' }, body: JSON.stringify(qr) });
+    const res = await app.request('/v1/QuestionnaireResponse/$extract', {
+      method: 'POST',
+      headers: { 'content-type': 'application/fhir+json' },
+      body: JSON.stringify(qr),
+    });
     const body = (await res.json()) as Bundle | Parameters | OperationOutcome;
     expect(res.status, JSON.stringify(body)).toBe(200);
     if (body.resourceType === 'Parameters') {
@@ -146,7 +168,10 @@ describe.skipIf(!hasChromium)('LHC-Forms renders, fills and exports every publis
   it('PHQ-9: total 10 (moderate), and item 9 answered "Several days" raises the self-harm flag', async () => {
     const q = await render('phq-9');
     const L = ['Not at all', 'Several days', 'More than half the days', 'Nearly every day'];
-    await fill(q, [1, 2, 1, 2, 1, 0, 1, 1, 1].map((n) => L[n] as string));
+    await fill(
+      q,
+      [1, 2, 1, 2, 1, 0, 1, 1, 1].map((n) => L[n] as string),
+    );
     const qr = await exported(patient);
     expect(qr.item?.find((i) => i.linkId === 'total')?.answer?.[0]?.valueInteger).toBe(10); // LHC-Forms' own total
     const { bundle, warnings } = await extract(qr);
@@ -174,7 +199,10 @@ describe.skipIf(!hasChromium)('LHC-Forms renders, fills and exports every publis
     const q = await render('epds');
     const P = ['First option (top)', 'Second option', 'Third option', 'Fourth option (bottom)'];
     // Items 1, 2, 4 score the position; 3 and 5–10 score 3 − position: 1+1+2+1+2+2+2+2+2+1 = 16.
-    await fill(q, [1, 1, 1, 1, 1, 1, 1, 1, 1, 2].map((n) => P[n] as string));
+    await fill(
+      q,
+      [1, 1, 1, 1, 1, 1, 1, 1, 1, 2].map((n) => P[n] as string),
+    );
     const { bundle, warnings } = await extract(await exported(patient));
     expect(warnings).toEqual([]);
     const [total] = observations(bundle);
@@ -185,7 +213,10 @@ describe.skipIf(!hasChromium)('LHC-Forms renders, fills and exports every publis
   it('PRFQ: three subscale means, items 11 and 18 reverse-coded', async () => {
     const q = await render('prfq');
     // All items "5", items 11 and 18 "2" (scored 8 − 2 = 6): means 5, 31/6, 31/6.
-    await fill(q, Array.from({ length: 18 }, (_, i) => (i === 10 || i === 17 ? '2' : '5')));
+    await fill(
+      q,
+      Array.from({ length: 18 }, (_, i) => (i === 10 || i === 17 ? '2' : '5')),
+    );
     const { bundle, warnings } = await extract(await exported(patient));
     expect(warnings).toEqual([]);
     expect(observations(bundle).map((o) => [o.code?.coding?.[0]?.code, o.valueQuantity?.value])).toEqual([

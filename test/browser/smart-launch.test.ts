@@ -9,19 +9,19 @@
  * tests skip and say so.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { type IncomingMessage, type Server, createServer } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AuditEvent, Bundle, Patient } from '@medplum/fhirtypes';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type Sandbox, startSandbox } from '../../sandbox/server.ts';
 import { DEFAULT_TENANT } from '../../src/auth/tenants.ts';
 import { loadConfig } from '../../src/config.ts';
 import { parseEpisode } from '../../src/domain/parse.ts';
-import { NO } from '../../src/fhir/systems.ts';
 import type { IdentityOptions } from '../../src/fhir/identity.ts';
+import { NO } from '../../src/fhir/systems.ts';
 import { createApp } from '../../src/http/app.ts';
 import { SESSION_COOKIE, smartDepsFrom } from '../../src/http/smart.ts';
-import { type Sandbox, startSandbox } from '../../sandbox/server.ts';
 import { personKey } from '../../src/sync/episodes.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
 import { completed } from '../fixtures/examples.ts';
@@ -29,7 +29,9 @@ import { completed } from '../fixtures/examples.ts';
 const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) {
-  console.warn(`\n*** SKIPPING the SMART launch browser tests: no Chromium at ${CHROMIUM}. Install it with: apt-get update && apt-get install -y chromium ***\n`);
+  console.warn(
+    `\n*** SKIPPING the SMART launch browser tests: no Chromium at ${CHROMIUM}. Install it with: apt-get update && apt-get install -y chromium ***\n`,
+  );
 }
 const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
@@ -73,7 +75,11 @@ describe.skipIf(!hasChromium)('the summary opened from the psychiatry EHR (SMART
         for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
         const method = req.method ?? 'GET';
         const r = await (handler as (r: Request) => Promise<Response>)(
-          new Request(`${bridgeUrl}${req.url}`, { method, headers, ...(method === 'GET' || method === 'HEAD' ? {} : { body: new Uint8Array(await body(req)) }) }),
+          new Request(`${bridgeUrl}${req.url}`, {
+            method,
+            headers,
+            ...(method === 'GET' || method === 'HEAD' ? {} : { body: new Uint8Array(await body(req)) }),
+          }),
         );
         const out: Record<string, string | string[]> = {};
         r.headers.forEach((v, k) => {
@@ -87,7 +93,9 @@ describe.skipIf(!hasChromium)('the summary opened from the psychiatry EHR (SMART
     bridgeUrl = `http://127.0.0.1:${(bridge.address() as { port: number }).port}`;
 
     ehr = await startSandbox({
-      smart: { clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUri: `${bridgeUrl}/smart/callback`, launchUrl: `${bridgeUrl}/smart/launch` }] },
+      smart: {
+        clients: [{ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUri: `${bridgeUrl}/smart/callback`, launchUrl: `${bridgeUrl}/smart/launch` }],
+      },
     });
     const patient = await ehr.repo.createResource<Patient>({
       resourceType: 'Patient',
@@ -110,7 +118,16 @@ describe.skipIf(!hasChromium)('the summary opened from the psychiatry EHR (SMART
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   }, 120_000);
 
@@ -151,11 +168,17 @@ describe.skipIf(!hasChromium)('the summary opened from the psychiatry EHR (SMART
     return { page, context, res, requests };
   }
 
-  it('ends on the mother\'s summary with her scores and their classification, in a session cookie the page cannot read, and audits the view', async () => {
+  it("ends on the mother's summary with her scores and their classification, in a session cookie the page cannot read, and audits the view", async () => {
     await putMother('active');
     const { page, context, res, requests } = await launch();
     // EHR launch → the bridge's launch → the EHR's authorize → the bridge's callback → the summary.
-    expect(requests).toEqual([`${ehr.url}/ehr/launch`, `${bridgeUrl}/smart/launch`, `${ehr.url}/auth/authorize`, `${bridgeUrl}/smart/callback`, `${bridgeUrl}/smart/summary`]);
+    expect(requests).toEqual([
+      `${ehr.url}/ehr/launch`,
+      `${bridgeUrl}/smart/launch`,
+      `${ehr.url}/auth/authorize`,
+      `${bridgeUrl}/smart/callback`,
+      `${bridgeUrl}/smart/summary`,
+    ]);
     expect(res?.status()).toBe(200);
     expect(res?.headers()['content-security-policy']).toContain("default-src 'none'");
     expect(res?.headers()['content-security-policy']).toContain("frame-ancestors 'none'");

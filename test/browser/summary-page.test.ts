@@ -9,20 +9,22 @@
  * tests skip and say so.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { type Server, createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Browser, type Page, chromium } from 'playwright-core';
+import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SUMMARY_PAGE_CSP, renderSummaryPage } from '../../src/coordination/summary-page.ts';
+import { renderSummaryPage, SUMMARY_PAGE_CSP } from '../../src/coordination/summary-page.ts';
 import { parseEpisode } from '../../src/domain/parse.ts';
 import { completed } from '../fixtures/examples.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) {
-  console.warn(`\n*** SKIPPING the summary page browser tests: no Chromium at ${CHROMIUM}. Install it with: apt-get update && apt-get install -y chromium ***\n`);
+  console.warn(
+    `\n*** SKIPPING the summary page browser tests: no Chromium at ${CHROMIUM}. Install it with: apt-get update && apt-get install -y chromium ***\n`,
+  );
 }
 
 const AT = '2026-05-10T10:00:00Z';
@@ -48,7 +50,9 @@ async function serve(): Promise<{ server: Server; base: string }> {
   const server = createServer((req, res) => {
     const body = pages[req.url ?? ''];
     if (!body) return void res.writeHead(404).end();
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': SUMMARY_PAGE_CSP, 'x-content-type-options': 'nosniff' }).end(body);
+    res
+      .writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': SUMMARY_PAGE_CSP, 'x-content-type-options': 'nosniff' })
+      .end(body);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { server, base: `http://127.0.0.1:${(server.address() as { port: number }).port}` };
@@ -71,7 +75,16 @@ describe.skipIf(!hasChromium)('the coordination summary page in Chromium', () =>
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   }, 120_000);
 
@@ -104,7 +117,9 @@ describe.skipIf(!hasChromium)('the coordination summary page in Chromium', () =>
     expect(requests).toEqual([`${base}/${lang}`]);
     expect(await page.getAttribute('html', 'lang')).toBe(lang);
     // The inline style applied (a blocked <style> would leave the browser's default serif font and black headings).
-    expect(await page.locator('h1').evaluate((el) => (globalThis as unknown as { getComputedStyle(e: unknown): { color: string } }).getComputedStyle(el).color)).toBe('rgb(16, 48, 77)');
+    expect(
+      await page.locator('h1').evaluate((el) => (globalThis as unknown as { getComputedStyle(e: unknown): { color: string } }).getComputedStyle(el).color),
+    ).toBe('rgb(16, 48, 77)');
     expect(await page.locator('script').count()).toBe(0);
     await page.context().close();
   });
@@ -175,9 +190,17 @@ describe.skipIf(!hasChromium)('the coordination summary page in Chromium', () =>
     // A4 at 96 dpi less the 12 mm side margins: 210 mm − 24 mm = 186 mm ≈ 703 px.
     await page.setViewportSize({ width: 703, height: 1000 });
     const overflow = await page.evaluate(() => {
-      const doc = (globalThis as unknown as { document: { documentElement: { clientWidth: number }; querySelectorAll: (s: string) => ArrayLike<{ getBoundingClientRect(): { left: number; right: number } }> } }).document;
+      const doc = (
+        globalThis as unknown as {
+          document: {
+            documentElement: { clientWidth: number };
+            querySelectorAll: (s: string) => ArrayLike<{ getBoundingClientRect(): { left: number; right: number } }>;
+          };
+        }
+      ).document;
       const width = doc.documentElement.clientWidth;
-      return Array.from(doc.querySelectorAll('svg, table')).filter((el) => el.getBoundingClientRect().right > width + 1 || el.getBoundingClientRect().left < -1).length;
+      return Array.from(doc.querySelectorAll('svg, table')).filter((el) => el.getBoundingClientRect().right > width + 1 || el.getBoundingClientRect().left < -1)
+        .length;
     });
     expect(overflow).toBe(0);
     const pdf = await page.pdf({ format: 'A4', printBackground: true, preferCSSPageSize: true });

@@ -1,8 +1,8 @@
-import { SELF, createExecutionContext, env } from 'cloudflare:test';
-import worker from '../../src/worker.ts';
+import { createExecutionContext, env, SELF } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import completed from '../../examples/completed-mother.episode.json';
 import planned from '../../examples/planned-minimal.episode.json';
+import worker from '../../src/worker.ts';
 
 const post = (path: string, body: string, type = 'application/json') =>
   SELF.fetch(`http://bridge${path}`, { method: 'POST', headers: { 'content-type': type }, body });
@@ -136,7 +136,11 @@ describe('service endpoints', () => {
 
   it('GET /openapi.json describes the routes with the episode schema from zod', async () => {
     const r = await SELF.fetch('http://bridge/openapi.json');
-    const doc = (await r.json()) as { openapi: string; paths: Record<string, unknown>; components: { schemas: { Episode: { properties: Record<string, unknown>; additionalProperties: unknown } } } };
+    const doc = (await r.json()) as {
+      openapi: string;
+      paths: Record<string, unknown>;
+      components: { schemas: { Episode: { properties: Record<string, unknown>; additionalProperties: unknown } } };
+    };
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/episodes/$map', '/v1/$validate', '/healthz']));
     expect(Object.keys(doc.components.schemas.Episode.properties)).toEqual(expect.arrayContaining(['schemaVersion', 'episodeId', 'assessments', 'consent']));
@@ -177,7 +181,9 @@ describe('Questionnaires and SDC extraction (inside workerd)', () => {
   });
 
   it('POST /v1/QuestionnaireResponse/$extract returns the same scores the episode path writes', async () => {
-    const bundle = (await (await post('/v1/episodes/$map', JSON.stringify(completed))).json()) as { entry: { resource: { resourceType: string; identifier?: unknown } }[] };
+    const bundle = (await (await post('/v1/episodes/$map', JSON.stringify(completed))).json()) as {
+      entry: { resource: { resourceType: string; identifier?: unknown } }[];
+    };
     const qr = bundle.entry.find((e) => e.resource.resourceType === 'QuestionnaireResponse')?.resource;
     const r = await post('/v1/QuestionnaireResponse/$extract', JSON.stringify(qr), 'application/fhir+json');
     expect(r.status).toBe(200);
@@ -185,14 +191,20 @@ describe('Questionnaires and SDC extraction (inside workerd)', () => {
     const obs = extracted.entry.filter((e) => (e as { resource: { resourceType: string } }).resource.resourceType === 'Observation');
     expect(obs).toHaveLength(1);
     // The same score, but for the episode path's link to its EpisodeOfCare, which a lone response cannot know.
-    const mapped = bundle.entry.find((e) => JSON.stringify((e.resource as { identifier?: unknown }).identifier) === JSON.stringify((obs[0] as { resource: { identifier: unknown } }).resource.identifier)) as { resource: { extension?: { url: string }[] } };
+    const mapped = bundle.entry.find(
+      (e) =>
+        JSON.stringify((e.resource as { identifier?: unknown }).identifier) ===
+        JSON.stringify((obs[0] as { resource: { identifier: unknown } }).resource.identifier),
+    ) as { resource: { extension?: { url: string }[] } };
     const { extension, ...rest } = mapped.resource;
     expect(extension?.map((x) => x.url)).toEqual(['http://hl7.org/fhir/StructureDefinition/workflow-episodeOfCare']);
     expect(obs[0]).toEqual({ ...mapped, resource: rest });
   });
 
   it('POST /v1/QuestionnaireResponse/$extract answers 400 naming the item for a bad answer', async () => {
-    const bundle = (await (await post('/v1/episodes/$map', JSON.stringify(completed))).json()) as { entry: { resource: { resourceType: string; item?: { answer: unknown[] }[] } }[] };
+    const bundle = (await (await post('/v1/episodes/$map', JSON.stringify(completed))).json()) as {
+      entry: { resource: { resourceType: string; item?: { answer: unknown[] }[] } }[];
+    };
     const qr = structuredClone(bundle.entry.find((e) => e.resource.resourceType === 'QuestionnaireResponse')?.resource)!;
     qr.item![2]!.answer = [{ valueString: 'often' }];
     const r = await post('/v1/QuestionnaireResponse/$extract', JSON.stringify(qr), 'application/fhir+json');

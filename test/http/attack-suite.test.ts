@@ -11,8 +11,11 @@
  */
 import { createExecutionContext, env } from 'cloudflare:test';
 import type { Bundle, QuestionnaireResponse } from '@medplum/fhirtypes';
-import { type JWK, base64url, exportJWK, generateKeyPair } from 'jose';
+import { base64url, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import activeFather from '../../examples/active-father-no-consent.episode.json';
+import completed from '../../examples/completed-mother.episode.json';
+import planned from '../../examples/planned-minimal.episode.json';
 import { loadConfig } from '../../src/config.ts';
 import { mapEpisode } from '../../src/index.ts';
 import { DataCipher } from '../../src/sync/crypto.ts';
@@ -21,9 +24,6 @@ import { attemptJob, submitEpisode } from '../../src/sync/deliver.ts';
 import { clientFactory } from '../../src/sync/targets.ts';
 import type { NewJob } from '../../src/sync/types.ts';
 import worker from '../../src/worker.ts';
-import activeFather from '../../examples/active-father-no-consent.episode.json';
-import completed from '../../examples/completed-mother.episode.json';
-import planned from '../../examples/planned-minimal.episode.json';
 
 type Env = typeof env;
 type Outcome = { resourceType: string; issue: { severity: string; code: string; diagnostics?: string; details?: { text?: string }; expression?: string[] }[] };
@@ -201,14 +201,24 @@ async function jobOf(tenant: string, episode: Record<string, unknown>): Promise<
 const quotingServer: typeof fetch = async (input) => {
   const url = input instanceof Request ? input.url : String(input);
   if (url.endsWith('/metadata')) {
-    return Response.json({ resourceType: 'CapabilityStatement', status: 'active', kind: 'instance', fhirVersion: '4.0.1', format: ['json'], rest: [{ mode: 'server', interaction: [{ code: 'transaction' }] }] });
+    return Response.json({
+      resourceType: 'CapabilityStatement',
+      status: 'active',
+      kind: 'instance',
+      fhirVersion: '4.0.1',
+      format: ['json'],
+      rest: [{ mode: 'server', interaction: [{ code: 'transaction' }] }],
+    });
   }
   const p = completed.parent;
   const quoted = `Patient?identifier=urn:oid:2.16.578.1.12.4.1.4.1|${p.nationalId} matches ${p.given[0]} ${p.family} (born ${p.birthDate}, tel ${p.phone}); child ${completed.infants[0]!.nationalId} ${completed.infants[0]!.given[0]}`;
-  return new Response(JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'business-rule', diagnostics: quoted, details: { text: quoted } }] }), {
-    status: 422,
-    headers: { 'content-type': 'application/fhir+json' },
-  });
+  return new Response(
+    JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'business-rule', diagnostics: quoted, details: { text: quoted } }] }),
+    {
+      status: 422,
+      headers: { 'content-type': 'application/fhir+json' },
+    },
+  );
 };
 
 interface Fixture {
@@ -269,7 +279,8 @@ afterAll(() => {
 function rendererResponse(): QuestionnaireResponse & Record<string, unknown> {
   const bundle = mapEpisode(structuredClone(completed)) as Bundle;
   const qr = bundle.entry?.map((e) => e.resource).find((r) => r?.resourceType === 'QuestionnaireResponse') as QuestionnaireResponse;
-  return JSON.parse(JSON.stringify(qr).replace(/"reference":"urn:uuid:[^"]+"/g, '"reference":"Patient/p-1"')) as QuestionnaireResponse & Record<string, unknown>;
+  return JSON.parse(JSON.stringify(qr).replace(/"reference":"urn:uuid:[^"]+"/g, '"reference":"Patient/p-1"')) as QuestionnaireResponse &
+    Record<string, unknown>;
 }
 
 const encode = (s: string) => new TextEncoder().encode(s);
@@ -329,7 +340,7 @@ const CASES: Case[] = [
     },
   },
   {
-    name: 'tenant crossing: another tenant\'s list does not show the jobs',
+    name: "tenant crossing: another tenant's list does not show the jobs",
     held: false,
     async run(m) {
       const { failed, queued } = fixtures.get(m.name)!;
@@ -343,7 +354,7 @@ const CASES: Case[] = [
     },
   },
   {
-    name: 'tenant crossing: $replay of another tenant\'s running job tells nothing of its state (404, not 409)',
+    name: "tenant crossing: $replay of another tenant's running job tells nothing of its state (404, not 409)",
     held: false,
     async run(m) {
       const { queued } = fixtures.get(m.name)!;
@@ -421,7 +432,9 @@ const CASES: Case[] = [
       expect(body).toContain(activeFather.parent.nationalId);
       const o = refused(await as(m, m.north, `/v1/episodes/${id}`, { method: 'PUT', body }), 400, 'structure');
       expect(o.issue[0]?.expression).toEqual(['/parent/nationalId']);
-      const stored = await env.DB.prepare('SELECT count(*) AS n FROM jobs WHERE episode_key = ?1').bind(`${completed.clinic.orgNumber}/${id}`).first<{ n: number }>();
+      const stored = await env.DB.prepare('SELECT count(*) AS n FROM jobs WHERE episode_key = ?1')
+        .bind(`${completed.clinic.orgNumber}/${id}`)
+        .first<{ n: number }>();
       expect(stored?.n).toBe(0);
     },
   },
@@ -439,7 +452,10 @@ const CASES: Case[] = [
         change(e);
         for (const path of [`/v1/episodes/${completed.episodeId}`, '/v1/episodes/$map']) {
           const o = refused(await as(m, m.north, path, { method: path.endsWith('$map') ? 'POST' : 'PUT', body: JSON.stringify(e) }), 400, 'value');
-          expect(o.issue.map((i) => i.expression?.[0]), what).toEqual([pointer]);
+          expect(
+            o.issue.map((i) => i.expression?.[0]),
+            what,
+          ).toEqual([pointer]);
         }
       }
       const bytes = encode(JSON.stringify({ ...planned, episodeId: `ATK-${m.name}-UTF8` }));
@@ -496,7 +512,7 @@ const CASES: Case[] = [
     },
   },
   {
-    name: 'jku, x5u and an embedded jwk pointing at the attacker\'s key are refused and never fetched',
+    name: "jku, x5u and an embedded jwk pointing at the attacker's key are refused and never fetched",
     held: true,
     async run(m) {
       const headers = [
@@ -526,7 +542,11 @@ const CASES: Case[] = [
     name: 'an unknown crit header is refused',
     held: true,
     async run(m) {
-      const token = await es256({ alg: 'ES256', kid: 'as-es', typ: 'JWT', crit: ['urn:attack:skip-checks'], 'urn:attack:skip-checks': true }, claims(m.north), signingKey);
+      const token = await es256(
+        { alg: 'ES256', kid: 'as-es', typ: 'JWT', crit: ['urn:attack:skip-checks'], 'urn:attack:skip-checks': true },
+        claims(m.north),
+        signingKey,
+      );
       refused(await read(await call(m.env, '/v1/jobs', { token }), '/v1/jobs'), 401, 'login');
     },
   },
@@ -569,7 +589,7 @@ const CASES: Case[] = [
     },
   },
   {
-    name: 'job records keep a FHIR server\'s error text only for the owning tenant, redacted',
+    name: "job records keep a FHIR server's error text only for the owning tenant, redacted",
     held: false,
     async run(m) {
       const { failed } = fixtures.get(m.name)!;
@@ -592,7 +612,10 @@ const CASES: Case[] = [
     async run(m) {
       const plain = { ...env, API_AUTH: undefined, BRIDGE_ENV: undefined, ALLOW_SYNTHETIC_IDS: undefined } as unknown as Env;
       // Missing API_AUTH is `required`; an open API where it is not allowed is `invalid`.
-      for (const [e, code] of [[plain, 'required'], [production(m, { API_AUTH: '{"type":"none"}' }), 'invalid']] as const) {
+      for (const [e, code] of [
+        [plain, 'required'],
+        [production(m, { API_AUTH: '{"type":"none"}' }), 'invalid'],
+      ] as const) {
         for (const path of ['/v1/jobs', '/v1/episodes/$map']) {
           const init = path.endsWith('$map') ? { method: 'POST', body: JSON.stringify(planned) } : {};
           // The Worker refuses before routing, so not even no-store is promised: read it as a non-/v1 answer.
@@ -632,7 +655,10 @@ const CASES: Case[] = [
     held: true,
     async run(m) {
       const body = JSON.stringify({ ...planned, padding: 'x'.repeat(1024 * 1024) });
-      for (const [method, path] of [['PUT', `/v1/episodes/${planned.episodeId}`], ['POST', '/v1/$validate']] as const) {
+      for (const [method, path] of [
+        ['PUT', `/v1/episodes/${planned.episodeId}`],
+        ['POST', '/v1/$validate'],
+      ] as const) {
         // A string body goes with its Content-Length.
         refused(await as(m, m.north, path, { method, body }), 413, 'too-long');
       }
@@ -657,9 +683,11 @@ describe.each(MODES)('attack suite, $name authentication (inside workerd)', (m) 
 });
 
 describe('attack suite, afterwards', () => {
-  it('the Worker\'s logs carry no patient data (everything logged during both modes)', () => {
+  it("the Worker's logs carry no patient data (everything logged during both modes)", () => {
     // What the scans above looked for: ids, names, phones, birth dates and free text of all three examples.
-    expect(PATIENT_DATA).toEqual(expect.arrayContaining(['02839440092', '11902550331', '15708830116', '21909120095', 'Nordmann', 'Åsheim', '+47 400 00 000', '1994-03-02']));
+    expect(PATIENT_DATA).toEqual(
+      expect.arrayContaining(['02839440092', '11902550331', '15708830116', '21909120095', 'Nordmann', 'Åsheim', '+47 400 00 000', '1994-03-02']),
+    );
     expect(PATIENT_DATA.length).toBeGreaterThan(25);
     // The unsafe-defaults cases log configuration errors at least.
     expect(logs.length).toBeGreaterThan(0);

@@ -5,19 +5,25 @@
  * COORDINATION_REFRESH_MINUTES, the Cron Trigger reads it back (D1's query of open requests
  * included) and the route shows the team's status without the episode being sent again.
  */
-import { SELF, createExecutionContext, createScheduledController, env, waitOnExecutionContext } from 'cloudflare:test';
+import { createExecutionContext, createScheduledController, env, SELF, waitOnExecutionContext } from 'cloudflare:test';
 import type { Task } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
-import worker from '../../src/worker.ts';
+import completed from '../../../shared/contract/examples/completed-mother.episode.json';
 import { loadConfig } from '../../src/config.ts';
 import { DataCipher } from '../../src/sync/crypto.ts';
 import { D1Store } from '../../src/sync/d1-store.ts';
-import completed from '../../../shared/contract/examples/completed-mother.episode.json';
+import worker from '../../src/worker.ts';
 
 const primary = (JSON.parse(env.FHIR_TARGETS as string) as { primary: Record<string, { baseUrl: string }> }).primary['993778125']?.baseUrl as string;
 
 interface Listing {
-  episodes: { episode: string; target: string; readAt: string; overdue: number; requests: { occasion: string; identifier: string; status: string; priority?: string; overdue: boolean }[] }[];
+  episodes: {
+    episode: string;
+    target: string;
+    readAt: string;
+    overdue: number;
+    requests: { occasion: string; identifier: string; status: string; priority?: string; overdue: boolean }[];
+  }[];
 }
 
 async function settled(location: string, timeoutMs = 30_000): Promise<{ status: string }> {
@@ -47,7 +53,11 @@ describe('GET /v1/coordination (inside workerd)', () => {
     const e = structuredClone(completed);
     e.episodeId = 'VG-2026-COORDINATION';
     e.consent = { ...e.consent, consentId: 'CN-2026-COORDINATION', expiresOn: '2099-01-01' };
-    const r = await SELF.fetch(`http://bridge/v1/episodes/${e.episodeId}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(e) });
+    const r = await SELF.fetch(`http://bridge/v1/episodes/${e.episodeId}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(e),
+    });
     expect(r.status).toBe(202);
     expect((await settled(r.headers.get('location') as string)).status).toBe('delivered');
 
@@ -60,10 +70,16 @@ describe('GET /v1/coordination (inside workerd)', () => {
     expect((await SELF.fetch('http://bridge/v1/coordination?overdue=soon')).status).toBe(400);
 
     // The primary team accepts the request on their server.
-    const found = (await (await fetch(`${primary}/Task?identifier=${encodeURIComponent(first!.requests[0]!.identifier)}`)).json()) as { entry?: { resource: Task }[] };
+    const found = (await (await fetch(`${primary}/Task?identifier=${encodeURIComponent(first!.requests[0]!.identifier)}`)).json()) as {
+      entry?: { resource: Task }[];
+    };
     const task = found.entry?.[0]?.resource as Task;
     expect(task?.status).toBe('requested');
-    const put = await fetch(`${primary}/Task/${task.id}`, { method: 'PUT', headers: { 'content-type': 'application/fhir+json' }, body: JSON.stringify({ ...task, status: 'accepted' }) });
+    const put = await fetch(`${primary}/Task/${task.id}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/fhir+json' },
+      body: JSON.stringify({ ...task, status: 'accepted' }),
+    });
     expect(put.ok).toBe(true);
 
     // A read younger than COORDINATION_REFRESH_MINUTES (60) is left alone.
@@ -91,7 +107,10 @@ describe('D1: read-backs due for the schedule', () => {
     await put('north', 'FINAL', '2026-01-01T00:30:00.000Z', ['completed', 'cancelled', 'rejected', 'failed', 'entered-in-error', 'not-found']);
     await put('north', 'FRESH', '2026-01-02T00:00:00.000Z', ['requested']);
     const due = await store.listCoordinationDue({ readBefore: '2026-01-01T12:00:00.000Z', limit: 10 });
-    expect(due.filter((r) => r.episodeKey.includes('VG-DUE-')).map((r) => `${r.tenant}:${r.episodeKey.split('VG-DUE-')[1]}`)).toEqual(['west:OPEN-OLDER', 'north:OPEN-OLD']);
+    expect(due.filter((r) => r.episodeKey.includes('VG-DUE-')).map((r) => `${r.tenant}:${r.episodeKey.split('VG-DUE-')[1]}`)).toEqual([
+      'west:OPEN-OLDER',
+      'north:OPEN-OLD',
+    ]);
     expect(await store.listCoordinationDue({ readBefore: '2026-01-01T12:00:00.000Z', limit: 1 })).toHaveLength(1);
 
     // Replaced only while the stored read is the one read.

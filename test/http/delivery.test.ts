@@ -2,14 +2,14 @@
  * The delivery path inside workerd: routes, D1, the real queue and its consumer, the
  * per-parent Durable Object, delivering to the sandbox FHIR server started beside workerd.
  */
-import { SELF, env } from 'cloudflare:test';
+import { env, SELF } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.ts';
-import { DataCipher } from '../../src/sync/crypto.ts';
-import { D1Store } from '../../src/sync/d1-store.ts';
 import active from '../../examples/active-father-no-consent.episode.json';
 import completed from '../../examples/completed-mother.episode.json';
 import planned from '../../examples/planned-minimal.episode.json';
+import { loadConfig } from '../../src/config.ts';
+import { DataCipher } from '../../src/sync/crypto.ts';
+import { D1Store } from '../../src/sync/d1-store.ts';
 
 const sandbox = (JSON.parse(env.FHIR_TARGETS as string) as { clinic: { baseUrl: string } }).clinic.baseUrl;
 
@@ -43,7 +43,7 @@ const count = async (query: string) => {
 };
 
 describe('PUT /v1/episodes/{episodeId}', () => {
-  it('answers 202 with Location, and the queue delivers the episode to the clinic\'s FHIR server', async () => {
+  it("answers 202 with Location, and the queue delivers the episode to the clinic's FHIR server", async () => {
     const r = await put(completed);
     expect(r.status).toBe(202);
     const location = r.headers.get('location') as string;
@@ -94,11 +94,26 @@ describe('PUT /v1/episodes/{episodeId}', () => {
 describe('POST /v1/episodes/$import', () => {
   it('answers per line; a bad line never sinks the others', async () => {
     const bad = { ...planned, episodeId: 'VG-BAD', schemaVersion: '2.0' };
-    const body = [JSON.stringify({ ...planned, episodeId: 'VG-IMP-1' }), '{not json', JSON.stringify(bad), '', JSON.stringify({ ...planned, episodeId: 'VG-IMP-2' })].join('\n');
+    const body = [
+      JSON.stringify({ ...planned, episodeId: 'VG-IMP-1' }),
+      '{not json',
+      JSON.stringify(bad),
+      '',
+      JSON.stringify({ ...planned, episodeId: 'VG-IMP-2' }),
+    ].join('\n');
     const r = await SELF.fetch('http://bridge/v1/episodes/$import', { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body });
     expect(r.status).toBe(200);
-    const lines = new TextDecoder().decode(await r.arrayBuffer()).trim().split('\n').map((l) => JSON.parse(l) as { line: number; status: number; location?: string; outcome?: { issue: { expression?: string[] }[] } });
-    expect(lines.map((l) => [l.line, l.status])).toEqual([[1, 202], [2, 400], [3, 400], [5, 202]]);
+    const lines = new TextDecoder()
+      .decode(await r.arrayBuffer())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { line: number; status: number; location?: string; outcome?: { issue: { expression?: string[] }[] } });
+    expect(lines.map((l) => [l.line, l.status])).toEqual([
+      [1, 202],
+      [2, 400],
+      [3, 400],
+      [5, 202],
+    ]);
     expect(lines[2]?.outcome?.issue[0]?.expression).toEqual(['/schemaVersion']);
     expect(r.headers.get('x-accepted')).toBe('2');
     for (const l of lines.filter((x) => x.location)) expect((await settled(l.location as string)).status).toBe('delivered');

@@ -4,17 +4,17 @@
  * the key or in another row, the summary route serves it, and the purge deletes it once it is no
  * longer kept.
  */
-import { SELF, env } from 'cloudflare:test';
+import { env, SELF } from 'cloudflare:test';
 import { base64url } from 'jose';
 import { describe, expect, it } from 'vitest';
+import completed from '../../../shared/contract/examples/completed-mother.episode.json';
 import { loadConfig } from '../../src/config.ts';
 import { SUMMARY_PAGE_CSP } from '../../src/coordination/summary-page.ts';
 import { parseEpisode } from '../../src/domain/parse.ts';
+import { DEV_IDENTITY } from '../../src/fhir/identity.ts';
 import { DataCipher, DataDecryptionError, decodeDataKey, isJwe } from '../../src/sync/crypto.ts';
 import { D1Store } from '../../src/sync/d1-store.ts';
 import { personKey } from '../../src/sync/episodes.ts';
-import { DEV_IDENTITY } from '../../src/fhir/identity.ts';
-import completed from '../../../shared/contract/examples/completed-mother.episode.json';
 
 const devStore = () => new D1Store(env.DB, new DataCipher(loadConfig(env as never).dataKeys.reveal()));
 
@@ -34,7 +34,11 @@ const PATIENT_DATA = [
 describe('stored episodes (D1)', () => {
   it('are kept only as JWE bound to their row, readable with the key only, and served by the summary route', async () => {
     const episode = { ...completed, episodeId: 'VG-EPI-0042' };
-    const r = await SELF.fetch('http://bridge/v1/episodes/VG-EPI-0042', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(episode) });
+    const r = await SELF.fetch('http://bridge/v1/episodes/VG-EPI-0042', {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(episode),
+    });
     expect(r.status).toBe(202);
 
     const row = await env.DB.prepare('SELECT * FROM episodes WHERE episode_key = ?1').bind('974557746/VG-EPI-0042').first<Record<string, unknown>>();
@@ -79,8 +83,17 @@ describe('stored episodes (D1)', () => {
     const key = personKey(DEV_IDENTITY, e.parent.nationalId);
     await store.putEpisode({ tenant: 'purge-tenant', episodeKey: '974557746/VG-EPI-PURGE', personKey: key, episode: e, storedAt: '2026-01-01T00:00:00.000Z' });
     const running = parseEpisode({ ...completed, episodeId: 'VG-EPI-KEEP', status: 'active', closing: undefined, period: { start: completed.period.start } });
-    await store.putEpisode({ tenant: 'purge-tenant', episodeKey: '974557746/VG-EPI-KEEP', personKey: key, episode: running, storedAt: '2020-01-01T00:00:00.000Z' });
-    expect((await store.findEpisodesByPerson(key)).filter((s) => s.tenant === 'purge-tenant').map((s) => s.episodeKey)).toEqual(['974557746/VG-EPI-KEEP', '974557746/VG-EPI-PURGE']);
+    await store.putEpisode({
+      tenant: 'purge-tenant',
+      episodeKey: '974557746/VG-EPI-KEEP',
+      personKey: key,
+      episode: running,
+      storedAt: '2020-01-01T00:00:00.000Z',
+    });
+    expect((await store.findEpisodesByPerson(key)).filter((s) => s.tenant === 'purge-tenant').map((s) => s.episodeKey)).toEqual([
+      '974557746/VG-EPI-KEEP',
+      '974557746/VG-EPI-PURGE',
+    ]);
     expect(await store.purgeEpisodes({ keptUntilBefore: '2025-12-31T00:00:00.000Z', limit: 10 })).toBe(0);
     expect(await store.purgeEpisodes({ keptUntilBefore: '2026-02-01T00:00:00.000Z', limit: 10 })).toBe(1);
     expect(await store.getEpisode('purge-tenant', '974557746/VG-EPI-PURGE')).toBeUndefined();

@@ -3,15 +3,15 @@
  * D1Store's aggregate queries count waiting jobs and dead/failed targets from the job JSON,
  * whose servers' words are sealed (DATA_ENCRYPTION_KEYS) while target statuses stay in clear.
  */
-import { SELF, env } from 'cloudflare:test';
+import { env, SELF } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
+import active from '../../examples/active-father-no-consent.episode.json';
+import completed from '../../examples/completed-mother.episode.json';
+import planned from '../../examples/planned-minimal.episode.json';
 import { loadConfig } from '../../src/config.ts';
 import { DataCipher } from '../../src/sync/crypto.ts';
 import { D1Store } from '../../src/sync/d1-store.ts';
 import { createDeliveryService } from '../../src/sync/service.ts';
-import active from '../../examples/active-father-no-consent.episode.json';
-import completed from '../../examples/completed-mother.episode.json';
-import planned from '../../examples/planned-minimal.episode.json';
 
 type Health = { tenant: string; queueDepth: number; oldestWaitingSeconds: number | null; targets: Record<string, { dead: number; failed: number }> };
 
@@ -39,7 +39,11 @@ describe('GET /v1/health/deliveries (workerd, D1)', () => {
     expect(before.res.headers.get('cache-control')).toBe('no-store');
     expect(before.body.tenant).toBe('local');
 
-    const r = await SELF.fetch(`http://bridge/v1/episodes/${planned.episodeId}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(planned) });
+    const r = await SELF.fetch(`http://bridge/v1/episodes/${planned.episodeId}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(planned),
+    });
     expect(r.status).toBe(202);
     const done = await settled(r.headers.get('location') as string);
     expect(done.status).toBe('delivered');
@@ -72,7 +76,11 @@ describe('GET /v1/health/deliveries (workerd, D1)', () => {
     expect(await s.deliveryHealth('health-north', t0 + 100_000)).toEqual({ queueDepth: 3, oldestWaitingSeconds: 100, targets: {} });
 
     const f = (await s.getJob(first.id))!;
-    await s.saveJob({ ...f, status: 'dead', targets: { clinic: { status: 'dead', error: 'connection failed' }, 'primary.993778125': { status: 'failed', error: 'HTTP 422' } } });
+    await s.saveJob({
+      ...f,
+      status: 'dead',
+      targets: { clinic: { status: 'dead', error: 'connection failed' }, 'primary.993778125': { status: 'failed', error: 'HTTP 422' } },
+    });
     const g = (await s.getJob(second.id))!;
     await s.saveJob({ ...g, status: 'failed', targets: { clinic: { status: 'failed', error: 'HTTP 400' } } });
 

@@ -5,12 +5,12 @@
  * every line the Worker writes is one JSON object with level, event and time, and none holds
  * the synthetic patient's names, national ids, phone, notes or referral reason, nor a token.
  */
-import { SELF, createExecutionContext, createMessageBatch, createScheduledController, env, getQueueResult, waitOnExecutionContext } from 'cloudflare:test';
+import { createExecutionContext, createMessageBatch, createScheduledController, env, getQueueResult, SELF, waitOnExecutionContext } from 'cloudflare:test';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import completed from '../../examples/completed-mother.episode.json';
 import { LOG_EVENTS } from '../../src/log.ts';
 import { DEAD_LETTER_QUEUE } from '../../src/sync/dead-letter.ts';
 import worker from '../../src/worker.ts';
-import completed from '../../examples/completed-mother.episode.json';
 
 type Env = typeof env;
 /** The FHIR servers of the clinic and of the primary team, which this test stands in for. */
@@ -45,16 +45,32 @@ beforeAll(() => {
     if (!servers.some((base) => url.startsWith(base))) return realFetch(input, init);
     if (serverDown) throw new TypeError(`connect ECONNREFUSED while sending ${p.given[0]} ${p.family} ${p.nationalId}`);
     if (url.endsWith('/metadata')) {
-      return Response.json({ resourceType: 'CapabilityStatement', status: 'active', kind: 'instance', fhirVersion: '4.0.1', format: ['json'], rest: [{ mode: 'server', interaction: [{ code: 'transaction' }] }] });
+      return Response.json({
+        resourceType: 'CapabilityStatement',
+        status: 'active',
+        kind: 'instance',
+        fhirVersion: '4.0.1',
+        format: ['json'],
+        rest: [{ mode: 'server', interaction: [{ code: 'transaction' }] }],
+      });
     }
-    return new Response(JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'business-rule', diagnostics: QUOTED, details: { text: QUOTED } }] }), {
-      status: 422,
-      headers: { 'content-type': 'application/fhir+json' },
-    });
+    return new Response(
+      JSON.stringify({
+        resourceType: 'OperationOutcome',
+        issue: [{ severity: 'error', code: 'business-rule', diagnostics: QUOTED, details: { text: QUOTED } }],
+      }),
+      {
+        status: 422,
+        headers: { 'content-type': 'application/fhir+json' },
+      },
+    );
   });
   for (const method of ['log', 'info', 'warn', 'error', 'debug'] as const) {
     vi.spyOn(console, method).mockImplementation((...args: unknown[]) => {
-      lines.push({ method, text: args.map((a) => (typeof a === 'string' ? a : a instanceof Error ? `${a.name}: ${a.message}\n${a.stack}` : JSON.stringify(a))).join(' ') });
+      lines.push({
+        method,
+        text: args.map((a) => (typeof a === 'string' ? a : a instanceof Error ? `${a.name}: ${a.message}\n${a.stack}` : JSON.stringify(a))).join(' '),
+      });
     });
   }
 });
@@ -102,14 +118,24 @@ describe('the Worker logs JSON lines without patient data', () => {
       DATA_ENCRYPTION_KEYS: JSON.stringify([{ kid: 'test-1', k: 'x'.repeat(43) }]),
       FHIR_TARGETS: undefined,
     } as unknown as Env;
-    expect((await worker.fetch(new Request('http://bridge/v1/jobs') as Parameters<typeof worker.fetch>[0], production, createExecutionContext())).status).toBe(500);
+    expect((await worker.fetch(new Request('http://bridge/v1/jobs') as Parameters<typeof worker.fetch>[0], production, createExecutionContext())).status).toBe(
+      500,
+    );
 
     // Mapping the episode.
-    const mapped = await SELF.fetch('http://bridge/v1/episodes/$map', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(completed) });
+    const mapped = await SELF.fetch('http://bridge/v1/episodes/$map', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(completed),
+    });
     expect(mapped.status).toBe(200);
 
     // Delivery through the real queue to a server that refuses the Bundle, quoting the patient.
-    const put = await SELF.fetch(`http://bridge/v1/episodes/${completed.episodeId}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(completed) });
+    const put = await SELF.fetch(`http://bridge/v1/episodes/${completed.episodeId}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(completed),
+    });
     expect(put.status).toBe(202);
     const location = put.headers.get('location') as string;
     const failed = await settled(location);
@@ -118,12 +144,18 @@ describe('the Worker logs JSON lines without patient data', () => {
     // Then the server cannot be reached (the network error quotes the patient too): retrying.
     serverDown = true;
     const again = { ...completed, episodeId: `${completed.episodeId}-LOGS` };
-    const put2 = await SELF.fetch(`http://bridge/v1/episodes/${again.episodeId}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(again) });
+    const put2 = await SELF.fetch(`http://bridge/v1/episodes/${again.episodeId}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(again),
+    });
     const retrying = await settled(put2.headers.get('location') as string);
     expect(retrying.status).toBe('retrying');
 
     // The dead-letter queue and the Cron Trigger.
-    const batch = createMessageBatch(DEAD_LETTER_QUEUE, [{ id: 'msg-logs', timestamp: Date.now(), attempts: 1, body: { jobId: failed.id, parentKey: 'unknown-parent-key' } }]);
+    const batch = createMessageBatch(DEAD_LETTER_QUEUE, [
+      { id: 'msg-logs', timestamp: Date.now(), attempts: 1, body: { jobId: failed.id, parentKey: 'unknown-parent-key' } },
+    ]);
     const ctx = createExecutionContext();
     await worker.queue(batch, env, ctx);
     await getQueueResult(batch, ctx);
@@ -163,9 +195,15 @@ describe('the Worker logs JSON lines without patient data', () => {
         durationMs: expect.any(Number),
       }),
     );
-    expect(logged).toContainEqual(expect.objectContaining({ event: 'delivery.attempt', jobId: retrying.id, status: 'retrying', retryInSeconds: expect.any(Number) }));
+    expect(logged).toContainEqual(
+      expect.objectContaining({ event: 'delivery.attempt', jobId: retrying.id, status: 'retrying', retryInSeconds: expect.any(Number) }),
+    );
     expect(logged).toContainEqual(expect.objectContaining({ level: 'warn', event: 'dlq.job_received', jobId: failed.id }));
-    expect(logged).toContainEqual(expect.objectContaining({ event: 'sweep.done', counts: expect.objectContaining({ requeued: expect.any(Number), bundlesPurged: expect.any(Number) }) }));
-    expect(logged).toContainEqual(expect.objectContaining({ event: 'coordination.readback', counts: expect.objectContaining({ refreshed: expect.any(Number) }) }));
+    expect(logged).toContainEqual(
+      expect.objectContaining({ event: 'sweep.done', counts: expect.objectContaining({ requeued: expect.any(Number), bundlesPurged: expect.any(Number) }) }),
+    );
+    expect(logged).toContainEqual(
+      expect.objectContaining({ event: 'coordination.readback', counts: expect.objectContaining({ refreshed: expect.any(Number) }) }),
+    );
   }, 60_000);
 });

@@ -5,13 +5,13 @@
  * on the clinic's server, the requests read back are on the job, and the D1 store lists them per
  * episode.
  */
-import { SELF, env } from 'cloudflare:test';
+import { env, SELF } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
+import completed from '../../../shared/contract/examples/completed-mother.episode.json';
 import { loadConfig } from '../../src/config.ts';
+import { listCoordination } from '../../src/sync/coordination.ts';
 import { DataCipher } from '../../src/sync/crypto.ts';
 import { D1Store } from '../../src/sync/d1-store.ts';
-import { listCoordination } from '../../src/sync/coordination.ts';
-import completed from '../../../shared/contract/examples/completed-mother.episode.json';
 
 const targets = JSON.parse(env.FHIR_TARGETS as string) as { clinic: { baseUrl: string }; primary: Record<string, { baseUrl: string }> };
 const clinic = targets.clinic.baseUrl;
@@ -32,14 +32,19 @@ async function settled(location: string, timeoutMs = 30_000): Promise<JobView> {
   }
 }
 
-const search = async (base: string, query: string) => ((await (await fetch(`${base}/${query}`)).json()) as { total?: number; entry?: { resource: Record<string, unknown> }[] });
+const search = async (base: string, query: string) =>
+  (await (await fetch(`${base}/${query}`)).json()) as { total?: number; entry?: { resource: Record<string, unknown> }[] };
 
 describe('PUT /v1/episodes/{id} with a primary target configured', () => {
   it("delivers the mother's episode to her primary team's server as her consent allows, and audits it on the clinic's", async () => {
     const e = structuredClone(completed);
     e.episodeId = 'VG-2026-PRIMARY';
     e.consent = { ...e.consent, consentId: 'CN-2026-PRIMARY', expiresOn: '2099-01-01' };
-    const r = await SELF.fetch(`http://bridge/v1/episodes/${e.episodeId}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(e) });
+    const r = await SELF.fetch(`http://bridge/v1/episodes/${e.episodeId}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(e),
+    });
     expect(r.status).toBe(202);
     const job = await settled(r.headers.get('location') as string);
     expect(job.status).toBe('delivered');
@@ -83,7 +88,11 @@ describe('job content in D1 since primary targets', () => {
     const e = structuredClone(completed);
     e.episodeId = 'VG-2026-CONTENT';
     e.consent = { ...e.consent, expiresOn: '2099-01-01' };
-    const job = await submitEpisode(e, { store: s, now: Date.now, newId: () => crypto.randomUUID() }, { allowSyntheticIds: true, primaryEndpoint: () => primary });
+    const job = await submitEpisode(
+      e,
+      { store: s, now: Date.now, newId: () => crypto.randomUUID() },
+      { allowSyntheticIds: true, primaryEndpoint: () => primary },
+    );
     const content = await s.getContent(job.id);
     expect(Object.keys(content?.bundles ?? {}).sort()).toEqual(['clinic', 'primary.993778125']);
     expect(Object.keys(content?.audits ?? {})).toEqual([`${job.id}|primary.993778125`]);
@@ -94,7 +103,9 @@ describe('job content in D1 since primary targets', () => {
     }
 
     // A row from before: the bundle column holds the clinic's Bundle itself (sealed).
-    const { gzip } = { gzip: async (t: string) => new Uint8Array(await new Response(new Blob([t]).stream().pipeThrough(new CompressionStream('gzip'))).arrayBuffer()) };
+    const { gzip } = {
+      gzip: async (t: string) => new Uint8Array(await new Response(new Blob([t]).stream().pipeThrough(new CompressionStream('gzip'))).arrayBuffer()),
+    };
     const clinicBundle = content?.bundles.clinic;
     const cipher = new DataCipher(loadConfig(env as unknown as Record<string, string | undefined>).dataKeys.reveal());
     const sealed = await cipher.seal(await gzip(JSON.stringify(clinicBundle)), `job/${job.id}/bundle`);
@@ -105,7 +116,9 @@ describe('job content in D1 since primary targets', () => {
 
   it('keeps the requests read back without personal data, per tenant', async () => {
     const s = store();
-    const requests = [{ occasion: 'risk-follow-up', identifier: 'VG-X/coordination-request/risk-follow-up/A1', status: 'accepted', priority: 'urgent', due: '2026-09-08' }];
+    const requests = [
+      { occasion: 'risk-follow-up', identifier: 'VG-X/coordination-request/risk-follow-up/A1', status: 'accepted', priority: 'urgent', due: '2026-09-08' },
+    ];
     await s.putCoordination({ tenant: 'tenant-a', episodeKey: '974557746/VG-X', target: 'primary.993778125', readAt: '2026-10-01T10:00:00.000Z', requests });
     await s.putCoordination({ tenant: 'tenant-a', episodeKey: '974557746/VG-X', target: 'primary.993778125', readAt: '2026-10-02T10:00:00.000Z', requests });
     expect(await listCoordination(s, 'tenant-a', Date.parse('2026-10-02T12:00:00Z'))).toEqual([

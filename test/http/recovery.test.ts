@@ -3,15 +3,15 @@
  * handler (Cron Trigger) over D1, the real queue and its consumer, the per-parent Durable
  * Object, delivering to the sandbox FHIR server started beside workerd.
  */
-import { SELF, createExecutionContext, createMessageBatch, createScheduledController, env, getQueueResult, waitOnExecutionContext } from 'cloudflare:test';
+import { createExecutionContext, createMessageBatch, createScheduledController, env, getQueueResult, SELF, waitOnExecutionContext } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { DEAD_LETTER_QUEUE, DEAD_LETTERED } from '../../src/sync/dead-letter.ts';
-import worker from '../../src/worker.ts';
-import { submitEpisode } from '../../src/sync/deliver.ts';
+import planned from '../../examples/planned-minimal.episode.json';
 import { loadConfig } from '../../src/config.ts';
 import { DataCipher } from '../../src/sync/crypto.ts';
 import { D1Store, PURGE_SQL } from '../../src/sync/d1-store.ts';
-import planned from '../../examples/planned-minimal.episode.json';
+import { DEAD_LETTER_QUEUE, DEAD_LETTERED } from '../../src/sync/dead-letter.ts';
+import { submitEpisode } from '../../src/sync/deliver.ts';
+import worker from '../../src/worker.ts';
 
 const sandbox = (JSON.parse(env.FHIR_TARGETS as string) as { clinic: { baseUrl: string } }).clinic.baseUrl;
 const MINUTE = 60_000;
@@ -87,7 +87,9 @@ describe('the scheduled sweep (Cron Trigger)', () => {
 
     expect(await store.getBundle(old.id)).toBeUndefined();
     expect(await store.getBundle(recent.id)).toBeDefined();
-    const row = await env.DB.prepare('SELECT length(bundle) AS size, purged_at FROM jobs WHERE id = ?1').bind(old.id).first<{ size: number; purged_at: string }>();
+    const row = await env.DB.prepare('SELECT length(bundle) AS size, purged_at FROM jobs WHERE id = ?1')
+      .bind(old.id)
+      .first<{ size: number; purged_at: string }>();
     expect(row?.size).toBe(0);
     const kept = await view(old.id);
     expect(kept).toMatchObject({ status: 'dead', targets: deadTarget });
@@ -117,7 +119,9 @@ describe('the scheduled sweep (Cron Trigger)', () => {
 describe('the dead-letter queue', () => {
   it('marks each job it receives dead with the reason, and acknowledges the message', async () => {
     const job = await storedOnly('VG-DLQ-1', MINUTE);
-    const batch = createMessageBatch(DEAD_LETTER_QUEUE, [{ id: 'msg-1', timestamp: Date.now(), attempts: 1, body: { jobId: job.id, parentKey: job.parentKey } }]);
+    const batch = createMessageBatch(DEAD_LETTER_QUEUE, [
+      { id: 'msg-1', timestamp: Date.now(), attempts: 1, body: { jobId: job.id, parentKey: job.parentKey } },
+    ]);
     const ctx = createExecutionContext();
     await worker.queue(batch, env, ctx);
     const result = await getQueueResult(batch, ctx);
@@ -136,7 +140,7 @@ describe('the dead-letter queue', () => {
 });
 
 describe('the caller recorded on each job', () => {
-  it('is the static token\'s configured name, in the job view and in its own D1 column, never the token', async () => {
+  it("is the static token's configured name, in the job view and in its own D1 column, never the token", async () => {
     const token = 'journal-token-0123456789abcdefghijklmnop';
     const authed = { ...env, API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}', API_TOKENS: JSON.stringify({ 'journal-north': token }) } as typeof env;
     const request = new Request('http://bridge/v1/episodes/VG-CALLER-W1', {

@@ -4,7 +4,7 @@
  * its own fetches once per caller.
  */
 import { createExecutionContext, env } from 'cloudflare:test';
-import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { createInboundAuthenticator } from '../../src/auth/inbound.ts';
 import { loadConfig } from '../../src/config.ts';
@@ -91,12 +91,18 @@ describe('key-set fetches (inside workerd)', () => {
       return Response.json(jwks);
     };
     const config = loadConfig({
-      API_AUTH: JSON.stringify({ type: 'jwt', jwksUrl: 'https://auth.example.org/jwks', issuer: 'https://auth.example.org', audience: 'https://bridge.example.org' }),
+      API_AUTH: JSON.stringify({
+        type: 'jwt',
+        jwksUrl: 'https://auth.example.org/jwks',
+        issuer: 'https://auth.example.org',
+        audience: 'https://bridge.example.org',
+      }),
     });
     const auth = createInboundAuthenticator(config.apiAuth, { fetch: countingFetch });
     const b64 = (v: unknown) => btoa(JSON.stringify(v)).replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_');
     const exp = Math.floor(Date.now() / 1000) + 300;
-    const junk = (i: number) => `${b64({ alg: 'ES256', kid: `unknown-${i}` })}.${b64({ iss: 'https://auth.example.org', aud: 'https://bridge.example.org', exp })}.${'A'.repeat(86)}`;
+    const junk = (i: number) =>
+      `${b64({ alg: 'ES256', kid: `unknown-${i}` })}.${b64({ iss: 'https://auth.example.org', aud: 'https://bridge.example.org', exp })}.${'A'.repeat(86)}`;
 
     const results = await Promise.all(Array.from({ length: 50 }, (_, i) => auth.verify(junk(i))));
     expect(fetches).toBe(1);

@@ -2,16 +2,16 @@
  * Tenants, patient data at rest and the write rate limit inside workerd, over D1, the real
  * queue and the rate-limiting binding (Miniflare's, from wrangler.toml `[[ratelimits]]`).
  */
-import { SELF, createExecutionContext, env } from 'cloudflare:test';
+import { createExecutionContext, env, SELF } from 'cloudflare:test';
 import { base64url, decodeProtectedHeader } from 'jose';
 import { describe, expect, it } from 'vitest';
-import worker from '../../src/worker.ts';
+import completed from '../../examples/completed-mother.episode.json';
+import planned from '../../examples/planned-minimal.episode.json';
 import { loadConfig } from '../../src/config.ts';
 import { DataCipher, DataDecryptionError, decodeDataKey, isJwe } from '../../src/sync/crypto.ts';
 import { D1Store } from '../../src/sync/d1-store.ts';
 import { submitEpisode } from '../../src/sync/deliver.ts';
-import completed from '../../examples/completed-mother.episode.json';
-import planned from '../../examples/planned-minimal.episode.json';
+import worker from '../../src/worker.ts';
 
 const NORTH = 'tenancy-token-north-journal-5Kd9Wq2Rx7Lm';
 const NORTH_ENGINE = 'tenancy-token-north-engine-3Jf6Tz8Pb1Vn';
@@ -54,7 +54,7 @@ async function settled(token: string, id: string, timeoutMs = 30_000): Promise<J
 const devStore = () => new D1Store(env.DB, new DataCipher(loadConfig(env as never).dataKeys.reveal()));
 
 describe('tenants (D1)', () => {
-  it('answers another tenant 404 exactly as for a missing job on read and replay, and lists only the caller\'s tenant', async () => {
+  it("answers another tenant 404 exactly as for a missing job on read and replay, and lists only the caller's tenant", async () => {
     const r = await put(NORTH, { ...planned, episodeId: 'VG-W-TEN-1' });
     expect(r.status).toBe(202);
     const { id } = (await r.json()) as JobView;
@@ -84,7 +84,9 @@ describe('tenants (D1)', () => {
     const local = (await (await SELF.fetch('http://bridge/v1/jobs?limit=1000')).json()) as { jobs: JobView[] };
     expect(local.jobs.map((j) => j.id)).not.toContain(id);
 
-    const plan = await env.DB.prepare('EXPLAIN QUERY PLAN SELECT seq FROM jobs WHERE tenant = ?1 AND status IN (?2) ORDER BY seq').bind('clinic-north', 'failed').all<{ detail: string }>();
+    const plan = await env.DB.prepare('EXPLAIN QUERY PLAN SELECT seq FROM jobs WHERE tenant = ?1 AND status IN (?2) ORDER BY seq')
+      .bind('clinic-north', 'failed')
+      .all<{ detail: string }>();
     expect(plan.results.map((p) => p.detail).join('\n')).toMatch(/USING (COVERING )?INDEX jobs_by_tenant/);
   });
 
@@ -98,7 +100,9 @@ describe('tenants (D1)', () => {
     expect(west.targets.clinic?.unchanged).toBeUndefined();
     expect(west.targets.clinic?.written).toBe(first.targets.clinic?.written);
 
-    const { results } = await env.DB.prepare('SELECT tenant FROM ledger WHERE episode_key = ?1 ORDER BY tenant').bind(`${planned.clinic.orgNumber}/VG-W-TEN-2`).all<{ tenant: string }>();
+    const { results } = await env.DB.prepare('SELECT tenant FROM ledger WHERE episode_key = ?1 ORDER BY tenant')
+      .bind(`${planned.clinic.orgNumber}/VG-W-TEN-2`)
+      .all<{ tenant: string }>();
     expect(results.map((r) => r.tenant)).toEqual(['clinic-north', 'journal-west']);
   });
 });
@@ -144,9 +148,13 @@ async function assertOpaque(value: unknown, where: string): Promise<void> {
 }
 
 describe('patient data at rest (D1)', () => {
-  it('stores the Bundle, the servers\' error texts and the ledger only as JWE: no national id, name, phone, note or FHIR resource in clear', async () => {
+  it("stores the Bundle, the servers' error texts and the ledger only as JWE: no national id, name, phone, note or FHIR resource in clear", async () => {
     const episode = { ...completed, episodeId: 'VG-ENC-0042' };
-    const r = await SELF.fetch('http://bridge/v1/episodes/VG-ENC-0042', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(episode) });
+    const r = await SELF.fetch('http://bridge/v1/episodes/VG-ENC-0042', {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(episode),
+    });
     expect(r.status).toBe(202);
     const { id } = (await r.json()) as JobView;
     const until = Date.now() + 30_000;
@@ -165,7 +173,8 @@ describe('patient data at rest (D1)', () => {
     await store.saveJob({ ...job, targets: { clinic: { status: 'failed', httpStatus: 412, error: quoted, outcome } } });
 
     const jobRow = await env.DB.prepare('SELECT * FROM jobs WHERE id = ?1').bind(id).first<Record<string, unknown>>();
-    const ledgerRows = (await env.DB.prepare('SELECT * FROM ledger WHERE episode_key = ?1').bind('974557746/VG-ENC-0042').all<Record<string, unknown>>()).results;
+    const ledgerRows = (await env.DB.prepare('SELECT * FROM ledger WHERE episode_key = ?1').bind('974557746/VG-ENC-0042').all<Record<string, unknown>>())
+      .results;
     expect(jobRow).not.toBeNull();
     // One ledger per target: the clinic's and the mother's primary treatment team's.
     expect(ledgerRows.map((r) => r.target).sort()).toEqual(['clinic', 'primary.993778125']);
@@ -220,10 +229,26 @@ describe('rows written before encryption', () => {
     const fresh = await submitEpisode({ ...planned, episodeId: 'VG-LEGACY-1' }, { store, now: Date.now, newId: () => crypto.randomUUID() });
     const bundle = (await store.getBundle(fresh.id))!;
     const gz = new Uint8Array(await new Response(new Blob([JSON.stringify(bundle)]).stream().pipeThrough(new CompressionStream('gzip'))).arrayBuffer());
-    const { seq: _s, caller: _c, tenant: _t, ...legacyJob } = { ...fresh, status: 'dead' as const, targets: { clinic: { status: 'dead' as const, error: 'POST (transaction): HTTP 503', httpStatus: 503 } } };
+    const {
+      seq: _s,
+      caller: _c,
+      tenant: _t,
+      ...legacyJob
+    } = { ...fresh, status: 'dead' as const, targets: { clinic: { status: 'dead' as const, error: 'POST (transaction): HTTP 503', httpStatus: 503 } } };
     await env.DB.prepare('UPDATE jobs SET job = ?1, bundle = ?2, status = ?3 WHERE id = ?4').bind(JSON.stringify(legacyJob), gz, 'dead', fresh.id).run();
-    const record = { tenant: 'local', episodeKey: fresh.episodeKey, target: 'clinic', seq: fresh.seq, contentHash: fresh.contentHash, mappingVersion: fresh.mappingVersion, deliveredAt: fresh.createdAt, resources: [] };
-    await env.DB.prepare("INSERT INTO ledger (tenant, episode_key, target, record) VALUES ('local', ?1, 'clinic', ?2)").bind(fresh.episodeKey, JSON.stringify(record)).run();
+    const record = {
+      tenant: 'local',
+      episodeKey: fresh.episodeKey,
+      target: 'clinic',
+      seq: fresh.seq,
+      contentHash: fresh.contentHash,
+      mappingVersion: fresh.mappingVersion,
+      deliveredAt: fresh.createdAt,
+      resources: [],
+    };
+    await env.DB.prepare("INSERT INTO ledger (tenant, episode_key, target, record) VALUES ('local', ?1, 'clinic', ?2)")
+      .bind(fresh.episodeKey, JSON.stringify(record))
+      .run();
 
     expect(await store.getBundle(fresh.id)).toEqual(bundle);
     const job = (await store.getJob(fresh.id))!;
@@ -246,7 +271,11 @@ describe('the write rate limit per tenant (rate-limiting binding)', () => {
   it('answers the (N+1)th write in the window 429 with Retry-After and code throttled; another tenant is unaffected', async () => {
     const A = 'ratelimit-token-tenant-a-6Bv2Xn9Lq4Rt';
     const B = 'ratelimit-token-tenant-b-1Ws7Hk3Md8Pz';
-    const limited = { ...env, API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}', API_TOKENS: JSON.stringify({ 'rl-tenant-a': A, 'rl-tenant-b': B }) } as typeof env;
+    const limited = {
+      ...env,
+      API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}',
+      API_TOKENS: JSON.stringify({ 'rl-tenant-a': A, 'rl-tenant-b': B }),
+    } as typeof env;
     // Miniflare's windows follow the wall clock: start early in one, so all N+1 fall in it.
     const left = PERIOD_MS - (Date.now() % PERIOD_MS);
     if (left < 10_000) await new Promise((r) => setTimeout(r, left + 250));
@@ -286,6 +315,9 @@ describe('the write rate limit per tenant (rate-limiting binding)', () => {
     const o = (await r.json()) as { issue: { expression: string[] }[] };
     expect(o.issue.map((i) => i.expression[0])).toEqual(['WRITE_RATE_LIMITER']);
     // With the binding the same settings serve.
-    expect((await call('ratelimit-token-production-4Cx8Vm2Ks6Dj', '/v1/jobs', {}, { ...production, WRITE_RATE_LIMITER: env.WRITE_RATE_LIMITER } as typeof env)).status).toBe(200);
+    expect(
+      (await call('ratelimit-token-production-4Cx8Vm2Ks6Dj', '/v1/jobs', {}, { ...production, WRITE_RATE_LIMITER: env.WRITE_RATE_LIMITER } as typeof env))
+        .status,
+    ).toBe(200);
   });
 });

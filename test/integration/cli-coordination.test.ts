@@ -4,19 +4,19 @@
  * clinic's server holding a risk-not-shared request for the therapist.
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Bundle, Task } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Sandbox, startSandbox } from '../../sandbox/server.ts';
 import { clinicSharing, evaluateGate } from '../../src/coordination/gate.ts';
 import { sharePrimaryParsed } from '../../src/coordination/share.ts';
 import { parseEpisode } from '../../src/domain/parse.ts';
-import { mapParsedEpisode } from '../../src/mapping/bundle.ts';
 import { DEV_IDENTITY } from '../../src/fhir/identity.ts';
-import { type Sandbox, startSandbox } from '../../sandbox/server.ts';
+import { mapParsedEpisode } from '../../src/mapping/bundle.ts';
 import { activeFather, completed } from '../fixtures/examples.ts';
 
 const bin = resolve(import.meta.dirname, '../../bin/imh-bridge.js');
@@ -72,7 +72,7 @@ afterAll(async () => {
 });
 
 describe('imh-bridge coordination', () => {
-  it('lists each episode\'s requests from both servers as JSON, with the primary team\'s status and the overdue flag', async () => {
+  it("lists each episode's requests from both servers as JSON, with the primary team's status and the overdue flag", async () => {
     const r = await run(['coordination', '--target', clinic.baseUrl, '--primary', primary.baseUrl, '--at', '2026-01-13T23:00:00+01:00', '--format', 'json']);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
@@ -92,11 +92,26 @@ describe('imh-bridge coordination', () => {
         lastModified: accepted.meta?.lastUpdated,
         task: `Task/${accepted.id}`,
       },
-      { occasion: 'guidance-ended', server: 'primary', status: 'requested', priority: 'routine', overdue: false, lastModified: expect.any(String), task: expect.stringMatching(/^Task\//) },
+      {
+        occasion: 'guidance-ended',
+        server: 'primary',
+        status: 'requested',
+        priority: 'routine',
+        overdue: false,
+        lastModified: expect.any(String),
+        task: expect.stringMatching(/^Task\//),
+      },
     ]);
     const fatherRow = out.episodes.find((e: { episodeId: string }) => e.episodeId === father.episodeId);
     expect(fatherRow.requests).toEqual([
-      expect.objectContaining({ occasion: 'risk-not-shared', assessmentId: father.assessmentId, server: 'clinic', status: 'requested', priority: 'urgent', overdue: false }),
+      expect.objectContaining({
+        occasion: 'risk-not-shared',
+        assessmentId: father.assessmentId,
+        server: 'clinic',
+        status: 'requested',
+        priority: 'urgent',
+        overdue: false,
+      }),
     ]);
     expect(out.episodes).toHaveLength(2);
   });
@@ -106,9 +121,13 @@ describe('imh-bridge coordination', () => {
     expect(r.status).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^CLINIC\s+EPISODE\s+REQUEST\s+SERVER\s+STATUS\s+PRIORITY\s+DUE\s+OVERDUE\s+LAST MODIFIED$/);
-    expect(lines).toContainEqual(expect.stringMatching(/^974557746\s+VG-2026-0042\s+risk-follow-up A2\s+primary\s+accepted\s+urgent\s+2026-01-13\s+OVERDUE\s+\S+Z$/));
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^974557746\s+VG-2026-0042\s+risk-follow-up A2\s+primary\s+accepted\s+urgent\s+2026-01-13\s+OVERDUE\s+\S+Z$/),
+    );
     expect(lines).toContainEqual(expect.stringMatching(/^974557746\s+VG-2026-0042\s+guidance-ended\s+primary\s+requested\s+routine\s+-\s+-\s/));
-    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`\\s${father.episodeId}\\s+risk-not-shared ${father.assessmentId}\\s+clinic\\s+requested\\s+urgent`)));
+    expect(lines).toContainEqual(
+      expect.stringMatching(new RegExp(`\\s${father.episodeId}\\s+risk-not-shared ${father.assessmentId}\\s+clinic\\s+requested\\s+urgent`)),
+    );
     expect(lines).toHaveLength(4);
   });
 
@@ -130,16 +149,22 @@ describe('imh-bridge coordination', () => {
     const r = await run(['coordination', '--target', `http://127.0.0.1:${port}/fhir`, '--primary', primary.baseUrl]);
     expect(r.status).toBe(1);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toBe(`cannot read the coordination requests from the clinic server at http://127.0.0.1:${port}/fhir: connection failed (ECONNREFUSED 127.0.0.1:${port})\n`);
+    expect(r.stderr).toBe(
+      `cannot read the coordination requests from the clinic server at http://127.0.0.1:${port}/fhir: connection failed (ECONNREFUSED 127.0.0.1:${port})\n`,
+    );
   });
 
-  it('takes each server\'s token from its own variable or file, and says which server refused', async () => {
+  it("takes each server's token from its own variable or file, and says which server refused", async () => {
     const seen: { url: string; headers: IncomingHttpHeaders }[] = [];
     const fake = createServer((req, res) => {
       seen.push({ url: req.url ?? '', headers: req.headers });
       const ok = req.headers.authorization === (req.url?.startsWith('/p/') ? 'Bearer primary-token' : 'Bearer clinic-token');
       res.writeHead(ok ? 200 : 401, { 'content-type': 'application/fhir+json' });
-      res.end(JSON.stringify(ok ? { resourceType: 'Bundle', type: 'searchset', total: 0 } : { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'login' }] }));
+      res.end(
+        JSON.stringify(
+          ok ? { resourceType: 'Bundle', type: 'searchset', total: 0 } : { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'login' }] },
+        ),
+      );
     });
     await new Promise<void>((ok) => fake.listen(0, '127.0.0.1', ok));
     const url = `http://127.0.0.1:${(fake.address() as AddressInfo).port}`;
@@ -147,7 +172,10 @@ describe('imh-bridge coordination', () => {
       const env = { PRIMARY_TOKEN: 'primary-token', CLINIC_TOKEN: 'clinic-token' };
       const tokenFile = join(mkdtempSync(join(tmpdir(), 'imh-coordination-')), 'clinic.token');
       writeFileSync(tokenFile, 'clinic-token\n', { mode: 0o600 });
-      const r = await run(['coordination', '--primary', `${url}/p`, '--primary-bearer-env', 'PRIMARY_TOKEN', '--target', `${url}/c`, '--bearer-file', tokenFile], env);
+      const r = await run(
+        ['coordination', '--primary', `${url}/p`, '--primary-bearer-env', 'PRIMARY_TOKEN', '--target', `${url}/c`, '--bearer-file', tokenFile],
+        env,
+      );
       expect(r.stderr).toBe('');
       expect(r.status).toBe(0);
       expect(r.stdout).toBe('no coordination requests found\n');

@@ -4,12 +4,12 @@
  */
 import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { type Server, createServer } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Sandbox, startSandbox } from '../../sandbox/server.ts';
-import { EXAMPLES_DIR, completed } from '../fixtures/examples.ts';
+import { completed, EXAMPLES_DIR } from '../fixtures/examples.ts';
 
 const bin = resolve(import.meta.dirname, '../../bin/imh-bridge.js');
 function run(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string; ms: number }> {
@@ -114,7 +114,11 @@ describe('imh-bridge sync to a server that does not answer', () => {
   });
 
   it('refuses a --timeout, --retries or --concurrency that is not a number in range', async () => {
-    for (const args of [['--timeout', '0'], ['--retries', '-1'], ['--concurrency', 'many']]) {
+    for (const args of [
+      ['--timeout', '0'],
+      ['--retries', '-1'],
+      ['--concurrency', 'many'],
+    ]) {
       const r = await run(['sync', join(EXAMPLES_DIR, 'planned-minimal.episode.json'), '--target', sandbox.baseUrl, ...args]);
       expect([r.status, r.stderr.split('\n')[0]]).toEqual([2, expect.stringContaining(args[0] as string)]);
     }

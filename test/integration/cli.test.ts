@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Sandbox, startSandbox } from '../../sandbox/server.ts';
-import { EXAMPLES_DIR, completed } from '../fixtures/examples.ts';
+import { completed, EXAMPLES_DIR } from '../fixtures/examples.ts';
 import { type FlakyProxy, startFlakyProxy } from '../fixtures/flaky-proxy.ts';
 
 const bin = resolve(import.meta.dirname, '../../bin/imh-bridge.js');
@@ -63,7 +63,7 @@ describe('imh-bridge sync', () => {
     proxy.setApplies(undefined);
   });
 
-  it('exits 1 with the server\'s words when the server refuses', async () => {
+  it("exits 1 with the server's words when the server refuses", async () => {
     proxy.reset();
     proxy.setApplies((req) => req.method === 'POST');
     proxy.enqueue('412');

@@ -9,8 +9,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Sandbox, startSandbox } from '../../sandbox/server.ts';
 import { type Row, runConformance } from '../../scripts/sandbox-conformance.ts';
-import { startSandbox, type Sandbox } from '../../sandbox/server.ts';
 import { type FlakyProxy, startFlakyProxy } from '../fixtures/flaky-proxy.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');

@@ -6,16 +6,16 @@
  */
 import type { Bundle } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSandbox, type Sandbox } from '../../sandbox/server.ts';
+import { type Sandbox, startSandbox } from '../../sandbox/server.ts';
 import { clearCapabilityCache, entryKey } from '../../src/sync/apply.ts';
 import { FhirTargetClient } from '../../src/sync/client.ts';
 import { type DeliveryDeps, submitEpisode } from '../../src/sync/deliver.ts';
 import { LocalQueue } from '../../src/sync/local-queue.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
-import { clinicBundle, isConsentRefusal } from './engine-bundles.ts';
 import { activeFather, completed, plannedMinimal } from '../fixtures/examples.ts';
 import { type FlakyProxy, startFlakyProxy } from '../fixtures/flaky-proxy.ts';
 import { syntheticNationalId } from '../fixtures/generate.ts';
+import { clinicBundle, isConsentRefusal } from './engine-bundles.ts';
 
 const EPISODES = 210;
 
@@ -98,7 +98,7 @@ function deps(store: MemoryStore, active: Map<string, number>, maxPerParent: { v
     store: watched,
     clientFor: () => client,
     now: Date.now,
-    random: () => ((seed = (seed * 48271) % 2147483647) / 2147483647),
+    random: () => (seed = (seed * 48271) % 2147483647) / 2147483647,
     newId: () => crypto.randomUUID(),
     policy: { maxAttempts: 40, baseDelayMs: 20, maxDelayMs: 200, retryAfterCapMs: 2000 },
   };
@@ -160,7 +160,7 @@ describe(`${EPISODES} episodes through a flaky network`, () => {
     expect(sandbox.repo.countByType()).toEqual({ ...expected, AuditEvent: 2 * refusals });
   }, 300_000);
 
-  it('a 412 is recorded as failed with the server\'s words, and a replay after the cause is gone delivers', async () => {
+  it("a 412 is recorded as failed with the server's words, and a replay after the cause is gone delivers", async () => {
     const store = new MemoryStore();
     const d = deps(store, new Map(), { value: 0 });
     const queue = new LocalQueue(d, { delayScale: 0.01 });

@@ -7,8 +7,8 @@
 import type { Bundle } from '@medplum/fhirtypes';
 import { clinicSharing, evaluateGate } from '../../src/coordination/gate.ts';
 import { parseEpisode } from '../../src/domain/parse.ts';
-import { mapParsedEpisode } from '../../src/mapping/bundle.ts';
 import { DEV_IDENTITY } from '../../src/fhir/identity.ts';
+import { mapParsedEpisode } from '../../src/mapping/bundle.ts';
 
 const CONSENT_REFUSALS = new Set(['consent-declined', 'consent-withdrawn', 'consent-expired', 'consent-not-yet-decided']);
 

@@ -2,8 +2,8 @@
  * The flaky proxy in front of the sandbox, as a plain `fetch` sees each injected fault.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startSandbox, type Sandbox } from '../../sandbox/server.ts';
-import { FAULT_KINDS, prng, startFlakyProxy, type FaultKind, type FlakyProxy } from '../fixtures/flaky-proxy.ts';
+import { type Sandbox, startSandbox } from '../../sandbox/server.ts';
+import { FAULT_KINDS, type FaultKind, type FlakyProxy, prng, startFlakyProxy } from '../fixtures/flaky-proxy.ts';
 
 const FHIR_JSON = 'application/fhir+json';
 let sb: Sandbox;
@@ -124,7 +124,10 @@ describe('flaky proxy', () => {
       proxy.setRandom({ seed: 42, rates, retryAfter: '0' });
       const kinds: FaultKind[] = [];
       for (let i = 0; i < 200; i++) {
-        await putPatient(`r${i}`, { signal: AbortSignal.timeout(5000) }).then((r) => r.arrayBuffer(), () => undefined);
+        await putPatient(`r${i}`, { signal: AbortSignal.timeout(5000) }).then(
+          (r) => r.arrayBuffer(),
+          () => undefined,
+        );
         kinds.push(proxy.log.at(-1)?.kind as FaultKind);
       }
       return { kinds, counts: { ...proxy.counts } };

@@ -8,11 +8,10 @@
  */
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../src/http/app.ts';
-import { clinicBundle, isConsentRefusal } from './engine-bundles.ts';
+import { type Sandbox, startSandbox } from '../../sandbox/server.ts';
 import { NO } from '../../src/fhir/systems.ts';
 import { MASTER_DATA_TYPES } from '../../src/fhir/write-semantics.ts';
-import { type Sandbox, startSandbox } from '../../sandbox/server.ts';
+import { createApp } from '../../src/http/app.ts';
 import { clearCapabilityCache, entryKey } from '../../src/sync/apply.ts';
 import { FhirTargetClient } from '../../src/sync/client.ts';
 import { type DeliveryDeps, submitEpisode } from '../../src/sync/deliver.ts';
@@ -23,6 +22,7 @@ import { syncOnce } from '../../src/sync/sync-once.ts';
 import type { Job } from '../../src/sync/types.ts';
 import { activeFather, completed, plannedMinimal } from '../fixtures/examples.ts';
 import { type FlakyProxy, startFlakyProxy } from '../fixtures/flaky-proxy.ts';
+import { clinicBundle, isConsentRefusal } from './engine-bundles.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = Record<string, any>;
@@ -81,7 +81,11 @@ function hospitalRecords(parentNationalId: string, gpId: string): Record<string,
 }
 
 async function fhir<T = Json>(base: string, method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(`${base}/${path}`, { method, headers: { 'content-type': 'application/fhir+json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(`${base}/${path}`, {
+    method,
+    headers: { 'content-type': 'application/fhir+json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status}`);
   return (await res.json()) as T;
 }
@@ -129,11 +133,23 @@ describe.each([
     sandbox = await startSandbox({ port: 0, transactions });
     proxy = await startFlakyProxy({ target: sandbox.baseUrl });
     const client = new FhirTargetClient(proxy.baseUrl, { fetch: (...a) => fetch(...a), timeoutMs: 2000 });
-    deps = { store, clientFor: () => client, now: Date.now, random: () => 0.5, newId: () => crypto.randomUUID(), policy: { maxAttempts: 10, baseDelayMs: 10, maxDelayMs: 50, retryAfterCapMs: 100 } };
+    deps = {
+      store,
+      clientFor: () => client,
+      now: Date.now,
+      random: () => 0.5,
+      newId: () => crypto.randomUUID(),
+      policy: { maxAttempts: 10, baseDelayMs: 10, maxDelayMs: 50, retryAfterCapMs: 100 },
+    };
     // The hospital's own records, written straight to the server.
-    const gp = await fhir(sandbox.baseUrl, 'POST', 'Practitioner', { resourceType: 'Practitioner', identifier: [{ system: NO.hpr, value: '1234567' }], name: [{ family: 'Fastlege', given: ['Per'] }] });
+    const gp = await fhir(sandbox.baseUrl, 'POST', 'Practitioner', {
+      resourceType: 'Practitioner',
+      identifier: [{ system: NO.hpr, value: '1234567' }],
+      name: [{ family: 'Fastlege', given: ['Per'] }],
+    });
     seeded = {};
-    for (const [k, r] of Object.entries(hospitalRecords(inputs[0]?.parent.nationalId, gp.id))) seeded[k] = await fhir(sandbox.baseUrl, 'POST', r.resourceType, r);
+    for (const [k, r] of Object.entries(hospitalRecords(inputs[0]?.parent.nationalId, gp.id)))
+      seeded[k] = await fhir(sandbox.baseUrl, 'POST', r.resourceType, r);
     seeded.gp = gp;
   });
   afterAll(async () => {
@@ -179,7 +195,8 @@ describe.each([
     for (const k of Object.keys(seeded)) expectKept(now[k] as Json, seeded[k] as Json);
 
     // 2. What the bridge knew and the server lacked was added, and nothing else.
-    const bridgeParent = (bundles[0]?.entry ?? []).find((e) => e.resource?.resourceType === 'Patient' && entryKey(e).includes(inputs[0]?.parent.nationalId))?.resource as Json;
+    const bridgeParent = (bundles[0]?.entry ?? []).find((e) => e.resource?.resourceType === 'Patient' && entryKey(e).includes(inputs[0]?.parent.nationalId))
+      ?.resource as Json;
     expect(now.parent?.telecom).toEqual(bridgeParent.telecom);
     expect(now.parent?.gender).toBe(bridgeParent.gender);
     expect(now.parent?.birthDate).toBe(bridgeParent.birthDate);
@@ -188,7 +205,8 @@ describe.each([
     expect(now.therapist?.meta.versionId).toBe(seeded.therapist?.meta.versionId);
     expect(now.rater?.meta.versionId).toBe(seeded.rater?.meta.versionId);
     expect(now.gp).toEqual(seeded.gp);
-    const bridgeFatherTherapist = (bundles[1]?.entry ?? []).find((e) => entryKey(e).endsWith('|8512377') && e.resource?.resourceType === 'Practitioner')?.resource as Json;
+    const bridgeFatherTherapist = (bundles[1]?.entry ?? []).find((e) => entryKey(e).endsWith('|8512377') && e.resource?.resourceType === 'Practitioner')
+      ?.resource as Json;
     expect(now.fatherTherapist?.name).toEqual(bridgeFatherTherapist.name);
     expect(now.fatherTherapist?.identifier).toHaveLength(1);
 
@@ -225,7 +243,11 @@ describe.each([
     const before = sandbox.repo.countByType();
     const again = await deliver(episodes());
     for (const [i, j] of again.entries()) {
-      expect(j.targets.clinic).toMatchObject({ status: 'delivered', unchanged: true, counts: { created: 0, updated: 0, unchanged: bundles[i]?.entry?.length } });
+      expect(j.targets.clinic).toMatchObject({
+        status: 'delivered',
+        unchanged: true,
+        counts: { created: 0, updated: 0, unchanged: bundles[i]?.entry?.length },
+      });
     }
     // Without a ledger (imh-bridge sync): everything is written again, and the server says it changed nothing.
     const r = await syncOnce(completedWithRater(), { baseUrl: sandbox.baseUrl, allowSyntheticIds: true });

@@ -39,7 +39,17 @@ describe('Accept negotiation', () => {
   it('prefers HTML only where the client ranks it above JSON', () => {
     expect(prefersHtml(BROWSER)).toBe(true);
     expect(prefersHtml('text/*')).toBe(true);
-    for (const accept of [undefined, '', '*/*', FHIR_JSON, 'application/json', 'text/html;q=0.5, application/fhir+json', 'text/html, application/json', 'text/html;q=0', 'application/*, text/html;q=0.9']) {
+    for (const accept of [
+      undefined,
+      '',
+      '*/*',
+      FHIR_JSON,
+      'application/json',
+      'text/html;q=0.5, application/fhir+json',
+      'text/html, application/json',
+      'text/html;q=0',
+      'application/*, text/html;q=0.9',
+    ]) {
       expect(prefersHtml(accept), String(accept)).toBe(false);
     }
   });
@@ -131,7 +141,7 @@ describe('search pages', () => {
     expect(new Set([...(first.entry ?? []), ...(second.entry ?? [])].map((e) => e.resource.id))).toEqual(new Set(ids));
   });
 
-  it('in a browser, the paging links and each entry\'s fullUrl are links', async () => {
+  it("in a browser, the paging links and each entry's fullUrl are links", async () => {
     const html = await (await get('/fhir/Patient?_count=2', BROWSER)).text();
     expect(html).toContain('<a href="/fhir/Patient?_count=2&amp;_offset=2">');
     expect(html).toMatch(new RegExp(`<a href="/fhir/Patient/(${ids.join('|')})">`));

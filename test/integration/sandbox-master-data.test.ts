@@ -22,7 +22,12 @@ afterAll(async () => {
 });
 beforeEach(() => sb.reset());
 
-async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: Json }> {
+async function call(
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; body: Json }> {
   const res = await fetch(`${sb.baseUrl}/${path}`, {
     method,
     headers: { 'content-type': 'application/fhir+json', ...headers },
@@ -51,11 +56,25 @@ describe('sandbox: conditional create, patch, unchanged updates', () => {
   it('resolves a transaction entry with ifNoneExist to the existing resource, and references to it', async () => {
     const existing = (await call('POST', 'Patient', patient('P2', { address: [{ city: 'Bergen' }] }))).body;
     const entries: BundleEntry[] = [
-      { fullUrl: 'urn:uuid:8a3c1a52-3f0e-5b1e-9d7a-0c1f2e3d4b51', resource: patient('P2', { gender: 'female' }) as never, request: { method: 'POST', url: 'Patient', ifNoneExist: `identifier=${encodeURIComponent(SYS)}|P2` } },
-      { fullUrl: 'urn:uuid:8a3c1a52-3f0e-5b1e-9d7a-0c1f2e3d4b52', resource: patient('P3') as never, request: { method: 'POST', url: 'Patient', ifNoneExist: `identifier=${encodeURIComponent(SYS)}|P3` } },
+      {
+        fullUrl: 'urn:uuid:8a3c1a52-3f0e-5b1e-9d7a-0c1f2e3d4b51',
+        resource: patient('P2', { gender: 'female' }) as never,
+        request: { method: 'POST', url: 'Patient', ifNoneExist: `identifier=${encodeURIComponent(SYS)}|P2` },
+      },
+      {
+        fullUrl: 'urn:uuid:8a3c1a52-3f0e-5b1e-9d7a-0c1f2e3d4b52',
+        resource: patient('P3') as never,
+        request: { method: 'POST', url: 'Patient', ifNoneExist: `identifier=${encodeURIComponent(SYS)}|P3` },
+      },
       {
         fullUrl: 'urn:uuid:8a3c1a52-3f0e-5b1e-9d7a-0c1f2e3d4b53',
-        resource: { resourceType: 'Flag', identifier: [{ system: SYS, value: 'F1' }], status: 'active', code: { text: 'synthetic' }, subject: { reference: 'urn:uuid:8a3c1a52-3f0e-5b1e-9d7a-0c1f2e3d4b51' } } as never,
+        resource: {
+          resourceType: 'Flag',
+          identifier: [{ system: SYS, value: 'F1' }],
+          status: 'active',
+          code: { text: 'synthetic' },
+          subject: { reference: 'urn:uuid:8a3c1a52-3f0e-5b1e-9d7a-0c1f2e3d4b51' },
+        } as never,
         request: { method: 'PUT', url: `Flag?identifier=${encodeURIComponent(SYS)}|F1` },
       },
     ];
@@ -85,7 +104,10 @@ describe('sandbox: conditional create, patch, unchanged updates', () => {
     // The identifier index follows the patch: found by either identifier.
     expect(await total(`Patient?identifier=${SYS}-second|S4`)).toBe(1);
     expect(await total(`Patient?identifier=${SYS}|P4`)).toBe(1);
-    const stale = await call('PATCH', `Patient/${p.id}`, [{ op: 'add', path: '/birthDate', value: '1990-01-01' }], { 'content-type': 'application/json-patch+json', 'if-match': `W/"${p.meta.versionId}"` });
+    const stale = await call('PATCH', `Patient/${p.id}`, [{ op: 'add', path: '/birthDate', value: '1990-01-01' }], {
+      'content-type': 'application/json-patch+json',
+      'if-match': `W/"${p.meta.versionId}"`,
+    });
     expect(stale.status).toBe(412);
     expect((await call('GET', `Patient/${p.id}`)).body.birthDate).toBeUndefined();
   });
@@ -107,7 +129,11 @@ describe('sandbox: conditional create, patch, unchanged updates', () => {
 
   it('answers 201 for a transaction entry that PUTs to an id nothing had, 200 when it existed', async () => {
     const id = '5d0b6c1e-1a7e-5c55-8f0e-2f2a4b8e9c01';
-    const tx = (city: string) => ({ resourceType: 'Bundle', type: 'transaction', entry: [{ resource: { resourceType: 'Patient', id, address: [{ city }] }, request: { method: 'PUT', url: `Patient/${id}` } }] });
+    const tx = (city: string) => ({
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [{ resource: { resourceType: 'Patient', id, address: [{ city }] }, request: { method: 'PUT', url: `Patient/${id}` } }],
+    });
     const first = await call('POST', '', tx('Bergen'));
     expect(first.body.entry[0].response.status).toBe('201');
     const second = await call('POST', '', tx('Oslo'));

@@ -70,7 +70,12 @@ describe('the sandbox EHR (SMART authorisation server)', () => {
 
   it('advertises its endpoints and PKCE S256', async () => {
     const conf = (await (await fetch(`${ehr.baseUrl}/.well-known/smart-configuration`)).json()) as Record<string, unknown>;
-    expect(conf).toMatchObject({ issuer: ehr.baseUrl, authorization_endpoint: `${ehr.url}/auth/authorize`, token_endpoint: `${ehr.url}/auth/token`, code_challenge_methods_supported: ['S256'] });
+    expect(conf).toMatchObject({
+      issuer: ehr.baseUrl,
+      authorization_endpoint: `${ehr.url}/auth/authorize`,
+      token_endpoint: `${ehr.url}/auth/token`,
+      code_challenge_methods_supported: ['S256'],
+    });
     expect(conf.capabilities).toContain('launch-ehr');
   });
 
@@ -112,7 +117,9 @@ describe('the sandbox EHR (SMART authorisation server)', () => {
   });
 
   it('launches only registered apps and existing patients', async () => {
-    expect((await fetch(`${ehr.url}/ehr/launch?patient=${patientId}&app=${encodeURIComponent('https://evil.example/launch')}`, { redirect: 'manual' })).status).toBe(400);
+    expect(
+      (await fetch(`${ehr.url}/ehr/launch?patient=${patientId}&app=${encodeURIComponent('https://evil.example/launch')}`, { redirect: 'manual' })).status,
+    ).toBe(400);
     expect((await fetch(ehr.smart?.launchLink('no-such-patient') as string, { redirect: 'manual' })).status).toBe(404);
   });
 });

@@ -6,8 +6,8 @@
  */
 import type { Bundle, BundleEntry, CapabilityStatement, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type Sandbox, startSandbox } from '../../sandbox/server.ts';
 import { mapEpisode } from '../../src/index.ts';
-import { startSandbox, type Sandbox } from '../../sandbox/server.ts';
 import { countByType } from '../fixtures/bundle.ts';
 import { completed, example, exampleNames } from '../fixtures/examples.ts';
 import { longEpisode } from '../fixtures/generate.ts';
@@ -75,9 +75,7 @@ describe('sandbox FHIR server', () => {
     const rest = cs.rest?.find((r) => r.mode === 'server');
     expect(rest?.interaction?.map((i) => i.code)).toEqual(expect.arrayContaining(['transaction', 'batch']));
     const patient = rest?.resource?.find((r) => r.type === 'Patient');
-    expect(patient?.interaction?.map((i) => i.code)).toEqual(
-      expect.arrayContaining(['read', 'vread', 'update', 'create', 'search-type', 'delete', 'patch']),
-    );
+    expect(patient?.interaction?.map((i) => i.code)).toEqual(expect.arrayContaining(['read', 'vread', 'update', 'create', 'search-type', 'delete', 'patch']));
     expect(patient).toMatchObject({ conditionalCreate: true, conditionalUpdate: true, updateCreate: true, versioning: 'versioned' });
     expect(patient?.searchParam?.map((p) => p.name)).toContain('identifier');
   });
@@ -113,7 +111,7 @@ describe('sandbox FHIR server', () => {
       for (const input of entries) {
         const stored = await call('GET', where.get(input.fullUrl as string) as string);
         expect(stored.status).toBe(200);
-        const want = references(input.resource).map((r) => (r.startsWith('urn:uuid:') ? where.get(r) ?? `unresolved ${r}` : r));
+        const want = references(input.resource).map((r) => (r.startsWith('urn:uuid:') ? (where.get(r) ?? `unresolved ${r}`) : r));
         const got = references(stored.body);
         expect(got).toEqual(want);
         for (const r of got) expect(r).not.toMatch(/^urn:uuid:/);
@@ -200,7 +198,11 @@ describe('sandbox FHIR server', () => {
           },
           {
             fullUrl: 'urn:uuid:6f1f8f0e-5a53-4c57-9a59-2d1f2a2c0b02',
-            resource: { resourceType: 'Patient', identifier: [identifier], managingOrganization: { reference: 'urn:uuid:6f1f8f0e-5a53-4c57-9a59-2d1f2a2c0b01' } },
+            resource: {
+              resourceType: 'Patient',
+              identifier: [identifier],
+              managingOrganization: { reference: 'urn:uuid:6f1f8f0e-5a53-4c57-9a59-2d1f2a2c0b01' },
+            },
             request: { method: 'PUT', url },
           },
         ],
@@ -216,7 +218,13 @@ describe('sandbox FHIR server', () => {
   it('handles concurrent requests one at a time: parallel conditional PUTs never duplicate', async () => {
     const identifier = { system: 'urn:example:race', value: 'R1' };
     const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => call('PUT', `Patient?identifier=urn:example:race|R1`, { resourceType: 'Patient', identifier: [identifier], birthDate: `2000-01-${String(i + 1).padStart(2, '0')}` })),
+      Array.from({ length: 20 }, (_, i) =>
+        call('PUT', `Patient?identifier=urn:example:race|R1`, {
+          resourceType: 'Patient',
+          identifier: [identifier],
+          birthDate: `2000-01-${String(i + 1).padStart(2, '0')}`,
+        }),
+      ),
     );
     expect(results.filter((r) => r.status === 201)).toHaveLength(1);
     expect(results.filter((r) => r.status === 200)).toHaveLength(19);
@@ -368,7 +376,9 @@ describe('sandbox FHIR server', () => {
     const own = await startSandbox({ onRequest: (method, url, status) => seen.push([method, url, status]) });
     try {
       await fetch(`${own.baseUrl}/metadata`).then((r) => r.arrayBuffer());
-      await fetch(`${own.baseUrl}/Patient`, { method: 'POST', headers: { 'content-type': FHIR_JSON }, body: '{"resourceType":"Patient"}' }).then((r) => r.arrayBuffer());
+      await fetch(`${own.baseUrl}/Patient`, { method: 'POST', headers: { 'content-type': FHIR_JSON }, body: '{"resourceType":"Patient"}' }).then((r) =>
+        r.arrayBuffer(),
+      );
       await fetch(`${own.baseUrl}/Nope`).then((r) => r.arrayBuffer());
       expect(seen).toEqual([
         ['GET', '/fhir/metadata', 200],
@@ -382,7 +392,7 @@ describe('sandbox FHIR server', () => {
   });
 });
 
-describe('PATCH of coordination requests (what the primary team\'s server is sent)', () => {
+describe("PATCH of coordination requests (what the primary team's server is sent)", () => {
   it('takes the cancellation batch of a withdrawn consent: only a requested Task changes; the others answer per entry', async () => {
     const { sharePrimary } = await import('../../src/coordination/share.ts');
     const e = example('active-father-no-consent.episode.json');
@@ -411,7 +421,10 @@ describe('PATCH of coordination requests (what the primary team\'s server is sen
     const stale = await call('PATCH', `Task/${created.body.id}`, ops, { 'content-type': 'application/json-patch+json', 'if-match': 'W/"not-this-one"' });
     expect(stale.status).toBe(412);
     expect((await call('GET', `Task/${created.body.id}`)).body.status).toBe('requested');
-    const fresh = await call('PATCH', `Task/${created.body.id}`, ops, { 'content-type': 'application/json-patch+json', 'if-match': created.headers.get('etag') as string });
+    const fresh = await call('PATCH', `Task/${created.body.id}`, ops, {
+      'content-type': 'application/json-patch+json',
+      'if-match': created.headers.get('etag') as string,
+    });
     expect(fresh.status).toBe(200);
     expect(fresh.body.status).toBe('cancelled');
   });

@@ -104,7 +104,11 @@ const ofType = <T extends Resource>(s: Sandbox, type: string): T[] => all(s).fil
 const taskBy = (s: Sandbox, occasion: string): Task | undefined => ofType<Task>(s, 'Task').find((t) => t.code?.coding?.some((c) => c.code === occasion));
 
 async function fhir(base: string, method: string, path: string, body?: unknown): Promise<Json> {
-  const r = await fetch(`${base}/${path}`, { method, headers: { 'content-type': 'application/fhir+json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const r = await fetch(`${base}/${path}`, {
+    method,
+    headers: { 'content-type': 'application/fhir+json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   return r.json();
 }
 
@@ -126,11 +130,24 @@ describe('what reaches the primary treatment team', () => {
 
     const held = all(primary);
     const types = new Set(held.map((r) => r.resourceType));
-    for (const t of ['Patient', 'Organization', 'Practitioner', 'PractitionerRole', 'EpisodeOfCare', 'Consent', 'Provenance', 'Encounter', 'Procedure', 'Observation', 'Task']) {
+    for (const t of [
+      'Patient',
+      'Organization',
+      'Practitioner',
+      'PractitionerRole',
+      'EpisodeOfCare',
+      'Consent',
+      'Provenance',
+      'Encounter',
+      'Procedure',
+      'Observation',
+      'Task',
+    ]) {
       expect(types, t).toContain(t);
     }
     // Never: item answers, infants as persons, clips, the referral, the primary team's own conditions.
-    for (const t of ['QuestionnaireResponse', 'RelatedPerson', 'Media', 'ServiceRequest', 'Condition', 'CareTeam', 'AuditEvent']) expect(types, t).not.toContain(t);
+    for (const t of ['QuestionnaireResponse', 'RelatedPerson', 'Media', 'ServiceRequest', 'Condition', 'CareTeam', 'AuditEvent'])
+      expect(types, t).not.toContain(t);
     // The one DocumentReference is the coordination summary (the episode is finished, summary shared), never a clip.
     const documents = ofType<Json>(primary, 'DocumentReference');
     expect(documents.map((d) => [d.type?.coding?.[0]?.code, d.content?.[0]?.attachment?.contentType])).toEqual([['34133-9', 'application/fhir+json']]);
@@ -227,7 +244,10 @@ describe('coordination requests', () => {
     expect(now.status).toBe('accepted');
     expect(now.meta?.versionId).toBe(accepted.meta.versionId);
     expect(ofType<Task>(primary, 'Task')).toHaveLength(2);
-    expect(again.targets[target]?.requests?.find((q) => q.occasion === 'risk-follow-up')).toMatchObject({ status: 'accepted', lastModified: accepted.meta.lastUpdated });
+    expect(again.targets[target]?.requests?.find((q) => q.occasion === 'risk-follow-up')).toMatchObject({
+      status: 'accepted',
+      lastModified: accepted.meta.lastUpdated,
+    });
 
     // What the clinic sees: per episode, the latest statuses, due dates and overdue flags.
     const listed = await listCoordination(h.store, 'local', NOW);
@@ -363,14 +383,19 @@ describe('faults on the primary server', () => {
     expect(firstAttempts.size).toBe(jobs.length);
     for (const j of firstAttempts.values()) expect(j.targets.clinic).toMatchObject({ status: 'delivered' });
     // … while the primary server's faults made jobs retry.
-    expect([...firstAttempts.values()].some((j) => j.targets[`primary.${MOTHER_ORG}`]?.status === 'retrying' || j.targets[`primary.${FATHER_ORG}`]?.status === 'retrying')).toBe(true);
+    expect(
+      [...firstAttempts.values()].some(
+        (j) => j.targets[`primary.${MOTHER_ORG}`]?.status === 'retrying' || j.targets[`primary.${FATHER_ORG}`]?.status === 'retrying',
+      ),
+    ).toBe(true);
     for (const j of done) expect(j.targets.clinic).toMatchObject({ status: 'delivered' });
 
     // Exactly one resource per write key of everything sent there.
     const expected = new Map<string, string>();
     for (const j of jobs) {
       const content = await h.store.getContent(j.id);
-      for (const [name, b] of Object.entries(content?.bundles ?? {})) if (name !== 'clinic') for (const x of b.entry ?? []) expected.set(entryKey(x), x.resource?.resourceType as string);
+      for (const [name, b] of Object.entries(content?.bundles ?? {}))
+        if (name !== 'clinic') for (const x of b.entry ?? []) expected.set(entryKey(x), x.resource?.resourceType as string);
     }
     const byType: Record<string, number> = {};
     for (const t of expected.values()) byType[t] = (byType[t] ?? 0) + 1;
@@ -429,7 +454,14 @@ describe('faults on the primary server', () => {
       const store = new MemoryStore();
       const clinicClient = new FhirTargetClient(clinicProxy.baseUrl, { fetch: (...a) => fetch(...a) });
       const primaryClient = new FhirTargetClient(proxy.baseUrl, { fetch: (...a) => fetch(...a) });
-      const deps: DeliveryDeps = { store, clientFor: (n) => (n === 'clinic' ? clinicClient : primaryClient), now: () => NOW, random: () => 0.5, newId: () => crypto.randomUUID(), policy: POLICY };
+      const deps: DeliveryDeps = {
+        store,
+        clientFor: (n) => (n === 'clinic' ? clinicClient : primaryClient),
+        now: () => NOW,
+        random: () => 0.5,
+        newId: () => crypto.randomUUID(),
+        policy: POLICY,
+      };
       const queue = new LocalQueue(deps, { delayScale: 0.01 });
       const service = createDeliveryService(store, queue, { allowSyntheticIds: true, now: () => NOW, primaryEndpoint: () => proxy.baseUrl });
       const job = await service.submit(completed(), { caller: 'journal-west', tenant: 'local' });

@@ -3,9 +3,9 @@
  * change, and a start stopped with Ctrl-C leaves no process and no temporary folder behind.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
-import { type Server, createServer } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -82,20 +82,27 @@ afterAll(() => {
 });
 
 describe('npm start with a port in use', () => {
-  it.each(['SANDBOX_PORT', 'PRIMARY_SANDBOX_PORT', 'PORT'])('%s taken: one sentence naming the port and the variable, exit 1, nothing left', async (variable) => {
-    const tmp = scratch();
-    const ports: Record<string, string> = { SANDBOX_PORT: String(await freePort()), PRIMARY_SANDBOX_PORT: String(await freePort()), PORT: String(await freePort()) };
-    ports[variable] = String(occupiedPort);
-    const r = await start(ports, tmp).exited;
-    expect(r.code).toBe(1);
-    expect(r.stderr.trim().split('\n')).toEqual([
-      `port ${occupiedPort} is already in use (${variable}): stop what listens there (another npm start?) or choose a free port, e.g. ${variable}=${occupiedPort + 10000 <= 65535 ? occupiedPort + 10000 : occupiedPort - 1000} npm start`,
-    ]);
-    // Checked before anything starts: no wrangler, no temporary folder, and the other ports are free again.
-    expect(r.ms).toBeLessThan(15_000);
-    expect(readdirSync(tmp).filter((f) => f.startsWith('imh-bridge-dev-'))).toEqual([]);
-    for (const [name, port] of Object.entries(ports)) if (name !== variable) expect(await canListen(Number(port))).toBe(true);
-  });
+  it.each(['SANDBOX_PORT', 'PRIMARY_SANDBOX_PORT', 'PORT'])(
+    '%s taken: one sentence naming the port and the variable, exit 1, nothing left',
+    async (variable) => {
+      const tmp = scratch();
+      const ports: Record<string, string> = {
+        SANDBOX_PORT: String(await freePort()),
+        PRIMARY_SANDBOX_PORT: String(await freePort()),
+        PORT: String(await freePort()),
+      };
+      ports[variable] = String(occupiedPort);
+      const r = await start(ports, tmp).exited;
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n')).toEqual([
+        `port ${occupiedPort} is already in use (${variable}): stop what listens there (another npm start?) or choose a free port, e.g. ${variable}=${occupiedPort + 10000 <= 65535 ? occupiedPort + 10000 : occupiedPort - 1000} npm start`,
+      ]);
+      // Checked before anything starts: no wrangler, no temporary folder, and the other ports are free again.
+      expect(r.ms).toBeLessThan(15_000);
+      expect(readdirSync(tmp).filter((f) => f.startsWith('imh-bridge-dev-'))).toEqual([]);
+      for (const [name, port] of Object.entries(ports)) if (name !== variable) expect(await canListen(Number(port))).toBe(true);
+    },
+  );
 
   it('two variables naming one port: one sentence, exit 1', async () => {
     const tmp = scratch();
@@ -118,11 +125,20 @@ describe('npm start and Ctrl-C', () => {
     const tmp = scratch();
     const s = start(
       // No examples: this test is about the processes, not the delivery.
-      { SANDBOX_PORT: String(await freePort()), PRIMARY_SANDBOX_PORT: String(await freePort()), PORT: String(await freePort()), EXAMPLES_DIR: join(tmp, 'none') },
+      {
+        SANDBOX_PORT: String(await freePort()),
+        PRIMARY_SANDBOX_PORT: String(await freePort()),
+        PORT: String(await freePort()),
+        EXAMPLES_DIR: join(tmp, 'none'),
+      },
       tmp,
     );
     const deadline = Date.now() + 120_000;
-    while (!s.output().includes('running; Ctrl-C') && Date.now() < deadline && !(await Promise.race([s.exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 250))]))) {
+    while (
+      !s.output().includes('running; Ctrl-C') &&
+      Date.now() < deadline &&
+      !(await Promise.race([s.exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 250))]))
+    ) {
       // waiting for the start to finish
     }
     const out = s.output();
@@ -147,7 +163,7 @@ describe('npm start and Ctrl-C', () => {
 });
 
 describe('npm start never sends to a Worker it did not start', () => {
-  it('another server taking PORT after the check (a second instance\'s Worker): one sentence, exit 1, nothing sent to it', async () => {
+  it("another server taking PORT after the check (a second instance's Worker): one sentence, exit 1, nothing sent to it", async () => {
     const tmp = scratch();
     const port = await freePort();
     const seen: string[] = [];
@@ -165,7 +181,9 @@ describe('npm start never sends to a Worker it did not start', () => {
       const r = await s.exited;
       expect(r.code).toBe(1);
       const sentence = r.stderr.trim().split('\n').at(-1);
-      expect(sentence).toMatch(new RegExp(`^port ${port} (is already in use \\(PORT\\)|answers, but not as the Worker this start launched).*PORT=\\d+ npm start$`));
+      expect(sentence).toMatch(
+        new RegExp(`^port ${port} (is already in use \\(PORT\\)|answers, but not as the Worker this start launched).*PORT=\\d+ npm start$`),
+      );
       expect(r.stderr).not.toMatch(/^\s+at /m);
       expect(seen.filter((l) => !l.startsWith('GET /healthz') && !l.startsWith('GET /smart/launch'))).toEqual([]);
       expect(readdirSync(tmp).filter((f) => f.startsWith('imh-bridge-dev-'))).toEqual([]);

@@ -8,9 +8,9 @@
  */
 import type { Bundle, DocumentReference, Resource, Task } from '@medplum/fhirtypes';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type Sandbox, startSandbox } from '../../sandbox/server.ts';
 import { publicJwks } from '../../src/auth/jwks.ts';
 import { verifySummary } from '../../src/coordination/summary.ts';
-import { type Sandbox, startSandbox } from '../../sandbox/server.ts';
 import { clearCapabilityCache } from '../../src/sync/apply.ts';
 import { FhirTargetClient } from '../../src/sync/client.ts';
 import type { DeliveryDeps } from '../../src/sync/deliver.ts';
@@ -73,11 +73,12 @@ async function harness() {
 }
 
 const ofType = <T extends Resource>(s: Sandbox, type: string): T[] => s.repo.allResources().filter((r) => r.resourceType === type) as T[];
-const summaries = () => ofType<DocumentReference>(primary, 'DocumentReference').sort((a, b) => (a.meta?.lastUpdated ?? '').localeCompare(b.meta?.lastUpdated ?? ''));
+const summaries = () =>
+  ofType<DocumentReference>(primary, 'DocumentReference').sort((a, b) => (a.meta?.lastUpdated ?? '').localeCompare(b.meta?.lastUpdated ?? ''));
 const decoded = (d: DocumentReference): Bundle => JSON.parse(Buffer.from(d.content[0]?.attachment.data as string, 'base64').toString('utf8'));
 const endedTask = () => ofType<Task>(primary, 'Task').find((t) => t.code?.coding?.some((c) => c.code === 'guidance-ended'));
 
-describe('the coordination summary on the primary team\'s server', () => {
+describe("the coordination summary on the primary team's server", () => {
   it('arrives signed with a finished episode, is replaced by a new version when a goal changes, and an unchanged re-send writes nothing', async () => {
     const h = await harness();
     const e = completed();

@@ -6,9 +6,9 @@
 import { applyPatch, deepClone } from '@medplum/core';
 import type { Patient, PractitionerRole, Resource } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
-import { mapEpisode } from '../../src/index.ts';
 import { MASTER_DATA_TYPES, writeRequest } from '../../src/fhir/write-semantics.ts';
-import { RETRACTABLE_TYPES, additionsPatch, countWrites, entryKey, type AppliedEntry } from '../../src/sync/apply.ts';
+import { mapEpisode } from '../../src/index.ts';
+import { type AppliedEntry, additionsPatch, countWrites, entryKey, RETRACTABLE_TYPES } from '../../src/sync/apply.ts';
 import { completed } from '../fixtures/examples.ts';
 
 const FNR = 'urn:oid:2.16.578.1.12.4.1.4.1';
@@ -20,7 +20,8 @@ describe('entry form per resource family', () => {
     expect(writeRequest('Patient', id)).toEqual({ method: 'POST', url: 'Patient', ifNoneExist: `identifier=${encodeURIComponent(FNR)}|21909120095` });
     expect(writeRequest('Encounter', { system: 'urn:x', value: 'VG-1/S1' })).toEqual({ method: 'PUT', url: 'Encounter?identifier=urn%3Ax|VG-1%2FS1' });
     for (const t of ['Practitioner', 'PractitionerRole', 'Organization', 'RelatedPerson']) expect(writeRequest(t, id).method).toBe('POST');
-    for (const t of ['Observation', 'QuestionnaireResponse', 'Goal', 'EpisodeOfCare', 'CareTeam', 'Consent', 'Condition', 'Flag']) expect(writeRequest(t, id).method).toBe('PUT');
+    for (const t of ['Observation', 'QuestionnaireResponse', 'Goal', 'EpisodeOfCare', 'CareTeam', 'Consent', 'Condition', 'Flag'])
+      expect(writeRequest(t, id).method).toBe('PUT');
   });
 
   it('gives every master-data entry of a mapped episode the create-if-absent form, keyed as the conditional update was', () => {
@@ -78,8 +79,22 @@ describe('additionsPatch', () => {
   });
 
   it('appends an identifier of a system the server has none of, never one whose system it has', () => {
-    const org = { resourceType: 'Organization', id: 'o1', identifier: [{ system: 'urn:org', value: '974557746' }, { system: 'urn:resh', value: 'SERVER' }] } as Resource;
-    const mine = { resourceType: 'Organization', identifier: [{ system: 'urn:org', value: '974557746' }, { system: 'urn:resh', value: 'MINE' }, { system: 'urn:other', value: 'X' }] } as Resource;
+    const org = {
+      resourceType: 'Organization',
+      id: 'o1',
+      identifier: [
+        { system: 'urn:org', value: '974557746' },
+        { system: 'urn:resh', value: 'SERVER' },
+      ],
+    } as Resource;
+    const mine = {
+      resourceType: 'Organization',
+      identifier: [
+        { system: 'urn:org', value: '974557746' },
+        { system: 'urn:resh', value: 'MINE' },
+        { system: 'urn:other', value: 'X' },
+      ],
+    } as Resource;
     expect(additionsPatch(org, mine)).toEqual([{ op: 'add', path: '/identifier/-', value: { system: 'urn:other', value: 'X' } }]);
     const bare = { resourceType: 'Organization', id: 'o2' } as Resource;
     expect(additionsPatch(bare, mine)[0]).toEqual({ op: 'add', path: '/identifier', value: (mine as { identifier: unknown }).identifier });
@@ -122,7 +137,16 @@ describe('additionsPatch', () => {
 });
 
 describe('countWrites', () => {
-  const entry = (over: Partial<AppliedEntry>): AppliedEntry => ({ key: 'K', type: 'Goal', id: '1', versionId: '2', fullUrl: 'urn:uuid:x', status: 200, createOnly: false, ...over });
+  const entry = (over: Partial<AppliedEntry>): AppliedEntry => ({
+    key: 'K',
+    type: 'Goal',
+    id: '1',
+    versionId: '2',
+    fullUrl: 'urn:uuid:x',
+    status: 200,
+    createOnly: false,
+    ...over,
+  });
   it('counts 201 as created, matched master data as unchanged unless supplemented, and an update at the ledger version as unchanged', () => {
     const counts = countWrites(
       [

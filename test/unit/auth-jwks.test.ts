@@ -1,6 +1,7 @@
 /** The public JWKS the bridge publishes: public members only, by allow-list. */
-import { exportJWK, generateKeyPair, importJWK } from 'jose';
+
 import type { JWK } from 'jose';
+import { exportJWK, generateKeyPair, importJWK } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { publicJwks } from '../../src/auth/jwks.ts';
 
@@ -38,7 +39,13 @@ describe('publicJwks', () => {
   });
 
   it('leaves out symmetric and incomplete keys', () => {
-    const { keys } = publicJwks({ keys: [{ kty: 'oct', kid: 'h', k: 'c2VjcmV0' }, { kty: 'RSA', kid: 'broken', d: 'x' }, { kty: 'OKP', crv: 'Ed25519', x: 'a', d: 'b' }] });
+    const { keys } = publicJwks({
+      keys: [
+        { kty: 'oct', kid: 'h', k: 'c2VjcmV0' },
+        { kty: 'RSA', kid: 'broken', d: 'x' },
+        { kty: 'OKP', crv: 'Ed25519', x: 'a', d: 'b' },
+      ],
+    });
     expect(keys).toEqual([]);
   });
 });

@@ -4,14 +4,15 @@
  * mocked with msw: the client assertion verifies against our published JWKS, tokens are
  * cached and shared, and endpoint errors never leak the assertion.
  */
-import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
+
 import type { JWK } from 'jose';
-import { HttpResponse, delay, http } from 'msw';
+import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
+import { delay, HttpResponse, http } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CLIENT_ASSERTION_TYPE, createTokenProvider } from '../../src/auth/backend-services.ts';
 import type { TokenProviderDeps } from '../../src/auth/backend-services.ts';
-import { type BridgeConfig, type TargetConfig, loadConfig } from '../../src/config.ts';
+import { CLIENT_ASSERTION_TYPE, createTokenProvider } from '../../src/auth/backend-services.ts';
+import { type BridgeConfig, loadConfig, type TargetConfig } from '../../src/config.ts';
 import { OperationOutcomeError } from '../../src/fhir/outcome.ts';
 import { privateJwk } from '../fixtures/keys.ts';
 
@@ -42,7 +43,6 @@ function tokenEndpoint(opts: { expiresIn?: number; wait?: number } = {}) {
   return requests;
 }
 
-
 let rsa: JWK;
 let ec: JWK;
 beforeAll(async () => {
@@ -52,7 +52,7 @@ beforeAll(async () => {
 function configFor(alg: 'RS384' | 'ES384', extra: Record<string, unknown> = {}): BridgeConfig {
   return loadConfig({
     API_AUTH: '{"type":"none"}',
-      BRIDGE_ENV: 'local',
+    BRIDGE_ENV: 'local',
     FHIR_TARGETS: JSON.stringify({
       clinic: { baseUrl: 'http://127.0.0.1:8103/fhir', auth: { type: 'none' } },
       primary: {
@@ -162,7 +162,9 @@ describe('access token cache', () => {
     let calls = 0;
     server.use(
       http.post(TOKEN_URL, () =>
-        ++calls === 1 ? HttpResponse.json({ error: 'temporarily_unavailable' }, { status: 503 }) : HttpResponse.json({ access_token: 'ok', token_type: 'bearer', expires_in: 300 }),
+        ++calls === 1
+          ? HttpResponse.json({ error: 'temporarily_unavailable' }, { status: 503 })
+          : HttpResponse.json({ access_token: 'ok', token_type: 'bearer', expires_in: 300 }),
       ),
     );
     const provider = createTokenProvider(target(), deps(clock().now));
@@ -184,7 +186,10 @@ describe('token endpoint errors', () => {
     );
     const err = await createTokenProvider(target(), deps(clock().now))
       .authorization()
-      .then(() => undefined, (e: unknown) => e);
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(err).toBeInstanceOf(OperationOutcomeError);
     return { err: err as OperationOutcomeError, assertion };
   }

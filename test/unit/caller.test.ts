@@ -4,7 +4,7 @@
  * JWT's client id (client_id, then azp, then sub), `local` where the API is open. Never
  * the token itself.
  */
-import { type CryptoKey, SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { type CryptoKey, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { HttpResponse, http } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -55,7 +55,11 @@ const headers = (bearer?: string, type = 'application/json') => ({ 'content-type
 
 /** PUTs an episode and answers the job view and the stored job. */
 async function submit(b: ReturnType<typeof bridge>, bearer?: string, episodeId = 'VG-CALLER-1') {
-  const r = await b.app.request(`/v1/episodes/${episodeId}`, { method: 'PUT', headers: headers(bearer), body: JSON.stringify({ ...plannedMinimal(), episodeId }) });
+  const r = await b.app.request(`/v1/episodes/${episodeId}`, {
+    method: 'PUT',
+    headers: headers(bearer),
+    body: JSON.stringify({ ...plannedMinimal(), episodeId }),
+  });
   expect(r.status).toBe(202);
   const text = await r.text();
   const view = JSON.parse(text) as { id: string; caller?: string };
@@ -76,7 +80,10 @@ describe('the caller recorded on each job', () => {
 
     const body = [1, 2].map((i) => JSON.stringify({ ...plannedMinimal(), episodeId: `VG-IMPORT-${i}` })).join('\n');
     const r = await b.app.request('/v1/episodes/$import', { method: 'POST', headers: headers(T2, 'application/x-ndjson'), body });
-    const lines = (await r.text()).trim().split('\n').map((l) => JSON.parse(l) as { jobId: string });
+    const lines = (await r.text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { jobId: string });
     expect(lines).toHaveLength(2);
     for (const l of lines) expect((await b.store.getJob(l.jobId))?.caller).toBe('journal-south');
 
@@ -97,7 +104,7 @@ describe('the caller recorded on each job', () => {
     expect(one.text).not.toContain(T1);
   });
 
-  it('is the access token\'s client_id, else azp, else sub', async () => {
+  it("is the access token's client_id, else azp, else sub", async () => {
     const b = bridge({ API_AUTH: JSON.stringify({ type: 'jwt', jwksUrl: JWKS_URL, issuer: ISSUER, audience: AUDIENCE }) });
     const withClientId = await accessToken({ client_id: 'clinic-journal', azp: 'other', sub: 'service-account-7' });
     const withAzp = await accessToken({ azp: 'psychiatry-ehr', sub: 'service-account-8' });

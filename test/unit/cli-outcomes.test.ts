@@ -12,7 +12,7 @@ const run = (args: string[]) => {
 const mother = join(EXAMPLES_DIR, 'completed-mother.episode.json');
 
 describe('imh-bridge outcomes', () => {
-  it('--help and -h print the command\'s usage and exit 0', () => {
+  it("--help and -h print the command's usage and exit 0", () => {
     for (const flag of ['--help', '-h']) {
       const r = run(['outcomes', flag]);
       expect(r.code).toBe(0);
@@ -35,7 +35,9 @@ describe('imh-bridge outcomes', () => {
     // PHQ-9 13 → 7: RCI −6 / 1.852 = −3.2397, shown as −3.24; EPDS has a point criterion, no RCI.
     expect(lines.find((l) => l.startsWith('PHQ-9'))).toMatch(/^PHQ-9\s+total\s+13 \(2026-01-12\)\s+7 \(2026-05-04\)\s+−6\s+−3\.24\s+Recovered$/);
     expect(lines.find((l) => l.startsWith('EPDS'))).toMatch(/\s—\s+Recovered$/);
-    expect(lines.find((l) => l.includes('prfq-certainty-about-mental-states'))).toMatch(/2\.67 \(2026-01-12\)\s+4 \(2026-05-04\)\s+\+1\.33\s+—\s+Not classified$/);
+    expect(lines.find((l) => l.includes('prfq-certainty-about-mental-states'))).toMatch(
+      /2\.67 \(2026-01-12\)\s+4 \(2026-05-04\)\s+\+1\.33\s+—\s+Not classified$/,
+    );
     // No number shown to a person with more than two decimals.
     expect(r.out).not.toMatch(/\d\.\d{3}/);
   });
@@ -48,7 +50,9 @@ describe('imh-bridge outcomes', () => {
     const decimals = [...r.out.matchAll(/"valueDecimal": (-?[\d.]+)/g)].map((m) => m[1] as string);
     expect(decimals.length).toBeGreaterThan(10);
     expect(decimals.filter((d) => /\.\d{3}/.test(d))).toEqual([]);
-    const phq = p.parameter.find((o: { part: { name: string; valueString?: string }[] }) => o.part.some((x) => x.name === 'instrument' && x.valueString === 'PHQ-9'));
+    const phq = p.parameter.find((o: { part: { name: string; valueString?: string }[] }) =>
+      o.part.some((x) => x.name === 'instrument' && x.valueString === 'PHQ-9'),
+    );
     expect(phq.part.find((x: { name: string }) => x.name === 'rci').valueDecimal).toBe(-3.24);
   });
 

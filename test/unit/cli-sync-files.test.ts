@@ -3,8 +3,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Progress, formatDuration } from '../../src/cli/progress.ts';
-import { countEpisodes, exitCode, readEpisodes, resolveSources, safeEpisodeId, syncFiles, type Source } from '../../src/cli/sync-files.ts';
+import { formatDuration, Progress } from '../../src/cli/progress.ts';
+import { countEpisodes, exitCode, readEpisodes, resolveSources, type Source, safeEpisodeId, syncFiles } from '../../src/cli/sync-files.ts';
 import { OperationOutcomeError } from '../../src/fhir/outcome.ts';
 import type { SyncResult } from '../../src/sync/sync-once.ts';
 import { completed } from '../fixtures/examples.ts';
@@ -32,7 +32,7 @@ const collect = () => {
 };
 
 describe('reading episodes', () => {
-  it('takes a folder\'s .json and .ndjson files sorted by name, not its subfolders or other files', async () => {
+  it("takes a folder's .json and .ndjson files sorted by name, not its subfolders or other files", async () => {
     const dir = join(tmp, 'folder');
     mkdirSync(join(dir, 'sub'), { recursive: true });
     writeFileSync(join(dir, 'b.ndjson'), '{}\n');
@@ -60,7 +60,7 @@ describe('reading episodes', () => {
     expect(items[3]?.input).toEqual({ episodeId: 'VG-3' });
   });
 
-  it('shows an episodeId only when it is no person\'s number', () => {
+  it("shows an episodeId only when it is no person's number", () => {
     expect(safeEpisodeId({ episodeId: 'VG-2026-0042' })).toBe('VG-2026-0042');
     expect(safeEpisodeId({ episodeId: completed().parent.nationalId })).toBeUndefined();
     expect(safeEpisodeId({ episodeId: 'ep-40000000' })).toBeUndefined();
@@ -124,7 +124,16 @@ describe('syncFiles', () => {
         if (id === 'VG-OK') return result('delivered', { created: 5, updated: 0, unchanged: 0 });
         if (id === 'VG-SAME') return result('delivered', { created: 0, updated: 0, unchanged: 5 });
         if (id === 'VG-BAD') {
-          throw new OperationOutcomeError({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'value', details: { text: `parent.nationalId ${nationalId} is wrong` } }, { severity: 'error', code: 'value' }] }, 400);
+          throw new OperationOutcomeError(
+            {
+              resourceType: 'OperationOutcome',
+              issue: [
+                { severity: 'error', code: 'value', details: { text: `parent.nationalId ${nationalId} is wrong` } },
+                { severity: 'error', code: 'value' },
+              ],
+            },
+            400,
+          );
         }
         if (id === 'VG-REFUSED') return result('failed', undefined, 'POST (transaction): HTTP 412');
         return result('dead', undefined, `POST (transaction): connection failed (ECONNREFUSED 127.0.0.1:9)`);
@@ -209,6 +218,11 @@ describe('progress line', () => {
   });
 
   it('says durations the way a person reads them', () => {
-    expect([formatDuration(400), formatDuration(42_000), formatDuration(187_000), formatDuration(3_720_000)]).toEqual(['0.4 s', '42 s', '3 min 07 s', '1 h 02 min']);
+    expect([formatDuration(400), formatDuration(42_000), formatDuration(187_000), formatDuration(3_720_000)]).toEqual([
+      '0.4 s',
+      '42 s',
+      '3 min 07 s',
+      '1 h 02 min',
+    ]);
   });
 });

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { EXAMPLES_DIR, completed, exampleNames } from '../fixtures/examples.ts';
+import { completed, EXAMPLES_DIR, exampleNames } from '../fixtures/examples.ts';
 
 const bin = resolve(import.meta.dirname, '../../bin/imh-bridge.js');
 const run = (args: string[], input?: string) => {
@@ -54,7 +54,10 @@ describe('imh-bridge CLI', () => {
     const qr = mapped.entry.find((e: { resource: { resourceType: string } }) => e.resource.resourceType === 'QuestionnaireResponse').resource;
     const x = run(['extract', '-'], JSON.stringify(qr));
     expect(x.code).toBe(0);
-    expect(JSON.parse(x.out).entry.map((e: { resource: { resourceType: string } }) => e.resource.resourceType)).toEqual(['QuestionnaireResponse', 'Observation']);
+    expect(JSON.parse(x.out).entry.map((e: { resource: { resourceType: string } }) => e.resource.resourceType)).toEqual([
+      'QuestionnaireResponse',
+      'Observation',
+    ]);
     expect(run(['extract', '-'], JSON.stringify({ ...qr, questionnaire: 'http://example.org/q' })).code).toBe(2);
 
     const o = run(['outcomes', join(EXAMPLES_DIR, 'completed-mother.episode.json')]);

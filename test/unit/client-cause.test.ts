@@ -6,7 +6,9 @@ const failed = (cause: unknown) => Object.assign(new TypeError('fetch failed'), 
 
 describe('networkCause', () => {
   it('names the code with the host and port, a DNS failure, a TLS failure in words', () => {
-    expect(networkCause(failed({ code: 'ECONNREFUSED', address: '127.0.0.1', port: 8103, message: 'connect ECONNREFUSED 127.0.0.1:8103' }))).toBe('ECONNREFUSED 127.0.0.1:8103');
+    expect(networkCause(failed({ code: 'ECONNREFUSED', address: '127.0.0.1', port: 8103, message: 'connect ECONNREFUSED 127.0.0.1:8103' }))).toBe(
+      'ECONNREFUSED 127.0.0.1:8103',
+    );
     expect(networkCause(failed({ code: 'ECONNREFUSED', address: '::1', port: 8103 }))).toBe('ECONNREFUSED [::1]:8103');
     expect(networkCause(failed({ code: 'ENOTFOUND', hostname: 'fhir.example.invalid' }))).toBe('DNS lookup failed for fhir.example.invalid (ENOTFOUND)');
     expect(networkCause(failed({ code: 'CERT_HAS_EXPIRED' }))).toBe("TLS: the server's certificate has expired (CERT_HAS_EXPIRED)");
@@ -19,7 +21,7 @@ describe('networkCause', () => {
     expect(networkCause(failed({ code: 'ECONNRESET', address: 'user:secret@host/path?x=1' }))).toBe('ECONNRESET');
   });
 
-  it('is part of the client\'s message', async () => {
+  it("is part of the client's message", async () => {
     const client = new FhirTargetClient('http://127.0.0.1:9/fhir', {
       fetch: async () => {
         throw failed({ code: 'ECONNREFUSED', address: '127.0.0.1', port: 9 });

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { tenantOf } from '../../src/auth/tenants.ts';
 import { loadConfig } from '../../src/config.ts';
 import type { OperationOutcomeError } from '../../src/fhir/outcome.ts';
-import { DEV_DATA_KEY, DataCipher, DataDecryptionError, decodeDataKey, isJwe } from '../../src/sync/crypto.ts';
+import { DataCipher, DataDecryptionError, DEV_DATA_KEY, decodeDataKey, isJwe } from '../../src/sync/crypto.ts';
 
 const OPEN = { API_AUTH: '{"type":"none"}', BRIDGE_ENV: 'local' };
 const key = (fill: number) => base64url.encode(new Uint8Array(32).fill(fill));
@@ -30,14 +30,17 @@ describe('TENANTS', () => {
   });
 
   it('groups callers (static token names, JWT client ids) into one tenant', () => {
-    const { tenants } = loadConfig({ ...OPEN, TENANTS: JSON.stringify({ 'clinic-north': ['journal-north', 'c7f0-client-id'], 'clinic-west': ['journal-west'] }) });
+    const { tenants } = loadConfig({
+      ...OPEN,
+      TENANTS: JSON.stringify({ 'clinic-north': ['journal-north', 'c7f0-client-id'], 'clinic-west': ['journal-west'] }),
+    });
     expect(tenantOf(tenants, 'journal-north')).toBe('clinic-north');
     expect(tenantOf(tenants, 'c7f0-client-id')).toBe('clinic-north');
     expect(tenantOf(tenants, 'journal-west')).toBe('clinic-west');
     expect(tenantOf(tenants, 'someone-else')).toBe('someone-else');
   });
 
-  it('gives no tenant to a caller that could land in someone else\'s: an ungrouped caller named like a tenant, `local`, a JWT naming no client', () => {
+  it("gives no tenant to a caller that could land in someone else's: an ungrouped caller named like a tenant, `local`, a JWT naming no client", () => {
     const { tenants } = loadConfig({ ...OPEN, TENANTS: JSON.stringify({ 'clinic-north': ['journal-north'] }) });
     expect(tenantOf(tenants, 'clinic-north')).toBeUndefined();
     expect(tenantOf(tenants, 'local')).toBeUndefined();
@@ -101,7 +104,13 @@ describe('DATA_ENCRYPTION_KEYS', () => {
     expect(dev.map((p) => p.at)).toEqual(['DATA_ENCRYPTION_KEYS.0.k']);
     expect(dev[0]?.text).toMatch(/development key/);
     expect(JSON.stringify(dev)).not.toContain(DEV_DATA_KEY.k);
-    const ok = loadConfig({ ...production, DATA_ENCRYPTION_KEYS: JSON.stringify([{ kid: '2026-11', k: key(1) }, { kid: '2026-05', k: key(2) }]) });
+    const ok = loadConfig({
+      ...production,
+      DATA_ENCRYPTION_KEYS: JSON.stringify([
+        { kid: '2026-11', k: key(1) },
+        { kid: '2026-05', k: key(2) },
+      ]),
+    });
     expect(ok.dataKeys.reveal().map((k) => k.kid)).toEqual(['2026-11', '2026-05']);
     expect(JSON.stringify(ok)).not.toContain(key(1));
   });
@@ -112,7 +121,14 @@ describe('DATA_ENCRYPTION_KEYS', () => {
       ['nope', 'DATA_ENCRYPTION_KEYS', /non-empty JSON array/],
       [[], 'DATA_ENCRYPTION_KEYS', /non-empty JSON array/],
       [[{ kid: 'a', k: short }], 'DATA_ENCRYPTION_KEYS.0.k', /256 bits.*this key has 128 bits/],
-      [[{ kid: 'a', k: key(3) }, { kid: 'a', k: key(4) }], 'DATA_ENCRYPTION_KEYS.1.kid', /unique/],
+      [
+        [
+          { kid: 'a', k: key(3) },
+          { kid: 'a', k: key(4) },
+        ],
+        'DATA_ENCRYPTION_KEYS.1.kid',
+        /unique/,
+      ],
       [[{ kid: 'a b', k: key(3) }], 'DATA_ENCRYPTION_KEYS.0.kid', /letters, digits/],
       [[{ kid: 'a', k: `${key(3)}!` }], 'DATA_ENCRYPTION_KEYS.0.k', /base64url/],
       [[{ kid: 'a', k: key(3), alg: 'A256GCM' }], 'DATA_ENCRYPTION_KEYS.0.alg', /not a known setting/],

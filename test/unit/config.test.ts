@@ -5,10 +5,9 @@
 import type { JWK } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ConfigEnv, DEFAULT_CLINIC_BASE_URL, loadConfig } from '../../src/config.ts';
-import { OperationOutcomeError } from '../../src/fhir/outcome.ts';
 import { DEV_IDENTITY } from '../../src/fhir/identity.ts';
+import { OperationOutcomeError } from '../../src/fhir/outcome.ts';
 import { privateJwk } from '../fixtures/keys.ts';
-
 
 let rsa: JWK;
 let ec: JWK;
@@ -102,7 +101,15 @@ describe('loadConfig with targets', () => {
       },
       '923456783': {
         baseUrl: 'https://fhir.dps.example/fhir/',
-        auth: { type: 'smart-backend', tokenUrl: 'https://auth.dps.example/token', clientId: 'bridge', scope: 'system/Bundle.c', keyId: 'ec-1', alg: 'ES384', jku: 'https://bridge.example/.well-known/jwks.json' },
+        auth: {
+          type: 'smart-backend',
+          tokenUrl: 'https://auth.dps.example/token',
+          clientId: 'bridge',
+          scope: 'system/Bundle.c',
+          keyId: 'ec-1',
+          alg: 'ES384',
+          jku: 'https://bridge.example/.well-known/jwks.json',
+        },
       },
     },
   });
@@ -156,7 +163,9 @@ describe('loadConfig with targets', () => {
     t.primary['974557746'].auth.tokenUrl = 'http://auth.psych.example/token';
     expect(failure({ ...env(), FHIR_TARGETS: JSON.stringify(t) }).paths).toEqual(['FHIR_TARGETS.primary.974557746.auth.tokenUrl']);
     t.primary['974557746'].auth.tokenUrl = 'http://127.0.0.1:8104/token';
-    expect(loadConfig({ ...env(), FHIR_TARGETS: JSON.stringify(t) }).targets.primary['974557746']?.auth).toMatchObject({ tokenUrl: 'http://127.0.0.1:8104/token' });
+    expect(loadConfig({ ...env(), FHIR_TARGETS: JSON.stringify(t) }).targets.primary['974557746']?.auth).toMatchObject({
+      tokenUrl: 'http://127.0.0.1:8104/token',
+    });
   });
 });
 
@@ -171,9 +180,16 @@ describe('loadConfig errors', () => {
       FHIR_TARGETS: JSON.stringify({
         clinic: { baseUrl: 'ftp://fhir.clinic.example/', auth: { type: 'bearer', tokenSecret: 'NOT_SET_TOKEN' } },
         primary: {
-          '123': { baseUrl: 'https://a.example/fhir', auth: { type: 'smart-backend', tokenUrl: 'https://a.example/token', clientId: 'c', keyId: 'missing-kid', alg: 'RS384' } },
+          '123': {
+            baseUrl: 'https://a.example/fhir',
+            auth: { type: 'smart-backend', tokenUrl: 'https://a.example/token', clientId: 'c', keyId: 'missing-kid', alg: 'RS384' },
+          },
           '974557746': { baseUrl: 'https://b.example/fhir', auth: { type: 'bearer', tokenSecret: 'B_TOKEN', token: 'raw-token-in-json-8fJ2' } },
-          '923456783': { baseUrl: 'https://c.example/fhir', auth: { type: 'smart-backend', tokenUrl: 'not a url', clientId: '', keyId: 'rsa-1', alg: 'ES384' }, timeoutMs: -1 },
+          '923456783': {
+            baseUrl: 'https://c.example/fhir',
+            auth: { type: 'smart-backend', tokenUrl: 'not a url', clientId: '', keyId: 'rsa-1', alg: 'ES384' },
+            timeoutMs: -1,
+          },
           '993778125': { baseUrl: 'https://d.example/fhir', auth: { type: 'oauth' } },
         },
         extra: true,
@@ -215,7 +231,10 @@ describe('loadConfig errors', () => {
     const { paths, text } = failure({
       ...NO_API_AUTH,
       FHIR_TARGETS: JSON.stringify({
-        clinic: { baseUrl: 'https://c.example/fhir', auth: { type: 'smart-backend', tokenUrl: 'https://c.example/token', clientId: 'c', keyId: 'rsa-1', alg: 'ES384' } },
+        clinic: {
+          baseUrl: 'https://c.example/fhir',
+          auth: { type: 'smart-backend', tokenUrl: 'https://c.example/token', clientId: 'c', keyId: 'rsa-1', alg: 'ES384' },
+        },
       }),
       BRIDGE_PRIVATE_JWKS: JSON.stringify({ keys: [rsa] }),
     });
@@ -227,7 +246,10 @@ describe('loadConfig errors', () => {
     const { paths, err } = failure({
       ...NO_API_AUTH,
       FHIR_TARGETS: JSON.stringify({
-        clinic: { baseUrl: 'https://c.example/fhir', auth: { type: 'smart-backend', tokenUrl: 'https://c.example/token', clientId: 'c', keyId: 'k', alg: 'RS384' } },
+        clinic: {
+          baseUrl: 'https://c.example/fhir',
+          auth: { type: 'smart-backend', tokenUrl: 'https://c.example/token', clientId: 'c', keyId: 'k', alg: 'RS384' },
+        },
       }),
     });
     expect(paths).toEqual(['BRIDGE_PRIVATE_JWKS']);
@@ -323,8 +345,13 @@ describe('API_AUTH (caller authentication of the API)', () => {
     const jwt = { type: 'jwt', jwksUrl: 'https://auth.example/jwks', issuer: 'https://auth.example', audience: 'https://bridge.example' };
     expect(loadConfig({ API_AUTH: JSON.stringify(jwt) }).apiAuth).toEqual({ ...jwt, maxLifetimeSeconds: 3600 });
     expect(failure({ API_AUTH: JSON.stringify({ ...jwt, jwksUrl: 'http://auth.example/jwks' }) }).paths).toEqual(['API_AUTH.jwksUrl']);
-    expect(failure({ API_AUTH: JSON.stringify({ type: 'jwt', jwksUrl: 'https://auth.example/jwks' }) }).paths).toEqual(['API_AUTH.issuer', 'API_AUTH.audience']);
-    expect(loadConfig({ API_AUTH: JSON.stringify({ ...jwt, jwksUrl: 'http://127.0.0.1:9/jwks' }) }).apiAuth).toMatchObject({ jwksUrl: 'http://127.0.0.1:9/jwks' });
+    expect(failure({ API_AUTH: JSON.stringify({ type: 'jwt', jwksUrl: 'https://auth.example/jwks' }) }).paths).toEqual([
+      'API_AUTH.issuer',
+      'API_AUTH.audience',
+    ]);
+    expect(loadConfig({ API_AUTH: JSON.stringify({ ...jwt, jwksUrl: 'http://127.0.0.1:9/jwks' }) }).apiAuth).toMatchObject({
+      jwksUrl: 'http://127.0.0.1:9/jwks',
+    });
   });
 
   it('names unknown types and keys, never echoing a token put in the JSON', () => {
@@ -388,7 +415,7 @@ describe('identity settings (IDENTIFIER_NAMESPACE, IDENTITY_SECRET)', () => {
     expect(identity).toEqual(DEV_IDENTITY);
   });
 
-  it('refuses to start with real national ids unless both are set to the deployment\'s own values', () => {
+  it("refuses to start with real national ids unless both are set to the deployment's own values", () => {
     expect(problemsOf(production).map((p) => p.at)).toEqual(['IDENTIFIER_NAMESPACE', 'IDENTITY_SECRET']);
     expect(problemsOf(production)[0]?.text).toMatch(/can never change/);
     const dev = problemsOf({ ...production, IDENTIFIER_NAMESPACE: DEV_IDENTITY.namespace, IDENTITY_SECRET: DEV_IDENTITY.secret });

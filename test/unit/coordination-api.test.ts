@@ -8,7 +8,7 @@
  * D1 and the Worker's scheduled handler are covered inside workerd (test/http/coordination.test.ts).
  */
 import type { Bundle, BundleEntry, Task } from '@medplum/fhirtypes';
-import { type JWK, SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { HttpResponse, http } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -53,7 +53,15 @@ let reads: string[];
 
 const metadata = (base: string) =>
   http.get(`${base}/metadata`, () =>
-    HttpResponse.json({ resourceType: 'CapabilityStatement', status: 'active', kind: 'instance', fhirVersion: '4.0.1', format: ['json'], date: '2026-01-01', rest: [{ mode: 'server', interaction: [{ code: 'transaction' }] }] }),
+    HttpResponse.json({
+      resourceType: 'CapabilityStatement',
+      status: 'active',
+      kind: 'instance',
+      fhirVersion: '4.0.1',
+      format: ['json'],
+      date: '2026-01-01',
+      rest: [{ mode: 'server', interaction: [{ code: 'transaction' }] }],
+    }),
   );
 
 /** A server that takes every transaction (entry i at `Type/{prefix}{i}`); a primary server keeps its Tasks to be read back. */
@@ -65,7 +73,8 @@ const takesTransactions = (base: string, prefix: string, keep: boolean) =>
       type: 'transaction-response',
       entry: (b.entry ?? []).map((e: BundleEntry, i: number) => {
         const id = `${prefix}${i}`;
-        if (keep && e.resource?.resourceType === 'Task') tasks.set(id, { ...(e.resource as Task), id, meta: { versionId: '1', lastUpdated: new Date(clock).toISOString() } });
+        if (keep && e.resource?.resourceType === 'Task')
+          tasks.set(id, { ...(e.resource as Task), id, meta: { versionId: '1', lastUpdated: new Date(clock).toISOString() } });
         return { response: { status: '201 Created', location: `${e.resource?.resourceType}/${id}/_history/1` } };
       }),
     });
@@ -105,18 +114,29 @@ const clientFor = (name: string) => {
 function bridge(auth: 'static' | 'jwt' = 'static') {
   const env =
     auth === 'static'
-      ? { API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}', API_TOKENS: JSON.stringify({ 'journal-north': NORTH, 'journal-west': WEST }), TENANTS: JSON.stringify({ 'clinic-north': ['journal-north'] }) }
+      ? {
+          API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}',
+          API_TOKENS: JSON.stringify({ 'journal-north': NORTH, 'journal-west': WEST }),
+          TENANTS: JSON.stringify({ 'clinic-north': ['journal-north'] }),
+        }
       : { API_AUTH: JSON.stringify({ type: 'jwt', jwksUrl: JWKS_URL, issuer: ISSUER, audience: AUDIENCE }) };
   const config = loadConfig(env);
   const store = new MemoryStore();
-  const service = createDeliveryService(store, { send: async () => undefined }, {
-    allowSyntheticIds: true,
-    now: () => clock,
-    primaryEndpoint: (org) => (org === ORG ? PRIMARY : undefined),
-  });
+  const service = createDeliveryService(
+    store,
+    { send: async () => undefined },
+    {
+      allowSyntheticIds: true,
+      now: () => clock,
+      primaryEndpoint: (org) => (org === ORG ? PRIMARY : undefined),
+    },
+  );
   const app = createApp({ allowSyntheticIds: true, auth: withTenants(createInboundAuthenticator(config.apiAuth), config.tenants), delivery: () => service });
   const call = (token: string, path: string, init: RequestInit = {}) =>
-    app.request(path, { ...init, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(init.headers as Record<string, string>) } });
+    app.request(path, {
+      ...init,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(init.headers as Record<string, string>) },
+    });
   const deliver = (id: string) => attemptJob(id, { store, clientFor, now: () => clock, random: () => 0.5, newId: () => crypto.randomUUID() });
   /** PUTs the episode as `token` and delivers its job to both servers. */
   const send = async (token: string, episode: { episodeId: string }) => {
@@ -155,7 +175,13 @@ describe('GET /v1/coordination', () => {
     const [entry] = body.episodes;
     expect(entry).toMatchObject({ episode: `974557746/${e.episodeId}`, target: TARGET, readAt: new Date(clock).toISOString(), overdue: 0 });
     expect(entry?.requests).toEqual([
-      expect.objectContaining({ occasion: 'guidance-ended', identifier: expect.stringContaining(`${e.episodeId}/`), status: 'requested', priority: 'routine', overdue: false }),
+      expect.objectContaining({
+        occasion: 'guidance-ended',
+        identifier: expect.stringContaining(`${e.episodeId}/`),
+        status: 'requested',
+        priority: 'routine',
+        overdue: false,
+      }),
     ]);
     // No personal data: the parent's national id, name and phone never appear.
     const text = JSON.stringify(body);
@@ -190,10 +216,19 @@ describe('GET /v1/coordination', () => {
       target: TARGET,
       readAt,
       // Past due, but the primary team completed it; due today is not overdue yet.
-      requests: [request('VG-FINE/coordination-request/risk-follow-up/A1', 'completed', { due: '2026-09-20' }), request('VG-FINE/coordination-request/risk-follow-up/A2', 'accepted', { due: '2026-10-01' })],
+      requests: [
+        request('VG-FINE/coordination-request/risk-follow-up/A1', 'completed', { due: '2026-09-20' }),
+        request('VG-FINE/coordination-request/risk-follow-up/A2', 'accepted', { due: '2026-10-01' }),
+      ],
     });
     // Another tenant's overdue request is never shown.
-    await b.store.putCoordination({ tenant: 'journal-west', episodeKey: '974557746/VG-WEST', target: TARGET, readAt, requests: [request('VG-WEST/coordination-request/risk-follow-up/A1', 'requested', { due: '2026-09-01' })] });
+    await b.store.putCoordination({
+      tenant: 'journal-west',
+      episodeKey: '974557746/VG-WEST',
+      target: TARGET,
+      readAt,
+      requests: [request('VG-WEST/coordination-request/risk-follow-up/A1', 'requested', { due: '2026-09-01' })],
+    });
 
     const all = (await (await b.call(NORTH, '/v1/coordination')).json()) as Listing;
     expect(all.episodes.map((x) => `${x.episode}:${x.overdue}`)).toEqual(['974557746/VG-FINE:0', '974557746/VG-LATE:1']);
@@ -201,7 +236,10 @@ describe('GET /v1/coordination', () => {
 
     const late = (await (await b.call(NORTH, '/v1/coordination?overdue=true')).json()) as Listing;
     expect(late.episodes.map((x) => x.episode)).toEqual(['974557746/VG-LATE']);
-    expect(late.episodes[0]?.requests.map((q) => `${q.occasion}:${q.status}:${q.overdue}`)).toEqual(['guidance-started:accepted:false', 'risk-follow-up:requested:true']);
+    expect(late.episodes[0]?.requests.map((q) => `${q.occasion}:${q.status}:${q.overdue}`)).toEqual([
+      'guidance-started:accepted:false',
+      'risk-follow-up:requested:true',
+    ]);
     expect(late.episodes[0]?.requests[1]).toMatchObject({ priority: 'urgent', due: '2026-09-30' });
 
     // The next day, the request due today is overdue too.
@@ -249,7 +287,18 @@ describe('GET /v1/jobs/{id}: the audits of a job', () => {
     const e = completed();
     const id = await b.send(NORTH, e);
     const job = (await (await b.call(NORTH, `/v1/jobs/${id}`)).json()) as { audits: Record<string, unknown>[] };
-    expect(job.audits).toEqual([{ target: TARGET, kind: 'disclosure', status: 'written', round: 0, outcome: 'success', at: expect.any(String), attempts: 1, writtenAt: expect.any(String) }]);
+    expect(job.audits).toEqual([
+      {
+        target: TARGET,
+        kind: 'disclosure',
+        status: 'written',
+        round: 0,
+        outcome: 'success',
+        at: expect.any(String),
+        attempts: 1,
+        writtenAt: expect.any(String),
+      },
+    ]);
     expect(JSON.stringify(job)).not.toContain(e.parent.nationalId);
   });
 
@@ -257,7 +306,15 @@ describe('GET /v1/jobs/{id}: the audits of a job', () => {
     const b = bridge();
     const id = await b.send(NORTH, activeFather());
     const job = (await (await b.call(NORTH, `/v1/jobs/${id}`)).json()) as { audits: Record<string, unknown>[] };
-    expect(job.audits).toEqual([expect.objectContaining({ target: expect.stringMatching(/^primary\./), kind: 'refusal', status: 'written', outcome: 'refused', reason: expect.stringContaining('declined') })]);
+    expect(job.audits).toEqual([
+      expect.objectContaining({
+        target: expect.stringMatching(/^primary\./),
+        kind: 'refusal',
+        status: 'written',
+        outcome: 'refused',
+        reason: expect.stringContaining('declined'),
+      }),
+    ]);
   });
 });
 
@@ -284,7 +341,9 @@ describe('refreshCoordination: the scheduled read-back', () => {
     expect(reads).toEqual([`primary:${taskId}`]);
     const body = (await (await b.call(NORTH, '/v1/coordination')).json()) as Listing;
     expect(body.episodes[0]?.readAt).toBe(new Date(clock).toISOString());
-    expect(body.episodes[0]?.requests).toEqual([expect.objectContaining({ occasion: 'guidance-ended', status: 'accepted', lastModified: '2026-10-01T10:20:00.000Z' })]);
+    expect(body.episodes[0]?.requests).toEqual([
+      expect.objectContaining({ occasion: 'guidance-ended', status: 'accepted', lastModified: '2026-10-01T10:20:00.000Z' }),
+    ]);
 
     // Completed there: read once more, then never again (nothing left open).
     tasks.set(taskId!, { ...tasks.get(taskId!)!, status: 'completed' });
@@ -300,7 +359,9 @@ describe('refreshCoordination: the scheduled read-back', () => {
   /** An episode delivered earlier to `target`: its ledger names its Tasks, its read-back is stored. */
   async function seeded(store: MemoryStore, n: number, target = TARGET, statuses: string[] = ['requested'], readAt = '2026-10-01T07:00:00.000Z') {
     const episodeKey = `974557746/VG-${n}`;
-    const requests = statuses.map((status, k) => request(`VG-${n}/coordination-request/risk-follow-up/A${k}`, status, { priority: 'urgent', due: '2026-10-02' }));
+    const requests = statuses.map((status, k) =>
+      request(`VG-${n}/coordination-request/risk-follow-up/A${k}`, status, { priority: 'urgent', due: '2026-10-02' }),
+    );
     await store.putLedger({
       tenant: 'clinic-north',
       episodeKey,
@@ -309,10 +370,22 @@ describe('refreshCoordination: the scheduled read-back', () => {
       contentHash: 'h',
       mappingVersion: '1',
       deliveredAt: readAt,
-      resources: requests.map((q, k) => ({ key: `Task?identifier=https://imh-bridge.example.no/fhir/sid/974557746/coordination-request|${q.identifier}`, type: 'Task', id: `t${n}-${k}` })),
+      resources: requests.map((q, k) => ({
+        key: `Task?identifier=https://imh-bridge.example.no/fhir/sid/974557746/coordination-request|${q.identifier}`,
+        type: 'Task',
+        id: `t${n}-${k}`,
+      })),
     });
     for (const [k, q] of requests.entries()) {
-      tasks.set(`t${n}-${k}`, { resourceType: 'Task', id: `t${n}-${k}`, status: 'accepted', intent: 'order', priority: 'urgent', code: { coding: [{ system: 'https://imh-bridge.example.no/fhir/CodeSystem/coordination-request', code: q.occasion }] }, restriction: { period: { end: '2026-10-02' } } });
+      tasks.set(`t${n}-${k}`, {
+        resourceType: 'Task',
+        id: `t${n}-${k}`,
+        status: 'accepted',
+        intent: 'order',
+        priority: 'urgent',
+        code: { coding: [{ system: 'https://imh-bridge.example.no/fhir/CodeSystem/coordination-request', code: q.occasion }] },
+        restriction: { period: { end: '2026-10-02' } },
+      });
     }
     await store.putCoordination({ tenant: 'clinic-north', episodeKey, target, readAt, requests });
     return episodeKey;
@@ -364,7 +437,13 @@ describe('refreshCoordination: the scheduled read-back', () => {
     server.use(
       http.get(`${PRIMARY}/Task/:id`, async () => {
         // A delivery of the episode reads and stores its requests meanwhile.
-        await store.putCoordination({ tenant: 'clinic-north', episodeKey: key, target: TARGET, readAt: newer, requests: [request('VG-1/coordination-request/risk-follow-up/A0', 'in-progress')] });
+        await store.putCoordination({
+          tenant: 'clinic-north',
+          episodeKey: key,
+          target: TARGET,
+          readAt: newer,
+          requests: [request('VG-1/coordination-request/risk-follow-up/A0', 'in-progress')],
+        });
         return HttpResponse.json({ ...tasks.get('t1-0'), status: 'accepted' });
       }),
     );

@@ -7,9 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { clinicSharing, evaluateGate } from '../../src/coordination/gate.ts';
 import {
   COORDINATION_REQUEST_SYSTEM,
-  OPEN_STATUSES,
   formatRequestsTable,
   isOverdue,
+  OPEN_STATUSES,
   parseRequestIdentifier,
   requestQuery,
   searchTasks,
@@ -17,13 +17,26 @@ import {
 } from '../../src/coordination/requests.ts';
 import { sharePrimaryParsed } from '../../src/coordination/share.ts';
 import { parseEpisode } from '../../src/domain/parse.ts';
-import { mapParsedEpisode } from '../../src/mapping/bundle.ts';
 import { DEV_IDENTITY } from '../../src/fhir/identity.ts';
+import { mapParsedEpisode } from '../../src/mapping/bundle.ts';
 import { resources } from '../fixtures/bundle.ts';
 import { activeFather, completed } from '../fixtures/examples.ts';
 
 const AT = '2026-05-10T10:00:00Z';
-const TASK_STATUSES = ['draft', 'requested', 'received', 'accepted', 'rejected', 'ready', 'cancelled', 'in-progress', 'on-hold', 'failed', 'completed', 'entered-in-error'] as const;
+const TASK_STATUSES = [
+  'draft',
+  'requested',
+  'received',
+  'accepted',
+  'rejected',
+  'ready',
+  'cancelled',
+  'in-progress',
+  'on-hold',
+  'failed',
+  'completed',
+  'entered-in-error',
+] as const;
 
 /** The mother's episode with a positive PHQ-9 self-harm item (A2), as the bridge would send it. */
 function motherTasks(status: 'active' | 'finished'): Task[] {
@@ -82,14 +95,14 @@ describe('isOverdue', () => {
 });
 
 describe('parseRequestIdentifier', () => {
-  it('reads clinic, episode, occasion and assessment from the bridge\'s identifier', () => {
+  it("reads clinic, episode, occasion and assessment from the bridge's identifier", () => {
     const [risk] = motherTasks('finished').filter((t) => t.code?.coding?.[0]?.code === 'risk-follow-up');
     expect(parseRequestIdentifier(risk as Task)).toEqual({ clinicOrg: '974557746', episodeId: 'VG-2026-0042', occasion: 'risk-follow-up', assessmentId: 'A2' });
     const [notShared] = fatherClinicTasks();
     expect(parseRequestIdentifier(notShared as Task)).toMatchObject({ occasion: 'risk-not-shared', assessmentId: expect.any(String) });
   });
 
-  it('ignores identifiers that are not the bridge\'s', () => {
+  it("ignores identifiers that are not the bridge's", () => {
     const t: Task = { resourceType: 'Task', status: 'requested', intent: 'order', identifier: [{ system: 'urn:other', value: 'VG-1/guidance-started' }] };
     expect(parseRequestIdentifier(t)).toBeUndefined();
     t.identifier = [{ system: `${DEV_IDENTITY.namespace}/974557746/coordination-request`, value: 'VG-1/something-else' }];
@@ -110,23 +123,52 @@ describe('summariseRequests', () => {
       stored(started as Task, 'p1', '2026-01-12T09:00:00Z'),
     ];
     const rows = summariseRequests(tasks, '2026-01-13T10:00:00+01:00');
-    expect(rows.map((e) => [e.clinicOrg, e.episodeId])).toEqual([
-      ['974557746', 'VG-2026-0042'],
-      [father?.clinicOrg, father?.episodeId],
-    ].sort((a, b) => `${a[0]}|${a[1]}`.localeCompare(`${b[0]}|${b[1]}`)));
+    expect(rows.map((e) => [e.clinicOrg, e.episodeId])).toEqual(
+      [
+        ['974557746', 'VG-2026-0042'],
+        [father?.clinicOrg, father?.episodeId],
+      ].sort((a, b) => `${a[0]}|${a[1]}`.localeCompare(`${b[0]}|${b[1]}`)),
+    );
     const mother = rows.find((e) => e.episodeId === 'VG-2026-0042');
     expect(mother).toEqual({
       clinicOrg: '974557746',
       episodeId: 'VG-2026-0042',
       overdue: 0,
       requests: [
-        { occasion: 'guidance-started', server: 'primary', status: 'requested', priority: 'routine', overdue: false, lastModified: '2026-01-12T09:00:00Z', task: 'Task/p1' },
-        { occasion: 'risk-follow-up', assessmentId: 'A2', server: 'primary', status: 'accepted', priority: 'urgent', due: '2026-01-13', overdue: false, lastModified: '2026-01-12T15:00:00Z', task: 'Task/p2' },
+        {
+          occasion: 'guidance-started',
+          server: 'primary',
+          status: 'requested',
+          priority: 'routine',
+          overdue: false,
+          lastModified: '2026-01-12T09:00:00Z',
+          task: 'Task/p1',
+        },
+        {
+          occasion: 'risk-follow-up',
+          assessmentId: 'A2',
+          server: 'primary',
+          status: 'accepted',
+          priority: 'urgent',
+          due: '2026-01-13',
+          overdue: false,
+          lastModified: '2026-01-12T15:00:00Z',
+          task: 'Task/p2',
+        },
       ],
     });
     const fatherRow = rows.find((e) => e.episodeId === father?.episodeId);
     expect(fatherRow?.requests).toEqual([
-      { occasion: 'risk-not-shared', assessmentId: father?.assessmentId, server: 'clinic', status: 'requested', priority: 'urgent', overdue: false, lastModified: '2026-05-10T08:00:00Z', task: 'Task/c1' },
+      {
+        occasion: 'risk-not-shared',
+        assessmentId: father?.assessmentId,
+        server: 'clinic',
+        status: 'requested',
+        priority: 'urgent',
+        overdue: false,
+        lastModified: '2026-05-10T08:00:00Z',
+        task: 'Task/c1',
+      },
     ]);
     // A day later the accepted risk follow-up is overdue: accepting is not following up.
     const later = summariseRequests(tasks, '2026-01-14T10:00:00+01:00').find((e) => e.episodeId === 'VG-2026-0042');
@@ -134,23 +176,43 @@ describe('summariseRequests', () => {
     expect(later?.requests.map((r) => r.overdue)).toEqual([false, true]);
   });
 
-  it('a risk follow-up the primary team completed is not overdue; the clinic\'s cancellation reason is shown', () => {
+  it("a risk follow-up the primary team completed is not overdue; the clinic's cancellation reason is shown", () => {
     const [, risk] = motherTasks('active');
     const done = summariseRequests([stored(risk as Task, 'p2', AT, { status: 'completed' })], AT);
     expect(done[0]?.requests[0]).toMatchObject({ status: 'completed', overdue: false });
     expect(done[0]?.overdue).toBe(0);
-    const cancelled = summariseRequests([stored(risk as Task, 'p2', AT, { status: 'cancelled', statusReason: { text: 'Cancelled by the infant mental health clinic: withdrawn.' } })], AT);
-    expect(cancelled[0]?.requests[0]).toMatchObject({ status: 'cancelled', overdue: false, statusReason: 'Cancelled by the infant mental health clinic: withdrawn.' });
+    const cancelled = summariseRequests(
+      [stored(risk as Task, 'p2', AT, { status: 'cancelled', statusReason: { text: 'Cancelled by the infant mental health clinic: withdrawn.' } })],
+      AT,
+    );
+    expect(cancelled[0]?.requests[0]).toMatchObject({
+      status: 'cancelled',
+      overdue: false,
+      statusReason: 'Cancelled by the infant mental health clinic: withdrawn.',
+    });
   });
 
-  it('orders requests as an episode meets them, assessments by number; leaves out Tasks without the bridge\'s identifier', () => {
+  it("orders requests as an episode meets them, assessments by number; leaves out Tasks without the bridge's identifier", () => {
     const [risk] = motherTasks('finished').filter((t) => t.code?.coding?.[0]?.code === 'risk-follow-up');
     const [ended] = motherTasks('finished').filter((t) => t.code?.coding?.[0]?.code === 'guidance-ended');
-    const other = (id: string): Task => ({ ...(risk as Task), identifier: [{ ...(risk as Task).identifier?.[0], value: `VG-2026-0042/risk-follow-up/${id}` }] });
-    const foreign: Task = { resourceType: 'Task', status: 'requested', intent: 'order', code: { coding: [{ system: COORDINATION_REQUEST_SYSTEM, code: 'risk-follow-up' }] } };
+    const other = (id: string): Task => ({
+      ...(risk as Task),
+      identifier: [{ ...(risk as Task).identifier?.[0], value: `VG-2026-0042/risk-follow-up/${id}` }],
+    });
+    const foreign: Task = {
+      resourceType: 'Task',
+      status: 'requested',
+      intent: 'order',
+      code: { coding: [{ system: COORDINATION_REQUEST_SYSTEM, code: 'risk-follow-up' }] },
+    };
     const [episode, ...more] = summariseRequests([ended as Task, other('A10'), foreign, risk as Task, other('A9')], AT);
     expect(more).toEqual([]);
-    expect(episode?.requests.map((r) => `${r.occasion} ${r.assessmentId ?? ''}`.trim())).toEqual(['risk-follow-up A2', 'risk-follow-up A9', 'risk-follow-up A10', 'guidance-ended']);
+    expect(episode?.requests.map((r) => `${r.occasion} ${r.assessmentId ?? ''}`.trim())).toEqual([
+      'risk-follow-up A2',
+      'risk-follow-up A9',
+      'risk-follow-up A10',
+      'guidance-ended',
+    ]);
     expect(episode?.overdue).toBe(3);
   });
 
@@ -162,7 +224,9 @@ describe('summariseRequests', () => {
 describe('formatRequestsTable', () => {
   it('one line per request under a header, overdue ones marked', () => {
     const [started, risk] = motherTasks('active');
-    const text = formatRequestsTable(summariseRequests([stored(started as Task, 'p1', '2026-01-12T09:00:00Z'), stored(risk as Task, 'p2', '2026-01-12T09:00:00Z')], AT));
+    const text = formatRequestsTable(
+      summariseRequests([stored(started as Task, 'p1', '2026-01-12T09:00:00Z'), stored(risk as Task, 'p2', '2026-01-12T09:00:00Z')], AT),
+    );
     const lines = text.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^CLINIC\s+EPISODE\s+REQUEST\s+SERVER\s+STATUS\s+PRIORITY\s+DUE\s+OVERDUE\s+LAST MODIFIED$/);
     expect(lines[1]).toMatch(/^974557746\s+VG-2026-0042\s+guidance-started\s+primary\s+requested\s+routine\s+-\s+-\s+2026-01-12T09:00:00Z$/);
@@ -190,7 +254,7 @@ describe('searchTasks', () => {
     return {
       asked,
       baseUrl: BASE,
-      request: async <T,>(method: string, path: string) => {
+      request: async <T>(method: string, path: string) => {
         asked.push(`${method} ${path}`);
         const body = pages[path];
         if (!body) throw new Error(`unexpected ${path}`);
@@ -225,7 +289,7 @@ describe('searchTasks', () => {
   });
 
   it('refuses an answer that is not a Bundle', async () => {
-    const c = { baseUrl: BASE, request: async <T,>() => ({ status: 200, headers: new Headers(), body: { resourceType: 'OperationOutcome' } as T }) };
+    const c = { baseUrl: BASE, request: async <T>() => ({ status: 200, headers: new Headers(), body: { resourceType: 'OperationOutcome' } as T }) };
     await expect(searchTasks(c, 'Task?code=x')).rejects.toThrow(/other than a Bundle/);
   });
 });

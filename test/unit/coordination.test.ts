@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { clearCapabilityCache } from '../../src/sync/apply.ts';
 import { FhirTargetClient } from '../../src/sync/client.ts';
 import { listCoordination } from '../../src/sync/coordination.ts';
-import { type DeliveryDeps, attemptJob, resetForReplay, submitEpisode } from '../../src/sync/deliver.ts';
+import { attemptJob, type DeliveryDeps, resetForReplay, submitEpisode } from '../../src/sync/deliver.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
 import { markDead } from '../../src/sync/sweep.ts';
 import { activeFather, completed } from '../fixtures/examples.ts';
@@ -42,7 +42,17 @@ function deps(store = new MemoryStore()): DeliveryDeps {
 }
 
 const metadata = (base: string) =>
-  http.get(`${base}/metadata`, () => HttpResponse.json({ resourceType: 'CapabilityStatement', status: 'active', kind: 'instance', fhirVersion: '4.0.1', format: ['json'], date: '2026-01-01', rest: [{ mode: 'server', interaction: [{ code: 'transaction' }] }] }));
+  http.get(`${base}/metadata`, () =>
+    HttpResponse.json({
+      resourceType: 'CapabilityStatement',
+      status: 'active',
+      kind: 'instance',
+      fhirVersion: '4.0.1',
+      format: ['json'],
+      date: '2026-01-01',
+      rest: [{ mode: 'server', interaction: [{ code: 'transaction' }] }],
+    }),
+  );
 
 /** A server that takes every transaction: entry i lands at `Type/id{i}`; Tasks are kept to be read back. */
 const takesTransactions = (base: string, keep?: Map<string, Task>) => http.post(base, ({ request }) => transactionAnswer(request, keep));
@@ -53,7 +63,8 @@ async function transactionAnswer(request: { json(): Promise<unknown> }, keep?: M
     resourceType: 'Bundle',
     type: 'transaction-response',
     entry: (b.entry ?? []).map((e: BundleEntry, i: number) => {
-      if (e.resource?.resourceType === 'Task') keep?.set(`id${i}`, { ...(e.resource as Task), id: `id${i}`, meta: { versionId: '1', lastUpdated: '2026-10-01T10:00:00Z' } });
+      if (e.resource?.resourceType === 'Task')
+        keep?.set(`id${i}`, { ...(e.resource as Task), id: `id${i}`, meta: { versionId: '1', lastUpdated: '2026-10-01T10:00:00Z' } });
       return { response: { status: '201 Created', location: `${e.resource?.resourceType}/id${i}/_history/1` } };
     }),
   });
@@ -67,7 +78,10 @@ const clinicTakesAudits = () =>
     return HttpResponse.json(a);
   });
 
-const primaryReadsTasks = () => http.get(`${PRIMARY}/Task/:id`, ({ params }) => (primaryTasks.has(params.id as string) ? HttpResponse.json(primaryTasks.get(params.id as string)) : new HttpResponse(null, { status: 404 })));
+const primaryReadsTasks = () =>
+  http.get(`${PRIMARY}/Task/:id`, ({ params }) =>
+    primaryTasks.has(params.id as string) ? HttpResponse.json(primaryTasks.get(params.id as string)) : new HttpResponse(null, { status: 404 }),
+  );
 
 beforeEach(() => {
   clearCapabilityCache();
@@ -78,13 +92,21 @@ beforeEach(() => {
 
 /** `endpoint` null: no primary target configured. */
 const submit = (e: unknown, d: DeliveryDeps, endpoint: string | null = PRIMARY) =>
-  submitEpisode(e, d, { allowSyntheticIds: true, caller: 'journal-west', primaryEndpoint: (org) => ((org === ORG || org === '923456783') && endpoint !== null ? endpoint : undefined) });
+  submitEpisode(e, d, {
+    allowSyntheticIds: true,
+    caller: 'journal-west',
+    primaryEndpoint: (org) => ((org === ORG || org === '923456783') && endpoint !== null ? endpoint : undefined),
+  });
 
 describe('auditing a disclosure to a primary treatment server', () => {
   it('waits while the primary target retries, then records the outcome once it is known', async () => {
     const d = deps();
     let primaryUp = false;
-    server.use(http.post(PRIMARY, ({ request }) => (primaryUp ? transactionAnswer(request, primaryTasks) : new HttpResponse(null, { status: 503, headers: { 'retry-after': '0' } }))));
+    server.use(
+      http.post(PRIMARY, ({ request }) =>
+        primaryUp ? transactionAnswer(request, primaryTasks) : new HttpResponse(null, { status: 503, headers: { 'retry-after': '0' } }),
+      ),
+    );
     const job = await submit(completed(), d);
     expect(job.targets[TARGET]).toEqual({ status: 'pending' });
     expect(job.audits).toEqual([{ key: `${job.id}|${TARGET}`, target: TARGET, kind: 'disclosure', status: 'waiting', round: 0, attempts: 0 }]);
@@ -112,7 +134,13 @@ describe('auditing a disclosure to a primary treatment server', () => {
   it('records a failed send as failed, and a replay that succeeds in a second AuditEvent', async () => {
     const d = deps();
     let refuse = true;
-    server.use(http.post(PRIMARY, ({ request }) => (refuse ? HttpResponse.json({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid' }] }, { status: 422 }) : transactionAnswer(request, primaryTasks))));
+    server.use(
+      http.post(PRIMARY, ({ request }) =>
+        refuse
+          ? HttpResponse.json({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid' }] }, { status: 422 })
+          : transactionAnswer(request, primaryTasks),
+      ),
+    );
     const job = await submit(completed(), d);
     const r = await attemptJob(job.id, d);
     expect(r?.job.status).toBe('failed');
@@ -135,7 +163,10 @@ describe('auditing a disclosure to a primary treatment server', () => {
 
   it('retries an audit write that failed, with its own budget, and a dead-lettered job marks it dead', async () => {
     const d = deps();
-    server.use(takesTransactions(PRIMARY, primaryTasks), http.put(`${CLINIC}/AuditEvent/:id`, () => new HttpResponse(null, { status: 503 })));
+    server.use(
+      takesTransactions(PRIMARY, primaryTasks),
+      http.put(`${CLINIC}/AuditEvent/:id`, () => new HttpResponse(null, { status: 503 })),
+    );
     const job = await submit(completed(), d);
     const r = await attemptJob(job.id, d);
     expect(r?.done).toBe(false);
@@ -170,17 +201,37 @@ describe('refusals because of consent', () => {
 describe('listCoordination', () => {
   it('flags open requests past their due day as overdue, per episode, for one tenant', async () => {
     const store = new MemoryStore();
-    const q = (status: string, due?: string) => ({ occasion: 'risk-follow-up', identifier: `VG-1/${status}`, status, priority: 'urgent', ...(due ? { due } : {}) });
+    const q = (status: string, due?: string) => ({
+      occasion: 'risk-follow-up',
+      identifier: `VG-1/${status}`,
+      status,
+      priority: 'urgent',
+      ...(due ? { due } : {}),
+    });
     await store.putCoordination({
       tenant: 't',
       episodeKey: '974557746/VG-1',
       target: TARGET,
       readAt: '2026-10-01T09:00:00.000Z',
-      requests: [q('requested', '2026-10-01'), q('accepted', '2026-09-30'), q('completed', '2026-09-01'), q('cancelled', '2026-09-01'), q('in-progress'), q('not-found', '2026-09-01')],
+      requests: [
+        q('requested', '2026-10-01'),
+        q('accepted', '2026-09-30'),
+        q('completed', '2026-09-01'),
+        q('cancelled', '2026-09-01'),
+        q('in-progress'),
+        q('not-found', '2026-09-01'),
+      ],
     });
     const [entry] = await listCoordination(store, 't', NOW);
     expect(entry?.readAt).toBe('2026-10-01T09:00:00.000Z');
-    expect(entry?.requests.map((r) => `${r.status}:${r.overdue}`)).toEqual(['requested:false', 'accepted:true', 'completed:false', 'cancelled:false', 'in-progress:false', 'not-found:false']);
+    expect(entry?.requests.map((r) => `${r.status}:${r.overdue}`)).toEqual([
+      'requested:false',
+      'accepted:true',
+      'completed:false',
+      'cancelled:false',
+      'in-progress:false',
+      'not-found:false',
+    ]);
     expect((await listCoordination(store, 't', Date.parse('2026-10-02T00:00:00Z')))[0]?.requests[0]?.overdue).toBe(true);
     expect(await listCoordination(store, 'other', NOW)).toEqual([]);
   });

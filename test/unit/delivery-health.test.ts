@@ -4,8 +4,8 @@
  * cached and without personal data. D1 is covered inside workerd (test/http/health.test.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { accessFor } from '../../src/http/auth.ts';
 import { createApp } from '../../src/http/app.ts';
+import { accessFor } from '../../src/http/auth.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
 import { createDeliveryService } from '../../src/sync/service.ts';
 import type { TargetStatus } from '../../src/sync/types.ts';

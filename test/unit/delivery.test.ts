@@ -7,12 +7,12 @@ import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
 import { HttpResponse, http } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { MASTER_DATA_TYPES } from '../../src/fhir/write-semantics.ts';
+import { mapEpisode } from '../../src/index.ts';
 import { clearCapabilityCache, entryKey } from '../../src/sync/apply.ts';
 import { FhirTargetClient } from '../../src/sync/client.ts';
-import { type DeliveryDeps, attemptJob, resetForReplay, submitEpisode } from '../../src/sync/deliver.ts';
+import { attemptJob, type DeliveryDeps, resetForReplay, submitEpisode } from '../../src/sync/deliver.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
-import { mapEpisode } from '../../src/index.ts';
-import { MASTER_DATA_TYPES } from '../../src/fhir/write-semantics.ts';
 import { completed, plannedMinimal } from '../fixtures/examples.ts';
 
 /** Entries of the completed example's Bundle: what one full delivery writes. */
@@ -39,7 +39,15 @@ function deps(store = new MemoryStore()): DeliveryDeps {
 
 const metadata = (transaction = true) =>
   http.get(`${BASE}/metadata`, () =>
-    HttpResponse.json({ resourceType: 'CapabilityStatement', status: 'active', kind: 'instance', fhirVersion: '4.0.1', format: ['json'], date: '2026-01-01', rest: [{ mode: 'server', interaction: transaction ? [{ code: 'transaction' }] : [] }] }),
+    HttpResponse.json({
+      resourceType: 'CapabilityStatement',
+      status: 'active',
+      kind: 'instance',
+      fhirVersion: '4.0.1',
+      format: ['json'],
+      date: '2026-01-01',
+      rest: [{ mode: 'server', interaction: transaction ? [{ code: 'transaction' }] : [] }],
+    }),
   );
 
 /**
@@ -52,7 +60,10 @@ const transactionOk = (b: Bundle, existing: ReadonlySet<number> = new Set()) =>
     resourceType: 'Bundle',
     type: 'transaction-response',
     entry: (b.entry ?? []).map((e: BundleEntry, i: number) => ({
-      response: { status: e.request?.method === 'POST' && !existing.has(i) ? '201 Created' : '200 OK', location: `${e.resource?.resourceType}/id${i}/_history/1` },
+      response: {
+        status: e.request?.method === 'POST' && !existing.has(i) ? '201 Created' : '200 OK',
+        location: `${e.resource?.resourceType}/id${i}/_history/1`,
+      },
     })),
   });
 
@@ -61,7 +72,10 @@ const mastersIn = (b: Bundle) => (b.entry ?? []).filter((e) => e.request?.method
 describe('delivery attempts under faults (msw)', () => {
   it('delivers on a healthy server and records every written resource in the ledger', async () => {
     const d = deps();
-    server.use(metadata(), http.post(BASE, async ({ request }) => transactionOk((await request.json()) as Bundle)));
+    server.use(
+      metadata(),
+      http.post(BASE, async ({ request }) => transactionOk((await request.json()) as Bundle)),
+    );
     const job = await submitEpisode(completed(), d);
     const r = await attemptJob(job.id, d);
     expect(r?.done).toBe(true);
@@ -78,14 +92,21 @@ describe('delivery attempts under faults (msw)', () => {
 
   it.each([
     ['429 with Retry-After in seconds', () => new HttpResponse(null, { status: 429, headers: { 'retry-after': '12' } }), 12_000],
-    ['503 with Retry-After as HTTP date', () => new HttpResponse(null, { status: 503, headers: { 'retry-after': new Date(clock + 40_000).toUTCString() } }), 40_000],
+    [
+      '503 with Retry-After as HTTP date',
+      () => new HttpResponse(null, { status: 503, headers: { 'retry-after': new Date(clock + 40_000).toUTCString() } }),
+      40_000,
+    ],
     ['429 asking for a day (capped at 5 min)', () => new HttpResponse(null, { status: 429, headers: { 'retry-after': '86400' } }), 300_000],
     ['500', () => new HttpResponse(null, { status: 500 }), 750],
     ['a dropped connection', () => HttpResponse.error(), 750],
   ])('retries after %s, then delivers', async (_name, fault, delay) => {
     const d = deps();
     let calls = 0;
-    server.use(metadata(), http.post(BASE, async ({ request }) => (++calls === 1 ? fault() : transactionOk((await request.json()) as Bundle))));
+    server.use(
+      metadata(),
+      http.post(BASE, async ({ request }) => (++calls === 1 ? fault() : transactionOk((await request.json()) as Bundle))),
+    );
     const job = await submitEpisode(plannedMinimal(), d);
     const first = await attemptJob(job.id, d);
     expect(first).toMatchObject({ done: false, delayMs: delay });
@@ -98,17 +119,23 @@ describe('delivery attempts under faults (msw)', () => {
 
   it('treats a server that does not answer in time as a timeout and retries', async () => {
     const d = deps();
-    server.use(metadata(), http.post(BASE, async () => new Promise(() => undefined)));
+    server.use(
+      metadata(),
+      http.post(BASE, async () => new Promise(() => undefined)),
+    );
     const job = await submitEpisode(plannedMinimal(), d);
     const r = await attemptJob(job.id, d);
     expect(r).toMatchObject({ done: false });
     expect(r?.job.targets.clinic?.error).toMatch(/no answer within/);
   });
 
-  it('records 412 and other refusals as failed, with the server\'s OperationOutcome, without retrying', async () => {
+  it("records 412 and other refusals as failed, with the server's OperationOutcome, without retrying", async () => {
     const d = deps();
     const oo = { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'conflict', details: { text: 'Multiple matches' } }] };
-    server.use(metadata(), http.post(BASE, () => HttpResponse.json(oo, { status: 412 })));
+    server.use(
+      metadata(),
+      http.post(BASE, () => HttpResponse.json(oo, { status: 412 })),
+    );
     const job = await submitEpisode(plannedMinimal(), d);
     const r = await attemptJob(job.id, d);
     expect(r?.done).toBe(true);
@@ -121,7 +148,10 @@ describe('delivery attempts under faults (msw)', () => {
   it('gives up after the last attempt (dead) and can be replayed', async () => {
     const d = { ...deps(), policy: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 100, retryAfterCapMs: 1000 } };
     let healthy = false;
-    server.use(metadata(), http.post(BASE, async ({ request }) => (healthy ? transactionOk((await request.json()) as Bundle) : new HttpResponse(null, { status: 502 }))));
+    server.use(
+      metadata(),
+      http.post(BASE, async ({ request }) => (healthy ? transactionOk((await request.json()) as Bundle) : new HttpResponse(null, { status: 502 }))),
+    );
     const job = await submitEpisode(plannedMinimal(), d);
     for (let i = 0; i < 3; i++) await attemptJob(job.id, d);
     expect((await d.store.getJob(job.id))?.status).toBe('dead');
@@ -134,17 +164,28 @@ describe('delivery attempts under faults (msw)', () => {
   it('writes nothing for an unchanged re-send', async () => {
     const d = deps();
     let posts = 0;
-    server.use(metadata(), http.post(BASE, async ({ request }) => (posts++, transactionOk((await request.json()) as Bundle))));
+    server.use(
+      metadata(),
+      http.post(BASE, async ({ request }) => (posts++, transactionOk((await request.json()) as Bundle))),
+    );
     await attemptJob((await submitEpisode(completed(), d)).id, d);
     const again = await attemptJob((await submitEpisode(completed(), d)).id, d);
     expect(posts).toBe(1);
-    expect(again?.job.targets.clinic).toMatchObject({ status: 'delivered', unchanged: true, written: 0, counts: { created: 0, updated: 0, unchanged: COMPLETED_ENTRIES } });
+    expect(again?.job.targets.clinic).toMatchObject({
+      status: 'delivered',
+      unchanged: true,
+      written: 0,
+      counts: { created: 0, updated: 0, unchanged: COMPLETED_ENTRIES },
+    });
   });
 
   it('does not let an older send overwrite a newer one delivered first', async () => {
     const d = deps();
     let posts = 0;
-    server.use(metadata(), http.post(BASE, async ({ request }) => (posts++, transactionOk((await request.json()) as Bundle))));
+    server.use(
+      metadata(),
+      http.post(BASE, async ({ request }) => (posts++, transactionOk((await request.json()) as Bundle))),
+    );
     const older = await submitEpisode(completed(), d);
     const e = completed();
     e.goals[1].status = 'achieved';
@@ -161,7 +202,15 @@ describe('delivery attempts under faults (msw)', () => {
     server.use(
       metadata(),
       http.post(BASE, async ({ request }) => transactionOk((await request.json()) as Bundle)),
-      http.get(`${BASE}/:type/:id`, ({ params }) => HttpResponse.json({ resourceType: params.type, id: params.id, meta: { versionId: '1' }, status: params.type === 'Goal' ? undefined : 'finished', lifecycleStatus: params.type === 'Goal' ? 'active' : undefined })),
+      http.get(`${BASE}/:type/:id`, ({ params }) =>
+        HttpResponse.json({
+          resourceType: params.type,
+          id: params.id,
+          meta: { versionId: '1' },
+          status: params.type === 'Goal' ? undefined : 'finished',
+          lifecycleStatus: params.type === 'Goal' ? 'active' : undefined,
+        }),
+      ),
       http.put(`${BASE}/:type/:id`, async ({ request, params }) => {
         const body = (await request.json()) as Record<string, unknown>;
         puts.push({ url: `${params.type}/${params.id}`, ifMatch: request.headers.get('if-match'), status: body.status ?? body.lifecycleStatus });
@@ -192,7 +241,13 @@ describe('delivery attempts under faults (msw)', () => {
     (bundle.entry ?? []).forEach((e, i) => {
       if (!existing.has(i)) return;
       const r = e.resource as { resourceType: string; identifier: unknown[] };
-      stored.set(`${r.resourceType}/id${i}`, { resourceType: r.resourceType, id: `id${i}`, meta: { versionId: '1' }, identifier: r.identifier.slice(0, 1), address: [{ city: 'Bergen' }] });
+      stored.set(`${r.resourceType}/id${i}`, {
+        resourceType: r.resourceType,
+        id: `id${i}`,
+        meta: { versionId: '1' },
+        identifier: r.identifier.slice(0, 1),
+        address: [{ city: 'Bergen' }],
+      });
     });
     const patches: { path: string; ifMatch: string | null; type: string | null; ops: { op: string; path: string }[] }[] = [];
     let stale = true;
@@ -231,7 +286,11 @@ describe('delivery attempts under faults (msw)', () => {
     for (const res of stored.values()) expect(res.address).toEqual([{ city: 'Bergen' }]);
     const total = bundle.entry?.length ?? 0;
     const patchedResources = new Set(patches.slice(1).map((p) => p.path)).size;
-    expect(r?.job.targets.clinic?.counts).toEqual({ created: 0, updated: total - existing.size + patchedResources, unchanged: existing.size - patchedResources });
+    expect(r?.job.targets.clinic?.counts).toEqual({
+      created: 0,
+      updated: total - existing.size + patchedResources,
+      unchanged: existing.size - patchedResources,
+    });
 
     // Nothing left to add: a changed re-send patches nothing and leaves the master data unchanged.
     patches.length = 0;
@@ -302,7 +361,10 @@ describe('delivery attempts under faults (msw)', () => {
         for (const m of body.matchAll(/"reference":"([^"]+)"/g)) expect(written).toContain(m[1]);
         const id = `${params.type}/x${++n}`;
         written.push(id);
-        return HttpResponse.json({ resourceType: params.type, id: `x${n}`, meta: { versionId: '1' } }, { status: 201, headers: { location: `${BASE}/${id}/_history/1` } });
+        return HttpResponse.json(
+          { resourceType: params.type, id: `x${n}`, meta: { versionId: '1' } },
+          { status: 201, headers: { location: `${BASE}/${id}/_history/1` } },
+        );
       }),
       http.put(`${BASE}/:type`, async ({ request, params }) => {
         const body = JSON.stringify(await request.json());

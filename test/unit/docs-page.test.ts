@@ -7,14 +7,16 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createApp } from '../../src/http/app.ts';
-import { LOCAL_BASE, REQUEST_EXAMPLES, curlLine, docsPage, openApiDocument } from '../../src/http/openapi.ts';
+import { curlLine, docsPage, LOCAL_BASE, openApiDocument, REQUEST_EXAMPLES } from '../../src/http/openapi.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
 import { createDeliveryService } from '../../src/sync/service.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const page = docsPage();
 const doc = openApiDocument() as { paths: Record<string, Record<string, { operationId: string }>> };
-const operations = Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => ({ path, method: method.toUpperCase(), id: op.operationId })));
+const operations = Object.entries(doc.paths).flatMap(([path, methods]) =>
+  Object.entries(methods).map(([method, op]) => ({ path, method: method.toUpperCase(), id: op.operationId })),
+);
 const count = (s: string) => page.split(s).length - 1;
 const unescapeHtml = (s: string) => s.replaceAll('&lt;', '<').replaceAll('&gt;', '>').replaceAll('&quot;', '"').replaceAll('&amp;', '&');
 

@@ -13,7 +13,7 @@ import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import { parseEpisode } from '../../src/domain/parse.ts';
 import { isOperationOutcomeError } from '../../src/fhir/outcome.ts';
-import { EXAMPLES_DIR, completed, example, exampleNames, plannedMinimal } from '../fixtures/examples.ts';
+import { completed, EXAMPLES_DIR, example, exampleNames, plannedMinimal } from '../fixtures/examples.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const schema = JSON.parse(readFileSync(join(root, 'docs/episode-format-1.0.schema.json'), 'utf8'));
@@ -88,14 +88,30 @@ describe('docs/episode-format-1.0.schema.json and docs/episode-format.md', () =>
 
   // What the page says JSON Schema cannot express: the schema accepts it, the bridge does not.
   const beyond: [string, string, (e: ReturnType<typeof completed>) => void][] = [
-    ['a national id whose check digits do not match', 'mod-11 check digits', (e) => (e.parent.nationalId = e.parent.nationalId.slice(0, 10) + String((Number(e.parent.nationalId[10]) + 1) % 10))],
-    ['an organisation number whose check digit does not match', 'organisation number one mod-11 check digit', (e) => (e.clinic.orgNumber = e.clinic.orgNumber.slice(0, 8) + String((Number(e.clinic.orgNumber[8]) + 1) % 10))],
+    [
+      'a national id whose check digits do not match',
+      'mod-11 check digits',
+      (e) => (e.parent.nationalId = e.parent.nationalId.slice(0, 10) + String((Number(e.parent.nationalId[10]) + 1) % 10)),
+    ],
+    [
+      'an organisation number whose check digit does not match',
+      'organisation number one mod-11 check digit',
+      (e) => (e.clinic.orgNumber = e.clinic.orgNumber.slice(0, 8) + String((Number(e.clinic.orgNumber[8]) + 1) % 10)),
+    ],
     ['a name that is only spaces', 'must not be empty once trimmed', (e) => (e.parent.family = '   ')],
     ['a finished episode without closing', '`closing` are required when it is finished', (e) => delete e.closing],
     ['a period that ends before it starts', '`period.end` is not before `period.start`', (e) => (e.period.end = '2025-01-01')],
     ['a sessionId used twice', '`sessionId`, `assessmentId`, `goalId` and `clipId` are unique', (e) => (e.sessions[1].sessionId = e.sessions[0].sessionId)],
-    ['a review of a clip that does not exist', 'naming\n    clips of filming sessions', (e) => (e.sessions.find((s: { kind: string; reviewsClips?: string[] }) => s.reviewsClips).reviewsClips = ['no-such-clip'])],
-    ['a consent without primaryTreatment', 'a consent (its recipient is the primary treatment team) needs `primaryTreatment`', (e) => delete e.primaryTreatment],
+    [
+      'a review of a clip that does not exist',
+      'naming\n    clips of filming sessions',
+      (e) => (e.sessions.find((s: { kind: string; reviewsClips?: string[] }) => s.reviewsClips).reviewsClips = ['no-such-clip']),
+    ],
+    [
+      'a consent without primaryTreatment',
+      'a consent (its recipient is the primary treatment team) needs `primaryTreatment`',
+      (e) => delete e.primaryTreatment,
+    ],
   ];
   it.each(beyond)('the schema accepts %s, the bridge refuses it, and the page says so', (_name, saying, change) => {
     const e = completed();

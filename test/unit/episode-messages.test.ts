@@ -37,7 +37,9 @@ describe('episode refusals in plain words', () => {
 
   it('{}: each required field named as required', () => {
     const issues = refusal({});
-    expect(issues.map((i) => i.text)).toEqual(['schemaVersion', 'episodeId', 'status', 'method', 'clinic', 'referral', 'parent', 'infants'].map((f) => `${f} is required`));
+    expect(issues.map((i) => i.text)).toEqual(
+      ['schemaVersion', 'episodeId', 'status', 'method', 'clinic', 'referral', 'parent', 'infants'].map((f) => `${f} is required`),
+    );
     expect(issues.every((i) => i.code === 'required')).toBe(true);
   });
 
@@ -67,8 +69,17 @@ describe('episode refusals in plain words', () => {
     const body = ['[]', '5', '"x"', '{}', JSON.stringify({ ...completed(), status: 'paused' })].join('\n');
     const r = await app.request('/v1/episodes/$import', { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body });
     expect(r.status).toBe(200);
-    const lines = (await r.text()).trim().split('\n').map((l) => JSON.parse(l) as { line: number; status: number; outcome: OperationOutcome });
-    expect(lines.map((l) => [l.line, l.status])).toEqual([[1, 400], [2, 400], [3, 400], [4, 400], [5, 400]]);
+    const lines = (await r.text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { line: number; status: number; outcome: OperationOutcome });
+    expect(lines.map((l) => [l.line, l.status])).toEqual([
+      [1, 400],
+      [2, 400],
+      [3, 400],
+      [4, 400],
+      [5, 400],
+    ]);
     const texts = lines.map((l) => l.outcome.issue.map((i) => i.details?.text ?? ''));
     expect(texts[0]).toEqual(['an episode must be a JSON object, not an array']);
     expect(texts[1]).toEqual(['an episode must be a JSON object, not a number']);

@@ -5,7 +5,7 @@
  * period. MemoryStore here; D1's SQL over Node's SQLite (plans), encryption inside workerd
  * (test/http/episodes.test.ts).
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseEpisode } from '../../src/domain/parse.ts';
@@ -161,18 +161,33 @@ describe('D1 table episodes (migration 0005, SQLite as D1 runs it)', () => {
   it('finds by person and by episode id through their indexes, and the purge scans only episodes no longer kept', async () => {
     const { DatabaseSync } = await import('node:sqlite');
     const db = new DatabaseSync(':memory:');
-    for (const f of readdirSync(DIR).filter((x) => x.endsWith('.sql')).sort()) db.exec(readFileSync(resolve(DIR, f), 'utf8'));
-    const plan = (sql: string) => db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all().map((r) => String(r.detail)).join('\n');
+    for (const f of readdirSync(DIR)
+      .filter((x) => x.endsWith('.sql'))
+      .sort())
+      db.exec(readFileSync(resolve(DIR, f), 'utf8'));
+    const plan = (sql: string) =>
+      db
+        .prepare(`EXPLAIN QUERY PLAN ${sql}`)
+        .all()
+        .map((r) => String(r.detail))
+        .join('\n');
     expect(plan("SELECT episode FROM episodes WHERE person_key = 'p'")).toMatch(/INDEX episodes_by_person/);
     expect(plan("SELECT episode FROM episodes WHERE tenant = 't' AND episode_id = 'e'")).toMatch(/INDEX episodes_by_id/);
     expect(plan(PURGE_EPISODES_SQL)).toMatch(/INDEX episodes_expiring/);
-    const insert = db.prepare('INSERT INTO episodes (tenant, episode_key, episode_id, person_key, stored_at, kept_until, episode) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    const insert = db.prepare(
+      'INSERT INTO episodes (tenant, episode_key, episode_id, person_key, stored_at, kept_until, episode) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
     insert.run('t', 'o/e1', 'e1', 'p', '2025-01-01', '2025-01-01', 'jwe');
     insert.run('t', 'o/e2', 'e2', 'p', '2025-01-01', null, 'jwe');
     insert.run('t', 'o/e3', 'e3', 'p', '2025-01-01', '2027-01-01', 'jwe');
     expect(() => insert.run('t', 'o/e1', 'e1', 'p', '2025-01-01', null, 'jwe')).toThrow(/UNIQUE/);
     expect(db.prepare(PURGE_EPISODES_SQL).run('2026', 10).changes).toBe(1);
-    expect(db.prepare('SELECT episode_key FROM episodes ORDER BY episode_key').all().map((r) => r.episode_key)).toEqual(['o/e2', 'o/e3']);
+    expect(
+      db
+        .prepare('SELECT episode_key FROM episodes ORDER BY episode_key')
+        .all()
+        .map((r) => r.episode_key),
+    ).toEqual(['o/e2', 'o/e3']);
     db.close();
   });
 });

@@ -4,13 +4,13 @@
  * user's clone has only these, so they must stay true to the contract and to the code.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Bundle, Observation, QuestionnaireResponse, Resource } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
 import { parseEpisode } from '../../src/domain/parse.ts';
-import { extract } from '../../src/instruments/sdc-extract.ts';
 import { QUESTIONNAIRE_IDS, questionnaireForUrl } from '../../src/instruments/questionnaires.ts';
+import { extract } from '../../src/instruments/sdc-extract.ts';
 import { mapEpisode } from '../../src/mapping/bundle.ts';
 import { EXAMPLES_DIR, example, exampleNames } from '../fixtures/examples.ts';
 
@@ -52,10 +52,16 @@ describe('examples/', () => {
   });
 
   it('episodes.ndjson has every example episode, one valid episode per line', () => {
-    const lines = readFileSync(join(EXAMPLES_DIR, 'episodes.ndjson'), 'utf8').split('\n').filter((l) => l.trim());
+    const lines = readFileSync(join(EXAMPLES_DIR, 'episodes.ndjson'), 'utf8')
+      .split('\n')
+      .filter((l) => l.trim());
     expect(lines.length).toBe(exampleNames().length);
     const ids = lines.map((l) => parseEpisode(JSON.parse(l)).episodeId);
-    expect(ids.sort()).toEqual(exampleNames().map((n) => example(n).episodeId).sort());
+    expect(ids.sort()).toEqual(
+      exampleNames()
+        .map((n) => example(n).episodeId)
+        .sort(),
+    );
   });
 
   describe('a QuestionnaireResponse per published Questionnaire, as a renderer exports it', () => {

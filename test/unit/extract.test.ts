@@ -15,14 +15,14 @@ import type {
 } from '@medplum/fhirtypes';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { checkNationalId } from '../../src/domain/identifiers.ts';
 import { OperationOutcomeError } from '../../src/fhir/outcome.ts';
 import { validateFhir } from '../../src/fhir/validate.ts';
-import { INSTRUMENTS, type InstrumentId } from '../../src/instruments/definitions.ts';
-import { checkNationalId } from '../../src/domain/identifiers.ts';
-import { type ExtractOptions, extract, extractResponse } from '../../src/instruments/sdc-extract.ts';
-import { questionnaire } from '../../src/instruments/questionnaires.ts';
 import { createApp } from '../../src/http/app.ts';
 import { mapEpisode } from '../../src/index.ts';
+import { INSTRUMENTS, type InstrumentId } from '../../src/instruments/definitions.ts';
+import { questionnaire } from '../../src/instruments/questionnaires.ts';
+import { type ExtractOptions, extract, extractResponse } from '../../src/instruments/sdc-extract.ts';
 import { activeFather, completed } from '../fixtures/examples.ts';
 
 const EPISODE_LINK = 'http://hl7.org/fhir/StructureDefinition/workflow-episodeOfCare';
@@ -37,7 +37,9 @@ function episodeEntries(bundle: Bundle, episodeId: string, assessmentId: string)
     .filter((e) => {
       const r = e.resource as { resourceType: string; identifier?: { value?: string } | { value?: string }[] };
       const ids = Array.isArray(r.identifier) ? r.identifier : r.identifier ? [r.identifier] : [];
-      return ['QuestionnaireResponse', 'Observation', 'Flag'].includes(r.resourceType) && ids.some((i) => i.value === prefix || i.value?.startsWith(`${prefix}/`));
+      return (
+        ['QuestionnaireResponse', 'Observation', 'Flag'].includes(r.resourceType) && ids.some((i) => i.value === prefix || i.value?.startsWith(`${prefix}/`))
+      );
     })
     .map((e) => {
       const r = structuredClone(e.resource) as { extension?: { url: string }[] };
@@ -50,7 +52,9 @@ function episodeEntries(bundle: Bundle, episodeId: string, assessmentId: string)
 }
 
 const responseOf = (bundle: Bundle, episodeId: string, assessmentId: string): QuestionnaireResponse =>
-  structuredClone(episodeEntries(bundle, episodeId, assessmentId).find((e) => e.resource?.resourceType === 'QuestionnaireResponse')?.resource as QuestionnaireResponse);
+  structuredClone(
+    episodeEntries(bundle, episodeId, assessmentId).find((e) => e.resource?.resourceType === 'QuestionnaireResponse')?.resource as QuestionnaireResponse,
+  );
 
 function rejection(input: unknown, opts?: ExtractOptions): OperationOutcome {
   try {
@@ -164,12 +168,18 @@ describe('a response that does not fit its Questionnaire is refused, naming wher
  * with its ordinalValue extension, the calculated total as the renderer computed it; no
  * identifier, no id, no subject, no author.
  */
-function rendererResponse(questionnaireId: string, pick: (linkId: string, options: Coding[]) => Coding, authored = '2026-03-02T09:15:00.000Z'): QuestionnaireResponse {
+function rendererResponse(
+  questionnaireId: string,
+  pick: (linkId: string, options: Coding[]) => Coding,
+  authored = '2026-03-02T09:15:00.000Z',
+): QuestionnaireResponse {
   const q = questionnaire(questionnaireId) as Questionnaire;
-  const items = (q.item ?? []).filter((i) => i.type === 'choice').map((i) => {
-    const options = (i.answerOption ?? []).map((o) => o.valueCoding as Coding);
-    return { linkId: i.linkId as string, text: i.text, answer: [{ valueCoding: { ...pick(i.linkId as string, options) } }] };
-  });
+  const items = (q.item ?? [])
+    .filter((i) => i.type === 'choice')
+    .map((i) => {
+      const options = (i.answerOption ?? []).map((o) => o.valueCoding as Coding);
+      return { linkId: i.linkId as string, text: i.text, answer: [{ valueCoding: { ...pick(i.linkId as string, options) } }] };
+    });
   return {
     resourceType: 'QuestionnaireResponse',
     meta: { profile: ['http://hl7.org/fhir/4.0/StructureDefinition/QuestionnaireResponse'], tag: [{ code: 'lformsVersion: 40.1.3' }] },
@@ -179,7 +189,10 @@ function rendererResponse(questionnaireId: string, pick: (linkId: string, option
     item: items,
   };
 }
-const withTotal = (qr: QuestionnaireResponse, total: number): QuestionnaireResponse => ({ ...qr, item: [...(qr.item ?? []), { linkId: 'total', text: 'total score', answer: [{ valueInteger: total }] }] });
+const withTotal = (qr: QuestionnaireResponse, total: number): QuestionnaireResponse => ({
+  ...qr,
+  item: [...(qr.item ?? []), { linkId: 'total', text: 'total score', answer: [{ valueInteger: total }] }],
+});
 const patient = { reference: 'Patient/p-1' };
 /** Synthetic fødselsnummer (month + 80), valid check digits. */
 const SYNTHETIC_FNR = syntheticFnr();
@@ -227,19 +240,23 @@ describe('a response as a form renderer exports it, plus a subject', () => {
     expect(extract({ ...phq9(), subject: { reference: 'Patient/p-2' } }).bundle.entry?.[0]?.fullUrl).not.toBe(a.entry?.[0]?.fullUrl);
   });
 
-  it('identity: from the response\'s own identifier, else its id; the stored response sent again keeps its identity', () => {
+  it("identity: from the response's own identifier, else its id; the stored response sent again keeps its identity", () => {
     const own = extract({ ...phq9(), identifier: { system: 'urn:example:forms', value: 'resp-7' } }).bundle;
     expect(own.entry?.map((e) => e.fullUrl)).not.toEqual(extract(phq9()).bundle.entry?.map((e) => e.fullUrl));
-    expect(extract({ ...phq9(), authored: '2026-04-01T00:00:00Z', identifier: { system: 'urn:example:forms', value: 'resp-7' } }).bundle.entry?.map((e) => e.fullUrl)).toEqual(
-      own.entry?.map((e) => e.fullUrl),
-    );
+    expect(
+      extract({ ...phq9(), authored: '2026-04-01T00:00:00Z', identifier: { system: 'urn:example:forms', value: 'resp-7' } }).bundle.entry?.map(
+        (e) => e.fullUrl,
+      ),
+    ).toEqual(own.entry?.map((e) => e.fullUrl));
     const byId = extract({ ...phq9(), id: 'server-id-1' }).bundle;
-    expect(extract({ ...phq9(), id: 'server-id-1', authored: '2026-04-01T00:00:00Z' }).bundle.entry?.map((e) => e.fullUrl)).toEqual(byId.entry?.map((e) => e.fullUrl));
+    expect(extract({ ...phq9(), id: 'server-id-1', authored: '2026-04-01T00:00:00Z' }).bundle.entry?.map((e) => e.fullUrl)).toEqual(
+      byId.entry?.map((e) => e.fullUrl),
+    );
     const stored = ofType<QuestionnaireResponse>(byId, 'QuestionnaireResponse')[0] as QuestionnaireResponse;
     expect(extract(stored).bundle).toEqual(byId);
   });
 
-  it('the bridge\'s own identifier systems cannot be borrowed', () => {
+  it("the bridge's own identifier systems cannot be borrowed", () => {
     const qr = { ...phq9(), identifier: { system: 'https://imh-bridge.example.no/fhir/sid/974557746/score', value: 'x' } };
     expect(where(rejection(qr))).toEqual(['QuestionnaireResponse.identifier.system']);
   });
@@ -254,10 +271,16 @@ describe('a response as a form renderer exports it, plus a subject', () => {
     expect(where(refused)).toEqual(['QuestionnaireResponse.subject.identifier.value']);
     expect(JSON.stringify(refused)).not.toContain(SYNTHETIC_FNR);
     const badDigits = SYNTHETIC_FNR.slice(0, 10) + String((Number(SYNTHETIC_FNR[10]) + 1) % 10);
-    expect(where(rejection({ ...qr, subject: { identifier: { system: qr.subject.identifier.system, value: badDigits } } }))).toEqual(['QuestionnaireResponse.subject.identifier.value']);
-    expect(where(rejection({ ...qr, subject: { identifier: { system: 'urn:example:mrn', value: '1' } } }))).toEqual(['QuestionnaireResponse.subject.identifier.system']);
+    expect(where(rejection({ ...qr, subject: { identifier: { system: qr.subject.identifier.system, value: badDigits } } }))).toEqual([
+      'QuestionnaireResponse.subject.identifier.value',
+    ]);
+    expect(where(rejection({ ...qr, subject: { identifier: { system: 'urn:example:mrn', value: '1' } } }))).toEqual([
+      'QuestionnaireResponse.subject.identifier.system',
+    ]);
     // a fødselsnummer under the D-number system is refused too
-    expect(where(rejection({ ...qr, subject: { identifier: { system: 'urn:oid:2.16.578.1.12.4.1.4.2', value: SYNTHETIC_FNR } } }))).toEqual(['QuestionnaireResponse.subject.identifier.value']);
+    expect(where(rejection({ ...qr, subject: { identifier: { system: 'urn:oid:2.16.578.1.12.4.1.4.2', value: SYNTHETIC_FNR } } }))).toEqual([
+      'QuestionnaireResponse.subject.identifier.value',
+    ]);
   });
 
   it('without a subject, or with a subject that is not a Patient, it is refused', () => {
@@ -277,12 +300,19 @@ describe('a response as a form renderer exports it, plus a subject', () => {
     // a total that agrees is kept, without warning
     const agreeing = extract(withTotal(phq9(), 27));
     expect(agreeing.issues).toEqual([]);
-    expect(ofType<QuestionnaireResponse>(agreeing.bundle, 'QuestionnaireResponse')[0]?.item?.at(-1)).toEqual({ linkId: 'total', text: 'total score', answer: [{ valueInteger: 27 }] });
+    expect(ofType<QuestionnaireResponse>(agreeing.bundle, 'QuestionnaireResponse')[0]?.item?.at(-1)).toEqual({
+      linkId: 'total',
+      text: 'total score',
+      answer: [{ valueInteger: 27 }],
+    });
   });
 
   it('a PRFQ subscale mean that contradicts the answers is a warning too', () => {
     const qr = { ...rendererResponse('prfq', (_l, o) => o[3] as Coding), subject: patient };
-    qr.item!.push({ linkId: 'prfq-pre-mentalizing', answer: [{ valueDecimal: 6.5 }] }, { linkId: 'prfq-interest-and-curiosity', answer: [{ valueDecimal: 4 }] });
+    qr.item!.push(
+      { linkId: 'prfq-pre-mentalizing', answer: [{ valueDecimal: 6.5 }] },
+      { linkId: 'prfq-interest-and-curiosity', answer: [{ valueDecimal: 4 }] },
+    );
     const { bundle, issues } = extract(qr);
     expect(issues.map((i) => i.expression)).toEqual([[`QuestionnaireResponse.item[18].answer[0]`]]);
     const stored = ofType<QuestionnaireResponse>(bundle, 'QuestionnaireResponse')[0]?.item ?? [];
@@ -306,11 +336,17 @@ describe('a response as a form renderer exports it, plus a subject', () => {
     expect(stored.author).toEqual({ reference: 'Practitioner/t-1' });
     expect(JSON.stringify(stored)).not.toContain('urn:example:x');
     expect(JSON.stringify(stored)).not.toContain('ordinalValue');
-    expect(stored.item?.[0]).toEqual({ linkId: '1', text: 'Little interest or pleasure in doing things', answer: [{ valueCoding: { system: 'http://loinc.org', code: 'LA6571-9', display: 'Nearly every day' } }] });
+    expect(stored.item?.[0]).toEqual({
+      linkId: '1',
+      text: 'Little interest or pleasure in doing things',
+      answer: [{ valueCoding: { system: 'http://loinc.org', code: 'LA6571-9', display: 'Nearly every day' } }],
+    });
   });
 
   it('modifier elements the bridge cannot honour are refused', () => {
-    expect(where(rejection({ ...phq9(), modifierExtension: [{ url: 'urn:example:m', valueBoolean: true }] }))).toEqual(['QuestionnaireResponse.modifierExtension']);
+    expect(where(rejection({ ...phq9(), modifierExtension: [{ url: 'urn:example:m', valueBoolean: true }] }))).toEqual([
+      'QuestionnaireResponse.modifierExtension',
+    ]);
     expect(where(rejection({ ...phq9(), implicitRules: 'urn:example:rules' }))).toEqual(['QuestionnaireResponse.implicitRules']);
   });
 
@@ -358,7 +394,10 @@ describe('$extract over HTTP and as a command', () => {
     expect(res.status).toBe(200);
     const p = (await res.json()) as Parameters;
     expect(p.resourceType).toBe('Parameters');
-    const [ret, iss] = [p.parameter?.find((x) => x.name === 'return')?.resource as Bundle, p.parameter?.find((x) => x.name === 'issues')?.resource as OperationOutcome];
+    const [ret, iss] = [
+      p.parameter?.find((x) => x.name === 'return')?.resource as Bundle,
+      p.parameter?.find((x) => x.name === 'issues')?.resource as OperationOutcome,
+    ];
     expect(ofType<Observation>(ret, 'Observation')[0]?.valueInteger).toBe(9);
     expect(iss.issue.map((i) => i.severity)).toEqual(['warning']);
   });

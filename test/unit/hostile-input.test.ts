@@ -7,6 +7,7 @@
 import type { Bundle, OperationOutcome, QuestionnaireResponse } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
 import { createInboundAuthenticator } from '../../src/auth/inbound.ts';
+import { DEFAULT_TENANT } from '../../src/auth/tenants.ts';
 import { loadConfig } from '../../src/config.ts';
 import { parseEpisode } from '../../src/domain/parse.ts';
 import { MAX_ISSUES, OperationOutcomeError } from '../../src/fhir/outcome.ts';
@@ -17,7 +18,6 @@ import { MAX_JSON_DEPTH } from '../../src/http/json.ts';
 import { mapEpisode } from '../../src/index.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
 import { createDeliveryService } from '../../src/sync/service.ts';
-import { DEFAULT_TENANT } from '../../src/auth/tenants.ts';
 import { completed, example, exampleNames, plannedMinimal } from '../fixtures/examples.ts';
 
 function bridge() {
@@ -28,7 +28,8 @@ function bridge() {
 const { app, store } = bridge();
 
 const JSON_TYPE = { 'content-type': 'application/json' };
-const post = async (path: string, body: BodyInit, headers: Record<string, string> = JSON_TYPE): Promise<Response> => app.request(path, { method: 'POST', headers, body });
+const post = async (path: string, body: BodyInit, headers: Record<string, string> = JSON_TYPE): Promise<Response> =>
+  app.request(path, { method: 'POST', headers, body });
 const put = async (id: string, body: BodyInit): Promise<Response> => app.request(`/v1/episodes/${id}`, { method: 'PUT', headers: JSON_TYPE, body });
 const outcomeOf = async (r: Response) => (await r.json()) as OperationOutcome;
 const texts = (o: OperationOutcome) => o.issue.map((i) => i.details?.text ?? '');
@@ -66,12 +67,15 @@ describe('bodies the strict parser refuses, on every route', () => {
     expect(texts(o)[0]).toContain(`deeper than ${MAX_JSON_DEPTH} levels`);
   });
 
-  it.each(ROUTES.flatMap(([name, send]) => ['__proto__', 'constructor', 'prototype'].map((key) => [name, key, send] as const)))('%s: a %s key is 400', async (_name, key, send) => {
-    const r = await send(`{"resourceType":"Patient","name":[{"${key}":{"family":"x"}}]}`);
-    expect(r.status).toBe(400);
-    const o = await outcomeOf(r);
-    expect(o.issue[0]?.expression).toEqual([`/name/0/${key}`]);
-  });
+  it.each(ROUTES.flatMap(([name, send]) => ['__proto__', 'constructor', 'prototype'].map((key) => [name, key, send] as const)))(
+    '%s: a %s key is 400',
+    async (_name, key, send) => {
+      const r = await send(`{"resourceType":"Patient","name":[{"${key}":{"family":"x"}}]}`);
+      expect(r.status).toBe(400);
+      const o = await outcomeOf(r);
+      expect(o.issue[0]?.expression).toEqual([`/name/0/${key}`]);
+    },
+  );
 
   it.each(ROUTES)('%s: invalid UTF-8 is 400 naming the byte offset', async (_name, send) => {
     const bytes = new TextEncoder().encode('{"family":"Nordmann"}');
@@ -87,7 +91,9 @@ describe('bodies the strict parser refuses, on every route', () => {
     expect(r.status).toBe(400);
     const text = await r.text();
     for (const s of ['Nordmann', '+47 400 00 000', '400 00 000', '02839440092', 'Kari']) expect(text).not.toContain(s);
-    expect(JSON.parse(text).issue[0].details.text).toBe("request body is not valid JSON: expected ',' or '}' at line 1, column 90 (offset 89), JSON pointer /parent");
+    expect(JSON.parse(text).issue[0].details.text).toBe(
+      "request body is not valid JSON: expected ',' or '}' at line 1, column 90 (offset 89), JSON pointer /parent",
+    );
   });
 });
 
@@ -158,12 +164,24 @@ describe('FHIR strings: control characters and lone surrogates are refused, nami
   });
 
   it('$validate reports them as errors, as it does element names of Object.prototype', async () => {
-    const r = await post('/v1/$validate', JSON.stringify({ resourceType: 'Patient', name: [{ family: 'A\u0000', given: ['\udfff'] }], toString: 'x', telecom: [{ hasOwnProperty: 1 }] }));
+    const r = await post(
+      '/v1/$validate',
+      JSON.stringify({ resourceType: 'Patient', name: [{ family: 'A\u0000', given: ['\udfff'] }], toString: 'x', telecom: [{ hasOwnProperty: 1 }] }),
+    );
     expect(r.status).toBe(200);
     const o = await outcomeOf(r);
     expect(o.issue.every((i) => i.severity === 'error')).toBe(true);
-    expect(o.issue.map((i) => i.expression?.[0]).sort()).toEqual(['Patient.name[0].family', 'Patient.name[0].given[0]', 'Patient.telecom[0].hasOwnProperty', 'Patient.toString']);
-    for (const keys of ['{"resourceType":"Patient","__proto__":{"id":"x"}}', '{"resourceType":"Patient","constructor":"x"}', '{"resourceType":"Patient","valueOf":1}']) {
+    expect(o.issue.map((i) => i.expression?.[0]).sort()).toEqual([
+      'Patient.name[0].family',
+      'Patient.name[0].given[0]',
+      'Patient.telecom[0].hasOwnProperty',
+      'Patient.toString',
+    ]);
+    for (const keys of [
+      '{"resourceType":"Patient","__proto__":{"id":"x"}}',
+      '{"resourceType":"Patient","constructor":"x"}',
+      '{"resourceType":"Patient","valueOf":1}',
+    ]) {
       expect(validateFhir(JSON.parse(keys)).issue[0]?.severity).toBe('error');
     }
   });
@@ -221,7 +239,10 @@ describe('answers of bounded size', () => {
     const r = await post('/v1/episodes/$import', body, { 'content-type': 'application/x-ndjson' });
     expect(r.status).toBe(200);
     const text = await r.text();
-    const lines = text.trim().split('\n').map((l) => JSON.parse(l) as { line: number; status: number; outcome: OperationOutcome });
+    const lines = text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { line: number; status: number; outcome: OperationOutcome });
     expect(lines).toHaveLength(2000);
     expect(r.headers.get('x-rejected')).toBe('2000');
     expect(Math.max(...lines.map((l) => l.outcome.issue.length))).toBe(21);
@@ -247,8 +268,18 @@ describe('answers of bounded size', () => {
     parts.reduce((at, p) => (body.set(p, at), at + p.length), 0);
     const r = await post('/v1/episodes/$import', body, { 'content-type': 'application/x-ndjson' });
     expect(r.status).toBe(200);
-    const lines = (await r.text()).trim().split('\n').map((l) => JSON.parse(l) as { line: number; status: number; outcome?: OperationOutcome });
-    expect(lines.map((l) => [l.line, l.status])).toEqual([[1, 202], [2, 400], [3, 400], [4, 400], [6, 400], [7, 202]]);
+    const lines = (await r.text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { line: number; status: number; outcome?: OperationOutcome });
+    expect(lines.map((l) => [l.line, l.status])).toEqual([
+      [1, 202],
+      [2, 400],
+      [3, 400],
+      [4, 400],
+      [6, 400],
+      [7, 202],
+    ]);
     expect(lines[1]?.outcome?.issue[0]?.expression).toEqual(['/episodeId']);
     expect(lines[1]?.outcome?.issue[0]?.details?.text).toMatch(/^line 2 is refused: duplicate key/);
     expect(lines[2]?.outcome?.issue[0]?.details?.text).toBe('line 3 is not valid UTF-8: invalid byte sequence at byte offset 20');
@@ -257,7 +288,9 @@ describe('answers of bounded size', () => {
   });
 
   it(`$import refuses more than ${MAX_IMPORT_LINES} episodes in one request`, async () => {
-    const r = await post('/v1/episodes/$import', Array.from({ length: MAX_IMPORT_LINES + 1 }, () => '{}').join('\n'), { 'content-type': 'application/x-ndjson' });
+    const r = await post('/v1/episodes/$import', Array.from({ length: MAX_IMPORT_LINES + 1 }, () => '{}').join('\n'), {
+      'content-type': 'application/x-ndjson',
+    });
     expect(r.status).toBe(413);
     expect(texts(await outcomeOf(r))[0]).toMatch(/at most 10000/);
   });
@@ -298,7 +331,11 @@ describe('job views', () => {
     const { id } = (await r.json()) as { id: string };
     const job = (await store.getJob(id))!;
     job.status = 'failed';
-    job.targets.clinic = { status: 'failed', httpStatus: 422, outcome: { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', diagnostics: 'Patient 02839440092 phone +47 400 00 000' }] } };
+    job.targets.clinic = {
+      status: 'failed',
+      httpStatus: 422,
+      outcome: { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', diagnostics: 'Patient 02839440092 phone +47 400 00 000' }] },
+    };
     await store.saveJob(job);
     for (const text of [await (await app.request(`/v1/jobs/${id}`)).text(), await (await app.request('/v1/jobs?status=failed')).text()]) {
       expect(text).toContain('Patient [redacted] phone [redacted]');

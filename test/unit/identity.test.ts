@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { mapEpisode } from '../../src/index.ts';
 import { DEV_IDENTITY, type IdentityOptions } from '../../src/fhir/identity.ts';
+import { mapEpisode } from '../../src/index.ts';
 import { submitEpisode } from '../../src/sync/deliver.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
 import { resources } from '../fixtures/bundle.ts';
@@ -14,7 +14,7 @@ const OTHER_SECRET: IdentityOptions = { ...CLINIC, secret: 'another-synthetic-te
 const systems = (b: ReturnType<typeof mapEpisode>): string[] =>
   resources(b).flatMap((r) => (Array.isArray(r.identifier) ? r.identifier : r.identifier ? [r.identifier] : []).map((i: { system: string }) => i.system));
 
-describe('the deployment\'s identifier namespace', () => {
+describe("the deployment's identifier namespace", () => {
   it('puts every business identifier under the configured namespace, and none under the development one', () => {
     const b = mapEpisode(completed(), { identity: CLINIC });
     const ours = systems(b).filter((s) => !s.startsWith('urn:oid:'));

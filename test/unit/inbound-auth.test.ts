@@ -3,17 +3,17 @@
  * SMART Backend Services-style access tokens verified against a JWKS served with msw.
  * The configuration goes through loadConfig, as in the Worker.
  */
-import { type CryptoKey, type JWK, SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { type CryptoKey, exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { HttpResponse, http } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import planned from '../../examples/planned-minimal.episode.json';
 import { type Access, allows, createInboundAuthenticator } from '../../src/auth/inbound.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createApp } from '../../src/http/app.ts';
 import { accessFor } from '../../src/http/auth.ts';
 import type { DeliveryService } from '../../src/sync/service.ts';
 import type { Job } from '../../src/sync/types.ts';
-import planned from '../../examples/planned-minimal.episode.json';
 
 const JWKS_URL = 'https://auth.example.org/.well-known/jwks.json';
 const ISSUER = 'https://auth.example.org';
@@ -242,7 +242,10 @@ describe('API_AUTH jwt: SMART Backend Services access tokens', () => {
       [await token(rs384, {}, { iss: 'https://evil.example.org' }), /"iss" claim/],
       [await token(rs384, {}, { aud: 'https://other.example.org' }), /"aud" claim/],
       [await token(stranger), /not signed by a key of the configured issuer/],
-      [await new SignJWT({ scope: 'system/*.*' }).setProtectedHeader({ alg: 'RS384', kid: 'as-rs' }).setIssuer(ISSUER).setAudience(AUDIENCE).sign(rs384.key), /"exp" claim/],
+      [
+        await new SignJWT({ scope: 'system/*.*' }).setProtectedHeader({ alg: 'RS384', kid: 'as-rs' }).setIssuer(ISSUER).setAudience(AUDIENCE).sign(rs384.key),
+        /"exp" claim/,
+      ],
       ['not-a-jwt-but-long-enough-to-look-like-one', /not a valid signed JWT/],
     ];
     for (const [jwt, why] of cases) {
@@ -268,7 +271,11 @@ describe('API_AUTH jwt: SMART Backend Services access tokens', () => {
     expect(o.issue[0]?.details.text).toMatch(/needs write access/);
     expect(r.headers.get('www-authenticate')).toBe('Bearer realm="imh-bridge", error="insufficient_scope", scope="system/*.write"');
     for (const path of ['/v1/episodes/$import', '/v1/jobs/job-1/$replay']) {
-      expect((await app.request(path, { method: 'POST', headers: { authorization: `Bearer ${readOnly}`, 'content-type': 'application/x-ndjson' }, body: '{}' })).status, path).toBe(403);
+      expect(
+        (await app.request(path, { method: 'POST', headers: { authorization: `Bearer ${readOnly}`, 'content-type': 'application/x-ndjson' }, body: '{}' }))
+          .status,
+        path,
+      ).toBe(403);
     }
     expect((await app.request('/v1/jobs/job-1', get(readOnly))).status).toBe(200);
 

@@ -3,8 +3,8 @@
  * the authorisation server's key set is fetched when many tokens with unknown `kid`s arrive
  * at once. The key set is served with msw, which counts the fetches.
  */
-import { type CryptoKey, type JWK, SignJWT, createRemoteJWKSet, customFetch, exportJWK, generateKeyPair } from 'jose';
-import { HttpResponse, delay, http } from 'msw';
+import { type CryptoKey, createRemoteJWKSet, customFetch, exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
+import { delay, HttpResponse, http } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createInboundAuthenticator } from '../../src/auth/inbound.ts';
@@ -121,8 +121,7 @@ describe('access-token timing', () => {
 });
 
 describe('key-set fetches for tokens with unknown kids', () => {
-  const verifyAll = (auth: ReturnType<typeof authenticator>, n: number) =>
-    Promise.all(Array.from({ length: n }, (_, i) => auth.verify(junkToken(i))));
+  const verifyAll = (auth: ReturnType<typeof authenticator>, n: number) => Promise.all(Array.from({ length: n }, (_, i) => auth.verify(junkToken(i))));
 
   it('why: in workerd, jose fetches once per concurrent caller (it does not share a Response across requests)', async () => {
     likeWorkerd();

@@ -4,18 +4,18 @@
  * the SDC calculatedExpressions of the published Questionnaires evaluated by fhirpath.js
  * against the bridge's scoring engine. See test/fixtures/r4-independent.ts.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Bundle, CareTeam, Encounter, Questionnaire, QuestionnaireItem, QuestionnaireResponse, Resource } from '@medplum/fhirtypes';
 import fc from 'fast-check';
 import fhirpath from 'fhirpath';
 import r4Model from 'fhirpath/fhir-context/r4';
 import { describe, expect, it } from 'vitest';
-import { mapEpisode } from '../../src/index.ts';
 import { validateFhir } from '../../src/fhir/validate.ts';
-import { extractResponse } from '../../src/instruments/sdc-extract.ts';
+import { mapEpisode } from '../../src/index.ts';
 import { INSTRUMENTS, type InstrumentDefinition, type InstrumentId } from '../../src/instruments/definitions.ts';
 import { score } from '../../src/instruments/scoring.ts';
+import { extractResponse } from '../../src/instruments/sdc-extract.ts';
 import { responseItems } from '../../src/mapping/assessments.ts';
 import { completed, example, exampleNames } from '../fixtures/examples.ts';
 import { longEpisode } from '../fixtures/generate.ts';
@@ -87,9 +87,7 @@ describe('R4 invariants (severity error) evaluated by fhirpath.js', () => {
       { member: { reference: fullUrlOf(b, 'Practitioner') }, onBehalfOf: { reference: fullUrlOf(b, 'Organization') } },
       { member: { reference: fullUrlOf(b, 'PractitionerRole') }, onBehalfOf: { reference: fullUrlOf(b, 'Organization') } },
     ];
-    expect(r4InvariantFailures(b)).toEqual([
-      expect.objectContaining({ key: 'ctm-1', at: `Bundle.entry[${k}].resource.participant[1]`, result: '[false]' }),
-    ]);
+    expect(r4InvariantFailures(b)).toEqual([expect.objectContaining({ key: 'ctm-1', at: `Bundle.entry[${k}].resource.participant[1]`, result: '[false]' })]);
   });
 
   it('report ctm-1 where the member is a Type/id reference to a PractitionerRole entry, and not for a Practitioner', () => {
@@ -106,7 +104,9 @@ describe('R4 invariants (severity error) evaluated by fhirpath.js', () => {
         },
       ],
     });
-    expect(r4InvariantFailures(team('PractitionerRole/pr-1'))).toEqual([expect.objectContaining({ key: 'ctm-1', at: 'Bundle.entry[3].resource.participant[0]' })]);
+    expect(r4InvariantFailures(team('PractitionerRole/pr-1'))).toEqual([
+      expect.objectContaining({ key: 'ctm-1', at: 'Bundle.entry[3].resource.participant[0]' }),
+    ]);
     expect(r4InvariantFailures(team('Practitioner/p-1'))).toEqual([]);
   });
 
@@ -163,7 +163,10 @@ describe('calculatedExpression of the published Questionnaires, by fhirpath.js, 
     .filter(([, , , calc]) => calc.length > 0);
 
   it('covers every total and subscale of the instruments', () => {
-    const expected = Object.values(INSTRUMENTS).flatMap((d) => [...(d.total ? [`${d.questionnaireId} total`] : []), ...(d.subscales ?? []).map((s) => `${d.questionnaireId} ${s.code}`)]);
+    const expected = Object.values(INSTRUMENTS).flatMap((d) => [
+      ...(d.total ? [`${d.questionnaireId} total`] : []),
+      ...(d.subscales ?? []).map((s) => `${d.questionnaireId} ${s.code}`),
+    ]);
     const found = cases.flatMap(([, q, , calc]) => calc.map(([linkId]) => `${q.id} ${linkId}`));
     expect(found.sort()).toEqual(expected.sort());
   });
@@ -239,7 +242,7 @@ describe('extracted Bundles ($extract of responses as a form renderer sends them
     expect(instruments.size).toBe(5);
   });
 
-  it.each(rendererResponses())('%s: the official R4 JSON Schema, every R4 invariant and the bridge\'s profiles accept it', (_name, qr) => {
+  it.each(rendererResponses())("%s: the official R4 JSON Schema, every R4 invariant and the bridge's profiles accept it", (_name, qr) => {
     const b = extractResponse(qr);
     expect(b.entry?.length).toBeGreaterThan(1);
     expect(r4SchemaErrors(b)).toEqual([]);

@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { JsonBodyError, MAX_JSON_DEPTH, decodeUtf8, invalidUtf8Offset, parseJsonBody, parseStrictJson } from '../../src/http/json.ts';
+import { decodeUtf8, invalidUtf8Offset, JsonBodyError, MAX_JSON_DEPTH, parseJsonBody, parseStrictJson } from '../../src/http/json.ts';
 
 const refusal = (text: string): JsonBodyError => {
   try {
@@ -45,7 +45,7 @@ describe('parseStrictJson agrees with JSON.parse on valid input', () => {
   it('reads every escape, numbers in every form, and literals', () => {
     const text = String.raw`{"s":"a\"b\\c\/d\b\f\n\r\t\u00e6\ud83d\ude00","n":[0,-0,1.5,-2e3,1E+2,3e-1,12345678901234567890],"l":[true,false,null],"e":{},"a":[]}`;
     expect(parseStrictJson(text)).toStrictEqual(JSON.parse(text));
-    expect(Object.is((parseStrictJson('-0') as number), -0)).toBe(true);
+    expect(Object.is(parseStrictJson('-0') as number, -0)).toBe(true);
   });
 
   it('refuses what JSON.parse refuses (fast-check on mutated text)', () => {
@@ -73,14 +73,33 @@ describe('parseStrictJson agrees with JSON.parse on valid input', () => {
     );
   });
 
-  it.each(['', ' ', '{', '[1,]', '{"a":1,}', '{"a" 1}', '{a:1}', "'x'", '01', '1.', '.5', '+1', '-', 'tru', 'nul', '"\\x"', '"\\u12"', '"a\nb"', '[1] [2]', 'NaN', '{"a":1}}'])(
-    'refuses %j as not JSON',
-    (text) => {
-      const e = refusal(text);
-      expect(e.kind).toBe('syntax');
-      expect(e.message).toMatch(/is not valid JSON: .* at line \d+, column \d+ \(offset \d+\)/);
-    },
-  );
+  it.each([
+    '',
+    ' ',
+    '{',
+    '[1,]',
+    '{"a":1,}',
+    '{"a" 1}',
+    '{a:1}',
+    "'x'",
+    '01',
+    '1.',
+    '.5',
+    '+1',
+    '-',
+    'tru',
+    'nul',
+    '"\\x"',
+    '"\\u12"',
+    '"a\nb"',
+    '[1] [2]',
+    'NaN',
+    '{"a":1}}',
+  ])('refuses %j as not JSON', (text) => {
+    const e = refusal(text);
+    expect(e.kind).toBe('syntax');
+    expect(e.message).toMatch(/is not valid JSON: .* at line \d+, column \d+ \(offset \d+\)/);
+  });
 });
 
 describe('parseStrictJson refuses what JSON.parse lets through', () => {

@@ -7,9 +7,9 @@
  * sandbox is a development and test tool that no product module loads.
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { stripTypeScriptTypes } from 'node:module';
-import { type ICruiseResult, type IForbiddenRuleType, cruise } from 'dependency-cruiser';
+import { join } from 'node:path';
+import { cruise, type ICruiseResult, type IForbiddenRuleType } from 'dependency-cruiser';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const root = join(import.meta.dirname, '../..');
@@ -131,7 +131,10 @@ describe('layers (DESIGN.md)', () => {
     const sources = result.modules.map((m) => m.source);
     for (const rule of RULES) {
       const from = new RegExp(rule.from.path as string);
-      expect(sources.some((s) => from.test(s)), rule.name).toBe(true);
+      expect(
+        sources.some((s) => from.test(s)),
+        rule.name,
+      ).toBe(true);
     }
   });
 

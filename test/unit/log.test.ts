@@ -5,13 +5,15 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { LOG_EVENTS, type LogFields, errorKind, log } from '../../src/log.ts';
+import { errorKind, LOG_EVENTS, type LogFields, log } from '../../src/log.ts';
 
 const NOW = () => Date.parse('2026-11-30T12:00:00Z');
 
 function capture(): { lines: [string, string][]; restore(): void } {
   const lines: [string, string][] = [];
-  const spies = (['log', 'warn', 'error'] as const).map((m) => vi.spyOn(console, m).mockImplementation((...a: unknown[]) => void lines.push([m, a.map(String).join(' ')])));
+  const spies = (['log', 'warn', 'error'] as const).map((m) =>
+    vi.spyOn(console, m).mockImplementation((...a: unknown[]) => void lines.push([m, a.map(String).join(' ')])),
+  );
   return { lines, restore: () => spies.forEach((s) => s.mockRestore()) };
 }
 
@@ -20,7 +22,11 @@ afterEach(() => vi.restoreAllMocks());
 describe('log', () => {
   it('writes one JSON line: level, event, time, then the fields, on the console method of its level', () => {
     const c = capture();
-    log('delivery.attempt', { jobId: 'job-1', tenant: 'north', status: 'retrying', attempts: 2, durationMs: 41, retryInSeconds: 30, targets: { clinic: 'retrying' } }, NOW);
+    log(
+      'delivery.attempt',
+      { jobId: 'job-1', tenant: 'north', status: 'retrying', attempts: 2, durationMs: 41, retryInSeconds: 30, targets: { clinic: 'retrying' } },
+      NOW,
+    );
     log('dlq.job_received', { jobId: 'job-2', status: 'marked dead' }, NOW);
     log('config.invalid', { settings: ['API_AUTH', 'FHIR_TARGETS.clinic.baseUrl'] }, NOW);
     c.restore();
@@ -58,7 +64,15 @@ describe('log', () => {
     log('delivery.attempt_failed', { jobId: 'j', target: 'clinic', error: 'x'.repeat(1000) }, NOW);
     c.restore();
     const o = JSON.parse(c.lines[0]![1]);
-    expect(o).toEqual({ level: 'error', event: 'queue.attempt_failed', time: '2026-11-30T12:00:00.000Z', jobId: 'job-3', error: 'Error for [redacted], tel [redacted]', counts: { requeued: 2 }, targets: { clinic: 'failed' } });
+    expect(o).toEqual({
+      level: 'error',
+      event: 'queue.attempt_failed',
+      time: '2026-11-30T12:00:00.000Z',
+      jobId: 'job-3',
+      error: 'Error for [redacted], tel [redacted]',
+      counts: { requeued: 2 },
+      targets: { clinic: 'failed' },
+    });
     expect(c.lines[0]![1]).not.toMatch(/Kari|02839440092|400 00 000|PDI/);
     expect((JSON.parse(c.lines[1]![1]) as { error: string }).error.length).toBeLessThanOrEqual(201);
   });

@@ -4,10 +4,10 @@
  */
 import type { Bundle } from '@medplum/fhirtypes';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { OperationOutcomeError, hasErrors } from '../../src/fhir/outcome.ts';
 import type { IdentityOptions } from '../../src/fhir/identity.ts';
-import { validateFast } from '../../src/fhir/validate-fast.ts';
+import { hasErrors, OperationOutcomeError } from '../../src/fhir/outcome.ts';
 import { validateFhir } from '../../src/fhir/validate.ts';
+import { validateFast } from '../../src/fhir/validate-fast.ts';
 import { MAPPING_VERSION, mapEpisode } from '../../src/mapping/bundle.ts';
 import { submitEpisode } from '../../src/sync/deliver.ts';
 import { ensureMappedValid, resetSendValidation, sendValidationStats } from '../../src/sync/mapped-validity.ts';

@@ -1,8 +1,8 @@
 import type { Bundle } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
-import { mapEpisode } from '../../src/index.ts';
 import { OperationOutcomeError } from '../../src/fhir/outcome.ts';
 import { MASTER_DATA_TYPES } from '../../src/fhir/write-semantics.ts';
+import { mapEpisode } from '../../src/index.ts';
 import { byIdentifier, countByType, ext, resolve, resources } from '../fixtures/bundle.ts';
 import { activeFather, completed, example, exampleNames, plannedMinimal } from '../fixtures/examples.ts';
 
@@ -16,7 +16,8 @@ const mother = mapEpisode(completed());
 const father = mapEpisode(activeFather());
 const planned = mapEpisode(plannedMinimal());
 
-const scoreOf = (b: Bundle, assessment: string, code: string) => byIdentifier(b, 'Observation', `${b === mother ? 'VG-2026-0042' : 'VG-2026-0107'}/${assessment}/${code}`);
+const scoreOf = (b: Bundle, assessment: string, code: string) =>
+  byIdentifier(b, 'Observation', `${b === mother ? 'VG-2026-0042' : 'VG-2026-0107'}/${assessment}/${code}`);
 
 describe('bundle shape', () => {
   it.each(exampleNames())('%s maps to a transaction of conditional writes with urn:uuid fullUrls', (name) => {
@@ -121,14 +122,14 @@ describe('people and organisations', () => {
     expect(p.telecom).toEqual([{ system: 'phone', value: '+47 400 00 000' }]);
   });
 
-  it('links each infant to the parent with a RelatedPerson carrying the parent\'s national id', () => {
+  it("links each infant to the parent with a RelatedPerson carrying the parent's national id", () => {
     const [related] = resources(mother, 'RelatedPerson');
     expect(related?.identifier[1]).toEqual({ use: 'official', system: FNR, value: '02839440092' });
     expect(resolve(mother, related?.patient).identifier[0].value).toBe('11902550331');
     expect(related?.relationship[0].coding.map((c: { code?: string }) => c.code)).toEqual(['MTH', 'mother']);
   });
 
-  it('writes the parent\'s Patient the same from every episode of that parent', () => {
+  it("writes the parent's Patient the same from every episode of that parent", () => {
     // A second course for the same mother, about a younger sibling without national id.
     const sibling = plannedMinimal();
     sibling.parent = completed().parent;
@@ -154,7 +155,9 @@ describe('people and organisations', () => {
   it('tells twins without national ids apart', () => {
     const e = plannedMinimal();
     e.infants.push({ ...e.infants[0], given: ['Baby 2'] });
-    const ids = resources(mapEpisode(e), 'Patient').filter((p) => p.meta.profile[0].endsWith('imh-infant')).map((p) => p.identifier[0].value);
+    const ids = resources(mapEpisode(e), 'Patient')
+      .filter((p) => p.meta.profile[0].endsWith('imh-infant'))
+      .map((p) => p.identifier[0].value);
     expect(new Set(ids).size).toBe(2);
   });
 
@@ -177,9 +180,11 @@ describe('people and organisations', () => {
     expect(role.telecom).toEqual([{ system: 'phone', value: '+47 55 00 00 00' }]);
   });
 
-  it('records the primary-treatment conditions as the parent\'s known conditions', () => {
+  it("records the primary-treatment conditions as the parent's known conditions", () => {
     const [c] = resources(mother, 'Condition');
-    expect(c?.code.coding).toEqual([{ system: 'http://hl7.org/fhir/sid/icd-10', code: 'F33.1', display: 'Recurrent depressive disorder, current episode moderate' }]);
+    expect(c?.code.coding).toEqual([
+      { system: 'http://hl7.org/fhir/sid/icd-10', code: 'F33.1', display: 'Recurrent depressive disorder, current episode moderate' },
+    ]);
     expect(resolve(mother, c?.subject).identifier[0].value).toBe('02839440092');
     expect(c?.clinicalStatus.coding[0].code).toBe('active');
   });
@@ -224,7 +229,14 @@ describe('episode of care, referral, care team, consent', () => {
     expect(c.provision.period).toEqual({ start: '2026-01-12', end: '2027-01-12' });
     expect(resolve(mother, c.provision.actor[0].reference).identifier[0].value).toBe('993778125');
     const classes = (system: string) => c.provision.class.filter((x: { system: string }) => x.system === system).map((x: { code: string }) => x.code);
-    expect(classes('https://imh-bridge.example.no/fhir/CodeSystem/consent-share-class')).toEqual(['attendance', 'focus-areas', 'scores', 'themes', 'risk-flags', 'summary']);
+    expect(classes('https://imh-bridge.example.no/fhir/CodeSystem/consent-share-class')).toEqual([
+      'attendance',
+      'focus-areas',
+      'scores',
+      'themes',
+      'risk-flags',
+      'summary',
+    ]);
   });
 
   it('follows IHE PCF: recipient organisation as IRCP, purpose of use TREAT, security labels and resource types a policy engine reads', () => {
@@ -233,7 +245,23 @@ describe('episode of care, referral, care team, consent', () => {
     expect(c.provision.purpose).toEqual([{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'TREAT', display: 'treatment' }]);
     expect(c.provision.securityLabel.map((l: { code: string }) => l.code)).toEqual(['R', 'PSY']);
     const types = c.provision.class.filter((x: { system: string }) => x.system === 'http://hl7.org/fhir/resource-types').map((x: { code: string }) => x.code);
-    expect(types).toEqual(['Composition', 'Consent', 'Device', 'DocumentReference', 'Encounter', 'EpisodeOfCare', 'Flag', 'Observation', 'Organization', 'Patient', 'Practitioner', 'PractitionerRole', 'Procedure', 'Provenance', 'Task']);
+    expect(types).toEqual([
+      'Composition',
+      'Consent',
+      'Device',
+      'DocumentReference',
+      'Encounter',
+      'EpisodeOfCare',
+      'Flag',
+      'Observation',
+      'Organization',
+      'Patient',
+      'Practitioner',
+      'PractitionerRole',
+      'Procedure',
+      'Provenance',
+      'Task',
+    ]);
     // Notes and clips never: a nested deny provision.
     expect(c.provision.provision[0].type).toBe('deny');
     expect(c.provision.provision[0].securityLabel.map((l: { code: string }) => l.code)).toEqual(['V', 'PSYTHPN']);
@@ -242,7 +270,9 @@ describe('episode of care, referral, care team, consent', () => {
     const e = completed();
     e.consent.share = ['attendance'];
     const narrow = byIdentifier(mapEpisode(e), 'Consent', 'CN-2026-0042');
-    const narrowTypes = narrow.provision.class.filter((x: { system: string }) => x.system === 'http://hl7.org/fhir/resource-types').map((x: { code: string }) => x.code);
+    const narrowTypes = narrow.provision.class
+      .filter((x: { system: string }) => x.system === 'http://hl7.org/fhir/resource-types')
+      .map((x: { code: string }) => x.code);
     expect(narrowTypes).toContain('Encounter');
     for (const t of ['Observation', 'Flag', 'Procedure', 'DocumentReference']) expect(narrowTypes).not.toContain(t);
   });
@@ -346,7 +376,16 @@ describe('assessments and scores', () => {
     expect(qr.authored).toBe('2026-01-12');
     // Each answer is the Questionnaire's answer option for the position ticked.
     expect(qr.item.map((i: { linkId: string; answer: { valueCoding: { code: string } }[] }) => [i.linkId, i.answer[0]?.valueCoding.code])).toEqual([
-      ['1', '2'], ['2', '2'], ['3', '1'], ['4', '2'], ['5', '2'], ['6', '1'], ['7', '1'], ['8', '2'], ['9', '1'], ['10', '3'],
+      ['1', '2'],
+      ['2', '2'],
+      ['3', '1'],
+      ['4', '2'],
+      ['5', '2'],
+      ['6', '1'],
+      ['7', '1'],
+      ['8', '2'],
+      ['9', '1'],
+      ['10', '3'],
     ]);
     const phq = byIdentifier(mother, 'QuestionnaireResponse', 'VG-2026-0042/A2');
     expect(phq.item[0].answer[0].valueCoding).toMatchObject({ system: 'http://loinc.org', code: 'LA6570-1' }); // 2: more than half the days
@@ -402,7 +441,9 @@ describe('assessments and scores', () => {
     const e = completed();
     e.assessments[1].answers['9'] = 1; // PHQ-9 item 9
     e.assessments[5].answers['10'] = 0; // EPDS item 10 at top position scores 3
-    const flagged = resources(mapEpisode(e), 'Flag').map((f) => f.identifier[0].value).sort();
+    const flagged = resources(mapEpisode(e), 'Flag')
+      .map((f) => f.identifier[0].value)
+      .sort();
     expect(flagged).toEqual(['VG-2026-0042/A2/self-harm', 'VG-2026-0042/A6/self-harm']);
   });
 
@@ -455,7 +496,7 @@ describe('goals, closing and provenance', () => {
     expect([g1.lifecycleStatus, g1.achievementStatus.coding[0].code]).toEqual(['completed', 'achieved']);
     const g2 = byIdentifier(mother, 'Goal', 'VG-2026-0042/G2');
     expect([g2.lifecycleStatus, g2.achievementStatus.coding[0].code]).toEqual(['active', 'in-progress']);
-    expect(g1.description.text).toBe('Notice and name Emil\'s initiatives during everyday play');
+    expect(g1.description.text).toBe("Notice and name Emil's initiatives during everyday play");
     expect([g1.startDate, g1.statusDate]).toEqual(['2026-01-26', '2026-03-23']);
     const e = completed();
     e.goals[0].status = 'cancelled';
@@ -469,7 +510,7 @@ describe('goals, closing and provenance', () => {
     expect(o.effectiveDateTime).toBe('2026-05-04');
   });
 
-  it('adds one Provenance naming every resource written, dated by the episode\'s content', () => {
+  it("adds one Provenance naming every resource written, dated by the episode's content", () => {
     const [prov] = resources(mother, 'Provenance');
     expect(prov?.target).toHaveLength((mother.entry?.length ?? 0) - 1);
     expect(prov?.recorded).toBe('2026-05-06T00:00:00.000Z'); // A10 rated 6 May, after the last session

@@ -4,7 +4,7 @@
  * tenant `local`, and every ledger row the tenant of the job whose content it records, and
  * keys the ledger by tenant.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -30,22 +30,39 @@ describe('migration 0003_tenants over existing rows', () => {
 
     db.exec(migration('0003_'));
 
-    expect(db.prepare('SELECT id, tenant FROM jobs ORDER BY seq').all().map((r) => ({ ...r }))).toEqual([
+    expect(
+      db
+        .prepare('SELECT id, tenant FROM jobs ORDER BY seq')
+        .all()
+        .map((r) => ({ ...r })),
+    ).toEqual([
       { id: 'job-north', tenant: 'journal-north' },
       { id: 'job-unattributed', tenant: 'local' },
     ]);
-    expect(db.prepare('SELECT episode_key, tenant, record FROM ledger ORDER BY episode_key').all().map((r) => [r.episode_key, r.tenant])).toEqual([
+    expect(
+      db
+        .prepare('SELECT episode_key, tenant, record FROM ledger ORDER BY episode_key')
+        .all()
+        .map((r) => [r.episode_key, r.tenant]),
+    ).toEqual([
       ['974557746/VG-1', 'journal-north'],
       ['974557746/VG-2', 'local'],
       ['974557746/VG-3', 'local'],
     ]);
     // The same episode and target for another tenant is a row of its own.
     db.prepare("INSERT INTO ledger (tenant, episode_key, target, record) VALUES ('journal-west', '974557746/VG-1', 'clinic', '{}')").run();
-    expect(() => db.prepare("INSERT INTO ledger (tenant, episode_key, target, record) VALUES ('journal-west', '974557746/VG-1', 'clinic', '{}')").run()).toThrow(/UNIQUE/);
+    expect(() =>
+      db.prepare("INSERT INTO ledger (tenant, episode_key, target, record) VALUES ('journal-west', '974557746/VG-1', 'clinic', '{}')").run(),
+    ).toThrow(/UNIQUE/);
     // A new job without a tenant gets the default.
-    db.prepare("INSERT INTO jobs (id, episode_key, parent_key, status, job, bundle, created_at, updated_at) VALUES ('job-new', 'e', 'p', 'queued', '{}', X'00', 't', 't')").run();
+    db.prepare(
+      "INSERT INTO jobs (id, episode_key, parent_key, status, job, bundle, created_at, updated_at) VALUES ('job-new', 'e', 'p', 'queued', '{}', X'00', 't', 't')",
+    ).run();
     expect(db.prepare("SELECT tenant FROM jobs WHERE id = 'job-new'").get()?.tenant).toBe('local');
-    const plan = db.prepare("EXPLAIN QUERY PLAN SELECT seq FROM jobs WHERE tenant = 'local' ORDER BY seq").all().map((r) => String(r.detail));
+    const plan = db
+      .prepare("EXPLAIN QUERY PLAN SELECT seq FROM jobs WHERE tenant = 'local' ORDER BY seq")
+      .all()
+      .map((r) => String(r.detail));
     expect(plan.join('\n')).toMatch(/INDEX jobs_by_tenant/);
     db.close();
   });

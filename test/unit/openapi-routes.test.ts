@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { type Access, allows } from '../../src/auth/inbound.ts';
 import { createApp } from '../../src/http/app.ts';
-import { PUBLIC_PATHS, accessFor } from '../../src/http/auth.ts';
+import { accessFor, PUBLIC_PATHS } from '../../src/http/auth.ts';
 import { openApiDocument } from '../../src/http/openapi.ts';
 import type { DeliveryService } from '../../src/sync/service.ts';
 
@@ -24,7 +24,9 @@ const appRoutes = [...new Set(app.routes.filter((r) => r.method !== 'ALL').map((
 const documented = Object.entries(doc.paths)
   .flatMap(([path, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${path}`))
   .sort();
-const operations = Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => ({ method: method.toUpperCase(), path, op })));
+const operations = Object.entries(doc.paths).flatMap(([path, methods]) =>
+  Object.entries(methods).map(([method, op]) => ({ method: method.toUpperCase(), path, op })),
+);
 
 /** A concrete request path for a templated one. */
 const concrete = (path: string) => path.replace(/\{[^}]+\}/g, 'x-1');
@@ -74,7 +76,11 @@ describe('OpenAPI document: the answers of each operation', () => {
   });
 
   it('429 with Retry-After on every write route, and only there', () => {
-    expect(writes.map((o) => `${o.method} ${o.path}`).sort()).toEqual(['POST /v1/episodes/$import', 'POST /v1/jobs/{id}/$replay', 'PUT /v1/episodes/{episodeId}']);
+    expect(writes.map((o) => `${o.method} ${o.path}`).sort()).toEqual([
+      'POST /v1/episodes/$import',
+      'POST /v1/jobs/{id}/$replay',
+      'PUT /v1/episodes/{episodeId}',
+    ]);
     for (const { method, path, op } of operations) {
       const isWrite = writes.some((w) => w.op === op);
       expect('429' in op.responses, `${method} ${path}`).toBe(isWrite);
@@ -82,7 +88,7 @@ describe('OpenAPI document: the answers of each operation', () => {
     }
   });
 
-  it('404 for jobs (another tenant\'s included), 409 and 410 on $replay', () => {
+  it("404 for jobs (another tenant's included), 409 and 410 on $replay", () => {
     for (const path of ['/v1/jobs/{id}', '/v1/jobs/{id}/$replay']) {
       const op = Object.values(doc.paths[path]!)[0]!;
       expect(op.responses['404']?.description).toMatch(/another tenant/);

@@ -5,14 +5,14 @@
  * by every delivery in the process or isolate. Servers are mocked with msw.
  */
 import type { JWK } from 'jose';
-import { HttpResponse, delay, http } from 'msw';
+import { delay, HttpResponse, http } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTokenProvider } from '../../src/auth/backend-services.ts';
 import { type ConfigEnv, loadConfig } from '../../src/config.ts';
 import { OperationOutcomeError } from '../../src/fhir/outcome.ts';
 import { FhirTargetClient, TargetError } from '../../src/sync/client.ts';
-import { decide, DEFAULT_RETRY_POLICY } from '../../src/sync/retry.ts';
+import { DEFAULT_RETRY_POLICY, decide } from '../../src/sync/retry.ts';
 import { clientFactory } from '../../src/sync/targets.ts';
 import { privateJwk } from '../fixtures/keys.ts';
 
@@ -81,7 +81,9 @@ describe('SMART token endpoint: no redirects', () => {
     redirectTarget();
     server.use(http.post(TOKEN_URL, () => new HttpResponse(null, { status: 307, headers: { location: `${ELSEWHERE}/token?x=1` } })));
     const config = loadConfig(smartEnv(rsa));
-    const err = await createTokenProvider(config.targets.primary[ORG]!, { fetch: fetchImpl, now: Date.now }).authorization().catch((e: unknown) => e);
+    const err = await createTokenProvider(config.targets.primary[ORG]!, { fetch: fetchImpl, now: Date.now })
+      .authorization()
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OperationOutcomeError);
     const e = err as OperationOutcomeError;
     expect(e.outcome.issue?.[0]?.code).toBe('security');

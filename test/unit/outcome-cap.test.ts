@@ -1,9 +1,10 @@
 /** capOutcome: what an answer keeps when an OperationOutcome has too many or too long issues. */
 import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
-import { MAX_ISSUES, MAX_ISSUE_TEXT, capOutcome, hasErrors, issue, outcome } from '../../src/fhir/outcome.ts';
+import { capOutcome, hasErrors, issue, MAX_ISSUE_TEXT, MAX_ISSUES, outcome } from '../../src/fhir/outcome.ts';
 
-const many = (n: number, severity: OperationOutcomeIssue['severity']) => Array.from({ length: n }, (_, i) => issue('invalid', `${severity} ${i}`, `/x/${i}`, severity));
+const many = (n: number, severity: OperationOutcomeIssue['severity']) =>
+  Array.from({ length: n }, (_, i) => issue('invalid', `${severity} ${i}`, `/x/${i}`, severity));
 
 describe('capOutcome', () => {
   it('leaves a small outcome as it is (the same object)', () => {
@@ -17,7 +18,11 @@ describe('capOutcome', () => {
     expect(c.issue).toHaveLength(MAX_ISSUES + 1);
     expect(c.issue.slice(0, 3).map((i) => i.details?.text)).toEqual(['error 0', 'error 1', 'error 2']);
     expect(c.issue.slice(0, MAX_ISSUES).every((i) => i.severity === 'error')).toBe(true);
-    expect(c.issue[MAX_ISSUES]).toMatchObject({ severity: 'error', code: 'too-costly', details: { text: '170 more issues (20 of them errors) not listed: an answer lists at most 100' } });
+    expect(c.issue[MAX_ISSUES]).toMatchObject({
+      severity: 'error',
+      code: 'too-costly',
+      details: { text: '170 more issues (20 of them errors) not listed: an answer lists at most 100' },
+    });
     expect(hasErrors(c)).toBe(true);
   });
 
@@ -27,7 +32,11 @@ describe('capOutcome', () => {
   });
 
   it('cuts long texts and long expression lists', () => {
-    const long = { ...issue('invalid', 'x'.repeat(10_000)), diagnostics: 'y'.repeat(MAX_ISSUE_TEXT + 1), expression: Array.from({ length: 50 }, (_, i) => `E${i}`) };
+    const long = {
+      ...issue('invalid', 'x'.repeat(10_000)),
+      diagnostics: 'y'.repeat(MAX_ISSUE_TEXT + 1),
+      expression: Array.from({ length: 50 }, (_, i) => `E${i}`),
+    };
     const [c] = capOutcome(outcome([long])).issue;
     expect(c?.details?.text).toHaveLength(MAX_ISSUE_TEXT + '… (cut: 8000 more characters)'.length);
     expect(c?.details?.text?.endsWith('… (cut: 8000 more characters)')).toBe(true);

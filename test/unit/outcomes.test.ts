@@ -14,9 +14,9 @@
 import type { Parameters, ParametersParameter } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
 import { parseEpisode } from '../../src/domain/parse.ts';
-import { validateFhir } from '../../src/fhir/validate.ts';
 import { hasErrors } from '../../src/fhir/outcome.ts';
-import { episodeOutcomes, outcomesParameters, type InstrumentOutcome } from '../../src/instruments/outcomes.ts';
+import { validateFhir } from '../../src/fhir/validate.ts';
+import { episodeOutcomes, type InstrumentOutcome, outcomesParameters } from '../../src/instruments/outcomes.ts';
 import { activeFather, completed } from '../fixtures/examples.ts';
 
 const CLASSIFICATION = 'https://imh-bridge.example.no/fhir/CodeSystem/change-classification';

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Resource } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
@@ -53,7 +53,7 @@ describe('mapped examples validate against R4 and our profiles', () => {
     expect(errors(bundle)).toEqual([]);
   });
 
-  it('a RelatedPerson without the parent\'s national id breaks imh-related-person', () => {
+  it("a RelatedPerson without the parent's national id breaks imh-related-person", () => {
     const bundle = mapEpisode(example('completed-mother.episode.json'));
     const related = resources(bundle, 'RelatedPerson')[0] as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
     related.identifier = related.identifier.slice(0, 1);
@@ -69,7 +69,9 @@ describe('mapped examples validate against R4 and our profiles', () => {
     const clip = resources(bundle, 'DocumentReference').find((r) => r.meta?.profile?.[0]?.endsWith('/imh-video-clip')) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
     clip.content[0].attachment.extension[0].valueString = 'not-a-sha256';
     delete clip.status;
-    const where = errors(bundle).flatMap((i) => i.expression ?? []).join(' ');
+    const where = errors(bundle)
+      .flatMap((i) => i.expression ?? [])
+      .join(' ');
     expect(where).toMatch(/entry\[\d+\]\.resource\.status/);
     expect(JSON.stringify(validateFhir(bundle))).toMatch(/sha256|imh-attachment/);
   });

@@ -1,22 +1,16 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { CodeSystem, Coding, Questionnaire, QuestionnaireItem, Resource, ValueSet } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
 import { validateFhir } from '../../src/fhir/validate.ts';
-import { answerCoding, itemCode, rawAnswer } from '../../src/instruments/answers.ts';
-import { INSTRUMENTS, type InstrumentDefinition, type InstrumentId } from '../../src/instruments/definitions.ts';
-import {
-  EXT,
-  QUESTIONNAIRE_IDS,
-  instrumentForQuestionnaire,
-  questionnaire,
-  questionnaireForUrl,
-} from '../../src/instruments/questionnaires.ts';
-import { itemScore } from '../../src/instruments/scoring.ts';
 import { createApp } from '../../src/http/app.ts';
 import { accessFor } from '../../src/http/auth.ts';
 import { openApiDocument } from '../../src/http/openapi.ts';
+import { answerCoding, itemCode, rawAnswer } from '../../src/instruments/answers.ts';
+import { INSTRUMENTS, type InstrumentDefinition, type InstrumentId } from '../../src/instruments/definitions.ts';
+import { EXT, instrumentForQuestionnaire, QUESTIONNAIRE_IDS, questionnaire, questionnaireForUrl } from '../../src/instruments/questionnaires.ts';
+import { itemScore } from '../../src/instruments/scoring.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const errors = (r: Resource) => validateFhir(r).issue.filter((i) => i.severity === 'error' || i.severity === 'fatal');
@@ -32,8 +26,7 @@ const item = (questionnaireId: string, linkId: string): QuestionnaireItem => {
   if (!found) throw new Error(`${questionnaireId} has no item ${linkId}`);
   return found;
 };
-const ext = (el: { extension?: { url: string; valueDecimal?: number }[] } | undefined, url: string) =>
-  el?.extension?.find((e) => e.url === url)?.valueDecimal;
+const ext = (el: { extension?: { url: string; valueDecimal?: number }[] } | undefined, url: string) => el?.extension?.find((e) => e.url === url)?.valueDecimal;
 const codeSystem = (id: string): CodeSystem => JSON.parse(readFileSync(resolve(root, 'mappings', `CodeSystem-${id}.json`), 'utf8'));
 const inCodeSystem = (c: Coding) => {
   const id = c.system?.split('/CodeSystem/')[1];
@@ -200,7 +193,8 @@ describe('answers.ts', () => {
     expect(codes('GAD-7')).toEqual(['69725-0', '68509-9', '69733-4', '69734-2', '69735-9', '69689-8', '69736-7']);
     const loinc = JSON.parse(readFileSync(resolve(root, 'mappings', 'loinc-instruments.json'), 'utf8')).instruments;
     for (const id of ['PHQ-9', 'GAD-7'] as const) {
-      for (const k of INSTRUMENTS[id].items) expect(itemCode(id, k)).toEqual({ system: 'http://loinc.org', code: loinc[id].items[k].code, display: loinc[id].items[k].display });
+      for (const k of INSTRUMENTS[id].items)
+        expect(itemCode(id, k)).toEqual({ system: 'http://loinc.org', code: loinc[id].items[k].code, display: loinc[id].items[k].display });
       expect(q(INSTRUMENTS[id].questionnaireId).code?.[0]?.code).toBe(loinc[id].panel.code);
     }
     expect(q('epds').code?.[0]?.code).toBe(loinc.EPDS.panel.code);
@@ -232,7 +226,10 @@ describe('answers.ts', () => {
 
 describe('licensing: what text is shipped', () => {
   it('EPDS and PRFQ carry placeholders only, and a copyright note', () => {
-    for (const [id, label] of [['epds', 'EPDS'], ['prfq', 'PRFQ']] as const) {
+    for (const [id, label] of [
+      ['epds', 'EPDS'],
+      ['prfq', 'PRFQ'],
+    ] as const) {
       const x = q(id);
       expect(x.copyright).toMatch(id === 'epds' ? /Royal College of Psychiatrists 1987/ : /Luyten/);
       const choice = x.item?.filter((i) => i.type === 'choice') ?? [];
@@ -259,13 +256,22 @@ describe('licensing: what text is shipped', () => {
       ['themes', 'choice', true],
     ]);
     // Options inline, exactly the concepts of our CodeSystems, so no terminology server is needed.
-    for (const [linkId, cs] of [['focus-elements', 'marte-meo-focus-element'], ['themes', 'change-process-theme']] as const) {
+    for (const [linkId, cs] of [
+      ['focus-elements', 'marte-meo-focus-element'],
+      ['themes', 'change-process-theme'],
+    ] as const) {
       const options = item('marte-meo-session-review', linkId).answerOption?.map((o) => o.valueCoding);
       expect(options).toEqual(codeSystem(cs).concept?.map((c) => ({ system: codeSystem(cs).url, code: c.code, display: c.display })));
     }
     for (const i of x.item) {
       expect(i._text?.extension).toEqual([
-        { url: EXT.translation, extension: [{ url: 'lang', valueCode: 'nb' }, { url: 'content', valueString: expect.any(String) }] },
+        {
+          url: EXT.translation,
+          extension: [
+            { url: 'lang', valueCode: 'nb' },
+            { url: 'content', valueString: expect.any(String) },
+          ],
+        },
       ]);
       expect(inCodeSystem(i.code?.[0] as Coding)).toBe(true);
     }
@@ -275,7 +281,8 @@ describe('licensing: what text is shipped', () => {
 describe('every published Questionnaire is fillable without a terminology server', () => {
   const choiceItems = (x: Questionnaire): QuestionnaireItem[] => {
     const out: QuestionnaireItem[] = [];
-    const walk = (items: QuestionnaireItem[] | undefined) => items?.forEach((i) => (i.type === 'choice' || i.type === 'open-choice' ? out.push(i) : undefined, walk(i.item)));
+    const walk = (items: QuestionnaireItem[] | undefined) =>
+      items?.forEach((i) => (i.type === 'choice' || i.type === 'open-choice' ? out.push(i) : undefined, walk(i.item)));
     walk(x.item);
     return out;
   };

@@ -19,7 +19,12 @@ function shellLines(markdown: string): string[] {
   const lines: string[] = [];
   for (const block of markdown.matchAll(/^```sh\n([\s\S]*?)^```/gm)) {
     const body = (block[1] as string).replace(/\\\n\s*/g, ' ');
-    lines.push(...body.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')));
+    lines.push(
+      ...body
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith('#')),
+    );
   }
   return lines;
 }
@@ -31,20 +36,25 @@ const SYNOPSIS = /\[--|\b[A-Z]+_URL\b|…/;
 
 const lines = shellLines(readme);
 const cliLines = lines.filter((l) => l.includes('npx imh-bridge'));
-const runnable = cliLines.filter((l) => l.startsWith('npx imh-bridge') && !NEEDS_SERVER.test(l) && !SYNOPSIS.test(l)).concat(
-  cliLines.filter((l) => !l.startsWith('npx imh-bridge') && / \| npx imh-bridge /.test(l)),
-);
+const runnable = cliLines
+  .filter((l) => l.startsWith('npx imh-bridge') && !NEEDS_SERVER.test(l) && !SYNOPSIS.test(l))
+  .concat(cliLines.filter((l) => !l.startsWith('npx imh-bridge') && / \| npx imh-bridge /.test(l)));
 const produced = new Set(runnable.flatMap((l) => [...l.matchAll(/>\s*([\w./-]+)/g)].map((m) => m[1] as string)));
 
 describe('README commands', () => {
   it('shows the CLI commands a newcomer needs, from map to summary', () => {
     for (const command of ['map', 'validate', 'extract', 'outcomes', 'share', 'summary']) {
-      expect(runnable.some((l) => l.includes(`npx imh-bridge ${command} `)), `no runnable "npx imh-bridge ${command}" line`).toBe(true);
+      expect(
+        runnable.some((l) => l.includes(`npx imh-bridge ${command} `)),
+        `no runnable "npx imh-bridge ${command}" line`,
+      ).toBe(true);
     }
   });
 
   it('names only files that exist in the repository or that an earlier command writes', () => {
-    const named = lines.flatMap((l) => [...l.matchAll(/(?:^|[\s@])((?:examples|docs|profiles|mappings)\/[\w./-]+|[\w-]+\.(?:json|ndjson|html))\b/g)].map((m) => m[1] as string));
+    const named = lines.flatMap((l) =>
+      [...l.matchAll(/(?:^|[\s@])((?:examples|docs|profiles|mappings)\/[\w./-]+|[\w-]+\.(?:json|ndjson|html))\b/g)].map((m) => m[1] as string),
+    );
     expect(named.length).toBeGreaterThan(5);
     const missing = named.filter((f) => !existsSync(join(root, f)) && !produced.has(f));
     expect(missing).toEqual([]);

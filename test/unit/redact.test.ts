@@ -7,13 +7,13 @@ import type { Bundle, OperationOutcome } from '@medplum/fhirtypes';
 import { HttpResponse, http } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_ISSUES } from '../../src/fhir/outcome.ts';
+import { mapEpisode } from '../../src/index.ts';
 import { clearCapabilityCache } from '../../src/sync/apply.ts';
 import { FhirTargetClient } from '../../src/sync/client.ts';
 import { attemptJob, submitEpisode } from '../../src/sync/deliver.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
-import { mapEpisode } from '../../src/index.ts';
-import { MAX_ISSUES } from '../../src/fhir/outcome.ts';
-import { REDACTED, personalTerms, redactOutcome, redactText } from '../../src/sync/redact.ts';
+import { personalTerms, REDACTED, redactOutcome, redactText } from '../../src/sync/redact.ts';
 import { completed } from '../fixtures/examples.ts';
 
 const bundle = mapEpisode(completed()) as Bundle;
@@ -111,7 +111,7 @@ describe('redactOutcome', () => {
   });
 });
 
-describe('a refused delivery keeps the server\'s outcome redacted on the job', () => {
+describe("a refused delivery keeps the server's outcome redacted on the job", () => {
   const BASE = 'http://fhir.test/fhir';
   const server = setupServer();
   beforeAll(() => server.listen({ onUnhandledFrame: 'error' }));
@@ -121,11 +121,25 @@ describe('a refused delivery keeps the server\'s outcome redacted on the job', (
     clearCapabilityCache();
     const quoting: OperationOutcome = {
       resourceType: 'OperationOutcome',
-      issue: [{ severity: 'error', code: 'business-rule', diagnostics: 'RelatedPerson Kari Nordmann (02839440092, +47 400 00 000) conflicts with Patient Emil 11902550331' }],
+      issue: [
+        {
+          severity: 'error',
+          code: 'business-rule',
+          diagnostics: 'RelatedPerson Kari Nordmann (02839440092, +47 400 00 000) conflicts with Patient Emil 11902550331',
+        },
+      ],
     };
     server.use(
       http.get(`${BASE}/metadata`, () =>
-        HttpResponse.json({ resourceType: 'CapabilityStatement', status: 'active', kind: 'instance', fhirVersion: '4.0.1', format: ['json'], date: '2026-01-01', rest: [{ mode: 'server', interaction: [{ code: 'transaction' }] }] }),
+        HttpResponse.json({
+          resourceType: 'CapabilityStatement',
+          status: 'active',
+          kind: 'instance',
+          fhirVersion: '4.0.1',
+          format: ['json'],
+          date: '2026-01-01',
+          rest: [{ mode: 'server', interaction: [{ code: 'transaction' }] }],
+        }),
       ),
       http.post(BASE, () => HttpResponse.json(quoting, { status: 422 })),
     );
@@ -143,7 +157,9 @@ describe('a refused delivery keeps the server\'s outcome redacted on the job', (
     expect(r?.job.status).toBe('failed');
     const kept = (await store.getJob(job.id))?.targets.clinic;
     expect(kept?.httpStatus).toBe(422);
-    expect(kept?.outcome?.issue?.[0]?.diagnostics).toBe(`RelatedPerson ${REDACTED} ${REDACTED} (${REDACTED}, ${REDACTED}) conflicts with Patient ${REDACTED} ${REDACTED}`);
+    expect(kept?.outcome?.issue?.[0]?.diagnostics).toBe(
+      `RelatedPerson ${REDACTED} ${REDACTED} (${REDACTED}, ${REDACTED}) conflicts with Patient ${REDACTED} ${REDACTED}`,
+    );
     for (const s of secrets) expect(JSON.stringify(kept)).not.toContain(s);
   });
 });

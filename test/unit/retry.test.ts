@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_RETRY_POLICY, backoffDelay, decide, parseRetryAfter } from '../../src/sync/retry.ts';
+import { backoffDelay, DEFAULT_RETRY_POLICY, decide, parseRetryAfter } from '../../src/sync/retry.ts';
 
 const now = Date.parse('2026-11-25T12:00:00Z');
 const policy = DEFAULT_RETRY_POLICY;

@@ -5,18 +5,18 @@
  */
 import type { AuditEvent, Bundle, Task } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
-import { SHARE_CLASSES, type ShareClass, clinicSharing, evaluateGate } from '../../src/coordination/gate.ts';
-import { mapParsedEpisode } from '../../src/mapping/bundle.ts';
 import { disclosureAuditEvent } from '../../src/coordination/audit.ts';
-import { DEV_IDENTITY } from '../../src/fhir/identity.ts';
+import { clinicSharing, evaluateGate, SHARE_CLASSES, type ShareClass } from '../../src/coordination/gate.ts';
 import { nextDay, sharePrimary, sharePrimaryParsed } from '../../src/coordination/share.ts';
 import { parseEpisode } from '../../src/domain/parse.ts';
+import { DEV_IDENTITY } from '../../src/fhir/identity.ts';
 import { validateFhir } from '../../src/fhir/validate.ts';
 import { isMasterData } from '../../src/fhir/write-semantics.ts';
+import { mapParsedEpisode } from '../../src/mapping/bundle.ts';
 import { type AnyResource, byIdentifier, resolve, resources } from '../fixtures/bundle.ts';
 import { activeFather, completed, plannedMinimal } from '../fixtures/examples.ts';
-import { r4InvariantFailures, r4SchemaErrors } from '../fixtures/r4-independent.ts';
 import { leaks } from '../fixtures/leaks.ts';
+import { r4InvariantFailures, r4SchemaErrors } from '../fixtures/r4-independent.ts';
 
 const AT = '2026-05-10T10:00:00Z';
 const anyTarget = () => true;
@@ -47,7 +47,10 @@ const withConsent = (e: AnyResource, status: (typeof STATUSES)[number], share: S
 
 const types = (b: Bundle): Set<string> => new Set((b.entry ?? []).map((e) => e.resource?.resourceType as string));
 const tasks = (b: Bundle): Task[] => resources(b, 'Task') as Task[];
-const taskCodes = (b: Bundle): string[] => tasks(b).map((t) => t.code?.coding?.[0]?.code as string).sort();
+const taskCodes = (b: Bundle): string[] =>
+  tasks(b)
+    .map((t) => t.code?.coding?.[0]?.code as string)
+    .sort();
 
 describe('the gate', () => {
   const mother = parseEpisode(completed());
@@ -67,14 +70,18 @@ describe('the gate', () => {
   });
   it('closes without a consent, and for declined, withdrawn and expired ones', () => {
     expect(evaluateGate(parseEpisode(plannedMinimal()), AT, anyTarget)).toMatchObject({ open: false, reason: 'no-consent' });
-    for (const [status, reason] of [['declined', 'consent-declined'], ['withdrawn', 'consent-withdrawn'], ['expired', 'consent-expired']] as const) {
+    for (const [status, reason] of [
+      ['declined', 'consent-declined'],
+      ['withdrawn', 'consent-withdrawn'],
+      ['expired', 'consent-expired'],
+    ] as const) {
       expect(evaluateGate(parseEpisode(withConsent(completed(), status, [...SHARE_CLASSES])), AT, anyTarget)).toMatchObject({ open: false, reason });
     }
   });
 });
 
 describe('the consent matrix: every status × every subset of share × each example', () => {
-  it('has a leak scan that finds what it looks for (a note, a clip uri, the parent\'s phone, an item answer)', () => {
+  it("has a leak scan that finds what it looks for (a note, a clip uri, the parent's phone, an item answer)", () => {
     const e = examples()[0]?.[1] as AnyResource;
     const { bundle } = sharePrimary(e, { at: AT, hasTarget: anyTarget });
     expect(leaks(bundle, e)).toEqual([]);
@@ -108,11 +115,13 @@ describe('the consent matrix: every status × every subset of share × each exam
         expect(gate.open, where).toBe(true);
         expect(bundle.type).toBe('transaction');
         const t = types(bundle);
-        for (const always of ['Patient', 'Organization', 'Practitioner', 'PractitionerRole', 'EpisodeOfCare', 'Consent', 'Provenance']) expect(t.has(always), `${where} ${always}`).toBe(true);
+        for (const always of ['Patient', 'Organization', 'Practitioner', 'PractitionerRole', 'EpisodeOfCare', 'Consent', 'Provenance'])
+          expect(t.has(always), `${where} ${always}`).toBe(true);
         const sessions = e.sessions ?? [];
         expect(t.has('Encounter'), `${where} Encounter`).toBe(share.includes('attendance') && sessions.length > 0);
         const procedures = sessions.some(
-          (s: AnyResource) => s.status === 'attended' && ((share.includes('focus-areas') && s.focusElements?.length) || (share.includes('themes') && s.themes?.length)),
+          (s: AnyResource) =>
+            s.status === 'attended' && ((share.includes('focus-areas') && s.focusElements?.length) || (share.includes('themes') && s.themes?.length)),
         );
         expect(t.has('Procedure'), `${where} Procedure`).toBe(procedures);
         expect(t.has('Observation'), `${where} Observation`).toBe(share.includes('scores'));
@@ -162,7 +171,8 @@ describe('what the primary team receives', () => {
     for (const entry of bundle.entry ?? []) {
       const type = entry.resource?.resourceType as string;
       if (type === 'Provenance') expect(entry.request?.method).toBe('PUT');
-      else if (type === 'Task' || isMasterData(type)) expect(entry.request).toMatchObject({ method: 'POST', url: type, ifNoneExist: expect.stringMatching(/^identifier=/) });
+      else if (type === 'Task' || isMasterData(type))
+        expect(entry.request).toMatchObject({ method: 'POST', url: type, ifNoneExist: expect.stringMatching(/^identifier=/) });
       else expect(entry.request?.url).toMatch(new RegExp(`^${type}\\?identifier=`));
     }
   });
@@ -178,7 +188,7 @@ describe('what the primary team receives', () => {
     expect(JSON.stringify(sharePrimary(e, { at: AT, hasTarget: anyTarget }).bundle)).toBe(JSON.stringify(bundle));
   });
 
-  it('passes the official R4 JSON Schema, every R4 invariant (fhirpath.js) and the bridge\'s validator', () => {
+  it("passes the official R4 JSON Schema, every R4 invariant (fhirpath.js) and the bridge's validator", () => {
     expect(r4SchemaErrors(bundle)).toEqual([]);
     expect(r4InvariantFailures(bundle)).toEqual([]);
     expect(validateFhir(bundle).issue.filter((i) => i.severity === 'error')).toEqual([]);
@@ -186,15 +196,17 @@ describe('what the primary team receives', () => {
 });
 
 describe('withdrawal and expiry', () => {
-  it('cancel only the bridge\'s requests still requested, with the reason, and send nothing new', () => {
+  it("cancel only the bridge's requests still requested, with the reason, and send nothing new", () => {
     const e = withConsent(examples()[0]?.[1] as AnyResource, 'withdrawn', [...SHARE_CLASSES]);
     const { gate, bundle } = sharePrimary(e, { at: AT, hasTarget: anyTarget });
     expect(gate).toMatchObject({ open: false, reason: 'consent-withdrawn' });
-    expect(bundle.entry?.map((x) => decodeURIComponent(x.request?.url as string).split('|').pop())).toEqual([
-      'VG-2026-0042/guidance-started',
-      'VG-2026-0042/risk-follow-up/A2',
-      'VG-2026-0042/guidance-ended',
-    ]);
+    expect(
+      bundle.entry?.map((x) =>
+        decodeURIComponent(x.request?.url as string)
+          .split('|')
+          .pop(),
+      ),
+    ).toEqual(['VG-2026-0042/guidance-started', 'VG-2026-0042/risk-follow-up/A2', 'VG-2026-0042/guidance-ended']);
     for (const entry of bundle.entry ?? []) {
       const binary = entry.resource as AnyResource;
       expect(binary.contentType).toBe('application/json-patch+json');
@@ -233,7 +245,7 @@ describe('a risk that may not be shared is never dropped silently', () => {
     return { b, tasks: resources(b, 'Task') };
   };
 
-  it('puts a Task for the therapist on the clinic\'s own server when the consent was declined', () => {
+  it("puts a Task for the therapist on the clinic's own server when the consent was declined", () => {
     const { b, tasks: t } = clinicTasks(activeFather());
     expect(t).toHaveLength(1);
     const task = t[0] as AnyResource;
@@ -259,7 +271,12 @@ describe('audit of disclosures (IHE BALP PrivacyDisclosure at the source)', () =
   const base = { key: 'job-1|primary.993778125', at: AT, episode: e, identity: DEV_IDENTITY, caller: 'journal-north' };
 
   it('names who, what patient, which consent, what was sent, to which organisation and endpoint, why, and the outcome', () => {
-    const a = disclosureAuditEvent({ ...base, recipient: { orgNumber: '993778125', endpoint: 'https://fhir.primary.example/r4' }, sent: bundle, outcome: 'success' }) as AnyResource;
+    const a = disclosureAuditEvent({
+      ...base,
+      recipient: { orgNumber: '993778125', endpoint: 'https://fhir.primary.example/r4' },
+      sent: bundle,
+      outcome: 'success',
+    }) as AnyResource;
     expect(a.type).toMatchObject({ system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110106' });
     expect(a.subtype[0]).toMatchObject({ system: 'http://terminology.hl7.org/CodeSystem/iso-21089-lifecycle', code: 'disclose' });
     expect(a.purposeOfEvent[0].coding[0].code).toBe('TREAT');
@@ -279,7 +296,12 @@ describe('audit of disclosures (IHE BALP PrivacyDisclosure at the source)', () =
   });
 
   it('records a refusal because of consent, with the reason and nothing sent; one id per send, whatever the retries', () => {
-    const refused = disclosureAuditEvent({ ...base, recipient: { orgNumber: '993778125' }, outcome: 'refused', reason: 'the parent withdrew the consent to share with the primary treatment team' }) as AnyResource;
+    const refused = disclosureAuditEvent({
+      ...base,
+      recipient: { orgNumber: '993778125' },
+      outcome: 'refused',
+      reason: 'the parent withdrew the consent to share with the primary treatment team',
+    }) as AnyResource;
     expect(refused.outcome).toBe('4');
     expect(refused.outcomeDesc).toMatch(/withdrew/);
     expect(refused.entity.map((x: AnyResource) => x.what.type ?? 'Patient')).toEqual(['Patient', 'EpisodeOfCare', 'Consent']);

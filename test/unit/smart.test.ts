@@ -6,7 +6,7 @@
  * summary's headers and the audit of every view and refusal (a view is not shown unaudited).
  */
 import type { AuditEvent } from '@medplum/fhirtypes';
-import { type JWTPayload, SignJWT, base64url, exportJWK, generateKeyPair, jwtDecrypt } from 'jose';
+import { base64url, exportJWK, generateKeyPair, type JWTPayload, jwtDecrypt, SignJWT } from 'jose';
 import { HttpResponse, http } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -16,7 +16,7 @@ import { parseEpisode } from '../../src/domain/parse.ts';
 import { isOperationOutcomeError } from '../../src/fhir/outcome.ts';
 import { NO } from '../../src/fhir/systems.ts';
 import { createApp } from '../../src/http/app.ts';
-import { PRE_AUTH_COOKIE, SESSION_COOKIE, SMART_SCOPE, pickLang, smartCookieKey, smartDepsFrom } from '../../src/http/smart.ts';
+import { PRE_AUTH_COOKIE, pickLang, SESSION_COOKIE, SMART_SCOPE, smartCookieKey, smartDepsFrom } from '../../src/http/smart.ts';
 import { personKey } from '../../src/sync/episodes.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
 import { completed } from '../fixtures/examples.ts';
@@ -120,7 +120,13 @@ beforeEach(async () => {
 });
 
 async function putMother(episode: ReturnType<typeof mother>, tenant = DEFAULT_TENANT) {
-  await store.putEpisode({ tenant, episodeKey: `${episode.clinic.orgNumber}/${episode.episodeId}`, personKey: personKey(identity, NATIONAL_ID), episode, storedAt: new Date(T0).toISOString() });
+  await store.putEpisode({
+    tenant,
+    episodeKey: `${episode.clinic.orgNumber}/${episode.episodeId}`,
+    personKey: personKey(identity, NATIONAL_ID),
+    episode,
+    storedAt: new Date(T0).toISOString(),
+  });
 }
 
 const app = () => createApp({ allowSyntheticIds: true, identity, smart: { ...smartDepsFrom(config, () => store), now: () => clock } });
@@ -153,11 +159,19 @@ async function signIn(a = app()) {
 }
 
 describe('GET /smart/launch', () => {
-  it('redirects to the EHR\'s authorize endpoint with state, nonce, aud and PKCE S256 bound to an encrypted launch cookie', async () => {
+  it("redirects to the EHR's authorize endpoint with state, nonce, aud and PKCE S256 bound to an encrypted launch cookie", async () => {
     const { to, pre, res } = await launch();
     expect(to.origin + to.pathname).toBe('https://ehr.example/auth/authorize');
     const q = Object.fromEntries(to.searchParams);
-    expect(q).toMatchObject({ response_type: 'code', client_id: CLIENT_ID, redirect_uri: `${ORIGIN}/smart/callback`, scope: 'launch openid fhirUser patient/Patient.read', aud: ISS, launch: 'L1', code_challenge_method: 'S256' });
+    expect(q).toMatchObject({
+      response_type: 'code',
+      client_id: CLIENT_ID,
+      redirect_uri: `${ORIGIN}/smart/callback`,
+      scope: 'launch openid fhirUser patient/Patient.read',
+      aud: ISS,
+      launch: 'L1',
+      code_challenge_method: 'S256',
+    });
     expect(q.state).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(pre.attrs).toMatch(/HttpOnly/);
     expect(pre.attrs).toMatch(/Secure/);
@@ -214,32 +228,52 @@ describe('GET /smart/callback', () => {
 
   it.each([
     ['no launch cookie', async () => callback(app(), undefined, 'code=good-code&state=x'), 400],
-    ['a state that is not the launch\'s', async () => {
-      const a = app();
-      const { pre } = await launch(a);
-      return callback(a, pre.value, 'code=good-code&state=forged');
-    }, 400],
-    ['an altered launch cookie', async () => {
-      const a = app();
-      const { to, pre } = await launch(a);
-      return callback(a, `${pre.value.slice(0, -2)}AA`, `code=good-code&state=${to.searchParams.get('state')}`);
-    }, 400],
-    ['a launch cookie older than ten minutes', async () => {
-      const a = app();
-      const { to, pre } = await launch(a);
-      clock += 601_000;
-      return callback(a, pre.value, `code=good-code&state=${to.searchParams.get('state')}`);
-    }, 400],
-    ['an error from the EHR', async () => {
-      const a = app();
-      const { to, pre } = await launch(a);
-      return callback(a, pre.value, `error=access_denied&state=${to.searchParams.get('state')}`);
-    }, 403],
-    ['a code the token endpoint refuses', async () => {
-      const a = app();
-      const { to, pre } = await launch(a);
-      return callback(a, pre.value, `code=bad&state=${to.searchParams.get('state')}`);
-    }, 400],
+    [
+      "a state that is not the launch's",
+      async () => {
+        const a = app();
+        const { pre } = await launch(a);
+        return callback(a, pre.value, 'code=good-code&state=forged');
+      },
+      400,
+    ],
+    [
+      'an altered launch cookie',
+      async () => {
+        const a = app();
+        const { to, pre } = await launch(a);
+        return callback(a, `${pre.value.slice(0, -2)}AA`, `code=good-code&state=${to.searchParams.get('state')}`);
+      },
+      400,
+    ],
+    [
+      'a launch cookie older than ten minutes',
+      async () => {
+        const a = app();
+        const { to, pre } = await launch(a);
+        clock += 601_000;
+        return callback(a, pre.value, `code=good-code&state=${to.searchParams.get('state')}`);
+      },
+      400,
+    ],
+    [
+      'an error from the EHR',
+      async () => {
+        const a = app();
+        const { to, pre } = await launch(a);
+        return callback(a, pre.value, `error=access_denied&state=${to.searchParams.get('state')}`);
+      },
+      403,
+    ],
+    [
+      'a code the token endpoint refuses',
+      async () => {
+        const a = app();
+        const { to, pre } = await launch(a);
+        return callback(a, pre.value, `code=bad&state=${to.searchParams.get('state')}`);
+      },
+      400,
+    ],
   ])('refuses %s, audited, with no session', async (_name, run, status) => {
     const res = await run();
     expect(res.status).toBe(status);
@@ -254,7 +288,7 @@ describe('GET /smart/callback', () => {
     ['another issuer', () => (idClaims = ((f) => (n: string) => ({ ...f(n), iss: 'https://other.example/fhir' }))(idClaims))],
     ['an expired id token', () => (idClaims = ((f) => (n: string) => ({ ...f(n), exp: Math.floor(clock / 1000) - 120 }))(idClaims))],
     ['another nonce', () => (idClaims = ((f) => (n: string) => ({ ...f(n), nonce: `${n}x` }))(idClaims))],
-    ['a key that is not the EHR\'s', () => (signWith = otherKeys.privateKey)],
+    ["a key that is not the EHR's", () => (signWith = otherKeys.privateKey)],
   ])('refuses an id token with %s (400), never reading the patient', async (_name, spoil) => {
     spoil();
     const res = await signIn();
@@ -266,7 +300,7 @@ describe('GET /smart/callback', () => {
     expect(audits[0]?.entity ?? []).toEqual([]);
   });
 
-  it('gives another organisation\'s episode and an unknown patient the same page, and audits why', async () => {
+  it("gives another organisation's episode and an unknown patient the same page, and audits why", async () => {
     const elsewhere = mother((e) => {
       e.primaryTreatment.organization.orgNumber = '974557746';
     });
@@ -278,7 +312,7 @@ describe('GET /smart/callback', () => {
     const unknown = await signIn();
     expect(unknown.status).toBe(403);
     expect(await other.text()).toBe(await unknown.text());
-    expect(audits.map((a) => a.outcomeDesc)).toEqual(['the person\'s episodes name another primary treatment organisation', 'no stored episode of this person']);
+    expect(audits.map((a) => a.outcomeDesc)).toEqual(["the person's episodes name another primary treatment organisation", 'no stored episode of this person']);
     // The clinician and the patient are recorded, the other organisation's episode is not.
     expect(audits[0]?.agent.find((a) => a.requestor)?.who?.identifier).toEqual({ system: ISS, value: `${ISS}/Practitioner/prac-1` });
     expect(audits[0]?.entity?.map((e) => e.what?.identifier?.value)).toEqual([NATIONAL_ID]);
@@ -310,7 +344,9 @@ describe('GET /smart/summary', () => {
     const c = await session(a);
     const res = await a.request(`${ORIGIN}/smart/summary`, { headers: { cookie: c, 'accept-language': 'en-GB,en;q=0.9' } });
     expect(res.status).toBe(200);
-    expect(res.headers.get('content-security-policy')).toBe("default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; form-action 'none'; base-uri 'none'");
+    expect(res.headers.get('content-security-policy')).toBe(
+      "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; form-action 'none'; base-uri 'none'",
+    );
     expect(res.headers.get('cache-control')).toBe('no-store');
     expect(await res.text()).toMatch(/<html lang="en">/);
     expect(audits).toHaveLength(1);
@@ -366,14 +402,30 @@ describe('pickLang and SMART_ISSUERS', () => {
     try {
       loadConfig({
         ...env,
-        SMART_ISSUERS: JSON.stringify([{ iss: 'http://ehr.example/fhir', orgNumber: '123', clientId: 'a b', clientSecretSecret: 'MISSING_SECRET', clientSecret: 'hunter2-secret', frameAncestors: ['javascript:x'] }]),
+        SMART_ISSUERS: JSON.stringify([
+          {
+            iss: 'http://ehr.example/fhir',
+            orgNumber: '123',
+            clientId: 'a b',
+            clientSecretSecret: 'MISSING_SECRET',
+            clientSecret: 'hunter2-secret',
+            frameAncestors: ['javascript:x'],
+          },
+        ]),
       });
     } catch (e) {
       error = e;
     }
     expect(isOperationOutcomeError(error)).toBe(true);
     const text = JSON.stringify((error as { outcome: unknown }).outcome);
-    for (const path of ['SMART_ISSUERS.0.iss', 'SMART_ISSUERS.0.orgNumber', 'SMART_ISSUERS.0.clientId', 'SMART_ISSUERS.0.clientSecretSecret', 'SMART_ISSUERS.0.clientSecret', 'SMART_ISSUERS.0.frameAncestors.0']) {
+    for (const path of [
+      'SMART_ISSUERS.0.iss',
+      'SMART_ISSUERS.0.orgNumber',
+      'SMART_ISSUERS.0.clientId',
+      'SMART_ISSUERS.0.clientSecretSecret',
+      'SMART_ISSUERS.0.clientSecret',
+      'SMART_ISSUERS.0.frameAncestors.0',
+    ]) {
       expect(text).toContain(path);
     }
     expect(text).not.toContain('hunter2');

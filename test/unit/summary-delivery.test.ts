@@ -14,8 +14,8 @@ import { sharePrimary, sharePrimaryParsed, summaryAsOf, summaryToDeliver } from 
 import { signSummary, verifySummary } from '../../src/coordination/summary.ts';
 import { parseEpisode } from '../../src/domain/parse.ts';
 import { DEV_IDENTITY } from '../../src/fhir/identity.ts';
-import { MemoryStore } from '../../src/sync/memory-store.ts';
 import { submitEpisode } from '../../src/sync/deliver.ts';
+import { MemoryStore } from '../../src/sync/memory-store.ts';
 import { type AnyResource, resolve, resources } from '../fixtures/bundle.ts';
 import { completed } from '../fixtures/examples.ts';
 import { privateJwk } from '../fixtures/keys.ts';
@@ -58,14 +58,17 @@ describe('the summary delivered to the primary team', () => {
     expect(endedTask(bundle)?.focus).toEqual({ reference: bundle.entry?.find((x) => x.resource === doc)?.fullUrl });
   });
 
-  it('is written by conditional update on its version\'s identifier, so a re-send of the same version changes nothing', () => {
+  it("is written by conditional update on its version's identifier, so a re-send of the same version changes nothing", () => {
     const entry = bundle.entry?.find((x) => x.resource === doc);
-    expect(entry?.request).toEqual({ method: 'PUT', url: `DocumentReference?identifier=${encodeURIComponent(doc.identifier[0].system)}|${encodeURIComponent(doc.identifier[0].value)}` });
+    expect(entry?.request).toEqual({
+      method: 'PUT',
+      url: `DocumentReference?identifier=${encodeURIComponent(doc.identifier[0].system)}|${encodeURIComponent(doc.identifier[0].value)}`,
+    });
     const later = sharePrimary(e, { at: '2026-09-01T08:00:00Z', hasTarget: anyTarget }).bundle;
     expect(documentRefs(later)).toEqual([doc]);
   });
 
-  it('gets a new identity when the document changes (a goal\'s status)', () => {
+  it("gets a new identity when the document changes (a goal's status)", () => {
     const changed = completed();
     changed.goals[0].status = 'not-achieved';
     const [other] = documentRefs(sharePrimary(changed, { at: AT, hasTarget: anyTarget }).bundle) as [AnyResource];
@@ -87,7 +90,7 @@ describe('the summary delivered to the primary team', () => {
     expect(documentRefs(sharePrimary(withdrawn, { at: AT, hasTarget: anyTarget }).bundle)).toEqual([]);
   });
 
-  it('carries the signed document when one is passed in, and it verifies against the bridge\'s keys', async () => {
+  it("carries the signed document when one is passed in, and it verifies against the bridge's keys", async () => {
     const key = await privateJwk('ES384', 'bridge-1');
     const parsed = parseEpisode(e);
     const signed = await signSummary(summaryToDeliver(parsed, { at: AT, hasTarget: anyTarget })!, { keys: [key] });
@@ -100,7 +103,11 @@ describe('the summary delivered to the primary team', () => {
   it('is signed at submission where the bridge has a key', async () => {
     const key = await privateJwk('RS384', 'bridge-2');
     const store = new MemoryStore();
-    const job = await submitEpisode(e, { store, now: () => Date.parse(AT), newId: () => 'job-1' }, { primaryEndpoint: () => 'http://primary.test/fhir', signingKeys: { keys: [key] } });
+    const job = await submitEpisode(
+      e,
+      { store, now: () => Date.parse(AT), newId: () => 'job-1' },
+      { primaryEndpoint: () => 'http://primary.test/fhir', signingKeys: { keys: [key] } },
+    );
     const content = await store.getContent(job.id);
     const [d] = documentRefs(content!.bundles['primary.993778125']!) as [AnyResource];
     expect(await verifySummary(decoded(d), publicJwks({ keys: [key] }))).toBe(true);
@@ -122,7 +129,10 @@ describe('the leak scan over the delivered document', () => {
     composition.section[0].text.div = `<div xmlns="http://www.w3.org/1999/xhtml">${e.sessions[0].note} ${e.parent.phone}</div>`;
     const { bundle } = sharePrimaryParsed(parsed, { at: AT, hasTarget: anyTarget, summary: document });
     // In the JSON alone the text is base64 (at best a prefix of the note's own base64 may show).
-    const plain = (text?: string) => leaks(bundle, e, text).map((l) => l.split(':')[0]).filter((w) => w === 'note of S1' || w === 'parent phone');
+    const plain = (text?: string) =>
+      leaks(bundle, e, text)
+        .map((l) => l.split(':')[0])
+        .filter((w) => w === 'note of S1' || w === 'parent phone');
     expect(plain(JSON.stringify(bundle))).toEqual([]);
     expect(plain()).toEqual(['note of S1', 'parent phone']);
   });

@@ -11,8 +11,8 @@ import { createInboundAuthenticator } from '../../src/auth/inbound.ts';
 import { publicJwks } from '../../src/auth/jwks.ts';
 import { withTenants } from '../../src/auth/tenants.ts';
 import { loadConfig } from '../../src/config.ts';
-import { SUMMARY_PAGE_CSP } from '../../src/coordination/summary-page.ts';
 import { verifySummary } from '../../src/coordination/summary.ts';
+import { SUMMARY_PAGE_CSP } from '../../src/coordination/summary-page.ts';
 import { createApp } from '../../src/http/app.ts';
 import { languageOf, representation } from '../../src/http/summary.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
@@ -33,7 +33,11 @@ async function bridge(opts: { sign?: boolean } = {}) {
   const config = loadConfig(ENV);
   const key = await privateJwk('RS384', 'bridge-summary-1');
   const store = new MemoryStore();
-  const service = createDeliveryService(store, { send: async () => undefined }, { allowSyntheticIds: true, ...(opts.sign === false ? {} : { signingKeys: { keys: [key] } }) });
+  const service = createDeliveryService(
+    store,
+    { send: async () => undefined },
+    { allowSyntheticIds: true, ...(opts.sign === false ? {} : { signingKeys: { keys: [key] } }) },
+  );
   const app = createApp({ allowSyntheticIds: true, auth: withTenants(createInboundAuthenticator(config.apiAuth), config.tenants), delivery: () => service });
   const call = (token: string, path: string, headers: Record<string, string> = {}, method = 'GET', body?: string) =>
     app.request(path, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers }, ...(body ? { body } : {}) });
@@ -47,7 +51,7 @@ async function bridge(opts: { sign?: boolean } = {}) {
 const composition = (b: Bundle) => b.entry?.[0]?.resource as Composition;
 
 describe('GET /v1/episodes/{id}/summary', () => {
-  it('answers the FHIR document of the latest stored version, signed with the bridge\'s key, by default and for application/fhir+json', async () => {
+  it("answers the FHIR document of the latest stored version, signed with the bridge's key, by default and for application/fhir+json", async () => {
     const { call, put, jwks } = await bridge();
     const e = completed();
     await put(NORTH, e);
@@ -75,13 +79,27 @@ describe('GET /v1/episodes/{id}/summary', () => {
     await put(NORTH, e);
     const riskTask = async () => {
       const doc = (await (await call(NORTH, `/v1/episodes/${e.episodeId}/summary?at=${AT}`)).json()) as Bundle;
-      return doc.entry?.map((x) => x.resource).find((r) => r?.resourceType === 'Task' && r.identifier?.[0]?.value === 'VG-2026-0042/risk-follow-up/A2') as Task | undefined;
+      return doc.entry?.map((x) => x.resource).find((r) => r?.resourceType === 'Task' && r.identifier?.[0]?.value === 'VG-2026-0042/risk-follow-up/A2') as
+        | Task
+        | undefined;
     };
     expect((await riskTask())?.status).toBe('requested');
     const request = { occasion: 'risk-follow-up', identifier: 'VG-2026-0042/risk-follow-up/A2', status: 'completed', lastModified: '2026-05-06T09:00:00Z' };
-    await store.putCoordination({ tenant: 'clinic-north', episodeKey: `974557746/${e.episodeId}`, target: 'primary.993778125', readAt: AT, requests: [request] });
+    await store.putCoordination({
+      tenant: 'clinic-north',
+      episodeKey: `974557746/${e.episodeId}`,
+      target: 'primary.993778125',
+      readAt: AT,
+      requests: [request],
+    });
     // Another tenant's read-back of the same episode id lends nothing.
-    await store.putCoordination({ tenant: 'journal-west', episodeKey: `974557746/${e.episodeId}`, target: 'primary.993778125', readAt: AT, requests: [{ ...request, status: 'rejected' }] });
+    await store.putCoordination({
+      tenant: 'journal-west',
+      episodeKey: `974557746/${e.episodeId}`,
+      target: 'primary.993778125',
+      readAt: AT,
+      requests: [{ ...request, status: 'rejected' }],
+    });
     expect(await riskTask()).toMatchObject({ status: 'completed', lastModified: '2026-05-06T09:00:00Z' });
   });
 
@@ -158,7 +176,11 @@ describe('GET /v1/episodes/{id}/summary', () => {
     const { put } = await bridge();
     await put(NORTH, completed());
     const config = loadConfig({ API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}', API_TOKENS: JSON.stringify({ 'journal-north': NORTH }) });
-    const app = createApp({ allowSyntheticIds: true, auth: createInboundAuthenticator(config.apiAuth), delivery: () => createDeliveryService(new MemoryStore(), { send: async () => undefined }) });
+    const app = createApp({
+      allowSyntheticIds: true,
+      auth: createInboundAuthenticator(config.apiAuth),
+      delivery: () => createDeliveryService(new MemoryStore(), { send: async () => undefined }),
+    });
     const r = await app.request(`/v1/episodes/${completed().episodeId}/summary`);
     expect(r.status).toBe(401);
   });

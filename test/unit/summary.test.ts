@@ -81,7 +81,10 @@ describe('sections exactly as consented, nothing that never crosses', () => {
     expect(allLeaks(b, mother)).toEqual([]);
     const planted = structuredClone(b);
     const section = (composition(planted).section ?? [])[0] as AnyResource;
-    section.text.div = section.text.div.replace('</div>', `<p>${mother.sessions[2].note.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/'/g, '&#39;').replace(/"/g, '&quot;')} ${mother.sessions[1].clips[0].uri}</p></div>`);
+    section.text.div = section.text.div.replace(
+      '</div>',
+      `<p>${mother.sessions[2].note.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/'/g, '&#39;').replace(/"/g, '&quot;')} ${mother.sessions[1].clips[0].uri}</p></div>`,
+    );
     const found = allLeaks(planted, mother).map((l) => l.split(':')[0]);
     expect(found).toEqual(expect.arrayContaining(['note of S3', 'clip uri']));
   });
@@ -93,19 +96,30 @@ describe('sections exactly as consented, nothing that never crosses', () => {
       for (const lang of ['nb', 'en'] as const) {
         const b = build(e, lang);
         expect(b.type, where).toBe('document');
-        expect(sectionIds(b), where).toEqual([...['attendance', 'focus-areas', 'themes', 'scores', 'risk-flags'].filter((c) => share.includes(c as ShareClass)), 'summary', 'contact']);
+        expect(sectionIds(b), where).toEqual([
+          ...['attendance', 'focus-areas', 'themes', 'scores', 'risk-flags'].filter((c) => share.includes(c as ShareClass)),
+          'summary',
+          'contact',
+        ]);
         expect(allLeaks(b, e), `${where} ${lang}`).toEqual([]);
         // The page: the same parts, nothing that never crosses, nothing it would have to fetch or run.
         const html = renderSummaryPage(parseEpisode(e), { at: AT, lang });
         expect([...leaks(b, e, html), ...leaks(b, e, readable(html))], `${where} ${lang} page`).toEqual([]);
         expect(html, where).not.toMatch(/<script|\ssrc=|\shref=|url\(|@import|<link|<img|<iframe|<object/i);
-        expect([...html.matchAll(/<h2 id="h-([a-z-]+)"/g)].map((x) => x[1]), where).toEqual(sectionIds(b));
+        expect(
+          [...html.matchAll(/<h2 id="h-([a-z-]+)"/g)].map((x) => x[1]),
+          where,
+        ).toEqual(sectionIds(b));
         const types = new Set(resources(b).map((r) => r.resourceType));
         expect(types.has('Encounter'), where).toBe(share.includes('attendance'));
         expect(types.has('Flag'), where).toBe(share.includes('risk-flags'));
-        expect(resources(b, 'Observation').some((o) => o.code.coding[0].code !== 'cgi-i'), where).toBe(share.includes('scores'));
+        expect(
+          resources(b, 'Observation').some((o) => o.code.coding[0].code !== 'cgi-i'),
+          where,
+        ).toBe(share.includes('scores'));
         for (const r of ['Patient', 'RelatedPerson', 'QuestionnaireResponse', 'Condition', 'ServiceRequest', 'DocumentReference', 'Media']) {
-          if (r === 'Patient') expect(resources(b, r), where).toHaveLength(1); // the parent only, never an infant
+          if (r === 'Patient')
+            expect(resources(b, r), where).toHaveLength(1); // the parent only, never an infant
           else expect(types.has(r), `${where} ${r}`).toBe(false);
         }
         // Every section has a generated XHTML narrative, and every entry it cites is in the document.
@@ -134,8 +148,16 @@ describe('sections exactly as consented, nothing that never crosses', () => {
 describe('no summary without the gate open and summary shared', () => {
   it('refuses, with an OperationOutcome and never an empty document, for every closed gate', () => {
     const [, mother] = examples()[0] as [string, AnyResource];
-    for (const [status, words] of [['withdrawn', /withdrew/], ['declined', /declined/], ['expired', /expired/]] as const) {
-      expect(refusal(() => build(withConsent(mother, [...SHARE_CLASSES], status)))).toMatchObject({ status: 403, code: 'forbidden', text: expect.stringMatching(words) });
+    for (const [status, words] of [
+      ['withdrawn', /withdrew/],
+      ['declined', /declined/],
+      ['expired', /expired/],
+    ] as const) {
+      expect(refusal(() => build(withConsent(mother, [...SHARE_CLASSES], status)))).toMatchObject({
+        status: 403,
+        code: 'forbidden',
+        text: expect.stringMatching(words),
+      });
     }
     expect(refusal(() => build(mother, 'nb', { at: '2027-01-12T09:00:00Z' }))).toMatchObject({ status: 403, text: expect.stringMatching(/expired/) });
     expect(refusal(() => build(activeFather()))).toMatchObject({ status: 403, text: expect.stringMatching(/declined/) });
@@ -146,7 +168,10 @@ describe('no summary without the gate open and summary shared', () => {
   it('refuses every consent that does not share summary, however much else it shares', () => {
     const [, mother] = examples()[0] as [string, AnyResource];
     for (const share of subsets(OTHER_PARTS)) {
-      expect(refusal(() => build(withConsent(mother, share)))).toMatchObject({ status: 403, text: expect.stringMatching(/does not include the coordination summary/) });
+      expect(refusal(() => build(withConsent(mother, share)))).toMatchObject({
+        status: 403,
+        text: expect.stringMatching(/does not include the coordination summary/),
+      });
     }
   });
 
@@ -160,7 +185,7 @@ describe('no summary without the gate open and summary shared', () => {
 describe('the document', () => {
   const [, mother] = examples()[0] as [string, AnyResource];
 
-  it.each(['nb', 'en'] as const)('passes the R4 JSON Schema, every R4 invariant (fhirpath.js) and the bridge\'s validator (%s)', (lang) => {
+  it.each(['nb', 'en'] as const)("passes the R4 JSON Schema, every R4 invariant (fhirpath.js) and the bridge's validator (%s)", (lang) => {
     const b = build(mother, lang);
     expect(r4SchemaErrors(b)).toEqual([]);
     expect(r4InvariantFailures(b)).toEqual([]);
@@ -220,8 +245,17 @@ describe('the document', () => {
     const first = build(mother, 'en');
     const task = resources(first, 'Task')[0] as AnyResource;
     expect(task.status).toBe('requested');
-    expect(readable(narratives(first)[4] as string)).toMatch(/PHQ-9 of 12 January 2026: the self-harm item \(item 9\).*due 13 January 2026: sent, not yet acted on/);
-    const readBack: Task = { resourceType: 'Task', id: 'server-1', identifier: task.identifier, status: 'in-progress', intent: 'order', lastModified: '2026-01-12T14:00:00Z' };
+    expect(readable(narratives(first)[4] as string)).toMatch(
+      /PHQ-9 of 12 January 2026: the self-harm item \(item 9\).*due 13 January 2026: sent, not yet acted on/,
+    );
+    const readBack: Task = {
+      resourceType: 'Task',
+      id: 'server-1',
+      identifier: task.identifier,
+      status: 'in-progress',
+      intent: 'order',
+      lastModified: '2026-01-12T14:00:00Z',
+    };
     const b = build(mother, 'en', { requests: [readBack] });
     expect((resources(b, 'Task')[0] as AnyResource).status).toBe('in-progress');
     expect(readable(narratives(b)[4] as string)).toMatch(/in progress \(12 January 2026\)/);
@@ -239,7 +273,10 @@ describe('the signature', () => {
     expect(sig.type[0]).toEqual({ system: 'urn:iso-astm:E1762-95:2013', code: '1.2.840.10065.1.12.1.1', display: "Author's Signature" });
     expect(sig.when).toBe(signed.timestamp);
     expect(sig.sigFormat).toBe('application/jose');
-    expect(resolve(signed, sig.who)).toMatchObject({ resourceType: 'Organization', identifier: expect.arrayContaining([expect.objectContaining({ value: mother.clinic.orgNumber })]) });
+    expect(resolve(signed, sig.who)).toMatchObject({
+      resourceType: 'Organization',
+      identifier: expect.arrayContaining([expect.objectContaining({ value: mother.clinic.orgNumber })]),
+    });
     const jws = Buffer.from(sig.data, 'base64').toString('utf8');
     expect(jws).toMatch(/^[\w-]+\.\.[\w-]+$/); // detached compact JWS
     expect(JSON.parse(Buffer.from(jws.split('.')[0] as string, 'base64url').toString())).toMatchObject({ alg, kid: `k-${alg}` });

@@ -15,8 +15,8 @@ import { FhirTargetClient } from '../../src/sync/client.ts';
 import { submitEpisode } from '../../src/sync/deliver.ts';
 import { LocalQueue } from '../../src/sync/local-queue.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
-import { type DeliveryQueue, createDeliveryService } from '../../src/sync/service.ts';
-import { PURGED_BEFORE_DELIVERY, markDead, purgeExpired, sweepStale } from '../../src/sync/sweep.ts';
+import { createDeliveryService, type DeliveryQueue } from '../../src/sync/service.ts';
+import { markDead, PURGED_BEFORE_DELIVERY, purgeExpired, sweepStale } from '../../src/sync/sweep.ts';
 import type { Job } from '../../src/sync/types.ts';
 import { activeFather, completed, plannedMinimal } from '../fixtures/examples.ts';
 
@@ -115,7 +115,16 @@ describe('purgeExpired', () => {
   it('purges the Bundle of a delivered job after the retention period, keeping the job and its ledger', async () => {
     const job = await stored(completed());
     const delivered = await finish(job, 'delivered');
-    const ledger = { tenant: job.tenant, episodeKey: job.episodeKey, target: 'clinic', seq: job.seq, contentHash: job.contentHash, mappingVersion: job.mappingVersion, deliveredAt: delivered.updatedAt, resources: [{ key: 'Encounter|x', type: 'Encounter', id: 'enc-1' }] };
+    const ledger = {
+      tenant: job.tenant,
+      episodeKey: job.episodeKey,
+      target: 'clinic',
+      seq: job.seq,
+      contentHash: job.contentHash,
+      mappingVersion: job.mappingVersion,
+      deliveredAt: delivered.updatedAt,
+      resources: [{ key: 'Encounter|x', type: 'Encounter', id: 'enc-1' }],
+    };
     await store.putLedger(ledger);
     expect(await store.getBundle(job.id)).toBeDefined();
 
@@ -188,7 +197,11 @@ describe('markDead (the dead-letter queue)', () => {
     clock += MINUTE;
     expect(await markDead(store, job.id, 'the queue gave up', clock)).toBe(true);
     const dead = await store.getJob(job.id);
-    expect(dead).toMatchObject({ status: 'dead', updatedAt: new Date(clock).toISOString(), targets: { clinic: { status: 'dead', error: 'the queue gave up' } } });
+    expect(dead).toMatchObject({
+      status: 'dead',
+      updatedAt: new Date(clock).toISOString(),
+      targets: { clinic: { status: 'dead', error: 'the queue gave up' } },
+    });
   });
 
   it('leaves a finished job as it is', async () => {
@@ -264,14 +277,24 @@ describe('sweep with the Node queue', () => {
   const BASE = 'http://fhir.test/fhir';
   const server = setupServer(
     http.get(`${BASE}/metadata`, () =>
-      HttpResponse.json({ resourceType: 'CapabilityStatement', status: 'active', kind: 'instance', fhirVersion: '4.0.1', format: ['json'], date: '2026-01-01', rest: [{ mode: 'server', interaction: [{ code: 'transaction' }] }] }),
+      HttpResponse.json({
+        resourceType: 'CapabilityStatement',
+        status: 'active',
+        kind: 'instance',
+        fhirVersion: '4.0.1',
+        format: ['json'],
+        date: '2026-01-01',
+        rest: [{ mode: 'server', interaction: [{ code: 'transaction' }] }],
+      }),
     ),
     http.post(BASE, async ({ request }) => {
       const b = (await request.json()) as Bundle;
       return HttpResponse.json({
         resourceType: 'Bundle',
         type: 'transaction-response',
-        entry: (b.entry ?? []).map((e: BundleEntry, i: number) => ({ response: { status: '201 Created', location: `${e.resource?.resourceType}/id${i}/_history/1` } })),
+        entry: (b.entry ?? []).map((e: BundleEntry, i: number) => ({
+          response: { status: '201 Created', location: `${e.resource?.resourceType}/id${i}/_history/1` },
+        })),
       });
     }),
   );

@@ -6,7 +6,7 @@
  * 429 per tenant. D1 is covered inside workerd (test/http/tenancy.test.ts).
  */
 import type { Bundle, BundleEntry } from '@medplum/fhirtypes';
-import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { HttpResponse, http } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -18,7 +18,7 @@ import { clearCapabilityCache } from '../../src/sync/apply.ts';
 import { FhirTargetClient } from '../../src/sync/client.ts';
 import { attemptJob } from '../../src/sync/deliver.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
-import { type WriteLimiter, createDeliveryService } from '../../src/sync/service.ts';
+import { createDeliveryService, type WriteLimiter } from '../../src/sync/service.ts';
 import { completed, plannedMinimal } from '../fixtures/examples.ts';
 
 const NORTH_JOURNAL = 'tenant-token-north-journal-4Fq8Zr2Lw6Xp';
@@ -46,8 +46,12 @@ function bridge(limiter?: WriteLimiter) {
   const service = createDeliveryService(store, { send: async (m) => void sent.push(...m.map((x) => x.jobId)) }, limiter ? { limiter } : {});
   const app = createApp({ allowSyntheticIds: true, auth: withTenants(createInboundAuthenticator(config.apiAuth), config.tenants), delivery: () => service });
   const call = (token: string, path: string, init: RequestInit = {}) =>
-    app.request(path, { ...init, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(init.headers as Record<string, string>) } });
-  const put = (token: string, episode: { episodeId: string }) => call(token, `/v1/episodes/${episode.episodeId}`, { method: 'PUT', body: JSON.stringify(episode) });
+    app.request(path, {
+      ...init,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(init.headers as Record<string, string>) },
+    });
+  const put = (token: string, episode: { episodeId: string }) =>
+    call(token, `/v1/episodes/${episode.episodeId}`, { method: 'PUT', body: JSON.stringify(episode) });
   const deliver = (id: string) =>
     attemptJob(id, {
       store,
@@ -64,7 +68,15 @@ function fhirServer() {
   const seen = { transactions: 0 };
   server.use(
     http.get(`${BASE}/metadata`, () =>
-      HttpResponse.json({ resourceType: 'CapabilityStatement', status: 'active', kind: 'instance', fhirVersion: '4.0.1', format: ['json'], date: '2026-01-01', rest: [{ mode: 'server', interaction: [{ code: 'transaction' }] }] }),
+      HttpResponse.json({
+        resourceType: 'CapabilityStatement',
+        status: 'active',
+        kind: 'instance',
+        fhirVersion: '4.0.1',
+        format: ['json'],
+        date: '2026-01-01',
+        rest: [{ mode: 'server', interaction: [{ code: 'transaction' }] }],
+      }),
     ),
     http.post(BASE, async ({ request }) => {
       seen.transactions++;
@@ -124,7 +136,7 @@ describe('tenant isolation on every job route (MemoryStore)', () => {
     expect(b.sent).toEqual([id, id]);
   });
 
-  it('keeps a re-send and an import in the sender\'s tenant: the same episode id in another tenant is another job', async () => {
+  it("keeps a re-send and an import in the sender's tenant: the same episode id in another tenant is another job", async () => {
     const b = bridge();
     const north = await idOf(await b.put(NORTH_JOURNAL, { ...plannedMinimal(), episodeId: 'VG-TEN-2' }));
     const west = await idOf(await b.put(WEST, { ...plannedMinimal(), episodeId: 'VG-TEN-2' }));
@@ -134,7 +146,10 @@ describe('tenant isolation on every job route (MemoryStore)', () => {
 
     const body = [3, 4].map((i) => JSON.stringify({ ...plannedMinimal(), episodeId: `VG-TEN-IMP-${i}` })).join('\n');
     const imp = await b.call(WEST, '/v1/episodes/$import', { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body });
-    const lines = (await imp.text()).trim().split('\n').map((l) => JSON.parse(l) as { jobId: string });
+    const lines = (await imp.text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { jobId: string });
     for (const l of lines) expect((await b.store.getJob(l.jobId))?.tenant).toBe('journal-west');
 
     const westJobs = ((await (await b.call(WEST, '/v1/jobs')).json()) as { jobs: { id: string }[] }).jobs.map((j) => j.id);
@@ -167,7 +182,11 @@ describe('tenant isolation on every job route (MemoryStore)', () => {
 
   it('refuses job routes to a caller with no tenant (an authenticated caller named `local`) with 403', async () => {
     const b = bridge();
-    for (const [path, init] of [['/v1/jobs', {}], [`/v1/jobs/${crypto.randomUUID()}`, {}], [`/v1/jobs/${crypto.randomUUID()}/$replay`, { method: 'POST' }]] as const) {
+    for (const [path, init] of [
+      ['/v1/jobs', {}],
+      [`/v1/jobs/${crypto.randomUUID()}`, {}],
+      [`/v1/jobs/${crypto.randomUUID()}/$replay`, { method: 'POST' }],
+    ] as const) {
       const r = await b.call(NAMED_LOCAL, path, init);
       expect(r.status).toBe(403);
       expect(((await r.json()) as { issue: { code: string }[] }).issue[0]?.code).toBe('forbidden');
@@ -204,7 +223,10 @@ describe('tenants of JWT callers', () => {
     const call = async (claims: Record<string, unknown>, path: string, init: RequestInit = {}) =>
       app.request(path, { ...init, headers: { authorization: `Bearer ${await token(claims)}`, 'content-type': 'application/json' } });
 
-    const r = await call({ client_id: 'north-ehr' }, '/v1/episodes/VG-JWT-1', { method: 'PUT', body: JSON.stringify({ ...plannedMinimal(), episodeId: 'VG-JWT-1' }) });
+    const r = await call({ client_id: 'north-ehr' }, '/v1/episodes/VG-JWT-1', {
+      method: 'PUT',
+      body: JSON.stringify({ ...plannedMinimal(), episodeId: 'VG-JWT-1' }),
+    });
     expect(r.status).toBe(202);
     const id = await idOf(r);
     expect(await store.getJob(id)).toMatchObject({ caller: 'north-ehr', tenant: 'clinic-north' });
@@ -242,7 +264,11 @@ describe('the write rate limit per tenant', () => {
     const o = (await third.json()) as { resourceType: string; issue: { code: string }[] };
     expect(o.resourceType).toBe('OperationOutcome');
     expect(o.issue[0]?.code).toBe('throttled');
-    const imp = await b.call(NORTH_ENGINE, '/v1/episodes/$import', { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: JSON.stringify(plannedMinimal()) });
+    const imp = await b.call(NORTH_ENGINE, '/v1/episodes/$import', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson' },
+      body: JSON.stringify(plannedMinimal()),
+    });
     expect(imp.status).toBe(429);
     expect(await b.store.listJobs({ tenant: 'clinic-north' })).toHaveLength(1);
 

@@ -10,14 +10,14 @@ import { resolve } from 'node:path';
 import type { Bundle, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { notCompiled } from '../../src/generated/validators.ts';
-import { fastPathStats, resetFastPathStats, undecided, validateFast } from '../../src/fhir/validate-fast.ts';
 import { validateFhir } from '../../src/fhir/validate.ts';
+import { fastPathStats, resetFastPathStats, undecided, validateFast } from '../../src/fhir/validate-fast.ts';
+import { notCompiled } from '../../src/generated/validators.ts';
 import { mapEpisode } from '../../src/mapping/bundle.ts';
+import conformanceEpisode from '../fixtures/conformance-episode.json' with { type: 'json' };
 import { completed, example, exampleNames, plannedMinimal } from '../fixtures/examples.ts';
 import { longEpisode } from '../fixtures/generate.ts';
 import { r4InvariantFailures } from '../fixtures/r4-independent.ts';
-import conformanceEpisode from '../fixtures/conformance-episode.json' with { type: 'json' };
 
 const ALL_OK = { resourceType: 'OperationOutcome', issue: [{ severity: 'information', code: 'informational', details: { text: 'All OK' } }] };
 const clone = <T>(v: T): T => structuredClone(v);
@@ -35,7 +35,8 @@ async function agree(resource: Resource): Promise<OperationOutcome> {
   return reference;
 }
 
-const errorsOf = (o: OperationOutcome): string[] => (o.issue ?? []).filter((i) => i.severity === 'error' || i.severity === 'warning').map((i) => `${i.expression?.[0]}: ${i.details?.text}`);
+const errorsOf = (o: OperationOutcome): string[] =>
+  (o.issue ?? []).filter((i) => i.severity === 'error' || i.severity === 'warning').map((i) => `${i.expression?.[0]}: ${i.details?.text}`);
 
 function entry(b: Bundle, type: string, n = 0): Any {
   const found = (b.entry ?? []).filter((e) => e.resource?.resourceType === type)[n];
@@ -94,7 +95,8 @@ describe('generated validators agree with the reference', () => {
   it('keeps at most 32 distinct fallback reasons, however varied the input', async () => {
     resetFastPathStats();
     const profile = 'https://imh-bridge.example.no/fhir/StructureDefinition/imh-organization';
-    for (let i = 0; i < 40; i++) await validateFast({ resourceType: 'Organization', meta: { profile: [profile] }, [`unknown${i}`]: true } as unknown as Resource);
+    for (let i = 0; i < 40; i++)
+      await validateFast({ resourceType: 'Organization', meta: { profile: [profile] }, [`unknown${i}`]: true } as unknown as Resource);
     expect(fastPathStats.fallback).toBe(40);
     expect(fastPathStats.reasons.size).toBe(33);
     expect(fastPathStats.reasons.get('other')).toBe(8);
@@ -117,35 +119,62 @@ const defects: [string, (b: Any) => void][] = [
   ['type: an unknown element', (b) => void (entry(b, 'Patient').nickname = 'x')],
   ['type: a null value', (b) => void (entry(b, 'Organization').active = null)],
   ['type: a control character in a string', (b) => void (entry(b, 'Organization').name = 'a\u0001b')],
-  ['choice type: a value type the profile does not allow', (b) => {
-    const o = entry(b, 'Observation');
-    for (const k of Object.keys(o)) if (k.startsWith('value')) delete o[k];
-    o.valueString = 'twelve';
-  }],
+  [
+    'choice type: a value type the profile does not allow',
+    (b) => {
+      const o = entry(b, 'Observation');
+      for (const k of Object.keys(o)) if (k.startsWith('value')) delete o[k];
+      o.valueString = 'twelve';
+    },
+  ],
   ['choice type: two values for one choice element', (b) => void (entry(b, 'Observation').effectivePeriod = { start: '2026-01-12' })],
-  ['fixed/pattern: an extension value that differs from its fixed url', (b) => void (entry(b, 'Encounter').extension[0].url = 'https://imh-bridge.example.no/fhir/StructureDefinition/imh-session-attendancex')],
+  [
+    'fixed/pattern: an extension value that differs from its fixed url',
+    (b) => void (entry(b, 'Encounter').extension[0].url = 'https://imh-bridge.example.no/fhir/StructureDefinition/imh-session-attendancex'),
+  ],
   ['fixed/pattern: a category that misses the pattern (slice count)', (b) => void (entry(b, 'Observation').category[0].coding[0].code = 'exam')],
-  ['slice: a second organisation number', (b) => {
-    const o = entry(b, 'Organization');
-    o.identifier.push({ ...o.identifier[0], value: '974557754' });
-  }],
+  [
+    'slice: a second organisation number',
+    (b) => {
+      const o = entry(b, 'Organization');
+      o.identifier.push({ ...o.identifier[0], value: '974557754' });
+    },
+  ],
   ['binding: a status outside its required ValueSet', (b) => void (entry(b, 'Encounter').status = 'wandering')],
   ['binding: a coding outside the profile ValueSet', (b) => void (entry(b, 'Encounter').extension[0].valueCoding.code = 'teleported')],
-  ['invariant: an identifier system the profile does not allow', (b) => void (entry(b, 'EpisodeOfCare').identifier[0].system = 'https://elsewhere.example/episode')],
+  [
+    'invariant: an identifier system the profile does not allow',
+    (b) => void (entry(b, 'EpisodeOfCare').identifier[0].system = 'https://elsewhere.example/episode'),
+  ],
   ['invariant: security labels removed', (b) => void (entry(b, 'CareTeam').meta.security = [entry(b, 'CareTeam').meta.security[0]])],
-  ['invariant with resolve(): onBehalfOf for a member that is no Practitioner', (b) => {
-    const ct = entry(b, 'CareTeam');
-    ct.participant[0] = { member: { reference: fullUrlOf(b, 'RelatedPerson') }, onBehalfOf: { reference: fullUrlOf(b, 'Organization') } };
-  }],
+  [
+    'invariant with resolve(): onBehalfOf for a member that is no Practitioner',
+    (b) => {
+      const ct = entry(b, 'CareTeam');
+      ct.participant[0] = { member: { reference: fullUrlOf(b, 'RelatedPerson') }, onBehalfOf: { reference: fullUrlOf(b, 'Organization') } };
+    },
+  ],
   ['reference target type: a subject that is an Organization', (b) => void (entry(b, 'Encounter').subject = { reference: fullUrlOf(b, 'Organization') })],
   ['reference: to no entry of the Bundle', (b) => void (entry(b, 'Encounter').subject = { reference: 'urn:uuid:00000000-0000-4000-8000-000000000000' })],
-  ['profile: unknown to the bridge', (b) => void (entry(b, 'Organization').meta.profile = ['https://imh-bridge.example.no/fhir/StructureDefinition/imh-nothing'])],
-  ['profile: for another resource type', (b) => void (entry(b, 'Organization').meta.profile = ['https://imh-bridge.example.no/fhir/StructureDefinition/imh-parent'])],
-  ['extension: a sub-extension value of the wrong type', (b) => {
-    const closing = entry(b, 'EpisodeOfCare').extension[0];
-    closing.extension[0] = { url: 'closedOn', valueString: '2026-05-04' };
-  }],
-  ['extension: one of ours the bridge does not know', (b) => void entry(b, 'Encounter').extension.push({ url: 'https://imh-bridge.example.no/fhir/StructureDefinition/imh-unknown', valueString: 'x' })],
+  [
+    'profile: unknown to the bridge',
+    (b) => void (entry(b, 'Organization').meta.profile = ['https://imh-bridge.example.no/fhir/StructureDefinition/imh-nothing']),
+  ],
+  [
+    'profile: for another resource type',
+    (b) => void (entry(b, 'Organization').meta.profile = ['https://imh-bridge.example.no/fhir/StructureDefinition/imh-parent']),
+  ],
+  [
+    'extension: a sub-extension value of the wrong type',
+    (b) => {
+      const closing = entry(b, 'EpisodeOfCare').extension[0];
+      closing.extension[0] = { url: 'closedOn', valueString: '2026-05-04' };
+    },
+  ],
+  [
+    'extension: one of ours the bridge does not know',
+    (b) => void entry(b, 'Encounter').extension.push({ url: 'https://imh-bridge.example.no/fhir/StructureDefinition/imh-unknown', valueString: 'x' }),
+  ],
   ['Bundle: an entry of a transaction without its request', (b) => void delete b.entry[0].request],
   ['Bundle: an entry resource without a resourceType', (b) => void delete b.entry[1].resource.resourceType],
   ['profile: a meta.profile that is not a string', (b) => void (entry(b, 'Organization').meta.profile = [0])],
@@ -173,40 +202,44 @@ describe('planted defects: the generated validators hand over, the answer is the
   it.each([
     ['planned minimal', () => mapEpisode(plannedMinimal())],
     ['completed', () => mapEpisode(completed())],
-  ])('agrees under random damage to the valid %s Bundle (fast-check)', async (_name, make) => {
-    const small = make();
-    const paths: (string | number)[][] = [];
-    const collect = (v: unknown, p: (string | number)[]): void => {
-      if (Array.isArray(v)) v.forEach((x, i) => collect(x, [...p, i]));
-      else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) collect(x, [...p, k]);
-      if (p.length > 2) paths.push(p);
-    };
-    collect(small, []);
-    const damage = fc.oneof(
-      fc.constant(undefined),
-      fc.constant(null),
-      fc.constant(''),
-      fc.constant([]),
-      fc.constant({}),
-      fc.boolean(),
-      fc.integer(),
-      fc.double({ noNaN: true }),
-      fc.string({ maxLength: 5 }),
-      fc.constantFrom('2026-13-01', 'urn:uuid:00000000-0000-4000-8000-000000000000', 'Patient/x', 'final', 'http://loinc.org'),
-    );
-    await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...paths), damage, async (path, value) => {
-        const b = clone(small) as Any;
-        let parent = b;
-        for (const k of path.slice(0, -1)) parent = parent[k];
-        const last = path.at(-1) as string | number;
-        if (value === undefined) {
-          if (Array.isArray(parent)) parent.splice(last as number, 1);
-          else delete parent[last];
-        } else parent[last] = value;
-        await agree(b);
-      }),
-      { numRuns: Number(process.env.DIFFERENTIAL_RUNS ?? 60) },
-    );
-  }, 180_000);
+  ])(
+    'agrees under random damage to the valid %s Bundle (fast-check)',
+    async (_name, make) => {
+      const small = make();
+      const paths: (string | number)[][] = [];
+      const collect = (v: unknown, p: (string | number)[]): void => {
+        if (Array.isArray(v)) v.forEach((x, i) => collect(x, [...p, i]));
+        else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) collect(x, [...p, k]);
+        if (p.length > 2) paths.push(p);
+      };
+      collect(small, []);
+      const damage = fc.oneof(
+        fc.constant(undefined),
+        fc.constant(null),
+        fc.constant(''),
+        fc.constant([]),
+        fc.constant({}),
+        fc.boolean(),
+        fc.integer(),
+        fc.double({ noNaN: true }),
+        fc.string({ maxLength: 5 }),
+        fc.constantFrom('2026-13-01', 'urn:uuid:00000000-0000-4000-8000-000000000000', 'Patient/x', 'final', 'http://loinc.org'),
+      );
+      await fc.assert(
+        fc.asyncProperty(fc.constantFrom(...paths), damage, async (path, value) => {
+          const b = clone(small) as Any;
+          let parent = b;
+          for (const k of path.slice(0, -1)) parent = parent[k];
+          const last = path.at(-1) as string | number;
+          if (value === undefined) {
+            if (Array.isArray(parent)) parent.splice(last as number, 1);
+            else delete parent[last];
+          } else parent[last] = value;
+          await agree(b);
+        }),
+        { numRuns: Number(process.env.DIFFERENTIAL_RUNS ?? 60) },
+      );
+    },
+    180_000,
+  );
 });

@@ -12,8 +12,8 @@ import { deepEquals as medplumEquals, deepIncludes as medplumIncludes } from '@m
 import { build } from 'esbuild';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Unsure, deepEquals, deepIncludes, primitive } from '../../src/fhir/validate-fast-runtime.ts';
 import { validateFhir } from '../../src/fhir/validate.ts';
+import { deepEquals, deepIncludes, primitive, Unsure } from '../../src/fhir/validate-fast-runtime.ts';
 import { mapEpisode } from '../../src/mapping/bundle.ts';
 import { completed } from '../fixtures/examples.ts';
 
@@ -90,9 +90,17 @@ describe("deepEquals and deepIncludes answer as @medplum/core's", () => {
   // Small JSON values with many collisions, so that equal and included pairs are common.
   const leaf = fc.constantFrom<unknown>('', 'a', 'b', 0, 1, true, false, null, [], {});
   const json = fc.letrec<{ v: unknown }>((tie) => ({
-    v: fc.oneof({ depthSize: 'small' }, leaf, fc.array(tie('v'), { maxLength: 3 }), fc.dictionary(fc.constantFrom('a', 'b', 'meta', 'versionId', 'constructor'), tie('v'), { maxKeys: 3 })),
+    v: fc.oneof(
+      { depthSize: 'small' },
+      leaf,
+      fc.array(tie('v'), { maxLength: 3 }),
+      fc.dictionary(fc.constantFrom('a', 'b', 'meta', 'versionId', 'constructor'), tie('v'), { maxKeys: 3 }),
+    ),
   })).v;
-  const pair = fc.oneof(fc.tuple(json, json), json.map((v) => [v, structuredClone(v)] as [unknown, unknown]));
+  const pair = fc.oneof(
+    fc.tuple(json, json),
+    json.map((v) => [v, structuredClone(v)] as [unknown, unknown]),
+  );
 
   it('on random pairs (fast-check)', () => {
     fc.assert(
@@ -146,7 +154,32 @@ describe('primitive string checks answer as the general path', () => {
 
   it('on random strings of interesting code units (fast-check)', () => {
     const unit = fc.oneof(
-      fc.constantFrom(0x00, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x1f, 0x20, 0x2d, 0x2e, 0x30, 0x3a, 0x41, 0x61, 0x7f, 0x85, 0xa0, 0xe6, 0x2003, 0x3000, 0xd83d, 0xde00, 0xfeff),
+      fc.constantFrom(
+        0x00,
+        0x08,
+        0x09,
+        0x0a,
+        0x0b,
+        0x0c,
+        0x0d,
+        0x1f,
+        0x20,
+        0x2d,
+        0x2e,
+        0x30,
+        0x3a,
+        0x41,
+        0x61,
+        0x7f,
+        0x85,
+        0xa0,
+        0xe6,
+        0x2003,
+        0x3000,
+        0xd83d,
+        0xde00,
+        0xfeff,
+      ),
       fc.integer({ min: 0, max: 0xffff }),
     );
     fc.assert(
@@ -157,7 +190,8 @@ describe('primitive string checks answer as the general path', () => {
       { numRuns: 8000 },
     );
     for (const type of Object.keys(FORMAT)) {
-      for (const s of ['a', ' a', 'a b', 'a  b', 'Ødegård 😀', '\ud83d', 'a\u000b', '\u00a0', '12:30:00', 'x'.repeat(1024 * 1024 + 1)]) expect([type, s.slice(0, 12), accepted(s, type)]).toEqual([type, s.slice(0, 12), general(s, type)]);
+      for (const s of ['a', ' a', 'a b', 'a  b', 'Ødegård 😀', '\ud83d', 'a\u000b', '\u00a0', '12:30:00', 'x'.repeat(1024 * 1024 + 1)])
+        expect([type, s.slice(0, 12), accepted(s, type)]).toEqual([type, s.slice(0, 12), general(s, type)]);
     }
   });
 });

@@ -1,9 +1,9 @@
-import { describe, expect, it } from 'vitest';
 import type { Bundle, CareTeam, Coding, Encounter, OperationOutcome, Patient, QuestionnaireResponse, Resource } from '@medplum/fhirtypes';
+import { describe, expect, it } from 'vitest';
+import { hasErrors } from '../../src/fhir/outcome.ts';
+import { NO, profileUrl, SECURITY } from '../../src/fhir/systems.ts';
 import { validateFhir } from '../../src/fhir/validate.ts';
 import { UNCHECKED_VALUE_SETS } from '../../src/fhir/validate-bindings.ts';
-import { hasErrors } from '../../src/fhir/outcome.ts';
-import { NO, SECURITY, profileUrl } from '../../src/fhir/systems.ts';
 import { mapEpisode } from '../../src/index.ts';
 import { resources } from '../fixtures/bundle.ts';
 import { completed, example, exampleNames } from '../fixtures/examples.ts';
@@ -26,8 +26,7 @@ const parent = (): Patient => ({
 });
 
 /** Expressions of the error issues. */
-const errorsAt = (o: OperationOutcome): string[] =>
-  (o.issue ?? []).filter((i) => i.severity === 'error').flatMap((i) => i.expression ?? []);
+const errorsAt = (o: OperationOutcome): string[] => (o.issue ?? []).filter((i) => i.severity === 'error').flatMap((i) => i.expression ?? []);
 
 const transaction = (resources: Resource[]): Bundle => ({
   resourceType: 'Bundle',
@@ -211,10 +210,7 @@ describe('required bindings', () => {
   });
 
   it('leaves unchecked only the ValueSets that cannot be expanded from enumerated codes', () => {
-    expect(Object.keys(UNCHECKED_VALUE_SETS).sort()).toEqual([
-      'http://hl7.org/fhir/ValueSet/currencies',
-      'http://hl7.org/fhir/ValueSet/mimetypes',
-    ]);
+    expect(Object.keys(UNCHECKED_VALUE_SETS).sort()).toEqual(['http://hl7.org/fhir/ValueSet/currencies', 'http://hl7.org/fhir/ValueSet/mimetypes']);
   });
 });
 
@@ -281,7 +277,10 @@ describe('invariants that resolve() a reference inside the Bundle', () => {
     const [role, org] = (b.entry ?? []).map((e) => e.fullUrl as string);
     b.entry?.push({
       fullUrl: 'urn:uuid:6f1c1e3a-0d6b-5a8e-9c1f-0000000000ff',
-      resource: { resourceType: 'CareTeam', participant: [{ member: { reference: role as string } }, { member: { reference: role as string }, onBehalfOf: { reference: org as string } }] },
+      resource: {
+        resourceType: 'CareTeam',
+        participant: [{ member: { reference: role as string } }, { member: { reference: role as string }, onBehalfOf: { reference: org as string } }],
+      },
       request: { method: 'POST', url: 'CareTeam' },
     });
     expect(errorsAt(validateFhir(b))).toEqual(['Bundle.entry[2].resource.participant[1]']);
@@ -311,18 +310,33 @@ describe('choice types a profile restricts, at every depth', () => {
 
   it('applies the restriction to nested items (item.item and answer.item)', () => {
     const { b, k, qr } = mappedResponse();
-    qr.item?.push({ linkId: 'group', item: [{ linkId: 'g1', answer: [{ valueInteger: 2 }] }, { linkId: 'g2', answer: [{ valueBoolean: true }] }] });
+    qr.item?.push({
+      linkId: 'group',
+      item: [
+        { linkId: 'g1', answer: [{ valueInteger: 2 }] },
+        { linkId: 'g2', answer: [{ valueBoolean: true }] },
+      ],
+    });
     const n = (qr.item?.length ?? 0) - 1;
     answerOf(qr, 1).item = [{ linkId: 'a1', answer: [{ valueTime: '10:00:00' }] }];
     expect(errorsAt(validateFhir(b)).sort()).toEqual(
-      [`Bundle.entry[${k}].resource.item[${n}].item[1].answer[0].valueBoolean`, `Bundle.entry[${k}].resource.item[1].answer[0].item[0].answer[0].valueTime`].sort(),
+      [
+        `Bundle.entry[${k}].resource.item[${n}].item[1].answer[0].valueBoolean`,
+        `Bundle.entry[${k}].resource.item[1].answer[0].item[0].answer[0].valueTime`,
+      ].sort(),
     );
   });
 
   it('accepts nested items whose answers are of an allowed type', () => {
     const { b, qr } = mappedResponse();
     const coding = answerOf(qr, 0).valueCoding;
-    qr.item?.push({ linkId: 'group', item: [{ linkId: 'g1', answer: [{ valueInteger: 2 }] }, { linkId: 'g2', answer: [{ valueCoding: coding as Coding }] }] });
+    qr.item?.push({
+      linkId: 'group',
+      item: [
+        { linkId: 'g1', answer: [{ valueInteger: 2 }] },
+        { linkId: 'g2', answer: [{ valueCoding: coding as Coding }] },
+      ],
+    });
     answerOf(qr, 1).item = [{ linkId: 'a1', answer: [{ valueInteger: 1 }] }];
     expect(errorsAt(validateFhir(b))).toEqual([]);
   });
