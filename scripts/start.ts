@@ -17,7 +17,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -172,6 +172,9 @@ console.log(`applying the D1 migrations to a fresh local database…  (${elapsed
 
 console.log(`starting the Worker (wrangler dev, workerd)…  (${elapsed()})`);
 let workerPortTaken = false;
+let inCronNotice = false;
+const secretsFile = join(state, 'worker-secrets.env');
+writeFileSync(secretsFile, `SMART_CLIENT_SECRET=${smartClientSecret}\n`, { mode: 0o600 });
 const worker = runWrangler(
   // [env.local] in wrangler.toml: local development, the one configuration with an open API.
   [
@@ -191,13 +194,21 @@ const worker = runWrangler(
     `FHIR_TARGETS:${JSON.stringify(targets)}`,
     '--var',
     `SMART_ISSUERS:${JSON.stringify([{ iss: primary.baseUrl, orgNumber: PRIMARY_ORG, clientId: SMART_CLIENT_ID, clientSecretSecret: 'SMART_CLIENT_SECRET' }])}`,
-    '--var',
-    `SMART_CLIENT_SECRET:${smartClientSecret}`,
+    // The secret from a file only this user can read, never on the command line (process lists).
+    '--env-file',
+    secretsFile,
   ],
   (line) => {
     // Taken since the check above: said once, as for the other ports, instead of wrangler's words.
     if (/Address already in use/.test(line)) workerPortTaken = true;
     if (workerPortTaken || /Logs were written to/.test(line)) return;
+    // wrangler's box saying the Cron Trigger does not fire locally: said once, plainly, under "look:".
+    if (/Scheduled Workers are not automatically triggered/.test(line)) inCronNotice = true;
+    if (inCronNotice) {
+      if (/For more details/.test(line)) inCronNotice = false;
+      return;
+    }
+    if (line.trim() === '') return;
     // The Worker's own warnings and errors (--log-level warn) pass through.
     console.error(line);
   },
@@ -300,4 +311,7 @@ if (!existsSync(examplesDir)) {
 }
 console.log('\ncoordination requests by episode (status, due date, overdue):');
 console.log(`  npx imh-bridge coordination --target ${sandbox.baseUrl} --primary ${primary.baseUrl}`);
+// Locally the Cron Trigger (sweep, retention, refreshing coordination requests) fires only when asked.
+console.log('\nthe scheduled run (every 5 minutes when deployed) runs here when asked:');
+console.log(`  curl ${bridge}/cdn-cgi/local/scheduled`);
 console.log('\nrunning; Ctrl-C stops all three and removes the local state.');

@@ -148,9 +148,19 @@ describe('npm start and Ctrl-C', () => {
     // Offline, wrangler used to print the Request.cf fetch failure with a stack trace, twice.
     expect(out).not.toContain('Request.cf');
     expect(out).not.toMatch(/^\s+at /m);
+    // No warning that needs explaining: wrangler's Cron notice becomes one plain line of our own.
+    expect(out).not.toMatch(/WARNING/);
+    expect(out).toMatch(/curl http:\/\/127\.0\.0\.1:\d+\/cdn-cgi\/local\/scheduled/);
     const [state] = readdirSync(tmp).filter((f) => f.startsWith('imh-bridge-dev-'));
     expect(state).toBeDefined();
-    expect(processesWith(join(tmp, state as string)).length).toBeGreaterThan(0);
+    const ours = processesWith(join(tmp, state as string));
+    expect(ours.length).toBeGreaterThan(0);
+    // The local SMART client secret reaches the Worker from a file, never on a command line.
+    const secret = readFileSync(join(tmp, state as string, 'worker-secrets.env'), 'utf8')
+      .trim()
+      .split('=')[1] as string;
+    expect(secret.length).toBeGreaterThan(20);
+    expect(ours.join('\n')).not.toContain(secret);
 
     // Ctrl-C in a terminal: SIGINT to the whole process group.
     process.kill(-s.pid, 'SIGINT');
