@@ -11,7 +11,7 @@
 import type { Bundle, Task } from '@medplum/fhirtypes';
 import { codeSystemUrl } from '../fhir/systems.ts';
 import type { FhirTargetClient } from '../sync/client.ts';
-import type { RequestOccasion } from './share.ts';
+import type { RequestOccasion } from './primary-content.ts';
 
 /** Every occasion of CodeSystem coordination-request, in the order an episode meets them. */
 export type Occasion = RequestOccasion | 'risk-not-shared';

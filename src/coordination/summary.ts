@@ -36,7 +36,7 @@ import { MappingContext } from '../mapping/context.ts';
 import { mapClinicianGlobalImprovement, mapGoals } from '../mapping/goals.ts';
 import { base64Utf8 } from '../mapping/sessions.ts';
 import { evaluateGate, type ShareClass } from './gate.ts';
-import { nextDay, primaryContent, requestIdentifier } from './share.ts';
+import { nextDay, primaryContent, requestIdentifier } from './primary-content.ts';
 import { ageInMonths, esc, formatDate, formatNumber, label, type SummaryLang, t } from './summary-text.ts';
 
 export type { SummaryLang } from './summary-text.ts';

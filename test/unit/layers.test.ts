@@ -87,6 +87,13 @@ const RULES: IForbiddenRuleType[] = [
     to: { path: SANDBOX, dependencyTypesNot: ['dynamic-import'] },
   },
   {
+    name: 'no-cycles',
+    comment: 'Modules that import each other cannot be read, tested or moved apart: what both need goes below them.',
+    severity: 'error',
+    from: { path: '^src/' },
+    to: { circular: true },
+  },
+  {
     name: 'no-dev-dependency-at-run-time',
     comment: 'Product code runs with dependencies only; development packages (e.g. @medplum/fhirtypes) are for types.',
     severity: 'error',
