@@ -24,6 +24,7 @@ import { type Context, Hono } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { base64url, createLocalJWKSet, EncryptJWT, type JWTPayload, jwtDecrypt, jwtVerify } from 'jose';
 import type { BridgeConfig, SmartIssuer } from '../config.ts';
+import { LOOPBACK } from '../config-fields.ts';
 import { type SummaryViewer, summaryViewAuditEvent } from '../coordination/audit.ts';
 import { evaluateGate } from '../coordination/gate.ts';
 import { renderSummaryPage, SUMMARY_PAGE_CSP } from '../coordination/summary-page.ts';
@@ -270,7 +271,6 @@ class Refusal extends Error {
   }
 }
 
-const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i;
 /** An endpoint the EHR advertises: https, or http on loopback (the local sandbox). */
 function endpoint(v: unknown): string | undefined {
   if (typeof v !== 'string') return undefined;
