@@ -106,8 +106,9 @@ function check(tv: TypedValueWithPath, e: Expansion): string | undefined {
     }
     case 'CodeableConcept': {
       if (!isObject(value)) return undefined;
-      const codings = Array.isArray(value.coding) ? (value.coding as Coding[]) : [];
-      if (codings.some((c) => isObject(c) && codingInSet(c, e))) return undefined;
+      // Only Codings count (and are shown): a null or a string in the array is the structure check's to report.
+      const codings = Array.isArray(value.coding) ? (value.coding as unknown[]).filter(isObject).map((c) => c as Coding) : [];
+      if (codings.some((c) => codingInSet(c, e))) return undefined;
       return codings.length ? `No coding of the CodeableConcept (${codings.map(showCoding).join(', ')}) is in` : 'A CodeableConcept without a coding is not in';
     }
     default:

@@ -172,6 +172,18 @@ describe('required bindings', () => {
     expect(errorsAt(validateFhir(b))).toEqual(['Bundle.entry[1].resource.gender']);
   });
 
+  // Found by the differential suite's random damage: a null in a bound CodeableConcept's codings
+  // made the binding check throw instead of answering.
+  it('answers, not throws, for a bound CodeableConcept whose codings hold a null or a string', () => {
+    const condition = (coding: unknown[]) =>
+      ({ resourceType: 'Condition', subject: { reference: 'Patient/p' }, clinicalStatus: { coding } }) as unknown as Resource;
+    for (const coding of [[null], ['active'], [null, { system: 'http://example.org/not-the-value-set', code: 'x' }]]) {
+      const o = validateFhir(condition(coding));
+      expect(hasErrors(o)).toBe(true);
+      expect(o.issue?.some((i) => i.expression?.some((x) => x.startsWith('Condition.clinicalStatus')))).toBe(true);
+    }
+  });
+
   it('checks the R4 bindings of Bundle.type, Bundle.entry.request.method and entry resources', () => {
     const b = transaction([patient(), patient()]);
     (b.entry?.[1]?.request as { method: string }).method = 'FETCH';
