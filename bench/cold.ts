@@ -1,10 +1,13 @@
 /**
  * Cold start in fresh processes: bundles bench/cold-entry.ts with esbuild (code split, so that
- * importing mapping and validation is timed inside the process), then alternates N fresh `node`
- * processes that only read and parse the completed example's Bundle with N that read the
- * episode, import, map and validate it. Reports median and p10–p90 of each phase, in wall time
- * and in main-thread CPU time, and the ratio of the full run to the parse-only run. Fails if a
- * cold run falls back or loads the reference validator. Run: npm run bench (or npm run bench:cold).
+ * importing mapping and validation is timed inside the process), then alternates three kinds
+ * of fresh `node` process, N of each: ones that only read and parse the completed example's
+ * Bundle (the baseline); ones that read the episode, import, map and validate it; and the same
+ * with Node's on-disk compile cache (https://nodejs.org/api/module.html#module-compile-cache),
+ * filled by one earlier run, as bin/imh-bridge.js enables it. Reports median and p10–p90 of
+ * each phase, in wall time and in main-thread CPU time, and the ratio of the full run to the
+ * parse-only run. Fails if a cold run falls back or loads the reference validator.
+ * Run: npm run bench (or npm run bench:cold).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -32,42 +35,61 @@ try {
   const bundleFile = join(dir, 'bundle.json');
   writeFileSync(episodeFile, JSON.stringify(completed()));
   writeFileSync(bundleFile, JSON.stringify(mapEpisode(completed())));
-  const run = (mode: string, file: string) => {
-    const r = spawnSync(process.execPath, [join(dir, 'cold-entry.js'), mode, file], { encoding: 'utf8' });
+  const cacheDir = join(dir, 'compile-cache');
+  const withoutCache = { ...process.env };
+  delete withoutCache.NODE_COMPILE_CACHE;
+  const withCache = { ...withoutCache, NODE_COMPILE_CACHE: cacheDir };
+  const run = (mode: string, file: string, env: NodeJS.ProcessEnv = withoutCache) => {
+    const r = spawnSync(process.execPath, [join(dir, 'cold-entry.js'), mode, file], { encoding: 'utf8', env });
     if (r.status !== 0) throw new Error(`cold run (${mode}) failed: ${r.stderr}`);
     return JSON.parse(r.stdout.trim().split('\n').at(-1) as string);
   };
   run('parse', bundleFile);
   run('full', episodeFile); // fill the OS file cache once
+  run('full', episodeFile, withCache); // and the compile cache
   const parse: number[] = [];
   const parseCpu: number[] = [];
-  const full: Record<string, number[]> = { boot: [], import: [], map: [], validate: [], total: [] };
-  const cpu: Record<string, number[]> = { import: [], map: [], validate: [], total: [] };
-  const ratio: number[] = [];
-  for (let i = 0; i < N; i++) {
-    const p = run('parse', bundleFile);
-    const f = run('full', episodeFile);
+  const series = () => ({
+    full: { boot: [], import: [], map: [], validate: [], total: [] } as Record<string, number[]>,
+    cpu: { import: [], map: [], validate: [], total: [] } as Record<string, number[]>,
+    ratio: [] as number[],
+  });
+  const cold = series();
+  const cached = series();
+  const record = (s: ReturnType<typeof series>, f: Record<string, number> & { cpu: Record<string, number> }, parseTotal: number) => {
     if (!f.valid) throw new Error('the completed example did not validate in the cold run');
     if (!f.fast) throw new Error('the cold run fell back to the reference validator');
     if (f.reference) throw new Error('the cold run loaded the reference validator without needing it');
+    for (const k of Object.keys(s.full)) s.full[k]?.push(f[k] as number);
+    for (const k of Object.keys(s.cpu)) s.cpu[k]?.push(f.cpu[k] as number);
+    s.ratio.push((f.total as number) / parseTotal);
+  };
+  for (let i = 0; i < N; i++) {
+    const p = run('parse', bundleFile);
     parse.push(p.total);
     parseCpu.push(p.cpu.total);
-    for (const k of Object.keys(full)) full[k]?.push(f[k]);
-    for (const k of Object.keys(cpu)) cpu[k]?.push(f.cpu[k]);
-    ratio.push(f.total / p.total);
+    // Alternate which of the two goes first, so that neither always follows the baseline.
+    const order = i % 2 ? ([cached, cold] as const) : ([cold, cached] as const);
+    for (const s of order) record(s, run('full', episodeFile, s === cached ? withCache : withoutCache), p.total);
   }
   const line = (label: string, wall: number[], thread: number[] | undefined, digits = 1) =>
-    console.log(`${label.padEnd(38)}${show(spread(wall), digits).padEnd(24)}${thread ? show(spread(thread), digits) : ''}`);
-  console.log(`Cold, ${N} fresh node processes each (esbuild bundle, alternating); ms, median (p10–p90)`);
+    console.log(`${label.padEnd(44)}${show(spread(wall), digits).padEnd(24)}${thread ? show(spread(thread), digits) : ''}`);
+  console.log(`Cold, ${N} fresh node processes of each kind (esbuild bundle, alternating); ms, median (p10–p90)`);
   console.log('wall time, and CPU time of the main thread (less disturbed by other processes)\n');
-  console.log(`${''.padEnd(38)}${'wall'.padEnd(24)}main-thread CPU`);
-  line('node boot before the script', full.boot as number[], undefined);
+  console.log(`${''.padEnd(44)}${'wall'.padEnd(24)}main-thread CPU`);
+  line('node boot before the script', cold.full.boot as number[], undefined);
   line('parse-only process: read + parse', parse, parseCpu, 2);
-  line('full process: import (CPU: with read)', full.import as number[], cpu.import);
-  line('              first map', full.map as number[], cpu.map);
-  line('              first validate', full.validate as number[], cpu.validate);
-  line('              read → validated', full.total as number[], cpu.total);
-  console.log(`\nread → validated is ${show(spread(ratio), 0)}× the parse-only process (wall)`);
+  for (const [title, s] of [
+    ['no compile cache', cold],
+    ['Node compile cache, filled by an earlier run', cached],
+  ] as const) {
+    console.log(title);
+    line('  import (CPU: with read)', s.full.import as number[], s.cpu.import);
+    line('  first map', s.full.map as number[], s.cpu.map);
+    line('  first validate', s.full.validate as number[], s.cpu.validate);
+    line('  read → validated', s.full.total as number[], s.cpu.total);
+    console.log(`  read → validated is ${show(spread(s.ratio), 0)}× the parse-only process (wall)`);
+  }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -2,10 +2,17 @@
 // Runs the TypeScript CLI directly: Node 22.18+ strips the types itself
 // (https://nodejs.org/api/typescript.html), so the CLI and the Worker share one source tree.
 // npx and npm scripts put the project's own Node 22 (node_modules/.bin/node) first on PATH.
+import module from 'node:module';
+
 if (!process.features.typescript) {
   console.error(
     `imh-bridge needs Node 22.18 or newer to run its TypeScript (this is ${process.version}): run it with npx imh-bridge, which uses the project's own Node 22.`,
   );
   process.exit(1);
 }
+// Node's on-disk compile cache (https://nodejs.org/api/module.html#module-compile-cache): every
+// run after the first takes the bytecode of the modules it loads (the generated validators
+// included) from the cache instead of compiling them again. In NODE_COMPILE_CACHE's directory,
+// else Node's own under the temporary directory; NODE_DISABLE_COMPILE_CACHE=1 turns it off.
+module.enableCompileCache?.();
 await import('../src/cli.ts');

@@ -5,8 +5,9 @@
  * security labels that every emitted resource carries. Shared by episode mapping, SDC
  * extraction and coordination, so it sits below all three.
  */
+import { Buffer } from 'node:buffer';
+import { createHash } from 'node:crypto';
 import type { BundleEntry, Coding, Identifier, Reference, Resource } from '@medplum/fhirtypes';
-import { v5 as uuidv5 } from 'uuid';
 import { businessIdSystem, DEV_IDENTITY, type IdentityOptions, pseudonym } from './identity.ts';
 import { profileUrl, SECURITY } from './systems.ts';
 import { writeRequest } from './write-semantics.ts';
@@ -14,8 +15,21 @@ import { writeRequest } from './write-semantics.ts';
 /** Namespace of every name-based UUID the bridge derives (RFC 9562 §5.5). */
 export const UUID_NAMESPACE = '5f2b8c4e-3d1a-5e7b-9c60-2a4d8e1f7b93';
 
-/** Name-based UUID for a string key. Same key, same UUID, on every run and runtime. */
-export const nameUuid = (key: string): string => uuidv5(key, UUID_NAMESPACE);
+const NAMESPACE_BYTES = Buffer.from(UUID_NAMESPACE.replaceAll('-', ''), 'hex');
+
+/**
+ * Name-based UUID for a string key (version 5, RFC 9562 §5.5: SHA-1 of namespace + UTF-8 name,
+ * version and variant bits set). Same key, same UUID, on every run and runtime. Computed with
+ * node:crypto (synchronous; workerd provides it with nodejs_compat) rather than a UUID package,
+ * whose import cost a fresh process several milliseconds before its first mapping.
+ */
+export function nameUuid(key: string): string {
+  const b = createHash('sha1').update(NAMESPACE_BYTES).update(key, 'utf8').digest();
+  b[6] = ((b[6] as number) & 0x0f) | 0x50;
+  b[8] = ((b[8] as number) & 0x3f) | 0x80;
+  const h = b.toString('hex', 0, 16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
 
 /**
  * A UUID (RFC 9562 version 8) from a keyed pseudonym of `key`: for identities derived from

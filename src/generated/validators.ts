@@ -5,7 +5,7 @@
 /* eslint-disable */
 import * as R from '../fhir/validate-fast-runtime.ts';
 
-function ourExtension(x, cx) {
+const ourExtension = (function ourExtension(x, cx) {
   const url = x && x.url;
   if (typeof url === 'string' && url.startsWith("https://imh-bridge.example.no/fhir/StructureDefinition/")) {
     const f = cx.extension(url);
@@ -22,7 +22,7 @@ function ourExtension(x, cx) {
       }
     }
   }
-}
+});
 
 /** checkSubExtensions: the value keys each sub-extension (by url) of a complex extension allows; null: none. */
 const SUB_EXTENSION_VALUES = {"https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-closing":{"closedOn":["valueDate"],"reason":["valueCoding"],"recommendation":["valueString"]}};
@@ -126,11 +126,11 @@ const C95 = R.targets(["http://hl7.org/fhir/StructureDefinition/Condition","http
 const C96 = R.targets(["http://hl7.org/fhir/StructureDefinition/DiagnosticReport","http://hl7.org/fhir/StructureDefinition/DocumentReference","http://hl7.org/fhir/StructureDefinition/Composition"]);
 const C97 = R.targets(["http://hl7.org/fhir/StructureDefinition/Device","http://hl7.org/fhir/StructureDefinition/Medication","http://hl7.org/fhir/StructureDefinition/Substance"]);
 /** ext-1: extension.exists() != value.exists() */
-function inv0(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv0 = (function inv0(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-sha256: matches('^[0-9a-fA-F]{64}$') */
-function inv1(v, cx) { const r = R.matches([v], "^[0-9a-fA-F]{64}$"); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-sha256"); }
+const inv1 = (function inv1(v, cx) { const r = R.matches([v], "^[0-9a-fA-F]{64}$"); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-sha256"); });
 /** ImhAttachmentSha256 (https://imh-bridge.example.no/fhir/StructureDefinition/imh-attachment-sha256) */
-function s0(o, cx) {
+const s0 = (function s0(o, cx) {
 R.nonEmptyObject(o, "ImhAttachmentSha256");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhAttachmentSha256: null");
@@ -173,9 +173,9 @@ default: R.unsure("ImhAttachmentSha256: element " + key);
 } }
 if (o["url"] === undefined) R.unsure("Extension.url: missing");
 if (o["valueString"] === undefined) R.unsure("Extension.value[x]: missing");
-}
+});
 /** Extension (http://hl7.org/fhir/StructureDefinition/Extension) */
-function s1(o, cx) {
+const s1 = (function s1(o, cx) {
 R.nonEmptyObject(o, "Extension");
 for (const key in o) {
 if (o[key] === null) R.unsure("Extension: null");
@@ -260,11 +260,11 @@ break; }
 default: R.unsure("Extension: element " + key);
 } }
 if (o["url"] === undefined) R.unsure("Extension.url: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv2(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv2 = (function inv2(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Address (http://hl7.org/fhir/StructureDefinition/Address) */
-function s2(o, cx) {
+const s2 = (function s2(o, cx) {
 R.nonEmptyObject(o, "Address");
 for (const key in o) {
 if (o[key] === null) R.unsure("Address: null");
@@ -329,11 +329,11 @@ R.el(o["period"], false, 0, 1, s15, cx, "Address.period");
 break; }
 default: R.unsure("Address: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv3(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv3 = (function inv3(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Age (http://hl7.org/fhir/StructureDefinition/Age) */
-function s3(o, cx) {
+const s3 = (function s3(o, cx) {
 R.nonEmptyObject(o, "Age");
 for (const key in o) {
 if (o[key] === null) R.unsure("Age: null");
@@ -376,11 +376,11 @@ R.prim(o["code"], false, 0, 1, "code", "Age.code");
 break; }
 default: R.unsure("Age: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv4(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv4 = (function inv4(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Annotation (http://hl7.org/fhir/StructureDefinition/Annotation) */
-function s4(o, cx) {
+const s4 = (function s4(o, cx) {
 R.nonEmptyObject(o, "Annotation");
 for (const key in o) {
 if (o[key] === null) R.unsure("Annotation: null");
@@ -420,11 +420,11 @@ break; }
 default: R.unsure("Annotation: element " + key);
 } }
 if (o["text"] === undefined) R.unsure("Annotation.text: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv5(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv5 = (function inv5(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Attachment (http://hl7.org/fhir/StructureDefinition/Attachment) */
-function s5(o, cx) {
+const s5 = (function s5(o, cx) {
 R.nonEmptyObject(o, "Attachment");
 for (const key in o) {
 if (o[key] === null) R.unsure("Attachment: null");
@@ -476,11 +476,11 @@ R.prim(o["creation"], false, 0, 1, "dateTime", "Attachment.creation");
 break; }
 default: R.unsure("Attachment: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv6(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv6 = (function inv6(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** CodeableConcept (http://hl7.org/fhir/StructureDefinition/CodeableConcept) */
-function s6(o, cx) {
+const s6 = (function s6(o, cx) {
 R.nonEmptyObject(o, "CodeableConcept");
 for (const key in o) {
 if (o[key] === null) R.unsure("CodeableConcept: null");
@@ -507,11 +507,11 @@ R.prim(o["text"], false, 0, 1, "string", "CodeableConcept.text");
 break; }
 default: R.unsure("CodeableConcept: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv7(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv7 = (function inv7(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Coding (http://hl7.org/fhir/StructureDefinition/Coding) */
-function s7(o, cx) {
+const s7 = (function s7(o, cx) {
 R.nonEmptyObject(o, "Coding");
 for (const key in o) {
 if (o[key] === null) R.unsure("Coding: null");
@@ -547,11 +547,11 @@ R.prim(o["userSelected"], false, 0, 1, "boolean", "Coding.userSelected");
 break; }
 default: R.unsure("Coding: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv8(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv8 = (function inv8(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ContactPoint (http://hl7.org/fhir/StructureDefinition/ContactPoint) */
-function s8(o, cx) {
+const s8 = (function s8(o, cx) {
 R.nonEmptyObject(o, "ContactPoint");
 for (const key in o) {
 if (o[key] === null) R.unsure("ContactPoint: null");
@@ -601,11 +601,11 @@ R.el(o["period"], false, 0, 1, s15, cx, "ContactPoint.period");
 break; }
 default: R.unsure("ContactPoint: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv9(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv9 = (function inv9(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Count (http://hl7.org/fhir/StructureDefinition/Count) */
-function s9(o, cx) {
+const s9 = (function s9(o, cx) {
 R.nonEmptyObject(o, "Count");
 for (const key in o) {
 if (o[key] === null) R.unsure("Count: null");
@@ -648,11 +648,11 @@ R.prim(o["code"], false, 0, 1, "code", "Count.code");
 break; }
 default: R.unsure("Count: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv10(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv10 = (function inv10(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Distance (http://hl7.org/fhir/StructureDefinition/Distance) */
-function s10(o, cx) {
+const s10 = (function s10(o, cx) {
 R.nonEmptyObject(o, "Distance");
 for (const key in o) {
 if (o[key] === null) R.unsure("Distance: null");
@@ -695,11 +695,11 @@ R.prim(o["code"], false, 0, 1, "code", "Distance.code");
 break; }
 default: R.unsure("Distance: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv11(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv11 = (function inv11(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Duration (http://hl7.org/fhir/StructureDefinition/Duration) */
-function s11(o, cx) {
+const s11 = (function s11(o, cx) {
 R.nonEmptyObject(o, "Duration");
 for (const key in o) {
 if (o[key] === null) R.unsure("Duration: null");
@@ -742,11 +742,11 @@ R.prim(o["code"], false, 0, 1, "code", "Duration.code");
 break; }
 default: R.unsure("Duration: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv12(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv12 = (function inv12(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** HumanName (http://hl7.org/fhir/StructureDefinition/HumanName) */
-function s12(o, cx) {
+const s12 = (function s12(o, cx) {
 R.nonEmptyObject(o, "HumanName");
 for (const key in o) {
 if (o[key] === null) R.unsure("HumanName: null");
@@ -795,11 +795,11 @@ R.el(o["period"], false, 0, 1, s15, cx, "HumanName.period");
 break; }
 default: R.unsure("HumanName: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv13(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv13 = (function inv13(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Identifier (http://hl7.org/fhir/StructureDefinition/Identifier) */
-function s13(o, cx) {
+const s13 = (function s13(o, cx) {
 R.nonEmptyObject(o, "Identifier");
 for (const key in o) {
 if (o[key] === null) R.unsure("Identifier: null");
@@ -845,11 +845,11 @@ R.ref(o["assigner"], false, 0, 1, s19, C5, cx, "Identifier.assigner");
 break; }
 default: R.unsure("Identifier: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv14(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv14 = (function inv14(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Money (http://hl7.org/fhir/StructureDefinition/Money) */
-function s14(o, cx) {
+const s14 = (function s14(o, cx) {
 R.nonEmptyObject(o, "Money");
 for (const key in o) {
 if (o[key] === null) R.unsure("Money: null");
@@ -883,11 +883,11 @@ R.binding("http://hl7.org/fhir/ValueSet/currencies|4.0.1", "code", x0, "Money.cu
 break; }
 default: R.unsure("Money: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv15(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv15 = (function inv15(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Period (http://hl7.org/fhir/StructureDefinition/Period) */
-function s15(o, cx) {
+const s15 = (function s15(o, cx) {
 R.nonEmptyObject(o, "Period");
 for (const key in o) {
 if (o[key] === null) R.unsure("Period: null");
@@ -914,11 +914,11 @@ R.prim(o["end"], false, 0, 1, "dateTime", "Period.end");
 break; }
 default: R.unsure("Period: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv16(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv16 = (function inv16(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Quantity (http://hl7.org/fhir/StructureDefinition/Quantity) */
-function s16(o, cx) {
+const s16 = (function s16(o, cx) {
 R.nonEmptyObject(o, "Quantity");
 for (const key in o) {
 if (o[key] === null) R.unsure("Quantity: null");
@@ -961,11 +961,11 @@ R.prim(o["code"], false, 0, 1, "code", "Quantity.code");
 break; }
 default: R.unsure("Quantity: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv17(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv17 = (function inv17(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Range (http://hl7.org/fhir/StructureDefinition/Range) */
-function s17(o, cx) {
+const s17 = (function s17(o, cx) {
 R.nonEmptyObject(o, "Range");
 for (const key in o) {
 if (o[key] === null) R.unsure("Range: null");
@@ -992,11 +992,11 @@ R.el(o["high"], false, 0, 1, s16, cx, "Range.high");
 break; }
 default: R.unsure("Range: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv18(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv18 = (function inv18(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Ratio (http://hl7.org/fhir/StructureDefinition/Ratio) */
-function s18(o, cx) {
+const s18 = (function s18(o, cx) {
 R.nonEmptyObject(o, "Ratio");
 for (const key in o) {
 if (o[key] === null) R.unsure("Ratio: null");
@@ -1023,11 +1023,11 @@ R.el(o["denominator"], false, 0, 1, s16, cx, "Ratio.denominator");
 break; }
 default: R.unsure("Ratio: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv19(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv19 = (function inv19(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Reference (http://hl7.org/fhir/StructureDefinition/Reference) */
-function s19(o, cx) {
+const s19 = (function s19(o, cx) {
 R.nonEmptyObject(o, "Reference");
 for (const key in o) {
 if (o[key] === null) R.unsure("Reference: null");
@@ -1060,11 +1060,11 @@ R.prim(o["display"], false, 0, 1, "string", "Reference.display");
 break; }
 default: R.unsure("Reference: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv20(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv20 = (function inv20(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** SampledData (http://hl7.org/fhir/StructureDefinition/SampledData) */
-function s20(o, cx) {
+const s20 = (function s20(o, cx) {
 R.nonEmptyObject(o, "SampledData");
 for (const key in o) {
 if (o[key] === null) R.unsure("SampledData: null");
@@ -1109,11 +1109,11 @@ default: R.unsure("SampledData: element " + key);
 if (o["origin"] === undefined) R.unsure("SampledData.origin: missing");
 if (o["period"] === undefined) R.unsure("SampledData.period: missing");
 if (o["dimensions"] === undefined) R.unsure("SampledData.dimensions: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv21(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv21 = (function inv21(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Signature (http://hl7.org/fhir/StructureDefinition/Signature) */
-function s21(o, cx) {
+const s21 = (function s21(o, cx) {
 R.nonEmptyObject(o, "Signature");
 for (const key in o) {
 if (o[key] === null) R.unsure("Signature: null");
@@ -1172,31 +1172,31 @@ default: R.unsure("Signature: element " + key);
 if (o["type"] === undefined) R.unsure("Signature.type: missing");
 if (o["when"] === undefined) R.unsure("Signature.when: missing");
 if (o["who"] === undefined) R.unsure("Signature.who: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv22(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv22 = (function inv22(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv23(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv23 = (function inv23(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** tim-1: duration.empty() or durationUnit.exists() */
-function inv24(v, cx) { const r = R.or(R.empty(R.nav([v], "duration")), R.exists(R.nav([v], "durationUnit"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-1"); }
+const inv24 = (function inv24(v, cx) { const r = R.or(R.empty(R.nav([v], "duration")), R.exists(R.nav([v], "durationUnit"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-1"); });
 /** tim-2: period.empty() or periodUnit.exists() */
-function inv25(v, cx) { const r = R.or(R.empty(R.nav([v], "period")), R.exists(R.nav([v], "periodUnit"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-2"); }
+const inv25 = (function inv25(v, cx) { const r = R.or(R.empty(R.nav([v], "period")), R.exists(R.nav([v], "periodUnit"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-2"); });
 /** tim-4: duration.exists() implies duration >= 0 */
-function inv26(v, cx) { const r = R.implies(R.exists(R.nav([v], "duration")), R.cmp(R.nav([v], "duration"), [0], ">=")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-4"); }
+const inv26 = (function inv26(v, cx) { const r = R.implies(R.exists(R.nav([v], "duration")), R.cmp(R.nav([v], "duration"), [0], ">=")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-4"); });
 /** tim-5: period.exists() implies period >= 0 */
-function inv27(v, cx) { const r = R.implies(R.exists(R.nav([v], "period")), R.cmp(R.nav([v], "period"), [0], ">=")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-5"); }
+const inv27 = (function inv27(v, cx) { const r = R.implies(R.exists(R.nav([v], "period")), R.cmp(R.nav([v], "period"), [0], ">=")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-5"); });
 /** tim-6: periodMax.empty() or period.exists() */
-function inv28(v, cx) { const r = R.or(R.empty(R.nav([v], "periodMax")), R.exists(R.nav([v], "period"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-6"); }
+const inv28 = (function inv28(v, cx) { const r = R.or(R.empty(R.nav([v], "periodMax")), R.exists(R.nav([v], "period"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-6"); });
 /** tim-7: durationMax.empty() or duration.exists() */
-function inv29(v, cx) { const r = R.or(R.empty(R.nav([v], "durationMax")), R.exists(R.nav([v], "duration"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-7"); }
+const inv29 = (function inv29(v, cx) { const r = R.or(R.empty(R.nav([v], "durationMax")), R.exists(R.nav([v], "duration"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-7"); });
 /** tim-8: countMax.empty() or count.exists() */
-function inv30(v, cx) { const r = R.or(R.empty(R.nav([v], "countMax")), R.exists(R.nav([v], "count"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-8"); }
+const inv30 = (function inv30(v, cx) { const r = R.or(R.empty(R.nav([v], "countMax")), R.exists(R.nav([v], "count"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-8"); });
 /** tim-9: offset.empty() or (when.exists() and when.select($this in ('C' | 'CM' | 'CD' | 'CV')).allFalse()) */
-function inv31(v, cx) { R.unsure("invariant tim-9 is not compiled (atom |)"); }
+const inv31 = (function inv31(v, cx) { R.unsure("invariant tim-9 is not compiled (atom |)"); });
 /** tim-10: timeOfDay.empty() or when.empty() */
-function inv32(v, cx) { const r = R.or(R.empty(R.nav([v], "timeOfDay")), R.empty(R.nav([v], "when"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-10"); }
+const inv32 = (function inv32(v, cx) { const r = R.or(R.empty(R.nav([v], "timeOfDay")), R.empty(R.nav([v], "when"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-10"); });
 /** Timing (http://hl7.org/fhir/StructureDefinition/Timing) */
-function s22(o, cx) {
+const s22 = (function s22(o, cx) {
 R.nonEmptyObject(o, "Timing");
 for (const key in o) {
 if (o[key] === null) R.unsure("Timing: null");
@@ -1252,11 +1252,11 @@ R.el(o["code"], false, 0, 1, s6, cx, "Timing.code");
 break; }
 default: R.unsure("Timing: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv33(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv33 = (function inv33(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ContactDetail (http://hl7.org/fhir/StructureDefinition/ContactDetail) */
-function s23(o, cx) {
+const s23 = (function s23(o, cx) {
 R.nonEmptyObject(o, "ContactDetail");
 for (const key in o) {
 if (o[key] === null) R.unsure("ContactDetail: null");
@@ -1283,11 +1283,11 @@ R.el(o["telecom"], true, 0, Infinity, s8, cx, "ContactDetail.telecom");
 break; }
 default: R.unsure("ContactDetail: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv34(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv34 = (function inv34(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Contributor (http://hl7.org/fhir/StructureDefinition/Contributor) */
-function s24(o, cx) {
+const s24 = (function s24(o, cx) {
 R.nonEmptyObject(o, "Contributor");
 for (const key in o) {
 if (o[key] === null) R.unsure("Contributor: null");
@@ -1326,15 +1326,15 @@ default: R.unsure("Contributor: element " + key);
 } }
 if (o["type"] === undefined) R.unsure("Contributor.type: missing");
 if (o["name"] === undefined) R.unsure("Contributor.name: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv35(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv35 = (function inv35(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** drq-1: path.exists() xor searchParam.exists() */
-function inv36(v, cx) { const r = R.xor(R.exists(R.nav([v], "path")), R.exists(R.nav([v], "searchParam"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant drq-1"); }
+const inv36 = (function inv36(v, cx) { const r = R.xor(R.exists(R.nav([v], "path")), R.exists(R.nav([v], "searchParam"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant drq-1"); });
 /** drq-2: path.exists() xor searchParam.exists() */
-function inv37(v, cx) { const r = R.xor(R.exists(R.nav([v], "path")), R.exists(R.nav([v], "searchParam"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant drq-2"); }
+const inv37 = (function inv37(v, cx) { const r = R.xor(R.exists(R.nav([v], "path")), R.exists(R.nav([v], "searchParam"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant drq-2"); });
 /** DataRequirement (http://hl7.org/fhir/StructureDefinition/DataRequirement) */
-function s25(o, cx) {
+const s25 = (function s25(o, cx) {
 R.nonEmptyObject(o, "DataRequirement");
 for (const key in o) {
 if (o[key] === null) R.unsure("DataRequirement: null");
@@ -1410,11 +1410,11 @@ break; }
 default: R.unsure("DataRequirement: element " + key);
 } }
 if (o["type"] === undefined) R.unsure("DataRequirement.type: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv38(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv38 = (function inv38(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Expression (http://hl7.org/fhir/StructureDefinition/Expression) */
-function s26(o, cx) {
+const s26 = (function s26(o, cx) {
 R.nonEmptyObject(o, "Expression");
 for (const key in o) {
 if (o[key] === null) R.unsure("Expression: null");
@@ -1451,11 +1451,11 @@ break; }
 default: R.unsure("Expression: element " + key);
 } }
 if (o["language"] === undefined) R.unsure("Expression.language: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv39(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv39 = (function inv39(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ParameterDefinition (http://hl7.org/fhir/StructureDefinition/ParameterDefinition) */
-function s27(o, cx) {
+const s27 = (function s27(o, cx) {
 R.nonEmptyObject(o, "ParameterDefinition");
 for (const key in o) {
 if (o[key] === null) R.unsure("ParameterDefinition: null");
@@ -1513,11 +1513,11 @@ default: R.unsure("ParameterDefinition: element " + key);
 } }
 if (o["use"] === undefined) R.unsure("ParameterDefinition.use: missing");
 if (o["type"] === undefined) R.unsure("ParameterDefinition.type: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv40(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv40 = (function inv40(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** RelatedArtifact (http://hl7.org/fhir/StructureDefinition/RelatedArtifact) */
-function s28(o, cx) {
+const s28 = (function s28(o, cx) {
 R.nonEmptyObject(o, "RelatedArtifact");
 for (const key in o) {
 if (o[key] === null) R.unsure("RelatedArtifact: null");
@@ -1567,11 +1567,11 @@ break; }
 default: R.unsure("RelatedArtifact: element " + key);
 } }
 if (o["type"] === undefined) R.unsure("RelatedArtifact.type: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv41(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv41 = (function inv41(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** TriggerDefinition (http://hl7.org/fhir/StructureDefinition/TriggerDefinition) */
-function s29(o, cx) {
+const s29 = (function s29(o, cx) {
 R.nonEmptyObject(o, "TriggerDefinition");
 for (const key in o) {
 if (o[key] === null) R.unsure("TriggerDefinition: null");
@@ -1626,11 +1626,11 @@ break; }
 default: R.unsure("TriggerDefinition: element " + key);
 } }
 if (o["type"] === undefined) R.unsure("TriggerDefinition.type: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv42(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv42 = (function inv42(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** UsageContext (http://hl7.org/fhir/StructureDefinition/UsageContext) */
-function s30(o, cx) {
+const s30 = (function s30(o, cx) {
 R.nonEmptyObject(o, "UsageContext");
 for (const key in o) {
 if (o[key] === null) R.unsure("UsageContext: null");
@@ -1670,13 +1670,13 @@ default: R.unsure("UsageContext: element " + key);
 } }
 if (o["code"] === undefined) R.unsure("UsageContext.code: missing");
 if (o["valueCodeableConcept"] === undefined && o["valueQuantity"] === undefined && o["valueRange"] === undefined && o["valueReference"] === undefined) R.unsure("UsageContext.value[x]: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv43(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv43 = (function inv43(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv44(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv44 = (function inv44(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Dosage (http://hl7.org/fhir/StructureDefinition/Dosage) */
-function s31(o, cx) {
+const s31 = (function s31(o, cx) {
 R.nonEmptyObject(o, "Dosage");
 for (const key in o) {
 if (o[key] === null) R.unsure("Dosage: null");
@@ -1756,11 +1756,11 @@ R.el(o["maxDosePerLifetime"], false, 0, 1, s16, cx, "Dosage.maxDosePerLifetime")
 break; }
 default: R.unsure("Dosage: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv45(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv45 = (function inv45(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Meta (http://hl7.org/fhir/StructureDefinition/Meta) */
-function s32(o, cx) {
+const s32 = (function s32(o, cx) {
 R.nonEmptyObject(o, "Meta");
 for (const key in o) {
 if (o[key] === null) R.unsure("Meta: null");
@@ -1820,11 +1820,11 @@ R.prim(o["deleted"], false, 0, 1, "boolean", "Meta.deleted");
 break; }
 default: R.unsure("Meta: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv46(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv46 = (function inv46(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** TimingRepeat */
-function s33(o, cx) {
+const s33 = (function s33(o, cx) {
 R.nonEmptyObject(o, "TimingRepeat");
 for (const key in o) {
 if (o[key] === null) R.unsure("TimingRepeat: null");
@@ -1928,11 +1928,11 @@ R.prim(o["offset"], false, 0, 1, "unsignedInt", "Timing.repeat.offset");
 break; }
 default: R.unsure("TimingRepeat: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv47(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv47 = (function inv47(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** DataRequirementCodeFilter */
-function s34(o, cx) {
+const s34 = (function s34(o, cx) {
 R.nonEmptyObject(o, "DataRequirementCodeFilter");
 for (const key in o) {
 if (o[key] === null) R.unsure("DataRequirementCodeFilter: null");
@@ -1965,11 +1965,11 @@ R.el(o["code"], true, 0, Infinity, s7, cx, "DataRequirement.codeFilter.code");
 break; }
 default: R.unsure("DataRequirementCodeFilter: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv48(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv48 = (function inv48(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** DataRequirementDateFilter */
-function s35(o, cx) {
+const s35 = (function s35(o, cx) {
 R.nonEmptyObject(o, "DataRequirementDateFilter");
 for (const key in o) {
 if (o[key] === null) R.unsure("DataRequirementDateFilter: null");
@@ -2009,11 +2009,11 @@ default: R.unsure("DataRequirement.dateFilter.value[x]: type"); }
 break; }
 default: R.unsure("DataRequirementDateFilter: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv49(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv49 = (function inv49(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** DataRequirementSort */
-function s36(o, cx) {
+const s36 = (function s36(o, cx) {
 R.nonEmptyObject(o, "DataRequirementSort");
 for (const key in o) {
 if (o[key] === null) R.unsure("DataRequirementSort: null");
@@ -2049,11 +2049,11 @@ default: R.unsure("DataRequirementSort: element " + key);
 } }
 if (o["path"] === undefined) R.unsure("DataRequirement.sort.path: missing");
 if (o["direction"] === undefined) R.unsure("DataRequirement.sort.direction: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv50(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv50 = (function inv50(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** DosageDoseAndRate */
-function s37(o, cx) {
+const s37 = (function s37(o, cx) {
 R.nonEmptyObject(o, "DosageDoseAndRate");
 for (const key in o) {
 if (o[key] === null) R.unsure("DosageDoseAndRate: null");
@@ -2102,17 +2102,17 @@ default: R.unsure("Dosage.doseAndRate.rate[x]: type"); }
 break; }
 default: R.unsure("DosageDoseAndRate: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv51(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv51 = (function inv51(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv52(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv52 = (function inv52(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv53(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv53 = (function inv53(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv54(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv54 = (function inv54(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ImhBridgeDevice (https://imh-bridge.example.no/fhir/StructureDefinition/imh-bridge-device) */
-function s38(o, cx) {
+const s38 = (function s38(o, cx) {
 R.nonEmptyObject(o, "ImhBridgeDevice");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhBridgeDevice: null");
@@ -2305,15 +2305,15 @@ default: R.unsure("ImhBridgeDevice: element " + key);
 } }
 if (o["identifier"] === undefined) R.unsure("Device.identifier: missing");
 if (o["deviceName"] === undefined) R.unsure("Device.deviceName: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv55(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv55 = (function inv55(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** txt-1: htmlChecks() */
-function inv56(v, cx) { R.unsure("invariant txt-1 is not compiled (function htmlChecks())"); }
+const inv56 = (function inv56(v, cx) { R.unsure("invariant txt-1 is not compiled (function htmlChecks())"); });
 /** txt-2: htmlChecks() */
-function inv57(v, cx) { R.unsure("invariant txt-2 is not compiled (function htmlChecks())"); }
+const inv57 = (function inv57(v, cx) { R.unsure("invariant txt-2 is not compiled (function htmlChecks())"); });
 /** Narrative (http://hl7.org/fhir/StructureDefinition/Narrative) */
-function s39(o, cx) {
+const s39 = (function s39(o, cx) {
 R.nonEmptyObject(o, "Narrative");
 for (const key in o) {
 if (o[key] === null) R.unsure("Narrative: null");
@@ -2357,13 +2357,13 @@ default: R.unsure("Narrative: element " + key);
 } }
 if (o["status"] === undefined) R.unsure("Narrative.status: missing");
 if (o["div"] === undefined) R.unsure("Narrative.div: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv58(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv58 = (function inv58(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv59(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv59 = (function inv59(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** DeviceUdiCarrier */
-function s40(o, cx) {
+const s40 = (function s40(o, cx) {
 R.nonEmptyObject(o, "DeviceUdiCarrier");
 for (const key in o) {
 if (o[key] === null) R.unsure("DeviceUdiCarrier: null");
@@ -2420,13 +2420,13 @@ R.binding("http://hl7.org/fhir/ValueSet/udi-entry-type|4.0.1", "code", x0, "Devi
 break; }
 default: R.unsure("DeviceUdiCarrier: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv60(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv60 = (function inv60(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv61(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv61 = (function inv61(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** DeviceDeviceName */
-function s41(o, cx) {
+const s41 = (function s41(o, cx) {
 R.nonEmptyObject(o, "DeviceDeviceName");
 for (const key in o) {
 if (o[key] === null) R.unsure("DeviceDeviceName: null");
@@ -2473,13 +2473,13 @@ default: R.unsure("DeviceDeviceName: element " + key);
 } }
 if (o["name"] === undefined) R.unsure("Device.deviceName.name: missing");
 if (o["type"] === undefined) R.unsure("Device.deviceName.type: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv62(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv62 = (function inv62(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv63(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv63 = (function inv63(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** DeviceSpecialization */
-function s42(o, cx) {
+const s42 = (function s42(o, cx) {
 R.nonEmptyObject(o, "DeviceSpecialization");
 for (const key in o) {
 if (o[key] === null) R.unsure("DeviceSpecialization: null");
@@ -2518,13 +2518,13 @@ break; }
 default: R.unsure("DeviceSpecialization: element " + key);
 } }
 if (o["systemType"] === undefined) R.unsure("Device.specialization.systemType: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv64(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv64 = (function inv64(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv65(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv65 = (function inv65(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** DeviceVersion */
-function s43(o, cx) {
+const s43 = (function s43(o, cx) {
 R.nonEmptyObject(o, "DeviceVersion");
 for (const key in o) {
 if (o[key] === null) R.unsure("DeviceVersion: null");
@@ -2566,13 +2566,13 @@ break; }
 default: R.unsure("DeviceVersion: element " + key);
 } }
 if (o["value"] === undefined) R.unsure("Device.version.value: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv66(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv66 = (function inv66(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv67(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv67 = (function inv67(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** DeviceProperty */
-function s44(o, cx) {
+const s44 = (function s44(o, cx) {
 R.nonEmptyObject(o, "DeviceProperty");
 for (const key in o) {
 if (o[key] === null) R.unsure("DeviceProperty: null");
@@ -2614,17 +2614,17 @@ break; }
 default: R.unsure("DeviceProperty: element " + key);
 } }
 if (o["type"] === undefined) R.unsure("Device.property.type: missing");
-}
+});
 /** dom-2: contained.contained.empty() */
-function inv68(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+const inv68 = (function inv68(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv69(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+const inv69 = (function inv69(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
 /** dom-5: contained.meta.security.empty() */
-function inv70(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+const inv70 = (function inv70(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv71(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv71 = (function inv71(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ImhCancellationReason (https://imh-bridge.example.no/fhir/StructureDefinition/imh-cancellation-reason) */
-function s45(o, cx) {
+const s45 = (function s45(o, cx) {
 R.nonEmptyObject(o, "ImhCancellationReason");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhCancellationReason: null");
@@ -2696,19 +2696,19 @@ default: R.unsure("ImhCancellationReason: element " + key);
 } }
 if (o["url"] === undefined) R.unsure("Extension.url: missing");
 if (o["valueCoding"] === undefined) R.unsure("Extension.value[x]: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv72(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv72 = (function inv72(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv73(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv73 = (function inv73(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv74(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv74 = (function inv74(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-bid-care-team: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/care-team$') and value.exists()).exists() */
-function inv75(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/care-team$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-care-team"); }
+const inv75 = (function inv75(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/care-team$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-care-team"); });
 /** ctm-1: onBehalfOf.exists() implies (member.resolve().iif(empty(), true, ofType(Practitioner).exists())) */
-function inv76(v, cx) { const r = R.implies(R.exists(R.nav([v], "onBehalfOf")), R.iif(R.resolve(R.nav([v], "member"), cx), (c0) => R.empty(c0), (c1) => [true], (c2) => R.exists(R.ofType(c2, "Practitioner")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ctm-1"); }
+const inv76 = (function inv76(v, cx) { const r = R.implies(R.exists(R.nav([v], "onBehalfOf")), R.iif(R.resolve(R.nav([v], "member"), cx), (c0) => R.empty(c0), (c1) => [true], (c2) => R.exists(R.ofType(c2, "Practitioner")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ctm-1"); });
 /** ImhCareTeam (https://imh-bridge.example.no/fhir/StructureDefinition/imh-care-team) */
-function s46(o, cx) {
+const s46 = (function s46(o, cx) {
 R.nonEmptyObject(o, "ImhCareTeam");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhCareTeam: null");
@@ -2826,13 +2826,13 @@ if (o["identifier"] === undefined) R.unsure("CareTeam.identifier: missing");
 if (o["status"] === undefined) R.unsure("CareTeam.status: missing");
 if (o["subject"] === undefined) R.unsure("CareTeam.subject: missing");
 if (o["managingOrganization"] === undefined) R.unsure("CareTeam.managingOrganization: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv77(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv77 = (function inv77(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv78(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv78 = (function inv78(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** CareTeamParticipant */
-function s47(o, cx) {
+const s47 = (function s47(o, cx) {
 R.nonEmptyObject(o, "CareTeamParticipant");
 for (const key in o) {
 if (o[key] === null) R.unsure("CareTeamParticipant: null");
@@ -2877,27 +2877,27 @@ break; }
 default: R.unsure("CareTeamParticipant: element " + key);
 } }
 if (o["member"] === undefined) R.unsure("CareTeam.participant.member: missing");
-}
+});
 /** dom-2: contained.contained.empty() */
-function inv79(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+const inv79 = (function inv79(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv80(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+const inv80 = (function inv80(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
 /** dom-5: contained.meta.security.empty() */
-function inv81(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+const inv81 = (function inv81(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv82(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+const inv82 = (function inv82(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv83(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv83 = (function inv83(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv84(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv84 = (function inv84(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-bid-score: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/score$') and value.exists()).exists() */
-function inv85(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/score$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-score"); }
+const inv85 = (function inv85(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/score$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-score"); });
 /** imh-cgi-i-range: $this >= 1 and $this <= 7 */
-function inv86(v, cx) { const r = R.and(R.cmp([v], [1], ">="), R.cmp([v], [7], "<=")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-cgi-i-range"); }
+const inv86 = (function inv86(v, cx) { const r = R.and(R.cmp([v], [1], ">="), R.cmp([v], [7], "<=")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-cgi-i-range"); });
 /** obs-3: low.exists() or high.exists() or text.exists() */
-function inv87(v, cx) { const r = R.or(R.or(R.exists(R.nav([v], "low")), R.exists(R.nav([v], "high"))), R.exists(R.nav([v], "text"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-3"); }
+const inv87 = (function inv87(v, cx) { const r = R.or(R.or(R.exists(R.nav([v], "low")), R.exists(R.nav([v], "high"))), R.exists(R.nav([v], "text"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-3"); });
 /** ImhCgiIObservation (https://imh-bridge.example.no/fhir/StructureDefinition/imh-cgi-i-observation) */
-function s48(o, cx) {
+const s48 = (function s48(o, cx) {
 R.nonEmptyObject(o, "ImhCgiIObservation");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhCgiIObservation: null");
@@ -3073,13 +3073,13 @@ if (o["subject"] === undefined) R.unsure("Observation.subject: missing");
 if (o["effectiveDateTime"] === undefined) R.unsure("Observation.effective[x]: missing");
 if (o["performer"] === undefined) R.unsure("Observation.performer: missing");
 if (o["valueInteger"] === undefined) R.unsure("Observation.value[x]: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv88(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv88 = (function inv88(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv89(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv89 = (function inv89(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ObservationReferenceRange */
-function s49(o, cx) {
+const s49 = (function s49(o, cx) {
 R.nonEmptyObject(o, "ObservationReferenceRange");
 for (const key in o) {
 if (o[key] === null) R.unsure("ObservationReferenceRange: null");
@@ -3129,15 +3129,15 @@ R.prim(o["text"], false, 0, 1, "string", "Observation.referenceRange.text");
 break; }
 default: R.unsure("ObservationReferenceRange: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv90(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv90 = (function inv90(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv91(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv91 = (function inv91(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** obs-3: low.exists() or high.exists() or text.exists() */
-function inv92(v, cx) { const r = R.or(R.or(R.exists(R.nav([v], "low")), R.exists(R.nav([v], "high"))), R.exists(R.nav([v], "text"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-3"); }
+const inv92 = (function inv92(v, cx) { const r = R.or(R.or(R.exists(R.nav([v], "low")), R.exists(R.nav([v], "high"))), R.exists(R.nav([v], "text"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-3"); });
 /** ObservationComponent */
-function s50(o, cx) {
+const s50 = (function s50(o, cx) {
 R.nonEmptyObject(o, "ObservationComponent");
 for (const key in o) {
 if (o[key] === null) R.unsure("ObservationComponent: null");
@@ -3210,9 +3210,9 @@ break; }
 default: R.unsure("ObservationComponent: element " + key);
 } }
 if (o["code"] === undefined) R.unsure("Observation.component.code: missing");
-}
+});
 /** ObservationReferenceRange */
-function s51(o, cx) {
+const s51 = (function s51(o, cx) {
 R.nonEmptyObject(o, "ObservationReferenceRange");
 for (const key in o) {
 if (o[key] === null) R.unsure("ObservationReferenceRange: null");
@@ -3262,21 +3262,21 @@ R.prim(o["text"], false, 0, 1, "string", "Observation.referenceRange.text");
 break; }
 default: R.unsure("ObservationReferenceRange: element " + key);
 } }
-}
+});
 /** dom-2: contained.contained.empty() */
-function inv93(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+const inv93 = (function inv93(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv94(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+const inv94 = (function inv94(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
 /** dom-5: contained.meta.security.empty() */
-function inv95(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+const inv95 = (function inv95(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** obs-6: dataAbsentReason.empty() or value.empty() */
-function inv96(v, cx) { const r = R.or(R.empty(R.nav([v], "dataAbsentReason")), R.empty(R.navChoice([v], C37))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); }
+const inv96 = (function inv96(v, cx) { const r = R.or(R.empty(R.nav([v], "dataAbsentReason")), R.empty(R.navChoice([v], C37))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); });
 /** obs-7: value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty() */
-function inv97(v, cx) { const r = R.or(R.empty(R.navChoice([v], C37)), R.empty(R.where(R.nav(R.nav([v], "component"), "code"), (c0) => R.exists(R.intersectEmpty(R.nav(c0, "coding")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); }
+const inv97 = (function inv97(v, cx) { const r = R.or(R.empty(R.navChoice([v], C37)), R.empty(R.where(R.nav(R.nav([v], "component"), "code"), (c0) => R.exists(R.intersectEmpty(R.nav(c0, "coding")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); });
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv98(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+const inv98 = (function inv98(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
 /** ImhChangeTheme (https://imh-bridge.example.no/fhir/StructureDefinition/imh-change-theme) */
-function s52(o, cx) {
+const s52 = (function s52(o, cx) {
 R.nonEmptyObject(o, "ImhChangeTheme");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhChangeTheme: null");
@@ -3348,11 +3348,11 @@ default: R.unsure("ImhChangeTheme: element " + key);
 } }
 if (o["url"] === undefined) R.unsure("Extension.url: missing");
 if (o["valueCoding"] === undefined) R.unsure("Extension.value[x]: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv99(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv99 = (function inv99(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ImhClipDuration (https://imh-bridge.example.no/fhir/StructureDefinition/imh-clip-duration) */
-function s53(o, cx) {
+const s53 = (function s53(o, cx) {
 R.nonEmptyObject(o, "ImhClipDuration");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhClipDuration: null");
@@ -3444,25 +3444,25 @@ default: R.unsure("ImhClipDuration: element " + key);
 } }
 if (o["url"] === undefined) R.unsure("Extension.url: missing");
 if (o["valueDuration"] === undefined) R.unsure("Extension.value[x]: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv100(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv100 = (function inv100(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv101(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv101 = (function inv101(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv102(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv102 = (function inv102(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-bid-condition: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/condition$') and value.exists()).exists() */
-function inv103(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/condition$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-condition"); }
+const inv103 = (function inv103(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/condition$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-condition"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv104(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv104 = (function inv104(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv105(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv105 = (function inv105(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** con-1: summary.exists() or assessment.exists() */
-function inv106(v, cx) { const r = R.or(R.exists(R.nav([v], "summary")), R.exists(R.nav([v], "assessment"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-1"); }
+const inv106 = (function inv106(v, cx) { const r = R.or(R.exists(R.nav([v], "summary")), R.exists(R.nav([v], "assessment"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-1"); });
 /** con-2: code.exists() or detail.exists() */
-function inv107(v, cx) { const r = R.or(R.exists(R.nav([v], "code")), R.exists(R.nav([v], "detail"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-2"); }
+const inv107 = (function inv107(v, cx) { const r = R.or(R.exists(R.nav([v], "code")), R.exists(R.nav([v], "detail"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-2"); });
 /** ImhCondition (https://imh-bridge.example.no/fhir/StructureDefinition/imh-condition) */
-function s54(o, cx) {
+const s54 = (function s54(o, cx) {
 R.nonEmptyObject(o, "ImhCondition");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhCondition: null");
@@ -3700,13 +3700,13 @@ if (o["verificationStatus"] === undefined) R.unsure("Condition.verificationStatu
 if (o["category"] === undefined) R.unsure("Condition.category: missing");
 if (o["code"] === undefined) R.unsure("Condition.code: missing");
 if (o["subject"] === undefined) R.unsure("Condition.subject: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv108(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv108 = (function inv108(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv109(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv109 = (function inv109(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ConditionStage */
-function s55(o, cx) {
+const s55 = (function s55(o, cx) {
 R.nonEmptyObject(o, "ConditionStage");
 for (const key in o) {
 if (o[key] === null) R.unsure("ConditionStage: null");
@@ -3747,13 +3747,13 @@ R.el(o["type"], false, 0, 1, s6, cx, "Condition.stage.type");
 break; }
 default: R.unsure("ConditionStage: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv110(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv110 = (function inv110(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv111(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv111 = (function inv111(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ConditionEvidence */
-function s56(o, cx) {
+const s56 = (function s56(o, cx) {
 R.nonEmptyObject(o, "ConditionEvidence");
 for (const key in o) {
 if (o[key] === null) R.unsure("ConditionEvidence: null");
@@ -3791,27 +3791,27 @@ R.ref(o["detail"], true, 0, Infinity, s19, C28, cx, "Condition.evidence.detail")
 break; }
 default: R.unsure("ConditionEvidence: element " + key);
 } }
-}
+});
 /** con-4: abatement.empty() or clinicalStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/condition-clinical' and (code='resolved' or code='remission' or code='inactive')).exists() */
-function inv112(v, cx) { const r = R.or(R.empty(R.navChoice([v], C43)), R.exists(R.where(R.nav(R.nav([v], "clinicalStatus"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/condition-clinical"]), R.or(R.or(R.eq(R.nav(c0, "code"), ["resolved"]), R.eq(R.nav(c0, "code"), ["remission"])), R.eq(R.nav(c0, "code"), ["inactive"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-4"); }
+const inv112 = (function inv112(v, cx) { const r = R.or(R.empty(R.navChoice([v], C43)), R.exists(R.where(R.nav(R.nav([v], "clinicalStatus"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/condition-clinical"]), R.or(R.or(R.eq(R.nav(c0, "code"), ["resolved"]), R.eq(R.nav(c0, "code"), ["remission"])), R.eq(R.nav(c0, "code"), ["inactive"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-4"); });
 /** con-5: verificationStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/condition-ver-status' and code='entered-in-error').empty() or clinicalStatus.empty() */
-function inv113(v, cx) { const r = R.or(R.empty(R.where(R.nav(R.nav([v], "verificationStatus"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/condition-ver-status"]), R.eq(R.nav(c0, "code"), ["entered-in-error"])))), R.empty(R.nav([v], "clinicalStatus"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-5"); }
+const inv113 = (function inv113(v, cx) { const r = R.or(R.empty(R.where(R.nav(R.nav([v], "verificationStatus"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/condition-ver-status"]), R.eq(R.nav(c0, "code"), ["entered-in-error"])))), R.empty(R.nav([v], "clinicalStatus"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-5"); });
 /** dom-2: contained.contained.empty() */
-function inv114(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+const inv114 = (function inv114(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv115(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+const inv115 = (function inv115(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
 /** dom-5: contained.meta.security.empty() */
-function inv116(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+const inv116 = (function inv116(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv117(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+const inv117 = (function inv117(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv118(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv118 = (function inv118(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv119(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv119 = (function inv119(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-bid-consent: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/consent$') and value.exists()).exists() */
-function inv120(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/consent$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-consent"); }
+const inv120 = (function inv120(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/consent$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-consent"); });
 /** ImhConsent (https://imh-bridge.example.no/fhir/StructureDefinition/imh-consent) */
-function s57(o, cx) {
+const s57 = (function s57(o, cx) {
 R.nonEmptyObject(o, "ImhConsent");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhConsent: null");
@@ -3956,13 +3956,13 @@ if (o["patient"] === undefined) R.unsure("Consent.patient: missing");
 if (o["dateTime"] === undefined) R.unsure("Consent.dateTime: missing");
 if (o["organization"] === undefined) R.unsure("Consent.organization: missing");
 if (o["policyRule"] === undefined) R.unsure("Consent.policyRule: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv121(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv121 = (function inv121(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv122(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv122 = (function inv122(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ConsentPolicy */
-function s58(o, cx) {
+const s58 = (function s58(o, cx) {
 R.nonEmptyObject(o, "ConsentPolicy");
 for (const key in o) {
 if (o[key] === null) R.unsure("ConsentPolicy: null");
@@ -4000,13 +4000,13 @@ R.prim(o["uri"], false, 0, 1, "uri", "Consent.policy.uri");
 break; }
 default: R.unsure("ConsentPolicy: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv123(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv123 = (function inv123(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv124(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv124 = (function inv124(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ConsentVerification */
-function s59(o, cx) {
+const s59 = (function s59(o, cx) {
 R.nonEmptyObject(o, "ConsentVerification");
 for (const key in o) {
 if (o[key] === null) R.unsure("ConsentVerification: null");
@@ -4048,13 +4048,13 @@ break; }
 default: R.unsure("ConsentVerification: element " + key);
 } }
 if (o["verified"] === undefined) R.unsure("Consent.verification.verified: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv125(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv125 = (function inv125(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv126(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv126 = (function inv126(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ConsentProvision */
-function s60(o, cx) {
+const s60 = (function s60(o, cx) {
 R.nonEmptyObject(o, "ConsentProvision");
 for (const key in o) {
 if (o[key] === null) R.unsure("ConsentProvision: null");
@@ -4129,13 +4129,13 @@ default: R.unsure("ConsentProvision: element " + key);
 } }
 if (o["type"] === undefined) R.unsure("Consent.provision.type: missing");
 if (o["actor"] === undefined) R.unsure("Consent.provision.actor: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv127(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv127 = (function inv127(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv128(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv128 = (function inv128(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ConsentProvisionActor */
-function s61(o, cx) {
+const s61 = (function s61(o, cx) {
 R.nonEmptyObject(o, "ConsentProvisionActor");
 for (const key in o) {
 if (o[key] === null) R.unsure("ConsentProvisionActor: null");
@@ -4175,13 +4175,13 @@ default: R.unsure("ConsentProvisionActor: element " + key);
 } }
 if (o["role"] === undefined) R.unsure("Consent.provision.actor.role: missing");
 if (o["reference"] === undefined) R.unsure("Consent.provision.actor.reference: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv129(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv129 = (function inv129(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv130(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv130 = (function inv130(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ConsentProvisionData */
-function s62(o, cx) {
+const s62 = (function s62(o, cx) {
 R.nonEmptyObject(o, "ConsentProvisionData");
 for (const key in o) {
 if (o[key] === null) R.unsure("ConsentProvisionData: null");
@@ -4228,9 +4228,9 @@ default: R.unsure("ConsentProvisionData: element " + key);
 } }
 if (o["meaning"] === undefined) R.unsure("Consent.provision.data.meaning: missing");
 if (o["reference"] === undefined) R.unsure("Consent.provision.data.reference: missing");
-}
+});
 /** ConsentProvision */
-function s63(o, cx) {
+const s63 = (function s63(o, cx) {
 R.nonEmptyObject(o, "ConsentProvision");
 for (const key in o) {
 if (o[key] === null) R.unsure("ConsentProvision: null");
@@ -4302,37 +4302,37 @@ R.el(o["provision"], true, 0, Infinity, s63, cx, "Consent.provision.provision");
 break; }
 default: R.unsure("ConsentProvision: element " + key);
 } }
-}
+});
 /** dom-2: contained.contained.empty() */
-function inv131(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+const inv131 = (function inv131(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv132(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+const inv132 = (function inv132(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
 /** dom-5: contained.meta.security.empty() */
-function inv133(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+const inv133 = (function inv133(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** ppc-1: policy.exists() or policyRule.exists() */
-function inv134(v, cx) { const r = R.or(R.exists(R.nav([v], "policy")), R.exists(R.nav([v], "policyRule"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-1"); }
+const inv134 = (function inv134(v, cx) { const r = R.or(R.exists(R.nav([v], "policy")), R.exists(R.nav([v], "policyRule"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-1"); });
 /** ppc-2: patient.exists() or scope.coding.where(system='something' and code='patient-privacy').exists().not() */
-function inv135(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["patient-privacy"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-2"); }
+const inv135 = (function inv135(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["patient-privacy"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-2"); });
 /** ppc-3: patient.exists() or scope.coding.where(system='something' and code='research').exists().not() */
-function inv136(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["research"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-3"); }
+const inv136 = (function inv136(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["research"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-3"); });
 /** ppc-4: patient.exists() or scope.coding.where(system='something' and code='adr').exists().not() */
-function inv137(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["adr"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-4"); }
+const inv137 = (function inv137(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["adr"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-4"); });
 /** ppc-5: patient.exists() or scope.coding.where(system='something' and code='treatment').exists().not() */
-function inv138(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["treatment"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-5"); }
+const inv138 = (function inv138(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["treatment"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-5"); });
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv139(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+const inv139 = (function inv139(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv140(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv140 = (function inv140(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv141(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv141 = (function inv141(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-bid-session: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/session$') and value.exists()).exists() */
-function inv142(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/session$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-session"); }
+const inv142 = (function inv142(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/session$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-session"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv143(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv143 = (function inv143(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv144(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv144 = (function inv144(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ImhEncounter (https://imh-bridge.example.no/fhir/StructureDefinition/imh-encounter) */
-function s64(o, cx) {
+const s64 = (function s64(o, cx) {
 R.nonEmptyObject(o, "ImhEncounter");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhEncounter: null");
@@ -4560,13 +4560,13 @@ if (o["type"] === undefined) R.unsure("Encounter.type: missing");
 if (o["subject"] === undefined) R.unsure("Encounter.subject: missing");
 if (o["episodeOfCare"] === undefined) R.unsure("Encounter.episodeOfCare: missing");
 if (o["period"] === undefined) R.unsure("Encounter.period: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv145(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv145 = (function inv145(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv146(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv146 = (function inv146(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** EncounterStatusHistory */
-function s65(o, cx) {
+const s65 = (function s65(o, cx) {
 R.nonEmptyObject(o, "EncounterStatusHistory");
 for (const key in o) {
 if (o[key] === null) R.unsure("EncounterStatusHistory: null");
@@ -4613,13 +4613,13 @@ default: R.unsure("EncounterStatusHistory: element " + key);
 } }
 if (o["status"] === undefined) R.unsure("Encounter.statusHistory.status: missing");
 if (o["period"] === undefined) R.unsure("Encounter.statusHistory.period: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv147(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv147 = (function inv147(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv148(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv148 = (function inv148(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** EncounterClassHistory */
-function s66(o, cx) {
+const s66 = (function s66(o, cx) {
 R.nonEmptyObject(o, "EncounterClassHistory");
 for (const key in o) {
 if (o[key] === null) R.unsure("EncounterClassHistory: null");
@@ -4659,13 +4659,13 @@ default: R.unsure("EncounterClassHistory: element " + key);
 } }
 if (o["class"] === undefined) R.unsure("Encounter.classHistory.class: missing");
 if (o["period"] === undefined) R.unsure("Encounter.classHistory.period: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv149(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv149 = (function inv149(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv150(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv150 = (function inv150(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** EncounterParticipant */
-function s67(o, cx) {
+const s67 = (function s67(o, cx) {
 R.nonEmptyObject(o, "EncounterParticipant");
 for (const key in o) {
 if (o[key] === null) R.unsure("EncounterParticipant: null");
@@ -4706,13 +4706,13 @@ R.ref(o["individual"], false, 0, 1, s19, C54, cx, "Encounter.participant.individ
 break; }
 default: R.unsure("EncounterParticipant: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv151(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv151 = (function inv151(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv152(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv152 = (function inv152(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** EncounterDiagnosis */
-function s68(o, cx) {
+const s68 = (function s68(o, cx) {
 R.nonEmptyObject(o, "EncounterDiagnosis");
 for (const key in o) {
 if (o[key] === null) R.unsure("EncounterDiagnosis: null");
@@ -4754,13 +4754,13 @@ break; }
 default: R.unsure("EncounterDiagnosis: element " + key);
 } }
 if (o["condition"] === undefined) R.unsure("Encounter.diagnosis.condition: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv153(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv153 = (function inv153(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv154(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv154 = (function inv154(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** EncounterHospitalization */
-function s69(o, cx) {
+const s69 = (function s69(o, cx) {
 R.nonEmptyObject(o, "EncounterHospitalization");
 for (const key in o) {
 if (o[key] === null) R.unsure("EncounterHospitalization: null");
@@ -4819,13 +4819,13 @@ R.el(o["dischargeDisposition"], false, 0, 1, s6, cx, "Encounter.hospitalization.
 break; }
 default: R.unsure("EncounterHospitalization: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv155(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv155 = (function inv155(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv156(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv156 = (function inv156(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** EncounterLocation */
-function s70(o, cx) {
+const s70 = (function s70(o, cx) {
 R.nonEmptyObject(o, "EncounterLocation");
 for (const key in o) {
 if (o[key] === null) R.unsure("EncounterLocation: null");
@@ -4877,17 +4877,17 @@ break; }
 default: R.unsure("EncounterLocation: element " + key);
 } }
 if (o["location"] === undefined) R.unsure("Encounter.location.location: missing");
-}
+});
 /** dom-2: contained.contained.empty() */
-function inv157(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+const inv157 = (function inv157(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv158(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+const inv158 = (function inv158(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
 /** dom-5: contained.meta.security.empty() */
-function inv159(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+const inv159 = (function inv159(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv160(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+const inv160 = (function inv160(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
 /** ImhEpisodeClosing (https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-closing) */
-function s71(o, cx) {
+const s71 = (function s71(o, cx) {
 R.nonEmptyObject(o, "ImhEpisodeClosing");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhEpisodeClosing: null");
@@ -4981,17 +4981,17 @@ default: R.unsure("ImhEpisodeClosing: element " + key);
 } }
 if (o["extension"] === undefined) R.unsure("Extension.extension: missing");
 if (o["url"] === undefined) R.unsure("Extension.url: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv161(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv161 = (function inv161(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv162(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv162 = (function inv162(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv163(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv163 = (function inv163(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-bid-episode: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/episode$') and value.exists()).exists() */
-function inv164(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/episode$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-episode"); }
+const inv164 = (function inv164(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/episode$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-episode"); });
 /** ImhEpisodeOfCare (https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-of-care) */
-function s72(o, cx) {
+const s72 = (function s72(o, cx) {
 R.nonEmptyObject(o, "ImhEpisodeOfCare");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhEpisodeOfCare: null");
@@ -5102,13 +5102,13 @@ if (o["type"] === undefined) R.unsure("EpisodeOfCare.type: missing");
 if (o["patient"] === undefined) R.unsure("EpisodeOfCare.patient: missing");
 if (o["managingOrganization"] === undefined) R.unsure("EpisodeOfCare.managingOrganization: missing");
 if (o["referralRequest"] === undefined) R.unsure("EpisodeOfCare.referralRequest: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv165(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv165 = (function inv165(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv166(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv166 = (function inv166(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** EpisodeOfCareStatusHistory */
-function s73(o, cx) {
+const s73 = (function s73(o, cx) {
 R.nonEmptyObject(o, "EpisodeOfCareStatusHistory");
 for (const key in o) {
 if (o[key] === null) R.unsure("EpisodeOfCareStatusHistory: null");
@@ -5155,13 +5155,13 @@ default: R.unsure("EpisodeOfCareStatusHistory: element " + key);
 } }
 if (o["status"] === undefined) R.unsure("EpisodeOfCare.statusHistory.status: missing");
 if (o["period"] === undefined) R.unsure("EpisodeOfCare.statusHistory.period: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv167(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv167 = (function inv167(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv168(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv168 = (function inv168(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** EpisodeOfCareDiagnosis */
-function s74(o, cx) {
+const s74 = (function s74(o, cx) {
 R.nonEmptyObject(o, "EpisodeOfCareDiagnosis");
 for (const key in o) {
 if (o[key] === null) R.unsure("EpisodeOfCareDiagnosis: null");
@@ -5203,17 +5203,17 @@ break; }
 default: R.unsure("EpisodeOfCareDiagnosis: element " + key);
 } }
 if (o["condition"] === undefined) R.unsure("EpisodeOfCare.diagnosis.condition: missing");
-}
+});
 /** dom-2: contained.contained.empty() */
-function inv169(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+const inv169 = (function inv169(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv170(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+const inv170 = (function inv170(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
 /** dom-5: contained.meta.security.empty() */
-function inv171(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+const inv171 = (function inv171(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv172(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+const inv172 = (function inv172(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
 /** ImhFocusElement (https://imh-bridge.example.no/fhir/StructureDefinition/imh-focus-element) */
-function s75(o, cx) {
+const s75 = (function s75(o, cx) {
 R.nonEmptyObject(o, "ImhFocusElement");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhFocusElement: null");
@@ -5285,21 +5285,21 @@ default: R.unsure("ImhFocusElement: element " + key);
 } }
 if (o["url"] === undefined) R.unsure("Extension.url: missing");
 if (o["valueCoding"] === undefined) R.unsure("Extension.value[x]: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv173(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv173 = (function inv173(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv174(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv174 = (function inv174(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv175(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv175 = (function inv175(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-bid-goal: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/goal$') and value.exists()).exists() */
-function inv176(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/goal$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-goal"); }
+const inv176 = (function inv176(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/goal$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-goal"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv177(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv177 = (function inv177(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** gol-1: (detail.exists() and measure.exists()) or detail.exists().not() */
-function inv178(v, cx) { const r = R.or(R.and(R.exists(R.navChoice([v], C60)), R.exists(R.nav([v], "measure"))), R.not(R.exists(R.navChoice([v], C60)))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant gol-1"); }
+const inv178 = (function inv178(v, cx) { const r = R.or(R.and(R.exists(R.navChoice([v], C60)), R.exists(R.nav([v], "measure"))), R.not(R.exists(R.navChoice([v], C60)))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant gol-1"); });
 /** ImhGoal (https://imh-bridge.example.no/fhir/StructureDefinition/imh-goal) */
-function s76(o, cx) {
+const s76 = (function s76(o, cx) {
 R.nonEmptyObject(o, "ImhGoal");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhGoal: null");
@@ -5459,13 +5459,13 @@ if (o["lifecycleStatus"] === undefined) R.unsure("Goal.lifecycleStatus: missing"
 if (o["description"] === undefined) R.unsure("Goal.description: missing");
 if (o["subject"] === undefined) R.unsure("Goal.subject: missing");
 if (o["startDate"] === undefined) R.unsure("Goal.start[x]: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv179(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv179 = (function inv179(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv180(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv180 = (function inv180(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** GoalTarget */
-function s77(o, cx) {
+const s77 = (function s77(o, cx) {
 R.nonEmptyObject(o, "GoalTarget");
 for (const key in o) {
 if (o[key] === null) R.unsure("GoalTarget: null");
@@ -5529,25 +5529,25 @@ default: R.unsure("Goal.target.due[x]: type"); }
 break; }
 default: R.unsure("GoalTarget: element " + key);
 } }
-}
+});
 /** dom-2: contained.contained.empty() */
-function inv181(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+const inv181 = (function inv181(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv182(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+const inv182 = (function inv182(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
 /** dom-5: contained.meta.security.empty() */
-function inv183(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+const inv183 = (function inv183(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv184(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+const inv184 = (function inv184(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv185(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv185 = (function inv185(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv186(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv186 = (function inv186(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-infant-id: %resource.identifier.where(((system = 'urn:oid:2.16.578.1.12.4.1.4.1' or system = 'urn:oid:2.16.578.1.12.4.1.4.2') or system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/infant$')) and value.exists()).exists() */
-function inv187(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.or(R.or(R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/infant$")), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-infant-id"); }
+const inv187 = (function inv187(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.or(R.or(R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/infant$")), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-infant-id"); });
 /** pat-1: name.exists() or telecom.exists() or address.exists() or organization.exists() */
-function inv188(v, cx) { const r = R.or(R.or(R.or(R.exists(R.nav([v], "name")), R.exists(R.nav([v], "telecom"))), R.exists(R.nav([v], "address"))), R.exists(R.nav([v], "organization"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant pat-1"); }
+const inv188 = (function inv188(v, cx) { const r = R.or(R.or(R.or(R.exists(R.nav([v], "name")), R.exists(R.nav([v], "telecom"))), R.exists(R.nav([v], "address"))), R.exists(R.nav([v], "organization"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant pat-1"); });
 /** ImhInfant (https://imh-bridge.example.no/fhir/StructureDefinition/imh-infant) */
-function s78(o, cx) {
+const s78 = (function s78(o, cx) {
 R.nonEmptyObject(o, "ImhInfant");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhInfant: null");
@@ -5692,13 +5692,13 @@ default: R.unsure("ImhInfant: element " + key);
 if (o["identifier"] === undefined) R.unsure("Patient.identifier: missing");
 if (o["gender"] === undefined) R.unsure("Patient.gender: missing");
 if (o["birthDate"] === undefined) R.unsure("Patient.birthDate: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv189(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv189 = (function inv189(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv190(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv190 = (function inv190(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** PatientContact */
-function s79(o, cx) {
+const s79 = (function s79(o, cx) {
 R.nonEmptyObject(o, "PatientContact");
 for (const key in o) {
 if (o[key] === null) R.unsure("PatientContact: null");
@@ -5758,13 +5758,13 @@ R.el(o["period"], false, 0, 1, s15, cx, "Patient.contact.period");
 break; }
 default: R.unsure("PatientContact: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv191(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv191 = (function inv191(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv192(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv192 = (function inv192(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** PatientCommunication */
-function s80(o, cx) {
+const s80 = (function s80(o, cx) {
 R.nonEmptyObject(o, "PatientCommunication");
 for (const key in o) {
 if (o[key] === null) R.unsure("PatientCommunication: null");
@@ -5803,13 +5803,13 @@ break; }
 default: R.unsure("PatientCommunication: element " + key);
 } }
 if (o["language"] === undefined) R.unsure("Patient.communication.language: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv193(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv193 = (function inv193(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv194(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv194 = (function inv194(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** PatientLink */
-function s81(o, cx) {
+const s81 = (function s81(o, cx) {
 R.nonEmptyObject(o, "PatientLink");
 for (const key in o) {
 if (o[key] === null) R.unsure("PatientLink: null");
@@ -5856,25 +5856,25 @@ default: R.unsure("PatientLink: element " + key);
 } }
 if (o["other"] === undefined) R.unsure("Patient.link.other: missing");
 if (o["type"] === undefined) R.unsure("Patient.link.type: missing");
-}
+});
 /** dom-2: contained.contained.empty() */
-function inv195(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+const inv195 = (function inv195(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv196(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+const inv196 = (function inv196(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
 /** dom-5: contained.meta.security.empty() */
-function inv197(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+const inv197 = (function inv197(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv198(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+const inv198 = (function inv198(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv199(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv199 = (function inv199(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv200(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv200 = (function inv200(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** org-3: where(use = 'home').empty() */
-function inv201(v, cx) { const r = R.empty(R.where([v], (c0) => R.eq(R.nav(c0, "use"), ["home"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant org-3"); }
+const inv201 = (function inv201(v, cx) { const r = R.empty(R.where([v], (c0) => R.eq(R.nav(c0, "use"), ["home"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant org-3"); });
 /** org-2: where(use = 'home').empty() */
-function inv202(v, cx) { const r = R.empty(R.where([v], (c0) => R.eq(R.nav(c0, "use"), ["home"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant org-2"); }
+const inv202 = (function inv202(v, cx) { const r = R.empty(R.where([v], (c0) => R.eq(R.nav(c0, "use"), ["home"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant org-2"); });
 /** ImhOrganization (https://imh-bridge.example.no/fhir/StructureDefinition/imh-organization) */
-function s82(o, cx) {
+const s82 = (function s82(o, cx) {
 R.nonEmptyObject(o, "ImhOrganization");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhOrganization: null");
@@ -5989,13 +5989,13 @@ default: R.unsure("ImhOrganization: element " + key);
 if (o["identifier"] === undefined) R.unsure("Organization.identifier: missing");
 if (o["active"] === undefined) R.unsure("Organization.active: missing");
 if (o["name"] === undefined) R.unsure("Organization.name: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv203(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv203 = (function inv203(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv204(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv204 = (function inv204(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** OrganizationContact */
-function s83(o, cx) {
+const s83 = (function s83(o, cx) {
 R.nonEmptyObject(o, "OrganizationContact");
 for (const key in o) {
 if (o[key] === null) R.unsure("OrganizationContact: null");
@@ -6039,21 +6039,21 @@ R.el(o["address"], false, 0, 1, s2, cx, "Organization.contact.address");
 break; }
 default: R.unsure("OrganizationContact: element " + key);
 } }
-}
+});
 /** dom-2: contained.contained.empty() */
-function inv205(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+const inv205 = (function inv205(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv206(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+const inv206 = (function inv206(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
 /** dom-5: contained.meta.security.empty() */
-function inv207(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+const inv207 = (function inv207(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** imh-national-id: %resource.identifier.where((system = 'urn:oid:2.16.578.1.12.4.1.4.1' or system = 'urn:oid:2.16.578.1.12.4.1.4.2') and value.exists()).count() = 1 */
-function inv208(v, cx) { const r = R.eq(R.count(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.or(R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), R.exists(R.nav(c0, "value"))))), [1]); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-national-id"); }
+const inv208 = (function inv208(v, cx) { const r = R.eq(R.count(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.or(R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), R.exists(R.nav(c0, "value"))))), [1]); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-national-id"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv209(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv209 = (function inv209(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv210(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv210 = (function inv210(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ImhParent (https://imh-bridge.example.no/fhir/StructureDefinition/imh-parent) */
-function s84(o, cx) {
+const s84 = (function s84(o, cx) {
 R.nonEmptyObject(o, "ImhParent");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhParent: null");
@@ -6297,9 +6297,9 @@ if (o["identifier"] === undefined) R.unsure("Patient.identifier: missing");
 if (o["name"] === undefined) R.unsure("Patient.name: missing");
 if (o["gender"] === undefined) R.unsure("Patient.gender: missing");
 if (o["birthDate"] === undefined) R.unsure("Patient.birthDate: missing");
-}
+});
 /** PatientContact */
-function s85(o, cx) {
+const s85 = (function s85(o, cx) {
 R.nonEmptyObject(o, "PatientContact");
 for (const key in o) {
 if (o[key] === null) R.unsure("PatientContact: null");
@@ -6359,9 +6359,9 @@ R.el(o["period"], false, 0, 1, s15, cx, "Patient.contact.period");
 break; }
 default: R.unsure("PatientContact: element " + key);
 } }
-}
+});
 /** PatientCommunication */
-function s86(o, cx) {
+const s86 = (function s86(o, cx) {
 R.nonEmptyObject(o, "PatientCommunication");
 for (const key in o) {
 if (o[key] === null) R.unsure("PatientCommunication: null");
@@ -6400,9 +6400,9 @@ break; }
 default: R.unsure("PatientCommunication: element " + key);
 } }
 if (o["language"] === undefined) R.unsure("Patient.communication.language: missing");
-}
+});
 /** PatientLink */
-function s87(o, cx) {
+const s87 = (function s87(o, cx) {
 R.nonEmptyObject(o, "PatientLink");
 for (const key in o) {
 if (o[key] === null) R.unsure("PatientLink: null");
@@ -6449,23 +6449,23 @@ default: R.unsure("PatientLink: element " + key);
 } }
 if (o["other"] === undefined) R.unsure("Patient.link.other: missing");
 if (o["type"] === undefined) R.unsure("Patient.link.type: missing");
-}
+});
 /** dom-2: contained.contained.empty() */
-function inv211(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+const inv211 = (function inv211(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv212(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+const inv212 = (function inv212(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
 /** dom-5: contained.meta.security.empty() */
-function inv213(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+const inv213 = (function inv213(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv214(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+const inv214 = (function inv214(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv215(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv215 = (function inv215(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv216(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv216 = (function inv216(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-bid-practitioner-role: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/practitioner-role$') and value.exists()).exists() */
-function inv217(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/practitioner-role$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-practitioner-role"); }
+const inv217 = (function inv217(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/practitioner-role$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-practitioner-role"); });
 /** ImhPractitionerRole (https://imh-bridge.example.no/fhir/StructureDefinition/imh-practitioner-role) */
-function s88(o, cx) {
+const s88 = (function s88(o, cx) {
 R.nonEmptyObject(o, "ImhPractitionerRole");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhPractitionerRole: null");
@@ -6572,13 +6572,13 @@ if (o["identifier"] === undefined) R.unsure("PractitionerRole.identifier: missin
 if (o["practitioner"] === undefined) R.unsure("PractitionerRole.practitioner: missing");
 if (o["organization"] === undefined) R.unsure("PractitionerRole.organization: missing");
 if (o["code"] === undefined) R.unsure("PractitionerRole.code: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv218(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv218 = (function inv218(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv219(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv219 = (function inv219(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** PractitionerRoleAvailableTime */
-function s89(o, cx) {
+const s89 = (function s89(o, cx) {
 R.nonEmptyObject(o, "PractitionerRoleAvailableTime");
 for (const key in o) {
 if (o[key] === null) R.unsure("PractitionerRoleAvailableTime: null");
@@ -6629,13 +6629,13 @@ R.prim(o["availableEndTime"], false, 0, 1, "time", "PractitionerRole.availableTi
 break; }
 default: R.unsure("PractitionerRoleAvailableTime: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv220(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv220 = (function inv220(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv221(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv221 = (function inv221(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** PractitionerRoleNotAvailable */
-function s90(o, cx) {
+const s90 = (function s90(o, cx) {
 R.nonEmptyObject(o, "PractitionerRoleNotAvailable");
 for (const key in o) {
 if (o[key] === null) R.unsure("PractitionerRoleNotAvailable: null");
@@ -6674,19 +6674,19 @@ break; }
 default: R.unsure("PractitionerRoleNotAvailable: element " + key);
 } }
 if (o["description"] === undefined) R.unsure("PractitionerRole.notAvailable.description: missing");
-}
+});
 /** dom-2: contained.contained.empty() */
-function inv222(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+const inv222 = (function inv222(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv223(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+const inv223 = (function inv223(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
 /** dom-5: contained.meta.security.empty() */
-function inv224(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+const inv224 = (function inv224(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv225(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv225 = (function inv225(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv226(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv226 = (function inv226(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ImhPractitioner (https://imh-bridge.example.no/fhir/StructureDefinition/imh-practitioner) */
-function s91(o, cx) {
+const s91 = (function s91(o, cx) {
 R.nonEmptyObject(o, "ImhPractitioner");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhPractitioner: null");
@@ -6785,13 +6785,13 @@ break; }
 default: R.unsure("ImhPractitioner: element " + key);
 } }
 if (o["identifier"] === undefined) R.unsure("Practitioner.identifier: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv227(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv227 = (function inv227(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv228(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv228 = (function inv228(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** PractitionerQualification */
-function s92(o, cx) {
+const s92 = (function s92(o, cx) {
 R.nonEmptyObject(o, "PractitionerQualification");
 for (const key in o) {
 if (o[key] === null) R.unsure("PractitionerQualification: null");
@@ -6836,19 +6836,19 @@ break; }
 default: R.unsure("PractitionerQualification: element " + key);
 } }
 if (o["code"] === undefined) R.unsure("Practitioner.qualification.code: missing");
-}
+});
 /** dom-2: contained.contained.empty() */
-function inv229(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+const inv229 = (function inv229(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv230(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+const inv230 = (function inv230(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
 /** dom-5: contained.meta.security.empty() */
-function inv231(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+const inv231 = (function inv231(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv232(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv232 = (function inv232(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv233(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv233 = (function inv233(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ImhProvenance (https://imh-bridge.example.no/fhir/StructureDefinition/imh-provenance) */
-function s93(o, cx) {
+const s93 = (function s93(o, cx) {
 R.nonEmptyObject(o, "ImhProvenance");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhProvenance: null");
@@ -6945,13 +6945,13 @@ if (o["target"] === undefined) R.unsure("Provenance.target: missing");
 if (o["recorded"] === undefined) R.unsure("Provenance.recorded: missing");
 if (o["activity"] === undefined) R.unsure("Provenance.activity: missing");
 if (o["agent"] === undefined) R.unsure("Provenance.agent: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv234(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv234 = (function inv234(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv235(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv235 = (function inv235(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ProvenanceAgent */
-function s94(o, cx) {
+const s94 = (function s94(o, cx) {
 R.nonEmptyObject(o, "ProvenanceAgent");
 for (const key in o) {
 if (o[key] === null) R.unsure("ProvenanceAgent: null");
@@ -6997,13 +6997,13 @@ default: R.unsure("ProvenanceAgent: element " + key);
 } }
 if (o["type"] === undefined) R.unsure("Provenance.agent.type: missing");
 if (o["who"] === undefined) R.unsure("Provenance.agent.who: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv236(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv236 = (function inv236(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv237(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv237 = (function inv237(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ProvenanceEntity */
-function s95(o, cx) {
+const s95 = (function s95(o, cx) {
 R.nonEmptyObject(o, "ProvenanceEntity");
 for (const key in o) {
 if (o[key] === null) R.unsure("ProvenanceEntity: null");
@@ -7053,9 +7053,9 @@ default: R.unsure("ProvenanceEntity: element " + key);
 } }
 if (o["role"] === undefined) R.unsure("Provenance.entity.role: missing");
 if (o["what"] === undefined) R.unsure("Provenance.entity.what: missing");
-}
+});
 /** ProvenanceAgent */
-function s96(o, cx) {
+const s96 = (function s96(o, cx) {
 R.nonEmptyObject(o, "ProvenanceAgent");
 for (const key in o) {
 if (o[key] === null) R.unsure("ProvenanceAgent: null");
@@ -7100,23 +7100,23 @@ break; }
 default: R.unsure("ProvenanceAgent: element " + key);
 } }
 if (o["who"] === undefined) R.unsure("Provenance.agent.who: missing");
-}
+});
 /** dom-2: contained.contained.empty() */
-function inv238(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+const inv238 = (function inv238(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv239(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+const inv239 = (function inv239(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
 /** dom-5: contained.meta.security.empty() */
-function inv240(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+const inv240 = (function inv240(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv241(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+const inv241 = (function inv241(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv242(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv242 = (function inv242(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv243(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv243 = (function inv243(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-bid-session-note: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/session-note$') and value.exists()).exists() */
-function inv244(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/session-note$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-session-note"); }
+const inv244 = (function inv244(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/session-note$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-session-note"); });
 /** ImhPsychotherapyNote (https://imh-bridge.example.no/fhir/StructureDefinition/imh-psychotherapy-note) */
-function s97(o, cx) {
+const s97 = (function s97(o, cx) {
 R.nonEmptyObject(o, "ImhPsychotherapyNote");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhPsychotherapyNote: null");
@@ -7254,13 +7254,13 @@ if (o["subject"] === undefined) R.unsure("DocumentReference.subject: missing");
 if (o["date"] === undefined) R.unsure("DocumentReference.date: missing");
 if (o["content"] === undefined) R.unsure("DocumentReference.content: missing");
 if (o["context"] === undefined) R.unsure("DocumentReference.context: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv245(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv245 = (function inv245(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv246(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv246 = (function inv246(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** DocumentReferenceRelatesTo */
-function s98(o, cx) {
+const s98 = (function s98(o, cx) {
 R.nonEmptyObject(o, "DocumentReferenceRelatesTo");
 for (const key in o) {
 if (o[key] === null) R.unsure("DocumentReferenceRelatesTo: null");
@@ -7307,15 +7307,15 @@ default: R.unsure("DocumentReferenceRelatesTo: element " + key);
 } }
 if (o["code"] === undefined) R.unsure("DocumentReference.relatesTo.code: missing");
 if (o["target"] === undefined) R.unsure("DocumentReference.relatesTo.target: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv247(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv247 = (function inv247(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv248(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv248 = (function inv248(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv249(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv249 = (function inv249(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** DocumentReferenceContent */
-function s99(o, cx) {
+const s99 = (function s99(o, cx) {
 R.nonEmptyObject(o, "DocumentReferenceContent");
 for (const key in o) {
 if (o[key] === null) R.unsure("DocumentReferenceContent: null");
@@ -7406,13 +7406,13 @@ break; }
 default: R.unsure("DocumentReferenceContent: element " + key);
 } }
 if (o["attachment"] === undefined) R.unsure("DocumentReference.content.attachment: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv250(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv250 = (function inv250(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv251(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv251 = (function inv251(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** DocumentReferenceContext */
-function s100(o, cx) {
+const s100 = (function s100(o, cx) {
 R.nonEmptyObject(o, "DocumentReferenceContext");
 for (const key in o) {
 if (o[key] === null) R.unsure("DocumentReferenceContext: null");
@@ -7466,25 +7466,25 @@ break; }
 default: R.unsure("DocumentReferenceContext: element " + key);
 } }
 if (o["encounter"] === undefined) R.unsure("DocumentReference.context.encounter: missing");
-}
+});
 /** dom-2: contained.contained.empty() */
-function inv252(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+const inv252 = (function inv252(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv253(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+const inv253 = (function inv253(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
 /** dom-5: contained.meta.security.empty() */
-function inv254(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+const inv254 = (function inv254(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** imh-psychotherapy-note-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'V').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSYTHPN').exists() */
-function inv255(v, cx) { const r = R.and(R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["V"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c2, "code"), ["PSYTHPN"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-psychotherapy-note-labels"); }
+const inv255 = (function inv255(v, cx) { const r = R.and(R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["V"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c2, "code"), ["PSYTHPN"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-psychotherapy-note-labels"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv256(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv256 = (function inv256(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv257(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv257 = (function inv257(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-bid-assessment: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/assessment$') and value.exists()).exists() */
-function inv258(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/assessment$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-assessment"); }
+const inv258 = (function inv258(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/assessment$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-assessment"); });
 /** qrs-1: (answer.exists() and item.exists()).not() */
-function inv259(v, cx) { const r = R.not(R.and(R.exists(R.nav([v], "answer")), R.exists(R.nav([v], "item")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant qrs-1"); }
+const inv259 = (function inv259(v, cx) { const r = R.not(R.and(R.exists(R.nav([v], "answer")), R.exists(R.nav([v], "item")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant qrs-1"); });
 /** ImhQuestionnaireResponse (https://imh-bridge.example.no/fhir/StructureDefinition/imh-questionnaire-response) */
-function s101(o, cx) {
+const s101 = (function s101(o, cx) {
 R.nonEmptyObject(o, "ImhQuestionnaireResponse");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhQuestionnaireResponse: null");
@@ -7599,15 +7599,15 @@ if (o["status"] === undefined) R.unsure("QuestionnaireResponse.status: missing")
 if (o["subject"] === undefined) R.unsure("QuestionnaireResponse.subject: missing");
 if (o["authored"] === undefined) R.unsure("QuestionnaireResponse.authored: missing");
 if (o["item"] === undefined) R.unsure("QuestionnaireResponse.item: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv260(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv260 = (function inv260(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv261(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv261 = (function inv261(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** qrs-1: (answer.exists() and item.exists()).not() */
-function inv262(v, cx) { const r = R.not(R.and(R.exists(R.nav([v], "answer")), R.exists(R.nav([v], "item")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant qrs-1"); }
+const inv262 = (function inv262(v, cx) { const r = R.not(R.and(R.exists(R.nav([v], "answer")), R.exists(R.nav([v], "item")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant qrs-1"); });
 /** QuestionnaireResponseItem */
-function s102(o, cx) {
+const s102 = (function s102(o, cx) {
 R.nonEmptyObject(o, "QuestionnaireResponseItem");
 for (const key in o) {
 if (o[key] === null) R.unsure("QuestionnaireResponseItem: null");
@@ -7662,15 +7662,15 @@ break; }
 default: R.unsure("QuestionnaireResponseItem: element " + key);
 } }
 if (o["linkId"] === undefined) R.unsure("QuestionnaireResponse.item.linkId: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv263(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv263 = (function inv263(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv264(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv264 = (function inv264(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** qrs-1: (answer.exists() and item.exists()).not() */
-function inv265(v, cx) { const r = R.not(R.and(R.exists(R.nav([v], "answer")), R.exists(R.nav([v], "item")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant qrs-1"); }
+const inv265 = (function inv265(v, cx) { const r = R.not(R.and(R.exists(R.nav([v], "answer")), R.exists(R.nav([v], "item")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant qrs-1"); });
 /** QuestionnaireResponseItemAnswer */
-function s103(o, cx) {
+const s103 = (function s103(o, cx) {
 R.nonEmptyObject(o, "QuestionnaireResponseItemAnswer");
 for (const key in o) {
 if (o[key] === null) R.unsure("QuestionnaireResponseItemAnswer: null");
@@ -7734,9 +7734,9 @@ inv265(x0, cx);
 break; }
 default: R.unsure("QuestionnaireResponseItemAnswer: element " + key);
 } }
-}
+});
 /** QuestionnaireResponseItem */
-function s104(o, cx) {
+const s104 = (function s104(o, cx) {
 R.nonEmptyObject(o, "QuestionnaireResponseItem");
 for (const key in o) {
 if (o[key] === null) R.unsure("QuestionnaireResponseItem: null");
@@ -7791,17 +7791,17 @@ break; }
 default: R.unsure("QuestionnaireResponseItem: element " + key);
 } }
 if (o["linkId"] === undefined) R.unsure("QuestionnaireResponse.item.linkId: missing");
-}
+});
 /** dom-2: contained.contained.empty() */
-function inv266(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+const inv266 = (function inv266(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv267(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+const inv267 = (function inv267(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
 /** dom-5: contained.meta.security.empty() */
-function inv268(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+const inv268 = (function inv268(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv269(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+const inv269 = (function inv269(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
 /** ImhReferralSource (https://imh-bridge.example.no/fhir/StructureDefinition/imh-referral-source) */
-function s105(o, cx) {
+const s105 = (function s105(o, cx) {
 R.nonEmptyObject(o, "ImhReferralSource");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhReferralSource: null");
@@ -7873,17 +7873,17 @@ default: R.unsure("ImhReferralSource: element " + key);
 } }
 if (o["url"] === undefined) R.unsure("Extension.url: missing");
 if (o["valueCoding"] === undefined) R.unsure("Extension.value[x]: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv270(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv270 = (function inv270(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv271(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv271 = (function inv271(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv272(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv272 = (function inv272(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-bid-referral: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/referral$') and value.exists()).exists() */
-function inv273(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/referral$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-referral"); }
+const inv273 = (function inv273(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/referral$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-referral"); });
 /** ImhReferral (https://imh-bridge.example.no/fhir/StructureDefinition/imh-referral) */
-function s106(o, cx) {
+const s106 = (function s106(o, cx) {
 R.nonEmptyObject(o, "ImhReferral");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhReferral: null");
@@ -8102,27 +8102,27 @@ if (o["intent"] === undefined) R.unsure("ServiceRequest.intent: missing");
 if (o["code"] === undefined) R.unsure("ServiceRequest.code: missing");
 if (o["subject"] === undefined) R.unsure("ServiceRequest.subject: missing");
 if (o["authoredOn"] === undefined) R.unsure("ServiceRequest.authoredOn: missing");
-}
+});
 /** dom-2: contained.contained.empty() */
-function inv274(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+const inv274 = (function inv274(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv275(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+const inv275 = (function inv275(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
 /** dom-5: contained.meta.security.empty() */
-function inv276(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+const inv276 = (function inv276(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** prr-1: orderDetail.empty() or code.exists() */
-function inv277(v, cx) { const r = R.or(R.empty(R.nav([v], "orderDetail")), R.exists(R.nav([v], "code"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant prr-1"); }
+const inv277 = (function inv277(v, cx) { const r = R.or(R.empty(R.nav([v], "orderDetail")), R.exists(R.nav([v], "code"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant prr-1"); });
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv278(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+const inv278 = (function inv278(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv279(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv279 = (function inv279(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv280(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv280 = (function inv280(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-bid-related-person: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/related-person$') and value.exists()).exists() */
-function inv281(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/related-person$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-related-person"); }
+const inv281 = (function inv281(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/related-person$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-related-person"); });
 /** imh-related-person-national-id: %resource.identifier.where((system = 'urn:oid:2.16.578.1.12.4.1.4.1' or system = 'urn:oid:2.16.578.1.12.4.1.4.2') and value.exists()).exists() */
-function inv282(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.or(R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-related-person-national-id"); }
+const inv282 = (function inv282(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.or(R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-related-person-national-id"); });
 /** ImhRelatedPerson (https://imh-bridge.example.no/fhir/StructureDefinition/imh-related-person) */
-function s107(o, cx) {
+const s107 = (function s107(o, cx) {
 R.nonEmptyObject(o, "ImhRelatedPerson");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhRelatedPerson: null");
@@ -8231,13 +8231,13 @@ if (o["identifier"] === undefined) R.unsure("RelatedPerson.identifier: missing")
 if (o["patient"] === undefined) R.unsure("RelatedPerson.patient: missing");
 if (o["relationship"] === undefined) R.unsure("RelatedPerson.relationship: missing");
 if (o["name"] === undefined) R.unsure("RelatedPerson.name: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv283(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv283 = (function inv283(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv284(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv284 = (function inv284(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** RelatedPersonCommunication */
-function s108(o, cx) {
+const s108 = (function s108(o, cx) {
 R.nonEmptyObject(o, "RelatedPersonCommunication");
 for (const key in o) {
 if (o[key] === null) R.unsure("RelatedPersonCommunication: null");
@@ -8276,17 +8276,17 @@ break; }
 default: R.unsure("RelatedPersonCommunication: element " + key);
 } }
 if (o["language"] === undefined) R.unsure("RelatedPerson.communication.language: missing");
-}
+});
 /** dom-2: contained.contained.empty() */
-function inv285(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+const inv285 = (function inv285(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv286(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+const inv286 = (function inv286(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
 /** dom-5: contained.meta.security.empty() */
-function inv287(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+const inv287 = (function inv287(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv288(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+const inv288 = (function inv288(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
 /** ImhReviewedClip (https://imh-bridge.example.no/fhir/StructureDefinition/imh-reviewed-clip) */
-function s109(o, cx) {
+const s109 = (function s109(o, cx) {
 R.nonEmptyObject(o, "ImhReviewedClip");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhReviewedClip: null");
@@ -8329,11 +8329,11 @@ default: R.unsure("ImhReviewedClip: element " + key);
 } }
 if (o["url"] === undefined) R.unsure("Extension.url: missing");
 if (o["valueReference"] === undefined) R.unsure("Extension.value[x]: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv289(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv289 = (function inv289(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ImhScoreObservation (https://imh-bridge.example.no/fhir/StructureDefinition/imh-score-observation) */
-function s110(o, cx) {
+const s110 = (function s110(o, cx) {
 R.nonEmptyObject(o, "ImhScoreObservation");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhScoreObservation: null");
@@ -8512,9 +8512,9 @@ if (o["subject"] === undefined) R.unsure("Observation.subject: missing");
 if (o["effectiveDateTime"] === undefined) R.unsure("Observation.effective[x]: missing");
 if (o["valueQuantity"] === undefined && o["valueInteger"] === undefined) R.unsure("Observation.value[x]: missing");
 if (o["derivedFrom"] === undefined) R.unsure("Observation.derivedFrom: missing");
-}
+});
 /** ObservationReferenceRange */
-function s111(o, cx) {
+const s111 = (function s111(o, cx) {
 R.nonEmptyObject(o, "ObservationReferenceRange");
 for (const key in o) {
 if (o[key] === null) R.unsure("ObservationReferenceRange: null");
@@ -8564,9 +8564,9 @@ R.prim(o["text"], false, 0, 1, "string", "Observation.referenceRange.text");
 break; }
 default: R.unsure("ObservationReferenceRange: element " + key);
 } }
-}
+});
 /** ObservationComponent */
-function s112(o, cx) {
+const s112 = (function s112(o, cx) {
 R.nonEmptyObject(o, "ObservationComponent");
 for (const key in o) {
 if (o[key] === null) R.unsure("ObservationComponent: null");
@@ -8639,29 +8639,29 @@ break; }
 default: R.unsure("ObservationComponent: element " + key);
 } }
 if (o["code"] === undefined) R.unsure("Observation.component.code: missing");
-}
+});
 /** dom-2: contained.contained.empty() */
-function inv290(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+const inv290 = (function inv290(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv291(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+const inv291 = (function inv291(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
 /** dom-5: contained.meta.security.empty() */
-function inv292(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+const inv292 = (function inv292(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** obs-6: dataAbsentReason.empty() or value.empty() */
-function inv293(v, cx) { const r = R.or(R.empty(R.nav([v], "dataAbsentReason")), R.empty(R.navChoice([v], C37))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); }
+const inv293 = (function inv293(v, cx) { const r = R.or(R.empty(R.nav([v], "dataAbsentReason")), R.empty(R.navChoice([v], C37))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); });
 /** obs-7: value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty() */
-function inv294(v, cx) { const r = R.or(R.empty(R.navChoice([v], C37)), R.empty(R.where(R.nav(R.nav([v], "component"), "code"), (c0) => R.exists(R.intersectEmpty(R.nav(c0, "coding")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); }
+const inv294 = (function inv294(v, cx) { const r = R.or(R.empty(R.navChoice([v], C37)), R.empty(R.where(R.nav(R.nav([v], "component"), "code"), (c0) => R.exists(R.intersectEmpty(R.nav(c0, "coding")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); });
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv295(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+const inv295 = (function inv295(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv296(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv296 = (function inv296(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv297(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv297 = (function inv297(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-bid-flag: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/flag$') and value.exists()).exists() */
-function inv298(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/flag$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-flag"); }
+const inv298 = (function inv298(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/flag$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-flag"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv299(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv299 = (function inv299(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ImhSelfHarmFlag (https://imh-bridge.example.no/fhir/StructureDefinition/imh-self-harm-flag) */
-function s113(o, cx) {
+const s113 = (function s113(o, cx) {
 R.nonEmptyObject(o, "ImhSelfHarmFlag");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhSelfHarmFlag: null");
@@ -8794,19 +8794,19 @@ if (o["category"] === undefined) R.unsure("Flag.category: missing");
 if (o["code"] === undefined) R.unsure("Flag.code: missing");
 if (o["subject"] === undefined) R.unsure("Flag.subject: missing");
 if (o["period"] === undefined) R.unsure("Flag.period: missing");
-}
+});
 /** dom-2: contained.contained.empty() */
-function inv300(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+const inv300 = (function inv300(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv301(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+const inv301 = (function inv301(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
 /** dom-5: contained.meta.security.empty() */
-function inv302(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+const inv302 = (function inv302(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv303(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+const inv303 = (function inv303(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
 /** imh-flag-inactive-ended: status = 'inactive' implies period.end.exists() */
-function inv304(v, cx) { const r = R.implies(R.eq(R.nav([v], "status"), ["inactive"]), R.exists(R.nav(R.nav([v], "period"), "end"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-flag-inactive-ended"); }
+const inv304 = (function inv304(v, cx) { const r = R.implies(R.eq(R.nav([v], "status"), ["inactive"]), R.exists(R.nav(R.nav([v], "period"), "end"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-flag-inactive-ended"); });
 /** ImhSessionAttendance (https://imh-bridge.example.no/fhir/StructureDefinition/imh-session-attendance) */
-function s114(o, cx) {
+const s114 = (function s114(o, cx) {
 R.nonEmptyObject(o, "ImhSessionAttendance");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhSessionAttendance: null");
@@ -8878,13 +8878,13 @@ default: R.unsure("ImhSessionAttendance: element " + key);
 } }
 if (o["url"] === undefined) R.unsure("Extension.url: missing");
 if (o["valueCoding"] === undefined) R.unsure("Extension.value[x]: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv305(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv305 = (function inv305(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-bid-clip: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/clip$') and value.exists()).exists() */
-function inv306(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/clip$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-clip"); }
+const inv306 = (function inv306(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/clip$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-clip"); });
 /** ImhVideoClip (https://imh-bridge.example.no/fhir/StructureDefinition/imh-video-clip) */
-function s115(o, cx) {
+const s115 = (function s115(o, cx) {
 R.nonEmptyObject(o, "ImhVideoClip");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhVideoClip: null");
@@ -9015,9 +9015,9 @@ if (o["subject"] === undefined) R.unsure("DocumentReference.subject: missing");
 if (o["author"] === undefined) R.unsure("DocumentReference.author: missing");
 if (o["content"] === undefined) R.unsure("DocumentReference.content: missing");
 if (o["context"] === undefined) R.unsure("DocumentReference.context: missing");
-}
+});
 /** DocumentReferenceRelatesTo */
-function s116(o, cx) {
+const s116 = (function s116(o, cx) {
 R.nonEmptyObject(o, "DocumentReferenceRelatesTo");
 for (const key in o) {
 if (o[key] === null) R.unsure("DocumentReferenceRelatesTo: null");
@@ -9064,9 +9064,9 @@ default: R.unsure("DocumentReferenceRelatesTo: element " + key);
 } }
 if (o["code"] === undefined) R.unsure("DocumentReference.relatesTo.code: missing");
 if (o["target"] === undefined) R.unsure("DocumentReference.relatesTo.target: missing");
-}
+});
 /** DocumentReferenceContent */
-function s117(o, cx) {
+const s117 = (function s117(o, cx) {
 R.nonEmptyObject(o, "DocumentReferenceContent");
 for (const key in o) {
 if (o[key] === null) R.unsure("DocumentReferenceContent: null");
@@ -9157,9 +9157,9 @@ break; }
 default: R.unsure("DocumentReferenceContent: element " + key);
 } }
 if (o["attachment"] === undefined) R.unsure("DocumentReference.content.attachment: missing");
-}
+});
 /** DocumentReferenceContext */
-function s118(o, cx) {
+const s118 = (function s118(o, cx) {
 R.nonEmptyObject(o, "DocumentReferenceContext");
 for (const key in o) {
 if (o[key] === null) R.unsure("DocumentReferenceContext: null");
@@ -9213,23 +9213,23 @@ break; }
 default: R.unsure("DocumentReferenceContext: element " + key);
 } }
 if (o["encounter"] === undefined) R.unsure("DocumentReference.context.encounter: missing");
-}
+});
 /** dom-2: contained.contained.empty() */
-function inv307(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+const inv307 = (function inv307(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv308(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+const inv308 = (function inv308(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
 /** dom-5: contained.meta.security.empty() */
-function inv309(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+const inv309 = (function inv309(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv310(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+const inv310 = (function inv310(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv311(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv311 = (function inv311(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv312(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv312 = (function inv312(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-bid-procedure: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/procedure$') and value.exists()).exists() */
-function inv313(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/procedure$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-procedure"); }
+const inv313 = (function inv313(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/procedure$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-procedure"); });
 /** ImhVideoGuidance (https://imh-bridge.example.no/fhir/StructureDefinition/imh-video-guidance) */
-function s119(o, cx) {
+const s119 = (function s119(o, cx) {
 R.nonEmptyObject(o, "ImhVideoGuidance");
 for (const key in o) {
 if (o[key] === null) R.unsure("ImhVideoGuidance: null");
@@ -9395,13 +9395,13 @@ if (o["code"] === undefined) R.unsure("Procedure.code: missing");
 if (o["subject"] === undefined) R.unsure("Procedure.subject: missing");
 if (o["encounter"] === undefined) R.unsure("Procedure.encounter: missing");
 if (o["performedPeriod"] === undefined) R.unsure("Procedure.performed[x]: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv314(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv314 = (function inv314(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv315(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv315 = (function inv315(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ProcedurePerformer */
-function s120(o, cx) {
+const s120 = (function s120(o, cx) {
 R.nonEmptyObject(o, "ProcedurePerformer");
 for (const key in o) {
 if (o[key] === null) R.unsure("ProcedurePerformer: null");
@@ -9443,13 +9443,13 @@ break; }
 default: R.unsure("ProcedurePerformer: element " + key);
 } }
 if (o["actor"] === undefined) R.unsure("Procedure.performer.actor: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv316(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv316 = (function inv316(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv317(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv317 = (function inv317(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ProcedureFocalDevice */
-function s121(o, cx) {
+const s121 = (function s121(o, cx) {
 R.nonEmptyObject(o, "ProcedureFocalDevice");
 for (const key in o) {
 if (o[key] === null) R.unsure("ProcedureFocalDevice: null");
@@ -9488,21 +9488,21 @@ break; }
 default: R.unsure("ProcedureFocalDevice: element " + key);
 } }
 if (o["manipulated"] === undefined) R.unsure("Procedure.focalDevice.manipulated: missing");
-}
+});
 /** dom-2: contained.contained.empty() */
-function inv318(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); }
+const inv318 = (function inv318(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-function inv319(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); }
+const inv319 = (function inv319(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
 /** dom-5: contained.meta.security.empty() */
-function inv320(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); }
+const inv320 = (function inv320(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-function inv321(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); }
+const inv321 = (function inv321(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
 /** bdl-5: resource.exists() or request.exists() or response.exists() */
-function inv322(v, cx) { const r = R.or(R.or(R.exists(R.nav([v], "resource")), R.exists(R.nav([v], "request"))), R.exists(R.nav([v], "response"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-5"); }
+const inv322 = (function inv322(v, cx) { const r = R.or(R.or(R.exists(R.nav([v], "resource")), R.exists(R.nav([v], "request"))), R.exists(R.nav([v], "response"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-5"); });
 /** bdl-8: fullUrl.exists() implies fullUrl.contains('/_history/').not() */
-function inv323(v, cx) { const r = R.implies(R.exists(R.nav([v], "fullUrl")), R.not(R.contains(R.nav([v], "fullUrl"), "/_history/"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-8"); }
+const inv323 = (function inv323(v, cx) { const r = R.implies(R.exists(R.nav([v], "fullUrl")), R.not(R.contains(R.nav([v], "fullUrl"), "/_history/"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-8"); });
 /** Bundle (http://hl7.org/fhir/StructureDefinition/Bundle) */
-function s122(o, cx) {
+const s122 = (function s122(o, cx) {
 R.nonEmptyObject(o, "Bundle");
 for (const key in o) {
 if (o[key] === null) R.unsure("Bundle: null");
@@ -9559,13 +9559,13 @@ break; }
 default: R.unsure("Bundle: element " + key);
 } }
 if (o["type"] === undefined) R.unsure("Bundle.type: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv324(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv324 = (function inv324(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv325(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv325 = (function inv325(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** BundleLink */
-function s123(o, cx) {
+const s123 = (function s123(o, cx) {
 R.nonEmptyObject(o, "BundleLink");
 for (const key in o) {
 if (o[key] === null) R.unsure("BundleLink: null");
@@ -9605,13 +9605,13 @@ default: R.unsure("BundleLink: element " + key);
 } }
 if (o["relation"] === undefined) R.unsure("Bundle.link.relation: missing");
 if (o["url"] === undefined) R.unsure("Bundle.link.url: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv326(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv326 = (function inv326(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv327(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv327 = (function inv327(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** BundleEntry */
-function s124(o, cx) {
+const s124 = (function s124(o, cx) {
 R.nonEmptyObject(o, "BundleEntry");
 for (const key in o) {
 if (o[key] === null) R.unsure("BundleEntry: null");
@@ -9666,13 +9666,13 @@ R.el(o["response"], false, 0, 1, s127, cx, "Bundle.entry.response");
 break; }
 default: R.unsure("BundleEntry: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv328(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv328 = (function inv328(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv329(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv329 = (function inv329(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** BundleEntrySearch */
-function s125(o, cx) {
+const s125 = (function s125(o, cx) {
 R.nonEmptyObject(o, "BundleEntrySearch");
 for (const key in o) {
 if (o[key] === null) R.unsure("BundleEntrySearch: null");
@@ -9717,13 +9717,13 @@ R.prim(o["score"], false, 0, 1, "decimal", "Bundle.entry.search.score");
 break; }
 default: R.unsure("BundleEntrySearch: element " + key);
 } }
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv330(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv330 = (function inv330(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv331(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv331 = (function inv331(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** BundleEntryRequest */
-function s126(o, cx) {
+const s126 = (function s126(o, cx) {
 R.nonEmptyObject(o, "BundleEntryRequest");
 for (const key in o) {
 if (o[key] === null) R.unsure("BundleEntryRequest: null");
@@ -9782,13 +9782,13 @@ default: R.unsure("BundleEntryRequest: element " + key);
 } }
 if (o["method"] === undefined) R.unsure("Bundle.entry.request.method: missing");
 if (o["url"] === undefined) R.unsure("Bundle.entry.request.url: missing");
-}
+});
 /** ext-1: extension.exists() != value.exists() */
-function inv332(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv332 = (function inv332(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ext-1: extension.exists() != value.exists() */
-function inv333(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); }
+const inv333 = (function inv333(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** BundleEntryResponse */
-function s127(o, cx) {
+const s127 = (function s127(o, cx) {
 R.nonEmptyObject(o, "BundleEntryResponse");
 for (const key in o) {
 if (o[key] === null) R.unsure("BundleEntryResponse: null");
@@ -9842,25 +9842,25 @@ break; }
 default: R.unsure("BundleEntryResponse: element " + key);
 } }
 if (o["status"] === undefined) R.unsure("Bundle.entry.response.status: missing");
-}
+});
 /** bdl-1: total.empty() or (type = 'searchset') or (type = 'history') */
-function inv334(v, cx) { const r = R.or(R.or(R.empty(R.nav([v], "total")), R.eq(R.nav([v], "type"), ["searchset"])), R.eq(R.nav([v], "type"), ["history"])); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-1"); }
+const inv334 = (function inv334(v, cx) { const r = R.or(R.or(R.empty(R.nav([v], "total")), R.eq(R.nav([v], "type"), ["searchset"])), R.eq(R.nav([v], "type"), ["history"])); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-1"); });
 /** bdl-2: entry.search.empty() or (type = 'searchset') */
-function inv335(v, cx) { const r = R.or(R.empty(R.nav(R.nav([v], "entry"), "search")), R.eq(R.nav([v], "type"), ["searchset"])); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-2"); }
+const inv335 = (function inv335(v, cx) { const r = R.or(R.empty(R.nav(R.nav([v], "entry"), "search")), R.eq(R.nav([v], "type"), ["searchset"])); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-2"); });
 /** bdl-3: entry.all(request.exists() = (%resource.type = 'batch' or %resource.type = 'transaction' or %resource.type = 'history')) */
-function inv336(v, cx) { const r = R.all(R.nav([v], "entry"), (c0) => R.eq(R.exists(R.nav(c0, "request")), R.or(R.or(R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["batch"]), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["transaction"])), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["history"])))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-3"); }
+const inv336 = (function inv336(v, cx) { const r = R.all(R.nav([v], "entry"), (c0) => R.eq(R.exists(R.nav(c0, "request")), R.or(R.or(R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["batch"]), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["transaction"])), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["history"])))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-3"); });
 /** bdl-4: entry.all(response.exists() = (%resource.type = 'batch-response' or %resource.type = 'transaction-response' or %resource.type = 'history')) */
-function inv337(v, cx) { const r = R.all(R.nav([v], "entry"), (c0) => R.eq(R.exists(R.nav(c0, "response")), R.or(R.or(R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["batch-response"]), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["transaction-response"])), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["history"])))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-4"); }
+const inv337 = (function inv337(v, cx) { const r = R.all(R.nav([v], "entry"), (c0) => R.eq(R.exists(R.nav(c0, "response")), R.or(R.or(R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["batch-response"]), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["transaction-response"])), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["history"])))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-4"); });
 /** bdl-7: (type = 'history') or entry.where(fullUrl.exists()).select(fullUrl&resource.meta.versionId).isDistinct() */
-function inv338(v, cx) { const r = R.or(R.eq(R.nav([v], "type"), ["history"]), R.isDistinct(R.select(R.where(R.nav([v], "entry"), (c0) => R.exists(R.nav(c0, "fullUrl"))), (c1) => R.concat(R.nav(c1, "fullUrl"), R.nav(R.nav(R.nav(c1, "resource"), "meta"), "versionId"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-7"); }
+const inv338 = (function inv338(v, cx) { const r = R.or(R.eq(R.nav([v], "type"), ["history"]), R.isDistinct(R.select(R.where(R.nav([v], "entry"), (c0) => R.exists(R.nav(c0, "fullUrl"))), (c1) => R.concat(R.nav(c1, "fullUrl"), R.nav(R.nav(R.nav(c1, "resource"), "meta"), "versionId"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-7"); });
 /** bdl-9: type = 'document' implies (identifier.system.exists() and identifier.value.exists()) */
-function inv339(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["document"]), R.and(R.exists(R.nav(R.nav([v], "identifier"), "system")), R.exists(R.nav(R.nav([v], "identifier"), "value")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-9"); }
+const inv339 = (function inv339(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["document"]), R.and(R.exists(R.nav(R.nav([v], "identifier"), "system")), R.exists(R.nav(R.nav([v], "identifier"), "value")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-9"); });
 /** bdl-10: type = 'document' implies (timestamp.hasValue()) */
-function inv340(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["document"]), R.hasValue(R.nav([v], "timestamp"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-10"); }
+const inv340 = (function inv340(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["document"]), R.hasValue(R.nav([v], "timestamp"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-10"); });
 /** bdl-11: type = 'document' implies entry.first().resource.is(Composition) */
-function inv341(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["document"]), R.isType(R.nav(R.first(R.nav([v], "entry")), "resource"), "Composition")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-11"); }
+const inv341 = (function inv341(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["document"]), R.isType(R.nav(R.first(R.nav([v], "entry")), "resource"), "Composition")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-11"); });
 /** bdl-12: type = 'message' implies entry.first().resource.is(MessageHeader) */
-function inv342(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["message"]), R.isType(R.nav(R.first(R.nav([v], "entry")), "resource"), "MessageHeader")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-12"); }
+const inv342 = (function inv342(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["message"]), R.isType(R.nav(R.first(R.nav([v], "entry")), "resource"), "MessageHeader")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-12"); });
 
 /** Root validators: the schema function and the root invariants, by canonical URL (or type name). */
 export const profiles = {

@@ -5,7 +5,16 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeUtf8, invalidUtf8Offset, JsonBodyError, MAX_JSON_DEPTH, parseJsonBody, parseStrictJson } from '../../src/http/json.ts';
+import {
+  decodeUtf8,
+  invalidUtf8Offset,
+  JsonBodyError,
+  MAX_JSON_DEPTH,
+  nothingToRefuse,
+  parseJsonBody,
+  parseStrictJson,
+  parseStrictJsonSlowly,
+} from '../../src/http/json.ts';
 
 const refusal = (text: string): JsonBodyError => {
   try {
@@ -201,5 +210,79 @@ describe('UTF-8', () => {
         expect(invalidUtf8Offset(new TextEncoder().encode(s))).toBe(-1);
       }),
     );
+  });
+});
+
+describe("the shortcut (JSON.parse, then a check of what it built) gives the full parser's verdicts", () => {
+  // Keys that collide once escapes are undone, forbidden keys written with escapes, keys containing quotes, backslashes and colons.
+  const keyText = fc.constantFrom(
+    '"a"',
+    '"\\u0061"',
+    '"b"',
+    '"a\\"b"',
+    '"a\\\\"',
+    '"\\\\"',
+    '"__proto__"',
+    '"__pr\\u006fto__"',
+    '"constructor"',
+    '"x:y"',
+    '"::"',
+    '"\\u003a"',
+    '"{"',
+    '"["',
+  );
+  const ws = fc.constantFrom('', ' ', '\n  ', '\t');
+  const { value } = fc.letrec<{ value: string; object: string; array: string; scalar: string }>((tie) => ({
+    value: fc.oneof({ depthSize: 'small' }, tie('scalar'), tie('object'), tie('array')),
+    scalar: fc.oneof(fc.constantFrom('1', '-0.5e3', 'true', 'null', '"a"', '"x\\"y:"', '":"', '"\\\\"'), keyText),
+    object: fc
+      .array(fc.tuple(ws, keyText, ws, tie('value')), { maxLength: 4 })
+      .map((pairs) => `{${pairs.map(([w1, k, w2, v]) => `${w1}${k}${w2}:${w2}${v}`).join(',')}}`),
+    array: fc.array(tie('value'), { maxLength: 4 }).map((vs) => `[${vs.join(',')}]`),
+  }));
+  const verdict = (f: () => unknown): string => {
+    try {
+      return JSON.stringify(f());
+    } catch (e) {
+      return (e as JsonBodyError).message;
+    }
+  };
+
+  it('on JSON with colliding, escaped and forbidden keys at any depth (fast-check)', () => {
+    fc.assert(
+      fc.property(value, fc.integer({ min: 1, max: 6 }), (text, maxDepth) => {
+        expect(verdict(() => parseStrictJson(text, { maxDepth }))).toBe(verdict(() => parseStrictJsonSlowly(text, { maxDepth })));
+        // On valid JSON without an escaped colon the check alone must be exact.
+        if (text.includes('\\u003')) return;
+        const slowOk = verdict(() => parseStrictJsonSlowly(text, { maxDepth })).startsWith('request body') === false;
+        expect(nothingToRefuse(text, JSON.parse(text), maxDepth)).toBe(slowOk);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('on mutated text, valid or not (fast-check)', () => {
+    fc.assert(
+      fc.property(value, fc.nat(), fc.constantFrom('{', '}', '[', ']', ',', ':', '"', '\\', 'x', ' ', '\u0001'), (base, at, ch) => {
+        const k = at % (base.length + 1);
+        const text = base.slice(0, k) + ch + base.slice(k);
+        expect(verdict(() => parseStrictJson(text))).toBe(verdict(() => parseStrictJsonSlowly(text, {})));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('refuses a key repeated in an escaped spelling, and a forbidden key spelled with escapes', () => {
+    expect(nothingToRefuse('{"a":1,"\\u0061":2}', { a: 2 }, 64)).toBe(false);
+    expect(() => parseStrictJson('{"a":1,"\\u0061":2}')).toThrow(/duplicate key/);
+    expect(() => parseStrictJson('{"__pr\\u006fto__":{}}')).toThrow(/not allowed/);
+    const nested = '{"a":{"a":1},"b":[{"a":1},{"a":2}]}';
+    expect(nothingToRefuse(nested, JSON.parse(nested), 64)).toBe(true);
+  });
+
+  it('is not fooled by a duplicate key whose loss an escaped colon would make up for in the count', () => {
+    // Three literal colons: two keys and one colon in a string; JSON.parse keeps two keys and two colons of strings.
+    expect(() => parseStrictJson('{"a":"x:y","a":1,"z":"\\u003a:"}')).toThrow(/duplicate key/);
+    expect(() => parseStrictJson('{"a":1,"a":2,"z":"\\u003a"}')).toThrow(/duplicate key/);
   });
 });
