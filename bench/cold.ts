@@ -31,6 +31,10 @@ try {
     outdir: dir,
     logLevel: 'error',
   });
+  // The bundle is ESM, as the project's own files are ("type": "module"). Without this, Node
+  // first tries each chunk as CommonJS and only then detects its module syntax, which the
+  // product never pays (https://nodejs.org/api/packages.html#syntax-detection).
+  writeFileSync(join(dir, 'package.json'), '{"type":"module"}\n');
   const episodeFile = join(dir, 'episode.json');
   const bundleFile = join(dir, 'bundle.json');
   writeFileSync(episodeFile, JSON.stringify(completed()));
