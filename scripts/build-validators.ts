@@ -276,6 +276,10 @@ function compileFunction(name: string, args: AtomT[], input: string, ty: Ty, env
 }
 
 const invariants = new Map<string, string>(); // cache key → function name
+// Function body → function name. The same invariant on many types compiles to the same body
+// (ext-1 alone on 190 of them): one function serves them all, so a cold start compiles (or
+// loads from the compile cache) one copy, and its feedback warms up on every call.
+const invariantBodies = new Map<string, string>();
 const notCompiled = new Map<string, string>(); // key → reason
 
 /**
@@ -286,7 +290,6 @@ function invariant(c: { key: string; expression: string }, ty: Ty, env: Omit<Env
   const cacheKey = `${c.key}|${c.expression}|${label}`;
   const known = invariants.get(cacheKey);
   if (known) return known;
-  const name = `inv${fnCounter++}`;
   let body: string;
   try {
     const atom = parseFhirPath(c.expression) as unknown as FhirPathAtom & { child: AtomT };
@@ -297,9 +300,16 @@ function invariant(c: { key: string; expression: string }, ty: Ty, env: Omit<Env
     notCompiled.set(c.key, e.message);
     body = `R.unsure(${J(`invariant ${c.key} is not compiled (${e.message})`)});`;
   }
+  const same = invariantBodies.get(body);
+  if (same) {
+    invariants.set(cacheKey, same);
+    return same;
+  }
+  const name = `inv${fnCounter++}`;
   emit(`/** ${c.key}: ${c.expression.replaceAll('*/', '* /')} */`);
   emit(`const ${name} = ${EAGER}function ${name}(v, cx) { ${body} });`);
   invariants.set(cacheKey, name);
+  invariantBodies.set(body, name);
   return name;
 }
 

@@ -261,8 +261,6 @@ default: R.unsure("Extension: element " + key);
 } }
 if (o["url"] === undefined) R.unsure("Extension.url: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv2 = (function inv2(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Address (http://hl7.org/fhir/StructureDefinition/Address) */
 const s2 = (function s2(o, cx) {
 R.nonEmptyObject(o, "Address");
@@ -279,7 +277,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Address.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv2(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -330,8 +328,6 @@ break; }
 default: R.unsure("Address: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv3 = (function inv3(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Age (http://hl7.org/fhir/StructureDefinition/Age) */
 const s3 = (function s3(o, cx) {
 R.nonEmptyObject(o, "Age");
@@ -348,7 +344,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Age.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv3(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -377,8 +373,6 @@ break; }
 default: R.unsure("Age: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv4 = (function inv4(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Annotation (http://hl7.org/fhir/StructureDefinition/Annotation) */
 const s4 = (function s4(o, cx) {
 R.nonEmptyObject(o, "Annotation");
@@ -395,7 +389,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Annotation.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv4(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -421,8 +415,6 @@ default: R.unsure("Annotation: element " + key);
 } }
 if (o["text"] === undefined) R.unsure("Annotation.text: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv5 = (function inv5(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Attachment (http://hl7.org/fhir/StructureDefinition/Attachment) */
 const s5 = (function s5(o, cx) {
 R.nonEmptyObject(o, "Attachment");
@@ -439,7 +431,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Attachment.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv5(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -477,8 +469,6 @@ break; }
 default: R.unsure("Attachment: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv6 = (function inv6(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** CodeableConcept (http://hl7.org/fhir/StructureDefinition/CodeableConcept) */
 const s6 = (function s6(o, cx) {
 R.nonEmptyObject(o, "CodeableConcept");
@@ -495,7 +485,7 @@ const l0 = R.values(v0, true, 0, Infinity, "CodeableConcept.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv6(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -508,8 +498,6 @@ break; }
 default: R.unsure("CodeableConcept: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv7 = (function inv7(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Coding (http://hl7.org/fhir/StructureDefinition/Coding) */
 const s7 = (function s7(o, cx) {
 R.nonEmptyObject(o, "Coding");
@@ -526,7 +514,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Coding.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv7(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -548,8 +536,6 @@ break; }
 default: R.unsure("Coding: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv8 = (function inv8(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ContactPoint (http://hl7.org/fhir/StructureDefinition/ContactPoint) */
 const s8 = (function s8(o, cx) {
 R.nonEmptyObject(o, "ContactPoint");
@@ -566,7 +552,7 @@ const l0 = R.values(v0, true, 0, Infinity, "ContactPoint.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv8(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -602,8 +588,6 @@ break; }
 default: R.unsure("ContactPoint: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv9 = (function inv9(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Count (http://hl7.org/fhir/StructureDefinition/Count) */
 const s9 = (function s9(o, cx) {
 R.nonEmptyObject(o, "Count");
@@ -620,7 +604,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Count.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv9(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -649,8 +633,6 @@ break; }
 default: R.unsure("Count: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv10 = (function inv10(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Distance (http://hl7.org/fhir/StructureDefinition/Distance) */
 const s10 = (function s10(o, cx) {
 R.nonEmptyObject(o, "Distance");
@@ -667,7 +649,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Distance.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv10(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -696,8 +678,6 @@ break; }
 default: R.unsure("Distance: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv11 = (function inv11(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Duration (http://hl7.org/fhir/StructureDefinition/Duration) */
 const s11 = (function s11(o, cx) {
 R.nonEmptyObject(o, "Duration");
@@ -714,7 +694,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Duration.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv11(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -743,8 +723,6 @@ break; }
 default: R.unsure("Duration: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv12 = (function inv12(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** HumanName (http://hl7.org/fhir/StructureDefinition/HumanName) */
 const s12 = (function s12(o, cx) {
 R.nonEmptyObject(o, "HumanName");
@@ -761,7 +739,7 @@ const l0 = R.values(v0, true, 0, Infinity, "HumanName.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv12(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -796,8 +774,6 @@ break; }
 default: R.unsure("HumanName: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv13 = (function inv13(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Identifier (http://hl7.org/fhir/StructureDefinition/Identifier) */
 const s13 = (function s13(o, cx) {
 R.nonEmptyObject(o, "Identifier");
@@ -814,7 +790,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Identifier.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv13(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -846,8 +822,6 @@ break; }
 default: R.unsure("Identifier: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv14 = (function inv14(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Money (http://hl7.org/fhir/StructureDefinition/Money) */
 const s14 = (function s14(o, cx) {
 R.nonEmptyObject(o, "Money");
@@ -864,7 +838,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Money.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv14(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -884,8 +858,6 @@ break; }
 default: R.unsure("Money: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv15 = (function inv15(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Period (http://hl7.org/fhir/StructureDefinition/Period) */
 const s15 = (function s15(o, cx) {
 R.nonEmptyObject(o, "Period");
@@ -902,7 +874,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Period.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv15(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -915,8 +887,6 @@ break; }
 default: R.unsure("Period: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv16 = (function inv16(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Quantity (http://hl7.org/fhir/StructureDefinition/Quantity) */
 const s16 = (function s16(o, cx) {
 R.nonEmptyObject(o, "Quantity");
@@ -933,7 +903,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Quantity.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv16(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -962,8 +932,6 @@ break; }
 default: R.unsure("Quantity: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv17 = (function inv17(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Range (http://hl7.org/fhir/StructureDefinition/Range) */
 const s17 = (function s17(o, cx) {
 R.nonEmptyObject(o, "Range");
@@ -980,7 +948,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Range.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv17(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -993,8 +961,6 @@ break; }
 default: R.unsure("Range: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv18 = (function inv18(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Ratio (http://hl7.org/fhir/StructureDefinition/Ratio) */
 const s18 = (function s18(o, cx) {
 R.nonEmptyObject(o, "Ratio");
@@ -1011,7 +977,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Ratio.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv18(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -1024,8 +990,6 @@ break; }
 default: R.unsure("Ratio: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv19 = (function inv19(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Reference (http://hl7.org/fhir/StructureDefinition/Reference) */
 const s19 = (function s19(o, cx) {
 R.nonEmptyObject(o, "Reference");
@@ -1042,7 +1006,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Reference.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv19(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -1061,8 +1025,6 @@ break; }
 default: R.unsure("Reference: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv20 = (function inv20(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** SampledData (http://hl7.org/fhir/StructureDefinition/SampledData) */
 const s20 = (function s20(o, cx) {
 R.nonEmptyObject(o, "SampledData");
@@ -1079,7 +1041,7 @@ const l0 = R.values(v0, true, 0, Infinity, "SampledData.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv20(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -1110,8 +1072,6 @@ if (o["origin"] === undefined) R.unsure("SampledData.origin: missing");
 if (o["period"] === undefined) R.unsure("SampledData.period: missing");
 if (o["dimensions"] === undefined) R.unsure("SampledData.dimensions: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv21 = (function inv21(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Signature (http://hl7.org/fhir/StructureDefinition/Signature) */
 const s21 = (function s21(o, cx) {
 R.nonEmptyObject(o, "Signature");
@@ -1128,7 +1088,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Signature.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv21(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -1173,28 +1133,24 @@ if (o["type"] === undefined) R.unsure("Signature.type: missing");
 if (o["when"] === undefined) R.unsure("Signature.when: missing");
 if (o["who"] === undefined) R.unsure("Signature.who: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv22 = (function inv22(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv23 = (function inv23(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** tim-1: duration.empty() or durationUnit.exists() */
-const inv24 = (function inv24(v, cx) { const r = R.or(R.empty(R.nav([v], "duration")), R.exists(R.nav([v], "durationUnit"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-1"); });
+const inv2 = (function inv2(v, cx) { const r = R.or(R.empty(R.nav([v], "duration")), R.exists(R.nav([v], "durationUnit"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-1"); });
 /** tim-2: period.empty() or periodUnit.exists() */
-const inv25 = (function inv25(v, cx) { const r = R.or(R.empty(R.nav([v], "period")), R.exists(R.nav([v], "periodUnit"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-2"); });
+const inv3 = (function inv3(v, cx) { const r = R.or(R.empty(R.nav([v], "period")), R.exists(R.nav([v], "periodUnit"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-2"); });
 /** tim-4: duration.exists() implies duration >= 0 */
-const inv26 = (function inv26(v, cx) { const r = R.implies(R.exists(R.nav([v], "duration")), R.cmp(R.nav([v], "duration"), [0], ">=")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-4"); });
+const inv4 = (function inv4(v, cx) { const r = R.implies(R.exists(R.nav([v], "duration")), R.cmp(R.nav([v], "duration"), [0], ">=")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-4"); });
 /** tim-5: period.exists() implies period >= 0 */
-const inv27 = (function inv27(v, cx) { const r = R.implies(R.exists(R.nav([v], "period")), R.cmp(R.nav([v], "period"), [0], ">=")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-5"); });
+const inv5 = (function inv5(v, cx) { const r = R.implies(R.exists(R.nav([v], "period")), R.cmp(R.nav([v], "period"), [0], ">=")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-5"); });
 /** tim-6: periodMax.empty() or period.exists() */
-const inv28 = (function inv28(v, cx) { const r = R.or(R.empty(R.nav([v], "periodMax")), R.exists(R.nav([v], "period"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-6"); });
+const inv6 = (function inv6(v, cx) { const r = R.or(R.empty(R.nav([v], "periodMax")), R.exists(R.nav([v], "period"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-6"); });
 /** tim-7: durationMax.empty() or duration.exists() */
-const inv29 = (function inv29(v, cx) { const r = R.or(R.empty(R.nav([v], "durationMax")), R.exists(R.nav([v], "duration"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-7"); });
+const inv7 = (function inv7(v, cx) { const r = R.or(R.empty(R.nav([v], "durationMax")), R.exists(R.nav([v], "duration"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-7"); });
 /** tim-8: countMax.empty() or count.exists() */
-const inv30 = (function inv30(v, cx) { const r = R.or(R.empty(R.nav([v], "countMax")), R.exists(R.nav([v], "count"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-8"); });
+const inv8 = (function inv8(v, cx) { const r = R.or(R.empty(R.nav([v], "countMax")), R.exists(R.nav([v], "count"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-8"); });
 /** tim-9: offset.empty() or (when.exists() and when.select($this in ('C' | 'CM' | 'CD' | 'CV')).allFalse()) */
-const inv31 = (function inv31(v, cx) { R.unsure("invariant tim-9 is not compiled (atom |)"); });
+const inv9 = (function inv9(v, cx) { R.unsure("invariant tim-9 is not compiled (atom |)"); });
 /** tim-10: timeOfDay.empty() or when.empty() */
-const inv32 = (function inv32(v, cx) { const r = R.or(R.empty(R.nav([v], "timeOfDay")), R.empty(R.nav([v], "when"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-10"); });
+const inv10 = (function inv10(v, cx) { const r = R.or(R.empty(R.nav([v], "timeOfDay")), R.empty(R.nav([v], "when"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant tim-10"); });
 /** Timing (http://hl7.org/fhir/StructureDefinition/Timing) */
 const s22 = (function s22(o, cx) {
 R.nonEmptyObject(o, "Timing");
@@ -1211,7 +1167,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Timing.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv22(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -1222,7 +1178,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Timing.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv23(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -1235,15 +1191,15 @@ if (v0 === undefined) {  } else {
 R.single(v0, 0, 1, "Timing.repeat");
 { const x0 = v0;
 s33(x0, cx);
-inv24(x0, cx);
-inv25(x0, cx);
-inv26(x0, cx);
-inv27(x0, cx);
-inv28(x0, cx);
-inv29(x0, cx);
-inv30(x0, cx);
-inv31(x0, cx);
-inv32(x0, cx);
+inv2(x0, cx);
+inv3(x0, cx);
+inv4(x0, cx);
+inv5(x0, cx);
+inv6(x0, cx);
+inv7(x0, cx);
+inv8(x0, cx);
+inv9(x0, cx);
+inv10(x0, cx);
 }
 } }
 break; }
@@ -1253,8 +1209,6 @@ break; }
 default: R.unsure("Timing: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv33 = (function inv33(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ContactDetail (http://hl7.org/fhir/StructureDefinition/ContactDetail) */
 const s23 = (function s23(o, cx) {
 R.nonEmptyObject(o, "ContactDetail");
@@ -1271,7 +1225,7 @@ const l0 = R.values(v0, true, 0, Infinity, "ContactDetail.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv33(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -1284,8 +1238,6 @@ break; }
 default: R.unsure("ContactDetail: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv34 = (function inv34(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Contributor (http://hl7.org/fhir/StructureDefinition/Contributor) */
 const s24 = (function s24(o, cx) {
 R.nonEmptyObject(o, "Contributor");
@@ -1302,7 +1254,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Contributor.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv34(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -1327,12 +1279,10 @@ default: R.unsure("Contributor: element " + key);
 if (o["type"] === undefined) R.unsure("Contributor.type: missing");
 if (o["name"] === undefined) R.unsure("Contributor.name: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv35 = (function inv35(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** drq-1: path.exists() xor searchParam.exists() */
-const inv36 = (function inv36(v, cx) { const r = R.xor(R.exists(R.nav([v], "path")), R.exists(R.nav([v], "searchParam"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant drq-1"); });
+const inv11 = (function inv11(v, cx) { const r = R.xor(R.exists(R.nav([v], "path")), R.exists(R.nav([v], "searchParam"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant drq-1"); });
 /** drq-2: path.exists() xor searchParam.exists() */
-const inv37 = (function inv37(v, cx) { const r = R.xor(R.exists(R.nav([v], "path")), R.exists(R.nav([v], "searchParam"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant drq-2"); });
+const inv12 = (function inv12(v, cx) { const r = R.xor(R.exists(R.nav([v], "path")), R.exists(R.nav([v], "searchParam"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant drq-2"); });
 /** DataRequirement (http://hl7.org/fhir/StructureDefinition/DataRequirement) */
 const s25 = (function s25(o, cx) {
 R.nonEmptyObject(o, "DataRequirement");
@@ -1349,7 +1299,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DataRequirement.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv35(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -1387,7 +1337,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DataRequirement.codeFilter");
 for (const x0 of l0) {
 s34(x0, cx);
-inv36(x0, cx);
+inv11(x0, cx);
 }
 } }
 break; }
@@ -1397,7 +1347,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "DataRequirement.dateFilter");
 for (const x0 of l0) {
 s35(x0, cx);
-inv37(x0, cx);
+inv12(x0, cx);
 }
 } }
 break; }
@@ -1411,8 +1361,6 @@ default: R.unsure("DataRequirement: element " + key);
 } }
 if (o["type"] === undefined) R.unsure("DataRequirement.type: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv38 = (function inv38(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Expression (http://hl7.org/fhir/StructureDefinition/Expression) */
 const s26 = (function s26(o, cx) {
 R.nonEmptyObject(o, "Expression");
@@ -1429,7 +1377,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Expression.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv38(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -1452,8 +1400,6 @@ default: R.unsure("Expression: element " + key);
 } }
 if (o["language"] === undefined) R.unsure("Expression.language: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv39 = (function inv39(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ParameterDefinition (http://hl7.org/fhir/StructureDefinition/ParameterDefinition) */
 const s27 = (function s27(o, cx) {
 R.nonEmptyObject(o, "ParameterDefinition");
@@ -1470,7 +1416,7 @@ const l0 = R.values(v0, true, 0, Infinity, "ParameterDefinition.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv39(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -1514,8 +1460,6 @@ default: R.unsure("ParameterDefinition: element " + key);
 if (o["use"] === undefined) R.unsure("ParameterDefinition.use: missing");
 if (o["type"] === undefined) R.unsure("ParameterDefinition.type: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv40 = (function inv40(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** RelatedArtifact (http://hl7.org/fhir/StructureDefinition/RelatedArtifact) */
 const s28 = (function s28(o, cx) {
 R.nonEmptyObject(o, "RelatedArtifact");
@@ -1532,7 +1476,7 @@ const l0 = R.values(v0, true, 0, Infinity, "RelatedArtifact.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv40(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -1568,8 +1512,6 @@ default: R.unsure("RelatedArtifact: element " + key);
 } }
 if (o["type"] === undefined) R.unsure("RelatedArtifact.type: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv41 = (function inv41(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** TriggerDefinition (http://hl7.org/fhir/StructureDefinition/TriggerDefinition) */
 const s29 = (function s29(o, cx) {
 R.nonEmptyObject(o, "TriggerDefinition");
@@ -1586,7 +1528,7 @@ const l0 = R.values(v0, true, 0, Infinity, "TriggerDefinition.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv41(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -1627,8 +1569,6 @@ default: R.unsure("TriggerDefinition: element " + key);
 } }
 if (o["type"] === undefined) R.unsure("TriggerDefinition.type: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv42 = (function inv42(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** UsageContext (http://hl7.org/fhir/StructureDefinition/UsageContext) */
 const s30 = (function s30(o, cx) {
 R.nonEmptyObject(o, "UsageContext");
@@ -1645,7 +1585,7 @@ const l0 = R.values(v0, true, 0, Infinity, "UsageContext.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv42(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -1671,10 +1611,6 @@ default: R.unsure("UsageContext: element " + key);
 if (o["code"] === undefined) R.unsure("UsageContext.code: missing");
 if (o["valueCodeableConcept"] === undefined && o["valueQuantity"] === undefined && o["valueRange"] === undefined && o["valueReference"] === undefined) R.unsure("UsageContext.value[x]: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv43 = (function inv43(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv44 = (function inv44(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Dosage (http://hl7.org/fhir/StructureDefinition/Dosage) */
 const s31 = (function s31(o, cx) {
 R.nonEmptyObject(o, "Dosage");
@@ -1691,7 +1627,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Dosage.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv43(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -1702,7 +1638,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Dosage.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv44(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -1757,8 +1693,6 @@ break; }
 default: R.unsure("Dosage: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv45 = (function inv45(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** Meta (http://hl7.org/fhir/StructureDefinition/Meta) */
 const s32 = (function s32(o, cx) {
 R.nonEmptyObject(o, "Meta");
@@ -1775,7 +1709,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Meta.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv45(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -1821,8 +1755,6 @@ break; }
 default: R.unsure("Meta: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv46 = (function inv46(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** TimingRepeat */
 const s33 = (function s33(o, cx) {
 R.nonEmptyObject(o, "TimingRepeat");
@@ -1839,7 +1771,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Timing.repeat.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv46(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -1929,8 +1861,6 @@ break; }
 default: R.unsure("TimingRepeat: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv47 = (function inv47(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** DataRequirementCodeFilter */
 const s34 = (function s34(o, cx) {
 R.nonEmptyObject(o, "DataRequirementCodeFilter");
@@ -1947,7 +1877,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DataRequirement.codeFilter.extension
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv47(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -1966,8 +1896,6 @@ break; }
 default: R.unsure("DataRequirementCodeFilter: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv48 = (function inv48(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** DataRequirementDateFilter */
 const s35 = (function s35(o, cx) {
 R.nonEmptyObject(o, "DataRequirementDateFilter");
@@ -1984,7 +1912,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DataRequirement.dateFilter.extension
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv48(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -2010,8 +1938,6 @@ break; }
 default: R.unsure("DataRequirementDateFilter: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv49 = (function inv49(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** DataRequirementSort */
 const s36 = (function s36(o, cx) {
 R.nonEmptyObject(o, "DataRequirementSort");
@@ -2028,7 +1954,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DataRequirement.sort.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv49(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -2050,8 +1976,6 @@ default: R.unsure("DataRequirementSort: element " + key);
 if (o["path"] === undefined) R.unsure("DataRequirement.sort.path: missing");
 if (o["direction"] === undefined) R.unsure("DataRequirement.sort.direction: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv50 = (function inv50(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** DosageDoseAndRate */
 const s37 = (function s37(o, cx) {
 R.nonEmptyObject(o, "DosageDoseAndRate");
@@ -2068,7 +1992,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Dosage.doseAndRate.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv50(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -2103,14 +2027,6 @@ break; }
 default: R.unsure("DosageDoseAndRate: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv51 = (function inv51(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv52 = (function inv52(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv53 = (function inv53(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv54 = (function inv54(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ImhBridgeDevice (https://imh-bridge.example.no/fhir/StructureDefinition/imh-bridge-device) */
 const s38 = (function s38(o, cx) {
 R.nonEmptyObject(o, "ImhBridgeDevice");
@@ -2149,7 +2065,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Device.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv52(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -2160,7 +2076,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Device.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv53(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -2180,7 +2096,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Device.identifier.extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv54(x1, cx);
+inv0(x1, cx);
 }
 } }
 }
@@ -2306,12 +2222,10 @@ default: R.unsure("ImhBridgeDevice: element " + key);
 if (o["identifier"] === undefined) R.unsure("Device.identifier: missing");
 if (o["deviceName"] === undefined) R.unsure("Device.deviceName: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv55 = (function inv55(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** txt-1: htmlChecks() */
-const inv56 = (function inv56(v, cx) { R.unsure("invariant txt-1 is not compiled (function htmlChecks())"); });
+const inv13 = (function inv13(v, cx) { R.unsure("invariant txt-1 is not compiled (function htmlChecks())"); });
 /** txt-2: htmlChecks() */
-const inv57 = (function inv57(v, cx) { R.unsure("invariant txt-2 is not compiled (function htmlChecks())"); });
+const inv14 = (function inv14(v, cx) { R.unsure("invariant txt-2 is not compiled (function htmlChecks())"); });
 /** Narrative (http://hl7.org/fhir/StructureDefinition/Narrative) */
 const s39 = (function s39(o, cx) {
 R.nonEmptyObject(o, "Narrative");
@@ -2328,7 +2242,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Narrative.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv55(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -2348,8 +2262,8 @@ if (v0 === undefined) { R.unsure("Narrative.div: missing"); } else {
 R.single(v0, 1, 1, "Narrative.div");
 { const x0 = v0;
 R.primitive(x0, "xhtml", "Narrative.div");
-inv56(x0, cx);
-inv57(x0, cx);
+inv13(x0, cx);
+inv14(x0, cx);
 }
 } }
 break; }
@@ -2358,10 +2272,6 @@ default: R.unsure("Narrative: element " + key);
 if (o["status"] === undefined) R.unsure("Narrative.status: missing");
 if (o["div"] === undefined) R.unsure("Narrative.div: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv58 = (function inv58(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv59 = (function inv59(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** DeviceUdiCarrier */
 const s40 = (function s40(o, cx) {
 R.nonEmptyObject(o, "DeviceUdiCarrier");
@@ -2378,7 +2288,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Device.udiCarrier.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv58(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -2389,7 +2299,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Device.udiCarrier.modifierExtension"
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv59(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -2421,10 +2331,6 @@ break; }
 default: R.unsure("DeviceUdiCarrier: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv60 = (function inv60(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv61 = (function inv61(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** DeviceDeviceName */
 const s41 = (function s41(o, cx) {
 R.nonEmptyObject(o, "DeviceDeviceName");
@@ -2441,7 +2347,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Device.deviceName.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv60(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -2452,7 +2358,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Device.deviceName.modifierExtension"
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv61(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -2474,10 +2380,6 @@ default: R.unsure("DeviceDeviceName: element " + key);
 if (o["name"] === undefined) R.unsure("Device.deviceName.name: missing");
 if (o["type"] === undefined) R.unsure("Device.deviceName.type: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv62 = (function inv62(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv63 = (function inv63(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** DeviceSpecialization */
 const s42 = (function s42(o, cx) {
 R.nonEmptyObject(o, "DeviceSpecialization");
@@ -2494,7 +2396,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Device.specialization.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv62(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -2505,7 +2407,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Device.specialization.modifierExtens
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv63(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -2519,10 +2421,6 @@ default: R.unsure("DeviceSpecialization: element " + key);
 } }
 if (o["systemType"] === undefined) R.unsure("Device.specialization.systemType: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv64 = (function inv64(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv65 = (function inv65(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** DeviceVersion */
 const s43 = (function s43(o, cx) {
 R.nonEmptyObject(o, "DeviceVersion");
@@ -2539,7 +2437,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Device.version.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv64(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -2550,7 +2448,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Device.version.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv65(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -2567,10 +2465,6 @@ default: R.unsure("DeviceVersion: element " + key);
 } }
 if (o["value"] === undefined) R.unsure("Device.version.value: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv66 = (function inv66(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv67 = (function inv67(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** DeviceProperty */
 const s44 = (function s44(o, cx) {
 R.nonEmptyObject(o, "DeviceProperty");
@@ -2587,7 +2481,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Device.property.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv66(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -2598,7 +2492,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Device.property.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv67(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -2616,13 +2510,11 @@ default: R.unsure("DeviceProperty: element " + key);
 if (o["type"] === undefined) R.unsure("Device.property.type: missing");
 });
 /** dom-2: contained.contained.empty() */
-const inv68 = (function inv68(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
+const inv15 = (function inv15(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
 /** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-const inv69 = (function inv69(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
+const inv16 = (function inv16(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
 /** dom-5: contained.meta.security.empty() */
-const inv70 = (function inv70(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv71 = (function inv71(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
+const inv17 = (function inv17(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** ImhCancellationReason (https://imh-bridge.example.no/fhir/StructureDefinition/imh-cancellation-reason) */
 const s45 = (function s45(o, cx) {
 R.nonEmptyObject(o, "ImhCancellationReason");
@@ -2670,7 +2562,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Extension.value[x].extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv71(x1, cx);
+inv0(x1, cx);
 }
 } }
 }
@@ -2697,16 +2589,10 @@ default: R.unsure("ImhCancellationReason: element " + key);
 if (o["url"] === undefined) R.unsure("Extension.url: missing");
 if (o["valueCoding"] === undefined) R.unsure("Extension.value[x]: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv72 = (function inv72(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv73 = (function inv73(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv74 = (function inv74(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-bid-care-team: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/care-team$') and value.exists()).exists() */
-const inv75 = (function inv75(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/care-team$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-care-team"); });
+const inv18 = (function inv18(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/care-team$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-care-team"); });
 /** ctm-1: onBehalfOf.exists() implies (member.resolve().iif(empty(), true, ofType(Practitioner).exists())) */
-const inv76 = (function inv76(v, cx) { const r = R.implies(R.exists(R.nav([v], "onBehalfOf")), R.iif(R.resolve(R.nav([v], "member"), cx), (c0) => R.empty(c0), (c1) => [true], (c2) => R.exists(R.ofType(c2, "Practitioner")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ctm-1"); });
+const inv19 = (function inv19(v, cx) { const r = R.implies(R.exists(R.nav([v], "onBehalfOf")), R.iif(R.resolve(R.nav([v], "member"), cx), (c0) => R.empty(c0), (c1) => [true], (c2) => R.exists(R.ofType(c2, "Practitioner")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ctm-1"); });
 /** ImhCareTeam (https://imh-bridge.example.no/fhir/StructureDefinition/imh-care-team) */
 const s46 = (function s46(o, cx) {
 R.nonEmptyObject(o, "ImhCareTeam");
@@ -2745,7 +2631,7 @@ const l0 = R.values(v0, true, 0, Infinity, "CareTeam.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv73(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -2756,7 +2642,7 @@ const l0 = R.values(v0, true, 0, Infinity, "CareTeam.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv74(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -2766,7 +2652,7 @@ if (v0 === undefined) { R.unsure("CareTeam.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "CareTeam.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv75(x0, cx);
+inv18(x0, cx);
 }
 } }
 break; }
@@ -2801,7 +2687,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "CareTeam.participant");
 for (const x0 of l0) {
 s47(x0, cx);
-inv76(x0, cx);
+inv19(x0, cx);
 }
 } }
 break; }
@@ -2827,10 +2713,6 @@ if (o["status"] === undefined) R.unsure("CareTeam.status: missing");
 if (o["subject"] === undefined) R.unsure("CareTeam.subject: missing");
 if (o["managingOrganization"] === undefined) R.unsure("CareTeam.managingOrganization: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv77 = (function inv77(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv78 = (function inv78(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** CareTeamParticipant */
 const s47 = (function s47(o, cx) {
 R.nonEmptyObject(o, "CareTeamParticipant");
@@ -2847,7 +2729,7 @@ const l0 = R.values(v0, true, 0, Infinity, "CareTeam.participant.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv77(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -2858,7 +2740,7 @@ const l0 = R.values(v0, true, 0, Infinity, "CareTeam.participant.modifierExtensi
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv78(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -2878,24 +2760,14 @@ default: R.unsure("CareTeamParticipant: element " + key);
 } }
 if (o["member"] === undefined) R.unsure("CareTeam.participant.member: missing");
 });
-/** dom-2: contained.contained.empty() */
-const inv79 = (function inv79(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
-/** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-const inv80 = (function inv80(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
-/** dom-5: contained.meta.security.empty() */
-const inv81 = (function inv81(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-const inv82 = (function inv82(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv83 = (function inv83(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv84 = (function inv84(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
+const inv20 = (function inv20(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
 /** imh-bid-score: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/score$') and value.exists()).exists() */
-const inv85 = (function inv85(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/score$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-score"); });
+const inv21 = (function inv21(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/score$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-score"); });
 /** imh-cgi-i-range: $this >= 1 and $this <= 7 */
-const inv86 = (function inv86(v, cx) { const r = R.and(R.cmp([v], [1], ">="), R.cmp([v], [7], "<=")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-cgi-i-range"); });
+const inv22 = (function inv22(v, cx) { const r = R.and(R.cmp([v], [1], ">="), R.cmp([v], [7], "<=")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-cgi-i-range"); });
 /** obs-3: low.exists() or high.exists() or text.exists() */
-const inv87 = (function inv87(v, cx) { const r = R.or(R.or(R.exists(R.nav([v], "low")), R.exists(R.nav([v], "high"))), R.exists(R.nav([v], "text"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-3"); });
+const inv23 = (function inv23(v, cx) { const r = R.or(R.or(R.exists(R.nav([v], "low")), R.exists(R.nav([v], "high"))), R.exists(R.nav([v], "text"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-3"); });
 /** ImhCgiIObservation (https://imh-bridge.example.no/fhir/StructureDefinition/imh-cgi-i-observation) */
 const s48 = (function s48(o, cx) {
 R.nonEmptyObject(o, "ImhCgiIObservation");
@@ -2934,7 +2806,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv83(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -2945,7 +2817,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv84(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -2955,7 +2827,7 @@ if (v0 === undefined) { R.unsure("Observation.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Observation.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv85(x0, cx);
+inv21(x0, cx);
 }
 } }
 break; }
@@ -3019,7 +2891,7 @@ if (v0 === undefined) { R.unsure("Observation.value[x]: missing"); } else {
 R.single(v0, 1, 1, "Observation.value[x]");
 { const x0 = v0;
 R.primitive(x0, "integer", "Observation.value[x]");
-inv86(x0, cx);
+inv22(x0, cx);
 }
 } }
 break; }
@@ -3050,7 +2922,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange");
 for (const x0 of l0) {
 s49(x0, cx);
-inv87(x0, cx);
+inv23(x0, cx);
 }
 } }
 break; }
@@ -3074,10 +2946,6 @@ if (o["effectiveDateTime"] === undefined) R.unsure("Observation.effective[x]: mi
 if (o["performer"] === undefined) R.unsure("Observation.performer: missing");
 if (o["valueInteger"] === undefined) R.unsure("Observation.value[x]: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv88 = (function inv88(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv89 = (function inv89(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ObservationReferenceRange */
 const s49 = (function s49(o, cx) {
 R.nonEmptyObject(o, "ObservationReferenceRange");
@@ -3094,7 +2962,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange.extension
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv88(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -3105,7 +2973,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange.modifierE
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv89(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -3130,12 +2998,6 @@ break; }
 default: R.unsure("ObservationReferenceRange: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv90 = (function inv90(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv91 = (function inv91(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** obs-3: low.exists() or high.exists() or text.exists() */
-const inv92 = (function inv92(v, cx) { const r = R.or(R.or(R.exists(R.nav([v], "low")), R.exists(R.nav([v], "high"))), R.exists(R.nav([v], "text"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-3"); });
 /** ObservationComponent */
 const s50 = (function s50(o, cx) {
 R.nonEmptyObject(o, "ObservationComponent");
@@ -3152,7 +3014,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.component.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv90(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -3163,7 +3025,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.component.modifierExtens
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv91(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -3203,7 +3065,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.component.referenceRange");
 for (const x0 of l0) {
 s51(x0, cx);
-inv92(x0, cx);
+inv23(x0, cx);
 }
 } }
 break; }
@@ -3227,7 +3089,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange.extension
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv88(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -3238,7 +3100,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange.modifierE
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv89(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -3263,18 +3125,10 @@ break; }
 default: R.unsure("ObservationReferenceRange: element " + key);
 } }
 });
-/** dom-2: contained.contained.empty() */
-const inv93 = (function inv93(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
-/** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-const inv94 = (function inv94(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
-/** dom-5: contained.meta.security.empty() */
-const inv95 = (function inv95(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** obs-6: dataAbsentReason.empty() or value.empty() */
-const inv96 = (function inv96(v, cx) { const r = R.or(R.empty(R.nav([v], "dataAbsentReason")), R.empty(R.navChoice([v], C37))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); });
+const inv24 = (function inv24(v, cx) { const r = R.or(R.empty(R.nav([v], "dataAbsentReason")), R.empty(R.navChoice([v], C37))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); });
 /** obs-7: value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty() */
-const inv97 = (function inv97(v, cx) { const r = R.or(R.empty(R.navChoice([v], C37)), R.empty(R.where(R.nav(R.nav([v], "component"), "code"), (c0) => R.exists(R.intersectEmpty(R.nav(c0, "coding")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); });
-/** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-const inv98 = (function inv98(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
+const inv25 = (function inv25(v, cx) { const r = R.or(R.empty(R.navChoice([v], C37)), R.empty(R.where(R.nav(R.nav([v], "component"), "code"), (c0) => R.exists(R.intersectEmpty(R.nav(c0, "coding")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); });
 /** ImhChangeTheme (https://imh-bridge.example.no/fhir/StructureDefinition/imh-change-theme) */
 const s52 = (function s52(o, cx) {
 R.nonEmptyObject(o, "ImhChangeTheme");
@@ -3322,7 +3176,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Extension.value[x].extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv71(x1, cx);
+inv0(x1, cx);
 }
 } }
 }
@@ -3349,8 +3203,6 @@ default: R.unsure("ImhChangeTheme: element " + key);
 if (o["url"] === undefined) R.unsure("Extension.url: missing");
 if (o["valueCoding"] === undefined) R.unsure("Extension.value[x]: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv99 = (function inv99(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ImhClipDuration (https://imh-bridge.example.no/fhir/StructureDefinition/imh-clip-duration) */
 const s53 = (function s53(o, cx) {
 R.nonEmptyObject(o, "ImhClipDuration");
@@ -3397,7 +3249,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Extension.value[x].extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv71(x1, cx);
+inv0(x1, cx);
 }
 } }
 }
@@ -3445,22 +3297,12 @@ default: R.unsure("ImhClipDuration: element " + key);
 if (o["url"] === undefined) R.unsure("Extension.url: missing");
 if (o["valueDuration"] === undefined) R.unsure("Extension.value[x]: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv100 = (function inv100(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv101 = (function inv101(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv102 = (function inv102(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-bid-condition: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/condition$') and value.exists()).exists() */
-const inv103 = (function inv103(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/condition$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-condition"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv104 = (function inv104(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv105 = (function inv105(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
+const inv26 = (function inv26(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/condition$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-condition"); });
 /** con-1: summary.exists() or assessment.exists() */
-const inv106 = (function inv106(v, cx) { const r = R.or(R.exists(R.nav([v], "summary")), R.exists(R.nav([v], "assessment"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-1"); });
+const inv27 = (function inv27(v, cx) { const r = R.or(R.exists(R.nav([v], "summary")), R.exists(R.nav([v], "assessment"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-1"); });
 /** con-2: code.exists() or detail.exists() */
-const inv107 = (function inv107(v, cx) { const r = R.or(R.exists(R.nav([v], "code")), R.exists(R.nav([v], "detail"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-2"); });
+const inv28 = (function inv28(v, cx) { const r = R.or(R.exists(R.nav([v], "code")), R.exists(R.nav([v], "detail"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-2"); });
 /** ImhCondition (https://imh-bridge.example.no/fhir/StructureDefinition/imh-condition) */
 const s54 = (function s54(o, cx) {
 R.nonEmptyObject(o, "ImhCondition");
@@ -3499,7 +3341,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Condition.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv101(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -3510,7 +3352,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Condition.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv102(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -3520,7 +3362,7 @@ if (v0 === undefined) { R.unsure("Condition.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Condition.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv103(x0, cx);
+inv26(x0, cx);
 }
 } }
 break; }
@@ -3566,7 +3408,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Condition.code.extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv104(x1, cx);
+inv0(x1, cx);
 }
 } }
 }
@@ -3586,7 +3428,7 @@ const l2 = R.values(v2, true, 0, Infinity, "Condition.code.coding.extension");
 for (const x2 of l2) {
 s1(x2, cx);
 ourExtension(x2, cx);
-inv105(x2, cx);
+inv0(x2, cx);
 }
 } }
 }
@@ -3675,7 +3517,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Condition.stage");
 for (const x0 of l0) {
 s55(x0, cx);
-inv106(x0, cx);
+inv27(x0, cx);
 }
 } }
 break; }
@@ -3685,7 +3527,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Condition.evidence");
 for (const x0 of l0) {
 s56(x0, cx);
-inv107(x0, cx);
+inv28(x0, cx);
 }
 } }
 break; }
@@ -3701,10 +3543,6 @@ if (o["category"] === undefined) R.unsure("Condition.category: missing");
 if (o["code"] === undefined) R.unsure("Condition.code: missing");
 if (o["subject"] === undefined) R.unsure("Condition.subject: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv108 = (function inv108(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv109 = (function inv109(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ConditionStage */
 const s55 = (function s55(o, cx) {
 R.nonEmptyObject(o, "ConditionStage");
@@ -3721,7 +3559,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Condition.stage.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv108(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -3732,7 +3570,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Condition.stage.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv109(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -3748,10 +3586,6 @@ break; }
 default: R.unsure("ConditionStage: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv110 = (function inv110(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv111 = (function inv111(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ConditionEvidence */
 const s56 = (function s56(o, cx) {
 R.nonEmptyObject(o, "ConditionEvidence");
@@ -3768,7 +3602,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Condition.evidence.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv110(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -3779,7 +3613,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Condition.evidence.modifierExtension
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv111(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -3793,23 +3627,11 @@ default: R.unsure("ConditionEvidence: element " + key);
 } }
 });
 /** con-4: abatement.empty() or clinicalStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/condition-clinical' and (code='resolved' or code='remission' or code='inactive')).exists() */
-const inv112 = (function inv112(v, cx) { const r = R.or(R.empty(R.navChoice([v], C43)), R.exists(R.where(R.nav(R.nav([v], "clinicalStatus"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/condition-clinical"]), R.or(R.or(R.eq(R.nav(c0, "code"), ["resolved"]), R.eq(R.nav(c0, "code"), ["remission"])), R.eq(R.nav(c0, "code"), ["inactive"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-4"); });
+const inv29 = (function inv29(v, cx) { const r = R.or(R.empty(R.navChoice([v], C43)), R.exists(R.where(R.nav(R.nav([v], "clinicalStatus"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/condition-clinical"]), R.or(R.or(R.eq(R.nav(c0, "code"), ["resolved"]), R.eq(R.nav(c0, "code"), ["remission"])), R.eq(R.nav(c0, "code"), ["inactive"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-4"); });
 /** con-5: verificationStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/condition-ver-status' and code='entered-in-error').empty() or clinicalStatus.empty() */
-const inv113 = (function inv113(v, cx) { const r = R.or(R.empty(R.where(R.nav(R.nav([v], "verificationStatus"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/condition-ver-status"]), R.eq(R.nav(c0, "code"), ["entered-in-error"])))), R.empty(R.nav([v], "clinicalStatus"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-5"); });
-/** dom-2: contained.contained.empty() */
-const inv114 = (function inv114(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
-/** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-const inv115 = (function inv115(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
-/** dom-5: contained.meta.security.empty() */
-const inv116 = (function inv116(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
-/** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-const inv117 = (function inv117(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv118 = (function inv118(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv119 = (function inv119(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
+const inv30 = (function inv30(v, cx) { const r = R.or(R.empty(R.where(R.nav(R.nav([v], "verificationStatus"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/condition-ver-status"]), R.eq(R.nav(c0, "code"), ["entered-in-error"])))), R.empty(R.nav([v], "clinicalStatus"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant con-5"); });
 /** imh-bid-consent: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/consent$') and value.exists()).exists() */
-const inv120 = (function inv120(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/consent$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-consent"); });
+const inv31 = (function inv31(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/consent$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-consent"); });
 /** ImhConsent (https://imh-bridge.example.no/fhir/StructureDefinition/imh-consent) */
 const s57 = (function s57(o, cx) {
 R.nonEmptyObject(o, "ImhConsent");
@@ -3848,7 +3670,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv118(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -3859,7 +3681,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv119(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -3869,7 +3691,7 @@ if (v0 === undefined) { R.unsure("Consent.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Consent.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv120(x0, cx);
+inv31(x0, cx);
 }
 } }
 break; }
@@ -3957,10 +3779,6 @@ if (o["dateTime"] === undefined) R.unsure("Consent.dateTime: missing");
 if (o["organization"] === undefined) R.unsure("Consent.organization: missing");
 if (o["policyRule"] === undefined) R.unsure("Consent.policyRule: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv121 = (function inv121(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv122 = (function inv122(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ConsentPolicy */
 const s58 = (function s58(o, cx) {
 R.nonEmptyObject(o, "ConsentPolicy");
@@ -3977,7 +3795,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.policy.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv121(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -3988,7 +3806,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.policy.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv122(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -4001,10 +3819,6 @@ break; }
 default: R.unsure("ConsentPolicy: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv123 = (function inv123(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv124 = (function inv124(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ConsentVerification */
 const s59 = (function s59(o, cx) {
 R.nonEmptyObject(o, "ConsentVerification");
@@ -4021,7 +3835,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.verification.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv123(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -4032,7 +3846,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.verification.modifierExtensi
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv124(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -4049,10 +3863,6 @@ default: R.unsure("ConsentVerification: element " + key);
 } }
 if (o["verified"] === undefined) R.unsure("Consent.verification.verified: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv125 = (function inv125(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv126 = (function inv126(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ConsentProvision */
 const s60 = (function s60(o, cx) {
 R.nonEmptyObject(o, "ConsentProvision");
@@ -4069,7 +3879,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv125(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -4080,7 +3890,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.modifierExtension"
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv126(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -4130,10 +3940,6 @@ default: R.unsure("ConsentProvision: element " + key);
 if (o["type"] === undefined) R.unsure("Consent.provision.type: missing");
 if (o["actor"] === undefined) R.unsure("Consent.provision.actor: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv127 = (function inv127(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv128 = (function inv128(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ConsentProvisionActor */
 const s61 = (function s61(o, cx) {
 R.nonEmptyObject(o, "ConsentProvisionActor");
@@ -4150,7 +3956,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.actor.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv127(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -4161,7 +3967,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.actor.modifierExte
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv128(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -4176,10 +3982,6 @@ default: R.unsure("ConsentProvisionActor: element " + key);
 if (o["role"] === undefined) R.unsure("Consent.provision.actor.role: missing");
 if (o["reference"] === undefined) R.unsure("Consent.provision.actor.reference: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv129 = (function inv129(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv130 = (function inv130(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ConsentProvisionData */
 const s62 = (function s62(o, cx) {
 R.nonEmptyObject(o, "ConsentProvisionData");
@@ -4196,7 +3998,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.data.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv129(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -4207,7 +4009,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.data.modifierExten
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv130(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -4245,7 +4047,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv125(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -4256,7 +4058,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Consent.provision.modifierExtension"
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv126(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -4303,34 +4105,18 @@ break; }
 default: R.unsure("ConsentProvision: element " + key);
 } }
 });
-/** dom-2: contained.contained.empty() */
-const inv131 = (function inv131(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
-/** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-const inv132 = (function inv132(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
-/** dom-5: contained.meta.security.empty() */
-const inv133 = (function inv133(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** ppc-1: policy.exists() or policyRule.exists() */
-const inv134 = (function inv134(v, cx) { const r = R.or(R.exists(R.nav([v], "policy")), R.exists(R.nav([v], "policyRule"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-1"); });
+const inv32 = (function inv32(v, cx) { const r = R.or(R.exists(R.nav([v], "policy")), R.exists(R.nav([v], "policyRule"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-1"); });
 /** ppc-2: patient.exists() or scope.coding.where(system='something' and code='patient-privacy').exists().not() */
-const inv135 = (function inv135(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["patient-privacy"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-2"); });
+const inv33 = (function inv33(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["patient-privacy"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-2"); });
 /** ppc-3: patient.exists() or scope.coding.where(system='something' and code='research').exists().not() */
-const inv136 = (function inv136(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["research"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-3"); });
+const inv34 = (function inv34(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["research"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-3"); });
 /** ppc-4: patient.exists() or scope.coding.where(system='something' and code='adr').exists().not() */
-const inv137 = (function inv137(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["adr"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-4"); });
+const inv35 = (function inv35(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["adr"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-4"); });
 /** ppc-5: patient.exists() or scope.coding.where(system='something' and code='treatment').exists().not() */
-const inv138 = (function inv138(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["treatment"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-5"); });
-/** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-const inv139 = (function inv139(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv140 = (function inv140(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv141 = (function inv141(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
+const inv36 = (function inv36(v, cx) { const r = R.or(R.exists(R.nav([v], "patient")), R.not(R.exists(R.where(R.nav(R.nav([v], "scope"), "coding"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["something"]), R.eq(R.nav(c0, "code"), ["treatment"])))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ppc-5"); });
 /** imh-bid-session: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/session$') and value.exists()).exists() */
-const inv142 = (function inv142(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/session$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-session"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv143 = (function inv143(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv144 = (function inv144(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
+const inv37 = (function inv37(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/session$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-session"); });
 /** ImhEncounter (https://imh-bridge.example.no/fhir/StructureDefinition/imh-encounter) */
 const s64 = (function s64(o, cx) {
 R.nonEmptyObject(o, "ImhEncounter");
@@ -4369,7 +4155,7 @@ const l0 = R.values(v0, true, 1, Infinity, "Encounter.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv140(x0, cx);
+inv0(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-session-attendance"})))((R.isObj(v) ? v["url"] : undefined))) return 0; if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-cancellation-reason"})))((R.isObj(v) ? v["url"] : undefined))) return 1; return -1; }, [[1,1],[0,1]], "Encounter.extension");
 } }
@@ -4381,7 +4167,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv141(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -4391,7 +4177,7 @@ if (v0 === undefined) { R.unsure("Encounter.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Encounter.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv142(x0, cx);
+inv37(x0, cx);
 }
 } }
 break; }
@@ -4454,7 +4240,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Encounter.period.extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv143(x1, cx);
+inv0(x1, cx);
 }
 } }
 }
@@ -4483,7 +4269,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Encounter.length.extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv144(x1, cx);
+inv0(x1, cx);
 }
 } }
 }
@@ -4561,10 +4347,6 @@ if (o["subject"] === undefined) R.unsure("Encounter.subject: missing");
 if (o["episodeOfCare"] === undefined) R.unsure("Encounter.episodeOfCare: missing");
 if (o["period"] === undefined) R.unsure("Encounter.period: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv145 = (function inv145(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv146 = (function inv146(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** EncounterStatusHistory */
 const s65 = (function s65(o, cx) {
 R.nonEmptyObject(o, "EncounterStatusHistory");
@@ -4581,7 +4363,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.statusHistory.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv145(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -4592,7 +4374,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.statusHistory.modifierExte
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv146(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -4614,10 +4396,6 @@ default: R.unsure("EncounterStatusHistory: element " + key);
 if (o["status"] === undefined) R.unsure("Encounter.statusHistory.status: missing");
 if (o["period"] === undefined) R.unsure("Encounter.statusHistory.period: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv147 = (function inv147(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv148 = (function inv148(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** EncounterClassHistory */
 const s66 = (function s66(o, cx) {
 R.nonEmptyObject(o, "EncounterClassHistory");
@@ -4634,7 +4412,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.classHistory.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv147(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -4645,7 +4423,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.classHistory.modifierExten
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv148(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -4660,10 +4438,6 @@ default: R.unsure("EncounterClassHistory: element " + key);
 if (o["class"] === undefined) R.unsure("Encounter.classHistory.class: missing");
 if (o["period"] === undefined) R.unsure("Encounter.classHistory.period: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv149 = (function inv149(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv150 = (function inv150(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** EncounterParticipant */
 const s67 = (function s67(o, cx) {
 R.nonEmptyObject(o, "EncounterParticipant");
@@ -4680,7 +4454,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.participant.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv149(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -4691,7 +4465,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.participant.modifierExtens
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv150(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -4707,10 +4481,6 @@ break; }
 default: R.unsure("EncounterParticipant: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv151 = (function inv151(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv152 = (function inv152(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** EncounterDiagnosis */
 const s68 = (function s68(o, cx) {
 R.nonEmptyObject(o, "EncounterDiagnosis");
@@ -4727,7 +4497,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.diagnosis.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv151(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -4738,7 +4508,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.diagnosis.modifierExtensio
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv152(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -4755,10 +4525,6 @@ default: R.unsure("EncounterDiagnosis: element " + key);
 } }
 if (o["condition"] === undefined) R.unsure("Encounter.diagnosis.condition: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv153 = (function inv153(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv154 = (function inv154(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** EncounterHospitalization */
 const s69 = (function s69(o, cx) {
 R.nonEmptyObject(o, "EncounterHospitalization");
@@ -4775,7 +4541,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.hospitalization.extension"
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv153(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -4786,7 +4552,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.hospitalization.modifierEx
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv154(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -4820,10 +4586,6 @@ break; }
 default: R.unsure("EncounterHospitalization: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv155 = (function inv155(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv156 = (function inv156(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** EncounterLocation */
 const s70 = (function s70(o, cx) {
 R.nonEmptyObject(o, "EncounterLocation");
@@ -4840,7 +4602,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.location.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv155(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -4851,7 +4613,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Encounter.location.modifierExtension
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv156(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -4878,14 +4640,6 @@ default: R.unsure("EncounterLocation: element " + key);
 } }
 if (o["location"] === undefined) R.unsure("Encounter.location.location: missing");
 });
-/** dom-2: contained.contained.empty() */
-const inv157 = (function inv157(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
-/** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-const inv158 = (function inv158(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
-/** dom-5: contained.meta.security.empty() */
-const inv159 = (function inv159(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
-/** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-const inv160 = (function inv160(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
 /** ImhEpisodeClosing (https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-closing) */
 const s71 = (function s71(o, cx) {
 R.nonEmptyObject(o, "ImhEpisodeClosing");
@@ -4982,14 +4736,8 @@ default: R.unsure("ImhEpisodeClosing: element " + key);
 if (o["extension"] === undefined) R.unsure("Extension.extension: missing");
 if (o["url"] === undefined) R.unsure("Extension.url: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv161 = (function inv161(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv162 = (function inv162(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv163 = (function inv163(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-bid-episode: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/episode$') and value.exists()).exists() */
-const inv164 = (function inv164(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/episode$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-episode"); });
+const inv38 = (function inv38(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/episode$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-episode"); });
 /** ImhEpisodeOfCare (https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-of-care) */
 const s72 = (function s72(o, cx) {
 R.nonEmptyObject(o, "ImhEpisodeOfCare");
@@ -5028,7 +4776,7 @@ const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv162(x0, cx);
+inv0(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-closing"})))((R.isObj(v) ? v["url"] : undefined))) return 0; return -1; }, [[0,1]], "EpisodeOfCare.extension");
 } }
@@ -5040,7 +4788,7 @@ const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv163(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -5050,7 +4798,7 @@ if (v0 === undefined) { R.unsure("EpisodeOfCare.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "EpisodeOfCare.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv164(x0, cx);
+inv38(x0, cx);
 }
 } }
 break; }
@@ -5103,10 +4851,6 @@ if (o["patient"] === undefined) R.unsure("EpisodeOfCare.patient: missing");
 if (o["managingOrganization"] === undefined) R.unsure("EpisodeOfCare.managingOrganization: missing");
 if (o["referralRequest"] === undefined) R.unsure("EpisodeOfCare.referralRequest: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv165 = (function inv165(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv166 = (function inv166(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** EpisodeOfCareStatusHistory */
 const s73 = (function s73(o, cx) {
 R.nonEmptyObject(o, "EpisodeOfCareStatusHistory");
@@ -5123,7 +4867,7 @@ const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.statusHistory.extensio
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv165(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -5134,7 +4878,7 @@ const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.statusHistory.modifier
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv166(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -5156,10 +4900,6 @@ default: R.unsure("EpisodeOfCareStatusHistory: element " + key);
 if (o["status"] === undefined) R.unsure("EpisodeOfCare.statusHistory.status: missing");
 if (o["period"] === undefined) R.unsure("EpisodeOfCare.statusHistory.period: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv167 = (function inv167(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv168 = (function inv168(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** EpisodeOfCareDiagnosis */
 const s74 = (function s74(o, cx) {
 R.nonEmptyObject(o, "EpisodeOfCareDiagnosis");
@@ -5176,7 +4916,7 @@ const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.diagnosis.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv167(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -5187,7 +4927,7 @@ const l0 = R.values(v0, true, 0, Infinity, "EpisodeOfCare.diagnosis.modifierExte
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv168(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -5204,14 +4944,6 @@ default: R.unsure("EpisodeOfCareDiagnosis: element " + key);
 } }
 if (o["condition"] === undefined) R.unsure("EpisodeOfCare.diagnosis.condition: missing");
 });
-/** dom-2: contained.contained.empty() */
-const inv169 = (function inv169(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
-/** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-const inv170 = (function inv170(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
-/** dom-5: contained.meta.security.empty() */
-const inv171 = (function inv171(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
-/** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-const inv172 = (function inv172(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
 /** ImhFocusElement (https://imh-bridge.example.no/fhir/StructureDefinition/imh-focus-element) */
 const s75 = (function s75(o, cx) {
 R.nonEmptyObject(o, "ImhFocusElement");
@@ -5259,7 +4991,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Extension.value[x].extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv71(x1, cx);
+inv0(x1, cx);
 }
 } }
 }
@@ -5286,18 +5018,10 @@ default: R.unsure("ImhFocusElement: element " + key);
 if (o["url"] === undefined) R.unsure("Extension.url: missing");
 if (o["valueCoding"] === undefined) R.unsure("Extension.value[x]: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv173 = (function inv173(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv174 = (function inv174(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv175 = (function inv175(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-bid-goal: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/goal$') and value.exists()).exists() */
-const inv176 = (function inv176(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/goal$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-goal"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv177 = (function inv177(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
+const inv39 = (function inv39(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/goal$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-goal"); });
 /** gol-1: (detail.exists() and measure.exists()) or detail.exists().not() */
-const inv178 = (function inv178(v, cx) { const r = R.or(R.and(R.exists(R.navChoice([v], C60)), R.exists(R.nav([v], "measure"))), R.not(R.exists(R.navChoice([v], C60)))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant gol-1"); });
+const inv40 = (function inv40(v, cx) { const r = R.or(R.and(R.exists(R.navChoice([v], C60)), R.exists(R.nav([v], "measure"))), R.not(R.exists(R.navChoice([v], C60)))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant gol-1"); });
 /** ImhGoal (https://imh-bridge.example.no/fhir/StructureDefinition/imh-goal) */
 const s76 = (function s76(o, cx) {
 R.nonEmptyObject(o, "ImhGoal");
@@ -5336,7 +5060,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Goal.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv174(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -5347,7 +5071,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Goal.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv175(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -5357,7 +5081,7 @@ if (v0 === undefined) { R.unsure("Goal.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Goal.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv176(x0, cx);
+inv39(x0, cx);
 }
 } }
 break; }
@@ -5396,7 +5120,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Goal.description.extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv177(x1, cx);
+inv0(x1, cx);
 }
 } }
 }
@@ -5427,7 +5151,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Goal.target");
 for (const x0 of l0) {
 s77(x0, cx);
-inv178(x0, cx);
+inv40(x0, cx);
 }
 } }
 break; }
@@ -5460,10 +5184,6 @@ if (o["description"] === undefined) R.unsure("Goal.description: missing");
 if (o["subject"] === undefined) R.unsure("Goal.subject: missing");
 if (o["startDate"] === undefined) R.unsure("Goal.start[x]: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv179 = (function inv179(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv180 = (function inv180(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** GoalTarget */
 const s77 = (function s77(o, cx) {
 R.nonEmptyObject(o, "GoalTarget");
@@ -5480,7 +5200,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Goal.target.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv179(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -5491,7 +5211,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Goal.target.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv180(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -5530,22 +5250,10 @@ break; }
 default: R.unsure("GoalTarget: element " + key);
 } }
 });
-/** dom-2: contained.contained.empty() */
-const inv181 = (function inv181(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
-/** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-const inv182 = (function inv182(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
-/** dom-5: contained.meta.security.empty() */
-const inv183 = (function inv183(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
-/** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-const inv184 = (function inv184(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv185 = (function inv185(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv186 = (function inv186(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-infant-id: %resource.identifier.where(((system = 'urn:oid:2.16.578.1.12.4.1.4.1' or system = 'urn:oid:2.16.578.1.12.4.1.4.2') or system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/infant$')) and value.exists()).exists() */
-const inv187 = (function inv187(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.or(R.or(R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/infant$")), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-infant-id"); });
+const inv41 = (function inv41(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.or(R.or(R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/infant$")), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-infant-id"); });
 /** pat-1: name.exists() or telecom.exists() or address.exists() or organization.exists() */
-const inv188 = (function inv188(v, cx) { const r = R.or(R.or(R.or(R.exists(R.nav([v], "name")), R.exists(R.nav([v], "telecom"))), R.exists(R.nav([v], "address"))), R.exists(R.nav([v], "organization"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant pat-1"); });
+const inv42 = (function inv42(v, cx) { const r = R.or(R.or(R.or(R.exists(R.nav([v], "name")), R.exists(R.nav([v], "telecom"))), R.exists(R.nav([v], "address"))), R.exists(R.nav([v], "organization"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant pat-1"); });
 /** ImhInfant (https://imh-bridge.example.no/fhir/StructureDefinition/imh-infant) */
 const s78 = (function s78(o, cx) {
 R.nonEmptyObject(o, "ImhInfant");
@@ -5584,7 +5292,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv185(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -5595,7 +5303,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv186(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -5605,7 +5313,7 @@ if (v0 === undefined) { R.unsure("Patient.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Patient.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv187(x0, cx);
+inv41(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepIncludes({ type: "uri", value: u }, {"type":"uri","value":"urn:oid:2.16.578.1.12.4.1.4.1"})))((R.isObj(v) ? v["system"] : undefined))) return 0; if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepIncludes({ type: "uri", value: u }, {"type":"uri","value":"urn:oid:2.16.578.1.12.4.1.4.2"})))((R.isObj(v) ? v["system"] : undefined))) return 1; return -1; }, [[0,1],[0,1]], "Patient.identifier");
 } }
@@ -5671,7 +5379,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.contact");
 for (const x0 of l0) {
 s79(x0, cx);
-inv188(x0, cx);
+inv42(x0, cx);
 }
 } }
 break; }
@@ -5693,10 +5401,6 @@ if (o["identifier"] === undefined) R.unsure("Patient.identifier: missing");
 if (o["gender"] === undefined) R.unsure("Patient.gender: missing");
 if (o["birthDate"] === undefined) R.unsure("Patient.birthDate: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv189 = (function inv189(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv190 = (function inv190(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** PatientContact */
 const s79 = (function s79(o, cx) {
 R.nonEmptyObject(o, "PatientContact");
@@ -5713,7 +5417,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.contact.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv189(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -5724,7 +5428,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.contact.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv190(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -5759,10 +5463,6 @@ break; }
 default: R.unsure("PatientContact: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv191 = (function inv191(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv192 = (function inv192(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** PatientCommunication */
 const s80 = (function s80(o, cx) {
 R.nonEmptyObject(o, "PatientCommunication");
@@ -5779,7 +5479,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.communication.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv191(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -5790,7 +5490,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.communication.modifierExtens
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv192(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -5804,10 +5504,6 @@ default: R.unsure("PatientCommunication: element " + key);
 } }
 if (o["language"] === undefined) R.unsure("Patient.communication.language: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv193 = (function inv193(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv194 = (function inv194(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** PatientLink */
 const s81 = (function s81(o, cx) {
 R.nonEmptyObject(o, "PatientLink");
@@ -5824,7 +5520,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.link.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv193(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -5835,7 +5531,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.link.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv194(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -5857,22 +5553,10 @@ default: R.unsure("PatientLink: element " + key);
 if (o["other"] === undefined) R.unsure("Patient.link.other: missing");
 if (o["type"] === undefined) R.unsure("Patient.link.type: missing");
 });
-/** dom-2: contained.contained.empty() */
-const inv195 = (function inv195(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
-/** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-const inv196 = (function inv196(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
-/** dom-5: contained.meta.security.empty() */
-const inv197 = (function inv197(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
-/** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-const inv198 = (function inv198(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv199 = (function inv199(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv200 = (function inv200(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** org-3: where(use = 'home').empty() */
-const inv201 = (function inv201(v, cx) { const r = R.empty(R.where([v], (c0) => R.eq(R.nav(c0, "use"), ["home"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant org-3"); });
+const inv43 = (function inv43(v, cx) { const r = R.empty(R.where([v], (c0) => R.eq(R.nav(c0, "use"), ["home"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant org-3"); });
 /** org-2: where(use = 'home').empty() */
-const inv202 = (function inv202(v, cx) { const r = R.empty(R.where([v], (c0) => R.eq(R.nav(c0, "use"), ["home"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant org-2"); });
+const inv44 = (function inv44(v, cx) { const r = R.empty(R.where([v], (c0) => R.eq(R.nav(c0, "use"), ["home"]))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant org-2"); });
 /** ImhOrganization (https://imh-bridge.example.no/fhir/StructureDefinition/imh-organization) */
 const s82 = (function s82(o, cx) {
 R.nonEmptyObject(o, "ImhOrganization");
@@ -5911,7 +5595,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Organization.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv199(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -5922,7 +5606,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Organization.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv200(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -5961,7 +5645,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Organization.telecom");
 for (const x0 of l0) {
 s8(x0, cx);
-inv201(x0, cx);
+inv43(x0, cx);
 }
 } }
 break; }
@@ -5971,7 +5655,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Organization.address");
 for (const x0 of l0) {
 s2(x0, cx);
-inv202(x0, cx);
+inv44(x0, cx);
 }
 } }
 break; }
@@ -5990,10 +5674,6 @@ if (o["identifier"] === undefined) R.unsure("Organization.identifier: missing");
 if (o["active"] === undefined) R.unsure("Organization.active: missing");
 if (o["name"] === undefined) R.unsure("Organization.name: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv203 = (function inv203(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv204 = (function inv204(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** OrganizationContact */
 const s83 = (function s83(o, cx) {
 R.nonEmptyObject(o, "OrganizationContact");
@@ -6010,7 +5690,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Organization.contact.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv203(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -6021,7 +5701,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Organization.contact.modifierExtensi
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv204(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -6040,18 +5720,8 @@ break; }
 default: R.unsure("OrganizationContact: element " + key);
 } }
 });
-/** dom-2: contained.contained.empty() */
-const inv205 = (function inv205(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
-/** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-const inv206 = (function inv206(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
-/** dom-5: contained.meta.security.empty() */
-const inv207 = (function inv207(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** imh-national-id: %resource.identifier.where((system = 'urn:oid:2.16.578.1.12.4.1.4.1' or system = 'urn:oid:2.16.578.1.12.4.1.4.2') and value.exists()).count() = 1 */
-const inv208 = (function inv208(v, cx) { const r = R.eq(R.count(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.or(R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), R.exists(R.nav(c0, "value"))))), [1]); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-national-id"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv209 = (function inv209(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv210 = (function inv210(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
+const inv45 = (function inv45(v, cx) { const r = R.eq(R.count(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.or(R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), R.exists(R.nav(c0, "value"))))), [1]); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-national-id"); });
 /** ImhParent (https://imh-bridge.example.no/fhir/StructureDefinition/imh-parent) */
 const s84 = (function s84(o, cx) {
 R.nonEmptyObject(o, "ImhParent");
@@ -6090,7 +5760,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv185(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -6101,7 +5771,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv186(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -6111,7 +5781,7 @@ if (v0 === undefined) { R.unsure("Patient.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Patient.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv208(x0, cx);
+inv45(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepIncludes({ type: "uri", value: u }, {"type":"uri","value":"urn:oid:2.16.578.1.12.4.1.4.1"})))((R.isObj(v) ? v["system"] : undefined))) return 0; if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepIncludes({ type: "uri", value: u }, {"type":"uri","value":"urn:oid:2.16.578.1.12.4.1.4.2"})))((R.isObj(v) ? v["system"] : undefined))) return 1; return -1; }, [[0,1],[0,1]], "Patient.identifier");
 } }
@@ -6135,7 +5805,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Patient.name.extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv209(x1, cx);
+inv0(x1, cx);
 }
 } }
 }
@@ -6186,7 +5856,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Patient.telecom.extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv210(x1, cx);
+inv0(x1, cx);
 }
 } }
 }
@@ -6275,7 +5945,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Patient.contact");
 for (const x0 of l0) {
 s85(x0, cx);
-inv188(x0, cx);
+inv42(x0, cx);
 }
 } }
 break; }
@@ -6314,7 +5984,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.contact.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv189(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -6325,7 +5995,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.contact.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv190(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -6376,7 +6046,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.communication.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv191(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -6387,7 +6057,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.communication.modifierExtens
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv192(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -6417,7 +6087,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.link.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv193(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -6428,7 +6098,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Patient.link.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv194(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -6450,20 +6120,8 @@ default: R.unsure("PatientLink: element " + key);
 if (o["other"] === undefined) R.unsure("Patient.link.other: missing");
 if (o["type"] === undefined) R.unsure("Patient.link.type: missing");
 });
-/** dom-2: contained.contained.empty() */
-const inv211 = (function inv211(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
-/** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-const inv212 = (function inv212(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
-/** dom-5: contained.meta.security.empty() */
-const inv213 = (function inv213(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
-/** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-const inv214 = (function inv214(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv215 = (function inv215(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv216 = (function inv216(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-bid-practitioner-role: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/practitioner-role$') and value.exists()).exists() */
-const inv217 = (function inv217(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/practitioner-role$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-practitioner-role"); });
+const inv46 = (function inv46(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/practitioner-role$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-practitioner-role"); });
 /** ImhPractitionerRole (https://imh-bridge.example.no/fhir/StructureDefinition/imh-practitioner-role) */
 const s88 = (function s88(o, cx) {
 R.nonEmptyObject(o, "ImhPractitionerRole");
@@ -6502,7 +6160,7 @@ const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv215(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -6513,7 +6171,7 @@ const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.modifierExtension")
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv216(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -6523,7 +6181,7 @@ if (v0 === undefined) { R.unsure("PractitionerRole.identifier: missing"); } else
 const l0 = R.values(v0, true, 1, Infinity, "PractitionerRole.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv217(x0, cx);
+inv46(x0, cx);
 }
 } }
 break; }
@@ -6573,10 +6231,6 @@ if (o["practitioner"] === undefined) R.unsure("PractitionerRole.practitioner: mi
 if (o["organization"] === undefined) R.unsure("PractitionerRole.organization: missing");
 if (o["code"] === undefined) R.unsure("PractitionerRole.code: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv218 = (function inv218(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv219 = (function inv219(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** PractitionerRoleAvailableTime */
 const s89 = (function s89(o, cx) {
 R.nonEmptyObject(o, "PractitionerRoleAvailableTime");
@@ -6593,7 +6247,7 @@ const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.availableTime.exten
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv218(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -6604,7 +6258,7 @@ const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.availableTime.modif
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv219(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -6630,10 +6284,6 @@ break; }
 default: R.unsure("PractitionerRoleAvailableTime: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv220 = (function inv220(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv221 = (function inv221(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** PractitionerRoleNotAvailable */
 const s90 = (function s90(o, cx) {
 R.nonEmptyObject(o, "PractitionerRoleNotAvailable");
@@ -6650,7 +6300,7 @@ const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.notAvailable.extens
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv220(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -6661,7 +6311,7 @@ const l0 = R.values(v0, true, 0, Infinity, "PractitionerRole.notAvailable.modifi
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv221(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -6675,16 +6325,6 @@ default: R.unsure("PractitionerRoleNotAvailable: element " + key);
 } }
 if (o["description"] === undefined) R.unsure("PractitionerRole.notAvailable.description: missing");
 });
-/** dom-2: contained.contained.empty() */
-const inv222 = (function inv222(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
-/** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-const inv223 = (function inv223(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
-/** dom-5: contained.meta.security.empty() */
-const inv224 = (function inv224(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv225 = (function inv225(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv226 = (function inv226(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ImhPractitioner (https://imh-bridge.example.no/fhir/StructureDefinition/imh-practitioner) */
 const s91 = (function s91(o, cx) {
 R.nonEmptyObject(o, "ImhPractitioner");
@@ -6723,7 +6363,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Practitioner.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv225(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -6734,7 +6374,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Practitioner.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv226(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -6786,10 +6426,6 @@ default: R.unsure("ImhPractitioner: element " + key);
 } }
 if (o["identifier"] === undefined) R.unsure("Practitioner.identifier: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv227 = (function inv227(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv228 = (function inv228(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** PractitionerQualification */
 const s92 = (function s92(o, cx) {
 R.nonEmptyObject(o, "PractitionerQualification");
@@ -6806,7 +6442,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Practitioner.qualification.extension
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv227(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -6817,7 +6453,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Practitioner.qualification.modifierE
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv228(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -6837,16 +6473,6 @@ default: R.unsure("PractitionerQualification: element " + key);
 } }
 if (o["code"] === undefined) R.unsure("Practitioner.qualification.code: missing");
 });
-/** dom-2: contained.contained.empty() */
-const inv229 = (function inv229(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
-/** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-const inv230 = (function inv230(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
-/** dom-5: contained.meta.security.empty() */
-const inv231 = (function inv231(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv232 = (function inv232(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv233 = (function inv233(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ImhProvenance (https://imh-bridge.example.no/fhir/StructureDefinition/imh-provenance) */
 const s93 = (function s93(o, cx) {
 R.nonEmptyObject(o, "ImhProvenance");
@@ -6885,7 +6511,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Provenance.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv232(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -6896,7 +6522,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Provenance.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv233(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -6946,10 +6572,6 @@ if (o["recorded"] === undefined) R.unsure("Provenance.recorded: missing");
 if (o["activity"] === undefined) R.unsure("Provenance.activity: missing");
 if (o["agent"] === undefined) R.unsure("Provenance.agent: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv234 = (function inv234(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv235 = (function inv235(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ProvenanceAgent */
 const s94 = (function s94(o, cx) {
 R.nonEmptyObject(o, "ProvenanceAgent");
@@ -6966,7 +6588,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Provenance.agent.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv234(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -6977,7 +6599,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Provenance.agent.modifierExtension")
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv235(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -6998,10 +6620,6 @@ default: R.unsure("ProvenanceAgent: element " + key);
 if (o["type"] === undefined) R.unsure("Provenance.agent.type: missing");
 if (o["who"] === undefined) R.unsure("Provenance.agent.who: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv236 = (function inv236(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv237 = (function inv237(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ProvenanceEntity */
 const s95 = (function s95(o, cx) {
 R.nonEmptyObject(o, "ProvenanceEntity");
@@ -7018,7 +6636,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Provenance.entity.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv236(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -7029,7 +6647,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Provenance.entity.modifierExtension"
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv237(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -7070,7 +6688,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Provenance.agent.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv234(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -7081,7 +6699,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Provenance.agent.modifierExtension")
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv235(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -7101,20 +6719,8 @@ default: R.unsure("ProvenanceAgent: element " + key);
 } }
 if (o["who"] === undefined) R.unsure("Provenance.agent.who: missing");
 });
-/** dom-2: contained.contained.empty() */
-const inv238 = (function inv238(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
-/** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-const inv239 = (function inv239(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
-/** dom-5: contained.meta.security.empty() */
-const inv240 = (function inv240(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
-/** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-const inv241 = (function inv241(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv242 = (function inv242(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv243 = (function inv243(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-bid-session-note: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/session-note$') and value.exists()).exists() */
-const inv244 = (function inv244(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/session-note$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-session-note"); });
+const inv47 = (function inv47(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/session-note$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-session-note"); });
 /** ImhPsychotherapyNote (https://imh-bridge.example.no/fhir/StructureDefinition/imh-psychotherapy-note) */
 const s97 = (function s97(o, cx) {
 R.nonEmptyObject(o, "ImhPsychotherapyNote");
@@ -7153,7 +6759,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv242(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -7164,7 +6770,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.modifierExtension"
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv243(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -7177,7 +6783,7 @@ if (v0 === undefined) { R.unsure("DocumentReference.identifier: missing"); } els
 const l0 = R.values(v0, true, 1, Infinity, "DocumentReference.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv244(x0, cx);
+inv47(x0, cx);
 }
 } }
 break; }
@@ -7255,10 +6861,6 @@ if (o["date"] === undefined) R.unsure("DocumentReference.date: missing");
 if (o["content"] === undefined) R.unsure("DocumentReference.content: missing");
 if (o["context"] === undefined) R.unsure("DocumentReference.context: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv245 = (function inv245(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv246 = (function inv246(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** DocumentReferenceRelatesTo */
 const s98 = (function s98(o, cx) {
 R.nonEmptyObject(o, "DocumentReferenceRelatesTo");
@@ -7275,7 +6877,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.relatesTo.extensio
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv245(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -7286,7 +6888,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.relatesTo.modifier
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv246(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -7308,12 +6910,6 @@ default: R.unsure("DocumentReferenceRelatesTo: element " + key);
 if (o["code"] === undefined) R.unsure("DocumentReference.relatesTo.code: missing");
 if (o["target"] === undefined) R.unsure("DocumentReference.relatesTo.target: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv247 = (function inv247(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv248 = (function inv248(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv249 = (function inv249(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** DocumentReferenceContent */
 const s99 = (function s99(o, cx) {
 R.nonEmptyObject(o, "DocumentReferenceContent");
@@ -7330,7 +6926,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.content.extension"
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv247(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -7341,7 +6937,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.content.modifierEx
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv248(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -7361,7 +6957,7 @@ const l1 = R.values(v1, true, 0, Infinity, "DocumentReference.content.attachment
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv249(x1, cx);
+inv0(x1, cx);
 }
 } }
 }
@@ -7407,10 +7003,6 @@ default: R.unsure("DocumentReferenceContent: element " + key);
 } }
 if (o["attachment"] === undefined) R.unsure("DocumentReference.content.attachment: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv250 = (function inv250(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv251 = (function inv251(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** DocumentReferenceContext */
 const s100 = (function s100(o, cx) {
 R.nonEmptyObject(o, "DocumentReferenceContext");
@@ -7427,7 +7019,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.context.extension"
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv250(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -7438,7 +7030,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.context.modifierEx
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv251(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -7467,22 +7059,12 @@ default: R.unsure("DocumentReferenceContext: element " + key);
 } }
 if (o["encounter"] === undefined) R.unsure("DocumentReference.context.encounter: missing");
 });
-/** dom-2: contained.contained.empty() */
-const inv252 = (function inv252(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
-/** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-const inv253 = (function inv253(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
-/** dom-5: contained.meta.security.empty() */
-const inv254 = (function inv254(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** imh-psychotherapy-note-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'V').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSYTHPN').exists() */
-const inv255 = (function inv255(v, cx) { const r = R.and(R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["V"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c2, "code"), ["PSYTHPN"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-psychotherapy-note-labels"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv256 = (function inv256(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv257 = (function inv257(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
+const inv48 = (function inv48(v, cx) { const r = R.and(R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["V"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c2) => R.and(R.eq(R.nav(c2, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c2, "code"), ["PSYTHPN"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-psychotherapy-note-labels"); });
 /** imh-bid-assessment: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/assessment$') and value.exists()).exists() */
-const inv258 = (function inv258(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/assessment$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-assessment"); });
+const inv49 = (function inv49(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/assessment$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-assessment"); });
 /** qrs-1: (answer.exists() and item.exists()).not() */
-const inv259 = (function inv259(v, cx) { const r = R.not(R.and(R.exists(R.nav([v], "answer")), R.exists(R.nav([v], "item")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant qrs-1"); });
+const inv50 = (function inv50(v, cx) { const r = R.not(R.and(R.exists(R.nav([v], "answer")), R.exists(R.nav([v], "item")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant qrs-1"); });
 /** ImhQuestionnaireResponse (https://imh-bridge.example.no/fhir/StructureDefinition/imh-questionnaire-response) */
 const s101 = (function s101(o, cx) {
 R.nonEmptyObject(o, "ImhQuestionnaireResponse");
@@ -7521,7 +7103,7 @@ const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv256(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -7532,7 +7114,7 @@ const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.modifierExtens
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv257(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -7542,7 +7124,7 @@ if (v0 === undefined) { R.unsure("QuestionnaireResponse.identifier: missing"); }
 R.single(v0, 1, 1, "QuestionnaireResponse.identifier");
 { const x0 = v0;
 s13(x0, cx);
-inv258(x0, cx);
+inv49(x0, cx);
 }
 } }
 break; }
@@ -7587,7 +7169,7 @@ if (v0 === undefined) { R.unsure("QuestionnaireResponse.item: missing"); } else 
 const l0 = R.values(v0, true, 1, Infinity, "QuestionnaireResponse.item");
 for (const x0 of l0) {
 s102(x0, cx);
-inv259(x0, cx);
+inv50(x0, cx);
 }
 } }
 break; }
@@ -7600,12 +7182,6 @@ if (o["subject"] === undefined) R.unsure("QuestionnaireResponse.subject: missing
 if (o["authored"] === undefined) R.unsure("QuestionnaireResponse.authored: missing");
 if (o["item"] === undefined) R.unsure("QuestionnaireResponse.item: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv260 = (function inv260(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv261 = (function inv261(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** qrs-1: (answer.exists() and item.exists()).not() */
-const inv262 = (function inv262(v, cx) { const r = R.not(R.and(R.exists(R.nav([v], "answer")), R.exists(R.nav([v], "item")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant qrs-1"); });
 /** QuestionnaireResponseItem */
 const s102 = (function s102(o, cx) {
 R.nonEmptyObject(o, "QuestionnaireResponseItem");
@@ -7622,7 +7198,7 @@ const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.extension
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv260(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -7633,7 +7209,7 @@ const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.modifierE
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv261(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -7655,7 +7231,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.item");
 for (const x0 of l0) {
 s104(x0, cx);
-inv262(x0, cx);
+inv50(x0, cx);
 }
 } }
 break; }
@@ -7663,12 +7239,6 @@ default: R.unsure("QuestionnaireResponseItem: element " + key);
 } }
 if (o["linkId"] === undefined) R.unsure("QuestionnaireResponse.item.linkId: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv263 = (function inv263(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv264 = (function inv264(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** qrs-1: (answer.exists() and item.exists()).not() */
-const inv265 = (function inv265(v, cx) { const r = R.not(R.and(R.exists(R.nav([v], "answer")), R.exists(R.nav([v], "item")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant qrs-1"); });
 /** QuestionnaireResponseItemAnswer */
 const s103 = (function s103(o, cx) {
 R.nonEmptyObject(o, "QuestionnaireResponseItemAnswer");
@@ -7685,7 +7255,7 @@ const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.answer.ex
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv263(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -7696,7 +7266,7 @@ const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.answer.mo
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv264(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -7728,7 +7298,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.answer.item");
 for (const x0 of l0) {
 s104(x0, cx);
-inv265(x0, cx);
+inv50(x0, cx);
 }
 } }
 break; }
@@ -7751,7 +7321,7 @@ const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.extension
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv260(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -7762,7 +7332,7 @@ const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.modifierE
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv261(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -7784,7 +7354,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "QuestionnaireResponse.item.item");
 for (const x0 of l0) {
 s104(x0, cx);
-inv262(x0, cx);
+inv50(x0, cx);
 }
 } }
 break; }
@@ -7792,14 +7362,6 @@ default: R.unsure("QuestionnaireResponseItem: element " + key);
 } }
 if (o["linkId"] === undefined) R.unsure("QuestionnaireResponse.item.linkId: missing");
 });
-/** dom-2: contained.contained.empty() */
-const inv266 = (function inv266(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
-/** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-const inv267 = (function inv267(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
-/** dom-5: contained.meta.security.empty() */
-const inv268 = (function inv268(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
-/** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-const inv269 = (function inv269(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
 /** ImhReferralSource (https://imh-bridge.example.no/fhir/StructureDefinition/imh-referral-source) */
 const s105 = (function s105(o, cx) {
 R.nonEmptyObject(o, "ImhReferralSource");
@@ -7847,7 +7409,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Extension.value[x].extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv71(x1, cx);
+inv0(x1, cx);
 }
 } }
 }
@@ -7874,14 +7436,8 @@ default: R.unsure("ImhReferralSource: element " + key);
 if (o["url"] === undefined) R.unsure("Extension.url: missing");
 if (o["valueCoding"] === undefined) R.unsure("Extension.value[x]: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv270 = (function inv270(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv271 = (function inv271(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv272 = (function inv272(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-bid-referral: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/referral$') and value.exists()).exists() */
-const inv273 = (function inv273(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/referral$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-referral"); });
+const inv51 = (function inv51(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/referral$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-referral"); });
 /** ImhReferral (https://imh-bridge.example.no/fhir/StructureDefinition/imh-referral) */
 const s106 = (function s106(o, cx) {
 R.nonEmptyObject(o, "ImhReferral");
@@ -7920,7 +7476,7 @@ const l0 = R.values(v0, true, 1, Infinity, "ServiceRequest.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv271(x0, cx);
+inv0(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-referral-source"})))((R.isObj(v) ? v["url"] : undefined))) return 0; return -1; }, [[1,1]], "ServiceRequest.extension");
 } }
@@ -7932,7 +7488,7 @@ const l0 = R.values(v0, true, 0, Infinity, "ServiceRequest.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv272(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -7942,7 +7498,7 @@ if (v0 === undefined) { R.unsure("ServiceRequest.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "ServiceRequest.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv273(x0, cx);
+inv51(x0, cx);
 }
 } }
 break; }
@@ -8103,24 +7659,12 @@ if (o["code"] === undefined) R.unsure("ServiceRequest.code: missing");
 if (o["subject"] === undefined) R.unsure("ServiceRequest.subject: missing");
 if (o["authoredOn"] === undefined) R.unsure("ServiceRequest.authoredOn: missing");
 });
-/** dom-2: contained.contained.empty() */
-const inv274 = (function inv274(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
-/** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-const inv275 = (function inv275(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
-/** dom-5: contained.meta.security.empty() */
-const inv276 = (function inv276(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
 /** prr-1: orderDetail.empty() or code.exists() */
-const inv277 = (function inv277(v, cx) { const r = R.or(R.empty(R.nav([v], "orderDetail")), R.exists(R.nav([v], "code"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant prr-1"); });
-/** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-const inv278 = (function inv278(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv279 = (function inv279(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv280 = (function inv280(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
+const inv52 = (function inv52(v, cx) { const r = R.or(R.empty(R.nav([v], "orderDetail")), R.exists(R.nav([v], "code"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant prr-1"); });
 /** imh-bid-related-person: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/related-person$') and value.exists()).exists() */
-const inv281 = (function inv281(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/related-person$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-related-person"); });
+const inv53 = (function inv53(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/related-person$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-related-person"); });
 /** imh-related-person-national-id: %resource.identifier.where((system = 'urn:oid:2.16.578.1.12.4.1.4.1' or system = 'urn:oid:2.16.578.1.12.4.1.4.2') and value.exists()).exists() */
-const inv282 = (function inv282(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.or(R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-related-person-national-id"); });
+const inv54 = (function inv54(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.or(R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.1"]), R.eq(R.nav(c0, "system"), ["urn:oid:2.16.578.1.12.4.1.4.2"])), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-related-person-national-id"); });
 /** ImhRelatedPerson (https://imh-bridge.example.no/fhir/StructureDefinition/imh-related-person) */
 const s107 = (function s107(o, cx) {
 R.nonEmptyObject(o, "ImhRelatedPerson");
@@ -8159,7 +7703,7 @@ const l0 = R.values(v0, true, 0, Infinity, "RelatedPerson.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv279(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -8170,7 +7714,7 @@ const l0 = R.values(v0, true, 0, Infinity, "RelatedPerson.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv280(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -8180,8 +7724,8 @@ if (v0 === undefined) { R.unsure("RelatedPerson.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "RelatedPerson.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv281(x0, cx);
-inv282(x0, cx);
+inv53(x0, cx);
+inv54(x0, cx);
 }
 } }
 break; }
@@ -8232,10 +7776,6 @@ if (o["patient"] === undefined) R.unsure("RelatedPerson.patient: missing");
 if (o["relationship"] === undefined) R.unsure("RelatedPerson.relationship: missing");
 if (o["name"] === undefined) R.unsure("RelatedPerson.name: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv283 = (function inv283(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv284 = (function inv284(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** RelatedPersonCommunication */
 const s108 = (function s108(o, cx) {
 R.nonEmptyObject(o, "RelatedPersonCommunication");
@@ -8252,7 +7792,7 @@ const l0 = R.values(v0, true, 0, Infinity, "RelatedPerson.communication.extensio
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv283(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -8263,7 +7803,7 @@ const l0 = R.values(v0, true, 0, Infinity, "RelatedPerson.communication.modifier
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv284(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -8277,14 +7817,6 @@ default: R.unsure("RelatedPersonCommunication: element " + key);
 } }
 if (o["language"] === undefined) R.unsure("RelatedPerson.communication.language: missing");
 });
-/** dom-2: contained.contained.empty() */
-const inv285 = (function inv285(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
-/** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-const inv286 = (function inv286(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
-/** dom-5: contained.meta.security.empty() */
-const inv287 = (function inv287(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
-/** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-const inv288 = (function inv288(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
 /** ImhReviewedClip (https://imh-bridge.example.no/fhir/StructureDefinition/imh-reviewed-clip) */
 const s109 = (function s109(o, cx) {
 R.nonEmptyObject(o, "ImhReviewedClip");
@@ -8330,8 +7862,6 @@ default: R.unsure("ImhReviewedClip: element " + key);
 if (o["url"] === undefined) R.unsure("Extension.url: missing");
 if (o["valueReference"] === undefined) R.unsure("Extension.value[x]: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv289 = (function inv289(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ImhScoreObservation (https://imh-bridge.example.no/fhir/StructureDefinition/imh-score-observation) */
 const s110 = (function s110(o, cx) {
 R.nonEmptyObject(o, "ImhScoreObservation");
@@ -8370,7 +7900,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv83(x0, cx);
+inv0(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"http://hl7.org/fhir/StructureDefinition/workflow-episodeOfCare"})))((R.isObj(v) ? v["url"] : undefined))) return 0; return -1; }, [[0,1]], "Observation.extension");
 } }
@@ -8382,7 +7912,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv84(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -8392,7 +7922,7 @@ if (v0 === undefined) { R.unsure("Observation.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Observation.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv85(x0, cx);
+inv21(x0, cx);
 }
 } }
 break; }
@@ -8489,7 +8019,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange");
 for (const x0 of l0) {
 s111(x0, cx);
-inv87(x0, cx);
+inv23(x0, cx);
 }
 } }
 break; }
@@ -8529,7 +8059,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange.extension
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv88(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -8540,7 +8070,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.referenceRange.modifierE
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv89(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -8581,7 +8111,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.component.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv90(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -8592,7 +8122,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Observation.component.modifierExtens
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv91(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -8632,7 +8162,7 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Observation.component.referenceRange");
 for (const x0 of l0) {
 s51(x0, cx);
-inv92(x0, cx);
+inv23(x0, cx);
 }
 } }
 break; }
@@ -8640,26 +8170,8 @@ default: R.unsure("ObservationComponent: element " + key);
 } }
 if (o["code"] === undefined) R.unsure("Observation.component.code: missing");
 });
-/** dom-2: contained.contained.empty() */
-const inv290 = (function inv290(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
-/** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-const inv291 = (function inv291(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
-/** dom-5: contained.meta.security.empty() */
-const inv292 = (function inv292(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
-/** obs-6: dataAbsentReason.empty() or value.empty() */
-const inv293 = (function inv293(v, cx) { const r = R.or(R.empty(R.nav([v], "dataAbsentReason")), R.empty(R.navChoice([v], C37))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-6"); });
-/** obs-7: value.empty() or component.code.where(coding.intersect(%resource.code.coding).exists()).empty() */
-const inv294 = (function inv294(v, cx) { const r = R.or(R.empty(R.navChoice([v], C37)), R.empty(R.where(R.nav(R.nav([v], "component"), "code"), (c0) => R.exists(R.intersectEmpty(R.nav(c0, "coding")))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant obs-7"); });
-/** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-const inv295 = (function inv295(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv296 = (function inv296(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv297 = (function inv297(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-bid-flag: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/flag$') and value.exists()).exists() */
-const inv298 = (function inv298(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/flag$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-flag"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv299 = (function inv299(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
+const inv55 = (function inv55(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/flag$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-flag"); });
 /** ImhSelfHarmFlag (https://imh-bridge.example.no/fhir/StructureDefinition/imh-self-harm-flag) */
 const s113 = (function s113(o, cx) {
 R.nonEmptyObject(o, "ImhSelfHarmFlag");
@@ -8698,7 +8210,7 @@ const l0 = R.values(v0, true, 1, Infinity, "Flag.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv296(x0, cx);
+inv0(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"http://hl7.org/fhir/StructureDefinition/flag-detail"})))((R.isObj(v) ? v["url"] : undefined))) return 0; return -1; }, [[1,1000000000]], "Flag.extension");
 } }
@@ -8710,7 +8222,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Flag.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv297(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -8720,7 +8232,7 @@ if (v0 === undefined) { R.unsure("Flag.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Flag.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv298(x0, cx);
+inv55(x0, cx);
 }
 } }
 break; }
@@ -8766,7 +8278,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Flag.period.extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv299(x1, cx);
+inv0(x1, cx);
 }
 } }
 }
@@ -8795,16 +8307,8 @@ if (o["code"] === undefined) R.unsure("Flag.code: missing");
 if (o["subject"] === undefined) R.unsure("Flag.subject: missing");
 if (o["period"] === undefined) R.unsure("Flag.period: missing");
 });
-/** dom-2: contained.contained.empty() */
-const inv300 = (function inv300(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
-/** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-const inv301 = (function inv301(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
-/** dom-5: contained.meta.security.empty() */
-const inv302 = (function inv302(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
-/** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-const inv303 = (function inv303(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
 /** imh-flag-inactive-ended: status = 'inactive' implies period.end.exists() */
-const inv304 = (function inv304(v, cx) { const r = R.implies(R.eq(R.nav([v], "status"), ["inactive"]), R.exists(R.nav(R.nav([v], "period"), "end"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-flag-inactive-ended"); });
+const inv56 = (function inv56(v, cx) { const r = R.implies(R.eq(R.nav([v], "status"), ["inactive"]), R.exists(R.nav(R.nav([v], "period"), "end"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-flag-inactive-ended"); });
 /** ImhSessionAttendance (https://imh-bridge.example.no/fhir/StructureDefinition/imh-session-attendance) */
 const s114 = (function s114(o, cx) {
 R.nonEmptyObject(o, "ImhSessionAttendance");
@@ -8852,7 +8356,7 @@ const l1 = R.values(v1, true, 0, Infinity, "Extension.value[x].extension");
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv71(x1, cx);
+inv0(x1, cx);
 }
 } }
 }
@@ -8879,10 +8383,8 @@ default: R.unsure("ImhSessionAttendance: element " + key);
 if (o["url"] === undefined) R.unsure("Extension.url: missing");
 if (o["valueCoding"] === undefined) R.unsure("Extension.value[x]: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv305 = (function inv305(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-bid-clip: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/clip$') and value.exists()).exists() */
-const inv306 = (function inv306(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/clip$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-clip"); });
+const inv57 = (function inv57(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/clip$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-clip"); });
 /** ImhVideoClip (https://imh-bridge.example.no/fhir/StructureDefinition/imh-video-clip) */
 const s115 = (function s115(o, cx) {
 R.nonEmptyObject(o, "ImhVideoClip");
@@ -8921,7 +8423,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv242(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -8932,7 +8434,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.modifierExtension"
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv243(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -8945,7 +8447,7 @@ if (v0 === undefined) { R.unsure("DocumentReference.identifier: missing"); } els
 const l0 = R.values(v0, true, 1, Infinity, "DocumentReference.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv306(x0, cx);
+inv57(x0, cx);
 }
 } }
 break; }
@@ -9032,7 +8534,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.relatesTo.extensio
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv245(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -9043,7 +8545,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.relatesTo.modifier
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv246(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -9081,7 +8583,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.content.extension"
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv247(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -9092,7 +8594,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.content.modifierEx
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv248(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -9112,7 +8614,7 @@ const l1 = R.values(v1, true, 1, Infinity, "DocumentReference.content.attachment
 for (const x1 of l1) {
 s1(x1, cx);
 ourExtension(x1, cx);
-inv249(x1, cx);
+inv0(x1, cx);
 }
 R.slices(l1, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-attachment-sha256"})))((R.isObj(v) ? v["url"] : undefined))) return 0; if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-clip-duration"})))((R.isObj(v) ? v["url"] : undefined))) return 1; return -1; }, [[1,1],[0,1]], "DocumentReference.content.attachment.extension");
 } }
@@ -9174,7 +8676,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.context.extension"
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv250(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -9185,7 +8687,7 @@ const l0 = R.values(v0, true, 0, Infinity, "DocumentReference.context.modifierEx
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv251(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -9214,20 +8716,8 @@ default: R.unsure("DocumentReferenceContext: element " + key);
 } }
 if (o["encounter"] === undefined) R.unsure("DocumentReference.context.encounter: missing");
 });
-/** dom-2: contained.contained.empty() */
-const inv307 = (function inv307(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
-/** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-const inv308 = (function inv308(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
-/** dom-5: contained.meta.security.empty() */
-const inv309 = (function inv309(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
-/** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-const inv310 = (function inv310(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv311 = (function inv311(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv312 = (function inv312(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** imh-bid-procedure: %resource.identifier.where(system.matches('^https://[^/]+(/[^/]+)* /([0-9]{9}|sdc)/procedure$') and value.exists()).exists() */
-const inv313 = (function inv313(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/procedure$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-procedure"); });
+const inv58 = (function inv58(v, cx) { const r = R.exists(R.where(R.nav([cx.resources[cx.resources.length - 1]], "identifier"), (c0) => R.and(R.matches(R.nav(c0, "system"), "^https://[^/]+(/[^/]+)*/([0-9]{9}|sdc)/procedure$"), R.exists(R.nav(c0, "value"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-bid-procedure"); });
 /** ImhVideoGuidance (https://imh-bridge.example.no/fhir/StructureDefinition/imh-video-guidance) */
 const s119 = (function s119(o, cx) {
 R.nonEmptyObject(o, "ImhVideoGuidance");
@@ -9266,7 +8756,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Procedure.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv311(x0, cx);
+inv0(x0, cx);
 }
 R.slices(l0, (v) => { if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-focus-element"})))((R.isObj(v) ? v["url"] : undefined))) return 0; if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-change-theme"})))((R.isObj(v) ? v["url"] : undefined))) return 1; if (((w) => w === undefined ? false : (Array.isArray(w) ? w : [w]).some((u) => R.deepEquals({ type: "uri", value: u }, {"type":"uri","value":"https://imh-bridge.example.no/fhir/StructureDefinition/imh-reviewed-clip"})))((R.isObj(v) ? v["url"] : undefined))) return 2; return -1; }, [[0,1000000000],[0,1000000000],[0,1000000000]], "Procedure.extension");
 } }
@@ -9278,7 +8768,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Procedure.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv312(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -9288,7 +8778,7 @@ if (v0 === undefined) { R.unsure("Procedure.identifier: missing"); } else {
 const l0 = R.values(v0, true, 1, Infinity, "Procedure.identifier");
 for (const x0 of l0) {
 s13(x0, cx);
-inv313(x0, cx);
+inv58(x0, cx);
 }
 } }
 break; }
@@ -9396,10 +8886,6 @@ if (o["subject"] === undefined) R.unsure("Procedure.subject: missing");
 if (o["encounter"] === undefined) R.unsure("Procedure.encounter: missing");
 if (o["performedPeriod"] === undefined) R.unsure("Procedure.performed[x]: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv314 = (function inv314(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv315 = (function inv315(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ProcedurePerformer */
 const s120 = (function s120(o, cx) {
 R.nonEmptyObject(o, "ProcedurePerformer");
@@ -9416,7 +8902,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Procedure.performer.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv314(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -9427,7 +8913,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Procedure.performer.modifierExtensio
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv315(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -9444,10 +8930,6 @@ default: R.unsure("ProcedurePerformer: element " + key);
 } }
 if (o["actor"] === undefined) R.unsure("Procedure.performer.actor: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv316 = (function inv316(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv317 = (function inv317(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** ProcedureFocalDevice */
 const s121 = (function s121(o, cx) {
 R.nonEmptyObject(o, "ProcedureFocalDevice");
@@ -9464,7 +8946,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Procedure.focalDevice.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv316(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -9475,7 +8957,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Procedure.focalDevice.modifierExtens
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv317(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -9489,18 +8971,10 @@ default: R.unsure("ProcedureFocalDevice: element " + key);
 } }
 if (o["manipulated"] === undefined) R.unsure("Procedure.focalDevice.manipulated: missing");
 });
-/** dom-2: contained.contained.empty() */
-const inv318 = (function inv318(v, cx) { const r = R.empty(R.nav(R.nav([v], "contained"), "contained")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-2"); });
-/** dom-4: contained.meta.versionId.empty() and contained.meta.lastUpdated.empty() */
-const inv319 = (function inv319(v, cx) { const r = R.and(R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "versionId")), R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "lastUpdated"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-4"); });
-/** dom-5: contained.meta.security.empty() */
-const inv320 = (function inv320(v, cx) { const r = R.empty(R.nav(R.nav(R.nav([v], "contained"), "meta"), "security")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant dom-5"); });
-/** imh-security-labels: meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality' and code = 'R').exists() and meta.security.where(system = 'http://terminology.hl7.org/CodeSystem/v3-ActCode' and code = 'PSY').exists() */
-const inv321 = (function inv321(v, cx) { const r = R.and(R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c0) => R.and(R.eq(R.nav(c0, "system"), ["http://terminology.hl7.org/CodeSystem/v3-Confidentiality"]), R.eq(R.nav(c0, "code"), ["R"])))), R.exists(R.where(R.nav(R.nav([v], "meta"), "security"), (c1) => R.and(R.eq(R.nav(c1, "system"), ["http://terminology.hl7.org/CodeSystem/v3-ActCode"]), R.eq(R.nav(c1, "code"), ["PSY"]))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant imh-security-labels"); });
 /** bdl-5: resource.exists() or request.exists() or response.exists() */
-const inv322 = (function inv322(v, cx) { const r = R.or(R.or(R.exists(R.nav([v], "resource")), R.exists(R.nav([v], "request"))), R.exists(R.nav([v], "response"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-5"); });
+const inv59 = (function inv59(v, cx) { const r = R.or(R.or(R.exists(R.nav([v], "resource")), R.exists(R.nav([v], "request"))), R.exists(R.nav([v], "response"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-5"); });
 /** bdl-8: fullUrl.exists() implies fullUrl.contains('/_history/').not() */
-const inv323 = (function inv323(v, cx) { const r = R.implies(R.exists(R.nav([v], "fullUrl")), R.not(R.contains(R.nav([v], "fullUrl"), "/_history/"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-8"); });
+const inv60 = (function inv60(v, cx) { const r = R.implies(R.exists(R.nav([v], "fullUrl")), R.not(R.contains(R.nav([v], "fullUrl"), "/_history/"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-8"); });
 /** Bundle (http://hl7.org/fhir/StructureDefinition/Bundle) */
 const s122 = (function s122(o, cx) {
 R.nonEmptyObject(o, "Bundle");
@@ -9548,8 +9022,8 @@ if (v0 === undefined) {  } else {
 const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry");
 for (const x0 of l0) {
 s124(x0, cx);
-inv322(x0, cx);
-inv323(x0, cx);
+inv59(x0, cx);
+inv60(x0, cx);
 }
 } }
 break; }
@@ -9560,10 +9034,6 @@ default: R.unsure("Bundle: element " + key);
 } }
 if (o["type"] === undefined) R.unsure("Bundle.type: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv324 = (function inv324(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv325 = (function inv325(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** BundleLink */
 const s123 = (function s123(o, cx) {
 R.nonEmptyObject(o, "BundleLink");
@@ -9580,7 +9050,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Bundle.link.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv324(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -9591,7 +9061,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Bundle.link.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv325(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -9606,10 +9076,6 @@ default: R.unsure("BundleLink: element " + key);
 if (o["relation"] === undefined) R.unsure("Bundle.link.relation: missing");
 if (o["url"] === undefined) R.unsure("Bundle.link.url: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv326 = (function inv326(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv327 = (function inv327(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** BundleEntry */
 const s124 = (function s124(o, cx) {
 R.nonEmptyObject(o, "BundleEntry");
@@ -9626,7 +9092,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv326(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -9637,7 +9103,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.modifierExtension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv327(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -9667,10 +9133,6 @@ break; }
 default: R.unsure("BundleEntry: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv328 = (function inv328(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv329 = (function inv329(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** BundleEntrySearch */
 const s125 = (function s125(o, cx) {
 R.nonEmptyObject(o, "BundleEntrySearch");
@@ -9687,7 +9149,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.search.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv328(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -9698,7 +9160,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.search.modifierExtensio
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv329(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -9718,10 +9180,6 @@ break; }
 default: R.unsure("BundleEntrySearch: element " + key);
 } }
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv330 = (function inv330(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv331 = (function inv331(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** BundleEntryRequest */
 const s126 = (function s126(o, cx) {
 R.nonEmptyObject(o, "BundleEntryRequest");
@@ -9738,7 +9196,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.request.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv330(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -9749,7 +9207,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.request.modifierExtensi
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv331(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -9783,10 +9241,6 @@ default: R.unsure("BundleEntryRequest: element " + key);
 if (o["method"] === undefined) R.unsure("Bundle.entry.request.method: missing");
 if (o["url"] === undefined) R.unsure("Bundle.entry.request.url: missing");
 });
-/** ext-1: extension.exists() != value.exists() */
-const inv332 = (function inv332(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
-/** ext-1: extension.exists() != value.exists() */
-const inv333 = (function inv333(v, cx) { const r = R.ne(R.exists(R.nav([v], "extension")), R.exists(R.navChoice([v], C0))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant ext-1"); });
 /** BundleEntryResponse */
 const s127 = (function s127(o, cx) {
 R.nonEmptyObject(o, "BundleEntryResponse");
@@ -9803,7 +9257,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.response.extension");
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv332(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -9814,7 +9268,7 @@ const l0 = R.values(v0, true, 0, Infinity, "Bundle.entry.response.modifierExtens
 for (const x0 of l0) {
 s1(x0, cx);
 ourExtension(x0, cx);
-inv333(x0, cx);
+inv0(x0, cx);
 }
 } }
 break; }
@@ -9844,62 +9298,62 @@ default: R.unsure("BundleEntryResponse: element " + key);
 if (o["status"] === undefined) R.unsure("Bundle.entry.response.status: missing");
 });
 /** bdl-1: total.empty() or (type = 'searchset') or (type = 'history') */
-const inv334 = (function inv334(v, cx) { const r = R.or(R.or(R.empty(R.nav([v], "total")), R.eq(R.nav([v], "type"), ["searchset"])), R.eq(R.nav([v], "type"), ["history"])); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-1"); });
+const inv61 = (function inv61(v, cx) { const r = R.or(R.or(R.empty(R.nav([v], "total")), R.eq(R.nav([v], "type"), ["searchset"])), R.eq(R.nav([v], "type"), ["history"])); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-1"); });
 /** bdl-2: entry.search.empty() or (type = 'searchset') */
-const inv335 = (function inv335(v, cx) { const r = R.or(R.empty(R.nav(R.nav([v], "entry"), "search")), R.eq(R.nav([v], "type"), ["searchset"])); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-2"); });
+const inv62 = (function inv62(v, cx) { const r = R.or(R.empty(R.nav(R.nav([v], "entry"), "search")), R.eq(R.nav([v], "type"), ["searchset"])); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-2"); });
 /** bdl-3: entry.all(request.exists() = (%resource.type = 'batch' or %resource.type = 'transaction' or %resource.type = 'history')) */
-const inv336 = (function inv336(v, cx) { const r = R.all(R.nav([v], "entry"), (c0) => R.eq(R.exists(R.nav(c0, "request")), R.or(R.or(R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["batch"]), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["transaction"])), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["history"])))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-3"); });
+const inv63 = (function inv63(v, cx) { const r = R.all(R.nav([v], "entry"), (c0) => R.eq(R.exists(R.nav(c0, "request")), R.or(R.or(R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["batch"]), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["transaction"])), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["history"])))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-3"); });
 /** bdl-4: entry.all(response.exists() = (%resource.type = 'batch-response' or %resource.type = 'transaction-response' or %resource.type = 'history')) */
-const inv337 = (function inv337(v, cx) { const r = R.all(R.nav([v], "entry"), (c0) => R.eq(R.exists(R.nav(c0, "response")), R.or(R.or(R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["batch-response"]), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["transaction-response"])), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["history"])))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-4"); });
+const inv64 = (function inv64(v, cx) { const r = R.all(R.nav([v], "entry"), (c0) => R.eq(R.exists(R.nav(c0, "response")), R.or(R.or(R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["batch-response"]), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["transaction-response"])), R.eq(R.nav([cx.resources[cx.resources.length - 1]], "type"), ["history"])))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-4"); });
 /** bdl-7: (type = 'history') or entry.where(fullUrl.exists()).select(fullUrl&resource.meta.versionId).isDistinct() */
-const inv338 = (function inv338(v, cx) { const r = R.or(R.eq(R.nav([v], "type"), ["history"]), R.isDistinct(R.select(R.where(R.nav([v], "entry"), (c0) => R.exists(R.nav(c0, "fullUrl"))), (c1) => R.concat(R.nav(c1, "fullUrl"), R.nav(R.nav(R.nav(c1, "resource"), "meta"), "versionId"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-7"); });
+const inv65 = (function inv65(v, cx) { const r = R.or(R.eq(R.nav([v], "type"), ["history"]), R.isDistinct(R.select(R.where(R.nav([v], "entry"), (c0) => R.exists(R.nav(c0, "fullUrl"))), (c1) => R.concat(R.nav(c1, "fullUrl"), R.nav(R.nav(R.nav(c1, "resource"), "meta"), "versionId"))))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-7"); });
 /** bdl-9: type = 'document' implies (identifier.system.exists() and identifier.value.exists()) */
-const inv339 = (function inv339(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["document"]), R.and(R.exists(R.nav(R.nav([v], "identifier"), "system")), R.exists(R.nav(R.nav([v], "identifier"), "value")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-9"); });
+const inv66 = (function inv66(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["document"]), R.and(R.exists(R.nav(R.nav([v], "identifier"), "system")), R.exists(R.nav(R.nav([v], "identifier"), "value")))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-9"); });
 /** bdl-10: type = 'document' implies (timestamp.hasValue()) */
-const inv340 = (function inv340(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["document"]), R.hasValue(R.nav([v], "timestamp"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-10"); });
+const inv67 = (function inv67(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["document"]), R.hasValue(R.nav([v], "timestamp"))); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-10"); });
 /** bdl-11: type = 'document' implies entry.first().resource.is(Composition) */
-const inv341 = (function inv341(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["document"]), R.isType(R.nav(R.first(R.nav([v], "entry")), "resource"), "Composition")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-11"); });
+const inv68 = (function inv68(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["document"]), R.isType(R.nav(R.first(R.nav([v], "entry")), "resource"), "Composition")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-11"); });
 /** bdl-12: type = 'message' implies entry.first().resource.is(MessageHeader) */
-const inv342 = (function inv342(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["message"]), R.isType(R.nav(R.first(R.nav([v], "entry")), "resource"), "MessageHeader")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-12"); });
+const inv69 = (function inv69(v, cx) { const r = R.implies(R.eq(R.nav([v], "type"), ["message"]), R.isType(R.nav(R.first(R.nav([v], "entry")), "resource"), "MessageHeader")); if (!(r.length === 1 && r[0] === true)) R.unsure("invariant bdl-12"); });
 
 /** Root validators: the schema function and the root invariants, by canonical URL (or type name). */
 export const profiles = {
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-bridge-device": (o, cx) => { if (o.resourceType !== "Device") R.unsure('profile for another type'); s38(o, cx); inv68(o, cx); inv69(o, cx); inv70(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-care-team": (o, cx) => { if (o.resourceType !== "CareTeam") R.unsure('profile for another type'); s46(o, cx); inv79(o, cx); inv80(o, cx); inv81(o, cx); inv82(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-cgi-i-observation": (o, cx) => { if (o.resourceType !== "Observation") R.unsure('profile for another type'); s48(o, cx); inv93(o, cx); inv94(o, cx); inv95(o, cx); inv96(o, cx); inv97(o, cx); inv98(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-condition": (o, cx) => { if (o.resourceType !== "Condition") R.unsure('profile for another type'); s54(o, cx); inv112(o, cx); inv113(o, cx); inv114(o, cx); inv115(o, cx); inv116(o, cx); inv117(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-consent": (o, cx) => { if (o.resourceType !== "Consent") R.unsure('profile for another type'); s57(o, cx); inv131(o, cx); inv132(o, cx); inv133(o, cx); inv134(o, cx); inv135(o, cx); inv136(o, cx); inv137(o, cx); inv138(o, cx); inv139(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-encounter": (o, cx) => { if (o.resourceType !== "Encounter") R.unsure('profile for another type'); s64(o, cx); inv157(o, cx); inv158(o, cx); inv159(o, cx); inv160(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-of-care": (o, cx) => { if (o.resourceType !== "EpisodeOfCare") R.unsure('profile for another type'); s72(o, cx); inv169(o, cx); inv170(o, cx); inv171(o, cx); inv172(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-goal": (o, cx) => { if (o.resourceType !== "Goal") R.unsure('profile for another type'); s76(o, cx); inv181(o, cx); inv182(o, cx); inv183(o, cx); inv184(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-infant": (o, cx) => { if (o.resourceType !== "Patient") R.unsure('profile for another type'); s78(o, cx); inv195(o, cx); inv196(o, cx); inv197(o, cx); inv198(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-organization": (o, cx) => { if (o.resourceType !== "Organization") R.unsure('profile for another type'); s82(o, cx); inv205(o, cx); inv206(o, cx); inv207(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-parent": (o, cx) => { if (o.resourceType !== "Patient") R.unsure('profile for another type'); s84(o, cx); inv211(o, cx); inv212(o, cx); inv213(o, cx); inv214(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-practitioner-role": (o, cx) => { if (o.resourceType !== "PractitionerRole") R.unsure('profile for another type'); s88(o, cx); inv222(o, cx); inv223(o, cx); inv224(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-practitioner": (o, cx) => { if (o.resourceType !== "Practitioner") R.unsure('profile for another type'); s91(o, cx); inv229(o, cx); inv230(o, cx); inv231(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-provenance": (o, cx) => { if (o.resourceType !== "Provenance") R.unsure('profile for another type'); s93(o, cx); inv238(o, cx); inv239(o, cx); inv240(o, cx); inv241(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-psychotherapy-note": (o, cx) => { if (o.resourceType !== "DocumentReference") R.unsure('profile for another type'); s97(o, cx); inv252(o, cx); inv253(o, cx); inv254(o, cx); inv255(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-questionnaire-response": (o, cx) => { if (o.resourceType !== "QuestionnaireResponse") R.unsure('profile for another type'); s101(o, cx); inv266(o, cx); inv267(o, cx); inv268(o, cx); inv269(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-referral": (o, cx) => { if (o.resourceType !== "ServiceRequest") R.unsure('profile for another type'); s106(o, cx); inv274(o, cx); inv275(o, cx); inv276(o, cx); inv277(o, cx); inv278(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-related-person": (o, cx) => { if (o.resourceType !== "RelatedPerson") R.unsure('profile for another type'); s107(o, cx); inv285(o, cx); inv286(o, cx); inv287(o, cx); inv288(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-score-observation": (o, cx) => { if (o.resourceType !== "Observation") R.unsure('profile for another type'); s110(o, cx); inv290(o, cx); inv291(o, cx); inv292(o, cx); inv293(o, cx); inv294(o, cx); inv295(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-self-harm-flag": (o, cx) => { if (o.resourceType !== "Flag") R.unsure('profile for another type'); s113(o, cx); inv300(o, cx); inv301(o, cx); inv302(o, cx); inv303(o, cx); inv304(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-video-clip": (o, cx) => { if (o.resourceType !== "DocumentReference") R.unsure('profile for another type'); s115(o, cx); inv307(o, cx); inv308(o, cx); inv309(o, cx); inv310(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-video-guidance": (o, cx) => { if (o.resourceType !== "Procedure") R.unsure('profile for another type'); s119(o, cx); inv318(o, cx); inv319(o, cx); inv320(o, cx); inv321(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-bridge-device": (o, cx) => { if (o.resourceType !== "Device") R.unsure('profile for another type'); s38(o, cx); inv15(o, cx); inv16(o, cx); inv17(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-care-team": (o, cx) => { if (o.resourceType !== "CareTeam") R.unsure('profile for another type'); s46(o, cx); inv15(o, cx); inv16(o, cx); inv17(o, cx); inv20(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-cgi-i-observation": (o, cx) => { if (o.resourceType !== "Observation") R.unsure('profile for another type'); s48(o, cx); inv15(o, cx); inv16(o, cx); inv17(o, cx); inv24(o, cx); inv25(o, cx); inv20(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-condition": (o, cx) => { if (o.resourceType !== "Condition") R.unsure('profile for another type'); s54(o, cx); inv29(o, cx); inv30(o, cx); inv15(o, cx); inv16(o, cx); inv17(o, cx); inv20(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-consent": (o, cx) => { if (o.resourceType !== "Consent") R.unsure('profile for another type'); s57(o, cx); inv15(o, cx); inv16(o, cx); inv17(o, cx); inv32(o, cx); inv33(o, cx); inv34(o, cx); inv35(o, cx); inv36(o, cx); inv20(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-encounter": (o, cx) => { if (o.resourceType !== "Encounter") R.unsure('profile for another type'); s64(o, cx); inv15(o, cx); inv16(o, cx); inv17(o, cx); inv20(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-of-care": (o, cx) => { if (o.resourceType !== "EpisodeOfCare") R.unsure('profile for another type'); s72(o, cx); inv15(o, cx); inv16(o, cx); inv17(o, cx); inv20(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-goal": (o, cx) => { if (o.resourceType !== "Goal") R.unsure('profile for another type'); s76(o, cx); inv15(o, cx); inv16(o, cx); inv17(o, cx); inv20(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-infant": (o, cx) => { if (o.resourceType !== "Patient") R.unsure('profile for another type'); s78(o, cx); inv15(o, cx); inv16(o, cx); inv17(o, cx); inv20(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-organization": (o, cx) => { if (o.resourceType !== "Organization") R.unsure('profile for another type'); s82(o, cx); inv15(o, cx); inv16(o, cx); inv17(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-parent": (o, cx) => { if (o.resourceType !== "Patient") R.unsure('profile for another type'); s84(o, cx); inv15(o, cx); inv16(o, cx); inv17(o, cx); inv20(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-practitioner-role": (o, cx) => { if (o.resourceType !== "PractitionerRole") R.unsure('profile for another type'); s88(o, cx); inv15(o, cx); inv16(o, cx); inv17(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-practitioner": (o, cx) => { if (o.resourceType !== "Practitioner") R.unsure('profile for another type'); s91(o, cx); inv15(o, cx); inv16(o, cx); inv17(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-provenance": (o, cx) => { if (o.resourceType !== "Provenance") R.unsure('profile for another type'); s93(o, cx); inv15(o, cx); inv16(o, cx); inv17(o, cx); inv20(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-psychotherapy-note": (o, cx) => { if (o.resourceType !== "DocumentReference") R.unsure('profile for another type'); s97(o, cx); inv15(o, cx); inv16(o, cx); inv17(o, cx); inv48(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-questionnaire-response": (o, cx) => { if (o.resourceType !== "QuestionnaireResponse") R.unsure('profile for another type'); s101(o, cx); inv15(o, cx); inv16(o, cx); inv17(o, cx); inv20(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-referral": (o, cx) => { if (o.resourceType !== "ServiceRequest") R.unsure('profile for another type'); s106(o, cx); inv15(o, cx); inv16(o, cx); inv17(o, cx); inv52(o, cx); inv20(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-related-person": (o, cx) => { if (o.resourceType !== "RelatedPerson") R.unsure('profile for another type'); s107(o, cx); inv15(o, cx); inv16(o, cx); inv17(o, cx); inv20(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-score-observation": (o, cx) => { if (o.resourceType !== "Observation") R.unsure('profile for another type'); s110(o, cx); inv15(o, cx); inv16(o, cx); inv17(o, cx); inv24(o, cx); inv25(o, cx); inv20(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-self-harm-flag": (o, cx) => { if (o.resourceType !== "Flag") R.unsure('profile for another type'); s113(o, cx); inv15(o, cx); inv16(o, cx); inv17(o, cx); inv20(o, cx); inv56(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-video-clip": (o, cx) => { if (o.resourceType !== "DocumentReference") R.unsure('profile for another type'); s115(o, cx); inv15(o, cx); inv16(o, cx); inv17(o, cx); inv20(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-video-guidance": (o, cx) => { if (o.resourceType !== "Procedure") R.unsure('profile for another type'); s119(o, cx); inv15(o, cx); inv16(o, cx); inv17(o, cx); inv20(o, cx); },
 };
 export const extensions = {
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-attachment-sha256": (o, cx) => { s0(o, cx); inv51(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-cancellation-reason": (o, cx) => { s45(o, cx); inv72(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-change-theme": (o, cx) => { s52(o, cx); inv99(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-clip-duration": (o, cx) => { s53(o, cx); inv100(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-closing": (o, cx) => { s71(o, cx); inv161(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-focus-element": (o, cx) => { s75(o, cx); inv173(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-referral-source": (o, cx) => { s105(o, cx); inv270(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-reviewed-clip": (o, cx) => { s109(o, cx); inv289(o, cx); },
-  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-session-attendance": (o, cx) => { s114(o, cx); inv305(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-attachment-sha256": (o, cx) => { s0(o, cx); inv0(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-cancellation-reason": (o, cx) => { s45(o, cx); inv0(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-change-theme": (o, cx) => { s52(o, cx); inv0(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-clip-duration": (o, cx) => { s53(o, cx); inv0(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-episode-closing": (o, cx) => { s71(o, cx); inv0(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-focus-element": (o, cx) => { s75(o, cx); inv0(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-referral-source": (o, cx) => { s105(o, cx); inv0(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-reviewed-clip": (o, cx) => { s109(o, cx); inv0(o, cx); },
+  "https://imh-bridge.example.no/fhir/StructureDefinition/imh-session-attendance": (o, cx) => { s114(o, cx); inv0(o, cx); },
 };
 export const types = {
-  "Bundle": (o, cx) => { s122(o, cx); inv334(o, cx); inv335(o, cx); inv336(o, cx); inv337(o, cx); inv338(o, cx); inv339(o, cx); inv340(o, cx); inv341(o, cx); inv342(o, cx); },
+  "Bundle": (o, cx) => { s122(o, cx); inv61(o, cx); inv62(o, cx); inv63(o, cx); inv64(o, cx); inv65(o, cx); inv66(o, cx); inv67(o, cx); inv68(o, cx); inv69(o, cx); },
 };
 /** Invariants outside the compiled subset (key: reason); a value they apply to falls back. */
 export const notCompiled = {"tim-9":"atom |","txt-1":"function htmlChecks()","txt-2":"function htmlChecks()"};
