@@ -7,7 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
-import type { Bundle, OperationOutcome, Resource } from '@medplum/fhirtypes';
+import type { Bundle, BundleEntry, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { validateFhir } from '../../src/fhir/validate.ts';
@@ -114,6 +114,14 @@ const defects: [string, (b: Any) => void][] = [
   ['cardinality: a required element missing', (b) => void delete entry(b, 'Encounter').status],
   ['cardinality: an array where one value is allowed', (b) => void (entry(b, 'Encounter').status = ['finished'])],
   ['cardinality: more slice values than allowed', (b) => void entry(b, 'Encounter').extension.push(clone(entry(b, 'Encounter').extension[0]))],
+  [
+    // A list the profile narrows (derivedFrom 1..1 on a score Observation): one value too many.
+    'cardinality: more values in a list than the profile allows',
+    (b) => {
+      const o = (b.entry as BundleEntry[]).map((e) => e.resource as Any).find((r) => r?.resourceType === 'Observation' && r.derivedFrom?.length === 1);
+      o.derivedFrom.push(clone(o.derivedFrom[0]));
+    },
+  ],
   ['type: a number for a string', (b) => void (entry(b, 'Organization').name = 42)],
   ['type: a dateTime that is no date', (b) => void (entry(b, 'Observation').effectiveDateTime = '2026-02-30')],
   ['type: an unknown element', (b) => void (entry(b, 'Patient').nickname = 'x')],
