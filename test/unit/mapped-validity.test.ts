@@ -13,6 +13,7 @@ import { submitEpisode } from '../../src/sync/deliver.ts';
 import { ensureMappedValid, resetSendValidation, sendValidationStats } from '../../src/sync/mapped-validity.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
 import { completed, example, exampleNames } from '../fixtures/examples.ts';
+import { r4InvariantFailures, r4SchemaErrors } from '../fixtures/r4-independent.ts';
 
 /** A deployment's own identity settings, unlike the development defaults. */
 const DEPLOYMENT: IdentityOptions = { namespace: 'https://fhir.clinic.example/sid', secret: 'a-synthetic-test-secret-0123456789abcdef' };
@@ -26,6 +27,9 @@ describe('what a deployment maps is valid', () => {
     const bundle = mapEpisode(example(name), { identity: DEPLOYMENT });
     expect(validateFhir(bundle).issue.filter((i) => i.severity === 'error')).toEqual([]);
     expect(hasErrors(await validateFast(bundle))).toBe(false);
+    // And by parties the bridge did not write: the official R4 JSON Schema and HL7's fhirpath.js.
+    expect(r4SchemaErrors(bundle as never)).toEqual([]);
+    expect(r4InvariantFailures(bundle as never)).toEqual([]);
   });
 });
 
