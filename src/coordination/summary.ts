@@ -28,6 +28,7 @@ import { FHIR_JSON } from '../fhir/json.ts';
 import { badRequest, issue, OperationOutcomeError, outcome } from '../fhir/outcome.ts';
 import { LOINC, SECURITY } from '../fhir/systems.ts';
 import { coding } from '../fhir/terminology.ts';
+import { bindingProblem } from '../fhir/validate-bindings.ts';
 import { INSTRUMENTS, type InstrumentId } from '../instruments/definitions.ts';
 import { episodeOutcomes, type InstrumentOutcome } from '../instruments/outcomes.ts';
 import { score } from '../instruments/scoring.ts';
@@ -197,24 +198,13 @@ function scoreSeries(e: Episode): ScoreSeries[] {
     });
 }
 
-const TASK_STATUSES = new Set([
-  'draft',
-  'requested',
-  'received',
-  'accepted',
-  'rejected',
-  'ready',
-  'cancelled',
-  'in-progress',
-  'on-hold',
-  'failed',
-  'completed',
-  'entered-in-error',
-]);
+/** A Task status R4 knows (its required ValueSet's expansion, the one the validator checks against). */
+const isTaskStatus = (status: unknown): boolean =>
+  bindingProblem('http://hl7.org/fhir/ValueSet/task-status', 'code', status) === undefined && typeof status === 'string';
 
 /** The request as read back from the primary team's server, matched by identifier. */
 function readBack(requests: readonly Task[] | undefined, identifier: { system?: string; value?: string }): Task | undefined {
-  return requests?.find((t) => TASK_STATUSES.has(t.status) && (t.identifier ?? []).some((i) => i.system === identifier.system && i.value === identifier.value));
+  return requests?.find((t) => isTaskStatus(t.status) && (t.identifier ?? []).some((i) => i.system === identifier.system && i.value === identifier.value));
 }
 
 /** What the summary says (see {@link SummaryModel}); throws the OperationOutcomeError of a refused summary. */

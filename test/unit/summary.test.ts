@@ -260,6 +260,9 @@ describe('the document', () => {
     expect((resources(b, 'Task')[0] as AnyResource).status).toBe('in-progress');
     expect(readable(narratives(b)[4] as string)).toMatch(/in progress \(12 January 2026\)/);
     expect(resources(b, 'Task')[0]?.id).toBeUndefined();
+    // A status R4 does not know, as a server might send: the request stays as the bridge sent it.
+    const odd = build(mother, 'en', { requests: [{ ...readBack, status: 'parked' as Task['status'] }] });
+    expect((resources(odd, 'Task')[0] as AnyResource).status).toBe('requested');
   });
 });
 
