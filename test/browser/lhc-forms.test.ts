@@ -16,13 +16,10 @@ import type { Bundle, Flag, Observation, OperationOutcome, Parameters, Questionn
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/http/app.ts';
+import { CHROMIUM, chromiumFor } from './chromium.ts';
 import { lformsDist } from './lforms-dist.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) {
-  console.warn(`\n*** SKIPPING the LHC-Forms browser tests: no Chromium at ${CHROMIUM}. Install it with: apt-get update && apt-get install -y chromium ***\n`);
-}
+const hasChromium = chromiumFor('the LHC-Forms browser tests');
 
 const app = createApp({ allowSyntheticIds: true });
 

@@ -7,18 +7,12 @@
  * Needs Debian's chromium (`apt-get install chromium`; .ci/run installs it). Without it the
  * tests skip and say so.
  */
-import { existsSync } from 'node:fs';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Sandbox, startSandbox } from '../../sandbox/server.ts';
+import { chromiumFor, launchChromium } from './chromium.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) {
-  console.warn(
-    `\n*** SKIPPING the sandbox page browser tests: no Chromium at ${CHROMIUM}. Install it with: apt-get update && apt-get install -y chromium ***\n`,
-  );
-}
+const hasChromium = chromiumFor('the sandbox page browser tests');
 
 const FHIR_JSON = 'application/fhir+json';
 let sandbox: Sandbox;
@@ -42,7 +36,7 @@ beforeAll(async () => {
     name: [{ family: '<img src=x onerror="window.__ran=1">' }],
     managingOrganization: { reference: `Organization/${organizationId}` },
   });
-  if (hasChromium) browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  if (hasChromium) browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {

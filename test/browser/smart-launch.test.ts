@@ -8,11 +8,11 @@
  * Needs Debian's chromium (`apt-get install chromium`; .ci/run installs it). Without it the
  * tests skip and say so.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AuditEvent, Bundle, Patient } from '@medplum/fhirtypes';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type Sandbox, startSandbox } from '../../sandbox/server.ts';
 import { DEFAULT_TENANT } from '../../src/auth/tenants.ts';
@@ -25,14 +25,9 @@ import { SESSION_COOKIE, smartDepsFrom } from '../../src/http/smart.ts';
 import { personKey } from '../../src/sync/episodes.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
 import { completed } from '../fixtures/examples.ts';
+import { chromiumFor, launchChromium } from './chromium.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) {
-  console.warn(
-    `\n*** SKIPPING the SMART launch browser tests: no Chromium at ${CHROMIUM}. Install it with: apt-get update && apt-get install -y chromium ***\n`,
-  );
-}
+const hasChromium = chromiumFor('the SMART launch browser tests');
 const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 const CLIENT_ID = 'imh-bridge-test';
@@ -115,20 +110,7 @@ describe.skipIf(!hasChromium)('the summary opened from the psychiatry EHR (SMART
     const app = createApp({ allowSyntheticIds: true, identity, smart: smartDepsFrom(config, () => store) });
     handler = async (r) => app.fetch(r);
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {

@@ -8,24 +8,19 @@
  * Needs Debian's chromium (`apt-get install chromium`; .ci/run installs it). Without it the
  * tests skip and say so.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderSummaryPage, SUMMARY_PAGE_CSP } from '../../src/coordination/summary-page.ts';
 import { parseEpisode } from '../../src/domain/parse.ts';
 import { completed } from '../fixtures/examples.ts';
+import { chromiumFor, launchChromium } from './chromium.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium) {
-  console.warn(
-    `\n*** SKIPPING the summary page browser tests: no Chromium at ${CHROMIUM}. Install it with: apt-get update && apt-get install -y chromium ***\n`,
-  );
-}
+const hasChromium = chromiumFor('the summary page browser tests');
 
 const AT = '2026-05-10T10:00:00Z';
 const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
@@ -72,20 +67,7 @@ describe.skipIf(!hasChromium)('the coordination summary page in Chromium', () =>
   beforeAll(async () => {
     ({ server, base } = await serve());
     dir = mkdtempSync(join(tmpdir(), 'imh-summary-page-'));
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {
