@@ -397,8 +397,9 @@ export function loadConfig(env: ConfigEnv): BridgeConfig {
   // Targets as written, keyed by their path in FHIR_TARGETS.
   const raw: { path: string; name: string; orgNumber?: string; target?: RawTarget; auth?: RawTargetAuth }[] = [];
   const targetsText = present(env, 'FHIR_TARGETS');
-  if (targetsText === undefined && (bridgeEnv === 'production' || !allowSyntheticIds)) {
-    // The default target is the local development sandbox: never where real national ids are taken.
+  if (targetsText === undefined && !allowSyntheticIds) {
+    // The default target is the local development sandbox: never where real national ids are taken
+    // (which production always is: there ALLOW_SYNTHETIC_IDS defaults to false and true is refused).
     problems.add(
       'FHIR_TARGETS',
       'is required where BRIDGE_ENV is "production" or ALLOW_SYNTHETIC_IDS is false: without it deliveries would go to the local development sandbox',

@@ -200,7 +200,7 @@ function scoreSeries(e: Episode): ScoreSeries[] {
 
 /** A Task status R4 knows (its required ValueSet's expansion, the one the validator checks against). */
 const isTaskStatus = (status: unknown): boolean =>
-  bindingProblem('http://hl7.org/fhir/ValueSet/task-status', 'code', status) === undefined && typeof status === 'string';
+  typeof status === 'string' && bindingProblem('http://hl7.org/fhir/ValueSet/task-status', 'code', status) === undefined;
 
 /** The request as read back from the primary team's server, matched by identifier. */
 function readBack(requests: readonly Task[] | undefined, identifier: { system?: string; value?: string }): Task | undefined {
