@@ -121,8 +121,21 @@ describe.skipIf(!hasChromium)('LHC-Forms renders, fills and exports every publis
     await group.getByRole('radio', { name: new RegExp(`^${escapeRe(option)}( - -?\\d+)?$`) }).click();
   }
 
-  /** LHC-Forms' own export, with a subject added and nothing else changed. */
-  async function exported(subject: QuestionnaireResponse['subject']): Promise<QuestionnaireResponse> {
+  /**
+   * LHC-Forms' own export, with a subject added and nothing else changed. LHC-Forms computes a
+   * calculated total after the click that changes it, not during it: with `total`, the export
+   * is taken once the form shows that total (and fails on the timeout if it never does).
+   */
+  async function exported(subject: QuestionnaireResponse['subject'], total?: number): Promise<QuestionnaireResponse> {
+    if (total !== undefined)
+      await page.waitForFunction((want) => {
+        const w = globalThis as unknown as {
+          document: { getElementById(id: string): unknown };
+          LForms: { Util: { getFormFHIRData: (t: string, v: string, el: unknown) => QuestionnaireResponse } };
+        };
+        const qr = w.LForms.Util.getFormFHIRData('QuestionnaireResponse', 'R4', w.document.getElementById('form'));
+        return qr.item?.find((i) => i.linkId === 'total')?.answer?.[0]?.valueInteger === want;
+      }, total);
     const qr = (await page.evaluate(() => {
       // Runs in the page: `globalThis` is its window.
       const w = globalThis as unknown as {
@@ -169,7 +182,7 @@ describe.skipIf(!hasChromium)('LHC-Forms renders, fills and exports every publis
       q,
       [1, 2, 1, 2, 1, 0, 1, 1, 1].map((n) => L[n] as string),
     );
-    const qr = await exported(patient);
+    const qr = await exported(patient, 10);
     expect(qr.item?.find((i) => i.linkId === 'total')?.answer?.[0]?.valueInteger).toBe(10); // LHC-Forms' own total
     const { bundle, warnings } = await extract(qr);
     expect(warnings).toEqual([]);
@@ -184,7 +197,7 @@ describe.skipIf(!hasChromium)('LHC-Forms renders, fills and exports every publis
     const q = await render('gad-7');
     await fill(q, Array(7).fill('Several days'));
     const fnr = '15819010029'; // synthetic (month 81), valid check digits
-    const { bundle, warnings } = await extract(await exported({ identifier: { system: 'urn:oid:2.16.578.1.12.4.1.4.1', value: fnr } }));
+    const { bundle, warnings } = await extract(await exported({ identifier: { system: 'urn:oid:2.16.578.1.12.4.1.4.1', value: fnr } }, 7));
     expect(warnings).toEqual([]);
     const [total] = observations(bundle);
     expect([total?.code?.coding?.[0]?.code, total?.valueInteger, band(total)]).toEqual(['70274-6', 7, 'mild']);
@@ -200,7 +213,7 @@ describe.skipIf(!hasChromium)('LHC-Forms renders, fills and exports every publis
       q,
       [1, 1, 1, 1, 1, 1, 1, 1, 1, 2].map((n) => P[n] as string),
     );
-    const { bundle, warnings } = await extract(await exported(patient));
+    const { bundle, warnings } = await extract(await exported(patient, 16));
     expect(warnings).toEqual([]);
     const [total] = observations(bundle);
     expect([total?.code?.coding?.[0]?.code, total?.valueInteger, band(total)]).toEqual(['99046-5', 16, 'probable-depression']);
