@@ -2,8 +2,13 @@
  * The episode format 1.0 that clinic journals send (shared contract `episode-format.md`),
  * as zod schemas. Every rule of the format lives here; the mapping may assume a parsed
  * episode is complete and consistent.
+ *
+ * Written with zod/mini (https://zod.dev/packages/mini): the same core and the same verdicts
+ * as zod's classic API, but a schema does not carry the classic API's fifty-odd methods, each
+ * attached when the schema is built. Every process and every Worker isolate builds these
+ * schemas before its first episode, and with the classic API that was about 9 ms of it.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { stringProblem } from '../fhir/strings.ts';
 import { checkNationalId, checkOrgNumber } from './identifiers.ts';
 
@@ -13,12 +18,12 @@ import { checkNationalId, checkOrgNumber } from './identifiers.ts';
  * the others are held to patterns that already exclude such characters. Refused here, not
  * mapped: the Bundle would break the same rule.
  */
-const fhirString = (v: string, ctx: z.RefinementCtx) => {
+const fhirString = (v: string, ctx: z.core.$RefinementCtx<string>) => {
   const problem = stringProblem(v);
   if (problem) ctx.addIssue({ code: 'custom', message: problem, abort: true });
 };
 /** Free text of at most `max` characters that follows the string rule; `min` 1 once trimmed. */
-const text = (max: number) => z.string().superRefine(fhirString).trim().min(1).max(max);
+const text = (max: number) => z.string().check(z.superRefine(fhirString), z.trim(), z.minLength(1), z.maxLength(max));
 
 const isCalendarDate = (s: string): boolean => {
   const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(s);
@@ -31,44 +36,52 @@ const isCalendarDate = (s: string): boolean => {
 /** A calendar date, YYYY-MM-DD. */
 export const DateString = z
   .string()
-  .regex(/^\d{4}-\d{2}-\d{2}$/, { error: 'must be a date written YYYY-MM-DD', abort: true })
-  .refine(isCalendarDate, { error: 'is not a real calendar date' })
-  .meta({ format: 'date' });
+  .check(
+    z.regex(/^\d{4}-\d{2}-\d{2}$/, { error: 'must be a date written YYYY-MM-DD', abort: true }),
+    z.refine(isCalendarDate, { error: 'is not a real calendar date' }),
+  )
+  .register(z.globalRegistry, { format: 'date' });
 
 /** An ISO 8601 date-time with seconds optional and an explicit offset (Z or ±hh:mm). */
 export const DateTimeString = z
   .string()
-  .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/, {
-    error: 'must be an ISO date-time with an offset, for example 2026-01-12T09:00:00+01:00',
-    abort: true,
-  })
-  .refine((s) => isCalendarDate(s.slice(0, 10)) && !Number.isNaN(Date.parse(s)), {
-    error: 'is not a real date-time',
-  })
+  .check(
+    z.regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/, {
+      error: 'must be an ISO date-time with an offset, for example 2026-01-12T09:00:00+01:00',
+      abort: true,
+    }),
+    z.refine((s: string) => isCalendarDate(s.slice(0, 10)) && !Number.isNaN(Date.parse(s)), {
+      error: 'is not a real date-time',
+    }),
+  )
   // No `format: date-time`: RFC 3339 requires seconds, which this format leaves optional.
-  .meta({ description: 'ISO 8601 date-time with an explicit offset (Z or ±hh:mm); seconds optional' });
+  .register(z.globalRegistry, { description: 'ISO 8601 date-time with an explicit offset (Z or ±hh:mm); seconds optional' });
 
 const NationalId = z
   .string()
-  .superRefine((v, ctx) => {
-    const r = checkNationalId(v);
-    if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: r });
-  })
+  .check(
+    z.superRefine((v: string, ctx) => {
+      const r = checkNationalId(v);
+      if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: r });
+    }),
+  )
   // The pattern is for the published JSON Schema, which cannot express the check digits.
-  .meta({ description: 'Norwegian fødselsnummer or D-number (11 digits, mod-11 check digits)', pattern: '^\\d{11}$' });
+  .register(z.globalRegistry, { description: 'Norwegian fødselsnummer or D-number (11 digits, mod-11 check digits)', pattern: '^\\d{11}$' });
 
 const OrgNumber = z
   .string()
-  .superRefine((v, ctx) => {
-    const r = checkOrgNumber(v);
-    if (r) ctx.addIssue({ code: 'custom', message: r });
-  })
-  .meta({ description: 'Norwegian organisation number (9 digits, mod-11 check digit)', pattern: '^\\d{9}$' });
+  .check(
+    z.superRefine((v: string, ctx) => {
+      const r = checkOrgNumber(v);
+      if (r) ctx.addIssue({ code: 'custom', message: r });
+    }),
+  )
+  .register(z.globalRegistry, { description: 'Norwegian organisation number (9 digits, mod-11 check digit)', pattern: '^\\d{9}$' });
 
-const Name = z.string().superRefine(fhirString).trim().min(1, { error: 'must not be empty' }).max(200);
-const Phone = z.string().regex(/^\+?[0-9][0-9 ()-]{3,19}$/, { error: 'must be a phone number such as +47 400 00 000' });
-const HprNumber = z.string().regex(/^\d{1,9}$/, { error: 'must be an HPR number of 1–9 digits' });
-const Id = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'must be 1–64 characters of A–Z, a–z, 0–9, . _ -' });
+const Name = z.string().check(z.superRefine(fhirString), z.trim(), z.minLength(1, { error: 'must not be empty' }), z.maxLength(200));
+const Phone = z.string().check(z.regex(/^\+?[0-9][0-9 ()-]{3,19}$/, { error: 'must be a phone number such as +47 400 00 000' }));
+const HprNumber = z.string().check(z.regex(/^\d{1,9}$/, { error: 'must be an HPR number of 1–9 digits' }));
+const Id = z.string().check(z.regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'must be 1–64 characters of A–Z, a–z, 0–9, . _ -' }));
 
 export const Gender = z.enum(['female', 'male', 'other', 'unknown']);
 export const Relationship = z.enum(['mother', 'father', 'co-mother', 'foster-parent', 'other']);
@@ -76,16 +89,13 @@ export const Profession = z.enum(['psychologist', 'psychiatrist', 'clinical-soci
 
 export const Organization = z.strictObject({
   orgNumber: OrgNumber,
-  reshId: z
-    .string()
-    .regex(/^\d{1,12}$/, { error: 'must be a RESH id (digits)' })
-    .optional(),
+  reshId: z.optional(z.string().check(z.regex(/^\d{1,12}$/, { error: 'must be a RESH id (digits)' }))),
   name: Name,
 });
 
 const personFields = {
   nationalId: NationalId,
-  given: z.array(Name).min(1, { error: 'needs at least one given name' }),
+  given: z.array(Name).check(z.minLength(1, { error: 'needs at least one given name' })),
   family: Name,
   birthDate: DateString,
   gender: Gender,
@@ -94,26 +104,26 @@ const personFields = {
 export const Parent = z.strictObject({
   ...personFields,
   relationship: Relationship,
-  phone: Phone.optional(),
+  phone: z.optional(Phone),
 });
 
-export const Infant = z.strictObject({ ...personFields, nationalId: NationalId.optional() });
+export const Infant = z.strictObject({ ...personFields, nationalId: z.optional(NationalId) });
 
 export const Clinician = z.strictObject({
   hprNumber: HprNumber,
-  given: z.array(Name).min(1, { error: 'needs at least one given name' }),
+  given: z.array(Name).check(z.minLength(1, { error: 'needs at least one given name' })),
   family: Name,
   profession: Profession,
-  phone: Phone.optional(),
+  phone: z.optional(Phone),
 });
 
 /** A rater may be given by HPR number alone, or in full. */
 export const Rater = z.strictObject({
   hprNumber: HprNumber,
-  given: z.array(Name).min(1).optional(),
-  family: Name.optional(),
-  profession: Profession.optional(),
-  phone: Phone.optional(),
+  given: z.optional(z.array(Name).check(z.minLength(1))),
+  family: z.optional(Name),
+  profession: z.optional(Profession),
+  phone: z.optional(Phone),
 });
 
 export const ReferralSource = z.enum(['health-visitor', 'general-practitioner', 'maternity-ward', 'child-welfare', 'adult-psychiatry', 'self', 'other']);
@@ -121,21 +131,21 @@ export const ReferralSource = z.enum(['health-visitor', 'general-practitioner', 
 export const Referral = z.strictObject({
   receivedOn: DateString,
   source: ReferralSource,
-  reason: text(4000).optional(),
+  reason: z.optional(text(4000)),
 });
 
-export const Period = z.strictObject({ start: DateString, end: DateString.optional() });
+export const Period = z.strictObject({ start: DateString, end: z.optional(DateString) });
 
 export const Condition = z.strictObject({
   system: z.literal('icd-10', { error: 'only "icd-10" is supported' }),
-  code: z.string().regex(/^[A-Z]\d{2}(\.\d{1,2})?$/, { error: 'must be an ICD-10 code such as F33.1' }),
-  display: text(500).optional(),
+  code: z.string().check(z.regex(/^[A-Z]\d{2}(\.\d{1,2})?$/, { error: 'must be an ICD-10 code such as F33.1' })),
+  display: z.optional(text(500)),
 });
 
 export const PrimaryTreatment = z.strictObject({
   organization: Organization,
-  contact: Clinician.optional(),
-  conditions: z.array(Condition).optional(),
+  contact: z.optional(Clinician),
+  conditions: z.optional(z.array(Condition)),
 });
 
 export const ShareClass = z.enum(['attendance', 'focus-areas', 'scores', 'themes', 'risk-flags', 'summary']);
@@ -145,9 +155,9 @@ export const Consent = z.strictObject({
   consentId: Id,
   status: ConsentStatus,
   decidedOn: DateString,
-  expiresOn: DateString.optional(),
+  expiresOn: z.optional(DateString),
   recipient: z.literal('primary-treatment'),
-  share: z.array(ShareClass).optional(),
+  share: z.optional(z.array(ShareClass)),
 });
 
 export const SessionKind = z.enum(['assessment', 'filming', 'review', 'follow-up']);
@@ -176,10 +186,10 @@ export const CancellationReason = z.enum(['parent-ill', 'infant-ill', 'clinic', 
 export const Clip = z.strictObject({
   clipId: Id,
   recordedAt: DateTimeString,
-  seconds: z.number().int().positive().max(86_400),
-  contentType: z.string().regex(/^video\/[a-z0-9.+-]+$/, { error: 'must be a video content type such as video/mp4' }),
-  uri: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).superRefine(fhirString),
-  sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, { error: 'must be a SHA-256 digest: 64 hexadecimal characters' }),
+  seconds: z.number().check(z.int(), z.positive(), z.lte(86_400)),
+  contentType: z.string().check(z.regex(/^video\/[a-z0-9.+-]+$/, { error: 'must be a video content type such as video/mp4' })),
+  uri: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).check(z.superRefine(fhirString)),
+  sha256: z.string().check(z.regex(/^[0-9a-fA-F]{64}$/, { error: 'must be a SHA-256 digest: 64 hexadecimal characters' })),
 });
 
 export const Session = z.strictObject({
@@ -188,21 +198,23 @@ export const Session = z.strictObject({
   status: SessionStatus,
   setting: Setting,
   start: DateTimeString,
-  minutes: z.number().int().positive().max(1440),
-  clips: z.array(Clip).optional(),
-  reviewsClips: z.array(Id).optional(),
-  focusElements: z.array(FocusElement).optional(),
-  themes: z.array(Theme).optional(),
-  cancellationReason: CancellationReason.optional(),
-  note: z.string().superRefine(fhirString).max(20_000).optional(),
+  minutes: z.number().check(z.int(), z.positive(), z.lte(1440)),
+  clips: z.optional(z.array(Clip)),
+  reviewsClips: z.optional(z.array(Id)),
+  focusElements: z.optional(z.array(FocusElement)),
+  themes: z.optional(z.array(Theme)),
+  cancellationReason: z.optional(CancellationReason),
+  note: z.optional(z.string().check(z.superRefine(fhirString), z.maxLength(20_000))),
 });
 
 const answer = (min: number, max: number) =>
   z
     .number({ error: 'must be a number' })
-    .int({ error: 'must be a whole number' })
-    .min(min, { error: `must be between ${min} and ${max}` })
-    .max(max, { error: `must be between ${min} and ${max}` });
+    .check(
+      z.int({ error: 'must be a whole number' }),
+      z.gte(min, { error: `must be between ${min} and ${max}` }),
+      z.lte(max, { error: `must be between ${min} and ${max}` }),
+    );
 
 /**
  * Answers keyed "1".."n"; every item required, no other item allowed. The items share one
@@ -220,7 +232,7 @@ const assessmentBase = {
   assessmentId: Id,
   completedOn: DateString,
   respondent: z.enum(['parent', 'clinician']),
-  rater: Rater.optional(),
+  rater: z.optional(Rater),
 };
 
 export const Assessment = z.discriminatedUnion(
@@ -254,8 +266,8 @@ export const ClosingReason = z.enum(['completed', 'dropped-out', 'moved', 'refer
 export const Closing = z.strictObject({
   closedOn: DateString,
   reason: ClosingReason,
-  clinicianGlobalImprovement: z.number().int().min(1).max(7).optional(),
-  recommendation: text(4000).optional(),
+  clinicianGlobalImprovement: z.optional(z.number().check(z.int(), z.gte(1), z.lte(7))),
+  recommendation: z.optional(text(4000)),
 });
 
 export const EpisodeStatus = z.enum(['planned', 'active', 'finished', 'cancelled']);
@@ -268,25 +280,27 @@ export interface EpisodeSchemaOptions {
 const episodeShape = {
   schemaVersion: z
     .string()
-    .refine((v) => /^1\.\d+$/.test(v), {
-      error: (iss) => `schemaVersion ${JSON.stringify(iss.input)} is not supported: this bridge understands episode format 1.x`,
-    })
-    .meta({ pattern: '^1\\.\\d+$' }),
+    .check(
+      z.refine((v: string) => /^1\.\d+$/.test(v), {
+        error: (iss) => `schemaVersion ${JSON.stringify(iss.input)} is not supported: this bridge understands episode format 1.x`,
+      }),
+    )
+    .register(z.globalRegistry, { pattern: '^1\\.\\d+$' }),
   episodeId: Id,
   status: EpisodeStatus,
   method: z.literal('marte-meo', { error: 'method must be "marte-meo"' }),
   clinic: Organization,
   referral: Referral,
-  period: Period.optional(),
-  therapist: Clinician.optional(),
+  period: z.optional(Period),
+  therapist: z.optional(Clinician),
   parent: Parent,
-  infants: z.array(Infant).min(1, { error: 'an episode needs at least one infant' }),
-  primaryTreatment: PrimaryTreatment.optional(),
-  consent: Consent.optional(),
-  sessions: z.array(Session).optional(),
-  assessments: z.array(Assessment).optional(),
-  goals: z.array(Goal).optional(),
-  closing: Closing.optional(),
+  infants: z.array(Infant).check(z.minLength(1, { error: 'an episode needs at least one infant' })),
+  primaryTreatment: z.optional(PrimaryTreatment),
+  consent: z.optional(Consent),
+  sessions: z.optional(z.array(Session)),
+  assessments: z.optional(z.array(Assessment)),
+  goals: z.optional(z.array(Goal)),
+  closing: z.optional(Closing),
 };
 
 const BaseEpisode = z.strictObject(episodeShape);
@@ -397,7 +411,7 @@ export function crossFieldRules(e: Partial<Episode>, ctx: Ctx, opts: Required<Ep
 /** The episode schema; `allowSyntheticIds` decides whether test identities are accepted. */
 export function episodeSchema(options: EpisodeSchemaOptions = {}) {
   const opts = { allowSyntheticIds: options.allowSyntheticIds ?? true };
-  return BaseEpisode.superRefine((e, ctx) => crossFieldRules(e, ctx, opts));
+  return BaseEpisode.check(z.superRefine((e: Episode, ctx) => crossFieldRules(e, ctx, opts)));
 }
 
 /**
@@ -410,7 +424,7 @@ export function validFields(raw: unknown): Partial<Episode> {
   for (const [key, schema] of Object.entries(episodeShape)) {
     const value = (raw as Record<string, unknown>)[key];
     if (value === undefined) continue;
-    const r = (schema as z.ZodType).safeParse(value);
+    const r = (schema as z.ZodMiniType).safeParse(value, { jitless: true });
     if (r.success) view[key] = r.data;
   }
   return view as Partial<Episode>;

@@ -1,5 +1,5 @@
 import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
-import type { z } from 'zod';
+import type { z } from 'zod/mini';
 import { issue, OperationOutcomeError, outcome } from '../fhir/outcome.ts';
 import { crossFieldRules, type Episode, type EpisodeSchemaOptions, episodeSchema, validFields } from './episode.ts';
 
