@@ -13,7 +13,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { EpisodeSchema } from '../src/domain/episode.ts';
 import { CANONICAL_BASE } from '../src/fhir/systems.ts';
 

@@ -4,7 +4,7 @@
  * and the rule for URLs that patient data or credentials travel to. Depends on nothing else
  * in the bridge, so each module can own its schema without importing config.ts.
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 
 /** Environment as wrangler, `.dev.vars` or `process.env` supply it. */
 export type ConfigEnv = Readonly<Record<string, string | undefined>>;
@@ -34,12 +34,11 @@ export function targetUrlProblem(url: string): string | undefined {
 }
 
 function urlSchema(kind: 'base' | 'endpoint') {
-  return z
-    .string()
-    .trim()
-    .transform((s, ctx) => {
+  return z.pipe(
+    z.string().check(z.trim()),
+    z.transform((s: string, ctx) => {
       const fail = (message: string) => {
-        ctx.addIssue({ code: 'custom', message });
+        ctx.issues.push({ code: 'custom', message, input: s });
         return z.NEVER;
       };
       let u: URL;
@@ -59,7 +58,8 @@ function urlSchema(kind: 'base' | 'endpoint') {
       if (u.protocol !== 'https:' && !LOOPBACK.test(u.hostname)) return fail('must use https (http is allowed only for localhost)');
       // The token URL is also the assertion's `aud`: keep it exactly as configured.
       return s;
-    });
+    }),
+  );
 }
 
 /** A FHIR target's base URL (see targetUrlProblem), without a trailing slash. */
@@ -67,11 +67,13 @@ export const targetBaseUrl = urlSchema('base');
 /** A token or JWKS endpoint: https (http on loopback), kept exactly as configured. */
 export const endpointUrl = urlSchema('endpoint');
 
-export const nonEmpty = z.string().trim().min(1, { error: 'must not be empty' });
-export const noControl = nonEmpty.regex(/^[^\x00-\x1f\x7f]+$/, { error: 'must not contain control characters' });
+export const nonEmpty = z.string().check(z.trim(), z.minLength(1, { error: 'must not be empty' }));
+export const noControl = nonEmpty.check(z.regex(/^[^\x00-\x1f\x7f]+$/, { error: 'must not contain control characters' }));
 /** RFC 6749 §3.3: space-separated scope-tokens. */
-export const oauthScope = nonEmpty.regex(/^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$/, {
-  error: 'must be space-separated OAuth scope tokens',
-});
+export const oauthScope = nonEmpty.check(
+  z.regex(/^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$/, {
+    error: 'must be space-separated OAuth scope tokens',
+  }),
+);
 /** The name of an environment variable that holds a secret. */
-export const envName = nonEmpty.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'must be the name of an environment variable (letters, digits, _)' });
+export const envName = nonEmpty.check(z.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'must be the name of an environment variable (letters, digits, _)' }));

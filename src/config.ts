@@ -12,7 +12,7 @@
  */
 import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
 import type { JWK } from 'jose';
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import {
   type ApiAuth,
   ApiAuthSchema,
@@ -121,7 +121,10 @@ const EXPECTED: Record<string, string> = {
   array: 'an array',
 };
 
-/** Zod's messages never echo input, but some are terse; this makes the common ones read well. */
+/**
+ * Plain sentences for what the schemas do not word themselves. The schemas are zod/mini, which
+ * carries no locale, so every kind of issue gets its sentence here; none repeats the input.
+ */
 const errorMap: z.core.$ZodErrorMap = (iss) => {
   if (iss.code === 'invalid_type') {
     return iss.input === undefined ? 'is required' : `must be ${EXPECTED[iss.expected] ?? iss.expected}`;
@@ -132,7 +135,9 @@ const errorMap: z.core.$ZodErrorMap = (iss) => {
   if (iss.code === 'invalid_value') {
     return `must be ${iss.values.length === 1 ? '' : 'one of '}${iss.values.map((v) => JSON.stringify(v)).join(', ')}`;
   }
-  return undefined;
+  if (iss.code === 'too_small') return iss.origin === 'string' ? 'must not be empty' : `must be at least ${String(iss.minimum)}`;
+  if (iss.code === 'too_big') return iss.origin === 'string' ? `must be at most ${String(iss.maximum)} characters` : `must be at most ${String(iss.maximum)}`;
+  return 'is not valid';
 };
 
 const TOKEN_KEYS = /token|secret|password|key$/i;

@@ -11,7 +11,7 @@
 import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
 import type { CryptoKey } from 'jose';
 import { importJWK, SignJWT } from 'jose';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { issue, OperationOutcomeError, outcome } from '../fhir/outcome.ts';
 import type { TargetAuth } from './config.ts';
 
@@ -40,14 +40,14 @@ export const REFRESH_MARGIN_SECONDS = 60;
 export const DEFAULT_EXPIRES_IN_SECONDS = 300;
 
 const TokenResponse = z.object({
-  access_token: z.string().regex(/^[\x21-\x7e]+$/),
-  token_type: z.string().regex(/^bearer$/i),
-  expires_in: z.coerce.number().positive().optional(),
+  access_token: z.string().check(z.regex(/^[\x21-\x7e]+$/)),
+  token_type: z.string().check(z.regex(/^bearer$/i)),
+  expires_in: z.optional(z.coerce.number().check(z.positive())),
 });
 
 const OAuthError = z.object({
-  error: z.string().regex(/^[\x20\x21\x23-\x5b\x5d-\x7e]{1,100}$/),
-  error_description: z.string().optional(),
+  error: z.string().check(z.regex(/^[\x20\x21\x23-\x5b\x5d-\x7e]{1,100}$/)),
+  error_description: z.optional(z.string()),
 });
 
 /** What a token provider needs of a target's configuration (sync/target-config.ts). */

@@ -7,7 +7,7 @@
  * environment with these and resolves the secrets they name.
  */
 import type { JWK } from 'jose';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { endpointUrl, envName, noControl, oauthScope } from '../config-fields.ts';
 import { SIGNING_ALGS, type SigningAlg } from './jwks.ts';
 import type { Secret } from './secret.ts';
@@ -100,10 +100,10 @@ export const TargetAuthSchema = z.discriminatedUnion('type', [
     type: z.literal('smart-backend'),
     tokenUrl: endpointUrl,
     clientId: noControl,
-    scope: oauthScope.default(DEFAULT_SMART_SCOPE),
+    scope: z._default(oauthScope, DEFAULT_SMART_SCOPE),
     keyId: noControl,
     alg: z.enum(SIGNING_ALGS),
-    jku: endpointUrl.optional(),
+    jku: z.optional(endpointUrl),
   }),
 ]);
 
@@ -117,11 +117,15 @@ export const ApiAuthSchema = z.discriminatedUnion('type', [
     jwksUrl: endpointUrl,
     issuer: noControl,
     audience: noControl,
-    maxLifetimeSeconds: z
-      .int({ error: `must be a whole number of seconds from 60 to ${MAX_TOKEN_LIFETIME_LIMIT_SECONDS}` })
-      .min(60, { error: `must be a whole number of seconds from 60 to ${MAX_TOKEN_LIFETIME_LIMIT_SECONDS}` })
-      .max(MAX_TOKEN_LIFETIME_LIMIT_SECONDS, { error: `must be a whole number of seconds from 60 to ${MAX_TOKEN_LIFETIME_LIMIT_SECONDS}` })
-      .default(DEFAULT_MAX_TOKEN_LIFETIME_SECONDS),
+    maxLifetimeSeconds: z._default(
+      z
+        .int({ error: `must be a whole number of seconds from 60 to ${MAX_TOKEN_LIFETIME_LIMIT_SECONDS}` })
+        .check(
+          z.gte(60, { error: `must be a whole number of seconds from 60 to ${MAX_TOKEN_LIFETIME_LIMIT_SECONDS}` }),
+          z.lte(MAX_TOKEN_LIFETIME_LIMIT_SECONDS, { error: `must be a whole number of seconds from 60 to ${MAX_TOKEN_LIFETIME_LIMIT_SECONDS}` }),
+        ),
+      DEFAULT_MAX_TOKEN_LIFETIME_SECONDS,
+    ),
   }),
 ]);
 /** API_AUTH as written, before the secret it names is resolved. */

@@ -2,7 +2,7 @@
  * OpenAPI 3.1 description of the HTTP API, generated from the same zod schemas that
  * validate requests (OpenAPI 3.1 uses JSON Schema 2020-12, which zod emits directly).
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { EpisodeSchema } from '../domain/episode.ts';
 import { FHIR_JSON as FHIR } from '../fhir/json.ts';
 import { MAX_BODY_BYTES } from './middleware.ts';

@@ -3,7 +3,7 @@
  * to it (auth/config.ts) and the timeout of each request. config.ts reads FHIR_TARGETS with
  * this schema and resolves the auth secrets.
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { type TargetAuth, TargetAuthSchema } from '../auth/config.ts';
 import { targetBaseUrl } from '../config-fields.ts';
 
@@ -23,7 +23,7 @@ export interface TargetConfig {
 export const TargetSchema = z.strictObject({
   baseUrl: targetBaseUrl,
   auth: TargetAuthSchema,
-  timeoutMs: z.int().min(1).max(600_000).default(DEFAULT_TIMEOUT_MS),
+  timeoutMs: z._default(z.int().check(z.gte(1), z.lte(600_000)), DEFAULT_TIMEOUT_MS),
 });
 /** A target as written, before its auth secrets are resolved. */
 export type RawTarget = z.output<typeof TargetSchema>;

@@ -222,6 +222,9 @@ describe('loadConfig errors', () => {
     for (const i of err.outcome.issue ?? []) expect(i.details?.text?.startsWith(`${i.expression?.[0]}: `)).toBe(true);
     expect(text).toMatch(/FHIR_TARGETS\.clinic\.auth\.tokenSecret: names the secret NOT_SET_TOKEN, which is not set/);
     expect(text).toMatch(/auth\.token: is not a known setting; secrets never go in FHIR_TARGETS/);
+    // Plain sentences, never zod's own wording ("Too small: expected number to be >=1", "Invalid input").
+    expect(text).toContain('FHIR_TARGETS.primary.923456783.timeoutMs: must be at least 1');
+    expect(text).not.toMatch(/Invalid input|Too (small|big)|expected .* to be/);
     for (const secret of [TOKEN, 'raw-token-in-json-8fJ2', 'c2VjcmV0LWhtYWMta2V5LXZhbHVl', ...privateParts(rsa)]) {
       expect(text).not.toContain(secret);
     }
