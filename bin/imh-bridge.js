@@ -1,8 +1,11 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI directly: Node 22.18+ strips the types itself
-// (https://nodejs.org/api/typescript.html), so the CLI and the Worker share one source tree.
-// npx and npm scripts put the project's own Node 22 (node_modules/.bin/node) first on PATH.
+// Runs the CLI: the esbuild bundle in dist/cli/ (scripts/build-cli.ts, built by `npm ci`) while
+// it is as new as the sources it was built from, else the TypeScript sources directly, whose
+// types Node 22.18+ strips itself (https://nodejs.org/api/typescript.html). The CLI and the
+// Worker share one source tree. npx and npm scripts put the project's own Node 22
+// (node_modules/.bin/node) first on PATH.
 import module from 'node:module';
+import { freshBundle } from './cli-bundle.js';
 
 if (!process.features.typescript) {
   console.error(
@@ -15,4 +18,4 @@ if (!process.features.typescript) {
 // included) from the cache instead of compiling them again. In NODE_COMPILE_CACHE's directory,
 // else Node's own under the temporary directory; NODE_DISABLE_COMPILE_CACHE=1 turns it off.
 module.enableCompileCache?.();
-await import('../src/cli.ts');
+await import(freshBundle(new URL('..', import.meta.url)) ?? '../src/cli.ts');
