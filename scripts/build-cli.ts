@@ -26,9 +26,10 @@ import { build } from 'esbuild';
 const root = resolve(import.meta.dirname, '..');
 const { values } = parseArgs({ options: { outdir: { type: 'string' } } });
 const outdir = resolve(values.outdir ?? join(root, 'dist', 'cli'));
-// Built beside the target and renamed into place, so that a CLI starting meanwhile sees the
-// old bundle or the new one, never half of one.
+// Built beside the target and renamed into place, so that a CLI starting meanwhile finds the
+// old bundle, none (and runs the sources), or the new one: never a half-written one.
 const temp = `${outdir}.building-${process.pid}`;
+const started = Date.now();
 rmSync(temp, { recursive: true, force: true });
 mkdirSync(temp, { recursive: true });
 try {
@@ -51,15 +52,25 @@ try {
     logLevel: 'warning',
   });
   const inputs: Record<string, [number, number]> = {};
+  const changed: string[] = [];
   for (const file of Object.keys(result.metafile.inputs).sort()) {
     const s = statSync(join(root, file));
+    // Written while esbuild read it (or dated in the future): the bundle might hold older text
+    // than the time recorded for it says.
+    if (s.mtimeMs >= started) changed.push(file);
     inputs[relative(root, join(root, file)).split('\\').join('/')] = [s.size, s.mtimeMs];
   }
-  writeFileSync(join(temp, 'inputs.json'), `${JSON.stringify({ inputs })}\n`);
   rmSync(outdir, { recursive: true, force: true });
-  renameSync(temp, outdir);
-  console.log(`built ${relative(root, outdir) || outdir}/cli.mjs from ${Object.keys(inputs).length} files`);
-  if (!values.outdir) warmCompileCache();
+  if (changed.length) {
+    // Not an error: without a bundle the CLI runs the sources, only slower.
+    rmSync(temp, { recursive: true, force: true });
+    console.warn(`no CLI bundle: ${changed.slice(0, 3).join(', ')} changed during the build; the CLI runs the sources until npm run build:cli`);
+  } else {
+    writeFileSync(join(temp, 'inputs.json'), `${JSON.stringify({ inputs })}\n`);
+    renameSync(temp, outdir);
+    console.log(`built ${relative(root, outdir) || outdir}/cli.mjs from ${Object.keys(inputs).length} files`);
+    if (!values.outdir) warmCompileCache();
+  }
 } catch (e) {
   rmSync(temp, { recursive: true, force: true });
   throw e;
