@@ -5,6 +5,7 @@
 // Worker share one source tree. npx and npm scripts put the project's own Node 22
 // (node_modules/.bin/node) first on PATH.
 import module from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { freshBundle } from './cli-bundle.js';
 
 if (!process.features.typescript) {
@@ -13,9 +14,13 @@ if (!process.features.typescript) {
   );
   process.exit(1);
 }
-// Node's on-disk compile cache (https://nodejs.org/api/module.html#module-compile-cache): every
-// run after the first takes the bytecode of the modules it loads (the generated validators
-// included) from the cache instead of compiling them again. In NODE_COMPILE_CACHE's directory,
-// else Node's own under the temporary directory; NODE_DISABLE_COMPILE_CACHE=1 turns it off.
-module.enableCompileCache?.();
+// Node's on-disk compile cache (https://nodejs.org/api/module.html#module-compile-cache): a run
+// takes the bytecode of the modules it loads (the generated validators included) from the
+// cache instead of compiling them again. Kept in the project, node_modules/.cache/, where `npm
+// ci` fills it (scripts/build-cli.ts) and no reboot empties it, as one under the temporary
+// directory would be; NODE_COMPILE_CACHE names another directory, and
+// NODE_DISABLE_COMPILE_CACHE=1 turns it off.
+module.enableCompileCache?.(
+  process.env.NODE_COMPILE_CACHE ? undefined : fileURLToPath(new URL('../node_modules/.cache/imh-bridge-compile-cache', import.meta.url)),
+);
 await import(freshBundle(new URL('..', import.meta.url)) ?? '../src/cli.ts');

@@ -5,7 +5,7 @@
  * run time, and is never run once a file it was built from has changed.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -84,6 +84,21 @@ describe('freshBundle: which build of the CLI runs', () => {
     expect(node([join(app, 'bin', 'imh-bridge.js')], { env }).out).toBe('bundle\n');
     writeFileSync(join(app, 'src', 'cli.ts'), "console.log('sources!');\n");
     expect(node([join(app, 'bin', 'imh-bridge.js')], { env }).out).toBe('sources!\n');
+  });
+
+  it("keeps Node's compile cache in node_modules/.cache, or where NODE_COMPILE_CACHE says", () => {
+    const app = join(tmp, 'app'); // the project the test above made
+    const inProject = join(app, 'node_modules', '.cache', 'imh-bridge-compile-cache');
+    const elsewhere = join(tmp, 'compile-cache');
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.NODE_DISABLE_COMPILE_CACHE;
+    delete env.NODE_COMPILE_CACHE;
+    expect(node([join(app, 'bin', 'imh-bridge.js')], { env }).code).toBe(0);
+    expect(readdirSync(inProject).length).toBeGreaterThan(0);
+    rmSync(inProject, { recursive: true });
+    expect(node([join(app, 'bin', 'imh-bridge.js')], { env: { ...env, NODE_COMPILE_CACHE: elsewhere } }).code).toBe(0);
+    expect(readdirSync(elsewhere).length).toBeGreaterThan(0);
+    expect(existsSync(inProject)).toBe(false);
   });
 });
 
