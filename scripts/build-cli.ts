@@ -17,8 +17,7 @@
  *   node scripts/build-cli.ts --outdir DIR      # elsewhere (the tests)
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
@@ -58,7 +57,7 @@ try {
     // Written while esbuild read it (or dated in the future): the bundle might hold older text
     // than the time recorded for it says.
     if (s.mtimeMs >= started) changed.push(file);
-    inputs[relative(root, join(root, file)).split('\\').join('/')] = [s.size, s.mtimeMs];
+    inputs[file] = [s.size, s.mtimeMs]; // esbuild names inputs relative to absWorkingDir, with /
   }
   rmSync(outdir, { recursive: true, force: true });
   if (changed.length) {
@@ -83,17 +82,8 @@ try {
  * the ones after it. Best effort: a failure here says so and changes nothing else.
  */
 function warmCompileCache(): void {
-  const scratch = mkdtempSync(join(tmpdir(), 'imh-cli-warm-'));
-  try {
-    const bin = join(root, 'bin', 'imh-bridge.js');
-    const map = spawnSync(process.execPath, [bin, 'map', join(root, 'examples', 'completed-mother.episode.json')], { encoding: 'utf8', maxBuffer: 64 << 20 });
-    if (map.status !== 0) throw new Error(`map exited ${map.status}`);
-    writeFileSync(join(scratch, 'bundle.json'), map.stdout);
-    const validate = spawnSync(process.execPath, [bin, 'validate', join(scratch, 'bundle.json')], { encoding: 'utf8' });
-    if (validate.status !== 0) throw new Error(`validate exited ${validate.status}`);
-  } catch (e) {
-    console.warn(`the compile cache was not warmed (${(e as Error).message}); the first imh-bridge run fills it instead`);
-  } finally {
-    rmSync(scratch, { recursive: true, force: true });
-  }
+  const bin = join(root, 'bin', 'imh-bridge.js');
+  const map = spawnSync(process.execPath, [bin, 'map', join(root, 'examples', 'completed-mother.episode.json')], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const validate = map.status === 0 ? spawnSync(process.execPath, [bin, 'validate', '-'], { input: map.stdout, encoding: 'utf8' }) : undefined;
+  if (validate?.status !== 0) console.warn('the compile cache was not warmed (a run of the new CLI failed); the first imh-bridge run fills it instead');
 }

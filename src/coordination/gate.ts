@@ -58,9 +58,6 @@ export function evaluateGate(episode: Episode, at: string, hasTarget: (orgNumber
   return { open: true, orgNumber, share: new Set(c.share ?? []) };
 }
 
-/** True when a consent was once given for the primary team (so open requests there may need cancelling). */
-export const everShared = (episode: Episode): boolean => !!episode.consent && episode.consent.recipient === 'primary-treatment' && !!episode.primaryTreatment;
-
 /** What the clinic's own record needs of the gate: whether risk flags go, and if not, why. */
 export function clinicSharing(gate: Gate): { riskShared: boolean; reason: string } {
   if (!gate.open) return { riskShared: false, reason: gate.text };

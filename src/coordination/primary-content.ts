@@ -8,29 +8,26 @@
  * Whether anything crosses at all is the gate's decision (gate.ts), taken in share.ts.
  */
 import { createHash } from 'node:crypto';
-import type { Bundle, DocumentReference, Encounter, EpisodeOfCare, Extension, Observation, Patient, Procedure, Task } from '@medplum/fhirtypes';
+import type { Bundle, DocumentReference, EpisodeOfCare, Observation, Patient, Task } from '@medplum/fhirtypes';
 import type { Episode } from '../domain/episode.ts';
 import type { Ref } from '../fhir/bundle-scope.ts';
 import type { IdentityOptions } from '../fhir/identity.ts';
 import { FHIR_JSON } from '../fhir/json.ts';
-import { LOINC, profileUrl, UCUM } from '../fhir/systems.ts';
+import { LOINC, UCUM } from '../fhir/systems.ts';
 import { coding, translateTo } from '../fhir/terminology.ts';
 import { INSTRUMENTS } from '../instruments/definitions.ts';
 import { classificationCoding, episodeOutcomes } from '../instruments/outcomes.ts';
 import { addScores, selfHarmFlagRef } from '../instruments/score-resources.ts';
 import { round2 } from '../instruments/scoring.ts';
 import { selfHarmAssessments, selfHarmResolvedOn } from '../mapping/assessments.ts';
-import { addMinutes, MappingContext } from '../mapping/context.ts';
+import { MappingContext } from '../mapping/context.ts';
 import { mapConsent } from '../mapping/episode-of-care.ts';
 import { mapClinician, mapOrganization, nationalIdentifier } from '../mapping/people.ts';
-import { base64Utf8 } from '../mapping/sessions.ts';
+import { base64Utf8, focusElementExtensions, sessionEncounter, sessionProcedure, themeExtensions } from '../mapping/sessions.ts';
 import type { ShareClass } from './gate.ts';
 
 /** The occasions of coordination requests (CodeSystem coordination-request). */
 export type RequestOccasion = 'guidance-started' | 'risk-follow-up' | 'guidance-ended';
-
-const V3_ACT_CODE = 'http://terminology.hl7.org/CodeSystem/v3-ActCode';
-const ENCOUNTER_STATUS = 'http://hl7.org/fhir/encounter-status';
 
 /** Identifier of a coordination request of the episode: one per episode and occasion. */
 export function requestIdentifier(ctx: MappingContext, occasion: RequestOccasion, assessmentId?: string) {
@@ -99,53 +96,14 @@ export function primaryContent(e: Episode, share: ReadonlySet<ShareClass>, ident
   for (const s of e.sessions ?? []) {
     if (!has('attendance')) break;
     const identifier = ctx.episodeId('session', s.sessionId);
-    const extension: Extension[] = [{ url: profileUrl('imh-session-attendance'), valueCoding: coding('session-attendance', s.status) }];
-    if (s.cancellationReason) extension.push({ url: profileUrl('imh-cancellation-reason'), valueCoding: coding('cancellation-reason', s.cancellationReason) });
-    const attended = s.status === 'attended';
-    encounters.set(
-      s.sessionId,
-      ctx.add<Encounter>(
-        {
-          resourceType: 'Encounter',
-          identifier: [identifier],
-          extension,
-          status: translateTo('session-attendance-to-encounter-status', s.status, ENCOUNTER_STATUS).code as Encounter['status'],
-          class: translateTo('session-setting-to-encounter-class', s.setting, V3_ACT_CODE),
-          type: [{ coding: [coding('session-kind', s.kind)] }],
-          subject: parent,
-          episodeOfCare: [episodeOfCare],
-          period: attended ? { start: s.start, end: addMinutes(s.start, s.minutes) } : { start: s.start },
-          length: { value: s.minutes, unit: 'min', system: UCUM, code: 'min' },
-        },
-        { identifier, clinical: true },
-      ),
-    );
+    encounters.set(s.sessionId, ctx.add(sessionEncounter(s, identifier, parent, episodeOfCare), { identifier, clinical: true }));
   }
   for (const s of e.sessions ?? []) {
     if (s.status !== 'attended') continue;
-    const extension: Extension[] = [
-      ...(has('focus-areas') ? (s.focusElements ?? []) : []).map((f) => ({
-        url: profileUrl('imh-focus-element'),
-        valueCoding: coding('marte-meo-focus-element', f),
-      })),
-      ...(has('themes') ? (s.themes ?? []) : []).map((t) => ({ url: profileUrl('imh-change-theme'), valueCoding: coding('change-process-theme', t) })),
-    ];
+    const extension = [...(has('focus-areas') ? focusElementExtensions(s) : []), ...(has('themes') ? themeExtensions(s) : [])];
     if (!extension.length) continue;
     const identifier = ctx.episodeId('procedure', s.sessionId);
-    ctx.add<Procedure>(
-      {
-        resourceType: 'Procedure',
-        identifier: [identifier],
-        extension,
-        status: 'completed',
-        category: { coding: [coding('session-kind', s.kind)] },
-        code: { coding: [coding('video-guidance-method', e.method)] },
-        subject: parent,
-        encounter: encounters.get(s.sessionId),
-        performedPeriod: { start: s.start, end: addMinutes(s.start, s.minutes) },
-      },
-      { identifier, clinical: true },
-    );
+    ctx.add(sessionProcedure(s, identifier, e.method, parent, encounters.get(s.sessionId), extension), { identifier, clinical: true });
   }
 
   // Scores (totals, subscales, ratings with bands) and risk flags, never the answers behind them.

@@ -28,9 +28,6 @@ export function stringProblem(s: string): string | undefined {
   return undefined;
 }
 
-/** True when the string follows the rule. */
-export const isFhirString = (s: string): boolean => stringProblem(s) === undefined;
-
 export interface StringFinding {
   /** Where: a FHIRPath-like expression (`Patient.name[0].family`) or a JSON pointer. */
   path: string;

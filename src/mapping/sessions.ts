@@ -1,5 +1,5 @@
 /** Sessions as Encounters, the video guidance as Procedure, clips as DocumentReference (metadata only). */
-import type { DocumentReference, Encounter, Extension, Procedure } from '@medplum/fhirtypes';
+import type { DocumentReference, Encounter, Extension, Identifier, Procedure } from '@medplum/fhirtypes';
 import type { Session } from '../domain/episode.ts';
 import type { Ref } from '../fhir/bundle-scope.ts';
 import { LOINC, profileUrl, SECURITY, UCUM } from '../fhir/systems.ts';
@@ -31,27 +31,64 @@ export function mapSessions(ctx: MappingContext, r: SessionRefs): void {
   }
 }
 
-function mapEncounter(ctx: MappingContext, s: Session, r: SessionRefs): Ref {
-  const identifier = ctx.episodeId('session', s.sessionId);
+/**
+ * A session as the Encounter of its attendance (status, setting, kind, times), in the clinic's
+ * Bundle and in what crosses to the primary team alike; the therapist only where given.
+ */
+export function sessionEncounter(s: Session, identifier: Identifier, subject: Ref, episodeOfCare: Ref, therapist?: Ref): Encounter {
   const extension: Extension[] = [{ url: profileUrl('imh-session-attendance'), valueCoding: coding('session-attendance', s.status) }];
   if (s.cancellationReason) extension.push({ url: profileUrl('imh-cancellation-reason'), valueCoding: coding('cancellation-reason', s.cancellationReason) });
   const attended = s.status === 'attended';
-  return ctx.add<Encounter>(
-    {
-      resourceType: 'Encounter',
-      identifier: [identifier],
-      extension,
-      status: translateTo('session-attendance-to-encounter-status', s.status, ENCOUNTER_STATUS).code as Encounter['status'],
-      class: translateTo('session-setting-to-encounter-class', s.setting, V3_ACT_CODE),
-      type: [{ coding: [coding('session-kind', s.kind)] }],
-      subject: r.parent,
-      episodeOfCare: [r.episodeOfCare],
-      participant: r.therapist ? [{ individual: r.therapist }] : undefined,
-      period: attended ? { start: s.start, end: addMinutes(s.start, s.minutes) } : { start: s.start },
-      length: { value: s.minutes, unit: 'min', system: UCUM, code: 'min' },
-    },
-    { profile: 'imh-encounter', identifier, clinical: true },
-  );
+  return {
+    resourceType: 'Encounter',
+    identifier: [identifier],
+    extension,
+    status: translateTo('session-attendance-to-encounter-status', s.status, ENCOUNTER_STATUS).code as Encounter['status'],
+    class: translateTo('session-setting-to-encounter-class', s.setting, V3_ACT_CODE),
+    type: [{ coding: [coding('session-kind', s.kind)] }],
+    subject,
+    episodeOfCare: [episodeOfCare],
+    participant: therapist ? [{ individual: therapist }] : undefined,
+    period: attended ? { start: s.start, end: addMinutes(s.start, s.minutes) } : { start: s.start },
+    length: { value: s.minutes, unit: 'min', system: UCUM, code: 'min' },
+  };
+}
+
+/** The focus elements an attended session worked on, as extensions of its Procedure. */
+export const focusElementExtensions = (s: Session): Extension[] =>
+  (s.focusElements ?? []).map((f) => ({ url: profileUrl('imh-focus-element'), valueCoding: coding('marte-meo-focus-element', f) }));
+
+/** The change-process themes of an attended session, as extensions of its Procedure. */
+export const themeExtensions = (s: Session): Extension[] =>
+  (s.themes ?? []).map((t) => ({ url: profileUrl('imh-change-theme'), valueCoding: coding('change-process-theme', t) }));
+
+/** An attended session's video guidance as a Procedure, with the extensions the recipient may have. */
+export function sessionProcedure(
+  s: Session,
+  identifier: Identifier,
+  method: string,
+  subject: Ref,
+  encounter: Ref | undefined,
+  extension: Extension[],
+  therapist?: Ref,
+): Procedure {
+  return {
+    resourceType: 'Procedure',
+    identifier: [identifier],
+    extension: extension.length ? extension : undefined,
+    status: 'completed',
+    category: { coding: [coding('session-kind', s.kind)] },
+    code: { coding: [coding('video-guidance-method', method)] },
+    subject,
+    encounter,
+    performedPeriod: { start: s.start, end: addMinutes(s.start, s.minutes) },
+    performer: therapist ? [{ actor: therapist }] : undefined,
+  };
+}
+
+function mapEncounter(ctx: MappingContext, s: Session, r: SessionRefs): Ref {
+  const identifier = ctx.episodeId('session', s.sessionId);
+  return ctx.add(sessionEncounter(s, identifier, r.parent, r.episodeOfCare, r.therapist), { profile: 'imh-encounter', identifier, clinical: true });
 }
 
 /** Psychotherapy notes: the strictest labels there are, so servers and sharing rules keep them apart. */
@@ -127,23 +164,13 @@ function mapClip(ctx: MappingContext, s: Session, clip: NonNullable<Session['cli
 function mapProcedure(ctx: MappingContext, s: Session, encounter: Ref, clips: Map<string, Ref>, r: SessionRefs): Ref {
   const identifier = ctx.episodeId('procedure', s.sessionId);
   const extension: Extension[] = [
-    ...(s.focusElements ?? []).map((f) => ({ url: profileUrl('imh-focus-element'), valueCoding: coding('marte-meo-focus-element', f) })),
-    ...(s.themes ?? []).map((t) => ({ url: profileUrl('imh-change-theme'), valueCoding: coding('change-process-theme', t) })),
+    ...focusElementExtensions(s),
+    ...themeExtensions(s),
     ...(s.reviewsClips ?? []).map((c) => ({ url: profileUrl('imh-reviewed-clip'), valueReference: clips.get(c) as Ref })),
   ];
-  return ctx.add<Procedure>(
-    {
-      resourceType: 'Procedure',
-      identifier: [identifier],
-      extension: extension.length ? extension : undefined,
-      status: 'completed',
-      category: { coding: [coding('session-kind', s.kind)] },
-      code: { coding: [coding('video-guidance-method', ctx.episode.method)] },
-      subject: r.parent,
-      encounter,
-      performedPeriod: { start: s.start, end: addMinutes(s.start, s.minutes) },
-      performer: r.therapist ? [{ actor: r.therapist }] : undefined,
-    },
-    { profile: 'imh-video-guidance', identifier, clinical: true },
-  );
+  return ctx.add(sessionProcedure(s, identifier, ctx.episode.method, r.parent, encounter, extension, r.therapist), {
+    profile: 'imh-video-guidance',
+    identifier,
+    clinical: true,
+  });
 }

@@ -395,17 +395,8 @@ async function deliverToTarget(job: Job, bundle: Bundle, target: string, deps: D
     } else kept.push(r);
   }
   const resources: LedgerRecord['resources'] = [...written, ...kept];
-  await deps.store.putLedger({
-    tenant: job.tenant,
-    episodeKey: job.episodeKey,
-    target,
-    seq: job.seq,
-    contentHash,
-    mappingVersion: job.mappingVersion,
-    deliveredAt: at(),
-    resources,
-  });
-  const result: TargetResult = { status: 'delivered', written: written.length, retracted, counts, deliveredAt: at() };
+  const deliveredAt = await recordDelivery(job, target, contentHash, resources, deps);
+  const result: TargetResult = { status: 'delivered', written: written.length, retracted, counts, deliveredAt };
   return isPrimary(target) ? withRequests(result, job, target, resources, deps, client) : result;
 }
 
@@ -446,6 +437,22 @@ function linkSummaryVersions(bundle: Bundle, ledger: LedgerRecord | undefined): 
   return { bundle: linked, replaced };
 }
 
+/** Records in the ledger what a delivery left on the target; returns when, as the result reports it too. */
+async function recordDelivery(job: Job, target: string, contentHash: string, resources: LedgerRecord['resources'], deps: DeliveryDeps): Promise<string> {
+  const deliveredAt = new Date(deps.now()).toISOString();
+  await deps.store.putLedger({
+    tenant: job.tenant,
+    episodeKey: job.episodeKey,
+    target,
+    seq: job.seq,
+    contentHash,
+    mappingVersion: job.mappingVersion,
+    deliveredAt,
+    resources,
+  });
+  return deliveredAt;
+}
+
 /**
  * A consent that was active is withdrawn or has expired: cancel the bridge's requests still
  * open on the primary server (src/sync/coordination.ts) and nothing else. Nothing is retracted:
@@ -461,7 +468,6 @@ async function deliverCancellations(
   client: FhirTargetClient,
   deps: DeliveryDeps,
 ): Promise<TargetResult> {
-  const at = () => new Date(deps.now()).toISOString();
   const done = await applyCancellations(client, bundle);
   const resources = [...(ledger?.resources ?? [])];
   for (const c of done) {
@@ -471,23 +477,14 @@ async function deliverCancellations(
     if (i >= 0) resources[i] = entry;
     else resources.push(entry);
   }
-  await deps.store.putLedger({
-    tenant: job.tenant,
-    episodeKey: job.episodeKey,
-    target,
-    seq: job.seq,
-    contentHash,
-    mappingVersion: job.mappingVersion,
-    deliveredAt: at(),
-    resources,
-  });
+  const deliveredAt = await recordDelivery(job, target, contentHash, resources, deps);
   const cancelled = done.filter((c) => c.result === 'cancelled').length;
   const result: TargetResult = {
     status: 'delivered',
     written: cancelled,
     retracted: 0,
     counts: { created: 0, updated: cancelled, unchanged: done.length - cancelled },
-    deliveredAt: at(),
+    deliveredAt,
   };
   return withRequests(result, job, target, resources, deps, client);
 }

@@ -16,7 +16,7 @@ import type { Bundle, Flag, Observation, OperationOutcome, Parameters, Questionn
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/http/app.ts';
-import { CHROMIUM, chromiumFor } from './chromium.ts';
+import { CHROMIUM, CHROMIUM_ARGS, chromiumFor } from './chromium.ts';
 import { lformsDist } from './lforms-dist.ts';
 
 const hasChromium = chromiumFor('the LHC-Forms browser tests');
@@ -77,16 +77,7 @@ describe.skipIf(!hasChromium)('LHC-Forms renders, fills and exports every publis
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
+      args: CHROMIUM_ARGS,
     });
     page = context.pages()[0] ?? (await context.newPage());
     page.setDefaultTimeout(20_000);

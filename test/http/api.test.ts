@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import completed from '../../examples/completed-mother.episode.json';
 import planned from '../../examples/planned-minimal.episode.json';
 import worker from '../../src/worker.ts';
+import { PRODUCTION_IDENTITY } from '../fixtures/production.ts';
 
 const post = (path: string, body: string, type = 'application/json') =>
   SELF.fetch(`http://bridge${path}`, { method: 'POST', headers: { 'content-type': type }, body });
@@ -60,12 +61,9 @@ describe('POST /v1/episodes/$map (inside workerd)', () => {
     const token = 'test-api-token-0123456789abcdefghijkl';
     const production = {
       ...env,
-      BRIDGE_ENV: 'production',
-      ALLOW_SYNTHETIC_IDS: 'false',
+      ...PRODUCTION_IDENTITY,
       API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}',
       API_TOKENS: token,
-      IDENTIFIER_NAMESPACE: 'https://fhir.clinic.example/sid',
-      IDENTITY_SECRET: 'test-identity-secret-0123456789abcdefghij',
       DATA_ENCRYPTION_KEYS: JSON.stringify([{ kid: 'test-1', k: 'x'.repeat(43) }]),
     };
     const request = () =>

@@ -24,6 +24,7 @@ import { attemptJob, submitEpisode } from '../../src/sync/deliver.ts';
 import { clientFactory } from '../../src/sync/targets.ts';
 import type { NewJob } from '../../src/sync/types.ts';
 import worker from '../../src/worker.ts';
+import { capabilityStatement } from '../fixtures/capability.ts';
 
 type Env = typeof env;
 type Outcome = { resourceType: string; issue: { severity: string; code: string; diagnostics?: string; details?: { text?: string }; expression?: string[] }[] };
@@ -201,14 +202,7 @@ async function jobOf(tenant: string, episode: Record<string, unknown>): Promise<
 const quotingServer: typeof fetch = async (input) => {
   const url = input instanceof Request ? input.url : String(input);
   if (url.endsWith('/metadata')) {
-    return Response.json({
-      resourceType: 'CapabilityStatement',
-      status: 'active',
-      kind: 'instance',
-      fhirVersion: '4.0.1',
-      format: ['json'],
-      rest: [{ mode: 'server', interaction: [{ code: 'transaction' }] }],
-    });
+    return Response.json(capabilityStatement());
   }
   const p = completed.parent;
   const quoted = `Patient?identifier=urn:oid:2.16.578.1.12.4.1.4.1|${p.nationalId} matches ${p.given[0]} ${p.family} (born ${p.birthDate}, tel ${p.phone}); child ${completed.infants[0]!.nationalId} ${completed.infants[0]!.given[0]}`;

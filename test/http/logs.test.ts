@@ -11,6 +11,8 @@ import completed from '../../examples/completed-mother.episode.json';
 import { LOG_EVENTS } from '../../src/log.ts';
 import { DEAD_LETTER_QUEUE } from '../../src/sync/dead-letter.ts';
 import worker from '../../src/worker.ts';
+import { capabilityStatement } from '../fixtures/capability.ts';
+import { PRODUCTION_IDENTITY } from '../fixtures/production.ts';
 
 type Env = typeof env;
 /** The FHIR servers of the clinic and of the primary team, which this test stands in for. */
@@ -45,14 +47,7 @@ beforeAll(() => {
     if (!servers.some((base) => url.startsWith(base))) return realFetch(input, init);
     if (serverDown) throw new TypeError(`connect ECONNREFUSED while sending ${p.given[0]} ${p.family} ${p.nationalId}`);
     if (url.endsWith('/metadata')) {
-      return Response.json({
-        resourceType: 'CapabilityStatement',
-        status: 'active',
-        kind: 'instance',
-        fhirVersion: '4.0.1',
-        format: ['json'],
-        rest: [{ mode: 'server', interaction: [{ code: 'transaction' }] }],
-      });
+      return Response.json(capabilityStatement());
     }
     return new Response(
       JSON.stringify({
@@ -111,10 +106,7 @@ describe('the Worker logs JSON lines without patient data', () => {
     // A production deployment missing its targets: refused, and the log names the setting.
     const production = {
       ...bearer,
-      BRIDGE_ENV: 'production',
-      ALLOW_SYNTHETIC_IDS: 'false',
-      IDENTIFIER_NAMESPACE: 'https://fhir.clinic.example/sid',
-      IDENTITY_SECRET: 'test-identity-secret-0123456789abcdefghij',
+      ...PRODUCTION_IDENTITY,
       DATA_ENCRYPTION_KEYS: JSON.stringify([{ kid: 'test-1', k: 'x'.repeat(43) }]),
       FHIR_TARGETS: undefined,
     } as unknown as Env;

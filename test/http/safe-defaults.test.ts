@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { createInboundAuthenticator } from '../../src/auth/inbound.ts';
 import { loadConfig } from '../../src/config.ts';
 import worker from '../../src/worker.ts';
+import { PRODUCTION_IDENTITY } from '../fixtures/production.ts';
 
 type Env = typeof env;
 const call = (path: string, e: Record<string, unknown>) =>
@@ -39,10 +40,7 @@ describe('safe by default (inside workerd)', () => {
   it('refuses an open API without BRIDGE_ENV "local", also in production', async () => {
     const production = {
       ...env,
-      BRIDGE_ENV: 'production',
-      ALLOW_SYNTHETIC_IDS: 'false',
-      IDENTIFIER_NAMESPACE: 'https://fhir.clinic.example/sid',
-      IDENTITY_SECRET: 'test-identity-secret-0123456789abcdefghij',
+      ...PRODUCTION_IDENTITY,
     };
     for (const e of [{ ...env, BRIDGE_ENV: undefined }, production, { ...production, BRIDGE_ENV: 'local' }]) {
       const r = await call('/v1/Questionnaire', e);
@@ -56,12 +54,9 @@ describe('safe by default (inside workerd)', () => {
     const token = 'test-api-token-0123456789abcdefghijkl';
     const production = {
       ...env,
-      BRIDGE_ENV: 'production',
-      ALLOW_SYNTHETIC_IDS: 'false',
+      ...PRODUCTION_IDENTITY,
       API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}',
       API_TOKENS: token,
-      IDENTIFIER_NAMESPACE: 'https://fhir.clinic.example/sid',
-      IDENTITY_SECRET: 'test-identity-secret-0123456789abcdefghij',
       DATA_ENCRYPTION_KEYS: JSON.stringify([{ kid: 'test-1', k: 'x'.repeat(43) }]),
       FHIR_TARGETS: undefined,
     };

@@ -12,6 +12,7 @@ import { DataCipher, DataDecryptionError, decodeDataKey, isJwe } from '../../src
 import { D1Store } from '../../src/sync/d1-store.ts';
 import { submitEpisode } from '../../src/sync/deliver.ts';
 import worker from '../../src/worker.ts';
+import { PRODUCTION_IDENTITY } from '../fixtures/production.ts';
 
 const NORTH = 'tenancy-token-north-journal-5Kd9Wq2Rx7Lm';
 const NORTH_ENGINE = 'tenancy-token-north-engine-3Jf6Tz8Pb1Vn';
@@ -302,12 +303,9 @@ describe('the write rate limit per tenant (rate-limiting binding)', () => {
     const { WRITE_RATE_LIMITER: _binding, ...unbound } = env;
     const production = {
       ...unbound,
-      BRIDGE_ENV: 'production',
-      ALLOW_SYNTHETIC_IDS: 'false',
+      ...PRODUCTION_IDENTITY,
       API_AUTH: '{"type":"bearer","tokensSecret":"API_TOKENS"}',
       API_TOKENS: JSON.stringify({ 'rl-prod': 'ratelimit-token-production-4Cx8Vm2Ks6Dj' }),
-      IDENTIFIER_NAMESPACE: 'https://fhir.clinic.example/sid',
-      IDENTITY_SECRET: 'test-identity-secret-0123456789abcdefghij',
       DATA_ENCRYPTION_KEYS: JSON.stringify([{ kid: 'test-1', k: base64url.encode(new Uint8Array(32).fill(5)) }]),
     } as typeof env;
     const r = await call('ratelimit-token-production-4Cx8Vm2Ks6Dj', '/v1/jobs', {}, production);

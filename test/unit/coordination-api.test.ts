@@ -24,6 +24,7 @@ import { attemptJob } from '../../src/sync/deliver.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
 import { createDeliveryService } from '../../src/sync/service.ts';
 import type { CoordinationRequest } from '../../src/sync/types.ts';
+import { capabilityStatement } from '../fixtures/capability.ts';
 import { activeFather, completed } from '../fixtures/examples.ts';
 
 const CLINIC = 'http://clinic.coordination.test/fhir';
@@ -51,18 +52,7 @@ let tasks: Map<string, Task>;
 /** `Task/{id}` reads the primary servers answered, in order. */
 let reads: string[];
 
-const metadata = (base: string) =>
-  http.get(`${base}/metadata`, () =>
-    HttpResponse.json({
-      resourceType: 'CapabilityStatement',
-      status: 'active',
-      kind: 'instance',
-      fhirVersion: '4.0.1',
-      format: ['json'],
-      date: '2026-01-01',
-      rest: [{ mode: 'server', interaction: [{ code: 'transaction' }] }],
-    }),
-  );
+const metadata = (base: string) => http.get(`${base}/metadata`, () => HttpResponse.json(capabilityStatement()));
 
 /** A server that takes every transaction (entry i at `Type/{prefix}{i}`); a primary server keeps its Tasks to be read back. */
 const takesTransactions = (base: string, prefix: string, keep: boolean) =>

@@ -14,6 +14,7 @@ import { listCoordination } from '../../src/sync/coordination.ts';
 import { attemptJob, type DeliveryDeps, resetForReplay, submitEpisode } from '../../src/sync/deliver.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
 import { markDead } from '../../src/sync/sweep.ts';
+import { capabilityStatement } from '../fixtures/capability.ts';
 import { activeFather, completed } from '../fixtures/examples.ts';
 
 const CLINIC = 'http://clinic.test/fhir';
@@ -41,18 +42,7 @@ function deps(store = new MemoryStore()): DeliveryDeps {
   };
 }
 
-const metadata = (base: string) =>
-  http.get(`${base}/metadata`, () =>
-    HttpResponse.json({
-      resourceType: 'CapabilityStatement',
-      status: 'active',
-      kind: 'instance',
-      fhirVersion: '4.0.1',
-      format: ['json'],
-      date: '2026-01-01',
-      rest: [{ mode: 'server', interaction: [{ code: 'transaction' }] }],
-    }),
-  );
+const metadata = (base: string) => http.get(`${base}/metadata`, () => HttpResponse.json(capabilityStatement()));
 
 /** A server that takes every transaction: entry i lands at `Type/id{i}`; Tasks are kept to be read back. */
 const takesTransactions = (base: string, keep?: Map<string, Task>) => http.post(base, ({ request }) => transactionAnswer(request, keep));

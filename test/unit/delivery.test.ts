@@ -13,6 +13,7 @@ import { clearCapabilityCache, entryKey } from '../../src/sync/apply.ts';
 import { FhirTargetClient } from '../../src/sync/client.ts';
 import { attemptJob, type DeliveryDeps, resetForReplay, submitEpisode } from '../../src/sync/deliver.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
+import { capabilityStatement } from '../fixtures/capability.ts';
 import { completed, plannedMinimal } from '../fixtures/examples.ts';
 
 /** Entries of the completed example's Bundle: what one full delivery writes. */
@@ -37,18 +38,7 @@ function deps(store = new MemoryStore()): DeliveryDeps {
   };
 }
 
-const metadata = (transaction = true) =>
-  http.get(`${BASE}/metadata`, () =>
-    HttpResponse.json({
-      resourceType: 'CapabilityStatement',
-      status: 'active',
-      kind: 'instance',
-      fhirVersion: '4.0.1',
-      format: ['json'],
-      date: '2026-01-01',
-      rest: [{ mode: 'server', interaction: transaction ? [{ code: 'transaction' }] : [] }],
-    }),
-  );
+const metadata = (transaction = true) => http.get(`${BASE}/metadata`, () => HttpResponse.json(capabilityStatement({ transaction })));
 
 /**
  * A transaction answer that gives each entry a stable id derived from its position, as a

@@ -14,6 +14,7 @@ import { FhirTargetClient } from '../../src/sync/client.ts';
 import { attemptJob, submitEpisode } from '../../src/sync/deliver.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
 import { personalTerms, REDACTED, redactOutcome, redactText } from '../../src/sync/redact.ts';
+import { capabilityStatement } from '../fixtures/capability.ts';
 import { completed } from '../fixtures/examples.ts';
 
 const bundle = mapEpisode(completed()) as Bundle;
@@ -130,17 +131,7 @@ describe("a refused delivery keeps the server's outcome redacted on the job", ()
       ],
     };
     server.use(
-      http.get(`${BASE}/metadata`, () =>
-        HttpResponse.json({
-          resourceType: 'CapabilityStatement',
-          status: 'active',
-          kind: 'instance',
-          fhirVersion: '4.0.1',
-          format: ['json'],
-          date: '2026-01-01',
-          rest: [{ mode: 'server', interaction: [{ code: 'transaction' }] }],
-        }),
-      ),
+      http.get(`${BASE}/metadata`, () => HttpResponse.json(capabilityStatement())),
       http.post(BASE, () => HttpResponse.json(quoting, { status: 422 })),
     );
     let n = 0;

@@ -18,6 +18,7 @@ import { MemoryStore } from '../../src/sync/memory-store.ts';
 import { createDeliveryService, type DeliveryQueue } from '../../src/sync/service.ts';
 import { markDead, PURGED_BEFORE_DELIVERY, purgeExpired, sweepStale } from '../../src/sync/sweep.ts';
 import type { Job } from '../../src/sync/types.ts';
+import { capabilityStatement } from '../fixtures/capability.ts';
 import { activeFather, completed, plannedMinimal } from '../fixtures/examples.ts';
 
 const MINUTE = 60_000;
@@ -276,17 +277,7 @@ describe('recovery and retention settings', () => {
 describe('sweep with the Node queue', () => {
   const BASE = 'http://fhir.test/fhir';
   const server = setupServer(
-    http.get(`${BASE}/metadata`, () =>
-      HttpResponse.json({
-        resourceType: 'CapabilityStatement',
-        status: 'active',
-        kind: 'instance',
-        fhirVersion: '4.0.1',
-        format: ['json'],
-        date: '2026-01-01',
-        rest: [{ mode: 'server', interaction: [{ code: 'transaction' }] }],
-      }),
-    ),
+    http.get(`${BASE}/metadata`, () => HttpResponse.json(capabilityStatement())),
     http.post(BASE, async ({ request }) => {
       const b = (await request.json()) as Bundle;
       return HttpResponse.json({

@@ -19,6 +19,7 @@ import { FhirTargetClient } from '../../src/sync/client.ts';
 import { attemptJob } from '../../src/sync/deliver.ts';
 import { MemoryStore } from '../../src/sync/memory-store.ts';
 import { createDeliveryService, type WriteLimiter } from '../../src/sync/service.ts';
+import { capabilityStatement } from '../fixtures/capability.ts';
 import { completed, plannedMinimal } from '../fixtures/examples.ts';
 
 const NORTH_JOURNAL = 'tenant-token-north-journal-4Fq8Zr2Lw6Xp';
@@ -67,17 +68,7 @@ function bridge(limiter?: WriteLimiter) {
 function fhirServer() {
   const seen = { transactions: 0 };
   server.use(
-    http.get(`${BASE}/metadata`, () =>
-      HttpResponse.json({
-        resourceType: 'CapabilityStatement',
-        status: 'active',
-        kind: 'instance',
-        fhirVersion: '4.0.1',
-        format: ['json'],
-        date: '2026-01-01',
-        rest: [{ mode: 'server', interaction: [{ code: 'transaction' }] }],
-      }),
-    ),
+    http.get(`${BASE}/metadata`, () => HttpResponse.json(capabilityStatement())),
     http.post(BASE, async ({ request }) => {
       seen.transactions++;
       const b = (await request.json()) as Bundle;
